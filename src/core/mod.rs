@@ -1,0 +1,9 @@
+//! The pure core: the rules of Sluice, with no I/O.
+//!
+//! Nothing under `core` touches the network, the filesystem, processes, the environment, the
+//! clock or async runtimes; time and ids come in as arguments. That keeps every rule testable
+//! in milliseconds and makes the edge (`adapters`) the only place that can fail for reasons
+//! outside the input. The `tidy` test enforces this.
+
+pub mod diag;
+pub mod types;

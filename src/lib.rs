@@ -1,0 +1,7 @@
+//! Sluice: a self-hosted pull-request bot that gates Terraform/OpenTofu changes through Git.
+//!
+//! Layers (see ARCHITECTURE.md): `core` is pure; `app` orchestrates flows over the port traits;
+//! `adapters` talk to the world (git, terraform in a sandbox, GitHub, the store); `http` is the
+//! axum router; `cli` parses arguments and dispatches.
+
+pub mod core;

@@ -1,0 +1,1 @@
+//! Sluice's integration tests: one binary, real git, real terraform, real SQLite, a fake GitHub.
