@@ -4,4 +4,6 @@
 //! `adapters` talk to the world (git, terraform in a sandbox, GitHub, the store); `http` is the
 //! axum router; `cli` parses arguments and dispatches.
 
+pub mod adapters;
+pub mod config;
 pub mod core;

@@ -1,0 +1,7 @@
+//! Adapters: the edge where Sluice touches the world — processes and the sandbox, terraform,
+//! git, GitHub, the store. Each adapter hides one external system behind a small API; rules
+//! about *what* to do live in `core`, sequencing lives in `app`.
+
+pub mod process;
+pub mod sandbox;
+pub mod terraform;

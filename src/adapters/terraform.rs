@@ -1,0 +1,312 @@
+//! Driving terraform / OpenTofu inside the sandbox: resolve the binary for a project, write the
+//! CLI configuration, and run `init`, `workspace select|new`, `plan -out`, `show -json` and
+//! `apply <planfile>` with the right flags and exit-code handling.
+//!
+//! What a step's output *means* (summaries, rendering) is the core's business, not this module's.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use tokio_util::sync::CancellationToken;
+
+use super::process::{self, LineSink, ProcessOutput, Stdout, Termination};
+use super::sandbox::{Invocation, Sandbox};
+use crate::core::types::Engine;
+
+/// Finds the engine binary for a project: a pinned version from the versions dir, else the
+/// configured default binary, else the engine's name on PATH. The result is checked to exist and
+/// be executable, so a missing binary is reported before any job starts.
+#[derive(Debug, Clone, Default)]
+pub struct EngineResolver {
+    pub terraform_bin: Option<PathBuf>,
+    pub tofu_bin: Option<PathBuf>,
+    pub versions_dir: Option<PathBuf>,
+}
+
+impl EngineResolver {
+    pub fn resolve(&self, engine: Engine, version: Option<&str>) -> anyhow::Result<PathBuf> {
+        if let Some(version) = version {
+            if !version
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+            {
+                bail!("terraform_version {version:?} is not a version number");
+            }
+            let Some(dir) = &self.versions_dir else {
+                bail!(
+                    "the project pins {engine} {version}, but no engine_versions_dir is configured; \
+                     install it as <engine_versions_dir>/{engine}/{version}/{} or remove the pin",
+                    engine.default_binary()
+                );
+            };
+            let path = dir
+                .join(engine.as_str())
+                .join(version)
+                .join(engine.default_binary());
+            return crate::config::resolve_binary(&path)
+                .with_context(|| format!("{engine} {version} is not installed"));
+        }
+        let configured = match engine {
+            Engine::Terraform => self.terraform_bin.clone(),
+            Engine::Opentofu => self.tofu_bin.clone(),
+        };
+        let wanted = configured.unwrap_or_else(|| PathBuf::from(engine.default_binary()));
+        crate::config::resolve_binary(&wanted)
+            .with_context(|| format!("{engine} binary unavailable"))
+    }
+}
+
+/// Limits applied to every engine command of a job.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub timeout: Duration,
+    pub grace: Duration,
+    pub output_cap: usize,
+    pub plan_json_cap: u64,
+    pub network: bool,
+}
+
+/// The terraform CLI configuration for runs: with a mirror, providers come from it only —
+/// trusted, read-only, offline, and safe for any number of concurrent inits (nothing shared is
+/// written). Without one, terraform installs from registries into each job's own `.terraform`.
+pub fn cli_config_text(providers_guest_path: Option<&Path>) -> String {
+    let mut s = String::from("# written by sluice\ndisable_checkpoint = true\n");
+    if let Some(p) = providers_guest_path {
+        s.push_str(&format!(
+            "provider_installation {{\n  filesystem_mirror {{\n    path = \"{}\"\n  }}\n}}\n",
+            p.display()
+        ));
+    }
+    s
+}
+
+/// Everything needed to run engine commands for one project in one job dir.
+pub struct Engines<'a> {
+    pub sandbox: &'a Sandbox,
+    pub engine: Engine,
+    pub binary: &'a Path,
+    pub mirror: Option<&'a Path>,
+    /// Host path of the CLI config file (outside the job dir; mounted read-only).
+    pub cli_config: &'a Path,
+    pub job_dir: &'a Path,
+    /// Working directory relative to the job dir (e.g. `repo/envs/prod`).
+    pub cwd: String,
+    pub env: BTreeMap<String, String>,
+    pub limits: Limits,
+    pub sink: Option<Arc<dyn LineSink>>,
+    pub cancel: CancellationToken,
+}
+
+/// The outcome of one command, with what went wrong spelled out.
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub output: ProcessOutput,
+    pub ok: bool,
+}
+
+impl Step {
+    /// One line on how the step ended, for error reports.
+    pub fn ending(&self) -> String {
+        match self.output.termination {
+            Termination::Exited(c) => format!("exited with status {c}"),
+            Termination::Signalled(s) => format!("was killed by signal {s}"),
+            Termination::TimedOut => "ran past its timeout and was stopped".to_string(),
+            Termination::Cancelled => "was cancelled".to_string(),
+        }
+    }
+}
+
+impl Engines<'_> {
+    /// Where the job dir is, as the run sees it.
+    pub fn guest_work(&self) -> PathBuf {
+        self.sandbox
+            .guest_paths(
+                self.job_dir,
+                self.binary,
+                self.mirror,
+                Some(self.cli_config),
+            )
+            .work
+    }
+
+    async fn run(
+        &self,
+        args: Vec<String>,
+        stdout: Stdout,
+        ok_codes: &[i32],
+    ) -> anyhow::Result<Step> {
+        let inv = Invocation {
+            job_dir: self.job_dir,
+            cwd: &self.cwd,
+            engine: self.binary,
+            mirror: self.mirror,
+            cli_config: Some(self.cli_config),
+            args,
+            env: self.env.clone(),
+            network: self.limits.network,
+            timeout: self.limits.timeout,
+            grace: self.limits.grace,
+            output_cap: self.limits.output_cap,
+            stdout,
+        };
+        let spec = self.sandbox.process_spec(&inv)?;
+        let output = process::run(&spec, self.sink.clone(), &self.cancel).await?;
+        let ok = matches!(output.termination, Termination::Exited(c) if ok_codes.contains(&c));
+        Ok(Step { output, ok })
+    }
+
+    pub async fn init(&self, extra: &[String]) -> anyhow::Result<Step> {
+        let mut args = vec!["init".into(), "-input=false".into(), "-no-color".into()];
+        args.extend(extra.iter().cloned());
+        self.run(args, Stdout::Captured, &[0]).await
+    }
+
+    /// Selects the workspace, creating it when it does not exist yet (terraform 1.0 has no
+    /// `select -or-create`).
+    pub async fn select_workspace(&self, workspace: &str) -> anyhow::Result<Step> {
+        let select = self
+            .run(
+                vec![
+                    "workspace".into(),
+                    "select".into(),
+                    "-no-color".into(),
+                    workspace.into(),
+                ],
+                Stdout::Captured,
+                &[0],
+            )
+            .await?;
+        if select.ok
+            || matches!(
+                select.output.termination,
+                Termination::TimedOut | Termination::Cancelled
+            )
+        {
+            return Ok(select);
+        }
+        self.run(
+            vec![
+                "workspace".into(),
+                "new".into(),
+                "-no-color".into(),
+                workspace.into(),
+            ],
+            Stdout::Captured,
+            &[0],
+        )
+        .await
+    }
+
+    /// `plan -detailed-exitcode`: 0 = no changes, 2 = changes (success, not failure), 1 = error.
+    pub async fn plan(&self, plan_file: &Path, extra: &[String]) -> anyhow::Result<Step> {
+        let mut args = vec![
+            "plan".into(),
+            "-input=false".into(),
+            "-no-color".into(),
+            "-detailed-exitcode".into(),
+            format!("-out={}", plan_file.display()),
+        ];
+        args.extend(extra.iter().cloned());
+        self.run(args, Stdout::Captured, &[0, 2]).await
+    }
+
+    /// `show -json <planfile>`, written to `json_out` (host path inside the job dir).
+    pub async fn show_json(&self, plan_file: &Path, json_out: &Path) -> anyhow::Result<Step> {
+        self.run(
+            vec![
+                "show".into(),
+                "-json".into(),
+                "-no-color".into(),
+                plan_file.to_string_lossy().into_owned(),
+            ],
+            Stdout::File {
+                path: json_out.to_path_buf(),
+                cap: self.limits.plan_json_cap,
+            },
+            &[0],
+        )
+        .await
+    }
+
+    /// Applies exactly `plan_file`.
+    pub async fn apply(&self, plan_file: &Path) -> anyhow::Result<Step> {
+        self.run(
+            vec![
+                "apply".into(),
+                "-input=false".into(),
+                "-no-color".into(),
+                "-auto-approve".into(),
+                plan_file.to_string_lossy().into_owned(),
+            ],
+            Stdout::Captured,
+            &[0],
+        )
+        .await
+    }
+
+    /// `version` (first line, e.g. `Terraform v1.0.3`).
+    pub async fn version(&self) -> anyhow::Result<String> {
+        let step = self
+            .run(vec!["version".into()], Stdout::Captured, &[0])
+            .await?;
+        Ok(step
+            .output
+            .output
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolver_explains_missing_and_non_executable_binaries() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = EngineResolver {
+            terraform_bin: Some(dir.path().join("nope")),
+            ..EngineResolver::default()
+        };
+        let err = format!("{:#}", r.resolve(Engine::Terraform, None).unwrap_err());
+        assert!(
+            err.contains("terraform binary unavailable") && err.contains("does not exist"),
+            "{err}"
+        );
+
+        let f = dir.path().join("terraform");
+        std::fs::write(&f, "#!/bin/sh\n").unwrap();
+        let r = EngineResolver {
+            terraform_bin: Some(f.clone()),
+            ..EngineResolver::default()
+        };
+        let err = format!("{:#}", r.resolve(Engine::Terraform, None).unwrap_err());
+        assert!(err.contains("not executable"), "{err}");
+
+        let err = format!(
+            "{:#}",
+            r.resolve(Engine::Terraform, Some("1.6.2")).unwrap_err()
+        );
+        assert!(err.contains("no engine_versions_dir"), "{err}");
+        let err = format!(
+            "{:#}",
+            r.resolve(Engine::Terraform, Some("1.6.2; rm -rf /"))
+                .unwrap_err()
+        );
+        assert!(err.contains("not a version number"), "{err}");
+    }
+
+    #[test]
+    fn cli_config_uses_only_the_mirror() {
+        let text = cli_config_text(Some(Path::new("/sluice/providers")));
+        assert!(text.contains("filesystem_mirror") && text.contains("/sluice/providers"));
+        assert!(!text.contains("direct"));
+        assert!(!cli_config_text(None).contains("provider_installation"));
+    }
+}

@@ -1,0 +1,537 @@
+//! Server settings: defaults → `sluice.toml`/YAML (`SLUICE_CONFIG`) → `SLUICE_*` environment →
+//! command-line flags, merged with the `config` crate and validated once.
+//!
+//! `preview` and `serve` read the same settings so they behave alike. Secrets are held in
+//! [`Secret`], whose `Debug` never prints the value. This module reads the environment and the
+//! config file; nothing else in the crate does.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+/// A secret value (webhook secret, token, key). `Debug` and `Display` redact it, so a settings
+/// struct can be logged whole without leaking anything.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+
+    /// The value itself. Call sites are few and obvious: signing, auth headers, redaction lists.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Everything an operator can set. Flat keys are the contract scripted against
+/// (`SLUICE_WEBHOOK_SECRET` ↔ `webhook_secret`); nested tables (`[runner]`, `[[credentials]]`)
+/// are reachable from the environment with `__` (`SLUICE_RUNNER__PROFILE`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Address the HTTP server listens on.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Where the store, repository mirrors and job directories live.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// Shared secret of the GitHub webhook. Required by `serve` (fail closed).
+    #[serde(default)]
+    pub webhook_secret: Option<Secret>,
+    /// Development only: accept unsigned webhooks. Only settable by the flag of the same name.
+    #[serde(skip)]
+    pub insecure_no_webhook_secret: bool,
+    #[serde(default)]
+    pub github_token: Option<Secret>,
+    #[serde(default)]
+    pub github_app_id: Option<u64>,
+    #[serde(default)]
+    pub github_app_key_file: Option<PathBuf>,
+    #[serde(default = "default_api_url")]
+    pub github_api_url: String,
+    /// The bot's own GitHub login (e.g. `sluice[bot]`); discovered from the API when unset.
+    #[serde(default)]
+    pub github_bot_login: Option<String>,
+    /// `owner/repo` globs, `!` negation; empty means every repository that sends events.
+    #[serde(default)]
+    pub repo_allowlist: Vec<String>,
+    /// The word that starts a command in a PR comment.
+    #[serde(default = "default_bot_name")]
+    pub bot_name: String,
+    /// Default terraform binary (a path, or a name looked up on PATH).
+    #[serde(default)]
+    pub terraform_bin: Option<PathBuf>,
+    /// Default OpenTofu binary.
+    #[serde(default)]
+    pub tofu_bin: Option<PathBuf>,
+    /// Directory of pinned versions: `<dir>/terraform/<version>/terraform`,
+    /// `<dir>/opentofu/<version>/tofu`.
+    #[serde(default)]
+    pub engine_versions_dir: Option<PathBuf>,
+    /// A filesystem provider mirror given read-only to every run. When set, providers are
+    /// installed from it only (offline, trusted); unset, terraform downloads from registries.
+    #[serde(default)]
+    pub provider_mirror: Option<PathBuf>,
+    #[serde(default)]
+    pub runner: RunnerSettings,
+    /// Comment commands this server accepts.
+    #[serde(default = "default_enabled_commands")]
+    pub enabled_commands: Vec<String>,
+    /// Plan draft PRs automatically (they are skipped by default).
+    #[serde(default)]
+    pub plan_drafts: bool,
+    /// Run PRs whose head branch lives in a fork. Off by default: a fork's author gets the
+    /// server's credentials at plan time otherwise.
+    #[serde(default)]
+    pub allow_fork_prs: bool,
+    /// Worker slots: how many project jobs run at once.
+    #[serde(default = "default_workers")]
+    pub workers: usize,
+    /// Credentials handed to the runs of the projects that need them, and no others.
+    #[serde(default)]
+    pub credentials: Vec<CredentialRule>,
+    /// Token for `GET /api/...`; unset disables the API (never open).
+    #[serde(default)]
+    pub api_token: Option<Secret>,
+    /// Public base URL of this server, used for links to logs in comments.
+    #[serde(default)]
+    pub public_url: Option<String>,
+}
+
+/// How and where terraform runs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunnerSettings {
+    /// `bwrap` (default, isolated), `plain` (development only, not isolated), or a path to a
+    /// profile file like those in `runners/`.
+    #[serde(default = "default_profile")]
+    pub profile: String,
+    /// Wall-clock limit of one terraform command.
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u64,
+    /// After SIGINT (timeout or cancel), how long terraform gets to stop before SIGKILL.
+    #[serde(default = "default_grace")]
+    pub grace_secs: u64,
+    /// Bytes of terraform output kept per command (head and tail are kept, the middle cut).
+    #[serde(default = "default_output_cap")]
+    pub output_cap_bytes: usize,
+    /// Largest `terraform show -json` accepted.
+    #[serde(default = "default_json_cap")]
+    pub plan_json_cap_bytes: usize,
+    /// Network inside the sandbox. Providers talk to cloud APIs, so on by default.
+    #[serde(default = "default_true")]
+    pub network: bool,
+}
+
+impl Default for RunnerSettings {
+    fn default() -> Self {
+        RunnerSettings {
+            profile: default_profile(),
+            timeout_secs: default_timeout(),
+            grace_secs: default_grace(),
+            output_cap_bytes: default_output_cap(),
+            plan_json_cap_bytes: default_json_cap(),
+            network: true,
+        }
+    }
+}
+
+/// Environment variables given to the runs of matching projects only.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialRule {
+    /// `owner/repo` globs.
+    #[serde(default = "match_all")]
+    pub repos: Vec<String>,
+    /// Project name globs.
+    #[serde(default = "match_all")]
+    pub projects: Vec<String>,
+    /// Literal values (treated as secrets: redacted from every output).
+    #[serde(default)]
+    pub env: BTreeMap<String, Secret>,
+    /// Names copied from the server's own environment at start-up (also redacted).
+    #[serde(default)]
+    pub env_from_server: Vec<String>,
+}
+
+fn default_listen() -> SocketAddr {
+    "127.0.0.1:4141".parse().expect("literal address")
+}
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("sluice-data")
+}
+fn default_api_url() -> String {
+    "https://api.github.com".to_string()
+}
+fn default_bot_name() -> String {
+    "sluice".to_string()
+}
+fn default_profile() -> String {
+    "bwrap".to_string()
+}
+fn default_timeout() -> u64 {
+    3600
+}
+fn default_grace() -> u64 {
+    30
+}
+fn default_output_cap() -> usize {
+    4 * 1024 * 1024
+}
+fn default_json_cap() -> usize {
+    512 * 1024 * 1024
+}
+fn default_true() -> bool {
+    true
+}
+fn default_workers() -> usize {
+    2
+}
+fn default_enabled_commands() -> Vec<String> {
+    [
+        "plan",
+        "apply",
+        "unlock",
+        "approve_policies",
+        "help",
+        "version",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+fn match_all() -> Vec<String> {
+    vec!["*".to_string()]
+}
+
+/// Values from command-line flags; they override everything else.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub config_file: Option<PathBuf>,
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub insecure_no_webhook_secret: bool,
+}
+
+/// Top-level keys settable from the environment as `SLUICE_<KEY>`. Other `SLUICE_*` variables
+/// are ignored rather than rejected: the environment is shared with other tools.
+const ENV_KEYS: &[&str] = &[
+    "listen",
+    "data_dir",
+    "webhook_secret",
+    "github_token",
+    "github_app_id",
+    "github_app_key_file",
+    "github_api_url",
+    "github_bot_login",
+    "repo_allowlist",
+    "bot_name",
+    "terraform_bin",
+    "tofu_bin",
+    "engine_versions_dir",
+    "provider_mirror",
+    "enabled_commands",
+    "plan_drafts",
+    "allow_fork_prs",
+    "workers",
+    "api_token",
+    "public_url",
+];
+const LIST_KEYS: &[&str] = &["repo_allowlist", "enabled_commands"];
+
+impl Settings {
+    /// Loads settings from the process environment and, when named, a config file.
+    pub fn load(overrides: &Overrides) -> anyhow::Result<Settings> {
+        let env: HashMap<String, String> = std::env::vars().collect();
+        Self::load_from(&env, overrides)
+    }
+
+    /// Same as [`Settings::load`] with an explicit environment (tests).
+    pub fn load_from(
+        env: &HashMap<String, String>,
+        overrides: &Overrides,
+    ) -> anyhow::Result<Settings> {
+        let file = overrides.config_file.clone().or_else(|| {
+            env.get("SLUICE_CONFIG")
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from)
+        });
+
+        let mut builder = config::Config::builder();
+        if let Some(path) = &file {
+            if !path.is_file() {
+                bail!("config file {} does not exist", path.display());
+            }
+            builder = builder.add_source(config::File::from(path.as_path()).required(true));
+        }
+
+        // Only known keys are taken from the environment: flat ones as SLUICE_KEY, nested ones
+        // as SLUICE_SECTION__KEY.
+        let mut vars = config::Map::new();
+        for (k, v) in env {
+            let Some(rest) = k.strip_prefix("SLUICE_") else {
+                continue;
+            };
+            let key = rest.to_ascii_lowercase();
+            let known = ENV_KEYS.contains(&key.as_str()) || key.starts_with("runner__");
+            if known && !v.is_empty() {
+                vars.insert(k.clone(), v.clone());
+            }
+        }
+        let mut envsrc = config::Environment::with_prefix("SLUICE")
+            .prefix_separator("_")
+            .separator("__")
+            .list_separator(",")
+            .try_parsing(true)
+            .source(Some(vars));
+        for key in LIST_KEYS {
+            envsrc = envsrc.with_list_parse_key(key);
+        }
+        builder = builder.add_source(envsrc);
+
+        if let Some(listen) = overrides.listen {
+            builder = builder.set_override("listen", listen.to_string())?;
+        }
+        if let Some(dir) = &overrides.data_dir {
+            builder = builder.set_override("data_dir", dir.to_string_lossy().to_string())?;
+        }
+
+        let merged = builder.build().map_err(|e| match &file {
+            Some(path) => anyhow::anyhow!("reading settings from {}: {e}", path.display()),
+            None => anyhow::anyhow!("reading settings: {e}"),
+        })?;
+        let mut settings: Settings = merged.try_deserialize().map_err(|e| match &file {
+            Some(path) => anyhow::anyhow!(
+                "invalid settings (file {}, SLUICE_* environment): {e}",
+                path.display()
+            ),
+            None => anyhow::anyhow!("invalid settings (SLUICE_* environment): {e}"),
+        })?;
+        settings.insecure_no_webhook_secret = overrides.insecure_no_webhook_secret;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&mut self) -> anyhow::Result<()> {
+        if self.bot_name.trim().is_empty() || self.bot_name.contains(char::is_whitespace) {
+            bail!("bot_name must be one word, got {:?}", self.bot_name);
+        }
+        if self.workers == 0 {
+            bail!("workers must be at least 1");
+        }
+        if self.github_app_id.is_some() != self.github_app_key_file.is_some() {
+            bail!("SLUICE_GITHUB_APP_ID and SLUICE_GITHUB_APP_KEY_FILE must be set together");
+        }
+        if let Some(secret) = &self.webhook_secret
+            && secret.expose().len() < 8
+        {
+            bail!("the webhook secret is shorter than 8 characters; use a long random value");
+        }
+        for pattern in &self.repo_allowlist {
+            let glob = pattern.strip_prefix('!').unwrap_or(pattern);
+            globset::Glob::new(glob)
+                .with_context(|| format!("repo_allowlist entry {pattern:?} is not a valid glob"))?;
+        }
+        self.github_api_url = self.github_api_url.trim_end_matches('/').to_string();
+        if self.runner.timeout_secs == 0 {
+            bail!("runner.timeout_secs must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// Every secret value the server knows, for output redaction.
+    pub fn secret_values(&self) -> Vec<String> {
+        let mut out: Vec<String> = [&self.webhook_secret, &self.github_token, &self.api_token]
+            .into_iter()
+            .flatten()
+            .map(|s| s.expose().to_string())
+            .collect();
+        for rule in &self.credentials {
+            out.extend(rule.env.values().map(|s| s.expose().to_string()));
+        }
+        out
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join("sluice.db")
+    }
+
+    pub fn jobs_dir(&self) -> PathBuf {
+        self.data_dir.join("jobs")
+    }
+
+    pub fn mirrors_dir(&self) -> PathBuf {
+        self.data_dir.join("repos")
+    }
+}
+
+/// Resolves a binary given as a path or a bare name (looked up on `PATH`), checking that it is
+/// an executable file. The error says what was tried, so a missing tool is a one-line fix.
+pub fn resolve_binary(name_or_path: &Path) -> anyhow::Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let check = |p: &Path| -> anyhow::Result<PathBuf> {
+        let meta =
+            std::fs::metadata(p).with_context(|| format!("{} does not exist", p.display()))?;
+        if !meta.is_file() {
+            bail!("{} is not a file", p.display());
+        }
+        if meta.permissions().mode() & 0o111 == 0 {
+            bail!("{} is not executable (chmod +x it)", p.display());
+        }
+        Ok(std::fs::canonicalize(p).with_context(|| format!("resolving {}", p.display()))?)
+    };
+    if name_or_path.components().count() > 1 || name_or_path.is_absolute() {
+        return check(name_or_path);
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for dir in std::env::split_paths(&path) {
+        let candidate = dir.join(name_or_path);
+        if candidate.is_file() {
+            return check(&candidate);
+        }
+    }
+    bail!(
+        "`{}` was not found on PATH; install it or set its path (SLUICE_TERRAFORM_BIN / tofu_bin)",
+        name_or_path.display()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_without_anything() {
+        let s = Settings::load_from(&env(&[]), &Overrides::default()).unwrap();
+        assert_eq!(s.listen.to_string(), "127.0.0.1:4141");
+        assert_eq!(s.bot_name, "sluice");
+        assert!(s.webhook_secret.is_none());
+        assert_eq!(s.runner.profile, "bwrap");
+    }
+
+    #[test]
+    fn environment_contract_names() {
+        let s = Settings::load_from(
+            &env(&[
+                ("SLUICE_LISTEN", "127.0.0.1:9999"),
+                ("SLUICE_WEBHOOK_SECRET", "s3cret-value"),
+                ("SLUICE_GITHUB_TOKEN", "ghp_abc"),
+                ("SLUICE_GITHUB_API_URL", "http://127.0.0.1:1234/"),
+                ("SLUICE_REPO_ALLOWLIST", "acme/*,!acme/secret"),
+                ("SLUICE_TERRAFORM_BIN", "/opt/tf"),
+                ("SLUICE_PROVIDER_MIRROR", "/opt/mirror"),
+                ("SLUICE_BOT_NAME", "atlantis"),
+                ("SLUICE_RUNNER__PROFILE", "plain"),
+                ("SLUICE_UNRELATED_THING", "ignored"),
+            ]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(s.listen.port(), 9999);
+        assert_eq!(s.webhook_secret.as_ref().unwrap().expose(), "s3cret-value");
+        assert_eq!(s.github_api_url, "http://127.0.0.1:1234");
+        assert_eq!(s.repo_allowlist, vec!["acme/*", "!acme/secret"]);
+        assert_eq!(s.bot_name, "atlantis");
+        assert_eq!(s.runner.profile, "plain");
+        assert_eq!(s.provider_mirror.unwrap(), PathBuf::from("/opt/mirror"));
+    }
+
+    #[test]
+    fn debug_never_prints_secrets() {
+        let s = Settings::load_from(
+            &env(&[
+                ("SLUICE_WEBHOOK_SECRET", "very-secret-1"),
+                ("SLUICE_GITHUB_TOKEN", "ghp_secret2"),
+            ]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        let dbg = format!("{s:?}");
+        assert!(
+            !dbg.contains("very-secret-1") && !dbg.contains("ghp_secret2"),
+            "{dbg}"
+        );
+        assert!(dbg.contains("Secret(***)"));
+    }
+
+    #[test]
+    fn file_then_env_then_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sluice.toml");
+        std::fs::write(
+            &file,
+            "bot_name = \"fromfile\"\nworkers = 3\n[runner]\ntimeout_secs = 10\n",
+        )
+        .unwrap();
+        let s = Settings::load_from(
+            &env(&[
+                ("SLUICE_CONFIG", file.to_str().unwrap()),
+                ("SLUICE_WORKERS", "5"),
+            ]),
+            &Overrides {
+                listen: Some("127.0.0.1:1".parse().unwrap()),
+                ..Overrides::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(s.bot_name, "fromfile");
+        assert_eq!(s.workers, 5);
+        assert_eq!(s.runner.timeout_secs, 10);
+        assert_eq!(s.listen.port(), 1);
+    }
+
+    #[test]
+    fn unknown_file_keys_and_bad_values_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sluice.toml");
+        std::fs::write(&file, "bot_nme = \"x\"\n").unwrap();
+        let err = Settings::load_from(
+            &env(&[("SLUICE_CONFIG", file.to_str().unwrap())]),
+            &Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("bot_nme"), "{err}");
+
+        let err = Settings::load_from(
+            &env(&[("SLUICE_WEBHOOK_SECRET", "short")]),
+            &Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("shorter than 8"), "{err}");
+
+        let err = Settings::load_from(
+            &env(&[("SLUICE_REPO_ALLOWLIST", "acme/[")]),
+            &Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("not a valid glob"), "{err}");
+    }
+}
