@@ -1,0 +1,29 @@
+terraform {
+  required_providers {
+    null = {
+      source  = "hashicorp/null"
+      version = "~> 2.1"
+    }
+  }
+}
+
+module "naming" {
+  source      = "../../../modules/naming"
+  environment = "staging"
+  component   = "network"
+}
+
+resource "null_resource" "vpc" {
+  triggers = {
+    name = "${module.naming.prefix}-vpc"
+    cidr = "10.20.0.0/16"
+  }
+}
+
+resource "null_resource" "subnet" {
+  count = 2
+  triggers = {
+    name = "${module.naming.prefix}-subnet-${count.index}"
+    cidr = "10.20.${count.index}.0/24"
+  }
+}

@@ -1,0 +1,436 @@
+//! One project's plan or apply, end to end: a fresh job dir with the exact commit exported into
+//! it, the engine run in the sandbox, the saved plan hashed and summarised from
+//! `terraform show -json`. Shared by `sluice preview` and the server's workers, so both behave
+//! the same.
+//!
+//! Apply never runs in the plan's job dir: it gets a fresh export of the same commit, the
+//! hash-verified plan file and a fresh `init`. Nothing the plan run wrote (providers, modules,
+//! scripts) is executed by the apply — only the reviewed plan file crosses over.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
+
+use crate::adapters::git::GitRepo;
+use crate::adapters::process::LineSink;
+use crate::adapters::sandbox::Sandbox;
+use crate::adapters::terraform::{EngineResolver, Engines, Limits, Step, cli_config_text};
+use crate::config::{Secret, Settings};
+use crate::core::plan::{FailedStage, PlanSummary, Redactor, parse_plan_json, render_diff, summarize};
+use crate::core::projects::Project;
+use crate::core::types::{CommitSha, RepoName};
+
+/// Environment variable names a repository's config may not set for its runs: they steer the
+/// engine itself (config file, plugin dirs, data dir, implicit arguments) or the loader.
+const RESERVED_ENV: &[&str] = &[
+    "TF_CLI_CONFIG_FILE",
+    "TERRAFORM_CONFIG",
+    "TF_PLUGIN_CACHE_DIR",
+    "TF_DATA_DIR",
+    "TF_WORKSPACE",
+    "TF_IN_AUTOMATION",
+    "TF_INPUT",
+    "TF_LOG_PATH",
+    "PATH",
+    "HOME",
+    "TMPDIR",
+];
+
+pub fn reserved_env_name(name: &str) -> bool {
+    RESERVED_ENV.contains(&name) || name.starts_with("TF_CLI_ARGS") || name.starts_with("LD_")
+}
+
+/// Shared, long-lived state for running projects, built once from the settings.
+pub struct Runner {
+    pub sandbox: Sandbox,
+    pub engines: EngineResolver,
+    pub mirror: Option<PathBuf>,
+    pub limits: Limits,
+    /// Where job dirs are created (`<data>/jobs`).
+    pub jobs_dir: PathBuf,
+    pub credentials: Vec<ResolvedCredential>,
+    /// Every secret value known to the server; redacted from all output.
+    pub secrets: Vec<String>,
+}
+
+/// A credential rule with its values read (at start-up, from literal config values or the
+/// server's environment).
+#[derive(Debug, Clone)]
+pub struct ResolvedCredential {
+    repos: globset::GlobSet,
+    projects: globset::GlobSet,
+    env: BTreeMap<String, Secret>,
+}
+
+fn glob_set(patterns: &[String], what: &str) -> anyhow::Result<globset::GlobSet> {
+    let mut b = globset::GlobSetBuilder::new();
+    for p in patterns {
+        b.add(
+            globset::GlobBuilder::new(p)
+                .case_insensitive(true)
+                .literal_separator(false)
+                .build()
+                .with_context(|| format!("credentials: {what} pattern {p:?} is not a valid glob"))?,
+        );
+    }
+    Ok(b.build()?)
+}
+
+impl Runner {
+    pub fn from_settings(settings: &Settings) -> anyhow::Result<Runner> {
+        let sandbox = Sandbox::from_settings(&settings.runner.profile)?;
+        let mut credentials = Vec::new();
+        let mut secrets = settings.secret_values();
+        for rule in &settings.credentials {
+            let mut env = rule.env.clone();
+            for name in &rule.env_from_server {
+                let value = std::env::var(name).with_context(|| {
+                    format!("credentials: env_from_server names {name}, which is not set in the server's environment")
+                })?;
+                secrets.push(value.clone());
+                env.insert(name.clone(), Secret::new(value));
+            }
+            credentials.push(ResolvedCredential {
+                repos: glob_set(&rule.repos, "repos")?,
+                projects: glob_set(&rule.projects, "projects")?,
+                env,
+            });
+        }
+        let mirror = match &settings.provider_mirror {
+            Some(p) => Some(
+                std::fs::canonicalize(p)
+                    .with_context(|| format!("provider mirror {} does not exist", p.display()))?,
+            ),
+            None => None,
+        };
+        Ok(Runner {
+            sandbox,
+            engines: EngineResolver {
+                terraform_bin: settings.terraform_bin.clone(),
+                tofu_bin: settings.tofu_bin.clone(),
+                versions_dir: settings.engine_versions_dir.clone(),
+            },
+            mirror,
+            limits: Limits {
+                timeout: Duration::from_secs(settings.runner.timeout_secs),
+                grace: Duration::from_secs(settings.runner.grace_secs),
+                output_cap: settings.runner.output_cap_bytes,
+                plan_json_cap: settings.runner.plan_json_cap_bytes as u64,
+                network: settings.runner.network,
+            },
+            jobs_dir: settings.jobs_dir(),
+            credentials,
+            secrets,
+        })
+    }
+
+    pub fn redactor(&self) -> Redactor {
+        Redactor::new(self.secrets.iter().cloned())
+    }
+
+    /// The environment of a project's runs: its own (non-secret) variables from the repo config,
+    /// then the credentials whose rules match this repository and project — and no others.
+    fn project_env(&self, repo: Option<&RepoName>, project: &Project) -> Result<BTreeMap<String, String>, String> {
+        let mut env = BTreeMap::new();
+        for (k, v) in &project.env {
+            if reserved_env_name(k) {
+                return Err(format!(
+                    "project `{}` sets the environment variable {k}, which Sluice reserves (it controls how the engine itself runs)",
+                    project.name
+                ));
+            }
+            env.insert(k.clone(), v.clone());
+        }
+        let repo_full = repo.map(RepoName::full).unwrap_or_default();
+        for c in &self.credentials {
+            let repo_ok = repo.is_none() || c.repos.is_match(&repo_full);
+            if repo_ok && c.projects.is_match(project.name.as_str()) {
+                for (k, v) in &c.env {
+                    env.insert(k.clone(), v.expose().to_string());
+                }
+            }
+        }
+        Ok(env)
+    }
+}
+
+/// One project of one commit to plan or apply.
+pub struct ProjectJob<'a> {
+    pub git: &'a GitRepo,
+    pub repo: Option<&'a RepoName>,
+    pub commit: &'a CommitSha,
+    pub project: &'a Project,
+    /// Unique per job; names the job dir.
+    pub job_id: String,
+    /// Extra arguments after `--` in the comment (already validated by the comment parser).
+    pub extra_args: Vec<String>,
+    pub sink: Option<Arc<dyn LineSink>>,
+    pub cancel: CancellationToken,
+}
+
+#[derive(Debug, Clone)]
+pub struct Planned {
+    pub summary: PlanSummary,
+    /// Human diff, already redacted.
+    pub diff: String,
+    pub plan_sha256: String,
+    /// Host path of the saved plan file.
+    pub plan_file: PathBuf,
+    pub job_dir: PathBuf,
+    pub engine_version: String,
+    pub duration: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Applied {
+    /// Terraform's apply output, redacted.
+    pub output: String,
+    pub summary: Option<PlanSummary>,
+    pub engine_version: String,
+    pub duration: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Failed {
+    pub stage: FailedStage,
+    /// What went wrong, for the PR: a sentence, then the tail of the engine's output. Redacted.
+    pub error: String,
+    pub duration: Duration,
+}
+
+pub fn sha256_file(path: &Path) -> anyhow::Result<String> {
+    let mut f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut h = Sha256::new();
+    std::io::copy(&mut f, &mut h).with_context(|| format!("reading {}", path.display()))?;
+    Ok(hex::encode(h.finalize()))
+}
+
+/// Prepares `<jobs>/<id>` (fresh) with the commit exported into `repo/`, and the read-only CLI
+/// config beside it in `<jobs>/<id>.etc/`. Checks that the project dir exists in the checkout
+/// and does not escape it through a symlink.
+async fn prepare(runner: &Runner, job: &ProjectJob<'_>, suffix: &str) -> Result<(PathBuf, PathBuf, String), (FailedStage, String)> {
+    let job_dir = runner.jobs_dir.join(format!("{}{suffix}", job.job_id));
+    let etc_dir = runner.jobs_dir.join(format!("{}{suffix}.etc", job.job_id));
+    let checkout = job_dir.join("repo");
+    let git = job.git.clone();
+    let commit = job.commit.clone();
+    let (jd, ed, co) = (job_dir.clone(), etc_dir.clone(), checkout.clone());
+    let mirror_guest = runner
+        .sandbox
+        .guest_paths(&job_dir, Path::new("engine"), runner.mirror.as_deref(), None)
+        .providers;
+    let prepared = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        for d in [&jd, &ed] {
+            if d.exists() {
+                std::fs::remove_dir_all(d).with_context(|| format!("clearing {}", d.display()))?;
+            }
+            std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+        }
+        std::fs::write(ed.join("terraformrc"), cli_config_text(mirror_guest.as_deref()))
+            .with_context(|| format!("writing {}", ed.display()))?;
+        git.export(&commit, &co)
+    })
+    .await
+    .map_err(|e| (FailedStage::Checkout, format!("checkout task failed: {e}")))?;
+    prepared.map_err(|e| (FailedStage::Checkout, format!("{e:#}")))?;
+
+    let rel = job.project.dir.as_str();
+    let project_path = if job.project.dir.is_root() { checkout.clone() } else { checkout.join(rel) };
+    let real_root = std::fs::canonicalize(&checkout).map_err(|e| (FailedStage::Checkout, e.to_string()))?;
+    match std::fs::canonicalize(&project_path) {
+        Ok(real) if real.starts_with(&real_root) && real.is_dir() => {}
+        Ok(_) => {
+            return Err((
+                FailedStage::Config,
+                format!("project dir `{rel}` resolves outside the repository (through a symlink); refusing to run there"),
+            ));
+        }
+        Err(_) => {
+            return Err((
+                FailedStage::Config,
+                format!("project dir `{rel}` does not exist at commit {}", job.commit.short()),
+            ));
+        }
+    }
+    let cwd = if job.project.dir.is_root() { "repo".to_string() } else { format!("repo/{rel}") };
+    Ok((job_dir, etc_dir.join("terraformrc"), cwd))
+}
+
+/// A failure report: what happened, then the end of the engine's output (where its errors are).
+fn step_failure(stage: FailedStage, what: &str, step: &Step, redactor: &Redactor) -> String {
+    let text = redactor.redact(step.output.output.trim_end()).into_owned();
+    format!("`{what}` {}.\n\n{text}", step.ending())
+}
+
+impl Runner {
+    fn engines<'a>(
+        &'a self,
+        job: &ProjectJob<'_>,
+        binary: &'a Path,
+        cli_config: &'a Path,
+        job_dir: &'a Path,
+        cwd: String,
+        env: BTreeMap<String, String>,
+    ) -> Engines<'a> {
+        Engines {
+            sandbox: &self.sandbox,
+            engine: job.project.engine,
+            binary,
+            mirror: self.mirror.as_deref(),
+            cli_config,
+            job_dir,
+            cwd,
+            env,
+            limits: self.limits,
+            sink: job.sink.clone(),
+            cancel: job.cancel.clone(),
+        }
+    }
+
+    /// init → workspace → plan → show -json → summary. Every failure names its stage and keeps
+    /// the engine's own error text.
+    pub async fn plan(&self, job: &ProjectJob<'_>) -> Result<Planned, Failed> {
+        let started = Instant::now();
+        let fail = |stage: FailedStage, error: String| Failed { stage, error, duration: started.elapsed() };
+        let redactor = self.redactor();
+        let binary = self
+            .engines
+            .resolve(job.project.engine, job.project.terraform_version.as_deref())
+            .map_err(|e| fail(FailedStage::Config, format!("{e:#}")))?;
+        let env = self.project_env(job.repo, job.project).map_err(|e| fail(FailedStage::Config, e))?;
+        let (job_dir, cli_config, cwd) = prepare(self, job, "").await.map_err(|(s, e)| fail(s, e))?;
+        let tf = self.engines(job, &binary, &cli_config, &job_dir, cwd, env);
+        let engine = job.project.engine.default_binary();
+
+        let step = tf.init(&[]).await.map_err(|e| fail(FailedStage::Init, format!("{e:#}")))?;
+        if !step.ok {
+            return Err(fail(FailedStage::Init, step_failure(FailedStage::Init, &format!("{engine} init"), &step, &redactor)));
+        }
+        if !job.project.workspace.is_default() {
+            let step = tf
+                .select_workspace(job.project.workspace.as_str())
+                .await
+                .map_err(|e| fail(FailedStage::Init, format!("{e:#}")))?;
+            if !step.ok {
+                return Err(fail(
+                    FailedStage::Init,
+                    step_failure(FailedStage::Init, &format!("{engine} workspace select"), &step, &redactor),
+                ));
+            }
+        }
+        let guest_plan = tf.guest_work().join("plan.tfplan");
+        let step = tf
+            .plan(&guest_plan, &job.extra_args)
+            .await
+            .map_err(|e| fail(FailedStage::Plan, format!("{e:#}")))?;
+        if !step.ok {
+            return Err(fail(FailedStage::Plan, step_failure(FailedStage::Plan, &format!("{engine} plan"), &step, &redactor)));
+        }
+        let json_path = job_dir.join("plan.json");
+        let step = tf
+            .show_json(&guest_plan, &json_path)
+            .await
+            .map_err(|e| fail(FailedStage::Show, format!("{e:#}")))?;
+        if step.output.stdout_file_overflow {
+            return Err(fail(
+                FailedStage::Show,
+                format!(
+                    "the plan's JSON is larger than the configured cap ({} bytes, runner.plan_json_cap_bytes); \
+                     split the project or raise the cap",
+                    self.limits.plan_json_cap
+                ),
+            ));
+        }
+        if !step.ok {
+            return Err(fail(FailedStage::Show, step_failure(FailedStage::Show, &format!("{engine} show -json"), &step, &redactor)));
+        }
+        let plan_file = job_dir.join("plan.tfplan");
+        let (json, plan_sha256) = tokio::task::spawn_blocking({
+            let json_path = json_path.clone();
+            let plan_file = plan_file.clone();
+            move || -> anyhow::Result<(Vec<u8>, String)> {
+                let json = std::fs::read(&json_path).with_context(|| format!("reading {}", json_path.display()))?;
+                Ok((json, sha256_file(&plan_file)?))
+            }
+        })
+        .await
+        .map_err(|e| fail(FailedStage::Show, e.to_string()))?
+        .map_err(|e| fail(FailedStage::Show, format!("{e:#}")))?;
+        let plan = parse_plan_json(&json).map_err(|e| fail(FailedStage::Show, e.to_string()))?;
+        let summary = summarize(&plan);
+        let diff = redactor.redact(&render_diff(&plan)).into_owned();
+        let engine_version = plan.terraform_version.clone().unwrap_or_default();
+        Ok(Planned {
+            summary,
+            diff,
+            plan_sha256,
+            plan_file,
+            job_dir,
+            engine_version,
+            duration: started.elapsed(),
+        })
+    }
+
+    /// Applies the saved plan `plan_file` after checking it still hashes to `expected_sha256`.
+    pub async fn apply(&self, job: &ProjectJob<'_>, plan_file: &Path, expected_sha256: &str) -> Result<Applied, Failed> {
+        let started = Instant::now();
+        let fail = |stage: FailedStage, error: String| Failed { stage, error, duration: started.elapsed() };
+        let redactor = self.redactor();
+        let check_hash = |path: &Path| -> Result<(), Failed> {
+            match sha256_file(path) {
+                Ok(h) if h == expected_sha256 => Ok(()),
+                Ok(h) => Err(fail(
+                    FailedStage::Apply,
+                    format!("the saved plan changed since it was reviewed (sha256 {h}, expected {expected_sha256}); refusing to apply. Run plan again."),
+                )),
+                Err(e) => Err(fail(FailedStage::Apply, format!("the saved plan cannot be read ({e:#}); run plan again"))),
+            }
+        };
+        check_hash(plan_file)?;
+        let binary = self
+            .engines
+            .resolve(job.project.engine, job.project.terraform_version.as_deref())
+            .map_err(|e| fail(FailedStage::Config, format!("{e:#}")))?;
+        let env = self.project_env(job.repo, job.project).map_err(|e| fail(FailedStage::Config, e))?;
+        let (job_dir, cli_config, cwd) = prepare(self, job, "-apply").await.map_err(|(s, e)| fail(s, e))?;
+        let local_plan = job_dir.join("plan.tfplan");
+        std::fs::copy(plan_file, &local_plan).map_err(|e| fail(FailedStage::Apply, format!("copying the saved plan: {e}")))?;
+        check_hash(&local_plan)?;
+
+        let tf = self.engines(job, &binary, &cli_config, &job_dir, cwd, env);
+        let engine = job.project.engine.default_binary();
+        let step = tf.init(&[]).await.map_err(|e| fail(FailedStage::Init, format!("{e:#}")))?;
+        if !step.ok {
+            return Err(fail(FailedStage::Init, step_failure(FailedStage::Init, &format!("{engine} init"), &step, &redactor)));
+        }
+        if !job.project.workspace.is_default() {
+            let step = tf
+                .select_workspace(job.project.workspace.as_str())
+                .await
+                .map_err(|e| fail(FailedStage::Init, format!("{e:#}")))?;
+            if !step.ok {
+                return Err(fail(
+                    FailedStage::Init,
+                    step_failure(FailedStage::Init, &format!("{engine} workspace select"), &step, &redactor),
+                ));
+            }
+        }
+        let guest_plan = tf.guest_work().join("plan.tfplan");
+        let step = tf.apply(&guest_plan).await.map_err(|e| fail(FailedStage::Apply, format!("{e:#}")))?;
+        let output = redactor.redact(step.output.output.trim_end()).into_owned();
+        if !step.ok {
+            return Err(fail(FailedStage::Apply, format!("`{engine} apply` {}.\n\n{output}", step.ending())));
+        }
+        Ok(Applied {
+            output,
+            summary: None,
+            engine_version: String::new(),
+            duration: started.elapsed(),
+        })
+    }
+}

@@ -1,0 +1,164 @@
+//! The events Sluice acts on, as plain values: what a GitHub webhook means once verified and
+//! parsed (the GitHub adapter converts payloads into these by hand). Flows match on
+//! [`Event`] in one place.
+
+use serde::{Deserialize, Serialize};
+
+use super::types::{CommitSha, PrNumber, RepoName};
+
+/// Who did something, as GitHub identifies them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    pub login: String,
+    pub id: u64,
+    pub kind: ActorKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActorKind {
+    Human,
+    Bot,
+    /// An operator acting through Sluice's own CLI or API.
+    Admin,
+}
+
+impl ActorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActorKind::Human => "human",
+            ActorKind::Bot => "bot",
+            ActorKind::Admin => "admin",
+        }
+    }
+}
+
+/// The repository an event belongs to, with what is needed to fetch it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepoRef {
+    pub name: RepoName,
+    /// `repository.clone_url` (https, or `file://` in tests).
+    pub clone_url: String,
+    pub default_branch: String,
+    /// GitHub App installation that delivered the event, for installation tokens.
+    pub installation_id: Option<u64>,
+}
+
+/// The pull request facts carried by `pull_request` events.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PullRequestInfo {
+    pub number: PrNumber,
+    pub author: Actor,
+    pub head_sha: CommitSha,
+    pub head_ref: String,
+    pub base_ref: String,
+    pub base_sha: CommitSha,
+    pub draft: bool,
+    /// True when the head branch lives in another repository (a fork).
+    pub from_fork: bool,
+    pub html_url: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PullRequestAction {
+    Opened,
+    Reopened,
+    Synchronize,
+    ReadyForReview,
+    Closed { merged: bool },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReviewAction {
+    Submitted,
+    Dismissed,
+    Edited,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReviewState {
+    Approved,
+    ChangesRequested,
+    Commented,
+    Dismissed,
+    Pending,
+}
+
+impl ReviewState {
+    /// GitHub's spelling (`APPROVED`, `CHANGES_REQUESTED`, …), case-insensitive.
+    pub fn parse(s: &str) -> Option<ReviewState> {
+        match s.to_ascii_uppercase().as_str() {
+            "APPROVED" => Some(ReviewState::Approved),
+            "CHANGES_REQUESTED" => Some(ReviewState::ChangesRequested),
+            "COMMENTED" => Some(ReviewState::Commented),
+            "DISMISSED" => Some(ReviewState::Dismissed),
+            "PENDING" => Some(ReviewState::Pending),
+            _ => None,
+        }
+    }
+}
+
+/// A review as the reviews API lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Review {
+    pub id: u64,
+    pub reviewer: Actor,
+    pub state: ReviewState,
+    /// The head commit the review was made on (absent on very old reviews).
+    pub commit_id: Option<CommitSha>,
+    /// RFC 3339.
+    pub submitted_at: Option<String>,
+}
+
+/// A verified, parsed webhook.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    PullRequest {
+        action: PullRequestAction,
+        repo: RepoRef,
+        pr: PullRequestInfo,
+        sender: Actor,
+    },
+    /// A new comment on a pull request (comments on plain issues are not events for us).
+    Comment {
+        repo: RepoRef,
+        pr: PrNumber,
+        comment_id: u64,
+        body: String,
+        author: Actor,
+    },
+    Review {
+        action: ReviewAction,
+        repo: RepoRef,
+        pr: PrNumber,
+        review: Review,
+    },
+    /// A push to a branch (drift baseline later; recorded, no work now).
+    Push {
+        repo: RepoRef,
+        git_ref: String,
+        after: Option<CommitSha>,
+    },
+    Ping,
+    /// Anything else GitHub sends (installation, check_suite, …): acknowledged, no work.
+    Ignored {
+        kind: String,
+        action: Option<String>,
+    },
+}
+
+impl Event {
+    pub fn repo(&self) -> Option<&RepoRef> {
+        match self {
+            Event::PullRequest { repo, .. }
+            | Event::Comment { repo, .. }
+            | Event::Review { repo, .. }
+            | Event::Push { repo, .. } => Some(repo),
+            Event::Ping | Event::Ignored { .. } => None,
+        }
+    }
+}
