@@ -5,5 +5,6 @@
 //! axum router; `cli` parses arguments and dispatches.
 
 pub mod adapters;
+pub mod app;
 pub mod config;
 pub mod core;

@@ -4,4 +4,5 @@
 
 pub mod process;
 pub mod sandbox;
+pub mod store;
 pub mod terraform;

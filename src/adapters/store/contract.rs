@@ -1,0 +1,632 @@
+//! The store contract: behaviour every `Store` implementation must have, written against the
+//! trait only. Each backend's test module runs every check on a fresh store.
+
+use crate::app::store::*;
+use crate::core::audit::{AuditAction, AuditRecord, Verifier};
+use crate::core::event::{Actor, ActorKind};
+use crate::core::job::{JobKind, JobState, MAX_PLAN_ATTEMPTS};
+use crate::core::lock::LockKey;
+use crate::core::types::{CommitSha, PrNumber, ProjectDir, RepoName, Workspace};
+
+pub fn repo() -> RepoName {
+    RepoName::parse("acme/infra").unwrap()
+}
+
+pub fn pr(n: u64) -> PrNumber {
+    PrNumber::new(n).unwrap()
+}
+
+pub fn sha(c: char) -> CommitSha {
+    CommitSha::new(&c.to_string().repeat(40)).unwrap()
+}
+
+fn key(dir: &str) -> LockKey {
+    LockKey {
+        dir: ProjectDir::new(dir).unwrap(),
+        workspace: Workspace::default(),
+    }
+}
+
+fn job(kind: JobKind, dir: &str, plan_id: Option<i64>) -> NewJob {
+    NewJob {
+        kind,
+        project_name: dir.to_string(),
+        project_dir: dir.to_string(),
+        workspace: "default".into(),
+        project_json: "{}".into(),
+        plan_id,
+    }
+}
+
+fn new_run(n: u64, kind: JobKind, dirs: &[&str], event: Option<&str>) -> NewRun {
+    NewRun {
+        repo: repo(),
+        pr: pr(n),
+        kind,
+        trigger: "comment".into(),
+        head_sha: sha('a'),
+        base_sha: sha('b'),
+        base_ref: "main".into(),
+        clone_url: "file:///x".into(),
+        installation_id: None,
+        actor: Actor {
+            login: format!("user{n}"),
+            id: n,
+            kind: ActorKind::Human,
+        },
+        comment_id: None,
+        event_id: event.map(str::to_string),
+        extra_args: vec![],
+        verbose: false,
+        jobs: dirs.iter().map(|d| job(kind, d, None)).collect(),
+        locks: if kind == JobKind::Plan {
+            dirs.iter().map(|d| key(d)).collect()
+        } else {
+            vec![]
+        },
+    }
+}
+
+fn audit(action: AuditAction) -> AuditRecord {
+    AuditRecord {
+        action: Some(action),
+        repo: Some("acme/infra".into()),
+        ..AuditRecord::default()
+    }
+}
+
+fn finish(state: JobState, plan: Option<NewPlan>) -> JobFinish {
+    JobFinish {
+        state,
+        report_json: "{}".into(),
+        plan,
+        audit: vec![],
+    }
+}
+
+fn saved_plan() -> NewPlan {
+    NewPlan {
+        head_sha: sha('a'),
+        plan_file: "/tmp/p".into(),
+        plan_sha256: "ab".repeat(32),
+        summary_json: "{}".into(),
+    }
+}
+
+async fn run_job_to_end(
+    store: &dyn Store,
+    state: JobState,
+    plan: Option<NewPlan>,
+) -> (ClaimedJob, bool) {
+    let claimed = store
+        .claim_job("w1", 10, 1_000)
+        .await
+        .unwrap()
+        .expect("a job to claim");
+    let done = store
+        .finish_job(claimed.job.id, "w1", finish(state, plan), 20)
+        .await
+        .unwrap();
+    (claimed, done)
+}
+
+pub async fn deliveries_are_deduplicated(store: &dyn Store) {
+    assert_eq!(
+        store.insert_event("d1", "ping", "{}", 1).await.unwrap(),
+        Inserted::New
+    );
+    assert_eq!(
+        store.insert_event("d1", "ping", "{}", 2).await.unwrap(),
+        Inserted::Duplicate
+    );
+    let ev = store.next_event(5).await.unwrap().unwrap();
+    assert_eq!(ev.delivery_id, "d1");
+    store.retry_event("d1", "boom", 100, 3).await.unwrap();
+    assert!(
+        store.next_event(50).await.unwrap().is_none(),
+        "not due before retry_at"
+    );
+    assert!(store.next_event(100).await.unwrap().is_some());
+    store.finish_event("d1").await.unwrap();
+    assert!(store.next_event(1_000).await.unwrap().is_none());
+}
+
+pub async fn locks_are_atomic_and_waiting_runs_start_when_freed(store: &dyn Store) {
+    let first = store
+        .create_run(
+            new_run(1, JobKind::Plan, &["a", "b"], None),
+            vec![],
+            vec![],
+            1,
+        )
+        .await
+        .unwrap();
+    assert!(matches!(first, RunStart::Queued { .. }));
+    // PR 2 needs b and c: b is PR 1's, so it takes nothing (not even c) and waits.
+    let second = store
+        .create_run(
+            new_run(2, JobKind::Plan, &["b", "c"], None),
+            vec![],
+            vec![],
+            2,
+        )
+        .await
+        .unwrap();
+    let RunStart::Waiting { run_id, held } = second else {
+        panic!("expected waiting, got {second:?}")
+    };
+    assert_eq!(held.len(), 1);
+    assert_eq!(held[0].pr, pr(1));
+    let locks = store.locks(Some(&repo())).await.unwrap();
+    assert_eq!(locks.len(), 2, "c was not taken: all or nothing");
+    assert!(locks.iter().all(|l| l.pr == pr(1)));
+    // Only PR 1's jobs are runnable.
+    let c1 = store.claim_job("w1", 3, 100).await.unwrap().unwrap();
+    let c2 = store.claim_job("w1", 3, 100).await.unwrap().unwrap();
+    assert!(store.claim_job("w1", 3, 100).await.unwrap().is_none());
+    assert_eq!((c1.run.pr, c2.run.pr), (pr(1), pr(1)));
+
+    let (released, started) = store
+        .release_pr_locks(
+            &repo(),
+            pr(1),
+            vec![],
+            vec![audit(AuditAction::LockReleased)],
+            4,
+        )
+        .await
+        .unwrap();
+    assert_eq!(released.len(), 2);
+    assert_eq!(started, vec![run_id]);
+    let locks = store.locks(Some(&repo())).await.unwrap();
+    assert_eq!(locks.iter().filter(|l| l.pr == pr(2)).count(), 2);
+    let next = store.claim_job("w1", 5, 100).await.unwrap().unwrap();
+    assert_eq!(next.run.pr, pr(2));
+}
+
+pub async fn a_pr_replanning_keeps_its_own_locks(store: &dyn Store) {
+    store
+        .create_run(new_run(1, JobKind::Plan, &["a"], None), vec![], vec![], 1)
+        .await
+        .unwrap();
+    let again = store
+        .create_run(
+            new_run(1, JobKind::Plan, &["a", "b"], None),
+            vec![],
+            vec![],
+            2,
+        )
+        .await
+        .unwrap();
+    assert!(matches!(again, RunStart::Queued { .. }));
+    assert_eq!(store.locks(None).await.unwrap().len(), 2);
+}
+
+pub async fn runs_are_created_once_per_event(store: &dyn Store) {
+    let a = store
+        .create_run(
+            new_run(1, JobKind::Plan, &["a"], Some("ev-1")),
+            vec![],
+            vec![],
+            1,
+        )
+        .await
+        .unwrap();
+    let RunStart::Queued { run_id } = a else {
+        panic!()
+    };
+    let b = store
+        .create_run(
+            new_run(1, JobKind::Plan, &["a"], Some("ev-1")),
+            vec![],
+            vec![],
+            2,
+        )
+        .await
+        .unwrap();
+    assert_eq!(b, RunStart::AlreadyExists { run_id });
+    assert_eq!(store.jobs_of_run(run_id).await.unwrap().len(), 1);
+}
+
+pub async fn finishing_the_last_job_finishes_the_run_once(store: &dyn Store) {
+    let RunStart::Queued { run_id } = store
+        .create_run(
+            new_run(1, JobKind::Plan, &["a", "b"], None),
+            vec![],
+            vec![],
+            1,
+        )
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    let (_, done) = run_job_to_end(store, JobState::Succeeded, Some(saved_plan())).await;
+    assert!(!done);
+    let (_, done) = run_job_to_end(store, JobState::Failed, None).await;
+    assert!(done);
+    let finished = store.finished_runs().await.unwrap();
+    assert_eq!(
+        finished.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![run_id]
+    );
+    let item = OutboxItem {
+        repo: repo(),
+        pr: Some(pr(1)),
+        message: Outgoing::Comment {
+            body: "done".into(),
+        },
+    };
+    store
+        .report_run(
+            run_id,
+            vec![item.clone()],
+            vec![audit(AuditAction::Plan)],
+            30,
+        )
+        .await
+        .unwrap();
+    store
+        .report_run(run_id, vec![item], vec![audit(AuditAction::Plan)], 31)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.pending_outbox().await.unwrap(),
+        1,
+        "reporting twice writes once"
+    );
+    assert!(store.finished_runs().await.unwrap().is_empty());
+    // A stale worker cannot overwrite a finished job.
+    let jobs = store.jobs_of_run(run_id).await.unwrap();
+    assert!(
+        !store
+            .finish_job(jobs[0].id, "w1", finish(JobState::Failed, None), 40)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.jobs_of_run(run_id).await.unwrap()[0].state,
+        JobState::Succeeded
+    );
+}
+
+pub async fn plans_supersede_older_ones(store: &dyn Store) {
+    store
+        .create_run(new_run(1, JobKind::Plan, &["a"], None), vec![], vec![], 1)
+        .await
+        .unwrap();
+    run_job_to_end(store, JobState::Succeeded, Some(saved_plan())).await;
+    let plans = store.current_plans(&repo(), pr(1)).await.unwrap();
+    assert_eq!(plans.len(), 1);
+    // A re-plan that fails leaves nothing applicable.
+    store
+        .create_run(new_run(1, JobKind::Plan, &["a"], None), vec![], vec![], 2)
+        .await
+        .unwrap();
+    run_job_to_end(store, JobState::Failed, None).await;
+    assert!(
+        store
+            .current_plans(&repo(), pr(1))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // A successful re-plan is current; discarding clears it.
+    store
+        .create_run(new_run(1, JobKind::Plan, &["a"], None), vec![], vec![], 3)
+        .await
+        .unwrap();
+    run_job_to_end(store, JobState::Succeeded, Some(saved_plan())).await;
+    assert_eq!(store.current_plans(&repo(), pr(1)).await.unwrap().len(), 1);
+    assert_eq!(
+        store.discard_plans(&repo(), pr(1), 4).await.unwrap().len(),
+        1
+    );
+    assert!(
+        store
+            .current_plans(&repo(), pr(1))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+pub async fn applies_run_in_order_and_stop_at_a_failure(store: &dyn Store) {
+    store
+        .create_run(
+            new_run(1, JobKind::Plan, &["a", "b", "c"], None),
+            vec![],
+            vec![],
+            1,
+        )
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        run_job_to_end(store, JobState::Succeeded, Some(saved_plan())).await;
+    }
+    let plans = store.current_plans(&repo(), pr(1)).await.unwrap();
+    let mut run = new_run(1, JobKind::Apply, &[], None);
+    run.jobs = plans
+        .iter()
+        .map(|p| job(JobKind::Apply, &p.project_dir, Some(p.id)))
+        .collect();
+    let RunStart::Queued { run_id } = store.create_run(run, vec![], vec![], 2).await.unwrap()
+    else {
+        panic!()
+    };
+    let first = store.claim_job("w1", 3, 100).await.unwrap().unwrap();
+    assert!(
+        store.claim_job("w2", 3, 100).await.unwrap().is_none(),
+        "one apply at a time"
+    );
+    store
+        .finish_job(first.job.id, "w1", finish(JobState::Succeeded, None), 4)
+        .await
+        .unwrap();
+    let second = store.claim_job("w1", 5, 100).await.unwrap().unwrap();
+    assert_eq!(second.job.position, 1);
+    let done = store
+        .finish_job(second.job.id, "w1", finish(JobState::Failed, None), 6)
+        .await
+        .unwrap();
+    assert!(done, "the third apply is cancelled, so the run is finished");
+    let states: Vec<JobState> = store
+        .jobs_of_run(run_id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|j| j.state)
+        .collect();
+    assert_eq!(
+        states,
+        vec![JobState::Succeeded, JobState::Failed, JobState::Cancelled]
+    );
+    let left: Vec<String> = store
+        .current_plans(&repo(), pr(1))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.project_dir)
+        .collect();
+    assert_eq!(
+        left,
+        vec!["b", "c"],
+        "the applied plan is no longer current"
+    );
+}
+
+pub async fn expired_leases_requeue_plans_and_interrupt_applies(store: &dyn Store) {
+    store
+        .create_run(new_run(1, JobKind::Plan, &["a"], None), vec![], vec![], 1)
+        .await
+        .unwrap();
+    for attempt in 1..=MAX_PLAN_ATTEMPTS {
+        let c = store
+            .claim_job("w1", 10, 20)
+            .await
+            .unwrap()
+            .expect("claimable again");
+        assert_eq!(c.job.attempts, attempt);
+        assert!(!store.renew_lease(c.job.id, "other", 100).await.unwrap());
+        let rec = store.recover_expired(30).await.unwrap();
+        assert_eq!(rec.len(), 1);
+        let expect = if attempt < MAX_PLAN_ATTEMPTS {
+            JobState::Queued
+        } else {
+            JobState::Interrupted
+        };
+        assert_eq!(rec[0].now, expect);
+    }
+    assert_eq!(store.finished_runs().await.unwrap().len(), 1);
+
+    let mut run = new_run(2, JobKind::Apply, &["z"], None);
+    run.jobs = vec![job(JobKind::Apply, "z", None)];
+    store.create_run(run, vec![], vec![], 40).await.unwrap();
+    let c = store.claim_job("w1", 41, 50).await.unwrap().unwrap();
+    assert!(store.renew_lease(c.job.id, "w1", 60).await.unwrap());
+    assert!(
+        store.recover_expired(55).await.unwrap().is_empty(),
+        "renewed lease holds"
+    );
+    let rec = store.recover_expired(61).await.unwrap();
+    assert_eq!(
+        rec[0].now,
+        JobState::Interrupted,
+        "an apply is never re-run by itself"
+    );
+    assert!(store.claim_job("w1", 62, 100).await.unwrap().is_none());
+}
+
+pub async fn closing_cancels_pending_work(store: &dyn Store) {
+    store
+        .create_run(new_run(1, JobKind::Plan, &["a"], None), vec![], vec![], 1)
+        .await
+        .unwrap();
+    let RunStart::Waiting { run_id, .. } = store
+        .create_run(new_run(2, JobKind::Plan, &["a"], None), vec![], vec![], 2)
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    let cancelled = store
+        .cancel_pending_jobs(&repo(), pr(2), r#"{"cancelled":"closed"}"#, 3)
+        .await
+        .unwrap();
+    assert_eq!(cancelled, vec![run_id]);
+    assert_eq!(
+        store.jobs_of_run(run_id).await.unwrap()[0].state,
+        JobState::Cancelled
+    );
+    assert_eq!(store.run(run_id).await.unwrap().unwrap().state, "finished");
+    // Releasing PR 1's locks now starts nothing.
+    let (_, started) = store
+        .release_pr_locks(&repo(), pr(1), vec![], vec![], 4)
+        .await
+        .unwrap();
+    assert!(started.is_empty());
+}
+
+pub async fn outbox_keeps_each_prs_order(store: &dyn Store) {
+    let item = |n: u64, body: &str| OutboxItem {
+        repo: repo(),
+        pr: Some(pr(n)),
+        message: Outgoing::Comment { body: body.into() },
+    };
+    store
+        .enqueue(vec![item(1, "1a"), item(1, "1b"), item(2, "2a")], vec![], 1)
+        .await
+        .unwrap();
+    let due = store.due_outbox(1, 10).await.unwrap();
+    let bodies: Vec<String> = due
+        .iter()
+        .map(|r| match &r.item.message {
+            Outgoing::Comment { body } => body.clone(),
+            _ => unreachable!(),
+        })
+        .collect();
+    assert_eq!(bodies, vec!["1a", "2a"], "1b waits for 1a");
+    store.outbox_retry(due[0].id, "500", 100).await.unwrap();
+    let due = store.due_outbox(2, 10).await.unwrap();
+    assert_eq!(
+        due.len(),
+        1,
+        "1a is backing off, and 1b still waits behind it"
+    );
+    store.outbox_sent(due[0].id, 3).await.unwrap();
+    let due = store.due_outbox(100, 10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    store.outbox_sent(due[0].id, 101).await.unwrap();
+    let due = store.due_outbox(102, 10).await.unwrap();
+    assert!(matches!(&due[0].item.message, Outgoing::Comment { body } if body == "1b"));
+    store.outbox_failed(due[0].id, "404").await.unwrap();
+    assert_eq!(store.pending_outbox().await.unwrap(), 0);
+}
+
+pub async fn audit_chain_appends_and_scans(store: &dyn Store) {
+    let e = store
+        .append_audit(
+            vec![audit(AuditAction::Plan), audit(AuditAction::Apply)],
+            1_700_000_000_000,
+        )
+        .await
+        .unwrap();
+    assert_eq!(e.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1, 2]);
+    store
+        .enqueue(vec![], vec![audit(AuditAction::Unlock)], 1_700_000_001_000)
+        .await
+        .unwrap();
+    let mut v = Verifier::default();
+    let mut seen = Vec::new();
+    store
+        .scan_audit(&AuditQuery::default(), &mut |entry| {
+            v.check(&entry).map_err(|b| anyhow::anyhow!("{b}"))?;
+            seen.push(entry.record.action);
+            Ok(true)
+        })
+        .await
+        .unwrap();
+    assert_eq!(v.checked, 3);
+    assert_eq!(
+        seen,
+        vec![
+            Some(AuditAction::Plan),
+            Some(AuditAction::Apply),
+            Some(AuditAction::Unlock)
+        ]
+    );
+    let mut after = Vec::new();
+    store
+        .scan_audit(
+            &AuditQuery {
+                after_seq: Some(1),
+                limit: Some(1),
+                ..AuditQuery::default()
+            },
+            &mut |entry| {
+                after.push(entry.seq);
+                Ok(true)
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(after, vec![2]);
+}
+
+#[cfg(test)]
+mod sqlite {
+    use super::*;
+    use crate::adapters::store::SqliteStore;
+
+    async fn fresh() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("data/sluice.db"))
+            .await
+            .unwrap();
+        (dir, store)
+    }
+
+    macro_rules! contract {
+        ($($name:ident),* $(,)?) => {$(
+            #[tokio::test]
+            async fn $name() {
+                let (_dir, store) = fresh().await;
+                super::$name(&store).await;
+            }
+        )*};
+    }
+
+    contract!(
+        deliveries_are_deduplicated,
+        locks_are_atomic_and_waiting_runs_start_when_freed,
+        a_pr_replanning_keeps_its_own_locks,
+        runs_are_created_once_per_event,
+        finishing_the_last_job_finishes_the_run_once,
+        plans_supersede_older_ones,
+        applies_run_in_order_and_stop_at_a_failure,
+        expired_leases_requeue_plans_and_interrupt_applies,
+        closing_cancels_pending_work,
+        outbox_keeps_each_prs_order,
+        audit_chain_appends_and_scans,
+    );
+
+    #[tokio::test]
+    async fn the_database_refuses_audit_updates_and_deletes() {
+        let (_dir, store) = fresh().await;
+        store
+            .append_audit(vec![audit(AuditAction::Plan)], 1)
+            .await
+            .unwrap();
+        let upd = sqlx::query("UPDATE audit_log SET action = 'apply'")
+            .execute(store.pool())
+            .await;
+        assert!(upd.unwrap_err().to_string().contains("append-only"));
+        let del = sqlx::query("DELETE FROM audit_log")
+            .execute(store.pool())
+            .await;
+        assert!(del.unwrap_err().to_string().contains("append-only"));
+    }
+
+    #[tokio::test]
+    async fn data_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sluice.db");
+        {
+            let store = SqliteStore::open(&path).await.unwrap();
+            store
+                .create_run(new_run(1, JobKind::Plan, &["a"], None), vec![], vec![], 1)
+                .await
+                .unwrap();
+        }
+        let store = SqliteStore::open(&path).await.unwrap();
+        assert_eq!(
+            store.locks(None).await.unwrap().len(),
+            1,
+            "locks survive restarts"
+        );
+        assert!(
+            store.claim_job("w", 2, 10).await.unwrap().is_some(),
+            "queued jobs survive restarts"
+        );
+    }
+}

@@ -1,0 +1,8 @@
+//! Store adapters: implementations of `app::store::Store`. SQLite now; PostgreSQL later, with the
+//! same contract tests.
+
+#[cfg(test)]
+pub mod contract;
+pub mod sqlite;
+
+pub use sqlite::SqliteStore;

@@ -1,0 +1,1118 @@
+//! The SQLite implementation of the store port (`app::store::Store`), with sqlx.
+//!
+//! One file under the data dir, WAL mode. Every write is a `BEGIN IMMEDIATE` transaction, so
+//! concurrent writers queue instead of failing halfway; lock and state rules come from `core`
+//! and are applied here inside those transactions. The audit table refuses updates and deletes
+//! through triggers (see the migration).
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use async_trait::async_trait;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{Row, SqliteConnection, SqlitePool};
+
+use crate::app::store::*;
+use crate::core::audit::{self, AuditEntry, AuditRecord};
+use crate::core::event::Actor;
+use crate::core::job::{JobKind, JobState, after_lost_lease};
+use crate::core::lock::{Lock, LockDecision, LockKey, decide};
+use crate::core::types::{CommitSha, PrNumber, ProjectDir, RepoName, Workspace};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+fn pr_num(n: i64) -> anyhow::Result<PrNumber> {
+    PrNumber::new(u64::try_from(n).unwrap_or(0)).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+fn sha(s: &str) -> anyhow::Result<CommitSha> {
+    CommitSha::new(s).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+fn repo_name(s: &str) -> anyhow::Result<RepoName> {
+    RepoName::parse(s).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and applies migrations.
+    pub async fn open(path: &Path) -> anyhow::Result<SqliteStore> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let opts = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(30));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts)
+            .await
+            .with_context(|| format!("opening the store {}", path.display()))?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .with_context(|| format!("migrating the store {}", path.display()))?;
+        Ok(SqliteStore { pool })
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    async fn write_tx(&self) -> anyhow::Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
+// ---- row mapping --------------------------------------------------------------------------------
+
+fn run_from_row(r: &SqliteRow) -> anyhow::Result<RunRow> {
+    let actor: Actor = serde_json::from_str(r.try_get::<&str, _>("actor_json")?)?;
+    let extra: Vec<String> = serde_json::from_str(r.try_get::<&str, _>("extra_args_json")?)?;
+    Ok(RunRow {
+        id: r.try_get("id")?,
+        repo: repo_name(r.try_get("repo")?)?,
+        pr: pr_num(r.try_get("pr")?)?,
+        kind: JobKind::from_str(r.try_get("kind")?).map_err(anyhow::Error::msg)?,
+        trigger: r.try_get("trigger")?,
+        head_sha: sha(r.try_get("head_sha")?)?,
+        base_sha: sha(r.try_get("base_sha")?)?,
+        base_ref: r.try_get("base_ref")?,
+        clone_url: r.try_get("clone_url")?,
+        installation_id: r
+            .try_get::<Option<i64>, _>("installation_id")?
+            .map(|v| v as u64),
+        actor,
+        comment_id: r.try_get::<Option<i64>, _>("comment_id")?.map(|v| v as u64),
+        event_id: r.try_get("event_id")?,
+        extra_args: extra,
+        verbose: r.try_get::<i64, _>("verbose")? != 0,
+        state: r.try_get("state")?,
+        waiting_on_pr: r
+            .try_get::<Option<i64>, _>("waiting_on_pr")?
+            .map(|v| v as u64),
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+fn job_from_row(r: &SqliteRow) -> anyhow::Result<JobRow> {
+    Ok(JobRow {
+        id: r.try_get("id")?,
+        run_id: r.try_get("run_id")?,
+        position: r.try_get("position")?,
+        kind: JobKind::from_str(r.try_get("kind")?).map_err(anyhow::Error::msg)?,
+        project_name: r.try_get("project_name")?,
+        project_dir: r.try_get("project_dir")?,
+        workspace: r.try_get("workspace")?,
+        project_json: r.try_get("project_json")?,
+        plan_id: r.try_get("plan_id")?,
+        state: JobState::from_str(r.try_get("state")?).map_err(anyhow::Error::msg)?,
+        attempts: r.try_get::<i64, _>("attempts")? as u32,
+        report_json: r.try_get("report_json")?,
+        created_at: r.try_get("created_at")?,
+        started_at: r.try_get("started_at")?,
+        finished_at: r.try_get("finished_at")?,
+    })
+}
+
+fn plan_from_row(r: &SqliteRow) -> anyhow::Result<PlanRow> {
+    Ok(PlanRow {
+        id: r.try_get("id")?,
+        repo: repo_name(r.try_get("repo")?)?,
+        pr: pr_num(r.try_get("pr")?)?,
+        project_name: r.try_get("project_name")?,
+        project_dir: r.try_get("project_dir")?,
+        workspace: r.try_get("workspace")?,
+        head_sha: sha(r.try_get("head_sha")?)?,
+        job_id: r.try_get("job_id")?,
+        plan_file: r.try_get("plan_file")?,
+        plan_sha256: r.try_get("plan_sha256")?,
+        summary_json: r.try_get("summary_json")?,
+        audit_seq: r.try_get::<Option<i64>, _>("audit_seq")?.map(|v| v as u64),
+        created_at: r.try_get("created_at")?,
+        applied_at: r.try_get("applied_at")?,
+        discarded_at: r.try_get("discarded_at")?,
+    })
+}
+
+fn lock_from_row(r: &SqliteRow) -> anyhow::Result<Lock> {
+    Ok(Lock {
+        repo: repo_name(r.try_get("repo")?)?,
+        key: LockKey {
+            dir: ProjectDir::new(r.try_get("project_dir")?).map_err(|e| anyhow::anyhow!("{e}"))?,
+            workspace: Workspace::new(r.try_get("workspace")?)
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
+        },
+        pr: pr_num(r.try_get("pr")?)?,
+        holder_login: r.try_get("holder_login")?,
+        acquired_at: r.try_get("acquired_at")?,
+    })
+}
+
+/// Reads an audit row, taking seq and hashes from their columns so that tampering with either
+/// the columns or the JSON breaks verification.
+fn audit_from_row(r: &SqliteRow) -> anyhow::Result<AuditEntry> {
+    let seq: i64 = r.try_get("seq")?;
+    let json: &str = r.try_get("entry_json")?;
+    let mut e: AuditEntry = serde_json::from_str(json)
+        .with_context(|| format!("audit entry {seq} is not valid JSON"))?;
+    e.seq = seq as u64;
+    e.prev_hash = r.try_get("prev_hash")?;
+    e.hash = r.try_get("hash")?;
+    Ok(e)
+}
+
+// ---- helpers inside transactions ------------------------------------------------------------------
+
+async fn insert_outbox(
+    conn: &mut SqliteConnection,
+    items: &[OutboxItem],
+    now: i64,
+) -> anyhow::Result<()> {
+    for item in items {
+        sqlx::query("INSERT INTO outbox (repo, pr, kind, payload_json, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?)")
+            .bind(item.repo.full())
+            .bind(item.pr.map(|p| p.get() as i64))
+            .bind(item.message.kind())
+            .bind(serde_json::to_string(&item.message)?)
+            .bind(now)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+async fn insert_audit(
+    conn: &mut SqliteConnection,
+    records: Vec<AuditRecord>,
+    now: i64,
+) -> anyhow::Result<Vec<AuditEntry>> {
+    if records.is_empty() {
+        return Ok(Vec::new());
+    }
+    let last = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+        .fetch_optional(&mut *conn)
+        .await?;
+    let mut prev: Option<(u64, String)> = match last {
+        Some(r) => Some((r.try_get::<i64, _>("seq")? as u64, r.try_get("hash")?)),
+        None => None,
+    };
+    let mut out = Vec::with_capacity(records.len());
+    for record in records {
+        let entry = audit::seal(
+            prev.as_ref().map(|(s, h)| (*s, h.as_str())),
+            audit::format_time(now),
+            record,
+        );
+        sqlx::query(
+            "INSERT INTO audit_log (seq, time_text, repo, pr, head_sha, action, entry_json, prev_hash, hash) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(entry.seq as i64)
+        .bind(&entry.time)
+        .bind(&entry.record.repo)
+        .bind(entry.record.pr.map(|p| p as i64))
+        .bind(&entry.record.head_sha)
+        .bind(entry.record.action.map(|a| a.as_str()).unwrap_or("unknown"))
+        .bind(serde_json::to_string(&entry)?)
+        .bind(&entry.prev_hash)
+        .bind(&entry.hash)
+        .execute(&mut *conn)
+        .await
+        .context("appending to the audit log")?;
+        prev = Some((entry.seq, entry.hash.clone()));
+        out.push(entry);
+    }
+    Ok(out)
+}
+
+async fn repo_locks(conn: &mut SqliteConnection, repo: &RepoName) -> anyhow::Result<Vec<Lock>> {
+    let rows = sqlx::query("SELECT * FROM locks WHERE repo = ? COLLATE NOCASE")
+        .bind(repo.full())
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter().map(lock_from_row).collect()
+}
+
+async fn take_locks(
+    conn: &mut SqliteConnection,
+    repo: &RepoName,
+    pr: PrNumber,
+    run_id: i64,
+    login: &str,
+    keys: &[LockKey],
+    now: i64,
+) -> anyhow::Result<()> {
+    for k in keys {
+        sqlx::query(
+            "INSERT INTO locks (repo, project_dir, workspace, pr, run_id, holder_login, acquired_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(repo.full())
+        .bind(k.dir.as_str())
+        .bind(k.workspace.as_str())
+        .bind(pr.get() as i64)
+        .bind(run_id)
+        .bind(login)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// The lock keys a run needs: those of its plan jobs.
+async fn run_lock_keys(conn: &mut SqliteConnection, run_id: i64) -> anyhow::Result<Vec<LockKey>> {
+    let rows =
+        sqlx::query("SELECT project_dir, workspace FROM jobs WHERE run_id = ? AND kind = 'plan'")
+            .bind(run_id)
+            .fetch_all(&mut *conn)
+            .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(LockKey {
+                dir: ProjectDir::new(r.try_get("project_dir")?)
+                    .map_err(|e| anyhow::anyhow!("{e}"))?,
+                workspace: Workspace::new(r.try_get("workspace")?)
+                    .map_err(|e| anyhow::anyhow!("{e}"))?,
+            })
+        })
+        .collect()
+}
+
+/// After locks were freed: start waiting runs of `repo`, oldest first, whose locks are now all
+/// free. Returns the ids of the runs started.
+async fn wake_waiting(
+    conn: &mut SqliteConnection,
+    repo: &RepoName,
+    now: i64,
+) -> anyhow::Result<Vec<i64>> {
+    let waiting = sqlx::query(
+        "SELECT * FROM runs WHERE repo = ? COLLATE NOCASE AND state = 'waiting' ORDER BY id",
+    )
+    .bind(repo.full())
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut started = Vec::new();
+    for row in &waiting {
+        let run = run_from_row(row)?;
+        let keys = run_lock_keys(conn, run.id).await?;
+        let locks = repo_locks(conn, repo).await?;
+        match decide(run.pr, &keys, &locks) {
+            LockDecision::Acquire(take) => {
+                take_locks(conn, repo, run.pr, run.id, &run.actor.login, &take, now).await?;
+                sqlx::query("UPDATE runs SET state = 'active', waiting_on_pr = NULL WHERE id = ?")
+                    .bind(run.id)
+                    .execute(&mut *conn)
+                    .await?;
+                sqlx::query(
+                    "UPDATE jobs SET state = 'queued' WHERE run_id = ? AND state = 'waiting'",
+                )
+                .bind(run.id)
+                .execute(&mut *conn)
+                .await?;
+                started.push(run.id);
+            }
+            LockDecision::Conflict { held } => {
+                let holder = held.first().map(|l| l.pr.get() as i64);
+                sqlx::query("UPDATE runs SET waiting_on_pr = ? WHERE id = ?")
+                    .bind(holder)
+                    .bind(run.id)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+        }
+    }
+    Ok(started)
+}
+
+/// Marks the run finished when none of its jobs is left to run. Returns whether it did.
+async fn maybe_finish_run(
+    conn: &mut SqliteConnection,
+    run_id: i64,
+    now: i64,
+) -> anyhow::Result<bool> {
+    let open: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM jobs WHERE run_id = ? AND state IN ('waiting', 'queued', 'running')",
+    )
+    .bind(run_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    if open > 0 {
+        return Ok(false);
+    }
+    let changed = sqlx::query("UPDATE runs SET state = 'finished', finished_at = ? WHERE id = ? AND state IN ('active', 'waiting')")
+        .bind(now)
+        .bind(run_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(changed.rows_affected() > 0)
+}
+
+// ---- the port -----------------------------------------------------------------------------------
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn insert_event(
+        &self,
+        delivery_id: &str,
+        kind: &str,
+        event_json: &str,
+        now: i64,
+    ) -> StoreResult<Inserted> {
+        let res = sqlx::query(
+            "INSERT INTO webhook_events (delivery_id, kind, received_at, event_json, next_attempt_at) VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (delivery_id) DO NOTHING",
+        )
+        .bind(delivery_id)
+        .bind(kind)
+        .bind(now)
+        .bind(event_json)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .context("persisting the webhook delivery")?;
+        Ok(if res.rows_affected() == 1 {
+            Inserted::New
+        } else {
+            Inserted::Duplicate
+        })
+    }
+
+    async fn next_event(&self, now: i64) -> StoreResult<Option<StoredEvent>> {
+        let row = sqlx::query(
+            "SELECT delivery_id, kind, event_json, attempts FROM webhook_events \
+             WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY received_at, rowid LIMIT 1",
+        )
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(StoredEvent {
+                delivery_id: r.try_get("delivery_id")?,
+                kind: r.try_get("kind")?,
+                event_json: r.try_get("event_json")?,
+                attempts: r.try_get::<i64, _>("attempts")? as u32,
+            })
+        })
+        .transpose()
+    }
+
+    async fn finish_event(&self, delivery_id: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE webhook_events SET state = 'done', error = NULL WHERE delivery_id = ?")
+            .bind(delivery_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn retry_event(
+        &self,
+        delivery_id: &str,
+        error: &str,
+        retry_at: i64,
+        max_attempts: u32,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE webhook_events SET attempts = attempts + 1, error = ?, next_attempt_at = ?, \
+             state = CASE WHEN attempts + 1 >= ? THEN 'failed' ELSE 'pending' END WHERE delivery_id = ?",
+        )
+        .bind(error)
+        .bind(retry_at)
+        .bind(max_attempts as i64)
+        .bind(delivery_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn create_run(
+        &self,
+        run: NewRun,
+        outbox: Vec<OutboxItem>,
+        audit: Vec<AuditRecord>,
+        now: i64,
+    ) -> StoreResult<RunStart> {
+        let mut tx = self.write_tx().await?;
+        if let Some(event_id) = &run.event_id {
+            let existing: Option<i64> =
+                sqlx::query_scalar("SELECT id FROM runs WHERE event_id = ?")
+                    .bind(event_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if let Some(run_id) = existing {
+                return Ok(RunStart::AlreadyExists { run_id });
+            }
+        }
+        let locks = repo_locks(&mut tx, &run.repo).await?;
+        let decision = decide(run.pr, &run.locks, &locks);
+        let (run_state, job_state, held) = match &decision {
+            LockDecision::Acquire(_) => ("active", JobState::Queued, Vec::new()),
+            LockDecision::Conflict { held } => ("waiting", JobState::Waiting, held.clone()),
+        };
+        let run_id: i64 = sqlx::query_scalar(
+            "INSERT INTO runs (repo, pr, kind, trigger, head_sha, base_sha, base_ref, clone_url, installation_id, actor_json, \
+             comment_id, event_id, extra_args_json, verbose, state, waiting_on_pr, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(run.repo.full())
+        .bind(run.pr.get() as i64)
+        .bind(run.kind.as_str())
+        .bind(&run.trigger)
+        .bind(run.head_sha.as_str())
+        .bind(run.base_sha.as_str())
+        .bind(&run.base_ref)
+        .bind(&run.clone_url)
+        .bind(run.installation_id.map(|v| v as i64))
+        .bind(serde_json::to_string(&run.actor)?)
+        .bind(run.comment_id.map(|v| v as i64))
+        .bind(&run.event_id)
+        .bind(serde_json::to_string(&run.extra_args)?)
+        .bind(run.verbose as i64)
+        .bind(run_state)
+        .bind(held.first().map(|l| l.pr.get() as i64))
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        for (position, job) in run.jobs.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO jobs (run_id, position, kind, project_name, project_dir, workspace, project_json, plan_id, state, created_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(run_id)
+            .bind(position as i64)
+            .bind(job.kind.as_str())
+            .bind(&job.project_name)
+            .bind(&job.project_dir)
+            .bind(&job.workspace)
+            .bind(&job.project_json)
+            .bind(job.plan_id)
+            .bind(job_state.as_str())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if let LockDecision::Acquire(take) = &decision {
+            take_locks(
+                &mut tx,
+                &run.repo,
+                run.pr,
+                run_id,
+                &run.actor.login,
+                take,
+                now,
+            )
+            .await?;
+        }
+        insert_outbox(&mut tx, &outbox, now).await?;
+        insert_audit(&mut tx, audit, now).await?;
+        if run.jobs.is_empty() {
+            maybe_finish_run(&mut tx, run_id, now).await?;
+        }
+        tx.commit().await?;
+        Ok(match decision {
+            LockDecision::Acquire(_) => RunStart::Queued { run_id },
+            LockDecision::Conflict { held } => RunStart::Waiting { run_id, held },
+        })
+    }
+
+    async fn claim_job(
+        &self,
+        worker: &str,
+        now: i64,
+        lease_until: i64,
+    ) -> StoreResult<Option<ClaimedJob>> {
+        let mut tx = self.write_tx().await?;
+        // Apply jobs of one run go one after the other, in position order.
+        let id: Option<i64> = sqlx::query_scalar(
+            "SELECT j.id FROM jobs j WHERE j.state = 'queued' AND NOT (j.kind = 'apply' AND EXISTS ( \
+                 SELECT 1 FROM jobs p WHERE p.run_id = j.run_id AND p.position < j.position \
+                 AND p.state IN ('waiting', 'queued', 'running'))) \
+             ORDER BY j.id LIMIT 1",
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(id) = id else {
+            return Ok(None);
+        };
+        sqlx::query(
+            "UPDATE jobs SET state = 'running', lease_owner = ?, lease_until = ?, attempts = attempts + 1, started_at = ? \
+             WHERE id = ? AND state = 'queued'",
+        )
+        .bind(worker)
+        .bind(lease_until)
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        let job = job_from_row(
+            &sqlx::query("SELECT * FROM jobs WHERE id = ?")
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?,
+        )?;
+        let run = run_from_row(
+            &sqlx::query("SELECT * FROM runs WHERE id = ?")
+                .bind(job.run_id)
+                .fetch_one(&mut *tx)
+                .await?,
+        )?;
+        tx.commit().await?;
+        Ok(Some(ClaimedJob { job, run }))
+    }
+
+    async fn renew_lease(&self, job_id: i64, worker: &str, lease_until: i64) -> StoreResult<bool> {
+        let res = sqlx::query("UPDATE jobs SET lease_until = ? WHERE id = ? AND lease_owner = ? AND state = 'running'")
+            .bind(lease_until)
+            .bind(job_id)
+            .bind(worker)
+            .execute(&self.pool)
+            .await?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    async fn finish_job(
+        &self,
+        job_id: i64,
+        worker: &str,
+        finish: JobFinish,
+        now: i64,
+    ) -> StoreResult<bool> {
+        if !finish.state.is_terminal() {
+            bail!("finish_job needs a terminal state, got {}", finish.state);
+        }
+        let mut tx = self.write_tx().await?;
+        let row = sqlx::query("SELECT * FROM jobs WHERE id = ?")
+            .bind(job_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .with_context(|| format!("job {job_id} does not exist"))?;
+        let job = job_from_row(&row)?;
+        let owner: Option<String> = row.try_get("lease_owner")?;
+        if job.state != JobState::Running || owner.as_deref() != Some(worker) {
+            // The job was recovered or cancelled meanwhile; this worker's result is stale.
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        let run = run_from_row(
+            &sqlx::query("SELECT * FROM runs WHERE id = ?")
+                .bind(job.run_id)
+                .fetch_one(&mut *tx)
+                .await?,
+        )?;
+        let entries = insert_audit(&mut tx, finish.audit, now).await?;
+        sqlx::query(
+            "UPDATE jobs SET state = ?, report_json = ?, finished_at = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?",
+        )
+        .bind(finish.state.as_str())
+        .bind(&finish.report_json)
+        .bind(now)
+        .bind(job_id)
+        .execute(&mut *tx)
+        .await?;
+
+        match job.kind {
+            JobKind::Plan => {
+                // Any plan of this project from an earlier job is superseded, whatever this
+                // job's outcome: a failed re-plan must not leave an older plan applicable.
+                sqlx::query(
+                    "UPDATE plans SET discarded_at = ? WHERE repo = ? COLLATE NOCASE AND pr = ? AND project_name = ? \
+                     AND job_id < ? AND discarded_at IS NULL AND applied_at IS NULL",
+                )
+                .bind(now)
+                .bind(run.repo.full())
+                .bind(run.pr.get() as i64)
+                .bind(&job.project_name)
+                .bind(job_id)
+                .execute(&mut *tx)
+                .await?;
+                if let Some(plan) = &finish.plan {
+                    let seq = entries
+                        .iter()
+                        .find(|e| e.record.action == Some(crate::core::audit::AuditAction::Plan))
+                        .map(|e| e.seq as i64);
+                    sqlx::query(
+                        "INSERT INTO plans (repo, pr, project_name, project_dir, workspace, head_sha, job_id, plan_file, plan_sha256, \
+                         summary_json, audit_seq, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    )
+                    .bind(run.repo.full())
+                    .bind(run.pr.get() as i64)
+                    .bind(&job.project_name)
+                    .bind(&job.project_dir)
+                    .bind(&job.workspace)
+                    .bind(plan.head_sha.as_str())
+                    .bind(job_id)
+                    .bind(&plan.plan_file)
+                    .bind(&plan.plan_sha256)
+                    .bind(&plan.summary_json)
+                    .bind(seq)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+            JobKind::Apply => {
+                if finish.state == JobState::Succeeded {
+                    if let Some(plan_id) = job.plan_id {
+                        sqlx::query("UPDATE plans SET applied_at = ? WHERE id = ?")
+                            .bind(now)
+                            .bind(plan_id)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                } else {
+                    // Later projects of the same apply are not attempted after a failure.
+                    let skipped = serde_json::json!({ "skipped": "not applied: an earlier project of this apply did not succeed" });
+                    sqlx::query(
+                        "UPDATE jobs SET state = 'cancelled', report_json = ?, finished_at = ? \
+                         WHERE run_id = ? AND position > ? AND state IN ('queued', 'waiting')",
+                    )
+                    .bind(skipped.to_string())
+                    .bind(now)
+                    .bind(job.run_id)
+                    .bind(job.position)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+        }
+        let finished = maybe_finish_run(&mut tx, job.run_id, now).await?;
+        tx.commit().await?;
+        Ok(finished)
+    }
+
+    async fn finished_runs(&self) -> StoreResult<Vec<RunRow>> {
+        let rows = sqlx::query("SELECT * FROM runs WHERE state = 'finished' ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(run_from_row).collect()
+    }
+
+    async fn report_run(
+        &self,
+        run_id: i64,
+        outbox: Vec<OutboxItem>,
+        audit: Vec<AuditRecord>,
+        now: i64,
+    ) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        let res =
+            sqlx::query("UPDATE runs SET state = 'reported' WHERE id = ? AND state = 'finished'")
+                .bind(run_id)
+                .execute(&mut *tx)
+                .await?;
+        if res.rows_affected() == 0 {
+            // Already reported (two reporters raced, or a retry): write nothing twice.
+            tx.rollback().await?;
+            return Ok(());
+        }
+        insert_outbox(&mut tx, &outbox, now).await?;
+        insert_audit(&mut tx, audit, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn run(&self, run_id: i64) -> StoreResult<Option<RunRow>> {
+        sqlx::query("SELECT * FROM runs WHERE id = ?")
+            .bind(run_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(run_from_row)
+            .transpose()
+    }
+
+    async fn jobs_of_run(&self, run_id: i64) -> StoreResult<Vec<JobRow>> {
+        let rows = sqlx::query("SELECT * FROM jobs WHERE run_id = ? ORDER BY position")
+            .bind(run_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(job_from_row).collect()
+    }
+
+    async fn recover_expired(&self, now: i64) -> StoreResult<Vec<Recovered>> {
+        let mut tx = self.write_tx().await?;
+        let rows = sqlx::query(
+            "SELECT * FROM jobs WHERE state = 'running' AND lease_until < ? ORDER BY id",
+        )
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut out = Vec::new();
+        for row in &rows {
+            let job = job_from_row(row)?;
+            let next = after_lost_lease(job.kind, job.attempts);
+            let report = (next == JobState::Interrupted).then(|| {
+                serde_json::json!({ "interrupted": "the worker running this job stopped (crash or restart) before it finished" })
+                    .to_string()
+            });
+            sqlx::query(
+                "UPDATE jobs SET state = ?, lease_owner = NULL, lease_until = NULL, report_json = COALESCE(?, report_json), \
+                 finished_at = CASE WHEN ? = 'interrupted' THEN ? ELSE finished_at END WHERE id = ?",
+            )
+            .bind(next.as_str())
+            .bind(report)
+            .bind(next.as_str())
+            .bind(now)
+            .bind(job.id)
+            .execute(&mut *tx)
+            .await?;
+            if next == JobState::Interrupted {
+                maybe_finish_run(&mut tx, job.run_id, now).await?;
+            }
+            let run = run_from_row(
+                &sqlx::query("SELECT * FROM runs WHERE id = ?")
+                    .bind(job.run_id)
+                    .fetch_one(&mut *tx)
+                    .await?,
+            )?;
+            out.push(Recovered {
+                job,
+                run,
+                now: next,
+            });
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn interrupt_worker_jobs(&self, worker: &str, now: i64) -> StoreResult<Vec<i64>> {
+        let mut tx = self.write_tx().await?;
+        let rows =
+            sqlx::query("SELECT id, run_id FROM jobs WHERE state = 'running' AND lease_owner = ?")
+                .bind(worker)
+                .fetch_all(&mut *tx)
+                .await?;
+        let report =
+            serde_json::json!({ "interrupted": "Sluice was shut down before this job finished" })
+                .to_string();
+        let mut ids = Vec::new();
+        for r in &rows {
+            let id: i64 = r.try_get("id")?;
+            let run_id: i64 = r.try_get("run_id")?;
+            sqlx::query(
+                "UPDATE jobs SET state = 'interrupted', report_json = ?, finished_at = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?",
+            )
+            .bind(&report)
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            maybe_finish_run(&mut tx, run_id, now).await?;
+            ids.push(id);
+        }
+        tx.commit().await?;
+        Ok(ids)
+    }
+
+    async fn cancel_pending_jobs(
+        &self,
+        repo: &RepoName,
+        pr: PrNumber,
+        reason_json: &str,
+        now: i64,
+    ) -> StoreResult<Vec<i64>> {
+        let mut tx = self.write_tx().await?;
+        let runs: Vec<i64> = sqlx::query_scalar(
+            "SELECT DISTINCT r.id FROM runs r JOIN jobs j ON j.run_id = r.id \
+             WHERE r.repo = ? COLLATE NOCASE AND r.pr = ? AND j.state IN ('waiting', 'queued')",
+        )
+        .bind(repo.full())
+        .bind(pr.get() as i64)
+        .fetch_all(&mut *tx)
+        .await?;
+        for run_id in &runs {
+            sqlx::query(
+                "UPDATE jobs SET state = 'cancelled', report_json = ?, finished_at = ? WHERE run_id = ? AND state IN ('waiting', 'queued')",
+            )
+            .bind(reason_json)
+            .bind(now)
+            .bind(run_id)
+            .execute(&mut *tx)
+            .await?;
+            maybe_finish_run(&mut tx, *run_id, now).await?;
+        }
+        tx.commit().await?;
+        Ok(runs)
+    }
+
+    async fn open_runs(&self, repo: &RepoName, pr: PrNumber) -> StoreResult<Vec<RunRow>> {
+        let rows = sqlx::query(
+            "SELECT * FROM runs WHERE repo = ? COLLATE NOCASE AND pr = ? AND state IN ('waiting', 'active', 'finished') ORDER BY id",
+        )
+        .bind(repo.full())
+        .bind(pr.get() as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(run_from_row).collect()
+    }
+
+    async fn current_plans(&self, repo: &RepoName, pr: PrNumber) -> StoreResult<Vec<PlanRow>> {
+        let rows = sqlx::query(
+            "SELECT * FROM plans p WHERE p.repo = ? COLLATE NOCASE AND p.pr = ? AND p.discarded_at IS NULL AND p.applied_at IS NULL \
+             AND p.job_id = (SELECT MAX(q.job_id) FROM plans q WHERE q.repo = p.repo AND q.pr = p.pr \
+                             AND q.project_name = p.project_name AND q.discarded_at IS NULL) \
+             ORDER BY p.id",
+        )
+        .bind(repo.full())
+        .bind(pr.get() as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(plan_from_row).collect()
+    }
+
+    async fn plan(&self, plan_id: i64) -> StoreResult<Option<PlanRow>> {
+        sqlx::query("SELECT * FROM plans WHERE id = ?")
+            .bind(plan_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(plan_from_row)
+            .transpose()
+    }
+
+    async fn discard_plans(
+        &self,
+        repo: &RepoName,
+        pr: PrNumber,
+        now: i64,
+    ) -> StoreResult<Vec<PlanRow>> {
+        let mut tx = self.write_tx().await?;
+        let rows = sqlx::query(
+            "SELECT * FROM plans WHERE repo = ? COLLATE NOCASE AND pr = ? AND discarded_at IS NULL AND applied_at IS NULL",
+        )
+        .bind(repo.full())
+        .bind(pr.get() as i64)
+        .fetch_all(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE plans SET discarded_at = ? WHERE repo = ? COLLATE NOCASE AND pr = ? AND discarded_at IS NULL AND applied_at IS NULL")
+            .bind(now)
+            .bind(repo.full())
+            .bind(pr.get() as i64)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        rows.iter().map(plan_from_row).collect()
+    }
+
+    async fn locks(&self, repo: Option<&RepoName>) -> StoreResult<Vec<Lock>> {
+        let rows = match repo {
+            Some(r) => {
+                sqlx::query("SELECT * FROM locks WHERE repo = ? COLLATE NOCASE ORDER BY repo, project_dir, workspace")
+                    .bind(r.full())
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => {
+                sqlx::query("SELECT * FROM locks ORDER BY repo, project_dir, workspace")
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        rows.iter().map(lock_from_row).collect()
+    }
+
+    async fn release_pr_locks(
+        &self,
+        repo: &RepoName,
+        pr: PrNumber,
+        outbox: Vec<OutboxItem>,
+        audit: Vec<AuditRecord>,
+        now: i64,
+    ) -> StoreResult<(Vec<Lock>, Vec<i64>)> {
+        let mut tx = self.write_tx().await?;
+        let released: Vec<Lock> = repo_locks(&mut tx, repo)
+            .await?
+            .into_iter()
+            .filter(|l| l.pr == pr)
+            .collect();
+        sqlx::query("DELETE FROM locks WHERE repo = ? COLLATE NOCASE AND pr = ?")
+            .bind(repo.full())
+            .bind(pr.get() as i64)
+            .execute(&mut *tx)
+            .await?;
+        insert_outbox(&mut tx, &outbox, now).await?;
+        insert_audit(&mut tx, audit, now).await?;
+        let started = wake_waiting(&mut tx, repo, now).await?;
+        tx.commit().await?;
+        Ok((released, started))
+    }
+
+    async fn release_lock(
+        &self,
+        repo: &RepoName,
+        key: &LockKey,
+        outbox: Vec<OutboxItem>,
+        audit: Vec<AuditRecord>,
+        now: i64,
+    ) -> StoreResult<(Option<Lock>, Vec<i64>)> {
+        let mut tx = self.write_tx().await?;
+        let existing = repo_locks(&mut tx, repo)
+            .await?
+            .into_iter()
+            .find(|l| &l.key == key);
+        sqlx::query(
+            "DELETE FROM locks WHERE repo = ? COLLATE NOCASE AND project_dir = ? AND workspace = ?",
+        )
+        .bind(repo.full())
+        .bind(key.dir.as_str())
+        .bind(key.workspace.as_str())
+        .execute(&mut *tx)
+        .await?;
+        insert_outbox(&mut tx, &outbox, now).await?;
+        insert_audit(&mut tx, audit, now).await?;
+        let started = wake_waiting(&mut tx, repo, now).await?;
+        tx.commit().await?;
+        Ok((existing, started))
+    }
+
+    async fn enqueue(
+        &self,
+        outbox: Vec<OutboxItem>,
+        audit: Vec<AuditRecord>,
+        now: i64,
+    ) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        insert_outbox(&mut tx, &outbox, now).await?;
+        insert_audit(&mut tx, audit, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn due_outbox(&self, now: i64, limit: u32) -> StoreResult<Vec<OutboxRow>> {
+        // The oldest pending item of each PR (or of each repo, for items without a PR), if due.
+        let rows = sqlx::query(
+            "SELECT * FROM outbox o WHERE o.state = 'pending' AND o.next_attempt_at <= ? AND o.id = ( \
+                 SELECT MIN(p.id) FROM outbox p WHERE p.state = 'pending' AND p.repo = o.repo AND p.pr IS o.pr) \
+             ORDER BY o.id LIMIT ?",
+        )
+        .bind(now)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let pr: Option<i64> = r.try_get("pr")?;
+                Ok(OutboxRow {
+                    id: r.try_get("id")?,
+                    item: OutboxItem {
+                        repo: repo_name(r.try_get("repo")?)?,
+                        pr: pr.map(pr_num).transpose()?,
+                        message: serde_json::from_str(r.try_get::<&str, _>("payload_json")?)?,
+                    },
+                    attempts: r.try_get::<i64, _>("attempts")? as u32,
+                })
+            })
+            .collect()
+    }
+
+    async fn outbox_sent(&self, id: i64, now: i64) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE outbox SET state = 'sent', sent_at = ?, attempts = attempts + 1 WHERE id = ?",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn outbox_retry(&self, id: i64, error: &str, retry_at: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE id = ?")
+            .bind(error)
+            .bind(retry_at)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn outbox_failed(&self, id: i64, error: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE outbox SET state = 'failed', attempts = attempts + 1, last_error = ? WHERE id = ?")
+            .bind(error)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn pending_outbox(&self) -> StoreResult<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE state = 'pending'")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n as u64)
+    }
+
+    async fn append_audit(
+        &self,
+        audit: Vec<AuditRecord>,
+        now: i64,
+    ) -> StoreResult<Vec<AuditEntry>> {
+        let mut tx = self.write_tx().await?;
+        let entries = insert_audit(&mut tx, audit, now).await?;
+        tx.commit().await?;
+        Ok(entries)
+    }
+
+    async fn scan_audit(
+        &self,
+        q: &AuditQuery,
+        each: &mut (dyn FnMut(AuditEntry) -> anyhow::Result<bool> + Send),
+    ) -> StoreResult<()> {
+        use futures_util::TryStreamExt;
+        let mut sql =
+            String::from("SELECT seq, entry_json, prev_hash, hash FROM audit_log WHERE 1 = 1");
+        if q.since.is_some() {
+            sql.push_str(" AND time_text >= ?");
+        }
+        if q.until.is_some() {
+            sql.push_str(" AND time_text < ?");
+        }
+        if q.repo.is_some() {
+            sql.push_str(" AND repo = ? COLLATE NOCASE");
+        }
+        if q.head_sha.is_some() {
+            sql.push_str(" AND head_sha = ?");
+        }
+        if q.after_seq.is_some() {
+            sql.push_str(" AND seq > ?");
+        }
+        sql.push_str(" ORDER BY seq");
+        if q.limit.is_some() {
+            sql.push_str(" LIMIT ?");
+        }
+        let mut query = sqlx::query(&sql);
+        for v in [&q.since, &q.until, &q.repo, &q.head_sha]
+            .into_iter()
+            .flatten()
+        {
+            query = query.bind(v.clone());
+        }
+        if let Some(a) = q.after_seq {
+            query = query.bind(a as i64);
+        }
+        if let Some(l) = q.limit {
+            query = query.bind(l as i64);
+        }
+        let mut conn = self.pool.acquire().await?;
+        let mut rows = query.fetch(&mut *conn);
+        while let Some(row) = rows.try_next().await? {
+            if !each(audit_from_row(&row)?)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+}

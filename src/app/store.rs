@@ -1,0 +1,374 @@
+//! The store port: everything Sluice persists — webhook deliveries, runs and jobs, saved plans,
+//! locks, the outbox of GitHub side effects and the audit log — behind one trait, so SQLite now
+//! and PostgreSQL later implement the same contract (and run the same contract tests).
+//!
+//! Each method is one transaction. Methods that change state *and* must be reported take the
+//! outbox items and audit records to write in that same transaction: an outcome is never
+//! recorded without its report, nor reported without its record.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::core::audit::{AuditEntry, AuditRecord};
+use crate::core::event::Actor;
+use crate::core::job::{JobKind, JobState};
+use crate::core::lock::{Lock, LockKey};
+use crate::core::types::{CommitSha, PrNumber, RepoName};
+
+pub type StoreResult<T> = anyhow::Result<T>;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inserted {
+    New,
+    Duplicate,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    pub delivery_id: String,
+    pub kind: String,
+    pub event_json: String,
+    pub attempts: u32,
+}
+
+/// A GitHub side effect waiting to be delivered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Outgoing {
+    Comment {
+        body: String,
+    },
+    Status {
+        sha: CommitSha,
+        context: String,
+        /// `pending`, `success`, `failure` or `error`.
+        state: String,
+        description: String,
+        target_url: Option<String>,
+    },
+    Reaction {
+        comment_id: u64,
+        content: String,
+    },
+}
+
+impl Outgoing {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Outgoing::Comment { .. } => "comment",
+            Outgoing::Status { .. } => "status",
+            Outgoing::Reaction { .. } => "reaction",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxItem {
+    pub repo: RepoName,
+    pub pr: Option<PrNumber>,
+    pub message: Outgoing,
+}
+
+#[derive(Debug, Clone)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub item: OutboxItem,
+    pub attempts: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub kind: JobKind,
+    pub project_name: String,
+    pub project_dir: String,
+    pub workspace: String,
+    /// `core::projects::Project`, as JSON.
+    pub project_json: String,
+    /// For applies: the plan to apply.
+    pub plan_id: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    pub repo: RepoName,
+    pub pr: PrNumber,
+    pub kind: JobKind,
+    /// `autoplan` or `comment`.
+    pub trigger: String,
+    pub head_sha: CommitSha,
+    pub base_sha: CommitSha,
+    pub base_ref: String,
+    pub clone_url: String,
+    pub installation_id: Option<u64>,
+    pub actor: Actor,
+    pub comment_id: Option<u64>,
+    pub event_id: Option<String>,
+    pub extra_args: Vec<String>,
+    pub verbose: bool,
+    pub jobs: Vec<NewJob>,
+    /// Locks the run must hold (all, atomically) before any job runs. Empty for applies, which
+    /// require the locks to be held already.
+    pub locks: Vec<LockKey>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunStart {
+    /// Locks taken (or none needed): the jobs are queued.
+    Queued { run_id: i64 },
+    /// Another PR holds some of the locks: the run waits, and starts by itself when they free.
+    Waiting { run_id: i64, held: Vec<Lock> },
+    /// The event that asks for this run was already turned into one (a redelivery, a crash
+    /// between creating the run and finishing the event).
+    AlreadyExists { run_id: i64 },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunRow {
+    pub id: i64,
+    pub repo: RepoName,
+    pub pr: PrNumber,
+    pub kind: JobKind,
+    pub trigger: String,
+    pub head_sha: CommitSha,
+    pub base_sha: CommitSha,
+    pub base_ref: String,
+    pub clone_url: String,
+    pub installation_id: Option<u64>,
+    pub actor: Actor,
+    pub comment_id: Option<u64>,
+    pub event_id: Option<String>,
+    pub extra_args: Vec<String>,
+    pub verbose: bool,
+    pub state: String,
+    pub waiting_on_pr: Option<u64>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobRow {
+    pub id: i64,
+    pub run_id: i64,
+    pub position: i64,
+    pub kind: JobKind,
+    pub project_name: String,
+    pub project_dir: String,
+    pub workspace: String,
+    pub project_json: String,
+    pub plan_id: Option<i64>,
+    pub state: JobState,
+    pub attempts: u32,
+    pub report_json: Option<String>,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+}
+
+/// A claimed job with its run.
+#[derive(Debug, Clone)]
+pub struct ClaimedJob {
+    pub job: JobRow,
+    pub run: RunRow,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewPlan {
+    pub head_sha: CommitSha,
+    pub plan_file: String,
+    pub plan_sha256: String,
+    pub summary_json: String,
+}
+
+/// How a job ended, as the worker reports it.
+#[derive(Debug, Clone)]
+pub struct JobFinish {
+    pub state: JobState,
+    /// `core::plan::ProjectReport`, as JSON.
+    pub report_json: String,
+    /// A successful plan's saved plan.
+    pub plan: Option<NewPlan>,
+    pub audit: Vec<AuditRecord>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PlanRow {
+    pub id: i64,
+    pub repo: RepoName,
+    pub pr: PrNumber,
+    pub project_name: String,
+    pub project_dir: String,
+    pub workspace: String,
+    pub head_sha: CommitSha,
+    pub job_id: i64,
+    pub plan_file: String,
+    pub plan_sha256: String,
+    pub summary_json: String,
+    pub audit_seq: Option<u64>,
+    pub created_at: i64,
+    pub applied_at: Option<i64>,
+    pub discarded_at: Option<i64>,
+}
+
+/// A job whose lease expired, and what became of it.
+#[derive(Debug, Clone)]
+pub struct Recovered {
+    pub job: JobRow,
+    pub run: RunRow,
+    pub now: JobState,
+}
+
+/// Filters for reading the audit log.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    /// RFC 3339 lower bound (inclusive) on `time`.
+    pub since: Option<String>,
+    /// RFC 3339 upper bound (exclusive).
+    pub until: Option<String>,
+    pub repo: Option<String>,
+    pub head_sha: Option<String>,
+    /// Entries with `seq > after_seq` (pagination cursor).
+    pub after_seq: Option<u64>,
+    pub limit: Option<u64>,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    // ---- webhook deliveries ------------------------------------------------------------------
+    /// Persists a verified delivery. A known `delivery_id` is a duplicate and changes nothing.
+    async fn insert_event(
+        &self,
+        delivery_id: &str,
+        kind: &str,
+        event_json: &str,
+        now: i64,
+    ) -> StoreResult<Inserted>;
+    /// The oldest pending delivery that is due, if any.
+    async fn next_event(&self, now: i64) -> StoreResult<Option<StoredEvent>>;
+    async fn finish_event(&self, delivery_id: &str) -> StoreResult<()>;
+    /// Processing failed for a passing reason: try again at `retry_at`, or give up after
+    /// `max_attempts` (state `failed`, with the error kept for operators).
+    async fn retry_event(
+        &self,
+        delivery_id: &str,
+        error: &str,
+        retry_at: i64,
+        max_attempts: u32,
+    ) -> StoreResult<()>;
+
+    // ---- runs and jobs -----------------------------------------------------------------------
+    /// Creates a run and its jobs, taking all its locks atomically (or waiting behind their
+    /// holder), and writes `outbox`/`audit` in the same transaction.
+    async fn create_run(
+        &self,
+        run: NewRun,
+        outbox: Vec<OutboxItem>,
+        audit: Vec<AuditRecord>,
+        now: i64,
+    ) -> StoreResult<RunStart>;
+    /// Claims the next runnable job for `worker` with a lease until `lease_until`. Jobs of an
+    /// apply run go one at a time, in order.
+    async fn claim_job(
+        &self,
+        worker: &str,
+        now: i64,
+        lease_until: i64,
+    ) -> StoreResult<Option<ClaimedJob>>;
+    /// Extends the lease; `false` when the job is no longer this worker's (cancelled, recovered).
+    async fn renew_lease(&self, job_id: i64, worker: &str, lease_until: i64) -> StoreResult<bool>;
+    /// Records a job's end. Returns `true` when this was its run's last job (the run is then
+    /// `finished` and waits to be reported).
+    async fn finish_job(
+        &self,
+        job_id: i64,
+        worker: &str,
+        finish: JobFinish,
+        now: i64,
+    ) -> StoreResult<bool>;
+    /// Runs whose jobs are all done but whose report was not written yet.
+    async fn finished_runs(&self) -> StoreResult<Vec<RunRow>>;
+    /// Writes a finished run's report (comments, statuses) and audit, and marks it reported.
+    async fn report_run(
+        &self,
+        run_id: i64,
+        outbox: Vec<OutboxItem>,
+        audit: Vec<AuditRecord>,
+        now: i64,
+    ) -> StoreResult<()>;
+    async fn run(&self, run_id: i64) -> StoreResult<Option<RunRow>>;
+    async fn jobs_of_run(&self, run_id: i64) -> StoreResult<Vec<JobRow>>;
+    /// Running jobs whose lease expired: plans go back to the queue (a few times), applies end
+    /// `interrupted`. The run of a job that ends here may become finished.
+    async fn recover_expired(&self, now: i64) -> StoreResult<Vec<Recovered>>;
+    /// Marks `running` jobs of `worker` interrupted (graceful shutdown past its deadline).
+    async fn interrupt_worker_jobs(&self, worker: &str, now: i64) -> StoreResult<Vec<i64>>;
+    /// Cancels the PR's waiting and queued jobs (closed PR, unlock). Returns the affected runs.
+    async fn cancel_pending_jobs(
+        &self,
+        repo: &RepoName,
+        pr: PrNumber,
+        reason_json: &str,
+        now: i64,
+    ) -> StoreResult<Vec<i64>>;
+    /// Active (not yet reported) runs of a PR.
+    async fn open_runs(&self, repo: &RepoName, pr: PrNumber) -> StoreResult<Vec<RunRow>>;
+
+    // ---- plans -------------------------------------------------------------------------------
+    /// The PR's current plans (neither discarded nor applied), one per project, newest first.
+    async fn current_plans(&self, repo: &RepoName, pr: PrNumber) -> StoreResult<Vec<PlanRow>>;
+    async fn plan(&self, plan_id: i64) -> StoreResult<Option<PlanRow>>;
+    /// Discards the PR's current plans; returns their files (for deletion).
+    async fn discard_plans(
+        &self,
+        repo: &RepoName,
+        pr: PrNumber,
+        now: i64,
+    ) -> StoreResult<Vec<PlanRow>>;
+
+    // ---- locks -------------------------------------------------------------------------------
+    async fn locks(&self, repo: Option<&RepoName>) -> StoreResult<Vec<Lock>>;
+    /// Releases every lock of the PR (close, merge, unlock) and starts the runs that were
+    /// waiting for them. Writes `outbox`/`audit` in the same transaction; returns the released
+    /// locks and the runs that could start.
+    async fn release_pr_locks(
+        &self,
+        repo: &RepoName,
+        pr: PrNumber,
+        outbox: Vec<OutboxItem>,
+        audit: Vec<AuditRecord>,
+        now: i64,
+    ) -> StoreResult<(Vec<Lock>, Vec<i64>)>;
+    /// Releases one lock (admin), with the same wake-up of waiting runs.
+    async fn release_lock(
+        &self,
+        repo: &RepoName,
+        key: &LockKey,
+        outbox: Vec<OutboxItem>,
+        audit: Vec<AuditRecord>,
+        now: i64,
+    ) -> StoreResult<(Option<Lock>, Vec<i64>)>;
+
+    // ---- outbox ------------------------------------------------------------------------------
+    async fn enqueue(
+        &self,
+        outbox: Vec<OutboxItem>,
+        audit: Vec<AuditRecord>,
+        now: i64,
+    ) -> StoreResult<()>;
+    /// Due items, oldest first, at most one per PR (so a PR's comments keep their order even
+    /// when one is being retried).
+    async fn due_outbox(&self, now: i64, limit: u32) -> StoreResult<Vec<OutboxRow>>;
+    async fn outbox_sent(&self, id: i64, now: i64) -> StoreResult<()>;
+    async fn outbox_retry(&self, id: i64, error: &str, retry_at: i64) -> StoreResult<()>;
+    async fn outbox_failed(&self, id: i64, error: &str) -> StoreResult<()>;
+    async fn pending_outbox(&self) -> StoreResult<u64>;
+
+    // ---- audit -------------------------------------------------------------------------------
+    async fn append_audit(&self, audit: Vec<AuditRecord>, now: i64)
+    -> StoreResult<Vec<AuditEntry>>;
+    /// Entries matching `q`, in sequence order, handed to `each` one at a time (constant memory
+    /// over millions of entries). `each` returning `false` stops early.
+    async fn scan_audit(
+        &self,
+        q: &AuditQuery,
+        each: &mut (dyn FnMut(AuditEntry) -> anyhow::Result<bool> + Send),
+    ) -> StoreResult<()>;
+}

@@ -1,0 +1,381 @@
+//! The audit log's entries, their canonical encoding and the hash chain (PRODUCT.md §11).
+//!
+//! `hash(n) = SHA-256( hex(hash(n-1)) || canonical(entry n) )`, where `hex` is 64 lowercase
+//! hexadecimal ASCII characters, the genesis predecessor is 64 `0` characters, and `canonical`
+//! is the compact JSON object of the entry's fields in the order declared in [`AuditEntry`]
+//! (absent values as `null`, integers only, times as RFC 3339 UTC with milliseconds and `Z`,
+//! maps with sorted keys, strings escaped as `serde_json` does). ARCHITECTURE.md spells this out
+//! for auditors who recompute the chain with other tools.
+//!
+//! Pure: appending (and the database's refusal of updates and deletes) is the store's job.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// The predecessor hash of the first entry.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditAction {
+    Plan,
+    Apply,
+    ApplyRefused,
+    PolicyCheck,
+    PolicyOverride,
+    LockAcquired,
+    LockReleased,
+    LockConflict,
+    Unlock,
+    AdminLockRelease,
+    WebhookRejected,
+    ConfigRejected,
+    CommandRejected,
+    PullRequestClosed,
+}
+
+impl AuditAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditAction::Plan => "plan",
+            AuditAction::Apply => "apply",
+            AuditAction::ApplyRefused => "apply_refused",
+            AuditAction::PolicyCheck => "policy_check",
+            AuditAction::PolicyOverride => "policy_override",
+            AuditAction::LockAcquired => "lock_acquired",
+            AuditAction::LockReleased => "lock_released",
+            AuditAction::LockConflict => "lock_conflict",
+            AuditAction::Unlock => "unlock",
+            AuditAction::AdminLockRelease => "admin_lock_release",
+            AuditAction::WebhookRejected => "webhook_rejected",
+            AuditAction::ConfigRejected => "config_rejected",
+            AuditAction::CommandRejected => "command_rejected",
+            AuditAction::PullRequestClosed => "pull_request_closed",
+        }
+    }
+}
+
+impl fmt::Display for AuditAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditResult {
+    Success,
+    Failure,
+    Refused,
+    Interrupted,
+    Cancelled,
+}
+
+impl AuditResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditResult::Success => "success",
+            AuditResult::Failure => "failure",
+            AuditResult::Refused => "refused",
+            AuditResult::Interrupted => "interrupted",
+            AuditResult::Cancelled => "cancelled",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditActor {
+    pub login: String,
+    pub id: Option<u64>,
+    /// `human`, `bot`, `admin` or `system`.
+    pub kind: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeCounts {
+    pub add: u64,
+    pub change: u64,
+    pub destroy: u64,
+    pub replace: u64,
+    pub import: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditApproval {
+    pub login: String,
+    pub user_id: u64,
+    pub review_id: u64,
+    pub submitted_at: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditPolicyDecision {
+    pub policy: String,
+    /// `pass`, `warn`, `fail`, `overridden`.
+    pub outcome: String,
+    pub reasons: Vec<String>,
+    /// Git blob SHA of the policy file the decision came from.
+    pub source_blob: Option<String>,
+}
+
+/// What a flow records; the store adds sequence, time and hashes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    pub event_id: Option<String>,
+    pub actor: AuditActor,
+    pub action: Option<AuditAction>,
+    pub repo: Option<String>,
+    pub pr: Option<u64>,
+    pub base_sha: Option<String>,
+    pub head_sha: Option<String>,
+    pub project: Option<String>,
+    pub dir: Option<String>,
+    pub workspace: Option<String>,
+    pub engine: Option<String>,
+    pub engine_version: Option<String>,
+    pub result: Option<AuditResult>,
+    pub error_class: Option<String>,
+    pub duration_ms: Option<u64>,
+    pub plan_sha256: Option<String>,
+    /// For an apply: the sequence number of the plan entry whose plan was applied.
+    pub plan_entry_seq: Option<u64>,
+    pub changes: Option<ChangeCounts>,
+    pub destroyed: Vec<String>,
+    pub replaced: Vec<String>,
+    pub policy: Vec<AuditPolicyDecision>,
+    pub approvals: Vec<AuditApproval>,
+    pub job_id: Option<i64>,
+    pub log_url: Option<String>,
+    /// Free-form facts (e.g. lock keys, reasons for a refusal), sorted by key.
+    pub details: BTreeMap<String, String>,
+}
+
+/// A stored entry: the record plus its place in the chain. Field order is the canonical order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub seq: u64,
+    /// RFC 3339 UTC with milliseconds, e.g. `2026-11-22T15:03:00.123Z`.
+    pub time: String,
+    #[serde(flatten)]
+    pub record: AuditRecord,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// The canonical bytes of an entry (everything but `prev_hash` and `hash`).
+pub fn canonical(seq: u64, time: &str, record: &AuditRecord) -> Vec<u8> {
+    #[derive(Serialize)]
+    struct Canon<'a> {
+        seq: u64,
+        time: &'a str,
+        #[serde(flatten)]
+        record: &'a AuditRecord,
+    }
+    serde_json::to_vec(&Canon { seq, time, record }).expect("audit records always serialize")
+}
+
+/// The chain hash of an entry given its predecessor's hash.
+pub fn chain_hash(prev_hash: &str, seq: u64, time: &str, record: &AuditRecord) -> String {
+    let mut h = Sha256::new();
+    h.update(prev_hash.as_bytes());
+    h.update(canonical(seq, time, record));
+    hex::encode(h.finalize())
+}
+
+/// Builds the stored entry that follows `prev` (or genesis).
+pub fn seal(prev: Option<(u64, &str)>, time: String, record: AuditRecord) -> AuditEntry {
+    let (seq, prev_hash) = match prev {
+        Some((seq, hash)) => (seq + 1, hash.to_string()),
+        None => (1, GENESIS_HASH.to_string()),
+    };
+    let hash = chain_hash(&prev_hash, seq, &time, &record);
+    AuditEntry {
+        seq,
+        time,
+        record,
+        prev_hash,
+        hash,
+    }
+}
+
+/// Formats unix milliseconds as the canonical time.
+pub fn format_time(unix_ms: i64) -> String {
+    chrono::DateTime::<chrono::Utc>::from_timestamp_millis(unix_ms)
+        .unwrap_or_default()
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
+}
+
+/// Why verification stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChainBreak {
+    /// The sequence jumps: entries are missing (deleted) or out of order.
+    Sequence { expected: u64, found: u64 },
+    /// The entry's `prev_hash` is not its predecessor's hash (an entry before it was removed,
+    /// replaced or reordered).
+    Link { seq: u64 },
+    /// The entry's content does not match its hash (it was modified).
+    Content { seq: u64 },
+}
+
+impl fmt::Display for ChainBreak {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ChainBreak::Sequence { expected, found } if found > expected => write!(
+                f,
+                "entry {expected} is missing: the next entry is {found} (entries deleted)"
+            ),
+            ChainBreak::Sequence { expected, found } => write!(
+                f,
+                "entry {found} appears where {expected} was expected (entries reordered or duplicated)"
+            ),
+            ChainBreak::Link { seq } => write!(
+                f,
+                "entry {seq} does not follow its predecessor: its prev_hash differs (an earlier entry was removed, replaced or reordered)"
+            ),
+            ChainBreak::Content { seq } => write!(
+                f,
+                "entry {seq} was modified: its content does not match its hash"
+            ),
+        }
+    }
+}
+
+/// Checks entries one at a time, in storage order, in constant memory.
+#[derive(Debug, Clone)]
+pub struct Verifier {
+    expected_seq: u64,
+    prev_hash: String,
+    pub checked: u64,
+}
+
+impl Default for Verifier {
+    fn default() -> Self {
+        Verifier {
+            expected_seq: 1,
+            prev_hash: GENESIS_HASH.to_string(),
+            checked: 0,
+        }
+    }
+}
+
+impl Verifier {
+    pub fn check(&mut self, e: &AuditEntry) -> Result<(), ChainBreak> {
+        if e.seq != self.expected_seq {
+            return Err(ChainBreak::Sequence {
+                expected: self.expected_seq,
+                found: e.seq,
+            });
+        }
+        if chain_hash(&e.prev_hash, e.seq, &e.time, &e.record) != e.hash {
+            return Err(ChainBreak::Content { seq: e.seq });
+        }
+        if e.prev_hash != self.prev_hash {
+            return Err(ChainBreak::Link { seq: e.seq });
+        }
+        self.expected_seq += 1;
+        self.prev_hash = e.hash.clone();
+        self.checked += 1;
+        Ok(())
+    }
+
+    pub fn last_hash(&self) -> &str {
+        &self.prev_hash
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(action: AuditAction) -> AuditRecord {
+        AuditRecord {
+            actor: AuditActor {
+                login: "alice".into(),
+                id: Some(1),
+                kind: "human".into(),
+            },
+            action: Some(action),
+            repo: Some("acme/infra".into()),
+            pr: Some(7),
+            ..AuditRecord::default()
+        }
+    }
+
+    fn chain(n: usize) -> Vec<AuditEntry> {
+        let mut out: Vec<AuditEntry> = Vec::new();
+        for i in 0..n {
+            let prev = out.last().map(|e| (e.seq, e.hash.as_str()));
+            let e = seal(
+                prev,
+                format_time(1_700_000_000_000 + i as i64),
+                record(AuditAction::Plan),
+            );
+            out.push(e);
+        }
+        out
+    }
+
+    fn verify(entries: &[AuditEntry]) -> Result<u64, ChainBreak> {
+        let mut v = Verifier::default();
+        for e in entries {
+            v.check(e)?;
+        }
+        Ok(v.checked)
+    }
+
+    #[test]
+    fn canonical_encoding_is_stable() {
+        let bytes = canonical(1, "2026-11-22T15:03:00.123Z", &record(AuditAction::Apply));
+        insta::assert_snapshot!(String::from_utf8(bytes).unwrap(), @r#"{"seq":1,"time":"2026-11-22T15:03:00.123Z","event_id":null,"actor":{"login":"alice","id":1,"kind":"human"},"action":"apply","repo":"acme/infra","pr":7,"base_sha":null,"head_sha":null,"project":null,"dir":null,"workspace":null,"engine":null,"engine_version":null,"result":null,"error_class":null,"duration_ms":null,"plan_sha256":null,"plan_entry_seq":null,"changes":null,"destroyed":[],"replaced":[],"policy":[],"approvals":[],"job_id":null,"log_url":null,"details":{}}"#);
+        assert_eq!(format_time(0), "1970-01-01T00:00:00.000Z");
+    }
+
+    #[test]
+    fn genesis_and_chain() {
+        let c = chain(3);
+        assert_eq!(c[0].prev_hash, GENESIS_HASH);
+        assert_eq!(c[1].prev_hash, c[0].hash);
+        assert_eq!(verify(&c), Ok(3));
+    }
+
+    #[test]
+    fn tampering_is_pinpointed() {
+        let mut modified = chain(4);
+        modified[2].record.actor.login = "mallory".into();
+        assert_eq!(verify(&modified), Err(ChainBreak::Content { seq: 3 }));
+
+        let mut deleted = chain(4);
+        deleted.remove(1);
+        assert_eq!(
+            verify(&deleted),
+            Err(ChainBreak::Sequence {
+                expected: 2,
+                found: 3
+            })
+        );
+
+        let mut reordered = chain(4);
+        reordered.swap(1, 2);
+        assert_eq!(
+            verify(&reordered),
+            Err(ChainBreak::Sequence {
+                expected: 2,
+                found: 3
+            })
+        );
+
+        // A forged replacement that is internally consistent still breaks the link.
+        let mut forged = chain(4);
+        let fake = seal(
+            Some((1, &"f".repeat(64))),
+            forged[1].time.clone(),
+            record(AuditAction::Unlock),
+        );
+        forged[1] = fake;
+        assert_eq!(verify(&forged), Err(ChainBreak::Link { seq: 2 }));
+    }
+}
