@@ -295,6 +295,7 @@ pub trait Store: Send + Sync {
     ) -> StoreResult<()>;
     async fn run(&self, run_id: i64) -> StoreResult<Option<RunRow>>;
     async fn jobs_of_run(&self, run_id: i64) -> StoreResult<Vec<JobRow>>;
+    async fn job(&self, job_id: i64) -> StoreResult<Option<JobRow>>;
     /// Running jobs whose lease expired: plans go back to the queue (a few times), applies end
     /// `interrupted`. The run of a job that ends here may become finished.
     async fn recover_expired(&self, now: i64) -> StoreResult<Vec<Recovered>>;

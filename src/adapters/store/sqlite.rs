@@ -742,6 +742,16 @@ impl Store for SqliteStore {
         rows.iter().map(job_from_row).collect()
     }
 
+    async fn job(&self, job_id: i64) -> StoreResult<Option<JobRow>> {
+        sqlx::query("SELECT * FROM jobs WHERE id = ?")
+            .bind(job_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(job_from_row)
+            .transpose()
+    }
+
     async fn recover_expired(&self, now: i64) -> StoreResult<Vec<Recovered>> {
         let mut tx = self.write_tx().await?;
         let rows = sqlx::query(

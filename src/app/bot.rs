@@ -1,0 +1,972 @@
+//! The bot: what Sluice does with each verified webhook event. One `match` over
+//! [`Event`]: pull requests autoplan or release, comments become commands, reviews are read
+//! when an apply asks for them. Work that takes time (terraform) is never done here: this module
+//! turns events into persisted runs, replies and records; workers run the jobs.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::sync::Notify;
+
+use super::repo_state::{RepoState, base_requirements, load_config_files};
+use super::store::{NewJob, NewRun, OutboxItem, Outgoing, RunStart, Store};
+use crate::adapters::git::GitRepo;
+use crate::adapters::github::{GitHubApi, GitHubError, PullDetails};
+use crate::config::Settings;
+use crate::core::apply_gate::{self, PlanFacts, PrFacts, ProjectFacts};
+use crate::core::audit::{AuditAction, AuditActor, AuditApproval, AuditRecord, AuditResult};
+use crate::core::command::{self, Command, CommandKind, ParseContext, Parsed};
+use crate::core::event::{Actor, ActorKind, Event, PullRequestAction, RepoRef};
+use crate::core::job::JobKind;
+use crate::core::lock::{Lock, LockKey};
+use crate::core::projects::{self, Project};
+use crate::core::types::{CommitSha, PrNumber, RepoName};
+
+pub const STATUS_PLAN: &str = "sluice/plan";
+pub const STATUS_APPLY: &str = "sluice/apply";
+
+/// Milliseconds since the Unix epoch. The only clock of the app layer.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Why handling an event stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum EventError {
+    /// Try again later (GitHub or git unreachable, a 5xx): the event stays pending.
+    #[error("{0:#}")]
+    Retry(anyhow::Error),
+    /// Retrying would not help; the event is done (the PR was told when possible).
+    #[error("{0:#}")]
+    Permanent(anyhow::Error),
+}
+
+impl From<GitHubError> for EventError {
+    fn from(e: GitHubError) -> Self {
+        if e.is_retryable() {
+            EventError::Retry(e.into())
+        } else {
+            EventError::Permanent(e.into())
+        }
+    }
+}
+
+/// Bare mirrors of the repositories Sluice serves, one per repo, fetched under a per-repo lock
+/// (two fetches into one repository would fight over its refs).
+#[derive(Default)]
+pub struct Mirrors {
+    dir: PathBuf,
+    locks: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl Mirrors {
+    pub fn new(dir: PathBuf) -> Mirrors {
+        Mirrors {
+            dir,
+            locks: Default::default(),
+        }
+    }
+
+    fn lock_for(&self, repo: &RepoName) -> Arc<tokio::sync::Mutex<()>> {
+        let key = repo.full().to_ascii_lowercase();
+        self.locks.lock().expect("mirror lock map").entry(key).or_default().clone()
+    }
+
+    pub fn path(&self, repo: &RepoName) -> PathBuf {
+        self.dir.join(repo.owner().to_ascii_lowercase()).join(format!("{}.git", repo.name().to_ascii_lowercase()))
+    }
+
+    /// Makes sure `want` (and the base branch) are in the mirror, fetching what is missing.
+    pub async fn ensure(
+        &self,
+        repo: &RepoName,
+        clone_url: &str,
+        token: Option<crate::config::Secret>,
+        refspec_sets: Vec<Vec<String>>,
+        want: Vec<CommitSha>,
+    ) -> anyhow::Result<GitRepo> {
+        let lock = self.lock_for(repo);
+        let _guard = lock.lock().await;
+        let path = self.path(repo);
+        let url = clone_url.to_string();
+        tokio::task::spawn_blocking(move || -> anyhow::Result<GitRepo> {
+            let git = GitRepo::mirror(&path)?;
+            let have_all = |g: &GitRepo| want.iter().all(|w| g.has_commit(w));
+            // Refspec sets in order of preference: the first that brings every wanted commit wins.
+            // A set can fail as a whole (git rejects a missing ref), so the next one is tried.
+            let mut last_err = None;
+            for refspecs in &refspec_sets {
+                match git.fetch(&url, refspecs, token.as_ref()) {
+                    Ok(()) if have_all(&git) => return Ok(git),
+                    Ok(()) => {}
+                    Err(e) => last_err = Some(e),
+                }
+            }
+            // Last resort: GitHub serves reachable commits by id.
+            let ids: Vec<String> = want.iter().map(|w| w.to_string()).collect();
+            match git.fetch(&url, &ids, token.as_ref()) {
+                Ok(()) if have_all(&git) => Ok(git),
+                Ok(()) => anyhow::bail!(
+                    "the commits {} are not in {}",
+                    ids.join(", "),
+                    crate::adapters::git::redact_url(&url)
+                ),
+                Err(e) => Err(last_err.map(|l| l.context(format!("{e:#}"))).unwrap_or(e)),
+            }
+        })
+        .await
+        .context("fetch task failed")?
+    }
+}
+
+pub struct Bot {
+    pub settings: Arc<Settings>,
+    pub store: Arc<dyn Store>,
+    pub github: Arc<dyn GitHubApi>,
+    pub mirrors: Arc<Mirrors>,
+    pub enabled: Vec<CommandKind>,
+    /// The bot's own login, to ignore its own comments and accept `@login plan`.
+    pub bot_login: tokio::sync::OnceCell<String>,
+    /// Wakes the job workers when runs are queued.
+    pub jobs_ready: Arc<Notify>,
+    /// Wakes the outbox deliverer.
+    pub outbox_ready: Arc<Notify>,
+}
+
+fn actor_audit(a: &Actor) -> AuditActor {
+    AuditActor {
+        login: a.login.clone(),
+        id: Some(a.id),
+        kind: a.kind.as_str().to_string(),
+    }
+}
+
+fn comment(repo: &RepoName, pr: PrNumber, body: impl Into<String>) -> OutboxItem {
+    OutboxItem {
+        repo: repo.clone(),
+        pr: Some(pr),
+        message: Outgoing::Comment { body: body.into() },
+    }
+}
+
+pub fn status(repo: &RepoName, pr: PrNumber, sha: &CommitSha, context: &str, state: &str, description: impl Into<String>) -> OutboxItem {
+    OutboxItem {
+        repo: repo.clone(),
+        pr: Some(pr),
+        message: Outgoing::Status {
+            sha: sha.clone(),
+            context: context.to_string(),
+            state: state.to_string(),
+            description: description.into(),
+            target_url: None,
+        },
+    }
+}
+
+/// What a lock conflict looks like on the PR.
+fn queued_message(held: &[Lock], html_base: &str) -> String {
+    let mut holders: Vec<u64> = held.iter().map(|l| l.pr.get()).collect();
+    holders.dedup();
+    let links: Vec<String> = holders.iter().map(|n| format!("[#{n}]({html_base}/pull/{n})")).collect();
+    let mut s = format!(
+        "⏳ **Queued behind {}**: another pull request holds the lock of {}:\n\n",
+        links.join(", "),
+        if held.len() == 1 { "a project this change affects" } else { "projects this change affects" }
+    );
+    for l in held {
+        s.push_str(&format!("* `{}` — held by #{} (@{})\n", l.key, l.pr.get(), l.holder_login));
+    }
+    s.push_str("\nThis plan starts by itself as soon as those locks are released (when that pull request is merged or closed, or its author comments `unlock`).");
+    s
+}
+
+impl Bot {
+    async fn bot_login(&self) -> Option<String> {
+        if let Some(l) = &self.settings.github_bot_login {
+            return Some(l.clone());
+        }
+        self.bot_login
+            .get_or_try_init(|| async { self.github.bot_login().await })
+            .await
+            .ok()
+            .cloned()
+    }
+
+    fn repo_html(repo: &RepoRef) -> String {
+        format!("https://github.com/{}", repo.name.full())
+    }
+
+    /// Handles one event to completion (or to a retry).
+    pub async fn handle(&self, delivery_id: &str, event: Event) -> Result<(), EventError> {
+        match event {
+            Event::PullRequest { action, repo, pr, sender } => match action {
+                PullRequestAction::Closed { merged } => self.on_closed(delivery_id, &repo, pr.number, merged, &sender).await,
+                PullRequestAction::Opened | PullRequestAction::Reopened | PullRequestAction::ReadyForReview | PullRequestAction::Synchronize => {
+                    if pr.draft && !self.settings.plan_drafts {
+                        tracing::info!(repo = %repo.name, pr = pr.number.get(), "draft pull request: not planned");
+                        return Ok(());
+                    }
+                    if pr.from_fork && !self.settings.allow_fork_prs {
+                        if action != PullRequestAction::Synchronize {
+                            self.store
+                                .enqueue(
+                                    vec![comment(&repo.name, pr.number, FORK_REFUSAL)],
+                                    vec![self.rejected_record(delivery_id, &repo.name, pr.number, &pr.head_sha, &sender, "fork pull requests are not run")],
+                                    now_ms(),
+                                )
+                                .await
+                                .map_err(EventError::Retry)?;
+                            self.outbox_ready.notify_one();
+                        }
+                        return Ok(());
+                    }
+                    let details = PullDetails::from_event(&pr, &repo);
+                    self.plan(delivery_id, &repo, &details, &sender, None, None, true).await
+                }
+            },
+            Event::Comment { repo, pr, comment_id, body, author } => self.on_comment(delivery_id, &repo, pr, comment_id, &body, &author).await,
+            // Reviews are read from the reviews API when an apply asks (latest per reviewer), so
+            // nothing is cached that could go stale.
+            Event::Review { .. } | Event::Push { .. } | Event::Ping | Event::Ignored { .. } => Ok(()),
+        }
+    }
+
+    fn rejected_record(&self, delivery_id: &str, repo: &RepoName, pr: PrNumber, head: &CommitSha, actor: &Actor, why: &str) -> AuditRecord {
+        AuditRecord {
+            event_id: Some(delivery_id.to_string()),
+            actor: actor_audit(actor),
+            action: Some(AuditAction::CommandRejected),
+            repo: Some(repo.full()),
+            pr: Some(pr.get()),
+            head_sha: Some(head.to_string()),
+            result: Some(AuditResult::Refused),
+            details: [("reason".to_string(), why.to_string())].into(),
+            ..AuditRecord::default()
+        }
+    }
+
+    /// Fetches the PR's head and base into the mirror.
+    async fn fetch(&self, repo: &RepoRef, pr: &PullDetails) -> Result<GitRepo, EventError> {
+        let token = self.github.clone_token(repo.installation_id).await?;
+        let n = pr.number.get();
+        let base = format!("+refs/heads/{0}:refs/sluice/base/{0}", pr.base_ref);
+        let sets = vec![
+            vec![format!("+refs/pull/{n}/head:refs/sluice/pull/{n}/head"), base.clone()],
+            vec![format!("+refs/heads/{0}:refs/sluice/head/{0}", pr.head_ref), base],
+        ];
+        self.mirrors
+            .ensure(&repo.name, &repo.clone_url, token, sets, vec![pr.head_sha.clone()])
+            .await
+            .map_err(|e| EventError::Retry(e.context(format!("fetching {} for #{n}", repo.name))))
+    }
+
+    /// The commit the base branch points at now (after a fetch).
+    fn base_tip(git: &GitRepo, pr: &PullDetails) -> CommitSha {
+        git.resolve(&format!("refs/sluice/base/{}", pr.base_ref)).unwrap_or_else(|_| pr.base_sha.clone())
+    }
+
+    /// Plans the affected (or targeted) projects of a PR: fetch, detect, lock, queue.
+    #[allow(clippy::too_many_arguments)]
+    async fn plan(
+        &self,
+        delivery_id: &str,
+        repo: &RepoRef,
+        pr: &PullDetails,
+        actor: &Actor,
+        command: Option<&Command>,
+        comment_id: Option<u64>,
+        autoplan: bool,
+    ) -> Result<(), EventError> {
+        let git = match self.fetch(repo, pr).await {
+            Ok(g) => g,
+            Err(EventError::Retry(e)) => return Err(EventError::Retry(e)),
+            Err(e) => return Err(e),
+        };
+        let base = Self::base_tip(&git, pr);
+        let head = pr.head_sha.clone();
+        let state = {
+            let (git, base, head) = (git.clone(), base.clone(), head.clone());
+            tokio::task::spawn_blocking(move || RepoState::load(&git, &base, &head))
+                .await
+                .map_err(|e| EventError::Retry(e.into()))?
+                .map_err(EventError::Permanent)?
+        };
+        let now = now_ms();
+        if state.rejected() {
+            let mut body = format!(
+                "❌ **Sluice cannot plan this pull request**: `{}` has errors at {}:\n\n```\n",
+                state.config_file.as_deref().unwrap_or("the configuration"),
+                head.short()
+            );
+            for d in state.diagnostics.iter().filter(|d| d.is_error()) {
+                body.push_str(&format!("{d}\n"));
+            }
+            body.push_str("```\nFix the file and push again; `sluice config check` shows the same errors locally.");
+            let record = AuditRecord {
+                event_id: Some(delivery_id.to_string()),
+                actor: actor_audit(actor),
+                action: Some(AuditAction::ConfigRejected),
+                repo: Some(repo.name.full()),
+                pr: Some(pr.number.get()),
+                base_sha: Some(base.to_string()),
+                head_sha: Some(head.to_string()),
+                result: Some(AuditResult::Refused),
+                details: state.diagnostics.iter().enumerate().map(|(i, d)| (format!("diagnostic_{i:03}"), d.to_string())).collect(),
+                ..AuditRecord::default()
+            };
+            self.store
+                .enqueue(
+                    vec![
+                        comment(&repo.name, pr.number, body),
+                        status(&repo.name, pr.number, &head, STATUS_PLAN, "failure", "configuration has errors"),
+                    ],
+                    vec![record],
+                    now,
+                )
+                .await
+                .map_err(EventError::Retry)?;
+            self.outbox_ready.notify_one();
+            return Ok(());
+        }
+
+        // Which projects.
+        let targeted = command.map(|c| &c.targets).filter(|t| t.project.is_some() || t.dir.is_some() || t.workspace.is_some());
+        let (selected, notes): (Vec<Project>, Vec<String>) = match targeted {
+            Some(t) => {
+                let all = state.all_projects();
+                match projects::find_project(&all.projects, t.project.as_ref(), t.dir.as_deref(), t.workspace.as_ref()) {
+                    Ok(found) => (found.into_iter().cloned().collect(), vec![]),
+                    Err(msg) => {
+                        self.reply(repo, pr.number, comment_id, format!("❌ {msg}")).await?;
+                        return Ok(());
+                    }
+                }
+            }
+            None => {
+                let d = state.affected_projects(autoplan);
+                (d.projects, d.diagnostics.iter().map(|d| d.to_string()).collect())
+            }
+        };
+        if !notes.is_empty() {
+            tracing::info!(repo = %repo.name, pr = pr.number.get(), notes = ?notes, "project detection notes");
+        }
+        if selected.is_empty() {
+            let mut out = vec![status(&repo.name, pr.number, &head, STATUS_PLAN, "success", "0 projects affected")];
+            if command.is_some() {
+                out.push(comment(
+                    &repo.name,
+                    pr.number,
+                    "Ran plan for **0 projects**: no Terraform project is affected by the files this pull request changes.",
+                ));
+            }
+            self.store.enqueue(out, vec![], now).await.map_err(EventError::Retry)?;
+            self.outbox_ready.notify_one();
+            return Ok(());
+        }
+
+        let n = selected.len();
+        let lock_keys: Vec<LockKey> = selected
+            .iter()
+            .map(|p| LockKey {
+                dir: p.dir.clone(),
+                workspace: p.workspace.clone(),
+            })
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let jobs = selected
+            .iter()
+            .map(|p| {
+                Ok(NewJob {
+                    kind: JobKind::Plan,
+                    project_name: p.name.to_string(),
+                    project_dir: p.dir.to_string(),
+                    workspace: p.workspace.to_string(),
+                    project_json: serde_json::to_string(p)?,
+                    plan_id: None,
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()
+            .map_err(EventError::Permanent)?;
+        let run = NewRun {
+            repo: repo.name.clone(),
+            pr: pr.number,
+            kind: JobKind::Plan,
+            trigger: if command.is_some() { "comment".into() } else { "autoplan".into() },
+            head_sha: head.clone(),
+            base_sha: base.clone(),
+            base_ref: pr.base_ref.clone(),
+            clone_url: repo.clone_url.clone(),
+            installation_id: repo.installation_id,
+            actor: actor.clone(),
+            comment_id,
+            event_id: Some(format!("{delivery_id}:plan")),
+            extra_args: command.map(|c| c.extra_args.clone()).unwrap_or_default(),
+            verbose: command.is_some_and(|c| c.verbose),
+            jobs,
+            locks: lock_keys.clone(),
+        };
+        let lock_record = AuditRecord {
+            event_id: Some(delivery_id.to_string()),
+            actor: actor_audit(actor),
+            action: Some(AuditAction::LockAcquired),
+            repo: Some(repo.name.full()),
+            pr: Some(pr.number.get()),
+            base_sha: Some(base.to_string()),
+            head_sha: Some(head.to_string()),
+            result: Some(AuditResult::Success),
+            details: lock_keys.iter().enumerate().map(|(i, k)| (format!("lock_{i:03}"), k.to_string())).collect(),
+            ..AuditRecord::default()
+        };
+        let pending = status(
+            &repo.name,
+            pr.number,
+            &head,
+            STATUS_PLAN,
+            "pending",
+            format!("planning {n} project{}", if n == 1 { "" } else { "s" }),
+        );
+        let started = self
+            .store
+            .create_run(run, vec![pending], vec![lock_record], now)
+            .await
+            .map_err(EventError::Retry)?;
+        match started {
+            RunStart::Queued { run_id } => {
+                tracing::info!(repo = %repo.name, pr = pr.number.get(), run_id, projects = n, "plan queued");
+                self.jobs_ready.notify_waiters();
+            }
+            RunStart::Waiting { run_id, held } => {
+                tracing::info!(repo = %repo.name, pr = pr.number.get(), run_id, "plan waits for locks");
+                let holder = held.first().map(|l| l.pr.get()).unwrap_or_default();
+                let record = AuditRecord {
+                    event_id: Some(delivery_id.to_string()),
+                    actor: actor_audit(actor),
+                    action: Some(AuditAction::LockConflict),
+                    repo: Some(repo.name.full()),
+                    pr: Some(pr.number.get()),
+                    head_sha: Some(head.to_string()),
+                    result: Some(AuditResult::Refused),
+                    details: held.iter().enumerate().map(|(i, l)| (format!("held_{i:03}"), format!("{} by #{}", l.key, l.pr.get()))).collect(),
+                    ..AuditRecord::default()
+                };
+                self.store
+                    .enqueue(
+                        vec![
+                            comment(&repo.name, pr.number, queued_message(&held, &Self::repo_html(repo))),
+                            status(&repo.name, pr.number, &head, STATUS_PLAN, "pending", format!("queued behind #{holder}")),
+                        ],
+                        vec![record],
+                        now_ms(),
+                    )
+                    .await
+                    .map_err(EventError::Retry)?;
+            }
+            RunStart::AlreadyExists { run_id } => {
+                tracing::info!(run_id, "event already turned into a run");
+            }
+        }
+        self.outbox_ready.notify_one();
+        Ok(())
+    }
+
+    async fn reply(&self, repo: &RepoRef, pr: PrNumber, _comment_id: Option<u64>, body: String) -> Result<(), EventError> {
+        self.store
+            .enqueue(vec![comment(&repo.name, pr, body)], vec![], now_ms())
+            .await
+            .map_err(EventError::Retry)?;
+        self.outbox_ready.notify_one();
+        Ok(())
+    }
+
+    async fn on_comment(&self, delivery_id: &str, repo: &RepoRef, pr_number: PrNumber, comment_id: u64, body: &str, author: &Actor) -> Result<(), EventError> {
+        let login = self.bot_login().await;
+        if let Some(me) = &login
+            && (author.login.eq_ignore_ascii_case(me) || author.login.eq_ignore_ascii_case(me.trim_end_matches("[bot]")))
+        {
+            return Ok(()); // our own comments
+        }
+        let ctx = ParseContext {
+            bot_name: &self.settings.bot_name,
+            bot_login: login.as_deref(),
+            enabled: &self.enabled,
+        };
+        let cmd = match command::parse_comment(&ctx, body) {
+            Parsed::Ignore => return Ok(()),
+            Parsed::Reply(text) => return self.reply(repo, pr_number, Some(comment_id), text).await,
+            Parsed::Command(cmd) => cmd,
+        };
+        // Heard: an "eyes" reaction before any slow work.
+        self.store
+            .enqueue(
+                vec![OutboxItem {
+                    repo: repo.name.clone(),
+                    pr: Some(pr_number),
+                    message: Outgoing::Reaction {
+                        comment_id,
+                        content: "eyes".into(),
+                    },
+                }],
+                vec![],
+                now_ms(),
+            )
+            .await
+            .map_err(EventError::Retry)?;
+        self.outbox_ready.notify_one();
+
+        if cmd.kind == CommandKind::Help {
+            return self.reply(repo, pr_number, Some(comment_id), command::usage(&ctx)).await;
+        }
+        let pr = match self.github.get_pull(&repo.name, pr_number).await {
+            Ok(pr) => pr,
+            Err(GitHubError::NotFound(_)) => {
+                tracing::warn!(repo = %repo.name, pr = pr_number.get(), "pull request no longer exists; command dropped");
+                self.store
+                    .append_audit(
+                        vec![AuditRecord {
+                            event_id: Some(delivery_id.to_string()),
+                            actor: actor_audit(author),
+                            action: Some(AuditAction::CommandRejected),
+                            repo: Some(repo.name.full()),
+                            pr: Some(pr_number.get()),
+                            result: Some(AuditResult::Refused),
+                            details: [("reason".to_string(), "the pull request does not exist (GitHub answered 404)".to_string())].into(),
+                            ..AuditRecord::default()
+                        }],
+                        now_ms(),
+                    )
+                    .await
+                    .map_err(EventError::Retry)?;
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if !pr.open && cmd.kind != CommandKind::Unlock {
+            return self
+                .reply(repo, pr_number, Some(comment_id), format!("❌ `{}` was not run: this pull request is closed.", cmd.kind.name()))
+                .await;
+        }
+        if pr.from_fork && !self.settings.allow_fork_prs {
+            return self.reply(repo, pr_number, Some(comment_id), FORK_REFUSAL.to_string()).await;
+        }
+        match cmd.kind {
+            CommandKind::Plan => self.plan(delivery_id, repo, &pr, author, Some(&cmd), Some(comment_id), false).await,
+            CommandKind::Apply => self.apply(delivery_id, repo, &pr, author, &cmd, comment_id).await,
+            CommandKind::Unlock => self.unlock(delivery_id, repo, pr_number, author).await,
+            CommandKind::Version => self.version(repo, &pr).await,
+            CommandKind::ApprovePolicies => {
+                self.reply(
+                    repo,
+                    pr_number,
+                    Some(comment_id),
+                    "ℹ️ `approve_policies`: no policy of this repository failed, so there is nothing to approve.".to_string(),
+                )
+                .await
+            }
+            CommandKind::Help => unreachable!("handled above"),
+        }
+    }
+
+    async fn version(&self, repo: &RepoRef, pr: &PullDetails) -> Result<(), EventError> {
+        let git = self.fetch(repo, pr).await?;
+        let state = {
+            let (git, base, head) = (git.clone(), pr.base_sha.clone(), pr.head_sha.clone());
+            tokio::task::spawn_blocking(move || RepoState::load(&git, &base, &head))
+                .await
+                .map_err(|e| EventError::Retry(e.into()))?
+                .map_err(EventError::Permanent)?
+        };
+        let resolver = crate::adapters::terraform::EngineResolver {
+            terraform_bin: self.settings.terraform_bin.clone(),
+            tofu_bin: self.settings.tofu_bin.clone(),
+            versions_dir: self.settings.engine_versions_dir.clone(),
+        };
+        let mut body = String::from("| project | dir | workspace | engine | version |\n|---|---|---|---|---|\n");
+        let mut cache: HashMap<(String, Option<String>), String> = HashMap::new();
+        for p in state.all_projects().projects {
+            let key = (p.engine.as_str().to_string(), p.terraform_version.clone());
+            let version = match cache.get(&key) {
+                Some(v) => v.clone(),
+                None => {
+                    let v = match resolver.resolve(p.engine, p.terraform_version.as_deref()) {
+                        Ok(bin) => engine_version(&bin).await.unwrap_or_else(|e| format!("unknown ({e:#})")),
+                        Err(e) => format!("unavailable: {e:#}"),
+                    };
+                    cache.insert(key, v.clone());
+                    v
+                }
+            };
+            body.push_str(&format!("| {} | `{}` | `{}` | {} | {} |\n", p.name, p.dir, p.workspace, p.engine, version));
+        }
+        self.reply(repo, pr.number, None, body).await
+    }
+
+    async fn unlock(&self, delivery_id: &str, repo: &RepoRef, pr: PrNumber, actor: &Actor) -> Result<(), EventError> {
+        let now = now_ms();
+        let reason = serde_json::json!({ "cancelled": format!("cancelled by `unlock` from @{}", actor.login) }).to_string();
+        self.store.cancel_pending_jobs(&repo.name, pr, &reason, now).await.map_err(EventError::Retry)?;
+        let discarded = self.store.discard_plans(&repo.name, pr, now).await.map_err(EventError::Retry)?;
+        let locks_before: Vec<Lock> = self
+            .store
+            .locks(Some(&repo.name))
+            .await
+            .map_err(EventError::Retry)?
+            .into_iter()
+            .filter(|l| l.pr == pr)
+            .collect();
+        let body = if locks_before.is_empty() && discarded.is_empty() {
+            "🔓 Nothing to unlock: this pull request holds no locks and has no saved plans.".to_string()
+        } else {
+            let mut s = format!(
+                "🔓 Released {} lock{} and discarded {} plan{} of this pull request.\n",
+                locks_before.len(),
+                if locks_before.len() == 1 { "" } else { "s" },
+                discarded.len(),
+                if discarded.len() == 1 { "" } else { "s" }
+            );
+            for l in &locks_before {
+                s.push_str(&format!("* `{}`\n", l.key));
+            }
+            s.push_str(&format!("\nComment `{} plan` to plan (and lock) again.", self.settings.bot_name));
+            s
+        };
+        let record = AuditRecord {
+            event_id: Some(delivery_id.to_string()),
+            actor: actor_audit(actor),
+            action: Some(AuditAction::Unlock),
+            repo: Some(repo.name.full()),
+            pr: Some(pr.get()),
+            result: Some(AuditResult::Success),
+            details: locks_before.iter().enumerate().map(|(i, l)| (format!("lock_{i:03}"), l.key.to_string())).collect(),
+            ..AuditRecord::default()
+        };
+        let (_, started) = self
+            .store
+            .release_pr_locks(&repo.name, pr, vec![comment(&repo.name, pr, body)], vec![record], now)
+            .await
+            .map_err(EventError::Retry)?;
+        remove_plan_files(&discarded);
+        if !started.is_empty() {
+            self.jobs_ready.notify_waiters();
+        }
+        self.outbox_ready.notify_one();
+        Ok(())
+    }
+
+    async fn on_closed(&self, delivery_id: &str, repo: &RepoRef, pr: PrNumber, merged: bool, actor: &Actor) -> Result<(), EventError> {
+        let now = now_ms();
+        let reason = serde_json::json!({ "cancelled": if merged { "the pull request was merged" } else { "the pull request was closed" } }).to_string();
+        // Locks are released even if the other cleanup fails: each step is independent.
+        if let Err(e) = self.store.cancel_pending_jobs(&repo.name, pr, &reason, now).await {
+            tracing::error!(error = %format!("{e:#}"), "cancelling jobs of a closed PR failed; releasing locks anyway");
+        }
+        let discarded = match self.store.discard_plans(&repo.name, pr, now).await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "discarding plans of a closed PR failed; releasing locks anyway");
+                Vec::new()
+            }
+        };
+        let held: Vec<Lock> = self
+            .store
+            .locks(Some(&repo.name))
+            .await
+            .map_err(EventError::Retry)?
+            .into_iter()
+            .filter(|l| l.pr == pr)
+            .collect();
+        let mut out = Vec::new();
+        if !held.is_empty() || !discarded.is_empty() {
+            out.push(comment(
+                &repo.name,
+                pr,
+                format!(
+                    "Pull request {}: released {} lock{} and discarded {} plan{}.",
+                    if merged { "merged" } else { "closed" },
+                    held.len(),
+                    if held.len() == 1 { "" } else { "s" },
+                    discarded.len(),
+                    if discarded.len() == 1 { "" } else { "s" },
+                ),
+            ));
+        }
+        let mut records = vec![AuditRecord {
+            event_id: Some(delivery_id.to_string()),
+            actor: actor_audit(actor),
+            action: Some(AuditAction::PullRequestClosed),
+            repo: Some(repo.name.full()),
+            pr: Some(pr.get()),
+            result: Some(AuditResult::Success),
+            details: [("merged".to_string(), merged.to_string())].into(),
+            ..AuditRecord::default()
+        }];
+        for l in &held {
+            records.push(AuditRecord {
+                event_id: Some(delivery_id.to_string()),
+                actor: actor_audit(actor),
+                action: Some(AuditAction::LockReleased),
+                repo: Some(repo.name.full()),
+                pr: Some(pr.get()),
+                dir: Some(l.key.dir.to_string()),
+                workspace: Some(l.key.workspace.to_string()),
+                result: Some(AuditResult::Success),
+                ..AuditRecord::default()
+            });
+        }
+        let (_, started) = self
+            .store
+            .release_pr_locks(&repo.name, pr, out, records, now)
+            .await
+            .map_err(EventError::Retry)?;
+        remove_plan_files(&discarded);
+        if !started.is_empty() {
+            self.jobs_ready.notify_waiters();
+        }
+        self.outbox_ready.notify_one();
+        Ok(())
+    }
+
+    /// `apply`: checks the gate for every targeted project, then queues the applies — or refuses
+    /// with every reason, and applies nothing.
+    async fn apply(&self, delivery_id: &str, repo: &RepoRef, pr: &PullDetails, actor: &Actor, cmd: &Command, comment_id: u64) -> Result<(), EventError> {
+        let now = now_ms();
+        let plans = self.store.current_plans(&repo.name, pr.number).await.map_err(EventError::Retry)?;
+        let t = &cmd.targets;
+        let dir_glob = match t.dir.as_deref() {
+            Some(d) => Some(
+                globset::Glob::new(d)
+                    .map_err(|e| EventError::Permanent(e.into()))?
+                    .compile_matcher(),
+            ),
+            None => None,
+        };
+        let targeted: Vec<_> = plans
+            .iter()
+            .filter(|p| t.project.as_ref().is_none_or(|n| n.as_str() == p.project_name))
+            .filter(|p| dir_glob.as_ref().is_none_or(|g| g.is_match(&p.project_dir)))
+            .filter(|p| t.workspace.as_ref().is_none_or(|w| w.as_str() == p.workspace))
+            .collect();
+        if targeted.is_empty() {
+            let what = if plans.is_empty() { "this pull request has no saved plans" } else { "no saved plan matches that target" };
+            return self
+                .reply(
+                    repo,
+                    pr.number,
+                    Some(comment_id),
+                    format!("❌ Nothing to apply: {what}. Comment `{} plan` first.", self.settings.bot_name),
+                )
+                .await;
+        }
+
+        // Facts for the gate. Requirements come from the base branch's configuration.
+        let git = self.fetch(repo, pr).await?;
+        let base_tip = Self::base_tip(&git, pr);
+        let (base_config, base_snapshot) = {
+            let (git, tip) = (git.clone(), base_tip.clone());
+            tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+                let (cfg, _, _) = load_config_files(|p| git.read_file(&tip, p))?;
+                Ok((cfg, git.snapshot(&tip)?))
+            })
+            .await
+            .map_err(|e| EventError::Retry(e.into()))?
+            .map_err(EventError::Permanent)?
+        };
+        let reviews = self.github.list_reviews(&repo.name, pr.number).await?;
+        let undiverged = git.is_ancestor(&base_tip, &pr.head_sha).ok();
+        let locks = self.store.locks(Some(&repo.name)).await.map_err(EventError::Retry)?;
+        let facts = PrFacts {
+            open: pr.open,
+            head_sha: &pr.head_sha,
+            author: &pr.author,
+            reviews: &reviews,
+            mergeable_state: pr.mergeable_state.as_deref(),
+            undiverged,
+        };
+        let mut refusals: Vec<(String, Vec<String>)> = Vec::new();
+        let mut projects: Vec<Project> = Vec::new();
+        for plan in &targeted {
+            let project: Project = match self.project_of_plan(plan.job_id).await {
+                Some(p) => p,
+                None => {
+                    refusals.push((plan.project_name.clone(), vec!["the plan's project could not be read; run plan again".into()]));
+                    continue;
+                }
+            };
+            let requirements = base_requirements(base_config.as_ref(), &base_snapshot, &project);
+            let current = super::project_run::sha256_file(std::path::Path::new(&plan.plan_file)).ok();
+            let plan_facts = PlanFacts {
+                head_sha: plan.head_sha.clone(),
+                recorded_sha256: plan.plan_sha256.clone(),
+                current_sha256: current,
+            };
+            let key = LockKey {
+                dir: project.dir.clone(),
+                workspace: project.workspace.clone(),
+            };
+            let reasons = apply_gate::refusals(
+                &facts,
+                &ProjectFacts {
+                    requirements: &requirements,
+                    plan: Some(&plan_facts),
+                    holds_locks: crate::core::lock::holds_all(pr.number, &[key], &locks),
+                },
+            );
+            if !reasons.is_empty() {
+                refusals.push((plan.project_name.clone(), reasons));
+            }
+            projects.push(project);
+        }
+        let approvals: Vec<AuditApproval> = apply_gate::approvals(&reviews, &pr.author)
+            .into_iter()
+            .map(|a| AuditApproval {
+                login: a.login,
+                user_id: a.user_id,
+                review_id: a.review_id,
+                submitted_at: a.submitted_at,
+            })
+            .collect();
+
+        if !refusals.is_empty() {
+            let mut body = String::from("🚫 **Apply refused.** Nothing was applied:\n\n");
+            let mut records = Vec::new();
+            for (project, reasons) in &refusals {
+                body.push_str(&format!("**{project}**\n"));
+                for r in reasons {
+                    body.push_str(&format!("* {r}\n"));
+                }
+                body.push('\n');
+                let plan = targeted.iter().find(|p| &p.project_name == project);
+                records.push(AuditRecord {
+                    event_id: Some(delivery_id.to_string()),
+                    actor: actor_audit(actor),
+                    action: Some(AuditAction::ApplyRefused),
+                    repo: Some(repo.name.full()),
+                    pr: Some(pr.number.get()),
+                    base_sha: Some(base_tip.to_string()),
+                    head_sha: Some(pr.head_sha.to_string()),
+                    project: Some(project.clone()),
+                    dir: plan.map(|p| p.project_dir.clone()),
+                    workspace: plan.map(|p| p.workspace.clone()),
+                    result: Some(AuditResult::Refused),
+                    plan_sha256: plan.map(|p| p.plan_sha256.clone()),
+                    plan_entry_seq: plan.and_then(|p| p.audit_seq),
+                    approvals: approvals.clone(),
+                    details: reasons.iter().enumerate().map(|(i, r)| (format!("reason_{i:03}"), r.clone())).collect(),
+                    ..AuditRecord::default()
+                });
+            }
+            self.store
+                .enqueue(
+                    vec![
+                        comment(&repo.name, pr.number, body),
+                        status(&repo.name, pr.number, &pr.head_sha, STATUS_APPLY, "failure", "apply refused: requirements not met"),
+                    ],
+                    records,
+                    now,
+                )
+                .await
+                .map_err(EventError::Retry)?;
+            self.outbox_ready.notify_one();
+            return Ok(());
+        }
+
+        let jobs = targeted
+            .iter()
+            .zip(&projects)
+            .map(|(plan, project)| {
+                Ok(NewJob {
+                    kind: JobKind::Apply,
+                    project_name: plan.project_name.clone(),
+                    project_dir: plan.project_dir.clone(),
+                    workspace: plan.workspace.clone(),
+                    project_json: serde_json::to_string(&ApplyContext {
+                        project: project.clone(),
+                        approvals: approvals.clone(),
+                    })?,
+                    plan_id: Some(plan.id),
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()
+            .map_err(EventError::Permanent)?;
+        let n = jobs.len();
+        let run = NewRun {
+            repo: repo.name.clone(),
+            pr: pr.number,
+            kind: JobKind::Apply,
+            trigger: "comment".into(),
+            head_sha: pr.head_sha.clone(),
+            base_sha: base_tip.clone(),
+            base_ref: pr.base_ref.clone(),
+            clone_url: repo.clone_url.clone(),
+            installation_id: repo.installation_id,
+            actor: actor.clone(),
+            comment_id: Some(comment_id),
+            event_id: Some(format!("{delivery_id}:apply")),
+            extra_args: vec![],
+            verbose: cmd.verbose,
+            jobs,
+            locks: vec![],
+        };
+        let pending = status(
+            &repo.name,
+            pr.number,
+            &pr.head_sha,
+            STATUS_APPLY,
+            "pending",
+            format!("applying {n} project{}", if n == 1 { "" } else { "s" }),
+        );
+        self.store.create_run(run, vec![pending], vec![], now).await.map_err(EventError::Retry)?;
+        self.jobs_ready.notify_waiters();
+        self.outbox_ready.notify_one();
+        Ok(())
+    }
+
+    async fn project_of_plan(&self, job_id: i64) -> Option<Project> {
+        // The plan job stored the project it planned; the apply uses exactly that definition.
+        let run_jobs = self.store.job(job_id).await.ok()??;
+        serde_json::from_str(&run_jobs.project_json).ok()
+    }
+}
+
+/// What an apply job carries: the project as planned, and the approvals the gate relied on
+/// (for the audit entry).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ApplyContext {
+    pub project: Project,
+    pub approvals: Vec<AuditApproval>,
+}
+
+/// `terraform version`'s first line, run unsandboxed: it reads no PR code.
+async fn engine_version(binary: &std::path::Path) -> anyhow::Result<String> {
+    let out = tokio::process::Command::new(binary)
+        .arg("version")
+        .env_clear()
+        .env("CHECKPOINT_DISABLE", "1")
+        .output()
+        .await?;
+    Ok(String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or("").trim().to_string())
+}
+
+fn remove_plan_files(plans: &[super::store::PlanRow]) {
+    for p in plans {
+        if let Some(dir) = std::path::Path::new(&p.plan_file).parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+pub const FORK_REFUSAL: &str = "🚫 **Sluice does not run on pull requests from forks.** The code of a fork would run with this \
+repository's credentials at plan time. A maintainer can push the branch to this repository instead, or the server can allow \
+fork pull requests (`allow_fork_prs`).";
+
+impl ActorKind {
+    pub fn system() -> Actor {
+        Actor {
+            login: "sluice".into(),
+            id: 0,
+            kind: ActorKind::Bot,
+        }
+    }
+}

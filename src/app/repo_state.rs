@@ -1,0 +1,106 @@
+//! What Sluice knows about a repository for one base/head pair: the files changed, the tree at
+//! head, and the repository configuration — project definitions from the head (so a PR can add
+//! projects), apply requirements from the base (so a PR cannot relax its own gate).
+//! Shared by `preview`, the server and `config check`.
+
+use crate::adapters::git::GitRepo;
+use crate::core::diag::{Diagnostic, has_errors};
+use crate::core::projects::{self, ChangedFile, DetectOptions, Detection, Project, RepoSnapshot};
+use crate::core::repo_config::{self, RepoConfig};
+use crate::core::types::{ApplyRequirement, CommitSha, ProjectName};
+
+pub struct RepoState {
+    pub base: CommitSha,
+    pub head: CommitSha,
+    pub changed: Vec<ChangedFile>,
+    pub snapshot: RepoSnapshot,
+    /// The configuration at head, when the repository has one and it parsed.
+    pub config: Option<RepoConfig>,
+    /// The file it came from (`sluice.yaml`, `atlantis.yaml`, …).
+    pub config_file: Option<String>,
+    /// Problems found in the configuration at head. Errors stop every run.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Reads and parses the repository's configuration file with `read(path)`, which returns the
+/// file's text at some commit (or `None`). Returns the config, its file name, and diagnostics.
+pub fn load_config_files(
+    read: impl Fn(&str) -> anyhow::Result<Option<String>>,
+) -> anyhow::Result<(Option<RepoConfig>, Option<String>, Vec<Diagnostic>)> {
+    let mut present = Vec::new();
+    for name in repo_config::CONFIG_FILE_NAMES {
+        if let Some(text) = read(name)? {
+            present.push((name.to_string(), text));
+        }
+    }
+    let (chosen, mut diags) = repo_config::choose_config_file(&present.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>());
+    let Some(chosen) = chosen else {
+        return Ok((None, None, diags));
+    };
+    let text = &present.iter().find(|(n, _)| n == chosen).expect("chosen among present").1;
+    let (config, more) = if chosen.starts_with("atlantis") {
+        repo_config::parse_atlantis_config(chosen, text)
+    } else {
+        repo_config::parse_repo_config(chosen, text)
+    };
+    diags.extend(more);
+    Ok((config, Some(chosen.to_string()), diags))
+}
+
+impl RepoState {
+    /// Reads everything at `head` (and the diff against `base`) from `git`.
+    pub fn load(git: &GitRepo, base: &CommitSha, head: &CommitSha) -> anyhow::Result<RepoState> {
+        let changed = git.changed_files(base, head)?;
+        let snapshot = git.snapshot(head)?;
+        let (config, config_file, diagnostics) = load_config_files(|path| git.read_file(head, path))?;
+        Ok(RepoState {
+            base: base.clone(),
+            head: head.clone(),
+            changed,
+            snapshot,
+            config,
+            config_file,
+            diagnostics,
+        })
+    }
+
+    /// True when the configuration has errors: nothing may run.
+    pub fn rejected(&self) -> bool {
+        has_errors(&self.diagnostics)
+    }
+
+    /// Projects affected by the change. `autoplan` honours each project's autoplan setting (for
+    /// plans triggered by pushes); explicit commands plan every affected project.
+    pub fn affected_projects(&self, autoplan: bool) -> Detection {
+        projects::affected_projects(
+            &self.snapshot,
+            self.config.as_ref(),
+            &self.changed,
+            DetectOptions {
+                respect_autoplan: autoplan,
+            },
+        )
+    }
+
+    pub fn all_projects(&self) -> Detection {
+        let (projects, diagnostics) = projects::all_projects(&self.snapshot, self.config.as_ref());
+        Detection { projects, diagnostics }
+    }
+}
+
+/// Apply requirements for `project`, from the configuration of the **base** branch: a PR that
+/// edits `apply_requirements` is still judged by the requirements it wants to change. A project
+/// unknown to the base (new in this PR) gets the default, `approved`.
+pub fn base_requirements(base_config: Option<&RepoConfig>, base_snapshot: &RepoSnapshot, project: &Project) -> Vec<ApplyRequirement> {
+    let (base_projects, _) = projects::all_projects(base_snapshot, base_config);
+    base_projects
+        .iter()
+        .find(|p| p.name == project.name || (p.dir == project.dir && p.workspace == project.workspace))
+        .map(|p| p.apply_requirements.clone())
+        .unwrap_or_else(|| vec![ApplyRequirement::Approved])
+}
+
+/// Finds a project by name among `projects`.
+pub fn project_named<'a>(projects: &'a [Project], name: &ProjectName) -> Option<&'a Project> {
+    projects.iter().find(|p| &p.name == name)
+}
