@@ -6,4 +6,5 @@
 //! outside the input. The `tidy` test enforces this.
 
 pub mod diag;
+pub mod plan;
 pub mod types;
