@@ -9,13 +9,20 @@
 pub mod diff;
 pub mod model;
 pub mod redact;
+pub mod render;
 pub mod split;
 pub mod summary;
+pub mod synthetic;
 
 pub use diff::{render_diff, render_diff_into};
 pub use model::{
     Action, Change, Importing, Plan, PlanJsonError, ResourceChange, ResourceMode, parse_plan_json,
 };
 pub use redact::Redactor;
+pub use render::{
+    CommandName, CommentLimits, FailedStage, ProjectOutcome, ProjectReport, RenderContext,
+    TerminalStyle, render_comments, render_terminal,
+};
 pub use split::{Frame, split_markdown};
 pub use summary::PlanSummary;
+pub use synthetic::synthetic_plan_json;

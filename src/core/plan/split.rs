@@ -20,8 +20,13 @@ pub struct Frame {
 }
 
 impl Frame {
-    fn len(&self) -> usize {
+    /// Bytes the frame adds to a body.
+    pub fn len(&self) -> usize {
         self.head.len() + self.tail.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
