@@ -11,4 +11,5 @@ pub mod diag;
 pub mod event;
 pub mod job;
 pub mod lock;
+pub mod plan;
 pub mod types;
