@@ -115,6 +115,13 @@ pub struct Settings {
     /// Public base URL of this server, used for links to logs in comments.
     #[serde(default)]
     pub public_url: Option<String>,
+    /// A worker renews its job's lease this often (a third of it); a job whose lease ran out
+    /// (its worker died) is retried (plans) or marked interrupted (applies).
+    #[serde(default = "default_lease")]
+    pub job_lease_secs: u64,
+    /// On shutdown, how long running jobs may take to finish before they are interrupted.
+    #[serde(default = "default_shutdown_grace")]
+    pub shutdown_grace_secs: u64,
 }
 
 /// How and where terraform runs.
@@ -218,6 +225,12 @@ fn default_enabled_commands() -> Vec<String> {
     .map(String::from)
     .to_vec()
 }
+fn default_lease() -> u64 {
+    30
+}
+fn default_shutdown_grace() -> u64 {
+    60
+}
 fn match_all() -> Vec<String> {
     vec!["*".to_string()]
 }
@@ -254,6 +267,8 @@ const ENV_KEYS: &[&str] = &[
     "workers",
     "api_token",
     "public_url",
+    "job_lease_secs",
+    "shutdown_grace_secs",
 ];
 const LIST_KEYS: &[&str] = &["repo_allowlist", "enabled_commands"];
 
@@ -368,6 +383,12 @@ impl Settings {
             out.extend(rule.env.values().map(|s| s.expose().to_string()));
         }
         out
+    }
+
+    /// True when the data dir was configured rather than defaulted (`preview` then uses a
+    /// throw-away directory instead of creating `sluice-data/` wherever it is run).
+    pub fn data_dir_configured(&self) -> bool {
+        self.data_dir != default_data_dir()
     }
 
     pub fn db_path(&self) -> PathBuf {

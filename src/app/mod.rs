@@ -2,4 +2,13 @@
 //! reporting) written over the port traits — the store, GitHub, git and the runner — held as
 //! `Arc<dyn …>`. Rules come from `core`; I/O happens in `adapters`.
 
+pub mod audit;
+pub mod bot;
+pub mod config_check;
+pub mod locks_cli;
+pub mod preview;
+pub mod project_run;
+pub mod repo_state;
+pub mod server;
 pub mod store;
+pub mod worker;

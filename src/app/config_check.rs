@@ -1,0 +1,108 @@
+//! `sluice config check [PATH]`: validates a repository's configuration as it is on disk (the
+//! working tree, uncommitted edits included): the config file, the projects it defines against
+//! the tree, and policy files. Prints every diagnostic with file:line:col.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::Context;
+
+use super::repo_state::load_config_files;
+use crate::core::diag::{Diagnostic, has_errors};
+use crate::core::projects::{self, RepoSnapshot, module_sources};
+use crate::core::types::ProjectDir;
+
+pub struct CheckReport {
+    pub ok: bool,
+    pub text: String,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Builds a snapshot from the working tree (skipping `.git` and `.terraform`).
+pub fn snapshot_from_disk(root: &Path) -> anyhow::Result<RepoSnapshot> {
+    let mut files = BTreeSet::new();
+    let mut symlinks = BTreeMap::new();
+    let mut module_calls: BTreeMap<ProjectDir, Vec<String>> = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name == ".git" || name == ".terraform" {
+                continue;
+            }
+            let path = entry.path();
+            let rel = path
+                .strip_prefix(root)
+                .expect("walked paths are under the root")
+                .to_string_lossy()
+                .replace('\\', "/");
+            let ft = entry.file_type()?;
+            if ft.is_symlink() {
+                let target = std::fs::read_link(&path)?;
+                symlinks.insert(rel, target.to_string_lossy().into_owned());
+            } else if ft.is_dir() {
+                stack.push(path);
+            } else if ft.is_file() {
+                if rel.ends_with(".tf") || rel.ends_with(".tofu") {
+                    let text = std::fs::read_to_string(&path).unwrap_or_default();
+                    if text.contains("module")
+                        && let Ok(sources) = module_sources(&rel, &text)
+                        && !sources.is_empty()
+                    {
+                        let d = rel.rsplit_once('/').map(|(d, _)| d).unwrap_or(".");
+                        if let Ok(d) = ProjectDir::new(d) {
+                            module_calls.entry(d).or_default().extend(sources);
+                        }
+                    }
+                }
+                files.insert(rel);
+            }
+        }
+    }
+    Ok(RepoSnapshot {
+        files,
+        symlinks,
+        module_calls,
+    })
+}
+
+pub fn check(root: &Path) -> anyhow::Result<CheckReport> {
+    if !root.is_dir() {
+        anyhow::bail!("{} is not a directory", root.display());
+    }
+    let read = |name: &str| -> anyhow::Result<Option<String>> {
+        let p = root.join(name);
+        match std::fs::read_to_string(&p) {
+            Ok(t) => Ok(Some(t)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("reading {}", p.display())),
+        }
+    };
+    let (config, file, mut diags) = load_config_files(read)?;
+    let snapshot = snapshot_from_disk(root)?;
+    let (found, project_diags) = projects::all_projects(&snapshot, config.as_ref());
+    diags.extend(project_diags);
+
+    let ok = !has_errors(&diags);
+    let mut text = String::new();
+    for d in &diags {
+        writeln!(text, "{d}")?;
+    }
+    match &file {
+        Some(f) => writeln!(text, "{f}: {} project(s)", found.len())?,
+        None => writeln!(text, "no sluice.yaml or atlantis.yaml: {} project(s) detected from .tf files", found.len())?,
+    }
+    for p in &found {
+        writeln!(text, "  {:<30} dir={} workspace={} engine={}", p.name.as_str(), p.dir, p.workspace, p.engine)?;
+    }
+    let errors = diags.iter().filter(|d| d.is_error()).count();
+    if ok {
+        writeln!(text, "ok")?;
+    } else {
+        writeln!(text, "{errors} error(s)")?;
+    }
+    Ok(CheckReport { ok, text, diagnostics: diags })
+}

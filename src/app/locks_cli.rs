@@ -1,0 +1,82 @@
+//! `sluice locks list | release`: the operator's view of locks. A release is audited as an admin
+//! action, tells the holding PR, and starts runs that were waiting for the lock.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use super::audit::open_existing;
+use super::bot::now_ms;
+use super::store::{OutboxItem, Outgoing, Store};
+use crate::cli::LocksCommand;
+use crate::config::Settings;
+use crate::core::audit::{AuditAction, AuditActor, AuditRecord, AuditResult};
+use crate::core::lock::LockKey;
+use crate::core::types::{ProjectDir, RepoName, Workspace};
+
+pub async fn run(settings: &Settings, cmd: LocksCommand) -> anyhow::Result<ExitCode> {
+    let store = open_existing(settings).await?;
+    match cmd {
+        LocksCommand::List { repo } => {
+            let repo = repo.as_deref().map(RepoName::parse).transpose().map_err(|e| anyhow::anyhow!("{e}"))?;
+            let locks = store.locks(repo.as_ref()).await?;
+            if locks.is_empty() {
+                eprintln!("sluice: no locks");
+            }
+            for l in locks {
+                println!(
+                    "{}\t{}\t{}\t#{}\t{}\t{}",
+                    l.repo,
+                    l.key.dir,
+                    l.key.workspace,
+                    l.pr.get(),
+                    l.holder_login,
+                    crate::core::audit::format_time(l.acquired_at)
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        LocksCommand::Release { repo, dir, workspace, by } => {
+            let repo = RepoName::parse(&repo).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let key = LockKey {
+                dir: ProjectDir::new(&dir).map_err(|e| anyhow::anyhow!("{e}"))?,
+                workspace: Workspace::new(&workspace).map_err(|e| anyhow::anyhow!("{e}"))?,
+            };
+            let admin = by
+                .or_else(|| std::env::var("USER").ok())
+                .context("say who is releasing the lock with --by")?;
+            let existing = store.locks(Some(&repo)).await?.into_iter().find(|l| l.key == key);
+            let Some(lock) = existing else {
+                eprintln!("sluice: {repo} has no lock on {key}");
+                return Ok(ExitCode::from(1));
+            };
+            let record = AuditRecord {
+                actor: AuditActor {
+                    login: admin.clone(),
+                    id: None,
+                    kind: "admin".into(),
+                },
+                action: Some(AuditAction::AdminLockRelease),
+                repo: Some(repo.full()),
+                pr: Some(lock.pr.get()),
+                dir: Some(key.dir.to_string()),
+                workspace: Some(key.workspace.to_string()),
+                result: Some(AuditResult::Success),
+                ..AuditRecord::default()
+            };
+            let tell = OutboxItem {
+                repo: repo.clone(),
+                pr: Some(lock.pr),
+                message: Outgoing::Comment {
+                    body: format!(
+                        "🔓 An administrator ({admin}) released this pull request's lock on `{key}`. \
+                         Plans of that project must be made again before they can be applied."
+                    ),
+                },
+            };
+            let (_, started) = store.release_lock(&repo, &key, vec![tell], vec![record], now_ms()).await?;
+            println!("released {key} of {repo} (held by #{}); {} waiting run(s) started", lock.pr.get(), started.len());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

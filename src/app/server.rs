@@ -1,0 +1,283 @@
+//! `sluice serve`: builds everything from the settings and runs it — the HTTP server, the event
+//! processor, the job workers, the sweeper and the outbox deliverer — in one process.
+//!
+//! Shutdown is decide → tell → wait: the shutdown future fires; intake stops (HTTP drains) and
+//! loops stop claiming work; running jobs get `shutdown_grace` to finish; then their terraform
+//! processes are interrupted (SIGINT, then SIGKILL) and the jobs are recorded as interrupted, and
+//! the PR is told. Nothing is dropped silently.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::bot::{Bot, Mirrors};
+use super::project_run::Runner;
+use super::store::Store;
+use super::worker::Workers;
+use crate::adapters::github::{GitHubApi, GitHubAuth, GitHubConfig, OctocrabGitHub};
+use crate::adapters::store::SqliteStore;
+use crate::config::Settings;
+use crate::core::allowlist::Allowlist;
+use crate::core::command::CommandKind;
+use crate::http::{AppState, router};
+
+/// How long running jobs may take to finish after a shutdown signal.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(60);
+
+/// What is missing to talk to GitHub, and other facts worth printing at start.
+pub fn setup_notes(settings: &Settings, runner: &Runner, allowlist: &Allowlist) -> Vec<String> {
+    let mut notes = Vec::new();
+    match (&settings.github_token, settings.github_app_id) {
+        (_, Some(id)) => notes.push(format!("GitHub: App {id} (installation tokens) at {}", settings.github_api_url)),
+        (Some(_), None) => notes.push(format!("GitHub: token authentication at {}", settings.github_api_url)),
+        (None, None) => notes.push(
+            "MISSING GitHub credentials: set SLUICE_GITHUB_TOKEN, or SLUICE_GITHUB_APP_ID and SLUICE_GITHUB_APP_KEY_FILE. \
+             Webhooks are accepted and stored, but Sluice cannot comment, set statuses or fetch private repositories."
+                .to_string(),
+        ),
+    }
+    if settings.webhook_secret.is_some() {
+        notes.push("Webhooks: POST /events, signatures verified (X-Hub-Signature-256)".to_string());
+    } else {
+        notes.push("INSECURE: webhook signatures are NOT verified (--insecure-no-webhook-secret)".to_string());
+    }
+    notes.push(if allowlist.is_open() {
+        "Repositories: every repository whose webhooks carry the secret (set SLUICE_REPO_ALLOWLIST to restrict)".to_string()
+    } else {
+        format!("Repositories: {}", settings.repo_allowlist.join(", "))
+    });
+    notes.push(format!(
+        "Runner: {}{}",
+        runner.sandbox.description(),
+        if runner.sandbox.is_isolated() { "" } else { " — WARNING: PR code is NOT isolated" }
+    ));
+    notes.push(match &runner.mirror {
+        Some(m) => format!("Providers: from the mirror {} only", m.display()),
+        None => "Providers: downloaded by terraform from registries into each job".to_string(),
+    });
+    notes.push(format!("Data: {}", settings.data_dir.display()));
+    notes.push(format!("Comment commands start with `{}`", settings.bot_name));
+    notes
+}
+
+/// A GitHub client that refuses every call, for a server started without credentials (it still
+/// accepts and stores webhooks, and explains what is missing).
+struct NoGitHub;
+
+#[async_trait::async_trait]
+impl GitHubApi for NoGitHub {
+    async fn create_comment(&self, _: &crate::core::types::RepoName, _: crate::core::types::PrNumber, _: &str) -> Result<u64, crate::adapters::github::GitHubError> {
+        Err(missing())
+    }
+    async fn update_comment(&self, _: &crate::core::types::RepoName, _: u64, _: &str) -> Result<(), crate::adapters::github::GitHubError> {
+        Err(missing())
+    }
+    async fn set_status(
+        &self,
+        _: &crate::core::types::RepoName,
+        _: &crate::core::types::CommitSha,
+        _: &crate::adapters::github::CommitStatus,
+    ) -> Result<(), crate::adapters::github::GitHubError> {
+        Err(missing())
+    }
+    async fn add_reaction(&self, _: &crate::core::types::RepoName, _: u64, _: &str) -> Result<(), crate::adapters::github::GitHubError> {
+        Err(missing())
+    }
+    async fn get_pull(
+        &self,
+        _: &crate::core::types::RepoName,
+        _: crate::core::types::PrNumber,
+    ) -> Result<crate::adapters::github::PullDetails, crate::adapters::github::GitHubError> {
+        Err(missing())
+    }
+    async fn list_reviews(
+        &self,
+        _: &crate::core::types::RepoName,
+        _: crate::core::types::PrNumber,
+    ) -> Result<Vec<crate::core::event::Review>, crate::adapters::github::GitHubError> {
+        Err(missing())
+    }
+    async fn team_members(&self, _: &str, _: &str) -> Result<Vec<String>, crate::adapters::github::GitHubError> {
+        Err(missing())
+    }
+    async fn bot_login(&self) -> Result<String, crate::adapters::github::GitHubError> {
+        Err(missing())
+    }
+    async fn clone_token(&self, _: Option<u64>) -> Result<Option<crate::config::Secret>, crate::adapters::github::GitHubError> {
+        Ok(None)
+    }
+}
+
+fn missing() -> crate::adapters::github::GitHubError {
+    crate::adapters::github::GitHubError::Unauthorized("no GitHub credentials are configured".into())
+}
+
+pub fn github_client(settings: &Settings) -> anyhow::Result<Arc<dyn GitHubApi>> {
+    let auth = match (&settings.github_app_id, &settings.github_app_key_file, &settings.github_token) {
+        (Some(app_id), Some(key_file), _) => {
+            let pem = std::fs::read_to_string(key_file)
+                .with_context(|| format!("reading the GitHub App private key {}", key_file.display()))?;
+            GitHubAuth::App {
+                app_id: *app_id,
+                key_pem: crate::config::Secret::new(pem),
+            }
+        }
+        (_, _, Some(token)) => GitHubAuth::Token(token.clone()),
+        _ => return Ok(Arc::new(NoGitHub)),
+    };
+    let client = OctocrabGitHub::new(GitHubConfig {
+        api_url: settings.github_api_url.clone(),
+        auth,
+        ..GitHubConfig::default()
+    })?;
+    Ok(Arc::new(client))
+}
+
+pub fn enabled_commands(settings: &Settings) -> anyhow::Result<Vec<CommandKind>> {
+    settings
+        .enabled_commands
+        .iter()
+        .map(|name| {
+            CommandKind::from_name(name).with_context(|| {
+                format!("enabled_commands: unknown command {name:?} (known: plan, apply, unlock, approve_policies, help, version)")
+            })
+        })
+        .collect()
+}
+
+/// Runs the server until `shutdown` completes, then stops as described in the module docs.
+pub async fn serve(settings: Settings, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    if settings.webhook_secret.is_none() && !settings.insecure_no_webhook_secret {
+        bail!(
+            "refusing to start without a webhook secret: set SLUICE_WEBHOOK_SECRET (the secret configured on the GitHub App \
+             or webhook). For local development only, --insecure-no-webhook-secret accepts unsigned webhooks."
+        );
+    }
+    let settings = Arc::new(settings);
+    std::fs::create_dir_all(&settings.data_dir).with_context(|| format!("creating the data dir {}", settings.data_dir.display()))?;
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&settings.db_path()).await?);
+    let runner = Arc::new(Runner::from_settings(&settings)?);
+    let github = github_client(&settings)?;
+    let allowlist = Allowlist::new(&settings.repo_allowlist).map_err(anyhow::Error::msg)?;
+    let enabled = enabled_commands(&settings)?;
+    let notes = setup_notes(&settings, &runner, &allowlist);
+    for n in &notes {
+        if n.starts_with("MISSING") || n.starts_with("INSECURE") || n.contains("WARNING") {
+            tracing::warn!("{n}");
+            eprintln!("sluice: {n}");
+        } else {
+            tracing::info!("{n}");
+        }
+    }
+
+    let events_ready = Arc::new(Notify::new());
+    let jobs_ready = Arc::new(Notify::new());
+    let outbox_ready = Arc::new(Notify::new());
+    let bot = Arc::new(Bot {
+        settings: settings.clone(),
+        store: store.clone(),
+        github: github.clone(),
+        mirrors: Arc::new(Mirrors::new(settings.mirrors_dir())),
+        enabled,
+        bot_login: Default::default(),
+        jobs_ready: jobs_ready.clone(),
+        outbox_ready: outbox_ready.clone(),
+    });
+    let instance = format!(
+        "{}-{}-{}",
+        std::env::var("HOSTNAME").unwrap_or_else(|_| "sluice".into()),
+        std::process::id(),
+        super::bot::now_ms()
+    );
+    let workers = Arc::new(Workers {
+        settings: settings.clone(),
+        store: store.clone(),
+        github: github.clone(),
+        runner: runner.clone(),
+        bot,
+        events_ready: events_ready.clone(),
+        jobs_ready: jobs_ready.clone(),
+        outbox_ready: outbox_ready.clone(),
+        instance: instance.clone(),
+        lease: Duration::from_secs(settings.job_lease_secs.max(3)),
+    });
+
+    let state = Arc::new(AppState {
+        store: store.clone(),
+        webhook_secret: settings.webhook_secret.clone(),
+        allowlist,
+        api_token: settings.api_token.clone(),
+        events_ready: events_ready.clone(),
+        setup_notes: notes,
+        rejections_suppressed: Default::default(),
+        rejection_limiter: AppState::rejection_limiter(),
+    });
+
+    // Decide: one token to stop intake and claiming, another to interrupt running terraform.
+    let stop = CancellationToken::new();
+    let kill = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    // Recover what a previous process left running before taking new work.
+    workers.sweep().await;
+    tracker.spawn(workers.clone().event_loop(stop.clone()));
+    let job_tracker = TaskTracker::new();
+    for n in 0..settings.workers {
+        job_tracker.spawn(workers.clone().job_loop(n, stop.clone(), kill.clone()));
+    }
+    job_tracker.close();
+    tracker.spawn(workers.clone().sweep_loop(stop.clone()));
+    let outbox_stop = CancellationToken::new();
+    tracker.spawn(workers.clone().outbox_loop(outbox_stop.clone()));
+    tracker.close();
+
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "listening");
+    eprintln!("sluice: listening on http://{addr}");
+    let http_stop = stop.clone();
+    let http = axum::serve(listener, router(state)).with_graceful_shutdown(async move { http_stop.cancelled().await });
+    let http_task = tokio::spawn(async move { http.await });
+
+    shutdown.await;
+    tracing::info!("shutting down: intake stopped, waiting for running jobs");
+    eprintln!("sluice: shutting down; waiting up to {}s for running jobs", settings.shutdown_grace_secs);
+    stop.cancel();
+    let _ = http_task.await;
+    // Wait for running jobs, up to the grace period; then interrupt them.
+    if tokio::time::timeout(Duration::from_secs(settings.shutdown_grace_secs), job_tracker.wait()).await.is_err() {
+        tracing::warn!("jobs still running after the grace period: interrupting them");
+        kill.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(settings.runner.grace_secs + 5), job_tracker.wait()).await;
+    }
+    for n in 0..settings.workers {
+        let worker = format!("{instance}-w{n}");
+        match store.interrupt_worker_jobs(&worker, super::bot::now_ms()).await {
+            Ok(ids) if !ids.is_empty() => tracing::warn!(?ids, "jobs marked interrupted"),
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %format!("{e:#}"), "marking interrupted jobs failed"),
+        }
+    }
+    // Tell the PRs: report runs that just finished, then give the outbox a moment to deliver.
+    if let Ok(runs) = store.finished_runs().await {
+        for run in runs {
+            workers.report(run.id).await;
+        }
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        while store.pending_outbox().await.map(|n| n > 0).unwrap_or(false) {
+            if workers.deliver_due().await == 0 {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    })
+    .await;
+    outbox_stop.cancel();
+    tracker.wait().await;
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,285 @@
+//! The command line: arguments are parsed by clap (raw), validated into settings and options,
+//! and dispatched. Human output goes to stderr, data (comments, exports) to stdout.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::app::preview::{Format, PreviewOptions, PreviewResult};
+use crate::app::project_run::Runner;
+use crate::config::{Overrides, Settings};
+
+#[derive(Debug, Parser)]
+#[command(name = "sluice", version, about = "Pull-request bot that gates Terraform/OpenTofu changes through Git")]
+pub struct Cli {
+    /// Settings file (TOML or YAML); also SLUICE_CONFIG.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Log format: human on a terminal, JSON otherwise (auto), or forced.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Auto)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Auto,
+    Human,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server: webhooks, API, job workers (default 127.0.0.1:4141).
+    Serve {
+        /// Address to listen on; also SLUICE_LISTEN.
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Data directory (store, mirrors, job dirs); also SLUICE_DATA_DIR.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// DEVELOPMENT ONLY: accept webhooks without verifying their signature.
+        #[arg(long)]
+        insecure_no_webhook_secret: bool,
+    },
+    /// Run the PR pipeline locally on a git checkout and print the comment Sluice would post.
+    Preview {
+        /// Base ref (default: origin/HEAD, origin/main, main, origin/master, master).
+        #[arg(long)]
+        base: Option<String>,
+        /// Head ref (default: HEAD).
+        #[arg(long)]
+        head: Option<String>,
+        /// Plans run at once.
+        #[arg(long, short = 'j', default_value_t = 2)]
+        jobs: usize,
+        /// Plan every project, not only those the change affects.
+        #[arg(long)]
+        all: bool,
+        /// Output: the PR comment markdown, or plain text for a terminal.
+        #[arg(long, value_enum, default_value_t = PreviewFormat::Markdown)]
+        format: PreviewFormat,
+        /// Keep job directories (checkouts, plan files) for inspection.
+        #[arg(long)]
+        keep_job_dirs: bool,
+        /// Path of the repository.
+        #[arg(default_value = ".")]
+        path: PathBuf,
+    },
+    /// Repository configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// The audit log: export, verify, show.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Locks held by pull requests.
+    #[command(subcommand)]
+    Locks(LocksCommand),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum PreviewFormat {
+    Markdown,
+    Terminal,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate a repository's sluice.yaml / atlantis.yaml and policy files.
+    Check {
+        #[arg(default_value = ".")]
+        path: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Stream entries as JSON lines or CSV.
+    Export {
+        /// Entries at or after this time (RFC 3339 or a date, e.g. 2026-01-01).
+        #[arg(long)]
+        since: Option<String>,
+        /// Entries before this time.
+        #[arg(long)]
+        until: Option<String>,
+        #[arg(long)]
+        repo: Option<String>,
+        #[arg(long, value_enum, default_value_t = ExportFormat::Jsonl)]
+        format: ExportFormat,
+        /// Write to this file instead of stdout.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Recompute the hash chain; report the first bad entry.
+    Verify {
+        /// A previously recorded `SEQ:HASH` that must still be in the log (detects truncation).
+        #[arg(long)]
+        anchor: Option<String>,
+    },
+    /// Everything recorded for one commit: plans, approvals, policy decisions, applies.
+    Show {
+        #[arg(long)]
+        commit: String,
+        #[arg(long)]
+        repo: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ExportFormat {
+    Jsonl,
+    Csv,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LocksCommand {
+    /// List locks.
+    List {
+        #[arg(long)]
+        repo: Option<String>,
+    },
+    /// Release one lock (audited; the holding PR is told).
+    Release {
+        #[arg(long)]
+        repo: String,
+        #[arg(long)]
+        dir: String,
+        #[arg(long, default_value = "default")]
+        workspace: String,
+        /// Who is releasing it (recorded in the audit log); defaults to $USER.
+        #[arg(long)]
+        by: Option<String>,
+    },
+}
+
+fn init_tracing(format: LogFormat, server: bool) {
+    use std::io::IsTerminal;
+    use tracing_subscriber::EnvFilter;
+    let default = if server { "info" } else { "warn" };
+    let filter = EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let json = match format {
+        LogFormat::Json => true,
+        LogFormat::Human => false,
+        LogFormat::Auto => server && !std::io::stderr().is_terminal(),
+    };
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if json { builder.json().try_init() } else { builder.try_init() };
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+/// Runs a parsed command line; the exit code says how it went.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let server = matches!(cli.command, Command::Serve { .. });
+    init_tracing(cli.log_format, server);
+    let mut overrides = Overrides {
+        config_file: cli.config.clone(),
+        ..Overrides::default()
+    };
+    match cli.command {
+        Command::Serve {
+            listen,
+            data_dir,
+            insecure_no_webhook_secret,
+        } => {
+            overrides.listen = listen;
+            overrides.data_dir = data_dir;
+            overrides.insecure_no_webhook_secret = insecure_no_webhook_secret;
+            let settings = Settings::load(&overrides)?;
+            runtime()?.block_on(async {
+                let listener = tokio::net::TcpListener::bind(settings.listen)
+                    .await
+                    .with_context(|| format!("listening on {}", settings.listen))?;
+                crate::app::server::serve(settings, listener, shutdown_signal()).await
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Preview {
+            base,
+            head,
+            jobs,
+            all,
+            format,
+            keep_job_dirs,
+            path,
+        } => {
+            let mut settings = Settings::load(&overrides)?;
+            // Without a configured data dir, job dirs go to a throw-away temp dir.
+            let _scratch = if settings.data_dir_configured() {
+                None
+            } else {
+                let t = tempfile::Builder::new().prefix("sluice-preview-").tempdir()?;
+                settings.data_dir = t.path().to_path_buf();
+                Some(t)
+            };
+            let runner = Arc::new(Runner::from_settings(&settings)?);
+            if !runner.sandbox.is_isolated() {
+                eprintln!("sluice: WARNING: runner profile is not isolated ({})", runner.sandbox.description());
+            }
+            let opts = PreviewOptions {
+                path,
+                base,
+                head,
+                jobs,
+                all,
+                format: match format {
+                    PreviewFormat::Markdown => Format::Markdown,
+                    PreviewFormat::Terminal => Format::Terminal,
+                },
+                bot_name: settings.bot_name.clone(),
+                keep_job_dirs,
+            };
+            let stdout = std::io::stdout();
+            let mut out = stdout.lock();
+            let result = runtime()?.block_on(crate::app::preview::preview(runner, &opts, &mut out))?;
+            Ok(match result {
+                PreviewResult::AllPlanned => ExitCode::SUCCESS,
+                PreviewResult::SomeFailed => ExitCode::from(1),
+                PreviewResult::ConfigRejected => ExitCode::from(1),
+            })
+        }
+        Command::Config(ConfigCommand::Check { path }) => {
+            let report = crate::app::config_check::check(&path)?;
+            let mut err = std::io::stderr().lock();
+            write!(err, "{}", report.text)?;
+            Ok(if report.ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        Command::Audit(cmd) => {
+            let settings = Settings::load(&overrides)?;
+            runtime()?.block_on(crate::app::audit::run(&settings, cmd))
+        }
+        Command::Locks(cmd) => {
+            let settings = Settings::load(&overrides)?;
+            runtime()?.block_on(crate::app::locks_cli::run(&settings, cmd))
+        }
+    }
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

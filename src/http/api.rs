@@ -1,0 +1,105 @@
+//! The JSON API for operators and SIEMs: `GET /api/locks` and `GET /api/audit`. Protected by the
+//! `api_token` setting (`Authorization: Bearer …`); with no token configured the API is disabled
+//! (404), never open.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::AppState;
+use crate::app::store::AuditQuery;
+
+fn err(status: StatusCode, msg: &str) -> Response {
+    (status, Json(serde_json::json!({ "error": msg }))).into_response()
+}
+
+/// `Ok(())` when the request carries the configured token (compared in constant time).
+fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
+    let Some(token) = &state.api_token else {
+        return Err(err(StatusCode::NOT_FOUND, "the API is disabled: set api_token to enable it"));
+    };
+    let given = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    use hmac::Mac;
+    // Constant-time comparison through HMAC verification of the two values.
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"sluice-api-token").expect("any key length");
+    mac.update(token.expose().as_bytes());
+    let expected = mac.finalize().into_bytes();
+    let mut check = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"sluice-api-token").expect("any key length");
+    check.update(given.as_bytes());
+    if check.verify_slice(&expected).is_err() {
+        return Err(err(StatusCode::UNAUTHORIZED, "missing or wrong bearer token"));
+    }
+    Ok(())
+}
+
+pub async fn locks(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    if let Err(r) = authorize(&state, &headers) {
+        return r;
+    }
+    match state.store.locks(None).await {
+        Ok(locks) => Json(serde_json::json!({ "locks": locks })).into_response(),
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "listing locks failed");
+            err(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct AuditParams {
+    since: Option<String>,
+    until: Option<String>,
+    repo: Option<String>,
+    commit: Option<String>,
+    /// The `next_cursor` of the previous page.
+    cursor: Option<u64>,
+    limit: Option<u64>,
+}
+
+/// Paginated audit entries, oldest first: `{"entries": [...], "next_cursor": 1234}`;
+/// `next_cursor` is absent on the last page.
+pub async fn audit(State(state): State<Arc<AppState>>, headers: HeaderMap, Query(p): Query<AuditParams>) -> Response {
+    if let Err(r) = authorize(&state, &headers) {
+        return r;
+    }
+    let limit = p.limit.unwrap_or(500).clamp(1, 5000);
+    let q = AuditQuery {
+        since: p.since,
+        until: p.until,
+        repo: p.repo,
+        head_sha: p.commit,
+        after_seq: p.cursor,
+        limit: Some(limit + 1),
+    };
+    let mut entries = Vec::new();
+    let res = state
+        .store
+        .scan_audit(&q, &mut |e| {
+            entries.push(e);
+            Ok(true)
+        })
+        .await;
+    if let Err(e) = res {
+        tracing::error!(error = %format!("{e:#}"), "reading the audit log failed");
+        return err(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
+    }
+    let next = if entries.len() as u64 > limit {
+        entries.truncate(limit as usize);
+        entries.last().map(|e| e.seq)
+    } else {
+        None
+    };
+    let mut body = serde_json::json!({ "entries": entries });
+    if let Some(n) = next {
+        body["next_cursor"] = n.into();
+    }
+    Json(body).into_response()
+}

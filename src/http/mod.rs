@@ -1,0 +1,83 @@
+//! HTTP: the axum router. `router(state)` is a plain function so tests drive it without a
+//! socket. Handlers do no git or terraform work: the webhook handler verifies, parses, checks the
+//! allowlist, persists and answers 202 in milliseconds; everything else happens in workers.
+
+pub mod api;
+pub mod webhook;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use tokio::sync::Notify;
+
+use crate::app::store::Store;
+use crate::config::Secret;
+use crate::core::allowlist::Allowlist;
+
+/// GitHub caps webhook payloads at 25 MB.
+const MAX_WEBHOOK_BYTES: usize = 26 * 1024 * 1024;
+
+/// What the handlers need.
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    /// `None` only with the explicit insecure development flag.
+    pub webhook_secret: Option<Secret>,
+    pub allowlist: Allowlist,
+    pub api_token: Option<Secret>,
+    pub events_ready: Arc<Notify>,
+    /// Lines for the status page: what is configured and what is missing.
+    pub setup_notes: Vec<String>,
+    /// Rejected-webhook audit entries are rate-limited (an unauthenticated sender must not be
+    /// able to grow the append-only log without bound); this counts the ones not written.
+    pub rejections_suppressed: AtomicU64,
+    pub rejection_limiter: governor::DefaultDirectRateLimiter,
+}
+
+impl AppState {
+    pub fn rejection_limiter() -> governor::DefaultDirectRateLimiter {
+        governor::RateLimiter::direct(governor::Quota::per_second(std::num::NonZeroU32::new(5).expect("non-zero")).allow_burst(
+            std::num::NonZeroU32::new(20).expect("non-zero"),
+        ))
+    }
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/healthz", get(healthz))
+        .route("/events", post(webhook::receive).layer(DefaultBodyLimit::max(MAX_WEBHOOK_BYTES)))
+        .route("/api/locks", get(api::locks))
+        .route("/api/audit", get(api::audit))
+        .with_state(state)
+}
+
+async fn healthz(State(state): State<Arc<AppState>>) -> Response {
+    match state.store.pending_outbox().await {
+        Ok(_) => (StatusCode::OK, "ok\n").into_response(),
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "health check: store unavailable");
+            (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n").into_response()
+        }
+    }
+}
+
+async fn index(State(state): State<Arc<AppState>>) -> Html<String> {
+    let mut items = String::new();
+    for note in &state.setup_notes {
+        items.push_str(&format!("<li>{}</li>\n", html_escape(note)));
+    }
+    Html(format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Sluice</title></head><body>\
+         <h1>Sluice</h1><p>Pull-request bot for Terraform and OpenTofu. Webhooks go to <code>POST /events</code>.</p>\
+         <h2>Setup</h2><ul>\n{items}</ul></body></html>\n"
+    ))
+}
+
+pub fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
