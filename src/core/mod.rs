@@ -5,5 +5,6 @@
 //! in milliseconds and makes the edge (`adapters`) the only place that can fail for reasons
 //! outside the input. The `tidy` test enforces this.
 
+pub mod command;
 pub mod diag;
 pub mod types;
