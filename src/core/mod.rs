@@ -5,8 +5,10 @@
 //! in milliseconds and makes the edge (`adapters`) the only place that can fail for reasons
 //! outside the input. The `tidy` test enforces this.
 
+pub mod allowlist;
 pub mod apply_gate;
 pub mod audit;
+pub mod command;
 pub mod diag;
 pub mod event;
 pub mod job;

@@ -169,8 +169,9 @@ impl From<CommitSha> for String {
     }
 }
 
-/// A Terraform workspace name. Rejects anything that could be a path or an option:
-/// `/`, `\`, `..`, `.`, a leading `-` or `~`, `$`, whitespace and control characters.
+/// A Terraform workspace name: letters, digits, `-`, `_` and `.`, not starting with `-`, never
+/// `.` or containing `..`. Stricter than terraform itself (which allows most URL-safe
+/// characters) so that a name can never be a path, an option, markup or a mention.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Workspace(String);
@@ -192,9 +193,11 @@ impl Workspace {
         }
         if let Some(c) = s
             .chars()
-            .find(|c| matches!(c, '/' | '\\' | '$') || c.is_whitespace() || c.is_control())
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
         {
-            return bad(&format!("it contains {c:?}"));
+            return bad(&format!(
+                "it contains {c:?}; use letters, digits, '-', '_' and '.'"
+            ));
         }
         Ok(Workspace(s.to_string()))
     }
@@ -461,7 +464,8 @@ mod tests {
             assert!(Workspace::new(ok).is_ok(), "{ok} should be accepted");
         }
         for bad in [
-            "", ".", "..", "a/b", "a\\b", "a..b", "-x", "~x", "$HOME", "a b", "a\tb", "a\nb",
+            "", ".", "..", "a/b", "a\\b", "a..b", "-x", "~x", "$HOME", "a b", "a\tb", "a\nb", "a`b", "<b>", "@team",
+            "a|b", "a\"b",
         ] {
             assert!(Workspace::new(bad).is_err(), "{bad:?} should be rejected");
         }
