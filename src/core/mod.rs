@@ -6,4 +6,6 @@
 //! outside the input. The `tidy` test enforces this.
 
 pub mod diag;
+pub mod graph;
+pub mod repo_config;
 pub mod types;
