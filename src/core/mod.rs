@@ -7,5 +7,6 @@
 
 pub mod diag;
 pub mod graph;
+pub mod projects;
 pub mod repo_config;
 pub mod types;
