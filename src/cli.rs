@@ -238,6 +238,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 },
                 bot_name: settings.bot_name.clone(),
                 keep_job_dirs,
+                color: std::io::IsTerminal::is_terminal(&std::io::stdout()),
             };
             let stdout = std::io::stdout();
             let mut out = stdout.lock();

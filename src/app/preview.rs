@@ -16,7 +16,7 @@ use crate::adapters::git::GitRepo;
 use crate::adapters::process::LineSink;
 use crate::core::diag::Diagnostic;
 use crate::core::plan::{
-    CommandName, CommentLimits, ProjectOutcome, ProjectReport, RenderContext, render_comments, render_terminal,
+    CommandName, CommentLimits, ProjectOutcome, ProjectReport, RenderContext, TerminalStyle, render_comments, render_terminal,
 };
 use crate::core::projects::Project;
 
@@ -40,6 +40,8 @@ pub struct PreviewOptions {
     pub bot_name: String,
     /// Keep job dirs (checkouts, plan files) after the run, for debugging.
     pub keep_job_dirs: bool,
+    /// ANSI colours in the terminal format.
+    pub color: bool,
 }
 
 /// What happened, for the exit code.
@@ -274,7 +276,8 @@ pub async fn preview(runner: Arc<Runner>, opts: &PreviewOptions, out: &mut dyn W
             }
         }
         Format::Terminal => {
-            write!(out, "{}", render_terminal(&ctx, &reports))?;
+            let style = if opts.color { TerminalStyle::Ansi } else { TerminalStyle::Plain };
+            write!(out, "{}", render_terminal(&ctx, &reports, style))?;
         }
     }
     out.flush()?;

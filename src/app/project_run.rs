@@ -21,7 +21,7 @@ use crate::adapters::process::LineSink;
 use crate::adapters::sandbox::Sandbox;
 use crate::adapters::terraform::{EngineResolver, Engines, Limits, Step, cli_config_text};
 use crate::config::{Secret, Settings};
-use crate::core::plan::{FailedStage, PlanSummary, Redactor, parse_plan_json, render_diff, summarize};
+use crate::core::plan::{FailedStage, PlanSummary, Redactor, parse_plan_json, render_diff};
 use crate::core::projects::Project;
 use crate::core::types::{CommitSha, RepoName};
 
@@ -262,7 +262,7 @@ async fn prepare(runner: &Runner, job: &ProjectJob<'_>, suffix: &str) -> Result<
 }
 
 /// A failure report: what happened, then the end of the engine's output (where its errors are).
-fn step_failure(stage: FailedStage, what: &str, step: &Step, redactor: &Redactor) -> String {
+fn step_failure(what: &str, step: &Step, redactor: &Redactor) -> String {
     let text = redactor.redact(step.output.output.trim_end()).into_owned();
     format!("`{what}` {}.\n\n{text}", step.ending())
 }
@@ -309,7 +309,7 @@ impl Runner {
 
         let step = tf.init(&[]).await.map_err(|e| fail(FailedStage::Init, format!("{e:#}")))?;
         if !step.ok {
-            return Err(fail(FailedStage::Init, step_failure(FailedStage::Init, &format!("{engine} init"), &step, &redactor)));
+            return Err(fail(FailedStage::Init, step_failure(&format!("{engine} init"), &step, &redactor)));
         }
         if !job.project.workspace.is_default() {
             let step = tf
@@ -319,7 +319,7 @@ impl Runner {
             if !step.ok {
                 return Err(fail(
                     FailedStage::Init,
-                    step_failure(FailedStage::Init, &format!("{engine} workspace select"), &step, &redactor),
+                    step_failure(&format!("{engine} workspace select"), &step, &redactor),
                 ));
             }
         }
@@ -329,7 +329,7 @@ impl Runner {
             .await
             .map_err(|e| fail(FailedStage::Plan, format!("{e:#}")))?;
         if !step.ok {
-            return Err(fail(FailedStage::Plan, step_failure(FailedStage::Plan, &format!("{engine} plan"), &step, &redactor)));
+            return Err(fail(FailedStage::Plan, step_failure(&format!("{engine} plan"), &step, &redactor)));
         }
         let json_path = job_dir.join("plan.json");
         let step = tf
@@ -347,7 +347,7 @@ impl Runner {
             ));
         }
         if !step.ok {
-            return Err(fail(FailedStage::Show, step_failure(FailedStage::Show, &format!("{engine} show -json"), &step, &redactor)));
+            return Err(fail(FailedStage::Show, step_failure(&format!("{engine} show -json"), &step, &redactor)));
         }
         let plan_file = job_dir.join("plan.tfplan");
         let (json, plan_sha256) = tokio::task::spawn_blocking({
@@ -362,9 +362,9 @@ impl Runner {
         .map_err(|e| fail(FailedStage::Show, e.to_string()))?
         .map_err(|e| fail(FailedStage::Show, format!("{e:#}")))?;
         let plan = parse_plan_json(&json).map_err(|e| fail(FailedStage::Show, e.to_string()))?;
-        let summary = summarize(&plan);
+        let summary = PlanSummary::from_plan(&plan);
         let diff = redactor.redact(&render_diff(&plan)).into_owned();
-        let engine_version = plan.terraform_version.clone().unwrap_or_default();
+        let engine_version = plan.terraform_version.clone();
         Ok(Planned {
             summary,
             diff,
@@ -406,7 +406,7 @@ impl Runner {
         let engine = job.project.engine.default_binary();
         let step = tf.init(&[]).await.map_err(|e| fail(FailedStage::Init, format!("{e:#}")))?;
         if !step.ok {
-            return Err(fail(FailedStage::Init, step_failure(FailedStage::Init, &format!("{engine} init"), &step, &redactor)));
+            return Err(fail(FailedStage::Init, step_failure(&format!("{engine} init"), &step, &redactor)));
         }
         if !job.project.workspace.is_default() {
             let step = tf
@@ -416,7 +416,7 @@ impl Runner {
             if !step.ok {
                 return Err(fail(
                     FailedStage::Init,
-                    step_failure(FailedStage::Init, &format!("{engine} workspace select"), &step, &redactor),
+                    step_failure(&format!("{engine} workspace select"), &step, &redactor),
                 ));
             }
         }

@@ -72,7 +72,7 @@ impl RepoState {
     /// Projects affected by the change. `autoplan` honours each project's autoplan setting (for
     /// plans triggered by pushes); explicit commands plan every affected project.
     pub fn affected_projects(&self, autoplan: bool) -> Detection {
-        projects::affected_projects(
+        projects::affected_projects_with(
             &self.snapshot,
             self.config.as_ref(),
             &self.changed,

@@ -1,0 +1,2041 @@
+//! The repository's own configuration: `sluice.yaml` (version 1) and, for teams migrating,
+//! `atlantis.yaml` (version 3), turned into one validated [`RepoConfig`].
+//!
+//! This module owns the file formats: which keys exist, what they mean, their defaults, and every
+//! check that can be made from the file alone (versions, unknown keys, dirs, workspaces, globs,
+//! unique names, `depends_on` targets and cycles). Parsers return the config *and* every
+//! diagnostic they found, each at `file:line:col`, so `sluice config check` reports all problems
+//! in one go. It must not read files (the I/O layer hands us the text and tells us which config
+//! files exist), and it must not look at the repository tree: expanding dir globs against real
+//! directories and following symlinks is [`super::projects`]' job.
+//!
+//! # `sluice.yaml`, version 1
+//!
+//! ```yaml
+//! version: 1                 # required
+//! autoplan:                  # optional defaults for every project
+//!   enabled: true            #   plan automatically when a PR changes the project (default true)
+//!   when_modified: ["**/*.tf", "../modules/**"]  # default for projects that set none
+//! plan_drafts: false         # autoplan draft PRs too (default false; read by the PR intake)
+//! automerge: false           # merge the PR after every project applied (read by the apply flow)
+//! projects:                  # optional; without it Sluice detects projects itself (§5)
+//!   - name: network-prod     # optional, unique; default derived from dir and workspace
+//!     dir: envs/prod/network # relative to the repo root; may be a glob (`envs/*/network`)
+//!     workspace: default
+//!     terraform_version: 1.6.2
+//!     engine: terraform      # or opentofu
+//!     autoplan: { enabled: true, when_modified: ["**/*.tf", "../../modules/**/*.tf"] }
+//!     apply_requirements: [approved, mergeable, undiverged]   # default [approved]
+//!     depends_on: [network-shared]
+//!     env: { TF_VAR_region: eu-west-1 }   # plain, non-secret variables for the run
+//! ```
+//!
+//! Anchors and aliases (`&x` / `*x`) and tags (`!!str`) are rejected: every value has exactly one
+//! place in the file, which is what makes `file:line:col` in diagnostics trustworthy.
+
+use std::collections::BTreeMap;
+
+use marked_yaml::types::{MarkedMappingNode, MarkedScalarNode, MarkedSequenceNode};
+use marked_yaml::{LoadError, LoaderOptions, Node};
+use serde::Serialize;
+
+use super::diag::{Diagnostic, has_errors};
+use super::graph::{find_cycles, show_cycle};
+use super::types::{ApplyRequirement, Engine, ProjectDir, ProjectName, Workspace};
+
+/// The config files Sluice looks for at the repository root, in precedence order: the first one
+/// that exists is read, the others are ignored with a warning ([`choose_config_file`]).
+pub const CONFIG_FILE_NAMES: [&str; 4] =
+    ["sluice.yaml", "sluice.yml", "atlantis.yaml", "atlantis.yml"];
+
+/// Versions of `sluice.yaml` this build understands.
+pub const SUPPORTED_VERSIONS: &[u32] = &[1];
+
+/// The only `atlantis.yaml` version Sluice reads (version 2 is long deprecated in Atlantis).
+pub const ATLANTIS_VERSION: u32 = 3;
+
+/// `when_modified` of a `sluice.yaml` project that sets none (relative to the project dir). Local
+/// modules the project uses are tracked on top of this, see [`super::projects`].
+pub const DEFAULT_WHEN_MODIFIED: &[&str] = &[
+    "**/*.tf",
+    "**/*.tofu",
+    "**/*.tfvars",
+    "**/*.tfvars.json",
+    "**/.terraform.lock.hcl",
+];
+
+/// Atlantis' own default `when_modified`, used for projects read from `atlantis.yaml` so a
+/// migrating team gets the same autoplan behaviour it had.
+pub const ATLANTIS_DEFAULT_WHEN_MODIFIED: &[&str] =
+    &["**/*.tf*", "**/terragrunt.hcl", "**/.terraform.lock.hcl"];
+
+/// Environment variables a project may not set through `env`: they change *how* Sluice runs
+/// terraform (extra CLI arguments, data/plugin dirs, CLI config, workspace selection, the
+/// dynamic loader) rather than what the configuration sees, and the runner owns them.
+const RESERVED_ENV: &[&str] = &[
+    "PATH",
+    "HOME",
+    "TF_CLI_ARGS",
+    "TF_CLI_CONFIG_FILE",
+    "TF_DATA_DIR",
+    "TF_PLUGIN_CACHE_DIR",
+    "TF_WORKSPACE",
+    "TF_INPUT",
+    "TF_IN_AUTOMATION",
+];
+const RESERVED_ENV_PREFIXES: &[&str] = &["TF_CLI_ARGS_", "SLUICE_", "LD_", "DYLD_"];
+
+/// A 1-based position in the config file (0:0 when unknown, e.g. for an empty file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize)]
+pub struct Pos {
+    pub line: usize,
+    pub column: usize,
+}
+
+/// A value together with where it was written, so later stages (glob expansion, detection) can
+/// point their diagnostics at the right spot in the config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Located<T> {
+    pub value: T,
+    pub pos: Pos,
+}
+
+/// Which dialect a config file is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum ConfigFormat {
+    /// `sluice.yaml` / `sluice.yml`, version 1.
+    Sluice,
+    /// `atlantis.yaml` / `atlantis.yml`, version 3.
+    Atlantis,
+}
+
+impl ConfigFormat {
+    /// The format of a config file, judged by its name (the last path component).
+    pub fn for_file(path: &str) -> Option<Self> {
+        match path.rsplit('/').next().unwrap_or(path) {
+            "sluice.yaml" | "sluice.yml" => Some(ConfigFormat::Sluice),
+            "atlantis.yaml" | "atlantis.yml" => Some(ConfigFormat::Atlantis),
+            _ => None,
+        }
+    }
+}
+
+/// A validated repository configuration. Only ever handed out when the file had no errors:
+/// a config with errors is never half-used (fail closed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepoConfig {
+    /// The file it was read from (for diagnostics raised later, e.g. a glob matching nothing).
+    pub file: String,
+    pub format: ConfigFormat,
+    /// The listed projects, in file order. `None` when the file lists none: Sluice then detects
+    /// projects itself (PRODUCT.md §5) and only the top-level settings below apply.
+    pub projects: Option<Vec<ProjectConfig>>,
+    /// Top-level `autoplan.enabled`: the default for listed projects, and the setting for
+    /// detected ones.
+    pub autoplan: bool,
+    /// `plan_drafts`: autoplan draft PRs too. Read by the PR intake (`app`), not by detection.
+    pub plan_drafts: bool,
+    /// `automerge`: merge the PR once every project is applied. Read by the apply flow.
+    pub automerge: bool,
+}
+
+/// A project's `dir`: one directory, or a glob expanded against the directories that hold
+/// `.tf`/`.tofu` files at the PR's head ([`super::projects`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DirSpec {
+    Exact(ProjectDir),
+    /// Normalised (no leading `./`, no trailing `/`); `*` does not cross `/`, `**` does.
+    Glob(String),
+}
+
+impl DirSpec {
+    pub fn as_str(&self) -> &str {
+        match self {
+            DirSpec::Exact(d) => d.as_str(),
+            DirSpec::Glob(g) => g,
+        }
+    }
+}
+
+/// One entry of `projects`, with defaults applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectConfig {
+    /// Where the entry starts (its `-`), for diagnostics about the whole entry.
+    pub pos: Pos,
+    /// The explicit name; `None` means derived from dir and workspace ([`ProjectName::derived`]).
+    /// Entries with a glob dir cannot have one (they expand to several projects).
+    pub name: Option<Located<ProjectName>>,
+    pub dir: Located<DirSpec>,
+    pub workspace: Workspace,
+    pub engine: Engine,
+    /// Exact version without a leading `v`. `None`: resolved later from `required_version`.
+    pub terraform_version: Option<String>,
+    /// Whether a PR that touches the project plans it automatically.
+    pub autoplan: bool,
+    /// Globs relative to the project dir (`..` allowed while it stays inside the repo); a
+    /// leading `!` excludes, and the last matching pattern wins. Always resolved: the project's
+    /// own list, else the top-level one, else the format's default.
+    pub when_modified: Vec<Located<String>>,
+    pub apply_requirements: Vec<ApplyRequirement>,
+    pub depends_on: Vec<Located<ProjectName>>,
+    /// Plain, non-secret variables passed to the run (never reserved runner variables).
+    pub env: BTreeMap<String, String>,
+}
+
+impl ProjectConfig {
+    /// The name this entry will have, when it can be known from the file alone (not for a glob
+    /// dir without a name: those get one name per matching dir).
+    pub fn known_name(&self) -> Option<ProjectName> {
+        match (&self.name, &self.dir.value) {
+            (Some(n), _) => Some(n.value.clone()),
+            (None, DirSpec::Exact(d)) => Some(ProjectName::derived(d, &self.workspace)),
+            (None, DirSpec::Glob(_)) => None,
+        }
+    }
+}
+
+/// Picks the config file to read among those that exist at the repository root, following
+/// [`CONFIG_FILE_NAMES`], and warns about every other one (it is ignored, and someone editing it
+/// would wonder why nothing changes). `None` when there is no config file.
+pub fn choose_config_file<S: AsRef<str>>(
+    existing: &[S],
+) -> (Option<&'static str>, Vec<Diagnostic>) {
+    let present: Vec<&'static str> = CONFIG_FILE_NAMES
+        .into_iter()
+        .filter(|name| existing.iter().any(|e| e.as_ref() == *name))
+        .collect();
+    let Some((&chosen, others)) = present.split_first() else {
+        return (None, Vec::new());
+    };
+    let diags = others
+        .iter()
+        .map(|&other| {
+            let hint = if ConfigFormat::for_file(chosen) != ConfigFormat::for_file(other) {
+                format!(
+                    "Sluice reads only one config file; delete `{other}` once the migration to \
+                     `{chosen}` is done, so nobody edits a file that has no effect"
+                )
+            } else {
+                format!("keep only one of `{chosen}` and `{other}`")
+            };
+            Diagnostic::warning(
+                other,
+                0,
+                0,
+                format!("`{other}` is ignored: `{chosen}` takes precedence"),
+            )
+            .with_hint(hint)
+        })
+        .collect();
+    (Some(chosen), diags)
+}
+
+/// Parses a config file with the parser its name calls for ([`ConfigFormat::for_file`]);
+/// unknown names are read as `sluice.yaml`.
+pub fn parse_config(file: &str, text: &str) -> (Option<RepoConfig>, Vec<Diagnostic>) {
+    match ConfigFormat::for_file(file) {
+        Some(ConfigFormat::Atlantis) => parse_atlantis_config(file, text),
+        _ => parse_repo_config(file, text),
+    }
+}
+
+/// Parses and validates `sluice.yaml`. Returns the config only when there is no error
+/// (warnings allowed), and every diagnostic found.
+pub fn parse_repo_config(file: &str, text: &str) -> (Option<RepoConfig>, Vec<Diagnostic>) {
+    parse(file, text, ConfigFormat::Sluice)
+}
+
+/// Parses an `atlantis.yaml` (version 3) into the same model, so Atlantis users can switch
+/// without rewriting their config.
+///
+/// Mapped: `projects[].{name, dir, workspace, terraform_version, terraform_distribution (→ engine),
+/// autoplan.{enabled, when_modified}, apply_requirements, depends_on}`, `automerge`, and
+/// `workflow: default`. Atlantis' default `when_modified` is kept. Without `apply_requirements`,
+/// Sluice still requires an approval (its default, PRODUCT.md §10), which is stricter than
+/// Atlantis' server-side default.
+///
+/// Keys Sluice does not implement are handled per key, on one principle: **fail closed** when
+/// ignoring the key would make Sluice plan or apply something different from what the team
+/// expects, warn otherwise.
+///
+/// * Errors (not supported): `workflows` (custom steps, `run` commands, extra args) and a
+///   project `workflow` other than `default` — they replace the commands that run; `branch` —
+///   ignoring it would plan and apply the project on PRs to other branches; `plan_requirements`
+///   — ignoring it would plan before the approval the team required; `policy_check` /
+///   `custom_policy_check` — the checks would silently not run (Sluice has its own policies,
+///   §6); `autodiscover` with `mode: enabled` or `ignore_paths`, or `mode: disabled` with no
+///   projects — the set of planned dirs would differ.
+/// * Warnings (ignored): `parallel_plan`, `parallel_apply`, `parallel_policy_check`,
+///   `abort_on_execution_order_fail`, `execution_order_group` (Sluice orders runs by
+///   `depends_on`), `delete_source_branch_on_merge`, `repo_locking` / `repo_locks` (Sluice
+///   always locks, which is stricter), `import_requirements` (no import command),
+///   `silence_pr_comments`, `allowed_regexp_prefixes`.
+pub fn parse_atlantis_config(file: &str, text: &str) -> (Option<RepoConfig>, Vec<Diagnostic>) {
+    parse(file, text, ConfigFormat::Atlantis)
+}
+
+/// Anchors a `when_modified` pattern (relative to `dir`, a normalised repo path or `.`) at the
+/// repository root, resolving `..` lexically: `../../modules/**` from `envs/prod` becomes
+/// `modules/**`. Errors (a sentence for the user) when the pattern leaves the repository, is
+/// absolute, or puts `..` after a wildcard (whose parent is not one directory).
+pub fn anchor_pattern(dir: &str, pattern: &str) -> Result<String, String> {
+    if pattern.starts_with('/') {
+        return Err(format!(
+            "pattern `{pattern}` is absolute; patterns are relative to the project dir"
+        ));
+    }
+    let mut out: Vec<&str> = if dir == "." || dir.is_empty() {
+        Vec::new()
+    } else {
+        dir.split('/').collect()
+    };
+    for seg in pattern.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => match out.last() {
+                None => {
+                    return Err(format!(
+                        "pattern `{pattern}` leaves the repository when read from `{dir}`"
+                    ));
+                }
+                Some(last) if is_glob(last) => {
+                    return Err(format!(
+                        "pattern `{pattern}` has `..` after a wildcard, which does not name one directory"
+                    ));
+                }
+                Some(_) => {
+                    out.pop();
+                }
+            },
+            other => out.push(other),
+        }
+    }
+    if out.is_empty() {
+        // The pattern names the repository root itself: everything below it.
+        return Ok("**".to_string());
+    }
+    Ok(out.join("/"))
+}
+
+/// True when `s` uses glob syntax (as opposed to naming one path).
+pub fn is_glob(s: &str) -> bool {
+    s.contains(['*', '?', '[', ']', '{', '}', '\\'])
+}
+
+/// Builds a glob with the semantics every Sluice path pattern uses: `*` and `?` stay within one
+/// path segment, `**` crosses segments, `\` escapes.
+pub fn build_glob(pattern: &str) -> Result<globset::Glob, String> {
+    globset::GlobBuilder::new(pattern)
+        .literal_separator(true)
+        .backslash_escape(true)
+        .build()
+        .map_err(|e| format!("`{pattern}` is not a valid glob: {}", e.kind()))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading YAML nodes, collecting diagnostics instead of stopping at the first problem.
+
+/// How the parser treats a key it finds.
+#[derive(Clone, Copy)]
+enum Key {
+    Known,
+    /// Harmless to ignore: a warning saying so, with the reason.
+    Ignored(&'static str),
+    /// Would change what runs if ignored: an error saying it is not supported, with the reason.
+    Unsupported(&'static str),
+}
+use Key::{Ignored, Known, Unsupported};
+
+const SLUICE_TOP_KEYS: &[(&str, Key)] = &[
+    ("version", Known),
+    ("projects", Known),
+    ("autoplan", Known),
+    ("plan_drafts", Known),
+    ("automerge", Known),
+];
+
+const SLUICE_PROJECT_KEYS: &[(&str, Key)] = &[
+    ("name", Known),
+    ("dir", Known),
+    ("workspace", Known),
+    ("terraform_version", Known),
+    ("engine", Known),
+    ("autoplan", Known),
+    ("apply_requirements", Known),
+    ("depends_on", Known),
+    ("env", Known),
+];
+
+const AUTOPLAN_KEYS: &[(&str, Key)] = &[("enabled", Known), ("when_modified", Known)];
+
+const WHY_ORDER: &str = "Sluice runs each project as its own job, ordered by `depends_on`";
+
+const ATLANTIS_TOP_KEYS: &[(&str, Key)] = &[
+    ("version", Known),
+    ("projects", Known),
+    ("automerge", Known),
+    ("autodiscover", Known),
+    ("workflows", Known),
+    ("parallel_plan", Ignored(WHY_ORDER)),
+    ("parallel_apply", Ignored(WHY_ORDER)),
+    ("parallel_policy_check", Ignored(WHY_ORDER)),
+    ("abort_on_execution_order_fail", Ignored(WHY_ORDER)),
+    (
+        "delete_source_branch_on_merge",
+        Ignored("Sluice does not delete branches"),
+    ),
+    (
+        "allowed_regexp_prefixes",
+        Ignored("Sluice's `-p` takes exact project names"),
+    ),
+];
+
+const ATLANTIS_PROJECT_KEYS: &[(&str, Key)] = &[
+    ("name", Known),
+    ("dir", Known),
+    ("workspace", Known),
+    ("terraform_version", Known),
+    ("terraform_distribution", Known),
+    ("autoplan", Known),
+    ("apply_requirements", Known),
+    ("depends_on", Known),
+    ("workflow", Known),
+    (
+        "branch",
+        Unsupported(
+            "it limits the project to PRs against matching base branches; ignoring it would plan \
+             and apply this project on PRs to any branch",
+        ),
+    ),
+    (
+        "plan_requirements",
+        Unsupported(
+            "ignoring it would plan before the requirements your team set are met; Sluice has no \
+             plan requirements",
+        ),
+    ),
+    (
+        "policy_check",
+        Unsupported(
+            "ignoring it would skip the policy checks your team relies on; write Sluice policies \
+             instead (policies/*.yaml)",
+        ),
+    ),
+    (
+        "custom_policy_check",
+        Unsupported(
+            "ignoring it would skip the policy checks your team relies on; write Sluice policies \
+             instead (policies/*.yaml)",
+        ),
+    ),
+    ("execution_order_group", Ignored(WHY_ORDER)),
+    (
+        "delete_source_branch_on_merge",
+        Ignored("Sluice does not delete branches"),
+    ),
+    (
+        "repo_locking",
+        Ignored("Sluice always locks each project dir and workspace"),
+    ),
+    (
+        "repo_locks",
+        Ignored("Sluice always locks each project dir and workspace"),
+    ),
+    (
+        "import_requirements",
+        Ignored("Sluice has no import command"),
+    ),
+    (
+        "silence_pr_comments",
+        Ignored("Sluice always reports on the PR"),
+    ),
+];
+
+struct Reader<'f> {
+    file: &'f str,
+    format: ConfigFormat,
+    diags: Vec<Diagnostic>,
+}
+
+fn pos_of_span(span: &marked_yaml::Span) -> Pos {
+    span.start().map_or(Pos::default(), |m| Pos {
+        line: m.line(),
+        column: m.column(),
+    })
+}
+
+fn pos(node: &Node) -> Pos {
+    pos_of_span(node.span())
+}
+
+/// A plain `~`, `null` or nothing: YAML's "no value".
+fn is_null(s: &MarkedScalarNode) -> bool {
+    s.may_coerce() && matches!(s.as_str(), "" | "~" | "null" | "Null" | "NULL")
+}
+
+fn describe(node: &Node) -> String {
+    match node {
+        Node::Scalar(s) if is_null(s) => "no value".to_string(),
+        Node::Scalar(s) if !s.may_coerce() => format!("the quoted string `\"{}\"`", s.as_str()),
+        Node::Scalar(s) => format!("`{}`", s.as_str()),
+        Node::Mapping(_) => "a mapping".to_string(),
+        Node::Sequence(_) => "a list".to_string(),
+    }
+}
+
+/// The closest of `candidates` to `word`, when it is close enough to be a typo.
+fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let lower = word.to_ascii_lowercase();
+    candidates
+        .into_iter()
+        .map(|c| (strsim::damerau_levenshtein(&lower, c), c))
+        .filter(|(d, c)| *d <= 2.max(c.len() / 3))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// `a, b, c` — or the first `max` then `and N more`, so a hint never becomes a wall of text.
+fn list_some<S: AsRef<str>>(items: &[S], max: usize) -> String {
+    let shown: Vec<&str> = items.iter().take(max).map(AsRef::as_ref).collect();
+    let mut s = shown.join(", ");
+    if items.len() > max {
+        s.push_str(&format!(" and {} more", items.len() - max));
+    }
+    s
+}
+
+impl Reader<'_> {
+    fn error(&mut self, at: Pos, message: impl Into<String>, hint: Option<String>) {
+        let mut d = Diagnostic::error(self.file, at.line, at.column, message);
+        d.hint = hint;
+        self.diags.push(d);
+    }
+
+    fn warning(&mut self, at: Pos, message: impl Into<String>, hint: Option<String>) {
+        let mut d = Diagnostic::warning(self.file, at.line, at.column, message);
+        d.hint = hint;
+        self.diags.push(d);
+    }
+
+    /// Parses the text into a mapping node, turning loader errors into diagnostics.
+    fn load(&mut self, text: &str) -> Option<Node> {
+        let options = LoaderOptions::default()
+            .error_on_duplicate_keys(true)
+            // Quoted values stay strings: `"true"` is not a boolean.
+            .prevent_coercion(true);
+        let marker_pos = |m: &marked_yaml::Marker| Pos {
+            line: m.line(),
+            column: m.column(),
+        };
+        let anchors_hint =
+            "write the value out in each place; Sluice reads a plain subset of YAML \
+                            so every value has exactly one position in the file"
+                .to_string();
+        match marked_yaml::parse_yaml_with_options(0, text, options) {
+            Ok(node) => return Some(node),
+            Err(LoadError::TopLevelMustBeMapping(m))
+            | Err(LoadError::TopLevelMustBeSequence(m)) => {
+                let first_key = match self.format {
+                    ConfigFormat::Sluice => "version: 1",
+                    ConfigFormat::Atlantis => "version: 3",
+                };
+                self.error(
+                    marker_pos(&m),
+                    "the file must be a mapping of keys to values",
+                    Some(format!("start with `{first_key}`, then `projects:`")),
+                );
+            }
+            Err(LoadError::UnexpectedAnchor(m)) => self.error(
+                marker_pos(&m),
+                "YAML anchors and aliases (`&name`, `*name`) are not supported",
+                Some(anchors_hint),
+            ),
+            Err(LoadError::UnexpectedTag(m)) => self.error(
+                marker_pos(&m),
+                "YAML tags (`!!str`, `!Ref`, …) are not supported",
+                Some("quote the value instead: `\"1.10\"`".to_string()),
+            ),
+            Err(LoadError::MappingKeyMustBeScalar(m)) => self.error(
+                marker_pos(&m),
+                "mapping keys must be plain names, not lists or mappings",
+                None,
+            ),
+            Err(LoadError::DuplicateKey(dup)) => {
+                let first = pos_of_span(dup.prev_key.span());
+                self.error(
+                    pos_of_span(dup.key.span()),
+                    format!(
+                        "key `{}` appears twice in the same mapping (first at line {})",
+                        dup.key.as_str(),
+                        first.line
+                    ),
+                    Some("remove one of them; YAML would silently keep only the last".to_string()),
+                );
+            }
+            Err(LoadError::ScanError(m, e)) => {
+                let hint = if e.info().contains("anchor") {
+                    Some(anchors_hint)
+                } else {
+                    Some("check indentation and quoting around this spot".to_string())
+                };
+                self.error(marker_pos(&m), format!("invalid YAML: {}", e.info()), hint);
+            }
+        }
+        None
+    }
+
+    /// Reports keys of `map` that are unknown (error, with did-you-mean), ignored (warning) or
+    /// unsupported (error) according to `rules`.
+    fn check_keys(&mut self, map: &MarkedMappingNode, place: &str, rules: &[(&str, Key)]) {
+        let known: Vec<&str> = rules
+            .iter()
+            .filter(|(_, k)| matches!(k, Known))
+            .map(|(n, _)| *n)
+            .collect();
+        for key in map.keys() {
+            let at = pos_of_span(key.span());
+            let name = key.as_str();
+            match rules.iter().find(|(n, _)| *n == name).map(|(_, k)| *k) {
+                Some(Known) => {}
+                Some(Ignored(why)) => self.warning(
+                    at,
+                    format!("`{name}` is ignored: {why}"),
+                    Some("remove it to silence this warning".to_string()),
+                ),
+                Some(Unsupported(why)) => self.error(
+                    at,
+                    format!("`{name}` is not supported by Sluice: {why}"),
+                    Some("remove it, or keep using Atlantis for this repository".to_string()),
+                ),
+                None => {
+                    let valid = known.join(", ");
+                    let hint = match did_you_mean(name, known.iter().copied()) {
+                        Some(s) => format!("did you mean `{s}`? valid keys here: {valid}"),
+                        None => format!("valid keys here: {valid}"),
+                    };
+                    self.error(at, format!("unknown key `{name}` {place}"), Some(hint));
+                }
+            }
+        }
+    }
+
+    fn mapping<'n>(&mut self, node: &'n Node, what: &str) -> Option<&'n MarkedMappingNode> {
+        match node {
+            Node::Mapping(m) => Some(m),
+            other => {
+                self.error(
+                    pos(other),
+                    format!(
+                        "{what} should be a mapping of keys to values, found {}",
+                        describe(other)
+                    ),
+                    None,
+                );
+                None
+            }
+        }
+    }
+
+    fn sequence<'n>(&mut self, node: &'n Node, key: &str) -> Option<&'n MarkedSequenceNode> {
+        match node {
+            Node::Sequence(s) => Some(s),
+            other => {
+                self.error(
+                    pos(other),
+                    format!("`{key}` should be a list, found {}", describe(other)),
+                    Some(format!("write `{key}: [a, b]` or one `- item` per line")),
+                );
+                None
+            }
+        }
+    }
+
+    fn string(&mut self, node: &Node, key: &str) -> Option<Located<String>> {
+        match node {
+            Node::Scalar(s) if !is_null(s) => Some(Located {
+                value: s.as_str().to_string(),
+                pos: pos(node),
+            }),
+            other => {
+                self.error(
+                    pos(other),
+                    format!(
+                        "`{key}` should be a single value, found {}",
+                        describe(other)
+                    ),
+                    None,
+                );
+                None
+            }
+        }
+    }
+
+    fn boolean(&mut self, node: &Node, key: &str) -> Option<bool> {
+        let b = match node {
+            Node::Scalar(s) => match (s.may_coerce(), s.as_str()) {
+                (true, "true") => Some(true),
+                (true, "false") => Some(false),
+                _ => None,
+            },
+            _ => None,
+        };
+        if b.is_none() {
+            let quoted = matches!(node, Node::Scalar(s) if !s.may_coerce());
+            self.error(
+                pos(node),
+                format!(
+                    "`{key}` should be `true` or `false`, found {}",
+                    describe(node)
+                ),
+                quoted.then(|| "write it without quotes: quoted values are strings".to_string()),
+            );
+        }
+        b
+    }
+
+    fn string_list(&mut self, node: &Node, key: &str) -> Option<Vec<Located<String>>> {
+        let seq = self.sequence(node, key)?;
+        let mut out = Vec::with_capacity(seq.len());
+        let mut ok = true;
+        for item in seq.iter() {
+            match self.string(item, key) {
+                Some(s) => out.push(s),
+                None => ok = false,
+            }
+        }
+        ok.then_some(out)
+    }
+
+    /// `when_modified` patterns: non-empty, relative, and valid glob syntax.
+    fn patterns(&mut self, node: &Node) -> Option<Vec<Located<String>>> {
+        let list = self.string_list(node, "when_modified")?;
+        for p in &list {
+            let body = p.value.strip_prefix('!').unwrap_or(&p.value);
+            let problem = if body.is_empty() {
+                Some(("an empty pattern matches nothing".to_string(), None))
+            } else if body.starts_with('/') {
+                Some((
+                    format!("when_modified pattern `{}` is absolute", p.value),
+                    Some(format!(
+                        "patterns are relative to the project dir; to reach other parts of the \
+                         repository use `../`, e.g. `../../modules/**/*.tf` (not `{body}`)"
+                    )),
+                ))
+            } else {
+                build_glob(body).err().map(|e| (e, None))
+            };
+            if let Some((msg, hint)) = problem {
+                self.error(p.pos, msg, hint);
+            }
+        }
+        // Returned even with errors (the entry is dropped anyway), so the `..` checks below
+        // still run on the other patterns and everything is reported at once.
+        Some(list)
+    }
+
+    fn version(&mut self, map: &MarkedMappingNode, supported: &[u32]) -> VersionCheck {
+        let supported_list = supported
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        let Some(node) = map.get_node("version") else {
+            self.error(
+                Pos { line: 1, column: 1 },
+                "missing `version`",
+                Some(format!(
+                    "add `version: {}` at the top of the file",
+                    supported[0]
+                )),
+            );
+            return VersionCheck::Missing;
+        };
+        let Some(v) = self.string(node, "version") else {
+            return VersionCheck::Unsupported;
+        };
+        if supported.iter().any(|s| s.to_string() == v.value) {
+            return VersionCheck::Supported;
+        }
+        let (msg, hint) = match self.format {
+            ConfigFormat::Sluice => (
+                format!(
+                    "unsupported version `{}`; this Sluice reads version {supported_list}",
+                    v.value
+                ),
+                "if the file was written for a newer Sluice, upgrade the server".to_string(),
+            ),
+            ConfigFormat::Atlantis => (
+                format!(
+                    "atlantis.yaml version `{}` is not supported; Sluice reads version {supported_list}",
+                    v.value
+                ),
+                "upgrade the file to Atlantis' version 3 format, or write a sluice.yaml"
+                    .to_string(),
+            ),
+        };
+        self.error(v.pos, msg, Some(hint));
+        VersionCheck::Unsupported
+    }
+}
+
+#[derive(PartialEq)]
+enum VersionCheck {
+    Supported,
+    Missing,
+    Unsupported,
+}
+
+/// Top-level defaults a project entry inherits.
+struct Defaults {
+    autoplan: bool,
+    when_modified: Vec<Located<String>>,
+    /// Whether `when_modified` came from the file (else from the format's built-in default).
+    when_modified_from_file: bool,
+}
+
+fn parse(file: &str, text: &str, format: ConfigFormat) -> (Option<RepoConfig>, Vec<Diagnostic>) {
+    let mut r = Reader {
+        file,
+        format,
+        diags: Vec::new(),
+    };
+    let Some(root) = r.load(text) else {
+        return (None, r.diags);
+    };
+    let Some(map) = root.as_mapping() else {
+        // The loader only returns mappings at the top level; stay defensive.
+        r.error(
+            Pos::default(),
+            "the file must be a mapping of keys to values",
+            None,
+        );
+        return (None, r.diags);
+    };
+    if map.is_empty() {
+        let version = match format {
+            ConfigFormat::Sluice => "version: 1",
+            ConfigFormat::Atlantis => "version: 3",
+        };
+        r.error(
+            Pos { line: 1, column: 1 },
+            format!("`{file}` is empty (or only comments)"),
+            Some(format!(
+                "start it with `{version}` and a `projects:` list, or delete it to let Sluice \
+                 detect projects itself"
+            )),
+        );
+        return (None, r.diags);
+    }
+    let config = match format {
+        ConfigFormat::Sluice => sluice_top(&mut r, map),
+        ConfigFormat::Atlantis => atlantis_top(&mut r, map),
+    };
+    if let Some(config) = &config {
+        if let Some(projects) = &config.projects {
+            check_names_and_dependencies(&mut r, projects);
+        }
+    }
+    let config = if has_errors(&r.diags) { None } else { config };
+    // Checks run key by key; users read the file top to bottom.
+    r.diags.sort_by_key(|d| (d.line, d.column));
+    (config, r.diags)
+}
+
+fn sluice_top(r: &mut Reader, map: &MarkedMappingNode) -> Option<RepoConfig> {
+    // A version we do not know means a schema we do not know: stop here instead of burying the
+    // one useful message under unknown-key errors.
+    if r.version(map, SUPPORTED_VERSIONS) == VersionCheck::Unsupported {
+        return None;
+    }
+    r.check_keys(map, "at the top level", SLUICE_TOP_KEYS);
+
+    let mut defaults = Defaults {
+        autoplan: true,
+        when_modified: Vec::new(),
+        when_modified_from_file: false,
+    };
+    let mut top_when_modified_pos = None;
+    if let Some(node) = map.get_node("autoplan") {
+        let (enabled, when_modified) = autoplan(r, node);
+        defaults.autoplan = enabled.unwrap_or(true);
+        if let Some(wm) = when_modified {
+            top_when_modified_pos = Some(pos(node));
+            defaults.when_modified = wm;
+            defaults.when_modified_from_file = true;
+        }
+    }
+    let plan_drafts = map
+        .get_node("plan_drafts")
+        .and_then(|n| r.boolean(n, "plan_drafts"))
+        .unwrap_or(false);
+    let automerge = map
+        .get_node("automerge")
+        .and_then(|n| r.boolean(n, "automerge"))
+        .unwrap_or(false);
+    let projects = projects(r, map, &defaults);
+    if let (None, Some(at)) = (&projects, top_when_modified_pos) {
+        r.warning(
+            at,
+            "top-level `when_modified` has no effect without `projects`",
+            Some(
+                "without a `projects` list Sluice detects projects itself and maps each changed \
+                 file to the nearest project dir"
+                    .to_string(),
+            ),
+        );
+    }
+    Some(RepoConfig {
+        file: r.file.to_string(),
+        format: ConfigFormat::Sluice,
+        projects,
+        autoplan: defaults.autoplan,
+        plan_drafts,
+        automerge,
+    })
+}
+
+fn atlantis_top(r: &mut Reader, map: &MarkedMappingNode) -> Option<RepoConfig> {
+    if r.version(map, &[ATLANTIS_VERSION]) == VersionCheck::Unsupported {
+        return None;
+    }
+    r.check_keys(map, "at the top level of atlantis.yaml", ATLANTIS_TOP_KEYS);
+
+    if let Some(node) = map.get_node("workflows") {
+        let names: Vec<String> = match node {
+            Node::Mapping(m) => m.keys().map(|k| k.as_str().to_string()).collect(),
+            Node::Scalar(s) if is_null(s) => Vec::new(),
+            _ => vec!["?".to_string()],
+        };
+        if !names.is_empty() {
+            r.error(
+                pos(node),
+                format!(
+                    "custom workflows are not supported (defined here: {})",
+                    list_some(&names, 10)
+                ),
+                Some(
+                    "Sluice always runs its own init/plan/apply with fixed arguments in a sandbox; \
+                     running those instead of your steps would plan something different from \
+                     what your team expects. Remove `workflows` once the default steps are enough"
+                        .to_string(),
+                ),
+            );
+        }
+    }
+    let automerge = map
+        .get_node("automerge")
+        .and_then(|n| r.boolean(n, "automerge"))
+        .unwrap_or(false);
+    let defaults = Defaults {
+        autoplan: true,
+        when_modified: Vec::new(),
+        when_modified_from_file: false,
+    };
+    let projects = projects(r, map, &defaults);
+    if let Some(node) = map.get_node("autodiscover") {
+        autodiscover(r, node, projects.is_some());
+    }
+    Some(RepoConfig {
+        file: r.file.to_string(),
+        format: ConfigFormat::Atlantis,
+        projects,
+        autoplan: true,
+        plan_drafts: false,
+        automerge,
+    })
+}
+
+/// Atlantis `autodiscover: {mode, ignore_paths}`. Sluice's behaviour equals Atlantis' `auto`:
+/// listed projects when there are some, detection otherwise.
+fn autodiscover(r: &mut Reader, node: &Node, has_projects: bool) {
+    let Some(map) = r.mapping(node, "`autodiscover`") else {
+        return;
+    };
+    r.check_keys(
+        map,
+        "in `autodiscover`",
+        &[
+            ("mode", Known),
+            (
+                "ignore_paths",
+                Unsupported(
+                    "ignoring it would plan directories your team excluded; list the projects \
+                     explicitly instead",
+                ),
+            ),
+        ],
+    );
+    let Some(mode) = map.get_node("mode").and_then(|n| r.string(n, "mode")) else {
+        return;
+    };
+    match (mode.value.as_str(), has_projects) {
+        ("auto", _) | ("disabled", true) => {}
+        ("enabled", true) => r.error(
+            mode.pos,
+            "`autodiscover: {mode: enabled}` together with `projects` is not supported",
+            Some(
+                "Atlantis would also plan directories that are not listed; Sluice plans either the \
+                 listed projects or, without a `projects` list, the ones it detects. List every \
+                 project, or remove `projects`"
+                    .to_string(),
+            ),
+        ),
+        ("enabled", false) => {}
+        ("disabled", false) => r.error(
+            mode.pos,
+            "`autodiscover: {mode: disabled}` without `projects` is not supported",
+            Some(
+                "Atlantis would plan nothing, Sluice would detect projects itself; list the \
+                 projects to plan"
+                    .to_string(),
+            ),
+        ),
+        (other, _) => r.error(
+            mode.pos,
+            format!("unknown autodiscover mode `{other}`"),
+            Some("valid modes: auto, enabled, disabled".to_string()),
+        ),
+    }
+}
+
+/// `autoplan: {enabled, when_modified}` (project level or top level).
+fn autoplan(r: &mut Reader, node: &Node) -> (Option<bool>, Option<Vec<Located<String>>>) {
+    let Some(map) = r.mapping(node, "`autoplan`") else {
+        return (None, None);
+    };
+    r.check_keys(map, "in `autoplan`", AUTOPLAN_KEYS);
+    let enabled = map
+        .get_node("enabled")
+        .and_then(|n| r.boolean(n, "enabled"));
+    let when_modified = map.get_node("when_modified").and_then(|n| r.patterns(n));
+    (enabled, when_modified)
+}
+
+fn projects(
+    r: &mut Reader,
+    map: &MarkedMappingNode,
+    defaults: &Defaults,
+) -> Option<Vec<ProjectConfig>> {
+    let node = map.get_node("projects")?;
+    if let Node::Scalar(s) = node {
+        if is_null(s) {
+            r.warning(
+                pos(node),
+                "`projects` is empty; Sluice detects projects itself",
+                Some("remove `projects:`, or list at least one project".to_string()),
+            );
+            return None;
+        }
+    }
+    let seq = r.sequence(node, "projects")?;
+    if seq.is_empty() {
+        r.warning(
+            pos(node),
+            "`projects` is empty; Sluice detects projects itself",
+            Some("remove `projects: []`, or list at least one project".to_string()),
+        );
+        return None;
+    }
+    Some(
+        seq.iter()
+            .filter_map(|entry| project(r, entry, defaults))
+            .collect(),
+    )
+}
+
+fn project(r: &mut Reader, node: &Node, defaults: &Defaults) -> Option<ProjectConfig> {
+    let map = r.mapping(node, "each entry of `projects`")?;
+    // A block mapping's own marker sits after its first key; the first key is where a reader
+    // sees the entry start.
+    let entry_pos = map
+        .keys()
+        .next()
+        .map_or_else(|| pos(node), |k| pos_of_span(k.span()));
+    let atlantis = r.format == ConfigFormat::Atlantis;
+    let rules = if atlantis {
+        ATLANTIS_PROJECT_KEYS
+    } else {
+        SLUICE_PROJECT_KEYS
+    };
+    r.check_keys(map, "in project", rules);
+    let errors_before = r.diags.iter().filter(|d| d.is_error()).count();
+
+    let dir = match map.get_node("dir") {
+        Some(n) => r.string(n, "dir").and_then(|d| dir_spec(r, d)),
+        None => {
+            r.error(
+                entry_pos,
+                "project has no `dir`",
+                Some("add `dir: path/to/project`, relative to the repository root (`.` for the root)".to_string()),
+            );
+            None
+        }
+    };
+
+    let workspace = match map
+        .get_node("workspace")
+        .and_then(|n| r.string(n, "workspace"))
+    {
+        None => Some(Workspace::default()),
+        Some(w) => match Workspace::new(&w.value) {
+            Ok(ws) => Some(ws),
+            Err(e) => {
+                r.error(w.pos, e.0, None);
+                None
+            }
+        },
+    };
+
+    let name = match map.get_node("name").and_then(|n| r.string(n, "name")) {
+        None => None,
+        Some(n) => match ProjectName::new(&n.value) {
+            Ok(name) => Some(Located {
+                value: name,
+                pos: n.pos,
+            }),
+            Err(e) => {
+                r.error(n.pos, e.0, None);
+                None
+            }
+        },
+    };
+    if let (
+        Some(n),
+        Some(Located {
+            value: DirSpec::Glob(g),
+            ..
+        }),
+    ) = (&name, &dir)
+    {
+        r.error(
+            n.pos,
+            format!(
+                "project `{}` has a glob `dir` (`{g}`) and a `name`",
+                n.value
+            ),
+            Some(
+                "a glob dir expands to one project per matching directory, each named after its \
+                 dir; remove `name`, or list the directories one by one"
+                    .to_string(),
+            ),
+        );
+    }
+
+    let engine_key = if atlantis {
+        "terraform_distribution"
+    } else {
+        "engine"
+    };
+    let engine = match map
+        .get_node(engine_key)
+        .and_then(|n| r.string(n, engine_key))
+    {
+        None => Engine::default(),
+        Some(e) => match e.value.as_str() {
+            "terraform" => Engine::Terraform,
+            "opentofu" | "tofu" => Engine::Opentofu,
+            other => {
+                r.error(
+                    e.pos,
+                    format!("unknown {engine_key} `{other}`"),
+                    Some("valid values: terraform, opentofu".to_string()),
+                );
+                Engine::default()
+            }
+        },
+    };
+
+    let terraform_version = map
+        .get_node("terraform_version")
+        .and_then(|n| r.string(n, "terraform_version"))
+        .and_then(|v| {
+            let bare = v.value.strip_prefix('v').unwrap_or(&v.value);
+            if is_exact_version(bare) {
+                Some(bare.to_string())
+            } else {
+                r.error(
+                    v.pos,
+                    format!(
+                        "`terraform_version` should be an exact version like `1.6.2`, found `{}`",
+                        v.value
+                    ),
+                    Some(
+                        "Sluice runs exactly this version; leave it out to use the project's \
+                         `required_version`"
+                            .to_string(),
+                    ),
+                );
+                None
+            }
+        });
+
+    let (autoplan_enabled, when_modified) = match map.get_node("autoplan") {
+        Some(n) => autoplan(r, n),
+        None => (None, None),
+    };
+    let when_modified = match when_modified {
+        Some(list) => list,
+        None if defaults.when_modified_from_file => defaults.when_modified.clone(),
+        None => {
+            let builtin = if atlantis {
+                ATLANTIS_DEFAULT_WHEN_MODIFIED
+            } else {
+                DEFAULT_WHEN_MODIFIED
+            };
+            builtin
+                .iter()
+                .map(|p| Located {
+                    value: (*p).to_string(),
+                    pos: entry_pos,
+                })
+                .collect()
+        }
+    };
+    if let Some(Located {
+        value: DirSpec::Exact(d),
+        ..
+    }) = &dir
+    {
+        // For a fixed dir we can already tell whether `..` leaves the repository; for globs
+        // that waits until the dirs are known.
+        for p in &when_modified {
+            let body = p.value.strip_prefix('!').unwrap_or(&p.value);
+            if body.is_empty() || body.starts_with('/') || build_glob(body).is_err() {
+                continue; // already reported by `patterns`
+            }
+            if let Err(e) = anchor_pattern(d.as_str(), body) {
+                r.error(p.pos, e, None);
+            }
+        }
+    }
+
+    let apply_requirements = match map.get_node("apply_requirements") {
+        None => vec![ApplyRequirement::Approved],
+        Some(n) => apply_requirements(r, n),
+    };
+
+    let depends_on = match map.get_node("depends_on") {
+        None => Vec::new(),
+        Some(n) => r
+            .string_list(n, "depends_on")
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|d| match ProjectName::new(&d.value) {
+                Ok(name) => Some(Located {
+                    value: name,
+                    pos: d.pos,
+                }),
+                Err(e) => {
+                    r.error(d.pos, e.0, None);
+                    None
+                }
+            })
+            .collect(),
+    };
+
+    let env = if atlantis {
+        BTreeMap::new()
+    } else {
+        map.get_node("env").map(|n| env(r, n)).unwrap_or_default()
+    };
+
+    if atlantis {
+        if let Some(w) = map
+            .get_node("workflow")
+            .and_then(|n| r.string(n, "workflow"))
+        {
+            if w.value != "default" {
+                r.error(
+                    w.pos,
+                    format!(
+                        "project uses workflow `{}`; custom workflows are not supported",
+                        w.value
+                    ),
+                    Some(
+                        "Sluice runs its own init/plan/apply; running those instead of this \
+                         workflow would plan something different from what your team expects"
+                            .to_string(),
+                    ),
+                );
+            }
+        }
+    }
+
+    let errors_after = r.diags.iter().filter(|d| d.is_error()).count();
+    if errors_after > errors_before {
+        return None;
+    }
+    Some(ProjectConfig {
+        pos: entry_pos,
+        name,
+        dir: dir?,
+        workspace: workspace?,
+        engine,
+        terraform_version,
+        autoplan: autoplan_enabled.unwrap_or(defaults.autoplan),
+        when_modified,
+        apply_requirements,
+        depends_on,
+        env,
+    })
+}
+
+/// `1`, `1.6`, `1.6.2`, optionally with a pre-release suffix (`1.7.0-beta1`).
+fn is_exact_version(v: &str) -> bool {
+    let (core, pre) = match v.split_once('-') {
+        Some((c, p)) => (c, Some(p)),
+        None => (v, None),
+    };
+    let parts: Vec<&str> = core.split('.').collect();
+    parts.len() <= 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+        && pre.is_none_or(|p| {
+            !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '.')
+        })
+}
+
+/// Validates and normalises a `dir`. Absolute paths are rejected rather than normalised: in a
+/// config file a leading `/` is almost certainly a mistake (a path on someone's machine), and
+/// quietly reading it from the repository root could plan the wrong directory.
+fn dir_spec(r: &mut Reader, d: Located<String>) -> Option<Located<DirSpec>> {
+    let raw = d.value.as_str();
+    if raw.starts_with('/') {
+        let relative = raw.trim_start_matches('/');
+        r.error(
+            d.pos,
+            format!("dir `{raw}` is absolute"),
+            Some(format!(
+                "dirs are relative to the repository root: write `{}`",
+                if relative.is_empty() { "." } else { relative }
+            )),
+        );
+        return None;
+    }
+    if raw.split('/').any(|s| s == "..") {
+        r.error(
+            d.pos,
+            format!("dir `{raw}` leaves the repository (`..` is not allowed)"),
+            Some("dirs are relative to the repository root and must stay inside it".to_string()),
+        );
+        return None;
+    }
+    if !is_glob(raw) {
+        return match ProjectDir::new(raw) {
+            Ok(dir) => Some(Located {
+                value: DirSpec::Exact(dir),
+                pos: d.pos,
+            }),
+            Err(e) => {
+                r.error(d.pos, e.0, None);
+                None
+            }
+        };
+    }
+    let normalised = raw
+        .split('/')
+        .filter(|s| !s.is_empty() && *s != ".")
+        .collect::<Vec<_>>()
+        .join("/");
+    match build_glob(&normalised) {
+        Ok(_) => Some(Located {
+            value: DirSpec::Glob(normalised),
+            pos: d.pos,
+        }),
+        Err(e) => {
+            r.error(d.pos, format!("dir {e}"), None);
+            None
+        }
+    }
+}
+
+fn apply_requirements(r: &mut Reader, node: &Node) -> Vec<ApplyRequirement> {
+    let mut out: Vec<ApplyRequirement> = Vec::new();
+    for item in r
+        .string_list(node, "apply_requirements")
+        .unwrap_or_default()
+    {
+        let req = match item.value.as_str() {
+            "approved" => ApplyRequirement::Approved,
+            "mergeable" => ApplyRequirement::Mergeable,
+            "undiverged" => ApplyRequirement::Undiverged,
+            other => {
+                let valid = ["approved", "mergeable", "undiverged"];
+                let hint = match did_you_mean(other, valid) {
+                    Some(s) => format!("did you mean `{s}`? valid values: {}", valid.join(", ")),
+                    None => format!("valid values: {}", valid.join(", ")),
+                };
+                r.error(
+                    item.pos,
+                    format!("unknown apply requirement `{other}`"),
+                    Some(hint),
+                );
+                continue;
+            }
+        };
+        if !out.contains(&req) {
+            out.push(req);
+        }
+    }
+    out
+}
+
+fn env(r: &mut Reader, node: &Node) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let Some(map) = r.mapping(node, "`env`") else {
+        return out;
+    };
+    for (key, value) in map.iter() {
+        let at = pos_of_span(key.span());
+        let name = key.as_str();
+        let valid_name = name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid_name {
+            r.error(
+                at,
+                format!("`{name}` is not a valid environment variable name"),
+                Some("use letters, digits and `_`, not starting with a digit".to_string()),
+            );
+            continue;
+        }
+        let upper = name.to_ascii_uppercase();
+        if RESERVED_ENV.contains(&upper.as_str())
+            || RESERVED_ENV_PREFIXES.iter().any(|p| upper.starts_with(p))
+        {
+            r.error(
+                at,
+                format!("`{name}` cannot be set in `env`"),
+                Some(
+                    "it changes how Sluice runs terraform (arguments, directories, CLI config), \
+                     which the runner controls; `env` is for variables your configuration reads, \
+                     such as `TF_VAR_*`"
+                        .to_string(),
+                ),
+            );
+            continue;
+        }
+        if let Some(v) = r.string(value, name) {
+            out.insert(name.to_string(), v.value);
+        }
+    }
+    out
+}
+
+/// Names must be unique; `depends_on` must name projects of this file; no dependency cycles.
+fn check_names_and_dependencies(r: &mut Reader, projects: &[ProjectConfig]) {
+    let mut seen: BTreeMap<ProjectName, Pos> = BTreeMap::new();
+    for p in projects {
+        let Some(name) = p.known_name() else {
+            continue;
+        };
+        let at = p.name.as_ref().map_or(p.dir.pos, |n| n.pos);
+        match seen.get(&name) {
+            Some(first) => {
+                let hint = if p.name.is_some() {
+                    "project names must be unique; rename one of them".to_string()
+                } else {
+                    format!(
+                        "both entries have dir `{}` and workspace `{}`; give each a distinct `name`, \
+                         or remove one",
+                        p.dir.value.as_str(),
+                        p.workspace
+                    )
+                };
+                r.error(
+                    at,
+                    format!(
+                        "project name `{name}` is used twice: at line {} and at line {}",
+                        first.line, at.line
+                    ),
+                    Some(hint),
+                );
+            }
+            None => {
+                seen.insert(name, at);
+            }
+        }
+    }
+
+    // A glob dir expands to names we cannot know yet; such references are checked once the
+    // globs are expanded (`projects::all_projects`).
+    let has_globs = projects
+        .iter()
+        .any(|p| matches!(p.dir.value, DirSpec::Glob(_)));
+    let names: Vec<&str> = seen.keys().map(ProjectName::as_str).collect();
+    for p in projects {
+        for dep in &p.depends_on {
+            if seen.contains_key(&dep.value) || has_globs {
+                continue;
+            }
+            let mut hint = String::new();
+            if let Some(s) = did_you_mean(dep.value.as_str(), names.iter().copied()) {
+                hint.push_str(&format!("did you mean `{s}`? "));
+            }
+            hint.push_str(&format!("projects in this file: {}", list_some(&names, 20)));
+            r.error(
+                dep.pos,
+                format!(
+                    "`depends_on` names `{}`, which is not a project in this file",
+                    dep.value
+                ),
+                Some(hint),
+            );
+        }
+    }
+
+    let mut graph: BTreeMap<ProjectName, Vec<ProjectName>> = BTreeMap::new();
+    for p in projects {
+        if let Some(name) = p.known_name() {
+            graph
+                .entry(name)
+                .or_default()
+                .extend(p.depends_on.iter().map(|d| d.value.clone()));
+        }
+    }
+    for cycle in find_cycles(&graph) {
+        let next = &cycle[1 % cycle.len()];
+        let at = projects
+            .iter()
+            .filter(|p| p.known_name().as_ref() == Some(&cycle[0]))
+            .flat_map(|p| p.depends_on.iter())
+            .find(|d| &d.value == next)
+            .map_or(Pos::default(), |d| d.pos);
+        r.error(
+            at,
+            format!("dependency cycle: {}", show_cycle(&cycle)),
+            Some(
+                "`depends_on` sets the order of runs, and a cycle has no valid order; remove one \
+                 of these entries"
+                    .to_string(),
+            ),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fmt::Write;
+
+    /// Parses `text` as `file` and renders the diagnostics, then a compact view of the config.
+    fn check(file: &str, text: &str) -> String {
+        let (config, diags) = parse_config(file, text);
+        let mut out = String::new();
+        for d in &diags {
+            writeln!(out, "{d}").unwrap();
+        }
+        match config {
+            None => out.push_str("=> no config\n"),
+            Some(c) => out.push_str(&summary(&c)),
+        }
+        out
+    }
+
+    fn summary(c: &RepoConfig) -> String {
+        let mut out = format!(
+            "=> {:?} autoplan={} plan_drafts={} automerge={}\n",
+            c.format, c.autoplan, c.plan_drafts, c.automerge
+        );
+        let Some(projects) = &c.projects else {
+            out.push_str("   projects: detected\n");
+            return out;
+        };
+        for p in projects {
+            let name = p
+                .known_name()
+                .map_or_else(|| "<per dir>".to_string(), |n| n.to_string());
+            let dir = match &p.dir.value {
+                DirSpec::Exact(d) => d.to_string(),
+                DirSpec::Glob(g) => format!("glob {g}"),
+            };
+            writeln!(
+                out,
+                "   {}:{} {name} dir={dir} ws={} engine={} tf={} autoplan={} reqs=[{}] deps=[{}] env={:?}",
+                p.pos.line,
+                p.pos.column,
+                p.workspace,
+                p.engine,
+                p.terraform_version.as_deref().unwrap_or("-"),
+                p.autoplan,
+                p.apply_requirements
+                    .iter()
+                    .map(|r| r.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
+                p.depends_on
+                    .iter()
+                    .map(|d| d.value.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
+                p.env,
+            )
+            .unwrap();
+            writeln!(
+                out,
+                "     when_modified: {}",
+                p.when_modified
+                    .iter()
+                    .map(|w| w.value.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            )
+            .unwrap();
+        }
+        out
+    }
+
+    #[test]
+    fn valid_config() {
+        insta::assert_snapshot!(check("sluice.yaml", r#"
+version: 1
+autoplan:
+  when_modified: ["**/*.tf", "../../modules/**/*.tf"]
+plan_drafts: true
+projects:
+  - name: network-prod
+    dir: ./envs/prod/network/
+    workspace: default
+    terraform_version: v1.6.2
+    engine: opentofu
+    autoplan: { enabled: false, when_modified: ["*.tf", "!legacy.tf"] }
+    apply_requirements: [approved, mergeable, undiverged, approved]
+    depends_on: [network-shared]
+    env: { TF_VAR_region: eu-west-1, TF_VAR_count: 3 }
+  - name: network-shared
+    dir: envs/shared/network
+  - dir: envs/*/app
+  - dir: envs/prod/network
+    workspace: blue
+    apply_requirements: []
+"#), @r#"
+            => Sluice autoplan=true plan_drafts=true automerge=false
+               7:5 network-prod dir=envs/prod/network ws=default engine=opentofu tf=1.6.2 autoplan=false reqs=[approved,mergeable,undiverged] deps=[network-shared] env={"TF_VAR_count": "3", "TF_VAR_region": "eu-west-1"}
+                 when_modified: *.tf !legacy.tf
+               16:5 network-shared dir=envs/shared/network ws=default engine=terraform tf=- autoplan=true reqs=[approved] deps=[] env={}
+                 when_modified: **/*.tf ../../modules/**/*.tf
+               18:5 <per dir> dir=glob envs/*/app ws=default engine=terraform tf=- autoplan=true reqs=[approved] deps=[] env={}
+                 when_modified: **/*.tf ../../modules/**/*.tf
+               19:5 envs/prod/network:blue dir=envs/prod/network ws=blue engine=terraform tf=- autoplan=true reqs=[] deps=[] env={}
+                 when_modified: **/*.tf ../../modules/**/*.tf
+            "#);
+    }
+
+    #[test]
+    fn no_projects_means_detection() {
+        insta::assert_snapshot!(check("sluice.yaml", "version: 1\nautoplan: {enabled: false}\nautomerge: true\n"), @r#"
+            => Sluice autoplan=false plan_drafts=false automerge=true
+               projects: detected
+            "#);
+        insta::assert_snapshot!(check("sluice.yml", "version: 1\nprojects: []\nautoplan: {when_modified: ['*.tf']}\n"), @r#"
+            sluice.yml:2:11: warning: `projects` is empty; Sluice detects projects itself
+              hint: remove `projects: []`, or list at least one project
+            sluice.yml:3:11: warning: top-level `when_modified` has no effect without `projects`
+              hint: without a `projects` list Sluice detects projects itself and maps each changed file to the nearest project dir
+            => Sluice autoplan=true plan_drafts=false automerge=false
+               projects: detected
+            "#);
+    }
+
+    #[test]
+    fn unknown_keys_with_did_you_mean() {
+        insta::assert_snapshot!(check("sluice.yaml", r#"
+version: 1
+project:
+  - dir: a
+projects:
+  - dir: a
+    worksapce: prod
+    autoplan: { enable: true }
+    frobnicate: 1
+"#), @r#"
+            sluice.yaml:3:1: error: unknown key `project` at the top level
+              hint: did you mean `projects`? valid keys here: version, projects, autoplan, plan_drafts, automerge
+            sluice.yaml:7:5: error: unknown key `worksapce` in project
+              hint: did you mean `workspace`? valid keys here: name, dir, workspace, terraform_version, engine, autoplan, apply_requirements, depends_on, env
+            sluice.yaml:8:17: error: unknown key `enable` in `autoplan`
+              hint: did you mean `enabled`? valid keys here: enabled, when_modified
+            sluice.yaml:9:5: error: unknown key `frobnicate` in project
+              hint: valid keys here: name, dir, workspace, terraform_version, engine, autoplan, apply_requirements, depends_on, env
+            => no config
+            "#);
+    }
+
+    #[test]
+    fn versions() {
+        insta::assert_snapshot!(check("sluice.yaml", "version: 2\nprojects: [{dirr: x}]\n"), @r#"
+            sluice.yaml:1:10: error: unsupported version `2`; this Sluice reads version 1
+              hint: if the file was written for a newer Sluice, upgrade the server
+            => no config
+            "#);
+        insta::assert_snapshot!(check("sluice.yaml", "projects:\n  - dir: a\n"), @r#"
+            sluice.yaml:1:1: error: missing `version`
+              hint: add `version: 1` at the top of the file
+            => no config
+            "#);
+        insta::assert_snapshot!(check("atlantis.yaml", "version: 2\nprojects: [{dir: x}]\n"), @r#"
+            atlantis.yaml:1:10: error: atlantis.yaml version `2` is not supported; Sluice reads version 3
+              hint: upgrade the file to Atlantis' version 3 format, or write a sluice.yaml
+            => no config
+            "#);
+    }
+
+    #[test]
+    fn empty_and_not_a_mapping() {
+        insta::assert_snapshot!(check("sluice.yaml", ""), @r#"
+            sluice.yaml:1:1: error: `sluice.yaml` is empty (or only comments)
+              hint: start it with `version: 1` and a `projects:` list, or delete it to let Sluice detect projects itself
+            => no config
+            "#);
+        insta::assert_snapshot!(check("sluice.yaml", "# just a comment\n\n# another\n"), @r#"
+            sluice.yaml:1:1: error: `sluice.yaml` is empty (or only comments)
+              hint: start it with `version: 1` and a `projects:` list, or delete it to let Sluice detect projects itself
+            => no config
+            "#);
+        insta::assert_snapshot!(check("sluice.yaml", "- version: 1\n"), @r#"
+            sluice.yaml:1:1: error: the file must be a mapping of keys to values
+              hint: start with `version: 1`, then `projects:`
+            => no config
+            "#);
+    }
+
+    #[test]
+    fn yaml_syntax_errors() {
+        insta::assert_snapshot!(check("sluice.yaml", "version: 1\nprojects:\n  - dir: [a\n"), @r#"
+            sluice.yaml:4:1: error: invalid YAML: while parsing a flow sequence, expected ',' or ']'
+              hint: check indentation and quoting around this spot
+            => no config
+            "#);
+        insta::assert_snapshot!(check("sluice.yaml", "version: 1\nprojects:\n\t- dir: a\n"), @r#"
+            sluice.yaml:3:2: error: invalid YAML: tabs disallowed within this context (block indentation)
+              hint: check indentation and quoting around this spot
+            => no config
+            "#);
+        insta::assert_snapshot!(check("sluice.yaml", "version: 1\nversion: 1\n"), @r#"
+            sluice.yaml:2:1: error: key `version` appears twice in the same mapping (first at line 1)
+              hint: remove one of them; YAML would silently keep only the last
+            => no config
+            "#);
+        insta::assert_snapshot!(check("sluice.yaml", "version: !!str 1\n"), @r#"
+            sluice.yaml:1:16: error: YAML tags (`!!str`, `!Ref`, …) are not supported
+              hint: quote the value instead: `"1.10"`
+            => no config
+            "#);
+    }
+
+    #[test]
+    fn anchors_and_aliases_are_rejected() {
+        insta::assert_snapshot!(check("sluice.yaml", r#"
+version: 1
+projects:
+  - dir: a
+    autoplan: &ap { enabled: false }
+  - dir: b
+    autoplan: *ap
+"#), @r#"
+            sluice.yaml:5:19: error: YAML anchors and aliases (`&name`, `*name`) are not supported
+              hint: write the value out in each place; Sluice reads a plain subset of YAML so every value has exactly one position in the file
+            => no config
+            "#);
+        insta::assert_snapshot!(check("sluice.yaml", "version: 1\nprojects:\n  - dir: b\n    autoplan: *ap\n"), @r#"
+            sluice.yaml:4:15: error: invalid YAML: while parsing node, found unknown anchor
+              hint: write the value out in each place; Sluice reads a plain subset of YAML so every value has exactly one position in the file
+            => no config
+            "#);
+    }
+
+    #[test]
+    fn wrong_types_are_all_reported() {
+        insta::assert_snapshot!(check("sluice.yaml", r#"
+version: 1
+plan_drafts: "true"
+projects:
+  - dir: [a]
+    workspace: {x: 1}
+    depends_on: other
+    autoplan: yes
+  - just-a-string
+  - dir:
+    env: [A]
+"#), @r#"
+            sluice.yaml:3:14: error: `plan_drafts` should be `true` or `false`, found the quoted string `"true"`
+              hint: write it without quotes: quoted values are strings
+            sluice.yaml:5:10: error: `dir` should be a single value, found a list
+            sluice.yaml:6:16: error: `workspace` should be a single value, found a mapping
+            sluice.yaml:7:17: error: `depends_on` should be a list, found `other`
+              hint: write `depends_on: [a, b]` or one `- item` per line
+            sluice.yaml:8:15: error: `autoplan` should be a mapping of keys to values, found `yes`
+            sluice.yaml:9:5: error: each entry of `projects` should be a mapping of keys to values, found `just-a-string`
+            sluice.yaml:11:5: error: `dir` should be a single value, found no value
+            sluice.yaml:11:10: error: `env` should be a mapping of keys to values, found a list
+            => no config
+            "#);
+    }
+
+    #[test]
+    fn duplicate_names() {
+        insta::assert_snapshot!(check("sluice.yaml", r#"
+version: 1
+projects:
+  - name: net
+    dir: a
+  - name: net
+    dir: b
+  - dir: c
+  - dir: ./c/
+"#), @r#"
+            sluice.yaml:6:11: error: project name `net` is used twice: at line 4 and at line 6
+              hint: project names must be unique; rename one of them
+            sluice.yaml:9:10: error: project name `c` is used twice: at line 8 and at line 9
+              hint: both entries have dir `c` and workspace `default`; give each a distinct `name`, or remove one
+            => no config
+            "#);
+    }
+
+    #[test]
+    fn bad_dirs() {
+        insta::assert_snapshot!(check("sluice.yaml", r#"
+version: 1
+projects:
+  - dir: ../outside
+  - dir: /envs/prod
+  - dir: envs/../../x
+  - dir: "envs/[prod"
+  - name: named-glob
+    dir: envs/*/net
+  - dir: a
+    workspace: ../x
+  - dir: b
+    name: -bad
+"#), @r#"
+            sluice.yaml:4:10: error: dir `../outside` leaves the repository (`..` is not allowed)
+              hint: dirs are relative to the repository root and must stay inside it
+            sluice.yaml:5:10: error: dir `/envs/prod` is absolute
+              hint: dirs are relative to the repository root: write `envs/prod`
+            sluice.yaml:6:10: error: dir `envs/../../x` leaves the repository (`..` is not allowed)
+              hint: dirs are relative to the repository root and must stay inside it
+            sluice.yaml:7:10: error: dir `envs/[prod` is not a valid glob: unclosed character class; missing ']'
+            sluice.yaml:8:11: error: project `named-glob` has a glob `dir` (`envs/*/net`) and a `name`
+              hint: a glob dir expands to one project per matching directory, each named after its dir; remove `name`, or list the directories one by one
+            sluice.yaml:11:16: error: workspace `../x` is not allowed: it must not be `.` or contain `..`
+            sluice.yaml:13:11: error: project name `-bad` must not start with `-`
+            => no config
+            "#);
+    }
+
+    #[test]
+    fn bad_values() {
+        insta::assert_snapshot!(check("sluice.yaml", r#"
+version: 1
+projects:
+  - dir: a
+    apply_requirements: [approved, aproved, reviewed]
+    engine: pulumi
+    terraform_version: "~> 1.5"
+  - dir: b
+    autoplan: { when_modified: ["[oops", "/abs/*.tf", "", "../../../x/*.tf"] }
+  - dir: c
+    env: { PATH: /bin, TF_CLI_ARGS_plan: -x, 1BAD: x, TF_VAR_ok: { a: 1 } }
+"#), @r#"
+            sluice.yaml:5:36: error: unknown apply requirement `aproved`
+              hint: did you mean `approved`? valid values: approved, mergeable, undiverged
+            sluice.yaml:5:45: error: unknown apply requirement `reviewed`
+              hint: valid values: approved, mergeable, undiverged
+            sluice.yaml:6:13: error: unknown engine `pulumi`
+              hint: valid values: terraform, opentofu
+            sluice.yaml:7:24: error: `terraform_version` should be an exact version like `1.6.2`, found `~> 1.5`
+              hint: Sluice runs exactly this version; leave it out to use the project's `required_version`
+            sluice.yaml:9:33: error: `[oops` is not a valid glob: unclosed character class; missing ']'
+            sluice.yaml:9:42: error: when_modified pattern `/abs/*.tf` is absolute
+              hint: patterns are relative to the project dir; to reach other parts of the repository use `../`, e.g. `../../modules/**/*.tf` (not `/abs/*.tf`)
+            sluice.yaml:9:55: error: an empty pattern matches nothing
+            sluice.yaml:9:59: error: pattern `../../../x/*.tf` leaves the repository when read from `b`
+            sluice.yaml:11:12: error: `PATH` cannot be set in `env`
+              hint: it changes how Sluice runs terraform (arguments, directories, CLI config), which the runner controls; `env` is for variables your configuration reads, such as `TF_VAR_*`
+            sluice.yaml:11:24: error: `TF_CLI_ARGS_plan` cannot be set in `env`
+              hint: it changes how Sluice runs terraform (arguments, directories, CLI config), which the runner controls; `env` is for variables your configuration reads, such as `TF_VAR_*`
+            sluice.yaml:11:46: error: `1BAD` is not a valid environment variable name
+              hint: use letters, digits and `_`, not starting with a digit
+            sluice.yaml:11:66: error: `TF_VAR_ok` should be a single value, found a mapping
+            => no config
+            "#);
+    }
+
+    #[test]
+    fn depends_on_unknown_and_cycles() {
+        insta::assert_snapshot!(check("sluice.yaml", r#"
+version: 1
+projects:
+  - name: app
+    dir: app
+    depends_on: [netwrk, db]
+  - name: db
+    dir: db
+    depends_on: [network]
+  - name: network
+    dir: network
+    depends_on: [app]
+  - name: solo
+    dir: solo
+    depends_on: [solo]
+"#), @r#"
+            sluice.yaml:6:18: error: `depends_on` names `netwrk`, which is not a project in this file
+              hint: did you mean `network`? projects in this file: app, db, network, solo
+            sluice.yaml:6:26: error: dependency cycle: `app` → `db` → `network` → `app`
+              hint: `depends_on` sets the order of runs, and a cycle has no valid order; remove one of these entries
+            sluice.yaml:15:18: error: dependency cycle: `solo` → `solo`
+              hint: `depends_on` sets the order of runs, and a cycle has no valid order; remove one of these entries
+            => no config
+            "#);
+        // With a glob entry, names are only known after expansion: no error yet.
+        insta::assert_snapshot!(check("sluice.yaml", "version: 1\nprojects:\n  - dir: envs/*\n  - dir: app\n    depends_on: [envs/prod]\n"), @r#"
+            => Sluice autoplan=true plan_drafts=false automerge=false
+               3:5 <per dir> dir=glob envs/* ws=default engine=terraform tf=- autoplan=true reqs=[approved] deps=[] env={}
+                 when_modified: **/*.tf **/*.tofu **/*.tfvars **/*.tfvars.json **/.terraform.lock.hcl
+               4:5 app dir=app ws=default engine=terraform tf=- autoplan=true reqs=[approved] deps=[envs/prod] env={}
+                 when_modified: **/*.tf **/*.tofu **/*.tfvars **/*.tfvars.json **/.terraform.lock.hcl
+            "#);
+    }
+
+    #[test]
+    fn atlantis_mapping() {
+        insta::assert_snapshot!(check("atlantis.yaml", r#"
+version: 3
+automerge: true
+parallel_plan: true
+delete_source_branch_on_merge: true
+projects:
+  - name: prod
+    dir: envs/prod
+    workspace: prod
+    terraform_version: v1.5.7
+    terraform_distribution: opentofu
+    autoplan:
+      enabled: true
+      when_modified: ["*.tf", "../modules/**/*.tf"]
+    apply_requirements: [mergeable, approved]
+    depends_on: [staging]
+    execution_order_group: 2
+    repo_locking: false
+    workflow: default
+  - name: staging
+    dir: envs/staging
+"#), @r#"
+            atlantis.yaml:4:1: warning: `parallel_plan` is ignored: Sluice runs each project as its own job, ordered by `depends_on`
+              hint: remove it to silence this warning
+            atlantis.yaml:5:1: warning: `delete_source_branch_on_merge` is ignored: Sluice does not delete branches
+              hint: remove it to silence this warning
+            atlantis.yaml:17:5: warning: `execution_order_group` is ignored: Sluice runs each project as its own job, ordered by `depends_on`
+              hint: remove it to silence this warning
+            atlantis.yaml:18:5: warning: `repo_locking` is ignored: Sluice always locks each project dir and workspace
+              hint: remove it to silence this warning
+            => Atlantis autoplan=true plan_drafts=false automerge=true
+               7:5 prod dir=envs/prod ws=prod engine=opentofu tf=1.5.7 autoplan=true reqs=[mergeable,approved] deps=[staging] env={}
+                 when_modified: *.tf ../modules/**/*.tf
+               20:5 staging dir=envs/staging ws=default engine=terraform tf=- autoplan=true reqs=[approved] deps=[] env={}
+                 when_modified: **/*.tf* **/terragrunt.hcl **/.terraform.lock.hcl
+            "#);
+    }
+
+    #[test]
+    fn atlantis_unsupported_features_fail_closed() {
+        insta::assert_snapshot!(check("atlantis.yaml", r#"
+version: 3
+workflows:
+  custom:
+    plan:
+      steps: [init, {run: ./check.sh}, {plan: {extra_args: ["-lock=false"]}}]
+projects:
+  - dir: envs/prod
+    workflow: custom
+    branch: /main/
+    plan_requirements: [approved]
+  - dir: envs/dev
+    engine: terraform
+"#), @r#"
+            atlantis.yaml:4:9: error: custom workflows are not supported (defined here: custom)
+              hint: Sluice always runs its own init/plan/apply with fixed arguments in a sandbox; running those instead of your steps would plan something different from what your team expects. Remove `workflows` once the default steps are enough
+            atlantis.yaml:9:15: error: project uses workflow `custom`; custom workflows are not supported
+              hint: Sluice runs its own init/plan/apply; running those instead of this workflow would plan something different from what your team expects
+            atlantis.yaml:10:5: error: `branch` is not supported by Sluice: it limits the project to PRs against matching base branches; ignoring it would plan and apply this project on PRs to any branch
+              hint: remove it, or keep using Atlantis for this repository
+            atlantis.yaml:11:5: error: `plan_requirements` is not supported by Sluice: ignoring it would plan before the requirements your team set are met; Sluice has no plan requirements
+              hint: remove it, or keep using Atlantis for this repository
+            atlantis.yaml:13:5: error: unknown key `engine` in project
+              hint: valid keys here: name, dir, workspace, terraform_version, terraform_distribution, autoplan, apply_requirements, depends_on, workflow
+            => no config
+            "#);
+        insta::assert_snapshot!(check("atlantis.yml", "version: 3\nautodiscover:\n  mode: enabled\n  ignore_paths: [x]\nprojects:\n  - dir: a\n"), @r#"
+            atlantis.yml:3:9: error: `autodiscover: {mode: enabled}` together with `projects` is not supported
+              hint: Atlantis would also plan directories that are not listed; Sluice plans either the listed projects or, without a `projects` list, the ones it detects. List every project, or remove `projects`
+            atlantis.yml:4:3: error: `ignore_paths` is not supported by Sluice: ignoring it would plan directories your team excluded; list the projects explicitly instead
+              hint: remove it, or keep using Atlantis for this repository
+            => no config
+            "#);
+    }
+
+    #[test]
+    fn choosing_the_config_file() {
+        let show = |existing: &[&str]| {
+            let (chosen, diags) = choose_config_file(existing);
+            let mut out = format!("chosen: {chosen:?}\n");
+            for d in diags {
+                writeln!(out, "{d}").unwrap();
+            }
+            out
+        };
+        insta::assert_snapshot!(show(&["README.md"]), @"chosen: None");
+        insta::assert_snapshot!(show(&["atlantis.yml"]), @r#"
+            chosen: Some("atlantis.yml")
+            "#);
+        insta::assert_snapshot!(show(&["atlantis.yaml", "sluice.yml", "sluice.yaml"]), @r#"
+            chosen: Some("sluice.yaml")
+            sluice.yml: warning: `sluice.yml` is ignored: `sluice.yaml` takes precedence
+              hint: keep only one of `sluice.yaml` and `sluice.yml`
+            atlantis.yaml: warning: `atlantis.yaml` is ignored: `sluice.yaml` takes precedence
+              hint: Sluice reads only one config file; delete `atlantis.yaml` once the migration to `sluice.yaml` is done, so nobody edits a file that has no effect
+            "#);
+    }
+
+    #[test]
+    fn anchoring_patterns() {
+        let a = |dir: &str, p: &str| anchor_pattern(dir, p).unwrap_or_else(|e| format!("ERR {e}"));
+        assert_eq!(
+            a("envs/prod/network", "../../modules/**/*.tf"),
+            "envs/modules/**/*.tf"
+        );
+        assert_eq!(a("envs/prod", "../../modules/**/*.tf"), "modules/**/*.tf");
+        assert_eq!(a(".", "**/*.tf"), "**/*.tf");
+        assert_eq!(a("a", "./x/../y/*.tf"), "a/y/*.tf");
+        assert_eq!(a("a/b", "../.."), "**");
+        assert!(a("a", "../../x").starts_with("ERR"));
+        assert!(a("a", "**/../x").starts_with("ERR"));
+        assert!(a("a", "/x").starts_with("ERR"));
+    }
+
+    #[test]
+    fn scalars_are_read_as_written() {
+        // YAML would read `1.10` as the float 1.1; Sluice keeps the text.
+        let (config, diags) = parse_repo_config(
+            "sluice.yaml",
+            "version: 1\nprojects:\n  - dir: a\n    terraform_version: 1.10\n    env: {TF_VAR_n: 010}\n",
+        );
+        assert!(diags.is_empty(), "{diags:?}");
+        let p = &config.unwrap().projects.unwrap()[0];
+        assert_eq!(p.terraform_version.as_deref(), Some("1.10"));
+        assert_eq!(p.env["TF_VAR_n"], "010");
+    }
+
+    #[test]
+    fn versions_accepted() {
+        for ok in ["1", "1.6", "1.6.2", "1.7.0-beta1", "0.15.5"] {
+            assert!(is_exact_version(ok), "{ok}");
+        }
+        for bad in ["", "~> 1.5", ">=1.0", "1.2.3.4", "1.x", "1.2-", "latest"] {
+            assert!(!is_exact_version(bad), "{bad}");
+        }
+    }
+}
