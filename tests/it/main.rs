@@ -1,1 +1,5 @@
 //! Sluice's integration tests: one binary, real git, real terraform, real SQLite, a fake GitHub.
+
+mod fake_github;
+mod github_client;
+mod webhooks;
