@@ -14,7 +14,11 @@ use crate::app::project_run::Runner;
 use crate::config::{Overrides, Settings};
 
 #[derive(Debug, Parser)]
-#[command(name = "sluice", version, about = "Pull-request bot that gates Terraform/OpenTofu changes through Git")]
+#[command(
+    name = "sluice",
+    version,
+    about = "Pull-request bot that gates Terraform/OpenTofu changes through Git"
+)]
 pub struct Cli {
     /// Settings file (TOML or YAML); also SLUICE_CONFIG.
     #[arg(long, global = true, value_name = "FILE")]
@@ -167,8 +171,14 @@ fn init_tracing(format: LogFormat, server: bool) {
         LogFormat::Human => false,
         LogFormat::Auto => server && !std::io::stderr().is_terminal(),
     };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = if json { builder.json().try_init() } else { builder.try_init() };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -218,13 +228,18 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let _scratch = if settings.data_dir_configured() {
                 None
             } else {
-                let t = tempfile::Builder::new().prefix("sluice-preview-").tempdir()?;
+                let t = tempfile::Builder::new()
+                    .prefix("sluice-preview-")
+                    .tempdir()?;
                 settings.data_dir = t.path().to_path_buf();
                 Some(t)
             };
             let runner = Arc::new(Runner::from_settings(&settings)?);
             if !runner.sandbox.is_isolated() {
-                eprintln!("sluice: WARNING: runner profile is not isolated ({})", runner.sandbox.description());
+                eprintln!(
+                    "sluice: WARNING: runner profile is not isolated ({})",
+                    runner.sandbox.description()
+                );
             }
             let opts = PreviewOptions {
                 path,
@@ -242,7 +257,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let stdout = std::io::stdout();
             let mut out = stdout.lock();
-            let result = runtime()?.block_on(crate::app::preview::preview(runner, &opts, &mut out))?;
+            let result =
+                runtime()?.block_on(crate::app::preview::preview(runner, &opts, &mut out))?;
             Ok(match result {
                 PreviewResult::AllPlanned => ExitCode::SUCCESS,
                 PreviewResult::SomeFailed => ExitCode::from(1),
@@ -253,7 +269,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let report = crate::app::config_check::check(&path)?;
             let mut err = std::io::stderr().lock();
             write!(err, "{}", report.text)?;
-            Ok(if report.ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+            Ok(if report.ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
         Command::Audit(cmd) => {
             let settings = Settings::load(&overrides)?;

@@ -417,7 +417,7 @@ pub fn resolve_binary(name_or_path: &Path) -> anyhow::Result<PathBuf> {
         if meta.permissions().mode() & 0o111 == 0 {
             bail!("{} is not executable (chmod +x it)", p.display());
         }
-        Ok(std::fs::canonicalize(p).with_context(|| format!("resolving {}", p.display()))?)
+        std::fs::canonicalize(p).with_context(|| format!("resolving {}", p.display()))
     };
     if name_or_path.components().count() > 1 || name_or_path.is_absolute() {
         return check(name_or_path);

@@ -6,5 +6,7 @@
 
 pub mod adapters;
 pub mod app;
+pub mod cli;
 pub mod config;
 pub mod core;
+pub mod http;

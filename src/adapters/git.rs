@@ -44,7 +44,12 @@ fn base_env() -> Vec<(String, String)> {
 
 /// Runs git with `args`, returning stdout. Errors carry git's stderr, so "bad revision" and
 /// "repository not found" reach the user verbatim.
-fn git_output(git_dir: Option<&Path>, args: &[&str], extra_env: &[(String, String)], stdin: Option<Vec<u8>>) -> anyhow::Result<Vec<u8>> {
+fn git_output(
+    git_dir: Option<&Path>,
+    args: &[&str],
+    extra_env: &[(String, String)],
+    stdin: Option<Vec<u8>>,
+) -> anyhow::Result<Vec<u8>> {
     let mut argv: Vec<String> = Vec::new();
     if let Some(d) = git_dir {
         argv.push(format!("--git-dir={}", d.display()));
@@ -61,17 +66,27 @@ fn git_output(git_dir: Option<&Path>, args: &[&str], extra_env: &[(String, Strin
         Some(bytes) => expr.stdin_bytes(bytes),
         None => expr.stdin_null(),
     };
-    let handle = expr.start().context("cannot start git (is it installed?)")?;
+    let handle = expr
+        .start()
+        .context("cannot start git (is it installed?)")?;
     let out = match handle.wait_timeout(GIT_TIMEOUT)? {
         Some(out) => out.clone(),
         None => {
             let _ = handle.kill();
-            bail!("git {} timed out after {}s", args.first().unwrap_or(&""), GIT_TIMEOUT.as_secs());
+            bail!(
+                "git {} timed out after {}s",
+                args.first().unwrap_or(&""),
+                GIT_TIMEOUT.as_secs()
+            );
         }
     };
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
-        bail!("git {} failed: {}", args.first().unwrap_or(&""), stderr.trim());
+        bail!(
+            "git {} failed: {}",
+            args.first().unwrap_or(&""),
+            stderr.trim()
+        );
     }
     Ok(out.stdout)
 }
@@ -85,8 +100,14 @@ fn auth_env(url: &str, token: Option<&Secret>) -> Vec<(String, String)> {
                 .encode(format!("x-access-token:{}", t.expose()));
             vec![
                 ("GIT_CONFIG_COUNT".to_string(), "1".to_string()),
-                ("GIT_CONFIG_KEY_0".to_string(), "http.extraHeader".to_string()),
-                ("GIT_CONFIG_VALUE_0".to_string(), format!("Authorization: Basic {b64}")),
+                (
+                    "GIT_CONFIG_KEY_0".to_string(),
+                    "http.extraHeader".to_string(),
+                ),
+                (
+                    "GIT_CONFIG_VALUE_0".to_string(),
+                    format!("Authorization: Basic {b64}"),
+                ),
             ]
         }
         _ => Vec::new(),
@@ -98,22 +119,36 @@ impl GitRepo {
     pub fn open(path: &Path) -> anyhow::Result<GitRepo> {
         let out = git_output(
             None,
-            &["-C", &path.to_string_lossy(), "rev-parse", "--absolute-git-dir"],
+            &[
+                "-C",
+                &path.to_string_lossy(),
+                "rev-parse",
+                "--absolute-git-dir",
+            ],
             &[],
             None,
         )
         .with_context(|| format!("{} is not a git repository", path.display()))?;
         let dir = String::from_utf8_lossy(&out).trim().to_string();
-        Ok(GitRepo { git_dir: PathBuf::from(dir) })
+        Ok(GitRepo {
+            git_dir: PathBuf::from(dir),
+        })
     }
 
     /// The bare mirror of `url` under `dir`, created on first use.
     pub fn mirror(dir: &Path) -> anyhow::Result<GitRepo> {
         if !dir.join("HEAD").is_file() {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-            git_output(None, &["init", "--bare", "--quiet", &dir.to_string_lossy()], &[], None)?;
+            git_output(
+                None,
+                &["init", "--bare", "--quiet", &dir.to_string_lossy()],
+                &[],
+                None,
+            )?;
         }
-        Ok(GitRepo { git_dir: dir.to_path_buf() })
+        Ok(GitRepo {
+            git_dir: dir.to_path_buf(),
+        })
     }
 
     pub fn git_dir(&self) -> &Path {
@@ -125,7 +160,12 @@ impl GitRepo {
     }
 
     /// Fetches `refspecs` from `url` (https with a token, or `file://`, or a path).
-    pub fn fetch(&self, url: &str, refspecs: &[String], token: Option<&Secret>) -> anyhow::Result<()> {
+    pub fn fetch(
+        &self,
+        url: &str,
+        refspecs: &[String],
+        token: Option<&Secret>,
+    ) -> anyhow::Result<()> {
         let mut args: Vec<&str> = vec!["fetch", "--quiet", "--no-tags", "--force", "--", url];
         args.extend(refspecs.iter().map(String::as_str));
         git_output(Some(&self.git_dir), &args, &auth_env(url, token), None)
@@ -140,8 +180,19 @@ impl GitRepo {
         }
         let spec = format!("{rev}^{{commit}}");
         let out = self
-            .git(&["rev-parse", "--verify", "--quiet", "--end-of-options", &spec])
-            .map_err(|_| anyhow::anyhow!("git ref `{rev}` does not exist in {}", self.git_dir.display()))?;
+            .git(&[
+                "rev-parse",
+                "--verify",
+                "--quiet",
+                "--end-of-options",
+                &spec,
+            ])
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "git ref `{rev}` does not exist in {}",
+                    self.git_dir.display()
+                )
+            })?;
         let s = String::from_utf8_lossy(&out);
         CommitSha::new(s.trim()).map_err(|e| anyhow::anyhow!("{e}"))
     }
@@ -159,7 +210,11 @@ impl GitRepo {
     }
 
     /// True when `ancestor` is reachable from `descendant`.
-    pub fn is_ancestor(&self, ancestor: &CommitSha, descendant: &CommitSha) -> anyhow::Result<bool> {
+    pub fn is_ancestor(
+        &self,
+        ancestor: &CommitSha,
+        descendant: &CommitSha,
+    ) -> anyhow::Result<bool> {
         let out = duct::cmd(
             "git",
             [
@@ -178,16 +233,30 @@ impl GitRepo {
         match out.status.code() {
             Some(0) => Ok(true),
             Some(1) => Ok(false),
-            _ => bail!("git merge-base failed: {}", String::from_utf8_lossy(&out.stderr).trim()),
+            _ => bail!(
+                "git merge-base failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
         }
     }
 
     /// Files changed by `head` relative to its merge base with `base` — what a PR's "Files
     /// changed" tab shows. Renames are detected so a moved project counts at both places.
-    pub fn changed_files(&self, base: &CommitSha, head: &CommitSha) -> anyhow::Result<Vec<ChangedFile>> {
+    pub fn changed_files(
+        &self,
+        base: &CommitSha,
+        head: &CommitSha,
+    ) -> anyhow::Result<Vec<ChangedFile>> {
         let mb = self.merge_base(base, head)?;
         // A rename is reported as delete + add, so a moved file affects both places.
-        let out = self.git(&["diff", "--name-status", "-z", "--no-renames", mb.as_str(), head.as_str()])?;
+        let out = self.git(&[
+            "diff",
+            "--name-status",
+            "-z",
+            "--no-renames",
+            mb.as_str(),
+            head.as_str(),
+        ])?;
         parse_name_status(&out)
     }
 
@@ -200,9 +269,12 @@ impl GitRepo {
         let mut tf_objs: Vec<(String, String)> = Vec::new();
         for entry in out.split(|&b| b == 0).filter(|e| !e.is_empty()) {
             let entry = String::from_utf8_lossy(entry);
-            let Some((meta, path)) = entry.split_once('\t') else { continue };
+            let Some((meta, path)) = entry.split_once('\t') else {
+                continue;
+            };
             let mut parts = meta.split(' ');
-            let (Some(mode), Some(kind), Some(obj)) = (parts.next(), parts.next(), parts.next()) else {
+            let (Some(mode), Some(kind), Some(obj)) = (parts.next(), parts.next(), parts.next())
+            else {
                 continue;
             };
             if kind != "blob" {
@@ -222,11 +294,19 @@ impl GitRepo {
         let blobs = self.read_blobs(&wanted)?;
         let symlinks: BTreeMap<String, String> = symlink_objs
             .into_iter()
-            .map(|(p, o)| (p, String::from_utf8_lossy(blobs.get(&o).map(Vec::as_slice).unwrap_or_default()).into_owned()))
+            .map(|(p, o)| {
+                (
+                    p,
+                    String::from_utf8_lossy(blobs.get(&o).map(Vec::as_slice).unwrap_or_default())
+                        .into_owned(),
+                )
+            })
             .collect();
         let mut module_calls: BTreeMap<ProjectDir, Vec<String>> = BTreeMap::new();
         for (path, obj) in tf_objs {
-            let Some(text) = blobs.get(&obj) else { continue };
+            let Some(text) = blobs.get(&obj) else {
+                continue;
+            };
             let text = String::from_utf8_lossy(text);
             // Cheap filter: most files declare no module; skip the HCL parse for them.
             if !text.contains("module") {
@@ -234,7 +314,9 @@ impl GitRepo {
             }
             // A file terraform cannot parse is reported by terraform itself in the plan;
             // detection just learns nothing from it.
-            let Ok(sources) = module_sources(&path, &text) else { continue };
+            let Ok(sources) = module_sources(&path, &text) else {
+                continue;
+            };
             if sources.is_empty() {
                 continue;
             }
@@ -242,7 +324,9 @@ impl GitRepo {
                 Some((d, _)) => d,
                 None => ".",
             };
-            let Ok(dir) = ProjectDir::new(dir) else { continue };
+            let Ok(dir) = ProjectDir::new(dir) else {
+                continue;
+            };
             module_calls.entry(dir).or_default().extend(sources);
         }
         Ok(RepoSnapshot {
@@ -260,18 +344,31 @@ impl GitRepo {
         }
         let mut input = objects.join("\n");
         input.push('\n');
-        let out = git_output(Some(&self.git_dir), &["cat-file", "--batch"], &[], Some(input.into_bytes()))?;
+        let out = git_output(
+            Some(&self.git_dir),
+            &["cat-file", "--batch"],
+            &[],
+            Some(input.into_bytes()),
+        )?;
         let mut rest = out.as_slice();
         while !rest.is_empty() {
-            let nl = rest.iter().position(|&b| b == b'\n').context("truncated cat-file output")?;
+            let nl = rest
+                .iter()
+                .position(|&b| b == b'\n')
+                .context("truncated cat-file output")?;
             let header = String::from_utf8_lossy(&rest[..nl]).into_owned();
             rest = &rest[nl + 1..];
             let mut h = header.split(' ');
-            let (Some(obj), Some(kind)) = (h.next(), h.next()) else { bail!("bad cat-file header {header:?}") };
+            let (Some(obj), Some(kind)) = (h.next(), h.next()) else {
+                bail!("bad cat-file header {header:?}")
+            };
             if kind == "missing" {
                 continue;
             }
-            let size: usize = h.next().and_then(|s| s.parse().ok()).context("bad cat-file size")?;
+            let size: usize = h
+                .next()
+                .and_then(|s| s.parse().ok())
+                .context("bad cat-file size")?;
             if rest.len() < size + 1 {
                 bail!("truncated cat-file output");
             }
@@ -286,7 +383,12 @@ impl GitRepo {
         let spec = format!("{}:{}", commit.as_str(), path);
         let out = duct::cmd(
             "git",
-            [format!("--git-dir={}", self.git_dir.display()), "cat-file".into(), "blob".into(), spec],
+            [
+                format!("--git-dir={}", self.git_dir.display()),
+                "cat-file".into(),
+                "blob".into(),
+                spec,
+            ],
         )
         .full_env(base_env())
         .stdout_capture()
@@ -360,17 +462,25 @@ fn parse_name_status(out: &[u8]) -> anyhow::Result<Vec<ChangedFile>> {
                 let (Some(from), Some(to)) = (fields.get(i + 1), fields.get(i + 2)) else {
                     bail!("truncated git diff output");
                 };
-                changed.push(ChangedFile { path: to.clone(), kind: ChangeKind::Renamed { from: from.clone() } });
+                changed.push(ChangedFile {
+                    path: to.clone(),
+                    kind: ChangeKind::Renamed { from: from.clone() },
+                });
                 i += 3;
             }
             _ => {
-                let Some(path) = fields.get(i + 1) else { bail!("truncated git diff output") };
+                let Some(path) = fields.get(i + 1) else {
+                    bail!("truncated git diff output")
+                };
                 let kind = match code {
                     'A' => ChangeKind::Added,
                     'D' => ChangeKind::Deleted,
                     _ => ChangeKind::Modified,
                 };
-                changed.push(ChangedFile { path: path.clone(), kind });
+                changed.push(ChangedFile {
+                    path: path.clone(),
+                    kind,
+                });
                 i += 2;
             }
         }
@@ -429,14 +539,28 @@ mod tests {
 
         let changed = g.changed_files(&main, &head).unwrap();
         assert_eq!(changed.len(), 2);
-        assert!(changed.iter().any(|c| c.path == "README.md" && c.kind == ChangeKind::Deleted));
-        assert!(changed.iter().any(|c| c.path == "modules/net/main.tf" && c.kind == ChangeKind::Modified));
+        assert!(
+            changed
+                .iter()
+                .any(|c| c.path == "README.md" && c.kind == ChangeKind::Deleted)
+        );
+        assert!(
+            changed
+                .iter()
+                .any(|c| c.path == "modules/net/main.tf" && c.kind == ChangeKind::Modified)
+        );
 
         let snap = g.snapshot(&head).unwrap();
         assert!(snap.files.contains("envs/prod/main.tf"));
-        assert_eq!(snap.symlinks.get("escape").map(String::as_str), Some("../../etc"));
+        assert_eq!(
+            snap.symlinks.get("escape").map(String::as_str),
+            Some("../../etc")
+        );
         let prod = ProjectDir::new("envs/prod").unwrap();
-        assert_eq!(snap.module_calls.get(&prod).unwrap(), &vec!["../../modules/net".to_string()]);
+        assert_eq!(
+            snap.module_calls.get(&prod).unwrap(),
+            &vec!["../../modules/net".to_string()]
+        );
 
         let out = tempfile::tempdir().unwrap();
         let dest = out.path().join("checkout");
@@ -445,7 +569,10 @@ mod tests {
         assert!(!dest.join(".git").exists());
         assert!(!dest.join("README.md").exists());
 
-        assert_eq!(g.read_file(&main, "README.md").unwrap().as_deref(), Some("hi\n"));
+        assert_eq!(
+            g.read_file(&main, "README.md").unwrap().as_deref(),
+            Some("hi\n")
+        );
         assert_eq!(g.read_file(&head, "README.md").unwrap(), None);
         assert!(g.is_ancestor(&main, &head).unwrap());
         assert!(!g.is_ancestor(&head, &main).unwrap());
@@ -458,18 +585,32 @@ mod tests {
         let mirror = GitRepo::mirror(&m.path().join("acme/infra.git")).unwrap();
         let url = format!("file://{}", d.path().display());
         mirror
-            .fetch(&url, &["+refs/heads/*:refs/remotes/origin/*".to_string()], None)
+            .fetch(
+                &url,
+                &["+refs/heads/*:refs/remotes/origin/*".to_string()],
+                None,
+            )
             .unwrap();
         assert!(mirror.resolve("refs/remotes/origin/feature").is_ok());
         let err = mirror
-            .fetch("file:///nonexistent/repo", &["+refs/heads/*:refs/x/*".to_string()], None)
+            .fetch(
+                "file:///nonexistent/repo",
+                &["+refs/heads/*:refs/x/*".to_string()],
+                None,
+            )
             .unwrap_err();
-        assert!(format!("{err:#}").contains("fetching from file:///nonexistent/repo"), "{err:#}");
+        assert!(
+            format!("{err:#}").contains("fetching from file:///nonexistent/repo"),
+            "{err:#}"
+        );
     }
 
     #[test]
     fn helpers() {
-        assert_eq!(redact_url("https://x:tok@github.com/a/b"), "https://***@github.com/a/b");
+        assert_eq!(
+            redact_url("https://x:tok@github.com/a/b"),
+            "https://***@github.com/a/b"
+        );
         assert_eq!(redact_url("file:///tmp/x"), "file:///tmp/x");
         let env = auth_env("https://github.com/a/b", Some(&Secret::new("abc")));
         // "x-access-token:abc" in base64

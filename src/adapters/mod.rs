@@ -3,6 +3,7 @@
 //! about *what* to do live in `core`, sequencing lives in `app`.
 
 pub mod git;
+pub mod github;
 pub mod process;
 pub mod sandbox;
 pub mod store;

@@ -19,9 +19,12 @@ pub fn parse_time_bound(s: &str) -> anyhow::Result<String> {
     if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
         return Ok(format!("{}T00:00:00.000Z", d.format("%Y-%m-%d")));
     }
-    let t = chrono::DateTime::parse_from_rfc3339(s)
-        .with_context(|| format!("`{s}` is not a date (2026-01-31) or an RFC 3339 time (2026-01-31T12:00:00Z)"))?;
-    Ok(t.with_timezone(&chrono::Utc).format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+    let t = chrono::DateTime::parse_from_rfc3339(s).with_context(|| {
+        format!("`{s}` is not a date (2026-01-31) or an RFC 3339 time (2026-01-31T12:00:00Z)")
+    })?;
+    Ok(t.with_timezone(&chrono::Utc)
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string())
 }
 
 /// Opens the store of an existing data dir (never creates one by accident).
@@ -81,7 +84,13 @@ pub fn csv_row(e: &AuditEntry) -> Vec<String> {
     let n = |v: Option<u64>| v.map(|x| x.to_string()).unwrap_or_default();
     let c = r.changes.clone().unwrap_or_default();
     let has_changes = r.changes.is_some();
-    let count = |x: u64| if has_changes { x.to_string() } else { String::new() };
+    let count = |x: u64| {
+        if has_changes {
+            x.to_string()
+        } else {
+            String::new()
+        }
+    };
     vec![
         e.seq.to_string(),
         e.time.clone(),
@@ -111,18 +120,35 @@ pub fn csv_row(e: &AuditEntry) -> Vec<String> {
         count(c.import),
         r.destroyed.join(";"),
         r.replaced.join(";"),
-        if r.policy.is_empty() { String::new() } else { serde_json::to_string(&r.policy).unwrap_or_default() },
-        if r.approvals.is_empty() { String::new() } else { serde_json::to_string(&r.approvals).unwrap_or_default() },
+        if r.policy.is_empty() {
+            String::new()
+        } else {
+            serde_json::to_string(&r.policy).unwrap_or_default()
+        },
+        if r.approvals.is_empty() {
+            String::new()
+        } else {
+            serde_json::to_string(&r.approvals).unwrap_or_default()
+        },
         r.job_id.map(|x| x.to_string()).unwrap_or_default(),
         opt(r.log_url.clone()),
-        if r.details.is_empty() { String::new() } else { serde_json::to_string(&r.details).unwrap_or_default() },
+        if r.details.is_empty() {
+            String::new()
+        } else {
+            serde_json::to_string(&r.details).unwrap_or_default()
+        },
         e.prev_hash.clone(),
         e.hash.clone(),
     ]
 }
 
 /// Streams entries matching `q` to `out` in `format`; returns how many were written.
-pub async fn export(store: &dyn Store, q: &AuditQuery, format: ExportFormat, out: &mut (dyn Write + Send)) -> anyhow::Result<u64> {
+pub async fn export(
+    store: &dyn Store,
+    q: &AuditQuery,
+    format: ExportFormat,
+    out: &mut (dyn Write + Send),
+) -> anyhow::Result<u64> {
     let mut count = 0u64;
     match format {
         ExportFormat::Jsonl => {
@@ -155,8 +181,16 @@ pub async fn export(store: &dyn Store, q: &AuditQuery, format: ExportFormat, out
 /// The outcome of `verify`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
-    Ok { count: u64, last_seq: u64, last_hash: String },
-    Broken { seq: u64, why: String, checked: u64 },
+    Ok {
+        count: u64,
+        last_seq: u64,
+        last_hash: String,
+    },
+    Broken {
+        seq: u64,
+        why: String,
+        checked: u64,
+    },
 }
 
 /// Recomputes the chain over the whole log; with `anchor` (`SEQ:HASH`), also checks that this
@@ -166,7 +200,11 @@ pub async fn verify(store: &dyn Store, anchor: Option<&str>) -> anyhow::Result<V
     let anchor = match anchor {
         Some(a) => {
             let (seq, hash) = a.split_once(':').context("--anchor must be SEQ:HASH")?;
-            Some((seq.parse::<u64>().context("--anchor SEQ must be a number")?, hash.to_ascii_lowercase()))
+            Some((
+                seq.parse::<u64>()
+                    .context("--anchor SEQ must be a number")?,
+                hash.to_ascii_lowercase(),
+            ))
         }
         None => None,
     };
@@ -194,14 +232,20 @@ pub async fn verify(store: &dyn Store, anchor: Option<&str>) -> anyhow::Result<V
         })
         .await?;
     if let Some((seq, why)) = broken {
-        return Ok(Verdict::Broken { seq, why, checked: v.checked });
+        return Ok(Verdict::Broken {
+            seq,
+            why,
+            checked: v.checked,
+        });
     }
     if let Some((seq, _)) = &anchor
         && !anchor_seen
     {
         return Ok(Verdict::Broken {
             seq: *seq,
-            why: format!("the anchored entry {seq} is missing: the log ends at {last_seq} (entries were truncated)"),
+            why: format!(
+                "the anchored entry {seq} is missing: the log ends at {last_seq} (entries were truncated)"
+            ),
             checked: v.checked,
         });
     }
@@ -213,7 +257,12 @@ pub async fn verify(store: &dyn Store, anchor: Option<&str>) -> anyhow::Result<V
 }
 
 /// A human timeline of one commit.
-pub async fn show(store: &dyn Store, commit: &str, repo: Option<&str>, out: &mut (dyn Write + Send)) -> anyhow::Result<u64> {
+pub async fn show(
+    store: &dyn Store,
+    commit: &str,
+    repo: Option<&str>,
+    out: &mut (dyn Write + Send),
+) -> anyhow::Result<u64> {
     let commit = commit.trim().to_ascii_lowercase();
     if commit.len() < 7 || !commit.chars().all(|c| c.is_ascii_hexdigit()) {
         bail!("`{commit}` is not a commit SHA");
@@ -228,7 +277,11 @@ pub async fn show(store: &dyn Store, commit: &str, repo: Option<&str>, out: &mut
     store
         .scan_audit(&q, &mut |e| {
             let r = &e.record;
-            if !r.head_sha.as_deref().is_some_and(|h| h.starts_with(&commit)) {
+            if !r
+                .head_sha
+                .as_deref()
+                .is_some_and(|h| h.starts_with(&commit))
+            {
                 return Ok(true);
             }
             n += 1;
@@ -275,7 +328,13 @@ pub async fn show(store: &dyn Store, commit: &str, repo: Option<&str>, out: &mut
                 )?;
             }
             for p in &r.policy {
-                writeln!(out, "        policy {}: {} {}", p.policy, p.outcome, p.reasons.join("; "))?;
+                writeln!(
+                    out,
+                    "        policy {}: {} {}",
+                    p.policy,
+                    p.outcome,
+                    p.reasons.join("; ")
+                )?;
             }
             if let Some(ec) = &r.error_class {
                 writeln!(out, "        error: {ec}")?;
@@ -308,31 +367,44 @@ pub async fn run(settings: &Settings, cmd: AuditCommand) -> anyhow::Result<ExitC
             let n = match &output {
                 Some(path) => {
                     let tmp = path.with_extension("partial");
-                    let file = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+                    let file = std::fs::File::create(&tmp)
+                        .with_context(|| format!("creating {}", tmp.display()))?;
                     let mut w = std::io::BufWriter::new(file);
                     let n = export(&store, &q, format, &mut w).await?;
                     w.into_inner()
                         .map_err(|e| e.into_error())?
                         .sync_all()
                         .with_context(|| format!("writing {}", tmp.display()))?;
-                    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+                    std::fs::rename(&tmp, path)
+                        .with_context(|| format!("writing {}", path.display()))?;
                     n
                 }
                 None => {
-                    let stdout = std::io::stdout();
-                    let mut w = std::io::BufWriter::new(stdout.lock());
+                    let mut w = std::io::BufWriter::new(std::io::stdout());
                     let n = export(&store, &q, format, &mut w).await?;
                     w.flush()?;
                     n
                 }
             };
-            eprintln!("sluice: exported {n} audit entries{}", output.as_deref().map(|p| format!(" to {}", p.display())).unwrap_or_default());
+            eprintln!(
+                "sluice: exported {n} audit entries{}",
+                output
+                    .as_deref()
+                    .map(|p| format!(" to {}", p.display()))
+                    .unwrap_or_default()
+            );
             Ok(ExitCode::SUCCESS)
         }
         AuditCommand::Verify { anchor } => match verify(&store, anchor.as_deref()).await? {
-            Verdict::Ok { count, last_seq, last_hash } => {
+            Verdict::Ok {
+                count,
+                last_seq,
+                last_hash,
+            } => {
                 println!("OK: {count} entries verified; last entry #{last_seq}, hash {last_hash}");
-                println!("(record `{last_seq}:{last_hash}` and pass it as --anchor later to detect truncation)");
+                println!(
+                    "(record `{last_seq}:{last_hash}` and pass it as --anchor later to detect truncation)"
+                );
                 Ok(ExitCode::SUCCESS)
             }
             Verdict::Broken { seq, why, checked } => {
@@ -342,8 +414,7 @@ pub async fn run(settings: &Settings, cmd: AuditCommand) -> anyhow::Result<ExitC
             }
         },
         AuditCommand::Show { commit, repo } => {
-            let stdout = std::io::stdout();
-            let mut out = stdout.lock();
+            let mut out = std::io::stdout();
             let n = show(&store, &commit, repo.as_deref(), &mut out).await?;
             if n == 0 {
                 eprintln!("sluice: no audit entries for commit {commit}");

@@ -13,12 +13,14 @@ use tokio::sync::Notify;
 use super::repo_state::{RepoState, base_requirements, load_config_files};
 use super::store::{NewJob, NewRun, OutboxItem, Outgoing, RunStart, Store};
 use crate::adapters::git::GitRepo;
-use crate::adapters::github::{GitHubApi, GitHubError, PullDetails};
+use crate::adapters::github::{
+    GitHubApi, GitHubError, MergeableState, PullDetails, PullState, StatusState,
+};
 use crate::config::Settings;
 use crate::core::apply_gate::{self, PlanFacts, PrFacts, ProjectFacts};
 use crate::core::audit::{AuditAction, AuditActor, AuditApproval, AuditRecord, AuditResult};
 use crate::core::command::{self, Command, CommandKind, ParseContext, Parsed};
-use crate::core::event::{Actor, ActorKind, Event, PullRequestAction, RepoRef};
+use crate::core::event::{Actor, ActorKind, Event, PullRequestAction, PullRequestInfo, RepoRef};
 use crate::core::job::JobKind;
 use crate::core::lock::{Lock, LockKey};
 use crate::core::projects::{self, Project};
@@ -71,11 +73,18 @@ impl Mirrors {
 
     fn lock_for(&self, repo: &RepoName) -> Arc<tokio::sync::Mutex<()>> {
         let key = repo.full().to_ascii_lowercase();
-        self.locks.lock().expect("mirror lock map").entry(key).or_default().clone()
+        self.locks
+            .lock()
+            .expect("mirror lock map")
+            .entry(key)
+            .or_default()
+            .clone()
     }
 
     pub fn path(&self, repo: &RepoName) -> PathBuf {
-        self.dir.join(repo.owner().to_ascii_lowercase()).join(format!("{}.git", repo.name().to_ascii_lowercase()))
+        self.dir
+            .join(repo.owner().to_ascii_lowercase())
+            .join(format!("{}.git", repo.name().to_ascii_lowercase()))
     }
 
     /// Makes sure `want` (and the base branch) are in the mirror, fetching what is missing.
@@ -151,14 +160,21 @@ fn comment(repo: &RepoName, pr: PrNumber, body: impl Into<String>) -> OutboxItem
     }
 }
 
-pub fn status(repo: &RepoName, pr: PrNumber, sha: &CommitSha, context: &str, state: &str, description: impl Into<String>) -> OutboxItem {
+pub fn status(
+    repo: &RepoName,
+    pr: PrNumber,
+    sha: &CommitSha,
+    context: &str,
+    state: StatusState,
+    description: impl Into<String>,
+) -> OutboxItem {
     OutboxItem {
         repo: repo.clone(),
         pr: Some(pr),
         message: Outgoing::Status {
             sha: sha.clone(),
             context: context.to_string(),
-            state: state.to_string(),
+            state,
             description: description.into(),
             target_url: None,
         },
@@ -169,14 +185,26 @@ pub fn status(repo: &RepoName, pr: PrNumber, sha: &CommitSha, context: &str, sta
 fn queued_message(held: &[Lock], html_base: &str) -> String {
     let mut holders: Vec<u64> = held.iter().map(|l| l.pr.get()).collect();
     holders.dedup();
-    let links: Vec<String> = holders.iter().map(|n| format!("[#{n}]({html_base}/pull/{n})")).collect();
+    let links: Vec<String> = holders
+        .iter()
+        .map(|n| format!("[#{n}]({html_base}/pull/{n})"))
+        .collect();
     let mut s = format!(
         "⏳ **Queued behind {}**: another pull request holds the lock of {}:\n\n",
         links.join(", "),
-        if held.len() == 1 { "a project this change affects" } else { "projects this change affects" }
+        if held.len() == 1 {
+            "a project this change affects"
+        } else {
+            "projects this change affects"
+        }
     );
     for l in held {
-        s.push_str(&format!("* `{}` — held by #{} (@{})\n", l.key, l.pr.get(), l.holder_login));
+        s.push_str(&format!(
+            "* `{}` — held by #{} (@{})\n",
+            l.key,
+            l.pr.get(),
+            l.holder_login
+        ));
     }
     s.push_str("\nThis plan starts by itself as soon as those locks are released (when that pull request is merged or closed, or its author comments `unlock`).");
     s
@@ -201,9 +229,20 @@ impl Bot {
     /// Handles one event to completion (or to a retry).
     pub async fn handle(&self, delivery_id: &str, event: Event) -> Result<(), EventError> {
         match event {
-            Event::PullRequest { action, repo, pr, sender } => match action {
-                PullRequestAction::Closed { merged } => self.on_closed(delivery_id, &repo, pr.number, merged, &sender).await,
-                PullRequestAction::Opened | PullRequestAction::Reopened | PullRequestAction::ReadyForReview | PullRequestAction::Synchronize => {
+            Event::PullRequest {
+                action,
+                repo,
+                pr,
+                sender,
+            } => match action {
+                PullRequestAction::Closed { merged } => {
+                    self.on_closed(delivery_id, &repo, pr.number, merged, &sender)
+                        .await
+                }
+                PullRequestAction::Opened
+                | PullRequestAction::Reopened
+                | PullRequestAction::ReadyForReview
+                | PullRequestAction::Synchronize => {
                     if pr.draft && !self.settings.plan_drafts {
                         tracing::info!(repo = %repo.name, pr = pr.number.get(), "draft pull request: not planned");
                         return Ok(());
@@ -213,7 +252,14 @@ impl Bot {
                             self.store
                                 .enqueue(
                                     vec![comment(&repo.name, pr.number, FORK_REFUSAL)],
-                                    vec![self.rejected_record(delivery_id, &repo.name, pr.number, &pr.head_sha, &sender, "fork pull requests are not run")],
+                                    vec![self.rejected_record(
+                                        delivery_id,
+                                        &repo.name,
+                                        pr.number,
+                                        &pr.head_sha,
+                                        &sender,
+                                        "fork pull requests are not run",
+                                    )],
                                     now_ms(),
                                 )
                                 .await
@@ -222,18 +268,38 @@ impl Bot {
                         }
                         return Ok(());
                     }
-                    let details = PullDetails::from_event(&pr, &repo);
-                    self.plan(delivery_id, &repo, &details, &sender, None, None, true).await
+                    let details = pull_from_event(&pr, &repo);
+                    self.plan(delivery_id, &repo, &details, &sender, None, None, true)
+                        .await
                 }
             },
-            Event::Comment { repo, pr, comment_id, body, author } => self.on_comment(delivery_id, &repo, pr, comment_id, &body, &author).await,
+            Event::Comment {
+                repo,
+                pr,
+                comment_id,
+                body,
+                author,
+            } => {
+                self.on_comment(delivery_id, &repo, pr, comment_id, &body, &author)
+                    .await
+            }
             // Reviews are read from the reviews API when an apply asks (latest per reviewer), so
             // nothing is cached that could go stale.
-            Event::Review { .. } | Event::Push { .. } | Event::Ping | Event::Ignored { .. } => Ok(()),
+            Event::Review { .. } | Event::Push { .. } | Event::Ping | Event::Ignored { .. } => {
+                Ok(())
+            }
         }
     }
 
-    fn rejected_record(&self, delivery_id: &str, repo: &RepoName, pr: PrNumber, head: &CommitSha, actor: &Actor, why: &str) -> AuditRecord {
+    fn rejected_record(
+        &self,
+        delivery_id: &str,
+        repo: &RepoName,
+        pr: PrNumber,
+        head: &CommitSha,
+        actor: &Actor,
+        why: &str,
+    ) -> AuditRecord {
         AuditRecord {
             event_id: Some(delivery_id.to_string()),
             actor: actor_audit(actor),
@@ -253,18 +319,31 @@ impl Bot {
         let n = pr.number.get();
         let base = format!("+refs/heads/{0}:refs/sluice/base/{0}", pr.base_ref);
         let sets = vec![
-            vec![format!("+refs/pull/{n}/head:refs/sluice/pull/{n}/head"), base.clone()],
-            vec![format!("+refs/heads/{0}:refs/sluice/head/{0}", pr.head_ref), base],
+            vec![
+                format!("+refs/pull/{n}/head:refs/sluice/pull/{n}/head"),
+                base.clone(),
+            ],
+            vec![
+                format!("+refs/heads/{0}:refs/sluice/head/{0}", pr.head_ref),
+                base,
+            ],
         ];
         self.mirrors
-            .ensure(&repo.name, &repo.clone_url, token, sets, vec![pr.head_sha.clone()])
+            .ensure(
+                &repo.name,
+                &repo.clone_url,
+                token,
+                sets,
+                vec![pr.head_sha.clone()],
+            )
             .await
             .map_err(|e| EventError::Retry(e.context(format!("fetching {} for #{n}", repo.name))))
     }
 
     /// The commit the base branch points at now (after a fetch).
     fn base_tip(git: &GitRepo, pr: &PullDetails) -> CommitSha {
-        git.resolve(&format!("refs/sluice/base/{}", pr.base_ref)).unwrap_or_else(|_| pr.base_sha.clone())
+        git.resolve(&format!("refs/sluice/base/{}", pr.base_ref))
+            .unwrap_or_else(|_| pr.base_sha.clone())
     }
 
     /// Plans the affected (or targeted) projects of a PR: fetch, detect, lock, queue.
@@ -313,14 +392,26 @@ impl Bot {
                 base_sha: Some(base.to_string()),
                 head_sha: Some(head.to_string()),
                 result: Some(AuditResult::Refused),
-                details: state.diagnostics.iter().enumerate().map(|(i, d)| (format!("diagnostic_{i:03}"), d.to_string())).collect(),
+                details: state
+                    .diagnostics
+                    .iter()
+                    .enumerate()
+                    .map(|(i, d)| (format!("diagnostic_{i:03}"), d.to_string()))
+                    .collect(),
                 ..AuditRecord::default()
             };
             self.store
                 .enqueue(
                     vec![
                         comment(&repo.name, pr.number, body),
-                        status(&repo.name, pr.number, &head, STATUS_PLAN, "failure", "configuration has errors"),
+                        status(
+                            &repo.name,
+                            pr.number,
+                            &head,
+                            STATUS_PLAN,
+                            StatusState::Failure,
+                            "configuration has errors",
+                        ),
                     ],
                     vec![record],
                     now,
@@ -332,28 +423,46 @@ impl Bot {
         }
 
         // Which projects.
-        let targeted = command.map(|c| &c.targets).filter(|t| t.project.is_some() || t.dir.is_some() || t.workspace.is_some());
+        let targeted = command
+            .map(|c| &c.targets)
+            .filter(|t| t.project.is_some() || t.dir.is_some() || t.workspace.is_some());
         let (selected, notes): (Vec<Project>, Vec<String>) = match targeted {
             Some(t) => {
                 let all = state.all_projects();
-                match projects::find_project(&all.projects, t.project.as_ref(), t.dir.as_deref(), t.workspace.as_ref()) {
+                match projects::find_project(
+                    &all.projects,
+                    t.project.as_ref(),
+                    t.dir.as_deref(),
+                    t.workspace.as_ref(),
+                ) {
                     Ok(found) => (found.into_iter().cloned().collect(), vec![]),
                     Err(msg) => {
-                        self.reply(repo, pr.number, comment_id, format!("❌ {msg}")).await?;
+                        self.reply(repo, pr.number, comment_id, format!("❌ {msg}"))
+                            .await?;
                         return Ok(());
                     }
                 }
             }
             None => {
                 let d = state.affected_projects(autoplan);
-                (d.projects, d.diagnostics.iter().map(|d| d.to_string()).collect())
+                (
+                    d.projects,
+                    d.diagnostics.iter().map(|d| d.to_string()).collect(),
+                )
             }
         };
         if !notes.is_empty() {
             tracing::info!(repo = %repo.name, pr = pr.number.get(), notes = ?notes, "project detection notes");
         }
         if selected.is_empty() {
-            let mut out = vec![status(&repo.name, pr.number, &head, STATUS_PLAN, "success", "0 projects affected")];
+            let mut out = vec![status(
+                &repo.name,
+                pr.number,
+                &head,
+                STATUS_PLAN,
+                StatusState::Success,
+                "0 projects affected",
+            )];
             if command.is_some() {
                 out.push(comment(
                     &repo.name,
@@ -361,7 +470,10 @@ impl Bot {
                     "Ran plan for **0 projects**: no Terraform project is affected by the files this pull request changes.",
                 ));
             }
-            self.store.enqueue(out, vec![], now).await.map_err(EventError::Retry)?;
+            self.store
+                .enqueue(out, vec![], now)
+                .await
+                .map_err(EventError::Retry)?;
             self.outbox_ready.notify_one();
             return Ok(());
         }
@@ -394,7 +506,11 @@ impl Bot {
             repo: repo.name.clone(),
             pr: pr.number,
             kind: JobKind::Plan,
-            trigger: if command.is_some() { "comment".into() } else { "autoplan".into() },
+            trigger: if command.is_some() {
+                "comment".into()
+            } else {
+                "autoplan".into()
+            },
             head_sha: head.clone(),
             base_sha: base.clone(),
             base_ref: pr.base_ref.clone(),
@@ -417,7 +533,11 @@ impl Bot {
             base_sha: Some(base.to_string()),
             head_sha: Some(head.to_string()),
             result: Some(AuditResult::Success),
-            details: lock_keys.iter().enumerate().map(|(i, k)| (format!("lock_{i:03}"), k.to_string())).collect(),
+            details: lock_keys
+                .iter()
+                .enumerate()
+                .map(|(i, k)| (format!("lock_{i:03}"), k.to_string()))
+                .collect(),
             ..AuditRecord::default()
         };
         let pending = status(
@@ -425,7 +545,7 @@ impl Bot {
             pr.number,
             &head,
             STATUS_PLAN,
-            "pending",
+            StatusState::Pending,
             format!("planning {n} project{}", if n == 1 { "" } else { "s" }),
         );
         let started = self
@@ -449,14 +569,34 @@ impl Bot {
                     pr: Some(pr.number.get()),
                     head_sha: Some(head.to_string()),
                     result: Some(AuditResult::Refused),
-                    details: held.iter().enumerate().map(|(i, l)| (format!("held_{i:03}"), format!("{} by #{}", l.key, l.pr.get()))).collect(),
+                    details: held
+                        .iter()
+                        .enumerate()
+                        .map(|(i, l)| {
+                            (
+                                format!("held_{i:03}"),
+                                format!("{} by #{}", l.key, l.pr.get()),
+                            )
+                        })
+                        .collect(),
                     ..AuditRecord::default()
                 };
                 self.store
                     .enqueue(
                         vec![
-                            comment(&repo.name, pr.number, queued_message(&held, &Self::repo_html(repo))),
-                            status(&repo.name, pr.number, &head, STATUS_PLAN, "pending", format!("queued behind #{holder}")),
+                            comment(
+                                &repo.name,
+                                pr.number,
+                                queued_message(&held, &Self::repo_html(repo)),
+                            ),
+                            status(
+                                &repo.name,
+                                pr.number,
+                                &head,
+                                STATUS_PLAN,
+                                StatusState::Pending,
+                                format!("queued behind #{holder}"),
+                            ),
                         ],
                         vec![record],
                         now_ms(),
@@ -472,7 +612,13 @@ impl Bot {
         Ok(())
     }
 
-    async fn reply(&self, repo: &RepoRef, pr: PrNumber, _comment_id: Option<u64>, body: String) -> Result<(), EventError> {
+    async fn reply(
+        &self,
+        repo: &RepoRef,
+        pr: PrNumber,
+        _comment_id: Option<u64>,
+        body: String,
+    ) -> Result<(), EventError> {
         self.store
             .enqueue(vec![comment(&repo.name, pr, body)], vec![], now_ms())
             .await
@@ -481,10 +627,21 @@ impl Bot {
         Ok(())
     }
 
-    async fn on_comment(&self, delivery_id: &str, repo: &RepoRef, pr_number: PrNumber, comment_id: u64, body: &str, author: &Actor) -> Result<(), EventError> {
+    async fn on_comment(
+        &self,
+        delivery_id: &str,
+        repo: &RepoRef,
+        pr_number: PrNumber,
+        comment_id: u64,
+        body: &str,
+        author: &Actor,
+    ) -> Result<(), EventError> {
         let login = self.bot_login().await;
         if let Some(me) = &login
-            && (author.login.eq_ignore_ascii_case(me) || author.login.eq_ignore_ascii_case(me.trim_end_matches("[bot]")))
+            && (author.login.eq_ignore_ascii_case(me)
+                || author
+                    .login
+                    .eq_ignore_ascii_case(me.trim_end_matches("[bot]")))
         {
             return Ok(()); // our own comments
         }
@@ -495,7 +652,9 @@ impl Bot {
         };
         let cmd = match command::parse_comment(&ctx, body) {
             Parsed::Ignore => return Ok(()),
-            Parsed::Reply(text) => return self.reply(repo, pr_number, Some(comment_id), text).await,
+            Parsed::Reply(text) => {
+                return self.reply(repo, pr_number, Some(comment_id), text).await;
+            }
             Parsed::Command(cmd) => cmd,
         };
         // Heard: an "eyes" reaction before any slow work.
@@ -517,7 +676,9 @@ impl Bot {
         self.outbox_ready.notify_one();
 
         if cmd.kind == CommandKind::Help {
-            return self.reply(repo, pr_number, Some(comment_id), command::usage(&ctx)).await;
+            return self
+                .reply(repo, pr_number, Some(comment_id), command::usage(&ctx))
+                .await;
         }
         let pr = match self.github.get_pull(&repo.name, pr_number).await {
             Ok(pr) => pr,
@@ -532,7 +693,11 @@ impl Bot {
                             repo: Some(repo.name.full()),
                             pr: Some(pr_number.get()),
                             result: Some(AuditResult::Refused),
-                            details: [("reason".to_string(), "the pull request does not exist (GitHub answered 404)".to_string())].into(),
+                            details: [(
+                                "reason".to_string(),
+                                "the pull request does not exist (GitHub answered 404)".to_string(),
+                            )]
+                            .into(),
                             ..AuditRecord::default()
                         }],
                         now_ms(),
@@ -543,13 +708,23 @@ impl Bot {
             }
             Err(e) => return Err(e.into()),
         };
-        if !pr.open && cmd.kind != CommandKind::Unlock {
+        if pr.state != PullState::Open && cmd.kind != CommandKind::Unlock {
             return self
-                .reply(repo, pr_number, Some(comment_id), format!("❌ `{}` was not run: this pull request is closed.", cmd.kind.name()))
+                .reply(
+                    repo,
+                    pr_number,
+                    Some(comment_id),
+                    format!(
+                        "❌ `{}` was not run: this pull request is closed.",
+                        cmd.kind.name()
+                    ),
+                )
                 .await;
         }
         if pr.from_fork && !self.settings.allow_fork_prs {
-            return self.reply(repo, pr_number, Some(comment_id), FORK_REFUSAL.to_string()).await;
+            return self
+                .reply(repo, pr_number, Some(comment_id), FORK_REFUSAL.to_string())
+                .await;
         }
         match cmd.kind {
             CommandKind::Plan => self.plan(delivery_id, repo, &pr, author, Some(&cmd), Some(comment_id), false).await,
@@ -583,7 +758,9 @@ impl Bot {
             tofu_bin: self.settings.tofu_bin.clone(),
             versions_dir: self.settings.engine_versions_dir.clone(),
         };
-        let mut body = String::from("| project | dir | workspace | engine | version |\n|---|---|---|---|---|\n");
+        let mut body = String::from(
+            "| project | dir | workspace | engine | version |\n|---|---|---|---|---|\n",
+        );
         let mut cache: HashMap<(String, Option<String>), String> = HashMap::new();
         for p in state.all_projects().projects {
             let key = (p.engine.as_str().to_string(), p.terraform_version.clone());
@@ -591,23 +768,41 @@ impl Bot {
                 Some(v) => v.clone(),
                 None => {
                     let v = match resolver.resolve(p.engine, p.terraform_version.as_deref()) {
-                        Ok(bin) => engine_version(&bin).await.unwrap_or_else(|e| format!("unknown ({e:#})")),
+                        Ok(bin) => engine_version(&bin)
+                            .await
+                            .unwrap_or_else(|e| format!("unknown ({e:#})")),
                         Err(e) => format!("unavailable: {e:#}"),
                     };
                     cache.insert(key, v.clone());
                     v
                 }
             };
-            body.push_str(&format!("| {} | `{}` | `{}` | {} | {} |\n", p.name, p.dir, p.workspace, p.engine, version));
+            body.push_str(&format!(
+                "| {} | `{}` | `{}` | {} | {} |\n",
+                p.name, p.dir, p.workspace, p.engine, version
+            ));
         }
         self.reply(repo, pr.number, None, body).await
     }
 
-    async fn unlock(&self, delivery_id: &str, repo: &RepoRef, pr: PrNumber, actor: &Actor) -> Result<(), EventError> {
+    async fn unlock(
+        &self,
+        delivery_id: &str,
+        repo: &RepoRef,
+        pr: PrNumber,
+        actor: &Actor,
+    ) -> Result<(), EventError> {
         let now = now_ms();
         let reason = serde_json::json!({ "cancelled": format!("cancelled by `unlock` from @{}", actor.login) }).to_string();
-        self.store.cancel_pending_jobs(&repo.name, pr, &reason, now).await.map_err(EventError::Retry)?;
-        let discarded = self.store.discard_plans(&repo.name, pr, now).await.map_err(EventError::Retry)?;
+        self.store
+            .cancel_pending_jobs(&repo.name, pr, &reason, now)
+            .await
+            .map_err(EventError::Retry)?;
+        let discarded = self
+            .store
+            .discard_plans(&repo.name, pr, now)
+            .await
+            .map_err(EventError::Retry)?;
         let locks_before: Vec<Lock> = self
             .store
             .locks(Some(&repo.name))
@@ -617,7 +812,8 @@ impl Bot {
             .filter(|l| l.pr == pr)
             .collect();
         let body = if locks_before.is_empty() && discarded.is_empty() {
-            "🔓 Nothing to unlock: this pull request holds no locks and has no saved plans.".to_string()
+            "🔓 Nothing to unlock: this pull request holds no locks and has no saved plans."
+                .to_string()
         } else {
             let mut s = format!(
                 "🔓 Released {} lock{} and discarded {} plan{} of this pull request.\n",
@@ -629,7 +825,10 @@ impl Bot {
             for l in &locks_before {
                 s.push_str(&format!("* `{}`\n", l.key));
             }
-            s.push_str(&format!("\nComment `{} plan` to plan (and lock) again.", self.settings.bot_name));
+            s.push_str(&format!(
+                "\nComment `{} plan` to plan (and lock) again.",
+                self.settings.bot_name
+            ));
             s
         };
         let record = AuditRecord {
@@ -639,12 +838,22 @@ impl Bot {
             repo: Some(repo.name.full()),
             pr: Some(pr.get()),
             result: Some(AuditResult::Success),
-            details: locks_before.iter().enumerate().map(|(i, l)| (format!("lock_{i:03}"), l.key.to_string())).collect(),
+            details: locks_before
+                .iter()
+                .enumerate()
+                .map(|(i, l)| (format!("lock_{i:03}"), l.key.to_string()))
+                .collect(),
             ..AuditRecord::default()
         };
         let (_, started) = self
             .store
-            .release_pr_locks(&repo.name, pr, vec![comment(&repo.name, pr, body)], vec![record], now)
+            .release_pr_locks(
+                &repo.name,
+                pr,
+                vec![comment(&repo.name, pr, body)],
+                vec![record],
+                now,
+            )
             .await
             .map_err(EventError::Retry)?;
         remove_plan_files(&discarded);
@@ -655,11 +864,22 @@ impl Bot {
         Ok(())
     }
 
-    async fn on_closed(&self, delivery_id: &str, repo: &RepoRef, pr: PrNumber, merged: bool, actor: &Actor) -> Result<(), EventError> {
+    async fn on_closed(
+        &self,
+        delivery_id: &str,
+        repo: &RepoRef,
+        pr: PrNumber,
+        merged: bool,
+        actor: &Actor,
+    ) -> Result<(), EventError> {
         let now = now_ms();
         let reason = serde_json::json!({ "cancelled": if merged { "the pull request was merged" } else { "the pull request was closed" } }).to_string();
         // Locks are released even if the other cleanup fails: each step is independent.
-        if let Err(e) = self.store.cancel_pending_jobs(&repo.name, pr, &reason, now).await {
+        if let Err(e) = self
+            .store
+            .cancel_pending_jobs(&repo.name, pr, &reason, now)
+            .await
+        {
             tracing::error!(error = %format!("{e:#}"), "cancelling jobs of a closed PR failed; releasing locks anyway");
         }
         let discarded = match self.store.discard_plans(&repo.name, pr, now).await {
@@ -730,9 +950,21 @@ impl Bot {
 
     /// `apply`: checks the gate for every targeted project, then queues the applies — or refuses
     /// with every reason, and applies nothing.
-    async fn apply(&self, delivery_id: &str, repo: &RepoRef, pr: &PullDetails, actor: &Actor, cmd: &Command, comment_id: u64) -> Result<(), EventError> {
+    async fn apply(
+        &self,
+        delivery_id: &str,
+        repo: &RepoRef,
+        pr: &PullDetails,
+        actor: &Actor,
+        cmd: &Command,
+        comment_id: u64,
+    ) -> Result<(), EventError> {
         let now = now_ms();
-        let plans = self.store.current_plans(&repo.name, pr.number).await.map_err(EventError::Retry)?;
+        let plans = self
+            .store
+            .current_plans(&repo.name, pr.number)
+            .await
+            .map_err(EventError::Retry)?;
         let t = &cmd.targets;
         let dir_glob = match t.dir.as_deref() {
             Some(d) => Some(
@@ -744,18 +976,33 @@ impl Bot {
         };
         let targeted: Vec<_> = plans
             .iter()
-            .filter(|p| t.project.as_ref().is_none_or(|n| n.as_str() == p.project_name))
+            .filter(|p| {
+                t.project
+                    .as_ref()
+                    .is_none_or(|n| n.as_str() == p.project_name)
+            })
             .filter(|p| dir_glob.as_ref().is_none_or(|g| g.is_match(&p.project_dir)))
-            .filter(|p| t.workspace.as_ref().is_none_or(|w| w.as_str() == p.workspace))
+            .filter(|p| {
+                t.workspace
+                    .as_ref()
+                    .is_none_or(|w| w.as_str() == p.workspace)
+            })
             .collect();
         if targeted.is_empty() {
-            let what = if plans.is_empty() { "this pull request has no saved plans" } else { "no saved plan matches that target" };
+            let what = if plans.is_empty() {
+                "this pull request has no saved plans"
+            } else {
+                "no saved plan matches that target"
+            };
             return self
                 .reply(
                     repo,
                     pr.number,
                     Some(comment_id),
-                    format!("❌ Nothing to apply: {what}. Comment `{} plan` first.", self.settings.bot_name),
+                    format!(
+                        "❌ Nothing to apply: {what}. Comment `{} plan` first.",
+                        self.settings.bot_name
+                    ),
                 )
                 .await;
         }
@@ -775,13 +1022,17 @@ impl Bot {
         };
         let reviews = self.github.list_reviews(&repo.name, pr.number).await?;
         let undiverged = git.is_ancestor(&base_tip, &pr.head_sha).ok();
-        let locks = self.store.locks(Some(&repo.name)).await.map_err(EventError::Retry)?;
+        let locks = self
+            .store
+            .locks(Some(&repo.name))
+            .await
+            .map_err(EventError::Retry)?;
         let facts = PrFacts {
-            open: pr.open,
+            open: pr.state == PullState::Open,
             head_sha: &pr.head_sha,
             author: &pr.author,
             reviews: &reviews,
-            mergeable_state: pr.mergeable_state.as_deref(),
+            mergeable_state: Some(pr.mergeable_state.as_str()),
             undiverged,
         };
         let mut refusals: Vec<(String, Vec<String>)> = Vec::new();
@@ -790,12 +1041,16 @@ impl Bot {
             let project: Project = match self.project_of_plan(plan.job_id).await {
                 Some(p) => p,
                 None => {
-                    refusals.push((plan.project_name.clone(), vec!["the plan's project could not be read; run plan again".into()]));
+                    refusals.push((
+                        plan.project_name.clone(),
+                        vec!["the plan's project could not be read; run plan again".into()],
+                    ));
                     continue;
                 }
             };
             let requirements = base_requirements(base_config.as_ref(), &base_snapshot, &project);
-            let current = super::project_run::sha256_file(std::path::Path::new(&plan.plan_file)).ok();
+            let current =
+                super::project_run::sha256_file(std::path::Path::new(&plan.plan_file)).ok();
             let plan_facts = PlanFacts {
                 head_sha: plan.head_sha.clone(),
                 recorded_sha256: plan.plan_sha256.clone(),
@@ -853,7 +1108,11 @@ impl Bot {
                     plan_sha256: plan.map(|p| p.plan_sha256.clone()),
                     plan_entry_seq: plan.and_then(|p| p.audit_seq),
                     approvals: approvals.clone(),
-                    details: reasons.iter().enumerate().map(|(i, r)| (format!("reason_{i:03}"), r.clone())).collect(),
+                    details: reasons
+                        .iter()
+                        .enumerate()
+                        .map(|(i, r)| (format!("reason_{i:03}"), r.clone()))
+                        .collect(),
                     ..AuditRecord::default()
                 });
             }
@@ -861,7 +1120,14 @@ impl Bot {
                 .enqueue(
                     vec![
                         comment(&repo.name, pr.number, body),
-                        status(&repo.name, pr.number, &pr.head_sha, STATUS_APPLY, "failure", "apply refused: requirements not met"),
+                        status(
+                            &repo.name,
+                            pr.number,
+                            &pr.head_sha,
+                            STATUS_APPLY,
+                            StatusState::Failure,
+                            "apply refused: requirements not met",
+                        ),
                     ],
                     records,
                     now,
@@ -914,10 +1180,13 @@ impl Bot {
             pr.number,
             &pr.head_sha,
             STATUS_APPLY,
-            "pending",
+            StatusState::Pending,
             format!("applying {n} project{}", if n == 1 { "" } else { "s" }),
         );
-        self.store.create_run(run, vec![pending], vec![], now).await.map_err(EventError::Retry)?;
+        self.store
+            .create_run(run, vec![pending], vec![], now)
+            .await
+            .map_err(EventError::Retry)?;
         self.jobs_ready.notify_waiters();
         self.outbox_ready.notify_one();
         Ok(())
@@ -927,6 +1196,26 @@ impl Bot {
         // The plan job stored the project it planned; the apply uses exactly that definition.
         let run_jobs = self.store.job(job_id).await.ok()??;
         serde_json::from_str(&run_jobs.project_json).ok()
+    }
+}
+
+/// The PR as a `pull_request` event describes it (autoplan needs nothing more from the API).
+fn pull_from_event(pr: &PullRequestInfo, repo: &RepoRef) -> PullDetails {
+    PullDetails {
+        number: pr.number,
+        state: PullState::Open,
+        merged: false,
+        draft: pr.draft,
+        mergeable: None,
+        mergeable_state: MergeableState::Unknown,
+        html_url: pr.html_url.clone(),
+        author: pr.author.clone(),
+        head_sha: pr.head_sha.clone(),
+        head_ref: pr.head_ref.clone(),
+        head_clone_url: Some(repo.clone_url.clone()),
+        base_ref: pr.base_ref.clone(),
+        base_sha: pr.base_sha.clone(),
+        from_fork: pr.from_fork,
     }
 }
 
@@ -946,7 +1235,12 @@ async fn engine_version(binary: &std::path::Path) -> anyhow::Result<String> {
         .env("CHECKPOINT_DISABLE", "1")
         .output()
         .await?;
-    Ok(String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or("").trim().to_string())
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_string())
 }
 
 fn remove_plan_files(plans: &[super::store::PlanRow]) {

@@ -26,7 +26,9 @@ pub fn snapshot_from_disk(root: &Path) -> anyhow::Result<RepoSnapshot> {
     let mut module_calls: BTreeMap<ProjectDir, Vec<String>> = BTreeMap::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
+        for entry in
+            std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))?
+        {
             let entry = entry?;
             let name = entry.file_name();
             let name = name.to_string_lossy();
@@ -93,10 +95,21 @@ pub fn check(root: &Path) -> anyhow::Result<CheckReport> {
     }
     match &file {
         Some(f) => writeln!(text, "{f}: {} project(s)", found.len())?,
-        None => writeln!(text, "no sluice.yaml or atlantis.yaml: {} project(s) detected from .tf files", found.len())?,
+        None => writeln!(
+            text,
+            "no sluice.yaml or atlantis.yaml: {} project(s) detected from .tf files",
+            found.len()
+        )?,
     }
     for p in &found {
-        writeln!(text, "  {:<30} dir={} workspace={} engine={}", p.name.as_str(), p.dir, p.workspace, p.engine)?;
+        writeln!(
+            text,
+            "  {:<30} dir={} workspace={} engine={}",
+            p.name.as_str(),
+            p.dir,
+            p.workspace,
+            p.engine
+        )?;
     }
     let errors = diags.iter().filter(|d| d.is_error()).count();
     if ok {
@@ -104,5 +117,9 @@ pub fn check(root: &Path) -> anyhow::Result<CheckReport> {
     } else {
         writeln!(text, "{errors} error(s)")?;
     }
-    Ok(CheckReport { ok, text, diagnostics: diags })
+    Ok(CheckReport {
+        ok,
+        text,
+        diagnostics: diags,
+    })
 }

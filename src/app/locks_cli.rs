@@ -18,7 +18,11 @@ pub async fn run(settings: &Settings, cmd: LocksCommand) -> anyhow::Result<ExitC
     let store = open_existing(settings).await?;
     match cmd {
         LocksCommand::List { repo } => {
-            let repo = repo.as_deref().map(RepoName::parse).transpose().map_err(|e| anyhow::anyhow!("{e}"))?;
+            let repo = repo
+                .as_deref()
+                .map(RepoName::parse)
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             let locks = store.locks(repo.as_ref()).await?;
             if locks.is_empty() {
                 eprintln!("sluice: no locks");
@@ -36,7 +40,12 @@ pub async fn run(settings: &Settings, cmd: LocksCommand) -> anyhow::Result<ExitC
             }
             Ok(ExitCode::SUCCESS)
         }
-        LocksCommand::Release { repo, dir, workspace, by } => {
+        LocksCommand::Release {
+            repo,
+            dir,
+            workspace,
+            by,
+        } => {
             let repo = RepoName::parse(&repo).map_err(|e| anyhow::anyhow!("{e}"))?;
             let key = LockKey {
                 dir: ProjectDir::new(&dir).map_err(|e| anyhow::anyhow!("{e}"))?,
@@ -45,7 +54,11 @@ pub async fn run(settings: &Settings, cmd: LocksCommand) -> anyhow::Result<ExitC
             let admin = by
                 .or_else(|| std::env::var("USER").ok())
                 .context("say who is releasing the lock with --by")?;
-            let existing = store.locks(Some(&repo)).await?.into_iter().find(|l| l.key == key);
+            let existing = store
+                .locks(Some(&repo))
+                .await?
+                .into_iter()
+                .find(|l| l.key == key);
             let Some(lock) = existing else {
                 eprintln!("sluice: {repo} has no lock on {key}");
                 return Ok(ExitCode::from(1));
@@ -74,8 +87,14 @@ pub async fn run(settings: &Settings, cmd: LocksCommand) -> anyhow::Result<ExitC
                     ),
                 },
             };
-            let (_, started) = store.release_lock(&repo, &key, vec![tell], vec![record], now_ms()).await?;
-            println!("released {key} of {repo} (held by #{}); {} waiting run(s) started", lock.pr.get(), started.len());
+            let (_, started) = store
+                .release_lock(&repo, &key, vec![tell], vec![record], now_ms())
+                .await?;
+            println!(
+                "released {key} of {repo} (held by #{}); {} waiting run(s) started",
+                lock.pr.get(),
+                started.len()
+            );
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -16,7 +16,8 @@ use crate::adapters::git::GitRepo;
 use crate::adapters::process::LineSink;
 use crate::core::diag::Diagnostic;
 use crate::core::plan::{
-    CommandName, CommentLimits, ProjectOutcome, ProjectReport, RenderContext, TerminalStyle, render_comments, render_terminal,
+    CommandName, CommentLimits, ProjectOutcome, ProjectReport, RenderContext, TerminalStyle,
+    render_comments, render_terminal,
 };
 use crate::core::projects::Project;
 
@@ -56,7 +57,13 @@ pub enum PreviewResult {
 }
 
 /// Default base ref when none is given: the remote's default branch, then common local names.
-const BASE_CANDIDATES: &[&str] = &["origin/HEAD", "origin/main", "origin/master", "main", "master"];
+const BASE_CANDIDATES: &[&str] = &[
+    "origin/HEAD",
+    "origin/main",
+    "origin/master",
+    "main",
+    "master",
+];
 
 /// Progress on stderr: spinners on a terminal, one line per event otherwise.
 struct Progress {
@@ -82,7 +89,9 @@ impl LineSink for ProjectProgress {
 
 impl Progress {
     fn new() -> Progress {
-        let bars = std::io::stderr().is_terminal().then(indicatif::MultiProgress::new);
+        let bars = std::io::stderr()
+            .is_terminal()
+            .then(indicatif::MultiProgress::new);
         Progress { bars }
     }
 
@@ -98,10 +107,16 @@ impl Progress {
                 );
                 bar.enable_steady_tick(std::time::Duration::from_millis(120));
                 bar.set_message(format!("{name}: starting"));
-                Arc::new(ProjectProgress { bar: Some(bar), name })
+                Arc::new(ProjectProgress {
+                    bar: Some(bar),
+                    name,
+                })
             }
             None => {
-                eprintln!("sluice: planning {name} ({}, workspace {})", project.dir, project.workspace);
+                eprintln!(
+                    "sluice: planning {name} ({}, workspace {})",
+                    project.dir, project.workspace
+                );
                 Arc::new(ProjectProgress { bar: None, name })
             }
         }
@@ -117,7 +132,11 @@ impl Progress {
 }
 
 /// Runs the preview, writing the comment(s) to `out` and progress to stderr.
-pub async fn preview(runner: Arc<Runner>, opts: &PreviewOptions, out: &mut dyn Write) -> anyhow::Result<PreviewResult> {
+pub async fn preview(
+    runner: Arc<Runner>,
+    opts: &PreviewOptions,
+    out: &mut dyn Write,
+) -> anyhow::Result<PreviewResult> {
     if opts.jobs == 0 {
         bail!("--jobs must be at least 1");
     }
@@ -129,7 +148,12 @@ pub async fn preview(runner: Arc<Runner>, opts: &PreviewOptions, out: &mut dyn W
         None => BASE_CANDIDATES
             .iter()
             .find_map(|c| git.resolve(c).ok())
-            .with_context(|| format!("no base ref found (tried {}); pass --base REF", BASE_CANDIDATES.join(", ")))?,
+            .with_context(|| {
+                format!(
+                    "no base ref found (tried {}); pass --base REF",
+                    BASE_CANDIDATES.join(", ")
+                )
+            })?,
     };
     if base == head && !opts.all {
         eprintln!(
@@ -163,7 +187,11 @@ pub async fn preview(runner: Arc<Runner>, opts: &PreviewOptions, out: &mut dyn W
         base.short(),
         head.short(),
         projects.len(),
-        if runner.sandbox.is_isolated() { "sandbox" } else { "NO SANDBOX" },
+        if runner.sandbox.is_isolated() {
+            "sandbox"
+        } else {
+            "NO SANDBOX"
+        },
         runner.sandbox.description(),
     );
 
@@ -171,7 +199,8 @@ pub async fn preview(runner: Arc<Runner>, opts: &PreviewOptions, out: &mut dyn W
     let limit = Arc::new(Semaphore::new(opts.jobs));
     let cancel = CancellationToken::new();
     let run_id = format!("preview-{}-{}", std::process::id(), head.short());
-    let results: Arc<Mutex<Vec<Option<ProjectReport>>>> = Arc::new(Mutex::new(vec![None; projects.len()]));
+    let results: Arc<Mutex<Vec<Option<ProjectReport>>>> =
+        Arc::new(Mutex::new(vec![None; projects.len()]));
     let mut tasks = tokio::task::JoinSet::new();
     let mut job_dirs = Vec::new();
     for (i, project) in projects.iter().cloned().enumerate() {
@@ -252,7 +281,9 @@ pub async fn preview(runner: Arc<Runner>, opts: &PreviewOptions, out: &mut dyn W
         .into_iter()
         .flatten()
         .collect();
-    let failed = reports.iter().any(|r| matches!(r.outcome, ProjectOutcome::PlanFailed { .. }));
+    let failed = reports
+        .iter()
+        .any(|r| matches!(r.outcome, ProjectOutcome::PlanFailed { .. }));
 
     let ctx = RenderContext {
         bot_name: opts.bot_name.clone(),
@@ -267,7 +298,11 @@ pub async fn preview(runner: Arc<Runner>, opts: &PreviewOptions, out: &mut dyn W
             let n = comments.len();
             for (i, body) in comments.iter().enumerate() {
                 if n > 1 {
-                    eprintln!("sluice: comment {} of {n} ({} characters)", i + 1, body.chars().count());
+                    eprintln!(
+                        "sluice: comment {} of {n} ({} characters)",
+                        i + 1,
+                        body.chars().count()
+                    );
                 }
                 writeln!(out, "{body}")?;
                 if i + 1 < n {
@@ -276,20 +311,34 @@ pub async fn preview(runner: Arc<Runner>, opts: &PreviewOptions, out: &mut dyn W
             }
         }
         Format::Terminal => {
-            let style = if opts.color { TerminalStyle::Ansi } else { TerminalStyle::Plain };
+            let style = if opts.color {
+                TerminalStyle::Ansi
+            } else {
+                TerminalStyle::Plain
+            };
             write!(out, "{}", render_terminal(&ctx, &reports, style))?;
         }
     }
     out.flush()?;
 
     if !opts.keep_job_dirs {
-        for d in job_dirs.iter().chain(job_dirs.iter().map(|d| d.with_extension("apply")).collect::<Vec<_>>().iter()) {
+        for d in job_dirs.iter().chain(
+            job_dirs
+                .iter()
+                .map(|d| d.with_extension("apply"))
+                .collect::<Vec<_>>()
+                .iter(),
+        ) {
             let _ = std::fs::remove_dir_all(d);
         }
     } else {
         eprintln!("sluice: job dirs kept under {}", runner.jobs_dir.display());
     }
-    Ok(if failed { PreviewResult::SomeFailed } else { PreviewResult::AllPlanned })
+    Ok(if failed {
+        PreviewResult::SomeFailed
+    } else {
+        PreviewResult::AllPlanned
+    })
 }
 
 fn print_diagnostics(diags: &[Diagnostic]) {

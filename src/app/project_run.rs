@@ -75,7 +75,9 @@ fn glob_set(patterns: &[String], what: &str) -> anyhow::Result<globset::GlobSet>
                 .case_insensitive(true)
                 .literal_separator(false)
                 .build()
-                .with_context(|| format!("credentials: {what} pattern {p:?} is not a valid glob"))?,
+                .with_context(|| {
+                    format!("credentials: {what} pattern {p:?} is not a valid glob")
+                })?,
         );
     }
     Ok(b.build()?)
@@ -135,7 +137,11 @@ impl Runner {
 
     /// The environment of a project's runs: its own (non-secret) variables from the repo config,
     /// then the credentials whose rules match this repository and project — and no others.
-    fn project_env(&self, repo: Option<&RepoName>, project: &Project) -> Result<BTreeMap<String, String>, String> {
+    fn project_env(
+        &self,
+        repo: Option<&RepoName>,
+        project: &Project,
+    ) -> Result<BTreeMap<String, String>, String> {
         let mut env = BTreeMap::new();
         for (k, v) in &project.env {
             if reserved_env_name(k) {
@@ -213,7 +219,11 @@ pub fn sha256_file(path: &Path) -> anyhow::Result<String> {
 /// Prepares `<jobs>/<id>` (fresh) with the commit exported into `repo/`, and the read-only CLI
 /// config beside it in `<jobs>/<id>.etc/`. Checks that the project dir exists in the checkout
 /// and does not escape it through a symlink.
-async fn prepare(runner: &Runner, job: &ProjectJob<'_>, suffix: &str) -> Result<(PathBuf, PathBuf, String), (FailedStage, String)> {
+async fn prepare(
+    runner: &Runner,
+    job: &ProjectJob<'_>,
+    suffix: &str,
+) -> Result<(PathBuf, PathBuf, String), (FailedStage, String)> {
     let job_dir = runner.jobs_dir.join(format!("{}{suffix}", job.job_id));
     let etc_dir = runner.jobs_dir.join(format!("{}{suffix}.etc", job.job_id));
     let checkout = job_dir.join("repo");
@@ -222,7 +232,12 @@ async fn prepare(runner: &Runner, job: &ProjectJob<'_>, suffix: &str) -> Result<
     let (jd, ed, co) = (job_dir.clone(), etc_dir.clone(), checkout.clone());
     let mirror_guest = runner
         .sandbox
-        .guest_paths(&job_dir, Path::new("engine"), runner.mirror.as_deref(), None)
+        .guest_paths(
+            &job_dir,
+            Path::new("engine"),
+            runner.mirror.as_deref(),
+            None,
+        )
         .providers;
     let prepared = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
         for d in [&jd, &ed] {
@@ -231,8 +246,11 @@ async fn prepare(runner: &Runner, job: &ProjectJob<'_>, suffix: &str) -> Result<
             }
             std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
         }
-        std::fs::write(ed.join("terraformrc"), cli_config_text(mirror_guest.as_deref()))
-            .with_context(|| format!("writing {}", ed.display()))?;
+        std::fs::write(
+            ed.join("terraformrc"),
+            cli_config_text(mirror_guest.as_deref()),
+        )
+        .with_context(|| format!("writing {}", ed.display()))?;
         git.export(&commit, &co)
     })
     .await
@@ -240,24 +258,38 @@ async fn prepare(runner: &Runner, job: &ProjectJob<'_>, suffix: &str) -> Result<
     prepared.map_err(|e| (FailedStage::Checkout, format!("{e:#}")))?;
 
     let rel = job.project.dir.as_str();
-    let project_path = if job.project.dir.is_root() { checkout.clone() } else { checkout.join(rel) };
-    let real_root = std::fs::canonicalize(&checkout).map_err(|e| (FailedStage::Checkout, e.to_string()))?;
+    let project_path = if job.project.dir.is_root() {
+        checkout.clone()
+    } else {
+        checkout.join(rel)
+    };
+    let real_root =
+        std::fs::canonicalize(&checkout).map_err(|e| (FailedStage::Checkout, e.to_string()))?;
     match std::fs::canonicalize(&project_path) {
         Ok(real) if real.starts_with(&real_root) && real.is_dir() => {}
         Ok(_) => {
             return Err((
                 FailedStage::Config,
-                format!("project dir `{rel}` resolves outside the repository (through a symlink); refusing to run there"),
+                format!(
+                    "project dir `{rel}` resolves outside the repository (through a symlink); refusing to run there"
+                ),
             ));
         }
         Err(_) => {
             return Err((
                 FailedStage::Config,
-                format!("project dir `{rel}` does not exist at commit {}", job.commit.short()),
+                format!(
+                    "project dir `{rel}` does not exist at commit {}",
+                    job.commit.short()
+                ),
             ));
         }
     }
-    let cwd = if job.project.dir.is_root() { "repo".to_string() } else { format!("repo/{rel}") };
+    let cwd = if job.project.dir.is_root() {
+        "repo".to_string()
+    } else {
+        format!("repo/{rel}")
+    };
     Ok((job_dir, etc_dir.join("terraformrc"), cwd))
 }
 
@@ -296,20 +328,33 @@ impl Runner {
     /// the engine's own error text.
     pub async fn plan(&self, job: &ProjectJob<'_>) -> Result<Planned, Failed> {
         let started = Instant::now();
-        let fail = |stage: FailedStage, error: String| Failed { stage, error, duration: started.elapsed() };
+        let fail = |stage: FailedStage, error: String| Failed {
+            stage,
+            error,
+            duration: started.elapsed(),
+        };
         let redactor = self.redactor();
         let binary = self
             .engines
             .resolve(job.project.engine, job.project.terraform_version.as_deref())
             .map_err(|e| fail(FailedStage::Config, format!("{e:#}")))?;
-        let env = self.project_env(job.repo, job.project).map_err(|e| fail(FailedStage::Config, e))?;
-        let (job_dir, cli_config, cwd) = prepare(self, job, "").await.map_err(|(s, e)| fail(s, e))?;
+        let env = self
+            .project_env(job.repo, job.project)
+            .map_err(|e| fail(FailedStage::Config, e))?;
+        let (job_dir, cli_config, cwd) =
+            prepare(self, job, "").await.map_err(|(s, e)| fail(s, e))?;
         let tf = self.engines(job, &binary, &cli_config, &job_dir, cwd, env);
         let engine = job.project.engine.default_binary();
 
-        let step = tf.init(&[]).await.map_err(|e| fail(FailedStage::Init, format!("{e:#}")))?;
+        let step = tf
+            .init(&[])
+            .await
+            .map_err(|e| fail(FailedStage::Init, format!("{e:#}")))?;
         if !step.ok {
-            return Err(fail(FailedStage::Init, step_failure(&format!("{engine} init"), &step, &redactor)));
+            return Err(fail(
+                FailedStage::Init,
+                step_failure(&format!("{engine} init"), &step, &redactor),
+            ));
         }
         if !job.project.workspace.is_default() {
             let step = tf
@@ -329,7 +374,10 @@ impl Runner {
             .await
             .map_err(|e| fail(FailedStage::Plan, format!("{e:#}")))?;
         if !step.ok {
-            return Err(fail(FailedStage::Plan, step_failure(&format!("{engine} plan"), &step, &redactor)));
+            return Err(fail(
+                FailedStage::Plan,
+                step_failure(&format!("{engine} plan"), &step, &redactor),
+            ));
         }
         let json_path = job_dir.join("plan.json");
         let step = tf
@@ -347,14 +395,18 @@ impl Runner {
             ));
         }
         if !step.ok {
-            return Err(fail(FailedStage::Show, step_failure(&format!("{engine} show -json"), &step, &redactor)));
+            return Err(fail(
+                FailedStage::Show,
+                step_failure(&format!("{engine} show -json"), &step, &redactor),
+            ));
         }
         let plan_file = job_dir.join("plan.tfplan");
         let (json, plan_sha256) = tokio::task::spawn_blocking({
             let json_path = json_path.clone();
             let plan_file = plan_file.clone();
             move || -> anyhow::Result<(Vec<u8>, String)> {
-                let json = std::fs::read(&json_path).with_context(|| format!("reading {}", json_path.display()))?;
+                let json = std::fs::read(&json_path)
+                    .with_context(|| format!("reading {}", json_path.display()))?;
                 Ok((json, sha256_file(&plan_file)?))
             }
         })
@@ -377,18 +429,32 @@ impl Runner {
     }
 
     /// Applies the saved plan `plan_file` after checking it still hashes to `expected_sha256`.
-    pub async fn apply(&self, job: &ProjectJob<'_>, plan_file: &Path, expected_sha256: &str) -> Result<Applied, Failed> {
+    pub async fn apply(
+        &self,
+        job: &ProjectJob<'_>,
+        plan_file: &Path,
+        expected_sha256: &str,
+    ) -> Result<Applied, Failed> {
         let started = Instant::now();
-        let fail = |stage: FailedStage, error: String| Failed { stage, error, duration: started.elapsed() };
+        let fail = |stage: FailedStage, error: String| Failed {
+            stage,
+            error,
+            duration: started.elapsed(),
+        };
         let redactor = self.redactor();
         let check_hash = |path: &Path| -> Result<(), Failed> {
             match sha256_file(path) {
                 Ok(h) if h == expected_sha256 => Ok(()),
                 Ok(h) => Err(fail(
                     FailedStage::Apply,
-                    format!("the saved plan changed since it was reviewed (sha256 {h}, expected {expected_sha256}); refusing to apply. Run plan again."),
+                    format!(
+                        "the saved plan changed since it was reviewed (sha256 {h}, expected {expected_sha256}); refusing to apply. Run plan again."
+                    ),
                 )),
-                Err(e) => Err(fail(FailedStage::Apply, format!("the saved plan cannot be read ({e:#}); run plan again"))),
+                Err(e) => Err(fail(
+                    FailedStage::Apply,
+                    format!("the saved plan cannot be read ({e:#}); run plan again"),
+                )),
             }
         };
         check_hash(plan_file)?;
@@ -396,17 +462,28 @@ impl Runner {
             .engines
             .resolve(job.project.engine, job.project.terraform_version.as_deref())
             .map_err(|e| fail(FailedStage::Config, format!("{e:#}")))?;
-        let env = self.project_env(job.repo, job.project).map_err(|e| fail(FailedStage::Config, e))?;
-        let (job_dir, cli_config, cwd) = prepare(self, job, "-apply").await.map_err(|(s, e)| fail(s, e))?;
+        let env = self
+            .project_env(job.repo, job.project)
+            .map_err(|e| fail(FailedStage::Config, e))?;
+        let (job_dir, cli_config, cwd) = prepare(self, job, "-apply")
+            .await
+            .map_err(|(s, e)| fail(s, e))?;
         let local_plan = job_dir.join("plan.tfplan");
-        std::fs::copy(plan_file, &local_plan).map_err(|e| fail(FailedStage::Apply, format!("copying the saved plan: {e}")))?;
+        std::fs::copy(plan_file, &local_plan)
+            .map_err(|e| fail(FailedStage::Apply, format!("copying the saved plan: {e}")))?;
         check_hash(&local_plan)?;
 
         let tf = self.engines(job, &binary, &cli_config, &job_dir, cwd, env);
         let engine = job.project.engine.default_binary();
-        let step = tf.init(&[]).await.map_err(|e| fail(FailedStage::Init, format!("{e:#}")))?;
+        let step = tf
+            .init(&[])
+            .await
+            .map_err(|e| fail(FailedStage::Init, format!("{e:#}")))?;
         if !step.ok {
-            return Err(fail(FailedStage::Init, step_failure(&format!("{engine} init"), &step, &redactor)));
+            return Err(fail(
+                FailedStage::Init,
+                step_failure(&format!("{engine} init"), &step, &redactor),
+            ));
         }
         if !job.project.workspace.is_default() {
             let step = tf
@@ -421,10 +498,16 @@ impl Runner {
             }
         }
         let guest_plan = tf.guest_work().join("plan.tfplan");
-        let step = tf.apply(&guest_plan).await.map_err(|e| fail(FailedStage::Apply, format!("{e:#}")))?;
+        let step = tf
+            .apply(&guest_plan)
+            .await
+            .map_err(|e| fail(FailedStage::Apply, format!("{e:#}")))?;
         let output = redactor.redact(step.output.output.trim_end()).into_owned();
         if !step.ok {
-            return Err(fail(FailedStage::Apply, format!("`{engine} apply` {}.\n\n{output}", step.ending())));
+            return Err(fail(
+                FailedStage::Apply,
+                format!("`{engine} apply` {}.\n\n{output}", step.ending()),
+            ));
         }
         Ok(Applied {
             output,

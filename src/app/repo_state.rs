@@ -33,11 +33,17 @@ pub fn load_config_files(
             present.push((name.to_string(), text));
         }
     }
-    let (chosen, mut diags) = repo_config::choose_config_file(&present.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>());
+    let (chosen, mut diags) = repo_config::choose_config_file(
+        &present.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+    );
     let Some(chosen) = chosen else {
         return Ok((None, None, diags));
     };
-    let text = &present.iter().find(|(n, _)| n == chosen).expect("chosen among present").1;
+    let text = &present
+        .iter()
+        .find(|(n, _)| n == chosen)
+        .expect("chosen among present")
+        .1;
     let (config, more) = if chosen.starts_with("atlantis") {
         repo_config::parse_atlantis_config(chosen, text)
     } else {
@@ -52,7 +58,8 @@ impl RepoState {
     pub fn load(git: &GitRepo, base: &CommitSha, head: &CommitSha) -> anyhow::Result<RepoState> {
         let changed = git.changed_files(base, head)?;
         let snapshot = git.snapshot(head)?;
-        let (config, config_file, diagnostics) = load_config_files(|path| git.read_file(head, path))?;
+        let (config, config_file, diagnostics) =
+            load_config_files(|path| git.read_file(head, path))?;
         Ok(RepoState {
             base: base.clone(),
             head: head.clone(),
@@ -84,18 +91,27 @@ impl RepoState {
 
     pub fn all_projects(&self) -> Detection {
         let (projects, diagnostics) = projects::all_projects(&self.snapshot, self.config.as_ref());
-        Detection { projects, diagnostics }
+        Detection {
+            projects,
+            diagnostics,
+        }
     }
 }
 
 /// Apply requirements for `project`, from the configuration of the **base** branch: a PR that
 /// edits `apply_requirements` is still judged by the requirements it wants to change. A project
 /// unknown to the base (new in this PR) gets the default, `approved`.
-pub fn base_requirements(base_config: Option<&RepoConfig>, base_snapshot: &RepoSnapshot, project: &Project) -> Vec<ApplyRequirement> {
+pub fn base_requirements(
+    base_config: Option<&RepoConfig>,
+    base_snapshot: &RepoSnapshot,
+    project: &Project,
+) -> Vec<ApplyRequirement> {
     let (base_projects, _) = projects::all_projects(base_snapshot, base_config);
     base_projects
         .iter()
-        .find(|p| p.name == project.name || (p.dir == project.dir && p.workspace == project.workspace))
+        .find(|p| {
+            p.name == project.name || (p.dir == project.dir && p.workspace == project.workspace)
+        })
         .map(|p| p.apply_requirements.clone())
         .unwrap_or_else(|| vec![ApplyRequirement::Approved])
 }

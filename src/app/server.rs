@@ -20,7 +20,7 @@ use super::bot::{Bot, Mirrors};
 use super::project_run::Runner;
 use super::store::Store;
 use super::worker::Workers;
-use crate::adapters::github::{GitHubApi, GitHubAuth, GitHubConfig, OctocrabGitHub};
+use crate::adapters::github::{GitHubApi, GitHubConfig, OctocrabGitHub};
 use crate::adapters::store::SqliteStore;
 use crate::config::Settings;
 use crate::core::allowlist::Allowlist;
@@ -45,7 +45,10 @@ pub fn setup_notes(settings: &Settings, runner: &Runner, allowlist: &Allowlist) 
     if settings.webhook_secret.is_some() {
         notes.push("Webhooks: POST /events, signatures verified (X-Hub-Signature-256)".to_string());
     } else {
-        notes.push("INSECURE: webhook signatures are NOT verified (--insecure-no-webhook-secret)".to_string());
+        notes.push(
+            "INSECURE: webhook signatures are NOT verified (--insecure-no-webhook-secret)"
+                .to_string(),
+        );
     }
     notes.push(if allowlist.is_open() {
         "Repositories: every repository whose webhooks carry the secret (set SLUICE_REPO_ALLOWLIST to restrict)".to_string()
@@ -55,14 +58,21 @@ pub fn setup_notes(settings: &Settings, runner: &Runner, allowlist: &Allowlist) 
     notes.push(format!(
         "Runner: {}{}",
         runner.sandbox.description(),
-        if runner.sandbox.is_isolated() { "" } else { " — WARNING: PR code is NOT isolated" }
+        if runner.sandbox.is_isolated() {
+            ""
+        } else {
+            " — WARNING: PR code is NOT isolated"
+        }
     ));
     notes.push(match &runner.mirror {
         Some(m) => format!("Providers: from the mirror {} only", m.display()),
         None => "Providers: downloaded by terraform from registries into each job".to_string(),
     });
     notes.push(format!("Data: {}", settings.data_dir.display()));
-    notes.push(format!("Comment commands start with `{}`", settings.bot_name));
+    notes.push(format!(
+        "Comment commands start with `{}`",
+        settings.bot_name
+    ));
     notes
 }
 
@@ -72,10 +82,20 @@ struct NoGitHub;
 
 #[async_trait::async_trait]
 impl GitHubApi for NoGitHub {
-    async fn create_comment(&self, _: &crate::core::types::RepoName, _: crate::core::types::PrNumber, _: &str) -> Result<u64, crate::adapters::github::GitHubError> {
+    async fn create_comment(
+        &self,
+        _: &crate::core::types::RepoName,
+        _: crate::core::types::PrNumber,
+        _: &str,
+    ) -> Result<u64, crate::adapters::github::GitHubError> {
         Err(missing())
     }
-    async fn update_comment(&self, _: &crate::core::types::RepoName, _: u64, _: &str) -> Result<(), crate::adapters::github::GitHubError> {
+    async fn update_comment(
+        &self,
+        _: &crate::core::types::RepoName,
+        _: u64,
+        _: &str,
+    ) -> Result<(), crate::adapters::github::GitHubError> {
         Err(missing())
     }
     async fn set_status(
@@ -86,7 +106,12 @@ impl GitHubApi for NoGitHub {
     ) -> Result<(), crate::adapters::github::GitHubError> {
         Err(missing())
     }
-    async fn add_reaction(&self, _: &crate::core::types::RepoName, _: u64, _: &str) -> Result<(), crate::adapters::github::GitHubError> {
+    async fn add_reaction(
+        &self,
+        _: &crate::core::types::RepoName,
+        _: u64,
+        _: &str,
+    ) -> Result<(), crate::adapters::github::GitHubError> {
         Err(missing())
     }
     async fn get_pull(
@@ -103,39 +128,35 @@ impl GitHubApi for NoGitHub {
     ) -> Result<Vec<crate::core::event::Review>, crate::adapters::github::GitHubError> {
         Err(missing())
     }
-    async fn team_members(&self, _: &str, _: &str) -> Result<Vec<String>, crate::adapters::github::GitHubError> {
+    async fn team_members(
+        &self,
+        _: &str,
+        _: &str,
+    ) -> Result<Vec<String>, crate::adapters::github::GitHubError> {
         Err(missing())
     }
     async fn bot_login(&self) -> Result<String, crate::adapters::github::GitHubError> {
         Err(missing())
     }
-    async fn clone_token(&self, _: Option<u64>) -> Result<Option<crate::config::Secret>, crate::adapters::github::GitHubError> {
+    async fn clone_token(
+        &self,
+        _: Option<u64>,
+    ) -> Result<Option<crate::config::Secret>, crate::adapters::github::GitHubError> {
         Ok(None)
     }
 }
 
 fn missing() -> crate::adapters::github::GitHubError {
-    crate::adapters::github::GitHubError::Unauthorized("no GitHub credentials are configured".into())
+    crate::adapters::github::GitHubError::Unauthorized(
+        "no GitHub credentials are configured".into(),
+    )
 }
 
 pub fn github_client(settings: &Settings) -> anyhow::Result<Arc<dyn GitHubApi>> {
-    let auth = match (&settings.github_app_id, &settings.github_app_key_file, &settings.github_token) {
-        (Some(app_id), Some(key_file), _) => {
-            let pem = std::fs::read_to_string(key_file)
-                .with_context(|| format!("reading the GitHub App private key {}", key_file.display()))?;
-            GitHubAuth::App {
-                app_id: *app_id,
-                key_pem: crate::config::Secret::new(pem),
-            }
-        }
-        (_, _, Some(token)) => GitHubAuth::Token(token.clone()),
-        _ => return Ok(Arc::new(NoGitHub)),
-    };
-    let client = OctocrabGitHub::new(GitHubConfig {
-        api_url: settings.github_api_url.clone(),
-        auth,
-        ..GitHubConfig::default()
-    })?;
+    if settings.github_token.is_none() && settings.github_app_id.is_none() {
+        return Ok(Arc::new(NoGitHub));
+    }
+    let client = OctocrabGitHub::new(GitHubConfig::from_settings(settings)?)?;
     Ok(Arc::new(client))
 }
 
@@ -152,7 +173,11 @@ pub fn enabled_commands(settings: &Settings) -> anyhow::Result<Vec<CommandKind>>
 }
 
 /// Runs the server until `shutdown` completes, then stops as described in the module docs.
-pub async fn serve(settings: Settings, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn serve(
+    settings: Settings,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     if settings.webhook_secret.is_none() && !settings.insecure_no_webhook_secret {
         bail!(
             "refusing to start without a webhook secret: set SLUICE_WEBHOOK_SECRET (the secret configured on the GitHub App \
@@ -160,7 +185,8 @@ pub async fn serve(settings: Settings, listener: TcpListener, shutdown: impl Fut
         );
     }
     let settings = Arc::new(settings);
-    std::fs::create_dir_all(&settings.data_dir).with_context(|| format!("creating the data dir {}", settings.data_dir.display()))?;
+    std::fs::create_dir_all(&settings.data_dir)
+        .with_context(|| format!("creating the data dir {}", settings.data_dir.display()))?;
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&settings.db_path()).await?);
     let runner = Arc::new(Runner::from_settings(&settings)?);
     let github = github_client(&settings)?;
@@ -240,23 +266,40 @@ pub async fn serve(settings: Settings, listener: TcpListener, shutdown: impl Fut
     tracing::info!(%addr, "listening");
     eprintln!("sluice: listening on http://{addr}");
     let http_stop = stop.clone();
-    let http = axum::serve(listener, router(state)).with_graceful_shutdown(async move { http_stop.cancelled().await });
+    let http = axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move { http_stop.cancelled().await });
     let http_task = tokio::spawn(async move { http.await });
 
     shutdown.await;
     tracing::info!("shutting down: intake stopped, waiting for running jobs");
-    eprintln!("sluice: shutting down; waiting up to {}s for running jobs", settings.shutdown_grace_secs);
+    eprintln!(
+        "sluice: shutting down; waiting up to {}s for running jobs",
+        settings.shutdown_grace_secs
+    );
     stop.cancel();
     let _ = http_task.await;
     // Wait for running jobs, up to the grace period; then interrupt them.
-    if tokio::time::timeout(Duration::from_secs(settings.shutdown_grace_secs), job_tracker.wait()).await.is_err() {
+    if tokio::time::timeout(
+        Duration::from_secs(settings.shutdown_grace_secs),
+        job_tracker.wait(),
+    )
+    .await
+    .is_err()
+    {
         tracing::warn!("jobs still running after the grace period: interrupting them");
         kill.cancel();
-        let _ = tokio::time::timeout(Duration::from_secs(settings.runner.grace_secs + 5), job_tracker.wait()).await;
+        let _ = tokio::time::timeout(
+            Duration::from_secs(settings.runner.grace_secs + 5),
+            job_tracker.wait(),
+        )
+        .await;
     }
     for n in 0..settings.workers {
         let worker = format!("{instance}-w{n}");
-        match store.interrupt_worker_jobs(&worker, super::bot::now_ms()).await {
+        match store
+            .interrupt_worker_jobs(&worker, super::bot::now_ms())
+            .await
+        {
             Ok(ids) if !ids.is_empty() => tracing::warn!(?ids, "jobs marked interrupted"),
             Ok(_) => {}
             Err(e) => tracing::error!(error = %format!("{e:#}"), "marking interrupted jobs failed"),

@@ -41,8 +41,7 @@ pub enum Outgoing {
     Status {
         sha: CommitSha,
         context: String,
-        /// `pending`, `success`, `failure` or `error`.
-        state: String,
+        state: crate::adapters::github::StatusState,
         description: String,
         target_url: Option<String>,
     },

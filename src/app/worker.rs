@@ -15,12 +15,15 @@ use tracing::Instrument;
 use super::bot::{ApplyContext, Bot, EventError, STATUS_APPLY, STATUS_PLAN, now_ms, status};
 use super::project_run::{ProjectJob, Runner};
 use super::store::{ClaimedJob, JobFinish, JobRow, NewPlan, OutboxItem, Outgoing, RunRow, Store};
-use crate::adapters::github::GitHubApi;
+use crate::adapters::github::{GitHubApi, StatusState};
 use crate::config::Settings;
 use crate::core::audit::{AuditAction, AuditActor, AuditRecord, AuditResult, ChangeCounts};
 use crate::core::event::Event;
 use crate::core::job::{JobKind, JobState, RunTally};
-use crate::core::plan::{CommandName, CommentLimits, PlanSummary, ProjectOutcome, ProjectReport, RenderContext, render_comments};
+use crate::core::plan::{
+    CommandName, CommentLimits, PlanSummary, ProjectOutcome, ProjectReport, RenderContext,
+    render_comments,
+};
 use crate::core::projects::Project;
 use crate::core::types::{ProjectDir, ProjectName, Workspace};
 
@@ -44,7 +47,7 @@ pub struct Workers {
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 #[serde(untagged)]
 enum StoredReport {
-    Full(ProjectReport),
+    Full(Box<ProjectReport>),
     Interrupted { interrupted: String },
     Cancelled { cancelled: String },
     Skipped { skipped: String },
@@ -52,14 +55,19 @@ enum StoredReport {
 
 fn decode_report(job: &JobRow) -> ProjectReport {
     let fallback = |reason: String| ProjectReport {
-        project: ProjectName::new(&job.project_name).unwrap_or_else(|_| ProjectName::derived(&ProjectDir::root(), &Workspace::default())),
+        project: ProjectName::new(&job.project_name)
+            .unwrap_or_else(|_| ProjectName::derived(&ProjectDir::root(), &Workspace::default())),
         dir: ProjectDir::new(&job.project_dir).unwrap_or_else(|_| ProjectDir::root()),
         workspace: Workspace::new(&job.workspace).unwrap_or_default(),
         outcome: ProjectOutcome::Skipped { reason },
         notes: vec![],
     };
-    match job.report_json.as_deref().map(serde_json::from_str::<StoredReport>) {
-        Some(Ok(StoredReport::Full(r))) => r,
+    match job
+        .report_json
+        .as_deref()
+        .map(serde_json::from_str::<StoredReport>)
+    {
+        Some(Ok(StoredReport::Full(r))) => *r,
         Some(Ok(StoredReport::Interrupted { interrupted })) => fallback(format!(
             "⚠️ Interrupted: {interrupted}. {}",
             match job.kind {
@@ -68,7 +76,9 @@ fn decode_report(job: &JobRow) -> ProjectReport {
                     "The apply may have changed infrastructure partly: check the state before applying again.",
             }
         )),
-        Some(Ok(StoredReport::Cancelled { cancelled })) => fallback(format!("Cancelled: {cancelled}.")),
+        Some(Ok(StoredReport::Cancelled { cancelled })) => {
+            fallback(format!("Cancelled: {cancelled}."))
+        }
         Some(Ok(StoredReport::Skipped { skipped })) => fallback(format!("Skipped: {skipped}.")),
         Some(Err(e)) => fallback(format!("the job's report could not be read ({e})")),
         None => fallback(format!("the job ended `{}` without a report", job.state)),
@@ -154,7 +164,11 @@ impl Workers {
 
     /// Tells the PR that Sluice could not act on its event (e.g. the repository cannot be
     /// fetched) — never silence.
-    async fn tell_failure(&self, target: Option<(crate::core::types::RepoName, crate::core::types::PrNumber)>, e: &anyhow::Error) {
+    async fn tell_failure(
+        &self,
+        target: Option<(crate::core::types::RepoName, crate::core::types::PrNumber)>,
+        e: &anyhow::Error,
+    ) {
         let Some((repo, pr)) = target else { return };
         let redactor = self.runner.redactor();
         let body = format!(
@@ -174,14 +188,23 @@ impl Workers {
 
     // ---- jobs ------------------------------------------------------------------------------------
 
-    pub async fn job_loop(self: Arc<Self>, n: usize, stop: CancellationToken, kill: CancellationToken) {
+    pub async fn job_loop(
+        self: Arc<Self>,
+        n: usize,
+        stop: CancellationToken,
+        kill: CancellationToken,
+    ) {
         let worker = format!("{}-w{n}", self.instance);
         loop {
             if stop.is_cancelled() {
                 return;
             }
             let now = now_ms();
-            match self.store.claim_job(&worker, now, now + self.lease.as_millis() as i64).await {
+            match self
+                .store
+                .claim_job(&worker, now, now + self.lease.as_millis() as i64)
+                .await
+            {
                 Ok(Some(claimed)) => self.execute(&worker, claimed, &kill).await,
                 Ok(None) => {
                     tokio::select! {
@@ -214,18 +237,24 @@ impl Workers {
             // Heartbeat: renew the lease; a refused renewal means the job was taken from us.
             let hb = {
                 let store = self.store.clone();
-                let (id, worker, lease, cancel) = (c.job.id, worker.to_string(), self.lease, cancel.clone());
+                let (id, worker, lease, cancel) =
+                    (c.job.id, worker.to_string(), self.lease, cancel.clone());
                 tokio::spawn(async move {
                     loop {
                         tokio::time::sleep(lease / 3).await;
-                        match store.renew_lease(id, &worker, now_ms() + lease.as_millis() as i64).await {
+                        match store
+                            .renew_lease(id, &worker, now_ms() + lease.as_millis() as i64)
+                            .await
+                        {
                             Ok(true) => {}
                             Ok(false) => {
                                 tracing::warn!(job_id = id, "lease lost; stopping the job");
                                 cancel.cancel();
                                 return;
                             }
-                            Err(e) => tracing::warn!(error = %format!("{e:#}"), "lease renewal failed"),
+                            Err(e) => {
+                                tracing::warn!(error = %format!("{e:#}"), "lease renewal failed")
+                            }
                         }
                     }
                 })
@@ -241,13 +270,19 @@ impl Workers {
                 return;
             }
             let state = finish.state;
-            match self.store.finish_job(c.job.id, worker, finish, now_ms()).await {
+            match self
+                .store
+                .finish_job(c.job.id, worker, finish, now_ms())
+                .await
+            {
                 Ok(true) => {
                     tracing::info!(state = %state, "job finished; run complete");
                     self.report(c.run.id).await;
                 }
                 Ok(false) => tracing::info!(state = %state, "job finished"),
-                Err(e) => tracing::error!(error = %format!("{e:#}"), "recording the job's result failed"),
+                Err(e) => {
+                    tracing::error!(error = %format!("{e:#}"), "recording the job's result failed")
+                }
             }
             self.jobs_ready.notify_waiters();
         }
@@ -259,11 +294,19 @@ impl Workers {
         if self.runner.sandbox.is_isolated() {
             vec![]
         } else {
-            vec!["> [!CAUTION]\n> Run **without a sandbox** (runner profile `plain`): not isolated.".to_string()]
+            vec![
+                "> [!CAUTION]\n> Run **without a sandbox** (runner profile `plain`): not isolated."
+                    .to_string(),
+            ]
         }
     }
 
-    fn audit_base(&self, c: &ClaimedJob, project: Option<&Project>, action: AuditAction) -> AuditRecord {
+    fn audit_base(
+        &self,
+        c: &ClaimedJob,
+        project: Option<&Project>,
+        action: AuditAction,
+    ) -> AuditRecord {
         AuditRecord {
             event_id: c.run.event_id.clone(),
             actor: AuditActor {
@@ -281,7 +324,11 @@ impl Workers {
             workspace: Some(c.job.workspace.clone()),
             engine: project.map(|p| p.engine.as_str().to_string()),
             job_id: Some(c.job.id),
-            details: [("runner".to_string(), self.runner.sandbox.description().to_string())].into(),
+            details: [(
+                "runner".to_string(),
+                self.runner.sandbox.description().to_string(),
+            )]
+            .into(),
             ..AuditRecord::default()
         }
     }
@@ -295,7 +342,9 @@ impl Workers {
                 &c.run.repo,
                 &c.run.clone_url,
                 token,
-                vec![vec![format!("+refs/pull/{n}/head:refs/sluice/pull/{n}/head")]],
+                vec![vec![format!(
+                    "+refs/pull/{n}/head:refs/sluice/pull/{n}/head"
+                )]],
                 vec![c.run.head_sha.clone()],
             )
             .await
@@ -304,25 +353,36 @@ impl Workers {
     async fn plan_job(&self, c: &ClaimedJob, cancel: CancellationToken) -> JobFinish {
         let project: Result<Project, _> = serde_json::from_str(&c.job.project_json);
         let report = |outcome: ProjectOutcome, notes: Vec<String>| ProjectReport {
-            project: ProjectName::new(&c.job.project_name).unwrap_or_else(|_| ProjectName::derived(&ProjectDir::root(), &Workspace::default())),
+            project: ProjectName::new(&c.job.project_name).unwrap_or_else(|_| {
+                ProjectName::derived(&ProjectDir::root(), &Workspace::default())
+            }),
             dir: ProjectDir::new(&c.job.project_dir).unwrap_or_else(|_| ProjectDir::root()),
             workspace: Workspace::new(&c.job.workspace).unwrap_or_default(),
             outcome,
             notes,
         };
-        let failed = |stage: crate::core::plan::FailedStage, error: String, audit: AuditRecord| JobFinish {
-            state: JobState::Failed,
-            report_json: serde_json::to_string(&report(ProjectOutcome::PlanFailed { stage, error }, self.job_notes())).unwrap_or_default(),
-            plan: None,
-            audit: vec![audit],
-        };
+        let failed =
+            |stage: crate::core::plan::FailedStage, error: String, audit: AuditRecord| JobFinish {
+                state: JobState::Failed,
+                report_json: serde_json::to_string(&report(
+                    ProjectOutcome::PlanFailed { stage, error },
+                    self.job_notes(),
+                ))
+                .unwrap_or_default(),
+                plan: None,
+                audit: vec![audit],
+            };
         let mut record = self.audit_base(c, project.as_ref().ok(), AuditAction::Plan);
         let project = match project {
             Ok(p) => p,
             Err(e) => {
                 record.result = Some(AuditResult::Failure);
                 record.error_class = Some("internal".into());
-                return failed(crate::core::plan::FailedStage::Config, format!("the job's project cannot be read: {e}"), record);
+                return failed(
+                    crate::core::plan::FailedStage::Config,
+                    format!("the job's project cannot be read: {e}"),
+                    record,
+                );
             }
         };
         let git = match self.git_for(c).await {
@@ -330,7 +390,11 @@ impl Workers {
             Err(e) => {
                 record.result = Some(AuditResult::Failure);
                 record.error_class = Some("checkout".into());
-                return failed(crate::core::plan::FailedStage::Checkout, format!("{e:#}"), record);
+                return failed(
+                    crate::core::plan::FailedStage::Checkout,
+                    format!("{e:#}"),
+                    record,
+                );
             }
         };
         let job = ProjectJob {
@@ -385,26 +449,36 @@ impl Workers {
     async fn apply_job(&self, c: &ClaimedJob, cancel: CancellationToken) -> JobFinish {
         let ctx: Result<ApplyContext, _> = serde_json::from_str(&c.job.project_json);
         let report = |outcome: ProjectOutcome| ProjectReport {
-            project: ProjectName::new(&c.job.project_name).unwrap_or_else(|_| ProjectName::derived(&ProjectDir::root(), &Workspace::default())),
+            project: ProjectName::new(&c.job.project_name).unwrap_or_else(|_| {
+                ProjectName::derived(&ProjectDir::root(), &Workspace::default())
+            }),
             dir: ProjectDir::new(&c.job.project_dir).unwrap_or_else(|_| ProjectDir::root()),
             workspace: Workspace::new(&c.job.workspace).unwrap_or_default(),
             outcome,
             notes: self.job_notes(),
         };
-        let mut record = self.audit_base(c, ctx.as_ref().ok().map(|x| &x.project), AuditAction::Apply);
+        let mut record =
+            self.audit_base(c, ctx.as_ref().ok().map(|x| &x.project), AuditAction::Apply);
         let fail = |error: String, mut record: AuditRecord, class: &str| {
             record.result = Some(AuditResult::Failure);
             record.error_class = Some(class.to_string());
             JobFinish {
                 state: JobState::Failed,
-                report_json: serde_json::to_string(&report(ProjectOutcome::ApplyFailed { error })).unwrap_or_default(),
+                report_json: serde_json::to_string(&report(ProjectOutcome::ApplyFailed { error }))
+                    .unwrap_or_default(),
                 plan: None,
                 audit: vec![record],
             }
         };
         let ctx = match ctx {
             Ok(x) => x,
-            Err(e) => return fail(format!("the job's project cannot be read: {e}"), record, "internal"),
+            Err(e) => {
+                return fail(
+                    format!("the job's project cannot be read: {e}"),
+                    record,
+                    "internal",
+                );
+            }
         };
         record.approvals = ctx.approvals.clone();
         let plan = match c.job.plan_id {
@@ -412,12 +486,20 @@ impl Workers {
             None => None,
         };
         let Some(plan) = plan else {
-            return fail("the plan to apply no longer exists; run plan again".into(), record, "plan_missing");
+            return fail(
+                "the plan to apply no longer exists; run plan again".into(),
+                record,
+                "plan_missing",
+            );
         };
         record.plan_sha256 = Some(plan.plan_sha256.clone());
         record.plan_entry_seq = plan.audit_seq;
         if plan.head_sha != c.run.head_sha {
-            return fail("the plan was made for another commit; run plan again".into(), record, "stale_plan");
+            return fail(
+                "the plan was made for another commit; run plan again".into(),
+                record,
+                "stale_plan",
+            );
         }
         let git = match self.git_for(c).await {
             Ok(g) => g,
@@ -434,7 +516,14 @@ impl Workers {
             cancel,
         };
         let summary: Option<PlanSummary> = serde_json::from_str(&plan.summary_json).ok();
-        let result = self.runner.apply(&job, std::path::Path::new(&plan.plan_file), &plan.plan_sha256).await;
+        let result = self
+            .runner
+            .apply(
+                &job,
+                std::path::Path::new(&plan.plan_file),
+                &plan.plan_sha256,
+            )
+            .await;
         let apply_dir = self.runner.jobs_dir.join(format!("job-{}-apply", c.job.id));
         let _ = std::fs::remove_dir_all(&apply_dir);
         let _ = std::fs::remove_dir_all(apply_dir.with_extension("etc"));
@@ -469,7 +558,9 @@ impl Workers {
     /// Writes a finished run's comment(s) and final status.
     pub async fn report(&self, run_id: i64) {
         let result = async {
-            let Some(run) = self.store.run(run_id).await? else { return Ok(()) };
+            let Some(run) = self.store.run(run_id).await? else {
+                return Ok(());
+            };
             let jobs = self.store.jobs_of_run(run_id).await?;
             let (outbox, audit) = self.render_run(&run, &jobs);
             self.store.report_run(run_id, outbox, audit, now_ms()).await
@@ -477,7 +568,9 @@ impl Workers {
         .await;
         match result {
             Ok(()) => self.outbox_ready.notify_one(),
-            Err(e) => tracing::error!(run_id, error = %format!("{e:#}"), "reporting a run failed; the sweeper will retry"),
+            Err(e) => {
+                tracing::error!(run_id, error = %format!("{e:#}"), "reporting a run failed; the sweeper will retry")
+            }
         }
     }
 
@@ -513,7 +606,11 @@ impl Workers {
             run.pr,
             &run.head_sha,
             context,
-            if tally.ok() { "success" } else { "failure" },
+            if tally.ok() {
+                StatusState::Success
+            } else {
+                StatusState::Failure
+            },
             tally.describe(run.kind),
         ));
         let mut audit = Vec::new();
@@ -567,7 +664,9 @@ impl Workers {
                     self.jobs_ready.notify_waiters();
                 }
             }
-            Err(e) => tracing::error!(error = %format!("{e:#}"), "recovering expired leases failed"),
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "recovering expired leases failed")
+            }
         }
         match self.store.finished_runs().await {
             Ok(runs) => {
@@ -608,19 +707,39 @@ impl Workers {
         for row in due {
             let repo = &row.item.repo;
             let result = match (&row.item.message, row.item.pr) {
-                (Outgoing::Comment { body }, Some(pr)) => self.github.create_comment(repo, pr, body).await.map(|_| ()),
-                (Outgoing::Status { sha, context, state, description, target_url }, _) => {
+                (Outgoing::Comment { body }, Some(pr)) => {
+                    self.github.create_comment(repo, pr, body).await.map(|_| ())
+                }
+                (
+                    Outgoing::Status {
+                        sha,
+                        context,
+                        state,
+                        description,
+                        target_url,
+                    },
+                    _,
+                ) => {
                     let st = crate::adapters::github::CommitStatus {
                         context: context.clone(),
-                        state: state.clone(),
+                        state: *state,
                         description: description.clone(),
                         target_url: target_url.clone(),
                     };
                     self.github.set_status(repo, sha, &st).await
                 }
-                (Outgoing::Reaction { comment_id, content }, _) => self.github.add_reaction(repo, *comment_id, content).await,
+                (
+                    Outgoing::Reaction {
+                        comment_id,
+                        content,
+                    },
+                    _,
+                ) => self.github.add_reaction(repo, *comment_id, content).await,
                 (Outgoing::Comment { .. }, None) => {
-                    let _ = self.store.outbox_failed(row.id, "a comment needs a pull request").await;
+                    let _ = self
+                        .store
+                        .outbox_failed(row.id, "a comment needs a pull request")
+                        .await;
                     continue;
                 }
             };
@@ -628,7 +747,13 @@ impl Workers {
                 Ok(()) => self.store.outbox_sent(row.id, now_ms()).await,
                 Err(e) if e.is_retryable() && row.attempts + 1 < MAX_ATTEMPTS => {
                     tracing::warn!(id = row.id, kind = row.item.message.kind(), error = %e, attempt = row.attempts + 1, "delivery failed; will retry");
-                    self.store.outbox_retry(row.id, &e.to_string(), now_ms() + Self::backoff(row.attempts + 1)).await
+                    self.store
+                        .outbox_retry(
+                            row.id,
+                            &e.to_string(),
+                            now_ms() + Self::backoff(row.attempts + 1),
+                        )
+                        .await
                 }
                 Err(e) => {
                     tracing::error!(id = row.id, kind = row.item.message.kind(), error = %e, "delivery failed for good");
@@ -646,7 +771,9 @@ impl Workers {
 fn pr_target(e: &Event) -> Option<(crate::core::types::RepoName, crate::core::types::PrNumber)> {
     match e {
         Event::PullRequest { repo, pr, .. } => Some((repo.name.clone(), pr.number)),
-        Event::Comment { repo, pr, .. } | Event::Review { repo, pr, .. } => Some((repo.name.clone(), *pr)),
+        Event::Comment { repo, pr, .. } | Event::Review { repo, pr, .. } => {
+            Some((repo.name.clone(), *pr))
+        }
         _ => None,
     }
 }

@@ -71,14 +71,23 @@ mod tests {
     fn rules() {
         assert!(check(&[], "any/repo"));
         assert!(check(&["acme/*"], "acme/infra"));
-        assert!(check(&["acme/*"], "ACME/Infra"), "case-insensitive like GitHub");
+        assert!(
+            check(&["acme/*"], "ACME/Infra"),
+            "case-insensitive like GitHub"
+        );
         assert!(!check(&["acme/*"], "other/infra"));
         assert!(!check(&["acme/*", "!acme/secret"], "acme/secret"));
         assert!(check(&["acme/*", "!acme/secret"], "acme/infra"));
-        assert!(check(&["!acme/secret"], "other/x"), "only exclusions: the rest is allowed");
+        assert!(
+            check(&["!acme/secret"], "other/x"),
+            "only exclusions: the rest is allowed"
+        );
         assert!(!check(&["!acme/secret"], "acme/secret"));
         assert!(!check(&["acme/infra"], "acme/infra-old"));
-        assert!(!check(&["acme*"], "acme/infra"), "`*` does not cross the `/`");
+        assert!(
+            !check(&["acme*"], "acme/infra"),
+            "`*` does not cross the `/`"
+        );
         assert!(Allowlist::new(&["acme/[".to_string()]).is_err());
     }
 }

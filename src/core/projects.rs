@@ -62,7 +62,7 @@ impl ChangedFile {
 }
 
 /// A project as the rest of Sluice sees it: everything needed to lock, plan and apply it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Project {
     pub name: ProjectName,
     /// The dir terraform runs in, as configured (or detected).

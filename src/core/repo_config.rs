@@ -86,7 +86,9 @@ const RESERVED_ENV: &[&str] = &[
 const RESERVED_ENV_PREFIXES: &[&str] = &["TF_CLI_ARGS_", "SLUICE_", "LD_", "DYLD_"];
 
 /// A 1-based position in the config file (0:0 when unknown, e.g. for an empty file).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, serde::Deserialize,
+)]
 pub struct Pos {
     pub line: usize,
     pub column: usize,

@@ -464,8 +464,8 @@ mod tests {
             assert!(Workspace::new(ok).is_ok(), "{ok} should be accepted");
         }
         for bad in [
-            "", ".", "..", "a/b", "a\\b", "a..b", "-x", "~x", "$HOME", "a b", "a\tb", "a\nb", "a`b", "<b>", "@team",
-            "a|b", "a\"b",
+            "", ".", "..", "a/b", "a\\b", "a..b", "-x", "~x", "$HOME", "a b", "a\tb", "a\nb",
+            "a`b", "<b>", "@team", "a|b", "a\"b",
         ] {
             assert!(Workspace::new(bad).is_err(), "{bad:?} should be rejected");
         }

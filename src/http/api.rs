@@ -18,9 +18,12 @@ fn err(status: StatusCode, msg: &str) -> Response {
 }
 
 /// `Ok(())` when the request carries the configured token (compared in constant time).
-fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
+fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Box<Response>> {
     let Some(token) = &state.api_token else {
-        return Err(err(StatusCode::NOT_FOUND, "the API is disabled: set api_token to enable it"));
+        return Err(err(
+            StatusCode::NOT_FOUND,
+            "the API is disabled: set api_token to enable it",
+        ));
     };
     let given = headers
         .get("authorization")
@@ -29,20 +32,25 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
         .unwrap_or("");
     use hmac::Mac;
     // Constant-time comparison through HMAC verification of the two values.
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"sluice-api-token").expect("any key length");
+    let mut mac =
+        hmac::Hmac::<sha2::Sha256>::new_from_slice(b"sluice-api-token").expect("any key length");
     mac.update(token.expose().as_bytes());
     let expected = mac.finalize().into_bytes();
-    let mut check = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"sluice-api-token").expect("any key length");
+    let mut check =
+        hmac::Hmac::<sha2::Sha256>::new_from_slice(b"sluice-api-token").expect("any key length");
     check.update(given.as_bytes());
     if check.verify_slice(&expected).is_err() {
-        return Err(err(StatusCode::UNAUTHORIZED, "missing or wrong bearer token"));
+        return Err(err(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong bearer token",
+        ));
     }
     Ok(())
 }
 
 pub async fn locks(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     if let Err(r) = authorize(&state, &headers) {
-        return r;
+        return *r;
     }
     match state.store.locks(None).await {
         Ok(locks) => Json(serde_json::json!({ "locks": locks })).into_response(),
@@ -66,9 +74,13 @@ pub struct AuditParams {
 
 /// Paginated audit entries, oldest first: `{"entries": [...], "next_cursor": 1234}`;
 /// `next_cursor` is absent on the last page.
-pub async fn audit(State(state): State<Arc<AppState>>, headers: HeaderMap, Query(p): Query<AuditParams>) -> Response {
+pub async fn audit(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(p): Query<AuditParams>,
+) -> Response {
     if let Err(r) = authorize(&state, &headers) {
-        return r;
+        return *r;
     }
     let limit = p.limit.unwrap_or(500).clamp(1, 5000);
     let q = AuditQuery {

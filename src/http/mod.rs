@@ -40,9 +40,10 @@ pub struct AppState {
 
 impl AppState {
     pub fn rejection_limiter() -> governor::DefaultDirectRateLimiter {
-        governor::RateLimiter::direct(governor::Quota::per_second(std::num::NonZeroU32::new(5).expect("non-zero")).allow_burst(
-            std::num::NonZeroU32::new(20).expect("non-zero"),
-        ))
+        governor::RateLimiter::direct(
+            governor::Quota::per_second(std::num::NonZeroU32::new(5).expect("non-zero"))
+                .allow_burst(std::num::NonZeroU32::new(20).expect("non-zero")),
+        )
     }
 }
 
@@ -50,7 +51,10 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/healthz", get(healthz))
-        .route("/events", post(webhook::receive).layer(DefaultBodyLimit::max(MAX_WEBHOOK_BYTES)))
+        .route(
+            "/events",
+            post(webhook::receive).layer(DefaultBodyLimit::max(MAX_WEBHOOK_BYTES)),
+        )
         .route("/api/locks", get(api::locks))
         .route("/api/audit", get(api::audit))
         .with_state(state)
@@ -79,5 +83,8 @@ async fn index(State(state): State<Arc<AppState>>) -> Html<String> {
 }
 
 pub fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }

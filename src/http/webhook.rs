@@ -26,7 +26,14 @@ fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// Records a refused delivery in the audit log, at a bounded rate.
-async fn audit_rejection(state: &AppState, delivery: Option<&str>, kind: Option<&str>, repo: Option<String>, why: &str, status: StatusCode) {
+async fn audit_rejection(
+    state: &AppState,
+    delivery: Option<&str>,
+    kind: Option<&str>,
+    repo: Option<String>,
+    why: &str,
+    status: StatusCode,
+) {
     if state.rejection_limiter.check().is_err() {
         state.rejections_suppressed.fetch_add(1, Ordering::Relaxed);
         return;
@@ -41,7 +48,10 @@ async fn audit_rejection(state: &AppState, delivery: Option<&str>, kind: Option<
         details.insert("event".into(), k.chars().take(64).collect());
     }
     if suppressed > 0 {
-        details.insert("rejections_not_recorded_before_this".into(), suppressed.to_string());
+        details.insert(
+            "rejections_not_recorded_before_this".into(),
+            suppressed.to_string(),
+        );
     }
     let record = AuditRecord {
         event_id: delivery.map(|d| d.chars().take(100).collect()),
@@ -61,25 +71,69 @@ async fn audit_rejection(state: &AppState, delivery: Option<&str>, kind: Option<
     }
 }
 
-pub async fn receive(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn receive(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let delivery = header(&headers, "x-github-delivery");
     let kind = header(&headers, "x-github-event");
 
     // 1. Authenticity, before anything else reads the body.
     if let Some(secret) = &state.webhook_secret
-        && let Err(e) = verify_signature(secret.expose().as_bytes(), &body, header(&headers, "x-hub-signature-256"))
+        && let Err(e) = verify_signature(
+            secret.expose().as_bytes(),
+            &body,
+            header(&headers, "x-hub-signature-256"),
+        )
     {
         tracing::warn!(delivery = ?delivery, error = %e, "webhook refused: bad signature");
-        audit_rejection(&state, delivery, kind, None, &format!("signature: {e}"), StatusCode::UNAUTHORIZED).await;
-        return answer(StatusCode::UNAUTHORIZED, "error", format!("signature verification failed: {e}"));
+        audit_rejection(
+            &state,
+            delivery,
+            kind,
+            None,
+            &format!("signature: {e}"),
+            StatusCode::UNAUTHORIZED,
+        )
+        .await;
+        return answer(
+            StatusCode::UNAUTHORIZED,
+            "error",
+            format!("signature verification failed: {e}"),
+        );
     }
     let Some(kind) = kind else {
-        audit_rejection(&state, delivery, None, None, "missing X-GitHub-Event", StatusCode::BAD_REQUEST).await;
-        return answer(StatusCode::BAD_REQUEST, "error", "missing X-GitHub-Event header");
+        audit_rejection(
+            &state,
+            delivery,
+            None,
+            None,
+            "missing X-GitHub-Event",
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+        return answer(
+            StatusCode::BAD_REQUEST,
+            "error",
+            "missing X-GitHub-Event header",
+        );
     };
     let Some(delivery) = delivery.filter(|d| !d.is_empty() && d.len() <= 100) else {
-        audit_rejection(&state, None, Some(kind), None, "missing or invalid X-GitHub-Delivery", StatusCode::BAD_REQUEST).await;
-        return answer(StatusCode::BAD_REQUEST, "error", "missing or invalid X-GitHub-Delivery header");
+        audit_rejection(
+            &state,
+            None,
+            Some(kind),
+            None,
+            "missing or invalid X-GitHub-Delivery",
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+        return answer(
+            StatusCode::BAD_REQUEST,
+            "error",
+            "missing or invalid X-GitHub-Delivery header",
+        );
     };
 
     // 2. Meaning.
@@ -87,8 +141,20 @@ pub async fn receive(State(state): State<Arc<AppState>>, headers: HeaderMap, bod
         Ok(e) => e,
         Err(e) => {
             tracing::warn!(delivery, kind, error = %e, "webhook refused: cannot parse");
-            audit_rejection(&state, Some(delivery), Some(kind), None, &format!("unparseable: {e}"), StatusCode::BAD_REQUEST).await;
-            return answer(StatusCode::BAD_REQUEST, "error", format!("cannot parse the `{kind}` payload: {e}"));
+            audit_rejection(
+                &state,
+                Some(delivery),
+                Some(kind),
+                None,
+                &format!("unparseable: {e}"),
+                StatusCode::BAD_REQUEST,
+            )
+            .await;
+            return answer(
+                StatusCode::BAD_REQUEST,
+                "error",
+                format!("cannot parse the `{kind}` payload: {e}"),
+            );
         }
     };
 
@@ -97,16 +163,38 @@ pub async fn receive(State(state): State<Arc<AppState>>, headers: HeaderMap, bod
         && !state.allowlist.allows(&repo.name.full())
     {
         tracing::warn!(delivery, repo = %repo.name, "webhook refused: repository not allowlisted");
-        audit_rejection(&state, Some(delivery), Some(kind), Some(repo.name.full()), "repository not in the allowlist", StatusCode::FORBIDDEN).await;
-        return answer(StatusCode::FORBIDDEN, "error", format!("repository {} is not served by this Sluice", repo.name));
+        audit_rejection(
+            &state,
+            Some(delivery),
+            Some(kind),
+            Some(repo.name.full()),
+            "repository not in the allowlist",
+            StatusCode::FORBIDDEN,
+        )
+        .await;
+        return answer(
+            StatusCode::FORBIDDEN,
+            "error",
+            format!("repository {} is not served by this Sluice", repo.name),
+        );
     }
 
     // 4. Persist, then acknowledge.
     let json = match serde_json::to_string(&event) {
         Ok(j) => j,
-        Err(e) => return answer(StatusCode::INTERNAL_SERVER_ERROR, "error", format!("cannot store the event: {e}")),
+        Err(e) => {
+            return answer(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "error",
+                format!("cannot store the event: {e}"),
+            );
+        }
     };
-    match state.store.insert_event(delivery, kind, &json, now_ms()).await {
+    match state
+        .store
+        .insert_event(delivery, kind, &json, now_ms())
+        .await
+    {
         Ok(Inserted::New) => {
             tracing::info!(delivery, kind, "webhook accepted");
             state.events_ready.notify_one();
@@ -114,12 +202,20 @@ pub async fn receive(State(state): State<Arc<AppState>>, headers: HeaderMap, bod
         }
         Ok(Inserted::Duplicate) => {
             tracing::info!(delivery, kind, "webhook redelivered: already known");
-            answer(StatusCode::OK, "status", "duplicate delivery; already processed or queued")
+            answer(
+                StatusCode::OK,
+                "status",
+                "duplicate delivery; already processed or queued",
+            )
         }
         Err(e) => {
             // The one case where GitHub should try again: nothing was stored.
             tracing::error!(delivery, error = %format!("{e:#}"), "could not persist a webhook");
-            answer(StatusCode::SERVICE_UNAVAILABLE, "error", "the event could not be stored; redeliver it")
+            answer(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "error",
+                "the event could not be stored; redeliver it",
+            )
         }
     }
 }

@@ -1,3 +1,6 @@
 //! Sluice's integration tests: one binary, real git, real terraform, real SQLite, a fake GitHub.
 
+mod fake_github;
+mod github_client;
 mod tidy;
+mod webhooks;

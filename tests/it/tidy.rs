@@ -61,7 +61,11 @@ fn core_is_pure() {
             }
         }
     }
-    assert!(bad.is_empty(), "the core must stay pure:\n{}", bad.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "the core must stay pure:\n{}",
+        bad.join("\n")
+    );
 }
 
 /// Every module starts with a `//!` paragraph saying what it owns.
@@ -69,10 +73,19 @@ fn core_is_pure() {
 fn every_module_has_docs() {
     let missing: Vec<String> = rust_files(&src())
         .into_iter()
-        .filter(|f| !std::fs::read_to_string(f).unwrap().trim_start().starts_with("//!"))
+        .filter(|f| {
+            !std::fs::read_to_string(f)
+                .unwrap()
+                .trim_start()
+                .starts_with("//!")
+        })
         .map(|f| f.display().to_string())
         .collect();
-    assert!(missing.is_empty(), "modules without a //! header:\n{}", missing.join("\n"));
+    assert!(
+        missing.is_empty(),
+        "modules without a //! header:\n{}",
+        missing.join("\n")
+    );
 }
 
 /// No placeholders in shipped code.
