@@ -20,10 +20,10 @@ fn err(status: StatusCode, msg: &str) -> Response {
 /// `Ok(())` when the request carries the configured token (compared in constant time).
 fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Box<Response>> {
     let Some(token) = &state.api_token else {
-        return Err(err(
+        return Err(Box::new(err(
             StatusCode::NOT_FOUND,
             "the API is disabled: set api_token to enable it",
-        ));
+        )));
     };
     let given = headers
         .get("authorization")
@@ -40,10 +40,10 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Box<Response>>
         hmac::Hmac::<sha2::Sha256>::new_from_slice(b"sluice-api-token").expect("any key length");
     check.update(given.as_bytes());
     if check.verify_slice(&expected).is_err() {
-        return Err(err(
+        return Err(Box::new(err(
             StatusCode::UNAUTHORIZED,
             "missing or wrong bearer token",
-        ));
+        )));
     }
     Ok(())
 }
