@@ -2,5 +2,6 @@
 
 mod fake_github;
 mod github_client;
+mod support;
 mod tidy;
 mod webhooks;
