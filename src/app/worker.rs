@@ -104,7 +104,9 @@ impl Workers {
     // ---- events --------------------------------------------------------------------------------
 
     pub async fn event_loop(self: Arc<Self>, stop: CancellationToken) {
-        const MAX_EVENT_ATTEMPTS: u32 = 5;
+        // A few quick tries: a transient fetch or API failure usually clears in seconds; after that
+        // the PR is told, rather than left waiting.
+        const MAX_EVENT_ATTEMPTS: u32 = 3;
         loop {
             if stop.is_cancelled() {
                 return;
@@ -144,7 +146,7 @@ impl Workers {
                         tracing::warn!(error = %format!("{e:#}"), attempt = ev.attempts + 1, last, "event failed");
                         let _ = self
                             .store
-                            .retry_event(&ev.delivery_id, &format!("{e:#}"), now_ms() + Self::backoff(ev.attempts + 1), MAX_EVENT_ATTEMPTS)
+                            .retry_event(&ev.delivery_id, &format!("{e:#}"), now_ms() + Self::backoff(ev.attempts), MAX_EVENT_ATTEMPTS)
                             .await;
                         if last {
                             self.tell_failure(pr_of, &e).await;

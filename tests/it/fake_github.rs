@@ -347,7 +347,7 @@ impl FakeGitHub {
             FakeReview {
                 id,
                 user: user.to_string(),
-                user_id: 5000 + id,
+                user_id: crate::server::user_id(user),
                 user_type: "User".to_string(),
                 state: state.to_string(),
                 commit_id,
@@ -460,6 +460,25 @@ impl FakeGitHub {
             .filter(|c| c.repo == repo && c.issue == pr)
             .map(|c| c.body.clone())
             .collect()
+    }
+
+    /// Bodies of the comments the bot itself posted on a pull request, oldest first.
+    pub fn bot_comments(&self, repo: &str, pr: u64) -> Vec<String> {
+        let repo = repo.to_ascii_lowercase();
+        self.state()
+            .comments
+            .iter()
+            .filter(|c| c.repo == repo && c.issue == pr && c.user == USER_LOGIN)
+            .map(|c| c.body.clone())
+            .collect()
+    }
+
+    /// A pull request as the fake knows it now.
+    pub fn pull(&self, repo: &str, number: u64) -> Option<FakePull> {
+        self.state()
+            .pulls
+            .get(&(repo.to_ascii_lowercase(), number))
+            .cloned()
     }
 
     pub fn all_comments(&self) -> Vec<FakeComment> {

@@ -1,7 +1,9 @@
 //! Sluice's integration tests: one binary, real git, real terraform, real SQLite, a fake GitHub.
 
+mod bot;
 mod fake_github;
 mod github_client;
+mod server;
 mod support;
 mod tidy;
 mod webhooks;

@@ -1,0 +1,403 @@
+//! A harness for end-to-end tests of the bot: the real `sluice serve` binary, started as a child
+//! process against the fake GitHub server, a real git repository (cloned through a `file://`
+//! URL), real terraform with the null provider, and a real SQLite store in a temp dir.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::fake_github::{FakeGitHub, FakePull, TOKEN};
+use crate::support::{TestRepo, tools};
+use crate::webhooks::Webhook;
+
+pub const SECRET: &str = "test-webhook-secret-0123456789";
+pub const API_TOKEN: &str = "test-api-token-0123456789";
+pub const REPO: &str = "acme/infra";
+
+/// A running `sluice serve`.
+pub struct Server {
+    child: Option<Child>,
+    pub url: String,
+    pub logs: Arc<Mutex<Vec<String>>>,
+}
+
+impl Server {
+    /// Starts the binary with `env` (plus nothing inherited but PATH/HOME) and waits until it
+    /// listens.
+    pub fn start(env: &BTreeMap<String, String>, args: &[&str]) -> Result<Server, String> {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
+        cmd.arg("serve")
+            .args(args)
+            .arg("--log-format")
+            .arg("json")
+            .env_clear();
+        for key in ["PATH", "HOME"] {
+            if let Ok(v) = std::env::var(key) {
+                cmd.env(key, v);
+            }
+        }
+        cmd.env("SLUICE_LOG", "info,sluice=debug");
+        cmd.envs(env)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().map_err(|e| e.to_string())?;
+        let stderr = child.stderr.take().expect("piped");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        {
+            let logs = logs.clone();
+            std::thread::spawn(move || {
+                let mut tx = Some(tx);
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    if let Some(addr) = line.strip_prefix("sluice: listening on ")
+                        && let Some(t) = tx.take()
+                    {
+                        let _ = t.send(addr.trim().to_string());
+                    }
+                    logs.lock().unwrap().push(line);
+                }
+            });
+        }
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(url) => Ok(Server {
+                child: Some(child),
+                url,
+                logs,
+            }),
+            Err(_) => {
+                let _ = child.kill();
+                let status = child.wait().ok();
+                std::thread::sleep(Duration::from_millis(100));
+                Err(format!(
+                    "server did not start ({status:?}):\n{}",
+                    logs.lock().unwrap().join("\n")
+                ))
+            }
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// SIGKILL: a crash.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub fn terminate(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let mut c = self.child.take()?;
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status();
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(Some(st)) = c.try_wait() {
+                return Some(st);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = c.kill();
+        c.wait().ok()
+    }
+
+    pub fn logs(&self) -> String {
+        self.logs.lock().unwrap().join("\n")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Everything a bot scenario needs.
+pub struct Harness {
+    pub fake: FakeGitHub,
+    pub origin: TestRepo,
+    pub data: tempfile::TempDir,
+    pub env: BTreeMap<String, String>,
+    pub server: Option<Server>,
+    pub http: reqwest::Client,
+}
+
+impl Harness {
+    /// The origin repo gets `files` on `main`; the server is not started yet.
+    pub async fn new(files: &[(&str, &str)]) -> Harness {
+        let tools = tools();
+        let fake = FakeGitHub::start().await;
+        let origin = TestRepo::new();
+        for (p, c) in files {
+            origin.write(p, c);
+        }
+        origin.commit("initial infrastructure");
+        let data = tempfile::tempdir().expect("temp dir");
+        let env = BTreeMap::from([
+            ("SLUICE_LISTEN".to_string(), "127.0.0.1:0".to_string()),
+            (
+                "SLUICE_DATA_DIR".to_string(),
+                data.path().display().to_string(),
+            ),
+            ("SLUICE_WEBHOOK_SECRET".to_string(), SECRET.to_string()),
+            ("SLUICE_GITHUB_TOKEN".to_string(), TOKEN.to_string()),
+            ("SLUICE_GITHUB_API_URL".to_string(), fake.url()),
+            (
+                "SLUICE_TERRAFORM_BIN".to_string(),
+                tools.terraform.display().to_string(),
+            ),
+            (
+                "SLUICE_PROVIDER_MIRROR".to_string(),
+                tools.mirror.display().to_string(),
+            ),
+            ("SLUICE_API_TOKEN".to_string(), API_TOKEN.to_string()),
+            ("SLUICE_JOB_LEASE_SECS".to_string(), "3".to_string()),
+            ("SLUICE_SHUTDOWN_GRACE_SECS".to_string(), "20".to_string()),
+        ]);
+        Harness {
+            fake,
+            origin,
+            data,
+            env,
+            server: None,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.insert(key.to_string(), value.to_string());
+    }
+
+    pub fn start(&mut self) {
+        let s = Server::start(&self.env, &[]).unwrap_or_else(|e| panic!("{e}"));
+        self.server = Some(s);
+    }
+
+    pub fn server(&self) -> &Server {
+        self.server.as_ref().expect("server started")
+    }
+
+    pub fn url(&self) -> String {
+        self.server().url.clone()
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.data.path().to_path_buf()
+    }
+
+    /// Creates branch `branch` from `main` with `files` changed, registers PR `n` on the fake and
+    /// in the origin's `refs/pull/n/head`. Returns the head SHA.
+    pub fn open_pr(&self, n: u64, branch: &str, files: &[(&str, &str)]) -> String {
+        self.origin.checkout("main");
+        let base = self.origin.head();
+        self.origin.checkout_new(branch);
+        for (p, c) in files {
+            self.origin.write(p, c);
+        }
+        let head = self.origin.commit(&format!("change for #{n}"));
+        self.origin.set_pull_ref(n, &head);
+        self.origin.checkout("main");
+        self.fake.add_pull(FakePull {
+            head_sha: head.clone(),
+            head_ref: branch.to_string(),
+            base_sha: base,
+            ..FakePull::new(REPO, n)
+        });
+        head
+    }
+
+    /// Adds a commit to the PR's branch; returns the new head SHA (the fake and the pull ref
+    /// follow).
+    pub fn push(&self, n: u64, branch: &str, files: &[(&str, &str)]) -> String {
+        self.origin.checkout(branch);
+        for (p, c) in files {
+            self.origin.write(p, c);
+        }
+        let head = self.origin.commit(&format!("more for #{n}"));
+        self.origin.set_pull_ref(n, &head);
+        self.origin.checkout("main");
+        self.fake
+            .update_pull(REPO, n, |p| p.head_sha = head.clone());
+        head
+    }
+
+    /// A `pull_request` webhook for PR `n` as the fake knows it.
+    pub fn pr_event(&self, action: &str, n: u64) -> Webhook {
+        let pull = self.fake_pull(n);
+        Webhook::load(match action {
+            "closed" => "pull_request.closed.json",
+            "synchronize" => "pull_request.synchronize.json",
+            "reopened" => "pull_request.reopened.json",
+            "ready_for_review" => "pull_request.ready_for_review.json",
+            _ => "pull_request.opened.json",
+        })
+        .repo(REPO, &self.origin.url())
+        .pr_number(n)
+        .head_sha(&pull.head_sha)
+        .set("/pull_request/head/ref", pull.head_ref.as_str())
+        .base(&pull.base_ref, &pull.base_sha)
+        .user(&pull.author)
+        .set("/pull_request/user/id", pull.author_id)
+        .draft(false)
+        .installation(None)
+    }
+
+    pub fn fake_pull(&self, n: u64) -> FakePull {
+        self.fake.pull(REPO, n).expect("the PR exists on the fake")
+    }
+
+    /// An `issue_comment` webhook on PR `n` by `user`.
+    pub fn comment_event(&self, n: u64, user: &str, body: &str) -> Webhook {
+        let id = self.fake.add_comment(REPO, n, user, body);
+        Webhook::load("issue_comment.created.pr.json")
+            .repo(REPO, &self.origin.url())
+            .pr_number(n)
+            .comment_body(body)
+            .user(user)
+            .set("/comment/id", id)
+            .set("/comment/user/id", user_id(user))
+            .set("/sender/id", user_id(user))
+            .installation(None)
+    }
+
+    pub async fn send(&self, hook: &Webhook) -> reqwest::Response {
+        let signed = hook.signed(SECRET);
+        self.http
+            .post(format!("{}/events", self.url()))
+            .headers(signed.header_map())
+            .body(signed.body.clone())
+            .send()
+            .await
+            .expect("webhook delivered")
+    }
+
+    /// Sends and asserts 202.
+    pub async fn deliver(&self, hook: &Webhook) {
+        let r = self.send(hook).await;
+        assert_eq!(
+            r.status(),
+            202,
+            "webhook not accepted: {}",
+            r.text().await.unwrap_or_default()
+        );
+    }
+
+    /// Waits until PR `n` has a comment satisfying `pred`; returns it.
+    pub async fn wait_comment(&self, n: u64, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        self.wait(what, || {
+            self.fake
+                .bot_comments(REPO, n)
+                .into_iter()
+                .find(|c| pred(c))
+        })
+        .await
+    }
+
+    /// Number of comments on PR `n` satisfying `pred`.
+    pub fn count_comments(&self, n: u64, pred: impl Fn(&str) -> bool) -> usize {
+        self.fake
+            .bot_comments(REPO, n)
+            .iter()
+            .filter(|c| pred(c))
+            .count()
+    }
+
+    /// Waits for the latest status `context` on `sha` to be `state`; returns its description.
+    pub async fn wait_status(&self, sha: &str, context: &str, state: &str) -> String {
+        self.wait(&format!("status {context}={state} on {sha}"), || {
+            self.fake
+                .statuses(sha)
+                .into_iter()
+                .rev()
+                .find(|(c, _, _)| c == context)
+                .filter(|(_, s, _)| s == state)
+                .map(|(_, _, d)| d)
+        })
+        .await
+    }
+
+    pub async fn wait<T>(&self, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            if let Some(v) = probe() {
+                return v;
+            }
+            if Instant::now() > deadline {
+                let logs = self.server.as_ref().map(|s| s.logs()).unwrap_or_default();
+                let comments: Vec<String> = self
+                    .fake
+                    .all_comments()
+                    .into_iter()
+                    .map(|c| format!("#{} {}: {}", c.issue, c.user, c.body))
+                    .collect();
+                panic!(
+                    "timed out waiting for {what}\n--- comments ---\n{}\n--- server logs ---\n{logs}",
+                    comments.join("\n----\n")
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// `GET /api/locks` → (dir, workspace, pr) triples.
+    pub async fn locks(&self) -> Vec<(String, String, u64)> {
+        let v: serde_json::Value = self
+            .http
+            .get(format!("{}/api/locks", self.url()))
+            .bearer_auth(API_TOKEN)
+            .send()
+            .await
+            .expect("api")
+            .json()
+            .await
+            .expect("json");
+        v["locks"]
+            .as_array()
+            .expect("locks array")
+            .iter()
+            .map(|l| {
+                (
+                    l["key"]["dir"].as_str().unwrap_or_default().to_string(),
+                    l["key"]["workspace"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                    l["pr"].as_u64().unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+
+    /// Runs `sluice <args>` against this harness's data dir.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        crate::support::sluice(
+            args,
+            &BTreeMap::from([(
+                "SLUICE_DATA_DIR".to_string(),
+                self.data_dir().display().to_string(),
+            )]),
+            Path::new("."),
+        )
+    }
+}
+
+/// A stable numeric id per login, as GitHub would have.
+pub fn user_id(login: &str) -> u64 {
+    match login {
+        "alice" => 1001,
+        "bob" => 1002,
+        "carol" => 1003,
+        _ => 5000 + login.bytes().map(u64::from).sum::<u64>(),
+    }
+}
