@@ -268,6 +268,9 @@ pub async fn run(
             // A new session: its own process group (so the whole tree can be signalled at
             // once) and no controlling terminal (so nothing inside can inject keystrokes).
             nix::unistd::setsid().map_err(io::Error::from)?;
+            // If Sluice itself dies (a crash, kill -9), the run dies with it instead of living on
+            // unsupervised and writing into a job dir that a retry is about to recreate.
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(io::Error::from)?;
             if ignore_sigint {
                 nix::sys::signal::signal(Signal::SIGINT, nix::sys::signal::SigHandler::SigIgn)
                     .map_err(io::Error::from)?;

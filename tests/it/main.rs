@@ -1,6 +1,7 @@
 //! Sluice's integration tests: one binary, real git, real terraform, real SQLite, a fake GitHub.
 
 mod bot;
+mod durability;
 mod fake_github;
 mod github_client;
 mod server;
