@@ -1,5 +1,6 @@
 //! Sluice's integration tests: one binary, real git, real terraform, real SQLite, a fake GitHub.
 
+mod audit;
 mod bot;
 mod durability;
 mod fake_github;
