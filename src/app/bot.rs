@@ -87,7 +87,8 @@ impl Mirrors {
             .join(format!("{}.git", repo.name().to_ascii_lowercase()))
     }
 
-    /// Makes sure `want` (and the base branch) are in the mirror, fetching what is missing.
+    /// Makes sure the commits `want` are in the mirror. With `refresh`, fetches even when they
+    /// are (to see where the base branch is now); otherwise only when something is missing.
     pub async fn ensure(
         &self,
         repo: &RepoName,
@@ -95,6 +96,7 @@ impl Mirrors {
         token: Option<crate::config::Secret>,
         refspec_sets: Vec<Vec<String>>,
         want: Vec<CommitSha>,
+        refresh: bool,
     ) -> anyhow::Result<GitRepo> {
         let lock = self.lock_for(repo);
         let _guard = lock.lock().await;
@@ -103,6 +105,9 @@ impl Mirrors {
         tokio::task::spawn_blocking(move || -> anyhow::Result<GitRepo> {
             let git = GitRepo::mirror(&path)?;
             let have_all = |g: &GitRepo| want.iter().all(|w| g.has_commit(w));
+            if !refresh && have_all(&git) {
+                return Ok(git);
+            }
             // Refspec sets in order of preference: the first that brings every wanted commit wins.
             // A set can fail as a whole (git rejects a missing ref), so the next one is tried.
             let mut last_err = None;
@@ -335,6 +340,7 @@ impl Bot {
                 token,
                 sets,
                 vec![pr.head_sha.clone()],
+                true,
             )
             .await
             .map_err(|e| EventError::Retry(e.context(format!("fetching {} for #{n}", repo.name))))
@@ -556,7 +562,7 @@ impl Bot {
         match started {
             RunStart::Queued { run_id } => {
                 tracing::info!(repo = %repo.name, pr = pr.number.get(), run_id, projects = n, "plan queued");
-                self.jobs_ready.notify_waiters();
+                self.jobs_ready.notify_one();
             }
             RunStart::Waiting { run_id, held } => {
                 tracing::info!(repo = %repo.name, pr = pr.number.get(), run_id, "plan waits for locks");
@@ -858,7 +864,7 @@ impl Bot {
             .map_err(EventError::Retry)?;
         remove_plan_files(&discarded);
         if !started.is_empty() {
-            self.jobs_ready.notify_waiters();
+            self.jobs_ready.notify_one();
         }
         self.outbox_ready.notify_one();
         Ok(())
@@ -942,7 +948,7 @@ impl Bot {
             .map_err(EventError::Retry)?;
         remove_plan_files(&discarded);
         if !started.is_empty() {
-            self.jobs_ready.notify_waiters();
+            self.jobs_ready.notify_one();
         }
         self.outbox_ready.notify_one();
         Ok(())
@@ -1187,7 +1193,7 @@ impl Bot {
             .create_run(run, vec![pending], vec![], now)
             .await
             .map_err(EventError::Retry)?;
-        self.jobs_ready.notify_waiters();
+        self.jobs_ready.notify_one();
         self.outbox_ready.notify_one();
         Ok(())
     }

@@ -343,6 +343,7 @@ impl Runner {
             .map_err(|e| fail(FailedStage::Config, e))?;
         let (job_dir, cli_config, cwd) =
             prepare(self, job, "").await.map_err(|(s, e)| fail(s, e))?;
+        tracing::debug!(ms = started.elapsed().as_millis() as u64, "checked out");
         let tf = self.engines(job, &binary, &cli_config, &job_dir, cwd, env);
         let engine = job.project.engine.default_binary();
 
@@ -350,6 +351,7 @@ impl Runner {
             .init(&[])
             .await
             .map_err(|e| fail(FailedStage::Init, format!("{e:#}")))?;
+        tracing::debug!(ms = step.output.duration.as_millis() as u64, "init");
         if !step.ok {
             return Err(fail(
                 FailedStage::Init,
@@ -373,6 +375,7 @@ impl Runner {
             .plan(&guest_plan, &job.extra_args)
             .await
             .map_err(|e| fail(FailedStage::Plan, format!("{e:#}")))?;
+        tracing::debug!(ms = step.output.duration.as_millis() as u64, "plan");
         if !step.ok {
             return Err(fail(
                 FailedStage::Plan,
@@ -384,6 +387,7 @@ impl Runner {
             .show_json(&guest_plan, &json_path)
             .await
             .map_err(|e| fail(FailedStage::Show, format!("{e:#}")))?;
+        tracing::debug!(ms = step.output.duration.as_millis() as u64, "show -json");
         if step.output.stdout_file_overflow {
             return Err(fail(
                 FailedStage::Show,

@@ -229,8 +229,24 @@ pub struct AuditQuery {
     pub limit: Option<u64>,
 }
 
+/// An owner's override of a failing policy, valid for one head commit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyOverrideRow {
+    pub repo: RepoName,
+    pub pr: PrNumber,
+    pub head_sha: CommitSha,
+    pub project: String,
+    pub policy: String,
+    pub by_login: String,
+    pub by_id: Option<u64>,
+    pub created_at: i64,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync {
+    /// Periodic housekeeping of the backend (SQLite: WAL checkpoints). Called by the sweeper.
+    async fn upkeep(&self) -> StoreResult<()>;
+
     // ---- webhook deliveries ------------------------------------------------------------------
     /// Persists a verified delivery. A known `delivery_id` is a duplicate and changes nothing.
     async fn insert_event(
@@ -322,6 +338,22 @@ pub trait Store: Send + Sync {
         pr: PrNumber,
         now: i64,
     ) -> StoreResult<Vec<PlanRow>>;
+
+    // ---- policy overrides ----------------------------------------------------------------------
+    /// Records overrides (with their audit entries, in one transaction).
+    async fn add_policy_overrides(
+        &self,
+        rows: Vec<PolicyOverrideRow>,
+        audit: Vec<AuditRecord>,
+        now: i64,
+    ) -> StoreResult<()>;
+    /// Overrides in force for the PR's `head_sha`.
+    async fn policy_overrides(
+        &self,
+        repo: &RepoName,
+        pr: PrNumber,
+        head_sha: &CommitSha,
+    ) -> StoreResult<Vec<PolicyOverrideRow>>;
 
     // ---- locks -------------------------------------------------------------------------------
     async fn locks(&self, repo: Option<&RepoName>) -> StoreResult<Vec<Lock>>;

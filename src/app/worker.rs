@@ -207,7 +207,12 @@ impl Workers {
                 .claim_job(&worker, now, now + self.lease.as_millis() as i64)
                 .await
             {
-                Ok(Some(claimed)) => self.execute(&worker, claimed, &kill).await,
+                Ok(Some(claimed)) => {
+                    // There may be more queued work: pass the wake-up on to an idle worker. (A
+                    // `notify_one` keeps its permit until someone waits, so none is lost.)
+                    self.jobs_ready.notify_one();
+                    self.execute(&worker, claimed, &kill).await
+                }
                 Ok(None) => {
                     tokio::select! {
                         _ = self.jobs_ready.notified() => {}
@@ -286,7 +291,7 @@ impl Workers {
                     tracing::error!(error = %format!("{e:#}"), "recording the job's result failed")
                 }
             }
-            self.jobs_ready.notify_waiters();
+            self.jobs_ready.notify_one();
         }
         .instrument(span)
         .await
@@ -348,6 +353,7 @@ impl Workers {
                     "+refs/pull/{n}/head:refs/sluice/pull/{n}/head"
                 )]],
                 vec![c.run.head_sha.clone()],
+                false,
             )
             .await
     }
@@ -657,13 +663,16 @@ impl Workers {
     }
 
     pub async fn sweep(&self) {
+        if let Err(e) = self.store.upkeep().await {
+            tracing::warn!(error = %format!("{e:#}"), "store upkeep failed");
+        }
         match self.store.recover_expired(now_ms()).await {
             Ok(rec) => {
                 for r in &rec {
                     tracing::warn!(job_id = r.job.id, repo = %r.run.repo, pr = r.run.pr.get(), now = %r.now, "job lease expired");
                 }
                 if !rec.is_empty() {
-                    self.jobs_ready.notify_waiters();
+                    self.jobs_ready.notify_one();
                 }
             }
             Err(e) => {

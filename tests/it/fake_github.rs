@@ -38,6 +38,16 @@ use serde_json::{Value, json};
 pub const TOKEN: &str = "ghp_fakeTokenForSluiceTests0000000000";
 /// `GET /user` login for [`TOKEN`].
 pub const USER_LOGIN: &str = "sluice-bot";
+
+/// A stable numeric id per login, as GitHub would have (the same user always has the same id).
+pub fn user_id(login: &str) -> u64 {
+    match login {
+        "alice" => 1001,
+        "bob" => 1002,
+        "carol" => 1003,
+        _ => 5000 + login.bytes().map(u64::from).sum::<u64>(),
+    }
+}
 pub const APP_ID: u64 = 4242;
 pub const APP_SLUG: &str = "sluice-test";
 
@@ -347,7 +357,7 @@ impl FakeGitHub {
             FakeReview {
                 id,
                 user: user.to_string(),
-                user_id: crate::server::user_id(user),
+                user_id: user_id(user),
                 user_type: "User".to_string(),
                 state: state.to_string(),
                 commit_id,

@@ -392,12 +392,4 @@ impl Harness {
     }
 }
 
-/// A stable numeric id per login, as GitHub would have.
-pub fn user_id(login: &str) -> u64 {
-    match login {
-        "alice" => 1001,
-        "bob" => 1002,
-        "carol" => 1003,
-        _ => 5000 + login.bytes().map(u64::from).sum::<u64>(),
-    }
-}
+pub use crate::fake_github::user_id;

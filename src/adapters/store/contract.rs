@@ -503,6 +503,42 @@ pub async fn outbox_keeps_each_prs_order(store: &dyn Store) {
     assert_eq!(store.pending_outbox().await.unwrap(), 0);
 }
 
+pub async fn policy_overrides_are_per_head_commit(store: &dyn Store) {
+    let row = |sha_char: char, policy: &str| PolicyOverrideRow {
+        repo: repo(),
+        pr: pr(1),
+        head_sha: sha(sha_char),
+        project: "envs/a".into(),
+        policy: policy.into(),
+        by_login: "dba".into(),
+        by_id: Some(7),
+        created_at: 0,
+    };
+    store
+        .add_policy_overrides(
+            vec![row('a', "protect-prod-databases")],
+            vec![audit(AuditAction::PolicyOverride)],
+            5,
+        )
+        .await
+        .unwrap();
+    let now = store
+        .policy_overrides(&repo(), pr(1), &sha('a'))
+        .await
+        .unwrap();
+    assert_eq!(now.len(), 1);
+    assert_eq!(now[0].policy, "protect-prod-databases");
+    assert_eq!(now[0].created_at, 5);
+    assert!(
+        store
+            .policy_overrides(&repo(), pr(1), &sha('b'))
+            .await
+            .unwrap()
+            .is_empty(),
+        "a new commit clears it"
+    );
+}
+
 pub async fn audit_chain_appends_and_scans(store: &dyn Store) {
     let e = store
         .append_audit(
@@ -587,6 +623,7 @@ mod sqlite {
         expired_leases_requeue_plans_and_interrupt_applies,
         closing_cancels_pending_work,
         outbox_keeps_each_prs_order,
+        policy_overrides_are_per_head_commit,
         audit_chain_appends_and_scans,
     );
 
