@@ -28,6 +28,9 @@
 //!     apply_requirements: [approved, mergeable, undiverged]   # default [approved]
 //!     depends_on: [network-shared]
 //!     env: { TF_VAR_region: eu-west-1 }   # plain, non-secret variables for the run
+//! policies:                  # optional; same entries as a `policies/*.yaml` file (`core::policy`)
+//!   - name: cap-destroys
+//!     rules: [{ max_destroys: 10 }]
 //! ```
 //!
 //! Anchors and aliases (`&x` / `*x`) and tags (`!!str`) are rejected: every value has exactly one
@@ -1414,9 +1417,9 @@ projects:
     worksapce: prod
     autoplan: { enable: true }
     frobnicate: 1
-"#), @r#"
+"#), @r"
             sluice.yaml:3:1: error: unknown key `project` at the top level
-              hint: did you mean `projects`? valid keys here: version, projects, autoplan, plan_drafts, automerge
+              hint: did you mean `projects`? valid keys here: version, projects, autoplan, plan_drafts, automerge, policies
             sluice.yaml:7:5: error: unknown key `worksapce` in project
               hint: did you mean `workspace`? valid keys here: name, dir, workspace, terraform_version, engine, autoplan, apply_requirements, depends_on, env
             sluice.yaml:8:17: error: unknown key `enable` in `autoplan`
@@ -1424,7 +1427,7 @@ projects:
             sluice.yaml:9:5: error: unknown key `frobnicate` in project
               hint: valid keys here: name, dir, workspace, terraform_version, engine, autoplan, apply_requirements, depends_on, env
             => no config
-            "#);
+        ");
     }
 
     #[test]
@@ -1790,6 +1793,62 @@ projects:
         let p = &config.unwrap().projects.unwrap()[0];
         assert_eq!(p.terraform_version.as_deref(), Some("1.10"));
         assert_eq!(p.env["TF_VAR_n"], "010");
+    }
+
+    #[test]
+    fn inline_policies() {
+        let (config, diags) = parse_repo_config(
+            "sluice.yaml",
+            r#"
+version: 1
+policies:
+  - name: cap-destroys
+    rules: [{ max_destroys: 10 }]
+  - name: only-infra
+    scope: { projects: ["prod-*"] }
+    access: { apply: { teams: [acme/infra] } }
+"#,
+        );
+        assert!(diags.is_empty(), "{diags:?}");
+        let config = config.expect("valid");
+        let names: Vec<(&str, &str, usize)> = config
+            .policies
+            .iter()
+            .map(|p| (p.name.as_str(), p.file.as_str(), p.pos.line))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("cap-destroys", "sluice.yaml", 4),
+                ("only-infra", "sluice.yaml", 6)
+            ]
+        );
+        // Errors in inline policies read like every other config error, and fail the config.
+        insta::assert_snapshot!(check("sluice.yaml", r#"
+version: 1
+projects:
+  - dir: a
+policies:
+  - name: dbs
+    rules:
+      - deny: [destroy]
+        resource_typs: [aws_db_instance]
+  - name: x
+    on_failure: require_override
+"#), @r"
+            sluice.yaml:8:16: error: unknown action `destroy`
+              hint: did you mean `delete`? valid actions: create, update, delete, replace
+            sluice.yaml:9:9: error: unknown key `resource_typs` in rule
+              hint: did you mean `resource_types`? valid keys here: deny, require_approval, max_destroys, max_changes, deny_providers, require_tags, name, resource_types, addresses, approvals, tag_attributes
+            sluice.yaml:11:17: error: `on_failure: require_override` needs `owners` who may override
+              hint: add `owners: { teams: [org/team] }` or `owners: { users: [login] }`
+            => no config
+        ");
+        insta::assert_snapshot!(check("atlantis.yaml", "version: 3\npolicies: []\n"), @r"
+            atlantis.yaml:2:1: error: unknown key `policies` at the top level of atlantis.yaml
+              hint: valid keys here: version, projects, automerge, autodiscover, workflows
+            => no config
+        ");
     }
 
     #[test]

@@ -52,6 +52,8 @@ pub fn load_policies(
     }
     policies.extend(inline.iter().cloned());
     diags.extend(check_policy_set(&policies));
+    // File by file, top to bottom: the order people fix them in.
+    diags.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
     if has_errors(&diags) {
         (None, diags)
     } else {
@@ -95,7 +97,9 @@ pub fn check_policy_set(policies: &[Policy]) -> Vec<Diagnostic> {
 pub fn check_teams(policies: &[Policy], teams: &TeamMembership) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     for p in policies {
-        for (team, pos) in team_refs(p) {
+        let mut refs = team_refs(p);
+        refs.sort_by_key(|(_, pos)| *pos);
+        for (team, pos) in refs {
             if teams.lookup(team) == TeamLookup::DoesNotExist {
                 out.push(
                     Diagnostic::error(
@@ -209,7 +213,7 @@ fn contradictions(policies: &[Policy], out: &mut Vec<Diagnostic>) {
                 }
                 let what = overlap
                     .iter()
-                    .map(|k| k.verb())
+                    .map(|k| format!("`{}`", k.name()))
                     .collect::<Vec<_>>()
                     .join(", ");
                 let refusing = format!(
@@ -229,8 +233,8 @@ fn contradictions(policies: &[Policy], out: &mut Vec<Diagnostic>) {
                         rule.pos.line,
                         rule.pos.column,
                         format!(
-                            "contradicting rules: this rule asks for approvals for changes that \
-                             {refusing} always refuses ({what})"
+                            "contradicting rules: this rule asks for approvals for {what} changes, \
+                             but {refusing} always refuses them"
                         ),
                     )
                     .with_hint(
@@ -244,8 +248,8 @@ fn contradictions(policies: &[Policy], out: &mut Vec<Diagnostic>) {
                         d.rule.pos.line,
                         d.rule.pos.column,
                         format!(
-                            "contradicting rules: this rule always refuses changes ({what}) that \
-                             {asking} allows with approvals"
+                            "contradicting rules: this rule always refuses {what} changes that \
+                             {asking} would allow with approvals"
                         ),
                     )
                     .with_hint("the refusal wins; remove one of the two rules, or narrow this one"),
@@ -280,5 +284,181 @@ fn list_covers(wide: &Option<Vec<Pattern>>, narrow: &Option<Vec<Pattern>>) -> bo
                 wp.as_str() == np.as_str() || (!is_glob(np.as_str()) && wp.is_match(np.as_str()))
             })
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fmt::Write as _;
+
+    use super::*;
+    use crate::core::policy::test_support::teams;
+
+    fn diags(files: &[(&str, &str)]) -> String {
+        let (policies, diags) = load_policies(files, &[]);
+        let mut out = String::new();
+        for d in &diags {
+            writeln!(out, "{d}").unwrap();
+        }
+        match policies {
+            Some(p) => writeln!(out, "=> {} policies", p.len()).unwrap(),
+            None => writeln!(out, "=> refused").unwrap(),
+        }
+        out
+    }
+
+    #[test]
+    fn policy_files_are_yaml_directly_in_policies() {
+        for (path, want) in [
+            ("policies/a.yaml", true),
+            ("policies/b.yml", true),
+            ("policies/README.md", false),
+            ("policies/sub/c.yaml", false),
+            ("policies/.hidden.yaml", false),
+            ("other/policies/a.yaml", false),
+            ("policiesx/a.yaml", false),
+            ("policies.yaml", false),
+        ] {
+            assert_eq!(is_policy_file(path), want, "{path}");
+        }
+    }
+
+    #[test]
+    fn names_are_unique_across_files() {
+        insta::assert_snapshot!(diags(&[
+            ("policies/a.yaml", "version: 1\npolicies:\n  - name: caps\n    rules: [{ max_destroys: 1 }]\n"),
+            ("policies/b.yaml", "version: 1\npolicies:\n  - name: other\n    rules: [{ max_destroys: 1 }]\n  - name: caps\n    rules: [{ max_changes: 1 }]\n"),
+        ]), @r"
+            policies/b.yaml:5:5: error: policy name `caps` is used twice: at policies/a.yaml:3 and at policies/b.yaml:5
+              hint: policy names must be unique across all policy files; rename one
+            => refused
+        ");
+    }
+
+    #[test]
+    fn one_broken_file_refuses_the_whole_set() {
+        insta::assert_snapshot!(diags(&[
+            ("policies/good.yaml", "version: 1\npolicies:\n  - name: caps\n    rules: [{ max_destroys: 1 }]\n"),
+            ("policies/bad.yaml", "version: 1\npolicies:\n  - name: dbs\n    rules: [{ deny: [destroy] }]\n"),
+        ]), @r"
+            policies/bad.yaml:4:22: error: unknown action `destroy`
+              hint: did you mean `delete`? valid actions: create, update, delete, replace
+            => refused
+        ");
+    }
+
+    #[test]
+    fn contradicting_rules_are_reported_at_both_places() {
+        insta::assert_snapshot!(diags(&[
+            ("policies/deny.yaml", r#"version: 1
+policies:
+  - name: no-db-deletes
+    rules:
+      - deny: [delete]
+        resource_types: ["aws_db_*"]
+  - name: no-destroys-in-prod
+    scope: { projects: ["prod-*"] }
+    rules:
+      - max_destroys: 0
+"#),
+            ("policies/approve.yaml", r#"version: 1
+policies:
+  - name: dba-approves
+    scope: { projects: ["prod-*"], branches: [main] }
+    rules:
+      - require_approval: [replace]
+        resource_types: [aws_db_instance]
+        approvals: { minimum: 1, from: { teams: [acme/dba] } }
+"#),
+        ]), @r"
+            policies/approve.yaml:6:9: warning: contradicting rules: this rule asks for approvals for `replace` changes, but `deny` of policy `no-db-deletes` (policies/deny.yaml:5) always refuses them
+              hint: approvals can never allow these changes; remove one of the two rules, or narrow the refusing rule
+            policies/approve.yaml:6:9: warning: contradicting rules: this rule asks for approvals for `replace` changes, but `max_destroys` of policy `no-destroys-in-prod` (policies/deny.yaml:10) always refuses them
+              hint: approvals can never allow these changes; remove one of the two rules, or narrow the refusing rule
+            policies/deny.yaml:5:9: warning: contradicting rules: this rule always refuses `replace` changes that `require_approval` of policy `dba-approves` (policies/approve.yaml:6) would allow with approvals
+              hint: the refusal wins; remove one of the two rules, or narrow this one
+            policies/deny.yaml:10:9: warning: contradicting rules: this rule always refuses `replace` changes that `require_approval` of policy `dba-approves` (policies/approve.yaml:6) would allow with approvals
+              hint: the refusal wins; remove one of the two rules, or narrow this one
+            => 3 policies
+        ");
+        // Not contradictions: the refusal only warns, is overridable, covers other projects or
+        // resources, or other actions.
+        insta::assert_snapshot!(diags(&[
+            ("policies/p.yaml", r#"version: 1
+policies:
+  - name: warn-only
+    rules: [{ deny: [delete] }]
+    on_failure: warn
+  - name: overridable
+    rules: [{ max_destroys: 0 }]
+    on_failure: require_override
+    owners: { users: [carol] }
+  - name: staging-only
+    scope: { projects: ["staging-*"] }
+    rules: [{ deny: [delete] }]
+  - name: other-type
+    rules: [{ deny: [delete], resource_types: [aws_s3_bucket] }]
+  - name: updates
+    rules: [{ deny: [update] }]
+  - name: asks
+    scope: { projects: ["prod-*"] }
+    rules:
+      - require_approval: [delete]
+        resource_types: [aws_db_instance]
+        approvals: { minimum: 1 }
+"#),
+        ]), @"=> 6 policies");
+    }
+
+    #[test]
+    fn teams_are_collected_and_checked() {
+        let (policies, _) = load_policies(
+            &[(
+                "policies/t.yaml",
+                r#"version: 1
+policies:
+  - name: t
+    access: { apply: { teams: [acme/infra, Acme/Gone] } }
+    approvals:
+      any_of:
+        - { from: { teams: [acme/platform] } }
+        - { from: { teams: [other/dba] } }
+    rules:
+      - require_approval: [delete]
+        approvals: { from: { teams: [acme/dba] } }
+    on_failure: require_override
+    owners: { teams: [acme/dba, acme/gone] }
+"#,
+            )],
+            &[],
+        );
+        let policies = policies.expect("valid");
+        assert_eq!(
+            teams_referenced(&policies),
+            [
+                ("acme", "dba"),
+                ("acme", "gone"),
+                ("acme", "infra"),
+                ("acme", "platform"),
+                ("other", "dba")
+            ]
+            .map(|(o, s)| (o.to_string(), s.to_string()))
+        );
+        let t = teams(&[
+            ("acme/infra", Some(&["ian"])),
+            ("acme/gone", None),
+            ("acme/platform", Some(&[])),
+            ("acme/dba", Some(&["dora"])),
+        ]);
+        let out: Vec<String> = check_teams(&policies, &t)
+            .iter()
+            .map(|d| d.to_string())
+            .collect();
+        insta::assert_snapshot!(out.join("\n"), @r"
+            policies/t.yaml:4:44: error: team `acme/gone` does not exist (or Sluice cannot see it)
+              hint: check the spelling (`org/team-slug`, as in the team's URL); Sluice's GitHub App needs the Members: read permission to see teams. Rules naming it fail until it is fixed
+            policies/t.yaml:13:33: error: team `acme/gone` does not exist (or Sluice cannot see it)
+              hint: check the spelling (`org/team-slug`, as in the team's URL); Sluice's GitHub App needs the Members: read permission to see teams. Rules naming it fail until it is fixed
+        ");
     }
 }

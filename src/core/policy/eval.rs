@@ -1344,7 +1344,8 @@ mod tests {
             "  - name: two\n    approvals:\n      minimum: 2\n      from: { teams: [acme/platform] }\n      ignore_stale: true\n",
         );
         // (approvals, outcome at apply)
-        let cases: &[(&[(&str, Option<char>)], &str)] = &[
+        type Approvers<'a> = &'a [(&'a str, Option<char>)];
+        let cases: &[(Approvers, &str)] = &[
             (&[("pat", Some('a')), ("paula", Some('a'))], "pass"),
             (&[("pat", Some('a')), ("PAULA", Some('a'))], "pass"),
             // The author (ada is in platform) never counts.

@@ -215,6 +215,15 @@ impl ChangeKind {
         ChangeKind::Replace,
     ];
 
+    pub fn name(self) -> &'static str {
+        match self {
+            ChangeKind::Create => "create",
+            ChangeKind::Update => "update",
+            ChangeKind::Delete => "delete",
+            ChangeKind::Replace => "replace",
+        }
+    }
+
     /// The verb used in reasons ("replaces `aws_db_instance.main`").
     pub fn verb(self) -> &'static str {
         match self {

@@ -128,7 +128,7 @@ fn policy_block(s: &mut String, d: &Decision, bot: &str, project: &ProjectName) 
     if total > MAX_RENDERED_REASONS {
         let _ = writeln!(
             s,
-            "  * … and {} more (see the `sluice/policy` status and the audit log)",
+            "  * … and {} more (the audit log has them all)",
             total - MAX_RENDERED_REASONS
         );
     }
@@ -153,4 +153,85 @@ fn owners(list: &[Principal]) -> String {
 
 fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::policy::eval::Reason;
+
+    fn decision(policy: &str, outcome: Outcome, reasons: &[&str]) -> Decision {
+        Decision {
+            policy: policy.to_string(),
+            file: format!("policies/{policy}.yaml"),
+            line: 3,
+            outcome,
+            reasons: reasons
+                .iter()
+                .enumerate()
+                .map(|(i, m)| Reason {
+                    rule: "deny".to_string(),
+                    kind: ReasonKind::Plan,
+                    message: m.to_string(),
+                    address: None,
+                    file: format!("policies/{policy}.yaml"),
+                    line: 10 + i,
+                    column: 9,
+                })
+                .collect(),
+        }
+    }
+
+    fn name(s: &str) -> ProjectName {
+        ProjectName::new(s).unwrap()
+    }
+
+    #[test]
+    fn nothing_applicable_renders_nothing() {
+        let d = [decision("a", Outcome::NotApplicable, &[])];
+        assert_eq!(render_section(&d, "sluice", &name("net")), "");
+        assert_eq!(render_section(&[], "sluice", &name("net")), "");
+    }
+
+    #[test]
+    fn reasons_are_capped_and_text_stays_on_one_line() {
+        let many: Vec<String> = (0..13).map(|i| format!("creates `x[{i}]`")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        let mut odd = decision("odd", Outcome::Warn, &["two\nlines\n\n# not a heading"]);
+        odd.reasons[0].rule = "rule `with` ticks".to_string();
+        let d = [
+            decision(
+                "caps",
+                Outcome::Fail {
+                    overridable_by: vec![
+                        Principal::User("carol".into()),
+                        Principal::Team("acme/dba".into()),
+                        Principal::Team("acme/sre".into()),
+                    ],
+                },
+                &many,
+            ),
+            odd,
+            decision("ok", Outcome::Pass, &[]),
+        ];
+        insta::assert_snapshot!(render_section(&d, "atlantis", &name("envs/prod:blue")), @r"
+            **Policies:** ❌ 1 failed · ⚠️ 1 warned · ✅ 1 passed
+
+            * ❌ **caps** (`policies/caps.yaml:3`) blocks apply until a policy owner (`@carol`, members of `acme/dba` or members of `acme/sre`) overrides it: `atlantis approve_policies -p envs/prod:blue --policy-set caps`
+              * `deny` (line 10): creates `x[0]`
+              * `deny` (line 11): creates `x[1]`
+              * `deny` (line 12): creates `x[2]`
+              * `deny` (line 13): creates `x[3]`
+              * `deny` (line 14): creates `x[4]`
+              * `deny` (line 15): creates `x[5]`
+              * `deny` (line 16): creates `x[6]`
+              * `deny` (line 17): creates `x[7]`
+              * `deny` (line 18): creates `x[8]`
+              * `deny` (line 19): creates `x[9]`
+              * … and 3 more (the audit log has them all)
+            * ⚠️ **odd** (`policies/odd.yaml:3`) warns (does not block)
+              * `` rule `with` ticks `` (line 10): two lines # not a heading
+            * ✅ **ok** passed
+        ");
+    }
 }
