@@ -39,14 +39,14 @@ pub fn is_policy_file(path: &str) -> bool {
 /// and adds the inline policies of `sluice.yaml`, then checks the set as a whole. Returns the
 /// policies only when no file has an error: a set with a broken file must not be used, or that
 /// file's rules would silently not apply (the caller blocks apply and shows the diagnostics).
-pub fn load_policies(
-    files: &[(&str, &str)],
+pub fn load_policies<F: AsRef<str>, T: AsRef<str>>(
+    files: &[(F, T)],
     inline: &[Policy],
 ) -> (Option<Vec<Policy>>, Vec<Diagnostic>) {
     let mut policies = Vec::new();
     let mut diags = Vec::new();
     for (file, text) in files {
-        let (p, d) = parse_policy_file(file, text);
+        let (p, d) = parse_policy_file(file.as_ref(), text.as_ref());
         policies.extend(p);
         diags.extend(d);
     }

@@ -220,6 +220,15 @@ pub fn blocks(decisions: &[Decision]) -> bool {
 /// A failing policy's outcome follows its `on_failure`; for `require_override`, an override by
 /// an owner (not the author) for this project at the current head commit turns it into
 /// `Overridden`. Access to `approve_policies` itself cannot be overridden.
+///
+/// How the caller uses it, per command:
+///
+/// * `plan`: once **before** running terraform, with `plan: None` — if [`blocks`], refuse to
+///   plan (only access can fail then). Once **after**, with the plan — the decisions predict
+///   apply: show them with [`render_section`](super::render_section) and set `sluice/policy`
+///   (a `Fail` → failure, `Pending` → pending, otherwise success); do not act on them.
+/// * `apply`, `unlock`: if [`blocks`], refuse with the reasons.
+/// * `approve_policies`: [`plan_overrides`] does the checking.
 pub fn evaluate(policies: &[Policy], input: &PolicyInput) -> Vec<Decision> {
     policies.iter().map(|p| evaluate_one(p, input)).collect()
 }
@@ -633,9 +642,12 @@ impl Ctx<'_, '_, '_> {
         // author's.
         let author = input.author.to_ascii_lowercase();
         let mut by_login: BTreeMap<String, &Approval> = BTreeMap::new();
+        let mut author_approved = false;
         for ap in input.approvals {
             let login = ap.login.to_ascii_lowercase();
-            if login != author {
+            if login == author {
+                author_approved = true;
+            } else {
                 by_login.insert(login, ap);
             }
         }
@@ -693,6 +705,9 @@ impl Ctx<'_, '_, '_> {
                     }
                     (false, _) => not_counted.push(format!("{name} (not one of them)")),
                 }
+            }
+            if author_approved {
+                not_counted.push(format!("{} (the author)", code(&format!("@{author}"))));
             }
             if counted.len() >= need {
                 continue;
@@ -1376,7 +1391,7 @@ mod tests {
         ]);
         insta::assert_snapshot!(f.show(&p), @r"
             two: fail
-              - [Approvals] approvals @ policies/t.yaml:5:7: needs 2 approvals from members of team `acme/platform` (has 1: `@pat`); not counted: `@dora` (not one of them), `@paula` (approved bbbbbbb, not the head aaaaaaa)
+              - [Approvals] approvals @ policies/t.yaml:5:7: needs 2 approvals from members of team `acme/platform` (has 1: `@pat`); not counted: `@dora` (not one of them), `@paula` (approved bbbbbbb, not the head aaaaaaa), `@ada` (the author)
         ");
         // At plan time, missing approvals are pending, not a failure.
         let f = facts(Stage::Plan).approved_by(&[("pat", Some('a'))]);

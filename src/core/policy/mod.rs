@@ -271,7 +271,7 @@ mod tests {
               - [Plan] require_tags @ policies/required-tags.yaml:11:9 <aws_db_instance.main>: replaces `aws_db_instance.main`: missing required tag `CostCenter`
               - [Plan] require_tags @ policies/required-tags.yaml:11:9 <module.app.aws_instance.web[0]>: creates `module.app.aws_instance.web[0]`: missing required tags `Owner`, `CostCenter`
             two-approvals-for-prod: fail
-              - [Approvals] approvals @ policies/two-approvals-for-prod.yaml:11:7: needs 2 approvals from members of team `acme/platform` (has none); not counted: `@pat` (approved bbbbbbb, not the head aaaaaaa)
+              - [Approvals] approvals @ policies/two-approvals-for-prod.yaml:11:7: needs 2 approvals from members of team `acme/platform` (has none); not counted: `@pat` (approved bbbbbbb, not the head aaaaaaa), `@ada` (the author)
             blocks: true
             ---
             **Policies:** ❌ 3 failed · ⚠️ 1 warned · ✅ 2 passed
@@ -283,7 +283,7 @@ mod tests {
               * `no-database-destroys` (line 13): replaces `aws_db_instance.main`
               * ℹ️ `override` (line 8): the override by `@ada` does not count: `@ada` opened this pull request, and authors cannot override policies on their own pull requests
             * ❌ **two-approvals-for-prod** (`policies/two-approvals-for-prod.yaml:5`) blocks apply; it cannot be overridden
-              * `approvals` (line 11): needs 2 approvals from members of team `acme/platform` (has none); not counted: `@pat` (approved bbbbbbb, not the head aaaaaaa)
+              * `approvals` (line 11): needs 2 approvals from members of team `acme/platform` (has none); not counted: `@pat` (approved bbbbbbb, not the head aaaaaaa), `@ada` (the author)
             * ⚠️ **required-tags** (`policies/required-tags.yaml:8`) warns (does not block)
               * `require_tags` (line 11): replaces `aws_db_instance.main`: missing required tag `CostCenter`
               * `require_tags` (line 11): creates `module.app.aws_instance.web[0]`: missing required tags `Owner`, `CostCenter`

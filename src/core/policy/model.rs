@@ -392,6 +392,7 @@ pub enum PatternKind {
 pub struct Pattern {
     text: String,
     pos: Pos,
+    kind: PatternKind,
     matcher: GlobMatcher,
     /// For `dir/**`: also matches `dir` itself, which is what people mean by "everything in dir".
     prefix: Option<GlobMatcher>,
@@ -439,6 +440,7 @@ impl Pattern {
         Ok(Pattern {
             text: text.to_string(),
             pos,
+            kind,
             matcher,
             prefix,
         })
@@ -456,9 +458,14 @@ impl Pattern {
         self.matcher.is_match(s) || self.prefix.as_ref().is_some_and(|p| p.is_match(s))
     }
 
-    /// True for a pattern that matches everything (`*`, `**`).
+    /// True for a pattern that matches everything: `**`, or `*` where `*` crosses `/`.
     pub fn is_everything(&self) -> bool {
-        self.text.chars().all(|c| c == '*')
+        match self.kind {
+            PatternKind::Path => self.text == "**",
+            PatternKind::Name | PatternKind::Address => {
+                !self.text.is_empty() && self.text.chars().all(|c| c == '*')
+            }
+        }
     }
 }
 
@@ -532,6 +539,15 @@ mod tests {
         for (p, kind, input, want) in cases {
             assert_eq!(pat(p, kind).is_match(input), want, "{p} ~ {input}");
         }
+    }
+
+    #[test]
+    fn what_matches_everything() {
+        assert!(pat("**", PatternKind::Path).is_everything());
+        assert!(!pat("*", PatternKind::Path).is_everything());
+        assert!(!pat("*", PatternKind::Path).is_match("envs/prod"));
+        assert!(pat("*", PatternKind::Name).is_everything());
+        assert!(pat("*", PatternKind::Address).is_match("module.a.b[\"x/y\"]"));
     }
 
     #[test]
