@@ -15,6 +15,8 @@ pub mod graph;
 pub mod job;
 pub mod lock;
 pub mod plan;
+pub mod policy;
 pub mod projects;
 pub mod repo_config;
 pub mod types;
+pub mod yaml;

@@ -28,6 +28,9 @@
 //!     apply_requirements: [approved, mergeable, undiverged]   # default [approved]
 //!     depends_on: [network-shared]
 //!     env: { TF_VAR_region: eu-west-1 }   # plain, non-secret variables for the run
+//! policies:                  # optional; same entries as a `policies/*.yaml` file (`core::policy`)
+//!   - name: cap-destroys
+//!     rules: [{ max_destroys: 10 }]
 //! ```
 //!
 //! Anchors and aliases (`&x` / `*x`) and tags (`!!str`) are rejected: every value has exactly one
@@ -35,13 +38,19 @@
 
 use std::collections::BTreeMap;
 
-use marked_yaml::types::{MarkedMappingNode, MarkedScalarNode, MarkedSequenceNode};
-use marked_yaml::{LoadError, LoaderOptions, Node};
+use marked_yaml::Node;
+use marked_yaml::types::MarkedMappingNode;
 use serde::Serialize;
 
 use super::diag::{Diagnostic, has_errors};
 use super::graph::{find_cycles, show_cycle};
+use super::policy::{self, Policy};
 use super::types::{ApplyRequirement, Engine, ProjectDir, ProjectName, Workspace};
+use super::yaml::{
+    self, Key,
+    Key::{Ignored, Known, Unsupported},
+    did_you_mean, is_null, list_some, pos, pos_of_span,
+};
 
 /// The config files Sluice looks for at the repository root, in precedence order: the first one
 /// that exists is read, the others are ignored with a warning ([`choose_config_file`]).
@@ -85,22 +94,7 @@ const RESERVED_ENV: &[&str] = &[
 ];
 const RESERVED_ENV_PREFIXES: &[&str] = &["TF_CLI_ARGS_", "SLUICE_", "LD_", "DYLD_"];
 
-/// A 1-based position in the config file (0:0 when unknown, e.g. for an empty file).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, serde::Deserialize,
-)]
-pub struct Pos {
-    pub line: usize,
-    pub column: usize,
-}
-
-/// A value together with where it was written, so later stages (glob expansion, detection) can
-/// point their diagnostics at the right spot in the config.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Located<T> {
-    pub value: T,
-    pub pos: Pos,
-}
+pub use super::yaml::{Located, Pos};
 
 /// Which dialect a config file is written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -139,6 +133,10 @@ pub struct RepoConfig {
     pub plan_drafts: bool,
     /// `automerge`: merge the PR once every project is applied. Read by the apply flow.
     pub automerge: bool,
+    /// Inline policies (`policies:`, same entries as a `policies/*.yaml` file). Like every
+    /// requirement, the caller must take them from the **base** branch's file. Combine them with
+    /// the policy files through [`super::policy::load_policies`]. Always empty for atlantis.yaml.
+    pub policies: Vec<Policy>,
 }
 
 /// A project's `dir`: one directory, or a glob expanded against the directories that hold
@@ -337,23 +335,13 @@ pub fn build_glob(pattern: &str) -> Result<globset::Glob, String> {
 // ---------------------------------------------------------------------------------------------
 // Reading YAML nodes, collecting diagnostics instead of stopping at the first problem.
 
-/// How the parser treats a key it finds.
-#[derive(Clone, Copy)]
-enum Key {
-    Known,
-    /// Harmless to ignore: a warning saying so, with the reason.
-    Ignored(&'static str),
-    /// Would change what runs if ignored: an error saying it is not supported, with the reason.
-    Unsupported(&'static str),
-}
-use Key::{Ignored, Known, Unsupported};
-
 const SLUICE_TOP_KEYS: &[(&str, Key)] = &[
     ("version", Known),
     ("projects", Known),
     ("autoplan", Known),
     ("plan_drafts", Known),
     ("automerge", Known),
+    ("policies", Known),
 ];
 
 const SLUICE_PROJECT_KEYS: &[(&str, Key)] = &[
@@ -453,261 +441,28 @@ const ATLANTIS_PROJECT_KEYS: &[(&str, Key)] = &[
     ),
 ];
 
+/// The YAML reader plus which dialect is being read (some messages and checks depend on it).
 struct Reader<'f> {
-    file: &'f str,
+    y: yaml::Reader<'f>,
     format: ConfigFormat,
-    diags: Vec<Diagnostic>,
 }
 
-fn pos_of_span(span: &marked_yaml::Span) -> Pos {
-    span.start().map_or(Pos::default(), |m| Pos {
-        line: m.line(),
-        column: m.column(),
-    })
-}
-
-fn pos(node: &Node) -> Pos {
-    pos_of_span(node.span())
-}
-
-/// A plain `~`, `null` or nothing: YAML's "no value".
-fn is_null(s: &MarkedScalarNode) -> bool {
-    s.may_coerce() && matches!(s.as_str(), "" | "~" | "null" | "Null" | "NULL")
-}
-
-fn describe(node: &Node) -> String {
-    match node {
-        Node::Scalar(s) if is_null(s) => "no value".to_string(),
-        Node::Scalar(s) if !s.may_coerce() => format!("the quoted string `\"{}\"`", s.as_str()),
-        Node::Scalar(s) => format!("`{}`", s.as_str()),
-        Node::Mapping(_) => "a mapping".to_string(),
-        Node::Sequence(_) => "a list".to_string(),
+// The generic node readers (`string`, `mapping`, `check_keys`, …) live in `core::yaml`; reading
+// through the wrapper keeps every call site here unchanged.
+impl<'f> std::ops::Deref for Reader<'f> {
+    type Target = yaml::Reader<'f>;
+    fn deref(&self) -> &Self::Target {
+        &self.y
     }
 }
 
-/// The closest of `candidates` to `word`, when it is close enough to be a typo.
-fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    let lower = word.to_ascii_lowercase();
-    candidates
-        .into_iter()
-        .map(|c| (strsim::damerau_levenshtein(&lower, c), c))
-        .filter(|(d, c)| *d <= 2.max(c.len() / 3))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
-}
-
-/// `a, b, c` — or the first `max` then `and N more`, so a hint never becomes a wall of text.
-fn list_some<S: AsRef<str>>(items: &[S], max: usize) -> String {
-    let shown: Vec<&str> = items.iter().take(max).map(AsRef::as_ref).collect();
-    let mut s = shown.join(", ");
-    if items.len() > max {
-        s.push_str(&format!(" and {} more", items.len() - max));
+impl std::ops::DerefMut for Reader<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.y
     }
-    s
 }
 
 impl Reader<'_> {
-    fn error(&mut self, at: Pos, message: impl Into<String>, hint: Option<String>) {
-        let mut d = Diagnostic::error(self.file, at.line, at.column, message);
-        d.hint = hint;
-        self.diags.push(d);
-    }
-
-    fn warning(&mut self, at: Pos, message: impl Into<String>, hint: Option<String>) {
-        let mut d = Diagnostic::warning(self.file, at.line, at.column, message);
-        d.hint = hint;
-        self.diags.push(d);
-    }
-
-    /// Parses the text into a mapping node, turning loader errors into diagnostics.
-    fn load(&mut self, text: &str) -> Option<Node> {
-        let options = LoaderOptions::default()
-            .error_on_duplicate_keys(true)
-            // Quoted values stay strings: `"true"` is not a boolean.
-            .prevent_coercion(true);
-        let marker_pos = |m: &marked_yaml::Marker| Pos {
-            line: m.line(),
-            column: m.column(),
-        };
-        let anchors_hint =
-            "write the value out in each place; Sluice reads a plain subset of YAML \
-                            so every value has exactly one position in the file"
-                .to_string();
-        match marked_yaml::parse_yaml_with_options(0, text, options) {
-            Ok(node) => return Some(node),
-            Err(LoadError::TopLevelMustBeMapping(m))
-            | Err(LoadError::TopLevelMustBeSequence(m)) => {
-                let first_key = match self.format {
-                    ConfigFormat::Sluice => "version: 1",
-                    ConfigFormat::Atlantis => "version: 3",
-                };
-                self.error(
-                    marker_pos(&m),
-                    "the file must be a mapping of keys to values",
-                    Some(format!("start with `{first_key}`, then `projects:`")),
-                );
-            }
-            Err(LoadError::UnexpectedAnchor(m)) => self.error(
-                marker_pos(&m),
-                "YAML anchors and aliases (`&name`, `*name`) are not supported",
-                Some(anchors_hint),
-            ),
-            Err(LoadError::UnexpectedTag(m)) => self.error(
-                marker_pos(&m),
-                "YAML tags (`!!str`, `!Ref`, …) are not supported",
-                Some("quote the value instead: `\"1.10\"`".to_string()),
-            ),
-            Err(LoadError::MappingKeyMustBeScalar(m)) => self.error(
-                marker_pos(&m),
-                "mapping keys must be plain names, not lists or mappings",
-                None,
-            ),
-            Err(LoadError::DuplicateKey(dup)) => {
-                let first = pos_of_span(dup.prev_key.span());
-                self.error(
-                    pos_of_span(dup.key.span()),
-                    format!(
-                        "key `{}` appears twice in the same mapping (first at line {})",
-                        dup.key.as_str(),
-                        first.line
-                    ),
-                    Some("remove one of them; YAML would silently keep only the last".to_string()),
-                );
-            }
-            Err(LoadError::ScanError(m, e)) => {
-                let hint = if e.info().contains("anchor") {
-                    Some(anchors_hint)
-                } else {
-                    Some("check indentation and quoting around this spot".to_string())
-                };
-                self.error(marker_pos(&m), format!("invalid YAML: {}", e.info()), hint);
-            }
-        }
-        None
-    }
-
-    /// Reports keys of `map` that are unknown (error, with did-you-mean), ignored (warning) or
-    /// unsupported (error) according to `rules`.
-    fn check_keys(&mut self, map: &MarkedMappingNode, place: &str, rules: &[(&str, Key)]) {
-        let known: Vec<&str> = rules
-            .iter()
-            .filter(|(_, k)| matches!(k, Known))
-            .map(|(n, _)| *n)
-            .collect();
-        for key in map.keys() {
-            let at = pos_of_span(key.span());
-            let name = key.as_str();
-            match rules.iter().find(|(n, _)| *n == name).map(|(_, k)| *k) {
-                Some(Known) => {}
-                Some(Ignored(why)) => self.warning(
-                    at,
-                    format!("`{name}` is ignored: {why}"),
-                    Some("remove it to silence this warning".to_string()),
-                ),
-                Some(Unsupported(why)) => self.error(
-                    at,
-                    format!("`{name}` is not supported by Sluice: {why}"),
-                    Some("remove it, or keep using Atlantis for this repository".to_string()),
-                ),
-                None => {
-                    let valid = known.join(", ");
-                    let hint = match did_you_mean(name, known.iter().copied()) {
-                        Some(s) => format!("did you mean `{s}`? valid keys here: {valid}"),
-                        None => format!("valid keys here: {valid}"),
-                    };
-                    self.error(at, format!("unknown key `{name}` {place}"), Some(hint));
-                }
-            }
-        }
-    }
-
-    fn mapping<'n>(&mut self, node: &'n Node, what: &str) -> Option<&'n MarkedMappingNode> {
-        match node {
-            Node::Mapping(m) => Some(m),
-            other => {
-                self.error(
-                    pos(other),
-                    format!(
-                        "{what} should be a mapping of keys to values, found {}",
-                        describe(other)
-                    ),
-                    None,
-                );
-                None
-            }
-        }
-    }
-
-    fn sequence<'n>(&mut self, node: &'n Node, key: &str) -> Option<&'n MarkedSequenceNode> {
-        match node {
-            Node::Sequence(s) => Some(s),
-            other => {
-                self.error(
-                    pos(other),
-                    format!("`{key}` should be a list, found {}", describe(other)),
-                    Some(format!("write `{key}: [a, b]` or one `- item` per line")),
-                );
-                None
-            }
-        }
-    }
-
-    fn string(&mut self, node: &Node, key: &str) -> Option<Located<String>> {
-        match node {
-            Node::Scalar(s) if !is_null(s) => Some(Located {
-                value: s.as_str().to_string(),
-                pos: pos(node),
-            }),
-            other => {
-                self.error(
-                    pos(other),
-                    format!(
-                        "`{key}` should be a single value, found {}",
-                        describe(other)
-                    ),
-                    None,
-                );
-                None
-            }
-        }
-    }
-
-    fn boolean(&mut self, node: &Node, key: &str) -> Option<bool> {
-        let b = match node {
-            Node::Scalar(s) => match (s.may_coerce(), s.as_str()) {
-                (true, "true") => Some(true),
-                (true, "false") => Some(false),
-                _ => None,
-            },
-            _ => None,
-        };
-        if b.is_none() {
-            let quoted = matches!(node, Node::Scalar(s) if !s.may_coerce());
-            self.error(
-                pos(node),
-                format!(
-                    "`{key}` should be `true` or `false`, found {}",
-                    describe(node)
-                ),
-                quoted.then(|| "write it without quotes: quoted values are strings".to_string()),
-            );
-        }
-        b
-    }
-
-    fn string_list(&mut self, node: &Node, key: &str) -> Option<Vec<Located<String>>> {
-        let seq = self.sequence(node, key)?;
-        let mut out = Vec::with_capacity(seq.len());
-        let mut ok = true;
-        for item in seq.iter() {
-            match self.string(item, key) {
-                Some(s) => out.push(s),
-                None => ok = false,
-            }
-        }
-        ok.then_some(out)
-    }
-
     /// `when_modified` patterns: non-empty, relative, and valid glob syntax.
     fn patterns(&mut self, node: &Node) -> Option<Vec<Located<String>>> {
         let list = self.string_list(node, "when_modified")?;
@@ -796,13 +551,16 @@ struct Defaults {
 }
 
 fn parse(file: &str, text: &str, format: ConfigFormat) -> (Option<RepoConfig>, Vec<Diagnostic>) {
+    let first_key = match format {
+        ConfigFormat::Sluice => "version: 1",
+        ConfigFormat::Atlantis => "version: 3",
+    };
     let mut r = Reader {
-        file,
+        y: yaml::Reader::new(file, format!("start with `{first_key}`, then `projects:`")),
         format,
-        diags: Vec::new(),
     };
     let Some(root) = r.load(text) else {
-        return (None, r.diags);
+        return (None, r.y.diags);
     };
     let Some(map) = root.as_mapping() else {
         // The loader only returns mappings at the top level; stay defensive.
@@ -811,7 +569,7 @@ fn parse(file: &str, text: &str, format: ConfigFormat) -> (Option<RepoConfig>, V
             "the file must be a mapping of keys to values",
             None,
         );
-        return (None, r.diags);
+        return (None, r.y.diags);
     };
     if map.is_empty() {
         let version = match format {
@@ -826,7 +584,7 @@ fn parse(file: &str, text: &str, format: ConfigFormat) -> (Option<RepoConfig>, V
                  detect projects itself"
             )),
         );
-        return (None, r.diags);
+        return (None, r.y.diags);
     }
     let config = match format {
         ConfigFormat::Sluice => sluice_top(&mut r, map),
@@ -840,7 +598,7 @@ fn parse(file: &str, text: &str, format: ConfigFormat) -> (Option<RepoConfig>, V
     let config = if has_errors(&r.diags) { None } else { config };
     // Checks run key by key; users read the file top to bottom.
     r.diags.sort_by_key(|d| (d.line, d.column));
-    (config, r.diags)
+    (config, r.y.diags)
 }
 
 fn sluice_top(r: &mut Reader, map: &MarkedMappingNode) -> Option<RepoConfig> {
@@ -886,6 +644,10 @@ fn sluice_top(r: &mut Reader, map: &MarkedMappingNode) -> Option<RepoConfig> {
             ),
         );
     }
+    let policies = map
+        .get_node("policies")
+        .map(|n| policy::policies_node(&mut r.y, n))
+        .unwrap_or_default();
     Some(RepoConfig {
         file: r.file.to_string(),
         format: ConfigFormat::Sluice,
@@ -893,6 +655,7 @@ fn sluice_top(r: &mut Reader, map: &MarkedMappingNode) -> Option<RepoConfig> {
         autoplan: defaults.autoplan,
         plan_drafts,
         automerge,
+        policies,
     })
 }
 
@@ -944,6 +707,7 @@ fn atlantis_top(r: &mut Reader, map: &MarkedMappingNode) -> Option<RepoConfig> {
         autoplan: true,
         plan_drafts: false,
         automerge,
+        policies: Vec::new(),
     })
 }
 
@@ -1653,9 +1417,9 @@ projects:
     worksapce: prod
     autoplan: { enable: true }
     frobnicate: 1
-"#), @r#"
+"#), @r"
             sluice.yaml:3:1: error: unknown key `project` at the top level
-              hint: did you mean `projects`? valid keys here: version, projects, autoplan, plan_drafts, automerge
+              hint: did you mean `projects`? valid keys here: version, projects, autoplan, plan_drafts, automerge, policies
             sluice.yaml:7:5: error: unknown key `worksapce` in project
               hint: did you mean `workspace`? valid keys here: name, dir, workspace, terraform_version, engine, autoplan, apply_requirements, depends_on, env
             sluice.yaml:8:17: error: unknown key `enable` in `autoplan`
@@ -1663,7 +1427,7 @@ projects:
             sluice.yaml:9:5: error: unknown key `frobnicate` in project
               hint: valid keys here: name, dir, workspace, terraform_version, engine, autoplan, apply_requirements, depends_on, env
             => no config
-            "#);
+        ");
     }
 
     #[test]
@@ -2029,6 +1793,62 @@ projects:
         let p = &config.unwrap().projects.unwrap()[0];
         assert_eq!(p.terraform_version.as_deref(), Some("1.10"));
         assert_eq!(p.env["TF_VAR_n"], "010");
+    }
+
+    #[test]
+    fn inline_policies() {
+        let (config, diags) = parse_repo_config(
+            "sluice.yaml",
+            r#"
+version: 1
+policies:
+  - name: cap-destroys
+    rules: [{ max_destroys: 10 }]
+  - name: only-infra
+    scope: { projects: ["prod-*"] }
+    access: { apply: { teams: [acme/infra] } }
+"#,
+        );
+        assert!(diags.is_empty(), "{diags:?}");
+        let config = config.expect("valid");
+        let names: Vec<(&str, &str, usize)> = config
+            .policies
+            .iter()
+            .map(|p| (p.name.as_str(), p.file.as_str(), p.pos.line))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("cap-destroys", "sluice.yaml", 4),
+                ("only-infra", "sluice.yaml", 6)
+            ]
+        );
+        // Errors in inline policies read like every other config error, and fail the config.
+        insta::assert_snapshot!(check("sluice.yaml", r#"
+version: 1
+projects:
+  - dir: a
+policies:
+  - name: dbs
+    rules:
+      - deny: [destroy]
+        resource_typs: [aws_db_instance]
+  - name: x
+    on_failure: require_override
+"#), @r"
+            sluice.yaml:8:16: error: unknown action `destroy`
+              hint: did you mean `delete`? valid actions: create, update, delete, replace
+            sluice.yaml:9:9: error: unknown key `resource_typs` in rule
+              hint: did you mean `resource_types`? valid keys here: deny, require_approval, max_destroys, max_changes, deny_providers, require_tags, name, resource_types, addresses, approvals, tag_attributes
+            sluice.yaml:11:17: error: `on_failure: require_override` needs `owners` who may override
+              hint: add `owners: { teams: [org/team] }` or `owners: { users: [login] }`
+            => no config
+        ");
+        insta::assert_snapshot!(check("atlantis.yaml", "version: 3\npolicies: []\n"), @r"
+            atlantis.yaml:2:1: error: unknown key `policies` at the top level of atlantis.yaml
+              hint: valid keys here: version, projects, automerge, autodiscover, workflows
+            => no config
+        ");
     }
 
     #[test]
