@@ -9,9 +9,13 @@
 //!
 //! GitHub is the same local fake the integration tests use. Needs `scripts/install-test-tools`.
 
+// The integration tests' fake GitHub and webhook helpers (their own unit tests included, hence
+// the allowances).
 #[path = "../tests/it/fake_github.rs"]
+#[allow(unused_imports)]
 mod fake_github;
 #[path = "../tests/it/webhooks.rs"]
+#[allow(unused_imports)]
 mod webhooks;
 
 use std::io::{BufRead, BufReader};

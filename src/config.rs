@@ -115,6 +115,14 @@ pub struct Settings {
     /// Public base URL of this server, used for links to logs in comments.
     #[serde(default)]
     pub public_url: Option<String>,
+    /// Mandatory server policies: every `*.yaml` in this directory applies to every repository,
+    /// on top of (never instead of) the repository's own.
+    #[serde(default)]
+    pub policy_dir: Option<PathBuf>,
+    /// Read policies from the repositories (`policies/*.yaml`, `policies:` in sluice.yaml, from
+    /// the PR's base branch). `false` leaves only the server's.
+    #[serde(default = "default_true")]
+    pub repo_policies: bool,
     /// A worker renews its job's lease this often (a third of it); a job whose lease ran out
     /// (its worker died) is retried (plans) or marked interrupted (applies).
     #[serde(default = "default_lease")]
@@ -268,6 +276,8 @@ const ENV_KEYS: &[&str] = &[
     "api_token",
     "public_url",
     "job_lease_secs",
+    "policy_dir",
+    "repo_policies",
     "shutdown_grace_secs",
 ];
 const LIST_KEYS: &[&str] = &["repo_allowlist", "enabled_commands"];

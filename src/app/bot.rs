@@ -10,7 +10,9 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::sync::Notify;
 
+use super::policy::{PolicySet, TeamCache, policies_at};
 use super::repo_state::{RepoState, base_requirements, load_config_files};
+use super::store::PolicyOverrideRow;
 use super::store::{NewJob, NewRun, OutboxItem, Outgoing, RunStart, Store};
 use crate::adapters::git::GitRepo;
 use crate::adapters::github::{
@@ -18,16 +20,20 @@ use crate::adapters::github::{
 };
 use crate::config::Settings;
 use crate::core::apply_gate::{self, PlanFacts, PrFacts, ProjectFacts};
-use crate::core::audit::{AuditAction, AuditActor, AuditApproval, AuditRecord, AuditResult};
+use crate::core::audit::{
+    AuditAction, AuditActor, AuditApproval, AuditPolicyDecision, AuditRecord, AuditResult,
+};
 use crate::core::command::{self, Command, CommandKind, ParseContext, Parsed};
 use crate::core::event::{Actor, ActorKind, Event, PullRequestAction, PullRequestInfo, RepoRef};
 use crate::core::job::JobKind;
 use crate::core::lock::{Lock, LockKey};
+use crate::core::policy::{self, Policy, PolicyInput, Stage};
 use crate::core::projects::{self, Project};
 use crate::core::types::{CommitSha, PrNumber, RepoName};
 
 pub const STATUS_PLAN: &str = "sluice/plan";
 pub const STATUS_APPLY: &str = "sluice/apply";
+pub const STATUS_POLICY: &str = "sluice/policy";
 
 /// Milliseconds since the Unix epoch. The only clock of the app layer.
 pub fn now_ms() -> i64 {
@@ -147,6 +153,9 @@ pub struct Bot {
     pub jobs_ready: Arc<Notify>,
     /// Wakes the outbox deliverer.
     pub outbox_ready: Arc<Notify>,
+    /// The server's mandatory policies (loaded at start-up).
+    pub server_policies: Arc<Vec<Policy>>,
+    pub teams: Arc<TeamCache>,
 }
 
 fn actor_audit(a: &Actor) -> AuditActor {
@@ -346,6 +355,51 @@ impl Bot {
             .map_err(|e| EventError::Retry(e.context(format!("fetching {} for #{n}", repo.name))))
     }
 
+    /// The policies in force for a PR whose base is `base` (from that commit, never the head).
+    pub async fn policy_set(
+        &self,
+        git: &GitRepo,
+        base: &CommitSha,
+    ) -> Result<PolicySet, EventError> {
+        let (git, base, server, repo) = (
+            git.clone(),
+            base.clone(),
+            self.server_policies.clone(),
+            self.settings.repo_policies,
+        );
+        tokio::task::spawn_blocking(move || policies_at(&git, &base, &server, repo))
+            .await
+            .map_err(|e| EventError::Retry(e.into()))?
+            .map_err(EventError::Permanent)
+    }
+
+    /// A refused policy check, as the audit log records it.
+    fn policy_refusal(
+        &self,
+        delivery_id: &str,
+        repo: &RepoName,
+        pr: &PullDetails,
+        actor: &Actor,
+        project: &Project,
+        decisions: Vec<AuditPolicyDecision>,
+    ) -> AuditRecord {
+        AuditRecord {
+            event_id: Some(delivery_id.to_string()),
+            actor: actor_audit(actor),
+            action: Some(AuditAction::PolicyCheck),
+            repo: Some(repo.full()),
+            pr: Some(pr.number.get()),
+            base_sha: Some(pr.base_sha.to_string()),
+            head_sha: Some(pr.head_sha.to_string()),
+            project: Some(project.name.to_string()),
+            dir: Some(project.dir.to_string()),
+            workspace: Some(project.workspace.to_string()),
+            result: Some(AuditResult::Refused),
+            policy: decisions,
+            ..AuditRecord::default()
+        }
+    }
+
     /// The commit the base branch points at now (after a fetch).
     fn base_tip(git: &GitRepo, pr: &PullDetails) -> CommitSha {
         git.resolve(&format!("refs/sluice/base/{}", pr.base_ref))
@@ -482,6 +536,71 @@ impl Bot {
                 .map_err(EventError::Retry)?;
             self.outbox_ready.notify_one();
             return Ok(());
+        }
+
+        // Who may plan (policies from the base branch).
+        let policies = self.policy_set(&git, &base).await?;
+        if !policies.policies.is_empty() {
+            let teams = self.teams.resolve(&*self.github, &policies.policies).await;
+            let mut body = String::new();
+            let mut records = Vec::new();
+            for p in &selected {
+                let input = PolicyInput {
+                    stage: Stage::Plan,
+                    actor: &actor.login,
+                    author: &pr.author.login,
+                    target_branch: &pr.base_ref,
+                    head_sha: &head,
+                    project: p,
+                    plan: None,
+                    approvals: &[],
+                    teams: &teams,
+                    overrides: &[],
+                };
+                let decisions = policy::evaluate(&policies.policies, &input);
+                if policy::blocks(&decisions) {
+                    body.push_str(&policy::render_section(
+                        &decisions,
+                        &self.settings.bot_name,
+                        &p.name,
+                    ));
+                    body.push('\n');
+                    records.push(self.policy_refusal(
+                        delivery_id,
+                        &repo.name,
+                        pr,
+                        actor,
+                        p,
+                        policies.audit(&decisions),
+                    ));
+                }
+            }
+            if !records.is_empty() {
+                let body = format!(
+                    "🚫 **Plan refused by policy** for @{}:\n\n{body}",
+                    actor.login
+                );
+                self.store
+                    .enqueue(
+                        vec![
+                            comment(&repo.name, pr.number, body),
+                            status(
+                                &repo.name,
+                                pr.number,
+                                &head,
+                                STATUS_PLAN,
+                                StatusState::Failure,
+                                "refused by policy",
+                            ),
+                        ],
+                        records,
+                        now,
+                    )
+                    .await
+                    .map_err(EventError::Retry)?;
+                self.outbox_ready.notify_one();
+                return Ok(());
+            }
         }
 
         let n = selected.len();
@@ -733,18 +852,32 @@ impl Bot {
                 .await;
         }
         match cmd.kind {
-            CommandKind::Plan => self.plan(delivery_id, repo, &pr, author, Some(&cmd), Some(comment_id), false).await,
-            CommandKind::Apply => self.apply(delivery_id, repo, &pr, author, &cmd, comment_id).await,
-            CommandKind::Unlock => self.unlock(delivery_id, repo, pr_number, author).await,
-            CommandKind::Version => self.version(repo, &pr).await,
-            CommandKind::ApprovePolicies => {
-                self.reply(
+            CommandKind::Plan => {
+                self.plan(
+                    delivery_id,
                     repo,
-                    pr_number,
+                    &pr,
+                    author,
+                    Some(&cmd),
                     Some(comment_id),
-                    "ℹ️ `approve_policies`: no policy of this repository failed, so there is nothing to approve.".to_string(),
+                    false,
                 )
                 .await
+            }
+            CommandKind::Apply => {
+                self.apply(delivery_id, repo, &pr, author, &cmd, comment_id)
+                    .await
+            }
+            CommandKind::Unlock => {
+                if let Some(refusal) = self.unlock_refusal(repo, &pr, author).await? {
+                    return self.reply(repo, pr_number, Some(comment_id), refusal).await;
+                }
+                self.unlock(delivery_id, repo, pr_number, author).await
+            }
+            CommandKind::Version => self.version(repo, &pr).await,
+            CommandKind::ApprovePolicies => {
+                self.approve_policies(delivery_id, repo, &pr, author, &cmd, comment_id)
+                    .await
             }
             CommandKind::Help => unreachable!("handled above"),
         }
@@ -1089,6 +1222,56 @@ impl Bot {
             })
             .collect();
 
+        // Policies (from the base branch) must allow the apply.
+        let policies = self.policy_set(&git, &base_tip).await?;
+        let mut policy_sections = Vec::new();
+        let mut policy_audit: HashMap<String, Vec<AuditPolicyDecision>> = HashMap::new();
+        if policies.broken {
+            for plan in &targeted {
+                refusals.push((plan.project_name.clone(), vec![policies.broken_message()]));
+            }
+        } else if !policies.policies.is_empty() {
+            let teams = self.teams.resolve(&*self.github, &policies.policies).await;
+            let overrides = self.overrides(&repo.name, pr).await?;
+            let in_force = apply_gate::approvals(&reviews, &pr.author);
+            for (plan, project) in targeted.iter().zip(&projects) {
+                let parsed = read_plan_json(&plan.plan_file);
+                let input = PolicyInput {
+                    stage: Stage::Apply,
+                    actor: &actor.login,
+                    author: &pr.author.login,
+                    target_branch: &pr.base_ref,
+                    head_sha: &pr.head_sha,
+                    project,
+                    plan: parsed.as_ref(),
+                    approvals: &in_force,
+                    teams: &teams,
+                    overrides: &overrides,
+                };
+                let decisions = policy::evaluate(&policies.policies, &input);
+                policy_audit.insert(plan.project_name.clone(), policies.audit(&decisions));
+                if policy::blocks(&decisions) {
+                    let failing: Vec<String> = decisions
+                        .iter()
+                        .filter(|d| d.is_blocking())
+                        .map(|d| format!("policy `{}` failed", d.policy))
+                        .collect();
+                    match refusals
+                        .iter_mut()
+                        .find(|(name, _)| name == &plan.project_name)
+                    {
+                        Some((_, reasons)) => reasons.extend(failing),
+                        None => refusals.push((plan.project_name.clone(), failing)),
+                    }
+                    policy_sections.push(format!(
+                        "Policies for **{}**:\n\n{}",
+                        project.name,
+                        policy::render_section(&decisions, &self.settings.bot_name, &project.name)
+                    ));
+                }
+            }
+        }
+
         if !refusals.is_empty() {
             let mut body = String::from("🚫 **Apply refused.** Nothing was applied:\n\n");
             let mut records = Vec::new();
@@ -1099,6 +1282,7 @@ impl Bot {
                 }
                 body.push('\n');
                 let plan = targeted.iter().find(|p| &p.project_name == project);
+                let decisions = policy_audit.get(project).cloned().unwrap_or_default();
                 records.push(AuditRecord {
                     event_id: Some(delivery_id.to_string()),
                     actor: actor_audit(actor),
@@ -1114,6 +1298,7 @@ impl Bot {
                     plan_sha256: plan.map(|p| p.plan_sha256.clone()),
                     plan_entry_seq: plan.and_then(|p| p.audit_seq),
                     approvals: approvals.clone(),
+                    policy: decisions,
                     details: reasons
                         .iter()
                         .enumerate()
@@ -1121,6 +1306,10 @@ impl Bot {
                         .collect(),
                     ..AuditRecord::default()
                 });
+            }
+            for section in &policy_sections {
+                body.push_str(section);
+                body.push('\n');
             }
             self.store
                 .enqueue(
@@ -1156,6 +1345,10 @@ impl Bot {
                     project_json: serde_json::to_string(&ApplyContext {
                         project: project.clone(),
                         approvals: approvals.clone(),
+                        policy: policy_audit
+                            .get(&plan.project_name)
+                            .cloned()
+                            .unwrap_or_default(),
                     })?,
                     plan_id: Some(plan.id),
                 })
@@ -1198,6 +1391,267 @@ impl Bot {
         Ok(())
     }
 
+    /// Overrides recorded for the PR's current head.
+    async fn overrides(
+        &self,
+        repo: &RepoName,
+        pr: &PullDetails,
+    ) -> Result<Vec<policy::PolicyOverride>, EventError> {
+        let rows = self
+            .store
+            .policy_overrides(repo, pr.number, &pr.head_sha)
+            .await
+            .map_err(EventError::Retry)?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| {
+                Some(policy::PolicyOverride {
+                    policy: r.policy,
+                    project: crate::core::types::ProjectName::new(&r.project).ok()?,
+                    by: r.by_login,
+                    head_sha: r.head_sha,
+                })
+            })
+            .collect())
+    }
+
+    /// `approve_policies`: an owner overrides failing `require_override` policies for the
+    /// targeted projects at the current head commit. Audited, named; a new commit clears it.
+    async fn approve_policies(
+        &self,
+        delivery_id: &str,
+        repo: &RepoRef,
+        pr: &PullDetails,
+        actor: &Actor,
+        cmd: &Command,
+        comment_id: u64,
+    ) -> Result<(), EventError> {
+        let plans = self
+            .store
+            .current_plans(&repo.name, pr.number)
+            .await
+            .map_err(EventError::Retry)?;
+        let t = &cmd.targets;
+        let targeted: Vec<_> = plans
+            .iter()
+            .filter(|p| p.head_sha == pr.head_sha)
+            .filter(|p| {
+                t.project
+                    .as_ref()
+                    .is_none_or(|n| n.as_str() == p.project_name)
+            })
+            .filter(|p| {
+                t.dir.as_deref().is_none_or(|d| {
+                    globset::Glob::new(d)
+                        .map(|g| g.compile_matcher().is_match(&p.project_dir))
+                        .unwrap_or(false)
+                })
+            })
+            .filter(|p| {
+                t.workspace
+                    .as_ref()
+                    .is_none_or(|w| w.as_str() == p.workspace)
+            })
+            .collect();
+        if targeted.is_empty() {
+            return self
+                .reply(repo, pr.number, Some(comment_id), format!("❌ Nothing to approve: there is no plan for the current head commit {}. Comment `{} plan` first.", pr.head_sha.short(), self.settings.bot_name))
+                .await;
+        }
+        let git = self.fetch(repo, pr).await?;
+        let base_tip = Self::base_tip(&git, pr);
+        let policies = self.policy_set(&git, &base_tip).await?;
+        if policies.broken {
+            return self
+                .reply(
+                    repo,
+                    pr.number,
+                    Some(comment_id),
+                    format!("❌ {}", policies.broken_message()),
+                )
+                .await;
+        }
+        let teams = self.teams.resolve(&*self.github, &policies.policies).await;
+        let reviews = self.github.list_reviews(&repo.name, pr.number).await?;
+        let in_force = apply_gate::approvals(&reviews, &pr.author);
+        let existing = self.overrides(&repo.name, pr).await?;
+        let mut rows = Vec::new();
+        let mut records = Vec::new();
+        let mut lines = Vec::new();
+        for plan in &targeted {
+            let Some(project) = self.project_of_plan(plan.job_id).await else {
+                continue;
+            };
+            let parsed = read_plan_json(&plan.plan_file);
+            let input = PolicyInput {
+                stage: Stage::Apply,
+                actor: &actor.login,
+                author: &pr.author.login,
+                target_branch: &pr.base_ref,
+                head_sha: &pr.head_sha,
+                project: &project,
+                plan: parsed.as_ref(),
+                approvals: &in_force,
+                teams: &teams,
+                overrides: &existing,
+            };
+            let decided = policy::plan_overrides(&policies.policies, &input, &cmd.policy_sets);
+            for o in &decided.granted {
+                lines.push(format!(
+                    "✅ overrode policy `{}` for `{}`",
+                    o.policy, project.name
+                ));
+                rows.push(PolicyOverrideRow {
+                    repo: repo.name.clone(),
+                    pr: pr.number,
+                    head_sha: pr.head_sha.clone(),
+                    project: project.name.to_string(),
+                    policy: o.policy.clone(),
+                    by_login: actor.login.clone(),
+                    by_id: Some(actor.id),
+                    created_at: 0,
+                });
+                records.push(AuditRecord {
+                    event_id: Some(delivery_id.to_string()),
+                    actor: actor_audit(actor),
+                    action: Some(AuditAction::PolicyOverride),
+                    repo: Some(repo.name.full()),
+                    pr: Some(pr.number.get()),
+                    base_sha: Some(base_tip.to_string()),
+                    head_sha: Some(pr.head_sha.to_string()),
+                    project: Some(project.name.to_string()),
+                    dir: Some(project.dir.to_string()),
+                    workspace: Some(project.workspace.to_string()),
+                    result: Some(AuditResult::Success),
+                    plan_sha256: Some(plan.plan_sha256.clone()),
+                    policy: vec![AuditPolicyDecision {
+                        policy: o.policy.clone(),
+                        outcome: "overridden".into(),
+                        reasons: vec![format!("overridden by @{}", actor.login)],
+                        source_blob: policies
+                            .policies
+                            .iter()
+                            .find(|p| p.name == o.policy)
+                            .and_then(|p| policies.blobs.get(&p.file).cloned()),
+                    }],
+                    ..AuditRecord::default()
+                });
+            }
+            for (name, why) in &decided.refused {
+                lines.push(format!("❌ `{name}` for `{}`: {why}", project.name));
+            }
+            for name in &decided.unknown {
+                lines.push(format!("❓ there is no policy named `{name}`"));
+            }
+        }
+        lines.dedup();
+        let body = if rows.is_empty() && lines.is_empty() {
+            "ℹ️ `approve_policies`: no policy fails for these projects, so there is nothing to approve.".to_string()
+        } else {
+            format!(
+                "**approve_policies** by @{} for commit `{}`:\n\n{}\n\nOverrides last until the next commit.{}",
+                actor.login,
+                pr.head_sha.short(),
+                lines.join("\n"),
+                if rows.is_empty() {
+                    String::new()
+                } else {
+                    format!(" Comment `{} apply` to apply.", self.settings.bot_name)
+                }
+            )
+        };
+        let now = now_ms();
+        if rows.is_empty() {
+            self.store
+                .enqueue(vec![comment(&repo.name, pr.number, body)], vec![], now)
+                .await
+                .map_err(EventError::Retry)?;
+        } else {
+            self.store
+                .add_policy_overrides(rows, records, now)
+                .await
+                .map_err(EventError::Retry)?;
+            self.store
+                .enqueue(vec![comment(&repo.name, pr.number, body)], vec![], now)
+                .await
+                .map_err(EventError::Retry)?;
+        }
+        self.outbox_ready.notify_one();
+        Ok(())
+    }
+
+    /// Who may `unlock`: the `access.unlock` of the policies covering the projects the PR holds.
+    async fn unlock_refusal(
+        &self,
+        repo: &RepoRef,
+        pr: &PullDetails,
+        actor: &Actor,
+    ) -> Result<Option<String>, EventError> {
+        let locks: Vec<Lock> = self
+            .store
+            .locks(Some(&repo.name))
+            .await
+            .map_err(EventError::Retry)?
+            .into_iter()
+            .filter(|l| l.pr == pr.number)
+            .collect();
+        if locks.is_empty() || (self.server_policies.is_empty() && !self.settings.repo_policies) {
+            return Ok(None);
+        }
+        let git = self.fetch(repo, pr).await?;
+        let base_tip = Self::base_tip(&git, pr);
+        let policies = self.policy_set(&git, &base_tip).await?;
+        if policies.policies.is_empty() {
+            return Ok(None);
+        }
+        let teams = self.teams.resolve(&*self.github, &policies.policies).await;
+        let (config, _, _) = {
+            let (g, h) = (git.clone(), pr.head_sha.clone());
+            tokio::task::spawn_blocking(move || load_config_files(|p| g.read_file(&h, p)))
+                .await
+                .map_err(|e| EventError::Retry(e.into()))?
+                .map_err(EventError::Permanent)?
+        };
+        let snapshot = git.snapshot(&pr.head_sha).map_err(EventError::Permanent)?;
+        let (known, _) = projects::all_projects(&snapshot, config.as_ref());
+        let mut sections = String::new();
+        for l in &locks {
+            let project = known
+                .iter()
+                .find(|p| p.dir == l.key.dir && p.workspace == l.key.workspace)
+                .cloned()
+                .unwrap_or_else(|| {
+                    projects::Project::detected(l.key.dir.clone(), l.key.workspace.clone())
+                });
+            let input = PolicyInput {
+                stage: Stage::Unlock,
+                actor: &actor.login,
+                author: &pr.author.login,
+                target_branch: &pr.base_ref,
+                head_sha: &pr.head_sha,
+                project: &project,
+                plan: None,
+                approvals: &[],
+                teams: &teams,
+                overrides: &[],
+            };
+            let decisions = policy::evaluate(&policies.policies, &input);
+            if policy::blocks(&decisions) {
+                sections.push_str(&policy::render_section(
+                    &decisions,
+                    &self.settings.bot_name,
+                    &project.name,
+                ));
+            }
+        }
+        Ok((!sections.is_empty()).then(|| {
+            format!(
+                "🚫 **Unlock refused by policy** for @{}:\n\n{sections}",
+                actor.login
+            )
+        }))
+    }
+
     async fn project_of_plan(&self, job_id: i64) -> Option<Project> {
         // The plan job stored the project it planned; the apply uses exactly that definition.
         let run_jobs = self.store.job(job_id).await.ok()??;
@@ -1231,6 +1685,17 @@ fn pull_from_event(pr: &PullRequestInfo, repo: &RepoRef) -> PullDetails {
 pub struct ApplyContext {
     pub project: Project,
     pub approvals: Vec<AuditApproval>,
+    /// The policy decisions the gate made (recorded with the apply).
+    #[serde(default)]
+    pub policy: Vec<AuditPolicyDecision>,
+}
+
+/// The parsed `show -json` saved beside a plan file; `None` when it is missing or unreadable (a
+/// policy that needs the plan then fails closed).
+pub fn read_plan_json(plan_file: &str) -> Option<crate::core::plan::Plan> {
+    let path = std::path::Path::new(plan_file).with_file_name("plan.json");
+    let bytes = std::fs::read(path).ok()?;
+    crate::core::plan::parse_plan_json(&bytes).ok()
 }
 
 /// `terraform version`'s first line, run unsandboxed: it reads no PR code.

@@ -87,7 +87,26 @@ pub fn check(root: &Path) -> anyhow::Result<CheckReport> {
     let snapshot = snapshot_from_disk(root)?;
     let (found, project_diags) = projects::all_projects(&snapshot, config.as_ref());
     diags.extend(project_diags);
+    // Policy files: `policies/*.yaml` plus the `policies:` of the config file.
+    let mut policy_files = Vec::new();
+    for path in snapshot
+        .files
+        .iter()
+        .filter(|p| crate::core::policy::is_policy_file(p))
+    {
+        let full = root.join(path);
+        let text = std::fs::read_to_string(&full)
+            .with_context(|| format!("reading {}", full.display()))?;
+        policy_files.push((path.clone(), text));
+    }
+    let inline = config
+        .as_ref()
+        .map(|c| c.policies.clone())
+        .unwrap_or_default();
+    let (policies, policy_diags) = crate::core::policy::load_policies(&policy_files, &inline);
+    diags.extend(policy_diags);
 
+    let policy_count = policies.as_ref().map(Vec::len).unwrap_or(0);
     let ok = !has_errors(&diags);
     let mut text = String::new();
     for d in &diags {
@@ -109,6 +128,13 @@ pub fn check(root: &Path) -> anyhow::Result<CheckReport> {
             p.dir,
             p.workspace,
             p.engine
+        )?;
+    }
+    if !policy_files.is_empty() || !inline.is_empty() {
+        writeln!(
+            text,
+            "{} policy file(s), {policy_count} policy(ies)",
+            policy_files.len()
         )?;
     }
     let errors = diags.iter().filter(|d| d.is_error()).count();

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod bot;
 pub mod config_check;
 pub mod locks_cli;
+pub mod policy;
 pub mod preview;
 pub mod project_run;
 pub mod repo_state;

@@ -181,6 +181,8 @@ pub struct ProjectJob<'a> {
 
 #[derive(Debug, Clone)]
 pub struct Planned {
+    /// The parsed `show -json` (policies are evaluated on it).
+    pub plan: crate::core::plan::Plan,
     pub summary: PlanSummary,
     /// Human diff, already redacted.
     pub diff: String,
@@ -422,6 +424,7 @@ impl Runner {
         let diff = redactor.redact(&render_diff(&plan)).into_owned();
         let engine_version = plan.terraform_version.clone();
         Ok(Planned {
+            plan,
             summary,
             diff,
             plan_sha256,

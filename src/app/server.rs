@@ -68,6 +68,17 @@ pub fn setup_notes(settings: &Settings, runner: &Runner, allowlist: &Allowlist) 
         Some(m) => format!("Providers: from the mirror {} only", m.display()),
         None => "Providers: downloaded by terraform from registries into each job".to_string(),
     });
+    notes.push(match (&settings.policy_dir, settings.repo_policies) {
+        (Some(d), true) => format!(
+            "Policies: the server's in {} plus each repository's (from the PR's base branch)",
+            d.display()
+        ),
+        (Some(d), false) => format!("Policies: only the server's, in {}", d.display()),
+        (None, true) => {
+            "Policies: each repository's policies/*.yaml (from the PR's base branch)".to_string()
+        }
+        (None, false) => "Policies: none".to_string(),
+    });
     notes.push(format!("Data: {}", settings.data_dir.display()));
     notes.push(format!(
         "Comment commands start with `{}`",
@@ -192,6 +203,10 @@ pub async fn serve(
     let github = github_client(&settings)?;
     let allowlist = Allowlist::new(&settings.repo_allowlist).map_err(anyhow::Error::msg)?;
     let enabled = enabled_commands(&settings)?;
+    let server_policies = match &settings.policy_dir {
+        Some(dir) => super::policy::load_server_policies(dir)?,
+        None => Vec::new(),
+    };
     let notes = setup_notes(&settings, &runner, &allowlist);
     for n in &notes {
         if n.starts_with("MISSING") || n.starts_with("INSECURE") || n.contains("WARNING") {
@@ -214,6 +229,8 @@ pub async fn serve(
         bot_login: Default::default(),
         jobs_ready: jobs_ready.clone(),
         outbox_ready: outbox_ready.clone(),
+        server_policies: Arc::new(server_policies),
+        teams: Arc::new(super::policy::TeamCache::new(Duration::from_secs(60))),
     });
     let instance = format!(
         "{}-{}-{}",

@@ -12,7 +12,9 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::bot::{ApplyContext, Bot, EventError, STATUS_APPLY, STATUS_PLAN, now_ms, status};
+use super::bot::{
+    ApplyContext, Bot, EventError, STATUS_APPLY, STATUS_PLAN, STATUS_POLICY, now_ms, status,
+};
 use super::project_run::{ProjectJob, Runner};
 use super::store::{ClaimedJob, JobFinish, JobRow, NewPlan, OutboxItem, Outgoing, RunRow, Store};
 use crate::adapters::github::{GitHubApi, StatusState};
@@ -47,10 +49,44 @@ pub struct Workers {
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 #[serde(untagged)]
 enum StoredReport {
-    Full(Box<ProjectReport>),
+    Full(Box<FullReport>),
     Interrupted { interrupted: String },
     Cancelled { cancelled: String },
     Skipped { skipped: String },
+}
+
+/// A job's report as stored: what the comment shows, plus the one-word policy verdict for the
+/// `sluice/policy` status (`none` when no policy applies).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct FullReport {
+    #[serde(flatten)]
+    report: ProjectReport,
+    #[serde(default = "no_policy")]
+    policy: String,
+}
+
+fn no_policy() -> String {
+    "none".to_string()
+}
+
+fn encode(report: ProjectReport, policy: &str) -> String {
+    serde_json::to_string(&FullReport {
+        report,
+        policy: policy.to_string(),
+    })
+    .unwrap_or_default()
+}
+
+/// The policy verdict stored with a job (see [`FullReport`]).
+fn job_policy(job: &JobRow) -> String {
+    match job
+        .report_json
+        .as_deref()
+        .map(serde_json::from_str::<StoredReport>)
+    {
+        Some(Ok(StoredReport::Full(r))) => r.policy,
+        _ => no_policy(),
+    }
 }
 
 fn decode_report(job: &JobRow) -> ProjectReport {
@@ -67,7 +103,7 @@ fn decode_report(job: &JobRow) -> ProjectReport {
         .as_deref()
         .map(serde_json::from_str::<StoredReport>)
     {
-        Some(Ok(StoredReport::Full(r))) => *r,
+        Some(Ok(StoredReport::Full(r))) => r.report,
         Some(Ok(StoredReport::Interrupted { interrupted })) => fallback(format!(
             "⚠️ Interrupted: {interrupted}. {}",
             match job.kind {
@@ -372,11 +408,13 @@ impl Workers {
         let failed =
             |stage: crate::core::plan::FailedStage, error: String, audit: AuditRecord| JobFinish {
                 state: JobState::Failed,
-                report_json: serde_json::to_string(&report(
-                    ProjectOutcome::PlanFailed { stage, error },
-                    self.job_notes(),
-                ))
-                .unwrap_or_default(),
+                report_json: encode(
+                    report(
+                        ProjectOutcome::PlanFailed { stage, error },
+                        self.job_notes(),
+                    ),
+                    "none",
+                ),
                 plan: None,
                 audit: vec![audit],
             };
@@ -417,6 +455,22 @@ impl Workers {
         };
         match self.runner.plan(&job).await {
             Ok(planned) => {
+                // Policies predict the apply: shown on the PR, recorded, not acted upon here.
+                let (mut notes, verdict) = (self.job_notes(), "none");
+                let verdict = match self.plan_policies(c, &git, &project, &planned.plan).await {
+                    Ok(Some((section, decisions, v))) => {
+                        if !section.is_empty() {
+                            notes.push(section);
+                        }
+                        record.policy = decisions;
+                        v
+                    }
+                    Ok(None) => verdict,
+                    Err(e) => {
+                        notes.push(format!("> [!WARNING]\n> Policies could not be evaluated: {e}. Apply will check them again."));
+                        "pending"
+                    }
+                };
                 record.result = Some(AuditResult::Success);
                 record.engine_version = Some(planned.engine_version.clone());
                 record.duration_ms = Some(planned.duration.as_millis() as u64);
@@ -436,11 +490,11 @@ impl Workers {
                         diff: planned.diff,
                         plan_sha256: planned.plan_sha256,
                     },
-                    self.job_notes(),
+                    notes,
                 );
                 JobFinish {
                     state: JobState::Succeeded,
-                    report_json: serde_json::to_string(&r).unwrap_or_default(),
+                    report_json: encode(r, verdict),
                     plan: Some(plan),
                     audit: vec![record],
                 }
@@ -452,6 +506,62 @@ impl Workers {
                 failed(f.stage, f.error, record)
             }
         }
+    }
+
+    /// Evaluates the base branch's policies on a fresh plan: the markdown section, the audit
+    /// decisions and the verdict. `None` when no policy is configured.
+    async fn plan_policies(
+        &self,
+        c: &ClaimedJob,
+        git: &crate::adapters::git::GitRepo,
+        project: &Project,
+        plan: &crate::core::plan::Plan,
+    ) -> anyhow::Result<
+        Option<(
+            String,
+            Vec<crate::core::audit::AuditPolicyDecision>,
+            &'static str,
+        )>,
+    > {
+        let set = self
+            .bot
+            .policy_set(git, &c.run.base_sha)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        if set.is_empty() {
+            return Ok(None);
+        }
+        if set.broken {
+            return Ok(Some((
+                format!("> [!CAUTION]\n> **Policies**: {}", set.broken_message()),
+                vec![],
+                "fail",
+            )));
+        }
+        let pull = self.github.get_pull(&c.run.repo, c.run.pr).await?;
+        let reviews = self.github.list_reviews(&c.run.repo, c.run.pr).await?;
+        let approvals = crate::core::apply_gate::approvals(&reviews, &pull.author);
+        let teams = self.bot.teams.resolve(&*self.github, &set.policies).await;
+        let input = crate::core::policy::PolicyInput {
+            stage: crate::core::policy::Stage::Plan,
+            actor: &c.run.actor.login,
+            author: &pull.author.login,
+            target_branch: &c.run.base_ref,
+            head_sha: &c.run.head_sha,
+            project,
+            plan: Some(plan),
+            approvals: &approvals,
+            teams: &teams,
+            overrides: &[],
+        };
+        let decisions = crate::core::policy::evaluate(&set.policies, &input);
+        let section =
+            crate::core::policy::render_section(&decisions, &self.settings.bot_name, &project.name);
+        Ok(Some((
+            section,
+            set.audit(&decisions),
+            super::policy::verdict(&decisions),
+        )))
     }
 
     async fn apply_job(&self, c: &ClaimedJob, cancel: CancellationToken) -> JobFinish {
@@ -472,8 +582,7 @@ impl Workers {
             record.error_class = Some(class.to_string());
             JobFinish {
                 state: JobState::Failed,
-                report_json: serde_json::to_string(&report(ProjectOutcome::ApplyFailed { error }))
-                    .unwrap_or_default(),
+                report_json: encode(report(ProjectOutcome::ApplyFailed { error }), "none"),
                 plan: None,
                 audit: vec![record],
             }
@@ -489,6 +598,7 @@ impl Workers {
             }
         };
         record.approvals = ctx.approvals.clone();
+        record.policy = ctx.policy.clone();
         let plan = match c.job.plan_id {
             Some(id) => self.store.plan(id).await.ok().flatten(),
             None => None,
@@ -546,11 +656,13 @@ impl Workers {
                 }
                 JobFinish {
                     state: JobState::Succeeded,
-                    report_json: serde_json::to_string(&report(ProjectOutcome::Applied {
-                        output: applied.output,
-                        summary,
-                    }))
-                    .unwrap_or_default(),
+                    report_json: encode(
+                        report(ProjectOutcome::Applied {
+                            output: applied.output,
+                            summary,
+                        }),
+                        "none",
+                    ),
                     plan: None,
                     audit: vec![record],
                 }
@@ -621,6 +733,48 @@ impl Workers {
             },
             tally.describe(run.kind),
         ));
+        if run.kind == JobKind::Plan {
+            let verdicts: Vec<String> = jobs
+                .iter()
+                .map(job_policy)
+                .filter(|v| v != "none")
+                .collect();
+            if !verdicts.is_empty() {
+                let count = |v: &str| verdicts.iter().filter(|x| x.as_str() == v).count();
+                let (state, description) = if count("fail") > 0 {
+                    (
+                        StatusState::Failure,
+                        format!(
+                            "{} of {} projects fail a policy",
+                            count("fail"),
+                            verdicts.len()
+                        ),
+                    )
+                } else if count("pending") > 0 {
+                    (
+                        StatusState::Pending,
+                        format!(
+                            "{} of {} projects wait for approvals",
+                            count("pending"),
+                            verdicts.len()
+                        ),
+                    )
+                } else {
+                    (
+                        StatusState::Success,
+                        format!("{} projects pass their policies", verdicts.len()),
+                    )
+                };
+                out.push(status(
+                    &run.repo,
+                    run.pr,
+                    &run.head_sha,
+                    STATUS_POLICY,
+                    state,
+                    description,
+                ));
+            }
+        }
         let mut audit = Vec::new();
         for (job, state) in jobs.iter().zip(&states) {
             if *state == JobState::Interrupted {

@@ -82,6 +82,25 @@ pub struct Project {
     pub config_pos: Option<Pos>,
 }
 
+impl Project {
+    /// A project found without configuration: defaults everywhere, named after its dir.
+    pub fn detected(dir: ProjectDir, workspace: Workspace) -> Project {
+        Project {
+            name: ProjectName::derived(&dir, &workspace),
+            dir,
+            workspace,
+            engine: Engine::default(),
+            terraform_version: None,
+            autoplan: true,
+            when_modified: Vec::new(),
+            apply_requirements: vec![ApplyRequirement::Approved],
+            depends_on: Vec::new(),
+            env: BTreeMap::new(),
+            config_pos: None,
+        }
+    }
+}
+
 /// The result of [`affected_projects`]: projects in run order, and what went wrong on the way.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Detection {
@@ -782,20 +801,10 @@ fn detected_entries<'c>(tree: &mut Tree, autoplan: bool) -> Vec<Entry<'c>> {
                 continue;
             }
         };
-        let workspace = Workspace::default();
         out.push(Entry {
             project: Project {
-                name: ProjectName::derived(&dir, &workspace),
-                dir,
-                workspace,
-                engine: Engine::default(),
-                terraform_version: None,
                 autoplan,
-                when_modified: Vec::new(),
-                apply_requirements: vec![ApplyRequirement::Approved],
-                depends_on: Vec::new(),
-                env: BTreeMap::new(),
-                config_pos: None,
+                ..Project::detected(dir, Workspace::default())
             },
             real_dir: d.to_string(),
             patterns: Vec::new(),

@@ -5,6 +5,7 @@ mod bot;
 mod durability;
 mod fake_github;
 mod github_client;
+mod policy;
 mod server;
 mod support;
 mod tidy;

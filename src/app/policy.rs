@@ -1,0 +1,213 @@
+//! Policies in the flows: where they come from (always the **base** commit of the PR — a PR is
+//! judged by the policy it wants to change — plus the server's mandatory policies), team
+//! membership from GitHub (briefly cached; failures fail closed), and the facts evaluation needs.
+//! The rules themselves are `core::policy`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use crate::adapters::git::GitRepo;
+use crate::adapters::github::{GitHubApi, GitHubError};
+use crate::core::audit::AuditPolicyDecision;
+use crate::core::diag::{Diagnostic, has_errors};
+use crate::core::policy::{self, Decision, Outcome, Policy, TeamMembership};
+use crate::core::types::CommitSha;
+
+/// The policies that govern one PR, with where each file came from.
+#[derive(Debug, Clone, Default)]
+pub struct PolicySet {
+    pub policies: Vec<Policy>,
+    /// Git blob SHA of each repository policy file (recorded in the audit log).
+    pub blobs: BTreeMap<String, String>,
+    /// Problems in the policy files. With errors, `policies` is empty and `broken` is true:
+    /// Sluice then refuses to apply (fail closed) and says why.
+    pub diagnostics: Vec<Diagnostic>,
+    pub broken: bool,
+}
+
+impl PolicySet {
+    pub fn is_empty(&self) -> bool {
+        self.policies.is_empty() && !self.broken
+    }
+
+    /// Decisions as the audit log records them, with the blob SHA of each policy's file.
+    pub fn audit(&self, decisions: &[Decision]) -> Vec<AuditPolicyDecision> {
+        decisions
+            .iter()
+            .filter(|d| d.outcome != Outcome::NotApplicable)
+            .map(|d| d.to_audit(self.blobs.get(&d.file).cloned()))
+            .collect()
+    }
+
+    /// The refusal text for a broken policy set.
+    pub fn broken_message(&self) -> String {
+        let mut s = String::from(
+            "the policy files on the base branch have errors, so no policy can be checked and apply is refused (fail closed):\n\n```\n",
+        );
+        for d in self.diagnostics.iter().filter(|d| d.is_error()) {
+            s.push_str(&format!("{d}\n"));
+        }
+        s.push_str("```");
+        s
+    }
+}
+
+/// Server-side policies: every `*.yaml`/`*.yml` in `dir`, loaded at start-up. Errors stop the
+/// server from starting (they would otherwise silently disable a mandatory rule).
+pub fn load_server_policies(dir: &Path) -> anyhow::Result<Vec<Policy>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir)
+        .with_context(|| format!("reading the policy dir {}", dir.display()))?
+    {
+        let path = entry?.path();
+        if matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("yaml" | "yml")
+        ) {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            files.push((path.display().to_string(), text));
+        }
+    }
+    files.sort();
+    let (policies, diags) = policy::load_policies(&files, &[]);
+    match policies {
+        Some(p) => Ok(p),
+        None => {
+            let msgs: Vec<String> = diags
+                .iter()
+                .filter(|d| d.is_error())
+                .map(|d| d.to_string())
+                .collect();
+            anyhow::bail!("the server's policies have errors:\n{}", msgs.join("\n"))
+        }
+    }
+}
+
+/// The policies in force for a PR whose base is `base`: the repository's `policies/*.yaml` and
+/// the `policies:` of its `sluice.yaml` at that commit (unless `repo_policies` is off), plus the
+/// server's mandatory ones (which repository files cannot remove: all policies must pass).
+pub fn policies_at(
+    git: &GitRepo,
+    base: &CommitSha,
+    server: &[Policy],
+    repo_policies: bool,
+) -> anyhow::Result<PolicySet> {
+    let mut set = PolicySet::default();
+    let mut files = Vec::new();
+    let mut inline = Vec::new();
+    if repo_policies {
+        let snapshot = git.snapshot(base)?;
+        for path in snapshot.files.iter().filter(|p| policy::is_policy_file(p)) {
+            if let Some(text) = git.read_file(base, path)? {
+                if let Some(blob) = git.blob_id(base, path)? {
+                    set.blobs.insert(path.clone(), blob);
+                }
+                files.push((path.clone(), text));
+            }
+        }
+        let (config, file, diags) =
+            super::repo_state::load_config_files(|p| git.read_file(base, p))?;
+        if let Some(cfg) = config {
+            inline = cfg.policies.clone();
+            if let Some(f) = file
+                && let Some(blob) = git.blob_id(base, &f)?
+            {
+                set.blobs.insert(f, blob);
+            }
+        }
+        set.diagnostics
+            .extend(diags.into_iter().filter(|d| d.file.starts_with("sluice")));
+    }
+    let (policies, diags) = policy::load_policies(&files, &inline);
+    set.diagnostics.extend(diags);
+    match policies {
+        Some(mut p) if !has_errors(&set.diagnostics) => {
+            p.extend(server.iter().cloned());
+            set.policies = p;
+        }
+        _ => {
+            set.broken = true;
+            set.policies = server.to_vec();
+        }
+    }
+    Ok(set)
+}
+
+/// Team members from GitHub, cached for a short while (policies are evaluated several times per
+/// PR, and team changes should take effect within a minute).
+pub struct TeamCache {
+    ttl: Duration,
+    entries: Mutex<HashMap<String, CachedTeam>>,
+}
+
+/// When a team was read, and its members (`None`: GitHub says it does not exist).
+type CachedTeam = (Instant, Option<Vec<String>>);
+
+impl TeamCache {
+    pub fn new(ttl: Duration) -> TeamCache {
+        TeamCache {
+            ttl,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Resolves every team the policies name. A team GitHub says does not exist is recorded as
+    /// such; a team that could not be read (an error) is left unresolved — both fail closed.
+    pub async fn resolve(&self, github: &dyn GitHubApi, policies: &[Policy]) -> TeamMembership {
+        let mut out = TeamMembership::new();
+        for (org, slug) in policy::teams_referenced(policies) {
+            let key = format!("{org}/{slug}").to_ascii_lowercase();
+            let cached = {
+                let entries = self.entries.lock().expect("team cache lock");
+                entries
+                    .get(&key)
+                    .filter(|(at, _)| at.elapsed() < self.ttl)
+                    .map(|(_, m)| m.clone())
+            };
+            let members = match cached {
+                Some(m) => Some(m),
+                None => match github.team_members(&org, &slug).await {
+                    Ok(m) => Some(Some(m)),
+                    Err(GitHubError::NotFound(_)) => Some(None),
+                    Err(e) => {
+                        tracing::warn!(team = %key, error = %e, "team membership unavailable; rules naming it fail closed");
+                        None
+                    }
+                },
+            };
+            if let Some(m) = members {
+                self.entries
+                    .lock()
+                    .expect("team cache lock")
+                    .insert(key, (Instant::now(), m.clone()));
+                out.insert(&org, &slug, m);
+            }
+        }
+        out
+    }
+}
+
+/// A one-word summary of decisions for the `sluice/policy` status: `fail`, `pending`, `warn`,
+/// `pass`, or `none` when no policy applies.
+pub fn verdict(decisions: &[Decision]) -> &'static str {
+    let applicable: Vec<&Decision> = decisions
+        .iter()
+        .filter(|d| d.outcome != Outcome::NotApplicable)
+        .collect();
+    if applicable.is_empty() {
+        "none"
+    } else if applicable.iter().any(|d| d.is_blocking()) {
+        "fail"
+    } else if applicable.iter().any(|d| d.outcome == Outcome::Pending) {
+        "pending"
+    } else if applicable.iter().any(|d| d.outcome == Outcome::Warn) {
+        "warn"
+    } else {
+        "pass"
+    }
+}
