@@ -50,7 +50,8 @@ pub struct PreviewOptions {
 pub enum PreviewResult {
     /// Every affected project planned (or none was affected).
     AllPlanned,
-    /// At least one project failed to plan.
+    /// At least one project failed to plan, the project configuration has errors, or the run
+    /// was interrupted.
     SomeFailed,
     /// The repository's configuration was rejected; nothing ran.
     ConfigRejected,
@@ -180,6 +181,10 @@ pub async fn preview(
         state.affected_projects(true)
     };
     print_diagnostics(&projects.diagnostics);
+    // Errors found while resolving projects (a glob matching nothing, a project dir escaping the
+    // repository through a symlink, a module cycle) are what `sluice config check` fails on; the
+    // projects they do not touch still plan, but the preview must not look like a clean run.
+    let detection_errors = projects.diagnostics.iter().filter(|d| d.is_error()).count();
     let projects = projects.projects;
     eprintln!(
         "sluice: {} changed file(s) between {} and {}; {} project(s) to plan with {} ({})",
@@ -218,6 +223,19 @@ pub async fn preview(
         job_dirs.push(runner.jobs_dir.join(format!("{job_id}.etc")));
         tasks.spawn(async move {
             let _permit = limit.acquire_owned().await.expect("semaphore never closed");
+            if cancel.is_cancelled() {
+                // Ctrl-C stops the run: projects still waiting for a slot do not start.
+                results.lock().expect("results lock")[i] = Some(ProjectReport {
+                    project: project.name.clone(),
+                    dir: project.dir.clone(),
+                    workspace: project.workspace.clone(),
+                    outcome: ProjectOutcome::Skipped {
+                        reason: "not started: the preview was interrupted".to_string(),
+                    },
+                    notes: Vec::new(),
+                });
+                return;
+            }
             let p = progress.start(&project);
             let job = ProjectJob {
                 git: &git,
@@ -334,7 +352,12 @@ pub async fn preview(
     } else {
         eprintln!("sluice: job dirs kept under {}", runner.jobs_dir.display());
     }
-    Ok(if failed {
+    if detection_errors > 0 {
+        eprintln!(
+            "sluice: {detection_errors} error(s) in the project configuration (above); see `sluice config check`"
+        );
+    }
+    Ok(if failed || detection_errors > 0 || cancel.is_cancelled() {
         PreviewResult::SomeFailed
     } else {
         PreviewResult::AllPlanned
