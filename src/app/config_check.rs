@@ -84,9 +84,17 @@ pub fn check(root: &Path) -> anyhow::Result<CheckReport> {
         }
     };
     let (config, file, mut diags) = load_config_files(read)?;
-    let snapshot = snapshot_from_disk(root)?;
-    let (found, project_diags) = projects::all_projects(&snapshot, config.as_ref());
-    diags.extend(project_diags);
+    // A config file that did not parse defines no projects: listing the ones detection would
+    // find without it (under the file's name) would describe a configuration nobody wrote.
+    let unusable = file.is_some() && config.is_none();
+    let found = if unusable {
+        Vec::new()
+    } else {
+        let snapshot = snapshot_from_disk(root)?;
+        let (found, project_diags) = projects::all_projects(&snapshot, config.as_ref());
+        diags.extend(project_diags);
+        found
+    };
 
     let ok = !has_errors(&diags);
     let mut text = String::new();
@@ -94,6 +102,7 @@ pub fn check(root: &Path) -> anyhow::Result<CheckReport> {
         writeln!(text, "{d}")?;
     }
     match &file {
+        Some(f) if unusable => writeln!(text, "{f}: no projects until the errors are fixed")?,
         Some(f) => writeln!(text, "{f}: {} project(s)", found.len())?,
         None => writeln!(
             text,
