@@ -2,6 +2,8 @@
 
 mod fake_github;
 mod github_client;
+mod preview;
+mod sandbox;
 mod support;
 mod tidy;
 mod webhooks;
