@@ -206,14 +206,23 @@ pub async fn preview(
     let run_id = format!("preview-{}-{}", std::process::id(), head.short());
     let results: Arc<Mutex<Vec<Option<ProjectReport>>>> =
         Arc::new(Mutex::new(vec![None; projects.len()]));
+    // Ctrl-C stops the running plans the same way the server's cancel does (SIGINT, then kill).
+    let ctrl_c = {
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("sluice: interrupted; stopping plans");
+                cancel.cancel();
+            }
+        })
+    };
     let mut tasks = tokio::task::JoinSet::new();
     let mut job_dirs = Vec::new();
     for (i, project) in projects.iter().cloned().enumerate() {
-        let (runner, git, head, limit, progress, results, cancel) = (
+        let (runner, git, head, progress, results, cancel) = (
             runner.clone(),
             git.clone(),
             head.clone(),
-            limit.clone(),
             progress.clone(),
             results.clone(),
             cancel.clone(),
@@ -221,8 +230,16 @@ pub async fn preview(
         let job_id = format!("{run_id}-{i}");
         job_dirs.push(runner.jobs_dir.join(&job_id));
         job_dirs.push(runner.jobs_dir.join(format!("{job_id}.etc")));
+        // Slots are taken here, in run order (dependencies first), so projects start in that
+        // order — one after the other with --jobs 1 — rather than in whatever order the
+        // runtime happens to poll their tasks.
+        let permit = limit
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("semaphore never closed");
         tasks.spawn(async move {
-            let _permit = limit.acquire_owned().await.expect("semaphore never closed");
+            let _permit = permit;
             if cancel.is_cancelled() {
                 // Ctrl-C stops the run: projects still waiting for a slot do not start.
                 results.lock().expect("results lock")[i] = Some(ProjectReport {
@@ -277,16 +294,6 @@ pub async fn preview(
             });
         });
     }
-    // Ctrl-C stops the running plans the same way the server's cancel does (SIGINT, then kill).
-    let ctrl_c = {
-        let cancel = cancel.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("sluice: interrupted; stopping plans");
-                cancel.cancel();
-            }
-        })
-    };
     while let Some(joined) = tasks.join_next().await {
         joined.context("a plan task panicked")?;
     }

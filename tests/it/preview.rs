@@ -822,9 +822,17 @@ fn ctrl_c_stops_the_preview_and_every_process_it_started() {
         "{}",
         run.stdout
     );
+    // Projects start in run order: `first` was running, `second` waited for the slot.
     assert!(
         run.stdout
-            .contains("⏭️ skipped: not started: the preview was interrupted |"),
+            .contains("| `first` | `first` | `default` | ❌ plan failed (plan) |"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains(
+            "| `second` | `second` | `default` | ⏭️ skipped: not started: the preview was interrupted |"
+        ),
         "the queued project does not start:\n{}",
         run.stdout
     );
