@@ -328,6 +328,9 @@ pub async fn run(
     let mut interrupted_at: Option<Instant> = None;
     let mut killed = false;
     let mut streams_open = true;
+    // Set when the pipes stayed open after the group was killed: held by a process that left
+    // the group (`setsid`), which no group signal reaches.
+    let mut pipes_held_outside = false;
 
     loop {
         let grace_left = interrupted_at
@@ -362,6 +365,7 @@ pub async fn run(
                         Ok(result) => result?,
                         Err(_) => {
                             let _ = killpg(pgid, Signal::SIGKILL);
+                            pipes_held_outside = true;
                         }
                     }
                     streams_open = false;
@@ -385,6 +389,13 @@ pub async fn run(
         if exit_status.is_some() && !streams_open {
             break;
         }
+    }
+    if pipes_held_outside {
+        // Waiting for the readers would wait for that process, possibly forever (a plain-profile
+        // run whose provider detached a child hung the whole job, timeout included). The run
+        // is over: stop reading. (Under bwrap such a process dies with the PID namespace.)
+        out_task.abort();
+        err_task.abort();
     }
     let _ = out_task.await;
     let _ = err_task.await;
@@ -490,6 +501,21 @@ mod tests {
             "a process of the group survived: {:?}",
             ps
         );
+    }
+
+    #[tokio::test]
+    async fn a_detached_process_holding_the_pipes_does_not_hold_up_the_run() {
+        // The grandchild leaves the process group and keeps stdout/stderr open for 8 s.
+        let out = run(
+            &sh("setsid sleep 8 & echo started"),
+            None,
+            &CancellationToken::new(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(out.termination, Termination::Exited(0));
+        assert!(out.output.contains("started"), "{}", out.output);
+        assert!(out.duration < Duration::from_secs(6), "{:?}", out.duration);
     }
 
     #[tokio::test]

@@ -85,8 +85,16 @@ pub fn check(root: &Path) -> anyhow::Result<CheckReport> {
     };
     let (config, file, mut diags) = load_config_files(read)?;
     let snapshot = snapshot_from_disk(root)?;
-    let (found, project_diags) = projects::all_projects(&snapshot, config.as_ref());
-    diags.extend(project_diags);
+    // A config file that did not parse defines no projects: listing the ones detection would
+    // find without it (under the file's name) would describe a configuration nobody wrote.
+    let unusable = file.is_some() && config.is_none();
+    let found = if unusable {
+        Vec::new()
+    } else {
+        let (found, project_diags) = projects::all_projects(&snapshot, config.as_ref());
+        diags.extend(project_diags);
+        found
+    };
     // Policy files: `policies/*.yaml` plus the `policies:` of the config file.
     let mut policy_files = Vec::new();
     for path in snapshot
@@ -113,6 +121,7 @@ pub fn check(root: &Path) -> anyhow::Result<CheckReport> {
         writeln!(text, "{d}")?;
     }
     match &file {
+        Some(f) if unusable => writeln!(text, "{f}: no projects until the errors are fixed")?,
         Some(f) => writeln!(text, "{f}: {} project(s)", found.len())?,
         None => writeln!(
             text,

@@ -50,7 +50,8 @@ pub struct PreviewOptions {
 pub enum PreviewResult {
     /// Every affected project planned (or none was affected).
     AllPlanned,
-    /// At least one project failed to plan.
+    /// At least one project failed to plan, the project configuration has errors, or the run
+    /// was interrupted.
     SomeFailed,
     /// The repository's configuration was rejected; nothing ran.
     ConfigRejected,
@@ -180,6 +181,10 @@ pub async fn preview(
         state.affected_projects(true)
     };
     print_diagnostics(&projects.diagnostics);
+    // Errors found while resolving projects (a glob matching nothing, a project dir escaping the
+    // repository through a symlink, a module cycle) are what `sluice config check` fails on; the
+    // projects they do not touch still plan, but the preview must not look like a clean run.
+    let detection_errors = projects.diagnostics.iter().filter(|d| d.is_error()).count();
     let projects = projects.projects;
     eprintln!(
         "sluice: {} changed file(s) between {} and {}; {} project(s) to plan with {} ({})",
@@ -201,14 +206,23 @@ pub async fn preview(
     let run_id = format!("preview-{}-{}", std::process::id(), head.short());
     let results: Arc<Mutex<Vec<Option<ProjectReport>>>> =
         Arc::new(Mutex::new(vec![None; projects.len()]));
+    // Ctrl-C stops the running plans the same way the server's cancel does (SIGINT, then kill).
+    let ctrl_c = {
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("sluice: interrupted; stopping plans");
+                cancel.cancel();
+            }
+        })
+    };
     let mut tasks = tokio::task::JoinSet::new();
     let mut job_dirs = Vec::new();
     for (i, project) in projects.iter().cloned().enumerate() {
-        let (runner, git, head, limit, progress, results, cancel) = (
+        let (runner, git, head, progress, results, cancel) = (
             runner.clone(),
             git.clone(),
             head.clone(),
-            limit.clone(),
             progress.clone(),
             results.clone(),
             cancel.clone(),
@@ -216,8 +230,29 @@ pub async fn preview(
         let job_id = format!("{run_id}-{i}");
         job_dirs.push(runner.jobs_dir.join(&job_id));
         job_dirs.push(runner.jobs_dir.join(format!("{job_id}.etc")));
+        // Slots are taken here, in run order (dependencies first), so projects start in that
+        // order — one after the other with --jobs 1 — rather than in whatever order the
+        // runtime happens to poll their tasks.
+        let permit = limit
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("semaphore never closed");
         tasks.spawn(async move {
-            let _permit = limit.acquire_owned().await.expect("semaphore never closed");
+            let _permit = permit;
+            if cancel.is_cancelled() {
+                // Ctrl-C stops the run: projects still waiting for a slot do not start.
+                results.lock().expect("results lock")[i] = Some(ProjectReport {
+                    project: project.name.clone(),
+                    dir: project.dir.clone(),
+                    workspace: project.workspace.clone(),
+                    outcome: ProjectOutcome::Skipped {
+                        reason: "not started: the preview was interrupted".to_string(),
+                    },
+                    notes: Vec::new(),
+                });
+                return;
+            }
             let p = progress.start(&project);
             let job = ProjectJob {
                 git: &git,
@@ -259,16 +294,6 @@ pub async fn preview(
             });
         });
     }
-    // Ctrl-C stops the running plans the same way the server's cancel does (SIGINT, then kill).
-    let ctrl_c = {
-        let cancel = cancel.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("sluice: interrupted; stopping plans");
-                cancel.cancel();
-            }
-        })
-    };
     while let Some(joined) = tasks.join_next().await {
         joined.context("a plan task panicked")?;
     }
@@ -334,7 +359,12 @@ pub async fn preview(
     } else {
         eprintln!("sluice: job dirs kept under {}", runner.jobs_dir.display());
     }
-    Ok(if failed {
+    if detection_errors > 0 {
+        eprintln!(
+            "sluice: {detection_errors} error(s) in the project configuration (above); see `sluice config check`"
+        );
+    }
+    Ok(if failed || detection_errors > 0 || cancel.is_cancelled() {
         PreviewResult::SomeFailed
     } else {
         PreviewResult::AllPlanned

@@ -827,6 +827,15 @@ fn escape_diag(file: &str, line: usize, column: usize, dir: &str, how: &str) -> 
     )
 }
 
+/// Puts the project's configured name in front of a diagnostic about its entry: with many
+/// entries, the name is what people look for.
+fn name_in(pc: &ProjectConfig, mut d: Diagnostic) -> Diagnostic {
+    if let Some(name) = &pc.name {
+        d.message = format!("project `{}`: {}", name.value, d.message);
+    }
+    d
+}
+
 fn configured_entries<'c>(
     tree: &mut Tree,
     config: &RepoConfig,
@@ -852,20 +861,19 @@ fn configured_entries<'c>(
         let real = match resolve(&tree.snap.symlinks, dir.as_str()) {
             Resolved::Inside(real) => real,
             other => {
-                tree.diags.push(escape_diag(
-                    file,
-                    at.line,
-                    at.column,
-                    dir.as_str(),
-                    &other.how(),
+                tree.diags.push(name_in(
+                    pc,
+                    escape_diag(file, at.line, at.column, dir.as_str(), &other.how()),
                 ));
                 continue;
             }
         };
         if let Some(how) = tree.escaping_tf.get(real.as_str()) {
             let how = format!("holds a Terraform file that {how}");
-            tree.diags
-                .push(escape_diag(file, at.line, at.column, dir.as_str(), &how));
+            tree.diags.push(name_in(
+                pc,
+                escape_diag(file, at.line, at.column, dir.as_str(), &how),
+            ));
             continue;
         }
         if !tree.tf_dirs.contains(real.as_str()) {
@@ -1673,6 +1681,8 @@ projects:
   - dir: envs/app
   - dir: loop/a
   - dir: envs/prod
+  - name: etc-y
+    dir: envs/abs/y
 "#,
         );
         insta::assert_snapshot!(check_all(&s, Some(&cfg)), @r#"
@@ -1681,6 +1691,8 @@ projects:
             sluice.yaml:5:10: error: symlink escaping the repository: project dir `envs/abs/x` goes through the symlink `envs/abs` → `/etc`; the project is skipped
               hint: Sluice only plans code inside the repository; point the project at the real directory
             sluice.yaml:7:10: error: symlink escaping the repository: project dir `loop/a` goes through a symlink loop at `loop/a`; the project is skipped
+              hint: Sluice only plans code inside the repository; point the project at the real directory
+            sluice.yaml:10:10: error: project `etc-y`: symlink escaping the repository: project dir `envs/abs/y` goes through the symlink `envs/abs` → `/etc`; the project is skipped
               hint: Sluice only plans code inside the repository; point the project at the real directory
             => [envs/app, envs/prod]
             "#);
@@ -1691,6 +1703,8 @@ projects:
             sluice.yaml:5:10: error: symlink escaping the repository: project dir `envs/abs/x` goes through the symlink `envs/abs` → `/etc`; the project is skipped
               hint: Sluice only plans code inside the repository; point the project at the real directory
             sluice.yaml:7:10: error: symlink escaping the repository: project dir `loop/a` goes through a symlink loop at `loop/a`; the project is skipped
+              hint: Sluice only plans code inside the repository; point the project at the real directory
+            sluice.yaml:10:10: error: project `etc-y`: symlink escaping the repository: project dir `envs/abs/y` goes through the symlink `envs/abs` → `/etc`; the project is skipped
               hint: Sluice only plans code inside the repository; point the project at the real directory
             => [envs/app]
             "#);

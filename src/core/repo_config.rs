@@ -826,8 +826,24 @@ fn project(r: &mut Reader, node: &Node, defaults: &Defaults) -> Option<ProjectCo
     r.check_keys(map, "in project", rules);
     let errors_before = r.diags.iter().filter(|d| d.is_error()).count();
 
+    let name = match map.get_node("name").and_then(|n| r.string(n, "name")) {
+        None => None,
+        Some(n) => match ProjectName::new(&n.value) {
+            Ok(name) => Some(Located {
+                value: name,
+                pos: n.pos,
+            }),
+            Err(e) => {
+                r.error(n.pos, e.0, None);
+                None
+            }
+        },
+    };
+
     let dir = match map.get_node("dir") {
-        Some(n) => r.string(n, "dir").and_then(|d| dir_spec(r, d)),
+        Some(n) => r
+            .string(n, "dir")
+            .and_then(|d| dir_spec(r, d, name.as_ref().map(|n| &n.value))),
         None => {
             r.error(
                 entry_pos,
@@ -852,19 +868,6 @@ fn project(r: &mut Reader, node: &Node, defaults: &Defaults) -> Option<ProjectCo
         },
     };
 
-    let name = match map.get_node("name").and_then(|n| r.string(n, "name")) {
-        None => None,
-        Some(n) => match ProjectName::new(&n.value) {
-            Ok(name) => Some(Located {
-                value: name,
-                pos: n.pos,
-            }),
-            Err(e) => {
-                r.error(n.pos, e.0, None);
-                None
-            }
-        },
-    };
     if let (
         Some(n),
         Some(Located {
@@ -1065,13 +1068,19 @@ fn is_exact_version(v: &str) -> bool {
 /// Validates and normalises a `dir`. Absolute paths are rejected rather than normalised: in a
 /// config file a leading `/` is almost certainly a mistake (a path on someone's machine), and
 /// quietly reading it from the repository root could plan the wrong directory.
-fn dir_spec(r: &mut Reader, d: Located<String>) -> Option<Located<DirSpec>> {
+fn dir_spec(
+    r: &mut Reader,
+    d: Located<String>,
+    project: Option<&ProjectName>,
+) -> Option<Located<DirSpec>> {
     let raw = d.value.as_str();
+    // A named project is named in the error: with many entries, the name is what people search for.
+    let whose = project.map_or_else(String::new, |n| format!("project `{n}`: "));
     if raw.starts_with('/') {
         let relative = raw.trim_start_matches('/');
         r.error(
             d.pos,
-            format!("dir `{raw}` is absolute"),
+            format!("{whose}dir `{raw}` is absolute"),
             Some(format!(
                 "dirs are relative to the repository root: write `{}`",
                 if relative.is_empty() { "." } else { relative }
@@ -1082,7 +1091,7 @@ fn dir_spec(r: &mut Reader, d: Located<String>) -> Option<Located<DirSpec>> {
     if raw.split('/').any(|s| s == "..") {
         r.error(
             d.pos,
-            format!("dir `{raw}` leaves the repository (`..` is not allowed)"),
+            format!("{whose}dir `{raw}` leaves the repository (`..` is not allowed)"),
             Some("dirs are relative to the repository root and must stay inside it".to_string()),
         );
         return None;
@@ -1576,6 +1585,8 @@ projects:
     workspace: ../x
   - dir: b
     name: -bad
+  - name: web
+    dir: ../web
 "#), @r#"
             sluice.yaml:4:10: error: dir `../outside` leaves the repository (`..` is not allowed)
               hint: dirs are relative to the repository root and must stay inside it
@@ -1588,6 +1599,8 @@ projects:
               hint: a glob dir expands to one project per matching directory, each named after its dir; remove `name`, or list the directories one by one
             sluice.yaml:11:16: error: workspace `../x` is not allowed: it must not be `.` or contain `..`
             sluice.yaml:13:11: error: project name `-bad` must not start with `-`
+            sluice.yaml:15:10: error: project `web`: dir `../web` leaves the repository (`..` is not allowed)
+              hint: dirs are relative to the repository root and must stay inside it
             => no config
             "#);
     }

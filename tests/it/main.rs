@@ -6,6 +6,8 @@ mod durability;
 mod fake_github;
 mod github_client;
 mod policy;
+mod preview;
+mod sandbox;
 mod server;
 mod support;
 mod tidy;
