@@ -507,12 +507,28 @@ impl Bot {
                 let d = state.affected_projects(autoplan);
                 (
                     d.projects,
-                    d.diagnostics.iter().map(|d| d.to_string()).collect(),
+                    d.diagnostics
+                        .iter()
+                        .filter(|d| d.is_error())
+                        .map(|d| d.to_string())
+                        .collect(),
                 )
             }
         };
         if !notes.is_empty() {
-            tracing::info!(repo = %repo.name, pr = pr.number.get(), notes = ?notes, "project detection notes");
+            // Errors that stop some projects (a glob matching nothing, a dir escaping the
+            // repository, a module cycle) are told, not just logged; the other projects go on.
+            tracing::info!(repo = %repo.name, pr = pr.number.get(), notes = ?notes, "project detection errors");
+            let body = format!(
+                "⚠️ **Some projects could not be planned** at {}:\n\n```\n{}\n```\n`sluice config check` shows the same locally.",
+                head.short(),
+                notes.join("\n")
+            );
+            self.store
+                .enqueue(vec![comment(&repo.name, pr.number, body)], vec![], now)
+                .await
+                .map_err(EventError::Retry)?;
+            self.outbox_ready.notify_one();
         }
         if selected.is_empty() {
             let mut out = vec![status(

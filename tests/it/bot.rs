@@ -713,3 +713,32 @@ impl Harness {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn detection_errors_are_told_on_the_pr_and_the_other_projects_still_plan() {
+    let config = "version: 1\nprojects:\n  - dir: envs/a\n  - dir: envs/missing-*\n";
+    let files = [
+        ("envs/a/main.tf", null_project("a", "1")),
+        ("sluice.yaml", config.to_string()),
+    ];
+    let refs: Vec<(&str, &str)> = files.iter().map(|(p, c)| (*p, c.as_str())).collect();
+    let mut h = Harness::new(&refs).await;
+    h.start();
+    let head = h.open_pr(
+        1,
+        "change-a",
+        &[("envs/a/main.tf", &null_project("a", "2"))],
+    );
+    h.deliver(&h.pr_event("opened", 1)).await;
+    let warning = h
+        .wait_comment(1, "the detection warning", |c| {
+            c.contains("Some projects could not be planned")
+        })
+        .await;
+    assert!(
+        warning.contains("sluice.yaml:4:"),
+        "the error points at the entry:\n{warning}"
+    );
+    h.wait_comment(1, "the plan of envs/a", is_plan).await;
+    h.wait_status(&head, "sluice/plan", "success").await;
+}
