@@ -19,7 +19,8 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 RUN mkdir -p src benches tests/it \
  && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
- && echo 'fn main() {}' > benches/sluice_bench.rs && touch tests/it/main.rs \
+ && for b in sluice_bench server_bench; do echo 'fn main() {}' > "benches/$b.rs"; done \
+ && touch tests/it/main.rs \
  && cargo build --release --locked --bin sluice \
  && rm -rf src benches tests
 COPY src src

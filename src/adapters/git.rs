@@ -247,16 +247,18 @@ impl GitRepo {
         base: &CommitSha,
         head: &CommitSha,
     ) -> anyhow::Result<Vec<ChangedFile>> {
-        let mb = self.merge_base(base, head)?;
+        // `base...head`: the changes of `head` since its merge base with `base`, in one call.
         // A rename is reported as delete + add, so a moved file affects both places.
-        let out = self.git(&[
-            "diff",
-            "--name-status",
-            "-z",
-            "--no-renames",
-            mb.as_str(),
-            head.as_str(),
-        ])?;
+        let range = format!("{}...{}", base.as_str(), head.as_str());
+        let out = self
+            .git(&["diff", "--name-status", "-z", "--no-renames", &range])
+            .with_context(|| {
+                format!(
+                    "{} and {} have no common history",
+                    base.short(),
+                    head.short()
+                )
+            })?;
         parse_name_status(&out)
     }
 
@@ -378,6 +380,77 @@ impl GitRepo {
         Ok(map)
     }
 
+    /// The contents of several files at `commit` in one `git cat-file --batch` call, in the
+    /// order asked; `None` where a file does not exist (or is not a file).
+    pub fn read_files(
+        &self,
+        commit: &CommitSha,
+        paths: &[&str],
+    ) -> anyhow::Result<Vec<Option<String>>> {
+        if paths.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut input = String::new();
+        for p in paths {
+            if p.contains('\n') {
+                bail!("a path with a newline cannot be read");
+            }
+            input.push_str(&format!("{}:{}\n", commit.as_str(), p));
+        }
+        let out = git_output(
+            Some(&self.git_dir),
+            &["cat-file", "--batch"],
+            &[],
+            Some(input.into_bytes()),
+        )?;
+        let mut rest = out.as_slice();
+        let mut found = Vec::with_capacity(paths.len());
+        for _ in paths {
+            let nl = rest
+                .iter()
+                .position(|&b| b == b'\n')
+                .context("truncated cat-file output")?;
+            let header = String::from_utf8_lossy(&rest[..nl]).into_owned();
+            rest = &rest[nl + 1..];
+            let mut h = header.rsplitn(3, ' ');
+            let (last, kind) = (h.next().unwrap_or(""), h.next().unwrap_or(""));
+            if last == "missing" || last == "ambiguous" {
+                found.push(None);
+                continue;
+            }
+            let size: usize = last
+                .parse()
+                .with_context(|| format!("bad cat-file header {header:?}"))?;
+            if rest.len() < size + 1 {
+                bail!("truncated cat-file output");
+            }
+            found.push(
+                (kind == "blob").then(|| String::from_utf8_lossy(&rest[..size]).into_owned()),
+            );
+            rest = &rest[size + 1..];
+        }
+        Ok(found)
+    }
+
+    /// Paths of the files directly inside `dir` at `commit` (not recursive).
+    pub fn list_dir(&self, commit: &CommitSha, dir: &str) -> anyhow::Result<Vec<String>> {
+        let spec = format!("{}:{}", commit.as_str(), dir.trim_end_matches('/'));
+        let out = match self.git(&["ls-tree", "-z", "--end-of-options", &spec]) {
+            Ok(o) => o,
+            Err(_) => return Ok(Vec::new()), // no such directory
+        };
+        Ok(out
+            .split(|&b| b == 0)
+            .filter(|e| !e.is_empty())
+            .filter_map(|e| {
+                let e = String::from_utf8_lossy(e);
+                let (meta, name) = e.split_once('\t')?;
+                meta.contains(" blob ")
+                    .then(|| format!("{}/{name}", dir.trim_end_matches('/')))
+            })
+            .collect())
+    }
+
     /// The content of `path` at `commit`, or `None` when the file does not exist there.
     pub fn read_file(&self, commit: &CommitSha, path: &str) -> anyhow::Result<Option<String>> {
         let spec = format!("{}:{}", commit.as_str(), path);
@@ -401,13 +474,37 @@ impl GitRepo {
         Ok(Some(String::from_utf8_lossy(&out.stdout).into_owned()))
     }
 
-    /// Blob SHA of `path` at `commit` (recorded in the audit log for policy files).
-    pub fn blob_id(&self, commit: &CommitSha, path: &str) -> anyhow::Result<Option<String>> {
-        let spec = format!("{}:{}", commit.as_str(), path);
-        match self.git(&["rev-parse", "--verify", "--quiet", &spec]) {
-            Ok(out) => Ok(Some(String::from_utf8_lossy(&out).trim().to_string())),
-            Err(_) => Ok(None),
+    /// Blob SHAs of `paths` at `commit` (recorded in the audit log for policy files), in one
+    /// `git cat-file --batch-check` call; `None` where a path does not exist.
+    pub fn blob_ids(
+        &self,
+        commit: &CommitSha,
+        paths: &[String],
+    ) -> anyhow::Result<Vec<Option<String>>> {
+        if paths.is_empty() {
+            return Ok(Vec::new());
         }
+        let mut input = String::new();
+        for p in paths {
+            input.push_str(&format!("{}:{}\n", commit.as_str(), p.replace('\n', "")));
+        }
+        let out = git_output(
+            Some(&self.git_dir),
+            &["cat-file", "--batch-check"],
+            &[],
+            Some(input.into_bytes()),
+        )?;
+        let text = String::from_utf8_lossy(&out);
+        Ok(text
+            .lines()
+            .map(|l| {
+                let mut parts = l.split(' ');
+                match (parts.next(), parts.next()) {
+                    (Some(sha), Some("blob")) => Some(sha.to_string()),
+                    _ => None,
+                }
+            })
+            .collect())
     }
 
     /// Writes the tree of `commit` into `dest` (which must be empty or absent). The tar reader
@@ -576,6 +673,41 @@ mod tests {
         assert_eq!(g.read_file(&head, "README.md").unwrap(), None);
         assert!(g.is_ancestor(&main, &head).unwrap());
         assert!(!g.is_ancestor(&head, &main).unwrap());
+    }
+
+    #[test]
+    fn batched_reads() {
+        let d = repo();
+        let g = GitRepo::open(d.path()).unwrap();
+        let head = g.resolve("feature").unwrap();
+        let got = g
+            .read_files(
+                &head,
+                &[
+                    "modules/net/main.tf",
+                    "nope.txt",
+                    "envs/prod",
+                    "envs/prod/main.tf",
+                ],
+            )
+            .unwrap();
+        assert!(got[0].as_deref().unwrap().contains("variable \"x\""));
+        assert_eq!(got[1], None, "missing file");
+        assert_eq!(got[2], None, "a directory is not a file");
+        assert!(got[3].as_deref().unwrap().contains("module \"n\""));
+        assert_eq!(
+            g.list_dir(&head, "envs/prod").unwrap(),
+            vec!["envs/prod/main.tf"]
+        );
+        assert!(g.list_dir(&head, "no/such/dir").unwrap().is_empty());
+        let ids = g
+            .blob_ids(
+                &head,
+                &["envs/prod/main.tf".to_string(), "nope".to_string()],
+            )
+            .unwrap();
+        assert_eq!(ids[0].as_deref().map(str::len), Some(40));
+        assert_eq!(ids[1], None);
     }
 
     #[test]

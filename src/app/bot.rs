@@ -11,7 +11,7 @@ use anyhow::Context;
 use tokio::sync::Notify;
 
 use super::policy::{PolicySet, TeamCache, policies_at};
-use super::repo_state::{RepoState, base_requirements, load_config_files};
+use super::repo_state::{RepoState, base_requirements, load_config_at};
 use super::store::PolicyOverrideRow;
 use super::store::{NewJob, NewRun, OutboxItem, Outgoing, RunStart, Store};
 use crate::adapters::git::GitRepo;
@@ -1168,7 +1168,7 @@ impl Bot {
         let (base_config, base_snapshot) = {
             let (git, tip) = (git.clone(), base_tip.clone());
             tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-                let (cfg, _, _) = load_config_files(|p| git.read_file(&tip, p))?;
+                let (cfg, _, _) = load_config_at(&git, &tip)?;
                 Ok((cfg, git.snapshot(&tip)?))
             })
             .await
@@ -1623,7 +1623,7 @@ impl Bot {
         let teams = self.teams.resolve(&*self.github, &policies.policies).await;
         let (config, _, _) = {
             let (g, h) = (git.clone(), pr.head_sha.clone());
-            tokio::task::spawn_blocking(move || load_config_files(|p| g.read_file(&h, p)))
+            tokio::task::spawn_blocking(move || load_config_at(&g, &h))
                 .await
                 .map_err(|e| EventError::Retry(e.into()))?
                 .map_err(EventError::Permanent)?

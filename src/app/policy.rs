@@ -101,23 +101,28 @@ pub fn policies_at(
     let mut files = Vec::new();
     let mut inline = Vec::new();
     if repo_policies {
-        let snapshot = git.snapshot(base)?;
-        for path in snapshot.files.iter().filter(|p| policy::is_policy_file(p)) {
-            if let Some(text) = git.read_file(base, path)? {
-                if let Some(blob) = git.blob_id(base, path)? {
-                    set.blobs.insert(path.clone(), blob);
-                }
+        // Only `policies/` is listed (not the whole tree), and every file is read in one call.
+        let paths: Vec<String> = git
+            .list_dir(base, policy::POLICY_DIR)?
+            .into_iter()
+            .filter(|p| policy::is_policy_file(p))
+            .collect();
+        let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
+        for (path, text) in paths.iter().zip(git.read_files(base, &refs)?) {
+            if let Some(text) = text {
                 files.push((path.clone(), text));
             }
         }
-        let (config, file, diags) =
-            super::repo_state::load_config_files(|p| git.read_file(base, p))?;
+        let (config, file, diags) = super::repo_state::load_config_at(git, base)?;
         if let Some(cfg) = config {
             inline = cfg.policies.clone();
-            if let Some(f) = file
-                && let Some(blob) = git.blob_id(base, &f)?
-            {
-                set.blobs.insert(f, blob);
+        }
+        // Blob ids for the audit log, in one call: `<commit>:<path>` for every source file.
+        let mut sources: Vec<String> = files.iter().map(|(p, _)| p.clone()).collect();
+        sources.extend(file.filter(|_| !inline.is_empty()));
+        for (path, blob) in sources.iter().zip(git.blob_ids(base, &sources)?) {
+            if let Some(blob) = blob {
+                set.blobs.insert(path.clone(), blob);
             }
         }
         set.diagnostics

@@ -53,13 +53,27 @@ pub fn load_config_files(
     Ok((config, Some(chosen.to_string()), diags))
 }
 
+/// [`load_config_files`] at a commit, reading every candidate file in one git call.
+pub fn load_config_at(
+    git: &GitRepo,
+    commit: &CommitSha,
+) -> anyhow::Result<(Option<RepoConfig>, Option<String>, Vec<Diagnostic>)> {
+    let names = repo_config::CONFIG_FILE_NAMES;
+    let contents = git.read_files(commit, &names)?;
+    load_config_files(|path| {
+        Ok(names
+            .iter()
+            .position(|n| *n == path)
+            .and_then(|i| contents[i].clone()))
+    })
+}
+
 impl RepoState {
     /// Reads everything at `head` (and the diff against `base`) from `git`.
     pub fn load(git: &GitRepo, base: &CommitSha, head: &CommitSha) -> anyhow::Result<RepoState> {
         let changed = git.changed_files(base, head)?;
         let snapshot = git.snapshot(head)?;
-        let (config, config_file, diagnostics) =
-            load_config_files(|path| git.read_file(head, path))?;
+        let (config, config_file, diagnostics) = load_config_at(git, head)?;
         Ok(RepoState {
             base: base.clone(),
             head: head.clone(),
