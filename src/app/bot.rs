@@ -418,11 +418,9 @@ impl Bot {
         comment_id: Option<u64>,
         autoplan: bool,
     ) -> Result<(), EventError> {
-        let git = match self.fetch(repo, pr).await {
-            Ok(g) => g,
-            Err(EventError::Retry(e)) => return Err(EventError::Retry(e)),
-            Err(e) => return Err(e),
-        };
+        let t0 = std::time::Instant::now();
+        let git = self.fetch(repo, pr).await?;
+        tracing::debug!(ms = t0.elapsed().as_millis() as u64, "fetched");
         let base = Self::base_tip(&git, pr);
         let head = pr.head_sha.clone();
         let state = {
@@ -555,7 +553,9 @@ impl Bot {
         }
 
         // Who may plan (policies from the base branch).
+        tracing::debug!(ms = t0.elapsed().as_millis() as u64, "projects selected");
         let policies = self.policy_set(&git, &base).await?;
+        tracing::debug!(ms = t0.elapsed().as_millis() as u64, "policies loaded");
         if !policies.policies.is_empty() {
             let teams = self.teams.resolve(&*self.github, &policies.policies).await;
             let mut body = String::new();
