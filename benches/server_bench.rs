@@ -5,7 +5,10 @@
 //!   verification, parsing and a durable insert per delivery — then a check that every delivery
 //!   was stored (nothing lost). Goal: p99 ≤ 10 ms.
 //! * **webhook → plan comment** vs raw `terraform init && terraform plan` of the same project,
-//!   interleaved rounds, medians and their ratio. Goal ≤ 1.10.
+//!   interleaved rounds, medians and their ratio. Goal ≤ 1.10. Also against raw
+//!   `init && plan && show -json` (the work Sluice must do by design): Sluice's own overhead.
+//! * **audit**: export (CSV) and verify a generated log of 1,000,000 entries; time and the peak
+//!   RSS of the `sluice audit` process (bounded: it streams).
 //!
 //! GitHub is the same local fake the integration tests use. Needs `scripts/install-test-tools`.
 
@@ -396,6 +399,121 @@ async fn webhook_to_comment(results: &mut Vec<(String, String, String, bool)>) {
     ));
 }
 
+/// Peak RSS (VmHWM, kB) of a child process, sampled until it exits.
+fn run_measuring_rss(mut cmd: Command) -> (std::process::ExitStatus, u64, Duration) {
+    let t = Instant::now();
+    let mut child = cmd.spawn().expect("child starts");
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak = 0u64;
+    loop {
+        if let Ok(s) = std::fs::read_to_string(&status_file)
+            && let Some(kb) = s
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        {
+            peak = peak.max(kb);
+        }
+        if let Some(st) = child.try_wait().expect("wait") {
+            return (st, peak, t.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Exports and verifies a log of 1,000,000 entries: time and the exporter's peak memory.
+async fn audit_export(results: &mut Vec<(String, String, String, bool)>) {
+    use sluice::app::store::Store;
+    use sluice::core::audit::{AuditAction, AuditActor, AuditRecord, AuditResult, ChangeCounts};
+    let data = tempfile::tempdir().unwrap();
+    let store = sluice::adapters::store::SqliteStore::open(&data.path().join("sluice.db"))
+        .await
+        .unwrap();
+    let n: u64 = 1_000_000;
+    let t = Instant::now();
+    let batch = 20_000;
+    for b in 0..(n / batch) {
+        let records: Vec<AuditRecord> = (0..batch)
+            .map(|i| {
+                let k = b * batch + i;
+                AuditRecord {
+                    event_id: Some(format!("delivery-{k}")),
+                    actor: AuditActor {
+                        login: "alice".into(),
+                        id: Some(1001),
+                        kind: "human".into(),
+                    },
+                    action: Some(if k % 3 == 0 {
+                        AuditAction::Apply
+                    } else {
+                        AuditAction::Plan
+                    }),
+                    repo: Some("acme/infra".into()),
+                    pr: Some(k / 10),
+                    head_sha: Some(format!("{:040x}", k)),
+                    project: Some(format!("envs/p{}", k % 50)),
+                    workspace: Some("default".into()),
+                    result: Some(AuditResult::Success),
+                    plan_sha256: Some(format!("{:064x}", k)),
+                    changes: Some(ChangeCounts {
+                        add: k % 7,
+                        change: 1,
+                        destroy: 0,
+                        replace: 0,
+                        import: 0,
+                    }),
+                    details: [("note".to_string(), "reason, with \"quotes\"".to_string())].into(),
+                    ..AuditRecord::default()
+                }
+            })
+            .collect();
+        store
+            .append_audit(records, 1_772_323_200_000 + (b * batch) as i64)
+            .await
+            .unwrap();
+    }
+    let generated = t.elapsed();
+    drop(store);
+    let out = data.path().join("export.csv");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
+    cmd.args(["audit", "export", "--format", "csv", "--output"])
+        .arg(&out)
+        .env("SLUICE_DATA_DIR", data.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let (st, peak_kb, took) = run_measuring_rss(cmd);
+    assert!(st.success());
+    let size = std::fs::metadata(&out).unwrap().len();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
+    cmd.args(["audit", "verify"])
+        .env("SLUICE_DATA_DIR", data.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let (vst, vpeak_kb, vtook) = run_measuring_rss(cmd);
+    assert!(vst.success());
+    println!(
+        "audit: generated {n} entries in {:.1} s; export CSV ({} MB) in {:.1} s, peak RSS {} MB; verify in {:.1} s, peak RSS {} MB",
+        generated.as_secs_f64(),
+        size / 1_000_000,
+        took.as_secs_f64(),
+        peak_kb / 1024,
+        vtook.as_secs_f64(),
+        vpeak_kb / 1024
+    );
+    results.push((
+        "audit export 1M entries, peak RSS".into(),
+        format!("{} MB", peak_kb / 1024),
+        "bounded".into(),
+        peak_kb < 100 * 1024,
+    ));
+    results.push((
+        "audit verify 1M entries, peak RSS".into(),
+        format!("{} MB", vpeak_kb / 1024),
+        "bounded".into(),
+        vpeak_kb < 100 * 1024,
+    ));
+}
+
 fn main() {
     if !tools_dir().join("bin/terraform").is_file() {
         eprintln!("server_bench: terraform is missing; run scripts/install-test-tools first");
@@ -410,6 +528,9 @@ fn main() {
         .unwrap();
     let mut results = Vec::new();
     rt.block_on(async {
+        if want("audit") {
+            audit_export(&mut results).await;
+        }
         if want("ack") {
             webhook_ack(&mut results).await;
         }
