@@ -301,9 +301,17 @@ pub async fn run(
     let stdout_file = match &spec.stdout {
         Stdout::Captured => None,
         Stdout::File { path, cap } => Some(CappedFile {
-            file: tokio::fs::File::create(path).await.map_err(|e| {
-                io::Error::new(e.kind(), format!("creating {}: {e}", path.display()))
-            })?,
+            // A new file only, never through a symlink: the path must not be something a run could
+            // have prepared (a link to a host file would be truncated and overwritten).
+            file: tokio::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .custom_flags(nix::libc::O_NOFOLLOW)
+                .open(path)
+                .await
+                .map_err(|e| {
+                    io::Error::new(e.kind(), format!("creating {}: {e}", path.display()))
+                })?,
             cap: *cap,
             written: 0,
         }),
@@ -561,6 +569,12 @@ mod tests {
         assert!(!out.stdout_file_overflow);
         assert_eq!(std::fs::metadata(&path).unwrap().len(), 11_000);
 
+        // An existing file (or a link planted where the output goes) is never overwritten.
+        let err = run(&spec, None, &CancellationToken::new())
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists, "{err}");
+        std::fs::remove_file(&path).unwrap();
         spec.stdout = Stdout::File {
             path: path.clone(),
             cap: 500,

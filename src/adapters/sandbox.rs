@@ -21,6 +21,11 @@ pub const GUEST_WORK: &str = "/sluice/work";
 pub const GUEST_BIN: &str = "/sluice/bin";
 pub const GUEST_PROVIDERS: &str = "/sluice/providers";
 pub const GUEST_CLI_CONFIG: &str = "/sluice/etc/terraformrc";
+/// Read-only inputs (the saved plan file) are mounted here, by name.
+pub const GUEST_INPUTS: &str = "/sluice/in";
+/// The longest TMPDIR the plain runner hands terraform: providers listen on
+/// `<TMPDIR>/plugin<digits>`, which must stay under the 108-byte unix socket path limit.
+const MAX_PLAIN_TMPDIR: usize = 80;
 
 const BUILTIN_BWRAP: &str = include_str!("../../runners/bwrap.toml");
 const BUILTIN_PLAIN: &str = include_str!("../../runners/plain.toml");
@@ -96,6 +101,9 @@ pub struct Invocation<'a> {
     /// Host path of a terraform CLI configuration file, mounted read-only (outside the job dir,
     /// so the code of the PR cannot rewrite it between two commands of the same job).
     pub cli_config: Option<&'a Path>,
+    /// Host files mounted read-only at `GUEST_INPUTS/<name>` (see [`Sandbox::input_path`]): what
+    /// the run may read but must not be able to change, like the reviewed plan file.
+    pub inputs: Vec<(PathBuf, String)>,
     /// Arguments after the program name.
     pub args: Vec<String>,
     /// Variables for this run on top of the profile's (project env, credentials, TF_* wiring).
@@ -150,6 +158,14 @@ impl Sandbox {
         &self.profile.description
     }
 
+    /// Where a read-only input named `name` (host path `host`) appears inside a run.
+    pub fn input_path(&self, host: &Path, name: &str) -> PathBuf {
+        match self.profile.kind {
+            Kind::Bwrap => Path::new(GUEST_INPUTS).join(name),
+            Kind::Plain => host.to_path_buf(),
+        }
+    }
+
     /// Paths as the run sees them: fixed under bwrap (so nothing reveals the host layout, and a
     /// plan made in one job dir names the same paths when applied), the host paths otherwise.
     pub fn guest_paths(
@@ -185,10 +201,15 @@ impl Sandbox {
                 "HOME".into(),
                 scratch.join("home").to_string_lossy().into_owned(),
             );
-            env.insert(
-                "TMPDIR".into(),
-                scratch.join("tmp").to_string_lossy().into_owned(),
-            );
+            // Providers listen on a unix socket under TMPDIR, and a socket path longer than
+            // 108 bytes cannot be bound: a deep data dir falls back to the system's /tmp.
+            let tmp = scratch.join("tmp");
+            let tmp = if tmp.as_os_str().len() <= MAX_PLAIN_TMPDIR {
+                tmp
+            } else {
+                PathBuf::from("/tmp")
+            };
+            env.insert("TMPDIR".into(), tmp.to_string_lossy().into_owned());
         }
         env.extend(inv.env.clone());
         if let Some(cfg) = &paths.cli_config {
@@ -269,6 +290,18 @@ impl Sandbox {
                         "--ro-bind".into(),
                         host(mirror)?,
                         guest.to_string_lossy().into_owned(),
+                    ]);
+                }
+                for (host_path, name) in &inv.inputs {
+                    if name.contains('/') || name.starts_with('.') {
+                        bail!("input name {name:?} must be a plain file name");
+                    }
+                    a.extend([
+                        "--ro-bind".into(),
+                        host(host_path)?,
+                        self.input_path(host_path, name)
+                            .to_string_lossy()
+                            .into_owned(),
                     ]);
                 }
                 if let (Some(cfg), Some(guest)) = (inv.cli_config, &paths.cli_config) {
@@ -353,6 +386,7 @@ mod tests {
                 engine: Path::new("/bin/sh"),
                 mirror: None,
                 cli_config: None,
+                inputs: vec![],
                 args: vec!["plan".into()],
                 env: BTreeMap::from([("AWS_SECRET_ACCESS_KEY".to_string(), "hunter2".to_string())]),
                 network: false,
@@ -387,6 +421,7 @@ mod tests {
             engine: Path::new("/bin/sh"),
             mirror: None,
             cli_config: None,
+            inputs: vec![],
             args: vec![],
             env: BTreeMap::new(),
             network: true,
@@ -396,5 +431,36 @@ mod tests {
             stdout: Stdout::Captured,
         };
         assert!(sb.process_spec(&inv).is_err());
+    }
+
+    #[test]
+    fn plain_tmpdir_stays_short_enough_for_provider_sockets() {
+        let sb = Sandbox::from_settings("plain").unwrap();
+        let root = tempfile::tempdir().unwrap();
+        let deep = root
+            .path()
+            .join("a-rather-long-data-directory-name".repeat(3));
+        for (job_dir, expect_inside) in [(root.path().to_path_buf(), true), (deep, false)] {
+            let spec = sb
+                .process_spec(&Invocation {
+                    job_dir: &job_dir,
+                    cwd: ".",
+                    engine: Path::new("/bin/sh"),
+                    mirror: None,
+                    cli_config: None,
+                    inputs: vec![],
+                    args: vec![],
+                    env: BTreeMap::new(),
+                    network: true,
+                    timeout: Duration::from_secs(1),
+                    grace: Duration::from_secs(1),
+                    output_cap: 1000,
+                    stdout: Stdout::Captured,
+                })
+                .unwrap();
+            let tmp = &spec.env["TMPDIR"];
+            assert!(tmp.len() <= MAX_PLAIN_TMPDIR, "{tmp}");
+            assert_eq!(Path::new(tmp).starts_with(&job_dir), expect_inside, "{tmp}");
+        }
     }
 }

@@ -98,6 +98,8 @@ pub struct Engines<'a> {
     pub limits: Limits,
     pub sink: Option<Arc<dyn LineSink>>,
     pub cancel: CancellationToken,
+    /// Read-only inputs for every command (host path, name); see `Sandbox::input_path`.
+    pub inputs: Vec<(PathBuf, String)>,
 }
 
 /// The outcome of one command, with what went wrong spelled out.
@@ -144,6 +146,7 @@ impl Engines<'_> {
             engine: self.binary,
             mirror: self.mirror,
             cli_config: Some(self.cli_config),
+            inputs: self.inputs.clone(),
             args,
             env: self.env.clone(),
             network: self.limits.network,

@@ -230,6 +230,7 @@ pub async fn preview(
         let job_id = format!("{run_id}-{i}");
         job_dirs.push(runner.jobs_dir.join(&job_id));
         job_dirs.push(runner.jobs_dir.join(format!("{job_id}.etc")));
+        job_dirs.push(runner.jobs_dir.join(format!("{job_id}.out")));
         // Slots are taken here, in run order (dependencies first), so projects start in that
         // order — one after the other with --jobs 1 — rather than in whatever order the
         // runtime happens to poll their tasks.

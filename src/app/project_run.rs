@@ -295,6 +295,27 @@ async fn prepare(
     Ok((job_dir, etc_dir.join("terraformrc"), cwd))
 }
 
+/// Moves the plan file terraform wrote out of the job dir into `out_dir` (fresh), refusing
+/// anything that is not a regular file (a symlink or device planted by the run).
+fn take_plan_file(from: &Path, out_dir: &Path) -> anyhow::Result<PathBuf> {
+    let meta = std::fs::symlink_metadata(from)
+        .with_context(|| format!("terraform wrote no plan file at {}", from.display()))?;
+    if !meta.file_type().is_file() {
+        anyhow::bail!(
+            "the plan file is not a regular file (was it replaced by the run?); refusing to use it"
+        );
+    }
+    if out_dir.exists() {
+        std::fs::remove_dir_all(out_dir)
+            .with_context(|| format!("clearing {}", out_dir.display()))?;
+    }
+    std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+    let to = out_dir.join("plan.tfplan");
+    std::fs::rename(from, &to)
+        .with_context(|| format!("moving the plan file to {}", to.display()))?;
+    Ok(to)
+}
+
 /// A failure report: what happened, then the end of the engine's output (where its errors are).
 fn step_failure(what: &str, step: &Step, redactor: &Redactor) -> String {
     let text = redactor.redact(step.output.output.trim_end()).into_owned();
@@ -323,6 +344,7 @@ impl Runner {
             limits: self.limits,
             sink: job.sink.clone(),
             cancel: job.cancel.clone(),
+            inputs: Vec::new(),
         }
     }
 
@@ -384,7 +406,24 @@ impl Runner {
                 step_failure(&format!("{engine} plan"), &step, &redactor),
             ));
         }
-        let json_path = job_dir.join("plan.json");
+        // The run is over (its PID namespace died with it): nothing of the PR runs now. Take the
+        // plan file out of the writable job dir before anything reads it, so what is hashed,
+        // shown, reviewed and applied is the file terraform wrote — not a substitute planted by
+        // a provider during `show`, and never a symlink to a host file.
+        let out_dir = self.jobs_dir.join(format!("{}.out", job.job_id));
+        let plan_file = {
+            let (from, out_dir) = (job_dir.join("plan.tfplan"), out_dir.clone());
+            tokio::task::spawn_blocking(move || take_plan_file(&from, &out_dir))
+                .await
+                .map_err(|e| fail(FailedStage::Plan, e.to_string()))?
+                .map_err(|e| fail(FailedStage::Plan, format!("{e:#}")))?
+        };
+        let plan_sha256 =
+            sha256_file(&plan_file).map_err(|e| fail(FailedStage::Plan, format!("{e:#}")))?;
+        let mut tf = tf;
+        tf.inputs = vec![(plan_file.clone(), "plan.tfplan".to_string())];
+        let guest_plan = self.sandbox.input_path(&plan_file, "plan.tfplan");
+        let json_path = out_dir.join("plan.json");
         let step = tf
             .show_json(&guest_plan, &json_path)
             .await
@@ -406,21 +445,13 @@ impl Runner {
                 step_failure(&format!("{engine} show -json"), &step, &redactor),
             ));
         }
-        let plan_file = job_dir.join("plan.tfplan");
-        let (json, plan_sha256) = tokio::task::spawn_blocking({
-            let json_path = json_path.clone();
-            let plan_file = plan_file.clone();
-            move || -> anyhow::Result<(Vec<u8>, String)> {
-                let json = std::fs::read(&json_path)
-                    .with_context(|| format!("reading {}", json_path.display()))?;
-                Ok((json, sha256_file(&plan_file)?))
-            }
-        })
-        .await
-        .map_err(|e| fail(FailedStage::Show, e.to_string()))?
-        .map_err(|e| fail(FailedStage::Show, format!("{e:#}")))?;
+        let json = std::fs::read(&json_path)
+            .with_context(|| format!("reading {}", json_path.display()))
+            .map_err(|e| fail(FailedStage::Show, format!("{e:#}")))?;
         let plan = parse_plan_json(&json).map_err(|e| fail(FailedStage::Show, e.to_string()))?;
         let summary = PlanSummary::from_plan(&plan);
+        // Values the plan marks sensitive are redacted wherever they might surface in text.
+        let redactor = Redactor::new(self.secrets.iter().cloned().chain(plan.sensitive_values()));
         let diff = redactor.redact(&render_diff(&plan)).into_owned();
         let engine_version = plan.terraform_version.clone();
         Ok(Planned {
@@ -475,11 +506,6 @@ impl Runner {
         let (job_dir, cli_config, cwd) = prepare(self, job, "-apply")
             .await
             .map_err(|(s, e)| fail(s, e))?;
-        let local_plan = job_dir.join("plan.tfplan");
-        std::fs::copy(plan_file, &local_plan)
-            .map_err(|e| fail(FailedStage::Apply, format!("copying the saved plan: {e}")))?;
-        check_hash(&local_plan)?;
-
         let tf = self.engines(job, &binary, &cli_config, &job_dir, cwd, env);
         let engine = job.project.engine.default_binary();
         let step = tf
@@ -504,7 +530,10 @@ impl Runner {
                 ));
             }
         }
-        let guest_plan = tf.guest_work().join("plan.tfplan");
+        // The reviewed plan file, read-only: the run can read it, never replace it.
+        let mut tf = tf;
+        tf.inputs = vec![(plan_file.to_path_buf(), "plan.tfplan".to_string())];
+        let guest_plan = self.sandbox.input_path(plan_file, "plan.tfplan");
         let step = tf
             .apply(&guest_plan)
             .await

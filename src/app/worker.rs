@@ -453,7 +453,12 @@ impl Workers {
             sink: None,
             cancel,
         };
-        match self.runner.plan(&job).await {
+        let result = self.runner.plan(&job).await;
+        // The plan file now lives in `<job>.out`; the working copy is not needed again.
+        let work_dir = self.runner.jobs_dir.join(&job.job_id);
+        let _ = std::fs::remove_dir_all(&work_dir);
+        let _ = std::fs::remove_dir_all(work_dir.with_extension("etc"));
+        match result {
             Ok(planned) => {
                 // Policies predict the apply: shown on the PR, recorded, not acted upon here.
                 let (mut notes, verdict) = (self.job_notes(), "none");
