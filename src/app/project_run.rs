@@ -553,3 +553,34 @@ impl Runner {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_regular_plan_file_is_taken_out_of_the_job_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let (job, out) = (dir.path().join("job"), dir.path().join("job.out"));
+        std::fs::create_dir_all(&job).unwrap();
+        let secret = dir.path().join("host-secret");
+        std::fs::write(&secret, "hunter2").unwrap();
+
+        // A link planted where the plan goes is refused, and the host file is untouched.
+        std::os::unix::fs::symlink(&secret, job.join("plan.tfplan")).unwrap();
+        let err = take_plan_file(&job.join("plan.tfplan"), &out).unwrap_err();
+        assert!(err.to_string().contains("not a regular file"), "{err:#}");
+        assert_eq!(std::fs::read_to_string(&secret).unwrap(), "hunter2");
+
+        // A real plan file moves into a fresh out dir (left-overs of an earlier plan are gone).
+        std::fs::remove_file(job.join("plan.tfplan")).unwrap();
+        std::fs::write(job.join("plan.tfplan"), "plan").unwrap();
+        std::fs::create_dir_all(&out).unwrap();
+        std::fs::write(out.join("plan.json"), "stale").unwrap();
+        let taken = take_plan_file(&job.join("plan.tfplan"), &out).unwrap();
+        assert_eq!(taken, out.join("plan.tfplan"));
+        assert_eq!(std::fs::read_to_string(&taken).unwrap(), "plan");
+        assert!(!out.join("plan.json").exists());
+        assert!(!job.join("plan.tfplan").exists());
+    }
+}
