@@ -103,6 +103,16 @@ pub struct Settings {
     /// server's credentials at plan time otherwise.
     #[serde(default)]
     pub allow_fork_prs: bool,
+    /// Base branches (globs) whose PRs Sluice plans and applies. Policies and apply
+    /// requirements are read from the PR's base branch, and anyone who can push a branch could
+    /// open a PR into one that carries weakened policies: only branches listed here (protect
+    /// them like the default branch) are trusted. Empty: the repository's default branch only.
+    #[serde(default)]
+    pub base_branches: Vec<String>,
+    /// Whose PR comments are taken as commands, by their relation to the repository as GitHub
+    /// reports it (`author_association`). Others get a refusal (and an audit entry).
+    #[serde(default = "default_associations")]
+    pub command_author_associations: Vec<String>,
     /// Worker slots: how many project jobs run at once.
     #[serde(default = "default_workers")]
     pub workers: usize,
@@ -188,6 +198,11 @@ pub struct CredentialRule {
     pub env_from_server: Vec<String>,
 }
 
+fn default_associations() -> Vec<String> {
+    ["OWNER", "MEMBER", "COLLABORATOR"]
+        .map(String::from)
+        .to_vec()
+}
 fn default_listen() -> SocketAddr {
     "127.0.0.1:4141".parse().expect("literal address")
 }
@@ -272,6 +287,8 @@ const ENV_KEYS: &[&str] = &[
     "enabled_commands",
     "plan_drafts",
     "allow_fork_prs",
+    "base_branches",
+    "command_author_associations",
     "workers",
     "api_token",
     "public_url",
@@ -280,7 +297,23 @@ const ENV_KEYS: &[&str] = &[
     "repo_policies",
     "shutdown_grace_secs",
 ];
-const LIST_KEYS: &[&str] = &["repo_allowlist", "enabled_commands"];
+/// GitHub's `author_association` values.
+const ASSOCIATIONS: &[&str] = &[
+    "OWNER",
+    "MEMBER",
+    "COLLABORATOR",
+    "CONTRIBUTOR",
+    "FIRST_TIME_CONTRIBUTOR",
+    "FIRST_TIMER",
+    "MANNEQUIN",
+    "NONE",
+];
+const LIST_KEYS: &[&str] = &[
+    "repo_allowlist",
+    "enabled_commands",
+    "base_branches",
+    "command_author_associations",
+];
 
 impl Settings {
     /// Loads settings from the process environment and, when named, a config file.
@@ -375,11 +408,46 @@ impl Settings {
             globset::Glob::new(glob)
                 .with_context(|| format!("repo_allowlist entry {pattern:?} is not a valid glob"))?;
         }
+        for a in &mut self.command_author_associations {
+            *a = a.trim().to_ascii_uppercase();
+            if !ASSOCIATIONS.contains(&a.as_str()) {
+                bail!(
+                    "command_author_associations: unknown value {a:?} (one of {})",
+                    ASSOCIATIONS.join(", ")
+                );
+            }
+        }
+        for pattern in &self.base_branches {
+            globset::Glob::new(pattern)
+                .with_context(|| format!("base_branches entry {pattern:?} is not a valid glob"))?;
+        }
         self.github_api_url = self.github_api_url.trim_end_matches('/').to_string();
         if self.runner.timeout_secs == 0 {
             bail!("runner.timeout_secs must be at least 1");
         }
         Ok(())
+    }
+
+    /// Whether a comment author with this `author_association` may run commands (fail closed:
+    /// an unknown association may not).
+    pub fn may_comment_commands(&self, association: Option<&str>) -> bool {
+        association.is_some_and(|a| {
+            self.command_author_associations
+                .iter()
+                .any(|ok| ok.eq_ignore_ascii_case(a))
+        })
+    }
+
+    /// Whether PRs into `base` are run, for a repository whose default branch is `default`.
+    pub fn base_branch_trusted(&self, base: &str, default: &str) -> bool {
+        if self.base_branches.is_empty() {
+            return base == default;
+        }
+        self.base_branches.iter().any(|p| {
+            globset::Glob::new(p)
+                .map(|g| g.compile_matcher().is_match(base))
+                .unwrap_or(false)
+        })
     }
 
     /// Every secret value the server knows, for output redaction.

@@ -282,6 +282,35 @@ impl Bot {
                         }
                         return Ok(());
                     }
+                    if !self
+                        .settings
+                        .base_branch_trusted(&pr.base_ref, &repo.default_branch)
+                    {
+                        tracing::info!(repo = %repo.name, pr = pr.number.get(), base = %pr.base_ref, "base branch not trusted: not planned");
+                        if action != PullRequestAction::Synchronize {
+                            self.store
+                                .enqueue(
+                                    vec![comment(
+                                        &repo.name,
+                                        pr.number,
+                                        untrusted_base(&pr.base_ref, &repo.default_branch),
+                                    )],
+                                    vec![self.rejected_record(
+                                        delivery_id,
+                                        &repo.name,
+                                        pr.number,
+                                        &pr.head_sha,
+                                        &sender,
+                                        "base branch not trusted",
+                                    )],
+                                    now_ms(),
+                                )
+                                .await
+                                .map_err(EventError::Retry)?;
+                            self.outbox_ready.notify_one();
+                        }
+                        return Ok(());
+                    }
                     let details = pull_from_event(&pr, &repo);
                     self.plan(delivery_id, &repo, &details, &sender, None, None, true)
                         .await
@@ -293,9 +322,18 @@ impl Bot {
                 comment_id,
                 body,
                 author,
+                association,
             } => {
-                self.on_comment(delivery_id, &repo, pr, comment_id, &body, &author)
-                    .await
+                self.on_comment(
+                    delivery_id,
+                    &repo,
+                    pr,
+                    comment_id,
+                    &body,
+                    &author,
+                    association.as_deref(),
+                )
+                .await
             }
             // Reviews are read from the reviews API when an apply asks (latest per reviewer), so
             // nothing is cached that could go stale.
@@ -561,6 +599,7 @@ impl Bot {
             let mut body = String::new();
             let mut records = Vec::new();
             for p in &selected {
+                let base_name = policies.base_name(p);
                 let input = PolicyInput {
                     stage: Stage::Plan,
                     actor: &actor.login,
@@ -568,6 +607,7 @@ impl Bot {
                     target_branch: &pr.base_ref,
                     head_sha: &head,
                     project: p,
+                    base_name: base_name.as_ref(),
                     plan: None,
                     approvals: &[],
                     teams: &teams,
@@ -748,6 +788,11 @@ impl Bot {
             RunStart::AlreadyExists { run_id } => {
                 tracing::info!(run_id, "event already turned into a run");
             }
+            RunStart::Refused { reason } => {
+                return Err(EventError::Permanent(anyhow::anyhow!(
+                    "plan run refused: {reason}"
+                )));
+            }
         }
         self.outbox_ready.notify_one();
         Ok(())
@@ -768,6 +813,7 @@ impl Bot {
         Ok(())
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn on_comment(
         &self,
         delivery_id: &str,
@@ -776,6 +822,7 @@ impl Bot {
         comment_id: u64,
         body: &str,
         author: &Actor,
+        association: Option<&str>,
     ) -> Result<(), EventError> {
         let login = self.bot_login().await;
         if let Some(me) = &login
@@ -862,9 +909,53 @@ impl Bot {
                 )
                 .await;
         }
+        if !self.settings.may_comment_commands(association) {
+            let why = format!(
+                "@{} is not a collaborator of this repository (GitHub says `{}`); commands are taken from {} only",
+                author.login,
+                association.unwrap_or("unknown"),
+                self.settings.command_author_associations.join(", ")
+            );
+            self.store
+                .enqueue(
+                    vec![comment(
+                        &repo.name,
+                        pr_number,
+                        format!("🚫 `{}` was not run: {why}.", cmd.kind.name()),
+                    )],
+                    vec![self.rejected_record(
+                        delivery_id,
+                        &repo.name,
+                        pr_number,
+                        &pr.head_sha,
+                        author,
+                        &why,
+                    )],
+                    now_ms(),
+                )
+                .await
+                .map_err(EventError::Retry)?;
+            self.outbox_ready.notify_one();
+            return Ok(());
+        }
         if pr.from_fork && !self.settings.allow_fork_prs {
             return self
                 .reply(repo, pr_number, Some(comment_id), FORK_REFUSAL.to_string())
+                .await;
+        }
+        // Unlock stays available: it only releases what this PR holds.
+        if cmd.kind != CommandKind::Unlock
+            && !self
+                .settings
+                .base_branch_trusted(&pr.base_ref, &repo.default_branch)
+        {
+            return self
+                .reply(
+                    repo,
+                    pr_number,
+                    Some(comment_id),
+                    untrusted_base(&pr.base_ref, &repo.default_branch),
+                )
                 .await;
         }
         match cmd.kind {
@@ -885,6 +976,18 @@ impl Bot {
                     .await
             }
             CommandKind::Unlock => {
+                if self.apply_running(&repo.name, pr_number).await? {
+                    return self
+                        .reply(
+                            repo,
+                            pr_number,
+                            Some(comment_id),
+                            "⏳ `unlock` was not run: an apply of this pull request is running, and its locks \
+keep other pull requests off the same workspaces until it ends. Unlock after it finishes."
+                                .to_string(),
+                        )
+                        .await;
+                }
                 if let Some(refusal) = self.unlock_refusal(repo, &pr, author).await? {
                     return self.reply(repo, pr_number, Some(comment_id), refusal).await;
                 }
@@ -938,6 +1041,32 @@ impl Bot {
             ));
         }
         self.reply(repo, pr.number, None, body).await
+    }
+
+    /// Whether one of the PR's apply jobs is running now.
+    async fn apply_running(&self, repo: &RepoName, pr: PrNumber) -> Result<bool, EventError> {
+        for run in self
+            .store
+            .open_runs(repo, pr)
+            .await
+            .map_err(EventError::Retry)?
+        {
+            if run.kind != JobKind::Apply {
+                continue;
+            }
+            let jobs = self
+                .store
+                .jobs_of_run(run.id)
+                .await
+                .map_err(EventError::Retry)?;
+            if jobs
+                .iter()
+                .any(|j| j.state == crate::core::job::JobState::Running)
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     async fn unlock(
@@ -1252,6 +1381,7 @@ impl Bot {
             let in_force = apply_gate::approvals(&reviews, &pr.author);
             for (plan, project) in targeted.iter().zip(&projects) {
                 let parsed = read_plan_json(&plan.plan_file);
+                let base_name = policies.base_name(project);
                 let input = PolicyInput {
                     stage: Stage::Apply,
                     actor: &actor.login,
@@ -1259,6 +1389,7 @@ impl Bot {
                     target_branch: &pr.base_ref,
                     head_sha: &pr.head_sha,
                     project,
+                    base_name: base_name.as_ref(),
                     plan: parsed.as_ref(),
                     approvals: &in_force,
                     teams: &teams,
@@ -1398,10 +1529,21 @@ impl Bot {
             StatusState::Pending,
             format!("applying {n} project{}", if n == 1 { "" } else { "s" }),
         );
-        self.store
+        let started = self
+            .store
             .create_run(run, vec![pending], vec![], now)
             .await
             .map_err(EventError::Retry)?;
+        if let RunStart::Refused { reason } = started {
+            return self
+                .reply(
+                    repo,
+                    pr.number,
+                    Some(comment_id),
+                    format!("❌ **Apply not started** for @{}: {reason}.", actor.login),
+                )
+                .await;
+        }
         self.jobs_ready.notify_one();
         self.outbox_ready.notify_one();
         Ok(())
@@ -1499,6 +1641,7 @@ impl Bot {
                 continue;
             };
             let parsed = read_plan_json(&plan.plan_file);
+            let base_name = policies.base_name(&project);
             let input = PolicyInput {
                 stage: Stage::Apply,
                 actor: &actor.login,
@@ -1506,6 +1649,7 @@ impl Bot {
                 target_branch: &pr.base_ref,
                 head_sha: &pr.head_sha,
                 project: &project,
+                base_name: base_name.as_ref(),
                 plan: parsed.as_ref(),
                 approvals: &in_force,
                 teams: &teams,
@@ -1639,6 +1783,7 @@ impl Bot {
                 .unwrap_or_else(|| {
                     projects::Project::detected(l.key.dir.clone(), l.key.workspace.clone())
                 });
+            let base_name = policies.base_name(&project);
             let input = PolicyInput {
                 stage: Stage::Unlock,
                 actor: &actor.login,
@@ -1646,6 +1791,7 @@ impl Bot {
                 target_branch: &pr.base_ref,
                 head_sha: &pr.head_sha,
                 project: &project,
+                base_name: base_name.as_ref(),
                 plan: None,
                 approvals: &[],
                 teams: &teams,
@@ -1736,6 +1882,15 @@ fn remove_plan_files(plans: &[super::store::PlanRow]) {
             let _ = std::fs::remove_dir_all(dir);
         }
     }
+}
+
+/// Why a PR into an untrusted base branch is not run.
+pub fn untrusted_base(base: &str, default: &str) -> String {
+    format!(
+        "🚫 **Sluice does not run pull requests into `{base}`.** Policies and apply requirements are read from \
+the base branch, so only trusted base branches are run: `{default}` (the default branch) and those the server's \
+`base_branches` setting lists. Target `{default}`, or ask an administrator to add `{base}` (and protect it like `{default}`)."
+    )
 }
 
 pub const FORK_REFUSAL: &str = "🚫 **Sluice does not run on pull requests from forks.** The code of a fork would run with this \

@@ -15,7 +15,9 @@ use crate::adapters::github::{GitHubApi, GitHubError};
 use crate::core::audit::AuditPolicyDecision;
 use crate::core::diag::{Diagnostic, has_errors};
 use crate::core::policy::{self, Decision, Outcome, Policy, TeamMembership};
-use crate::core::types::CommitSha;
+use crate::core::projects::Project;
+use crate::core::repo_config::{DirSpec, RepoConfig};
+use crate::core::types::{CommitSha, ProjectDir, ProjectName, Workspace};
 
 /// The policies that govern one PR, with where each file came from.
 #[derive(Debug, Clone, Default)]
@@ -27,9 +29,22 @@ pub struct PolicySet {
     /// Sluice then refuses to apply (fail closed) and says why.
     pub diagnostics: Vec<Diagnostic>,
     pub broken: bool,
+    /// Project names as the base branch's configuration gives them, by (dir, workspace).
+    pub base_names: Vec<(ProjectDir, Workspace, ProjectName)>,
 }
 
 impl PolicySet {
+    /// The name the base branch's configuration gives `project`'s dir and workspace, when it
+    /// differs from the PR's: policies scoped by name match either, so a PR cannot rename a
+    /// production project out of a policy's scope.
+    pub fn base_name(&self, project: &Project) -> Option<ProjectName> {
+        self.base_names
+            .iter()
+            .find(|(d, w, _)| d == &project.dir && w == &project.workspace)
+            .map(|(_, _, n)| n.clone())
+            .filter(|n| n != &project.name)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.policies.is_empty() && !self.broken
     }
@@ -116,6 +131,7 @@ pub fn policies_at(
         let (config, file, diags) = super::repo_state::load_config_at(git, base)?;
         if let Some(cfg) = config {
             inline = cfg.policies.clone();
+            set.base_names = base_names(&cfg);
         }
         // Blob ids for the audit log, in one call: `<commit>:<path>` for every source file.
         let mut sources: Vec<String> = files.iter().map(|(p, _)| p.clone()).collect();
@@ -141,6 +157,20 @@ pub fn policies_at(
         }
     }
     Ok(set)
+}
+
+/// Explicit project names of a configuration, by the exact dir and workspace they name.
+fn base_names(cfg: &RepoConfig) -> Vec<(ProjectDir, Workspace, ProjectName)> {
+    cfg.projects
+        .iter()
+        .flatten()
+        .filter_map(|p| match (&p.name, &p.dir.value) {
+            (Some(name), DirSpec::Exact(dir)) => {
+                Some((dir.clone(), p.workspace.clone(), name.value.clone()))
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// Team members from GitHub, cached for a short while (policies are evaluated several times per

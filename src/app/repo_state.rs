@@ -113,21 +113,34 @@ impl RepoState {
 }
 
 /// Apply requirements for `project`, from the configuration of the **base** branch: a PR that
-/// edits `apply_requirements` is still judged by the requirements it wants to change. A project
-/// unknown to the base (new in this PR) gets the default, `approved`.
+/// edits `apply_requirements` is still judged by the requirements it wants to change. Matched
+/// by what is applied — dir and workspace — never by name (the PR's config could give a
+/// production dir the name of a lax project); several matches add up. A project unknown to the
+/// base (new in this PR) gets the default, `approved`.
 pub fn base_requirements(
     base_config: Option<&RepoConfig>,
     base_snapshot: &RepoSnapshot,
     project: &Project,
 ) -> Vec<ApplyRequirement> {
     let (base_projects, _) = projects::all_projects(base_snapshot, base_config);
-    base_projects
+    let mut out: Vec<ApplyRequirement> = Vec::new();
+    let mut known = false;
+    for p in base_projects
         .iter()
-        .find(|p| {
-            p.name == project.name || (p.dir == project.dir && p.workspace == project.workspace)
-        })
-        .map(|p| p.apply_requirements.clone())
-        .unwrap_or_else(|| vec![ApplyRequirement::Approved])
+        .filter(|p| p.dir == project.dir && p.workspace == project.workspace)
+    {
+        known = true;
+        for r in &p.apply_requirements {
+            if !out.contains(r) {
+                out.push(*r);
+            }
+        }
+    }
+    if known {
+        out
+    } else {
+        vec![ApplyRequirement::Approved]
+    }
 }
 
 /// Finds a project by name among `projects`.

@@ -119,6 +119,9 @@ pub enum RunStart {
     /// The event that asks for this run was already turned into one (a redelivery, a crash
     /// between creating the run and finishing the event).
     AlreadyExists { run_id: i64 },
+    /// An apply of a plan that is no longer current, or that another apply already took
+    /// (two `apply` comments in a row): nothing was created.
+    Refused { reason: String },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -271,7 +274,8 @@ pub trait Store: Send + Sync {
 
     // ---- runs and jobs -----------------------------------------------------------------------
     /// Creates a run and its jobs, taking all its locks atomically (or waiting behind their
-    /// holder), and writes `outbox`/`audit` in the same transaction.
+    /// holder), and writes `outbox`/`audit` in the same transaction. An apply run is refused
+    /// when one of its plans is applied, discarded, or already being applied.
     async fn create_run(
         &self,
         run: NewRun,

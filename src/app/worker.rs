@@ -547,6 +547,7 @@ impl Workers {
         let reviews = self.github.list_reviews(&c.run.repo, c.run.pr).await?;
         let approvals = crate::core::apply_gate::approvals(&reviews, &pull.author);
         let teams = self.bot.teams.resolve(&*self.github, &set.policies).await;
+        let base_name = set.base_name(project);
         let input = crate::core::policy::PolicyInput {
             stage: crate::core::policy::Stage::Plan,
             actor: &c.run.actor.login,
@@ -554,6 +555,7 @@ impl Workers {
             target_branch: &c.run.base_ref,
             head_sha: &c.run.head_sha,
             project,
+            base_name: base_name.as_ref(),
             plan: Some(plan),
             approvals: &approvals,
             teams: &teams,
@@ -567,6 +569,59 @@ impl Workers {
             set.audit(&decisions),
             super::policy::verdict(&decisions),
         )))
+    }
+
+    /// Whether the plan may still be applied now: current (neither discarded by `unlock` or a
+    /// newer plan, nor applied), its workspace still locked by this PR, and the PR still open at
+    /// the planned commit.
+    async fn still_applicable(
+        &self,
+        c: &ClaimedJob,
+        plan: &super::store::PlanRow,
+    ) -> Result<(), (String, &'static str)> {
+        if plan.applied_at.is_some() {
+            return Err(("this plan was already applied".into(), "stale_plan"));
+        }
+        if plan.discarded_at.is_some() {
+            return Err((
+                "the plan was discarded (by `unlock` or a newer plan) after apply was asked for; run plan again".into(),
+                "stale_plan",
+            ));
+        }
+        let locks = self
+            .store
+            .locks(Some(&c.run.repo))
+            .await
+            .map_err(|e| (format!("reading locks: {e:#}"), "internal"))?;
+        let held = locks.iter().any(|l| {
+            l.pr == c.run.pr
+                && l.key.dir.as_str() == plan.project_dir
+                && l.key.workspace.as_str() == plan.workspace
+        });
+        if !held {
+            return Err((
+                "this pull request no longer holds the project's lock; run plan again".into(),
+                "lock_lost",
+            ));
+        }
+        let pull = self
+            .github
+            .get_pull(&c.run.repo, c.run.pr)
+            .await
+            .map_err(|e| (format!("reading the pull request: {e}"), "github"))?;
+        if pull.state != crate::adapters::github::PullState::Open {
+            return Err(("the pull request was closed".into(), "pr_closed"));
+        }
+        if pull.head_sha != c.run.head_sha {
+            return Err((
+                format!(
+                    "new commits were pushed (head is now {}) after apply was asked for; run plan again",
+                    pull.head_sha.short()
+                ),
+                "stale_plan",
+            ));
+        }
+        Ok(())
     }
 
     async fn apply_job(&self, c: &ClaimedJob, cancel: CancellationToken) -> JobFinish {
@@ -623,6 +678,11 @@ impl Workers {
                 record,
                 "stale_plan",
             );
+        }
+        // The gate was checked when `apply` was commented; the job may have queued since.
+        // What can change meanwhile is checked again, right before terraform starts.
+        if let Err((why, class)) = self.still_applicable(c, &plan).await {
+            return fail(why, record, class);
         }
         let git = match self.git_for(c).await {
             Ok(g) => g,

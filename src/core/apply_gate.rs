@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::event::{Actor, Review, ReviewState};
+use super::event::{Actor, ActorKind, Review, ReviewState};
 use super::types::{ApplyRequirement, CommitSha};
 
 /// An approval the gate relied on (recorded in the audit log).
@@ -17,7 +17,7 @@ pub struct Approval {
     pub commit_id: Option<CommitSha>,
 }
 
-/// Approvals in force: for each reviewer other than the author, their latest *decisive* review
+/// Approvals in force: for each reviewer other than the author (and not a bot), their latest *decisive* review
 /// (approved, changes requested, dismissed — a plain comment changes nothing, as on GitHub) when
 /// that review is an approval. `reviews` is in the API's chronological order.
 pub fn approvals(reviews: &[Review], author: &Actor) -> Vec<Approval> {
@@ -30,6 +30,10 @@ pub fn approvals(reviews: &[Review], author: &Actor) -> Vec<Approval> {
             continue;
         }
         if r.reviewer.id == author.id || r.reviewer.login.eq_ignore_ascii_case(&author.login) {
+            continue;
+        }
+        // An app's review is no one's judgement: it never counts as an approval.
+        if r.reviewer.kind == ActorKind::Bot {
             continue;
         }
         match latest.iter_mut().find(|l| l.reviewer.id == r.reviewer.id) {
@@ -160,7 +164,6 @@ fn short_hash(h: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::event::ActorKind;
 
     fn actor(login: &str, id: u64) -> Actor {
         Actor {
@@ -226,6 +229,12 @@ mod tests {
             ]),
             ["bob"]
         );
+        // A bot's approval does not count.
+        let app = Actor {
+            kind: ActorKind::Bot,
+            ..actor("deploy-helper[bot]", 9)
+        };
+        assert!(approved_by(&[review(1, &app, ReviewState::Approved)]).is_empty());
         // Re-approval after changes requested counts.
         assert_eq!(
             approved_by(&[

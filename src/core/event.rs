@@ -130,6 +130,9 @@ pub enum Event {
         comment_id: u64,
         body: String,
         author: Actor,
+        /// The author's relation to the repository as GitHub reports it (`OWNER`, `MEMBER`,
+        /// `COLLABORATOR`, `CONTRIBUTOR`, `NONE`, ...); `None` when the payload has none.
+        association: Option<String>,
     },
     Review {
         action: ReviewAction,

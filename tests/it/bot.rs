@@ -602,6 +602,54 @@ async fn fork_prs_are_refused_and_drafts_are_skipped() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn prs_into_an_untrusted_base_branch_are_not_run() {
+    // Policies and requirements come from the base branch: a PR into a branch anyone could
+    // have pushed (with weakened policies) must not be planned or applied.
+    let h = harness().await;
+    let head = h.open_pr(1, "sneaky", &[("envs/a/main.tf", &null_project("a", "2"))]);
+    h.fake.update_pull(REPO, 1, |p| p.base_ref = "weak".into());
+    h.deliver(&h.pr_event("opened", 1)).await;
+    let refusal = "does not run pull requests into `weak`";
+    h.wait_comment(1, "the refusal", |c| c.contains(refusal))
+        .await;
+    h.deliver(&h.comment_event(1, "alice", "sluice apply"))
+        .await;
+    h.wait("a second refusal", || {
+        (h.count_comments(1, |c| c.contains(refusal)) == 2).then_some(())
+    })
+    .await;
+    assert!(h.fake.statuses(&head).is_empty());
+    assert!(h.locks().await.is_empty());
+    let out = h.cli(&["audit", "export"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("base branch not trusted"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn commands_from_outside_the_repository_are_refused() {
+    let h = harness().await;
+    let head = h.open_pr(1, "change", &[("envs/a/main.tf", &null_project("a", "2"))]);
+    h.deliver(
+        &h.comment_event(1, "mallory", "sluice plan")
+            .set("/comment/author_association", "NONE"),
+    )
+    .await;
+    h.wait_comment(1, "the refusal", |c| {
+        c.contains("@mallory is not a collaborator") && c.contains("`plan` was not run")
+    })
+    .await;
+    let out = h.cli(&["audit", "export"]);
+    let audit = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        audit.contains("command_rejected") && audit.contains("mallory"),
+        "{audit}"
+    );
+    assert!(h.fake.statuses(&head).is_empty(), "nothing was planned");
+    // A collaborator's command on the same PR runs.
+    h.deliver(&h.comment_event(1, "alice", "sluice plan")).await;
+    h.wait_status(&head, "sluice/plan", "success").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn the_pr_cannot_relax_its_own_apply_requirements() {
     // Base requires approval (the default). The PR adds a config that removes it.
     let h = harness().await;

@@ -243,6 +243,7 @@ impl Harness {
             _ => "pull_request.opened.json",
         })
         .repo(REPO, &self.origin.url())
+        .default_branch("main")
         .pr_number(n)
         .head_sha(&pull.head_sha)
         .set("/pull_request/head/ref", pull.head_ref.as_str())
@@ -262,6 +263,7 @@ impl Harness {
         let id = self.fake.add_comment(REPO, n, user, body);
         Webhook::load("issue_comment.created.pr.json")
             .repo(REPO, &self.origin.url())
+            .default_branch("main")
             .pr_number(n)
             .comment_body(body)
             .user(user)

@@ -212,6 +212,12 @@ pub fn parse_event(event_header: &str, body: &[u8]) -> Result<Event, ParseError>
                 comment_id: c.comment.id.into_inner(),
                 body: c.comment.body.clone().unwrap_or_default(),
                 author: actor(&c.comment.user),
+                association: c
+                    .comment
+                    .author_association
+                    .as_ref()
+                    .and_then(|a| serde_json::to_value(a).ok())
+                    .and_then(|v| v.as_str().map(str::to_ascii_uppercase)),
             })
         }
         WebhookEventPayload::PullRequestReview(r) => {

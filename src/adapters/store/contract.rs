@@ -350,10 +350,28 @@ pub async fn applies_run_in_order_and_stop_at_a_failure(store: &dyn Store) {
         .iter()
         .map(|p| job(JobKind::Apply, &p.project_dir, Some(p.id)))
         .collect();
+    let apply_of = |dirs: &[&str]| {
+        let mut run = new_run(1, JobKind::Apply, &[], None);
+        run.jobs = plans
+            .iter()
+            .filter(|p| dirs.contains(&p.project_dir.as_str()))
+            .map(|p| job(JobKind::Apply, &p.project_dir, Some(p.id)))
+            .collect();
+        run
+    };
     let RunStart::Queued { run_id } = store.create_run(run, vec![], vec![], 2).await.unwrap()
     else {
         panic!()
     };
+    // A second `apply` while the first is queued takes nothing.
+    let again = store
+        .create_run(apply_of(&["b"]), vec![], vec![], 2)
+        .await
+        .unwrap();
+    assert!(
+        matches!(&again, RunStart::Refused { reason } if reason.contains("already being applied")),
+        "{again:?}"
+    );
     let first = store.claim_job("w1", 3, 100).await.unwrap().unwrap();
     assert!(
         store.claim_job("w2", 3, 100).await.unwrap().is_none(),
@@ -393,6 +411,20 @@ pub async fn applies_run_in_order_and_stop_at_a_failure(store: &dyn Store) {
         vec!["b", "c"],
         "the applied plan is no longer current"
     );
+    // The applied plan cannot be applied again; the failed one can be retried.
+    let again = store
+        .create_run(apply_of(&["a"]), vec![], vec![], 7)
+        .await
+        .unwrap();
+    assert!(
+        matches!(&again, RunStart::Refused { reason } if reason.contains("applied or discarded")),
+        "{again:?}"
+    );
+    let retry = store
+        .create_run(apply_of(&["b"]), vec![], vec![], 7)
+        .await
+        .unwrap();
+    assert!(matches!(retry, RunStart::Queued { .. }), "{retry:?}");
 }
 
 pub async fn expired_leases_requeue_plans_and_interrupt_applies(store: &dyn Store) {

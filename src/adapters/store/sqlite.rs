@@ -525,6 +525,39 @@ impl Store for SqliteStore {
                 return Ok(RunStart::AlreadyExists { run_id });
             }
         }
+        if run.kind == JobKind::Apply {
+            for job in &run.jobs {
+                let Some(plan_id) = job.plan_id else { continue };
+                let current: Option<i64> = sqlx::query_scalar(
+                    "SELECT id FROM plans WHERE id = ? AND applied_at IS NULL AND discarded_at IS NULL",
+                )
+                .bind(plan_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if current.is_none() {
+                    return Ok(RunStart::Refused {
+                        reason: format!(
+                            "the plan of `{}` was applied or discarded meanwhile",
+                            job.project_name
+                        ),
+                    });
+                }
+                let taken: Option<i64> = sqlx::query_scalar(
+                    "SELECT id FROM jobs WHERE plan_id = ? AND kind = 'apply' AND state IN ('waiting', 'queued', 'running', 'succeeded')",
+                )
+                .bind(plan_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if taken.is_some() {
+                    return Ok(RunStart::Refused {
+                        reason: format!(
+                            "the plan of `{}` is already being applied",
+                            job.project_name
+                        ),
+                    });
+                }
+            }
+        }
         let locks = repo_locks(&mut tx, &run.repo).await?;
         let decision = decide(run.pr, &run.locks, &locks);
         let (run_state, job_state, held) = match &decision {
