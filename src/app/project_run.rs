@@ -42,7 +42,10 @@ const RESERVED_ENV: &[&str] = &[
 ];
 
 pub fn reserved_env_name(name: &str) -> bool {
-    RESERVED_ENV.contains(&name) || name.starts_with("TF_CLI_ARGS") || name.starts_with("LD_")
+    RESERVED_ENV.contains(&name)
+        || name.starts_with("TF_CLI_ARGS")
+        || name.starts_with("TF_LOG")
+        || name.starts_with("LD_")
 }
 
 /// Shared, long-lived state for running projects, built once from the settings.

@@ -249,6 +249,7 @@ pub async fn serve(
         outbox_ready: outbox_ready.clone(),
         instance: instance.clone(),
         lease: Duration::from_secs(settings.job_lease_secs.max(3)),
+        live: Default::default(),
     });
 
     let state = Arc::new(AppState {

@@ -5,9 +5,11 @@
 //! Every loop takes a `stop` token: when it fires the loop finishes what it holds and returns.
 //! Running terraform is only interrupted by the separate `kill` token, after the shutdown grace.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -42,6 +44,10 @@ pub struct Workers {
     /// Unique per process start; worker ids are `<instance>-w<n>`.
     pub instance: String,
     pub lease: Duration,
+    /// This process's running jobs (id → worker id). The sweeper renews their leases before it
+    /// recovers expired ones, so a stalled heartbeat never makes a live job look dead (a live
+    /// apply marked interrupted could be applied a second time).
+    pub live: std::sync::Mutex<HashMap<i64, String>>,
 }
 
 /// How a job's report is stored: a full report, or a one-line reason for jobs that never ran to
@@ -302,11 +308,29 @@ impl Workers {
                     }
                 })
             };
-            let finish = match c.job.kind {
-                JobKind::Plan => self.plan_job(&c, cancel.clone()).await,
-                JobKind::Apply => self.apply_job(&c, cancel.clone()).await,
+            self.live_jobs().insert(c.job.id, worker.to_string());
+            let run = async {
+                match c.job.kind {
+                    JobKind::Plan => self.plan_job(&c, cancel.clone()).await,
+                    JobKind::Apply => self.apply_job(&c, cancel.clone()).await,
+                }
+            };
+            // A bug that panics ends this job as failed, never as a job that runs forever (the
+            // heartbeat would keep its lease alive).
+            let finish = match std::panic::AssertUnwindSafe(run).catch_unwind().await {
+                Ok(finish) => finish,
+                Err(panic) => {
+                    let what = panic
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_else(|| "unknown panic".into());
+                    tracing::error!(panic = %what, "job panicked");
+                    self.crashed(&c, &what)
+                }
             };
             hb.abort();
+            self.live_jobs().remove(&c.job.id);
             if kill.is_cancelled() {
                 // Shutdown past its grace: the server marks the job interrupted; our result is
                 // incomplete by construction.
@@ -331,6 +355,52 @@ impl Workers {
         }
         .instrument(span)
         .await
+    }
+
+    fn live_jobs(&self) -> std::sync::MutexGuard<'_, HashMap<i64, String>> {
+        self.live.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The end of a job whose code panicked: failed, with an audit entry saying so.
+    fn crashed(&self, c: &ClaimedJob, what: &str) -> JobFinish {
+        let project: Option<Project> = match c.job.kind {
+            JobKind::Plan => serde_json::from_str(&c.job.project_json).ok(),
+            JobKind::Apply => serde_json::from_str::<ApplyContext>(&c.job.project_json)
+                .ok()
+                .map(|x| x.project),
+        };
+        let action = match c.job.kind {
+            JobKind::Plan => AuditAction::Plan,
+            JobKind::Apply => AuditAction::Apply,
+        };
+        let mut record = self.audit_base(c, project.as_ref(), action);
+        record.result = Some(AuditResult::Failure);
+        record.error_class = Some("internal".into());
+        let error = format!(
+            "Sluice failed internally while running this job ({what}); nothing more was done. Try again."
+        );
+        let outcome = match c.job.kind {
+            JobKind::Plan => ProjectOutcome::PlanFailed {
+                stage: crate::core::plan::FailedStage::Plan,
+                error,
+            },
+            JobKind::Apply => ProjectOutcome::ApplyFailed { error },
+        };
+        let report = ProjectReport {
+            project: ProjectName::new(&c.job.project_name).unwrap_or_else(|_| {
+                ProjectName::derived(&ProjectDir::root(), &Workspace::default())
+            }),
+            dir: ProjectDir::new(&c.job.project_dir).unwrap_or_else(|_| ProjectDir::root()),
+            workspace: Workspace::new(&c.job.workspace).unwrap_or_default(),
+            outcome,
+            notes: self.job_notes(),
+        };
+        JobFinish {
+            state: JobState::Failed,
+            report_json: encode(report, "none"),
+            plan: None,
+            audit: vec![record],
+        }
     }
 
     fn job_notes(&self) -> Vec<String> {
@@ -884,6 +954,18 @@ impl Workers {
     pub async fn sweep(&self) {
         if let Err(e) = self.store.upkeep().await {
             tracing::warn!(error = %format!("{e:#}"), "store upkeep failed");
+        }
+        // Our own running jobs are alive whatever their heartbeat managed: extend them first.
+        let live: Vec<(i64, String)> = self
+            .live_jobs()
+            .iter()
+            .map(|(id, w)| (*id, w.clone()))
+            .collect();
+        for (id, worker) in live {
+            let until = now_ms() + self.lease.as_millis() as i64;
+            if let Err(e) = self.store.renew_lease(id, &worker, until).await {
+                tracing::warn!(job_id = id, error = %format!("{e:#}"), "renewing a live job's lease failed");
+            }
         }
         match self.store.recover_expired(now_ms()).await {
             Ok(rec) => {

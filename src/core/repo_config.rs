@@ -84,6 +84,7 @@ pub const ATLANTIS_DEFAULT_WHEN_MODIFIED: &[&str] =
 const RESERVED_ENV: &[&str] = &[
     "PATH",
     "HOME",
+    "TMPDIR",
     "TF_CLI_ARGS",
     "TF_CLI_CONFIG_FILE",
     "TF_DATA_DIR",
@@ -92,7 +93,9 @@ const RESERVED_ENV: &[&str] = &[
     "TF_INPUT",
     "TF_IN_AUTOMATION",
 ];
-const RESERVED_ENV_PREFIXES: &[&str] = &["TF_CLI_ARGS_", "SLUICE_", "LD_", "DYLD_"];
+/// `TF_LOG*`: debug logs print provider requests (credentials included) into the output that
+/// is posted on the PR.
+const RESERVED_ENV_PREFIXES: &[&str] = &["TF_CLI_ARGS_", "TF_LOG", "SLUICE_", "LD_", "DYLD_"];
 
 pub use super::yaml::{Located, Pos};
 
@@ -1641,6 +1644,21 @@ projects:
             sluice.yaml:11:66: error: `TF_VAR_ok` should be a single value, found a mapping
             => no config
             "#);
+    }
+
+    #[test]
+    fn debug_logging_cannot_be_switched_on_from_the_repo() {
+        // TF_LOG output includes provider requests (with credentials) and is posted on the PR.
+        for name in ["TF_LOG", "TF_LOG_PROVIDER", "TF_LOG_PATH", "TMPDIR"] {
+            let out = check(
+                "sluice.yaml",
+                &format!("version: 1\nprojects:\n  - dir: a\n    env: {{ {name}: trace }}\n"),
+            );
+            assert!(
+                out.contains(&format!("`{name}` cannot be set in `env`")),
+                "{name}: {out}"
+            );
+        }
     }
 
     #[test]
