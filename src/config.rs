@@ -106,7 +106,7 @@ pub struct Settings {
     /// Base branches (globs) whose PRs Sluice plans and applies. Policies and apply
     /// requirements are read from the PR's base branch, and anyone who can push a branch could
     /// open a PR into one that carries weakened policies: only branches listed here (protect
-    /// them like the default branch) are trusted. Empty: the repository's default branch only.
+    /// them like the default branch) are trusted, besides the repository's default branch.
     #[serde(default)]
     pub base_branches: Vec<String>,
     /// Whose PR comments are taken as commands, by their relation to the repository as GitHub
@@ -440,8 +440,8 @@ impl Settings {
 
     /// Whether PRs into `base` are run, for a repository whose default branch is `default`.
     pub fn base_branch_trusted(&self, base: &str, default: &str) -> bool {
-        if self.base_branches.is_empty() {
-            return base == default;
+        if base == default {
+            return true;
         }
         self.base_branches.iter().any(|p| {
             globset::Glob::new(p)
@@ -531,6 +531,43 @@ mod tests {
         assert_eq!(s.bot_name, "sluice");
         assert!(s.webhook_secret.is_none());
         assert_eq!(s.runner.profile, "bwrap");
+    }
+
+    #[test]
+    fn trusted_base_branches_and_command_authors() {
+        let s = Settings::load_from(&env(&[]), &Overrides::default()).unwrap();
+        assert!(s.base_branch_trusted("main", "main"));
+        assert!(!s.base_branch_trusted("weak", "main"));
+        assert!(s.may_comment_commands(Some("MEMBER")));
+        assert!(!s.may_comment_commands(Some("CONTRIBUTOR")));
+        assert!(!s.may_comment_commands(None), "unknown fails closed");
+
+        let s = Settings::load_from(
+            &env(&[
+                ("SLUICE_BASE_BRANCHES", "release/*"),
+                ("SLUICE_COMMAND_AUTHOR_ASSOCIATIONS", "owner,contributor"),
+            ]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert!(
+            s.base_branch_trusted("main", "main"),
+            "the default branch always runs"
+        );
+        assert!(s.base_branch_trusted("release/2.0", "main"));
+        assert!(!s.base_branch_trusted("feature", "main"));
+        assert!(s.may_comment_commands(Some("CONTRIBUTOR")));
+        assert!(!s.may_comment_commands(Some("MEMBER")));
+
+        let err = Settings::load_from(
+            &env(&[("SLUICE_COMMAND_AUTHOR_ASSOCIATIONS", "OWNER,ADMIN")]),
+            &Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(
+            format!("{err:#}").contains("unknown value \"ADMIN\""),
+            "{err:#}"
+        );
     }
 
     #[test]

@@ -599,7 +599,7 @@ impl Bot {
             let mut body = String::new();
             let mut records = Vec::new();
             for p in &selected {
-                let base_name = policies.base_name(p);
+                let base_names = policies.base_names_of(p);
                 let input = PolicyInput {
                     stage: Stage::Plan,
                     actor: &actor.login,
@@ -607,7 +607,7 @@ impl Bot {
                     target_branch: &pr.base_ref,
                     head_sha: &head,
                     project: p,
-                    base_name: base_name.as_ref(),
+                    base_names: &base_names,
                     plan: None,
                     approvals: &[],
                     teams: &teams,
@@ -840,30 +840,33 @@ impl Bot {
         };
         let cmd = match command::parse_comment(&ctx, body) {
             Parsed::Ignore => return Ok(()),
-            Parsed::Reply(text) => {
+            // Usage hints only for those who may run commands: no one else makes the bot talk.
+            Parsed::Reply(text) if self.settings.may_comment_commands(association) => {
                 return self.reply(repo, pr_number, Some(comment_id), text).await;
             }
+            Parsed::Reply(_) => return Ok(()),
             Parsed::Command(cmd) => cmd,
         };
-        // Heard: an "eyes" reaction before any slow work.
+        // Heard: an "eyes" reaction before any slow work (outsiders get a refusal below instead).
+        let heard = if self.settings.may_comment_commands(association) {
+            vec![OutboxItem {
+                repo: repo.name.clone(),
+                pr: Some(pr_number),
+                message: Outgoing::Reaction {
+                    comment_id,
+                    content: "eyes".into(),
+                },
+            }]
+        } else {
+            vec![]
+        };
         self.store
-            .enqueue(
-                vec![OutboxItem {
-                    repo: repo.name.clone(),
-                    pr: Some(pr_number),
-                    message: Outgoing::Reaction {
-                        comment_id,
-                        content: "eyes".into(),
-                    },
-                }],
-                vec![],
-                now_ms(),
-            )
+            .enqueue(heard, vec![], now_ms())
             .await
             .map_err(EventError::Retry)?;
         self.outbox_ready.notify_one();
 
-        if cmd.kind == CommandKind::Help {
+        if cmd.kind == CommandKind::Help && self.settings.may_comment_commands(association) {
             return self
                 .reply(repo, pr_number, Some(comment_id), command::usage(&ctx))
                 .await;
@@ -998,7 +1001,8 @@ keep other pull requests off the same workspaces until it ends. Unlock after it 
                 self.approve_policies(delivery_id, repo, &pr, author, &cmd, comment_id)
                     .await
             }
-            CommandKind::Help => unreachable!("handled above"),
+            // Answered above (outsiders were refused before this match).
+            CommandKind::Help => Ok(()),
         }
     }
 
@@ -1381,7 +1385,7 @@ keep other pull requests off the same workspaces until it ends. Unlock after it 
             let in_force = apply_gate::approvals(&reviews, &pr.author);
             for (plan, project) in targeted.iter().zip(&projects) {
                 let parsed = read_plan_json(&plan.plan_file);
-                let base_name = policies.base_name(project);
+                let base_names = policies.base_names_of(project);
                 let input = PolicyInput {
                     stage: Stage::Apply,
                     actor: &actor.login,
@@ -1389,7 +1393,7 @@ keep other pull requests off the same workspaces until it ends. Unlock after it 
                     target_branch: &pr.base_ref,
                     head_sha: &pr.head_sha,
                     project,
-                    base_name: base_name.as_ref(),
+                    base_names: &base_names,
                     plan: parsed.as_ref(),
                     approvals: &in_force,
                     teams: &teams,
@@ -1641,7 +1645,7 @@ keep other pull requests off the same workspaces until it ends. Unlock after it 
                 continue;
             };
             let parsed = read_plan_json(&plan.plan_file);
-            let base_name = policies.base_name(&project);
+            let base_names = policies.base_names_of(&project);
             let input = PolicyInput {
                 stage: Stage::Apply,
                 actor: &actor.login,
@@ -1649,7 +1653,7 @@ keep other pull requests off the same workspaces until it ends. Unlock after it 
                 target_branch: &pr.base_ref,
                 head_sha: &pr.head_sha,
                 project: &project,
-                base_name: base_name.as_ref(),
+                base_names: &base_names,
                 plan: parsed.as_ref(),
                 approvals: &in_force,
                 teams: &teams,
@@ -1783,7 +1787,7 @@ keep other pull requests off the same workspaces until it ends. Unlock after it 
                 .unwrap_or_else(|| {
                     projects::Project::detected(l.key.dir.clone(), l.key.workspace.clone())
                 });
-            let base_name = policies.base_name(&project);
+            let base_names = policies.base_names_of(&project);
             let input = PolicyInput {
                 stage: Stage::Unlock,
                 actor: &actor.login,
@@ -1791,7 +1795,7 @@ keep other pull requests off the same workspaces until it ends. Unlock after it 
                 target_branch: &pr.base_ref,
                 head_sha: &pr.head_sha,
                 project: &project,
-                base_name: base_name.as_ref(),
+                base_names: &base_names,
                 plan: None,
                 approvals: &[],
                 teams: &teams,

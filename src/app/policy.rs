@@ -34,15 +34,20 @@ pub struct PolicySet {
 }
 
 impl PolicySet {
-    /// The name the base branch's configuration gives `project`'s dir and workspace, when it
-    /// differs from the PR's: policies scoped by name match either, so a PR cannot rename a
-    /// production project out of a policy's scope.
-    pub fn base_name(&self, project: &Project) -> Option<ProjectName> {
-        self.base_names
+    /// The names the base branch gives `project`'s dir and workspace (every explicit name its
+    /// configuration has for them, and the derived one), except the PR's own: policies scoped by
+    /// name match any of them, so a PR cannot rename a project out of a policy's scope.
+    pub fn base_names_of(&self, project: &Project) -> Vec<ProjectName> {
+        let mut out: Vec<ProjectName> = self
+            .base_names
             .iter()
-            .find(|(d, w, _)| d == &project.dir && w == &project.workspace)
+            .filter(|(d, w, _)| d == &project.dir && w == &project.workspace)
             .map(|(_, _, n)| n.clone())
-            .filter(|n| n != &project.name)
+            .collect();
+        out.push(ProjectName::derived(&project.dir, &project.workspace));
+        out.retain(|n| n != &project.name);
+        out.dedup();
+        out
     }
 
     pub fn is_empty(&self) -> bool {
@@ -115,6 +120,11 @@ pub fn policies_at(
     let mut set = PolicySet::default();
     let mut files = Vec::new();
     let mut inline = Vec::new();
+    // The base's project names count for every policy's scope, the server's included.
+    let (config, file, diags) = super::repo_state::load_config_at(git, base)?;
+    if let Some(cfg) = &config {
+        set.base_names = base_names(cfg);
+    }
     if repo_policies {
         // Only `policies/` is listed (not the whole tree), and every file is read in one call.
         let paths: Vec<String> = git
@@ -128,10 +138,8 @@ pub fn policies_at(
                 files.push((path.clone(), text));
             }
         }
-        let (config, file, diags) = super::repo_state::load_config_at(git, base)?;
         if let Some(cfg) = config {
             inline = cfg.policies.clone();
-            set.base_names = base_names(&cfg);
         }
         // Blob ids for the audit log, in one call: `<commit>:<path>` for every source file.
         let mut sources: Vec<String> = files.iter().map(|(p, _)| p.clone()).collect();

@@ -8,6 +8,7 @@
 //! scripts) is executed by the apply — only the reviewed plan file crosses over.
 
 use std::collections::BTreeMap;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -298,7 +299,7 @@ async fn prepare(
     Ok((job_dir, etc_dir.join("terraformrc"), cwd))
 }
 
-/// Moves the plan file terraform wrote out of the job dir into `out_dir` (fresh), refusing
+/// Takes the plan file terraform wrote out of the job dir into `out_dir` (fresh), refusing
 /// anything that is not a regular file (a symlink or device planted by the run).
 fn take_plan_file(from: &Path, out_dir: &Path) -> anyhow::Result<PathBuf> {
     let meta = std::fs::symlink_metadata(from)
@@ -313,9 +314,24 @@ fn take_plan_file(from: &Path, out_dir: &Path) -> anyhow::Result<PathBuf> {
             .with_context(|| format!("clearing {}", out_dir.display()))?;
     }
     std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+    // Copied, not renamed: the run could have made the path a hard link to another file of its
+    // job dir, through which a later command could rewrite a renamed plan.
     let to = out_dir.join("plan.tfplan");
-    std::fs::rename(from, &to)
-        .with_context(|| format!("moving the plan file to {}", to.display()))?;
+    let mut src = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(from)
+        .with_context(|| format!("opening {}", from.display()))?;
+    let mut dst = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&to)
+        .with_context(|| format!("creating {}", to.display()))?;
+    std::io::copy(&mut src, &mut dst)
+        .with_context(|| format!("copying the plan file to {}", to.display()))?;
+    dst.sync_all()
+        .with_context(|| format!("writing {}", to.display()))?;
+    std::fs::remove_file(from).with_context(|| format!("removing {}", from.display()))?;
     Ok(to)
 }
 
@@ -421,52 +437,60 @@ impl Runner {
                 .map_err(|e| fail(FailedStage::Plan, e.to_string()))?
                 .map_err(|e| fail(FailedStage::Plan, format!("{e:#}")))?
         };
-        let plan_sha256 =
-            sha256_file(&plan_file).map_err(|e| fail(FailedStage::Plan, format!("{e:#}")))?;
-        let mut tf = tf;
-        tf.inputs = vec![(plan_file.clone(), "plan.tfplan".to_string())];
-        let guest_plan = self.sandbox.input_path(&plan_file, "plan.tfplan");
-        let json_path = out_dir.join("plan.json");
-        let step = tf
-            .show_json(&guest_plan, &json_path)
-            .await
-            .map_err(|e| fail(FailedStage::Show, format!("{e:#}")))?;
-        tracing::debug!(ms = step.output.duration.as_millis() as u64, "show -json");
-        if step.output.stdout_file_overflow {
-            return Err(fail(
-                FailedStage::Show,
-                format!(
-                    "the plan's JSON is larger than the configured cap ({} bytes, runner.plan_json_cap_bytes); \
-                     split the project or raise the cap",
-                    self.limits.plan_json_cap
-                ),
-            ));
+        // A plan that cannot be shown is not kept (plan files hold sensitive values).
+        let shown = async {
+            let plan_sha256 =
+                sha256_file(&plan_file).map_err(|e| fail(FailedStage::Plan, format!("{e:#}")))?;
+            let mut tf = tf;
+            tf.inputs = vec![(plan_file.clone(), "plan.tfplan".to_string())];
+            let guest_plan = self.sandbox.input_path(&plan_file, "plan.tfplan");
+            let json_path = out_dir.join("plan.json");
+            let step = tf
+                .show_json(&guest_plan, &json_path)
+                .await
+                .map_err(|e| fail(FailedStage::Show, format!("{e:#}")))?;
+            tracing::debug!(ms = step.output.duration.as_millis() as u64, "show -json");
+            if step.output.stdout_file_overflow {
+                return Err(fail(
+                    FailedStage::Show,
+                    format!(
+                        "the plan's JSON is larger than the configured cap ({} bytes, runner.plan_json_cap_bytes); \
+                         split the project or raise the cap",
+                        self.limits.plan_json_cap
+                    ),
+                ));
+            }
+            if !step.ok {
+                return Err(fail(
+                    FailedStage::Show,
+                    step_failure(&format!("{engine} show -json"), &step, &redactor),
+                ));
+            }
+            let json = std::fs::read(&json_path)
+                .with_context(|| format!("reading {}", json_path.display()))
+                .map_err(|e| fail(FailedStage::Show, format!("{e:#}")))?;
+            let plan = parse_plan_json(&json).map_err(|e| fail(FailedStage::Show, e.to_string()))?;
+            let summary = PlanSummary::from_plan(&plan);
+            // Values the plan marks sensitive are redacted wherever they might surface in text.
+            let redactor = Redactor::new(self.secrets.iter().cloned().chain(plan.sensitive_values()));
+            let diff = redactor.redact(&render_diff(&plan)).into_owned();
+            let engine_version = plan.terraform_version.clone();
+            Ok(Planned {
+                plan,
+                summary,
+                diff,
+                plan_sha256,
+                plan_file,
+                job_dir: job_dir.clone(),
+                engine_version,
+                duration: started.elapsed(),
+            })
         }
-        if !step.ok {
-            return Err(fail(
-                FailedStage::Show,
-                step_failure(&format!("{engine} show -json"), &step, &redactor),
-            ));
+        .await;
+        if shown.is_err() {
+            let _ = std::fs::remove_dir_all(&out_dir);
         }
-        let json = std::fs::read(&json_path)
-            .with_context(|| format!("reading {}", json_path.display()))
-            .map_err(|e| fail(FailedStage::Show, format!("{e:#}")))?;
-        let plan = parse_plan_json(&json).map_err(|e| fail(FailedStage::Show, e.to_string()))?;
-        let summary = PlanSummary::from_plan(&plan);
-        // Values the plan marks sensitive are redacted wherever they might surface in text.
-        let redactor = Redactor::new(self.secrets.iter().cloned().chain(plan.sensitive_values()));
-        let diff = redactor.redact(&render_diff(&plan)).into_owned();
-        let engine_version = plan.terraform_version.clone();
-        Ok(Planned {
-            plan,
-            summary,
-            diff,
-            plan_sha256,
-            plan_file,
-            job_dir,
-            engine_version,
-            duration: started.elapsed(),
-        })
+        shown
     }
 
     /// Applies the saved plan `plan_file` after checking it still hashes to `expected_sha256`.
@@ -585,5 +609,13 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&taken).unwrap(), "plan");
         assert!(!out.join("plan.json").exists());
         assert!(!job.join("plan.tfplan").exists());
+
+        // A plan file hard-linked to another file of the job dir: later writes through that
+        // file do not reach the taken plan.
+        std::fs::write(job.join("keep"), "plan A").unwrap();
+        std::fs::hard_link(job.join("keep"), job.join("plan.tfplan")).unwrap();
+        let taken = take_plan_file(&job.join("plan.tfplan"), &out).unwrap();
+        std::fs::write(job.join("keep"), "plan B").unwrap();
+        assert_eq!(std::fs::read_to_string(&taken).unwrap(), "plan A");
     }
 }

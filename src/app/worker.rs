@@ -617,7 +617,7 @@ impl Workers {
         let reviews = self.github.list_reviews(&c.run.repo, c.run.pr).await?;
         let approvals = crate::core::apply_gate::approvals(&reviews, &pull.author);
         let teams = self.bot.teams.resolve(&*self.github, &set.policies).await;
-        let base_name = set.base_name(project);
+        let base_names = set.base_names_of(project);
         let input = crate::core::policy::PolicyInput {
             stage: crate::core::policy::Stage::Plan,
             actor: &c.run.actor.login,
@@ -625,7 +625,7 @@ impl Workers {
             target_branch: &c.run.base_ref,
             head_sha: &c.run.head_sha,
             project,
-            base_name: base_name.as_ref(),
+            base_names: &base_names,
             plan: Some(plan),
             approvals: &approvals,
             teams: &teams,
@@ -782,6 +782,10 @@ impl Workers {
         let _ = std::fs::remove_dir_all(apply_dir.with_extension("etc"));
         match result {
             Ok(applied) => {
+                // Applied plans are never used again; their files hold sensitive values.
+                if let Some(out) = std::path::Path::new(&plan.plan_file).parent() {
+                    let _ = std::fs::remove_dir_all(out);
+                }
                 record.result = Some(AuditResult::Success);
                 record.duration_ms = Some(applied.duration.as_millis() as u64);
                 if let Some(s) = &summary {

@@ -644,9 +644,27 @@ async fn commands_from_outside_the_repository_are_refused() {
         "{audit}"
     );
     assert!(h.fake.statuses(&head).is_empty(), "nothing was planned");
+    assert!(
+        h.fake.reactions().is_empty(),
+        "no 'heard' reaction for an outsider"
+    );
+    // Nor do near-misses make the bot answer them.
+    h.deliver(
+        &h.comment_event(1, "mallory", "sluice pln")
+            .set("/comment/author_association", "NONE"),
+    )
+    .await;
     // A collaborator's command on the same PR runs.
     h.deliver(&h.comment_event(1, "alice", "sluice plan")).await;
     h.wait_status(&head, "sluice/plan", "success").await;
+    assert!(
+        !h.fake
+            .bot_comments(REPO, 1)
+            .iter()
+            .any(|c| c.contains("pln")),
+        "an outsider's near-miss gets no reply"
+    );
+    assert!(!h.fake.reactions().is_empty(), "the collaborator was heard");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -93,9 +93,9 @@ pub struct PolicyInput<'a> {
     pub target_branch: &'a str,
     pub head_sha: &'a CommitSha,
     pub project: &'a Project,
-    /// The name the base branch gives the project's dir and workspace, when the PR's config
-    /// names it differently: scopes by name match either name.
-    pub base_name: Option<&'a ProjectName>,
+    /// Other names the base branch gives the project's dir and workspace (the PR's config may
+    /// name it differently): scopes by name match any of them.
+    pub base_names: &'a [ProjectName],
     /// The parsed plan of this project at `head_sha`; `None` before planning.
     pub plan: Option<&'a Plan>,
     /// Approvals in force (latest decisive review per reviewer, from `apply_gate::approvals`).
@@ -289,7 +289,7 @@ fn in_scope(scope: &Scope, input: &PolicyInput) -> bool {
             .is_none_or(|ps| ps.iter().any(|pat| values.iter().any(|v| pat.is_match(v))))
     };
     let mut names = vec![p.name.as_str(), p.dir.as_str()];
-    names.extend(input.base_name.map(ProjectName::as_str));
+    names.extend(input.base_names.iter().map(ProjectName::as_str));
     any(&scope.projects, &names)
         && any(&scope.workspaces, &[p.workspace.as_str()])
         && any(&scope.branches, &[input.target_branch])
@@ -1031,7 +1031,7 @@ mod tests {
         author: &'static str,
         branch: &'static str,
         project: Project,
-        base_name: Option<ProjectName>,
+        base_names: Vec<ProjectName>,
         plan: Option<Plan>,
         approvals: Vec<Approval>,
         teams: TeamMembership,
@@ -1046,7 +1046,7 @@ mod tests {
             author: "ada",
             branch: "main",
             project: project("prod-db", "envs/prod/db", "default"),
-            base_name: None,
+            base_names: Vec::new(),
             plan: None,
             approvals: Vec::new(),
             teams: teams(&[
@@ -1086,7 +1086,7 @@ mod tests {
                 target_branch: self.branch,
                 head_sha: &self.head,
                 project: &self.project,
-                base_name: self.base_name.as_ref(),
+                base_names: &self.base_names,
                 plan: self.plan.as_ref(),
                 approvals: &self.approvals,
                 teams: &self.teams,
@@ -1498,7 +1498,7 @@ mod tests {
         let mut f = facts(Stage::Apply).plan(CREATE);
         f.project = project("staging", "envs/x", "default");
         assert_eq!(f.eval(&p)[0].outcome, Outcome::NotApplicable);
-        f.base_name = Some(ProjectName::new("prod-db").unwrap());
+        f.base_names = vec![ProjectName::new("prod-db").unwrap()];
         assert_ne!(f.eval(&p)[0].outcome, Outcome::NotApplicable);
         // No scope: every project.
         let all = pol("  - name: all\n    rules: [{ max_changes: 100 }]\n");

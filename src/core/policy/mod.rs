@@ -232,7 +232,7 @@ mod tests {
             target_branch: "main",
             head_sha: &head,
             project: &project,
-            base_name: None,
+            base_names: &[],
             plan: Some(&plan),
             approvals: &approvals,
             teams: &teams,
