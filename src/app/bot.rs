@@ -261,53 +261,33 @@ impl Bot {
                         tracing::info!(repo = %repo.name, pr = pr.number.get(), "draft pull request: not planned");
                         return Ok(());
                     }
-                    if pr.from_fork && !self.settings.allow_fork_prs {
-                        if action != PullRequestAction::Synchronize {
-                            self.store
-                                .enqueue(
-                                    vec![comment(&repo.name, pr.number, FORK_REFUSAL)],
-                                    vec![self.rejected_record(
-                                        delivery_id,
-                                        &repo.name,
-                                        pr.number,
-                                        &pr.head_sha,
-                                        &sender,
-                                        "fork pull requests are not run",
-                                    )],
-                                    now_ms(),
-                                )
-                                .await
-                                .map_err(EventError::Retry)?;
-                            self.outbox_ready.notify_one();
-                        }
-                        return Ok(());
-                    }
-                    if !self
+                    // Refused PRs are told once (not on every push) and the refusal audited.
+                    let refusal = if pr.from_fork && !self.settings.allow_fork_prs {
+                        Some((FORK_REFUSAL.to_string(), "fork pull requests are not run"))
+                    } else if !self
                         .settings
                         .base_branch_trusted(&pr.base_ref, &repo.default_branch)
                     {
-                        tracing::info!(repo = %repo.name, pr = pr.number.get(), base = %pr.base_ref, "base branch not trusted: not planned");
+                        Some((
+                            untrusted_base(&pr.base_ref, &repo.default_branch),
+                            "base branch not trusted",
+                        ))
+                    } else {
+                        None
+                    };
+                    if let Some((body, reason)) = refusal {
+                        tracing::info!(repo = %repo.name, pr = pr.number.get(), reason, "pull request not planned");
                         if action != PullRequestAction::Synchronize {
-                            self.store
-                                .enqueue(
-                                    vec![comment(
-                                        &repo.name,
-                                        pr.number,
-                                        untrusted_base(&pr.base_ref, &repo.default_branch),
-                                    )],
-                                    vec![self.rejected_record(
-                                        delivery_id,
-                                        &repo.name,
-                                        pr.number,
-                                        &pr.head_sha,
-                                        &sender,
-                                        "base branch not trusted",
-                                    )],
-                                    now_ms(),
-                                )
-                                .await
-                                .map_err(EventError::Retry)?;
-                            self.outbox_ready.notify_one();
+                            self.refuse(
+                                delivery_id,
+                                &repo.name,
+                                pr.number,
+                                &pr.head_sha,
+                                &sender,
+                                body,
+                                reason,
+                            )
+                            .await?;
                         }
                         return Ok(());
                     }
@@ -363,6 +343,27 @@ impl Bot {
             details: [("reason".to_string(), why.to_string())].into(),
             ..AuditRecord::default()
         }
+    }
+
+    /// Tells the PR why Sluice will not act, and records the refusal (one transaction).
+    #[allow(clippy::too_many_arguments)]
+    async fn refuse(
+        &self,
+        delivery_id: &str,
+        repo: &RepoName,
+        pr: PrNumber,
+        head: &CommitSha,
+        actor: &Actor,
+        body: String,
+        reason: &str,
+    ) -> Result<(), EventError> {
+        let record = self.rejected_record(delivery_id, repo, pr, head, actor, reason);
+        self.store
+            .enqueue(vec![comment(repo, pr, body)], vec![record], now_ms())
+            .await
+            .map_err(EventError::Retry)?;
+        self.outbox_ready.notify_one();
+        Ok(())
     }
 
     /// Fetches the PR's head and base into the mirror.
@@ -919,27 +920,17 @@ impl Bot {
                 association.unwrap_or("unknown"),
                 self.settings.command_author_associations.join(", ")
             );
-            self.store
-                .enqueue(
-                    vec![comment(
-                        &repo.name,
-                        pr_number,
-                        format!("🚫 `{}` was not run: {why}.", cmd.kind.name()),
-                    )],
-                    vec![self.rejected_record(
-                        delivery_id,
-                        &repo.name,
-                        pr_number,
-                        &pr.head_sha,
-                        author,
-                        &why,
-                    )],
-                    now_ms(),
+            return self
+                .refuse(
+                    delivery_id,
+                    &repo.name,
+                    pr_number,
+                    &pr.head_sha,
+                    author,
+                    format!("🚫 `{}` was not run: {why}.", cmd.kind.name()),
+                    &why,
                 )
-                .await
-                .map_err(EventError::Retry)?;
-            self.outbox_ready.notify_one();
-            return Ok(());
+                .await;
         }
         if pr.from_fork && !self.settings.allow_fork_prs {
             return self

@@ -95,15 +95,21 @@ fn job_policy(job: &JobRow) -> String {
     }
 }
 
-fn decode_report(job: &JobRow) -> ProjectReport {
-    let fallback = |reason: String| ProjectReport {
+/// A job's report, named from the job row (a name or dir that no longer parses falls back to
+/// the root project rather than losing the report).
+fn job_report(job: &JobRow, outcome: ProjectOutcome, notes: Vec<String>) -> ProjectReport {
+    ProjectReport {
         project: ProjectName::new(&job.project_name)
             .unwrap_or_else(|_| ProjectName::derived(&ProjectDir::root(), &Workspace::default())),
         dir: ProjectDir::new(&job.project_dir).unwrap_or_else(|_| ProjectDir::root()),
         workspace: Workspace::new(&job.workspace).unwrap_or_default(),
-        outcome: ProjectOutcome::Skipped { reason },
-        notes: vec![],
-    };
+        outcome,
+        notes,
+    }
+}
+
+fn decode_report(job: &JobRow) -> ProjectReport {
+    let fallback = |reason: String| job_report(job, ProjectOutcome::Skipped { reason }, vec![]);
     match job
         .report_json
         .as_deref()
@@ -386,15 +392,7 @@ impl Workers {
             },
             JobKind::Apply => ProjectOutcome::ApplyFailed { error },
         };
-        let report = ProjectReport {
-            project: ProjectName::new(&c.job.project_name).unwrap_or_else(|_| {
-                ProjectName::derived(&ProjectDir::root(), &Workspace::default())
-            }),
-            dir: ProjectDir::new(&c.job.project_dir).unwrap_or_else(|_| ProjectDir::root()),
-            workspace: Workspace::new(&c.job.workspace).unwrap_or_default(),
-            outcome,
-            notes: self.job_notes(),
-        };
+        let report = job_report(&c.job, outcome, self.job_notes());
         JobFinish {
             state: JobState::Failed,
             report_json: encode(report, "none"),
@@ -466,15 +464,8 @@ impl Workers {
 
     async fn plan_job(&self, c: &ClaimedJob, cancel: CancellationToken) -> JobFinish {
         let project: Result<Project, _> = serde_json::from_str(&c.job.project_json);
-        let report = |outcome: ProjectOutcome, notes: Vec<String>| ProjectReport {
-            project: ProjectName::new(&c.job.project_name).unwrap_or_else(|_| {
-                ProjectName::derived(&ProjectDir::root(), &Workspace::default())
-            }),
-            dir: ProjectDir::new(&c.job.project_dir).unwrap_or_else(|_| ProjectDir::root()),
-            workspace: Workspace::new(&c.job.workspace).unwrap_or_default(),
-            outcome,
-            notes,
-        };
+        let report =
+            |outcome: ProjectOutcome, notes: Vec<String>| job_report(&c.job, outcome, notes);
         let failed =
             |stage: crate::core::plan::FailedStage, error: String, audit: AuditRecord| JobFinish {
                 state: JobState::Failed,
@@ -696,15 +687,7 @@ impl Workers {
 
     async fn apply_job(&self, c: &ClaimedJob, cancel: CancellationToken) -> JobFinish {
         let ctx: Result<ApplyContext, _> = serde_json::from_str(&c.job.project_json);
-        let report = |outcome: ProjectOutcome| ProjectReport {
-            project: ProjectName::new(&c.job.project_name).unwrap_or_else(|_| {
-                ProjectName::derived(&ProjectDir::root(), &Workspace::default())
-            }),
-            dir: ProjectDir::new(&c.job.project_dir).unwrap_or_else(|_| ProjectDir::root()),
-            workspace: Workspace::new(&c.job.workspace).unwrap_or_default(),
-            outcome,
-            notes: self.job_notes(),
-        };
+        let report = |outcome: ProjectOutcome| job_report(&c.job, outcome, self.job_notes());
         let mut record =
             self.audit_base(c, ctx.as_ref().ok().map(|x| &x.project), AuditAction::Apply);
         let fail = |error: String, mut record: AuditRecord, class: &str| {
