@@ -3,6 +3,7 @@
 mod audit;
 mod bot;
 mod durability;
+mod engine_steering;
 mod fake_github;
 mod github_client;
 mod policy;
