@@ -165,6 +165,12 @@ fn plugins_under_terraform_d_are_not_installed_without_a_mirror() {
         "init should have looked for hashicorp/null in the registry only:\n{}",
         run.stdout
     );
+    assert!(
+        run.stdout
+            .contains("Note: `app/terraform.d` was not checked out"),
+        "the failure says what was left out:\n{}",
+        run.stdout
+    );
 }
 
 /// With a mirror, the same planted package is ignored and the mirror's provider plans.
