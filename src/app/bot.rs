@@ -534,8 +534,8 @@ impl Bot {
                 ) {
                     Ok(found) => (found.into_iter().cloned().collect(), vec![]),
                     Err(msg) => {
-                        self.reply(repo, pr.number, comment_id, format!("❌ {msg}"))
-                            .await?;
+                        let body = with_skipped_entries(format!("❌ {msg}"), &all.diagnostics);
+                        self.reply(repo, pr.number, comment_id, body).await?;
                         return Ok(());
                     }
                 }
@@ -1814,6 +1814,23 @@ keep other pull requests off the same workspaces until it ends. Unlock after it 
         let run_jobs = self.store.job(job_id).await.ok()??;
         serde_json::from_str(&run_jobs.project_json).ok()
     }
+}
+
+/// A "no such project" reply, with the errors that made project entries be skipped (a dir
+/// through a symlink, a glob matching nothing): the project the comment names may be one of them.
+fn with_skipped_entries(reply: String, diagnostics: &[crate::core::diag::Diagnostic]) -> String {
+    let errors: Vec<String> = diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .map(|d| d.to_string())
+        .collect();
+    if errors.is_empty() {
+        return reply;
+    }
+    format!(
+        "{reply}\n\nSome project entries were skipped:\n\n```\n{}\n```",
+        errors.join("\n")
+    )
 }
 
 /// The PR as a `pull_request` event describes it (autoplan needs nothing more from the API).

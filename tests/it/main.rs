@@ -8,6 +8,7 @@ mod fake_github;
 mod github_client;
 mod policy;
 mod preview;
+mod real_dirs;
 mod sandbox;
 mod server;
 mod support;
