@@ -223,14 +223,14 @@ async fn a_new_project_inside_a_governed_dir_gets_its_rules() {
         ("policies/prod.yaml", NO_NEW_NULL_IN_PROD),
     ])
     .await;
-    let config = format!(
-        "{BASE_CONFIG}  - name: cache\n    dir: envs/prod/cache\n    apply_requirements: []\n"
-    );
+    // `prod` itself stays out of the plan (its `when_modified` no longer covers the new dir),
+    // so everything below is about `cache` alone.
+    let config = "version: 1\nprojects:\n  - name: prod\n    dir: envs/prod\n    autoplan: { when_modified: [\"*.tf\"] }\n  - name: cache\n    dir: envs/prod/cache\n    apply_requirements: []\n";
     let head = h.open_pr(
         1,
         "cache",
         &[
-            ("sluice.yaml", &config),
+            ("sluice.yaml", config),
             ("envs/prod/cache/main.tf", &null_project("cache", "1")),
         ],
     );
@@ -238,10 +238,14 @@ async fn a_new_project_inside_a_governed_dir_gets_its_rules() {
         .update_pull(REPO, 1, |p| p.mergeable_state = Some("blocked".to_string()));
     h.deliver(&h.pr_event("opened", 1)).await;
     let plan = h.wait_comment(1, "the plan", |c| c.contains("Plan:")).await;
+    assert!(
+        plan.contains("### `cache`") && !plan.contains("### `prod`"),
+        "{plan}"
+    );
     assert!(plan.contains("no-new-null-in-prod"), "{plan}");
     h.wait_status(&head, "sluice/policy", "failure").await;
     h.fake.add_review(REPO, 1, "bob", "APPROVED");
-    h.deliver(&h.comment_event(1, "alice", "sluice apply"))
+    h.deliver(&h.comment_event(1, "alice", "sluice apply -p cache"))
         .await;
     let refusal = h
         .wait_comment(1, "the refusal", |c| c.contains("Apply refused"))
