@@ -8,7 +8,7 @@ use crate::core::base_rules::BaseRules;
 use crate::core::diag::{Diagnostic, has_errors};
 use crate::core::projects::{self, ChangedFile, DetectOptions, Detection, Project, RepoSnapshot};
 use crate::core::repo_config::{self, RepoConfig};
-use crate::core::types::{ApplyRequirement, CommitSha, ProjectName};
+use crate::core::types::{CommitSha, ProjectName};
 
 pub struct RepoState {
     pub base: CommitSha,
@@ -113,24 +113,11 @@ impl RepoState {
     }
 }
 
-/// Apply requirements for `project`, from the configuration of the **base** branch: a PR that
-/// edits `apply_requirements` is still judged by the requirements it wants to change. Looked up
-/// by what is applied — the project's real dir and its workspace — never by name (the PR's
-/// config could give a production dir the name of a lax project); a project new in the PR gets
-/// the default, `approved`, plus what the base requires of the nearest configured dir above it
-/// ([`BaseRules`]).
-pub fn base_requirements(
-    base_config: Option<&RepoConfig>,
-    base_snapshot: &RepoSnapshot,
-    project: &Project,
-) -> Vec<ApplyRequirement> {
-    BaseRules::new(base_config, base_snapshot)
-        .identity(&project.dir, &project.workspace)
-        .requirements
-}
-
-/// The base branch's rules at `commit` (its configuration and tree), for the lookups of
-/// [`BaseRules`]. A configuration that does not parse counts as none: projects are detected.
+/// The base branch's rules at `commit` (its configuration and tree): apply requirements and the
+/// names policy scopes and credentials match, looked up by a project's real dir and workspace —
+/// never by the name the PR gives it ([`BaseRules`]). A PR that edits `apply_requirements` is
+/// still judged by the requirements it wants to change. A configuration that does not parse
+/// counts as none: projects are detected.
 pub fn base_rules_at(git: &GitRepo, commit: &CommitSha) -> anyhow::Result<BaseRules> {
     let (config, _, _) = load_config_at(git, commit)?;
     let snapshot = git.snapshot(commit)?;

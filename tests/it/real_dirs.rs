@@ -259,3 +259,71 @@ async fn a_new_project_inside_a_governed_dir_gets_its_rules() {
         "{refusal}"
     );
 }
+
+/// Credentials follow the base branch's names for the dir, never the name a PR gives a project:
+/// the production project renamed in the PR still gets its credential; a sandbox project named
+/// like a production one does not. (Through `sluice preview`, which runs the same job code.)
+#[test]
+fn credentials_follow_the_base_branchs_names_not_the_prs() {
+    use crate::support::{
+        NULL_PROVIDER, Run, TestRepo, scratch_dir, sluice, tool_env, tools, unique,
+    };
+    let tools = tools();
+    let secret = unique("cred");
+    let data = scratch_dir("cred-data");
+    let config = data.path().join("sluice.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[credentials]]\nprojects = [\"prod-*\"]\nenv = {{ TF_VAR_token = \"{secret}\" }}\n"
+        ),
+    )
+    .expect("write config");
+    let main_tf = |trigger: &str| {
+        format!(
+            "{NULL_PROVIDER}\nvariable \"token\" {{\n  default = \"absent\"\n}}\nresource \"null_resource\" \"r\" {{\n  triggers = {{ token = var.token, t = \"{trigger}\" }}\n}}\n"
+        )
+    };
+    let repo = TestRepo::new();
+    repo.write(
+        "sluice.yaml",
+        "version: 1\nprojects:\n  - name: prod-net\n    dir: envs/prod\n",
+    );
+    repo.write("envs/prod/main.tf", &main_tf("1"));
+    repo.commit("base");
+    repo.write(
+        "sluice.yaml",
+        "version: 1\nprojects:\n  - name: net\n    dir: envs/prod\n  - name: prod-evil\n    dir: sandbox\n",
+    );
+    repo.write("envs/prod/main.tf", &main_tf("2"));
+    repo.write("sandbox/main.tf", &main_tf("1"));
+    repo.commit("the pull request");
+
+    let mut env = tool_env(&tools, data.path());
+    env.insert("SLUICE_CONFIG".into(), config.display().to_string());
+    let path = repo.path().display().to_string();
+    let run = Run::from_output(&sluice(
+        &["preview", "--base", "HEAD~1", &path],
+        &env,
+        repo.path(),
+    ));
+    run.expect_code(0);
+    assert!(!run.stdout.contains(&secret), "{}", run.stdout);
+    let section = |name: &str| {
+        run.stdout
+            .split("### ")
+            .find(|s| s.starts_with(&format!("`{name}`")))
+            .unwrap_or_else(|| panic!("no section for {name}:\n{}", run.stdout))
+            .to_string()
+    };
+    let prod = section("net");
+    assert!(
+        prod.contains("\"token\" = \"***\""),
+        "the renamed production project gets its credential (redacted in output):\n{prod}"
+    );
+    let sandbox = section("prod-evil");
+    assert!(
+        sandbox.contains("\"token\" = \"absent\""),
+        "a sandbox project named like a production one gets no credential:\n{sandbox}"
+    );
+}
