@@ -65,7 +65,9 @@ impl ChangedFile {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Project {
     pub name: ProjectName,
-    /// The dir terraform runs in, as configured (or detected).
+    /// The dir terraform runs in, as configured (or detected). Always a real dir — an entry
+    /// whose dir goes through a symlink is refused — so it is what locks, the base branch's
+    /// rules and credentials key on.
     pub dir: ProjectDir,
     pub workspace: Workspace,
     pub engine: Engine,
