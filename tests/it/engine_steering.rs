@@ -345,3 +345,43 @@ fn tf_var_and_plain_env_names_still_work() {
     assert_planned(&run);
     assert!(run.stdout.contains("\"hello-from-env\""), "{}", run.stdout);
 }
+
+/// Through the server, the pull request is told: a comment with each refused key at its
+/// position, a failed `sluice/plan` status, and nothing planned.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_pr_is_told_which_env_keys_are_refused() {
+    use crate::server::Harness;
+    let app = null_project("a", "1");
+    let mut h = Harness::new(&[("app/main.tf", app.as_str())]).await;
+    h.start();
+    let config = "version: 1\nprojects:\n  - name: app\n    dir: app\n    env: { TF_VAR_ok: 1, TF_CLI_ARGS_plan: -lock=false, LD_PRELOAD: /x.so }\n";
+    let head = h.open_pr(
+        1,
+        "env",
+        &[
+            ("sluice.yaml", config),
+            ("app/main.tf", &null_project("a", "2")),
+        ],
+    );
+    h.deliver(&h.pr_event("opened", 1)).await;
+    let comment = h
+        .wait_comment(1, "the refusal", |c| {
+            c.contains("Sluice cannot plan this pull request")
+        })
+        .await;
+    for expected in [
+        "sluice.yaml:5:26: error: `TF_CLI_ARGS_plan` cannot be set in `env`",
+        "sluice.yaml:5:57: error: `LD_PRELOAD` cannot be set in `env`",
+    ] {
+        assert!(
+            comment.contains(expected),
+            "missing {expected:?}:\n{comment}"
+        );
+    }
+    assert!(!comment.contains("TF_VAR_ok"), "{comment}");
+    assert_eq!(
+        h.wait_status(&head, "sluice/plan", "failure").await,
+        "configuration has errors"
+    );
+    assert!(h.locks().await.is_empty(), "nothing was locked");
+}
