@@ -52,12 +52,15 @@ pub struct ResolvedCredential {
     env: BTreeMap<String, Secret>,
 }
 
+/// Compiles credential globs. Repository names compare case-insensitively (as on GitHub);
+/// project dirs and names do not: `ENVS/PROD` is another directory than `envs/prod`, which
+/// policies and locks treat as such, so credentials must too.
 fn glob_set(patterns: &[String], what: &str) -> anyhow::Result<globset::GlobSet> {
     let mut b = globset::GlobSetBuilder::new();
     for p in patterns {
         b.add(
             globset::GlobBuilder::new(p)
-                .case_insensitive(true)
+                .case_insensitive(what == "repos")
                 .literal_separator(false)
                 .build()
                 .with_context(|| {
@@ -763,6 +766,20 @@ mod tests {
         assert!(!by_dir.applies(
             Some(&repo),
             &credential_names(&rules, &project("envs/prod/y", "sandbox"))
+        ));
+        // Another case is another directory (as for policies and locks): no credentials.
+        assert!(!by_dir.applies(
+            Some(&repo),
+            &credential_names(&rules, &project("x", "ENVS/PROD/y"))
+        ));
+        assert!(!rule.applies(
+            Some(&repo),
+            &credential_names(&rules, &project("x", "PROD-DB"))
+        ));
+        // Repository names compare as GitHub does.
+        assert!(by_dir.applies(
+            Some(&RepoName::parse("ACME/Infra").unwrap()),
+            &credential_names(&rules, &project("x", "envs/prod/y"))
         ));
     }
 
