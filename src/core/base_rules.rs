@@ -23,6 +23,8 @@
 //! Names gathered here only ever add restrictions to policy scopes; for credentials they are
 //! the *only* names that count (with the dir), so naming a project cannot obtain them.
 
+use std::collections::HashMap;
+
 use super::projects::{self, RepoSnapshot};
 use super::repo_config::{DirSpec, RepoConfig, build_glob};
 use super::types::{ApplyRequirement, ProjectDir, ProjectName, Workspace};
@@ -31,6 +33,11 @@ use super::types::{ApplyRequirement, ProjectDir, ProjectName, Workspace};
 #[derive(Debug, Clone, Default)]
 pub struct BaseRules {
     entries: Vec<BaseEntry>,
+    /// Real dir → its exact entries (indexes into `entries`): a lookup walks a project's
+    /// ancestors, so it must not scan thousands of entries at each step.
+    exact: HashMap<String, Vec<usize>>,
+    /// The glob entries, in file order.
+    globs: Vec<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -69,7 +76,7 @@ impl BaseRules {
     /// parsed) and its tree.
     pub fn new(config: Option<&RepoConfig>, snapshot: &RepoSnapshot) -> BaseRules {
         let listed = config.and_then(|c| c.projects.as_ref());
-        let entries = match listed {
+        let entries: Vec<BaseEntry> = match listed {
             Some(list) => list
                 .iter()
                 .filter_map(|pc| {
@@ -100,7 +107,19 @@ impl BaseRules {
                 })
                 .collect(),
         };
-        BaseRules { entries }
+        let mut exact: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut globs = Vec::new();
+        for (i, e) in entries.iter().enumerate() {
+            match &e.dir {
+                DirMatch::Exact(d) => exact.entry(d.clone()).or_default().push(i),
+                DirMatch::Glob(_) => globs.push(i),
+            }
+        }
+        BaseRules {
+            entries,
+            exact,
+            globs,
+        }
     }
 
     /// The entries governing `dir` in `workspace` (`None`: any workspace): the exact ones if
@@ -108,10 +127,12 @@ impl BaseRules {
     fn governing(&self, dir: &str, workspace: Option<&Workspace>) -> Vec<&BaseEntry> {
         let in_ws = |e: &&BaseEntry| workspace.is_none_or(|w| &e.workspace == w);
         let exact: Vec<&BaseEntry> = self
-            .entries
+            .exact
+            .get(dir)
+            .map_or(&[][..], Vec::as_slice)
             .iter()
+            .map(|&i| &self.entries[i])
             .filter(in_ws)
-            .filter(|e| matches!(&e.dir, DirMatch::Exact(d) if d == dir))
             .collect();
         if !exact.is_empty() {
             return exact;
@@ -121,7 +142,7 @@ impl BaseRules {
             return Vec::new();
         }
         let mut globs: Vec<&BaseEntry> = Vec::new();
-        for e in self.entries.iter().filter(in_ws) {
+        for e in self.globs.iter().map(|&i| &self.entries[i]).filter(in_ws) {
             if let DirMatch::Glob(g) = &e.dir
                 && g.is_match(dir)
                 && !globs.iter().any(|x| x.workspace == e.workspace)
