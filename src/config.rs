@@ -187,7 +187,8 @@ pub struct CredentialRule {
     /// `owner/repo` globs.
     #[serde(default = "match_all")]
     pub repos: Vec<String>,
-    /// Project name globs.
+    /// Globs over the project's dir and the names the **base** branch gives that dir and
+    /// workspace (`core::base_rules`); a name the PR chooses never counts.
     #[serde(default = "match_all")]
     pub projects: Vec<String>,
     /// Literal values (treated as secrets: redacted from every output).

@@ -507,9 +507,10 @@ impl GitRepo {
             .collect())
     }
 
-    /// Writes the tree of `commit` into `dest` (which must be empty or absent). The tar reader
-    /// refuses entries that would land outside `dest`.
-    pub fn export(&self, commit: &CommitSha, dest: &Path) -> anyhow::Result<()> {
+    /// Writes the tree of `commit` into `dest` (which must be empty or absent), except what
+    /// terraform treats as its own ([`exported`]); returns the top-most paths left out. The tar
+    /// reader refuses entries that would land outside `dest`.
+    pub fn export(&self, commit: &CommitSha, dest: &Path) -> anyhow::Result<Vec<String>> {
         std::fs::create_dir_all(dest).with_context(|| format!("creating {}", dest.display()))?;
         let reader = duct::cmd(
             "git",
@@ -527,10 +528,43 @@ impl GitRepo {
         let mut archive = tar::Archive::new(CheckedReader(reader));
         archive.set_preserve_permissions(true);
         archive.set_overwrite(false);
-        archive
-            .unpack(dest)
-            .with_context(|| format!("checking out {} into {}", commit.short(), dest.display()))?;
-        Ok(())
+        let mut left_out: Vec<String> = Vec::new();
+        let context = || format!("checking out {} into {}", commit.short(), dest.display());
+        for entry in archive.entries().with_context(context)? {
+            let mut entry = entry.with_context(context)?;
+            let path = entry.path().with_context(context)?.into_owned();
+            if let Some(top) = exported(&path.to_string_lossy()).err() {
+                if !left_out.contains(&top) {
+                    left_out.push(top);
+                }
+                continue;
+            }
+            entry.unpack_in(dest).with_context(context)?;
+        }
+        Ok(left_out)
+    }
+}
+
+/// Whether an archive entry goes into a checkout: `Err(top)` for what terraform treats as its
+/// own (`.terraform/`, `terraform.d/`, see [`crate::core::checkout`]), with the top-most path of
+/// that directory, for the message that says what was left out.
+fn exported(path: &str) -> Result<(), String> {
+    let path = path.trim_end_matches('/');
+    match crate::core::checkout::engine_owned(path) {
+        None => Ok(()),
+        Some(dir) => {
+            let mut top = String::new();
+            for seg in path.split('/') {
+                if !top.is_empty() {
+                    top.push('/');
+                }
+                top.push_str(seg);
+                if seg == dir {
+                    break;
+                }
+            }
+            Err(top)
+        }
     }
 }
 
@@ -661,7 +695,7 @@ mod tests {
 
         let out = tempfile::tempdir().unwrap();
         let dest = out.path().join("checkout");
-        g.export(&head, &dest).unwrap();
+        assert!(g.export(&head, &dest).unwrap().is_empty());
         assert!(dest.join("envs/prod/main.tf").is_file());
         assert!(!dest.join(".git").exists());
         assert!(!dest.join("README.md").exists());
@@ -673,6 +707,36 @@ mod tests {
         assert_eq!(g.read_file(&head, "README.md").unwrap(), None);
         assert!(g.is_ancestor(&main, &head).unwrap());
         assert!(!g.is_ancestor(&head, &main).unwrap());
+    }
+
+    #[test]
+    fn export_leaves_out_what_terraform_treats_as_its_own() {
+        let d = tempfile::tempdir().unwrap();
+        sh(
+            d.path(),
+            "git init -q -b main . && mkdir -p app/.terraform/providers app/terraform.d/plugins/linux_amd64 && \
+             echo 'x' > app/main.tf && echo lock > app/.terraform.lock.hcl && \
+             echo trojan > app/.terraform/providers/p && echo env > app/.terraform/environment && \
+             echo trojan > app/terraform.d/plugins/linux_amd64/terraform-provisioner-x && \
+             ln -s ../app app/.terraform-link && ln -s app terraform.d && \
+             git add -A && git commit -qm one",
+        );
+        let g = GitRepo::open(d.path()).unwrap();
+        let head = g.resolve("main").unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let dest = out.path().join("checkout");
+        let mut left_out = g.export(&head, &dest).unwrap();
+        left_out.sort();
+        assert_eq!(
+            left_out,
+            ["app/.terraform", "app/terraform.d", "terraform.d"]
+        );
+        assert!(dest.join("app/main.tf").is_file());
+        assert!(dest.join("app/.terraform.lock.hcl").is_file());
+        assert!(dest.join("app/.terraform-link").is_symlink());
+        assert!(!dest.join("app/.terraform").exists());
+        assert!(!dest.join("app/terraform.d").exists());
+        assert!(!dest.join("terraform.d").exists() && !dest.join("terraform.d").is_symlink());
     }
 
     #[test]

@@ -69,19 +69,30 @@ pub struct Limits {
     pub network: bool,
 }
 
-/// The terraform CLI configuration for runs: with a mirror, providers come from it only —
-/// trusted, read-only, offline, and safe for any number of concurrent inits (nothing shared is
-/// written). Without one, terraform installs from registries into each job's own `.terraform`.
+/// The terraform CLI configuration for runs. Its `provider_installation` block is always
+/// explicit, because terraform's *implied* one (used when there is none) installs providers
+/// from local directories first — `terraform.d/plugins` in the working directory, that is the
+/// PR's own files, `~/.terraform.d/plugins`, the XDG data dirs. With a mirror, providers come
+/// from it only (`filesystem_mirror`, no `direct` fallback): trusted, read-only, offline, and
+/// safe for any number of concurrent inits (nothing shared is written). Without one, only
+/// `direct` (the origin registries), into each job's own data dir. `plugin_cache_dir` is never
+/// set: no cache is shared between jobs.
 pub fn cli_config_text(providers_guest_path: Option<&Path>) -> String {
     let mut s = String::from("# written by sluice\ndisable_checkpoint = true\n");
-    if let Some(p) = providers_guest_path {
-        s.push_str(&format!(
+    match providers_guest_path {
+        Some(p) => s.push_str(&format!(
             "provider_installation {{\n  filesystem_mirror {{\n    path = \"{}\"\n  }}\n}}\n",
             p.display()
-        ));
+        )),
+        None => s.push_str("provider_installation {\n  direct {}\n}\n"),
     }
     s
 }
+
+/// Terraform's data dir (`TF_DATA_DIR`: installed providers, modules, the selected workspace,
+/// backend settings) relative to the job dir: beside the checkout (`repo/`), never inside it,
+/// so a `.terraform/` committed in the PR is never terraform's.
+pub const DATA_DIR: &str = ".sluice/tfdata";
 
 /// Everything needed to run engine commands for one project in one job dir.
 pub struct Engines<'a> {
@@ -140,6 +151,14 @@ impl Engines<'_> {
         stdout: Stdout,
         ok_codes: &[i32],
     ) -> anyhow::Result<Step> {
+        let mut env = self.env.clone();
+        env.insert(
+            "TF_DATA_DIR".into(),
+            self.guest_work()
+                .join(DATA_DIR)
+                .to_string_lossy()
+                .into_owned(),
+        );
         let inv = Invocation {
             job_dir: self.job_dir,
             cwd: &self.cwd,
@@ -148,7 +167,7 @@ impl Engines<'_> {
             cli_config: Some(self.cli_config),
             inputs: self.inputs.clone(),
             args,
-            env: self.env.clone(),
+            env,
             network: self.limits.network,
             timeout: self.limits.timeout,
             grace: self.limits.grace,
@@ -309,7 +328,14 @@ mod tests {
     fn cli_config_uses_only_the_mirror() {
         let text = cli_config_text(Some(Path::new("/sluice/providers")));
         assert!(text.contains("filesystem_mirror") && text.contains("/sluice/providers"));
-        assert!(!text.contains("direct"));
-        assert!(!cli_config_text(None).contains("provider_installation"));
+        assert!(!text.contains("direct") && !text.contains("plugin_cache_dir"));
+        // Without a mirror the block is still explicit, so no implied local directory (such
+        // as the checkout's `terraform.d/plugins`) is consulted.
+        let text = cli_config_text(None);
+        assert!(
+            text.contains("provider_installation {\n  direct {}\n}"),
+            "{text}"
+        );
+        assert!(!text.contains("filesystem_mirror") && !text.contains("plugin_cache_dir"));
     }
 }

@@ -11,7 +11,7 @@ use anyhow::Context;
 use tokio::sync::Notify;
 
 use super::policy::{PolicySet, TeamCache, policies_at};
-use super::repo_state::{RepoState, base_requirements, load_config_at};
+use super::repo_state::{RepoState, base_rules_at, load_config_at};
 use super::store::PolicyOverrideRow;
 use super::store::{NewJob, NewRun, OutboxItem, Outgoing, RunStart, Store};
 use crate::adapters::git::GitRepo;
@@ -534,8 +534,8 @@ impl Bot {
                 ) {
                     Ok(found) => (found.into_iter().cloned().collect(), vec![]),
                     Err(msg) => {
-                        self.reply(repo, pr.number, comment_id, format!("❌ {msg}"))
-                            .await?;
+                        let body = with_skipped_entries(format!("❌ {msg}"), &all.diagnostics);
+                        self.reply(repo, pr.number, comment_id, body).await?;
                         return Ok(());
                     }
                 }
@@ -1289,15 +1289,12 @@ keep other pull requests off the same workspaces until it ends. Unlock after it 
         // Facts for the gate. Requirements come from the base branch's configuration.
         let git = self.fetch(repo, pr).await?;
         let base_tip = Self::base_tip(&git, pr);
-        let (base_config, base_snapshot) = {
+        let base_rules = {
             let (git, tip) = (git.clone(), base_tip.clone());
-            tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-                let (cfg, _, _) = load_config_at(&git, &tip)?;
-                Ok((cfg, git.snapshot(&tip)?))
-            })
-            .await
-            .map_err(|e| EventError::Retry(e.into()))?
-            .map_err(EventError::Permanent)?
+            tokio::task::spawn_blocking(move || base_rules_at(&git, &tip))
+                .await
+                .map_err(|e| EventError::Retry(e.into()))?
+                .map_err(EventError::Permanent)?
         };
         let reviews = self.github.list_reviews(&repo.name, pr.number).await?;
         let undiverged = git.is_ancestor(&base_tip, &pr.head_sha).ok();
@@ -1327,7 +1324,10 @@ keep other pull requests off the same workspaces until it ends. Unlock after it 
                     continue;
                 }
             };
-            let requirements = base_requirements(base_config.as_ref(), &base_snapshot, &project);
+            // By the dir the plan ran in and its workspace, never the PR's name for it.
+            let requirements = base_rules
+                .identity(&project.dir, &project.workspace)
+                .requirements;
             let current =
                 super::project_run::sha256_file(std::path::Path::new(&plan.plan_file)).ok();
             let plan_facts = PlanFacts {
@@ -1814,6 +1814,23 @@ keep other pull requests off the same workspaces until it ends. Unlock after it 
         let run_jobs = self.store.job(job_id).await.ok()??;
         serde_json::from_str(&run_jobs.project_json).ok()
     }
+}
+
+/// A "no such project" reply, with the errors that made project entries be skipped (a dir
+/// through a symlink, a glob matching nothing): the project the comment names may be one of them.
+fn with_skipped_entries(reply: String, diagnostics: &[crate::core::diag::Diagnostic]) -> String {
+    let errors: Vec<String> = diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .map(|d| d.to_string())
+        .collect();
+    if errors.is_empty() {
+        return reply;
+    }
+    format!(
+        "{reply}\n\nSome project entries were skipped:\n\n```\n{}\n```",
+        errors.join("\n")
+    )
 }
 
 /// The PR as a `pull_request` event describes it (autoplan needs nothing more from the API).

@@ -13,11 +13,11 @@ use anyhow::Context;
 use crate::adapters::git::GitRepo;
 use crate::adapters::github::{GitHubApi, GitHubError};
 use crate::core::audit::AuditPolicyDecision;
+use crate::core::base_rules::BaseRules;
 use crate::core::diag::{Diagnostic, has_errors};
 use crate::core::policy::{self, Decision, Outcome, Policy, TeamMembership};
 use crate::core::projects::Project;
-use crate::core::repo_config::{DirSpec, RepoConfig};
-use crate::core::types::{CommitSha, ProjectDir, ProjectName, Workspace};
+use crate::core::types::{CommitSha, ProjectName};
 
 /// The policies that govern one PR, with where each file came from.
 #[derive(Debug, Clone, Default)]
@@ -29,24 +29,19 @@ pub struct PolicySet {
     /// Sluice then refuses to apply (fail closed) and says why.
     pub diagnostics: Vec<Diagnostic>,
     pub broken: bool,
-    /// Project names as the base branch's configuration gives them, by (dir, workspace).
-    pub base_names: Vec<(ProjectDir, Workspace, ProjectName)>,
+    /// The base branch's projects, by real dir and workspace: the names policy scopes match.
+    pub base: BaseRules,
 }
 
 impl PolicySet {
-    /// The names the base branch gives `project`'s dir and workspace (every explicit name its
-    /// configuration has for them, and the derived one), except the PR's own: policies scoped by
-    /// name match any of them, so a PR cannot rename a project out of a policy's scope.
+    /// The names the base branch gives `project`'s dir and workspace (its explicit names and
+    /// the derived one — or, for a project new in the PR, those of the nearest configured dir
+    /// above it, see [`BaseRules`]), except the PR's own: policies scoped by name match any of
+    /// them, so a PR can neither rename a project out of a policy's scope nor escape it by
+    /// adding a new project inside a governed dir.
     pub fn base_names_of(&self, project: &Project) -> Vec<ProjectName> {
-        let mut out: Vec<ProjectName> = self
-            .base_names
-            .iter()
-            .filter(|(d, w, _)| d == &project.dir && w == &project.workspace)
-            .map(|(_, _, n)| n.clone())
-            .collect();
-        out.push(ProjectName::derived(&project.dir, &project.workspace));
+        let mut out = self.base.identity(&project.dir, &project.workspace).names;
         out.retain(|n| n != &project.name);
-        out.dedup();
         out
     }
 
@@ -120,11 +115,7 @@ pub fn policies_at(
     let mut set = PolicySet::default();
     let mut files = Vec::new();
     let mut inline = Vec::new();
-    // The base's project names count for every policy's scope, the server's included.
     let (config, file, diags) = super::repo_state::load_config_at(git, base)?;
-    if let Some(cfg) = &config {
-        set.base_names = base_names(cfg);
-    }
     if repo_policies {
         // Only `policies/` is listed (not the whole tree), and every file is read in one call.
         let paths: Vec<String> = git
@@ -138,7 +129,7 @@ pub fn policies_at(
                 files.push((path.clone(), text));
             }
         }
-        if let Some(cfg) = config {
+        if let Some(cfg) = &config {
             inline = cfg.policies.clone();
         }
         // Blob ids for the audit log, in one call: `<commit>:<path>` for every source file.
@@ -164,21 +155,12 @@ pub fn policies_at(
             set.policies = server.to_vec();
         }
     }
+    // The base's project names count for every policy's scope, the server's included. Only
+    // needed (and its tree only read) when some policy is in force.
+    if !set.policies.is_empty() {
+        set.base = BaseRules::new(config.as_ref(), &git.snapshot(base)?);
+    }
     Ok(set)
-}
-
-/// Explicit project names of a configuration, by the exact dir and workspace they name.
-fn base_names(cfg: &RepoConfig) -> Vec<(ProjectDir, Workspace, ProjectName)> {
-    cfg.projects
-        .iter()
-        .flatten()
-        .filter_map(|p| match (&p.name, &p.dir.value) {
-            (Some(name), DirSpec::Exact(dir)) => {
-                Some((dir.clone(), p.workspace.clone(), name.value.clone()))
-            }
-            _ => None,
-        })
-        .collect()
 }
 
 /// Team members from GitHub, cached for a short while (policies are evaluated several times per

@@ -219,10 +219,11 @@ pub async fn preview(
     let mut tasks = tokio::task::JoinSet::new();
     let mut job_dirs = Vec::new();
     for (i, project) in projects.iter().cloned().enumerate() {
-        let (runner, git, head, progress, results, cancel) = (
+        let (runner, git, head, base, progress, results, cancel) = (
             runner.clone(),
             git.clone(),
             head.clone(),
+            base.clone(),
             progress.clone(),
             results.clone(),
             cancel.clone(),
@@ -259,6 +260,7 @@ pub async fn preview(
                 git: &git,
                 repo: None,
                 commit: &head,
+                base: &base,
                 project: &project,
                 job_id,
                 extra_args: Vec::new(),

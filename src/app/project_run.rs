@@ -22,32 +22,13 @@ use crate::adapters::process::LineSink;
 use crate::adapters::sandbox::Sandbox;
 use crate::adapters::terraform::{EngineResolver, Engines, Limits, Step, cli_config_text};
 use crate::config::{Secret, Settings};
+use crate::core::base_rules::BaseRules;
 use crate::core::plan::{FailedStage, PlanSummary, Redactor, parse_plan_json, render_diff};
 use crate::core::projects::Project;
-use crate::core::types::{CommitSha, RepoName};
+use crate::core::repo_config::env_name_refusal;
+use crate::core::types::{CommitSha, ProjectDir, RepoName};
 
-/// Environment variable names a repository's config may not set for its runs: they steer the
-/// engine itself (config file, plugin dirs, data dir, implicit arguments) or the loader.
-const RESERVED_ENV: &[&str] = &[
-    "TF_CLI_CONFIG_FILE",
-    "TERRAFORM_CONFIG",
-    "TF_PLUGIN_CACHE_DIR",
-    "TF_DATA_DIR",
-    "TF_WORKSPACE",
-    "TF_IN_AUTOMATION",
-    "TF_INPUT",
-    "TF_LOG_PATH",
-    "PATH",
-    "HOME",
-    "TMPDIR",
-];
-
-pub fn reserved_env_name(name: &str) -> bool {
-    RESERVED_ENV.contains(&name)
-        || name.starts_with("TF_CLI_ARGS")
-        || name.starts_with("TF_LOG")
-        || name.starts_with("LD_")
-}
+use super::repo_state::base_rules_at;
 
 /// Shared, long-lived state for running projects, built once from the settings.
 pub struct Runner {
@@ -71,12 +52,15 @@ pub struct ResolvedCredential {
     env: BTreeMap<String, Secret>,
 }
 
+/// Compiles credential globs. Repository names compare case-insensitively (as on GitHub);
+/// project dirs and names do not: `ENVS/PROD` is another directory than `envs/prod`, which
+/// policies and locks treat as such, so credentials must too.
 fn glob_set(patterns: &[String], what: &str) -> anyhow::Result<globset::GlobSet> {
     let mut b = globset::GlobSetBuilder::new();
     for p in patterns {
         b.add(
             globset::GlobBuilder::new(p)
-                .case_insensitive(true)
+                .case_insensitive(what == "repos")
                 .literal_separator(false)
                 .build()
                 .with_context(|| {
@@ -139,27 +123,34 @@ impl Runner {
         Redactor::new(self.secrets.iter().cloned())
     }
 
-    /// The environment of a project's runs: its own (non-secret) variables from the repo config,
-    /// then the credentials whose rules match this repository and project — and no others.
-    fn project_env(
-        &self,
-        repo: Option<&RepoName>,
-        project: &Project,
-    ) -> Result<BTreeMap<String, String>, String> {
+    /// The environment of a project's runs: its own (non-secret) variables from the repo config
+    /// (checked again against [`env_name_refusal`], whatever parsed them), then the credentials
+    /// whose rules match this repository and project — and no others. Credential rules match
+    /// the project's dir and the names the **base** branch gives it ([`credential_names`]),
+    /// never a name the PR chose.
+    async fn project_env(&self, job: &ProjectJob<'_>) -> Result<BTreeMap<String, String>, String> {
+        let project = job.project;
         let mut env = BTreeMap::new();
         for (k, v) in &project.env {
-            if reserved_env_name(k) {
+            if env_name_refusal(k).is_some() {
                 return Err(format!(
-                    "project `{}` sets the environment variable {k}, which Sluice reserves (it controls how the engine itself runs)",
+                    "project `{}` sets the environment variable {k}, which a repository may not set (it steers the engine, the runner, the network or the loader)",
                     project.name
                 ));
             }
             env.insert(k.clone(), v.clone());
         }
-        let repo_full = repo.map(RepoName::full).unwrap_or_default();
+        if self.credentials.is_empty() {
+            return Ok(env);
+        }
+        let (git, base) = (job.git.clone(), job.base.clone());
+        let rules = tokio::task::spawn_blocking(move || base_rules_at(&git, &base))
+            .await
+            .map_err(|e| format!("reading the base branch's projects: {e}"))?
+            .map_err(|e| format!("reading the base branch's projects: {e:#}"))?;
+        let names = credential_names(&rules, project);
         for c in &self.credentials {
-            let repo_ok = repo.is_none() || c.repos.is_match(&repo_full);
-            if repo_ok && c.projects.is_match(project.name.as_str()) {
+            if c.applies(job.repo, &names) {
                 for (k, v) in &c.env {
                     env.insert(k.clone(), v.expose().to_string());
                 }
@@ -169,11 +160,40 @@ impl Runner {
     }
 }
 
+/// What credential rules' `projects` globs are matched against for `project`: its dir and the
+/// names the base branch gives that dir and workspace (for a project new in the PR, those of
+/// the nearest configured dir above it). The PR's own name for the project counts only when the
+/// base gives it too: naming a sandbox project `prod-db` must not obtain `prod-*` credentials.
+pub fn credential_names(rules: &BaseRules, project: &Project) -> Vec<String> {
+    let mut names: Vec<String> = rules
+        .identity(&project.dir, &project.workspace)
+        .names
+        .into_iter()
+        .map(String::from)
+        .collect();
+    names.push(project.dir.to_string());
+    names.sort();
+    names.dedup();
+    names
+}
+
+impl ResolvedCredential {
+    /// Whether this rule gives its variables to a run in `repo` (`None`: a local preview, any
+    /// repository) of the project known by `names` ([`credential_names`]).
+    fn applies(&self, repo: Option<&RepoName>, names: &[String]) -> bool {
+        let repo_ok = repo.is_none_or(|r| self.repos.is_match(r.full()));
+        repo_ok && names.iter().any(|n| self.projects.is_match(n))
+    }
+}
+
 /// One project of one commit to plan or apply.
 pub struct ProjectJob<'a> {
     pub git: &'a GitRepo,
     pub repo: Option<&'a RepoName>,
     pub commit: &'a CommitSha,
+    /// The base commit of the change: whose configuration says which credentials the project
+    /// gets (see [`credential_names`]).
+    pub base: &'a CommitSha,
     pub project: &'a Project,
     /// Unique per job; names the job dir.
     pub job_id: String,
@@ -222,14 +242,26 @@ pub fn sha256_file(path: &Path) -> anyhow::Result<String> {
     Ok(hex::encode(h.finalize()))
 }
 
+/// A job dir ready for the engine.
+struct Prepared {
+    job_dir: PathBuf,
+    /// Host path of the CLI config file.
+    cli_config: PathBuf,
+    /// The project dir relative to the job dir (`repo/...`).
+    cwd: String,
+    /// Paths of the commit not checked out because terraform treats them as its own
+    /// (`.terraform/`, `terraform.d/`), for failure messages.
+    left_out: Vec<String>,
+}
+
 /// Prepares `<jobs>/<id>` (fresh) with the commit exported into `repo/`, and the read-only CLI
 /// config beside it in `<jobs>/<id>.etc/`. Checks that the project dir exists in the checkout
-/// and does not escape it through a symlink.
+/// and is a real directory: no component of it may be a symlink ([`check_real_dir`]).
 async fn prepare(
     runner: &Runner,
     job: &ProjectJob<'_>,
     suffix: &str,
-) -> Result<(PathBuf, PathBuf, String), (FailedStage, String)> {
+) -> Result<Prepared, (FailedStage, String)> {
     let job_dir = runner.jobs_dir.join(format!("{}{suffix}", job.job_id));
     let etc_dir = runner.jobs_dir.join(format!("{}{suffix}.etc", job.job_id));
     let checkout = job_dir.join("repo");
@@ -245,7 +277,7 @@ async fn prepare(
             None,
         )
         .providers;
-    let prepared = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+    let prepared = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<String>> {
         for d in [&jd, &ed] {
             if d.exists() {
                 std::fs::remove_dir_all(d).with_context(|| format!("clearing {}", d.display()))?;
@@ -261,42 +293,83 @@ async fn prepare(
     })
     .await
     .map_err(|e| (FailedStage::Checkout, format!("checkout task failed: {e}")))?;
-    prepared.map_err(|e| (FailedStage::Checkout, format!("{e:#}")))?;
+    let left_out = prepared.map_err(|e| (FailedStage::Checkout, format!("{e:#}")))?;
 
     let rel = job.project.dir.as_str();
-    let project_path = if job.project.dir.is_root() {
-        checkout.clone()
-    } else {
-        checkout.join(rel)
-    };
-    let real_root =
-        std::fs::canonicalize(&checkout).map_err(|e| (FailedStage::Checkout, e.to_string()))?;
-    match std::fs::canonicalize(&project_path) {
-        Ok(real) if real.starts_with(&real_root) && real.is_dir() => {}
-        Ok(_) => {
-            return Err((
-                FailedStage::Config,
-                format!(
-                    "project dir `{rel}` resolves outside the repository (through a symlink); refusing to run there"
-                ),
-            ));
-        }
-        Err(_) => {
-            return Err((
-                FailedStage::Config,
-                format!(
-                    "project dir `{rel}` does not exist at commit {}",
-                    job.commit.short()
-                ),
-            ));
-        }
-    }
+    check_real_dir(&checkout, &job.project.dir, job.commit)
+        .map_err(|e| (FailedStage::Config, e))?;
     let cwd = if job.project.dir.is_root() {
         "repo".to_string()
     } else {
         format!("repo/{rel}")
     };
-    Ok((job_dir, etc_dir.join("terraformrc"), cwd))
+    Ok(Prepared {
+        job_dir,
+        cli_config: etc_dir.join("terraformrc"),
+        cwd,
+        left_out,
+    })
+}
+
+/// Checks, on the exported checkout, that `dir` is a directory reached without any symlink —
+/// the same rule project detection applies to the tree ([`crate::core::projects`]), checked
+/// again where terraform will run, so that no path to a project can differ from the dir its
+/// lock, requirements, policies and credentials were decided for. The error names the link.
+fn check_real_dir(checkout: &Path, dir: &ProjectDir, commit: &CommitSha) -> Result<(), String> {
+    if dir.is_root() {
+        return Ok(());
+    }
+    let mut here = checkout.to_path_buf();
+    let mut so_far = String::new();
+    for seg in dir.as_str().split('/') {
+        here.push(seg);
+        if !so_far.is_empty() {
+            so_far.push('/');
+        }
+        so_far.push_str(seg);
+        match std::fs::symlink_metadata(&here) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let target = std::fs::read_link(&here)
+                    .map(|t| t.display().to_string())
+                    .unwrap_or_default();
+                return Err(format!(
+                    "project dir `{dir}` goes through the symlink `{so_far}` → `{target}`; \
+                     project dirs must not go through symlinks (locks, requirements, policies \
+                     and credentials follow the directory terraform really runs in), so \
+                     Sluice refuses to run there"
+                ));
+            }
+            Ok(m) if m.is_dir() => {}
+            _ => {
+                return Err(format!(
+                    "project dir `{dir}` does not exist at commit {}",
+                    commit.short()
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `error`, with a note when the checkout left out paths terraform treats as its own: a
+/// repository that commits plugins or a data dir learns why terraform does not find them.
+fn with_left_out(error: String, left_out: &[String]) -> String {
+    if left_out.is_empty() {
+        return error;
+    }
+    let shown: Vec<String> = left_out.iter().take(5).map(|p| format!("`{p}`")).collect();
+    let more = if left_out.len() > 5 {
+        format!(" and {} more", left_out.len() - 5)
+    } else {
+        String::new()
+    };
+    format!(
+        "{error}\n\nNote: {}{more} {} not checked out: Sluice never lets terraform use a data \
+         dir (`.terraform/`) or plugins (`terraform.d/`) from the repository; providers come \
+         from the server's mirror or registry.",
+        shown.join(", "),
+        if left_out.len() == 1 { "was" } else { "were" }
+    )
 }
 
 /// Takes the plan file terraform wrote out of the job dir into `out_dir` (fresh), refusing
@@ -382,10 +455,15 @@ impl Runner {
             .resolve(job.project.engine, job.project.terraform_version.as_deref())
             .map_err(|e| fail(FailedStage::Config, format!("{e:#}")))?;
         let env = self
-            .project_env(job.repo, job.project)
+            .project_env(job)
+            .await
             .map_err(|e| fail(FailedStage::Config, e))?;
-        let (job_dir, cli_config, cwd) =
-            prepare(self, job, "").await.map_err(|(s, e)| fail(s, e))?;
+        let Prepared {
+            job_dir,
+            cli_config,
+            cwd,
+            left_out,
+        } = prepare(self, job, "").await.map_err(|(s, e)| fail(s, e))?;
         tracing::debug!(ms = started.elapsed().as_millis() as u64, "checked out");
         let tf = self.engines(job, &binary, &cli_config, &job_dir, cwd, env);
         let engine = job.project.engine.default_binary();
@@ -398,7 +476,10 @@ impl Runner {
         if !step.ok {
             return Err(fail(
                 FailedStage::Init,
-                step_failure(&format!("{engine} init"), &step, &redactor),
+                with_left_out(
+                    step_failure(&format!("{engine} init"), &step, &redactor),
+                    &left_out,
+                ),
             ));
         }
         if !job.project.workspace.is_default() {
@@ -409,7 +490,10 @@ impl Runner {
             if !step.ok {
                 return Err(fail(
                     FailedStage::Init,
-                    step_failure(&format!("{engine} workspace select"), &step, &redactor),
+                    with_left_out(
+                        step_failure(&format!("{engine} workspace select"), &step, &redactor),
+                        &left_out,
+                    ),
                 ));
             }
         }
@@ -422,7 +506,10 @@ impl Runner {
         if !step.ok {
             return Err(fail(
                 FailedStage::Plan,
-                step_failure(&format!("{engine} plan"), &step, &redactor),
+                with_left_out(
+                    step_failure(&format!("{engine} plan"), &step, &redactor),
+                    &left_out,
+                ),
             ));
         }
         // The run is over (its PID namespace died with it): nothing of the PR runs now. Take the
@@ -528,9 +615,15 @@ impl Runner {
             .resolve(job.project.engine, job.project.terraform_version.as_deref())
             .map_err(|e| fail(FailedStage::Config, format!("{e:#}")))?;
         let env = self
-            .project_env(job.repo, job.project)
+            .project_env(job)
+            .await
             .map_err(|e| fail(FailedStage::Config, e))?;
-        let (job_dir, cli_config, cwd) = prepare(self, job, "-apply")
+        let Prepared {
+            job_dir,
+            cli_config,
+            cwd,
+            left_out,
+        } = prepare(self, job, "-apply")
             .await
             .map_err(|(s, e)| fail(s, e))?;
         let tf = self.engines(job, &binary, &cli_config, &job_dir, cwd, env);
@@ -542,7 +635,10 @@ impl Runner {
         if !step.ok {
             return Err(fail(
                 FailedStage::Init,
-                step_failure(&format!("{engine} init"), &step, &redactor),
+                with_left_out(
+                    step_failure(&format!("{engine} init"), &step, &redactor),
+                    &left_out,
+                ),
             ));
         }
         if !job.project.workspace.is_default() {
@@ -553,7 +649,10 @@ impl Runner {
             if !step.ok {
                 return Err(fail(
                     FailedStage::Init,
-                    step_failure(&format!("{engine} workspace select"), &step, &redactor),
+                    with_left_out(
+                        step_failure(&format!("{engine} workspace select"), &step, &redactor),
+                        &left_out,
+                    ),
                 ));
             }
         }
@@ -569,7 +668,10 @@ impl Runner {
         if !step.ok {
             return Err(fail(
                 FailedStage::Apply,
-                format!("`{engine} apply` {}.\n\n{output}", step.ending()),
+                with_left_out(
+                    format!("`{engine} apply` {}.\n\n{output}", step.ending()),
+                    &left_out,
+                ),
             ));
         }
         Ok(Applied {
@@ -584,6 +686,118 @@ impl Runner {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::projects::RepoSnapshot;
+    use crate::core::repo_config::parse_config;
+    use crate::core::types::{ProjectName, Workspace};
+
+    #[test]
+    fn the_project_dir_must_be_reached_without_symlinks_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let co = dir.path();
+        std::fs::create_dir_all(co.join("envs/prod")).unwrap();
+        std::fs::create_dir_all(co.join("real/app")).unwrap();
+        std::os::unix::fs::symlink("envs/prod", co.join("sandbox-x")).unwrap();
+        std::os::unix::fs::symlink("../real", co.join("envs/alias")).unwrap();
+        std::os::unix::fs::symlink("/etc", co.join("abs")).unwrap();
+        std::fs::write(co.join("file"), "x").unwrap();
+        let sha = CommitSha::new("0123456789abcdef0123456789abcdef01234567").unwrap();
+        let check = |d: &str| check_real_dir(co, &ProjectDir::new(d).unwrap(), &sha);
+        assert_eq!(check("envs/prod"), Ok(()));
+        assert_eq!(check("."), Ok(()));
+        for (dir, link, target) in [
+            ("sandbox-x", "sandbox-x", "envs/prod"),
+            ("envs/alias/app", "envs/alias", "../real"),
+            ("abs/ssl", "abs", "/etc"),
+        ] {
+            let err = check(dir).unwrap_err();
+            assert!(
+                err.contains(&format!("goes through the symlink `{link}` → `{target}`")),
+                "{err}"
+            );
+        }
+        for dir in ["nope", "file", "Envs/Prod"] {
+            let err = check(dir).unwrap_err();
+            assert!(err.contains("does not exist at commit 0123456"), "{err}");
+        }
+    }
+
+    #[test]
+    fn credentials_match_the_dir_and_the_base_names_never_the_prs_own_name() {
+        let base = parse_config(
+            "sluice.yaml",
+            "version: 1\nprojects:\n  - name: prod-db\n    dir: envs/prod/db\n",
+        )
+        .0
+        .unwrap();
+        let rules = BaseRules::new(Some(&base), &RepoSnapshot::default());
+        let rule = ResolvedCredential {
+            repos: glob_set(&["acme/*".to_string()], "repos").unwrap(),
+            projects: glob_set(&["prod-*".to_string()], "projects").unwrap(),
+            env: BTreeMap::new(),
+        };
+        let repo = RepoName::parse("acme/infra").unwrap();
+        let project = |name: &str, dir: &str| Project {
+            name: ProjectName::new(name).unwrap(),
+            ..Project::detected(ProjectDir::new(dir).unwrap(), Workspace::default())
+        };
+        let gets =
+            |p: &Project, repo: Option<&RepoName>| rule.applies(repo, &credential_names(&rules, p));
+        // The base's project, whatever the PR calls it.
+        assert!(gets(&project("prod-db", "envs/prod/db"), Some(&repo)));
+        assert!(gets(&project("renamed", "envs/prod/db"), Some(&repo)));
+        // A new project inside it inherits its names (and its gate).
+        assert!(gets(&project("cache", "envs/prod/db/cache"), Some(&repo)));
+        // A sandbox project named like a production one gets nothing.
+        assert!(!gets(&project("prod-db", "sandbox"), Some(&repo)));
+        assert!(!gets(&project("prod-evil", "sandbox"), Some(&repo)));
+        // Other repositories get nothing; a local preview is not bound to one.
+        let other = RepoName::parse("evil/infra").unwrap();
+        assert!(!gets(&project("prod-db", "envs/prod/db"), Some(&other)));
+        assert!(gets(&project("prod-db", "envs/prod/db"), None));
+        // Rules may name dirs too.
+        let by_dir = ResolvedCredential {
+            projects: glob_set(&["envs/prod/**".to_string()], "projects").unwrap(),
+            ..rule.clone()
+        };
+        assert!(by_dir.applies(
+            Some(&repo),
+            &credential_names(&rules, &project("x", "envs/prod/y"))
+        ));
+        assert!(!by_dir.applies(
+            Some(&repo),
+            &credential_names(&rules, &project("envs/prod/y", "sandbox"))
+        ));
+        // Another case is another directory (as for policies and locks): no credentials.
+        assert!(!by_dir.applies(
+            Some(&repo),
+            &credential_names(&rules, &project("x", "ENVS/PROD/y"))
+        ));
+        assert!(!rule.applies(
+            Some(&repo),
+            &credential_names(&rules, &project("x", "PROD-DB"))
+        ));
+        // Repository names compare as GitHub does.
+        assert!(by_dir.applies(
+            Some(&RepoName::parse("ACME/Infra").unwrap()),
+            &credential_names(&rules, &project("x", "envs/prod/y"))
+        ));
+    }
+
+    #[test]
+    fn a_failure_says_what_the_checkout_left_out() {
+        assert_eq!(with_left_out("boom".into(), &[]), "boom");
+        let one = with_left_out("boom".into(), &["app/terraform.d".into()]);
+        assert!(
+            one.starts_with("boom\n\nNote: `app/terraform.d` was not checked out"),
+            "{one}"
+        );
+        let many: Vec<String> = (0..7).map(|i| format!("d{i}/.terraform")).collect();
+        let text = with_left_out("boom".into(), &many);
+        assert!(
+            text.contains("`d4/.terraform` and 2 more were not checked out"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn only_a_regular_plan_file_is_taken_out_of_the_job_dir() {

@@ -4,10 +4,11 @@
 //! Shared by `preview`, the server and `config check`.
 
 use crate::adapters::git::GitRepo;
+use crate::core::base_rules::BaseRules;
 use crate::core::diag::{Diagnostic, has_errors};
 use crate::core::projects::{self, ChangedFile, DetectOptions, Detection, Project, RepoSnapshot};
 use crate::core::repo_config::{self, RepoConfig};
-use crate::core::types::{ApplyRequirement, CommitSha, ProjectName};
+use crate::core::types::{CommitSha, ProjectName};
 
 pub struct RepoState {
     pub base: CommitSha,
@@ -112,35 +113,15 @@ impl RepoState {
     }
 }
 
-/// Apply requirements for `project`, from the configuration of the **base** branch: a PR that
-/// edits `apply_requirements` is still judged by the requirements it wants to change. Matched
-/// by what is applied — dir and workspace — never by name (the PR's config could give a
-/// production dir the name of a lax project); several matches add up. A project unknown to the
-/// base (new in this PR) gets the default, `approved`.
-pub fn base_requirements(
-    base_config: Option<&RepoConfig>,
-    base_snapshot: &RepoSnapshot,
-    project: &Project,
-) -> Vec<ApplyRequirement> {
-    let (base_projects, _) = projects::all_projects(base_snapshot, base_config);
-    let mut out: Vec<ApplyRequirement> = Vec::new();
-    let mut known = false;
-    for p in base_projects
-        .iter()
-        .filter(|p| p.dir == project.dir && p.workspace == project.workspace)
-    {
-        known = true;
-        for r in &p.apply_requirements {
-            if !out.contains(r) {
-                out.push(*r);
-            }
-        }
-    }
-    if known {
-        out
-    } else {
-        vec![ApplyRequirement::Approved]
-    }
+/// The base branch's rules at `commit` (its configuration and tree): apply requirements and the
+/// names policy scopes and credentials match, looked up by a project's real dir and workspace —
+/// never by the name the PR gives it ([`BaseRules`]). A PR that edits `apply_requirements` is
+/// still judged by the requirements it wants to change. A configuration that does not parse
+/// counts as none: projects are detected.
+pub fn base_rules_at(git: &GitRepo, commit: &CommitSha) -> anyhow::Result<BaseRules> {
+    let (config, _, _) = load_config_at(git, commit)?;
+    let snapshot = git.snapshot(commit)?;
+    Ok(BaseRules::new(config.as_ref(), &snapshot))
 }
 
 /// Finds a project by name among `projects`.

@@ -8,6 +8,8 @@
 pub mod allowlist;
 pub mod apply_gate;
 pub mod audit;
+pub mod base_rules;
+pub mod checkout;
 pub mod command;
 pub mod diag;
 pub mod event;

@@ -65,7 +65,9 @@ impl ChangedFile {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Project {
     pub name: ProjectName,
-    /// The dir terraform runs in, as configured (or detected).
+    /// The dir terraform runs in, as configured (or detected). Always a real dir — an entry
+    /// whose dir goes through a symlink is refused — so it is what locks, the base branch's
+    /// rules and credentials key on.
     pub dir: ProjectDir,
     pub workspace: Workspace,
     pub engine: Engine,
@@ -531,6 +533,32 @@ fn resolve(symlinks: &BTreeMap<String, String>, path: &str) -> Resolved {
     }
 }
 
+/// Where `path` (a normalised repo path) really is once the tree's `symlinks` are followed the
+/// way the OS would (`..` in targets included): the real repo path, or how the path leaves the
+/// repository (through an absolute or climbing link, or a loop).
+pub fn real_path(symlinks: &BTreeMap<String, String>, path: &str) -> Result<String, String> {
+    match resolve(symlinks, path) {
+        Resolved::Inside(real) => Ok(real),
+        other => Err(other.how()),
+    }
+}
+
+/// The first component of `dir` (a normalised repo path) that is a symlink in the tree, with its
+/// target as stored in git.
+fn first_symlink<'a>(
+    symlinks: &'a BTreeMap<String, String>,
+    dir: &str,
+) -> Option<(&'a str, &'a str)> {
+    if symlinks.is_empty() || dir == "." {
+        return None;
+    }
+    prefixes(dir).find_map(|(prefix, _)| {
+        symlinks
+            .get_key_value(prefix)
+            .map(|(l, t)| (l.as_str(), t.as_str()))
+    })
+}
+
 fn is_tf_file(path: &str) -> bool {
     [".tf", ".tofu", ".tf.json", ".tofu.json"]
         .iter()
@@ -827,6 +855,33 @@ fn escape_diag(file: &str, line: usize, column: usize, dir: &str, how: &str) -> 
     )
 }
 
+/// A project dir that stays in the repository but goes through a symlink. Locks, the base
+/// branch's requirements and policy scopes, and credentials are keyed by the dir terraform
+/// really runs in; a second path to it would be a second key to the same state, so it is
+/// refused rather than resolved (the message names the link and the real dir to use instead).
+fn symlinked_dir_diag(
+    file: &str,
+    at: Pos,
+    dir: &str,
+    link: &str,
+    target: &str,
+    real: &str,
+) -> Diagnostic {
+    Diagnostic::error(
+        file,
+        at.line,
+        at.column,
+        format!(
+            "project dir `{dir}` goes through the symlink `{link}` → `{target}` (it is really \
+             `{real}`); project dirs must not go through symlinks, so the project is skipped"
+        ),
+    )
+    .with_hint(format!(
+        "Sluice locks, gates and gives credentials to the directory terraform really runs in; \
+         write `dir: {real}`"
+    ))
+}
+
 /// Puts the project's configured name in front of a diagnostic about its entry: with many
 /// entries, the name is what people look for.
 fn name_in(pc: &ProjectConfig, mut d: Diagnostic) -> Diagnostic {
@@ -859,7 +914,16 @@ fn configured_entries<'c>(
         );
         let at = pc.dir.pos;
         let real = match resolve(&tree.snap.symlinks, dir.as_str()) {
-            Resolved::Inside(real) => real,
+            Resolved::Inside(real) if real == dir.as_str() => real,
+            Resolved::Inside(real) => {
+                let (link, target) = first_symlink(&tree.snap.symlinks, dir.as_str())
+                    .expect("a dir that resolves elsewhere goes through a symlink");
+                tree.diags.push(name_in(
+                    pc,
+                    symlinked_dir_diag(file, at, dir.as_str(), link, target, &real),
+                ));
+                continue;
+            }
             other => {
                 tree.diags.push(name_in(
                     pc,
@@ -1685,29 +1749,128 @@ projects:
     dir: envs/abs/y
 "#,
         );
-        insta::assert_snapshot!(check_all(&s, Some(&cfg)), @r#"
+        insta::assert_snapshot!(check_all(&s, Some(&cfg)), @r"
             sluice.yaml:4:10: error: symlink escaping the repository: project dir `envs/escape` goes through the symlink `envs/escape` → `../../outside`; the project is skipped
               hint: Sluice only plans code inside the repository; point the project at the real directory
             sluice.yaml:5:10: error: symlink escaping the repository: project dir `envs/abs/x` goes through the symlink `envs/abs` → `/etc`; the project is skipped
               hint: Sluice only plans code inside the repository; point the project at the real directory
+            sluice.yaml:6:10: error: project dir `envs/app` goes through the symlink `envs/app` → `../real/app` (it is really `real/app`); project dirs must not go through symlinks, so the project is skipped
+              hint: Sluice locks, gates and gives credentials to the directory terraform really runs in; write `dir: real/app`
             sluice.yaml:7:10: error: symlink escaping the repository: project dir `loop/a` goes through a symlink loop at `loop/a`; the project is skipped
               hint: Sluice only plans code inside the repository; point the project at the real directory
             sluice.yaml:10:10: error: project `etc-y`: symlink escaping the repository: project dir `envs/abs/y` goes through the symlink `envs/abs` → `/etc`; the project is skipped
               hint: Sluice only plans code inside the repository; point the project at the real directory
-            => [envs/app, envs/prod]
-            "#);
+            => [envs/prod]
+            ");
         // `envs/app` links to `real/app`: a change there plans the project.
-        insta::assert_snapshot!(check(&s, Some(&cfg), &["real/app/main.tf"]), @r#"
+        insta::assert_snapshot!(check(&s, Some(&cfg), &["real/app/main.tf"]), @r"
             sluice.yaml:4:10: error: symlink escaping the repository: project dir `envs/escape` goes through the symlink `envs/escape` → `../../outside`; the project is skipped
               hint: Sluice only plans code inside the repository; point the project at the real directory
             sluice.yaml:5:10: error: symlink escaping the repository: project dir `envs/abs/x` goes through the symlink `envs/abs` → `/etc`; the project is skipped
               hint: Sluice only plans code inside the repository; point the project at the real directory
+            sluice.yaml:6:10: error: project dir `envs/app` goes through the symlink `envs/app` → `../real/app` (it is really `real/app`); project dirs must not go through symlinks, so the project is skipped
+              hint: Sluice locks, gates and gives credentials to the directory terraform really runs in; write `dir: real/app`
             sluice.yaml:7:10: error: symlink escaping the repository: project dir `loop/a` goes through a symlink loop at `loop/a`; the project is skipped
               hint: Sluice only plans code inside the repository; point the project at the real directory
             sluice.yaml:10:10: error: project `etc-y`: symlink escaping the repository: project dir `envs/abs/y` goes through the symlink `envs/abs` → `/etc`; the project is skipped
               hint: Sluice only plans code inside the repository; point the project at the real directory
-            => [envs/app]
-            "#);
+            => []
+            ");
+    }
+
+    /// The class of the symlink lock/policy bypass: every way a project dir can reach another
+    /// directory through the tree's symlinks is refused, naming the link and the real dir; the
+    /// same dir written differently is one key; a module source through a link is still tracked.
+    #[test]
+    fn project_dirs_through_symlinks_are_refused_naming_the_link() {
+        let s = snap(
+            &[
+                "envs/prod/main.tf",
+                "other/prod/main.tf",
+                "modules/net/main.tf",
+                "app/main.tf",
+            ],
+            &[
+                ("sandbox-x", "envs/prod"),
+                ("nested/b", "../envs/./prod/../prod"),
+                ("chain1", "chain2"),
+                ("chain2", "envs/prod"),
+                ("dot", "."),
+                ("alias", "other"),
+                ("out", "../../x"),
+                ("abs", "/srv/infra"),
+                ("app/modlink", "../modules/net"),
+            ],
+            &[("app", &["./modlink"])],
+        );
+        let cfg = config(
+            "sluice.yaml",
+            r#"version: 1
+projects:
+  - dir: sandbox-x
+  - dir: nested/b
+  - dir: chain1
+  - dir: dot/envs/prod
+  - name: sneaky
+    dir: alias/prod
+  - dir: out
+  - dir: abs
+  - dir: ./envs//prod/
+  - dir: Other/Prod
+  - dir: app
+"#,
+        );
+        insta::assert_snapshot!(check_all(&s, Some(&cfg)), @r"
+            sluice.yaml:3:10: error: project dir `sandbox-x` goes through the symlink `sandbox-x` → `envs/prod` (it is really `envs/prod`); project dirs must not go through symlinks, so the project is skipped
+              hint: Sluice locks, gates and gives credentials to the directory terraform really runs in; write `dir: envs/prod`
+            sluice.yaml:4:10: error: project dir `nested/b` goes through the symlink `nested/b` → `../envs/./prod/../prod` (it is really `envs/prod`); project dirs must not go through symlinks, so the project is skipped
+              hint: Sluice locks, gates and gives credentials to the directory terraform really runs in; write `dir: envs/prod`
+            sluice.yaml:5:10: error: project dir `chain1` goes through the symlink `chain1` → `chain2` (it is really `envs/prod`); project dirs must not go through symlinks, so the project is skipped
+              hint: Sluice locks, gates and gives credentials to the directory terraform really runs in; write `dir: envs/prod`
+            sluice.yaml:6:10: error: project dir `dot/envs/prod` goes through the symlink `dot` → `.` (it is really `envs/prod`); project dirs must not go through symlinks, so the project is skipped
+              hint: Sluice locks, gates and gives credentials to the directory terraform really runs in; write `dir: envs/prod`
+            sluice.yaml:8:10: error: project `sneaky`: project dir `alias/prod` goes through the symlink `alias` → `other` (it is really `other/prod`); project dirs must not go through symlinks, so the project is skipped
+              hint: Sluice locks, gates and gives credentials to the directory terraform really runs in; write `dir: other/prod`
+            sluice.yaml:9:10: error: symlink escaping the repository: project dir `out` goes through the symlink `out` → `../../x`; the project is skipped
+              hint: Sluice only plans code inside the repository; point the project at the real directory
+            sluice.yaml:10:10: error: symlink escaping the repository: project dir `abs` goes through the symlink `abs` → `/srv/infra`; the project is skipped
+              hint: Sluice only plans code inside the repository; point the project at the real directory
+            sluice.yaml:12:10: warning: project `Other/Prod`: dir `Other/Prod` has no .tf or .tofu files at this commit; skipped
+              hint: remove the entry if the directory is gone for good
+            => [app, envs/prod]
+            ");
+        // A change to the module's real files plans the project whose source goes through the
+        // link: detection follows it.
+        insta::assert_snapshot!(check(&s, Some(&cfg), &["modules/net/main.tf"]), @r"
+            sluice.yaml:3:10: error: project dir `sandbox-x` goes through the symlink `sandbox-x` → `envs/prod` (it is really `envs/prod`); project dirs must not go through symlinks, so the project is skipped
+              hint: Sluice locks, gates and gives credentials to the directory terraform really runs in; write `dir: envs/prod`
+            sluice.yaml:4:10: error: project dir `nested/b` goes through the symlink `nested/b` → `../envs/./prod/../prod` (it is really `envs/prod`); project dirs must not go through symlinks, so the project is skipped
+              hint: Sluice locks, gates and gives credentials to the directory terraform really runs in; write `dir: envs/prod`
+            sluice.yaml:5:10: error: project dir `chain1` goes through the symlink `chain1` → `chain2` (it is really `envs/prod`); project dirs must not go through symlinks, so the project is skipped
+              hint: Sluice locks, gates and gives credentials to the directory terraform really runs in; write `dir: envs/prod`
+            sluice.yaml:6:10: error: project dir `dot/envs/prod` goes through the symlink `dot` → `.` (it is really `envs/prod`); project dirs must not go through symlinks, so the project is skipped
+              hint: Sluice locks, gates and gives credentials to the directory terraform really runs in; write `dir: envs/prod`
+            sluice.yaml:8:10: error: project `sneaky`: project dir `alias/prod` goes through the symlink `alias` → `other` (it is really `other/prod`); project dirs must not go through symlinks, so the project is skipped
+              hint: Sluice locks, gates and gives credentials to the directory terraform really runs in; write `dir: other/prod`
+            sluice.yaml:9:10: error: symlink escaping the repository: project dir `out` goes through the symlink `out` → `../../x`; the project is skipped
+              hint: Sluice only plans code inside the repository; point the project at the real directory
+            sluice.yaml:10:10: error: symlink escaping the repository: project dir `abs` goes through the symlink `abs` → `/srv/infra`; the project is skipped
+              hint: Sluice only plans code inside the repository; point the project at the real directory
+            sluice.yaml:12:10: warning: project `Other/Prod`: dir `Other/Prod` has no .tf or .tofu files at this commit; skipped
+              hint: remove the entry if the directory is gone for good
+            => [app]
+            ");
+        // The same dir written with `./`, `//` or a trailing `/` is one dir (one lock key); a dir
+        // that differs in case is another dir, which does not exist here.
+        for (written, key) in [
+            ("./envs/prod/", "envs/prod"),
+            ("envs//prod", "envs/prod"),
+            ("/envs/prod", "envs/prod"),
+            ("envs/./prod", "envs/prod"),
+            ("Envs/Prod", "Envs/Prod"),
+        ] {
+            assert_eq!(ProjectDir::new(written).unwrap().as_str(), key, "{written}");
+        }
     }
 
     #[test]

@@ -27,7 +27,7 @@
 //!     autoplan: { enabled: true, when_modified: ["**/*.tf", "../../modules/**/*.tf"] }
 //!     apply_requirements: [approved, mergeable, undiverged]   # default [approved]
 //!     depends_on: [network-shared]
-//!     env: { TF_VAR_region: eu-west-1 }   # plain, non-secret variables for the run
+//!     env: { TF_VAR_region: eu-west-1 }   # plain, non-secret variables (`env_name_refusal`)
 //! policies:                  # optional; same entries as a `policies/*.yaml` file (`core::policy`)
 //!   - name: cap-destroys
 //!     rules: [{ max_destroys: 10 }]
@@ -78,24 +78,139 @@ pub const DEFAULT_WHEN_MODIFIED: &[&str] = &[
 pub const ATLANTIS_DEFAULT_WHEN_MODIFIED: &[&str] =
     &["**/*.tf*", "**/terragrunt.hcl", "**/.terraform.lock.hcl"];
 
-/// Environment variables a project may not set through `env`: they change *how* Sluice runs
-/// terraform (extra CLI arguments, data/plugin dirs, CLI config, workspace selection, the
-/// dynamic loader) rather than what the configuration sees, and the runner owns them.
-const RESERVED_ENV: &[&str] = &[
-    "PATH",
-    "HOME",
-    "TMPDIR",
-    "TF_CLI_ARGS",
-    "TF_CLI_CONFIG_FILE",
-    "TF_DATA_DIR",
-    "TF_PLUGIN_CACHE_DIR",
-    "TF_WORKSPACE",
-    "TF_INPUT",
-    "TF_IN_AUTOMATION",
+/// Names a project's `env` may not set besides the `TF_*` family (compared case-insensitively):
+/// the run's own directories and identity (the runner sets them), the network path and the
+/// certificates it trusts, and what loads or wraps programs before they run. Sources: glibc's
+/// list of variables it ignores for setuid programs (`UNSECURE_ENVVARS`), the proxy and TLS
+/// variables of Go, curl and git, and the shell's start-up variables.
+const REFUSED_ENV: &[(&str, EnvClass)] = &[
+    ("PATH", EnvClass::Runner),
+    ("HOME", EnvClass::Runner),
+    ("TMPDIR", EnvClass::Runner),
+    ("TMP", EnvClass::Runner),
+    ("TEMP", EnvClass::Runner),
+    ("USER", EnvClass::Runner),
+    ("LOGNAME", EnvClass::Runner),
+    ("SHELL", EnvClass::Runner),
+    ("PWD", EnvClass::Runner),
+    ("HTTP_PROXY", EnvClass::Network),
+    ("HTTPS_PROXY", EnvClass::Network),
+    ("ALL_PROXY", EnvClass::Network),
+    ("FTP_PROXY", EnvClass::Network),
+    ("NO_PROXY", EnvClass::Network),
+    ("SSL_CERT_FILE", EnvClass::Network),
+    ("SSL_CERT_DIR", EnvClass::Network),
+    ("CURL_CA_BUNDLE", EnvClass::Network),
+    ("NETRC", EnvClass::Network),
+    ("GLIBC_TUNABLES", EnvClass::Loader),
+    ("GCONV_PATH", EnvClass::Loader),
+    ("GETCONF_DIR", EnvClass::Loader),
+    ("HOSTALIASES", EnvClass::Loader),
+    ("LOCALDOMAIN", EnvClass::Loader),
+    ("LOCPATH", EnvClass::Loader),
+    ("MALLOC_TRACE", EnvClass::Loader),
+    ("NIS_PATH", EnvClass::Loader),
+    ("NLSPATH", EnvClass::Loader),
+    ("RESOLV_HOST_CONF", EnvClass::Loader),
+    ("RES_OPTIONS", EnvClass::Loader),
+    ("TZDIR", EnvClass::Loader),
+    ("GODEBUG", EnvClass::Loader),
+    ("GOTRACEBACK", EnvClass::Loader),
+    ("GOMAXPROCS", EnvClass::Loader),
+    ("GOGC", EnvClass::Loader),
+    ("GOMEMLIMIT", EnvClass::Loader),
+    ("BASH_ENV", EnvClass::Loader),
+    ("ENV", EnvClass::Loader),
+    ("SHELLOPTS", EnvClass::Loader),
+    ("BASHOPTS", EnvClass::Loader),
+    ("IFS", EnvClass::Loader),
+    ("CDPATH", EnvClass::Loader),
+    ("PS4", EnvClass::Loader),
+    ("PROMPT_COMMAND", EnvClass::Loader),
 ];
-/// `TF_LOG*`: debug logs print provider requests (credentials included) into the output that
-/// is posted on the PR.
-const RESERVED_ENV_PREFIXES: &[&str] = &["TF_CLI_ARGS_", "TF_LOG", "SLUICE_", "LD_", "DYLD_"];
+
+/// Prefixes refused the same way (compared case-insensitively). `TF_` is handled apart: only
+/// `TF_VAR_*` passes.
+const REFUSED_ENV_PREFIXES: &[(&str, EnvClass)] = &[
+    ("TERRAFORM_", EnvClass::Engine),
+    ("TOFU_", EnvClass::Engine),
+    ("CHECKPOINT_", EnvClass::Engine),
+    ("SLUICE_", EnvClass::Runner),
+    ("XDG_", EnvClass::Runner),
+    ("GIT_", EnvClass::Network),
+    ("SSH_", EnvClass::Network),
+    ("LD_", EnvClass::Loader),
+    ("DYLD_", EnvClass::Loader),
+    ("BASH_FUNC_", EnvClass::Loader),
+];
+
+/// Why a variable cannot be set through a project's `env` ([`env_name_refusal`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnvClass {
+    /// `TF_*` (other than `TF_VAR_*`), `TERRAFORM_*`, `TOFU_*`, `CHECKPOINT_*`: terraform's own
+    /// controls — CLI config, data and plugin dirs, implicit arguments, registry and provider
+    /// overrides, logging (which prints provider requests, credentials included, into the
+    /// output posted on the PR), workspace selection.
+    Engine,
+    /// The run's directories and identity, and Sluice's own settings: the runner sets them.
+    Runner,
+    /// Where the run connects and which certificates it trusts (proxies, CA bundles, git and
+    /// ssh transport settings).
+    Network,
+    /// What loads, wraps or configures programs before they run: the dynamic loader, glibc and
+    /// Go runtime knobs, shell start-up files.
+    Loader,
+}
+
+impl EnvClass {
+    /// The hint shown with the refusal.
+    pub fn hint(self) -> &'static str {
+        match self {
+            EnvClass::Engine => {
+                "`TF_*` variables other than `TF_VAR_*` change what terraform loads, where it \
+                 connects or how it runs, which Sluice controls; pass values to the configuration \
+                 as `TF_VAR_name`"
+            }
+            EnvClass::Runner => {
+                "the runner sets the run's directories and identity; `env` is for values the \
+                 configuration reads, such as `TF_VAR_*`"
+            }
+            EnvClass::Network => {
+                "it changes where the run connects or which certificates it trusts, which only \
+                 the server's operator may configure"
+            }
+            EnvClass::Loader => {
+                "it changes how programs are loaded or started inside the run; `env` is for \
+                 values the configuration reads, such as `TF_VAR_*`"
+            }
+        }
+    }
+}
+
+/// Whether a project's `env` in the repository configuration may set `name` — an allowlist:
+/// `TF_VAR_*` (terraform's input variables) and plain names, except those that steer the
+/// engine, the runner, the network path or the loader ([`EnvClass`]). `Some(class)` says why
+/// not. Names are compared case-insensitively (`http_proxy` is read by curl and git, and no
+/// configuration needs two spellings), except that `TF_VAR_` must be written as terraform reads
+/// it. The syntax of the name is checked separately.
+pub fn env_name_refusal(name: &str) -> Option<EnvClass> {
+    if name.starts_with("TF_VAR_") && name.len() > "TF_VAR_".len() {
+        return None;
+    }
+    let upper = name.to_ascii_uppercase();
+    if upper.starts_with("TF_") {
+        return Some(EnvClass::Engine);
+    }
+    REFUSED_ENV
+        .iter()
+        .find(|(n, _)| *n == upper)
+        .or_else(|| {
+            REFUSED_ENV_PREFIXES
+                .iter()
+                .find(|(p, _)| upper.starts_with(p))
+        })
+        .map(|(_, class)| *class)
+}
 
 pub use super::yaml::{Located, Pos};
 
@@ -181,7 +296,8 @@ pub struct ProjectConfig {
     pub when_modified: Vec<Located<String>>,
     pub apply_requirements: Vec<ApplyRequirement>,
     pub depends_on: Vec<Located<ProjectName>>,
-    /// Plain, non-secret variables passed to the run (never reserved runner variables).
+    /// Plain, non-secret variables passed to the run: `TF_VAR_*` and plain names, never one that
+    /// steers the engine, runner, network or loader ([`env_name_refusal`]).
     pub env: BTreeMap<String, String>,
 }
 
@@ -1180,19 +1296,11 @@ fn env(r: &mut Reader, node: &Node) -> BTreeMap<String, String> {
             );
             continue;
         }
-        let upper = name.to_ascii_uppercase();
-        if RESERVED_ENV.contains(&upper.as_str())
-            || RESERVED_ENV_PREFIXES.iter().any(|p| upper.starts_with(p))
-        {
+        if let Some(class) = env_name_refusal(name) {
             r.error(
                 at,
                 format!("`{name}` cannot be set in `env`"),
-                Some(
-                    "it changes how Sluice runs terraform (arguments, directories, CLI config), \
-                     which the runner controls; `env` is for variables your configuration reads, \
-                     such as `TF_VAR_*`"
-                        .to_string(),
-                ),
+                Some(class.hint().to_string()),
             );
             continue;
         }
@@ -1621,7 +1729,7 @@ projects:
     autoplan: { when_modified: ["[oops", "/abs/*.tf", "", "../../../x/*.tf"] }
   - dir: c
     env: { PATH: /bin, TF_CLI_ARGS_plan: -x, 1BAD: x, TF_VAR_ok: { a: 1 } }
-"#), @r#"
+"#), @r"
             sluice.yaml:5:36: error: unknown apply requirement `aproved`
               hint: did you mean `approved`? valid values: approved, mergeable, undiverged
             sluice.yaml:5:45: error: unknown apply requirement `reviewed`
@@ -1636,14 +1744,67 @@ projects:
             sluice.yaml:9:55: error: an empty pattern matches nothing
             sluice.yaml:9:59: error: pattern `../../../x/*.tf` leaves the repository when read from `b`
             sluice.yaml:11:12: error: `PATH` cannot be set in `env`
-              hint: it changes how Sluice runs terraform (arguments, directories, CLI config), which the runner controls; `env` is for variables your configuration reads, such as `TF_VAR_*`
+              hint: the runner sets the run's directories and identity; `env` is for values the configuration reads, such as `TF_VAR_*`
             sluice.yaml:11:24: error: `TF_CLI_ARGS_plan` cannot be set in `env`
-              hint: it changes how Sluice runs terraform (arguments, directories, CLI config), which the runner controls; `env` is for variables your configuration reads, such as `TF_VAR_*`
+              hint: `TF_*` variables other than `TF_VAR_*` change what terraform loads, where it connects or how it runs, which Sluice controls; pass values to the configuration as `TF_VAR_name`
             sluice.yaml:11:46: error: `1BAD` is not a valid environment variable name
               hint: use letters, digits and `_`, not starting with a digit
             sluice.yaml:11:66: error: `TF_VAR_ok` should be a single value, found a mapping
             => no config
-            "#);
+            ");
+    }
+
+    #[test]
+    fn env_is_an_allowlist_of_tf_var_and_plain_names() {
+        use EnvClass::*;
+        let table: &[(&str, Option<EnvClass>)] = &[
+            ("TF_VAR_region", None),
+            ("TF_VAR_", Some(Engine)),
+            ("tf_var_region", Some(Engine)),
+            ("AWS_REGION", None),
+            ("GOOGLE_PROJECT", None),
+            ("ARM_SUBSCRIPTION_ID", None),
+            ("LANG", None),
+            ("MY_PROXY_NAME", None),
+            ("TF_CLI_CONFIG_FILE", Some(Engine)),
+            ("TF_PLUGIN_CACHE_DIR", Some(Engine)),
+            ("TF_DATA_DIR", Some(Engine)),
+            ("TF_CLI_ARGS", Some(Engine)),
+            ("TF_CLI_ARGS_plan", Some(Engine)),
+            ("TF_REGISTRY_CLIENT_TIMEOUT", Some(Engine)),
+            ("TF_PROVIDER_X", Some(Engine)),
+            ("TF_REATTACH_PROVIDERS", Some(Engine)),
+            ("TF_LOG_PROVIDER", Some(Engine)),
+            ("TF_WORKSPACE", Some(Engine)),
+            ("TF_IGNORE", Some(Engine)),
+            ("TF_IN_AUTOMATION", Some(Engine)),
+            ("Tf_Log", Some(Engine)),
+            ("TERRAFORM_CONFIG", Some(Engine)),
+            ("TOFU_CLI_CONFIG_FILE", Some(Engine)),
+            ("CHECKPOINT_DISABLE", Some(Engine)),
+            ("PATH", Some(Runner)),
+            ("home", Some(Runner)),
+            ("TMPDIR", Some(Runner)),
+            ("XDG_DATA_HOME", Some(Runner)),
+            ("SLUICE_WEBHOOK_SECRET", Some(Runner)),
+            ("HTTPS_PROXY", Some(Network)),
+            ("http_proxy", Some(Network)),
+            ("no_proxy", Some(Network)),
+            ("SSL_CERT_FILE", Some(Network)),
+            ("SSL_CERT_DIR", Some(Network)),
+            ("GIT_SSH_COMMAND", Some(Network)),
+            ("SSH_AUTH_SOCK", Some(Network)),
+            ("LD_PRELOAD", Some(Loader)),
+            ("LD_LIBRARY_PATH", Some(Loader)),
+            ("DYLD_INSERT_LIBRARIES", Some(Loader)),
+            ("GLIBC_TUNABLES", Some(Loader)),
+            ("GODEBUG", Some(Loader)),
+            ("BASH_ENV", Some(Loader)),
+            ("BASH_FUNC_x%%", Some(Loader)),
+        ];
+        for (name, want) in table {
+            assert_eq!(env_name_refusal(name), *want, "{name}");
+        }
     }
 
     #[test]

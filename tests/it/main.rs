@@ -3,10 +3,12 @@
 mod audit;
 mod bot;
 mod durability;
+mod engine_steering;
 mod fake_github;
 mod github_client;
 mod policy;
 mod preview;
+mod real_dirs;
 mod sandbox;
 mod server;
 mod support;
