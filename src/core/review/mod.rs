@@ -14,6 +14,7 @@
 //! goes through [`budget::WriteBudget`].
 
 pub mod address;
+pub mod budget;
 pub mod checks;
 pub mod consequence;
 pub mod hcl_bounds;
