@@ -19,7 +19,7 @@ pub mod lock;
 pub mod plan;
 pub mod policy;
 pub mod projects;
-pub mod review;
 pub mod repo_config;
+pub mod review;
 pub mod types;
 pub mod yaml;

@@ -455,7 +455,11 @@ mod tests {
         let names: Vec<&str> = app.resources.iter().map(|r| r.address.as_str()).collect();
         assert_eq!(
             names,
-            ["null_resource.cache", "null_resource.keep", "null_resource.server"]
+            [
+                "null_resource.cache",
+                "null_resource.keep",
+                "null_resource.server"
+            ]
         );
         let (_, dns) = config.module(&["app", "dns"]).unwrap();
         assert_eq!(dns.unwrap().source, "../dns");
@@ -475,7 +479,12 @@ mod tests {
             (ResourceMode::Data, "null_data_source", "release")
         );
         // Plans without the section (hand-written, other tools) still parse.
-        assert!(parse_plan_json(AWS.as_bytes()).unwrap().configuration.is_none());
+        assert!(
+            parse_plan_json(AWS.as_bytes())
+                .unwrap()
+                .configuration
+                .is_none()
+        );
     }
 
     #[test]

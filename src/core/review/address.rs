@@ -108,10 +108,7 @@ pub fn parse_address(address: &str) -> Result<Address, AddressError> {
     if address.len() > MAX_ADDRESS_LEN {
         return Err(AddressError::TooLong);
     }
-    let mut p = Parser {
-        s: address,
-        pos: 0,
-    };
+    let mut p = Parser { s: address, pos: 0 };
     let mut modules = Vec::new();
     loop {
         let start = p.pos;
@@ -284,7 +281,10 @@ mod tests {
                 "aws_db_instance.main",
                 "modules=[] resource aws_db_instance.main key=-",
             ),
-            ("null_resource.old[1]", "modules=[] resource null_resource.old key=[1]"),
+            (
+                "null_resource.old[1]",
+                "modules=[] resource null_resource.old key=[1]",
+            ),
             (
                 r#"null_resource.each["blue"]"#,
                 r#"modules=[] resource null_resource.each key=["blue"]"#,
@@ -313,19 +313,52 @@ mod tests {
                 r#"a.b["q\"uote\\d"]"#,
                 r#"modules=[] resource a.b key=["q\"uote\\d"]"#,
             ),
-            ("my-type.my-name", "modules=[] resource my-type.my-name key=-"),
+            (
+                "my-type.my-name",
+                "modules=[] resource my-type.my-name key=-",
+            ),
             // A resource type called `module` is no module call.
-            ("ephemeral.random_password.db", "modules=[] ephemeral random_password.db key=-"),
+            (
+                "ephemeral.random_password.db",
+                "modules=[] ephemeral random_password.db key=-",
+            ),
             // Errors say where.
-            ("aws_instance", "address `aws_instance` is not a resource address: expected `.` at byte 12"),
-            ("module.x", "address `module.x` is not a resource address: expected `.` at byte 8"),
-            ("a.b[", "address `a.b[` is not a resource address: expected a number or a quoted key at byte 4"),
-            (r#"a.b["x"#, r#"address `a.b["x` is not a resource address: unterminated key string at byte 5"#),
-            ("a.b[1]x", "address `a.b[1]x` is not a resource address: unexpected text after the resource name at byte 6"),
-            ("a.b (deposed)", "address `a.b (deposed)` is not a resource address: unexpected text after the resource name at byte 3"),
-            ("", "address `` is not a resource address: expected a name at byte 0"),
-            ("1a.b", "address `1a.b` is not a resource address: expected a name at byte 0"),
-            ("a.b[99999999999999999999999]", "address `a.b[99999999999999999999999]` is not a resource address: expected a number or a quoted key at byte 4"),
+            (
+                "aws_instance",
+                "address `aws_instance` is not a resource address: expected `.` at byte 12",
+            ),
+            (
+                "module.x",
+                "address `module.x` is not a resource address: expected `.` at byte 8",
+            ),
+            (
+                "a.b[",
+                "address `a.b[` is not a resource address: expected a number or a quoted key at byte 4",
+            ),
+            (
+                r#"a.b["x"#,
+                r#"address `a.b["x` is not a resource address: unterminated key string at byte 5"#,
+            ),
+            (
+                "a.b[1]x",
+                "address `a.b[1]x` is not a resource address: unexpected text after the resource name at byte 6",
+            ),
+            (
+                "a.b (deposed)",
+                "address `a.b (deposed)` is not a resource address: unexpected text after the resource name at byte 3",
+            ),
+            (
+                "",
+                "address `` is not a resource address: expected a name at byte 0",
+            ),
+            (
+                "1a.b",
+                "address `1a.b` is not a resource address: expected a name at byte 0",
+            ),
+            (
+                "a.b[99999999999999999999999]",
+                "address `a.b[99999999999999999999999]` is not a resource address: expected a number or a quoted key at byte 4",
+            ),
         ];
         for (input, want) in table {
             assert_eq!(check(input), want, "input: {input}");

@@ -92,6 +92,23 @@ impl WriteKind {
         )
     }
 
+    /// Which writes go first when several may: 0 keeps live objects current (edits of the
+    /// summary, check run updates), 1 creates new objects, 2 retires old ones (superseding a
+    /// previous review and its comments), which nobody waits for.
+    pub fn priority(self) -> u8 {
+        match self {
+            WriteKind::EditIssueComment
+            | WriteKind::UpdateCheckRun
+            | WriteKind::AppendAnnotations => 0,
+            WriteKind::CreateIssueComment
+            | WriteKind::CreateReview
+            | WriteKind::CreateReviewComment
+            | WriteKind::CreateCheckRun
+            | WriteKind::CreateStatus => 1,
+            WriteKind::UpdateReview | WriteKind::EditReviewComment => 2,
+        }
+    }
+
     /// Whether a later write of the same kind to the same object makes this one pointless.
     /// Everything but appended annotations: their batches add up.
     pub fn coalesces(self) -> bool {
@@ -139,7 +156,9 @@ pub enum Outcome {
     Done,
     /// GitHub answered with a secondary rate limit (403/429); `retry_after` from its header.
     /// The write is queued again and everything pauses.
-    RateLimited { retry_after: Option<TimeDelta> },
+    RateLimited {
+        retry_after: Option<TimeDelta>,
+    },
     /// Failed for another reason; dropped (the caller's retry policy decides).
     Failed,
 }
@@ -237,7 +256,7 @@ impl<P: Clone> WriteBudget<P> {
         if earliest > now {
             return Next::WaitUntil(earliest);
         }
-        // The head of each key's queue whose object has nothing in flight; edits first, then
+        // The head of each key's queue whose object has nothing in flight; by priority, then
         // in the order they were queued.
         let busy: Vec<&str> = self
             .in_flight
@@ -249,7 +268,7 @@ impl<P: Clone> WriteBudget<P> {
             .iter()
             .filter(|(key, _)| !busy.contains(&key.as_str()))
             .filter_map(|(key, q)| q.front().map(|p| (key, p)))
-            .min_by_key(|(_, p)| (p.write.kind.creates_object(), p.seq))
+            .min_by_key(|(_, p)| (p.write.kind.priority(), p.seq))
             .map(|(key, _)| key.clone());
         let Some(key) = pick else {
             return Next::Busy;

@@ -281,7 +281,10 @@ pub fn command_for_action(a: &RequestedAction<'_>) -> Result<Command, RequestedA
         .external_id
         .and_then(CheckRef::parse)
         .ok_or(RequestedActionError::NotSluices)?;
-    if !a.check_head_sha.eq_ignore_ascii_case(a.pr_head_sha.as_str()) {
+    if !a
+        .check_head_sha
+        .eq_ignore_ascii_case(a.pr_head_sha.as_str())
+    {
         return Err(RequestedActionError::Stale {
             check: cut(a.check_head_sha, 12),
             head: a.pr_head_sha.short().to_string(),
@@ -366,9 +369,11 @@ pub fn project_check(ctx: &CheckContext<'_>, p: &CheckProject<'_>) -> CheckRunDr
             Conclusion::Failure,
             &[Button::PlanAgain],
         ),
-        ProjectOutcome::Planned { summary, .. } if summary.has_changes() => {
-            (summary.line(), Conclusion::Success, &[Button::Apply, Button::PlanAgain])
-        }
+        ProjectOutcome::Planned { summary, .. } if summary.has_changes() => (
+            summary.line(),
+            Conclusion::Success,
+            &[Button::Apply, Button::PlanAgain],
+        ),
         ProjectOutcome::Planned { summary, .. } => {
             (summary.line(), Conclusion::Success, &[Button::PlanAgain])
         }
@@ -384,9 +389,11 @@ pub fn project_check(ctx: &CheckContext<'_>, p: &CheckProject<'_>) -> CheckRunDr
             Conclusion::Success,
             &[],
         ),
-        ProjectOutcome::ApplyFailed { .. } => {
-            ("Apply failed".to_string(), Conclusion::Failure, &[Button::PlanAgain])
-        }
+        ProjectOutcome::ApplyFailed { .. } => (
+            "Apply failed".to_string(),
+            Conclusion::Failure,
+            &[Button::PlanAgain],
+        ),
         ProjectOutcome::Skipped { reason } => (
             format!("Skipped: {}", one_line(reason)),
             Conclusion::Neutral,
@@ -455,7 +462,11 @@ pub fn started_check(ctx: &CheckContext<'_>, check: &CheckRef, title: &str) -> C
         completed_at: None,
         output: CheckOutput {
             title: short_title(title),
-            summary: format!("{} is working on commit `{}`.", ctx.bot_name, ctx.head_sha.short()),
+            summary: format!(
+                "{} is working on commit `{}`.",
+                ctx.bot_name,
+                ctx.head_sha.short()
+            ),
             text: None,
             annotations: Vec::new(),
         },
@@ -477,7 +488,11 @@ fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-fn project_summary(ctx: &CheckContext<'_>, p: &CheckProject<'_>, annotations_left: usize) -> String {
+fn project_summary(
+    ctx: &CheckContext<'_>,
+    p: &CheckProject<'_>,
+    annotations_left: usize,
+) -> String {
     let r = p.report;
     let mut s = format!(
         "**{}** · dir {} · workspace {} · commit `{}`\n\n",
@@ -501,7 +516,11 @@ fn project_summary(ctx: &CheckContext<'_>, p: &CheckProject<'_>, annotations_lef
                 let _ = writeln!(s, "{line}");
             }
             if destructive.len() > 20 {
-                let _ = writeln!(s, "- … and {} more (see the details below)", destructive.len() - 20);
+                let _ = writeln!(
+                    s,
+                    "- … and {} more (see the details below)",
+                    destructive.len() - 20
+                );
             }
             s.push('\n');
         }
@@ -586,8 +605,10 @@ fn project_text(ctx: &CheckContext<'_>, r: &ProjectReport) -> Option<String> {
     fenced(&mut out, lang, shown);
     if out.len() > MAX_OUTPUT.saturating_sub(note.len()) {
         // A fence longer than three backticks (text full of them): let the splitter cut.
-        out = split_markdown(&[out], MAX_OUTPUT.saturating_sub(note.len()), |_, _| Frame::default())
-            .swap_remove(0);
+        out = split_markdown(&[out], MAX_OUTPUT.saturating_sub(note.len()), |_, _| {
+            Frame::default()
+        })
+        .swap_remove(0);
     }
     out.push_str(&note);
     Some(out)
@@ -605,12 +626,17 @@ fn annotations(plan: &Plan, locations: &Locations, mode: ReviewComments) -> Vec<
         if mode == ReviewComments::DestroyAndReplace && !c.kind.is_destructive() {
             continue;
         }
-        let Some(loc) = locations.get(&rc.address) else { continue };
+        let Some(loc) = locations.get(&rc.address) else {
+            continue;
+        };
         let root = loc.root_anchor();
         let inner = loc.block.as_ref().filter(|_| !loc.calls.is_empty());
         for span in root.into_iter().chain(inner) {
             if span.revision == Revision::Head {
-                by_block.entry(span).or_default().push((c.kind, c.sentence()));
+                by_block
+                    .entry(span)
+                    .or_default()
+                    .push((c.kind, c.sentence()));
             }
         }
     }
@@ -623,7 +649,11 @@ fn annotations(plan: &Plan, locations: &Locations, mode: ReviewComments) -> Vec<
             kinds.dedup();
             let title = format!(
                 "Sluice: {}",
-                kinds.iter().map(|k| k.word()).collect::<Vec<_>>().join(", ")
+                kinds
+                    .iter()
+                    .map(|k| k.word())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
             let mut message = String::new();
             for (_, sentence) in changes.iter().take(50) {
@@ -703,7 +733,11 @@ pub fn summary_check(
         let mut t = format!(
             "{} {}: {with_changes} with changes",
             reports.len(),
-            if reports.len() == 1 { "project" } else { "projects" }
+            if reports.len() == 1 {
+                "project"
+            } else {
+                "projects"
+            }
         );
         if failed > 0 {
             let _ = write!(t, ", {failed} failed");
@@ -778,7 +812,9 @@ pub enum GateState {
     /// Every requirement is met: it may be applied now.
     Ready,
     /// These requirements are not met (from `core::apply_gate::refusals`).
-    Blocked { unmet: Vec<String> },
+    Blocked {
+        unmet: Vec<String>,
+    },
     Applying,
     Applied,
     ApplyFailed,
@@ -816,7 +852,10 @@ pub fn apply_gate_check(ctx: &CheckContext<'_>, projects: &[GateProject]) -> Cre
         (
             CheckStatus::Completed,
             Some(Conclusion::Failure),
-            format!("{failed} {} failed; push a fix or plan again", projects_word(failed)),
+            format!(
+                "{failed} {} failed; push a fix or plan again",
+                projects_word(failed)
+            ),
         )
     } else if ready + blocked > 0 {
         let mut t = format!("{} to apply", ready + blocked);

@@ -214,9 +214,7 @@ pub fn attribute_path(steps: &[Value]) -> String {
 
 fn is_identifier(s: &str) -> bool {
     let mut chars = s.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_alphabetic() || c == '_')
+    chars.next().is_some_and(|c| c.is_alphabetic() || c == '_')
         && chars.all(|c| c.is_alphanumeric() || c == '_' || c == '-')
 }
 
@@ -251,8 +249,14 @@ mod tests {
         let table = [
             (serde_json::json!(["triggers"]), "triggers"),
             (serde_json::json!(["tags", "Name"]), "tags.Name"),
-            (serde_json::json!(["tags", "kubernetes.io/role"]), "tags[\"kubernetes.io/role\"]"),
-            (serde_json::json!(["ingress", 0, "cidr_blocks", 1]), "ingress[0].cidr_blocks[1]"),
+            (
+                serde_json::json!(["tags", "kubernetes.io/role"]),
+                "tags[\"kubernetes.io/role\"]",
+            ),
+            (
+                serde_json::json!(["ingress", 0, "cidr_blocks", 1]),
+                "ingress[0].cidr_blocks[1]",
+            ),
             (serde_json::json!([]), ""),
         ];
         for (steps, want) in table {

@@ -60,14 +60,20 @@ impl fmt::Display for Unread {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Unread::TooLarge { bytes, max } => {
-                write!(f, "the file has {bytes} bytes, more than the {max} Sluice reads")
+                write!(
+                    f,
+                    "the file has {bytes} bytes, more than the {max} Sluice reads"
+                )
             }
             Unread::TooDeep { line, max } => write!(
                 f,
                 "line {line} nests brackets, templates and operators more than {max} levels deep"
             ),
             Unread::ObjectTooLarge { line } => {
-                write!(f, "the object at line {line} has too many entries to read quickly")
+                write!(
+                    f,
+                    "the object at line {line} has too many entries to read quickly"
+                )
             }
             Unread::Malformed { line, what } => write!(f, "syntax error at line {line}: {what}"),
             Unread::Syntax { line, message } => write!(f, "syntax error at line {line}: {message}"),
@@ -158,7 +164,9 @@ impl<'a> Scan<'a> {
     }
 
     fn top(&mut self) -> &mut Frame<'a> {
-        self.stack.last_mut().expect("the top level is never popped")
+        self.stack
+            .last_mut()
+            .expect("the top level is never popped")
     }
 
     fn depth_check(&self) -> Result<(), Unread> {
@@ -312,7 +320,11 @@ impl<'a> Scan<'a> {
             return None;
         }
         let marker = &self.text[start..j];
-        while self.b.get(j).is_some_and(|c| *c == b' ' || *c == b'\t' || *c == b'\r') {
+        while self
+            .b
+            .get(j)
+            .is_some_and(|c| *c == b' ' || *c == b'\t' || *c == b'\r')
+        {
             j += 1;
         }
         if self.b.get(j) != Some(&b'\n') {
@@ -446,16 +458,52 @@ mod tests {
         }
         wide.push_str("}\n");
         let table: [(&str, usize, &str); 10] = [
-            (&deep, 100, "line 1 nests brackets, templates and operators more than 100 levels deep"),
-            (&chain, 100, "line 1 nests brackets, templates and operators more than 100 levels deep"),
-            (&directives, 100, "line 2 nests brackets, templates and operators more than 100 levels deep"),
-            ("a = [1,\n2,\n3 + (4\n]\n", 100, "syntax error at line 4: unexpected `]`"),
-            ("a = \"x\n", 100, "syntax error at line 1: line break in a quoted string"),
-            ("a = \"x", 100, "syntax error at line 1: unterminated string"),
-            ("a = <<EOT\nx\n", 100, "syntax error at line 3: unterminated heredoc"),
+            (
+                &deep,
+                100,
+                "line 1 nests brackets, templates and operators more than 100 levels deep",
+            ),
+            (
+                &chain,
+                100,
+                "line 1 nests brackets, templates and operators more than 100 levels deep",
+            ),
+            (
+                &directives,
+                100,
+                "line 2 nests brackets, templates and operators more than 100 levels deep",
+            ),
+            (
+                "a = [1,\n2,\n3 + (4\n]\n",
+                100,
+                "syntax error at line 4: unexpected `]`",
+            ),
+            (
+                "a = \"x\n",
+                100,
+                "syntax error at line 1: line break in a quoted string",
+            ),
+            (
+                "a = \"x",
+                100,
+                "syntax error at line 1: unterminated string",
+            ),
+            (
+                "a = <<EOT\nx\n",
+                100,
+                "syntax error at line 3: unterminated heredoc",
+            ),
             ("/* x", 100, "syntax error at line 1: unterminated comment"),
-            ("b {\n  a = [\n", 100, "syntax error at line 3: unclosed bracket, brace or parenthesis"),
-            (&wide, 100, "the object at line 6326 has too many entries to read quickly"),
+            (
+                "b {\n  a = [\n",
+                100,
+                "syntax error at line 3: unclosed bracket, brace or parenthesis",
+            ),
+            (
+                &wide,
+                100,
+                "the object at line 6326 has too many entries to read quickly",
+            ),
         ];
         for (text, depth, want) in table {
             assert_eq!(check_with(text, depth), want);

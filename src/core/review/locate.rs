@@ -167,7 +167,11 @@ pub fn module_dirs(project_dir: &ProjectDir, plan: &Plan) -> Vec<ModuleDir> {
     };
     // Iterative (a deep or malicious plan cannot exhaust the stack), depth first in call-name
     // order.
-    fn calls<'p>(prefix: &str, dir: &str, module: &'p ModuleConfig) -> Vec<(String, String, &'p ModuleConfig)> {
+    fn calls<'p>(
+        prefix: &str,
+        dir: &str,
+        module: &'p ModuleConfig,
+    ) -> Vec<(String, String, &'p ModuleConfig)> {
         module
             .module_calls
             .iter()
@@ -515,19 +519,68 @@ pub(crate) mod tests {
     /// The `module_replace` fixture's files under `envs/prod/`, at head and base.
     pub(crate) fn fixture_files() -> (BTreeMap<String, String>, BTreeMap<String, String>) {
         let head = [
-            ("main.tf", include_str!("../../../tests/fixtures/plans/src/module_replace/main.tf")),
-            ("modules/app/main.tf", include_str!("../../../tests/fixtures/plans/src/module_replace/modules/app/main.tf")),
-            ("modules/app/cache.tf", include_str!("../../../tests/fixtures/plans/src/module_replace/modules/app/cache.tf")),
-            ("modules/dns/main.tf", include_str!("../../../tests/fixtures/plans/src/module_replace/modules/dns/main.tf")),
-            ("modules/bucket/main.tf", include_str!("../../../tests/fixtures/plans/src/module_replace/modules/bucket/main.tf")),
+            (
+                "main.tf",
+                include_str!("../../../tests/fixtures/plans/src/module_replace/main.tf"),
+            ),
+            (
+                "modules/app/main.tf",
+                include_str!(
+                    "../../../tests/fixtures/plans/src/module_replace/modules/app/main.tf"
+                ),
+            ),
+            (
+                "modules/app/cache.tf",
+                include_str!(
+                    "../../../tests/fixtures/plans/src/module_replace/modules/app/cache.tf"
+                ),
+            ),
+            (
+                "modules/dns/main.tf",
+                include_str!(
+                    "../../../tests/fixtures/plans/src/module_replace/modules/dns/main.tf"
+                ),
+            ),
+            (
+                "modules/bucket/main.tf",
+                include_str!(
+                    "../../../tests/fixtures/plans/src/module_replace/modules/bucket/main.tf"
+                ),
+            ),
         ];
         let base = [
-            ("main.tf", include_str!("../../../tests/fixtures/plans/src/module_replace/seed/main.tf")),
-            ("legacy.tf", include_str!("../../../tests/fixtures/plans/src/module_replace/seed/legacy.tf")),
-            ("modules/app/main.tf", include_str!("../../../tests/fixtures/plans/src/module_replace/seed/modules/app/main.tf")),
-            ("modules/app/cache.tf", include_str!("../../../tests/fixtures/plans/src/module_replace/seed/modules/app/cache.tf")),
-            ("modules/dns/main.tf", include_str!("../../../tests/fixtures/plans/src/module_replace/seed/modules/dns/main.tf")),
-            ("modules/bucket/main.tf", include_str!("../../../tests/fixtures/plans/src/module_replace/seed/modules/bucket/main.tf")),
+            (
+                "main.tf",
+                include_str!("../../../tests/fixtures/plans/src/module_replace/seed/main.tf"),
+            ),
+            (
+                "legacy.tf",
+                include_str!("../../../tests/fixtures/plans/src/module_replace/seed/legacy.tf"),
+            ),
+            (
+                "modules/app/main.tf",
+                include_str!(
+                    "../../../tests/fixtures/plans/src/module_replace/seed/modules/app/main.tf"
+                ),
+            ),
+            (
+                "modules/app/cache.tf",
+                include_str!(
+                    "../../../tests/fixtures/plans/src/module_replace/seed/modules/app/cache.tf"
+                ),
+            ),
+            (
+                "modules/dns/main.tf",
+                include_str!(
+                    "../../../tests/fixtures/plans/src/module_replace/seed/modules/dns/main.tf"
+                ),
+            ),
+            (
+                "modules/bucket/main.tf",
+                include_str!(
+                    "../../../tests/fixtures/plans/src/module_replace/seed/modules/bucket/main.tf"
+                ),
+            ),
         ];
         let map = |files: &[(&str, &str)]| {
             files
@@ -539,8 +592,10 @@ pub(crate) mod tests {
     }
 
     pub(crate) fn fixture_plan() -> Plan {
-        parse_plan_json(include_bytes!("../../../tests/fixtures/plans/module_replace.json"))
-            .unwrap()
+        parse_plan_json(include_bytes!(
+            "../../../tests/fixtures/plans/module_replace.json"
+        ))
+        .unwrap()
     }
 
     fn span(s: &BlockSpan) -> String {
@@ -565,7 +620,10 @@ pub(crate) mod tests {
             }
         }
         for u in &locations.unread {
-            out.push_str(&format!("unread {} ({:?}): {}\n", u.path, u.revision, u.why));
+            out.push_str(&format!(
+                "unread {} ({:?}): {}\n",
+                u.path, u.revision, u.why
+            ));
         }
         out
     }
@@ -627,7 +685,10 @@ pub(crate) mod tests {
     fn module_dirs_follow_nested_local_sources() {
         let plan = fixture_plan();
         let dirs = module_dirs(&ProjectDir::new("envs/prod").unwrap(), &plan);
-        let got: Vec<String> = dirs.iter().map(|d| format!("{} → {}", d.module, d.dir)).collect();
+        let got: Vec<String> = dirs
+            .iter()
+            .map(|d| format!("{} → {}", d.module, d.dir))
+            .collect();
         assert_eq!(
             got,
             [
@@ -771,7 +832,9 @@ pub(crate) mod tests {
         let plan = fixture_plan();
         let without = check(&plan, ".", &head, None);
         assert!(
-            without.contains("null_resource.legacy\n  calls: []\n  block: -\n  gap: its block is not in `.`\n"),
+            without.contains(
+                "null_resource.legacy\n  calls: []\n  block: -\n  gap: its block is not in `.`\n"
+            ),
             "{without}"
         );
         let with = check(&plan, ".", &head, Some(&base));

@@ -128,7 +128,10 @@ mod tests {
     fn markers_round_trip() {
         let sha = "0123456789abcdef0123456789abcdef01234567";
         let table = [
-            (Marker::new(MarkerKind::Sticky, 12), "<!-- sluice:sticky pr=12 -->"),
+            (
+                Marker::new(MarkerKind::Sticky, 12),
+                "<!-- sluice:sticky pr=12 -->",
+            ),
             (
                 Marker::new(MarkerKind::Detail { slot: 3 }, 12).superseded(),
                 "<!-- sluice:detail slot=3 pr=12 superseded -->",
@@ -138,7 +141,9 @@ mod tests {
                 "<!-- sluice:review pr=7 head=0123456789abcdef0123456789abcdef01234567 -->",
             ),
             (
-                Marker::new(MarkerKind::ReviewComment, 7).with_head(sha).superseded(),
+                Marker::new(MarkerKind::ReviewComment, 7)
+                    .with_head(sha)
+                    .superseded(),
                 "<!-- sluice:review-comment pr=7 head=0123456789abcdef0123456789abcdef01234567 superseded -->",
             ),
         ];

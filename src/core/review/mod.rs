@@ -23,3 +23,4 @@ pub mod marker;
 pub mod patch;
 pub mod pr_review;
 pub mod sticky;
+pub mod surface;

@@ -278,26 +278,46 @@ mod tests {
             // The header claims 10 lines but the hunk shows 2: only those count.
             file("short.tf", "modified", Some("@@ -1,10 +1,10 @@\n a\n+b\n")),
             // Two hunks, one line touching the next.
-            file("two.tf", "modified", Some("@@ -1,2 +1,2 @@\n a\n b\n@@ -3 +3 @@\n-c\n+d\n\\ No newline at end of file")),
-            file("bad-header.tf", "modified", Some("@@ -x +y @@\n+a\n@@ -5,1 +6,1 @@\n+z\n")),
+            file(
+                "two.tf",
+                "modified",
+                Some("@@ -1,2 +1,2 @@\n a\n b\n@@ -3 +3 @@\n-c\n+d\n\\ No newline at end of file"),
+            ),
+            file(
+                "bad-header.tf",
+                "modified",
+                Some("@@ -x +y @@\n+a\n@@ -5,1 +6,1 @@\n+z\n"),
+            ),
         ]);
         assert_eq!(diff.file("big.tf"), Some(&FileDiff::NoPatch));
         assert_eq!(diff.file("empty.tf"), Some(&FileDiff::NoPatch));
         assert_eq!(
             diff.file("garbage.tf"),
-            Some(&FileDiff::Lines { right: vec![], left: vec![] })
+            Some(&FileDiff::Lines {
+                right: vec![],
+                left: vec![]
+            })
         );
         assert_eq!(
             diff.file("short.tf"),
-            Some(&FileDiff::Lines { right: vec![(1, 2)], left: vec![(1, 1)] })
+            Some(&FileDiff::Lines {
+                right: vec![(1, 2)],
+                left: vec![(1, 1)]
+            })
         );
         assert_eq!(
             diff.file("two.tf"),
-            Some(&FileDiff::Lines { right: vec![(1, 3)], left: vec![(1, 3)] })
+            Some(&FileDiff::Lines {
+                right: vec![(1, 3)],
+                left: vec![(1, 3)]
+            })
         );
         assert_eq!(
             diff.file("bad-header.tf"),
-            Some(&FileDiff::Lines { right: vec![(6, 6)], left: vec![] })
+            Some(&FileDiff::Lines {
+                right: vec![(6, 6)],
+                left: vec![]
+            })
         );
         assert_eq!(diff.anchor_line("big.tf", Side::Right, 1, 100), None);
         assert!(diff.contains("big.tf"));
@@ -310,7 +330,8 @@ mod tests {
     fn three_thousand_files() {
         let files: Vec<PrFile> = (0..MAX_LISTED_FILES)
             .map(|i| {
-                let patch = (i % 7 != 0).then(|| format!("@@ -0,0 +1,{i} @@\n{}", "+x\n".repeat(i % 50)));
+                let patch =
+                    (i % 7 != 0).then(|| format!("@@ -0,0 +1,{i} @@\n{}", "+x\n".repeat(i % 50)));
                 file(&format!("d{i}/main.tf"), "added", patch.as_deref())
             })
             .collect();

@@ -182,8 +182,13 @@ struct Finding<'a> {
 /// Where a finding's comment went (the first place, when there are two).
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Placed {
-    Line { path: String, line: u32 },
-    File { path: String },
+    Line {
+        path: String,
+        line: u32,
+    },
+    File {
+        path: String,
+    },
     /// Only in the body.
     Body,
 }
@@ -390,7 +395,10 @@ fn whereabouts(f: &Finding<'_>, here: Here<'_>) -> String {
         parts.push(format!("through the module call at {}", via.join(", ")));
     }
     if let Some(gap) = &loc.gap {
-        parts.push(format!("Sluice cannot point at its block: {}", gap.describe()));
+        parts.push(format!(
+            "Sluice cannot point at its block: {}",
+            gap.describe()
+        ));
     }
     if parts.is_empty() {
         String::new()
@@ -408,7 +416,10 @@ fn comment_body(
 ) -> String {
     let mut s = format!("{marker}\n");
     let projects: Vec<&str> = {
-        let mut v: Vec<&str> = group.iter().map(|&i| findings[i].project.as_str()).collect();
+        let mut v: Vec<&str> = group
+            .iter()
+            .map(|&i| findings[i].project.as_str())
+            .collect();
         v.dedup();
         v
     };
@@ -416,7 +427,11 @@ fn comment_body(
         .iter()
         .filter(|&&i| findings[i].consequence.kind.is_destructive())
         .count();
-    let heading = if destructive > 0 { "⚠️ **Sluice plan**" } else { "**Sluice plan**" };
+    let heading = if destructive > 0 {
+        "⚠️ **Sluice plan**"
+    } else {
+        "**Sluice plan**"
+    };
     let through = match here {
         Here::Call(_) => " — through this module call",
         _ => "",
@@ -424,7 +439,11 @@ fn comment_body(
     let _ = writeln!(
         s,
         "{heading} for project {}{through}:\n",
-        projects.iter().map(|p| code(p)).collect::<Vec<_>>().join(", ")
+        projects
+            .iter()
+            .map(|p| code(p))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     let max = opts.max_changes_per_comment.max(1);
     for &i in group.iter().take(max) {
@@ -438,7 +457,11 @@ fn comment_body(
         );
     }
     if group.len() > max {
-        let _ = writeln!(s, "- … and {} more (see the review summary)", group.len() - max);
+        let _ = writeln!(
+            s,
+            "- … and {} more (see the review summary)",
+            group.len() - max
+        );
     }
     cap(s)
 }

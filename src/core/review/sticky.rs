@@ -63,9 +63,13 @@ pub enum PolicyCell {
     /// No policy applies (or it was not evaluated, e.g. the plan failed).
     None,
     Passed,
-    Failed { policies: Vec<String> },
+    Failed {
+        policies: Vec<String>,
+    },
     /// Failed, and overridden by `approve_policies`.
-    Overridden { by: String },
+    Overridden {
+        by: String,
+    },
 }
 
 /// Who holds the project's lock.
@@ -151,7 +155,10 @@ pub fn render_sticky(
     history: &[PastRun],
     live_slots: u32,
 ) -> Sticky {
-    let max = ctx.limits.max_chars.max(crate::core::plan::render::MIN_COMMENT_CHARS);
+    let max = ctx
+        .limits
+        .max_chars
+        .max(crate::core::plan::render::MIN_COMMENT_CHARS);
     let details: Vec<String> = run
         .rows
         .iter()
@@ -349,7 +356,13 @@ fn attention(r: &StickyRow) -> u8 {
 
 fn row(r: &StickyRow) -> String {
     let (status, counts) = status(&r.report.outcome);
-    let n = |v: usize| if v == 0 { "·".to_string() } else { v.to_string() };
+    let n = |v: usize| {
+        if v == 0 {
+            "·".to_string()
+        } else {
+            v.to_string()
+        }
+    };
     let [add, change, destroy, replace] = match counts {
         Some(c) => [n(c.add), n(c.change), n(c.destroy), n(c.replace)],
         None => ["".into(), "".into(), "".into(), "".into()],
@@ -359,7 +372,11 @@ fn row(r: &StickyRow) -> String {
         PolicyCell::Passed => "✅ passed".to_string(),
         PolicyCell::Failed { policies } => format!(
             "❌ {}",
-            policies.iter().map(|p| code(p)).collect::<Vec<_>>().join(", ")
+            policies
+                .iter()
+                .map(|p| code(p))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
         PolicyCell::Overridden { by } => format!("☑️ overridden by {}", code(by)),
     };
@@ -421,7 +438,11 @@ fn tally(rows: &[StickyRow]) -> String {
     .filter(|(n, _)| *n > 0)
     .map(|(n, what)| format!("{n} {what}"))
     .collect();
-    let projects = if rows.len() == 1 { "project" } else { "projects" };
+    let projects = if rows.len() == 1 {
+        "project"
+    } else {
+        "projects"
+    };
     if parts.is_empty() {
         format!("{} {projects}", rows.len())
     } else {
@@ -547,8 +568,7 @@ pub fn upsert(
         };
     };
     let ours = |c: &&ListedComment| {
-        c.by_sluice
-            && Marker::parse(&c.body).is_some_and(|m| m.kind == kind && m.pr == pr.get())
+        c.by_sluice && Marker::parse(&c.body).is_some_and(|m| m.kind == kind && m.pr == pr.get())
     };
     if let Some(id) = stored {
         if listed.iter().filter(ours).any(|c| c.id == id) {

@@ -74,7 +74,12 @@ fn a_project_check_with_annotations_on_the_module_call_and_the_module_file() {
         .output
         .annotations
         .iter()
-        .map(|a| format!("{}:{}-{} {:?}", a.path, a.start_line, a.end_line, a.annotation_level))
+        .map(|a| {
+            format!(
+                "{}:{}-{} {:?}",
+                a.path, a.start_line, a.end_line, a.annotation_level
+            )
+        })
         .collect();
     assert_eq!(
         places,
@@ -138,8 +143,16 @@ fn a_thousand_annotations_are_sent_fifty_at_a_time() {
         total += update.output.annotations.len();
     }
     assert_eq!(total, 1_000);
-    assert!(draft.create.output.summary.contains("_200 more changed blocks are not annotated (at most 1000 per check run)._"));
-    for o in std::iter::once(&draft.create.output).chain(draft.more_annotations.iter().map(|u| &u.output)) {
+    assert!(
+        draft
+            .create
+            .output
+            .summary
+            .contains("_200 more changed blocks are not annotated (at most 1000 per check run)._")
+    );
+    for o in std::iter::once(&draft.create.output)
+        .chain(draft.more_annotations.iter().map(|u| &u.output))
+    {
         assert!(o.summary.len() <= MAX_OUTPUT);
         assert!(o.text.as_ref().is_none_or(|t| t.len() <= MAX_OUTPUT));
     }
@@ -155,7 +168,9 @@ fn a_huge_diff_is_cut_safely() {
     )
     .unwrap();
     let report = report("huge", planned(&plan));
-    let ProjectOutcome::Planned { diff, .. } = &report.outcome else { unreachable!() };
+    let ProjectOutcome::Planned { diff, .. } = &report.outcome else {
+        unreachable!()
+    };
     assert!(diff.len() > 10 * MAX_OUTPUT, "{}", diff.len());
     let draft = project_check(
         &ctx(&sha),
@@ -176,10 +191,16 @@ fn a_huge_diff_is_cut_safely() {
     assert!(out.summary.contains(&PlanSummary::from_plan(&plan).line()));
     assert!(out.summary.len() <= MAX_OUTPUT);
     // An error keeps its end.
-    let failed = report_with_error("x".repeat(200) + "\n" + &"line\n".repeat(40_000) + "Error: the end\n");
+    let failed =
+        report_with_error("x".repeat(200) + "\n" + &"line\n".repeat(40_000) + "Error: the end\n");
     let draft = project_check(
         &ctx(&sha),
-        &CheckProject { report: &failed, plan: None, locations: None, failed_policies: &[] },
+        &CheckProject {
+            report: &failed,
+            plan: None,
+            locations: None,
+            failed_policies: &[],
+        },
     );
     let text = draft.create.output.text.unwrap();
     assert!(text.len() <= MAX_OUTPUT);
@@ -188,30 +209,100 @@ fn a_huge_diff_is_cut_safely() {
 }
 
 fn report_with_error(error: String) -> ProjectReport {
-    report("broken", ProjectOutcome::PlanFailed { stage: FailedStage::Plan, error })
+    report(
+        "broken",
+        ProjectOutcome::PlanFailed {
+            stage: FailedStage::Plan,
+            error,
+        },
+    )
 }
 
 #[test]
 fn conclusions_and_buttons_per_outcome() {
     let sha = CommitSha::new(SHA).unwrap();
-    let changes = PlanSummary { add: 1, ..PlanSummary::default() };
+    let changes = PlanSummary {
+        add: 1,
+        ..PlanSummary::default()
+    };
     let policy = ["no-public-buckets".to_string()];
     let table: Vec<(ProjectOutcome, &[String], &str)> = vec![
-        (ProjectOutcome::Planned { summary: changes.clone(), diff: "+ x\n".into(), plan_sha256: String::new() }, &[], "Success [apply, plan] Plan: 1 to add, 0 to change, 0 to destroy."),
-        (ProjectOutcome::Planned { summary: PlanSummary::default(), diff: String::new(), plan_sha256: String::new() }, &[], "Success [plan] No changes. Your infrastructure matches the configuration."),
-        (ProjectOutcome::Planned { summary: changes.clone(), diff: "+ x\n".into(), plan_sha256: String::new() }, &policy, "Failure [plan] Policy failed: no-public-buckets"),
-        (ProjectOutcome::PlanFailed { stage: FailedStage::Init, error: "e".into() }, &[], "Failure [plan] Plan failed during init"),
-        (ProjectOutcome::Applied { output: "done".into(), summary: Some(changes) }, &[], "Success [] Apply complete! Resources: 1 added, 0 changed, 0 destroyed."),
-        (ProjectOutcome::ApplyFailed { error: "e".into() }, &[], "Failure [plan] Apply failed"),
-        (ProjectOutcome::Skipped { reason: "queued behind\n#9".into() }, &[], "Neutral [plan] Skipped: queued behind #9"),
+        (
+            ProjectOutcome::Planned {
+                summary: changes.clone(),
+                diff: "+ x\n".into(),
+                plan_sha256: String::new(),
+            },
+            &[],
+            "Success [apply, plan] Plan: 1 to add, 0 to change, 0 to destroy.",
+        ),
+        (
+            ProjectOutcome::Planned {
+                summary: PlanSummary::default(),
+                diff: String::new(),
+                plan_sha256: String::new(),
+            },
+            &[],
+            "Success [plan] No changes. Your infrastructure matches the configuration.",
+        ),
+        (
+            ProjectOutcome::Planned {
+                summary: changes.clone(),
+                diff: "+ x\n".into(),
+                plan_sha256: String::new(),
+            },
+            &policy,
+            "Failure [plan] Policy failed: no-public-buckets",
+        ),
+        (
+            ProjectOutcome::PlanFailed {
+                stage: FailedStage::Init,
+                error: "e".into(),
+            },
+            &[],
+            "Failure [plan] Plan failed during init",
+        ),
+        (
+            ProjectOutcome::Applied {
+                output: "done".into(),
+                summary: Some(changes),
+            },
+            &[],
+            "Success [] Apply complete! Resources: 1 added, 0 changed, 0 destroyed.",
+        ),
+        (
+            ProjectOutcome::ApplyFailed { error: "e".into() },
+            &[],
+            "Failure [plan] Apply failed",
+        ),
+        (
+            ProjectOutcome::Skipped {
+                reason: "queued behind\n#9".into(),
+            },
+            &[],
+            "Neutral [plan] Skipped: queued behind #9",
+        ),
     ];
     for (outcome, policies, want) in table {
         let r = report("p", outcome);
-        let d = project_check(&ctx(&sha), &CheckProject { report: &r, plan: None, locations: None, failed_policies: policies });
+        let d = project_check(
+            &ctx(&sha),
+            &CheckProject {
+                report: &r,
+                plan: None,
+                locations: None,
+                failed_policies: policies,
+            },
+        );
         let got = format!(
             "{:?} [{}] {}",
             d.create.conclusion.unwrap(),
-            d.create.actions.iter().map(|a| a.identifier.as_str()).collect::<Vec<_>>().join(", "),
+            d.create
+                .actions
+                .iter()
+                .map(|a| a.identifier.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
             d.create.output.title
         );
         assert_eq!(got, want);
@@ -224,8 +315,14 @@ fn buttons_are_within_githubs_limits() {
         for scope in [Scope::Project, Scope::Pr] {
             let a = b.action(scope);
             assert!(a.label.chars().count() <= MAX_ACTION_LABEL, "{a:?}");
-            assert!(a.description.chars().count() <= MAX_ACTION_DESCRIPTION, "{a:?}");
-            assert!(a.identifier.chars().count() <= MAX_ACTION_IDENTIFIER, "{a:?}");
+            assert!(
+                a.description.chars().count() <= MAX_ACTION_DESCRIPTION,
+                "{a:?}"
+            );
+            assert!(
+                a.identifier.chars().count() <= MAX_ACTION_IDENTIFIER,
+                "{a:?}"
+            );
         }
     }
 }
@@ -233,39 +330,97 @@ fn buttons_are_within_githubs_limits() {
 #[test]
 fn a_pressed_button_is_the_comment_command() {
     let head = CommitSha::new(SHA).unwrap();
-    let check = |identifier: &str, external_id: Option<&str>, check_head: &str| {
-        match command_for_action(&RequestedAction {
-            identifier,
-            external_id,
-            check_head_sha: check_head,
-            pr_head_sha: &head,
-        }) {
+    let check =
+        |identifier: &str, external_id: Option<&str>, check_head: &str| match command_for_action(
+            &RequestedAction {
+                identifier,
+                external_id,
+                check_head_sha: check_head,
+                pr_head_sha: &head,
+            },
+        ) {
             Ok(c) => c.canonical("sluice"),
             Err(e) => format!("error: {e}"),
-        }
-    };
+        };
     let table = [
-        ("apply", Some("sluice:plan:network-prod"), SHA, "sluice apply --project network-prod"),
-        ("plan", Some("sluice:plan:network-prod"), SHA, "sluice plan --project network-prod"),
-        ("apply", Some("sluice:plan:envs/prod:staging"), SHA, "sluice apply --project envs/prod:staging"),
+        (
+            "apply",
+            Some("sluice:plan:network-prod"),
+            SHA,
+            "sluice apply --project network-prod",
+        ),
+        (
+            "plan",
+            Some("sluice:plan:network-prod"),
+            SHA,
+            "sluice plan --project network-prod",
+        ),
+        (
+            "apply",
+            Some("sluice:plan:envs/prod:staging"),
+            SHA,
+            "sluice apply --project envs/prod:staging",
+        ),
         ("apply", Some("sluice:apply-gate"), SHA, "sluice apply"),
         ("plan", Some("sluice:plan"), SHA, "sluice plan"),
-        ("apply", Some("sluice:plan:net"), &SHA.to_uppercase(), "sluice apply --project net"),
-        ("destroy", Some("sluice:plan:net"), SHA, "error: unknown action `destroy`"),
-        ("apply", None, SHA, "error: the check run is not one of Sluice's"),
-        ("apply", Some("other-app:42"), SHA, "error: the check run is not one of Sluice's"),
-        ("apply", Some("sluice:plan:bad name"), SHA, "error: the check run is not one of Sluice's"),
-        ("apply", Some("sluice:destroy:net"), SHA, "error: the check run is not one of Sluice's"),
-        ("apply", Some("sluice:plan:net"), "0123456789abcdef0123456789abcdef01234567", "error: the button belongs to commit 0123456789ab, but the pull request's head is now 4b825dc; use the buttons of the newest check runs"),
+        (
+            "apply",
+            Some("sluice:plan:net"),
+            &SHA.to_uppercase(),
+            "sluice apply --project net",
+        ),
+        (
+            "destroy",
+            Some("sluice:plan:net"),
+            SHA,
+            "error: unknown action `destroy`",
+        ),
+        (
+            "apply",
+            None,
+            SHA,
+            "error: the check run is not one of Sluice's",
+        ),
+        (
+            "apply",
+            Some("other-app:42"),
+            SHA,
+            "error: the check run is not one of Sluice's",
+        ),
+        (
+            "apply",
+            Some("sluice:plan:bad name"),
+            SHA,
+            "error: the check run is not one of Sluice's",
+        ),
+        (
+            "apply",
+            Some("sluice:destroy:net"),
+            SHA,
+            "error: the check run is not one of Sluice's",
+        ),
+        (
+            "apply",
+            Some("sluice:plan:net"),
+            "0123456789abcdef0123456789abcdef01234567",
+            "error: the button belongs to commit 0123456789ab, but the pull request's head is now 4b825dc; use the buttons of the newest check runs",
+        ),
     ];
     for (identifier, external_id, check_head, want) in table {
-        assert_eq!(check(identifier, external_id, check_head), want, "{identifier} {external_id:?}");
+        assert_eq!(
+            check(identifier, external_id, check_head),
+            want,
+            "{identifier} {external_id:?}"
+        );
     }
     // Every check Sluice creates parses back.
     for r in [
         CheckRef::Summary,
         CheckRef::ApplyGate,
-        CheckRef::Project { command: CommandName::Apply, project: ProjectName::new("a:b/c").unwrap() },
+        CheckRef::Project {
+            command: CommandName::Apply,
+            project: ProjectName::new("a:b/c").unwrap(),
+        },
     ] {
         assert_eq!(CheckRef::parse(&r.external_id()), Some(r));
     }
@@ -276,30 +431,63 @@ fn required_checks_never_wait_forever() {
     let sha = CommitSha::new(SHA).unwrap();
     let [plan, gate] = no_terraform_changes(&ctx(&sha));
     for c in [&plan, &gate] {
-        assert_eq!((c.status, c.conclusion), (CheckStatus::Completed, Some(Conclusion::Success)));
+        assert_eq!(
+            (c.status, c.conclusion),
+            (CheckStatus::Completed, Some(Conclusion::Success))
+        );
         assert!(c.actions.is_empty());
     }
     assert_eq!(plan.output.title, "No Terraform changes");
     assert_eq!(gate.output.title, "Nothing to apply");
 
-    let p = |name: &str, state: GateState| GateProject { project: ProjectName::new(name).unwrap(), state };
+    let p = |name: &str, state: GateState| GateProject {
+        project: ProjectName::new(name).unwrap(),
+        state,
+    };
     let show = |projects: Vec<GateProject>| {
         let c = apply_gate_check(&ctx(&sha), &projects);
         format!(
             "{:?} {:?} [{}] {}",
             c.status,
             c.conclusion,
-            c.actions.iter().map(|a| a.identifier.as_str()).collect::<Vec<_>>().join(", "),
+            c.actions
+                .iter()
+                .map(|a| a.identifier.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
             c.output.title
         )
     };
     let table = [
-        (vec![p("a", GateState::NoChanges)], "Completed Some(Success) [plan] Nothing to apply"),
-        (vec![p("a", GateState::Applied), p("b", GateState::NoChanges)], "Completed Some(Success) [plan] Every change is applied"),
-        (vec![p("a", GateState::Ready), p("b", GateState::Planning)], "InProgress None [] 1 project running"),
-        (vec![p("a", GateState::Ready), p("b", GateState::PlanFailed)], "Completed Some(Failure) [apply, plan] 1 project failed; push a fix or plan again"),
-        (vec![p("a", GateState::Ready), p("b", GateState::Applied)], "Completed Some(ActionRequired) [apply, plan] 1 to apply"),
-        (vec![p("a", GateState::Blocked { unmet: vec!["x".into()] })], "Completed Some(ActionRequired) [plan] 1 to apply, 1 blocked"),
+        (
+            vec![p("a", GateState::NoChanges)],
+            "Completed Some(Success) [plan] Nothing to apply",
+        ),
+        (
+            vec![p("a", GateState::Applied), p("b", GateState::NoChanges)],
+            "Completed Some(Success) [plan] Every change is applied",
+        ),
+        (
+            vec![p("a", GateState::Ready), p("b", GateState::Planning)],
+            "InProgress None [] 1 project running",
+        ),
+        (
+            vec![p("a", GateState::Ready), p("b", GateState::PlanFailed)],
+            "Completed Some(Failure) [apply, plan] 1 project failed; push a fix or plan again",
+        ),
+        (
+            vec![p("a", GateState::Ready), p("b", GateState::Applied)],
+            "Completed Some(ActionRequired) [apply, plan] 1 to apply",
+        ),
+        (
+            vec![p(
+                "a",
+                GateState::Blocked {
+                    unmet: vec!["x".into()],
+                },
+            )],
+            "Completed Some(ActionRequired) [plan] 1 to apply, 1 blocked",
+        ),
     ];
     for (projects, want) in table {
         assert_eq!(show(projects), want);
@@ -331,10 +519,27 @@ fn required_checks_never_wait_forever() {
 #[test]
 fn the_summary_check_lists_every_project() {
     let sha = CommitSha::new(SHA).unwrap();
-    let changes = PlanSummary { add: 1, destroy: 1, ..PlanSummary::default() };
+    let changes = PlanSummary {
+        add: 1,
+        destroy: 1,
+        ..PlanSummary::default()
+    };
     let reports = vec![
-        report("a", ProjectOutcome::Planned { summary: changes, diff: String::new(), plan_sha256: String::new() }),
-        report("b", ProjectOutcome::PlanFailed { stage: FailedStage::Init, error: "e".into() }),
+        report(
+            "a",
+            ProjectOutcome::Planned {
+                summary: changes,
+                diff: String::new(),
+                plan_sha256: String::new(),
+            },
+        ),
+        report(
+            "b",
+            ProjectOutcome::PlanFailed {
+                stage: FailedStage::Init,
+                error: "e".into(),
+            },
+        ),
     ];
     let c = summary_check(&ctx(&sha), &reports, &[]);
     assert_eq!(c.conclusion, Some(Conclusion::Failure));
@@ -350,23 +555,56 @@ fn the_summary_check_lists_every_project() {
     let policies = [(ProjectName::new("a").unwrap(), vec!["caps".to_string()])];
     let c = summary_check(&ctx(&sha), &reports[..1], &policies);
     assert_eq!(c.conclusion, Some(Conclusion::Failure));
-    assert!(c.output.summary.contains("| `a` | ⚠️ 1 to add, 0 to change, 1 to destroy · ❌ policy caps |"));
+    assert!(
+        c.output
+            .summary
+            .contains("| `a` | ⚠️ 1 to add, 0 to change, 1 to destroy · ❌ policy caps |")
+    );
     // Thousands of projects: the table stops before the limit.
     let many: Vec<ProjectReport> = (0..5_000)
-        .map(|i| report(&format!("project-{i:05}"), ProjectOutcome::Planned { summary: PlanSummary::default(), diff: String::new(), plan_sha256: String::new() }))
+        .map(|i| {
+            report(
+                &format!("project-{i:05}"),
+                ProjectOutcome::Planned {
+                    summary: PlanSummary::default(),
+                    diff: String::new(),
+                    plan_sha256: String::new(),
+                },
+            )
+        })
         .collect();
     let c = summary_check(&ctx(&sha), &many, &[]);
     assert!(c.output.summary.len() <= MAX_OUTPUT);
-    assert!(c.output.summary.contains("_More projects are listed in the full log._"));
+    assert!(
+        c.output
+            .summary
+            .contains("_More projects are listed in the full log._")
+    );
     assert_eq!(c.conclusion, Some(Conclusion::Success));
 }
 
 #[test]
 fn own_check_runs_are_bounded_and_go_to_projects_that_need_attention() {
-    let quiet = || ProjectOutcome::Planned { summary: PlanSummary::default(), diff: String::new(), plan_sha256: String::new() };
-    let mut reports: Vec<ProjectReport> = (0..100).map(|i| report(&format!("p{i:03}"), quiet())).collect();
-    reports[70].outcome = ProjectOutcome::PlanFailed { stage: FailedStage::Plan, error: "e".into() };
-    reports[80].outcome = ProjectOutcome::Planned { summary: PlanSummary { destroy: 1, ..PlanSummary::default() }, diff: String::new(), plan_sha256: String::new() };
+    let quiet = || ProjectOutcome::Planned {
+        summary: PlanSummary::default(),
+        diff: String::new(),
+        plan_sha256: String::new(),
+    };
+    let mut reports: Vec<ProjectReport> = (0..100)
+        .map(|i| report(&format!("p{i:03}"), quiet()))
+        .collect();
+    reports[70].outcome = ProjectOutcome::PlanFailed {
+        stage: FailedStage::Plan,
+        error: "e".into(),
+    };
+    reports[80].outcome = ProjectOutcome::Planned {
+        summary: PlanSummary {
+            destroy: 1,
+            ..PlanSummary::default()
+        },
+        diff: String::new(),
+        plan_sha256: String::new(),
+    };
     let own = projects_with_own_check(&reports, 10);
     assert_eq!(own.len(), 10);
     assert!(own.contains(&70) && own.contains(&80));

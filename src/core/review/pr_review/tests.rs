@@ -87,7 +87,11 @@ fn ctx(sha: &CommitSha) -> ReviewContext<'_> {
 fn show(draft: &ReviewDraft) -> String {
     let mut s = format!("== review body\n{}\n", draft.review.body);
     for c in &draft.review.comments {
-        let _ = write!(s, "== line comment {}:{} {:?}\n{}\n", c.path, c.line, c.side, c.body);
+        let _ = write!(
+            s,
+            "== line comment {}:{} {:?}\n{}\n",
+            c.path, c.line, c.side, c.body
+        );
     }
     for c in &draft.file_comments {
         let _ = write!(s, "== file comment {}\n{}\n", c.path, c.body);
@@ -100,8 +104,13 @@ fn replace_inside_a_module_lands_on_the_call_and_names_the_module_file() {
     let case = module_case();
     let sha = CommitSha::new(SHA).unwrap();
     let diff = PrDiff::from_files(&pr_files());
-    let draft = build_review(&ctx(&sha), &[case.project()], &diff, &ReviewOptions::default())
-        .expect("destroys and replaces get a review");
+    let draft = build_review(
+        &ctx(&sha),
+        &[case.project()],
+        &diff,
+        &ReviewOptions::default(),
+    )
+    .expect("destroys and replaces get a review");
     let places: Vec<String> = draft
         .review
         .comments
@@ -127,13 +136,23 @@ fn the_request_is_githubs_shape() {
     let case = module_case();
     let sha = CommitSha::new(SHA).unwrap();
     let diff = PrDiff::from_files(&pr_files());
-    let draft =
-        build_review(&ctx(&sha), &[case.project()], &diff, &ReviewOptions::default()).unwrap();
+    let draft = build_review(
+        &ctx(&sha),
+        &[case.project()],
+        &diff,
+        &ReviewOptions::default(),
+    )
+    .unwrap();
     let json = serde_json::to_value(&draft.review).unwrap();
     assert_eq!(json["event"], "COMMENT");
     assert_eq!(json["commit_id"], SHA);
     let first = &json["comments"][0];
-    let mut keys: Vec<&str> = first.as_object().unwrap().keys().map(String::as_str).collect();
+    let mut keys: Vec<&str> = first
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
     keys.sort();
     assert_eq!(keys, ["body", "line", "path", "side"]);
     assert_eq!(first["side"], "LEFT");
@@ -163,10 +182,15 @@ fn blocks_outside_the_diff_get_file_comments() {
             "db/app.tf",
             "module \"app\" {\n  source = \"../modules/app\"\n}\n\ndata \"aws_caller_identity\" \"current\" {}\n",
         ),
-        ("modules/app/main.tf", "resource \"aws_instance\" \"web\" {\n  count = 1\n}\n"),
+        (
+            "modules/app/main.tf",
+            "resource \"aws_instance\" \"web\" {\n  count = 1\n}\n",
+        ),
     ]);
-    let plan =
-        parse_plan_json(include_bytes!("../../../../tests/fixtures/plans/aws_db.json")).unwrap();
+    let plan = parse_plan_json(include_bytes!(
+        "../../../../tests/fixtures/plans/aws_db.json"
+    ))
+    .unwrap();
     let case = Case::new("db", "db", plan, &head, None);
     // The PR changed the security group only (lines 1–3) and added the module call.
     let diff = PrDiff::from_files(&[
@@ -184,8 +208,13 @@ fn blocks_outside_the_diff_get_file_comments() {
         },
     ]);
     let sha = CommitSha::new(SHA).unwrap();
-    let draft =
-        build_review(&ctx(&sha), &[case.project()], &diff, &ReviewOptions::default()).unwrap();
+    let draft = build_review(
+        &ctx(&sha),
+        &[case.project()],
+        &diff,
+        &ReviewOptions::default(),
+    )
+    .unwrap();
     insta::assert_snapshot!("destroy_and_replace", show(&draft));
     let all = ReviewOptions {
         comments: ReviewComments::AllChanges,
@@ -197,7 +226,10 @@ fn blocks_outside_the_diff_get_file_comments() {
         comments: ReviewComments::Off,
         ..ReviewOptions::default()
     };
-    assert_eq!(build_review(&ctx(&sha), &[case.project()], &diff, &off), None);
+    assert_eq!(
+        build_review(&ctx(&sha), &[case.project()], &diff, &off),
+        None
+    );
 }
 
 /// Registry modules, unread files, a deleted file without its base: every change is still
@@ -225,8 +257,13 @@ fn changes_that_cannot_be_placed_are_summarised() {
         patch: Some("@@ -1 +1 @@\n-a\n+b".into()),
         previous_filename: None,
     }]);
-    let draft =
-        build_review(&ctx(&sha), &[case.project()], &diff, &ReviewOptions::default()).unwrap();
+    let draft = build_review(
+        &ctx(&sha),
+        &[case.project()],
+        &diff,
+        &ReviewOptions::default(),
+    )
+    .unwrap();
     assert!(draft.review.comments.is_empty());
     assert!(draft.file_comments.is_empty());
     insta::assert_snapshot!(show(&draft));
@@ -238,7 +275,12 @@ fn changes_that_cannot_be_placed_are_summarised() {
     .unwrap();
     let case = Case::new("net", "net", quiet, &head, None);
     assert_eq!(
-        build_review(&ctx(&sha), &[case.project()], &diff, &ReviewOptions::default()),
+        build_review(
+            &ctx(&sha),
+            &[case.project()],
+            &diff,
+            &ReviewOptions::default()
+        ),
         None
     );
 }
@@ -252,7 +294,10 @@ fn huge_plans_make_bounded_reviews() {
     for f in 0..200 {
         let mut text = String::new();
         for r in 0..5 {
-            let _ = write!(text, "resource \"null_resource\" \"r{f}_{r}\" {{\n  triggers = {{}}\n}}\n\n");
+            let _ = write!(
+                text,
+                "resource \"null_resource\" \"r{f}_{r}\" {{\n  triggers = {{}}\n}}\n\n"
+            );
             changes.push(format!(
                 r#"{{"address": "null_resource.r{f}_{r}", "change": {{"actions": ["delete"]}}}}"#
             ));
@@ -278,12 +323,21 @@ fn huge_plans_make_bounded_reviews() {
     let case = Case::new("big", "big", plan, &head, None);
     let sha = CommitSha::new(SHA).unwrap();
     let opts = ReviewOptions::default();
-    let draft = build_review(&ctx(&sha), &[case.project()], &PrDiff::from_files(&pr), &opts)
-        .unwrap();
+    let draft = build_review(
+        &ctx(&sha),
+        &[case.project()],
+        &PrDiff::from_files(&pr),
+        &opts,
+    )
+    .unwrap();
     assert_eq!(draft.review.comments.len(), opts.max_line_comments);
     assert!(draft.file_comments.len() <= opts.max_file_comments);
     assert!(draft.review.body.len() <= MAX_BODY);
-    assert!(draft.review.body.contains("- … and 900 more"), "{}", draft.review.body);
+    assert!(
+        draft.review.body.contains("- … and 900 more"),
+        "{}",
+        draft.review.body
+    );
     for c in &draft.review.comments {
         assert!(c.body.len() <= MAX_BODY);
     }
@@ -292,14 +346,26 @@ fn huge_plans_make_bounded_reviews() {
 #[test]
 fn a_422_for_a_line_becomes_file_comments() {
     let table = [
-        (422, r#"{"message":"Unprocessable Entity","errors":["Line could not be resolved"]}"#, true),
+        (
+            422,
+            r#"{"message":"Unprocessable Entity","errors":["Line could not be resolved"]}"#,
+            true,
+        ),
         (
             422,
             r#"{"message":"Validation Failed","errors":[{"resource":"PullRequestReviewComment","code":"custom","field":"pull_request_review_thread.line","message":"pull_request_review_thread.line must be part of the diff"}]}"#,
             true,
         ),
-        (422, r#"{"message":"Unprocessable Entity","errors":["pull_request_review_thread.diff_hunk can't be blank"]}"#, true),
-        (422, r#"{"message":"Validation Failed","errors":[{"field":"commit_id","code":"invalid"}]}"#, false),
+        (
+            422,
+            r#"{"message":"Unprocessable Entity","errors":["pull_request_review_thread.diff_hunk can't be blank"]}"#,
+            true,
+        ),
+        (
+            422,
+            r#"{"message":"Validation Failed","errors":[{"field":"commit_id","code":"invalid"}]}"#,
+            false,
+        ),
         (404, "line could not be resolved", false),
         (500, "", false),
     ];
@@ -314,7 +380,11 @@ fn a_422_for_a_line_becomes_file_comments() {
     let draft = build_review(&ctx(&sha), &[case.project()], &diff, &opts).unwrap();
     let retry = file_level_retry(&draft, &opts);
     assert!(retry.review.comments.is_empty());
-    let paths: Vec<&str> = retry.file_comments.iter().map(|c| c.path.as_str()).collect();
+    let paths: Vec<&str> = retry
+        .file_comments
+        .iter()
+        .map(|c| c.path.as_str())
+        .collect();
     assert_eq!(paths, ["legacy.tf", "main.tf", "modules/app/cache.tf"]);
     let json = serde_json::to_value(&retry.file_comments[0]).unwrap();
     assert_eq!(json["subject_type"], "file");
@@ -329,12 +399,20 @@ fn a_422_for_a_line_becomes_file_comments() {
     };
     let retry = file_level_retry(&draft, &tight);
     assert_eq!(retry.file_comments.len(), 1);
-    assert!(retry.review.body.contains("- `main.tf`: "), "{}", retry.review.body);
+    assert!(
+        retry.review.body.contains("- `main.tf`: "),
+        "{}",
+        retry.review.body
+    );
     assert!(retry.review.body.contains("- `modules/app/cache.tf`: "));
 
     let one = to_file_level(SHA, &draft.review.comments[0]);
     assert_eq!(
-        (one.path.as_str(), one.subject_type, one.body == draft.review.comments[0].body),
+        (
+            one.path.as_str(),
+            one.subject_type,
+            one.body == draft.review.comments[0].body
+        ),
         ("legacy.tf", SubjectType::File, true)
     );
 }
@@ -349,7 +427,10 @@ fn a_new_push_supersedes_the_previous_review() {
     };
     let s = supersede(&ctx(&sha), &previous);
     assert_eq!(s.review.0, 900);
-    assert_eq!(s.comments.iter().map(|c| c.0).collect::<Vec<_>>(), [901, 902]);
+    assert_eq!(
+        s.comments.iter().map(|c| c.0).collect::<Vec<_>>(),
+        [901, 902]
+    );
     let m = Marker::parse(&s.review.1.body).unwrap();
     assert!(m.superseded);
     assert_eq!(m.head.as_deref(), Some(OLD_SHA));

@@ -24,7 +24,13 @@ fn report(name: &str, outcome: ProjectOutcome) -> ProjectReport {
     }
 }
 
-fn planned(add: usize, change: usize, destroy: usize, replace: usize, diff: String) -> ProjectOutcome {
+fn planned(
+    add: usize,
+    change: usize,
+    destroy: usize,
+    replace: usize,
+    diff: String,
+) -> ProjectOutcome {
     ProjectOutcome::Planned {
         summary: PlanSummary {
             add,
@@ -88,7 +94,10 @@ fn small_run() -> StickyRun {
 
 #[test]
 fn a_small_run_fits_in_one_comment() {
-    let history = [PastRun::of(&run(OLD, vec![row("prod-db", planned(1, 0, 0, 0, "+ x\n".into()))]))];
+    let history = [PastRun::of(&run(
+        OLD,
+        vec![row("prod-db", planned(1, 0, 0, 0, "+ x\n".into()))],
+    ))];
     let sticky = render_sticky(&ctx(), &small_run(), &history, 0);
     assert!(sticky.follow_ups.is_empty());
     assert!(sticky.retire.is_empty());
@@ -103,7 +112,10 @@ fn slots_a_run_no_longer_needs_are_retired() {
     let retired: Vec<u32> = sticky.retire.iter().map(|f| f.slot).collect();
     assert_eq!(retired, [1, 2, 3]);
     let m = Marker::parse(&sticky.retire[0].body).unwrap();
-    assert_eq!((m.kind, m.superseded), (MarkerKind::Detail { slot: 1 }, true));
+    assert_eq!(
+        (m.kind, m.superseded),
+        (MarkerKind::Detail { slot: 1 }, true)
+    );
     insta::assert_snapshot!(sticky.retire[0].body, @r"
     <!-- sluice:detail slot=1 pr=12 superseded -->
     _No longer used: the details of the run for `4b825dc` are in the summary comment._
@@ -113,7 +125,9 @@ fn slots_a_run_no_longer_needs_are_retired() {
 fn big_diff(lines: usize, tag: &str) -> String {
     let mut s = String::new();
     for i in 0..lines {
-        s.push_str(&format!("      ~ attribute_{tag}_{i} = \"old value {i}\" -> \"new value {i}\"\n"));
+        s.push_str(&format!(
+            "      ~ attribute_{tag}_{i} = \"old value {i}\" -> \"new value {i}\"\n"
+        ));
     }
     s.push_str("```\n<details>\n");
     s
@@ -122,13 +136,22 @@ fn big_diff(lines: usize, tag: &str) -> String {
 #[test]
 fn details_that_do_not_fit_go_to_follow_up_slots() {
     let rows: Vec<StickyRow> = (0..20)
-        .map(|i| row(&format!("p{i:02}"), planned(1, 200, 0, 0, big_diff(200, &i.to_string()))))
+        .map(|i| {
+            row(
+                &format!("p{i:02}"),
+                planned(1, 200, 0, 0, big_diff(200, &i.to_string())),
+            )
+        })
         .collect();
     let run = run(SHA, rows);
     let sticky = render_sticky(&ctx(), &run, &[], 6);
     assert!(sticky.body.len() <= MAX_COMMENT);
     assert!(!sticky.body.contains("<details><summary>`p00`"));
-    assert!(sticky.body.contains("Detailed output is in the "), "{}", sticky.body);
+    assert!(
+        sticky.body.contains("Detailed output is in the "),
+        "{}",
+        sticky.body
+    );
     let n = sticky.follow_ups.len();
     assert!((2..=10).contains(&n), "{n} follow-ups");
     for (i, f) in sticky.follow_ups.iter().enumerate() {
@@ -141,7 +164,10 @@ fn details_that_do_not_fit_go_to_follow_up_slots() {
     // Every project's details are somewhere, whole.
     for i in 0..20 {
         let needle = format!("attribute_{i}_199 ");
-        assert!(sticky.follow_ups.iter().any(|f| f.body.contains(&needle)), "{needle}");
+        assert!(
+            sticky.follow_ups.iter().any(|f| f.body.contains(&needle)),
+            "{needle}"
+        );
     }
     // Slots 1..=6 were live: those beyond what this run uses are retired.
     let retired: Vec<u32> = sticky.retire.iter().map(|f| f.slot).collect();
@@ -151,21 +177,36 @@ fn details_that_do_not_fit_go_to_follow_up_slots() {
 #[test]
 fn details_beyond_the_slots_are_cut_with_the_log_linked() {
     let rows: Vec<StickyRow> = (0..100)
-        .map(|i| row(&format!("p{i:03}"), planned(1, 2_000, 0, 0, big_diff(2_000, &i.to_string()))))
+        .map(|i| {
+            row(
+                &format!("p{i:03}"),
+                planned(1, 2_000, 0, 0, big_diff(2_000, &i.to_string())),
+            )
+        })
         .collect();
     let sticky = render_sticky(&ctx(), &run(SHA, rows), &[], 0);
     assert!(sticky.body.len() <= MAX_COMMENT);
     assert!(sticky.follow_ups.len() <= 10, "{}", sticky.follow_ups.len());
     let all: String = sticky.follow_ups.iter().map(|f| f.body.as_str()).collect();
     for i in 0..100 {
-        assert!(all.contains(&format!("<details><summary>`p{i:03}`")), "p{i:03}");
+        assert!(
+            all.contains(&format!("<details><summary>`p{i:03}`")),
+            "p{i:03}"
+        );
     }
-    assert!(all.contains("lines cut to fit the comment; full log: <https://sluice.example.com/runs/7>._"));
+    assert!(
+        all.contains(
+            "lines cut to fit the comment; full log: <https://sluice.example.com/runs/7>._"
+        )
+    );
     for f in &sticky.follow_ups {
         assert!(f.body.len() <= MAX_COMMENT);
         // Fences and folds are balanced in every part.
-        assert_eq!(f.body.matches("<details>").count() - f.body.matches("```\n<details>").count(),
-                   f.body.matches("</details>").count() - f.body.matches("```\n<details>\n</details>").count());
+        assert_eq!(
+            f.body.matches("<details>").count() - f.body.matches("```\n<details>").count(),
+            f.body.matches("</details>").count()
+                - f.body.matches("```\n<details>\n</details>").count()
+        );
     }
 }
 
@@ -178,7 +219,11 @@ fn thousands_of_projects_keep_the_ones_that_need_attention() {
     let sticky = render_sticky(&ctx(), &run(SHA, rows), &[], 0);
     assert!(sticky.body.len() <= MAX_COMMENT);
     assert!(sticky.body.contains("| `loud` | ⚠️ destroys |"));
-    assert!(sticky.body.contains("more projects without changes or problems are not listed"));
+    assert!(
+        sticky
+            .body
+            .contains("more projects without changes or problems are not listed")
+    );
     assert!(sticky.body.starts_with("<!-- sluice:sticky pr=12 -->\n"));
 }
 
@@ -187,7 +232,13 @@ fn token_mode_without_checks_says_so_once() {
     let mut c = ctx();
     c.statuses_only = Some("the token cannot create check runs (GitHub Apps only)");
     let sticky = render_sticky(&c, &small_run(), &[], 0);
-    assert_eq!(sticky.body.matches("commit statuses, not check runs").count(), 1);
+    assert_eq!(
+        sticky
+            .body
+            .matches("commit statuses, not check runs")
+            .count(),
+        1
+    );
     let none = render_sticky(&c, &run(SHA, Vec::new()), &[], 0);
     insta::assert_snapshot!(none.body, @r"
     <!-- sluice:sticky pr=12 -->
@@ -217,16 +268,54 @@ fn the_comment_is_found_again_or_recreated() {
         body: "LGTM".into(),
     };
     let table: Vec<(&str, Option<u64>, Option<Vec<ListedComment>>, Upsert)> = vec![
-        ("stored, not listed", Some(7), None, Upsert::Edit { comment_id: 7 }),
+        (
+            "stored, not listed",
+            Some(7),
+            None,
+            Upsert::Edit { comment_id: 7 },
+        ),
         ("nothing stored", None, None, Upsert::Create),
-        ("stored and present", Some(7), Some(vec![sticky(7, true, 12), sticky(9, true, 12)]), Upsert::Edit { comment_id: 7 }),
-        ("deleted by a human: found by marker", Some(7), Some(vec![sticky(9, true, 12), sticky(11, true, 12)]), Upsert::Edit { comment_id: 11 }),
-        ("marker typed by someone else", None, Some(vec![sticky(9, false, 12), plain.clone()]), Upsert::Create),
-        ("another PR's marker", None, Some(vec![sticky(9, true, 13)]), Upsert::Create),
-        ("marker edited away by a human", Some(7), Some(vec![ListedComment { id: 7, by_sluice: true, body: "edited".into() }]), Upsert::Create),
+        (
+            "stored and present",
+            Some(7),
+            Some(vec![sticky(7, true, 12), sticky(9, true, 12)]),
+            Upsert::Edit { comment_id: 7 },
+        ),
+        (
+            "deleted by a human: found by marker",
+            Some(7),
+            Some(vec![sticky(9, true, 12), sticky(11, true, 12)]),
+            Upsert::Edit { comment_id: 11 },
+        ),
+        (
+            "marker typed by someone else",
+            None,
+            Some(vec![sticky(9, false, 12), plain.clone()]),
+            Upsert::Create,
+        ),
+        (
+            "another PR's marker",
+            None,
+            Some(vec![sticky(9, true, 13)]),
+            Upsert::Create,
+        ),
+        (
+            "marker edited away by a human",
+            Some(7),
+            Some(vec![ListedComment {
+                id: 7,
+                by_sluice: true,
+                body: "edited".into(),
+            }]),
+            Upsert::Create,
+        ),
     ];
     for (what, stored, listed, want) in table {
-        assert_eq!(upsert(MarkerKind::Sticky, pr, stored, listed.as_deref()), want, "{what}");
+        assert_eq!(
+            upsert(MarkerKind::Sticky, pr, stored, listed.as_deref()),
+            want,
+            "{what}"
+        );
     }
     assert_eq!(after_edit_failed(404), Some(Upsert::Create));
     assert_eq!(after_edit_failed(410), Some(Upsert::Create));
