@@ -592,7 +592,7 @@ pub fn file_level_retry(draft: &ReviewDraft, opts: &ReviewOptions) -> ReviewDraf
             if n > 0 {
                 body.push_str("\n---\n");
             }
-            let _ = write!(body, "_On line {}:_\n", c.line);
+            let _ = writeln!(body, "_On line {}:_", c.line);
             body.push_str(strip_marker(&c.body));
         }
         let room = file_comments.len() < opts.max_file_comments;

@@ -1,3 +1,5 @@
+//! Tests for `budget`: coalescing, per-object order, priorities, the secondary-limit windows, pauses.
+
 use super::*;
 
 fn t0() -> DateTime<Utc> {
@@ -76,10 +78,11 @@ fn writes_to_one_object_keep_their_order_and_annotations_add_up() {
     };
     assert_eq!(write.payload, "edit", "edits go before new objects");
     b.finished(ticket, Outcome::Done, t0());
-    let mut limits = BudgetLimits::default();
-    limits.max_in_flight = 4;
-    limits.min_gap = TimeDelta::zero();
-    let mut b2 = WriteBudget::new(limits);
+    let mut b2 = WriteBudget::new(BudgetLimits {
+        max_in_flight: 4,
+        min_gap: TimeDelta::zero(),
+        ..BudgetLimits::default()
+    });
     b2.enqueue(w(key, WriteKind::CreateCheckRun, "create"));
     b2.enqueue(w(key, WriteKind::AppendAnnotations, "batch 2"));
     let Next::Send { ticket, .. } = b2.next(t0()) else {

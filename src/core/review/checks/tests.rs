@@ -1,3 +1,5 @@
+//! Tests for `checks`: project checks with annotations, batching, cut output, conclusions, buttons and their parser, the required checks.
+
 use std::collections::BTreeMap;
 
 use super::*;

@@ -1,3 +1,5 @@
+//! Tests for `pr_review`: where comments land (real terraform plan and PR patches), fallbacks, bounds, the 422 retry, superseding.
+
 use std::collections::BTreeMap;
 
 use super::*;

@@ -1,3 +1,5 @@
+//! Tests for `sticky`: the summary as users read it, follow-up slots, cuts, retiring slots, finding the comment again.
+
 use super::*;
 use crate::core::plan::FailedStage;
 use crate::core::types::{ProjectDir, ProjectName, Workspace};
@@ -267,7 +269,13 @@ fn the_comment_is_found_again_or_recreated() {
         by_sluice: true,
         body: "LGTM".into(),
     };
-    let table: Vec<(&str, Option<u64>, Option<Vec<ListedComment>>, Upsert)> = vec![
+    type Case = (
+        &'static str,
+        Option<u64>,
+        Option<Vec<ListedComment>>,
+        Upsert,
+    );
+    let table: Vec<Case> = vec![
         (
             "stored, not listed",
             Some(7),

@@ -1,3 +1,5 @@
+//! Tests for `surface`: the writes of a push, and the writes and new objects per push for 1, 20 and 100 projects.
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
