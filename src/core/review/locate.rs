@@ -409,7 +409,18 @@ fn build_dir(
     let Some(files) = files else {
         return out;
     };
-    for (path, text) in files {
+    // Paths are sorted: a dir's files are one range (the root's are spread out, scanned once).
+    let candidates: Box<dyn Iterator<Item = (&String, &String)>> = if dir == "." {
+        Box::new(files.iter())
+    } else {
+        let prefix = format!("{dir}/");
+        Box::new(
+            files
+                .range(prefix.clone()..)
+                .take_while(move |(p, _)| p.starts_with(&prefix)),
+        )
+    };
+    for (path, text) in candidates {
         if parent_dir(path) != dir || !(path.ends_with(".tf") || path.ends_with(".tofu")) {
             continue;
         }

@@ -90,6 +90,9 @@ pub struct StickyRow {
     pub lock: LockCell,
     /// The comment to type next (`sluice apply -p prod`), when there is one.
     pub next: Option<String>,
+    /// This project's log in Sluice's UI; the project's name links to it.
+    #[serde(default)]
+    pub log_url: Option<String>,
 }
 
 /// The newest run.
@@ -386,14 +389,40 @@ fn row(r: &StickyRow) -> String {
         LockCell::OtherPr { pr } => format!("⏳ #{pr}"),
     };
     let next = r.next.as_deref().map_or("—".to_string(), code);
+    let name = match &r.log_url {
+        Some(url) => format!(
+            "[{}]({})",
+            code(r.report.project.as_str()),
+            link_target(url)
+        ),
+        None => code(r.report.project.as_str()),
+    };
     format!(
         "| {} | {} | {add} | {change} | {destroy} | {replace} | {} | {} | {} |\n",
-        cell(&code(r.report.project.as_str())),
+        cell(&name),
         cell(&status),
         cell(&policy),
         cell(&lock),
         cell(&next)
     )
+}
+
+/// A URL as a markdown link target: characters that would end it are percent-encoded.
+fn link_target(url: &str) -> String {
+    let mut s = String::with_capacity(url.len());
+    for c in url.chars() {
+        match c {
+            '(' => s.push_str("%28"),
+            ')' => s.push_str("%29"),
+            ' ' => s.push_str("%20"),
+            '|' => s.push_str("%7C"),
+            '<' => s.push_str("%3C"),
+            '>' => s.push_str("%3E"),
+            c if c.is_control() => {}
+            c => s.push(c),
+        }
+    }
+    s
 }
 
 fn status(o: &ProjectOutcome) -> (String, Option<&PlanSummary>) {

@@ -59,6 +59,7 @@ fn row(name: &str, outcome: ProjectOutcome) -> StickyRow {
         policy: PolicyCell::Passed,
         lock: LockCell::ThisPr,
         next,
+        log_url: None,
     }
 }
 
@@ -91,6 +92,7 @@ fn small_run() -> StickyRun {
         },
     );
     app.policy = PolicyCell::Overridden { by: "dora".into() };
+    app.log_url = Some("https://sluice.example.com/runs/7/jobs/3 (x)|y".into());
     run(SHA, vec![db, net, app])
 }
 

@@ -123,6 +123,7 @@ fn render(
                 policy: PolicyCell::Passed,
                 lock: LockCell::ThisPr,
                 next: Some(format!("sluice apply -p {}", p.name)),
+                log_url: None,
             })
             .collect(),
     };
