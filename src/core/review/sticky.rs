@@ -407,6 +407,22 @@ fn row(r: &StickyRow) -> String {
     )
 }
 
+/// Text safe inside HTML.
+fn html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            '\n' | '\r' => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// A URL as a markdown link target: characters that would end it are percent-encoded.
 fn link_target(url: &str) -> String {
     let mut s = String::with_capacity(url.len());
@@ -526,10 +542,11 @@ fn detail_block(r: &StickyRow, log_url: Option<&str>, cap: Option<usize>) -> Str
         None => (text, 0),
     };
     let (status, _) = status(&r.report.outcome);
+    // HTML inside `<summary>`: markdown there is not rendered everywhere.
     let mut s = format!(
-        "<details><summary>{} · {}</summary>\n\n",
-        code(r.report.project.as_str()),
-        one_line_summary(&r.report.outcome).unwrap_or(status)
+        "<details><summary><code>{}</code> · {}</summary>\n\n",
+        html(r.report.project.as_str()),
+        html(&one_line_summary(&r.report.outcome).unwrap_or(status))
     );
     for note in &r.report.notes {
         let _ = writeln!(s, "{note}");

@@ -187,6 +187,7 @@ fn a_huge_diff_is_cut_safely() {
     let text = out.text.as_ref().unwrap();
     assert!(text.len() <= MAX_OUTPUT, "{}", text.len());
     assert!(text.starts_with("```diff\n"));
+    crate::core::plan::split::tests::assert_balanced(text);
     assert!(text.contains("\n```\n\n_Output cut to fit GitHub's 65,535-character limit ("));
     assert!(text.ends_with("full log: <https://sluice.example.com/runs/7>._\n"));
     assert!(out.summary.starts_with("**`huge`** · dir `huge`"));
