@@ -456,3 +456,45 @@ fn review_comments_setting_reads_its_words() {
     }
     assert!(serde_json::from_str::<ReviewComments>("\"all\"").is_err());
 }
+
+/// A PR with hundreds of changed files, where GitHub lists a file without its patch (too large
+/// to show): a change in that file gets a file-level comment, never a line GitHub would refuse.
+#[test]
+fn files_listed_without_a_patch_get_file_comments() {
+    let head = files(&[("big/main.tf", "resource \"null_resource\" \"a\" {\n}\n")]);
+    let plan = parse_plan_json(
+        br#"{"resource_changes": [{"address": "null_resource.a", "change": {"actions": ["delete"]}}]}"#,
+    )
+    .unwrap();
+    let case = Case::new("big", "big", plan, &head, None);
+    let mut listed: Vec<PrFile> = (0..400)
+        .map(|i| PrFile {
+            filename: format!("other/f{i}.tf"),
+            status: "modified".into(),
+            patch: Some("@@ -1 +1 @@\n-a\n+b".into()),
+            previous_filename: None,
+        })
+        .collect();
+    listed.push(PrFile {
+        filename: "big/main.tf".into(),
+        status: "modified".into(),
+        patch: None,
+        previous_filename: None,
+    });
+    let sha = CommitSha::new(SHA).unwrap();
+    let draft = build_review(
+        &ctx(&sha),
+        &[case.project()],
+        &PrDiff::from_files(&listed),
+        &ReviewOptions::default(),
+    )
+    .unwrap();
+    assert!(draft.review.comments.is_empty());
+    assert_eq!(draft.file_comments.len(), 1);
+    assert_eq!(draft.file_comments[0].path, "big/main.tf");
+    assert!(
+        draft.file_comments[0]
+            .body
+            .contains("its block starts at line 1")
+    );
+}
