@@ -67,6 +67,8 @@ impl From<GitHubError> for EventError {
 pub struct Mirrors {
     dir: PathBuf,
     locks: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// The bounds every read of a mirror respects (defaults unless set).
+    limits: crate::config::Limits,
 }
 
 impl Mirrors {
@@ -74,7 +76,14 @@ impl Mirrors {
         Mirrors {
             dir,
             locks: Default::default(),
+            limits: Default::default(),
         }
+    }
+
+    /// The same mirrors, read within `limits`.
+    pub fn with_limits(mut self, limits: crate::config::Limits) -> Mirrors {
+        self.limits = limits;
+        self
     }
 
     fn lock_for(&self, repo: &RepoName) -> Arc<tokio::sync::Mutex<()>> {
@@ -108,8 +117,9 @@ impl Mirrors {
         let _guard = lock.lock().await;
         let path = self.path(repo);
         let url = clone_url.to_string();
+        let limits = self.limits;
         tokio::task::spawn_blocking(move || -> anyhow::Result<GitRepo> {
-            let git = GitRepo::mirror(&path)?;
+            let git = GitRepo::mirror(&path)?.with_limits(limits);
             let have_all = |g: &GitRepo| want.iter().all(|w| g.has_commit(w));
             if !refresh && have_all(&git) {
                 return Ok(git);
@@ -406,10 +416,22 @@ impl Bot {
             self.server_policies.clone(),
             self.settings.repo_policies,
         );
-        tokio::task::spawn_blocking(move || policies_at(&git, &base, &server, repo))
+        self.read_bounded(move || policies_at(&git, &base, &server, repo))
             .await
-            .map_err(|e| EventError::Retry(e.into()))?
-            .map_err(EventError::Permanent)
+    }
+
+    /// Runs blocking work that reads a PR's commits on a reading thread of its own, within
+    /// `limits.detection_timeout_secs` (see `app::bounded`).
+    async fn read_bounded<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+    ) -> Result<T, EventError> {
+        let budget = std::time::Duration::from_secs(self.settings.limits.detection_timeout_secs);
+        match super::bounded::run("reading the pull request", budget, work).await {
+            Ok(read) => read.map_err(EventError::Permanent),
+            Err(e @ super::bounded::BoundedError::Busy { .. }) => Err(EventError::Retry(e.into())),
+            Err(e) => Err(EventError::Permanent(e.into())),
+        }
     }
 
     /// A refused policy check, as the audit log records it.
@@ -464,10 +486,8 @@ impl Bot {
         let head = pr.head_sha.clone();
         let state = {
             let (git, base, head) = (git.clone(), base.clone(), head.clone());
-            tokio::task::spawn_blocking(move || RepoState::load(&git, &base, &head))
-                .await
-                .map_err(|e| EventError::Retry(e.into()))?
-                .map_err(EventError::Permanent)?
+            self.read_bounded(move || RepoState::load(&git, &base, &head))
+                .await?
         };
         let now = now_ms();
         if state.rejected() {
@@ -1001,10 +1021,8 @@ keep other pull requests off the same workspaces until it ends. Unlock after it 
         let git = self.fetch(repo, pr).await?;
         let state = {
             let (git, base, head) = (git.clone(), pr.base_sha.clone(), pr.head_sha.clone());
-            tokio::task::spawn_blocking(move || RepoState::load(&git, &base, &head))
-                .await
-                .map_err(|e| EventError::Retry(e.into()))?
-                .map_err(EventError::Permanent)?
+            self.read_bounded(move || RepoState::load(&git, &base, &head))
+                .await?
         };
         let resolver = crate::adapters::terraform::EngineResolver {
             terraform_bin: self.settings.terraform_bin.clone(),
@@ -1291,13 +1309,11 @@ keep other pull requests off the same workspaces until it ends. Unlock after it 
         let base_tip = Self::base_tip(&git, pr);
         let (base_config, base_snapshot) = {
             let (git, tip) = (git.clone(), base_tip.clone());
-            tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            self.read_bounded(move || -> anyhow::Result<_> {
                 let (cfg, _, _) = load_config_at(&git, &tip)?;
                 Ok((cfg, git.snapshot(&tip)?))
             })
-            .await
-            .map_err(|e| EventError::Retry(e.into()))?
-            .map_err(EventError::Permanent)?
+            .await?
         };
         let reviews = self.github.list_reviews(&repo.name, pr.number).await?;
         let undiverged = git.is_ancestor(&base_tip, &pr.head_sha).ok();
@@ -1760,14 +1776,11 @@ keep other pull requests off the same workspaces until it ends. Unlock after it 
             return Ok(None);
         }
         let teams = self.teams.resolve(&*self.github, &policies.policies).await;
-        let (config, _, _) = {
+        let ((config, _, _), snapshot) = {
             let (g, h) = (git.clone(), pr.head_sha.clone());
-            tokio::task::spawn_blocking(move || load_config_at(&g, &h))
-                .await
-                .map_err(|e| EventError::Retry(e.into()))?
-                .map_err(EventError::Permanent)?
+            self.read_bounded(move || Ok((load_config_at(&g, &h)?, g.snapshot(&h)?)))
+                .await?
         };
-        let snapshot = git.snapshot(&pr.head_sha).map_err(EventError::Permanent)?;
         let (known, _) = projects::all_projects(&snapshot, config.as_ref());
         let mut sections = String::new();
         for l in &locks {

@@ -35,6 +35,8 @@ pub enum AuditAction {
     ConfigRejected,
     CommandRejected,
     PullRequestClosed,
+    /// A webhook event set aside after its attempts were used up.
+    EventDeadLettered,
 }
 
 impl AuditAction {
@@ -54,6 +56,7 @@ impl AuditAction {
             AuditAction::ConfigRejected => "config_rejected",
             AuditAction::CommandRejected => "command_rejected",
             AuditAction::PullRequestClosed => "pull_request_closed",
+            AuditAction::EventDeadLettered => "event_dead_lettered",
         }
     }
 }
