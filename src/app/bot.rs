@@ -434,6 +434,60 @@ impl Bot {
         }
     }
 
+    /// The refusal of a plan that would run more than `limits.projects_per_run` projects: the
+    /// comment, the failed status and the audit entry. `None` when within the limit.
+    fn too_many_projects(
+        &self,
+        delivery_id: &str,
+        repo: &RepoRef,
+        pr: &PullDetails,
+        actor: &Actor,
+        head: &CommitSha,
+        n: usize,
+    ) -> Option<(Vec<OutboxItem>, AuditRecord)> {
+        let max = self.settings.limits.projects_per_run;
+        if n <= max {
+            return None;
+        }
+        let body = format!(
+            "❌ **Sluice did not plan this pull request**: it affects {n} projects, and one plan \
+             runs at most {max} (limits.projects_per_run). Plan some of them with \
+             `{bot} plan -d <dir>` or `{bot} plan -p <project>`.",
+            bot = self.settings.bot_name
+        );
+        let record = AuditRecord {
+            event_id: Some(delivery_id.to_string()),
+            actor: actor_audit(actor),
+            action: Some(AuditAction::PlanRefused),
+            repo: Some(repo.name.full()),
+            pr: Some(pr.number.get()),
+            head_sha: Some(head.to_string()),
+            result: Some(AuditResult::Refused),
+            error_class: Some("limit".into()),
+            details: [
+                ("projects".to_string(), n.to_string()),
+                (
+                    "limit".to_string(),
+                    format!("limits.projects_per_run = {max}"),
+                ),
+            ]
+            .into(),
+            ..AuditRecord::default()
+        };
+        let out = vec![
+            comment(&repo.name, pr.number, body),
+            status(
+                &repo.name,
+                pr.number,
+                head,
+                STATUS_PLAN,
+                StatusState::Failure,
+                format!("{n} projects: more than {max} at once"),
+            ),
+        ];
+        Some((out, record))
+    }
+
     /// A refused policy check, as the audit log records it.
     fn policy_refusal(
         &self,
@@ -554,8 +608,8 @@ impl Bot {
                 ) {
                     Ok(found) => (found.into_iter().cloned().collect(), vec![]),
                     Err(msg) => {
-                        self.reply(repo, pr.number, comment_id, format!("❌ {msg}"))
-                            .await?;
+                        let body = with_detection_errors(format!("❌ {msg}"), &all.diagnostics);
+                        self.reply(repo, pr.number, comment_id, body).await?;
                         return Ok(());
                     }
                 }
@@ -605,6 +659,16 @@ impl Bot {
             }
             self.store
                 .enqueue(out, vec![], now)
+                .await
+                .map_err(EventError::Retry)?;
+            self.outbox_ready.notify_one();
+            return Ok(());
+        }
+        if let Some((out, record)) =
+            self.too_many_projects(delivery_id, repo, pr, actor, &head, selected.len())
+        {
+            self.store
+                .enqueue(out, vec![record], now)
                 .await
                 .map_err(EventError::Retry)?;
             self.outbox_ready.notify_one();
@@ -1862,6 +1926,23 @@ pub struct ApplyContext {
 
 /// The parsed `show -json` saved beside a plan file; `None` when it is missing or unreadable (a
 /// policy that needs the plan then fails closed).
+/// A reply that could not find a targeted project, with the detection errors that may explain
+/// why (a file Sluice did not read keeps the projects in its directory from being planned).
+fn with_detection_errors(reply: String, diagnostics: &[crate::core::diag::Diagnostic]) -> String {
+    let errors: Vec<String> = diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .map(|d| d.to_string())
+        .collect();
+    if errors.is_empty() {
+        return reply;
+    }
+    format!(
+        "{reply}\n\nProject detection found problems:\n\n```\n{}\n```",
+        errors.join("\n")
+    )
+}
+
 pub fn read_plan_json(plan_file: &str) -> Option<crate::core::plan::Plan> {
     let path = std::path::Path::new(plan_file).with_file_name("plan.json");
     let bytes = std::fs::read(path).ok()?;

@@ -37,6 +37,8 @@ pub enum AuditAction {
     PullRequestClosed,
     /// A webhook event set aside after its attempts were used up.
     EventDeadLettered,
+    /// A plan not run because it was over a limit (e.g. too many projects at once).
+    PlanRefused,
 }
 
 impl AuditAction {
@@ -57,6 +59,7 @@ impl AuditAction {
             AuditAction::CommandRejected => "command_rejected",
             AuditAction::PullRequestClosed => "pull_request_closed",
             AuditAction::EventDeadLettered => "event_dead_lettered",
+            AuditAction::PlanRefused => "plan_refused",
         }
     }
 }

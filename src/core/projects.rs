@@ -1918,6 +1918,16 @@ resource "null_resource" "x" {
             main.tf:3:105: error: not read: brackets, braces, parentheses, string templates and operators nest more than 100 levels deep here (limits.hcl_depth)
               hint: Sluice cannot tell which modules this file calls, so the projects in its directory are not planned: make the file smaller or flatter, or ask the Sluice operator to raise the limit
             "#);
+        // 100,000 blocks (about 0.8 MB) are within the limits, and read in linear time.
+        let mut many = String::from("module \"m\" {\n  source = \"./m\"\n}\n");
+        for i in 0..100_000 {
+            many.push_str(&format!("b{} {{}}\n", i % 10));
+        }
+        assert!(many.len() < 1 << 20);
+        assert_eq!(
+            module_sources("main.tf", &many, &limits),
+            Ok(vec!["./m".to_string()])
+        );
         insta::assert_snapshot!(show(&format!("{}\n", "#".repeat(2 << 20))), @r#"
             main.tf: error: not read: the file is 2097153 bytes; Sluice reads `.tf` files of at most 1048576 bytes (limits.file_bytes)
               hint: Sluice cannot tell which modules this file calls, so the projects in its directory are not planned: make the file smaller or flatter, or ask the Sluice operator to raise the limit

@@ -2,6 +2,7 @@
 
 mod audit;
 mod bot;
+mod bounds;
 mod durability;
 mod fake_github;
 mod github_client;
