@@ -772,6 +772,73 @@ mod tests {
     }
 
     #[test]
+    fn limits_have_defaults_and_are_settable_and_checked() {
+        let s = Settings::load_from(&env(&[]), &Overrides::default()).unwrap();
+        assert_eq!(s.limits, Limits::default());
+        assert_eq!(s.limits.hcl_depth, 100);
+        assert_eq!(s.limits.event_attempts, 3);
+
+        let s = Settings::load_from(
+            &env(&[
+                ("SLUICE_LIMITS__HCL_DEPTH", "200"),
+                ("SLUICE_LIMITS__EXPORT_BYTES", "1000"),
+            ]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!((s.limits.hcl_depth, s.limits.export_bytes), (200, 1000));
+        assert_eq!(s.limits.file_bytes, Limits::default().file_bytes);
+
+        for (key, value, want) in [
+            (
+                "SLUICE_LIMITS__HCL_DEPTH",
+                "501",
+                "limits.hcl_depth must be between 1 and 500",
+            ),
+            (
+                "SLUICE_LIMITS__EVENT_ATTEMPTS",
+                "0",
+                "limits.event_attempts must be at least 1",
+            ),
+            (
+                "SLUICE_LIMITS__TREE_FILES",
+                "0",
+                "limits.tree_files must be at least 1",
+            ),
+        ] {
+            let err = Settings::load_from(&env(&[(key, value)]), &Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(want), "{key}={value}: {err}");
+        }
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sluice.toml");
+        std::fs::write(&file, "[limits]\nfile_byte = 1\n").unwrap();
+        let err = Settings::load_from(
+            &env(&[("SLUICE_CONFIG", file.to_str().unwrap())]),
+            &Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("file_byte"), "{err}");
+    }
+
+    #[test]
+    fn the_crash_injection_exists_in_test_builds_only() {
+        let s = Settings::load_from(
+            &env(&[("SLUICE_TEST_CRASH_ON_DELIVERY", "abc")]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        // Unit tests are debug builds; a release build has no code that reads the variable.
+        assert_eq!(
+            s.test_crash_on_delivery.as_deref(),
+            cfg!(debug_assertions).then_some("abc")
+        );
+    }
+
+    #[test]
     fn unknown_file_keys_and_bad_values_are_errors() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("sluice.toml");

@@ -648,6 +648,7 @@ impl GitRepo {
             }
             map.insert(obj.to_string(), read_body(&mut out, size)?);
         }
+        out.into_inner().finish()?;
         Ok(map)
     }
 

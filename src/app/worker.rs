@@ -20,7 +20,7 @@ use super::bot::{
 use super::project_run::{ProjectJob, Runner};
 use super::store::{
     Claimed, ClaimedJob, JobFinish, JobRow, NewPlan, OutboxItem, Outgoing, RunRow, Store,
-    StoredEvent, UNFINISHED_ATTEMPT,
+    StoredEvent, UNFINISHED_ATTEMPT, event_retry_delay_ms,
 };
 use crate::adapters::github::{GitHubApi, StatusState};
 use crate::config::Settings;
@@ -214,7 +214,7 @@ impl Workers {
                         } else {
                             let _ = self
                                 .store
-                                .retry_event(&ev.delivery_id, &format!("{e:#}"), now_ms() + Self::backoff(ev.attempts))
+                                .retry_event(&ev.delivery_id, &format!("{e:#}"), now_ms() + event_retry_delay_ms(ev.attempts))
                                 .await;
                         }
                     }
