@@ -467,10 +467,10 @@ impl GitRepo {
     pub fn read_tree(&self, commit: &CommitSha) -> anyhow::Result<(RepoSnapshot, Vec<Diagnostic>)> {
         let l = &self.limits;
         let mut out = BufReader::new(self.stream(
-            &["ls-tree", "-r", "-z", "-l", "--full-tree", commit.as_str()],
+            &["ls-tree", "-r", "-z", "--full-tree", commit.as_str()],
             None,
         )?);
-        // `<mode> <type> <object> <size>\t<path>`: the path plus at most ~120 bytes.
+        // `<mode> <type> <object>\t<path>`: the path plus at most ~100 bytes.
         let records = match read_records(&mut out, 0, l.path_bytes + 128, l.tree_files) {
             Ok(r) => r,
             Err(RecordsError::TooMany) => bail!(
@@ -489,9 +489,7 @@ impl GitRepo {
         out.into_inner().finish()?;
         let mut files = BTreeSet::new();
         let mut symlink_objs: Vec<(String, String)> = Vec::new();
-        let mut tf_objs: Vec<(String, String, u64)> = Vec::new();
-        let mut diagnostics = Vec::new();
-        let mut detection_bytes = 0u64;
+        let mut tf_candidates: Vec<(String, String)> = Vec::new();
         for entry in &records {
             let entry = String::from_utf8_lossy(entry);
             let Some((meta, path)) = entry.split_once('\t') else {
@@ -505,54 +503,65 @@ impl GitRepo {
                     &path[..floor_boundary(path, 80)]
                 );
             }
-            let mut parts = meta.split_whitespace();
-            let (Some(mode), Some(kind), Some(obj), size) =
-                (parts.next(), parts.next(), parts.next(), parts.next())
+            let mut parts = meta.split(' ');
+            let (Some(mode), Some(kind), Some(obj)) = (parts.next(), parts.next(), parts.next())
             else {
                 continue;
             };
             if kind != "blob" {
                 continue; // submodules
             }
-            let size: u64 = size.and_then(|s| s.parse().ok()).unwrap_or(u64::MAX);
             if mode == "120000" {
-                if size > l.path_bytes as u64 {
-                    bail!(
-                        "the symbolic link `{path}` at commit {} has a target longer than {} bytes \
-                         (limits.path_bytes)",
-                        commit.short(),
-                        l.path_bytes
-                    );
-                }
                 symlink_objs.push((path.to_string(), obj.to_string()));
                 continue;
             }
             if path.ends_with(".tf") || path.ends_with(".tofu") {
-                if size > l.file_bytes {
-                    diagnostics.push(unread(
-                        path,
-                        format!(
-                            "the file is {}; Sluice reads `.tf` files of at most {} (limits.file_bytes)",
-                            human_bytes(size),
-                            human_bytes(l.file_bytes)
-                        ),
-                    ));
-                } else if detection_bytes + size > l.detection_bytes {
-                    diagnostics.push(unread(
-                        path,
-                        format!(
-                            "the `.tf` files of this commit are larger than {} together; Sluice \
-                             reads at most that much of them, in path order \
-                             (limits.detection_bytes)",
-                            human_bytes(l.detection_bytes)
-                        ),
-                    ));
-                } else {
-                    detection_bytes += size;
-                    tf_objs.push((path.to_string(), obj.to_string(), size));
-                }
+                tf_candidates.push((path.to_string(), obj.to_string()));
             }
             files.insert(path.to_string());
+        }
+        // Sizes first (only of what may be read), so no content over a limit is ever read.
+        let mut objs: Vec<&str> = symlink_objs.iter().map(|(_, o)| o.as_str()).collect();
+        objs.extend(tf_candidates.iter().map(|(_, o)| o.as_str()));
+        let sizes = self.blob_sizes(&objs)?;
+        let size_of = |o: &str| sizes.get(o).copied().unwrap_or(u64::MAX);
+        for (path, obj) in &symlink_objs {
+            if size_of(obj) > l.path_bytes as u64 {
+                bail!(
+                    "the symbolic link `{path}` at commit {} has a target longer than {} bytes \
+                     (limits.path_bytes)",
+                    commit.short(),
+                    l.path_bytes
+                );
+            }
+        }
+        let mut tf_objs: Vec<(String, String, u64)> = Vec::new();
+        let mut diagnostics = Vec::new();
+        let mut detection_bytes = 0u64;
+        for (path, obj) in tf_candidates {
+            let size = size_of(&obj);
+            if size > l.file_bytes {
+                diagnostics.push(unread(
+                    &path,
+                    format!(
+                        "the file is {}; Sluice reads `.tf` files of at most {} (limits.file_bytes)",
+                        human_bytes(size),
+                        human_bytes(l.file_bytes)
+                    ),
+                ));
+            } else if detection_bytes + size > l.detection_bytes {
+                diagnostics.push(unread(
+                    &path,
+                    format!(
+                        "the `.tf` files of this commit are larger than {} together; Sluice reads \
+                         at most that much of them, in path order (limits.detection_bytes)",
+                        human_bytes(l.detection_bytes)
+                    ),
+                ));
+            } else {
+                detection_bytes += size;
+                tf_objs.push((path, obj, size));
+            }
         }
         let mut wanted: Vec<(&str, u64)> = symlink_objs
             .iter()
@@ -612,6 +621,31 @@ impl GitRepo {
             },
             diagnostics,
         ))
+    }
+
+    /// The sizes of several objects (by id), in one `git cat-file --batch-check` call; objects
+    /// git does not have are left out.
+    fn blob_sizes(&self, objects: &[&str]) -> anyhow::Result<BTreeMap<String, u64>> {
+        let mut sizes = BTreeMap::new();
+        if objects.is_empty() {
+            return Ok(sizes);
+        }
+        let mut input = objects.join("\n");
+        input.push('\n');
+        let mut out =
+            BufReader::new(self.stream(&["cat-file", "--batch-check"], Some(input.into_bytes()))?);
+        for _ in objects {
+            let line = read_header(&mut out)?;
+            let mut parts = line.split(' ');
+            if let (Some(obj), Some("blob"), Some(size)) =
+                (parts.next(), parts.next(), parts.next())
+                && let Ok(size) = size.parse()
+            {
+                sizes.insert(obj.to_string(), size);
+            }
+        }
+        out.into_inner().finish()?;
+        Ok(sizes)
     }
 
     /// Reads several blobs, each no larger than the size given with it, in one
