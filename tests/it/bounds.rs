@@ -203,6 +203,45 @@ async fn content_over_the_limits_is_refused_with_the_limit_named_on_the_pr() {
     healthy(&h).await;
 }
 
+/// Reading a commit has a deadline: a PR whose files are merely slow to read (each within the
+/// limits) fails its event with the limit named, and the server goes on serving.
+#[tokio::test(flavor = "multi_thread")]
+async fn reading_a_pr_past_the_deadline_is_told_and_the_server_goes_on() {
+    let mut h = two_projects().await;
+    h.set_env("SLUICE_LIMITS__DETECTION_TIMEOUT_SECS", "2");
+    h.start();
+    // Forty files, each with the largest object the pre-scan admits: seconds of parsing.
+    let mut object =
+        String::from("module \"m\" {\n  source = \"../../modules/m\"\n}\nlocals {\n  m = {\n");
+    for i in 0..6000 {
+        object.push_str(&format!("    k{i} = {i}\n"));
+    }
+    object.push_str("  }\n}\n");
+    let files: Vec<(String, String)> = (0..40)
+        .map(|i| (format!("envs/a/slow{i}.tf"), object.clone()))
+        .collect();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, c)| (p.as_str(), c.as_str()))
+        .collect();
+    h.open_pr(1, "slow", &refs);
+    let started = Instant::now();
+    h.deliver(&h.pr_event("opened", 1)).await;
+    let c = h
+        .wait_comment(1, "the deadline", |c| c.contains("detection_timeout_secs"))
+        .await;
+    assert!(
+        c.contains("reading the pull request took longer than 2 s (limits.detection_timeout_secs)"),
+        "{c}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(60));
+    // The server still serves: health, and the next PR.
+    healthy(&h).await;
+    h.open_pr(2, "plain", &[("envs/b/main.tf", &null_project("b", "2"))]);
+    h.deliver(&h.pr_event("opened", 2)).await;
+    h.wait_comment(2, "the next PR's plan", is_plan).await;
+}
+
 /// The poison-event scenario. Every real input that used to kill the server is bounded now, so
 /// the test names the delivery to abort on (`SLUICE_TEST_CRASH_ON_DELIVERY`, honoured by debug
 /// builds only). The server is restarted whenever it dies, like a supervisor would.
