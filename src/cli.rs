@@ -84,6 +84,27 @@ pub enum Command {
     /// Locks held by pull requests.
     #[command(subcommand)]
     Locks(LocksCommand),
+    /// Webhook events: pending, handled, and those set aside (dead letters).
+    #[command(subcommand)]
+    Events(EventsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// List events, newest first.
+    List {
+        /// Only the events set aside after their attempts were used up (same as `--state dead`).
+        #[arg(long, conflicts_with = "state")]
+        dead: bool,
+        /// Only events in this state.
+        #[arg(long, value_parser = ["pending", "done", "dead"])]
+        state: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        /// JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -254,6 +275,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 bot_name: settings.bot_name.clone(),
                 keep_job_dirs,
                 color: std::io::IsTerminal::is_terminal(&std::io::stdout()),
+                limits: settings.limits,
             };
             let stdout = std::io::stdout();
             let mut out = stdout.lock();
@@ -282,6 +304,23 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Locks(cmd) => {
             let settings = Settings::load(&overrides)?;
             runtime()?.block_on(crate::app::locks_cli::run(&settings, cmd))
+        }
+        Command::Events(EventsCommand::List {
+            dead,
+            state,
+            limit,
+            json,
+        }) => {
+            let settings = Settings::load(&overrides)?;
+            let state = if dead {
+                Some(crate::app::store::EventState::Dead)
+            } else {
+                state
+                    .as_deref()
+                    .and_then(crate::app::store::EventState::parse)
+            };
+            let opts = crate::app::events_cli::ListOptions { state, limit, json };
+            runtime()?.block_on(crate::app::events_cli::list(&settings, opts))
         }
     }
 }

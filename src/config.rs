@@ -93,6 +93,9 @@ pub struct Settings {
     pub provider_mirror: Option<PathBuf>,
     #[serde(default)]
     pub runner: RunnerSettings,
+    /// Bounds on what Sluice reads from pull requests in its own process (outside the sandbox).
+    #[serde(default)]
+    pub limits: Limits,
     /// Comment commands this server accepts.
     #[serde(default = "default_enabled_commands")]
     pub enabled_commands: Vec<String>,
@@ -140,6 +143,12 @@ pub struct Settings {
     /// On shutdown, how long running jobs may take to finish before they are interrupted.
     #[serde(default = "default_shutdown_grace")]
     pub shutdown_grace_secs: u64,
+    /// Test builds only (`debug_assertions`): the delivery id whose processing aborts the
+    /// process, so tests can prove that an event which kills the server is set aside. Read from
+    /// `SLUICE_TEST_CRASH_ON_DELIVERY` in debug builds and never in release builds; never from a
+    /// file.
+    #[serde(skip)]
+    pub test_crash_on_delivery: Option<String>,
 }
 
 /// How and where terraform runs.
@@ -177,6 +186,114 @@ impl Default for RunnerSettings {
             plan_json_cap_bytes: default_json_cap(),
             network: true,
         }
+    }
+}
+
+/// Bounds on everything Sluice derives from pull-request content in its own process — reading
+/// blobs and trees, parsing `.tf` files for module detection, parsing YAML configuration, and
+/// unpacking a commit into a job's directory — so that no pull request can stop the server or
+/// exhaust its memory, disk or time. What goes over a bound is refused with a message that
+/// names the setting (`limits.<name>`); nothing is truncated silently.
+///
+/// Every field has a default; set them in `[limits]` or as `SLUICE_LIMITS__<NAME>`.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest single file read into memory, in bytes: `sluice.yaml`/`atlantis.yaml`, policy
+    /// files and `.tf`/`.tofu` files read for module detection. A larger configuration or policy
+    /// file is a configuration error; a larger `.tf` file is a detection error on that file.
+    pub file_bytes: u64,
+    /// Total bytes of `.tf`/`.tofu` files read from one commit for module detection. Files past
+    /// the budget (in path order) are detection errors.
+    pub detection_bytes: u64,
+    /// Deepest nesting module detection parses in a `.tf` file: brackets, braces, parentheses,
+    /// string templates, template directives and chains of operators each count one level.
+    /// At most 500 (the parser recurses once per level; see `core::hcl_scan`).
+    pub hcl_depth: usize,
+    /// Files and symlinks in one commit's tree (submodules not counted).
+    pub tree_files: usize,
+    /// Files one pull request may change (its diff against the merge base).
+    pub changed_files: usize,
+    /// Longest path in a commit, in bytes (also the longest symlink target).
+    pub path_bytes: usize,
+    /// Wall-clock budget of reading one commit and detecting its projects, in seconds, per event.
+    pub detection_timeout_secs: u64,
+    /// Bytes of files one job's checkout may hold.
+    pub export_bytes: u64,
+    /// Entries (files, directories, symlinks) one job's checkout may hold.
+    pub export_files: usize,
+    /// Largest single file in a job's checkout, in bytes.
+    pub export_file_bytes: u64,
+    /// Attempts at handling one webhook event — counted when the attempt starts, so an event
+    /// whose handling stops the process counts too — before it is set aside (dead-lettered).
+    pub event_attempts: u32,
+    /// Projects one plan may run; a change that affects more is refused with a hint to target
+    /// some with `-p`/`-d`.
+    pub projects_per_run: usize,
+}
+
+/// The most `limits.hcl_depth` may be: module detection parses on a thread whose stack holds
+/// several times this depth of the parser's deepest recursion.
+pub const MAX_HCL_DEPTH: usize = 500;
+
+impl Default for Limits {
+    fn default() -> Self {
+        const MIB: u64 = 1024 * 1024;
+        Limits {
+            file_bytes: MIB,
+            detection_bytes: 64 * MIB,
+            hcl_depth: 100,
+            tree_files: 100_000,
+            changed_files: 25_000,
+            path_bytes: 1024,
+            detection_timeout_secs: 120,
+            export_bytes: 1024 * MIB,
+            export_files: 100_000,
+            export_file_bytes: 100 * MIB,
+            event_attempts: 3,
+            projects_per_run: 500,
+        }
+    }
+}
+
+impl Limits {
+    /// The bounds module detection applies to one `.tf` file.
+    pub fn hcl(&self) -> crate::core::hcl_scan::HclLimits {
+        crate::core::hcl_scan::HclLimits {
+            max_bytes: usize::try_from(self.file_bytes).unwrap_or(usize::MAX),
+            max_depth: self.hcl_depth,
+        }
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.hcl_depth == 0 || self.hcl_depth > MAX_HCL_DEPTH {
+            bail!(
+                "limits.hcl_depth must be between 1 and {MAX_HCL_DEPTH}, got {}",
+                self.hcl_depth
+            );
+        }
+        if self.event_attempts == 0 {
+            bail!("limits.event_attempts must be at least 1");
+        }
+        if self.detection_timeout_secs == 0 {
+            bail!("limits.detection_timeout_secs must be at least 1");
+        }
+        for (name, v) in [
+            ("file_bytes", self.file_bytes),
+            ("detection_bytes", self.detection_bytes),
+            ("export_bytes", self.export_bytes),
+            ("export_file_bytes", self.export_file_bytes),
+            ("tree_files", self.tree_files as u64),
+            ("changed_files", self.changed_files as u64),
+            ("path_bytes", self.path_bytes as u64),
+            ("export_files", self.export_files as u64),
+            ("projects_per_run", self.projects_per_run as u64),
+        ] {
+            if v == 0 {
+                bail!("limits.{name} must be at least 1");
+            }
+        }
+        Ok(())
     }
 }
 
@@ -350,7 +467,9 @@ impl Settings {
                 continue;
             };
             let key = rest.to_ascii_lowercase();
-            let known = ENV_KEYS.contains(&key.as_str()) || key.starts_with("runner__");
+            let known = ENV_KEYS.contains(&key.as_str())
+                || key.starts_with("runner__")
+                || key.starts_with("limits__");
             if known && !v.is_empty() {
                 vars.insert(k.clone(), v.clone());
             }
@@ -385,6 +504,16 @@ impl Settings {
             None => anyhow::anyhow!("invalid settings (SLUICE_* environment): {e}"),
         })?;
         settings.insecure_no_webhook_secret = overrides.insecure_no_webhook_secret;
+        // A fault injection for the end-to-end test of poison events: it must not exist in a
+        // release build at all (not merely be off), so no configuration can turn it on in
+        // production; debug builds are what `cargo test` runs.
+        #[cfg(debug_assertions)]
+        {
+            settings.test_crash_on_delivery = env
+                .get("SLUICE_TEST_CRASH_ON_DELIVERY")
+                .filter(|s| !s.is_empty())
+                .cloned();
+        }
         settings.validate()?;
         Ok(settings)
     }
@@ -426,6 +555,7 @@ impl Settings {
         if self.runner.timeout_secs == 0 {
             bail!("runner.timeout_secs must be at least 1");
         }
+        self.limits.validate()?;
         Ok(())
     }
 
@@ -640,6 +770,73 @@ mod tests {
         assert_eq!(s.workers, 5);
         assert_eq!(s.runner.timeout_secs, 10);
         assert_eq!(s.listen.port(), 1);
+    }
+
+    #[test]
+    fn limits_have_defaults_and_are_settable_and_checked() {
+        let s = Settings::load_from(&env(&[]), &Overrides::default()).unwrap();
+        assert_eq!(s.limits, Limits::default());
+        assert_eq!(s.limits.hcl_depth, 100);
+        assert_eq!(s.limits.event_attempts, 3);
+
+        let s = Settings::load_from(
+            &env(&[
+                ("SLUICE_LIMITS__HCL_DEPTH", "200"),
+                ("SLUICE_LIMITS__EXPORT_BYTES", "1000"),
+            ]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!((s.limits.hcl_depth, s.limits.export_bytes), (200, 1000));
+        assert_eq!(s.limits.file_bytes, Limits::default().file_bytes);
+
+        for (key, value, want) in [
+            (
+                "SLUICE_LIMITS__HCL_DEPTH",
+                "501",
+                "limits.hcl_depth must be between 1 and 500",
+            ),
+            (
+                "SLUICE_LIMITS__EVENT_ATTEMPTS",
+                "0",
+                "limits.event_attempts must be at least 1",
+            ),
+            (
+                "SLUICE_LIMITS__TREE_FILES",
+                "0",
+                "limits.tree_files must be at least 1",
+            ),
+        ] {
+            let err = Settings::load_from(&env(&[(key, value)]), &Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(want), "{key}={value}: {err}");
+        }
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sluice.toml");
+        std::fs::write(&file, "[limits]\nfile_byte = 1\n").unwrap();
+        let err = Settings::load_from(
+            &env(&[("SLUICE_CONFIG", file.to_str().unwrap())]),
+            &Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("file_byte"), "{err}");
+    }
+
+    #[test]
+    fn the_crash_injection_exists_in_test_builds_only() {
+        let s = Settings::load_from(
+            &env(&[("SLUICE_TEST_CRASH_ON_DELIVERY", "abc")]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        // Unit tests are debug builds; a release build has no code that reads the variable.
+        assert_eq!(
+            s.test_crash_on_delivery.as_deref(),
+            cfg!(debug_assertions).then_some("abc")
+        );
     }
 
     #[test]

@@ -67,6 +67,8 @@ impl From<GitHubError> for EventError {
 pub struct Mirrors {
     dir: PathBuf,
     locks: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// The bounds every read of a mirror respects (defaults unless set).
+    limits: crate::config::Limits,
 }
 
 impl Mirrors {
@@ -74,7 +76,14 @@ impl Mirrors {
         Mirrors {
             dir,
             locks: Default::default(),
+            limits: Default::default(),
         }
+    }
+
+    /// The same mirrors, read within `limits`.
+    pub fn with_limits(mut self, limits: crate::config::Limits) -> Mirrors {
+        self.limits = limits;
+        self
     }
 
     fn lock_for(&self, repo: &RepoName) -> Arc<tokio::sync::Mutex<()>> {
@@ -108,8 +117,9 @@ impl Mirrors {
         let _guard = lock.lock().await;
         let path = self.path(repo);
         let url = clone_url.to_string();
+        let limits = self.limits;
         tokio::task::spawn_blocking(move || -> anyhow::Result<GitRepo> {
-            let git = GitRepo::mirror(&path)?;
+            let git = GitRepo::mirror(&path)?.with_limits(limits);
             let have_all = |g: &GitRepo| want.iter().all(|w| g.has_commit(w));
             if !refresh && have_all(&git) {
                 return Ok(git);
@@ -406,10 +416,76 @@ impl Bot {
             self.server_policies.clone(),
             self.settings.repo_policies,
         );
-        tokio::task::spawn_blocking(move || policies_at(&git, &base, &server, repo))
+        self.read_bounded(move || policies_at(&git, &base, &server, repo))
             .await
-            .map_err(|e| EventError::Retry(e.into()))?
-            .map_err(EventError::Permanent)
+    }
+
+    /// Runs blocking work that reads a PR's commits on a reading thread of its own, within
+    /// `limits.detection_timeout_secs` (see `app::bounded`).
+    async fn read_bounded<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+    ) -> Result<T, EventError> {
+        let budget = std::time::Duration::from_secs(self.settings.limits.detection_timeout_secs);
+        match super::bounded::run("reading the pull request", budget, work).await {
+            Ok(read) => read.map_err(EventError::Permanent),
+            Err(e @ super::bounded::BoundedError::Busy { .. }) => Err(EventError::Retry(e.into())),
+            Err(e) => Err(EventError::Permanent(e.into())),
+        }
+    }
+
+    /// The refusal of a plan that would run more than `limits.projects_per_run` projects: the
+    /// comment, the failed status and the audit entry. `None` when within the limit.
+    fn too_many_projects(
+        &self,
+        delivery_id: &str,
+        repo: &RepoRef,
+        pr: &PullDetails,
+        actor: &Actor,
+        head: &CommitSha,
+        n: usize,
+    ) -> Option<(Vec<OutboxItem>, AuditRecord)> {
+        let max = self.settings.limits.projects_per_run;
+        if n <= max {
+            return None;
+        }
+        let body = format!(
+            "❌ **Sluice did not plan this pull request**: it affects {n} projects, and one plan \
+             runs at most {max} (limits.projects_per_run). Plan some of them with \
+             `{bot} plan -d <dir>` or `{bot} plan -p <project>`.",
+            bot = self.settings.bot_name
+        );
+        let record = AuditRecord {
+            event_id: Some(delivery_id.to_string()),
+            actor: actor_audit(actor),
+            action: Some(AuditAction::PlanRefused),
+            repo: Some(repo.name.full()),
+            pr: Some(pr.number.get()),
+            head_sha: Some(head.to_string()),
+            result: Some(AuditResult::Refused),
+            error_class: Some("limit".into()),
+            details: [
+                ("projects".to_string(), n.to_string()),
+                (
+                    "limit".to_string(),
+                    format!("limits.projects_per_run = {max}"),
+                ),
+            ]
+            .into(),
+            ..AuditRecord::default()
+        };
+        let out = vec![
+            comment(&repo.name, pr.number, body),
+            status(
+                &repo.name,
+                pr.number,
+                head,
+                STATUS_PLAN,
+                StatusState::Failure,
+                format!("{n} projects: more than {max} at once"),
+            ),
+        ];
+        Some((out, record))
     }
 
     /// A refused policy check, as the audit log records it.
@@ -464,10 +540,8 @@ impl Bot {
         let head = pr.head_sha.clone();
         let state = {
             let (git, base, head) = (git.clone(), base.clone(), head.clone());
-            tokio::task::spawn_blocking(move || RepoState::load(&git, &base, &head))
-                .await
-                .map_err(|e| EventError::Retry(e.into()))?
-                .map_err(EventError::Permanent)?
+            self.read_bounded(move || RepoState::load(&git, &base, &head))
+                .await?
         };
         let now = now_ms();
         if state.rejected() {
@@ -534,7 +608,7 @@ impl Bot {
                 ) {
                     Ok(found) => (found.into_iter().cloned().collect(), vec![]),
                     Err(msg) => {
-                        let body = with_skipped_entries(format!("❌ {msg}"), &all.diagnostics);
+                        let body = with_detection_errors(format!("❌ {msg}"), &all.diagnostics);
                         self.reply(repo, pr.number, comment_id, body).await?;
                         return Ok(());
                     }
@@ -585,6 +659,16 @@ impl Bot {
             }
             self.store
                 .enqueue(out, vec![], now)
+                .await
+                .map_err(EventError::Retry)?;
+            self.outbox_ready.notify_one();
+            return Ok(());
+        }
+        if let Some((out, record)) =
+            self.too_many_projects(delivery_id, repo, pr, actor, &head, selected.len())
+        {
+            self.store
+                .enqueue(out, vec![record], now)
                 .await
                 .map_err(EventError::Retry)?;
             self.outbox_ready.notify_one();
@@ -1001,10 +1085,8 @@ keep other pull requests off the same workspaces until it ends. Unlock after it 
         let git = self.fetch(repo, pr).await?;
         let state = {
             let (git, base, head) = (git.clone(), pr.base_sha.clone(), pr.head_sha.clone());
-            tokio::task::spawn_blocking(move || RepoState::load(&git, &base, &head))
-                .await
-                .map_err(|e| EventError::Retry(e.into()))?
-                .map_err(EventError::Permanent)?
+            self.read_bounded(move || RepoState::load(&git, &base, &head))
+                .await?
         };
         let resolver = crate::adapters::terraform::EngineResolver {
             terraform_bin: self.settings.terraform_bin.clone(),
@@ -1291,10 +1373,7 @@ keep other pull requests off the same workspaces until it ends. Unlock after it 
         let base_tip = Self::base_tip(&git, pr);
         let base_rules = {
             let (git, tip) = (git.clone(), base_tip.clone());
-            tokio::task::spawn_blocking(move || base_rules_at(&git, &tip))
-                .await
-                .map_err(|e| EventError::Retry(e.into()))?
-                .map_err(EventError::Permanent)?
+            self.read_bounded(move || base_rules_at(&git, &tip)).await?
         };
         let reviews = self.github.list_reviews(&repo.name, pr.number).await?;
         let undiverged = git.is_ancestor(&base_tip, &pr.head_sha).ok();
@@ -1760,14 +1839,11 @@ keep other pull requests off the same workspaces until it ends. Unlock after it 
             return Ok(None);
         }
         let teams = self.teams.resolve(&*self.github, &policies.policies).await;
-        let (config, _, _) = {
+        let ((config, _, _), snapshot) = {
             let (g, h) = (git.clone(), pr.head_sha.clone());
-            tokio::task::spawn_blocking(move || load_config_at(&g, &h))
-                .await
-                .map_err(|e| EventError::Retry(e.into()))?
-                .map_err(EventError::Permanent)?
+            self.read_bounded(move || Ok((load_config_at(&g, &h)?, g.snapshot(&h)?)))
+                .await?
         };
-        let snapshot = git.snapshot(&pr.head_sha).map_err(EventError::Permanent)?;
         let (known, _) = projects::all_projects(&snapshot, config.as_ref());
         let mut sections = String::new();
         for l in &locks {
@@ -1816,22 +1892,6 @@ keep other pull requests off the same workspaces until it ends. Unlock after it 
     }
 }
 
-/// A "no such project" reply, with the errors that made project entries be skipped (a dir
-/// through a symlink, a glob matching nothing): the project the comment names may be one of them.
-fn with_skipped_entries(reply: String, diagnostics: &[crate::core::diag::Diagnostic]) -> String {
-    let errors: Vec<String> = diagnostics
-        .iter()
-        .filter(|d| d.is_error())
-        .map(|d| d.to_string())
-        .collect();
-    if errors.is_empty() {
-        return reply;
-    }
-    format!(
-        "{reply}\n\nSome project entries were skipped:\n\n```\n{}\n```",
-        errors.join("\n")
-    )
-}
 
 /// The PR as a `pull_request` event describes it (autoplan needs nothing more from the API).
 fn pull_from_event(pr: &PullRequestInfo, repo: &RepoRef) -> PullDetails {
@@ -1866,6 +1926,23 @@ pub struct ApplyContext {
 
 /// The parsed `show -json` saved beside a plan file; `None` when it is missing or unreadable (a
 /// policy that needs the plan then fails closed).
+/// A reply that could not find a targeted project, with the detection errors that may explain
+/// why (a file Sluice did not read keeps the projects in its directory from being planned).
+fn with_detection_errors(reply: String, diagnostics: &[crate::core::diag::Diagnostic]) -> String {
+    let errors: Vec<String> = diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .map(|d| d.to_string())
+        .collect();
+    if errors.is_empty() {
+        return reply;
+    }
+    format!(
+        "{reply}\n\nProject detection found problems:\n\n```\n{}\n```",
+        errors.join("\n")
+    )
+}
+
 pub fn read_plan_json(plan_file: &str) -> Option<crate::core::plan::Plan> {
     let path = std::path::Path::new(plan_file).with_file_name("plan.json");
     let bytes = std::fs::read(path).ok()?;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use crate::adapters::git::GitRepo;
+use crate::adapters::git::{FileRead, GitRepo};
 use crate::adapters::github::{GitHubApi, GitHubError};
 use crate::core::audit::AuditPolicyDecision;
 use crate::core::base_rules::BaseRules;
@@ -124,9 +124,16 @@ pub fn policies_at(
             .filter(|p| policy::is_policy_file(p))
             .collect();
         let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
-        for (path, text) in paths.iter().zip(git.read_files(base, &refs)?) {
-            if let Some(text) = text {
-                files.push((path.clone(), text));
+        for (path, read) in paths.iter().zip(git.read_files_bounded(base, &refs)?) {
+            match read {
+                FileRead::Text(text) => files.push((path.clone(), text)),
+                // An unread policy file breaks the set: it fails closed.
+                FileRead::TooLarge { bytes } => set.diagnostics.push(super::repo_state::too_large(
+                    path,
+                    bytes,
+                    git.limits().file_bytes,
+                )),
+                FileRead::Missing => {}
             }
         }
         if let Some(cfg) = &config {

@@ -224,7 +224,7 @@ pub async fn serve(
         settings: settings.clone(),
         store: store.clone(),
         github: github.clone(),
-        mirrors: Arc::new(Mirrors::new(settings.mirrors_dir())),
+        mirrors: Arc::new(Mirrors::new(settings.mirrors_dir()).with_limits(settings.limits)),
         enabled,
         bot_login: Default::default(),
         jobs_ready: jobs_ready.clone(),

@@ -57,6 +57,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/api/locks", get(api::locks))
         .route("/api/audit", get(api::audit))
+        .route("/api/events", get(api::events))
         .with_state(state)
 }
 

@@ -2,6 +2,7 @@
 
 mod audit;
 mod bot;
+mod bounds;
 mod durability;
 mod engine_steering;
 mod fake_github;

@@ -94,6 +94,13 @@ impl Server {
         }
     }
 
+    /// The exit status when the process has ended by itself (or was killed); `None` while it runs.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+    }
+
     /// SIGTERM, then wait for a clean exit.
     pub fn terminate(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
         let mut c = self.child.take()?;
@@ -275,6 +282,17 @@ impl Harness {
 
     pub async fn send(&self, hook: &Webhook) -> reqwest::Response {
         let signed = hook.signed(SECRET);
+        self.http
+            .post(format!("{}/events", self.url()))
+            .headers(signed.header_map())
+            .body(signed.body.clone())
+            .send()
+            .await
+            .expect("webhook delivered")
+    }
+
+    /// Sends an already signed webhook (when the test needs its delivery id beforehand).
+    pub async fn send_signed(&self, signed: &crate::webhooks::SignedWebhook) -> reqwest::Response {
         self.http
             .post(format!("{}/events", self.url()))
             .headers(signed.header_map())

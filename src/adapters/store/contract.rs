@@ -119,16 +119,107 @@ pub async fn deliveries_are_deduplicated(store: &dyn Store) {
         store.insert_event("d1", "ping", "{}", 2).await.unwrap(),
         Inserted::Duplicate
     );
-    let ev = store.next_event(5).await.unwrap().unwrap();
-    assert_eq!(ev.delivery_id, "d1");
-    store.retry_event("d1", "boom", 100, 3).await.unwrap();
+    let ev = attempt(store.claim_event(5, 3).await.unwrap());
+    assert_eq!((ev.delivery_id.as_str(), ev.attempts), ("d1", 1));
+    store.retry_event("d1", "boom", 100).await.unwrap();
     assert!(
-        store.next_event(50).await.unwrap().is_none(),
+        store.claim_event(50, 3).await.unwrap().is_none(),
         "not due before retry_at"
     );
-    assert!(store.next_event(100).await.unwrap().is_some());
+    let ev = attempt(store.claim_event(100, 3).await.unwrap());
+    assert_eq!((ev.attempts, ev.last_error.as_deref()), (2, Some("boom")));
     store.finish_event("d1").await.unwrap();
-    assert!(store.next_event(1_000).await.unwrap().is_none());
+    assert!(store.claim_event(1_000_000, 3).await.unwrap().is_none());
+}
+
+fn attempt(c: Option<Claimed>) -> StoredEvent {
+    match c {
+        Some(Claimed::Attempt(ev)) => ev,
+        other => panic!("expected an attempt, got {other:?}"),
+    }
+}
+
+/// An event whose attempts never finish (the process died in each) is counted at every claim,
+/// waits its backoff while other events go first, and is handed back as exhausted, then set
+/// aside with its report and audit entry.
+pub async fn attempts_count_when_claimed_and_poison_events_are_set_aside(store: &dyn Store) {
+    store
+        .insert_event("poison", "pull_request", "{}", 1)
+        .await
+        .unwrap();
+    store
+        .insert_event("other", "pull_request", "{}", 2)
+        .await
+        .unwrap();
+    let mut now = 10;
+    for n in 1..=3 {
+        // The claim itself is the attempt: nothing else is recorded (the process "dies").
+        let ev = attempt(store.claim_event(now, 3).await.unwrap());
+        assert_eq!((ev.delivery_id.as_str(), ev.attempts), ("poison", n));
+        if n == 1 {
+            // While it waits its backoff, the next event is handled.
+            let other = attempt(store.claim_event(now + 1, 3).await.unwrap());
+            assert_eq!(other.delivery_id, "other");
+            store.finish_event("other").await.unwrap();
+            assert!(store.claim_event(now + 2, 3).await.unwrap().is_none());
+        }
+        now += event_retry_delay_ms(n);
+    }
+    // Used up: handed back before its backoff ends, unchanged.
+    let Some(Claimed::Exhausted(ev)) = store.claim_event(now - 1, 3).await.unwrap() else {
+        panic!("expected the exhausted event");
+    };
+    assert_eq!(ev.attempts, 3);
+    assert_eq!(ev.last_error.as_deref(), Some(UNFINISHED_ATTEMPT));
+    let tell = OutboxItem {
+        repo: repo(),
+        pr: Some(pr(1)),
+        message: Outgoing::Comment {
+            body: "set aside".into(),
+        },
+    };
+    assert!(
+        store
+            .dead_letter_event(
+                "poison",
+                "gave up",
+                vec![tell.clone()],
+                vec![audit(AuditAction::EventDeadLettered)],
+                now
+            )
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .dead_letter_event("poison", "again", vec![tell], vec![], now)
+            .await
+            .unwrap(),
+        "only once"
+    );
+    assert!(store.claim_event(now * 10, 3).await.unwrap().is_none());
+    let dead = store.list_events(Some(EventState::Dead), 10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        (
+            dead[0].delivery_id.as_str(),
+            dead[0].attempts,
+            dead[0].error.as_deref(),
+            dead[0].dead_at
+        ),
+        ("poison", 3, Some("gave up"), Some(now))
+    );
+    assert_eq!(store.list_events(None, 10).await.unwrap().len(), 2);
+    assert_eq!(store.due_outbox(now, 10).await.unwrap().len(), 1);
+    let mut actions = Vec::new();
+    store
+        .scan_audit(&AuditQuery::default(), &mut |e| {
+            actions.push(e.record.action);
+            Ok(true)
+        })
+        .await
+        .unwrap();
+    assert_eq!(actions, vec![Some(AuditAction::EventDeadLettered)]);
 }
 
 pub async fn locks_are_atomic_and_waiting_runs_start_when_freed(store: &dyn Store) {
@@ -646,6 +737,7 @@ mod sqlite {
 
     contract!(
         deliveries_are_deduplicated,
+        attempts_count_when_claimed_and_poison_events_are_set_aside,
         locks_are_atomic_and_waiting_runs_start_when_freed,
         a_pr_replanning_keeps_its_own_locks,
         runs_are_created_once_per_event,

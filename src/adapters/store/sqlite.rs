@@ -455,23 +455,44 @@ impl Store for SqliteStore {
         })
     }
 
-    async fn next_event(&self, now: i64) -> StoreResult<Option<StoredEvent>> {
+    async fn claim_event(&self, now: i64, max_attempts: u32) -> StoreResult<Option<Claimed>> {
+        let mut tx = self.write_tx().await?;
         let row = sqlx::query(
-            "SELECT delivery_id, kind, event_json, attempts FROM webhook_events \
-             WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY received_at LIMIT 1",
+            "SELECT delivery_id, kind, event_json, attempts, error FROM webhook_events \
+             WHERE state = 'pending' AND (next_attempt_at <= ? OR attempts >= ?) \
+             ORDER BY received_at LIMIT 1",
         )
         .bind(now)
-        .fetch_optional(&self.reader)
+        .bind(max_attempts as i64)
+        .fetch_optional(&mut *tx)
         .await?;
-        row.map(|r| {
-            Ok(StoredEvent {
-                delivery_id: r.try_get("delivery_id")?,
-                kind: r.try_get("kind")?,
-                event_json: r.try_get("event_json")?,
-                attempts: r.try_get::<i64, _>("attempts")? as u32,
-            })
-        })
-        .transpose()
+        let Some(r) = row else {
+            return Ok(None);
+        };
+        let mut ev = StoredEvent {
+            delivery_id: r.try_get("delivery_id")?,
+            kind: r.try_get("kind")?,
+            event_json: r.try_get("event_json")?,
+            attempts: r.try_get::<i64, _>("attempts")? as u32,
+            last_error: r.try_get("error")?,
+        };
+        if ev.attempts >= max_attempts {
+            return Ok(Some(Claimed::Exhausted(ev)));
+        }
+        ev.attempts += 1;
+        sqlx::query(
+            "UPDATE webhook_events SET attempts = ?, next_attempt_at = ?, claimed_at = ?, error = ? \
+             WHERE delivery_id = ?",
+        )
+        .bind(ev.attempts as i64)
+        .bind(now + event_retry_delay_ms(ev.attempts))
+        .bind(now)
+        .bind(UNFINISHED_ATTEMPT)
+        .bind(&ev.delivery_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(Claimed::Attempt(ev)))
     }
 
     async fn finish_event(&self, delivery_id: &str) -> StoreResult<()> {
@@ -487,24 +508,88 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn retry_event(
-        &self,
-        delivery_id: &str,
-        error: &str,
-        retry_at: i64,
-        max_attempts: u32,
-    ) -> StoreResult<()> {
+    async fn retry_event(&self, delivery_id: &str, error: &str, retry_at: i64) -> StoreResult<()> {
         sqlx::query(
-            "UPDATE webhook_events SET attempts = attempts + 1, error = ?, next_attempt_at = ?, \
-             state = CASE WHEN attempts + 1 >= ? THEN 'failed' ELSE 'pending' END WHERE delivery_id = ?",
+            "UPDATE webhook_events SET error = ?, next_attempt_at = ? \
+             WHERE delivery_id = ? AND state = 'pending'",
         )
         .bind(error)
         .bind(retry_at)
-        .bind(max_attempts as i64)
         .bind(delivery_id)
         .execute(&self.writer)
         .await?;
         Ok(())
+    }
+
+    async fn dead_letter_event(
+        &self,
+        delivery_id: &str,
+        reason: &str,
+        outbox: Vec<OutboxItem>,
+        audit: Vec<AuditRecord>,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let mut tx = self.write_tx().await?;
+        // `failed` is the dead-letter state (the schema's name for it since the first version).
+        let changed = sqlx::query(
+            "UPDATE webhook_events SET state = 'failed', error = ?, dead_at = ? \
+             WHERE delivery_id = ? AND state = 'pending'",
+        )
+        .bind(reason)
+        .bind(now)
+        .bind(delivery_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if changed == 0 {
+            return Ok(false);
+        }
+        insert_outbox(&mut tx, &outbox, now).await?;
+        insert_audit(&mut tx, audit, now).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn list_events(
+        &self,
+        state: Option<EventState>,
+        limit: u32,
+    ) -> StoreResult<Vec<EventRow>> {
+        let db_state = state.map(|s| match s {
+            EventState::Pending => "pending",
+            EventState::Done => "done",
+            EventState::Dead => "failed",
+        });
+        let rows = sqlx::query(
+            "SELECT delivery_id, kind, state, attempts, received_at, claimed_at, dead_at, error, \
+             event_json FROM webhook_events WHERE (? IS NULL OR state = ?) \
+             ORDER BY received_at DESC, delivery_id LIMIT ?",
+        )
+        .bind(db_state)
+        .bind(db_state)
+        .bind(limit as i64)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let state = match r.try_get::<&str, _>("state")? {
+                    "pending" => EventState::Pending,
+                    "done" => EventState::Done,
+                    _ => EventState::Dead,
+                };
+                Ok(EventRow {
+                    delivery_id: r.try_get("delivery_id")?,
+                    kind: r.try_get("kind")?,
+                    state,
+                    attempts: r.try_get::<i64, _>("attempts")? as u32,
+                    received_at: r.try_get("received_at")?,
+                    claimed_at: r.try_get("claimed_at")?,
+                    dead_at: r.try_get("dead_at")?,
+                    error: r.try_get("error")?,
+                    event_json: r.try_get("event_json")?,
+                })
+            })
+            .collect()
     }
 
     async fn create_run(
