@@ -13,7 +13,7 @@ use tokio::sync::Notify;
 use super::policy::{PolicySet, TeamCache, policies_at};
 use super::repo_state::{RepoState, base_requirements, load_config_at};
 use super::store::PolicyOverrideRow;
-use super::store::{NewJob, NewRun, OutboxItem, Outgoing, RunStart, Store};
+use super::store::{NewJob, NewRun, OutboxItem, Outgoing, PrHeadSeen, RunStart, Store};
 use crate::adapters::git::GitRepo;
 use crate::adapters::github::{
     GitHubApi, GitHubError, MergeableState, PullDetails, PullState, StatusState,
@@ -25,6 +25,7 @@ use crate::core::audit::{
 };
 use crate::core::command::{self, Command, CommandKind, ParseContext, Parsed};
 use crate::core::event::{Actor, ActorKind, Event, PullRequestAction, PullRequestInfo, RepoRef};
+use crate::core::freshness::{self, CommentHead};
 use crate::core::job::JobKind;
 use crate::core::lock::{Lock, LockKey};
 use crate::core::policy::{self, Policy, PolicyInput, Stage};
@@ -303,6 +304,7 @@ impl Bot {
                 body,
                 author,
                 association,
+                created_at_ms,
             } => {
                 self.on_comment(
                     delivery_id,
@@ -312,6 +314,7 @@ impl Bot {
                     &body,
                     &author,
                     association.as_deref(),
+                    created_at_ms,
                 )
                 .await
             }
@@ -824,6 +827,7 @@ impl Bot {
         body: &str,
         author: &Actor,
         association: Option<&str>,
+        created_at_ms: Option<i64>,
     ) -> Result<(), EventError> {
         let login = self.bot_login().await;
         if let Some(me) = &login
@@ -952,6 +956,27 @@ impl Bot {
                 )
                 .await;
         }
+        // `apply` and `approve_policies` act only on the head the comment was written on.
+        let written_on = self.comment_head(&repo.name, &pr, created_at_ms).await?;
+        if matches!(cmd.kind, CommandKind::Apply | CommandKind::ApprovePolicies)
+            && let (Some(body), Some(why)) = (
+                written_on.refusal(cmd.kind.name(), &self.settings.bot_name),
+                written_on.audit_reason(),
+            )
+        {
+            tracing::info!(repo = %repo.name, pr = pr_number.get(), why, "stale command refused");
+            return self
+                .refuse(
+                    delivery_id,
+                    &repo.name,
+                    pr_number,
+                    &pr.head_sha,
+                    author,
+                    body,
+                    &why,
+                )
+                .await;
+        }
         match cmd.kind {
             CommandKind::Plan => {
                 self.plan(
@@ -995,6 +1020,39 @@ keep other pull requests off the same workspaces until it ends. Unlock after it 
             // Answered above (outsiders were refused before this match).
             CommandKind::Help => Ok(()),
         }
+    }
+
+    /// Which head a comment written at `created_at_ms` was written on (`core::freshness`).
+    /// Records the head the pull request has now when Sluice had no sighting of it (a missed
+    /// delivery), at the later of now and the comment's time, never earlier.
+    async fn comment_head(
+        &self,
+        repo: &RepoName,
+        pr: &PullDetails,
+        created_at_ms: Option<i64>,
+    ) -> Result<CommentHead, EventError> {
+        let seen = self
+            .store
+            .pr_heads(repo, pr.number)
+            .await
+            .map_err(EventError::Retry)?;
+        if freshness::needs_sighting(&pr.head_sha, &seen) {
+            self.store
+                .record_pr_head(PrHeadSeen {
+                    repo: repo.clone(),
+                    pr: pr.number,
+                    sha: pr.head_sha.clone(),
+                    at_ms: now_ms().max(created_at_ms.unwrap_or(i64::MIN)),
+                    source: "command".into(),
+                })
+                .await
+                .map_err(EventError::Retry)?;
+        }
+        Ok(freshness::head_at_comment(
+            created_at_ms,
+            &pr.head_sha,
+            &seen,
+        ))
     }
 
     async fn version(&self, repo: &RepoRef, pr: &PullDetails) -> Result<(), EventError> {

@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod bot;
 pub mod config_check;
+pub mod layout;
 pub mod locks_cli;
 pub mod policy;
 pub mod preview;

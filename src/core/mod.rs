@@ -11,6 +11,8 @@ pub mod audit;
 pub mod command;
 pub mod diag;
 pub mod event;
+pub mod freshness;
+pub mod host_paths;
 pub mod graph;
 pub mod job;
 pub mod lock;

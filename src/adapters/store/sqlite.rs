@@ -129,6 +129,75 @@ impl SqliteStore {
     }
 }
 
+/// The body of [`Store::insert_event_once`]: one `BEGIN IMMEDIATE` transaction, committed only
+/// when the event is new.
+async fn insert_event_tx(
+    conn: &mut SqliteConnection,
+    event: &NewEvent<'_>,
+    now: i64,
+) -> anyhow::Result<EventIntake> {
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+    let known = sqlx::query("SELECT 1 FROM webhook_events WHERE delivery_id = ?")
+        .bind(event.delivery_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    if known.is_some() {
+        sqlx::query("ROLLBACK").execute(&mut *conn).await?;
+        return Ok(EventIntake::Redelivery);
+    }
+    for key in &event.keys {
+        let first = sqlx::query("SELECT delivery_id FROM event_keys WHERE key = ?")
+            .bind(key)
+            .fetch_optional(&mut *conn)
+            .await?;
+        if let Some(row) = first {
+            sqlx::query("ROLLBACK").execute(&mut *conn).await?;
+            return Ok(EventIntake::SameEvent {
+                first_delivery: row.try_get("delivery_id")?,
+                key: key.clone(),
+            });
+        }
+    }
+    sqlx::query(
+        "INSERT INTO webhook_events (delivery_id, kind, received_at, event_json, next_attempt_at) VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(event.delivery_id)
+    .bind(event.kind)
+    .bind(now)
+    .bind(event.event_json)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    for key in &event.keys {
+        sqlx::query("INSERT OR IGNORE INTO event_keys (key, delivery_id, created_at) VALUES (?, ?, ?)")
+            .bind(key)
+            .bind(event.delivery_id)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+    }
+    if let Some(head) = &event.head {
+        insert_pr_head(conn, head).await?;
+    }
+    sqlx::query("COMMIT").execute(&mut *conn).await?;
+    Ok(EventIntake::New)
+}
+
+async fn insert_pr_head(conn: &mut SqliteConnection, head: &PrHeadSeen) -> anyhow::Result<()> {
+    sqlx::query(
+        "INSERT OR IGNORE INTO pr_heads (repo, pr, head_sha, seen_at, source) VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(head.repo.full().to_ascii_lowercase())
+    .bind(head.pr.get() as i64)
+    .bind(head.sha.as_str())
+    .bind(head.at_ms)
+    .bind(&head.source)
+    .execute(&mut *conn)
+    .await
+    .context("recording a pull request's head")?;
+    Ok(())
+}
+
 // ---- row mapping --------------------------------------------------------------------------------
 
 fn run_from_row(r: &SqliteRow) -> anyhow::Result<RunRow> {
@@ -453,6 +522,55 @@ impl Store for SqliteStore {
         } else {
             Inserted::Duplicate
         })
+    }
+
+    async fn insert_event_once(&self, event: NewEvent<'_>, now: i64) -> StoreResult<EventIntake> {
+        // Relaxed durability, as for `insert_event`: this is the hot path of the intake.
+        let mut conn = self.writer.acquire().await?;
+        sqlx::query("PRAGMA synchronous = NORMAL")
+            .execute(&mut *conn)
+            .await?;
+        let result = insert_event_tx(&mut conn, &event, now).await;
+        if result.is_err() {
+            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+        }
+        if sqlx::query("PRAGMA synchronous = FULL")
+            .execute(&mut *conn)
+            .await
+            .is_err()
+        {
+            // Never hand a relaxed connection back to the pool.
+            conn.detach();
+        }
+        result.context("persisting the webhook delivery")
+    }
+
+    async fn record_pr_head(&self, head: PrHeadSeen) -> StoreResult<()> {
+        let mut conn = self.writer.acquire().await?;
+        insert_pr_head(&mut conn, &head).await?;
+        Ok(())
+    }
+
+    async fn pr_heads(
+        &self,
+        repo: &RepoName,
+        pr: PrNumber,
+    ) -> StoreResult<Vec<crate::core::freshness::HeadSeen>> {
+        let rows = sqlx::query(
+            "SELECT head_sha, seen_at FROM pr_heads WHERE repo = ? AND pr = ? ORDER BY seen_at",
+        )
+        .bind(repo.full().to_ascii_lowercase())
+        .bind(pr.get() as i64)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(crate::core::freshness::HeadSeen {
+                    sha: sha(r.try_get("head_sha")?)?,
+                    at_ms: r.try_get("seen_at")?,
+                })
+            })
+            .collect()
     }
 
     async fn next_event(&self, now: i64) -> StoreResult<Option<StoredEvent>> {
