@@ -5,6 +5,7 @@ mod bot;
 mod durability;
 mod fake_github;
 mod github_client;
+mod intake;
 mod policy;
 mod preview;
 mod sandbox;
