@@ -421,7 +421,8 @@ impl Settings {
                 continue;
             };
             let key = rest.to_ascii_lowercase();
-            let known = ENV_KEYS.contains(&key.as_str()) || key.starts_with("runner__")
+            let known = ENV_KEYS.contains(&key.as_str())
+                || key.starts_with("runner__")
                 || key.starts_with("http__");
             if known && !v.is_empty() {
                 vars.insert(k.clone(), v.clone());
@@ -559,7 +560,9 @@ impl Settings {
 impl HttpSettings {
     fn validate(&self) -> anyhow::Result<()> {
         if self.header_read_timeout_secs == 0 || self.body_read_timeout_secs == 0 {
-            bail!("http.header_read_timeout_secs and http.body_read_timeout_secs must be at least 1");
+            bail!(
+                "http.header_read_timeout_secs and http.body_read_timeout_secs must be at least 1"
+            );
         }
         if self.max_connections == 0 {
             bail!("http.max_connections must be at least 1");
@@ -736,10 +739,26 @@ mod tests {
         assert_eq!(s.http.max_body_bytes, 4096);
 
         for (key, value, want) in [
-            ("SLUICE_HTTP__MAX_INFLIGHT_BODY_BYTES", "1024", "must be at least http.max_body_bytes"),
-            ("SLUICE_HTTP__BODY_READ_TIMEOUT_SECS", "0", "must be at least 1"),
-            ("SLUICE_HTTP__MAX_CONNECTIONS", "0", "max_connections must be at least 1"),
-            ("SLUICE_HTTP__MAX_BODY_BYTES", "10", "between 1 KiB and 4 GiB"),
+            (
+                "SLUICE_HTTP__MAX_INFLIGHT_BODY_BYTES",
+                "1024",
+                "must be at least http.max_body_bytes",
+            ),
+            (
+                "SLUICE_HTTP__BODY_READ_TIMEOUT_SECS",
+                "0",
+                "must be at least 1",
+            ),
+            (
+                "SLUICE_HTTP__MAX_CONNECTIONS",
+                "0",
+                "max_connections must be at least 1",
+            ),
+            (
+                "SLUICE_HTTP__MAX_BODY_BYTES",
+                "10",
+                "between 1 KiB and 4 GiB",
+            ),
         ] {
             let err = Settings::load_from(&env(&[(key, value)]), &Overrides::default())
                 .unwrap_err()

@@ -76,4 +76,3 @@ pub fn host_paths(settings: &Settings, runner: &Runner) -> HostPaths {
     }
     paths
 }
-

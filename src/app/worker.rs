@@ -1023,8 +1023,12 @@ impl Workers {
             let repo = &row.item.repo;
             let result = match (&row.item.message, row.item.pr) {
                 (Outgoing::Comment { body }, Some(pr)) => {
-                    let body = self.public_text(body, crate::core::plan::render::DEFAULT_MAX_COMMENT_CHARS);
-                    self.github.create_comment(repo, pr, &body).await.map(|_| ())
+                    let body = self
+                        .public_text(body, crate::core::plan::render::DEFAULT_MAX_COMMENT_CHARS);
+                    self.github
+                        .create_comment(repo, pr, &body)
+                        .await
+                        .map(|_| ())
                 }
                 (
                     Outgoing::Status {

@@ -107,12 +107,12 @@ impl CommentHead {
     pub fn audit_reason(&self) -> Option<String> {
         match self {
             CommentHead::Current => None,
-            CommentHead::Moved { then, now } => Some(format!(
-                "comment written on head {then}; head is now {now}"
-            )),
-            CommentHead::Unknown { now } => {
-                Some(format!("head {now} first seen after the comment was written"))
+            CommentHead::Moved { then, now } => {
+                Some(format!("comment written on head {then}; head is now {now}"))
             }
+            CommentHead::Unknown { now } => Some(format!(
+                "head {now} first seen after the comment was written"
+            )),
             CommentHead::Undated => Some("comment has no creation time".to_string()),
         }
     }
@@ -139,8 +139,22 @@ mod tests {
     fn the_head_at_the_comment_is_the_latest_sighting_before_it() {
         use CommentHead::*;
         let (a, b) = (sha('a'), sha('b'));
-        let cases: &[(&str, Option<i64>, char, &[(char, i64)], CommentHead)] = &[
-            ("one head, seen before", Some(100), 'a', &[('a', 10)], Current),
+        // (name, comment time, current head, sightings, expected)
+        type Case = (
+            &'static str,
+            Option<i64>,
+            char,
+            &'static [(char, i64)],
+            CommentHead,
+        );
+        let cases: &[Case] = &[
+            (
+                "one head, seen before",
+                Some(100),
+                'a',
+                &[('a', 10)],
+                Current,
+            ),
             (
                 "pushed after the comment",
                 Some(100),
@@ -209,7 +223,13 @@ mod tests {
                 &[('a', 150)],
                 Unknown { now: a.clone() },
             ),
-            ("nothing seen at all", Some(100), 'a', &[], Unknown { now: a.clone() }),
+            (
+                "nothing seen at all",
+                Some(100),
+                'a',
+                &[],
+                Unknown { now: a.clone() },
+            ),
             ("no comment time", None, 'a', &[('a', 10)], Undated),
         ];
         for (name, at, current, list, want) in cases {

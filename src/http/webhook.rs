@@ -217,7 +217,11 @@ async fn audit_rejection(
     }
 }
 
-pub async fn receive(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+pub async fn receive(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let delivery = header(&headers, "x-github-delivery");
     let kind = header(&headers, "x-github-event");
 
@@ -238,7 +242,15 @@ pub async fn receive(State(state): State<Arc<AppState>>, headers: HeaderMap, bod
             limit: state.body_limits.max_body_bytes,
         };
         tracing::warn!(delivery = ?delivery, declared = n, "webhook refused: body too large");
-        audit_rejection(&state, delivery, kind, None, &refusal.message(), refusal.status()).await;
+        audit_rejection(
+            &state,
+            delivery,
+            kind,
+            None,
+            &refusal.message(),
+            refusal.status(),
+        )
+        .await;
         return answer_and_close(refusal.status(), refusal.message());
     }
 
@@ -269,11 +281,20 @@ pub async fn receive(State(state): State<Arc<AppState>>, headers: HeaderMap, bod
         },
         None => None,
     };
-    let (body, _budget) = match read_body(&state.body_limits, body, declared, check.as_mut()).await {
+    let (body, _budget) = match read_body(&state.body_limits, body, declared, check.as_mut()).await
+    {
         Ok(x) => x,
         Err(refusal) => {
             tracing::warn!(delivery = ?delivery, why = %refusal.message(), "webhook refused while reading its body");
-            audit_rejection(&state, delivery, kind, None, &refusal.message(), refusal.status()).await;
+            audit_rejection(
+                &state,
+                delivery,
+                kind,
+                None,
+                &refusal.message(),
+                refusal.status(),
+            )
+            .await;
             return answer_and_close(refusal.status(), refusal.message());
         }
     };
@@ -412,7 +433,13 @@ pub async fn receive(State(state): State<Arc<AppState>>, headers: HeaderMap, bod
         }) => {
             // Not an error for the sender (a second webhook for the same repository does
             // this), but a replayed signed body does too: recorded.
-            tracing::warn!(delivery, kind, first_delivery, key, "webhook is an event already received under another delivery id; ignored");
+            tracing::warn!(
+                delivery,
+                kind,
+                first_delivery,
+                key,
+                "webhook is an event already received under another delivery id; ignored"
+            );
             audit_rejection(
                 &state,
                 Some(delivery),

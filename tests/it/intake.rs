@@ -120,7 +120,11 @@ async fn slow_header_sender(h: &Harness, from: &str) -> tokio::task::JoinHandle<
         let writer = async move {
             for i in 0u64.. {
                 tokio::time::sleep(Duration::from_millis(300)).await;
-                if wr.write_all(format!("X-Slow-{i}: a\r\n").as_bytes()).await.is_err() {
+                if wr
+                    .write_all(format!("X-Slow-{i}: a\r\n").as_bytes())
+                    .await
+                    .is_err()
+                {
                     break;
                 }
             }
@@ -252,7 +256,11 @@ async fn an_oversized_or_unsigned_request_is_refused_before_its_body_is_read() {
         ),
         (
             "just over the cap, expecting 100-continue",
-            request_head(1_048_577, Some(&bogus_signature()), "Expect: 100-continue\r\n"),
+            request_head(
+                1_048_577,
+                Some(&bogus_signature()),
+                "Expect: 100-continue\r\n",
+            ),
             413,
         ),
         (
@@ -330,7 +338,10 @@ async fn unsigned_bytes_in_flight_stay_within_the_budget_and_real_deliveries_get
     let h = server(
         &[
             ("SLUICE_HTTP__MAX_BODY_BYTES", &MIB.to_string()),
-            ("SLUICE_HTTP__MAX_INFLIGHT_BODY_BYTES", &(2 * MIB).to_string()),
+            (
+                "SLUICE_HTTP__MAX_INFLIGHT_BODY_BYTES",
+                &(2 * MIB).to_string(),
+            ),
             ("SLUICE_HTTP__BODY_READ_TIMEOUT_SECS", "15"),
             ("SLUICE_HTTP__MAX_CONNECTIONS_PER_IP", "0"),
         ],
@@ -356,13 +367,20 @@ async fn unsigned_bytes_in_flight_stay_within_the_budget_and_real_deliveries_get
     for mut s in senders {
         // A refusal comes at once; an admitted request has nothing to say until its body is
         // complete. Send the body (but its last byte) to the admitted ones only.
-        match tokio::time::timeout(Duration::from_millis(1500), read_status(&mut s, Duration::from_secs(60))).await {
+        match tokio::time::timeout(
+            Duration::from_millis(1500),
+            read_status(&mut s, Duration::from_secs(60)),
+        )
+        .await
+        {
             Ok(status) => {
                 assert_eq!(status, Some(503), "a refused sender gets 503");
                 refused += 1;
             }
             Err(_) => {
-                s.write_all(&vec![b' '; size as usize - 1]).await.expect("body");
+                s.write_all(&vec![b' '; size as usize - 1])
+                    .await
+                    .expect("body");
                 admitted.push(s);
             }
         }
@@ -492,7 +510,9 @@ async fn a_comment_written_before_a_push_does_not_act_on_the_new_head() {
 
     h.deliver(&apply).await;
     let refusal = h
-        .wait_comment(1, "the apply refusal", |c| c.contains("`apply` was not run"))
+        .wait_comment(1, "the apply refusal", |c| {
+            c.contains("`apply` was not run")
+        })
         .await;
     assert!(
         refusal.contains(&format!(
@@ -509,7 +529,9 @@ async fn a_comment_written_before_a_push_does_not_act_on_the_new_head() {
     .await;
     let log = String::from_utf8_lossy(&h.cli(&["audit", "export"]).stdout).into_owned();
     assert!(
-        log.contains(&format!("comment written on head {first}; head is now {second}")),
+        log.contains(&format!(
+            "comment written on head {first}; head is now {second}"
+        )),
         "the refusal is audited:\n{log}"
     );
     assert!(
@@ -547,7 +569,10 @@ async fn the_status_page_shows_set_up_details_only_with_the_api_token() {
         let body = page(token).await;
         assert!(body.contains("Sluice"), "{who}: {body}");
         for secret_ish in [data.as_str(), "Data:", "Runner:", "Providers:", "GitHub:"] {
-            assert!(!body.contains(secret_ish), "{who} sees {secret_ish:?}:\n{body}");
+            assert!(
+                !body.contains(secret_ish),
+                "{who} sees {secret_ish:?}:\n{body}"
+            );
         }
     }
     let body = page(Some(API_TOKEN)).await;
@@ -627,5 +652,8 @@ policies:
     assert!(!plan.contains(&dir), "the policy dir leaks:\n{plan}");
     let log = String::from_utf8_lossy(&h.cli(&["audit", "export"]).stdout).into_owned();
     assert!(log.contains("<server-policies>/guard.yaml"), "{log}");
-    assert!(!log.contains(&dir), "the policy dir is in the audit log:\n{log}");
+    assert!(
+        !log.contains(&dir),
+        "the policy dir is in the audit log:\n{log}"
+    );
 }

@@ -472,7 +472,8 @@ mod tests {
 
     #[test]
     fn comments_and_reviews_are_keyed_by_their_github_ids() {
-        let comment = parse_event("issue_comment", &fixture("issue_comment.created.pr.json")).unwrap();
+        let comment =
+            parse_event("issue_comment", &fixture("issue_comment.created.pr.json")).unwrap();
         assert_eq!(
             comment.identity_keys(),
             vec!["issue_comment:codertocat/hello-world:492700400".to_string()]
@@ -482,12 +483,16 @@ mod tests {
             v["installation"]["id"] = 99.into();
         });
         assert_eq!(
-            parse_event("issue_comment", &other).unwrap().identity_keys(),
+            parse_event("issue_comment", &other)
+                .unwrap()
+                .identity_keys(),
             comment.identity_keys()
         );
-        let review =
-            parse_event("pull_request_review", &fixture("pull_request_review.submitted.json"))
-                .unwrap();
+        let review = parse_event(
+            "pull_request_review",
+            &fixture("pull_request_review.submitted.json"),
+        )
+        .unwrap();
         assert_eq!(
             review.identity_keys(),
             vec!["pull_request_review:codertocat/hello-world:237895671:submitted".to_string()]

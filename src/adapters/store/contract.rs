@@ -150,7 +150,10 @@ pub async fn events_are_deduplicated_by_what_they_are(store: &dyn Store) {
     };
     assert_eq!(
         store
-            .insert_event_once(event("d1", &["body:1", "comment:9"], Some(head('a', 10))), 1)
+            .insert_event_once(
+                event("d1", &["body:1", "comment:9"], Some(head('a', 10))),
+                1
+            )
             .await
             .unwrap(),
         EventIntake::New
@@ -164,7 +167,10 @@ pub async fn events_are_deduplicated_by_what_they_are(store: &dyn Store) {
     );
     assert_eq!(
         store
-            .insert_event_once(event("d2", &["body:2", "comment:9"], Some(head('b', 20))), 3)
+            .insert_event_once(
+                event("d2", &["body:2", "comment:9"], Some(head('b', 20))),
+                3
+            )
             .await
             .unwrap(),
         EventIntake::SameEvent {

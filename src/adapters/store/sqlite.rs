@@ -169,12 +169,14 @@ async fn insert_event_tx(
     .execute(&mut *conn)
     .await?;
     for key in &event.keys {
-        sqlx::query("INSERT OR IGNORE INTO event_keys (key, delivery_id, created_at) VALUES (?, ?, ?)")
-            .bind(key)
-            .bind(event.delivery_id)
-            .bind(now)
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query(
+            "INSERT OR IGNORE INTO event_keys (key, delivery_id, created_at) VALUES (?, ?, ?)",
+        )
+        .bind(key)
+        .bind(event.delivery_id)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
     }
     if let Some(head) = &event.head {
         insert_pr_head(conn, head).await?;
