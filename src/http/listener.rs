@@ -8,7 +8,8 @@
 //! `max_connections_per_ip` come from one peer address (more are closed at once), and hyper
 //! closes any connection that has not sent a complete request head within
 //! `header_read_timeout` — from its start, and again after each response on a kept-alive
-//! connection, so an idle connection is closed too. Body budgets are the webhook handler's
+//! connection, so an idle connection is closed too. A connection buffers at most
+//! [`READ_BUFFER_BYTES`] (a larger request head is refused). Body budgets are the webhook handler's
 //! (see [`super::webhook`]): only it knows which bodies it must buffer.
 //!
 //! HTTP/2 is not offered: GitHub delivers webhooks over HTTP/1.1, and one protocol means one set
@@ -29,6 +30,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::HttpSettings;
+
+/// The most a connection buffers before the router sees it: the largest request head accepted
+/// (a larger one is refused with 431), and the piece size in which bodies are read.
+pub const READ_BUFFER_BYTES: usize = 32 * 1024;
 
 /// The connection-level budgets, from [`HttpSettings`].
 #[derive(Debug, Clone, Copy)]
@@ -167,6 +172,11 @@ async fn serve_connection(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
+        // hyper buffers up to ~400 KB per connection by default; with a thousand connections
+        // that is 400 MB a slow sender can make the server hold. GitHub's request heads are a
+        // few KB; bodies stream through this buffer in pieces of at most this size.
+        .max_buf_size(READ_BUFFER_BYTES)
+        .max_header_size(READ_BUFFER_BYTES)
         .keep_alive(true);
     let conn = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app));
     tokio::pin!(conn);

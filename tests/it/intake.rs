@@ -273,6 +273,11 @@ async fn an_oversized_or_unsigned_request_is_refused_before_its_body_is_read() {
             request_head(1_000_000, Some("sha1=abc"), ""),
             401,
         ),
+        (
+            "a 40 KB request head",
+            request_head(10, None, &format!("X-Padding: {}\r\n", "a".repeat(40 * 1024))),
+            431,
+        ),
     ];
     for (what, head, want) in cases {
         let mut s = connect_from(&h, "127.0.0.1").await;
