@@ -991,8 +991,16 @@ impl Bot {
                 .await
             }
             CommandKind::Apply => {
-                self.apply(delivery_id, repo, &pr, author, &cmd, comment_id)
-                    .await
+                self.apply(
+                    delivery_id,
+                    repo,
+                    &pr,
+                    author,
+                    &cmd,
+                    comment_id,
+                    created_at_ms,
+                )
+                .await
             }
             CommandKind::Unlock => {
                 if self.apply_running(&repo.name, pr_number).await? {
@@ -1014,8 +1022,16 @@ keep other pull requests off the same workspaces until it ends. Unlock after it 
             }
             CommandKind::Version => self.version(repo, &pr).await,
             CommandKind::ApprovePolicies => {
-                self.approve_policies(delivery_id, repo, &pr, author, &cmd, comment_id)
-                    .await
+                self.approve_policies(
+                    delivery_id,
+                    repo,
+                    &pr,
+                    author,
+                    &cmd,
+                    comment_id,
+                    created_at_ms,
+                )
+                .await
             }
             // Answered above (outsiders were refused before this match).
             CommandKind::Help => Ok(()),
@@ -1286,7 +1302,9 @@ keep other pull requests off the same workspaces until it ends. Unlock after it 
     }
 
     /// `apply`: checks the gate for every targeted project, then queues the applies — or refuses
-    /// with every reason, and applies nothing.
+    /// with every reason, and applies nothing. Plans made after the comment (`comment_at_ms`)
+    /// are refused too: the commenter cannot have read them.
+    #[allow(clippy::too_many_arguments)]
     async fn apply(
         &self,
         delivery_id: &str,
@@ -1295,6 +1313,7 @@ keep other pull requests off the same workspaces until it ends. Unlock after it 
         actor: &Actor,
         cmd: &Command,
         comment_id: u64,
+        comment_at_ms: Option<i64>,
     ) -> Result<(), EventError> {
         let now = now_ms();
         let plans = self
@@ -1397,7 +1416,7 @@ keep other pull requests off the same workspaces until it ends. Unlock after it 
                 dir: project.dir.clone(),
                 workspace: project.workspace.clone(),
             };
-            let reasons = apply_gate::refusals(
+            let mut reasons = apply_gate::refusals(
                 &facts,
                 &ProjectFacts {
                     requirements: &requirements,
@@ -1405,6 +1424,12 @@ keep other pull requests off the same workspaces until it ends. Unlock after it 
                     holds_locks: crate::core::lock::holds_all(pr.number, &[key], &locks),
                 },
             );
+            if freshness::plan_after_comment(comment_at_ms, plan.created_at) {
+                reasons.push(freshness::plan_after_comment_reason(
+                    "apply",
+                    &self.settings.bot_name,
+                ));
+            }
             if !reasons.is_empty() {
                 refusals.push((plan.project_name.clone(), reasons));
             }
@@ -1628,6 +1653,8 @@ keep other pull requests off the same workspaces until it ends. Unlock after it 
 
     /// `approve_policies`: an owner overrides failing `require_override` policies for the
     /// targeted projects at the current head commit. Audited, named; a new commit clears it.
+    /// Refused when a targeted plan was made after the comment (`comment_at_ms`).
+    #[allow(clippy::too_many_arguments)]
     async fn approve_policies(
         &self,
         delivery_id: &str,
@@ -1636,6 +1663,7 @@ keep other pull requests off the same workspaces until it ends. Unlock after it 
         actor: &Actor,
         cmd: &Command,
         comment_id: u64,
+        comment_at_ms: Option<i64>,
     ) -> Result<(), EventError> {
         let plans = self
             .store
@@ -1667,6 +1695,27 @@ keep other pull requests off the same workspaces until it ends. Unlock after it 
         if targeted.is_empty() {
             return self
                 .reply(repo, pr.number, Some(comment_id), format!("❌ Nothing to approve: there is no plan for the current head commit {}. Comment `{} plan` first.", pr.head_sha.short(), self.settings.bot_name))
+                .await;
+        }
+        if let Some(newer) = targeted
+            .iter()
+            .find(|p| freshness::plan_after_comment(comment_at_ms, p.created_at))
+        {
+            let why = format!(
+                "`{}`: {}",
+                newer.project_name,
+                freshness::plan_after_comment_reason("approve_policies", &self.settings.bot_name)
+            );
+            return self
+                .refuse(
+                    delivery_id,
+                    &repo.name,
+                    pr.number,
+                    &pr.head_sha,
+                    actor,
+                    format!("🚫 `approve_policies` was not run: {why}."),
+                    &why,
+                )
                 .await;
         }
         let git = self.fetch(repo, pr).await?;

@@ -10,7 +10,8 @@
 //! saw it). The head at a comment's time is the latest sighting strictly before the comment's
 //! `created_at`. A command may act only when that is the head now; a tie, a head first seen
 //! after the comment, or a comment without a time are refused — fail closed: the commenter
-//! comments again, on what they now see.
+//! comments again, on what they now see. Likewise a saved plan made after the comment (a
+//! re-plan of the same head) is not the one the commenter read, and is not acted upon.
 //!
 //! Pure: times (Unix milliseconds) and sightings come in as arguments.
 
@@ -65,6 +66,22 @@ pub fn head_at_comment(
             now: current.clone(),
         },
     }
+}
+
+/// Whether a plan recorded at `plan_at_ms` (Sluice's clock) is newer than a comment written at
+/// `comment_at_ms` (GitHub's): the commenter cannot have read it, so the comment must not apply
+/// or override it, even on the same head (a re-plan can differ: state and providers change).
+/// An undated comment counts as older than every plan.
+pub fn plan_after_comment(comment_at_ms: Option<i64>, plan_at_ms: i64) -> bool {
+    comment_at_ms.is_none_or(|t| plan_at_ms >= t)
+}
+
+/// The reason given for a plan newer than the comment.
+pub fn plan_after_comment_reason(command: &str, bot_name: &str) -> String {
+    format!(
+        "this plan was made after the comment was written, so it is not the plan that was read: \
+         review it and comment `{bot_name} {command}` again"
+    )
 }
 
 /// Whether `current` needs a sighting of its own: the latest one known is of another commit (or
@@ -246,6 +263,18 @@ mod tests {
         assert!(needs_sighting(&sha('a'), &[]));
         assert!(!needs_sighting(&sha('a'), &seen(&[('b', 1), ('a', 2)])));
         assert!(needs_sighting(&sha('a'), &seen(&[('a', 1), ('b', 2)])));
+    }
+
+    #[test]
+    fn plans_newer_than_the_comment_are_not_acted_upon() {
+        assert!(!plan_after_comment(Some(100), 99));
+        assert!(
+            plan_after_comment(Some(100), 100),
+            "same instant: not before"
+        );
+        assert!(plan_after_comment(Some(100), 101));
+        assert!(plan_after_comment(None, 0), "undated comments fail closed");
+        insta::assert_snapshot!(plan_after_comment_reason("apply", "sluice"), @"this plan was made after the comment was written, so it is not the plan that was read: review it and comment `sluice apply` again");
     }
 
     #[test]

@@ -275,7 +275,11 @@ async fn an_oversized_or_unsigned_request_is_refused_before_its_body_is_read() {
         ),
         (
             "a 40 KB request head",
-            request_head(10, None, &format!("X-Padding: {}\r\n", "a".repeat(40 * 1024))),
+            request_head(
+                10,
+                None,
+                &format!("X-Padding: {}\r\n", "a".repeat(40 * 1024)),
+            ),
             431,
         ),
     ];
@@ -551,6 +555,36 @@ async fn a_comment_written_before_a_push_does_not_act_on_the_new_head() {
     h.deliver(&h.comment_event(1, "alice", "sluice apply"))
         .await;
     h.wait_status(&second, "sluice/apply", "success").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_apply_written_before_a_re_plan_does_not_apply_the_new_plan() {
+    let a = null_project("a", "1");
+    let h = server(&[], &[("envs/a/main.tf", &a)]).await;
+    let head = h.open_pr(1, "change", &[("envs/a/main.tf", &null_project("a", "2"))]);
+    h.deliver(&h.pr_event("opened", 1)).await;
+    h.wait_comment(1, "the first plan", is_plan).await;
+    h.fake.add_review(REPO, 1, "bob", "APPROVED");
+    // `apply` is written on the first plan; the same commit is planned again before the
+    // comment is delivered (a plan can differ on the same commit: state, data sources).
+    let apply = h.comment_event(1, "alice", "sluice apply");
+    h.deliver(&h.comment_event(1, "alice", "sluice plan")).await;
+    h.wait("the second plan", || {
+        (h.count_comments(1, is_plan) == 2).then_some(())
+    })
+    .await;
+    h.deliver(&apply).await;
+    let refusal = h
+        .wait_comment(1, "the refusal", |c| c.contains("Apply refused"))
+        .await;
+    assert!(
+        refusal.contains("this plan was made after the comment was written"),
+        "{refusal}"
+    );
+    // Written after the plan it applies: applied.
+    h.deliver(&h.comment_event(1, "alice", "sluice apply"))
+        .await;
+    h.wait_status(&head, "sluice/apply", "success").await;
 }
 
 // ---- item: the host layout stays private --------------------------------------------------------
