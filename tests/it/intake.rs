@@ -159,7 +159,7 @@ fn rss_kib(pid: u32) -> u64 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn slow_headers_are_cut_off_and_do_not_starve_real_deliveries() {
-    let h = server(&[("SLUICE_HTTP__HEADER_READ_TIMEOUT_SECS", "4")], &[]).await;
+    let h = server(&[("SLUICE_HTTP__HEADER_READ_TIMEOUT_SECS", "6")], &[]).await;
     // 300 slow senders from five addresses (60 each, under the per-address cap of 64).
     let mut slow = Vec::new();
     for i in 0..300 {
@@ -170,19 +170,19 @@ async fn slow_headers_are_cut_off_and_do_not_starve_real_deliveries() {
     let r = h.send(&fresh_ping()).await;
     assert_eq!(r.status(), 202, "{}", r.text().await.unwrap_or_default());
     assert!(
-        t.elapsed() < Duration::from_secs(2),
+        t.elapsed() < Duration::from_secs(4),
         "the delivery took {:?} behind 300 slow connections",
         t.elapsed()
     );
     // Every slow connection is closed by the server, about when its header time runs out.
     for task in slow {
-        let lived = tokio::time::timeout(Duration::from_secs(20), task)
+        let lived = tokio::time::timeout(Duration::from_secs(30), task)
             .await
             .expect("the server closes slow connections")
             .expect("task");
         assert!(
-            lived >= Duration::from_secs(3) && lived < Duration::from_secs(15),
-            "a slow connection lived {lived:?} (header timeout: 4s)"
+            lived >= Duration::from_secs(5) && lived < Duration::from_secs(20),
+            "a slow connection lived {lived:?} (header timeout: 6s)"
         );
     }
     let r = h.send(&fresh_ping()).await;
@@ -351,7 +351,7 @@ async fn unsigned_bytes_in_flight_stay_within_the_budget_and_real_deliveries_get
                 "SLUICE_HTTP__MAX_INFLIGHT_BODY_BYTES",
                 &(2 * MIB).to_string(),
             ),
-            ("SLUICE_HTTP__BODY_READ_TIMEOUT_SECS", "15"),
+            ("SLUICE_HTTP__BODY_READ_TIMEOUT_SECS", "60"),
             ("SLUICE_HTTP__MAX_CONNECTIONS_PER_IP", "0"),
         ],
         &[],
@@ -377,7 +377,7 @@ async fn unsigned_bytes_in_flight_stay_within_the_budget_and_real_deliveries_get
         // A refusal comes at once; an admitted request has nothing to say until its body is
         // complete. Send the body (but its last byte) to the admitted ones only.
         match tokio::time::timeout(
-            Duration::from_millis(1500),
+            Duration::from_secs(4),
             read_status(&mut s, Duration::from_secs(60)),
         )
         .await

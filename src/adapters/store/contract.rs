@@ -181,7 +181,7 @@ pub async fn events_are_deduplicated_by_what_they_are(store: &dyn Store) {
     );
     assert_eq!(
         store
-            .insert_event_once(event("d3", &["body:3"], Some(head('b', 30))), 4)
+            .insert_event_once(event("d3", &["body:3", "body:3"], Some(head('b', 30))), 4)
             .await
             .unwrap(),
         EventIntake::New,

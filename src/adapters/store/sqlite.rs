@@ -130,36 +130,17 @@ impl SqliteStore {
 }
 
 /// The body of [`Store::insert_event_once`]: one `BEGIN IMMEDIATE` transaction, committed only
-/// when the event is new.
+/// when the event is new. The common case (a new event) costs two inserts; which key is known
+/// is looked up only when one is.
 async fn insert_event_tx(
     conn: &mut SqliteConnection,
     event: &NewEvent<'_>,
     now: i64,
 ) -> anyhow::Result<EventIntake> {
     sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
-    let known = sqlx::query("SELECT 1 FROM webhook_events WHERE delivery_id = ?")
-        .bind(event.delivery_id)
-        .fetch_optional(&mut *conn)
-        .await?;
-    if known.is_some() {
-        sqlx::query("ROLLBACK").execute(&mut *conn).await?;
-        return Ok(EventIntake::Redelivery);
-    }
-    for key in &event.keys {
-        let first = sqlx::query("SELECT delivery_id FROM event_keys WHERE key = ?")
-            .bind(key)
-            .fetch_optional(&mut *conn)
-            .await?;
-        if let Some(row) = first {
-            sqlx::query("ROLLBACK").execute(&mut *conn).await?;
-            return Ok(EventIntake::SameEvent {
-                first_delivery: row.try_get("delivery_id")?,
-                key: key.clone(),
-            });
-        }
-    }
-    sqlx::query(
-        "INSERT INTO webhook_events (delivery_id, kind, received_at, event_json, next_attempt_at) VALUES (?, ?, ?, ?, ?)",
+    let inserted = sqlx::query(
+        "INSERT INTO webhook_events (delivery_id, kind, received_at, event_json, next_attempt_at) VALUES (?, ?, ?, ?, ?) \
+         ON CONFLICT (delivery_id) DO NOTHING",
     )
     .bind(event.delivery_id)
     .bind(event.kind)
@@ -167,16 +148,43 @@ async fn insert_event_tx(
     .bind(event.event_json)
     .bind(now)
     .execute(&mut *conn)
-    .await?;
-    for key in &event.keys {
-        sqlx::query(
-            "INSERT OR IGNORE INTO event_keys (key, delivery_id, created_at) VALUES (?, ?, ?)",
-        )
-        .bind(key)
-        .bind(event.delivery_id)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
+    .await?
+    .rows_affected();
+    if inserted == 0 {
+        sqlx::query("ROLLBACK").execute(&mut *conn).await?;
+        return Ok(EventIntake::Redelivery);
+    }
+    let keys: std::collections::BTreeSet<&String> = event.keys.iter().collect();
+    if !keys.is_empty() {
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO event_keys (key, delivery_id, created_at) ",
+        );
+        q.push_values(&keys, |mut row, key| {
+            row.push_bind(key)
+                .push_bind(event.delivery_id)
+                .push_bind(now);
+        });
+        q.push(" ON CONFLICT (key) DO NOTHING");
+        let new_keys = q.build().execute(&mut *conn).await?.rows_affected();
+        if new_keys < keys.len() as u64 {
+            // A key is known: this is an event stored before. Say which, and store nothing.
+            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "SELECT key, delivery_id FROM event_keys WHERE delivery_id <> ",
+            );
+            q.push_bind(event.delivery_id).push(" AND key IN (");
+            let mut listed = q.separated(", ");
+            for key in &keys {
+                listed.push_bind(*key);
+            }
+            listed.push_unseparated(") LIMIT 1");
+            let first = q.build().fetch_optional(&mut *conn).await?;
+            sqlx::query("ROLLBACK").execute(&mut *conn).await?;
+            let row = first.context("a known event key vanished during the transaction")?;
+            return Ok(EventIntake::SameEvent {
+                first_delivery: row.try_get("delivery_id")?,
+                key: row.try_get("key")?,
+            });
+        }
     }
     if let Some(head) = &event.head {
         insert_pr_head(conn, head).await?;
