@@ -96,6 +96,9 @@ pub struct Settings {
     /// Bounds on what Sluice reads from pull requests in its own process (outside the sandbox).
     #[serde(default)]
     pub limits: Limits,
+    /// Budgets of the HTTP server, whose webhook intake anyone can reach unauthenticated.
+    #[serde(default)]
+    pub http: HttpSettings,
     /// Comment commands this server accepts.
     #[serde(default = "default_enabled_commands")]
     pub enabled_commands: Vec<String>,
@@ -256,6 +259,56 @@ impl Default for Limits {
     }
 }
 
+/// Budgets of the HTTP server (`[http]`, `SLUICE_HTTP__*`). `POST /events` is reachable by
+/// anyone before the signature is checked, so every resource a sender can hold — a connection, a
+/// slot in the header parser, bytes of body buffered before the HMAC is known — is bounded in
+/// count, size and time. Deliveries from GitHub are small and fast (GitHub gives up after 10 s
+/// and caps payloads at 25 MB), so the defaults leave them untouched.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    /// A connection must send a complete request head (request line and headers) within this
+    /// many seconds of opening — or, on a kept-alive connection, of its previous response —
+    /// or it is closed. Stops slow-header ("slowloris") senders from holding connections.
+    #[serde(default = "default_header_read_timeout")]
+    pub header_read_timeout_secs: u64,
+    /// A request body must arrive completely within this many seconds of the handler starting
+    /// to read it, or the request is answered 408 and the connection closed.
+    #[serde(default = "default_body_read_timeout")]
+    pub body_read_timeout_secs: u64,
+    /// Open connections at most; further ones wait in the kernel's accept queue until one
+    /// closes.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Open connections from one peer IP address at most; further ones are closed at once.
+    /// `0` turns the per-address cap off — do that (or raise it) when a reverse proxy in
+    /// front of Sluice is the only peer.
+    #[serde(default = "default_max_connections_per_ip")]
+    pub max_connections_per_ip: usize,
+    /// Largest webhook body accepted, in bytes. A larger `Content-Length` is answered 413
+    /// before any of the body is read; a chunked body is cut off (413) when it grows past it.
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: u64,
+    /// Bytes of webhook bodies held in memory at once, over all requests, before their
+    /// signatures are known. A request that would go past it is answered 503 without being
+    /// read. Must be at least `max_body_bytes`.
+    #[serde(default = "default_max_inflight_body")]
+    pub max_inflight_body_bytes: u64,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            header_read_timeout_secs: default_header_read_timeout(),
+            body_read_timeout_secs: default_body_read_timeout(),
+            max_connections: default_max_connections(),
+            max_connections_per_ip: default_max_connections_per_ip(),
+            max_body_bytes: default_max_body(),
+            max_inflight_body_bytes: default_max_inflight_body(),
+        }
+    }
+}
+
 impl Limits {
     /// The bounds module detection applies to one `.tf` file.
     pub fn hcl(&self) -> crate::core::hcl_scan::HclLimits {
@@ -366,6 +419,25 @@ fn default_enabled_commands() -> Vec<String> {
     .map(String::from)
     .to_vec()
 }
+fn default_header_read_timeout() -> u64 {
+    10
+}
+fn default_body_read_timeout() -> u64 {
+    20
+}
+fn default_max_connections() -> usize {
+    1024
+}
+fn default_max_connections_per_ip() -> usize {
+    64
+}
+/// GitHub caps webhook payloads at 25 MB; a little headroom above that.
+fn default_max_body() -> u64 {
+    26 * 1024 * 1024
+}
+fn default_max_inflight_body() -> u64 {
+    64 * 1024 * 1024
+}
 fn default_lease() -> u64 {
     30
 }
@@ -469,7 +541,8 @@ impl Settings {
             let key = rest.to_ascii_lowercase();
             let known = ENV_KEYS.contains(&key.as_str())
                 || key.starts_with("runner__")
-                || key.starts_with("limits__");
+                || key.starts_with("limits__")
+                || key.starts_with("http__");
             if known && !v.is_empty() {
                 vars.insert(k.clone(), v.clone());
             }
@@ -556,6 +629,7 @@ impl Settings {
             bail!("runner.timeout_secs must be at least 1");
         }
         self.limits.validate()?;
+        self.http.validate()?;
         Ok(())
     }
 
@@ -610,6 +684,33 @@ impl Settings {
 
     pub fn mirrors_dir(&self) -> PathBuf {
         self.data_dir.join("repos")
+    }
+}
+
+impl HttpSettings {
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.header_read_timeout_secs == 0 || self.body_read_timeout_secs == 0 {
+            bail!(
+                "http.header_read_timeout_secs and http.body_read_timeout_secs must be at least 1"
+            );
+        }
+        if self.max_connections == 0 {
+            bail!("http.max_connections must be at least 1");
+        }
+        if self.max_body_bytes < 1024 || self.max_body_bytes > u64::from(u32::MAX) {
+            bail!(
+                "http.max_body_bytes must be between 1 KiB and 4 GiB, got {}",
+                self.max_body_bytes
+            );
+        }
+        if self.max_inflight_body_bytes < self.max_body_bytes {
+            bail!(
+                "http.max_inflight_body_bytes ({}) must be at least http.max_body_bytes ({}), or no delivery of the largest size could ever be read",
+                self.max_inflight_body_bytes,
+                self.max_body_bytes
+            );
+        }
+        Ok(())
     }
 }
 
@@ -744,6 +845,56 @@ mod tests {
             "{dbg}"
         );
         assert!(dbg.contains("Secret(***)"));
+    }
+
+    #[test]
+    fn http_budgets_have_defaults_env_names_and_checks() {
+        let s = Settings::load_from(&env(&[]), &Overrides::default()).unwrap();
+        assert_eq!(s.http.header_read_timeout_secs, 10);
+        assert_eq!(s.http.max_connections_per_ip, 64);
+        assert!(s.http.max_inflight_body_bytes >= s.http.max_body_bytes);
+
+        let s = Settings::load_from(
+            &env(&[
+                ("SLUICE_HTTP__HEADER_READ_TIMEOUT_SECS", "2"),
+                ("SLUICE_HTTP__MAX_CONNECTIONS_PER_IP", "0"),
+                ("SLUICE_HTTP__MAX_BODY_BYTES", "4096"),
+                ("SLUICE_HTTP__MAX_INFLIGHT_BODY_BYTES", "8192"),
+            ]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(s.http.header_read_timeout_secs, 2);
+        assert_eq!(s.http.max_connections_per_ip, 0);
+        assert_eq!(s.http.max_body_bytes, 4096);
+
+        for (key, value, want) in [
+            (
+                "SLUICE_HTTP__MAX_INFLIGHT_BODY_BYTES",
+                "1024",
+                "must be at least http.max_body_bytes",
+            ),
+            (
+                "SLUICE_HTTP__BODY_READ_TIMEOUT_SECS",
+                "0",
+                "must be at least 1",
+            ),
+            (
+                "SLUICE_HTTP__MAX_CONNECTIONS",
+                "0",
+                "max_connections must be at least 1",
+            ),
+            (
+                "SLUICE_HTTP__MAX_BODY_BYTES",
+                "10",
+                "between 1 KiB and 4 GiB",
+            ),
+        ] {
+            let err = Settings::load_from(&env(&[(key, value)]), &Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(want), "{key}={value}: {err}");
+        }
     }
 
     #[test]

@@ -13,7 +13,7 @@ use tokio::sync::Notify;
 use super::policy::{PolicySet, TeamCache, policies_at};
 use super::repo_state::{RepoState, base_rules_at, load_config_at};
 use super::store::PolicyOverrideRow;
-use super::store::{NewJob, NewRun, OutboxItem, Outgoing, RunStart, Store};
+use super::store::{NewJob, NewRun, OutboxItem, Outgoing, PrHeadSeen, RunStart, Store};
 use crate::adapters::git::GitRepo;
 use crate::adapters::github::{
     GitHubApi, GitHubError, MergeableState, PullDetails, PullState, StatusState,
@@ -25,6 +25,7 @@ use crate::core::audit::{
 };
 use crate::core::command::{self, Command, CommandKind, ParseContext, Parsed};
 use crate::core::event::{Actor, ActorKind, Event, PullRequestAction, PullRequestInfo, RepoRef};
+use crate::core::freshness::{self, CommentHead};
 use crate::core::job::JobKind;
 use crate::core::lock::{Lock, LockKey};
 use crate::core::policy::{self, Policy, PolicyInput, Stage};
@@ -313,6 +314,7 @@ impl Bot {
                 body,
                 author,
                 association,
+                created_at_ms,
             } => {
                 self.on_comment(
                     delivery_id,
@@ -322,6 +324,7 @@ impl Bot {
                     &body,
                     &author,
                     association.as_deref(),
+                    created_at_ms,
                 )
                 .await
             }
@@ -908,6 +911,7 @@ impl Bot {
         body: &str,
         author: &Actor,
         association: Option<&str>,
+        created_at_ms: Option<i64>,
     ) -> Result<(), EventError> {
         let login = self.bot_login().await;
         if let Some(me) = &login
@@ -1036,6 +1040,27 @@ impl Bot {
                 )
                 .await;
         }
+        // `apply` and `approve_policies` act only on the head the comment was written on.
+        let written_on = self.comment_head(&repo.name, &pr, created_at_ms).await?;
+        if matches!(cmd.kind, CommandKind::Apply | CommandKind::ApprovePolicies)
+            && let (Some(body), Some(why)) = (
+                written_on.refusal(cmd.kind.name(), &self.settings.bot_name),
+                written_on.audit_reason(),
+            )
+        {
+            tracing::info!(repo = %repo.name, pr = pr_number.get(), why, "stale command refused");
+            return self
+                .refuse(
+                    delivery_id,
+                    &repo.name,
+                    pr_number,
+                    &pr.head_sha,
+                    author,
+                    body,
+                    &why,
+                )
+                .await;
+        }
         match cmd.kind {
             CommandKind::Plan => {
                 self.plan(
@@ -1050,8 +1075,16 @@ impl Bot {
                 .await
             }
             CommandKind::Apply => {
-                self.apply(delivery_id, repo, &pr, author, &cmd, comment_id)
-                    .await
+                self.apply(
+                    delivery_id,
+                    repo,
+                    &pr,
+                    author,
+                    &cmd,
+                    comment_id,
+                    created_at_ms,
+                )
+                .await
             }
             CommandKind::Unlock => {
                 if self.apply_running(&repo.name, pr_number).await? {
@@ -1073,12 +1106,53 @@ keep other pull requests off the same workspaces until it ends. Unlock after it 
             }
             CommandKind::Version => self.version(repo, &pr).await,
             CommandKind::ApprovePolicies => {
-                self.approve_policies(delivery_id, repo, &pr, author, &cmd, comment_id)
-                    .await
+                self.approve_policies(
+                    delivery_id,
+                    repo,
+                    &pr,
+                    author,
+                    &cmd,
+                    comment_id,
+                    created_at_ms,
+                )
+                .await
             }
             // Answered above (outsiders were refused before this match).
             CommandKind::Help => Ok(()),
         }
+    }
+
+    /// Which head a comment written at `created_at_ms` was written on (`core::freshness`).
+    /// Records the head the pull request has now when Sluice had no sighting of it (a missed
+    /// delivery), at the later of now and the comment's time, never earlier.
+    async fn comment_head(
+        &self,
+        repo: &RepoName,
+        pr: &PullDetails,
+        created_at_ms: Option<i64>,
+    ) -> Result<CommentHead, EventError> {
+        let seen = self
+            .store
+            .pr_heads(repo, pr.number)
+            .await
+            .map_err(EventError::Retry)?;
+        if freshness::needs_sighting(&pr.head_sha, &seen) {
+            self.store
+                .record_pr_head(PrHeadSeen {
+                    repo: repo.clone(),
+                    pr: pr.number,
+                    sha: pr.head_sha.clone(),
+                    at_ms: now_ms().max(created_at_ms.unwrap_or(i64::MIN)),
+                    source: "command".into(),
+                })
+                .await
+                .map_err(EventError::Retry)?;
+        }
+        Ok(freshness::head_at_comment(
+            created_at_ms,
+            &pr.head_sha,
+            &seen,
+        ))
     }
 
     async fn version(&self, repo: &RepoRef, pr: &PullDetails) -> Result<(), EventError> {
@@ -1310,7 +1384,9 @@ keep other pull requests off the same workspaces until it ends. Unlock after it 
     }
 
     /// `apply`: checks the gate for every targeted project, then queues the applies — or refuses
-    /// with every reason, and applies nothing.
+    /// with every reason, and applies nothing. Plans made after the comment (`comment_at_ms`)
+    /// are refused too: the commenter cannot have read them.
+    #[allow(clippy::too_many_arguments)]
     async fn apply(
         &self,
         delivery_id: &str,
@@ -1319,6 +1395,7 @@ keep other pull requests off the same workspaces until it ends. Unlock after it 
         actor: &Actor,
         cmd: &Command,
         comment_id: u64,
+        comment_at_ms: Option<i64>,
     ) -> Result<(), EventError> {
         let now = now_ms();
         let plans = self
@@ -1418,7 +1495,7 @@ keep other pull requests off the same workspaces until it ends. Unlock after it 
                 dir: project.dir.clone(),
                 workspace: project.workspace.clone(),
             };
-            let reasons = apply_gate::refusals(
+            let mut reasons = apply_gate::refusals(
                 &facts,
                 &ProjectFacts {
                     requirements: &requirements,
@@ -1426,6 +1503,12 @@ keep other pull requests off the same workspaces until it ends. Unlock after it 
                     holds_locks: crate::core::lock::holds_all(pr.number, &[key], &locks),
                 },
             );
+            if freshness::plan_after_comment(comment_at_ms, plan.created_at) {
+                reasons.push(freshness::plan_after_comment_reason(
+                    "apply",
+                    &self.settings.bot_name,
+                ));
+            }
             if !reasons.is_empty() {
                 refusals.push((plan.project_name.clone(), reasons));
             }
@@ -1649,6 +1732,8 @@ keep other pull requests off the same workspaces until it ends. Unlock after it 
 
     /// `approve_policies`: an owner overrides failing `require_override` policies for the
     /// targeted projects at the current head commit. Audited, named; a new commit clears it.
+    /// Refused when a targeted plan was made after the comment (`comment_at_ms`).
+    #[allow(clippy::too_many_arguments)]
     async fn approve_policies(
         &self,
         delivery_id: &str,
@@ -1657,6 +1742,7 @@ keep other pull requests off the same workspaces until it ends. Unlock after it 
         actor: &Actor,
         cmd: &Command,
         comment_id: u64,
+        comment_at_ms: Option<i64>,
     ) -> Result<(), EventError> {
         let plans = self
             .store
@@ -1688,6 +1774,27 @@ keep other pull requests off the same workspaces until it ends. Unlock after it 
         if targeted.is_empty() {
             return self
                 .reply(repo, pr.number, Some(comment_id), format!("❌ Nothing to approve: there is no plan for the current head commit {}. Comment `{} plan` first.", pr.head_sha.short(), self.settings.bot_name))
+                .await;
+        }
+        if let Some(newer) = targeted
+            .iter()
+            .find(|p| freshness::plan_after_comment(comment_at_ms, p.created_at))
+        {
+            let why = format!(
+                "`{}`: {}",
+                newer.project_name,
+                freshness::plan_after_comment_reason("approve_policies", &self.settings.bot_name)
+            );
+            return self
+                .refuse(
+                    delivery_id,
+                    &repo.name,
+                    pr.number,
+                    &pr.head_sha,
+                    actor,
+                    format!("🚫 `approve_policies` was not run: {why}."),
+                    &why,
+                )
                 .await;
         }
         let git = self.fetch(repo, pr).await?;

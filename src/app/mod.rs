@@ -7,6 +7,7 @@ pub mod bot;
 pub mod bounded;
 pub mod config_check;
 pub mod events_cli;
+pub mod layout;
 pub mod locks_cli;
 pub mod policy;
 pub mod preview;

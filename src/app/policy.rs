@@ -91,7 +91,18 @@ pub fn load_server_policies(dir: &Path) -> anyhow::Result<Vec<Policy>> {
     files.sort();
     let (policies, diags) = policy::load_policies(&files, &[]);
     match policies {
-        Some(p) => Ok(p),
+        // Errors above name the host path (for the operator, at start-up); from here on the
+        // policies go into PR comments and the audit log, which must not show the host layout.
+        Some(mut p) => {
+            for policy in &mut p {
+                let name = Path::new(&policy.file)
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                policy.file = format!("{}/{name}", super::layout::SERVER_POLICIES);
+            }
+            Ok(p)
+        }
         None => {
             let msgs: Vec<String> = diags
                 .iter()

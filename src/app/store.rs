@@ -23,6 +23,42 @@ pub enum Inserted {
     Duplicate,
 }
 
+/// A verified webhook event to store ([`Store::insert_event_once`]).
+#[derive(Debug, Clone)]
+pub struct NewEvent<'a> {
+    pub delivery_id: &'a str,
+    pub kind: &'a str,
+    pub event_json: &'a str,
+    /// What the event is, besides its delivery id (`Event::identity_keys`, plus the body's
+    /// SHA-256): a delivery carrying a key that is already stored is the same event again.
+    pub keys: Vec<String>,
+    /// The head commit a `pull_request` delivery reports, recorded with the event.
+    pub head: Option<PrHeadSeen>,
+}
+
+/// One sighting of a pull request's head (see `core::freshness`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrHeadSeen {
+    pub repo: RepoName,
+    pub pr: PrNumber,
+    pub sha: CommitSha,
+    /// Unix milliseconds: GitHub's `updated_at` for deliveries, Sluice's clock otherwise.
+    pub at_ms: i64,
+    /// Where the sighting comes from (`pull_request`, `command`), for operators.
+    pub source: String,
+}
+
+/// What [`Store::insert_event_once`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventIntake {
+    /// Stored; it will be handled.
+    New,
+    /// This delivery id is already stored (GitHub redelivers under the same id).
+    Redelivery,
+    /// Another delivery already brought this event (`key` matched): nothing stored.
+    SameEvent { first_delivery: String, key: String },
+}
+
 #[derive(Debug, Clone)]
 pub struct StoredEvent {
     pub delivery_id: String,
@@ -335,6 +371,18 @@ pub trait Store: Send + Sync {
         event_json: &str,
         now: i64,
     ) -> StoreResult<Inserted>;
+    /// Persists a verified delivery unless it is already known — by its delivery id, or by
+    /// any of its identity keys — and records the head sighting it carries, in one
+    /// transaction.
+    async fn insert_event_once(&self, event: NewEvent<'_>, now: i64) -> StoreResult<EventIntake>;
+    /// Records a sighting of a pull request's head (a repeat of a known one changes nothing).
+    async fn record_pr_head(&self, head: PrHeadSeen) -> StoreResult<()>;
+    /// Every recorded sighting of a pull request's head, oldest first.
+    async fn pr_heads(
+        &self,
+        repo: &RepoName,
+        pr: PrNumber,
+    ) -> StoreResult<Vec<crate::core::freshness::HeadSeen>>;
     /// Claims the oldest pending delivery that is due — or whose `max_attempts` attempts are
     /// used up, due or not. A due one's attempt is counted, and its next due time set to
     /// [`event_retry_delay_ms`] from now, in the same transaction and before any work: an event

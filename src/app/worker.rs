@@ -52,6 +52,8 @@ pub struct Workers {
     /// recovers expired ones, so a stalled heartbeat never makes a live job look dead (a live
     /// apply marked interrupted could be applied a second time).
     pub live: std::sync::Mutex<HashMap<i64, String>>,
+    /// The host layout's neutral names, applied to everything posted (see `app::layout`).
+    pub host_paths: Arc<crate::core::host_paths::HostPaths>,
 }
 
 /// How a job's report is stored: a full report, or a one-line reason for jobs that never ran to
@@ -1090,6 +1092,20 @@ impl Workers {
     }
 
     /// Delivers what is due now; returns how many items were handled.
+    /// Text as it may leave for GitHub: host paths replaced by their neutral names
+    /// (`app::layout`), and still within `max_chars` (a name can be longer than a short path).
+    fn public_text(&self, text: &str, max_chars: usize) -> String {
+        let mapped = self.host_paths.map(text);
+        if mapped.chars().count() <= max_chars {
+            return mapped.into_owned();
+        }
+        const CUT: &str = "\n\n…(cut: too long for one comment)";
+        let keep = max_chars.saturating_sub(CUT.chars().count());
+        let mut out: String = mapped.chars().take(keep).collect();
+        out.push_str(CUT);
+        out
+    }
+
     pub async fn deliver_due(&self) -> usize {
         const MAX_ATTEMPTS: u32 = 12;
         let due = match self.store.due_outbox(now_ms(), 32).await {
@@ -1104,7 +1120,12 @@ impl Workers {
             let repo = &row.item.repo;
             let result = match (&row.item.message, row.item.pr) {
                 (Outgoing::Comment { body }, Some(pr)) => {
-                    self.github.create_comment(repo, pr, body).await.map(|_| ())
+                    let body = self
+                        .public_text(body, crate::core::plan::render::DEFAULT_MAX_COMMENT_CHARS);
+                    self.github
+                        .create_comment(repo, pr, &body)
+                        .await
+                        .map(|_| ())
                 }
                 (
                     Outgoing::Status {
@@ -1119,7 +1140,7 @@ impl Workers {
                     let st = crate::adapters::github::CommitStatus {
                         context: context.clone(),
                         state: *state,
-                        description: description.clone(),
+                        description: self.public_text(description, usize::MAX),
                         target_url: target_url.clone(),
                     };
                     self.github.set_status(repo, sha, &st).await

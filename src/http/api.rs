@@ -19,7 +19,7 @@ fn err(status: StatusCode, msg: &str) -> Response {
 }
 
 /// `Ok(())` when the request carries the configured token (compared in constant time).
-fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Box<Response>> {
+pub(super) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Box<Response>> {
     let Some(token) = &state.api_token else {
         return Err(Box::new(err(
             StatusCode::NOT_FOUND,

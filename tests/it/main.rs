@@ -7,6 +7,7 @@ mod durability;
 mod engine_steering;
 mod fake_github;
 mod github_client;
+mod intake;
 mod policy;
 mod preview;
 mod real_dirs;

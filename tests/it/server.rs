@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use crate::fake_github::{FakeGitHub, FakePull, TOKEN};
 use crate::support::{TestRepo, tools};
-use crate::webhooks::Webhook;
+use crate::webhooks::{Webhook, github_now};
 
 pub const SECRET: &str = "test-webhook-secret-0123456789";
 pub const API_TOKEN: &str = "test-api-token-0123456789";
@@ -257,6 +257,7 @@ impl Harness {
         .base(&pull.base_ref, &pull.base_sha)
         .user(&pull.author)
         .set("/pull_request/user/id", pull.author_id)
+        .set("/pull_request/updated_at", github_now())
         .draft(false)
         .installation(None)
     }
@@ -275,6 +276,8 @@ impl Harness {
             .comment_body(body)
             .user(user)
             .set("/comment/id", id)
+            .set("/comment/created_at", github_now())
+            .set("/comment/updated_at", github_now())
             .set("/comment/user/id", user_id(user))
             .set("/sender/id", user_id(user))
             .installation(None)

@@ -222,6 +222,96 @@ pub async fn attempts_count_when_claimed_and_poison_events_are_set_aside(store: 
     assert_eq!(actions, vec![Some(AuditAction::EventDeadLettered)]);
 }
 
+pub async fn events_are_deduplicated_by_what_they_are(store: &dyn Store) {
+    let repo = RepoName::parse("Acme/Infra").unwrap();
+    let pr = PrNumber::new(7).unwrap();
+    let head = |c: char, at: i64| PrHeadSeen {
+        repo: repo.clone(),
+        pr,
+        sha: CommitSha::new(&c.to_string().repeat(40)).unwrap(),
+        at_ms: at,
+        source: "pull_request".into(),
+    };
+    let event = |delivery: &'static str, keys: &[&str], h: Option<PrHeadSeen>| NewEvent {
+        delivery_id: delivery,
+        kind: "issue_comment",
+        event_json: "{}",
+        keys: keys.iter().map(|k| k.to_string()).collect(),
+        head: h,
+    };
+    assert_eq!(
+        store
+            .insert_event_once(
+                event("d1", &["body:1", "comment:9"], Some(head('a', 10))),
+                1
+            )
+            .await
+            .unwrap(),
+        EventIntake::New
+    );
+    assert_eq!(
+        store
+            .insert_event_once(event("d1", &["body:other"], None), 2)
+            .await
+            .unwrap(),
+        EventIntake::Redelivery
+    );
+    assert_eq!(
+        store
+            .insert_event_once(
+                event("d2", &["body:2", "comment:9"], Some(head('b', 20))),
+                3
+            )
+            .await
+            .unwrap(),
+        EventIntake::SameEvent {
+            first_delivery: "d1".into(),
+            key: "comment:9".into()
+        },
+        "the same comment under a fresh delivery id"
+    );
+    assert_eq!(
+        store
+            .insert_event_once(event("d3", &["body:3", "body:3"], Some(head('b', 30))), 4)
+            .await
+            .unwrap(),
+        EventIntake::New,
+    );
+    // Nothing of the refused delivery was kept: neither the event nor its sighting.
+    let pending = attempt(store.claim_event(100, 3).await.unwrap());
+    assert_eq!(pending.delivery_id, "d1");
+    store.finish_event("d1").await.unwrap();
+    assert_eq!(
+        attempt(store.claim_event(100, 3).await.unwrap()).delivery_id,
+        "d3"
+    );
+    // Sightings: per PR (repository case-insensitive), oldest first, repeats ignored.
+    store.record_pr_head(head('a', 40)).await.unwrap();
+    store.record_pr_head(head('a', 40)).await.unwrap();
+    let seen: Vec<(String, i64)> = store
+        .pr_heads(&RepoName::parse("acme/infra").unwrap(), pr)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|h| (h.sha.short().to_string(), h.at_ms))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("aaaaaaa".to_string(), 10),
+            ("bbbbbbb".to_string(), 30),
+            ("aaaaaaa".to_string(), 40)
+        ]
+    );
+    assert!(
+        store
+            .pr_heads(&repo, PrNumber::new(8).unwrap())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 pub async fn locks_are_atomic_and_waiting_runs_start_when_freed(store: &dyn Store) {
     let first = store
         .create_run(
@@ -738,6 +828,7 @@ mod sqlite {
     contract!(
         deliveries_are_deduplicated,
         attempts_count_when_claimed_and_poison_events_are_set_aside,
+        events_are_deduplicated_by_what_they_are,
         locks_are_atomic_and_waiting_runs_start_when_freed,
         a_pr_replanning_keeps_its_own_locks,
         runs_are_created_once_per_event,

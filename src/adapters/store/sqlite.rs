@@ -129,6 +129,85 @@ impl SqliteStore {
     }
 }
 
+/// The body of [`Store::insert_event_once`]: one `BEGIN IMMEDIATE` transaction, committed only
+/// when the event is new. The common case (a new event) costs two inserts; which key is known
+/// is looked up only when one is.
+async fn insert_event_tx(
+    conn: &mut SqliteConnection,
+    event: &NewEvent<'_>,
+    now: i64,
+) -> anyhow::Result<EventIntake> {
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+    let inserted = sqlx::query(
+        "INSERT INTO webhook_events (delivery_id, kind, received_at, event_json, next_attempt_at) VALUES (?, ?, ?, ?, ?) \
+         ON CONFLICT (delivery_id) DO NOTHING",
+    )
+    .bind(event.delivery_id)
+    .bind(event.kind)
+    .bind(now)
+    .bind(event.event_json)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if inserted == 0 {
+        sqlx::query("ROLLBACK").execute(&mut *conn).await?;
+        return Ok(EventIntake::Redelivery);
+    }
+    let keys: std::collections::BTreeSet<&String> = event.keys.iter().collect();
+    if !keys.is_empty() {
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO event_keys (key, delivery_id, created_at) ",
+        );
+        q.push_values(&keys, |mut row, key| {
+            row.push_bind(key)
+                .push_bind(event.delivery_id)
+                .push_bind(now);
+        });
+        q.push(" ON CONFLICT (key) DO NOTHING");
+        let new_keys = q.build().execute(&mut *conn).await?.rows_affected();
+        if new_keys < keys.len() as u64 {
+            // A key is known: this is an event stored before. Say which, and store nothing.
+            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "SELECT key, delivery_id FROM event_keys WHERE delivery_id <> ",
+            );
+            q.push_bind(event.delivery_id).push(" AND key IN (");
+            let mut listed = q.separated(", ");
+            for key in &keys {
+                listed.push_bind(*key);
+            }
+            listed.push_unseparated(") LIMIT 1");
+            let first = q.build().fetch_optional(&mut *conn).await?;
+            sqlx::query("ROLLBACK").execute(&mut *conn).await?;
+            let row = first.context("a known event key vanished during the transaction")?;
+            return Ok(EventIntake::SameEvent {
+                first_delivery: row.try_get("delivery_id")?,
+                key: row.try_get("key")?,
+            });
+        }
+    }
+    if let Some(head) = &event.head {
+        insert_pr_head(conn, head).await?;
+    }
+    sqlx::query("COMMIT").execute(&mut *conn).await?;
+    Ok(EventIntake::New)
+}
+
+async fn insert_pr_head(conn: &mut SqliteConnection, head: &PrHeadSeen) -> anyhow::Result<()> {
+    sqlx::query(
+        "INSERT OR IGNORE INTO pr_heads (repo, pr, head_sha, seen_at, source) VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(head.repo.full().to_ascii_lowercase())
+    .bind(head.pr.get() as i64)
+    .bind(head.sha.as_str())
+    .bind(head.at_ms)
+    .bind(&head.source)
+    .execute(&mut *conn)
+    .await
+    .context("recording a pull request's head")?;
+    Ok(())
+}
+
 // ---- row mapping --------------------------------------------------------------------------------
 
 fn run_from_row(r: &SqliteRow) -> anyhow::Result<RunRow> {
@@ -453,6 +532,55 @@ impl Store for SqliteStore {
         } else {
             Inserted::Duplicate
         })
+    }
+
+    async fn insert_event_once(&self, event: NewEvent<'_>, now: i64) -> StoreResult<EventIntake> {
+        // Relaxed durability, as for `insert_event`: this is the hot path of the intake.
+        let mut conn = self.writer.acquire().await?;
+        sqlx::query("PRAGMA synchronous = NORMAL")
+            .execute(&mut *conn)
+            .await?;
+        let result = insert_event_tx(&mut conn, &event, now).await;
+        if result.is_err() {
+            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+        }
+        if sqlx::query("PRAGMA synchronous = FULL")
+            .execute(&mut *conn)
+            .await
+            .is_err()
+        {
+            // Never hand a relaxed connection back to the pool.
+            conn.detach();
+        }
+        result.context("persisting the webhook delivery")
+    }
+
+    async fn record_pr_head(&self, head: PrHeadSeen) -> StoreResult<()> {
+        let mut conn = self.writer.acquire().await?;
+        insert_pr_head(&mut conn, &head).await?;
+        Ok(())
+    }
+
+    async fn pr_heads(
+        &self,
+        repo: &RepoName,
+        pr: PrNumber,
+    ) -> StoreResult<Vec<crate::core::freshness::HeadSeen>> {
+        let rows = sqlx::query(
+            "SELECT head_sha, seen_at FROM pr_heads WHERE repo = ? AND pr = ? ORDER BY seen_at",
+        )
+        .bind(repo.full().to_ascii_lowercase())
+        .bind(pr.get() as i64)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(crate::core::freshness::HeadSeen {
+                    sha: sha(r.try_get("head_sha")?)?,
+                    at_ms: r.try_get("seen_at")?,
+                })
+            })
+            .collect()
     }
 
     async fn claim_event(&self, now: i64, max_attempts: u32) -> StoreResult<Option<Claimed>> {
