@@ -1999,7 +1999,6 @@ keep other pull requests off the same workspaces until it ends. Unlock after it 
     }
 }
 
-
 /// The PR as a `pull_request` event describes it (autoplan needs nothing more from the API).
 fn pull_from_event(pr: &PullRequestInfo, repo: &RepoRef) -> PullDetails {
     PullDetails {

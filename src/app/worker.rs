@@ -283,14 +283,10 @@ impl Workers {
         }
     }
 
-    /// The data dir's path, as PR comments must not show it.
+    /// `text` with host paths mapped to neutral names (the same mapping as every text posted on
+    /// GitHub): for what is also written to the store — the dead letter's reason, its audit entry.
     fn hide_host_paths(&self, text: &str) -> String {
-        let data = self.settings.data_dir.display().to_string();
-        if data.is_empty() {
-            text.to_string()
-        } else {
-            text.replace(&data, "<data dir>")
-        }
+        self.host_paths.map(text).into_owned()
     }
 
     /// Test builds only: abort the process when handling the delivery the tests named (see
