@@ -162,9 +162,66 @@ pub struct RunnerSettings {
     /// Largest `terraform show -json` accepted.
     #[serde(default = "default_json_cap")]
     pub plan_json_cap_bytes: usize,
-    /// Network inside the sandbox. Providers talk to cloud APIs, so on by default.
+    /// Network inside the sandbox. Providers talk to cloud APIs, so on by default. Each run has
+    /// a network namespace of its own with outbound IPv4 through slirp4netns; the host's
+    /// loopback, link-local (cloud metadata), private and other non-public ranges and the host's
+    /// own addresses are refused unless `egress_allow` opens them. `false`: no network at all.
     #[serde(default = "default_true")]
     pub network: bool,
+    /// Ranges (`10.20.0.0/16`) or addresses (`10.20.0.5`) runs may reach although they are
+    /// blocked by default, e.g. an internal registry or proxy. IPv4 only; loopback never.
+    #[serde(default)]
+    pub egress_allow: Vec<String>,
+    /// When Sluice runs as root, runs (and the helpers that set them up) run as this user and
+    /// group instead — never as root. Ignored otherwise: runs then use Sluice's own user.
+    #[serde(default = "default_sandbox_id")]
+    pub sandbox_uid: u32,
+    #[serde(default = "default_sandbox_id")]
+    pub sandbox_gid: u32,
+    /// Where job directories (checkouts, saved plans) live. Never inside `data_dir`: a run can
+    /// see the path of its own job dir (`/proc/self/mountinfo`), and it must not learn the data
+    /// dir's. Default: `sluice-jobs-<hash of data_dir>` next to the data dir. Put it on a
+    /// filesystem of its own (a volume) and runs see only `/<job>` instead of its path.
+    #[serde(default)]
+    pub jobs_dir: Option<PathBuf>,
+    /// Resource limits of each run (the bwrap profile).
+    #[serde(default)]
+    pub limits: RunLimits,
+}
+
+/// Resource limits of one run, set as rlimits on the sandbox (soft = hard). The process limit
+/// counts the run's own processes and threads only (each run has a user namespace of its own);
+/// memory and file size are per process — for one cap on a whole run's memory, run Sluice under
+/// a cgroup (a container's memory limit, or a systemd slice).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RunLimits {
+    /// Processes and threads of one run (`RLIMIT_NPROC`). terraform and each provider are Go
+    /// programs with a few dozen threads each.
+    #[serde(default = "default_limit_processes")]
+    pub processes: u64,
+    /// Virtual memory of one process, in bytes (`RLIMIT_AS`). Go reserves address space
+    /// generously, so this is far above what terraform and large providers touch.
+    #[serde(default = "default_limit_address_space")]
+    pub address_space_bytes: u64,
+    /// Largest file one process may write, in bytes (`RLIMIT_FSIZE`): providers downloaded into
+    /// a job (without a mirror) are the biggest files a run writes legitimately.
+    #[serde(default = "default_limit_file_size")]
+    pub file_size_bytes: u64,
+    /// Open files per process (`RLIMIT_NOFILE`).
+    #[serde(default = "default_limit_open_files")]
+    pub open_files: u64,
+}
+
+impl Default for RunLimits {
+    fn default() -> Self {
+        RunLimits {
+            processes: default_limit_processes(),
+            address_space_bytes: default_limit_address_space(),
+            file_size_bytes: default_limit_file_size(),
+            open_files: default_limit_open_files(),
+        }
+    }
 }
 
 impl Default for RunnerSettings {
@@ -176,6 +233,11 @@ impl Default for RunnerSettings {
             output_cap_bytes: default_output_cap(),
             plan_json_cap_bytes: default_json_cap(),
             network: true,
+            egress_allow: Vec::new(),
+            sandbox_uid: default_sandbox_id(),
+            sandbox_gid: default_sandbox_id(),
+            jobs_dir: None,
+            limits: RunLimits::default(),
         }
     }
 }
@@ -229,6 +291,22 @@ fn default_output_cap() -> usize {
 }
 fn default_json_cap() -> usize {
     512 * 1024 * 1024
+}
+/// `nobody` / `nogroup` on Debian and most distributions.
+fn default_sandbox_id() -> u32 {
+    65534
+}
+fn default_limit_processes() -> u64 {
+    4096
+}
+fn default_limit_address_space() -> u64 {
+    16 << 30
+}
+fn default_limit_file_size() -> u64 {
+    4 << 30
+}
+fn default_limit_open_files() -> u64 {
+    4096
 }
 fn default_true() -> bool {
     true
@@ -309,6 +387,7 @@ const ASSOCIATIONS: &[&str] = &[
     "NONE",
 ];
 const LIST_KEYS: &[&str] = &[
+    "runner.egress_allow",
     "repo_allowlist",
     "enabled_commands",
     "base_branches",
@@ -425,6 +504,22 @@ impl Settings {
         if self.runner.timeout_secs == 0 {
             bail!("runner.timeout_secs must be at least 1");
         }
+        if self.runner.sandbox_uid == 0 || self.runner.sandbox_gid == 0 {
+            bail!(
+                "runner.sandbox_uid and runner.sandbox_gid must not be 0: runs never run as root"
+            );
+        }
+        let l = &self.runner.limits;
+        if l.processes < 16
+            || l.open_files < 64
+            || l.address_space_bytes < (256 << 20)
+            || l.file_size_bytes < (1 << 20)
+        {
+            bail!(
+                "runner.limits are too small for terraform to start (at least 16 processes, 64 open files, \
+                 256 MiB of address space, 1 MiB file size): {l:?}"
+            );
+        }
         Ok(())
     }
 
@@ -473,8 +568,19 @@ impl Settings {
         self.data_dir.join("sluice.db")
     }
 
+    /// Where job directories live: `runner.jobs_dir`, or `sluice-jobs-<12 hex digits of the
+    /// SHA-256 of the absolute data dir>` beside the data dir — outside it, on the same
+    /// filesystem (saved plans survive restarts), named so it does not give the data dir's path
+    /// away, and distinct for every data dir.
     pub fn jobs_dir(&self) -> PathBuf {
-        self.data_dir.join("jobs")
+        if let Some(dir) = &self.runner.jobs_dir {
+            return dir.clone();
+        }
+        use sha2::{Digest, Sha256};
+        let data = std::path::absolute(&self.data_dir).unwrap_or_else(|_| self.data_dir.clone());
+        let hash = hex::encode(Sha256::digest(data.as_os_str().as_encoded_bytes()));
+        let parent = data.parent().unwrap_or(Path::new("/"));
+        parent.join(format!("sluice-jobs-{}", &hash[..12]))
     }
 
     pub fn mirrors_dir(&self) -> PathBuf {
