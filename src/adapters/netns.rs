@@ -45,6 +45,8 @@ use anyhow::{Context, bail};
 use nix::sched::CloneFlags;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::process::only_inherit;
+
 /// The run's own address, its gateway and its DNS forwarder (slirp4netns's defaults).
 pub const GUEST_ADDR: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 100);
 pub const GUEST_GATEWAY: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 2);
@@ -261,13 +263,14 @@ impl RunNamespaces {
         if let Some((u, g)) = helpers.run_as {
             holder.uid(u).gid(g);
         }
-        // SAFETY: prctl, unshare, open, write and close are async-signal-safe; `writes` is only
+        // SAFETY: prctl, close_range, fcntl, unshare, open, write and close are async-signal-safe; `writes` is only
         // read.
         unsafe {
             holder.pre_exec(move || {
                 // Switching from root to the sandbox user made the process non-dumpable, which
                 // leaves its /proc/self files owned by root: make them its own again.
                 nix::sys::prctl::set_dumpable(true).map_err(std::io::Error::from)?;
+                only_inherit(&[])?;
                 nix::sched::unshare(flags).map_err(std::io::Error::from)?;
                 for (path, data) in &writes {
                     let fd = nix::libc::open(path.as_ptr(), nix::libc::O_WRONLY);
@@ -337,14 +340,10 @@ impl RunNamespaces {
             slirp.uid(u).gid(g);
         }
         let keep = [ready_w.as_raw_fd(), exit_r.as_raw_fd()];
-        // SAFETY: fcntl and prctl are async-signal-safe.
+        // SAFETY: close_range, fcntl and prctl are async-signal-safe.
         unsafe {
             slirp.pre_exec(move || {
-                for fd in keep {
-                    if nix::libc::fcntl(fd, nix::libc::F_SETFD, 0) == -1 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                }
+                only_inherit(&keep)?;
                 nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
                     .map_err(std::io::Error::from)
             });
@@ -428,9 +427,10 @@ async fn apply_ip_batch(
         ip.uid(u).gid(g);
     }
     let fds = [user.as_raw_fd(), net.as_raw_fd()];
-    // SAFETY: setns and prctl are async-signal-safe.
+    // SAFETY: close_range, fcntl, setns and prctl are async-signal-safe.
     unsafe {
         ip.pre_exec(move || {
+            only_inherit(&[])?;
             for (fd, kind) in fds
                 .iter()
                 .zip([CloneFlags::CLONE_NEWUSER, CloneFlags::CLONE_NEWNET])

@@ -281,6 +281,44 @@ async fn pump(mut r: impl AsyncRead + Unpin, tx: mpsc::Sender<Chunk>, is_err: bo
     }
 }
 
+/// For use between `fork` and `exec`: marks every descriptor above stderr close-on-exec except
+/// `keep`, whose close-on-exec flag is cleared — so the program gets stdio and `keep`, and
+/// nothing Sluice itself inherited without close-on-exec (a build tool's jobserver pipe, a
+/// supervisor's socket). Only async-signal-safe syscalls.
+pub fn only_inherit(keep: &[i32]) -> io::Result<()> {
+    const CLOSE_RANGE_CLOEXEC: nix::libc::c_uint = 1 << 2;
+    // SAFETY: plain syscalls on descriptor numbers.
+    unsafe {
+        let rc = nix::libc::syscall(
+            nix::libc::SYS_close_range,
+            3 as nix::libc::c_uint,
+            nix::libc::c_uint::MAX,
+            CLOSE_RANGE_CLOEXEC,
+        );
+        if rc != 0 {
+            // Kernels before 5.11: one descriptor at a time, up to the process's limit.
+            let mut limit = nix::libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            let max = if nix::libc::getrlimit(nix::libc::RLIMIT_NOFILE, &mut limit) == 0 {
+                limit.rlim_cur.min(1 << 16) as i32
+            } else {
+                1024
+            };
+            for fd in 3..max {
+                nix::libc::fcntl(fd, nix::libc::F_SETFD, nix::libc::FD_CLOEXEC);
+            }
+        }
+        for fd in keep {
+            if nix::libc::fcntl(*fd, nix::libc::F_SETFD, 0) == -1 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Runs `spec` to completion (or timeout / cancellation). Fails only when the process cannot be
 /// started or its stdout file cannot be written; a non-zero exit is a normal [`ProcessOutput`].
 pub async fn run(
@@ -331,11 +369,7 @@ pub async fn run(
                 nix::sys::resource::setrlimit(*resource, *limit, *limit)
                     .map_err(io::Error::from)?;
             }
-            for fd in &inherit {
-                if nix::libc::fcntl(*fd, nix::libc::F_SETFD, 0) == -1 {
-                    return Err(io::Error::last_os_error());
-                }
-            }
+            only_inherit(&inherit)?;
             // If Sluice itself dies (a crash, kill -9), the run dies with it instead of living on
             // unsupervised and writing into a job dir that a retry is about to recreate. Set
             // last: a change of credentials (a user namespace joined above) clears it.

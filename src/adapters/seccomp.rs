@@ -217,3 +217,17 @@ pub fn build() -> anyhow::Result<Vec<u8>> {
 fn syscall(name: &str) -> Option<ScmpSyscall> {
     ScmpSyscall::from_name(name).ok()
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn builds_a_program_bwrap_can_load() {
+        let bpf = super::build().unwrap();
+        // struct sock_filter is 8 bytes; a kernel filter holds at most 4096 instructions.
+        assert!(
+            bpf.len() % 8 == 0 && bpf.len() / 8 < 4096,
+            "{} bytes",
+            bpf.len()
+        );
+    }
+}

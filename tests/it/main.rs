@@ -8,6 +8,8 @@ mod github_client;
 mod policy;
 mod preview;
 mod sandbox;
+mod sandbox_network;
+mod sandbox_probe;
 mod server;
 mod support;
 mod tidy;
