@@ -573,19 +573,24 @@ impl Settings {
     /// filesystem (saved plans survive restarts), named so it does not give the data dir's path
     /// away, and distinct for every data dir.
     pub fn jobs_dir(&self) -> PathBuf {
-        if let Some(dir) = &self.runner.jobs_dir {
-            return dir.clone();
+        match &self.runner.jobs_dir {
+            Some(dir) => dir.clone(),
+            None => default_jobs_dir(&self.data_dir),
         }
-        use sha2::{Digest, Sha256};
-        let data = std::path::absolute(&self.data_dir).unwrap_or_else(|_| self.data_dir.clone());
-        let hash = hex::encode(Sha256::digest(data.as_os_str().as_encoded_bytes()));
-        let parent = data.parent().unwrap_or(Path::new("/"));
-        parent.join(format!("sluice-jobs-{}", &hash[..12]))
     }
 
     pub fn mirrors_dir(&self) -> PathBuf {
         self.data_dir.join("repos")
     }
+}
+
+/// The jobs dir of a data dir when `runner.jobs_dir` is not set (see [`Settings::jobs_dir`]).
+pub fn default_jobs_dir(data_dir: &Path) -> PathBuf {
+    use sha2::{Digest, Sha256};
+    let data = std::path::absolute(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
+    let hash = hex::encode(Sha256::digest(data.as_os_str().as_encoded_bytes()));
+    let parent = data.parent().unwrap_or(Path::new("/"));
+    parent.join(format!("sluice-jobs-{}", &hash[..12]))
 }
 
 /// Resolves a binary given as a path or a bare name (looked up on `PATH`), checking that it is
@@ -701,6 +706,67 @@ mod tests {
         assert_eq!(s.bot_name, "atlantis");
         assert_eq!(s.runner.profile, "plain");
         assert_eq!(s.provider_mirror.unwrap(), PathBuf::from("/opt/mirror"));
+    }
+
+    #[test]
+    fn sandbox_settings_from_the_environment() {
+        let s = Settings::load_from(
+            &env(&[
+                ("SLUICE_RUNNER__EGRESS_ALLOW", "10.20.0.0/16,10.30.0.5"),
+                ("SLUICE_RUNNER__SANDBOX_UID", "4242"),
+                ("SLUICE_RUNNER__LIMITS__PROCESSES", "100"),
+                ("SLUICE_RUNNER__JOBS_DIR", "/srv/sluice-jobs"),
+            ]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(s.runner.egress_allow, ["10.20.0.0/16", "10.30.0.5"]);
+        assert_eq!(s.runner.sandbox_uid, 4242);
+        assert_eq!(s.runner.sandbox_gid, 65534);
+        assert_eq!(s.runner.limits.processes, 100);
+        assert_eq!(s.runner.limits.open_files, 4096);
+        assert_eq!(s.jobs_dir(), Path::new("/srv/sluice-jobs"));
+
+        for (key, value, why) in [
+            ("SLUICE_RUNNER__SANDBOX_UID", "0", "must not be 0"),
+            ("SLUICE_RUNNER__SANDBOX_GID", "0", "must not be 0"),
+            ("SLUICE_RUNNER__LIMITS__PROCESSES", "2", "too small"),
+            (
+                "SLUICE_RUNNER__LIMITS__ADDRESS_SPACE_BYTES",
+                "1000",
+                "too small",
+            ),
+        ] {
+            let err = format!(
+                "{:#}",
+                Settings::load_from(&env(&[(key, value)]), &Overrides::default()).unwrap_err()
+            );
+            assert!(err.contains(why), "{key}={value}: {err}");
+        }
+    }
+
+    #[test]
+    fn default_jobs_dir_is_beside_the_data_dir_and_does_not_name_it() {
+        for data in [
+            "/var/lib/sluice/data",
+            "/var/lib/sluice/other",
+            "relative-data",
+        ] {
+            let s = Settings::load_from(&env(&[("SLUICE_DATA_DIR", data)]), &Overrides::default())
+                .unwrap();
+            let jobs = s.jobs_dir();
+            let abs = std::path::absolute(data).unwrap();
+            assert!(!jobs.starts_with(&abs), "{}", jobs.display());
+            assert_eq!(jobs.parent(), abs.parent());
+            let name = jobs.file_name().unwrap().to_string_lossy().into_owned();
+            assert!(
+                name.starts_with("sluice-jobs-") && !name.contains("data"),
+                "{name}"
+            );
+        }
+        let a = default_jobs_dir(Path::new("/var/lib/sluice/data"));
+        let b = default_jobs_dir(Path::new("/var/lib/sluice/other"));
+        assert_ne!(a, b, "two data dirs in one place get two jobs dirs");
     }
 
     #[test]

@@ -855,6 +855,37 @@ mod tests {
     }
 
     #[test]
+    fn jobs_dir_is_outside_the_data_dir_and_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = tempfile::tempdir().unwrap();
+        let data = root.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        for (jobs, data) in [
+            (data.join("jobs"), data.clone()),
+            (root.path().to_path_buf(), data.clone()),
+        ] {
+            let err = format!("{:#}", prepare_jobs_dir(&jobs, &data, None).unwrap_err());
+            assert!(err.contains("must not be inside the data dir"), "{err}");
+        }
+        let jobs = root.path().join("jobs");
+        let made = prepare_jobs_dir(&jobs, &data, None).unwrap();
+        let mode = std::fs::metadata(&made).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+        // Writable by others: someone else could have prepared job dirs in it.
+        std::fs::set_permissions(&jobs, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let err = format!("{:#}", prepare_jobs_dir(&jobs, &data, None).unwrap_err());
+        assert!(err.contains("writable by it alone"), "{err}");
+        std::fs::set_permissions(&jobs, std::fs::Permissions::from_mode(0o700)).unwrap();
+        if nix::unistd::geteuid().is_root() {
+            // Runs use another user: it may pass through to its job dir, not list the others.
+            std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+            prepare_jobs_dir(&jobs, &data, Some((65534, 65534))).unwrap();
+            let mode = std::fs::metadata(&jobs).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o711);
+        }
+    }
+
+    #[test]
     fn handing_over_never_follows_symlinks() {
         use std::os::unix::fs::MetadataExt;
         if !nix::unistd::geteuid().is_root() {
