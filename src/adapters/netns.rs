@@ -24,7 +24,8 @@
 //!
 //! Inside, a run sees `10.0.2.100/24` with the gateway `10.0.2.2` and a DNS forwarder at
 //! `10.0.2.3` (slirp4netns's layout, as rootless Podman and Docker use it); the forwarder asks
-//! the host's resolvers, whatever their address.
+//! the resolvers of the host's `/etc/resolv.conf` (outside the run's routing policy: a private
+//! resolver address is fine).
 //!
 //! Why slirp4netns and not pasta (Debian's `passt`): the pasta of Debian 12 writes its PID file
 //! before the namespace side is configured (the tap device and default route appear later), so

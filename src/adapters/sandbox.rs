@@ -131,11 +131,11 @@ pub struct Invocation<'a> {
     pub engine: &'a Path,
     /// Host path of the provider mirror.
     pub mirror: Option<&'a Path>,
-    /// Host path of a terraform CLI configuration file, mounted read-only (outside the job dir,
-    /// so the code of the PR cannot rewrite it between two commands of the same job).
+    /// Host path of a terraform CLI configuration file, copied in read-only (outside the job
+    /// dir, so the code of the PR cannot rewrite it between two commands of the same job).
     pub cli_config: Option<&'a Path>,
-    /// Host files mounted read-only at `GUEST_INPUTS/<name>` (see [`Sandbox::input_path`]): what
-    /// the run may read but must not be able to change, like the reviewed plan file.
+    /// Host files copied in read-only at `GUEST_INPUTS/<name>` (see [`Sandbox::input_path`]):
+    /// what the run may read but must not be able to change, like the reviewed plan file.
     pub inputs: Vec<(PathBuf, String)>,
     /// Arguments after the program name.
     pub args: Vec<String>,

@@ -499,6 +499,44 @@ fn escapes_fail_whoever_starts_sluice() {
             "{:?}",
             r.mountinfo
         );
+        // Field 4 of each line is the path of what is mounted, inside its filesystem: the one
+        // piece of host layout a mount table gives away. Only the job dir (under the jobs dir),
+        // the engine, the mirror and system paths may appear.
+        let jobs = world.jobs().display().to_string();
+        let mirror = world.mirror.path().display().to_string();
+        let engine = tools().terraform.display().to_string();
+        for m in &r.mountinfo {
+            let root = m.split(' ').nth(3).unwrap_or("");
+            let system = ["/usr", "/etc", "/lib", "/bin", "/sbin"]
+                .iter()
+                .any(|p| root == *p || root.starts_with(&format!("{p}/")));
+            // Device nodes of /dev, and /proc entries bubblewrap covers read-only.
+            let pseudo = [
+                "/null",
+                "/zero",
+                "/full",
+                "/random",
+                "/urandom",
+                "/tty",
+                "/irq",
+                "/bus",
+                "/sys",
+                "/sysrq-trigger",
+            ]
+            .contains(&root);
+            let bwrap_own =
+                root == "/" || root.starts_with("/newroot") || root.starts_with("/bindfile");
+            assert!(
+                system
+                    || pseudo
+                    || bwrap_own
+                    || root.starts_with(&format!("{jobs}/"))
+                    || root == mirror
+                    || root == engine,
+                "a mount of {root:?} shows a host path ({starter:?}):\n{}",
+                r.mountinfo.join("\n")
+            );
+        }
     }
 }
 
