@@ -542,54 +542,66 @@ enum Isolation {
     },
 }
 
-/// Runs `terraform ARGS` in `job_dir/cwd` the way `isolation` says, through the process adapter;
-/// panics unless it exits with one of `ok`.
-fn run_engine(
-    rt: &tokio::runtime::Runtime,
-    tools: &Tools,
-    isolation: Isolation,
-    sandboxes: &(Sandbox, Sandbox, Sandbox),
-    job_dir: &Path,
-    cwd: &str,
-    args: &[&str],
-    stdout: Stdout,
-    ok: &[i32],
-) {
-    let rc = job_dir.with_extension("terraformrc");
-    let inv = Invocation {
-        job_dir,
-        cwd,
-        engine: &tools.terraform,
-        mirror: Some(&tools.mirror),
-        cli_config: Some(&rc),
-        inputs: vec![],
-        args: args.iter().map(|a| a.to_string()).collect(),
-        env: BTreeMap::new(),
-        network: matches!(
-            isolation,
-            Isolation::Hardened { network: true } | Isolation::OldBwrap
-        ),
-        timeout: Duration::from_secs(600),
-        grace: Duration::from_secs(5),
-        output_cap: 1 << 20,
-        stdout,
-    };
-    let spec = match isolation {
-        Isolation::Plain => rt.block_on(sandboxes.0.process_spec(&inv)),
-        Isolation::Hardened { network: true } => rt.block_on(sandboxes.1.process_spec(&inv)),
-        Isolation::Hardened { network: false } => rt.block_on(sandboxes.2.process_spec(&inv)),
-        Isolation::OldBwrap => Ok(old_bwrap_spec(tools, &inv, &rc)),
+/// What the hardening benchmark runs terraform with.
+struct Rig<'a> {
+    rt: tokio::runtime::Runtime,
+    tools: &'a Tools,
+    plain: Sandbox,
+    hardened: Sandbox,
+    hardened_offline: Sandbox,
+}
+
+impl Rig<'_> {
+    /// Runs `terraform ARGS` in `job_dir/cwd` the way `isolation` says, through the process
+    /// adapter; panics unless it exits with one of `ok`.
+    fn run(
+        &self,
+        isolation: Isolation,
+        job_dir: &Path,
+        cwd: &str,
+        args: &[&str],
+        stdout: Stdout,
+        ok: &[i32],
+    ) {
+        let (rig, rt, tools) = (self, &self.rt, self.tools);
+        let rc = job_dir.with_extension("terraformrc");
+        let inv = Invocation {
+            job_dir,
+            cwd,
+            engine: &tools.terraform,
+            mirror: Some(&tools.mirror),
+            cli_config: Some(&rc),
+            inputs: vec![],
+            args: args.iter().map(|a| a.to_string()).collect(),
+            env: BTreeMap::new(),
+            network: matches!(
+                isolation,
+                Isolation::Hardened { network: true } | Isolation::OldBwrap
+            ),
+            timeout: Duration::from_secs(600),
+            grace: Duration::from_secs(5),
+            output_cap: 1 << 20,
+            stdout,
+        };
+        let spec = match isolation {
+            Isolation::Plain => rt.block_on(rig.plain.process_spec(&inv)),
+            Isolation::Hardened { network: true } => rt.block_on(rig.hardened.process_spec(&inv)),
+            Isolation::Hardened { network: false } => {
+                rt.block_on(rig.hardened_offline.process_spec(&inv))
+            }
+            Isolation::OldBwrap => Ok(old_bwrap_spec(tools, &inv, &rc)),
+        }
+        .expect("process spec");
+        let out = rt
+            .block_on(process::run(&spec, None, &CancellationToken::new()))
+            .expect("the engine runs");
+        assert!(
+            matches!(out.termination, Termination::Exited(c) if ok.contains(&c)),
+            "terraform {args:?} failed: {:?}\n{}",
+            out.termination,
+            out.output
+        );
     }
-    .expect("process spec");
-    let out = rt
-        .block_on(process::run(&spec, None, &CancellationToken::new()))
-        .expect("the engine runs");
-    assert!(
-        matches!(out.termination, Termination::Exited(c) if ok.contains(&c)),
-        "terraform {args:?} failed: {:?}\n{}",
-        out.termination,
-        out.output
-    );
 }
 
 /// The bwrap invocation of commit 1f28589, before the hardening: every namespace but the
@@ -670,20 +682,22 @@ fn hardening(tools: &Tools, scratch: &Path, rounds: usize) -> Vec<Outcome> {
     println!(
         "hardening: one project's init + plan + show -json, and `terraform version`, per isolation"
     );
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
     let settings = |profile: &str, network: bool| RunnerSettings {
         profile: profile.into(),
         network,
         ..RunnerSettings::default()
     };
-    let sandboxes = (
-        Sandbox::from_settings(&settings("plain", true)).expect("plain sandbox"),
-        Sandbox::from_settings(&settings("bwrap", true)).expect("hardened sandbox"),
-        Sandbox::from_settings(&settings("bwrap", false)).expect("hardened sandbox, no network"),
-    );
+    let rig = Rig {
+        rt: tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime"),
+        tools,
+        plain: Sandbox::from_settings(&settings("plain", true)).expect("plain sandbox"),
+        hardened: Sandbox::from_settings(&settings("bwrap", true)).expect("hardened sandbox"),
+        hardened_offline: Sandbox::from_settings(&settings("bwrap", false))
+            .expect("hardened sandbox, no network"),
+    };
     let repo = make_repo(&scratch.join("hardening-repo"), |dir| {
         copy_dir(
             &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo-infra"),
@@ -694,8 +708,10 @@ fn hardening(tools: &Tools, scratch: &Path, rounds: usize) -> Vec<Outcome> {
     let jobs = scratch.join("hardening-jobs");
     std::fs::create_dir_all(&jobs).expect("mkdir");
     // As root, runs of the hardened sandbox use the sandbox user, which must pass through.
-    std::fs::set_permissions(&jobs, std::os::unix::fs::PermissionsExt::from_mode(0o711))
-        .expect("chmod");
+    for dir in [scratch, jobs.as_path()] {
+        std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o711))
+            .expect("chmod");
+    }
     let round = std::cell::Cell::new(0usize);
     // A fresh export of the commit per run, as Sluice makes a fresh job dir per job.
     let fresh_job = |side: &str, isolation: Isolation| -> PathBuf {
@@ -735,7 +751,7 @@ fn hardening(tools: &Tools, scratch: &Path, rounds: usize) -> Vec<Outcome> {
     };
     let cwd = format!("repo/{project}");
     let plan_side = |side: &'static str, isolation: Isolation| -> Side<'_> {
-        let (rt, sandboxes, fresh_job, cwd) = (&rt, &sandboxes, &fresh_job, &cwd);
+        let (rig, fresh_job, cwd) = (&rig, &fresh_job, &cwd);
         Box::new(move || {
             let job = fresh_job(side, isolation);
             let start = Instant::now();
@@ -744,7 +760,7 @@ fn hardening(tools: &Tools, scratch: &Path, rounds: usize) -> Vec<Outcome> {
                 _ => "/sluice/work/plan.tfplan".to_string(),
             };
             let run = |args: &[&str], stdout: Stdout, ok: &[i32]| {
-                run_engine(rt, tools, isolation, sandboxes, &job, cwd, args, stdout, ok)
+                rig.run(isolation, &job, cwd, args, stdout, ok)
             };
             run(
                 &["init", "-input=false", "-no-color"],
@@ -776,16 +792,13 @@ fn hardening(tools: &Tools, scratch: &Path, rounds: usize) -> Vec<Outcome> {
         })
     };
     let version_side = |side: &'static str, isolation: Isolation| -> Side<'_> {
-        let (rt, sandboxes, fresh_job) = (&rt, &sandboxes, &fresh_job);
+        let (rig, fresh_job) = (&rig, &fresh_job);
         Box::new(move || {
             let job = fresh_job(side, isolation);
             let start = Instant::now();
             for _ in 0..5 {
-                run_engine(
-                    rt,
-                    tools,
+                rig.run(
                     isolation,
-                    sandboxes,
                     &job,
                     "repo",
                     &["version"],
