@@ -253,7 +253,18 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .prefix("sluice-preview-")
                     .tempdir()?;
                 settings.data_dir = t.path().to_path_buf();
-                Some(t)
+                // ... and a separate one for the jobs: never inside the data dir.
+                let jobs = match settings.runner.jobs_dir {
+                    Some(_) => None,
+                    None => {
+                        let j = tempfile::Builder::new()
+                            .prefix("sluice-preview-jobs-")
+                            .tempdir()?;
+                        settings.runner.jobs_dir = Some(j.path().to_path_buf());
+                        Some(j)
+                    }
+                };
+                Some((t, jobs))
             };
             let runner = Arc::new(Runner::from_settings(&settings)?);
             if !runner.sandbox.is_isolated() {

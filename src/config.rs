@@ -174,9 +174,66 @@ pub struct RunnerSettings {
     /// Largest `terraform show -json` accepted.
     #[serde(default = "default_json_cap")]
     pub plan_json_cap_bytes: usize,
-    /// Network inside the sandbox. Providers talk to cloud APIs, so on by default.
+    /// Network inside the sandbox. Providers talk to cloud APIs, so on by default. Each run has
+    /// a network namespace of its own with outbound IPv4 through slirp4netns; the host's
+    /// loopback, link-local (cloud metadata), private and other non-public ranges and the host's
+    /// own addresses are refused unless `egress_allow` opens them. `false`: no network at all.
     #[serde(default = "default_true")]
     pub network: bool,
+    /// Ranges (`10.20.0.0/16`) or addresses (`10.20.0.5`) runs may reach although they are
+    /// blocked by default, e.g. an internal registry or proxy. IPv4 only; loopback never.
+    #[serde(default)]
+    pub egress_allow: Vec<String>,
+    /// When Sluice runs as root, runs (and the helpers that set them up) run as this user and
+    /// group instead — never as root. Ignored otherwise: runs then use Sluice's own user.
+    #[serde(default = "default_sandbox_id")]
+    pub sandbox_uid: u32,
+    #[serde(default = "default_sandbox_id")]
+    pub sandbox_gid: u32,
+    /// Where job directories (checkouts, saved plans) live. Never inside `data_dir`: a run can
+    /// see the path of its own job dir (`/proc/self/mountinfo`), and it must not learn the data
+    /// dir's. Default: `sluice-jobs-<hash of data_dir>` next to the data dir. Put it on a
+    /// filesystem of its own (a volume) and runs see only `/<job>` instead of its path.
+    #[serde(default)]
+    pub jobs_dir: Option<PathBuf>,
+    /// Resource limits of each run (the bwrap profile).
+    #[serde(default)]
+    pub limits: RunLimits,
+}
+
+/// Resource limits of one run, set as rlimits on the sandbox (soft = hard). The process limit
+/// counts the run's own processes and threads only (each run has a user namespace of its own);
+/// memory and file size are per process — for one cap on a whole run's memory, run Sluice under
+/// a cgroup (a container's memory limit, or a systemd slice).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RunLimits {
+    /// Processes and threads of one run (`RLIMIT_NPROC`). terraform and each provider are Go
+    /// programs with a few dozen threads each.
+    #[serde(default = "default_limit_processes")]
+    pub processes: u64,
+    /// Virtual memory of one process, in bytes (`RLIMIT_AS`). Go reserves address space
+    /// generously, so this is far above what terraform and large providers touch.
+    #[serde(default = "default_limit_address_space")]
+    pub address_space_bytes: u64,
+    /// Largest file one process may write, in bytes (`RLIMIT_FSIZE`): providers downloaded into
+    /// a job (without a mirror) are the biggest files a run writes legitimately.
+    #[serde(default = "default_limit_file_size")]
+    pub file_size_bytes: u64,
+    /// Open files per process (`RLIMIT_NOFILE`).
+    #[serde(default = "default_limit_open_files")]
+    pub open_files: u64,
+}
+
+impl Default for RunLimits {
+    fn default() -> Self {
+        RunLimits {
+            processes: default_limit_processes(),
+            address_space_bytes: default_limit_address_space(),
+            file_size_bytes: default_limit_file_size(),
+            open_files: default_limit_open_files(),
+        }
+    }
 }
 
 impl Default for RunnerSettings {
@@ -188,6 +245,11 @@ impl Default for RunnerSettings {
             output_cap_bytes: default_output_cap(),
             plan_json_cap_bytes: default_json_cap(),
             network: true,
+            egress_allow: Vec::new(),
+            sandbox_uid: default_sandbox_id(),
+            sandbox_gid: default_sandbox_id(),
+            jobs_dir: None,
+            limits: RunLimits::default(),
         }
     }
 }
@@ -401,6 +463,22 @@ fn default_output_cap() -> usize {
 fn default_json_cap() -> usize {
     512 * 1024 * 1024
 }
+/// `nobody` / `nogroup` on Debian and most distributions.
+fn default_sandbox_id() -> u32 {
+    65534
+}
+fn default_limit_processes() -> u64 {
+    4096
+}
+fn default_limit_address_space() -> u64 {
+    16 << 30
+}
+fn default_limit_file_size() -> u64 {
+    4 << 30
+}
+fn default_limit_open_files() -> u64 {
+    4096
+}
 fn default_true() -> bool {
     true
 }
@@ -499,6 +577,7 @@ const ASSOCIATIONS: &[&str] = &[
     "NONE",
 ];
 const LIST_KEYS: &[&str] = &[
+    "runner.egress_allow",
     "repo_allowlist",
     "enabled_commands",
     "base_branches",
@@ -630,6 +709,22 @@ impl Settings {
         }
         self.limits.validate()?;
         self.http.validate()?;
+        if self.runner.sandbox_uid == 0 || self.runner.sandbox_gid == 0 {
+            bail!(
+                "runner.sandbox_uid and runner.sandbox_gid must not be 0: runs never run as root"
+            );
+        }
+        let l = &self.runner.limits;
+        if l.processes < 16
+            || l.open_files < 64
+            || l.address_space_bytes < (256 << 20)
+            || l.file_size_bytes < (1 << 20)
+        {
+            bail!(
+                "runner.limits are too small for terraform to start (at least 16 processes, 64 open files, \
+                 256 MiB of address space, 1 MiB file size): {l:?}"
+            );
+        }
         Ok(())
     }
 
@@ -678,8 +773,15 @@ impl Settings {
         self.data_dir.join("sluice.db")
     }
 
+    /// Where job directories live: `runner.jobs_dir`, or `sluice-jobs-<12 hex digits of the
+    /// SHA-256 of the absolute data dir>` beside the data dir — outside it, on the same
+    /// filesystem (saved plans survive restarts), named so it does not give the data dir's path
+    /// away, and distinct for every data dir.
     pub fn jobs_dir(&self) -> PathBuf {
-        self.data_dir.join("jobs")
+        match &self.runner.jobs_dir {
+            Some(dir) => dir.clone(),
+            None => default_jobs_dir(&self.data_dir),
+        }
     }
 
     pub fn mirrors_dir(&self) -> PathBuf {
@@ -712,6 +814,15 @@ impl HttpSettings {
         }
         Ok(())
     }
+}
+
+/// The jobs dir of a data dir when `runner.jobs_dir` is not set (see [`Settings::jobs_dir`]).
+pub fn default_jobs_dir(data_dir: &Path) -> PathBuf {
+    use sha2::{Digest, Sha256};
+    let data = std::path::absolute(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
+    let hash = hex::encode(Sha256::digest(data.as_os_str().as_encoded_bytes()));
+    let parent = data.parent().unwrap_or(Path::new("/"));
+    parent.join(format!("sluice-jobs-{}", &hash[..12]))
 }
 
 /// Resolves a binary given as a path or a bare name (looked up on `PATH`), checking that it is
@@ -827,6 +938,67 @@ mod tests {
         assert_eq!(s.bot_name, "atlantis");
         assert_eq!(s.runner.profile, "plain");
         assert_eq!(s.provider_mirror.unwrap(), PathBuf::from("/opt/mirror"));
+    }
+
+    #[test]
+    fn sandbox_settings_from_the_environment() {
+        let s = Settings::load_from(
+            &env(&[
+                ("SLUICE_RUNNER__EGRESS_ALLOW", "10.20.0.0/16,10.30.0.5"),
+                ("SLUICE_RUNNER__SANDBOX_UID", "4242"),
+                ("SLUICE_RUNNER__LIMITS__PROCESSES", "100"),
+                ("SLUICE_RUNNER__JOBS_DIR", "/srv/sluice-jobs"),
+            ]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(s.runner.egress_allow, ["10.20.0.0/16", "10.30.0.5"]);
+        assert_eq!(s.runner.sandbox_uid, 4242);
+        assert_eq!(s.runner.sandbox_gid, 65534);
+        assert_eq!(s.runner.limits.processes, 100);
+        assert_eq!(s.runner.limits.open_files, 4096);
+        assert_eq!(s.jobs_dir(), Path::new("/srv/sluice-jobs"));
+
+        for (key, value, why) in [
+            ("SLUICE_RUNNER__SANDBOX_UID", "0", "must not be 0"),
+            ("SLUICE_RUNNER__SANDBOX_GID", "0", "must not be 0"),
+            ("SLUICE_RUNNER__LIMITS__PROCESSES", "2", "too small"),
+            (
+                "SLUICE_RUNNER__LIMITS__ADDRESS_SPACE_BYTES",
+                "1000",
+                "too small",
+            ),
+        ] {
+            let err = format!(
+                "{:#}",
+                Settings::load_from(&env(&[(key, value)]), &Overrides::default()).unwrap_err()
+            );
+            assert!(err.contains(why), "{key}={value}: {err}");
+        }
+    }
+
+    #[test]
+    fn default_jobs_dir_is_beside_the_data_dir_and_does_not_name_it() {
+        for data in [
+            "/var/lib/sluice/data",
+            "/var/lib/sluice/other",
+            "relative-data",
+        ] {
+            let s = Settings::load_from(&env(&[("SLUICE_DATA_DIR", data)]), &Overrides::default())
+                .unwrap();
+            let jobs = s.jobs_dir();
+            let abs = std::path::absolute(data).unwrap();
+            assert!(!jobs.starts_with(&abs), "{}", jobs.display());
+            assert_eq!(jobs.parent(), abs.parent());
+            let name = jobs.file_name().unwrap().to_string_lossy().into_owned();
+            assert!(
+                name.starts_with("sluice-jobs-") && !name.contains("data"),
+                "{name}"
+            );
+        }
+        let a = default_jobs_dir(Path::new("/var/lib/sluice/data"));
+        let b = default_jobs_dir(Path::new("/var/lib/sluice/other"));
+        assert_ne!(a, b, "two data dirs in one place get two jobs dirs");
     }
 
     #[test]

@@ -12,6 +12,8 @@ mod policy;
 mod preview;
 mod real_dirs;
 mod sandbox;
+mod sandbox_network;
+mod sandbox_probe;
 mod server;
 mod support;
 mod tidy;
