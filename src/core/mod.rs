@@ -12,6 +12,7 @@ pub mod base_rules;
 pub mod checkout;
 pub mod command;
 pub mod diag;
+pub mod drift;
 pub mod event;
 pub mod graph;
 pub mod job;

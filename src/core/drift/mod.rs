@@ -1,0 +1,3 @@
+//! Drift: the pure core of reconciliation (PRODUCT.md §14).
+pub mod classify;
+pub mod fingerprint;
