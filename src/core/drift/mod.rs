@@ -1,3 +1,4 @@
 //! Drift: the pure core of reconciliation (PRODUCT.md §14).
 pub mod classify;
 pub mod fingerprint;
+pub mod lifecycle;
