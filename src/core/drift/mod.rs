@@ -2,3 +2,4 @@
 pub mod classify;
 pub mod fingerprint;
 pub mod lifecycle;
+pub mod schedule;
