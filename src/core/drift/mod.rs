@@ -2,4 +2,6 @@
 pub mod classify;
 pub mod fingerprint;
 pub mod lifecycle;
+pub mod metrics;
 pub mod schedule;
+pub mod status;
