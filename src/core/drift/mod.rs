@@ -4,6 +4,8 @@ pub mod fingerprint;
 pub mod grammar;
 pub mod lifecycle;
 pub mod metrics;
+pub mod notify;
+pub mod report;
 pub mod schedule;
 pub mod status;
 pub(crate) mod text;
