@@ -403,8 +403,7 @@ pub fn classify(
 
     let mut findings = Vec::new();
     // Drift by (address, deposed key), to match against the normal plan.
-    let mut drift: BTreeMap<(&str, Option<&str>), (&ResourceChange, Vec<AttrPath>)> =
-        BTreeMap::new();
+    let mut drift: BTreeMap<ObjectKey<'_>, (&ResourceChange, Vec<AttrPath>)> = BTreeMap::new();
     for rc in &plans.refresh_only.resource_drift {
         if rc.mode == ResourceMode::Data || rc.change.actions == Action::NoOp {
             continue;
@@ -517,6 +516,9 @@ pub fn classify(
         engine_version: plans.plan.terraform_version.clone(),
     })
 }
+
+/// An object in a plan: its address and deposed key.
+type ObjectKey<'p> = (&'p str, Option<&'p str>);
 
 /// The part of a normal-plan change `c` that the drift `d` (with changed paths `drifted`)
 /// does not explain, or `None` when it explains all of it.
@@ -1034,7 +1036,11 @@ mod tests {
             r#"{"id":"sg-1","cidr":"10.0.0.0/8","name":"web"}"#,
             "",
         );
-        let c = check(&drift_plan(&[d.clone()]), &normal_plan(&[undo]), None);
+        let c = check(
+            &drift_plan(std::slice::from_ref(&d)),
+            &normal_plan(&[undo]),
+            None,
+        );
         insta::assert_snapshot!(listing(&c), @r#"
         changed_outside aws_sg.web (update)
           cidr: "10.0.0.0/8" → "0.0.0.0/0"
@@ -1048,7 +1054,11 @@ mod tests {
             r#"{"id":"sg-1","cidr":"10.1.0.0/16","name":"web"}"#,
             "",
         );
-        let c = check(&drift_plan(&[d.clone()]), &normal_plan(&[elsewhere]), None);
+        let c = check(
+            &drift_plan(std::slice::from_ref(&d)),
+            &normal_plan(&[elsewhere]),
+            None,
+        );
         insta::assert_snapshot!(listing(&c), @r#"
         changed_outside aws_sg.web (update)
           cidr: "10.0.0.0/8" → "0.0.0.0/0"
@@ -1065,7 +1075,11 @@ mod tests {
             r#"{"cidr":"10.0.0.0/8","name":"web"}"#,
             r#","after_unknown":{"id":true}"#,
         );
-        let c = check(&drift_plan(&[d.clone()]), &normal_plan(&[replace]), None);
+        let c = check(
+            &drift_plan(std::slice::from_ref(&d)),
+            &normal_plan(&[replace]),
+            None,
+        );
         assert_eq!(c.counts().unapplied, 0, "{}", listing(&c));
 
         // Another attribute changed by Git besides the undo.

@@ -227,6 +227,15 @@ mod tests {
         }
     }
 
+    type Case<'a> = (
+        &'a str,
+        Option<LastCheck>,
+        Option<ScheduleView<'a>>,
+        bool,
+        DateTime<Utc>,
+        SyncStatus,
+    );
+
     #[test]
     fn status_table() {
         let six = Schedule::parse("0 */6 * * *").unwrap();
@@ -243,14 +252,7 @@ mod tests {
         let drifted = check(CheckOutcome::Drifted {
             counts: counts(1, 2, 0),
         });
-        let cases: Vec<(
-            &str,
-            Option<LastCheck>,
-            Option<ScheduleView>,
-            bool,
-            DateTime<Utc>,
-            SyncStatus,
-        )> = vec![
+        let cases: Vec<Case> = vec![
             (
                 "never checked",
                 None,
