@@ -16,7 +16,7 @@
 //!
 //! **A check** (refresh-only plan and normal plan of the default branch head, `show -json` of
 //! each, in the sandbox like PR plans): [`parse_plan_json`](crate::core::plan::parse_plan_json)
-//! both, then [`classify`]`(CheckPlans { refresh_only, plan }, Some(&VersionFacts { .. }),
+//! both, then [`classify()`]`(CheckPlans { refresh_only, plan }, Some(&VersionFacts { .. }),
 //! secrets)`. `Ok(c)` → [`DriftEvent::checked`]`(now, &c)` (keep `c`: reports are rendered
 //! from it until the next check); any failure (terraform, parse, [`ClassifyError`]) →
 //! [`DriftEvent::CheckFailed`] with the redacted error.
