@@ -1,11 +1,13 @@
 # syntax=docker/dockerfile:1
 #
-# Sluice server image: `sluice serve` as a non-root user, with bubblewrap for the sandbox and one
-# engine binary. Build:
+# Sluice server image: `sluice serve` as a non-root user, with the sandbox's tools (bubblewrap,
+# slirp4netns, iproute2, libseccomp) and one engine binary. Build:
 #   docker build -t sluice .
 #   docker build --build-arg ENGINE=opentofu --build-arg ENGINE_VERSION=1.8.5 -t sluice:tofu .
-# Run (bubblewrap needs user namespaces; Docker's default seccomp/AppArmor profiles block them):
+# Run (the sandbox needs user namespaces, which Docker's default seccomp/AppArmor profiles block,
+# and /dev/net/tun for the runs' network — or SLUICE_RUNNER__NETWORK=false):
 #   docker run --security-opt seccomp=unconfined --security-opt apparmor=unconfined \
+#     --device /dev/net/tun \
 #     -e SLUICE_WEBHOOK_SECRET=... -e SLUICE_GITHUB_APP_ID=... \
 #     -e SLUICE_GITHUB_APP_KEY_FILE=/run/secrets/app.pem -v sluice-data:/var/lib/sluice -p 4141:4141 sluice
 
@@ -14,6 +16,9 @@ ARG DEBIAN_RELEASE=bookworm
 
 # ---- build ------------------------------------------------------------------------------------
 FROM rust:${RUST_VERSION}-slim-${DEBIAN_RELEASE} AS build
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libseccomp-dev \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Manifests first so the dependency layer is cached across source changes.
 COPY Cargo.toml Cargo.lock ./
@@ -56,7 +61,7 @@ RUN set -eu; \
 # ---- runtime ----------------------------------------------------------------------------------
 FROM debian:${DEBIAN_RELEASE}-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends bubblewrap git ca-certificates tini \
+ && apt-get install -y --no-install-recommends bubblewrap slirp4netns iproute2 libseccomp2 git ca-certificates tini \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --user-group --home-dir /var/lib/sluice --create-home sluice
 COPY --from=build /src/target/release/sluice /usr/local/bin/sluice
@@ -65,6 +70,7 @@ COPY runners /usr/share/sluice/runners
 USER sluice:sluice
 WORKDIR /var/lib/sluice
 ENV SLUICE_DATA_DIR=/var/lib/sluice/data \
+    SLUICE_RUNNER__JOBS_DIR=/var/lib/sluice/jobs \
     SLUICE_LISTEN=0.0.0.0:4141
 EXPOSE 4141
 VOLUME ["/var/lib/sluice"]

@@ -141,7 +141,12 @@ fn median(mut v: Vec<Duration>) -> Duration {
 async fn webhook_ack(results: &mut Vec<(String, String, String, bool)>) {
     let fake = FakeGitHub::start().await;
     let data = tempfile::tempdir().unwrap();
-    let server = start_server(data.path(), &fake.url(), &[]);
+    // Deliveries come from one address here, from many (GitHub's) in production.
+    let server = start_server(
+        data.path(),
+        &fake.url(),
+        &[("SLUICE_HTTP__MAX_CONNECTIONS_PER_IP", "0")],
+    );
     fake.add_pull(FakePull::new(REPO, 1));
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(64)
@@ -159,6 +164,8 @@ async fn webhook_ack(results: &mut Vec<(String, String, String, bool)>) {
                 .repo(REPO, "file:///nonexistent")
                 .pr_number(1)
                 .comment_body(&format!("Looks good to me ({i})"))
+                // Each delivery is a distinct comment (one comment id is one event).
+                .set("/comment/id", 1_000_000 + u64::from(i))
                 .installation(None)
                 .signed(SECRET)
         })

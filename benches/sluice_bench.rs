@@ -4,20 +4,31 @@
 //!
 //! * overhead: `sluice preview --all --jobs 1` on the example repo (3 projects) vs. a shell
 //!   script running the same terraform commands with the same mirror, directly and inside bwrap
-//!   with the same mounts (the latter isolates Sluice's own cost).
+//!   with the mounts and flags of the sandbox before its hardening.
+//! * hardening: what the hardened sandbox costs per run — the same plan (`init`, `plan -out`,
+//!   `show -json` of one project) and a single `terraform version`, each run through the real
+//!   sandbox code (`Sandbox::process_spec` + the process adapter) with the hardened `bwrap`
+//!   profile (network on, and off), the `plain` profile, and bwrap with the flags it had before
+//!   (`--unshare-all --die-with-parent` and the same mounts).
 //! * parallelism: 6 projects, `--jobs 2` vs `--jobs 1`.
 //! * detection: `affected_projects` on a 5,000-project monorepo with 1,000 changed files.
 //! * render: a 20,000-resource plan: parse → summary → diff → comments, time and peak RSS (in a
 //!   child process, so the figure is that work's alone).
 //!
 //! Run with `cargo bench` (needs `scripts/install-test-tools`). `cargo bench -- --quick` runs
-//! fewer rounds.
+//! fewer rounds; `cargo bench --bench sluice_bench -- hardening` (or `overhead`, `parallelism`,
+//! `detection`, `render`) runs only the parts named.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use tokio_util::sync::CancellationToken;
+
+use sluice::adapters::process::{self, Confinement, ProcessSpec, Stdout, Termination};
+use sluice::adapters::sandbox::{Invocation, Sandbox};
+use sluice::config::RunnerSettings;
 use sluice::core::plan::{
     CommandName, CommentLimits, PlanSummary, ProjectOutcome, ProjectReport, Redactor,
     RenderContext, parse_plan_json, render_comments, render_diff, synthetic_plan_json,
@@ -38,6 +49,13 @@ fn main() {
         return;
     }
     let quick = args.iter().any(|a| a == "--quick");
+    let parts: Vec<&str> = args
+        .iter()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .map(String::as_str)
+        .collect();
+    let wanted = |part: &str| parts.is_empty() || parts.contains(&part);
     let tools = Tools::find();
     let scratch = tempfile::Builder::new()
         .prefix("sluice-bench-")
@@ -51,14 +69,25 @@ fn main() {
     );
 
     let mut results = Vec::new();
-    results.extend(overhead(&tools, scratch.path(), if quick { 2 } else { 5 }));
-    results.push(parallelism(
-        &tools,
-        scratch.path(),
-        if quick { 2 } else { 3 },
-    ));
-    results.extend(detection(if quick { 5 } else { 25 }));
-    results.extend(render(scratch.path()));
+    if wanted("overhead") {
+        results.extend(overhead(&tools, scratch.path(), if quick { 2 } else { 5 }));
+    }
+    if wanted("hardening") {
+        results.extend(hardening(&tools, scratch.path(), if quick { 2 } else { 5 }));
+    }
+    if wanted("parallelism") {
+        results.push(parallelism(
+            &tools,
+            scratch.path(),
+            if quick { 2 } else { 3 },
+        ));
+    }
+    if wanted("detection") {
+        results.extend(detection(if quick { 5 } else { 25 }));
+    }
+    if wanted("render") {
+        results.extend(render(scratch.path()));
+    }
 
     println!(
         "\n{:<44} {:>14} {:>12}  result",
@@ -495,6 +524,392 @@ fn overhead(tools: &Tools, scratch: &Path, rounds: usize) -> Vec<Outcome> {
             measured: format!("{vs_bwrap:.3}"),
             goal: "≤ 1.10".into(),
             ok: vs_bwrap <= 1.10,
+        },
+    ]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hardening: the per-run cost of the hardened sandbox
+
+/// How one side runs a terraform command.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Isolation {
+    Plain,
+    /// bwrap with the flags of the sandbox before its hardening.
+    OldBwrap,
+    Hardened {
+        network: bool,
+    },
+}
+
+/// What the hardening benchmark runs terraform with.
+struct Rig<'a> {
+    rt: tokio::runtime::Runtime,
+    tools: &'a Tools,
+    plain: Sandbox,
+    hardened: Sandbox,
+    hardened_offline: Sandbox,
+}
+
+impl Rig<'_> {
+    /// Runs `terraform ARGS` in `job_dir/cwd` the way `isolation` says, through the process
+    /// adapter; panics unless it exits with one of `ok`.
+    fn run(
+        &self,
+        isolation: Isolation,
+        job_dir: &Path,
+        cwd: &str,
+        args: &[&str],
+        stdout: Stdout,
+        ok: &[i32],
+    ) {
+        let (rig, rt, tools) = (self, &self.rt, self.tools);
+        let rc = job_dir.with_extension("terraformrc");
+        let inv = Invocation {
+            job_dir,
+            cwd,
+            engine: &tools.terraform,
+            mirror: Some(&tools.mirror),
+            cli_config: Some(&rc),
+            inputs: vec![],
+            args: args.iter().map(|a| a.to_string()).collect(),
+            env: BTreeMap::new(),
+            network: matches!(
+                isolation,
+                Isolation::Hardened { network: true } | Isolation::OldBwrap
+            ),
+            timeout: Duration::from_secs(600),
+            grace: Duration::from_secs(5),
+            output_cap: 1 << 20,
+            stdout,
+        };
+        let spec = match isolation {
+            Isolation::Plain => rt.block_on(rig.plain.process_spec(&inv)),
+            Isolation::Hardened { network: true } => rt.block_on(rig.hardened.process_spec(&inv)),
+            Isolation::Hardened { network: false } => {
+                rt.block_on(rig.hardened_offline.process_spec(&inv))
+            }
+            Isolation::OldBwrap => Ok(old_bwrap_spec(tools, &inv, &rc)),
+        }
+        .expect("process spec");
+        let out = rt
+            .block_on(process::run(&spec, None, &CancellationToken::new()))
+            .expect("the engine runs");
+        assert!(
+            matches!(out.termination, Termination::Exited(c) if ok.contains(&c)),
+            "terraform {args:?} failed: {:?}\n{}",
+            out.termination,
+            out.output
+        );
+    }
+}
+
+/// The bwrap invocation of commit 1f28589, before the hardening: every namespace but the
+/// network, host paths bound by name, nothing else.
+fn old_bwrap_spec(tools: &Tools, inv: &Invocation<'_>, rc: &Path) -> ProcessSpec {
+    let mut a: Vec<String> = [
+        "--unshare-all",
+        "--die-with-parent",
+        "--hostname",
+        "sluice",
+        "--share-net",
+    ]
+    .map(String::from)
+    .to_vec();
+    for p in [
+        "/usr",
+        "/bin",
+        "/sbin",
+        "/lib",
+        "/lib32",
+        "/lib64",
+        "/etc/ssl",
+        "/etc/ca-certificates",
+        "/etc/pki",
+        "/etc/resolv.conf",
+        "/etc/hosts",
+        "/etc/localtime",
+    ] {
+        a.extend(["--ro-bind-try".into(), p.into(), p.into()]);
+    }
+    a.extend(["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"].map(String::from));
+    a.extend([
+        "--bind".into(),
+        inv.job_dir.display().to_string(),
+        "/sluice/work".into(),
+        "--ro-bind".into(),
+        tools.terraform.display().to_string(),
+        "/sluice/bin/terraform".into(),
+        "--ro-bind".into(),
+        tools.mirror.display().to_string(),
+        "/sluice/providers".into(),
+        "--ro-bind".into(),
+        rc.display().to_string(),
+        "/sluice/etc/terraformrc".into(),
+        "--chdir".into(),
+        format!("/sluice/work/{}", inv.cwd),
+        "--".into(),
+        "/sluice/bin/terraform".into(),
+    ]);
+    a.extend(inv.args.iter().cloned());
+    let mut env: BTreeMap<String, String> = [
+        ("PATH", "/usr/local/bin:/usr/bin:/bin"),
+        ("HOME", "/tmp"),
+        ("LANG", "C.UTF-8"),
+        ("TF_IN_AUTOMATION", "1"),
+        ("TF_INPUT", "0"),
+        ("CHECKPOINT_DISABLE", "1"),
+        ("TF_CLI_CONFIG_FILE", "/sluice/etc/terraformrc"),
+    ]
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .into();
+    env.extend(inv.env.clone());
+    ProcessSpec {
+        program: "bwrap".into(),
+        args: a.into_iter().map(Into::into).collect(),
+        env,
+        cwd: inv.job_dir.to_path_buf(),
+        timeout: inv.timeout,
+        grace: inv.grace,
+        output_cap: inv.output_cap,
+        stdout: inv.stdout.clone(),
+        ignore_sigint: true,
+        confine: Confinement::default(),
+    }
+}
+
+fn hardening(tools: &Tools, scratch: &Path, rounds: usize) -> Vec<Outcome> {
+    println!(
+        "hardening: one project's init + plan + show -json, and `terraform version`, per isolation"
+    );
+    let settings = |profile: &str, network: bool| RunnerSettings {
+        profile: profile.into(),
+        network,
+        ..RunnerSettings::default()
+    };
+    let rig = Rig {
+        rt: tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime"),
+        tools,
+        plain: Sandbox::from_settings(&settings("plain", true)).expect("plain sandbox"),
+        hardened: Sandbox::from_settings(&settings("bwrap", true)).expect("hardened sandbox"),
+        hardened_offline: Sandbox::from_settings(&settings("bwrap", false))
+            .expect("hardened sandbox, no network"),
+    };
+    let repo = make_repo(&scratch.join("hardening-repo"), |dir| {
+        copy_dir(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo-infra"),
+            dir,
+        )
+    });
+    let project = "envs/prod/database";
+    let jobs = scratch.join("hardening-jobs");
+    std::fs::create_dir_all(&jobs).expect("mkdir");
+    // As root, runs of the hardened sandbox use the sandbox user, which must pass through.
+    for dir in [scratch, jobs.as_path()] {
+        std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o711))
+            .expect("chmod");
+    }
+    let round = std::cell::Cell::new(0usize);
+    // A fresh export of the commit per run, as Sluice makes a fresh job dir per job.
+    let fresh_job = |side: &str, isolation: Isolation| -> PathBuf {
+        round.set(round.get() + 1);
+        let job = jobs.join(format!("{side}-{}", round.get()));
+        std::fs::create_dir_all(job.join("repo")).expect("mkdir job");
+        let archive = Command::new("git")
+            .args(["-C"])
+            .arg(&repo)
+            .args(["archive", "HEAD"])
+            .output()
+            .expect("git archive");
+        let mut tar = Command::new("tar")
+            .arg("-x")
+            .arg("-C")
+            .arg(job.join("repo"))
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("tar");
+        use std::io::Write;
+        tar.stdin
+            .take()
+            .expect("piped")
+            .write_all(&archive.stdout)
+            .expect("tar input");
+        assert!(tar.wait().expect("tar").success());
+        let mirror = match isolation {
+            Isolation::Plain => tools.mirror.display().to_string(),
+            _ => "/sluice/providers".to_string(),
+        };
+        std::fs::write(
+            job.with_extension("terraformrc"),
+            sluice::adapters::terraform::cli_config_text(Some(Path::new(&mirror))),
+        )
+        .expect("write terraformrc");
+        job
+    };
+    let cwd = format!("repo/{project}");
+    let plan_side = |side: &'static str, isolation: Isolation| -> Side<'_> {
+        let (rig, fresh_job, cwd) = (&rig, &fresh_job, &cwd);
+        Box::new(move || {
+            let job = fresh_job(side, isolation);
+            let start = Instant::now();
+            let plan_path = match isolation {
+                Isolation::Plain => job.join("plan.tfplan").display().to_string(),
+                _ => "/sluice/work/plan.tfplan".to_string(),
+            };
+            let run = |args: &[&str], stdout: Stdout, ok: &[i32]| {
+                rig.run(isolation, &job, cwd, args, stdout, ok)
+            };
+            run(
+                &["init", "-input=false", "-no-color"],
+                Stdout::Captured,
+                &[0],
+            );
+            run(
+                &[
+                    "plan",
+                    "-input=false",
+                    "-no-color",
+                    "-detailed-exitcode",
+                    &format!("-out={plan_path}"),
+                ],
+                Stdout::Captured,
+                &[0, 2],
+            );
+            run(
+                &["show", "-json", "-no-color", &plan_path],
+                Stdout::File {
+                    path: job.join("plan.json"),
+                    cap: 1 << 30,
+                },
+                &[0],
+            );
+            let took = start.elapsed();
+            let _ = std::fs::remove_dir_all(&job);
+            took
+        })
+    };
+    let version_side = |side: &'static str, isolation: Isolation| -> Side<'_> {
+        let (rig, fresh_job) = (&rig, &fresh_job);
+        Box::new(move || {
+            let job = fresh_job(side, isolation);
+            let start = Instant::now();
+            for _ in 0..5 {
+                rig.run(
+                    isolation,
+                    &job,
+                    "repo",
+                    &["version"],
+                    Stdout::Captured,
+                    &[0],
+                );
+            }
+            let took = start.elapsed() / 5;
+            let _ = std::fs::remove_dir_all(&job);
+            took
+        })
+    };
+    // The set-up alone: what `process_spec` does before the engine starts — for the hardened
+    // sandbox, the job dir hand-over, the run's user namespace, and with network slirp4netns and
+    // the egress rules. Sequential, 20 times each, median.
+    let setup = |sandbox: &Sandbox, network: bool| -> Duration {
+        let job = fresh_job("setup", Isolation::Hardened { network: true });
+        let rc = job.with_extension("terraformrc");
+        let inv = Invocation {
+            job_dir: &job,
+            cwd: "repo",
+            engine: &tools.terraform,
+            mirror: Some(&tools.mirror),
+            cli_config: Some(&rc),
+            inputs: vec![],
+            args: vec!["version".into()],
+            env: BTreeMap::new(),
+            network,
+            timeout: Duration::from_secs(60),
+            grace: Duration::from_secs(5),
+            output_cap: 1 << 20,
+            stdout: Stdout::Captured,
+        };
+        let mut times = Vec::new();
+        for _ in 0..20 {
+            let start = Instant::now();
+            let spec = rig.rt.block_on(sandbox.process_spec(&inv)).expect("spec");
+            times.push(start.elapsed());
+            drop(spec);
+        }
+        let _ = std::fs::remove_dir_all(&job);
+        median(times)
+    };
+    let setup_net = setup(&rig.hardened, true);
+    let setup_offline = setup(&rig.hardened_offline, false);
+    println!(
+        "  set-up of one hardened run (median of 20): {:.1} ms with network, {:.1} ms without",
+        setup_net.as_secs_f64() * 1000.0,
+        setup_offline.as_secs_f64() * 1000.0
+    );
+    let sides = [
+        ("plain", Isolation::Plain),
+        ("old bwrap", Isolation::OldBwrap),
+        ("hardened", Isolation::Hardened { network: true }),
+        (
+            "hardened, no network",
+            Isolation::Hardened { network: false },
+        ),
+    ];
+    println!("  one command (`terraform version`, mean of 5 per round):");
+    let version = interleaved(
+        rounds,
+        &mut sides.map(|(name, iso)| (name, version_side(name, iso))),
+    );
+    println!("  the same plan (init + plan + show -json):");
+    let plan = interleaved(
+        rounds,
+        &mut sides.map(|(name, iso)| (name, plan_side(name, iso))),
+    );
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "  median per command: plain {:.0} ms, old bwrap {:.0} ms, hardened {:.0} ms, hardened without network {:.0} ms",
+        ms(version[0]),
+        ms(version[1]),
+        ms(version[2]),
+        ms(version[3])
+    );
+    println!(
+        "  median per plan: plain {:.2}s, old bwrap {:.2}s, hardened {:.2}s, hardened without network {:.2}s\n",
+        plan[0].as_secs_f64(),
+        plan[1].as_secs_f64(),
+        plan[2].as_secs_f64(),
+        plan[3].as_secs_f64()
+    );
+    let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
+    let vs_old = ratio(plan[2], plan[1]);
+    let vs_plain = ratio(plan[2], plan[0]);
+    vec![
+        Outcome {
+            name: "hardening: plan, hardened ÷ old bwrap flags".into(),
+            measured: format!("{vs_old:.3}"),
+            goal: "≤ 1.15".into(),
+            ok: vs_old <= 1.15,
+        },
+        Outcome {
+            name: "hardening: plan, hardened ÷ plain".into(),
+            measured: format!("{vs_plain:.3}"),
+            goal: "—".into(),
+            ok: true,
+        },
+        Outcome {
+            name: "hardening: set-up per command (network)".into(),
+            measured: format!("{:.0} ms", ms(setup_net)),
+            goal: "—".into(),
+            ok: true,
+        },
+        Outcome {
+            name: "hardening: one command, hardened − old".into(),
+            measured: format!("{:+.0} ms", ms(version[2]) - ms(version[1])),
+            goal: "—".into(),
+            ok: true,
         },
     ]
 }

@@ -84,6 +84,27 @@ pub enum Command {
     /// Locks held by pull requests.
     #[command(subcommand)]
     Locks(LocksCommand),
+    /// Webhook events: pending, handled, and those set aside (dead letters).
+    #[command(subcommand)]
+    Events(EventsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// List events, newest first.
+    List {
+        /// Only the events set aside after their attempts were used up (same as `--state dead`).
+        #[arg(long, conflicts_with = "state")]
+        dead: bool,
+        /// Only events in this state.
+        #[arg(long, value_parser = ["pending", "done", "dead"])]
+        state: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        /// JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -232,7 +253,18 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .prefix("sluice-preview-")
                     .tempdir()?;
                 settings.data_dir = t.path().to_path_buf();
-                Some(t)
+                // ... and a separate one for the jobs: never inside the data dir.
+                let jobs = match settings.runner.jobs_dir {
+                    Some(_) => None,
+                    None => {
+                        let j = tempfile::Builder::new()
+                            .prefix("sluice-preview-jobs-")
+                            .tempdir()?;
+                        settings.runner.jobs_dir = Some(j.path().to_path_buf());
+                        Some(j)
+                    }
+                };
+                Some((t, jobs))
             };
             let runner = Arc::new(Runner::from_settings(&settings)?);
             if !runner.sandbox.is_isolated() {
@@ -254,6 +286,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 bot_name: settings.bot_name.clone(),
                 keep_job_dirs,
                 color: std::io::IsTerminal::is_terminal(&std::io::stdout()),
+                limits: settings.limits,
             };
             let stdout = std::io::stdout();
             let mut out = stdout.lock();
@@ -282,6 +315,23 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Locks(cmd) => {
             let settings = Settings::load(&overrides)?;
             runtime()?.block_on(crate::app::locks_cli::run(&settings, cmd))
+        }
+        Command::Events(EventsCommand::List {
+            dead,
+            state,
+            limit,
+            json,
+        }) => {
+            let settings = Settings::load(&overrides)?;
+            let state = if dead {
+                Some(crate::app::store::EventState::Dead)
+            } else {
+                state
+                    .as_deref()
+                    .and_then(crate::app::store::EventState::parse)
+            };
+            let opts = crate::app::events_cli::ListOptions { state, limit, json };
+            runtime()?.block_on(crate::app::events_cli::list(&settings, opts))
         }
     }
 }

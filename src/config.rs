@@ -93,6 +93,12 @@ pub struct Settings {
     pub provider_mirror: Option<PathBuf>,
     #[serde(default)]
     pub runner: RunnerSettings,
+    /// Bounds on what Sluice reads from pull requests in its own process (outside the sandbox).
+    #[serde(default)]
+    pub limits: Limits,
+    /// Budgets of the HTTP server, whose webhook intake anyone can reach unauthenticated.
+    #[serde(default)]
+    pub http: HttpSettings,
     /// Comment commands this server accepts.
     #[serde(default = "default_enabled_commands")]
     pub enabled_commands: Vec<String>,
@@ -140,6 +146,12 @@ pub struct Settings {
     /// On shutdown, how long running jobs may take to finish before they are interrupted.
     #[serde(default = "default_shutdown_grace")]
     pub shutdown_grace_secs: u64,
+    /// Test builds only (`debug_assertions`): the delivery id whose processing aborts the
+    /// process, so tests can prove that an event which kills the server is set aside. Read from
+    /// `SLUICE_TEST_CRASH_ON_DELIVERY` in debug builds and never in release builds; never from a
+    /// file.
+    #[serde(skip)]
+    pub test_crash_on_delivery: Option<String>,
 }
 
 /// How and where terraform runs.
@@ -162,9 +174,66 @@ pub struct RunnerSettings {
     /// Largest `terraform show -json` accepted.
     #[serde(default = "default_json_cap")]
     pub plan_json_cap_bytes: usize,
-    /// Network inside the sandbox. Providers talk to cloud APIs, so on by default.
+    /// Network inside the sandbox. Providers talk to cloud APIs, so on by default. Each run has
+    /// a network namespace of its own with outbound IPv4 through slirp4netns; the host's
+    /// loopback, link-local (cloud metadata), private and other non-public ranges and the host's
+    /// own addresses are refused unless `egress_allow` opens them. `false`: no network at all.
     #[serde(default = "default_true")]
     pub network: bool,
+    /// Ranges (`10.20.0.0/16`) or addresses (`10.20.0.5`) runs may reach although they are
+    /// blocked by default, e.g. an internal registry or proxy. IPv4 only; loopback never.
+    #[serde(default)]
+    pub egress_allow: Vec<String>,
+    /// When Sluice runs as root, runs (and the helpers that set them up) run as this user and
+    /// group instead — never as root. Ignored otherwise: runs then use Sluice's own user.
+    #[serde(default = "default_sandbox_id")]
+    pub sandbox_uid: u32,
+    #[serde(default = "default_sandbox_id")]
+    pub sandbox_gid: u32,
+    /// Where job directories (checkouts, saved plans) live. Never inside `data_dir`: a run can
+    /// see the path of its own job dir (`/proc/self/mountinfo`), and it must not learn the data
+    /// dir's. Default: `sluice-jobs-<hash of data_dir>` next to the data dir. Put it on a
+    /// filesystem of its own (a volume) and runs see only `/<job>` instead of its path.
+    #[serde(default)]
+    pub jobs_dir: Option<PathBuf>,
+    /// Resource limits of each run (the bwrap profile).
+    #[serde(default)]
+    pub limits: RunLimits,
+}
+
+/// Resource limits of one run, set as rlimits on the sandbox (soft = hard). The process limit
+/// counts the run's own processes and threads only (each run has a user namespace of its own);
+/// memory and file size are per process — for one cap on a whole run's memory, run Sluice under
+/// a cgroup (a container's memory limit, or a systemd slice).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RunLimits {
+    /// Processes and threads of one run (`RLIMIT_NPROC`). terraform and each provider are Go
+    /// programs with a few dozen threads each.
+    #[serde(default = "default_limit_processes")]
+    pub processes: u64,
+    /// Virtual memory of one process, in bytes (`RLIMIT_AS`). Go reserves address space
+    /// generously, so this is far above what terraform and large providers touch.
+    #[serde(default = "default_limit_address_space")]
+    pub address_space_bytes: u64,
+    /// Largest file one process may write, in bytes (`RLIMIT_FSIZE`): providers downloaded into
+    /// a job (without a mirror) are the biggest files a run writes legitimately.
+    #[serde(default = "default_limit_file_size")]
+    pub file_size_bytes: u64,
+    /// Open files per process (`RLIMIT_NOFILE`).
+    #[serde(default = "default_limit_open_files")]
+    pub open_files: u64,
+}
+
+impl Default for RunLimits {
+    fn default() -> Self {
+        RunLimits {
+            processes: default_limit_processes(),
+            address_space_bytes: default_limit_address_space(),
+            file_size_bytes: default_limit_file_size(),
+            open_files: default_limit_open_files(),
+        }
+    }
 }
 
 impl Default for RunnerSettings {
@@ -176,7 +245,170 @@ impl Default for RunnerSettings {
             output_cap_bytes: default_output_cap(),
             plan_json_cap_bytes: default_json_cap(),
             network: true,
+            egress_allow: Vec::new(),
+            sandbox_uid: default_sandbox_id(),
+            sandbox_gid: default_sandbox_id(),
+            jobs_dir: None,
+            limits: RunLimits::default(),
         }
+    }
+}
+
+/// Bounds on everything Sluice derives from pull-request content in its own process — reading
+/// blobs and trees, parsing `.tf` files for module detection, parsing YAML configuration, and
+/// unpacking a commit into a job's directory — so that no pull request can stop the server or
+/// exhaust its memory, disk or time. What goes over a bound is refused with a message that
+/// names the setting (`limits.<name>`); nothing is truncated silently.
+///
+/// Every field has a default; set them in `[limits]` or as `SLUICE_LIMITS__<NAME>`.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest single file read into memory, in bytes: `sluice.yaml`/`atlantis.yaml`, policy
+    /// files and `.tf`/`.tofu` files read for module detection. A larger configuration or policy
+    /// file is a configuration error; a larger `.tf` file is a detection error on that file.
+    pub file_bytes: u64,
+    /// Total bytes of `.tf`/`.tofu` files read from one commit for module detection. Files past
+    /// the budget (in path order) are detection errors.
+    pub detection_bytes: u64,
+    /// Deepest nesting module detection parses in a `.tf` file: brackets, braces, parentheses,
+    /// string templates, template directives and chains of operators each count one level.
+    /// At most 500 (the parser recurses once per level; see `core::hcl_scan`).
+    pub hcl_depth: usize,
+    /// Files and symlinks in one commit's tree (submodules not counted).
+    pub tree_files: usize,
+    /// Files one pull request may change (its diff against the merge base).
+    pub changed_files: usize,
+    /// Longest path in a commit, in bytes (also the longest symlink target).
+    pub path_bytes: usize,
+    /// Wall-clock budget of reading one commit and detecting its projects, in seconds, per event.
+    pub detection_timeout_secs: u64,
+    /// Bytes of files one job's checkout may hold.
+    pub export_bytes: u64,
+    /// Entries (files, directories, symlinks) one job's checkout may hold.
+    pub export_files: usize,
+    /// Largest single file in a job's checkout, in bytes.
+    pub export_file_bytes: u64,
+    /// Attempts at handling one webhook event — counted when the attempt starts, so an event
+    /// whose handling stops the process counts too — before it is set aside (dead-lettered).
+    pub event_attempts: u32,
+    /// Projects one plan may run; a change that affects more is refused with a hint to target
+    /// some with `-p`/`-d`.
+    pub projects_per_run: usize,
+}
+
+/// The most `limits.hcl_depth` may be: module detection parses on a thread whose stack holds
+/// several times this depth of the parser's deepest recursion.
+pub const MAX_HCL_DEPTH: usize = 500;
+
+impl Default for Limits {
+    fn default() -> Self {
+        const MIB: u64 = 1024 * 1024;
+        Limits {
+            file_bytes: MIB,
+            detection_bytes: 64 * MIB,
+            hcl_depth: 100,
+            tree_files: 100_000,
+            changed_files: 25_000,
+            path_bytes: 1024,
+            detection_timeout_secs: 120,
+            export_bytes: 1024 * MIB,
+            export_files: 100_000,
+            export_file_bytes: 100 * MIB,
+            event_attempts: 3,
+            projects_per_run: 500,
+        }
+    }
+}
+
+/// Budgets of the HTTP server (`[http]`, `SLUICE_HTTP__*`). `POST /events` is reachable by
+/// anyone before the signature is checked, so every resource a sender can hold — a connection, a
+/// slot in the header parser, bytes of body buffered before the HMAC is known — is bounded in
+/// count, size and time. Deliveries from GitHub are small and fast (GitHub gives up after 10 s
+/// and caps payloads at 25 MB), so the defaults leave them untouched.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    /// A connection must send a complete request head (request line and headers) within this
+    /// many seconds of opening — or, on a kept-alive connection, of its previous response —
+    /// or it is closed. Stops slow-header ("slowloris") senders from holding connections.
+    #[serde(default = "default_header_read_timeout")]
+    pub header_read_timeout_secs: u64,
+    /// A request body must arrive completely within this many seconds of the handler starting
+    /// to read it, or the request is answered 408 and the connection closed.
+    #[serde(default = "default_body_read_timeout")]
+    pub body_read_timeout_secs: u64,
+    /// Open connections at most; further ones wait in the kernel's accept queue until one
+    /// closes.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Open connections from one peer IP address at most; further ones are closed at once.
+    /// `0` turns the per-address cap off — do that (or raise it) when a reverse proxy in
+    /// front of Sluice is the only peer.
+    #[serde(default = "default_max_connections_per_ip")]
+    pub max_connections_per_ip: usize,
+    /// Largest webhook body accepted, in bytes. A larger `Content-Length` is answered 413
+    /// before any of the body is read; a chunked body is cut off (413) when it grows past it.
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: u64,
+    /// Bytes of webhook bodies held in memory at once, over all requests, before their
+    /// signatures are known. A request that would go past it is answered 503 without being
+    /// read. Must be at least `max_body_bytes`.
+    #[serde(default = "default_max_inflight_body")]
+    pub max_inflight_body_bytes: u64,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            header_read_timeout_secs: default_header_read_timeout(),
+            body_read_timeout_secs: default_body_read_timeout(),
+            max_connections: default_max_connections(),
+            max_connections_per_ip: default_max_connections_per_ip(),
+            max_body_bytes: default_max_body(),
+            max_inflight_body_bytes: default_max_inflight_body(),
+        }
+    }
+}
+
+impl Limits {
+    /// The bounds module detection applies to one `.tf` file.
+    pub fn hcl(&self) -> crate::core::hcl_scan::HclLimits {
+        crate::core::hcl_scan::HclLimits {
+            max_bytes: usize::try_from(self.file_bytes).unwrap_or(usize::MAX),
+            max_depth: self.hcl_depth,
+        }
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.hcl_depth == 0 || self.hcl_depth > MAX_HCL_DEPTH {
+            bail!(
+                "limits.hcl_depth must be between 1 and {MAX_HCL_DEPTH}, got {}",
+                self.hcl_depth
+            );
+        }
+        if self.event_attempts == 0 {
+            bail!("limits.event_attempts must be at least 1");
+        }
+        if self.detection_timeout_secs == 0 {
+            bail!("limits.detection_timeout_secs must be at least 1");
+        }
+        for (name, v) in [
+            ("file_bytes", self.file_bytes),
+            ("detection_bytes", self.detection_bytes),
+            ("export_bytes", self.export_bytes),
+            ("export_file_bytes", self.export_file_bytes),
+            ("tree_files", self.tree_files as u64),
+            ("changed_files", self.changed_files as u64),
+            ("path_bytes", self.path_bytes as u64),
+            ("export_files", self.export_files as u64),
+            ("projects_per_run", self.projects_per_run as u64),
+        ] {
+            if v == 0 {
+                bail!("limits.{name} must be at least 1");
+            }
+        }
+        Ok(())
     }
 }
 
@@ -231,6 +463,22 @@ fn default_output_cap() -> usize {
 fn default_json_cap() -> usize {
     512 * 1024 * 1024
 }
+/// `nobody` / `nogroup` on Debian and most distributions.
+fn default_sandbox_id() -> u32 {
+    65534
+}
+fn default_limit_processes() -> u64 {
+    4096
+}
+fn default_limit_address_space() -> u64 {
+    16 << 30
+}
+fn default_limit_file_size() -> u64 {
+    4 << 30
+}
+fn default_limit_open_files() -> u64 {
+    4096
+}
 fn default_true() -> bool {
     true
 }
@@ -248,6 +496,25 @@ fn default_enabled_commands() -> Vec<String> {
     ]
     .map(String::from)
     .to_vec()
+}
+fn default_header_read_timeout() -> u64 {
+    10
+}
+fn default_body_read_timeout() -> u64 {
+    20
+}
+fn default_max_connections() -> usize {
+    1024
+}
+fn default_max_connections_per_ip() -> usize {
+    64
+}
+/// GitHub caps webhook payloads at 25 MB; a little headroom above that.
+fn default_max_body() -> u64 {
+    26 * 1024 * 1024
+}
+fn default_max_inflight_body() -> u64 {
+    64 * 1024 * 1024
 }
 fn default_lease() -> u64 {
     30
@@ -310,6 +577,7 @@ const ASSOCIATIONS: &[&str] = &[
     "NONE",
 ];
 const LIST_KEYS: &[&str] = &[
+    "runner.egress_allow",
     "repo_allowlist",
     "enabled_commands",
     "base_branches",
@@ -350,7 +618,10 @@ impl Settings {
                 continue;
             };
             let key = rest.to_ascii_lowercase();
-            let known = ENV_KEYS.contains(&key.as_str()) || key.starts_with("runner__");
+            let known = ENV_KEYS.contains(&key.as_str())
+                || key.starts_with("runner__")
+                || key.starts_with("limits__")
+                || key.starts_with("http__");
             if known && !v.is_empty() {
                 vars.insert(k.clone(), v.clone());
             }
@@ -385,6 +656,16 @@ impl Settings {
             None => anyhow::anyhow!("invalid settings (SLUICE_* environment): {e}"),
         })?;
         settings.insecure_no_webhook_secret = overrides.insecure_no_webhook_secret;
+        // A fault injection for the end-to-end test of poison events: it must not exist in a
+        // release build at all (not merely be off), so no configuration can turn it on in
+        // production; debug builds are what `cargo test` runs.
+        #[cfg(debug_assertions)]
+        {
+            settings.test_crash_on_delivery = env
+                .get("SLUICE_TEST_CRASH_ON_DELIVERY")
+                .filter(|s| !s.is_empty())
+                .cloned();
+        }
         settings.validate()?;
         Ok(settings)
     }
@@ -425,6 +706,24 @@ impl Settings {
         self.github_api_url = self.github_api_url.trim_end_matches('/').to_string();
         if self.runner.timeout_secs == 0 {
             bail!("runner.timeout_secs must be at least 1");
+        }
+        self.limits.validate()?;
+        self.http.validate()?;
+        if self.runner.sandbox_uid == 0 || self.runner.sandbox_gid == 0 {
+            bail!(
+                "runner.sandbox_uid and runner.sandbox_gid must not be 0: runs never run as root"
+            );
+        }
+        let l = &self.runner.limits;
+        if l.processes < 16
+            || l.open_files < 64
+            || l.address_space_bytes < (256 << 20)
+            || l.file_size_bytes < (1 << 20)
+        {
+            bail!(
+                "runner.limits are too small for terraform to start (at least 16 processes, 64 open files, \
+                 256 MiB of address space, 1 MiB file size): {l:?}"
+            );
         }
         Ok(())
     }
@@ -474,13 +773,56 @@ impl Settings {
         self.data_dir.join("sluice.db")
     }
 
+    /// Where job directories live: `runner.jobs_dir`, or `sluice-jobs-<12 hex digits of the
+    /// SHA-256 of the absolute data dir>` beside the data dir — outside it, on the same
+    /// filesystem (saved plans survive restarts), named so it does not give the data dir's path
+    /// away, and distinct for every data dir.
     pub fn jobs_dir(&self) -> PathBuf {
-        self.data_dir.join("jobs")
+        match &self.runner.jobs_dir {
+            Some(dir) => dir.clone(),
+            None => default_jobs_dir(&self.data_dir),
+        }
     }
 
     pub fn mirrors_dir(&self) -> PathBuf {
         self.data_dir.join("repos")
     }
+}
+
+impl HttpSettings {
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.header_read_timeout_secs == 0 || self.body_read_timeout_secs == 0 {
+            bail!(
+                "http.header_read_timeout_secs and http.body_read_timeout_secs must be at least 1"
+            );
+        }
+        if self.max_connections == 0 {
+            bail!("http.max_connections must be at least 1");
+        }
+        if self.max_body_bytes < 1024 || self.max_body_bytes > u64::from(u32::MAX) {
+            bail!(
+                "http.max_body_bytes must be between 1 KiB and 4 GiB, got {}",
+                self.max_body_bytes
+            );
+        }
+        if self.max_inflight_body_bytes < self.max_body_bytes {
+            bail!(
+                "http.max_inflight_body_bytes ({}) must be at least http.max_body_bytes ({}), or no delivery of the largest size could ever be read",
+                self.max_inflight_body_bytes,
+                self.max_body_bytes
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The jobs dir of a data dir when `runner.jobs_dir` is not set (see [`Settings::jobs_dir`]).
+pub fn default_jobs_dir(data_dir: &Path) -> PathBuf {
+    use sha2::{Digest, Sha256};
+    let data = std::path::absolute(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
+    let hash = hex::encode(Sha256::digest(data.as_os_str().as_encoded_bytes()));
+    let parent = data.parent().unwrap_or(Path::new("/"));
+    parent.join(format!("sluice-jobs-{}", &hash[..12]))
 }
 
 /// Resolves a binary given as a path or a bare name (looked up on `PATH`), checking that it is
@@ -599,6 +941,67 @@ mod tests {
     }
 
     #[test]
+    fn sandbox_settings_from_the_environment() {
+        let s = Settings::load_from(
+            &env(&[
+                ("SLUICE_RUNNER__EGRESS_ALLOW", "10.20.0.0/16,10.30.0.5"),
+                ("SLUICE_RUNNER__SANDBOX_UID", "4242"),
+                ("SLUICE_RUNNER__LIMITS__PROCESSES", "100"),
+                ("SLUICE_RUNNER__JOBS_DIR", "/srv/sluice-jobs"),
+            ]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(s.runner.egress_allow, ["10.20.0.0/16", "10.30.0.5"]);
+        assert_eq!(s.runner.sandbox_uid, 4242);
+        assert_eq!(s.runner.sandbox_gid, 65534);
+        assert_eq!(s.runner.limits.processes, 100);
+        assert_eq!(s.runner.limits.open_files, 4096);
+        assert_eq!(s.jobs_dir(), Path::new("/srv/sluice-jobs"));
+
+        for (key, value, why) in [
+            ("SLUICE_RUNNER__SANDBOX_UID", "0", "must not be 0"),
+            ("SLUICE_RUNNER__SANDBOX_GID", "0", "must not be 0"),
+            ("SLUICE_RUNNER__LIMITS__PROCESSES", "2", "too small"),
+            (
+                "SLUICE_RUNNER__LIMITS__ADDRESS_SPACE_BYTES",
+                "1000",
+                "too small",
+            ),
+        ] {
+            let err = format!(
+                "{:#}",
+                Settings::load_from(&env(&[(key, value)]), &Overrides::default()).unwrap_err()
+            );
+            assert!(err.contains(why), "{key}={value}: {err}");
+        }
+    }
+
+    #[test]
+    fn default_jobs_dir_is_beside_the_data_dir_and_does_not_name_it() {
+        for data in [
+            "/var/lib/sluice/data",
+            "/var/lib/sluice/other",
+            "relative-data",
+        ] {
+            let s = Settings::load_from(&env(&[("SLUICE_DATA_DIR", data)]), &Overrides::default())
+                .unwrap();
+            let jobs = s.jobs_dir();
+            let abs = std::path::absolute(data).unwrap();
+            assert!(!jobs.starts_with(&abs), "{}", jobs.display());
+            assert_eq!(jobs.parent(), abs.parent());
+            let name = jobs.file_name().unwrap().to_string_lossy().into_owned();
+            assert!(
+                name.starts_with("sluice-jobs-") && !name.contains("data"),
+                "{name}"
+            );
+        }
+        let a = default_jobs_dir(Path::new("/var/lib/sluice/data"));
+        let b = default_jobs_dir(Path::new("/var/lib/sluice/other"));
+        assert_ne!(a, b, "two data dirs in one place get two jobs dirs");
+    }
+
+    #[test]
     fn debug_never_prints_secrets() {
         let s = Settings::load_from(
             &env(&[
@@ -614,6 +1017,56 @@ mod tests {
             "{dbg}"
         );
         assert!(dbg.contains("Secret(***)"));
+    }
+
+    #[test]
+    fn http_budgets_have_defaults_env_names_and_checks() {
+        let s = Settings::load_from(&env(&[]), &Overrides::default()).unwrap();
+        assert_eq!(s.http.header_read_timeout_secs, 10);
+        assert_eq!(s.http.max_connections_per_ip, 64);
+        assert!(s.http.max_inflight_body_bytes >= s.http.max_body_bytes);
+
+        let s = Settings::load_from(
+            &env(&[
+                ("SLUICE_HTTP__HEADER_READ_TIMEOUT_SECS", "2"),
+                ("SLUICE_HTTP__MAX_CONNECTIONS_PER_IP", "0"),
+                ("SLUICE_HTTP__MAX_BODY_BYTES", "4096"),
+                ("SLUICE_HTTP__MAX_INFLIGHT_BODY_BYTES", "8192"),
+            ]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(s.http.header_read_timeout_secs, 2);
+        assert_eq!(s.http.max_connections_per_ip, 0);
+        assert_eq!(s.http.max_body_bytes, 4096);
+
+        for (key, value, want) in [
+            (
+                "SLUICE_HTTP__MAX_INFLIGHT_BODY_BYTES",
+                "1024",
+                "must be at least http.max_body_bytes",
+            ),
+            (
+                "SLUICE_HTTP__BODY_READ_TIMEOUT_SECS",
+                "0",
+                "must be at least 1",
+            ),
+            (
+                "SLUICE_HTTP__MAX_CONNECTIONS",
+                "0",
+                "max_connections must be at least 1",
+            ),
+            (
+                "SLUICE_HTTP__MAX_BODY_BYTES",
+                "10",
+                "between 1 KiB and 4 GiB",
+            ),
+        ] {
+            let err = Settings::load_from(&env(&[(key, value)]), &Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(want), "{key}={value}: {err}");
+        }
     }
 
     #[test]
@@ -640,6 +1093,73 @@ mod tests {
         assert_eq!(s.workers, 5);
         assert_eq!(s.runner.timeout_secs, 10);
         assert_eq!(s.listen.port(), 1);
+    }
+
+    #[test]
+    fn limits_have_defaults_and_are_settable_and_checked() {
+        let s = Settings::load_from(&env(&[]), &Overrides::default()).unwrap();
+        assert_eq!(s.limits, Limits::default());
+        assert_eq!(s.limits.hcl_depth, 100);
+        assert_eq!(s.limits.event_attempts, 3);
+
+        let s = Settings::load_from(
+            &env(&[
+                ("SLUICE_LIMITS__HCL_DEPTH", "200"),
+                ("SLUICE_LIMITS__EXPORT_BYTES", "1000"),
+            ]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!((s.limits.hcl_depth, s.limits.export_bytes), (200, 1000));
+        assert_eq!(s.limits.file_bytes, Limits::default().file_bytes);
+
+        for (key, value, want) in [
+            (
+                "SLUICE_LIMITS__HCL_DEPTH",
+                "501",
+                "limits.hcl_depth must be between 1 and 500",
+            ),
+            (
+                "SLUICE_LIMITS__EVENT_ATTEMPTS",
+                "0",
+                "limits.event_attempts must be at least 1",
+            ),
+            (
+                "SLUICE_LIMITS__TREE_FILES",
+                "0",
+                "limits.tree_files must be at least 1",
+            ),
+        ] {
+            let err = Settings::load_from(&env(&[(key, value)]), &Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(want), "{key}={value}: {err}");
+        }
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sluice.toml");
+        std::fs::write(&file, "[limits]\nfile_byte = 1\n").unwrap();
+        let err = Settings::load_from(
+            &env(&[("SLUICE_CONFIG", file.to_str().unwrap())]),
+            &Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("file_byte"), "{err}");
+    }
+
+    #[test]
+    fn the_crash_injection_exists_in_test_builds_only() {
+        let s = Settings::load_from(
+            &env(&[("SLUICE_TEST_CRASH_ON_DELIVERY", "abc")]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        // Unit tests are debug builds; a release build has no code that reads the variable.
+        assert_eq!(
+            s.test_crash_on_delivery.as_deref(),
+            cfg!(debug_assertions).then_some("abc")
+        );
     }
 
     #[test]

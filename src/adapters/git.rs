@@ -5,25 +5,65 @@
 //! (`<data>/repos/<owner>/<name>.git`) and fetches into it; `preview` reads the user's own repo.
 //! A job's checkout is an *export* of one commit (`git archive` unpacked with the `tar` crate):
 //! no `.git`, no hooks, nothing that points back at the mirror.
+//!
+//! Everything read here comes from pull requests, so every read is bounded by the repository's
+//! [`Limits`]: git's output is streamed, never captured whole, and git is stopped as soon as a
+//! tree has too many files, a diff too many changes, a path is too long, or a blob is larger
+//! than asked for; blob sizes are known before any content is read; an export stops at its
+//! quotas. Errors name the limit (`limits.<name>`) and never a host path.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 
-use crate::config::Secret;
+use crate::config::{Limits, Secret};
+use crate::core::diag::Diagnostic;
 use crate::core::projects::{ChangeKind, ChangedFile, RepoSnapshot, module_sources};
 use crate::core::types::{CommitSha, ProjectDir};
 
 /// Longest any single git command may take (fetches of big repositories included).
 const GIT_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// A repository on disk: a bare mirror or the `.git` of a working copy.
+/// A repository on disk: a bare mirror or the `.git` of a working copy, with the bounds every
+/// read of it respects.
 #[derive(Debug, Clone)]
 pub struct GitRepo {
     git_dir: PathBuf,
+    limits: Limits,
+}
+
+/// A file read at a commit by [`GitRepo::read_files_bounded`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileRead {
+    /// No such file (or not a file) at that commit.
+    Missing,
+    Text(String),
+    /// Larger than `limits.file_bytes`: not read.
+    TooLarge {
+        bytes: u64,
+    },
+}
+
+/// `1.5 MiB`-style sizes for messages.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["bytes", "KiB", "MiB", "GiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} bytes")
+    } else if v.fract() == 0.0 {
+        format!("{v:.0} {}", UNITS[unit])
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
 }
 
 /// Environment for every git command: nothing inherited but PATH, no prompts, no user or
@@ -91,6 +131,124 @@ fn git_output(
     Ok(out.stdout)
 }
 
+/// A git command whose standard output is read as a stream, so no more of it is ever held than
+/// the reader keeps. Git is killed when the stream is dropped before its end, and by a watchdog
+/// after [`GIT_TIMEOUT`].
+struct GitStream {
+    reader: Arc<duct::ReaderHandle>,
+    /// Dropping it tells the watchdog the command is over.
+    _done: std::sync::mpsc::Sender<()>,
+    what: String,
+    finished: bool,
+}
+
+impl GitStream {
+    fn start(git_dir: &Path, args: &[&str], stdin: Option<Vec<u8>>) -> anyhow::Result<GitStream> {
+        let mut argv = vec![format!("--git-dir={}", git_dir.display())];
+        argv.extend(args.iter().map(|s| s.to_string()));
+        let mut expr = duct::cmd("git", &argv)
+            .full_env(base_env())
+            .stderr_capture()
+            .unchecked();
+        expr = match stdin {
+            Some(bytes) => expr.stdin_bytes(bytes),
+            None => expr.stdin_null(),
+        };
+        let reader = Arc::new(
+            expr.reader()
+                .context("cannot start git (is it installed?)")?,
+        );
+        let (done, wait) = std::sync::mpsc::channel::<()>();
+        let watched = Arc::clone(&reader);
+        std::thread::spawn(move || {
+            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = wait.recv_timeout(GIT_TIMEOUT)
+            {
+                let _ = watched.kill();
+            }
+        });
+        Ok(GitStream {
+            reader,
+            _done: done,
+            what: args.first().unwrap_or(&"").to_string(),
+            finished: false,
+        })
+    }
+
+    /// Reads to the end and checks git's exit status (its stderr is the error).
+    fn finish(mut self) -> anyhow::Result<()> {
+        let mut sink = [0u8; 8192];
+        while self.read(&mut sink)? > 0 {}
+        self.finished = true;
+        match self.reader.try_wait()? {
+            Some(out) if out.status.success() => Ok(()),
+            Some(out) => bail!(
+                "git {} failed: {}",
+                self.what,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+            None => bail!("git {} did not finish", self.what),
+        }
+    }
+}
+
+impl Read for GitStream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        (&*self.reader).read(buf)
+    }
+}
+
+impl Drop for GitStream {
+    fn drop(&mut self) {
+        if !self.finished {
+            let _ = self.reader.kill();
+        }
+    }
+}
+
+/// Why [`read_records`] stopped.
+#[derive(Debug)]
+enum RecordsError {
+    /// More than the allowed number of records.
+    TooMany,
+    /// A record longer than allowed (its start, for the message).
+    TooLong(String),
+    Io(std::io::Error),
+}
+
+/// Reads `sep`-terminated records, each at most `max_len` bytes, at most `max_count` of them.
+fn read_records(
+    input: &mut impl BufRead,
+    sep: u8,
+    max_len: usize,
+    max_count: usize,
+) -> Result<Vec<Vec<u8>>, RecordsError> {
+    let mut out = Vec::new();
+    loop {
+        let mut rec = Vec::new();
+        let n = input
+            .by_ref()
+            .take(max_len as u64 + 1)
+            .read_until(sep, &mut rec)
+            .map_err(RecordsError::Io)?;
+        if n == 0 {
+            return Ok(out);
+        }
+        if rec.last() == Some(&sep) {
+            rec.pop();
+        } else if rec.len() > max_len {
+            let start = String::from_utf8_lossy(&rec[..rec.len().min(80)]).into_owned();
+            return Err(RecordsError::TooLong(start));
+        }
+        if rec.is_empty() && sep == 0 {
+            continue;
+        }
+        if out.len() == max_count {
+            return Err(RecordsError::TooMany);
+        }
+        out.push(rec);
+    }
+}
+
 /// Credentials for fetching over https, given to git through the environment (never argv).
 fn auth_env(url: &str, token: Option<&Secret>) -> Vec<(String, String)> {
     match token {
@@ -132,6 +290,7 @@ impl GitRepo {
         let dir = String::from_utf8_lossy(&out).trim().to_string();
         Ok(GitRepo {
             git_dir: PathBuf::from(dir),
+            limits: Limits::default(),
         })
     }
 
@@ -148,11 +307,26 @@ impl GitRepo {
         }
         Ok(GitRepo {
             git_dir: dir.to_path_buf(),
+            limits: Limits::default(),
         })
+    }
+
+    /// The same repository read within `limits` (the default limits otherwise).
+    pub fn with_limits(mut self, limits: Limits) -> GitRepo {
+        self.limits = limits;
+        self
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     pub fn git_dir(&self) -> &Path {
         &self.git_dir
+    }
+
+    fn stream(&self, args: &[&str], stdin: Option<Vec<u8>>) -> anyhow::Result<GitStream> {
+        GitStream::start(&self.git_dir, args, stdin)
     }
 
     fn git(&self, args: &[&str]) -> anyhow::Result<Vec<u8>> {
@@ -250,30 +424,85 @@ impl GitRepo {
         // `base...head`: the changes of `head` since its merge base with `base`, in one call.
         // A rename is reported as delete + add, so a moved file affects both places.
         let range = format!("{}...{}", base.as_str(), head.as_str());
-        let out = self
-            .git(&["diff", "--name-status", "-z", "--no-renames", &range])
-            .with_context(|| {
-                format!(
-                    "{} and {} have no common history",
-                    base.short(),
-                    head.short()
-                )
-            })?;
-        parse_name_status(&out)
+        let max = self.limits.changed_files;
+        let mut out = BufReader::new(self.stream(
+            &["diff", "--name-status", "-z", "--no-renames", &range],
+            None,
+        )?);
+        // Two records per change: the status, then the path.
+        let records = match read_records(&mut out, 0, self.limits.path_bytes + 8, 2 * max) {
+            Ok(r) => r,
+            Err(RecordsError::TooMany) => bail!(
+                "this pull request changes more than {max} files; Sluice reads at most that many \
+                 (limits.changed_files)"
+            ),
+            Err(RecordsError::TooLong(start)) => bail!(
+                "a changed path is longer than {} bytes (limits.path_bytes): `{start}…`",
+                self.limits.path_bytes
+            ),
+            Err(RecordsError::Io(e)) => return Err(e.into()),
+        };
+        out.into_inner().finish().with_context(|| {
+            format!(
+                "{} and {} have no common history",
+                base.short(),
+                head.short()
+            )
+        })?;
+        parse_name_status(&records)
     }
 
     /// The tree of `commit`: every file, every symlink with its target, and the local module
-    /// sources of every `.tf` / `.tofu` file (parsed with the core's HCL reader).
+    /// sources of every `.tf` / `.tofu` file (parsed with the core's HCL reader). Files Sluice
+    /// refused to read (over `limits.file_bytes`, `limits.detection_bytes` or the HCL limits) are
+    /// dropped silently here; [`GitRepo::read_tree`] returns them as diagnostics.
     pub fn snapshot(&self, commit: &CommitSha) -> anyhow::Result<RepoSnapshot> {
-        let out = self.git(&["ls-tree", "-r", "-z", "--full-tree", commit.as_str()])?;
+        Ok(self.read_tree(commit)?.0)
+    }
+
+    /// [`GitRepo::snapshot`], plus an error diagnostic for every `.tf`/`.tofu` file whose module
+    /// calls Sluice did not read because it is over a limit (syntax errors are left to
+    /// terraform). Errors: a tree with more than `limits.tree_files` entries, a path or symlink
+    /// target longer than `limits.path_bytes`, or git failing.
+    pub fn read_tree(&self, commit: &CommitSha) -> anyhow::Result<(RepoSnapshot, Vec<Diagnostic>)> {
+        let l = &self.limits;
+        let mut out = BufReader::new(self.stream(
+            &["ls-tree", "-r", "-z", "--full-tree", commit.as_str()],
+            None,
+        )?);
+        // `<mode> <type> <object>\t<path>`: the path plus at most ~100 bytes.
+        let records = match read_records(&mut out, 0, l.path_bytes + 128, l.tree_files) {
+            Ok(r) => r,
+            Err(RecordsError::TooMany) => bail!(
+                "the tree of commit {} has more than {} files; Sluice reads at most that many \
+                 (limits.tree_files)",
+                commit.short(),
+                l.tree_files
+            ),
+            Err(RecordsError::TooLong(start)) => bail!(
+                "commit {} has a path longer than {} bytes (limits.path_bytes): `{start}…`",
+                commit.short(),
+                l.path_bytes
+            ),
+            Err(RecordsError::Io(e)) => return Err(e.into()),
+        };
+        out.into_inner().finish()?;
         let mut files = BTreeSet::new();
         let mut symlink_objs: Vec<(String, String)> = Vec::new();
-        let mut tf_objs: Vec<(String, String)> = Vec::new();
-        for entry in out.split(|&b| b == 0).filter(|e| !e.is_empty()) {
+        let mut tf_candidates: Vec<(String, String)> = Vec::new();
+        for entry in &records {
             let entry = String::from_utf8_lossy(entry);
             let Some((meta, path)) = entry.split_once('\t') else {
                 continue;
             };
+            if path.len() > l.path_bytes {
+                bail!(
+                    "commit {} has a path longer than {} bytes (limits.path_bytes): `{}…`",
+                    commit.short(),
+                    l.path_bytes,
+                    &path[..floor_boundary(path, 80)]
+                );
+            }
             let mut parts = meta.split(' ');
             let (Some(mode), Some(kind), Some(obj)) = (parts.next(), parts.next(), parts.next())
             else {
@@ -284,15 +513,61 @@ impl GitRepo {
             }
             if mode == "120000" {
                 symlink_objs.push((path.to_string(), obj.to_string()));
-            } else {
-                if path.ends_with(".tf") || path.ends_with(".tofu") {
-                    tf_objs.push((path.to_string(), obj.to_string()));
-                }
-                files.insert(path.to_string());
+                continue;
+            }
+            if path.ends_with(".tf") || path.ends_with(".tofu") {
+                tf_candidates.push((path.to_string(), obj.to_string()));
+            }
+            files.insert(path.to_string());
+        }
+        // Sizes first (only of what may be read), so no content over a limit is ever read.
+        let mut objs: Vec<&str> = symlink_objs.iter().map(|(_, o)| o.as_str()).collect();
+        objs.extend(tf_candidates.iter().map(|(_, o)| o.as_str()));
+        let sizes = self.blob_sizes(&objs)?;
+        let size_of = |o: &str| sizes.get(o).copied().unwrap_or(u64::MAX);
+        for (path, obj) in &symlink_objs {
+            if size_of(obj) > l.path_bytes as u64 {
+                bail!(
+                    "the symbolic link `{path}` at commit {} has a target longer than {} bytes \
+                     (limits.path_bytes)",
+                    commit.short(),
+                    l.path_bytes
+                );
             }
         }
-        let mut wanted: Vec<&str> = symlink_objs.iter().map(|(_, o)| o.as_str()).collect();
-        wanted.extend(tf_objs.iter().map(|(_, o)| o.as_str()));
+        let mut tf_objs: Vec<(String, String, u64)> = Vec::new();
+        let mut diagnostics = Vec::new();
+        let mut detection_bytes = 0u64;
+        for (path, obj) in tf_candidates {
+            let size = size_of(&obj);
+            if size > l.file_bytes {
+                diagnostics.push(unread(
+                    &path,
+                    format!(
+                        "the file is {}; Sluice reads `.tf` files of at most {} (limits.file_bytes)",
+                        human_bytes(size),
+                        human_bytes(l.file_bytes)
+                    ),
+                ));
+            } else if detection_bytes + size > l.detection_bytes {
+                diagnostics.push(unread(
+                    &path,
+                    format!(
+                        "the `.tf` files of this commit are larger than {} together; Sluice reads \
+                         at most that much of them, in path order (limits.detection_bytes)",
+                        human_bytes(l.detection_bytes)
+                    ),
+                ));
+            } else {
+                detection_bytes += size;
+                tf_objs.push((path, obj, size));
+            }
+        }
+        let mut wanted: Vec<(&str, u64)> = symlink_objs
+            .iter()
+            .map(|(_, o)| (o.as_str(), l.path_bytes as u64))
+            .collect();
+        wanted.extend(tf_objs.iter().map(|(_, o, size)| (o.as_str(), *size)));
         let blobs = self.read_blobs(&wanted)?;
         let symlinks: BTreeMap<String, String> = symlink_objs
             .into_iter()
@@ -304,8 +579,9 @@ impl GitRepo {
                 )
             })
             .collect();
+        let hcl = l.hcl();
         let mut module_calls: BTreeMap<ProjectDir, Vec<String>> = BTreeMap::new();
-        for (path, obj) in tf_objs {
+        for (path, obj, _) in tf_objs {
             let Some(text) = blobs.get(&obj) else {
                 continue;
             };
@@ -315,9 +591,15 @@ impl GitRepo {
                 continue;
             }
             // A file terraform cannot parse is reported by terraform itself in the plan;
-            // detection just learns nothing from it.
-            let Ok(sources) = module_sources(&path, &text) else {
-                continue;
+            // detection just learns nothing from it. A file over the limits is reported here.
+            let sources = match module_sources(&path, &text, &hcl) {
+                Ok(s) => s,
+                Err(d) => {
+                    if d.is_error() {
+                        diagnostics.push(d);
+                    }
+                    continue;
+                }
             };
             if sources.is_empty() {
                 continue;
@@ -331,62 +613,110 @@ impl GitRepo {
             };
             module_calls.entry(dir).or_default().extend(sources);
         }
-        Ok(RepoSnapshot {
-            files,
-            symlinks,
-            module_calls,
-        })
+        Ok((
+            RepoSnapshot {
+                files,
+                symlinks,
+                module_calls,
+            },
+            diagnostics,
+        ))
     }
 
-    /// Reads several blobs in one `git cat-file --batch` call.
-    fn read_blobs(&self, objects: &[&str]) -> anyhow::Result<BTreeMap<String, Vec<u8>>> {
+    /// The sizes of several objects (by id), in one `git cat-file --batch-check` call; objects
+    /// git does not have are left out.
+    fn blob_sizes(&self, objects: &[&str]) -> anyhow::Result<BTreeMap<String, u64>> {
+        let mut sizes = BTreeMap::new();
+        if objects.is_empty() {
+            return Ok(sizes);
+        }
+        let mut input = objects.join("\n");
+        input.push('\n');
+        let mut out =
+            BufReader::new(self.stream(&["cat-file", "--batch-check"], Some(input.into_bytes()))?);
+        for _ in objects {
+            let line = read_header(&mut out)?;
+            let mut parts = line.split(' ');
+            if let (Some(obj), Some("blob"), Some(size)) =
+                (parts.next(), parts.next(), parts.next())
+                && let Ok(size) = size.parse()
+            {
+                sizes.insert(obj.to_string(), size);
+            }
+        }
+        out.into_inner().finish()?;
+        Ok(sizes)
+    }
+
+    /// Reads several blobs, each no larger than the size given with it, in one
+    /// `git cat-file --batch` call. Never holds more than the sizes asked for.
+    fn read_blobs(&self, objects: &[(&str, u64)]) -> anyhow::Result<BTreeMap<String, Vec<u8>>> {
         let mut map = BTreeMap::new();
         if objects.is_empty() {
             return Ok(map);
         }
-        let mut input = objects.join("\n");
-        input.push('\n');
-        let out = git_output(
-            Some(&self.git_dir),
-            &["cat-file", "--batch"],
-            &[],
-            Some(input.into_bytes()),
-        )?;
-        let mut rest = out.as_slice();
-        while !rest.is_empty() {
-            let nl = rest
-                .iter()
-                .position(|&b| b == b'\n')
-                .context("truncated cat-file output")?;
-            let header = String::from_utf8_lossy(&rest[..nl]).into_owned();
-            rest = &rest[nl + 1..];
+        let mut input = String::new();
+        for (obj, _) in objects {
+            input.push_str(obj);
+            input.push('\n');
+        }
+        let mut out =
+            BufReader::new(self.stream(&["cat-file", "--batch"], Some(input.into_bytes()))?);
+        for (obj, max) in objects {
+            let header = read_header(&mut out)?;
             let mut h = header.split(' ');
-            let (Some(obj), Some(kind)) = (h.next(), h.next()) else {
+            let (Some(got), Some(kind)) = (h.next(), h.next()) else {
                 bail!("bad cat-file header {header:?}")
             };
             if kind == "missing" {
                 continue;
             }
-            let size: usize = h
+            let size: u64 = h
                 .next()
                 .and_then(|s| s.parse().ok())
                 .context("bad cat-file size")?;
-            if rest.len() < size + 1 {
-                bail!("truncated cat-file output");
+            if got != *obj || size > *max {
+                bail!(
+                    "git returned {got} ({size} bytes) when asked for {obj} (at most {max} bytes)"
+                );
             }
-            map.insert(obj.to_string(), rest[..size].to_vec());
-            rest = &rest[size + 1..];
+            map.insert(obj.to_string(), read_body(&mut out, size)?);
         }
+        out.into_inner().finish()?;
         Ok(map)
     }
 
-    /// The contents of several files at `commit` in one `git cat-file --batch` call, in the
-    /// order asked; `None` where a file does not exist (or is not a file).
+    /// The contents of several files at `commit`, in the order asked; `None` where a file does
+    /// not exist (or is not a file). A file larger than `limits.file_bytes` is an error naming it
+    /// (see [`GitRepo::read_files_bounded`] to tell it apart instead).
     pub fn read_files(
         &self,
         commit: &CommitSha,
         paths: &[&str],
     ) -> anyhow::Result<Vec<Option<String>>> {
+        self.read_files_bounded(commit, paths)?
+            .into_iter()
+            .zip(paths)
+            .map(|(f, path)| match f {
+                FileRead::Missing => Ok(None),
+                FileRead::Text(t) => Ok(Some(t)),
+                FileRead::TooLarge { bytes } => bail!(
+                    "`{path}` is {}; Sluice reads files of at most {} (limits.file_bytes)",
+                    human_bytes(bytes),
+                    human_bytes(self.limits.file_bytes)
+                ),
+            })
+            .collect()
+    }
+
+    /// The contents of several files at `commit`, in the order asked: their sizes first
+    /// (`cat-file --batch-check`), then the content of those within `limits.file_bytes` (one
+    /// `cat-file --batch`).
+    pub fn read_files_bounded(
+        &self,
+        commit: &CommitSha,
+        paths: &[&str],
+    ) -> anyhow::Result<Vec<FileRead>> {
         if paths.is_empty() {
             return Ok(Vec::new());
         }
@@ -397,51 +727,76 @@ impl GitRepo {
             }
             input.push_str(&format!("{}:{}\n", commit.as_str(), p));
         }
-        let out = git_output(
-            Some(&self.git_dir),
-            &["cat-file", "--batch"],
-            &[],
-            Some(input.into_bytes()),
-        )?;
-        let mut rest = out.as_slice();
+        let mut out =
+            BufReader::new(self.stream(&["cat-file", "--batch-check"], Some(input.into_bytes()))?);
         let mut found = Vec::with_capacity(paths.len());
+        let mut wanted: Vec<(String, u64)> = Vec::new();
         for _ in paths {
-            let nl = rest
-                .iter()
-                .position(|&b| b == b'\n')
-                .context("truncated cat-file output")?;
-            let header = String::from_utf8_lossy(&rest[..nl]).into_owned();
-            rest = &rest[nl + 1..];
+            let header = read_header(&mut out)?;
             let mut h = header.rsplitn(3, ' ');
-            let (last, kind) = (h.next().unwrap_or(""), h.next().unwrap_or(""));
-            if last == "missing" || last == "ambiguous" {
-                found.push(None);
+            let (last, kind, obj) = (
+                h.next().unwrap_or(""),
+                h.next().unwrap_or(""),
+                h.next().unwrap_or(""),
+            );
+            if last == "missing" || last == "ambiguous" || kind != "blob" {
+                found.push(FileRead::Missing);
                 continue;
             }
-            let size: usize = last
+            let size: u64 = last
                 .parse()
                 .with_context(|| format!("bad cat-file header {header:?}"))?;
-            if rest.len() < size + 1 {
-                bail!("truncated cat-file output");
+            if size > self.limits.file_bytes {
+                found.push(FileRead::TooLarge { bytes: size });
+            } else {
+                found.push(FileRead::Text(String::new()));
+                wanted.push((obj.to_string(), size));
             }
-            found.push(
-                (kind == "blob").then(|| String::from_utf8_lossy(&rest[..size]).into_owned()),
-            );
-            rest = &rest[size + 1..];
+        }
+        out.into_inner().finish()?;
+        let refs: Vec<(&str, u64)> = wanted.iter().map(|(o, s)| (o.as_str(), *s)).collect();
+        let blobs = self.read_blobs(&refs)?;
+        let mut next = wanted.iter();
+        for f in &mut found {
+            if let FileRead::Text(t) = f {
+                let (obj, _) = next.next().expect("one wanted blob per text");
+                *t = String::from_utf8_lossy(blobs.get(obj).map(Vec::as_slice).unwrap_or_default())
+                    .into_owned();
+            }
         }
         Ok(found)
     }
 
-    /// Paths of the files directly inside `dir` at `commit` (not recursive).
+    /// Paths of the files directly inside `dir` at `commit` (not recursive), at most
+    /// `limits.tree_files` of them.
     pub fn list_dir(&self, commit: &CommitSha, dir: &str) -> anyhow::Result<Vec<String>> {
         let spec = format!("{}:{}", commit.as_str(), dir.trim_end_matches('/'));
-        let out = match self.git(&["ls-tree", "-z", "--end-of-options", &spec]) {
-            Ok(o) => o,
-            Err(_) => return Ok(Vec::new()), // no such directory
+        let mut out =
+            BufReader::new(self.stream(&["ls-tree", "-z", "--end-of-options", &spec], None)?);
+        let records = match read_records(
+            &mut out,
+            0,
+            self.limits.path_bytes + 128,
+            self.limits.tree_files,
+        ) {
+            Ok(r) => r,
+            Err(RecordsError::TooMany) => bail!(
+                "`{dir}` at commit {} has more than {} entries (limits.tree_files)",
+                commit.short(),
+                self.limits.tree_files
+            ),
+            Err(RecordsError::TooLong(start)) => bail!(
+                "`{dir}` at commit {} has a path longer than {} bytes (limits.path_bytes): `{start}…`",
+                commit.short(),
+                self.limits.path_bytes
+            ),
+            Err(RecordsError::Io(e)) => return Err(e.into()),
         };
-        Ok(out
-            .split(|&b| b == 0)
-            .filter(|e| !e.is_empty())
+        if out.into_inner().finish().is_err() {
+            return Ok(Vec::new()); // no such directory
+        }
+        Ok(records
+            .iter()
             .filter_map(|e| {
                 let e = String::from_utf8_lossy(e);
                 let (meta, name) = e.split_once('\t')?;
@@ -453,25 +808,7 @@ impl GitRepo {
 
     /// The content of `path` at `commit`, or `None` when the file does not exist there.
     pub fn read_file(&self, commit: &CommitSha, path: &str) -> anyhow::Result<Option<String>> {
-        let spec = format!("{}:{}", commit.as_str(), path);
-        let out = duct::cmd(
-            "git",
-            [
-                format!("--git-dir={}", self.git_dir.display()),
-                "cat-file".into(),
-                "blob".into(),
-                spec,
-            ],
-        )
-        .full_env(base_env())
-        .stdout_capture()
-        .stderr_capture()
-        .unchecked()
-        .run()?;
-        if !out.status.success() {
-            return Ok(None);
-        }
-        Ok(Some(String::from_utf8_lossy(&out.stdout).into_owned()))
+        Ok(self.read_files(commit, &[path])?.pop().flatten())
     }
 
     /// Blob SHAs of `paths` at `commit` (recorded in the audit log for policy files), in one
@@ -488,59 +825,38 @@ impl GitRepo {
         for p in paths {
             input.push_str(&format!("{}:{}\n", commit.as_str(), p.replace('\n', "")));
         }
-        let out = git_output(
-            Some(&self.git_dir),
-            &["cat-file", "--batch-check"],
-            &[],
-            Some(input.into_bytes()),
-        )?;
-        let text = String::from_utf8_lossy(&out);
-        Ok(text
-            .lines()
-            .map(|l| {
-                let mut parts = l.split(' ');
-                match (parts.next(), parts.next()) {
-                    (Some(sha), Some("blob")) => Some(sha.to_string()),
-                    _ => None,
-                }
-            })
-            .collect())
+        let mut out =
+            BufReader::new(self.stream(&["cat-file", "--batch-check"], Some(input.into_bytes()))?);
+        let mut ids = Vec::with_capacity(paths.len());
+        for _ in paths {
+            let line = read_header(&mut out)?;
+            let mut parts = line.split(' ');
+            ids.push(match (parts.next(), parts.next()) {
+                (Some(sha), Some("blob")) => Some(sha.to_string()),
+                _ => None,
+            });
+        }
+        out.into_inner().finish()?;
+        Ok(ids)
     }
 
-    /// Writes the tree of `commit` into `dest` (which must be empty or absent), except what
-    /// terraform treats as its own ([`exported`]); returns the top-most paths left out. The tar
-    /// reader refuses entries that would land outside `dest`.
+    /// Writes the tree of `commit` into `dest` (which must be empty or absent), within the
+    /// checkout quotas of [`Limits`] (see [`ExportQuota`]) and except what terraform treats as its
+    /// own ([`exported`]); returns the top-most paths left out. A commit over a quota, a special
+    /// file, or a symbolic link that leads outside the checkout stops the export with an error
+    /// naming the file and the limit (and never `dest`, a host path).
     pub fn export(&self, commit: &CommitSha, dest: &Path) -> anyhow::Result<Vec<String>> {
-        std::fs::create_dir_all(dest).with_context(|| format!("creating {}", dest.display()))?;
-        let reader = duct::cmd(
-            "git",
-            [
-                format!("--git-dir={}", self.git_dir.display()),
-                "archive".into(),
-                "--format=tar".into(),
-                commit.to_string(),
-            ],
-        )
-        .full_env(base_env())
-        .stderr_capture()
-        .reader()
-        .context("starting git archive")?;
-        let mut archive = tar::Archive::new(CheckedReader(reader));
+        std::fs::create_dir_all(dest).context("creating the job's checkout directory")?;
+        let stream = self.stream(&["archive", "--format=tar", commit.as_str()], None)?;
+        let mut archive = tar::Archive::new(stream);
         archive.set_preserve_permissions(true);
         archive.set_overwrite(false);
-        let mut left_out: Vec<String> = Vec::new();
-        let context = || format!("checking out {} into {}", commit.short(), dest.display());
-        for entry in archive.entries().with_context(context)? {
-            let mut entry = entry.with_context(context)?;
-            let path = entry.path().with_context(context)?.into_owned();
-            if let Some(top) = exported(&path.to_string_lossy()).err() {
-                if !left_out.contains(&top) {
-                    left_out.push(top);
-                }
-                continue;
-            }
-            entry.unpack_in(dest).with_context(context)?;
-        }
+        let left_out = unpack_within_quota(&mut archive, dest, ExportQuota::new(&self.limits))
+            .with_context(|| format!("checking out commit {}", commit.short()))?;
+        archive
+            .into_inner()
+            .finish()
+            .with_context(|| format!("checking out commit {}", commit.short()))?;
         Ok(left_out)
     }
 }
@@ -568,18 +884,214 @@ fn exported(path: &str) -> Result<(), String> {
     }
 }
 
-/// Passes reads through; duct's reader reports a failed `git archive` as a read error at EOF.
-struct CheckedReader(duct::ReaderHandle);
+/// The quotas of one job's checkout, and what the entries seen so far used of them. Every
+/// archive entry is admitted (or refused) before anything of it is written.
+#[derive(Debug)]
+pub struct ExportQuota {
+    max_bytes: u64,
+    max_entries: usize,
+    max_file_bytes: u64,
+    max_path_bytes: usize,
+    bytes: u64,
+    entries: usize,
+}
 
-impl Read for CheckedReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.0.read(buf)
+/// What to do with an admitted entry.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Admit {
+    Write,
+    /// Archive metadata (git's pax header with the commit id): nothing to write.
+    Skip,
+}
+
+impl ExportQuota {
+    pub fn new(limits: &Limits) -> ExportQuota {
+        ExportQuota {
+            max_bytes: limits.export_bytes,
+            max_entries: limits.export_files,
+            max_file_bytes: limits.export_file_bytes,
+            max_path_bytes: limits.path_bytes,
+            bytes: 0,
+            entries: 0,
+        }
+    }
+
+    /// Admits one entry: `path` relative to the checkout, its tar type, its size, and for a
+    /// symbolic link its target. Errors name the file and the limit.
+    pub fn admit(
+        &mut self,
+        path: &Path,
+        kind: tar::EntryType,
+        size: u64,
+        link: Option<&Path>,
+    ) -> anyhow::Result<Admit> {
+        use tar::EntryType as T;
+        let shown = path.display();
+        match kind {
+            T::XGlobalHeader => return Ok(Admit::Skip),
+            T::Regular | T::Continuous | T::Directory | T::Symlink => {}
+            other => bail!(
+                "`{shown}` is a special file ({other:?}); a checkout holds only regular files, \
+                 directories and symbolic links"
+            ),
+        }
+        if path.as_os_str().len() > self.max_path_bytes {
+            bail!(
+                "`{shown}` is longer than {} bytes (limits.path_bytes)",
+                self.max_path_bytes
+            );
+        }
+        self.entries += 1;
+        if self.entries > self.max_entries {
+            bail!(
+                "it has more than {} files and directories; a job's checkout holds at most that \
+                 many (limits.export_files)",
+                self.max_entries
+            );
+        }
+        if kind == T::Symlink {
+            let target = link.context("a symbolic link without a target")?;
+            if !link_stays_inside(path, target) {
+                bail!(outside_link(path, target));
+            }
+            return Ok(Admit::Write);
+        }
+        if size > self.max_file_bytes {
+            bail!(
+                "`{shown}` is {}; a job's checkout holds files of at most {} \
+                 (limits.export_file_bytes)",
+                human_bytes(size),
+                human_bytes(self.max_file_bytes)
+            );
+        }
+        self.bytes += size;
+        if self.bytes > self.max_bytes {
+            bail!(
+                "its files take more than {}; a job's checkout holds at most that \
+                 (limits.export_bytes)",
+                human_bytes(self.max_bytes)
+            );
+        }
+        Ok(Admit::Write)
     }
 }
 
-fn parse_name_status(out: &[u8]) -> anyhow::Result<Vec<ChangedFile>> {
-    let fields: Vec<String> = out
-        .split(|&b| b == 0)
+fn outside_link(path: &Path, target: &Path) -> String {
+    format!(
+        "`{}` is a symbolic link to `{}`, outside the repository; Sluice does not check out \
+         links that leave it",
+        path.display(),
+        target.display()
+    )
+}
+
+/// Whether a symbolic link at `path` (relative to the checkout) pointing at `target` stays
+/// inside the checkout, read lexically: absolute targets, and `..` past the top, leave it.
+pub fn link_stays_inside(path: &Path, target: &Path) -> bool {
+    let mut depth: usize = path.parent().map_or(0, |p| {
+        p.components()
+            .filter(|c| matches!(c, Component::Normal(_)))
+            .count()
+    });
+    for c in target.components() {
+        match c {
+            Component::Normal(_) => depth += 1,
+            Component::CurDir => {}
+            Component::ParentDir => match depth.checked_sub(1) {
+                Some(d) => depth = d,
+                None => return false,
+            },
+            Component::RootDir | Component::Prefix(_) => return false,
+        }
+    }
+    true
+}
+
+/// Unpacks `archive` into `dest` entry by entry, each admitted by `quota` first; then checks
+/// that every symbolic link that resolves, resolves inside `dest` (a lexical check alone cannot
+/// see a link that goes through another link).
+fn unpack_within_quota<R: Read>(
+    archive: &mut tar::Archive<R>,
+    dest: &Path,
+    mut quota: ExportQuota,
+) -> anyhow::Result<Vec<String>> {
+    let mut links: Vec<(PathBuf, PathBuf)> = Vec::new();
+    let mut left_out: Vec<String> = Vec::new();
+    for entry in archive.entries().context("reading the archive")? {
+        let mut entry = entry.context("reading the archive")?;
+        let path = entry
+            .path()
+            .context("an archive entry without a path")?
+            .into_owned();
+        if let Err(top) = exported(&path.to_string_lossy()) {
+            if !left_out.contains(&top) {
+                left_out.push(top);
+            }
+            continue;
+        }
+        let kind = entry.header().entry_type();
+        let link = entry.link_name().ok().flatten().map(|l| l.into_owned());
+        if quota.admit(&path, kind, entry.size(), link.as_deref())? == Admit::Skip {
+            continue;
+        }
+        let written = entry
+            .unpack_in(dest)
+            .map_err(|e| anyhow::anyhow!("writing `{}` failed: {}", path.display(), e.kind()))?;
+        if !written {
+            bail!("`{}` would land outside the checkout", path.display());
+        }
+        if let Some(target) = link {
+            links.push((path, target));
+        }
+    }
+    let root = std::fs::canonicalize(dest).context("resolving the job's checkout directory")?;
+    for (path, target) in links {
+        if let Ok(real) = std::fs::canonicalize(dest.join(&path))
+            && !real.starts_with(&root)
+        {
+            bail!(outside_link(&path, &target));
+        }
+    }
+    Ok(left_out)
+}
+
+/// Reads one `\n`-terminated header line of `cat-file` output (at most 4 KiB).
+fn read_header(out: &mut impl BufRead) -> anyhow::Result<String> {
+    let mut line = Vec::new();
+    out.by_ref().take(4096).read_until(b'\n', &mut line)?;
+    if line.pop() != Some(b'\n') {
+        bail!("truncated cat-file output");
+    }
+    Ok(String::from_utf8_lossy(&line).into_owned())
+}
+
+/// Reads one object's `size` bytes and the `\n` after them.
+fn read_body(out: &mut impl BufRead, size: u64) -> anyhow::Result<Vec<u8>> {
+    let mut body = Vec::with_capacity(usize::try_from(size).unwrap_or(0).min(1 << 20));
+    out.by_ref().take(size).read_to_end(&mut body)?;
+    let mut nl = [0u8; 1];
+    if body.len() as u64 != size || out.read(&mut nl)? != 1 || nl[0] != b'\n' {
+        bail!("truncated cat-file output");
+    }
+    Ok(body)
+}
+
+/// The error diagnostic of a `.tf` file whose module calls were not read.
+fn unread(path: &str, why: String) -> Diagnostic {
+    crate::core::projects::unread_file(path, 0, 0, &why)
+}
+
+fn floor_boundary(s: &str, mut i: usize) -> usize {
+    i = i.min(s.len());
+    while !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+fn parse_name_status(records: &[Vec<u8>]) -> anyhow::Result<Vec<ChangedFile>> {
+    let fields: Vec<String> = records
+        .iter()
         .filter(|f| !f.is_empty())
         .map(|f| String::from_utf8_lossy(f).into_owned())
         .collect();
@@ -693,7 +1205,19 @@ mod tests {
             &vec!["../../modules/net".to_string()]
         );
 
+        // `escape -> ../../etc` leaves the repository: the checkout is refused, naming it.
         let out = tempfile::tempdir().unwrap();
+        let err = g.export(&head, &out.path().join("refused")).unwrap_err();
+        assert_eq!(
+            format!("{err:#}"),
+            format!(
+                "checking out commit {}: `escape` is a symbolic link to `../../etc`, outside the \
+                 repository; Sluice does not check out links that leave it",
+                head.short()
+            )
+        );
+        sh(d.path(), "git rm -q escape && git commit -qm three");
+        let head = g.resolve("feature").unwrap();
         let dest = out.path().join("checkout");
         assert!(g.export(&head, &dest).unwrap().is_empty());
         assert!(dest.join("envs/prod/main.tf").is_file());
@@ -801,6 +1325,236 @@ mod tests {
         );
     }
 
+    fn limits(f: impl FnOnce(&mut Limits)) -> Limits {
+        let mut l = Limits::default();
+        f(&mut l);
+        l
+    }
+
+    /// A repository whose `main` has `script` applied (run in the work tree, then committed).
+    fn repo_with(script: &str) -> (tempfile::TempDir, GitRepo, CommitSha) {
+        let d = tempfile::tempdir().unwrap();
+        sh(
+            d.path(),
+            &format!("git init -q -b main . && {script} && git add -A && git commit -qm one"),
+        );
+        let g = GitRepo::open(d.path()).unwrap();
+        let head = g.resolve("main").unwrap();
+        (d, g, head)
+    }
+
+    #[test]
+    fn trees_and_diffs_over_their_limits_are_refused() {
+        let (d, g, head) = repo_with("mkdir -p a && for i in 1 2 3 4 5; do echo $i > a/f$i; done");
+        let few = g.clone().with_limits(limits(|l| l.tree_files = 4));
+        let err = format!("{:#}", few.snapshot(&head).unwrap_err());
+        assert!(
+            err.contains("has more than 4 files") && err.contains("(limits.tree_files)"),
+            "{err}"
+        );
+        assert_eq!(g.snapshot(&head).unwrap().files.len(), 5);
+        let err = format!("{:#}", few.list_dir(&head, "a").unwrap_err());
+        assert!(err.contains("more than 4 entries"), "{err}");
+
+        sh(
+            d.path(),
+            "git checkout -qb pr && rm a/f1 a/f2 a/f3 && echo x > b && git add -A && git commit -qm two",
+        );
+        let pr = g.resolve("pr").unwrap();
+        assert_eq!(g.changed_files(&head, &pr).unwrap().len(), 4);
+        let narrow = g.clone().with_limits(limits(|l| l.changed_files = 3));
+        let err = format!("{:#}", narrow.changed_files(&head, &pr).unwrap_err());
+        assert_eq!(
+            err,
+            "this pull request changes more than 3 files; Sluice reads at most that many (limits.changed_files)"
+        );
+
+        let long = format!("mkdir -p {0} && echo x > {0}/main.tf", "d".repeat(60));
+        let (_d, g, head) = repo_with(&long);
+        let short = g.clone().with_limits(limits(|l| l.path_bytes = 40));
+        let err = format!("{:#}", short.snapshot(&head).unwrap_err());
+        assert!(
+            err.contains("a path longer than 40 bytes (limits.path_bytes)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn tf_files_over_the_limits_are_diagnostics_and_blobs_are_never_read_whole() {
+        let deep = format!(
+            "module \"m\" {{\n  source = \"../m\"\n  x = {}1{}\n}}\n",
+            "[".repeat(150),
+            "]".repeat(150)
+        );
+        let script = format!(
+            "mkdir -p ok big deep m && \
+             printf 'module \"m\" {{\n  source = \"../m\"\n}}\n' > ok/main.tf && \
+             printf 'module \"m\" {{\n  source = \"../m\"\n}}\n' > big/main.tf && \
+             head -c 3000 /dev/zero | tr '\\0' '#' >> big/main.tf && \
+             printf '%s' '{deep}' > deep/main.tf && echo 'variable \"v\" {{}}' > m/main.tf && \
+             head -c 5000 /dev/zero > sluice.yaml"
+        );
+        let (_d, g, head) = repo_with(&script);
+        let g = g.with_limits(limits(|l| l.file_bytes = 2048));
+        let (snap, diags) = g.read_tree(&head).unwrap();
+        let shown: Vec<String> = diags
+            .iter()
+            .map(|d| d.to_string().lines().next().unwrap_or("").to_string())
+            .collect();
+        assert_eq!(
+            shown,
+            vec![
+                "big/main.tf: error: not read: the file is 3.0 KiB; Sluice reads `.tf` files of at most 2 KiB (limits.file_bytes)",
+                "deep/main.tf:3:105: error: not read: brackets, braces, parentheses, string templates and operators nest more than 100 levels deep here (limits.hcl_depth)",
+            ]
+        );
+        let calls: Vec<&str> = snap.module_calls.keys().map(|d| d.as_str()).collect();
+        assert_eq!(
+            calls,
+            vec!["ok"],
+            "only the readable file's calls are known"
+        );
+        assert!(
+            snap.files.contains("big/main.tf"),
+            "unread files are still files"
+        );
+
+        // The detection budget: files past it (in path order) are not read either.
+        let g2 = g.clone().with_limits(limits(|l| l.detection_bytes = 100));
+        let (_, diags) = g2.read_tree(&head).unwrap();
+        assert!(
+            diags
+                .iter()
+                .any(|d| d.file == "big/main.tf" && d.message.contains("(limits.detection_bytes)")),
+            "{diags:?}"
+        );
+
+        // Files read into memory: a config file over the limit is not read.
+        let got = g
+            .read_files_bounded(&head, &["sluice.yaml", "ok/main.tf", "nope"])
+            .unwrap();
+        assert_eq!(got[0], FileRead::TooLarge { bytes: 5000 });
+        assert!(matches!(&got[1], FileRead::Text(t) if t.contains("../m")));
+        assert_eq!(got[2], FileRead::Missing);
+        let err = format!("{:#}", g.read_files(&head, &["sluice.yaml"]).unwrap_err());
+        assert_eq!(
+            err,
+            "`sluice.yaml` is 4.9 KiB; Sluice reads files of at most 2 KiB (limits.file_bytes)"
+        );
+    }
+
+    #[test]
+    fn exports_stop_at_their_quotas() {
+        let (_d, g, head) = repo_with(
+            "mkdir -p a b && head -c 3000 /dev/zero > a/big && echo x > a/small && \
+             echo y > b/one && echo z > b/two",
+        );
+        let export = |l: Limits| {
+            let out = tempfile::tempdir().unwrap();
+            let r = g
+                .clone()
+                .with_limits(l)
+                .export(&head, &out.path().join("co"));
+            r.map_err(|e| format!("{e:#}"))
+        };
+        assert!(export(Limits::default()).is_ok());
+        let msg = |r: Result<Vec<String>, String>| {
+            r.unwrap_err()
+                .split(": ")
+                .skip(1)
+                .collect::<Vec<_>>()
+                .join(": ")
+        };
+        assert_eq!(
+            msg(export(limits(|l| l.export_file_bytes = 2000))),
+            "`a/big` is 2.9 KiB; a job's checkout holds files of at most 2.0 KiB (limits.export_file_bytes)"
+        );
+        assert_eq!(
+            msg(export(limits(|l| l.export_bytes = 3002))),
+            "its files take more than 2.9 KiB; a job's checkout holds at most that (limits.export_bytes)"
+        );
+        assert_eq!(
+            msg(export(limits(|l| l.export_files = 5))),
+            "it has more than 5 files and directories; a job's checkout holds at most that many (limits.export_files)"
+        );
+        assert!(
+            export(limits(|l| l.export_files = 6)).is_ok(),
+            "2 dirs + 4 files"
+        );
+    }
+
+    #[test]
+    fn exports_refuse_links_that_leave_the_checkout() {
+        for (script, link, target) in [
+            ("ln -s /etc/passwd abs", "abs", "/etc/passwd"),
+            ("mkdir -p a && ln -s ../../x a/up", "a/up", "../../x"),
+            // Lexically inside, but `sub` is the checkout itself, so `sub/..` is its parent.
+            (
+                "ln -s . sub && ln -s sub/../outside.txt sneaky",
+                "sneaky",
+                "sub/../outside.txt",
+            ),
+        ] {
+            let (_d, g, head) = repo_with(script);
+            let out = tempfile::tempdir().unwrap();
+            std::fs::write(out.path().join("outside.txt"), "host file").unwrap();
+            let err = format!("{:#}", g.export(&head, &out.path().join("co")).unwrap_err());
+            assert!(
+                err.ends_with(&format!(
+                    "`{link}` is a symbolic link to `{target}`, outside the repository; Sluice does not check out links that leave it"
+                )),
+                "{err}"
+            );
+            assert!(
+                !err.contains(&out.path().display().to_string()),
+                "no host path: {err}"
+            );
+        }
+        // Links that stay inside are checked out.
+        let (_d, g, head) =
+            repo_with("mkdir -p m && echo x > m/f && mkdir e && ln -s ../m e/m && ln -s m/f top");
+        let out = tempfile::tempdir().unwrap();
+        g.export(&head, &out.path().join("co")).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(out.path().join("co/e/m/f")).unwrap(),
+            "x\n"
+        );
+    }
+
+    #[test]
+    fn only_files_directories_and_links_are_admitted() {
+        let mut q = ExportQuota::new(&Limits::default());
+        for kind in [
+            tar::EntryType::Fifo,
+            tar::EntryType::Char,
+            tar::EntryType::Block,
+            tar::EntryType::Link,
+        ] {
+            let err = q
+                .admit(Path::new("dev"), kind, 0, None)
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with("`dev` is a special file"), "{err}");
+        }
+        assert_eq!(
+            q.admit(
+                Path::new("pax_global_header"),
+                tar::EntryType::XGlobalHeader,
+                52,
+                None
+            )
+            .unwrap(),
+            Admit::Skip
+        );
+        assert!(link_stays_inside(Path::new("a/b/l"), Path::new("../../c")));
+        assert!(!link_stays_inside(
+            Path::new("a/b/l"),
+            Path::new("../../../c")
+        ));
+        assert!(!link_stays_inside(Path::new("l"), Path::new("/c")));
+        assert!(link_stays_inside(Path::new("l"), Path::new("./a/../b")));
+    }
+
     #[test]
     fn helpers() {
         assert_eq!(
@@ -808,6 +1562,9 @@ mod tests {
             "https://***@github.com/a/b"
         );
         assert_eq!(redact_url("file:///tmp/x"), "file:///tmp/x");
+        assert_eq!(human_bytes(512), "512 bytes");
+        assert_eq!(human_bytes(2048), "2 KiB");
+        assert_eq!(human_bytes(3 * 1024 * 1024 / 2), "1.5 MiB");
         let env = auth_env("https://github.com/a/b", Some(&Secret::new("abc")));
         // "x-access-token:abc" in base64
         assert_eq!(env[2].1, "Authorization: Basic eC1hY2Nlc3MtdG9rZW46YWJj");

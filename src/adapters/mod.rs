@@ -4,7 +4,9 @@
 
 pub mod git;
 pub mod github;
+pub mod netns;
 pub mod process;
 pub mod sandbox;
+pub mod seccomp;
 pub mod store;
 pub mod terraform;

@@ -3,16 +3,21 @@
 //! session and process group, a wall-clock timeout, cancellation as SIGINT then SIGKILL to the
 //! whole group, and output that is streamed line by line and capped in memory.
 //!
-//! This module knows nothing about terraform or sandboxes; `sandbox` decides *what* to run.
+//! This module knows nothing about terraform or sandboxes; `sandbox` decides *what* to run and
+//! how it is confined ([`Confinement`]: another user, namespaces to join, inherited descriptors,
+//! resource limits), and this module applies that between `fork` and `exec`.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use nix::sched::CloneFlags;
+use nix::sys::resource::Resource;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
@@ -54,6 +59,38 @@ pub struct ProcessSpec {
     /// otherwise die on the group's SIGINT and take terraform down before its graceful stop;
     /// terraform re-arms SIGINT itself (Go's `signal.Notify` overrides an inherited ignore).
     pub ignore_sigint: bool,
+    /// How the process is confined before `exec`; the default confines nothing.
+    pub confine: Confinement,
+}
+
+/// What is done to the child between `fork` and `exec`, in this order: switch to `run_as`
+/// (supplementary groups dropped), join `namespaces` (a user namespace first: joining it grants
+/// the rights to join the others it owns), set `rlimits`, and let `inherit_fds` survive `exec`
+/// under their own numbers (the caller names them in the arguments).
+#[derive(Debug, Clone, Default)]
+pub struct Confinement {
+    /// User and group id to run as. Only root can switch; `None` keeps Sluice's own.
+    pub run_as: Option<(u32, u32)>,
+    /// Namespaces (an open `/proc/<pid>/ns/*` file and its kind) to join.
+    pub namespaces: Vec<(Arc<OwnedFd>, CloneFlags)>,
+    /// Soft and hard limit set to the same value.
+    pub rlimits: Vec<(Resource, u64)>,
+    /// Descriptors the program inherits (they are close-on-exec in Sluice, so no other child
+    /// gets them).
+    pub inherit_fds: Vec<Arc<OwnedFd>>,
+    /// Whatever the process depends on outside itself (a run's network namespace and the
+    /// processes serving it): held until the process has ended, then dropped.
+    pub keep_alive: Option<KeepAlive>,
+}
+
+/// See [`Confinement::keep_alive`].
+#[derive(Clone)]
+pub struct KeepAlive(pub Arc<dyn std::any::Any + Send + Sync>);
+
+impl std::fmt::Debug for KeepAlive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeepAlive(..)")
+    }
 }
 
 /// How the process ended.
@@ -244,6 +281,44 @@ async fn pump(mut r: impl AsyncRead + Unpin, tx: mpsc::Sender<Chunk>, is_err: bo
     }
 }
 
+/// For use between `fork` and `exec`: marks every descriptor above stderr close-on-exec except
+/// `keep`, whose close-on-exec flag is cleared — so the program gets stdio and `keep`, and
+/// nothing Sluice itself inherited without close-on-exec (a build tool's jobserver pipe, a
+/// supervisor's socket). Only async-signal-safe syscalls.
+pub fn only_inherit(keep: &[i32]) -> io::Result<()> {
+    const CLOSE_RANGE_CLOEXEC: nix::libc::c_uint = 1 << 2;
+    // SAFETY: plain syscalls on descriptor numbers.
+    unsafe {
+        let rc = nix::libc::syscall(
+            nix::libc::SYS_close_range,
+            3 as nix::libc::c_uint,
+            nix::libc::c_uint::MAX,
+            CLOSE_RANGE_CLOEXEC,
+        );
+        if rc != 0 {
+            // Kernels before 5.11: one descriptor at a time, up to the process's limit.
+            let mut limit = nix::libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            let max = if nix::libc::getrlimit(nix::libc::RLIMIT_NOFILE, &mut limit) == 0 {
+                limit.rlim_cur.min(1 << 16) as i32
+            } else {
+                1024
+            };
+            for fd in 3..max {
+                nix::libc::fcntl(fd, nix::libc::F_SETFD, nix::libc::FD_CLOEXEC);
+            }
+        }
+        for fd in keep {
+            if nix::libc::fcntl(*fd, nix::libc::F_SETFD, 0) == -1 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Runs `spec` to completion (or timeout / cancellation). Fails only when the process cannot be
 /// started or its stdout file cannot be written; a non-zero exit is a normal [`ProcessOutput`].
 pub async fn run(
@@ -262,14 +337,42 @@ pub async fn run(
         .stderr(Stdio::piped())
         .kill_on_drop(true);
     let ignore_sigint = spec.ignore_sigint;
-    // SAFETY: only async-signal-safe calls (setsid, sigaction) between fork and exec.
+    if let Some((uid, gid)) = spec.confine.run_as {
+        // std switches (setgroups(0), setgid, setuid) before the pre_exec closure runs.
+        cmd.uid(uid).gid(gid);
+    }
+    let namespaces: Vec<(i32, CloneFlags)> = spec
+        .confine
+        .namespaces
+        .iter()
+        .map(|(fd, kind)| (fd.as_raw_fd(), *kind))
+        .collect();
+    let rlimits = spec.confine.rlimits.clone();
+    let inherit: Vec<i32> = spec
+        .confine
+        .inherit_fds
+        .iter()
+        .map(|fd| fd.as_raw_fd())
+        .collect();
+    // SAFETY: only async-signal-safe calls (setsid, setns, setrlimit, fcntl, prctl, sigaction)
+    // between fork and exec; the vectors were built before the fork and are only read.
     unsafe {
         cmd.pre_exec(move || {
             // A new session: its own process group (so the whole tree can be signalled at
             // once) and no controlling terminal (so nothing inside can inject keystrokes).
             nix::unistd::setsid().map_err(io::Error::from)?;
+            for (fd, kind) in &namespaces {
+                let fd = std::os::fd::BorrowedFd::borrow_raw(*fd);
+                nix::sched::setns(fd, *kind).map_err(io::Error::from)?;
+            }
+            for (resource, limit) in &rlimits {
+                nix::sys::resource::setrlimit(*resource, *limit, *limit)
+                    .map_err(io::Error::from)?;
+            }
+            only_inherit(&inherit)?;
             // If Sluice itself dies (a crash, kill -9), the run dies with it instead of living on
-            // unsupervised and writing into a job dir that a retry is about to recreate.
+            // unsupervised and writing into a job dir that a retry is about to recreate. Set
+            // last: a change of credentials (a user namespace joined above) clears it.
             nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(io::Error::from)?;
             if ignore_sigint {
                 nix::sys::signal::signal(Signal::SIGINT, nix::sys::signal::SigHandler::SigIgn)
@@ -448,6 +551,7 @@ mod tests {
             output_cap: 1024,
             stdout: Stdout::Captured,
             ignore_sigint: false,
+            confine: Confinement::default(),
         }
     }
 

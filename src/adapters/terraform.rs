@@ -174,7 +174,7 @@ impl Engines<'_> {
             output_cap: self.limits.output_cap,
             stdout,
         };
-        let spec = self.sandbox.process_spec(&inv)?;
+        let spec = self.sandbox.process_spec(&inv).await?;
         let output = process::run(&spec, self.sink.clone(), &self.cancel).await?;
         let ok = matches!(output.termination, Termination::Exited(c) if ok_codes.contains(&c));
         Ok(Step { output, ok })

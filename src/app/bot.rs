@@ -13,7 +13,7 @@ use tokio::sync::Notify;
 use super::policy::{PolicySet, TeamCache, policies_at};
 use super::repo_state::{RepoState, base_rules_at, load_config_at};
 use super::store::PolicyOverrideRow;
-use super::store::{NewJob, NewRun, OutboxItem, Outgoing, RunStart, Store};
+use super::store::{NewJob, NewRun, OutboxItem, Outgoing, PrHeadSeen, RunStart, Store};
 use crate::adapters::git::GitRepo;
 use crate::adapters::github::{
     GitHubApi, GitHubError, MergeableState, PullDetails, PullState, StatusState,
@@ -25,6 +25,7 @@ use crate::core::audit::{
 };
 use crate::core::command::{self, Command, CommandKind, ParseContext, Parsed};
 use crate::core::event::{Actor, ActorKind, Event, PullRequestAction, PullRequestInfo, RepoRef};
+use crate::core::freshness::{self, CommentHead};
 use crate::core::job::JobKind;
 use crate::core::lock::{Lock, LockKey};
 use crate::core::policy::{self, Policy, PolicyInput, Stage};
@@ -67,6 +68,8 @@ impl From<GitHubError> for EventError {
 pub struct Mirrors {
     dir: PathBuf,
     locks: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// The bounds every read of a mirror respects (defaults unless set).
+    limits: crate::config::Limits,
 }
 
 impl Mirrors {
@@ -74,7 +77,14 @@ impl Mirrors {
         Mirrors {
             dir,
             locks: Default::default(),
+            limits: Default::default(),
         }
+    }
+
+    /// The same mirrors, read within `limits`.
+    pub fn with_limits(mut self, limits: crate::config::Limits) -> Mirrors {
+        self.limits = limits;
+        self
     }
 
     fn lock_for(&self, repo: &RepoName) -> Arc<tokio::sync::Mutex<()>> {
@@ -108,8 +118,9 @@ impl Mirrors {
         let _guard = lock.lock().await;
         let path = self.path(repo);
         let url = clone_url.to_string();
+        let limits = self.limits;
         tokio::task::spawn_blocking(move || -> anyhow::Result<GitRepo> {
-            let git = GitRepo::mirror(&path)?;
+            let git = GitRepo::mirror(&path)?.with_limits(limits);
             let have_all = |g: &GitRepo| want.iter().all(|w| g.has_commit(w));
             if !refresh && have_all(&git) {
                 return Ok(git);
@@ -303,6 +314,7 @@ impl Bot {
                 body,
                 author,
                 association,
+                created_at_ms,
             } => {
                 self.on_comment(
                     delivery_id,
@@ -312,6 +324,7 @@ impl Bot {
                     &body,
                     &author,
                     association.as_deref(),
+                    created_at_ms,
                 )
                 .await
             }
@@ -406,10 +419,76 @@ impl Bot {
             self.server_policies.clone(),
             self.settings.repo_policies,
         );
-        tokio::task::spawn_blocking(move || policies_at(&git, &base, &server, repo))
+        self.read_bounded(move || policies_at(&git, &base, &server, repo))
             .await
-            .map_err(|e| EventError::Retry(e.into()))?
-            .map_err(EventError::Permanent)
+    }
+
+    /// Runs blocking work that reads a PR's commits on a reading thread of its own, within
+    /// `limits.detection_timeout_secs` (see `app::bounded`).
+    async fn read_bounded<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+    ) -> Result<T, EventError> {
+        let budget = std::time::Duration::from_secs(self.settings.limits.detection_timeout_secs);
+        match super::bounded::run("reading the pull request", budget, work).await {
+            Ok(read) => read.map_err(EventError::Permanent),
+            Err(e @ super::bounded::BoundedError::Busy { .. }) => Err(EventError::Retry(e.into())),
+            Err(e) => Err(EventError::Permanent(e.into())),
+        }
+    }
+
+    /// The refusal of a plan that would run more than `limits.projects_per_run` projects: the
+    /// comment, the failed status and the audit entry. `None` when within the limit.
+    fn too_many_projects(
+        &self,
+        delivery_id: &str,
+        repo: &RepoRef,
+        pr: &PullDetails,
+        actor: &Actor,
+        head: &CommitSha,
+        n: usize,
+    ) -> Option<(Vec<OutboxItem>, AuditRecord)> {
+        let max = self.settings.limits.projects_per_run;
+        if n <= max {
+            return None;
+        }
+        let body = format!(
+            "❌ **Sluice did not plan this pull request**: it affects {n} projects, and one plan \
+             runs at most {max} (limits.projects_per_run). Plan some of them with \
+             `{bot} plan -d <dir>` or `{bot} plan -p <project>`.",
+            bot = self.settings.bot_name
+        );
+        let record = AuditRecord {
+            event_id: Some(delivery_id.to_string()),
+            actor: actor_audit(actor),
+            action: Some(AuditAction::PlanRefused),
+            repo: Some(repo.name.full()),
+            pr: Some(pr.number.get()),
+            head_sha: Some(head.to_string()),
+            result: Some(AuditResult::Refused),
+            error_class: Some("limit".into()),
+            details: [
+                ("projects".to_string(), n.to_string()),
+                (
+                    "limit".to_string(),
+                    format!("limits.projects_per_run = {max}"),
+                ),
+            ]
+            .into(),
+            ..AuditRecord::default()
+        };
+        let out = vec![
+            comment(&repo.name, pr.number, body),
+            status(
+                &repo.name,
+                pr.number,
+                head,
+                STATUS_PLAN,
+                StatusState::Failure,
+                format!("{n} projects: more than {max} at once"),
+            ),
+        ];
+        Some((out, record))
     }
 
     /// A refused policy check, as the audit log records it.
@@ -464,10 +543,8 @@ impl Bot {
         let head = pr.head_sha.clone();
         let state = {
             let (git, base, head) = (git.clone(), base.clone(), head.clone());
-            tokio::task::spawn_blocking(move || RepoState::load(&git, &base, &head))
-                .await
-                .map_err(|e| EventError::Retry(e.into()))?
-                .map_err(EventError::Permanent)?
+            self.read_bounded(move || RepoState::load(&git, &base, &head))
+                .await?
         };
         let now = now_ms();
         if state.rejected() {
@@ -534,7 +611,7 @@ impl Bot {
                 ) {
                     Ok(found) => (found.into_iter().cloned().collect(), vec![]),
                     Err(msg) => {
-                        let body = with_skipped_entries(format!("❌ {msg}"), &all.diagnostics);
+                        let body = with_detection_errors(format!("❌ {msg}"), &all.diagnostics);
                         self.reply(repo, pr.number, comment_id, body).await?;
                         return Ok(());
                     }
@@ -585,6 +662,16 @@ impl Bot {
             }
             self.store
                 .enqueue(out, vec![], now)
+                .await
+                .map_err(EventError::Retry)?;
+            self.outbox_ready.notify_one();
+            return Ok(());
+        }
+        if let Some((out, record)) =
+            self.too_many_projects(delivery_id, repo, pr, actor, &head, selected.len())
+        {
+            self.store
+                .enqueue(out, vec![record], now)
                 .await
                 .map_err(EventError::Retry)?;
             self.outbox_ready.notify_one();
@@ -824,6 +911,7 @@ impl Bot {
         body: &str,
         author: &Actor,
         association: Option<&str>,
+        created_at_ms: Option<i64>,
     ) -> Result<(), EventError> {
         let login = self.bot_login().await;
         if let Some(me) = &login
@@ -952,6 +1040,27 @@ impl Bot {
                 )
                 .await;
         }
+        // `apply` and `approve_policies` act only on the head the comment was written on.
+        let written_on = self.comment_head(&repo.name, &pr, created_at_ms).await?;
+        if matches!(cmd.kind, CommandKind::Apply | CommandKind::ApprovePolicies)
+            && let (Some(body), Some(why)) = (
+                written_on.refusal(cmd.kind.name(), &self.settings.bot_name),
+                written_on.audit_reason(),
+            )
+        {
+            tracing::info!(repo = %repo.name, pr = pr_number.get(), why, "stale command refused");
+            return self
+                .refuse(
+                    delivery_id,
+                    &repo.name,
+                    pr_number,
+                    &pr.head_sha,
+                    author,
+                    body,
+                    &why,
+                )
+                .await;
+        }
         match cmd.kind {
             CommandKind::Plan => {
                 self.plan(
@@ -966,8 +1075,16 @@ impl Bot {
                 .await
             }
             CommandKind::Apply => {
-                self.apply(delivery_id, repo, &pr, author, &cmd, comment_id)
-                    .await
+                self.apply(
+                    delivery_id,
+                    repo,
+                    &pr,
+                    author,
+                    &cmd,
+                    comment_id,
+                    created_at_ms,
+                )
+                .await
             }
             CommandKind::Unlock => {
                 if self.apply_running(&repo.name, pr_number).await? {
@@ -989,22 +1106,61 @@ keep other pull requests off the same workspaces until it ends. Unlock after it 
             }
             CommandKind::Version => self.version(repo, &pr).await,
             CommandKind::ApprovePolicies => {
-                self.approve_policies(delivery_id, repo, &pr, author, &cmd, comment_id)
-                    .await
+                self.approve_policies(
+                    delivery_id,
+                    repo,
+                    &pr,
+                    author,
+                    &cmd,
+                    comment_id,
+                    created_at_ms,
+                )
+                .await
             }
             // Answered above (outsiders were refused before this match).
             CommandKind::Help => Ok(()),
         }
     }
 
+    /// Which head a comment written at `created_at_ms` was written on (`core::freshness`).
+    /// Records the head the pull request has now when Sluice had no sighting of it (a missed
+    /// delivery), at the later of now and the comment's time, never earlier.
+    async fn comment_head(
+        &self,
+        repo: &RepoName,
+        pr: &PullDetails,
+        created_at_ms: Option<i64>,
+    ) -> Result<CommentHead, EventError> {
+        let seen = self
+            .store
+            .pr_heads(repo, pr.number)
+            .await
+            .map_err(EventError::Retry)?;
+        if freshness::needs_sighting(&pr.head_sha, &seen) {
+            self.store
+                .record_pr_head(PrHeadSeen {
+                    repo: repo.clone(),
+                    pr: pr.number,
+                    sha: pr.head_sha.clone(),
+                    at_ms: now_ms().max(created_at_ms.unwrap_or(i64::MIN)),
+                    source: "command".into(),
+                })
+                .await
+                .map_err(EventError::Retry)?;
+        }
+        Ok(freshness::head_at_comment(
+            created_at_ms,
+            &pr.head_sha,
+            &seen,
+        ))
+    }
+
     async fn version(&self, repo: &RepoRef, pr: &PullDetails) -> Result<(), EventError> {
         let git = self.fetch(repo, pr).await?;
         let state = {
             let (git, base, head) = (git.clone(), pr.base_sha.clone(), pr.head_sha.clone());
-            tokio::task::spawn_blocking(move || RepoState::load(&git, &base, &head))
-                .await
-                .map_err(|e| EventError::Retry(e.into()))?
-                .map_err(EventError::Permanent)?
+            self.read_bounded(move || RepoState::load(&git, &base, &head))
+                .await?
         };
         let resolver = crate::adapters::terraform::EngineResolver {
             terraform_bin: self.settings.terraform_bin.clone(),
@@ -1228,7 +1384,9 @@ keep other pull requests off the same workspaces until it ends. Unlock after it 
     }
 
     /// `apply`: checks the gate for every targeted project, then queues the applies — or refuses
-    /// with every reason, and applies nothing.
+    /// with every reason, and applies nothing. Plans made after the comment (`comment_at_ms`)
+    /// are refused too: the commenter cannot have read them.
+    #[allow(clippy::too_many_arguments)]
     async fn apply(
         &self,
         delivery_id: &str,
@@ -1237,6 +1395,7 @@ keep other pull requests off the same workspaces until it ends. Unlock after it 
         actor: &Actor,
         cmd: &Command,
         comment_id: u64,
+        comment_at_ms: Option<i64>,
     ) -> Result<(), EventError> {
         let now = now_ms();
         let plans = self
@@ -1291,10 +1450,7 @@ keep other pull requests off the same workspaces until it ends. Unlock after it 
         let base_tip = Self::base_tip(&git, pr);
         let base_rules = {
             let (git, tip) = (git.clone(), base_tip.clone());
-            tokio::task::spawn_blocking(move || base_rules_at(&git, &tip))
-                .await
-                .map_err(|e| EventError::Retry(e.into()))?
-                .map_err(EventError::Permanent)?
+            self.read_bounded(move || base_rules_at(&git, &tip)).await?
         };
         let reviews = self.github.list_reviews(&repo.name, pr.number).await?;
         let undiverged = git.is_ancestor(&base_tip, &pr.head_sha).ok();
@@ -1339,7 +1495,7 @@ keep other pull requests off the same workspaces until it ends. Unlock after it 
                 dir: project.dir.clone(),
                 workspace: project.workspace.clone(),
             };
-            let reasons = apply_gate::refusals(
+            let mut reasons = apply_gate::refusals(
                 &facts,
                 &ProjectFacts {
                     requirements: &requirements,
@@ -1347,6 +1503,12 @@ keep other pull requests off the same workspaces until it ends. Unlock after it 
                     holds_locks: crate::core::lock::holds_all(pr.number, &[key], &locks),
                 },
             );
+            if freshness::plan_after_comment(comment_at_ms, plan.created_at) {
+                reasons.push(freshness::plan_after_comment_reason(
+                    "apply",
+                    &self.settings.bot_name,
+                ));
+            }
             if !reasons.is_empty() {
                 refusals.push((plan.project_name.clone(), reasons));
             }
@@ -1570,6 +1732,8 @@ keep other pull requests off the same workspaces until it ends. Unlock after it 
 
     /// `approve_policies`: an owner overrides failing `require_override` policies for the
     /// targeted projects at the current head commit. Audited, named; a new commit clears it.
+    /// Refused when a targeted plan was made after the comment (`comment_at_ms`).
+    #[allow(clippy::too_many_arguments)]
     async fn approve_policies(
         &self,
         delivery_id: &str,
@@ -1578,6 +1742,7 @@ keep other pull requests off the same workspaces until it ends. Unlock after it 
         actor: &Actor,
         cmd: &Command,
         comment_id: u64,
+        comment_at_ms: Option<i64>,
     ) -> Result<(), EventError> {
         let plans = self
             .store
@@ -1609,6 +1774,27 @@ keep other pull requests off the same workspaces until it ends. Unlock after it 
         if targeted.is_empty() {
             return self
                 .reply(repo, pr.number, Some(comment_id), format!("❌ Nothing to approve: there is no plan for the current head commit {}. Comment `{} plan` first.", pr.head_sha.short(), self.settings.bot_name))
+                .await;
+        }
+        if let Some(newer) = targeted
+            .iter()
+            .find(|p| freshness::plan_after_comment(comment_at_ms, p.created_at))
+        {
+            let why = format!(
+                "`{}`: {}",
+                newer.project_name,
+                freshness::plan_after_comment_reason("approve_policies", &self.settings.bot_name)
+            );
+            return self
+                .refuse(
+                    delivery_id,
+                    &repo.name,
+                    pr.number,
+                    &pr.head_sha,
+                    actor,
+                    format!("🚫 `approve_policies` was not run: {why}."),
+                    &why,
+                )
                 .await;
         }
         let git = self.fetch(repo, pr).await?;
@@ -1760,14 +1946,11 @@ keep other pull requests off the same workspaces until it ends. Unlock after it 
             return Ok(None);
         }
         let teams = self.teams.resolve(&*self.github, &policies.policies).await;
-        let (config, _, _) = {
+        let ((config, _, _), snapshot) = {
             let (g, h) = (git.clone(), pr.head_sha.clone());
-            tokio::task::spawn_blocking(move || load_config_at(&g, &h))
-                .await
-                .map_err(|e| EventError::Retry(e.into()))?
-                .map_err(EventError::Permanent)?
+            self.read_bounded(move || Ok((load_config_at(&g, &h)?, g.snapshot(&h)?)))
+                .await?
         };
-        let snapshot = git.snapshot(&pr.head_sha).map_err(EventError::Permanent)?;
         let (known, _) = projects::all_projects(&snapshot, config.as_ref());
         let mut sections = String::new();
         for l in &locks {
@@ -1816,23 +1999,6 @@ keep other pull requests off the same workspaces until it ends. Unlock after it 
     }
 }
 
-/// A "no such project" reply, with the errors that made project entries be skipped (a dir
-/// through a symlink, a glob matching nothing): the project the comment names may be one of them.
-fn with_skipped_entries(reply: String, diagnostics: &[crate::core::diag::Diagnostic]) -> String {
-    let errors: Vec<String> = diagnostics
-        .iter()
-        .filter(|d| d.is_error())
-        .map(|d| d.to_string())
-        .collect();
-    if errors.is_empty() {
-        return reply;
-    }
-    format!(
-        "{reply}\n\nSome project entries were skipped:\n\n```\n{}\n```",
-        errors.join("\n")
-    )
-}
-
 /// The PR as a `pull_request` event describes it (autoplan needs nothing more from the API).
 fn pull_from_event(pr: &PullRequestInfo, repo: &RepoRef) -> PullDetails {
     PullDetails {
@@ -1866,6 +2032,23 @@ pub struct ApplyContext {
 
 /// The parsed `show -json` saved beside a plan file; `None` when it is missing or unreadable (a
 /// policy that needs the plan then fails closed).
+/// A reply that could not find a targeted project, with the detection errors that may explain
+/// why (a file Sluice did not read keeps the projects in its directory from being planned).
+fn with_detection_errors(reply: String, diagnostics: &[crate::core::diag::Diagnostic]) -> String {
+    let errors: Vec<String> = diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .map(|d| d.to_string())
+        .collect();
+    if errors.is_empty() {
+        return reply;
+    }
+    format!(
+        "{reply}\n\nProject detection found problems:\n\n```\n{}\n```",
+        errors.join("\n")
+    )
+}
+
 pub fn read_plan_json(plan_file: &str) -> Option<crate::core::plan::Plan> {
     let path = std::path::Path::new(plan_file).with_file_name("plan.json");
     let bytes = std::fs::read(path).ok()?;

@@ -9,6 +9,7 @@ use std::path::Path;
 use anyhow::Context;
 
 use super::repo_state::load_config_files;
+use crate::config::Limits;
 use crate::core::diag::{Diagnostic, has_errors};
 use crate::core::projects::{self, RepoSnapshot, module_sources};
 use crate::core::types::ProjectDir;
@@ -19,8 +20,12 @@ pub struct CheckReport {
     pub diagnostics: Vec<Diagnostic>,
 }
 
-/// Builds a snapshot from the working tree (skipping `.git` and `.terraform`).
-pub fn snapshot_from_disk(root: &Path) -> anyhow::Result<RepoSnapshot> {
+/// Builds a snapshot from the working tree (skipping `.git` and `.terraform`), reading `.tf`
+/// files within the default [`Limits`] as the server does; files over them come back as
+/// diagnostics.
+pub fn snapshot_from_disk(root: &Path) -> anyhow::Result<(RepoSnapshot, Vec<Diagnostic>)> {
+    let limits = Limits::default();
+    let mut diags = Vec::new();
     let mut files = BTreeSet::new();
     let mut symlinks = BTreeMap::new();
     let mut module_calls: BTreeMap<ProjectDir, Vec<String>> = BTreeMap::new();
@@ -48,15 +53,25 @@ pub fn snapshot_from_disk(root: &Path) -> anyhow::Result<RepoSnapshot> {
             } else if ft.is_dir() {
                 stack.push(path);
             } else if ft.is_file() {
-                if rel.ends_with(".tf") || rel.ends_with(".tofu") {
+                let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
+                if (rel.ends_with(".tf") || rel.ends_with(".tofu")) && size > limits.file_bytes {
+                    let why = crate::core::hcl_scan::Refusal::TooLarge {
+                        bytes: usize::try_from(size).unwrap_or(usize::MAX),
+                        max: usize::try_from(limits.file_bytes).unwrap_or(usize::MAX),
+                    };
+                    diags.push(projects::unread_file(&rel, 0, 0, &why));
+                } else if rel.ends_with(".tf") || rel.ends_with(".tofu") {
                     let text = std::fs::read_to_string(&path).unwrap_or_default();
-                    if text.contains("module")
-                        && let Ok(sources) = module_sources(&rel, &text)
-                        && !sources.is_empty()
-                    {
-                        let d = rel.rsplit_once('/').map(|(d, _)| d).unwrap_or(".");
-                        if let Ok(d) = ProjectDir::new(d) {
-                            module_calls.entry(d).or_default().extend(sources);
+                    if text.contains("module") {
+                        match module_sources(&rel, &text, &limits.hcl()) {
+                            Ok(sources) if !sources.is_empty() => {
+                                let d = rel.rsplit_once('/').map(|(d, _)| d).unwrap_or(".");
+                                if let Ok(d) = ProjectDir::new(d) {
+                                    module_calls.entry(d).or_default().extend(sources);
+                                }
+                            }
+                            Err(d) if d.is_error() => diags.push(d),
+                            _ => {}
                         }
                     }
                 }
@@ -64,11 +79,14 @@ pub fn snapshot_from_disk(root: &Path) -> anyhow::Result<RepoSnapshot> {
             }
         }
     }
-    Ok(RepoSnapshot {
-        files,
-        symlinks,
-        module_calls,
-    })
+    Ok((
+        RepoSnapshot {
+            files,
+            symlinks,
+            module_calls,
+        },
+        diags,
+    ))
 }
 
 pub fn check(root: &Path) -> anyhow::Result<CheckReport> {
@@ -84,7 +102,8 @@ pub fn check(root: &Path) -> anyhow::Result<CheckReport> {
         }
     };
     let (config, file, mut diags) = load_config_files(read)?;
-    let snapshot = snapshot_from_disk(root)?;
+    let (snapshot, unread) = snapshot_from_disk(root)?;
+    diags.extend(unread);
     // A config file that did not parse defines no projects: listing the ones detection would
     // find without it (under the file's name) would describe a configuration nobody wrote.
     let unusable = file.is_some() && config.is_none();

@@ -4,7 +4,10 @@
 
 pub mod audit;
 pub mod bot;
+pub mod bounded;
 pub mod config_check;
+pub mod events_cli;
+pub mod layout;
 pub mod locks_cli;
 pub mod policy;
 pub mod preview;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use crate::adapters::git::GitRepo;
+use crate::adapters::git::{FileRead, GitRepo};
 use crate::adapters::github::{GitHubApi, GitHubError};
 use crate::core::audit::AuditPolicyDecision;
 use crate::core::base_rules::BaseRules;
@@ -91,7 +91,18 @@ pub fn load_server_policies(dir: &Path) -> anyhow::Result<Vec<Policy>> {
     files.sort();
     let (policies, diags) = policy::load_policies(&files, &[]);
     match policies {
-        Some(p) => Ok(p),
+        // Errors above name the host path (for the operator, at start-up); from here on the
+        // policies go into PR comments and the audit log, which must not show the host layout.
+        Some(mut p) => {
+            for policy in &mut p {
+                let name = Path::new(&policy.file)
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                policy.file = format!("{}/{name}", super::layout::SERVER_POLICIES);
+            }
+            Ok(p)
+        }
         None => {
             let msgs: Vec<String> = diags
                 .iter()
@@ -124,9 +135,16 @@ pub fn policies_at(
             .filter(|p| policy::is_policy_file(p))
             .collect();
         let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
-        for (path, text) in paths.iter().zip(git.read_files(base, &refs)?) {
-            if let Some(text) = text {
-                files.push((path.clone(), text));
+        for (path, read) in paths.iter().zip(git.read_files_bounded(base, &refs)?) {
+            match read {
+                FileRead::Text(text) => files.push((path.clone(), text)),
+                // An unread policy file breaks the set: it fails closed.
+                FileRead::TooLarge { bytes } => set.diagnostics.push(super::repo_state::too_large(
+                    path,
+                    bytes,
+                    git.limits().file_bytes,
+                )),
+                FileRead::Missing => {}
             }
         }
         if let Some(cfg) = &config {

@@ -43,6 +43,8 @@ pub struct PreviewOptions {
     pub keep_job_dirs: bool,
     /// ANSI colours in the terminal format.
     pub color: bool,
+    /// The bounds on reading the repository (the server's, so preview behaves alike).
+    pub limits: crate::config::Limits,
 }
 
 /// What happened, for the exit code.
@@ -141,7 +143,7 @@ pub async fn preview(
     if opts.jobs == 0 {
         bail!("--jobs must be at least 1");
     }
-    let git = GitRepo::open(&opts.path)?;
+    let git = GitRepo::open(&opts.path)?.with_limits(opts.limits);
     let head_ref = opts.head.clone().unwrap_or_else(|| "HEAD".to_string());
     let head = git.resolve(&head_ref)?;
     let base = match &opts.base {
@@ -166,9 +168,11 @@ pub async fn preview(
     let state = {
         let git = git.clone();
         let (base, head) = (base.clone(), head.clone());
-        tokio::task::spawn_blocking(move || RepoState::load(&git, &base, &head))
-            .await
-            .context("reading the repository")??
+        let budget = std::time::Duration::from_secs(opts.limits.detection_timeout_secs);
+        super::bounded::run("reading the repository", budget, move || {
+            RepoState::load(&git, &base, &head)
+        })
+        .await??
     };
     print_diagnostics(&state.diagnostics);
     if state.rejected() {

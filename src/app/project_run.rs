@@ -36,7 +36,7 @@ pub struct Runner {
     pub engines: EngineResolver,
     pub mirror: Option<PathBuf>,
     pub limits: Limits,
-    /// Where job dirs are created (`<data>/jobs`).
+    /// Where job dirs are created (`runner.jobs_dir`, outside the data dir).
     pub jobs_dir: PathBuf,
     pub credentials: Vec<ResolvedCredential>,
     /// Every secret value known to the server; redacted from all output.
@@ -73,7 +73,7 @@ fn glob_set(patterns: &[String], what: &str) -> anyhow::Result<globset::GlobSet>
 
 impl Runner {
     pub fn from_settings(settings: &Settings) -> anyhow::Result<Runner> {
-        let sandbox = Sandbox::from_settings(&settings.runner.profile)?;
+        let sandbox = Sandbox::from_settings(&settings.runner)?;
         let mut credentials = Vec::new();
         let mut secrets = settings.secret_values();
         for rule in &settings.credentials {
@@ -98,6 +98,11 @@ impl Runner {
             ),
             None => None,
         };
+        let jobs_dir = crate::adapters::sandbox::prepare_jobs_dir(
+            &settings.jobs_dir(),
+            &settings.data_dir,
+            sandbox.run_as(),
+        )?;
         Ok(Runner {
             sandbox,
             engines: EngineResolver {
@@ -113,7 +118,7 @@ impl Runner {
                 plan_json_cap: settings.runner.plan_json_cap_bytes as u64,
                 network: settings.runner.network,
             },
-            jobs_dir: settings.jobs_dir(),
+            jobs_dir,
             credentials,
             secrets,
         })

@@ -2,8 +2,14 @@
 //! head, and the repository configuration — project definitions from the head (so a PR can add
 //! projects), apply requirements from the base (so a PR cannot relax its own gate).
 //! Shared by `preview`, the server and `config check`.
+//!
+//! Everything here is read within the repository's limits (see `adapters::git`): a `.tf` file
+//! whose module calls Sluice did not read is a detection error, and the projects in its directory
+//! are not planned — Sluice does not run what it could not read.
 
-use crate::adapters::git::GitRepo;
+use std::collections::BTreeSet;
+
+use crate::adapters::git::{FileRead, GitRepo, human_bytes};
 use crate::core::base_rules::BaseRules;
 use crate::core::diag::{Diagnostic, has_errors};
 use crate::core::projects::{self, ChangedFile, DetectOptions, Detection, Project, RepoSnapshot};
@@ -21,6 +27,9 @@ pub struct RepoState {
     pub config_file: Option<String>,
     /// Problems found in the configuration at head. Errors stop every run.
     pub diagnostics: Vec<Diagnostic>,
+    /// `.tf`/`.tofu` files at head that Sluice did not read because they are over a limit (error
+    /// diagnostics, one per file). The projects in their directories are not planned.
+    pub unread: Vec<Diagnostic>,
 }
 
 /// Reads and parses the repository's configuration file with `read(path)`, which returns the
@@ -54,13 +63,29 @@ pub fn load_config_files(
     Ok((config, Some(chosen.to_string()), diags))
 }
 
-/// [`load_config_files`] at a commit, reading every candidate file in one git call.
+/// [`load_config_files`] at a commit, reading every candidate file in one git call. A
+/// candidate larger than `limits.file_bytes` is a configuration error (nothing runs until it is
+/// smaller): Sluice does not guess what an unread configuration says.
 pub fn load_config_at(
     git: &GitRepo,
     commit: &CommitSha,
 ) -> anyhow::Result<(Option<RepoConfig>, Option<String>, Vec<Diagnostic>)> {
     let names = repo_config::CONFIG_FILE_NAMES;
-    let contents = git.read_files(commit, &names)?;
+    let read = git.read_files_bounded(commit, &names)?;
+    if let Some((name, bytes)) = names.iter().zip(&read).find_map(|(n, f)| match f {
+        FileRead::TooLarge { bytes } => Some((*n, *bytes)),
+        _ => None,
+    }) {
+        let d = too_large(name, bytes, git.limits().file_bytes);
+        return Ok((None, Some(name.to_string()), vec![d]));
+    }
+    let contents: Vec<Option<String>> = read
+        .into_iter()
+        .map(|f| match f {
+            FileRead::Text(t) => Some(t),
+            _ => None,
+        })
+        .collect();
     load_config_files(|path| {
         Ok(names
             .iter()
@@ -69,11 +94,27 @@ pub fn load_config_at(
     })
 }
 
+/// The error for a configuration or policy file over `limits.file_bytes`.
+pub fn too_large(file: &str, bytes: u64, max: u64) -> Diagnostic {
+    Diagnostic::error(
+        file,
+        0,
+        0,
+        format!(
+            "the file is {}; Sluice reads configuration and policy files of at most {} \
+             (limits.file_bytes)",
+            human_bytes(bytes),
+            human_bytes(max)
+        ),
+    )
+    .with_hint("make it smaller, or ask the Sluice operator to raise the limit")
+}
+
 impl RepoState {
     /// Reads everything at `head` (and the diff against `base`) from `git`.
     pub fn load(git: &GitRepo, base: &CommitSha, head: &CommitSha) -> anyhow::Result<RepoState> {
         let changed = git.changed_files(base, head)?;
-        let snapshot = git.snapshot(head)?;
+        let (snapshot, unread) = git.read_tree(head)?;
         let (config, config_file, diagnostics) = load_config_at(git, head)?;
         Ok(RepoState {
             base: base.clone(),
@@ -83,6 +124,7 @@ impl RepoState {
             config,
             config_file,
             diagnostics,
+            unread,
         })
     }
 
@@ -94,22 +136,53 @@ impl RepoState {
     /// Projects affected by the change. `autoplan` honours each project's autoplan setting (for
     /// plans triggered by pushes); explicit commands plan every affected project.
     pub fn affected_projects(&self, autoplan: bool) -> Detection {
-        projects::affected_projects_with(
+        let d = projects::affected_projects_with(
             &self.snapshot,
             self.config.as_ref(),
             &self.changed,
             DetectOptions {
                 respect_autoplan: autoplan,
             },
-        )
+        );
+        self.without_unread(d)
     }
 
     pub fn all_projects(&self) -> Detection {
         let (projects, diagnostics) = projects::all_projects(&self.snapshot, self.config.as_ref());
-        Detection {
+        self.without_unread(Detection {
             projects,
             diagnostics,
+        })
+    }
+
+    /// Drops the projects whose directory holds a file Sluice did not read, and says so: the
+    /// file's diagnostic is added when it stopped a project or when this change touches it.
+    fn without_unread(&self, mut d: Detection) -> Detection {
+        if self.unread.is_empty() {
+            return d;
         }
+        let dir_of = |file: &str| {
+            file.rsplit_once('/')
+                .map_or(".", |(dir, _)| dir)
+                .to_string()
+        };
+        let blocked: BTreeSet<String> = self.unread.iter().map(|u| dir_of(&u.file)).collect();
+        let mut stopped: BTreeSet<String> = BTreeSet::new();
+        d.projects.retain(|p| {
+            let hit = blocked.contains(p.dir.as_str());
+            if hit {
+                stopped.insert(p.dir.to_string());
+            }
+            !hit
+        });
+        let changed: BTreeSet<&str> = self.changed.iter().map(|c| c.path.as_str()).collect();
+        d.diagnostics.extend(
+            self.unread
+                .iter()
+                .filter(|u| stopped.contains(&dir_of(&u.file)) || changed.contains(u.file.as_str()))
+                .cloned(),
+        );
+        d
     }
 }
 

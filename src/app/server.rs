@@ -224,7 +224,7 @@ pub async fn serve(
         settings: settings.clone(),
         store: store.clone(),
         github: github.clone(),
-        mirrors: Arc::new(Mirrors::new(settings.mirrors_dir())),
+        mirrors: Arc::new(Mirrors::new(settings.mirrors_dir()).with_limits(settings.limits)),
         enabled,
         bot_login: Default::default(),
         jobs_ready: jobs_ready.clone(),
@@ -250,6 +250,7 @@ pub async fn serve(
         instance: instance.clone(),
         lease: Duration::from_secs(settings.job_lease_secs.max(3)),
         live: Default::default(),
+        host_paths: Arc::new(super::layout::host_paths(&settings, &runner)),
     });
 
     let state = Arc::new(AppState {
@@ -261,6 +262,7 @@ pub async fn serve(
         setup_notes: notes,
         rejections_suppressed: Default::default(),
         rejection_limiter: AppState::rejection_limiter(),
+        body_limits: crate::http::webhook::BodyLimits::from_settings(&settings.http),
     });
 
     // Decide: one token to stop intake and claiming, another to interrupt running terraform.
@@ -283,10 +285,12 @@ pub async fn serve(
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "listening");
     eprintln!("sluice: listening on http://{addr}");
-    let http_stop = stop.clone();
-    let http = axum::serve(listener, router(state))
-        .with_graceful_shutdown(async move { http_stop.cancelled().await });
-    let http_task = tokio::spawn(async move { http.await });
+    let http_task = tokio::spawn(crate::http::listener::serve(
+        listener,
+        router(state),
+        crate::http::listener::ConnectionLimits::from_settings(&settings.http),
+        stop.clone(),
+    ));
 
     shutdown.await;
     tracing::info!("shutting down: intake stopped, waiting for running jobs");

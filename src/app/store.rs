@@ -23,12 +23,124 @@ pub enum Inserted {
     Duplicate,
 }
 
+/// A verified webhook event to store ([`Store::insert_event_once`]).
+#[derive(Debug, Clone)]
+pub struct NewEvent<'a> {
+    pub delivery_id: &'a str,
+    pub kind: &'a str,
+    pub event_json: &'a str,
+    /// What the event is, besides its delivery id (`Event::identity_keys`, plus the body's
+    /// SHA-256): a delivery carrying a key that is already stored is the same event again.
+    pub keys: Vec<String>,
+    /// The head commit a `pull_request` delivery reports, recorded with the event.
+    pub head: Option<PrHeadSeen>,
+}
+
+/// One sighting of a pull request's head (see `core::freshness`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrHeadSeen {
+    pub repo: RepoName,
+    pub pr: PrNumber,
+    pub sha: CommitSha,
+    /// Unix milliseconds: GitHub's `updated_at` for deliveries, Sluice's clock otherwise.
+    pub at_ms: i64,
+    /// Where the sighting comes from (`pull_request`, `command`), for operators.
+    pub source: String,
+}
+
+/// What [`Store::insert_event_once`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventIntake {
+    /// Stored; it will be handled.
+    New,
+    /// This delivery id is already stored (GitHub redelivers under the same id).
+    Redelivery,
+    /// Another delivery already brought this event (`key` matched): nothing stored.
+    SameEvent { first_delivery: String, key: String },
+}
+
 #[derive(Debug, Clone)]
 pub struct StoredEvent {
     pub delivery_id: String,
     pub kind: String,
     pub event_json: String,
+    /// Attempts made so far — for a claimed event, this one included.
     pub attempts: u32,
+    /// What the last attempt left: its error, or [`UNFINISHED_ATTEMPT`] when it never ended.
+    pub last_error: Option<String>,
+}
+
+/// The error an attempt records when it starts; the attempt's end replaces it. Still there at
+/// the next claim, it means the process stopped (crashed, was killed) while handling the event.
+pub const UNFINISHED_ATTEMPT: &str =
+    "the attempt did not finish: the server stopped while handling this event";
+
+/// A delivery taken by the event processor ([`Store::claim_event`]).
+#[derive(Debug, Clone)]
+pub enum Claimed {
+    /// Handle it: the attempt is already counted.
+    Attempt(StoredEvent),
+    /// Its attempts are used up (the last ones never finished): set it aside with
+    /// [`Store::dead_letter_event`] instead of handling it again.
+    Exhausted(StoredEvent),
+}
+
+/// How long an event waits after attempt `attempt` (1-based) before it is due again, in ms:
+/// 2 s, 4 s, 8 s, … up to 5 minutes. Set when the attempt starts, so an event whose attempt
+/// crashed the process waits too, while other events go first.
+pub fn event_retry_delay_ms(attempt: u32) -> i64 {
+    (1000i64 << attempt.clamp(1, 8)).min(300_000)
+}
+
+/// Where a webhook delivery is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventState {
+    /// Waiting to be handled (or to be tried again).
+    Pending,
+    /// Handled.
+    Done,
+    /// Set aside after its attempts were used up (a dead letter): never tried again by itself.
+    Dead,
+}
+
+impl EventState {
+    /// The name operators use (`sluice events list --state dead`, `?state=dead`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventState::Pending => "pending",
+            EventState::Done => "done",
+            EventState::Dead => "dead",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<EventState> {
+        match s {
+            "pending" => Some(EventState::Pending),
+            "done" => Some(EventState::Done),
+            "dead" => Some(EventState::Dead),
+            _ => None,
+        }
+    }
+}
+
+/// A stored delivery, as operators see it.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventRow {
+    pub delivery_id: String,
+    pub kind: String,
+    pub state: EventState,
+    pub attempts: u32,
+    /// Unix ms.
+    pub received_at: i64,
+    /// When the last attempt started.
+    pub claimed_at: Option<i64>,
+    /// When it was set aside.
+    pub dead_at: Option<i64>,
+    pub error: Option<String>,
+    /// `core::event::Event`, as JSON.
+    #[serde(skip)]
+    pub event_json: String,
 }
 
 /// A GitHub side effect waiting to be delivered.
@@ -259,18 +371,45 @@ pub trait Store: Send + Sync {
         event_json: &str,
         now: i64,
     ) -> StoreResult<Inserted>;
-    /// The oldest pending delivery that is due, if any.
-    async fn next_event(&self, now: i64) -> StoreResult<Option<StoredEvent>>;
+    /// Persists a verified delivery unless it is already known — by its delivery id, or by
+    /// any of its identity keys — and records the head sighting it carries, in one
+    /// transaction.
+    async fn insert_event_once(&self, event: NewEvent<'_>, now: i64) -> StoreResult<EventIntake>;
+    /// Records a sighting of a pull request's head (a repeat of a known one changes nothing).
+    async fn record_pr_head(&self, head: PrHeadSeen) -> StoreResult<()>;
+    /// Every recorded sighting of a pull request's head, oldest first.
+    async fn pr_heads(
+        &self,
+        repo: &RepoName,
+        pr: PrNumber,
+    ) -> StoreResult<Vec<crate::core::freshness::HeadSeen>>;
+    /// Claims the oldest pending delivery that is due — or whose `max_attempts` attempts are
+    /// used up, due or not. A due one's attempt is counted, and its next due time set to
+    /// [`event_retry_delay_ms`] from now, in the same transaction and before any work: an event
+    /// whose handling stops the process has used an attempt, and waits while other events go
+    /// first. An exhausted one is returned as [`Claimed::Exhausted`], unchanged.
+    async fn claim_event(&self, now: i64, max_attempts: u32) -> StoreResult<Option<Claimed>>;
     async fn finish_event(&self, delivery_id: &str) -> StoreResult<()>;
-    /// Processing failed for a passing reason: try again at `retry_at`, or give up after
-    /// `max_attempts` (state `failed`, with the error kept for operators).
-    async fn retry_event(
+    /// The attempt failed for a passing reason: record `error` and try again at `retry_at`
+    /// (the attempt was counted when claimed).
+    async fn retry_event(&self, delivery_id: &str, error: &str, retry_at: i64) -> StoreResult<()>;
+    /// Sets a pending delivery aside for good (a dead letter, state [`EventState::Dead`]) with
+    /// `reason`, and writes `outbox`/`audit` in the same transaction. `false` (and nothing
+    /// written) when it was not pending.
+    async fn dead_letter_event(
         &self,
         delivery_id: &str,
-        error: &str,
-        retry_at: i64,
-        max_attempts: u32,
-    ) -> StoreResult<()>;
+        reason: &str,
+        outbox: Vec<OutboxItem>,
+        audit: Vec<AuditRecord>,
+        now: i64,
+    ) -> StoreResult<bool>;
+    /// Deliveries, newest first, optionally only those in `state`; at most `limit`.
+    async fn list_events(
+        &self,
+        state: Option<EventState>,
+        limit: u32,
+    ) -> StoreResult<Vec<EventRow>>;
 
     // ---- runs and jobs -----------------------------------------------------------------------
     /// Creates a run and its jobs, taking all its locks atomically (or waiting behind their

@@ -18,10 +18,14 @@ use super::bot::{
     ApplyContext, Bot, EventError, STATUS_APPLY, STATUS_PLAN, STATUS_POLICY, now_ms, status,
 };
 use super::project_run::{ProjectJob, Runner};
-use super::store::{ClaimedJob, JobFinish, JobRow, NewPlan, OutboxItem, Outgoing, RunRow, Store};
+use super::store::{
+    Claimed, ClaimedJob, JobFinish, JobRow, NewPlan, OutboxItem, Outgoing, RunRow, Store,
+    StoredEvent, UNFINISHED_ATTEMPT, event_retry_delay_ms,
+};
 use crate::adapters::github::{GitHubApi, StatusState};
 use crate::config::Settings;
 use crate::core::audit::{AuditAction, AuditActor, AuditRecord, AuditResult, ChangeCounts};
+use crate::core::dead_letter::{DeadLetter, SetAside};
 use crate::core::event::Event;
 use crate::core::job::{JobKind, JobState, RunTally};
 use crate::core::plan::{
@@ -48,6 +52,8 @@ pub struct Workers {
     /// recovers expired ones, so a stalled heartbeat never makes a live job look dead (a live
     /// apply marked interrupted could be applied a second time).
     pub live: std::sync::Mutex<HashMap<i64, String>>,
+    /// The host layout's neutral names, applied to everything posted (see `app::layout`).
+    pub host_paths: Arc<crate::core::host_paths::HostPaths>,
 }
 
 /// How a job's report is stored: a full report, or a one-line reason for jobs that never ran to
@@ -153,29 +159,42 @@ impl Workers {
 
     pub async fn event_loop(self: Arc<Self>, stop: CancellationToken) {
         // A few quick tries: a transient fetch or API failure usually clears in seconds; after that
-        // the PR is told, rather than left waiting.
-        const MAX_EVENT_ATTEMPTS: u32 = 3;
+        // the PR is told, rather than left waiting. Attempts are counted as they start, so an
+        // event that stops the process is set aside too.
+        let max_attempts = self.settings.limits.event_attempts;
         loop {
             if stop.is_cancelled() {
                 return;
             }
-            let next = match self.store.next_event(now_ms()).await {
+            let next = match self.store.claim_event(now_ms(), max_attempts).await {
                 Ok(n) => n,
                 Err(e) => {
                     tracing::error!(error = %format!("{e:#}"), "reading pending events failed");
                     None
                 }
             };
-            let Some(ev) = next else {
-                tokio::select! {
-                    _ = self.events_ready.notified() => {}
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    _ = stop.cancelled() => return,
+            let ev = match next {
+                Some(Claimed::Attempt(ev)) => ev,
+                Some(Claimed::Exhausted(ev)) => {
+                    let why = match ev.last_error.as_deref() {
+                        None | Some(UNFINISHED_ATTEMPT) => DeadLetter::Unfinished,
+                        Some(e) => DeadLetter::Failed(e.to_string()),
+                    };
+                    self.dead_letter(&ev, why).await;
+                    continue;
                 }
-                continue;
+                None => {
+                    tokio::select! {
+                        _ = self.events_ready.notified() => {}
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        _ = stop.cancelled() => return,
+                    }
+                    continue;
+                }
             };
-            let span = tracing::info_span!("event", delivery = %ev.delivery_id, kind = %ev.kind);
+            let span = tracing::info_span!("event", delivery = %ev.delivery_id, kind = %ev.kind, attempt = ev.attempts);
             async {
+                self.crash_for_tests(&ev.delivery_id);
                 let event: Event = match serde_json::from_str(&ev.event_json) {
                     Ok(e) => e,
                     Err(e) => {
@@ -190,14 +209,15 @@ impl Workers {
                         let _ = self.store.finish_event(&ev.delivery_id).await;
                     }
                     Err(EventError::Retry(e)) => {
-                        let last = ev.attempts + 1 >= MAX_EVENT_ATTEMPTS;
-                        tracing::warn!(error = %format!("{e:#}"), attempt = ev.attempts + 1, last, "event failed");
-                        let _ = self
-                            .store
-                            .retry_event(&ev.delivery_id, &format!("{e:#}"), now_ms() + Self::backoff(ev.attempts), MAX_EVENT_ATTEMPTS)
-                            .await;
+                        let last = ev.attempts >= max_attempts;
+                        tracing::warn!(error = %format!("{e:#}"), attempt = ev.attempts, last, "event failed");
                         if last {
-                            self.tell_failure(pr_of, &e).await;
+                            self.dead_letter(&ev, DeadLetter::Failed(format!("{e:#}"))).await;
+                        } else {
+                            let _ = self
+                                .store
+                                .retry_event(&ev.delivery_id, &format!("{e:#}"), now_ms() + event_retry_delay_ms(ev.attempts))
+                                .await;
                         }
                     }
                     Err(EventError::Permanent(e)) => {
@@ -212,6 +232,79 @@ impl Workers {
         }
     }
 
+    /// Sets an event aside for good: the PR is told (when there is one) and the audit log
+    /// records it, in the same transaction.
+    async fn dead_letter(&self, ev: &StoredEvent, why: DeadLetter) {
+        let why = match why {
+            DeadLetter::Failed(e) => DeadLetter::Failed(
+                self.runner
+                    .redactor()
+                    .redact(&self.hide_host_paths(&e))
+                    .into_owned(),
+            ),
+            other => other,
+        };
+        let target = serde_json::from_str::<Event>(&ev.event_json)
+            .ok()
+            .and_then(|e| pr_target(&e));
+        let set_aside = SetAside {
+            delivery_id: &ev.delivery_id,
+            kind: &ev.kind,
+            attempts: ev.attempts,
+            why,
+            target: target.clone(),
+        };
+        tracing::error!(delivery = %ev.delivery_id, kind = %ev.kind, attempts = ev.attempts, reason = %set_aside.reason(), "event set aside (dead letter)");
+        let outbox = target
+            .map(|(repo, pr)| OutboxItem {
+                repo,
+                pr: Some(pr),
+                message: Outgoing::Comment {
+                    body: set_aside.comment(),
+                },
+            })
+            .into_iter()
+            .collect();
+        match self
+            .store
+            .dead_letter_event(
+                &ev.delivery_id,
+                &set_aside.reason(),
+                outbox,
+                vec![set_aside.audit()],
+                now_ms(),
+            )
+            .await
+        {
+            Ok(_) => self.outbox_ready.notify_one(),
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "recording the dead letter failed")
+            }
+        }
+    }
+
+    /// `text` with host paths mapped to neutral names (the same mapping as every text posted on
+    /// GitHub): for what is also written to the store — the dead letter's reason, its audit entry.
+    fn hide_host_paths(&self, text: &str) -> String {
+        self.host_paths.map(text).into_owned()
+    }
+
+    /// Test builds only: abort the process when handling the delivery the tests named (see
+    /// `Settings::test_crash_on_delivery`). Release builds have no such code path at all: the
+    /// end-to-end test of poison events needs an event that reliably kills the server, and every
+    /// real input that did (a stack overflow in a parser) is now bounded.
+    fn crash_for_tests(&self, delivery_id: &str) {
+        #[cfg(debug_assertions)]
+        if self.settings.test_crash_on_delivery.as_deref() == Some(delivery_id) {
+            tracing::error!(
+                delivery = delivery_id,
+                "SLUICE_TEST_CRASH_ON_DELIVERY: aborting"
+            );
+            std::process::abort();
+        }
+        let _ = delivery_id;
+    }
+
     /// Tells the PR that Sluice could not act on its event (e.g. the repository cannot be
     /// fetched) — never silence.
     async fn tell_failure(
@@ -223,7 +316,7 @@ impl Workers {
         let redactor = self.runner.redactor();
         let body = format!(
             "❌ **Sluice could not act on this pull request**:\n\n```\n{}\n```",
-            redactor.redact(&format!("{e:#}"))
+            redactor.redact(&self.hide_host_paths(&format!("{e:#}")))
         );
         let item = OutboxItem {
             repo,
@@ -995,6 +1088,20 @@ impl Workers {
     }
 
     /// Delivers what is due now; returns how many items were handled.
+    /// Text as it may leave for GitHub: host paths replaced by their neutral names
+    /// (`app::layout`), and still within `max_chars` (a name can be longer than a short path).
+    fn public_text(&self, text: &str, max_chars: usize) -> String {
+        let mapped = self.host_paths.map(text);
+        if mapped.chars().count() <= max_chars {
+            return mapped.into_owned();
+        }
+        const CUT: &str = "\n\n…(cut: too long for one comment)";
+        let keep = max_chars.saturating_sub(CUT.chars().count());
+        let mut out: String = mapped.chars().take(keep).collect();
+        out.push_str(CUT);
+        out
+    }
+
     pub async fn deliver_due(&self) -> usize {
         const MAX_ATTEMPTS: u32 = 12;
         let due = match self.store.due_outbox(now_ms(), 32).await {
@@ -1009,7 +1116,12 @@ impl Workers {
             let repo = &row.item.repo;
             let result = match (&row.item.message, row.item.pr) {
                 (Outgoing::Comment { body }, Some(pr)) => {
-                    self.github.create_comment(repo, pr, body).await.map(|_| ())
+                    let body = self
+                        .public_text(body, crate::core::plan::render::DEFAULT_MAX_COMMENT_CHARS);
+                    self.github
+                        .create_comment(repo, pr, &body)
+                        .await
+                        .map(|_| ())
                 }
                 (
                     Outgoing::Status {
@@ -1024,7 +1136,7 @@ impl Workers {
                     let st = crate::adapters::github::CommitStatus {
                         context: context.clone(),
                         state: *state,
-                        description: description.clone(),
+                        description: self.public_text(description, usize::MAX),
                         target_url: target_url.clone(),
                     };
                     self.github.set_status(repo, sha, &st).await

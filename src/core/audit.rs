@@ -35,6 +35,10 @@ pub enum AuditAction {
     ConfigRejected,
     CommandRejected,
     PullRequestClosed,
+    /// A webhook event set aside after its attempts were used up.
+    EventDeadLettered,
+    /// A plan not run because it was over a limit (e.g. too many projects at once).
+    PlanRefused,
 }
 
 impl AuditAction {
@@ -54,6 +58,8 @@ impl AuditAction {
             AuditAction::ConfigRejected => "config_rejected",
             AuditAction::CommandRejected => "command_rejected",
             AuditAction::PullRequestClosed => "pull_request_closed",
+            AuditAction::EventDeadLettered => "event_dead_lettered",
+            AuditAction::PlanRefused => "plan_refused",
         }
     }
 }

@@ -57,6 +57,11 @@ pub struct PullRequestInfo {
     /// True when the head branch lives in another repository (a fork).
     pub from_fork: bool,
     pub html_url: String,
+    /// When GitHub last changed the pull request, as this delivery reports it (its
+    /// `updated_at`, Unix milliseconds): for a push (`synchronize`), an upper bound of when
+    /// `head_sha` became the head. `None` in events stored before Sluice read it.
+    #[serde(default)]
+    pub updated_at_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -133,6 +138,11 @@ pub enum Event {
         /// The author's relation to the repository as GitHub reports it (`OWNER`, `MEMBER`,
         /// `COLLABORATOR`, `CONTRIBUTOR`, `NONE`, ...); `None` when the payload has none.
         association: Option<String>,
+        /// When the comment was written (GitHub's `created_at`, Unix milliseconds): commands
+        /// act on the pull request as it was then. `None` in events stored before Sluice read
+        /// it.
+        #[serde(default)]
+        created_at_ms: Option<i64>,
     },
     Review {
         action: ReviewAction,
@@ -155,6 +165,49 @@ pub enum Event {
 }
 
 impl Event {
+    /// What this event *is*, independent of how it was delivered: GitHub ids that a second
+    /// delivery of the same thing carries again (under a fresh `X-GitHub-Delivery` when a
+    /// signed body is replayed, or when two webhooks of the same repository both deliver it).
+    /// The intake stores an event only if none of its keys is known yet.
+    ///
+    /// * a comment is one command, whatever delivers it: `issue_comment:<repo>:<comment id>`
+    ///   (only `created` comments become events: an edit is not a new command);
+    /// * a review's submission and its dismissal each happen once:
+    ///   `pull_request_review:<repo>:<review id>:<action>`; edits can repeat and have no key.
+    ///
+    /// Repository names are lowercased: GitHub's are case-insensitive. Other events have no
+    /// key of their own; the intake also keys every delivery by its body's SHA-256, which
+    /// catches byte-identical replays of any event.
+    pub fn identity_keys(&self) -> Vec<String> {
+        match self {
+            Event::Comment {
+                repo, comment_id, ..
+            } => vec![format!(
+                "issue_comment:{}:{comment_id}",
+                repo.name.full().to_ascii_lowercase()
+            )],
+            Event::Review {
+                action: action @ (ReviewAction::Submitted | ReviewAction::Dismissed),
+                repo,
+                review,
+                ..
+            } => vec![format!(
+                "pull_request_review:{}:{}:{}",
+                repo.name.full().to_ascii_lowercase(),
+                review.id,
+                match action {
+                    ReviewAction::Submitted => "submitted",
+                    _ => "dismissed",
+                }
+            )],
+            Event::Review { .. }
+            | Event::PullRequest { .. }
+            | Event::Push { .. }
+            | Event::Ping
+            | Event::Ignored { .. } => vec![],
+        }
+    }
+
     pub fn repo(&self) -> Option<&RepoRef> {
         match self {
             Event::PullRequest { repo, .. }

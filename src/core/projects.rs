@@ -20,6 +20,7 @@ use globset::{GlobSet, GlobSetBuilder};
 
 use super::diag::Diagnostic;
 use super::graph::{find_cycles, show_cycle, stable_topo_order};
+use super::hcl_scan::{self, HclLimits};
 use super::repo_config::{
     DirSpec, Pos, ProjectConfig, RepoConfig, anchor_pattern, build_glob, is_glob,
 };
@@ -128,37 +129,59 @@ impl Default for DetectOptions {
 
 /// The `source` of every `module` block in one `.tf`/`.tofu` file, when it is a literal string
 /// (anything computed is skipped without error: terraform itself requires a literal, and will say
-/// so in the plan). A syntax error comes back as a diagnostic; the caller should keep going —
-/// a broken file must not stop detection, terraform will report it in the plan.
-pub fn module_sources(file: &str, hcl_text: &str) -> Result<Vec<String>, Diagnostic> {
-    let body = hcl::parse(hcl_text).map_err(|e| {
-        let hint = "Sluice could not read the module calls of this file, so changes to the \
-                    modules it uses may not trigger a plan; terraform will report the error";
-        match &e {
-            hcl::Error::Parse(p) => Diagnostic::warning(
-                file,
-                p.location().line(),
-                p.location().column(),
-                format!("HCL syntax error: {}", p.message()),
-            )
-            .with_hint(hint),
-            other => Diagnostic::warning(file, 0, 0, format!("cannot parse HCL: {other}"))
-                .with_hint(hint),
-        }
+/// so in the plan).
+///
+/// The text comes from a pull request: it is checked against `limits` first ([`hcl_scan`]), and
+/// only parsed when it is within them. A file over the limits comes back as an **error**
+/// diagnostic (Sluice does not know what the file calls); a syntax error as a **warning** — the
+/// caller should keep going, terraform will report it in the plan.
+pub fn module_sources(
+    file: &str,
+    hcl_text: &str,
+    limits: &HclLimits,
+) -> Result<Vec<String>, Diagnostic> {
+    let hint = "Sluice could not read the module calls of this file, so changes to the modules it \
+                uses may not trigger a plan; terraform will report the error";
+    if let Err(refusal) = hcl_scan::check(hcl_text, limits) {
+        let (line, column) = refusal.position();
+        return Err(if refusal.is_bound() {
+            unread_file(file, line, column, &refusal)
+        } else {
+            Diagnostic::warning(file, line, column, refusal.to_string()).with_hint(hint)
+        });
+    }
+    // `hcl-edit` is the parser under `hcl-rs`; its tree is all module detection needs.
+    let body = hcl::edit::parser::parse_body(hcl_text).map_err(|e| {
+        Diagnostic::warning(
+            file,
+            e.location().line(),
+            e.location().column(),
+            format!("HCL syntax error: {}", e.message()),
+        )
+        .with_hint(hint)
     })?;
     Ok(body
-        .blocks()
-        .filter(|b| b.identifier() == "module")
-        .filter_map(|b| {
-            b.body()
-                .attributes()
-                .find(|a| a.key() == "source")
-                .and_then(|a| match a.expr() {
-                    hcl::Expression::String(s) => Some(s.clone()),
-                    _ => None,
-                })
+        .get_blocks("module")
+        .filter_map(|b| match &b.body.get_attribute("source")?.value {
+            hcl::edit::expr::Expression::String(s) => Some(s.value().clone()),
+            _ => None,
         })
         .collect())
+}
+
+/// The error diagnostic of a `.tf` file whose module calls Sluice did not read because it is over
+/// a limit (`why` names it). Callers do not plan the projects in the file's directory.
+pub fn unread_file(
+    file: &str,
+    line: usize,
+    column: usize,
+    why: &dyn std::fmt::Display,
+) -> Diagnostic {
+    Diagnostic::error(file, line, column, format!("not read: {why}")).with_hint(
+        "Sluice cannot tell which modules this file calls, so the projects in its directory are \
+         not planned: make the file smaller or flatter, or ask the Sluice operator to raise the \
+         limit",
+    )
 }
 
 /// Every project of the repository at this commit, in run order, with diagnostics (config
@@ -2012,7 +2035,11 @@ projects:
 
     #[test]
     fn module_sources_from_hcl() {
-        let show = |text: &str| match module_sources("main.tf", text) {
+        let limits = HclLimits {
+            max_bytes: 1 << 20,
+            max_depth: 100,
+        };
+        let show = |text: &str| match module_sources("main.tf", text, &limits) {
             Ok(v) => format!("{v:?}"),
             Err(d) => d.to_string(),
         };
@@ -2034,9 +2061,39 @@ resource "null_resource" "x" {
 "#), @r#"
             ["../modules/vpc", "terraform-aws-modules/vpc/aws"]
             "#);
+        // Unbalanced: not even parsed, a syntax warning like any other.
         insta::assert_snapshot!(show("module \"x\" {\n  source = \"./x\"\n"), @r#"
-            main.tf:2:18: warning: HCL syntax error: invalid block body; expected `}`, newline or identifier
+            main.tf:1:12: warning: HCL syntax error: unclosed bracket, brace or parenthesis
               hint: Sluice could not read the module calls of this file, so changes to the modules it uses may not trigger a plan; terraform will report the error
+            "#);
+        // Balanced but wrong: the parser's own message.
+        insta::assert_snapshot!(show("module \"x\" {\n  source = = \"./x\"\n}\n"), @r#"
+            main.tf:2:12: warning: HCL syntax error: invalid expression; expected `"`, `[`, `{`, `-`, `!`, `(`, `_`, `<`, letter or digit
+              hint: Sluice could not read the module calls of this file, so changes to the modules it uses may not trigger a plan; terraform will report the error
+            "#);
+        // Over the limits: an error, the file is not read at all.
+        let deep = format!(
+            "module \"x\" {{\n  source = \"./x\"\n  y = {}1{}\n}}\n",
+            "[".repeat(2000),
+            "]".repeat(2000)
+        );
+        insta::assert_snapshot!(show(&deep), @r#"
+            main.tf:3:105: error: not read: brackets, braces, parentheses, string templates and operators nest more than 100 levels deep here (limits.hcl_depth)
+              hint: Sluice cannot tell which modules this file calls, so the projects in its directory are not planned: make the file smaller or flatter, or ask the Sluice operator to raise the limit
+            "#);
+        // 100,000 blocks (about 0.8 MB) are within the limits, and read in linear time.
+        let mut many = String::from("module \"m\" {\n  source = \"./m\"\n}\n");
+        for i in 0..100_000 {
+            many.push_str(&format!("b{} {{}}\n", i % 10));
+        }
+        assert!(many.len() < 1 << 20);
+        assert_eq!(
+            module_sources("main.tf", &many, &limits),
+            Ok(vec!["./m".to_string()])
+        );
+        insta::assert_snapshot!(show(&format!("{}\n", "#".repeat(2 << 20))), @r#"
+            main.tf: error: not read: the file is 2097153 bytes; Sluice reads `.tf` files of at most 1048576 bytes (limits.file_bytes)
+              hint: Sluice cannot tell which modules this file calls, so the projects in its directory are not planned: make the file smaller or flatter, or ask the Sluice operator to raise the limit
             "#);
     }
 

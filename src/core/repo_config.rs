@@ -57,6 +57,9 @@ use super::yaml::{
 pub const CONFIG_FILE_NAMES: [&str; 4] =
     ["sluice.yaml", "sluice.yml", "atlantis.yaml", "atlantis.yml"];
 
+/// Most entries a `projects:` list may have (each one may be a glob matched against the tree).
+pub const MAX_PROJECTS: usize = 5_000;
+
 /// Versions of `sluice.yaml` this build understands.
 pub const SUPPORTED_VERSIONS: &[u32] = &[1];
 
@@ -913,6 +916,9 @@ fn projects(
         }
     }
     let seq = r.sequence(node, "projects")?;
+    if !r.at_most(seq, "projects", MAX_PROJECTS) {
+        return None;
+    }
     if seq.is_empty() {
         r.warning(
             pos(node),
@@ -1631,6 +1637,66 @@ projects:
               hint: write the value out in each place; Sluice reads a plain subset of YAML so every value has exactly one position in the file
             => no config
             "#);
+    }
+
+    /// The first line of what `check` says.
+    fn first_error(file: &str, text: &str) -> String {
+        check(file, text)
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    #[test]
+    fn files_from_a_pull_request_are_bounded_before_they_are_loaded() {
+        // Billion laughs: refused at the first anchor, long before anything could expand.
+        let mut laughs = String::from("version: 1\na0: &a0 [x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..30 {
+            let p = i - 1;
+            laughs.push_str(&format!(
+                "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+            ));
+        }
+        assert_eq!(
+            first_error("sluice.yaml", &laughs),
+            "sluice.yaml:2:9: error: YAML anchors and aliases (`&name`, `*name`) are not supported"
+        );
+        // Deep nesting, in flow style and in block style (the loader recurses per level; the
+        // block style once overflowed its stack at about 1,000 levels).
+        let flow = format!("version: 1\nx: {}1{}\n", "[".repeat(200), "]".repeat(200));
+        assert_eq!(
+            first_error("sluice.yaml", &flow),
+            "sluice.yaml:2:35: error: the file nests more than 32 levels deep here"
+        );
+        let mut block = String::from("version: 1\n");
+        for i in 0..5000 {
+            block.push_str(&format!("{}a:\n", " ".repeat(i)));
+        }
+        assert_eq!(
+            first_error("sluice.yaml", &block),
+            "sluice.yaml:34:34: error: the file nests more than 32 levels deep here"
+        );
+        // Many values.
+        let many = format!("version: 1\nx: [{}]\n", "1, ".repeat(100_001));
+        assert_eq!(
+            first_error("sluice.yaml", &many),
+            "sluice.yaml:2:299990: error: the file has more than 100000 values; Sluice reads at most that many"
+        );
+        // Many projects: each may be a glob matched against the whole tree.
+        let mut projects = String::from("version: 1\nprojects:\n");
+        for i in 0..=MAX_PROJECTS {
+            projects.push_str(&format!("  - dir: p{i}\n"));
+        }
+        assert_eq!(
+            first_error("sluice.yaml", &projects),
+            "sluice.yaml:3:3: error: `projects` lists 5001 entries; Sluice reads at most 5000"
+        );
+        projects.truncate(projects.rfind("  - dir").unwrap());
+        assert!(
+            check("sluice.yaml", &projects).contains("=> Sluice"),
+            "5000 are fine"
+        );
     }
 
     #[test]

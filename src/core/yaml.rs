@@ -5,12 +5,26 @@
 //! or tags), the wording of type errors and unknown keys (with did-you-mean), and collects every
 //! problem as a [`Diagnostic`] instead of stopping at the first — so every config file Sluice
 //! reads reports errors the same way. It knows no schema and does no I/O: callers hand it text.
+//!
+//! The text may come from a pull request, so before the (recursive) loader builds a tree, the
+//! file's event stream is walked once without one: nesting deeper than [`MAX_DEPTH`], more than
+//! [`MAX_NODES`] values, and any anchor or alias (so no "billion laughs" expansion can happen)
+//! are refused with the position where they occur. Lists a schema reads element by element are
+//! capped with [`Reader::at_most`].
 
 use marked_yaml::types::{MarkedMappingNode, MarkedScalarNode, MarkedSequenceNode};
 use marked_yaml::{LoadError, LoaderOptions, Node};
 use serde::Serialize;
+use yaml_rust2::parser::{Event, Parser};
 
 use super::diag::Diagnostic;
+
+/// Deepest nesting of mappings and lists in a configuration or policy file. Real files nest
+/// five or six levels; the loader recurses once per level.
+pub const MAX_DEPTH: usize = 32;
+
+/// Most values (scalars, mappings, lists) in one configuration or policy file.
+pub const MAX_NODES: usize = 100_000;
 
 /// A 1-based position in the config file (0:0 when unknown, e.g. for an empty file).
 #[derive(
@@ -75,6 +89,64 @@ pub(crate) fn describe(node: &Node) -> String {
     }
 }
 
+/// Walks `text`'s YAML events once, without building a tree (the event parser keeps an explicit
+/// stack; the loader that builds the tree recurses): the first place that nests deeper than
+/// [`MAX_DEPTH`], goes past [`MAX_NODES`], or uses an anchor or alias, with a message and whether
+/// the anchors hint applies. A syntax error is left for the loader, which reports it the same way.
+fn check_structure(text: &str) -> Result<(), (Pos, String, bool)> {
+    let mut parser = Parser::new_from_str(text);
+    let (mut depth, mut nodes) = (0usize, 0usize);
+    loop {
+        let Ok((event, mark)) = parser.next_token() else {
+            return Ok(());
+        };
+        let at = Pos {
+            line: mark.line(),
+            column: mark.col() + 1,
+        };
+        let anchored = match &event {
+            Event::StreamEnd | Event::DocumentEnd => return Ok(()),
+            Event::Alias(_) => true,
+            Event::Scalar(_, _, anchor, _)
+            | Event::SequenceStart(anchor, _)
+            | Event::MappingStart(anchor, _) => *anchor != 0,
+            _ => false,
+        };
+        if anchored {
+            return Err((
+                at,
+                "YAML anchors and aliases (`&name`, `*name`) are not supported".to_string(),
+                true,
+            ));
+        }
+        match event {
+            Event::SequenceStart(..) | Event::MappingStart(..) => {
+                depth += 1;
+                nodes += 1;
+                if depth > MAX_DEPTH {
+                    return Err((
+                        at,
+                        format!("the file nests more than {MAX_DEPTH} levels deep here"),
+                        false,
+                    ));
+                }
+            }
+            Event::SequenceEnd | Event::MappingEnd => depth = depth.saturating_sub(1),
+            Event::Scalar(..) => nodes += 1,
+            _ => {}
+        }
+        if nodes > MAX_NODES {
+            return Err((
+                at,
+                format!(
+                    "the file has more than {MAX_NODES} values; Sluice reads at most that many"
+                ),
+                false,
+            ));
+        }
+    }
+}
+
 /// The closest of `candidates` to `word`, when it is close enough to be a typo.
 pub(crate) fn did_you_mean<'a>(
     word: &str,
@@ -134,6 +206,10 @@ impl<'f> Reader<'f> {
             "write the value out in each place; Sluice reads a plain subset of YAML \
                             so every value has exactly one position in the file"
                 .to_string();
+        if let Err((at, message, anchors)) = check_structure(text) {
+            self.error(at, message, anchors.then(|| anchors_hint.clone()));
+            return None;
+        }
         match marked_yaml::parse_yaml_with_options(0, text, options) {
             Ok(node) => return Some(node),
             Err(LoadError::TopLevelMustBeMapping(m))
@@ -189,6 +265,24 @@ impl<'f> Reader<'f> {
             }
         }
         None
+    }
+
+    /// `false` (with an error at the list) when `seq` holds more than `max` entries: lists a
+    /// schema expands (projects, policies) are capped so one file cannot make every later step
+    /// slow.
+    pub(crate) fn at_most(&mut self, seq: &MarkedSequenceNode, key: &str, max: usize) -> bool {
+        if seq.len() <= max {
+            return true;
+        }
+        self.error(
+            pos_of_span(seq.span()),
+            format!(
+                "`{key}` lists {} entries; Sluice reads at most {max}",
+                seq.len()
+            ),
+            Some("split the repository's configuration, or use globs (`dir: envs/*`)".to_string()),
+        );
+        false
     }
 
     /// Reports keys of `map` that are unknown (error, with did-you-mean), ignored (warning) or

@@ -1,4 +1,5 @@
-//! The JSON API for operators and SIEMs: `GET /api/locks` and `GET /api/audit`. Protected by the
+//! The JSON API for operators and SIEMs: `GET /api/locks`, `GET /api/audit` and
+//! `GET /api/events`. Protected by the
 //! `api_token` setting (`Authorization: Bearer …`); with no token configured the API is disabled
 //! (404), never open.
 
@@ -11,14 +12,14 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::AppState;
-use crate::app::store::AuditQuery;
+use crate::app::store::{AuditQuery, EventState};
 
 fn err(status: StatusCode, msg: &str) -> Response {
     (status, Json(serde_json::json!({ "error": msg }))).into_response()
 }
 
 /// `Ok(())` when the request carries the configured token (compared in constant time).
-fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Box<Response>> {
+pub(super) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Box<Response>> {
     let Some(token) = &state.api_token else {
         return Err(Box::new(err(
             StatusCode::NOT_FOUND,
@@ -114,4 +115,48 @@ pub async fn audit(
         body["next_cursor"] = n.into();
     }
     Json(body).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+pub struct EventParams {
+    /// `pending`, `done` or `dead`.
+    state: Option<String>,
+    limit: Option<u32>,
+}
+
+/// Webhook events, newest first: `{"events": [{"delivery_id", "kind", "state", "attempts",
+/// "received_at", "claimed_at", "dead_at", "error", "target"}]}`. `?state=dead` lists the events
+/// set aside after their attempts were used up.
+pub async fn events(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(p): Query<EventParams>,
+) -> Response {
+    if let Err(r) = authorize(&state, &headers) {
+        return *r;
+    }
+    let filter = match p.state.as_deref() {
+        None => None,
+        Some(s) => match EventState::parse(s) {
+            Some(st) => Some(st),
+            None => {
+                return err(
+                    StatusCode::BAD_REQUEST,
+                    "state must be one of pending, done, dead",
+                );
+            }
+        },
+    };
+    let limit = p.limit.unwrap_or(100).clamp(1, 1000);
+    match state.store.list_events(filter, limit).await {
+        Ok(rows) => {
+            let events: Vec<serde_json::Value> =
+                rows.iter().map(crate::app::events_cli::to_json).collect();
+            Json(serde_json::json!({ "events": events })).into_response()
+        }
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "listing events failed");
+            err(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+        }
+    }
 }

@@ -1,16 +1,22 @@
-//! HTTP: the axum router. `router(state)` is a plain function so tests drive it without a
-//! socket. Handlers do no git or terraform work: the webhook handler verifies, parses, checks the
-//! allowlist, persists and answers 202 in milliseconds; everything else happens in workers.
+//! HTTP: the axum router and the listener under it. `router(state)` is a plain function so
+//! tests drive it without a socket; `listener::serve` puts it on a socket with connection
+//! budgets. Handlers do no git or terraform work: the webhook handler verifies, parses, checks
+//! the allowlist, persists and answers 202 in milliseconds; everything else happens in workers.
+//!
+//! Only `POST /events` (signed) and `GET /healthz` work without the API token. `GET /` shows a
+//! minimal page to anyone and the set-up details (paths, what is configured) only to a request
+//! carrying the token: an unauthenticated page must not describe the host.
 
 pub mod api;
+pub mod listener;
 pub mod webhook;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::StatusCode;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use tokio::sync::Notify;
@@ -18,9 +24,6 @@ use tokio::sync::Notify;
 use crate::app::store::Store;
 use crate::config::Secret;
 use crate::core::allowlist::Allowlist;
-
-/// GitHub caps webhook payloads at 25 MB.
-const MAX_WEBHOOK_BYTES: usize = 26 * 1024 * 1024;
 
 /// What the handlers need.
 pub struct AppState {
@@ -36,6 +39,8 @@ pub struct AppState {
     /// able to grow the append-only log without bound); this counts the ones not written.
     pub rejections_suppressed: AtomicU64,
     pub rejection_limiter: governor::DefaultDirectRateLimiter,
+    /// Size, time and memory budgets of webhook bodies.
+    pub body_limits: webhook::BodyLimits,
 }
 
 impl AppState {
@@ -51,12 +56,11 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/healthz", get(healthz))
-        .route(
-            "/events",
-            post(webhook::receive).layer(DefaultBodyLimit::max(MAX_WEBHOOK_BYTES)),
-        )
+        // The handler reads the body itself, within `body_limits` (no extractor buffers it).
+        .route("/events", post(webhook::receive))
         .route("/api/locks", get(api::locks))
         .route("/api/audit", get(api::audit))
+        .route("/api/events", get(api::events))
         .with_state(state)
 }
 
@@ -70,15 +74,23 @@ async fn healthz(State(state): State<Arc<AppState>>) -> Response {
     }
 }
 
-async fn index(State(state): State<Arc<AppState>>) -> Html<String> {
-    let mut items = String::new();
-    for note in &state.setup_notes {
-        items.push_str(&format!("<li>{}</li>\n", html_escape(note)));
-    }
+/// The status page: to anyone, what Sluice is; with the API token, how it is set up.
+async fn index(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Html<String> {
+    let setup = if api::authorize(&state, &headers).is_ok() {
+        let mut items = String::new();
+        for note in &state.setup_notes {
+            items.push_str(&format!("<li>{}</li>\n", html_escape(note)));
+        }
+        format!("<h2>Setup</h2><ul>\n{items}</ul>")
+    } else {
+        "<p>Set-up details are shown to requests carrying the API token \
+         (<code>Authorization: Bearer …</code>).</p>"
+            .to_string()
+    };
     Html(format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>Sluice</title></head><body>\
          <h1>Sluice</h1><p>Pull-request bot for Terraform and OpenTofu. Webhooks go to <code>POST /events</code>.</p>\
-         <h2>Setup</h2><ul>\n{items}</ul></body></html>\n"
+         {setup}</body></html>\n"
     ))
 }
 

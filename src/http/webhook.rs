@@ -1,24 +1,170 @@
-//! `POST /events`: GitHub webhook intake. In order: signature (before looking at the body),
-//! headers, parse, allowlist, persist, 202. A redelivery of a known `X-GitHub-Delivery` is
-//! answered 200 and does nothing. Every refusal has a JSON body saying why, and is audited.
+//! `POST /events`: GitHub webhook intake. In order: size (an oversized `Content-Length` is
+//! refused before any of the body is read), signature header (a missing or malformed one is
+//! refused before any of the body is read), body (read within a time limit, a per-request cap
+//! and a server-wide budget of bytes held before signatures are known, feeding the HMAC as it
+//! arrives), signature, headers, parse, allowlist, persist, 202.
+//!
+//! A redelivery of a known `X-GitHub-Delivery` is answered 200 and does nothing. So is a
+//! delivery that is the same event under a fresh delivery id (a replay of a signed body, or a
+//! second webhook for the same repository): events are deduplicated by what they are, too —
+//! the body's SHA-256, and for comments and reviews their GitHub ids. Every refusal has a JSON
+//! body saying why, and is audited (at a bounded rate).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use axum::Json;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use http_body_util::BodyExt;
+use sha2::{Digest, Sha256};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::AppState;
-use crate::adapters::github::webhook::{parse_event, verify_signature};
+use crate::adapters::github::webhook::{SignatureCheck, parse_event};
 use crate::app::bot::now_ms;
-use crate::app::store::Inserted;
+use crate::app::store::{EventIntake, NewEvent, PrHeadSeen};
 use crate::core::audit::{AuditAction, AuditActor, AuditRecord, AuditResult};
+use crate::core::event::Event;
+
+/// The body budgets of the intake (see `config::HttpSettings`).
+pub struct BodyLimits {
+    /// Largest body of one request, in bytes.
+    pub max_body_bytes: u64,
+    /// How long reading one body may take.
+    pub body_read_timeout: Duration,
+    /// One permit per byte of body held by requests whose signature is not checked yet.
+    pub inflight: Arc<Semaphore>,
+}
+
+impl BodyLimits {
+    pub fn from_settings(s: &crate::config::HttpSettings) -> BodyLimits {
+        BodyLimits {
+            max_body_bytes: s.max_body_bytes,
+            body_read_timeout: Duration::from_secs(s.body_read_timeout_secs),
+            inflight: Arc::new(Semaphore::new(
+                usize::try_from(s.max_inflight_body_bytes)
+                    .unwrap_or(usize::MAX)
+                    .min(Semaphore::MAX_PERMITS),
+            )),
+        }
+    }
+}
+
+/// Why a body was not read to the end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum BodyRefusal {
+    TooLarge { limit: u64 },
+    Busy,
+    Timeout { after: Duration },
+    Broken(String),
+}
+
+impl BodyRefusal {
+    fn status(&self) -> StatusCode {
+        match self {
+            BodyRefusal::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            BodyRefusal::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            BodyRefusal::Timeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            BodyRefusal::Broken(_) => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    fn message(&self) -> String {
+        match self {
+            BodyRefusal::TooLarge { limit } => {
+                format!("the body is larger than this server accepts ({limit} bytes)")
+            }
+            BodyRefusal::Busy => {
+                "too many webhook bytes are being received at once; redeliver later".to_string()
+            }
+            BodyRefusal::Timeout { after } => {
+                format!("the body did not arrive within {}s", after.as_secs())
+            }
+            BodyRefusal::Broken(e) => format!("the body could not be read: {e}"),
+        }
+    }
+}
+
+/// Reads the whole body within the budgets, feeding `check`. Returns the bytes and the budget
+/// permits they hold (released when the request is done with them).
+async fn read_body(
+    limits: &BodyLimits,
+    body: Body,
+    declared: Option<u64>,
+    mut check: Option<&mut SignatureCheck>,
+) -> Result<(Bytes, Option<OwnedSemaphorePermit>), BodyRefusal> {
+    let take = |n: u64| -> Result<OwnedSemaphorePermit, BodyRefusal> {
+        let n = u32::try_from(n).map_err(|_| BodyRefusal::TooLarge {
+            limit: limits.max_body_bytes,
+        })?;
+        limits
+            .inflight
+            .clone()
+            .try_acquire_many_owned(n)
+            .map_err(|_| BodyRefusal::Busy)
+    };
+    // A declared length is reserved whole before reading: refused now rather than half-read.
+    let mut held = match declared {
+        Some(n) => Some(take(n)?),
+        None => None,
+    };
+    let read = async {
+        let mut body = body;
+        let mut buf = Vec::with_capacity(declared.unwrap_or(0) as usize);
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| BodyRefusal::Broken(e.to_string()))?;
+            let Ok(chunk) = frame.into_data() else {
+                continue; // trailers
+            };
+            let total = buf.len() as u64 + chunk.len() as u64;
+            if total > limits.max_body_bytes {
+                return Err(BodyRefusal::TooLarge {
+                    limit: limits.max_body_bytes,
+                });
+            }
+            if declared.is_none() {
+                // Chunked: reserve as it grows.
+                let more = take(chunk.len() as u64)?;
+                match &mut held {
+                    Some(h) => h.merge(more),
+                    None => held = Some(more),
+                }
+            }
+            if let Some(c) = check.as_deref_mut() {
+                c.update(&chunk);
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        Ok(Bytes::from(buf))
+    };
+    match tokio::time::timeout(limits.body_read_timeout, read).await {
+        Ok(Ok(bytes)) => Ok((bytes, held)),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(BodyRefusal::Timeout {
+            after: limits.body_read_timeout,
+        }),
+    }
+}
 
 fn answer(status: StatusCode, key: &str, msg: impl Into<String>) -> Response {
     (status, Json(serde_json::json!({ key: msg.into() }))).into_response()
+}
+
+/// A refusal sent before the body was read (or while it was): the connection is closed after
+/// it, so nothing of the rest is read.
+fn answer_and_close(status: StatusCode, msg: impl Into<String>) -> Response {
+    let mut r = answer(status, "error", msg);
+    r.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    }
+    r
 }
 
 fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -74,18 +220,86 @@ async fn audit_rejection(
 pub async fn receive(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let delivery = header(&headers, "x-github-delivery");
     let kind = header(&headers, "x-github-event");
 
-    // 1. Authenticity, before anything else reads the body.
-    if let Some(secret) = &state.webhook_secret
-        && let Err(e) = verify_signature(
-            secret.expose().as_bytes(),
-            &body,
-            header(&headers, "x-hub-signature-256"),
+    // 1. Size, before anything is read.
+    let declared = match headers.get(header::CONTENT_LENGTH) {
+        None => None,
+        Some(v) => match v.to_str().ok().and_then(|s| s.trim().parse::<u64>().ok()) {
+            Some(n) => Some(n),
+            None => {
+                return answer_and_close(StatusCode::BAD_REQUEST, "invalid Content-Length header");
+            }
+        },
+    };
+    if let Some(n) = declared
+        && n > state.body_limits.max_body_bytes
+    {
+        let refusal = BodyRefusal::TooLarge {
+            limit: state.body_limits.max_body_bytes,
+        };
+        tracing::warn!(delivery = ?delivery, declared = n, "webhook refused: body too large");
+        audit_rejection(
+            &state,
+            delivery,
+            kind,
+            None,
+            &refusal.message(),
+            refusal.status(),
         )
+        .await;
+        return answer_and_close(refusal.status(), refusal.message());
+    }
+
+    // 2. Authenticity: a missing or malformed signature is refused before the body is read; a
+    //    well-formed one is checked as the body arrives.
+    let mut check = match &state.webhook_secret {
+        Some(secret) => match SignatureCheck::new(
+            secret.expose().as_bytes(),
+            header(&headers, "x-hub-signature-256"),
+        ) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!(delivery = ?delivery, error = %e, "webhook refused: bad signature");
+                audit_rejection(
+                    &state,
+                    delivery,
+                    kind,
+                    None,
+                    &format!("signature: {e}"),
+                    StatusCode::UNAUTHORIZED,
+                )
+                .await;
+                return answer_and_close(
+                    StatusCode::UNAUTHORIZED,
+                    format!("signature verification failed: {e}"),
+                );
+            }
+        },
+        None => None,
+    };
+    let (body, _budget) = match read_body(&state.body_limits, body, declared, check.as_mut()).await
+    {
+        Ok(x) => x,
+        Err(refusal) => {
+            tracing::warn!(delivery = ?delivery, why = %refusal.message(), "webhook refused while reading its body");
+            audit_rejection(
+                &state,
+                delivery,
+                kind,
+                None,
+                &refusal.message(),
+                refusal.status(),
+            )
+            .await;
+            return answer_and_close(refusal.status(), refusal.message());
+        }
+    };
+    if let Some(check) = check
+        && let Err(e) = check.finish()
     {
         tracing::warn!(delivery = ?delivery, error = %e, "webhook refused: bad signature");
         audit_rejection(
@@ -190,22 +404,58 @@ pub async fn receive(
             );
         }
     };
-    match state
-        .store
-        .insert_event(delivery, kind, &json, now_ms())
-        .await
-    {
-        Ok(Inserted::New) => {
+    let mut keys = event.identity_keys();
+    keys.push(format!("body:{}", hex::encode(Sha256::digest(&body))));
+    let new = NewEvent {
+        delivery_id: delivery,
+        kind,
+        event_json: &json,
+        keys,
+        head: head_sighting(&event, now_ms()),
+    };
+    match state.store.insert_event_once(new, now_ms()).await {
+        Ok(EventIntake::New) => {
             tracing::info!(delivery, kind, "webhook accepted");
             state.events_ready.notify_one();
             answer(StatusCode::ACCEPTED, "status", "queued")
         }
-        Ok(Inserted::Duplicate) => {
+        Ok(EventIntake::Redelivery) => {
             tracing::info!(delivery, kind, "webhook redelivered: already known");
             answer(
                 StatusCode::OK,
                 "status",
                 "duplicate delivery; already processed or queued",
+            )
+        }
+        Ok(EventIntake::SameEvent {
+            first_delivery,
+            key,
+        }) => {
+            // Not an error for the sender (a second webhook for the same repository does
+            // this), but a replayed signed body does too: recorded.
+            tracing::warn!(
+                delivery,
+                kind,
+                first_delivery,
+                key,
+                "webhook is an event already received under another delivery id; ignored"
+            );
+            audit_rejection(
+                &state,
+                Some(delivery),
+                Some(kind),
+                event.repo().map(|r| r.name.full()),
+                &format!(
+                    "same event as delivery {first_delivery} ({})",
+                    key.split(':').next().unwrap_or("body")
+                ),
+                StatusCode::OK,
+            )
+            .await;
+            answer(
+                StatusCode::OK,
+                "status",
+                "duplicate event: already received under another delivery id",
             )
         }
         Err(e) => {
@@ -217,5 +467,20 @@ pub async fn receive(
                 "the event could not be stored; redeliver it",
             )
         }
+    }
+}
+
+/// The head a `pull_request` delivery reports, as a sighting at GitHub's `updated_at` (or now,
+/// for a payload without one).
+fn head_sighting(event: &Event, now: i64) -> Option<PrHeadSeen> {
+    match event {
+        Event::PullRequest { repo, pr, .. } => Some(PrHeadSeen {
+            repo: repo.name.clone(),
+            pr: pr.number,
+            sha: pr.head_sha.clone(),
+            at_ms: pr.updated_at_ms.unwrap_or(now),
+            source: "pull_request".into(),
+        }),
+        _ => None,
     }
 }

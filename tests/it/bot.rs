@@ -153,7 +153,8 @@ async fn a_new_commit_makes_the_old_plan_unappliable() {
     h.wait_status(&first, "sluice/plan", "success").await;
     h.fake.add_review(REPO, 1, "bob", "APPROVED");
 
-    // A push the bot has not planned yet.
+    // A push the bot has not heard of yet (its `synchronize` is not delivered): Sluice cannot
+    // tell whether the comment was written before or after it, so it refuses, naming both.
     let second = h.push(
         1,
         "change-a",
@@ -162,7 +163,21 @@ async fn a_new_commit_makes_the_old_plan_unappliable() {
     h.deliver(&h.comment_event(1, "alice", "sluice apply"))
         .await;
     let refusal = h
-        .wait_comment(1, "the refusal", |c| c.contains("Apply refused"))
+        .wait_comment(1, "the refusal", |c| c.contains("`apply` was not run"))
+        .await;
+    assert!(
+        refusal.contains(&format!(
+            "written when the head commit was `{}`, and the head is now `{}`",
+            &first[..7],
+            &second[..7]
+        )),
+        "{refusal}"
+    );
+    // Commented again, once the new head is known: the gate names the stale plan.
+    h.deliver(&h.comment_event(1, "alice", "sluice apply"))
+        .await;
+    let refusal = h
+        .wait_comment(1, "the gate's refusal", |c| c.contains("Apply refused"))
         .await;
     assert!(
         refusal.contains(&format!(
@@ -731,9 +746,12 @@ async fn serve_refuses_to_start_without_a_webhook_secret() {
         .text()
         .await
         .unwrap();
-    assert!(page.contains("MISSING GitHub credentials"), "{page}");
-    assert!(page.contains("INSECURE"), "{page}");
+    // What is missing is printed where the operator looks; the unauthenticated page (and no
+    // token can be configured here) does not tell the world that signatures go unchecked.
+    assert!(!page.contains("INSECURE"), "{page}");
+    assert!(page.contains("API token"), "{page}");
     assert!(s.logs().contains("MISSING GitHub credentials"));
+    assert!(s.logs().contains("INSECURE"));
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -2,14 +2,18 @@
 
 mod audit;
 mod bot;
+mod bounds;
 mod durability;
 mod engine_steering;
 mod fake_github;
 mod github_client;
+mod intake;
 mod policy;
 mod preview;
 mod real_dirs;
 mod sandbox;
+mod sandbox_network;
+mod sandbox_probe;
 mod server;
 mod support;
 mod tidy;

@@ -63,7 +63,7 @@ impl Preview {
     /// A preview leaves no checkouts, plan files or CLI configs behind.
     #[track_caller]
     fn assert_job_dirs_removed(&self, run: &Run) {
-        let jobs = self.data.path().join("jobs");
+        let jobs = sluice::config::default_jobs_dir(self.data.path());
         let left: Vec<String> = std::fs::read_dir(&jobs)
             .map(|d| {
                 d.map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())

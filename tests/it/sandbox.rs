@@ -31,15 +31,16 @@ impl Profile {
     }
 }
 
-/// What a Sluice server has that a PR must not reach: a data dir (with a secret file and another
-/// job's dir), a home dir, a secret in its environment, and the provider mirror.
+/// What a Sluice server has that a PR must not reach: a data dir (with a secret file), a jobs dir
+/// (with another job's dir), a home dir, a secret in its environment, and the provider mirror.
 struct Server {
     data: tempfile::TempDir,
+    jobs: tempfile::TempDir,
     home: tempfile::TempDir,
     mirror: Mirror,
     /// In `SLUICE_TEST_SECRET` of the sluice process and in `<data>/secret.txt`.
     secret: String,
-    /// Names a file in the home dir and another job's dir in `<data>/jobs`.
+    /// Names a file in the home dir and another job's dir in the jobs dir.
     marker: String,
 }
 
@@ -47,17 +48,14 @@ impl Server {
     fn new() -> Server {
         let s = Server {
             data: scratch_dir("server-data"),
+            jobs: scratch_dir("server-jobs"),
             home: scratch_dir("server-home"),
             mirror: Mirror::empty(),
             secret: unique("s3cr3t"),
             marker: unique("private"),
         };
         std::fs::write(s.data.path().join("secret.txt"), &s.secret).expect("write secret");
-        let other_job = s
-            .data
-            .path()
-            .join("jobs")
-            .join(format!("other-job-{}", s.marker));
+        let other_job = s.jobs.path().join(format!("other-job-{}", s.marker));
         std::fs::create_dir_all(&other_job).expect("mkdir other job");
         std::fs::write(other_job.join("plan.tfplan"), "another PR's plan").expect("write");
         std::fs::write(
@@ -68,11 +66,13 @@ impl Server {
         s
     }
 
-    /// Adds the fake provider `spy` to this server's mirror: `script` with `@DATA@`, `@HOME@`,
-    /// `@MIRROR@` and `@MARKER@` replaced by this server's paths (an attacker guesses them).
+    /// Adds the fake provider `spy` to this server's mirror: `script` with `@DATA@`, `@JOBS@`,
+    /// `@HOME@`, `@MIRROR@` and `@MARKER@` replaced by this server's paths (an attacker guesses
+    /// them).
     fn spy(&self, script: &str) {
         let script = script
             .replace("@DATA@", &self.data.path().display().to_string())
+            .replace("@JOBS@", &self.jobs.path().display().to_string())
             .replace("@HOME@", &self.home.path().display().to_string())
             .replace("@MIRROR@", &self.mirror.path().display().to_string())
             .replace("@MARKER@", &self.marker);
@@ -88,6 +88,10 @@ impl Server {
             mirror.display().to_string(),
         );
         env.insert("SLUICE_RUNNER__PROFILE".into(), profile.name().into());
+        env.insert(
+            "SLUICE_RUNNER__JOBS_DIR".into(),
+            self.jobs.path().display().to_string(),
+        );
         env.insert("SLUICE_TEST_SECRET".into(), self.secret.clone());
         env.insert("HOME".into(), self.home.path().display().to_string());
         let path = repo.path().display().to_string();
@@ -247,7 +251,7 @@ fn provider_cannot_list_other_jobs_or_the_servers_home() {
     let server = Server::new();
     server.spy(
         r#"#!/bin/sh
-jobs=$(ls '@DATA@/jobs' 2>&1 | tr '\n' ,)
+jobs=$(ls '@JOBS@' 2>&1 | tr '\n' ,)
 home=$(ls '@HOME@' 2>&1 | tr '\n' ,)
 echo "SPY jobs=[$jobs] home=[$home]"
 "#,

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use crate::fake_github::{FakeGitHub, FakePull, TOKEN};
 use crate::support::{TestRepo, tools};
-use crate::webhooks::Webhook;
+use crate::webhooks::{Webhook, github_now};
 
 pub const SECRET: &str = "test-webhook-secret-0123456789";
 pub const API_TOKEN: &str = "test-api-token-0123456789";
@@ -92,6 +92,13 @@ impl Server {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// The exit status when the process has ended by itself (or was killed); `None` while it runs.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
     }
 
     /// SIGTERM, then wait for a clean exit.
@@ -250,6 +257,7 @@ impl Harness {
         .base(&pull.base_ref, &pull.base_sha)
         .user(&pull.author)
         .set("/pull_request/user/id", pull.author_id)
+        .set("/pull_request/updated_at", github_now())
         .draft(false)
         .installation(None)
     }
@@ -268,6 +276,8 @@ impl Harness {
             .comment_body(body)
             .user(user)
             .set("/comment/id", id)
+            .set("/comment/created_at", github_now())
+            .set("/comment/updated_at", github_now())
             .set("/comment/user/id", user_id(user))
             .set("/sender/id", user_id(user))
             .installation(None)
@@ -275,6 +285,17 @@ impl Harness {
 
     pub async fn send(&self, hook: &Webhook) -> reqwest::Response {
         let signed = hook.signed(SECRET);
+        self.http
+            .post(format!("{}/events", self.url()))
+            .headers(signed.header_map())
+            .body(signed.body.clone())
+            .send()
+            .await
+            .expect("webhook delivered")
+    }
+
+    /// Sends an already signed webhook (when the test needs its delivery id beforehand).
+    pub async fn send_signed(&self, signed: &crate::webhooks::SignedWebhook) -> reqwest::Response {
         self.http
             .post(format!("{}/events", self.url()))
             .headers(signed.header_map())

@@ -260,6 +260,12 @@ pub fn scratch_dir(prefix: &str) -> tempfile::TempDir {
         .expect("scratch dir")
 }
 
+/// `chmod 0755`: a scratch dir (0700 when made) that the sandbox user must read.
+pub fn world_readable(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
 /// A string no other test (or earlier run) uses: for secrets and process markers.
 pub fn unique(label: &str) -> String {
     static N: AtomicU64 = AtomicU64::new(0);
@@ -283,9 +289,11 @@ pub struct Mirror {
 
 impl Mirror {
     pub fn empty() -> Mirror {
-        Mirror {
-            dir: scratch_dir("mirror"),
-        }
+        let dir = scratch_dir("mirror");
+        // Readable by everyone, like any mirror: runs never run as root, so when the tests run
+        // as root the sandbox user reads it.
+        world_readable(dir.path());
+        Mirror { dir }
     }
 
     /// A copy of the tools' mirror (`hashicorp/null`).

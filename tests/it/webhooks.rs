@@ -232,6 +232,23 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
+/// Now as GitHub writes times (RFC 3339, UTC), with milliseconds and strictly increasing within
+/// the test process: two payloads built for different moments never read the same time (GitHub
+/// itself writes whole seconds).
+pub fn github_now() -> String {
+    static LAST: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+    let now = chrono::Utc::now().timestamp_millis();
+    let prev = LAST.fetch_max(now, Ordering::SeqCst);
+    let ms = if prev >= now {
+        LAST.fetch_add(1, Ordering::SeqCst) + 1
+    } else {
+        now
+    };
+    chrono::DateTime::from_timestamp_millis(ms)
+        .expect("a valid time")
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
 /// A GUID-shaped delivery id, unique within the test process (and very likely across runs).
 pub fn new_delivery_id() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);

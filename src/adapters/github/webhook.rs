@@ -46,25 +46,55 @@ pub fn verify_signature(
     body: &[u8],
     header: Option<&str>,
 ) -> Result<(), SignatureError> {
-    let header = header.map(str::trim).filter(|h| !h.is_empty());
-    let header = header.ok_or(SignatureError::Missing)?;
-    let digest_hex = header
-        .strip_prefix("sha256=")
-        .ok_or(SignatureError::WrongPrefix)?;
-    let digest = hex::decode(digest_hex).map_err(|_| SignatureError::BadHex)?;
-    if digest.len() != 32 {
-        return Err(SignatureError::BadHex);
+    let mut check = SignatureCheck::new(secret, header)?;
+    check.update(body);
+    check.finish()
+}
+
+/// A signature check fed the body as it arrives, so the intake can refuse a request whose
+/// header is missing or malformed before reading any of its body, and needs no second pass
+/// over the bytes it buffered.
+pub struct SignatureCheck {
+    mac: Hmac<Sha256>,
+    expected: [u8; 32],
+    /// An empty key is a key everybody knows: such a check never passes.
+    empty_key: bool,
+}
+
+impl SignatureCheck {
+    /// Parses the header (`sha256=` and 64 hex digits) and starts the HMAC. Errors here are
+    /// about the header alone: the body is not needed to tell.
+    pub fn new(secret: &[u8], header: Option<&str>) -> Result<SignatureCheck, SignatureError> {
+        let header = header.map(str::trim).filter(|h| !h.is_empty());
+        let header = header.ok_or(SignatureError::Missing)?;
+        let digest_hex = header
+            .strip_prefix("sha256=")
+            .ok_or(SignatureError::WrongPrefix)?;
+        let mut expected = [0u8; 32];
+        hex::decode_to_slice(digest_hex, &mut expected).map_err(|_| SignatureError::BadHex)?;
+        Ok(SignatureCheck {
+            mac: Hmac::<Sha256>::new_from_slice(secret)
+                .expect("HMAC-SHA256 accepts keys of any length"),
+            expected,
+            // Settings refuse short secrets; this guards callers that bypass them.
+            empty_key: secret.is_empty(),
+        })
     }
-    // An empty key is a key everybody knows: fail closed rather than accept what anyone can sign.
-    // (Settings refuse short secrets; this guards callers that bypass them.)
-    if secret.is_empty() {
-        return Err(SignatureError::Mismatch);
+
+    /// Feeds the next bytes of the body.
+    pub fn update(&mut self, chunk: &[u8]) {
+        self.mac.update(chunk);
     }
-    let mut mac =
-        Hmac::<Sha256>::new_from_slice(secret).expect("HMAC-SHA256 accepts keys of any length");
-    mac.update(body);
-    mac.verify_slice(&digest)
-        .map_err(|_| SignatureError::Mismatch)
+
+    /// Compares in constant time, once the whole body was fed.
+    pub fn finish(self) -> Result<(), SignatureError> {
+        if self.empty_key {
+            return Err(SignatureError::Mismatch);
+        }
+        self.mac
+            .verify_slice(&self.expected)
+            .map_err(|_| SignatureError::Mismatch)
+    }
 }
 
 /// Why a (verified) webhook body could not be turned into an [`Event`]. Each message names the
@@ -185,6 +215,7 @@ pub fn parse_event(event_header: &str, body: &[u8]) -> Result<Event, ParseError>
                     .as_ref()
                     .map(|u| u.to_string())
                     .unwrap_or_default(),
+                updated_at_ms: pr.updated_at.map(|t| t.timestamp_millis()),
             };
             let sender = parsed
                 .sender
@@ -218,6 +249,7 @@ pub fn parse_event(event_header: &str, body: &[u8]) -> Result<Event, ParseError>
                     .as_ref()
                     .and_then(|a| serde_json::to_value(a).ok())
                     .and_then(|v| v.as_str().map(str::to_ascii_uppercase)),
+                created_at_ms: Some(c.comment.created_at.timestamp_millis()),
             })
         }
         WebhookEventPayload::PullRequestReview(r) => {
@@ -410,6 +442,83 @@ mod tests {
         check("bad hex", secret, body, Some("sha256=zz3c4d"), BadHex);
         check("short digest", secret, body, Some("sha256=abcd"), BadHex);
         check("empty secret", b"", body, Some(&good), Mismatch);
+    }
+
+    #[test]
+    fn signature_checked_as_the_body_arrives() {
+        let secret = b"s3cret-value";
+        let body = br#"{"action":"created","comment":{"id":1}}"#;
+        let good = sign(secret, body);
+        for chunk in [1, 3, 7, body.len()] {
+            let mut check = SignatureCheck::new(secret, Some(&good)).unwrap();
+            for part in body.chunks(chunk) {
+                check.update(part);
+            }
+            assert_eq!(check.finish(), Ok(()), "chunks of {chunk}");
+        }
+        let mut check = SignatureCheck::new(secret, Some(&good)).unwrap();
+        check.update(&body[..body.len() - 1]);
+        assert_eq!(check.finish(), Err(SignatureError::Mismatch), "a cut body");
+        // The header alone is judged before any of the body is read.
+        assert_eq!(
+            SignatureCheck::new(secret, None).err(),
+            Some(SignatureError::Missing)
+        );
+        assert_eq!(
+            SignatureCheck::new(secret, Some("sha256=12")).err(),
+            Some(SignatureError::BadHex)
+        );
+    }
+
+    #[test]
+    fn comments_and_reviews_are_keyed_by_their_github_ids() {
+        let comment =
+            parse_event("issue_comment", &fixture("issue_comment.created.pr.json")).unwrap();
+        assert_eq!(
+            comment.identity_keys(),
+            vec!["issue_comment:codertocat/hello-world:492700400".to_string()]
+        );
+        // The same comment delivered by another webhook (another installation) is the same event.
+        let other = edited("issue_comment.created.pr.json", |v| {
+            v["installation"]["id"] = 99.into();
+        });
+        assert_eq!(
+            parse_event("issue_comment", &other)
+                .unwrap()
+                .identity_keys(),
+            comment.identity_keys()
+        );
+        let review = parse_event(
+            "pull_request_review",
+            &fixture("pull_request_review.submitted.json"),
+        )
+        .unwrap();
+        assert_eq!(
+            review.identity_keys(),
+            vec!["pull_request_review:codertocat/hello-world:237895671:submitted".to_string()]
+        );
+        let dismissed = edited("pull_request_review.submitted.json", |v| {
+            v["action"] = "dismissed".into();
+        });
+        assert_ne!(
+            parse_event("pull_request_review", &dismissed)
+                .unwrap()
+                .identity_keys(),
+            review.identity_keys(),
+            "a dismissal is another event than the submission"
+        );
+        let review_edit = edited("pull_request_review.submitted.json", |v| {
+            v["action"] = "edited".into();
+        });
+        assert!(
+            parse_event("pull_request_review", &review_edit)
+                .unwrap()
+                .identity_keys()
+                .is_empty(),
+            "edits can repeat: only their exact bodies are deduplicated"
+        );
+        let pr = parse_event("pull_request", &fixture("pull_request.opened.json")).unwrap();
+        assert!(pr.identity_keys().is_empty());
     }
 
     #[test]

@@ -119,16 +119,197 @@ pub async fn deliveries_are_deduplicated(store: &dyn Store) {
         store.insert_event("d1", "ping", "{}", 2).await.unwrap(),
         Inserted::Duplicate
     );
-    let ev = store.next_event(5).await.unwrap().unwrap();
-    assert_eq!(ev.delivery_id, "d1");
-    store.retry_event("d1", "boom", 100, 3).await.unwrap();
+    let ev = attempt(store.claim_event(5, 3).await.unwrap());
+    assert_eq!((ev.delivery_id.as_str(), ev.attempts), ("d1", 1));
+    store.retry_event("d1", "boom", 100).await.unwrap();
     assert!(
-        store.next_event(50).await.unwrap().is_none(),
+        store.claim_event(50, 3).await.unwrap().is_none(),
         "not due before retry_at"
     );
-    assert!(store.next_event(100).await.unwrap().is_some());
+    let ev = attempt(store.claim_event(100, 3).await.unwrap());
+    assert_eq!((ev.attempts, ev.last_error.as_deref()), (2, Some("boom")));
     store.finish_event("d1").await.unwrap();
-    assert!(store.next_event(1_000).await.unwrap().is_none());
+    assert!(store.claim_event(1_000_000, 3).await.unwrap().is_none());
+}
+
+fn attempt(c: Option<Claimed>) -> StoredEvent {
+    match c {
+        Some(Claimed::Attempt(ev)) => ev,
+        other => panic!("expected an attempt, got {other:?}"),
+    }
+}
+
+/// An event whose attempts never finish (the process died in each) is counted at every claim,
+/// waits its backoff while other events go first, and is handed back as exhausted, then set
+/// aside with its report and audit entry.
+pub async fn attempts_count_when_claimed_and_poison_events_are_set_aside(store: &dyn Store) {
+    store
+        .insert_event("poison", "pull_request", "{}", 1)
+        .await
+        .unwrap();
+    store
+        .insert_event("other", "pull_request", "{}", 2)
+        .await
+        .unwrap();
+    let mut now = 10;
+    for n in 1..=3 {
+        // The claim itself is the attempt: nothing else is recorded (the process "dies").
+        let ev = attempt(store.claim_event(now, 3).await.unwrap());
+        assert_eq!((ev.delivery_id.as_str(), ev.attempts), ("poison", n));
+        if n == 1 {
+            // While it waits its backoff, the next event is handled.
+            let other = attempt(store.claim_event(now + 1, 3).await.unwrap());
+            assert_eq!(other.delivery_id, "other");
+            store.finish_event("other").await.unwrap();
+            assert!(store.claim_event(now + 2, 3).await.unwrap().is_none());
+        }
+        now += event_retry_delay_ms(n);
+    }
+    // Used up: handed back before its backoff ends, unchanged.
+    let Some(Claimed::Exhausted(ev)) = store.claim_event(now - 1, 3).await.unwrap() else {
+        panic!("expected the exhausted event");
+    };
+    assert_eq!(ev.attempts, 3);
+    assert_eq!(ev.last_error.as_deref(), Some(UNFINISHED_ATTEMPT));
+    let tell = OutboxItem {
+        repo: repo(),
+        pr: Some(pr(1)),
+        message: Outgoing::Comment {
+            body: "set aside".into(),
+        },
+    };
+    assert!(
+        store
+            .dead_letter_event(
+                "poison",
+                "gave up",
+                vec![tell.clone()],
+                vec![audit(AuditAction::EventDeadLettered)],
+                now
+            )
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .dead_letter_event("poison", "again", vec![tell], vec![], now)
+            .await
+            .unwrap(),
+        "only once"
+    );
+    assert!(store.claim_event(now * 10, 3).await.unwrap().is_none());
+    let dead = store.list_events(Some(EventState::Dead), 10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        (
+            dead[0].delivery_id.as_str(),
+            dead[0].attempts,
+            dead[0].error.as_deref(),
+            dead[0].dead_at
+        ),
+        ("poison", 3, Some("gave up"), Some(now))
+    );
+    assert_eq!(store.list_events(None, 10).await.unwrap().len(), 2);
+    assert_eq!(store.due_outbox(now, 10).await.unwrap().len(), 1);
+    let mut actions = Vec::new();
+    store
+        .scan_audit(&AuditQuery::default(), &mut |e| {
+            actions.push(e.record.action);
+            Ok(true)
+        })
+        .await
+        .unwrap();
+    assert_eq!(actions, vec![Some(AuditAction::EventDeadLettered)]);
+}
+
+pub async fn events_are_deduplicated_by_what_they_are(store: &dyn Store) {
+    let repo = RepoName::parse("Acme/Infra").unwrap();
+    let pr = PrNumber::new(7).unwrap();
+    let head = |c: char, at: i64| PrHeadSeen {
+        repo: repo.clone(),
+        pr,
+        sha: CommitSha::new(&c.to_string().repeat(40)).unwrap(),
+        at_ms: at,
+        source: "pull_request".into(),
+    };
+    let event = |delivery: &'static str, keys: &[&str], h: Option<PrHeadSeen>| NewEvent {
+        delivery_id: delivery,
+        kind: "issue_comment",
+        event_json: "{}",
+        keys: keys.iter().map(|k| k.to_string()).collect(),
+        head: h,
+    };
+    assert_eq!(
+        store
+            .insert_event_once(
+                event("d1", &["body:1", "comment:9"], Some(head('a', 10))),
+                1
+            )
+            .await
+            .unwrap(),
+        EventIntake::New
+    );
+    assert_eq!(
+        store
+            .insert_event_once(event("d1", &["body:other"], None), 2)
+            .await
+            .unwrap(),
+        EventIntake::Redelivery
+    );
+    assert_eq!(
+        store
+            .insert_event_once(
+                event("d2", &["body:2", "comment:9"], Some(head('b', 20))),
+                3
+            )
+            .await
+            .unwrap(),
+        EventIntake::SameEvent {
+            first_delivery: "d1".into(),
+            key: "comment:9".into()
+        },
+        "the same comment under a fresh delivery id"
+    );
+    assert_eq!(
+        store
+            .insert_event_once(event("d3", &["body:3", "body:3"], Some(head('b', 30))), 4)
+            .await
+            .unwrap(),
+        EventIntake::New,
+    );
+    // Nothing of the refused delivery was kept: neither the event nor its sighting.
+    let pending = attempt(store.claim_event(100, 3).await.unwrap());
+    assert_eq!(pending.delivery_id, "d1");
+    store.finish_event("d1").await.unwrap();
+    assert_eq!(
+        attempt(store.claim_event(100, 3).await.unwrap()).delivery_id,
+        "d3"
+    );
+    // Sightings: per PR (repository case-insensitive), oldest first, repeats ignored.
+    store.record_pr_head(head('a', 40)).await.unwrap();
+    store.record_pr_head(head('a', 40)).await.unwrap();
+    let seen: Vec<(String, i64)> = store
+        .pr_heads(&RepoName::parse("acme/infra").unwrap(), pr)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|h| (h.sha.short().to_string(), h.at_ms))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("aaaaaaa".to_string(), 10),
+            ("bbbbbbb".to_string(), 30),
+            ("aaaaaaa".to_string(), 40)
+        ]
+    );
+    assert!(
+        store
+            .pr_heads(&repo, PrNumber::new(8).unwrap())
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 pub async fn locks_are_atomic_and_waiting_runs_start_when_freed(store: &dyn Store) {
@@ -646,6 +827,8 @@ mod sqlite {
 
     contract!(
         deliveries_are_deduplicated,
+        attempts_count_when_claimed_and_poison_events_are_set_aside,
+        events_are_deduplicated_by_what_they_are,
         locks_are_atomic_and_waiting_runs_start_when_freed,
         a_pr_replanning_keeps_its_own_locks,
         runs_are_created_once_per_event,

@@ -129,6 +129,85 @@ impl SqliteStore {
     }
 }
 
+/// The body of [`Store::insert_event_once`]: one `BEGIN IMMEDIATE` transaction, committed only
+/// when the event is new. The common case (a new event) costs two inserts; which key is known
+/// is looked up only when one is.
+async fn insert_event_tx(
+    conn: &mut SqliteConnection,
+    event: &NewEvent<'_>,
+    now: i64,
+) -> anyhow::Result<EventIntake> {
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+    let inserted = sqlx::query(
+        "INSERT INTO webhook_events (delivery_id, kind, received_at, event_json, next_attempt_at) VALUES (?, ?, ?, ?, ?) \
+         ON CONFLICT (delivery_id) DO NOTHING",
+    )
+    .bind(event.delivery_id)
+    .bind(event.kind)
+    .bind(now)
+    .bind(event.event_json)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if inserted == 0 {
+        sqlx::query("ROLLBACK").execute(&mut *conn).await?;
+        return Ok(EventIntake::Redelivery);
+    }
+    let keys: std::collections::BTreeSet<&String> = event.keys.iter().collect();
+    if !keys.is_empty() {
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO event_keys (key, delivery_id, created_at) ",
+        );
+        q.push_values(&keys, |mut row, key| {
+            row.push_bind(key)
+                .push_bind(event.delivery_id)
+                .push_bind(now);
+        });
+        q.push(" ON CONFLICT (key) DO NOTHING");
+        let new_keys = q.build().execute(&mut *conn).await?.rows_affected();
+        if new_keys < keys.len() as u64 {
+            // A key is known: this is an event stored before. Say which, and store nothing.
+            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "SELECT key, delivery_id FROM event_keys WHERE delivery_id <> ",
+            );
+            q.push_bind(event.delivery_id).push(" AND key IN (");
+            let mut listed = q.separated(", ");
+            for key in &keys {
+                listed.push_bind(*key);
+            }
+            listed.push_unseparated(") LIMIT 1");
+            let first = q.build().fetch_optional(&mut *conn).await?;
+            sqlx::query("ROLLBACK").execute(&mut *conn).await?;
+            let row = first.context("a known event key vanished during the transaction")?;
+            return Ok(EventIntake::SameEvent {
+                first_delivery: row.try_get("delivery_id")?,
+                key: row.try_get("key")?,
+            });
+        }
+    }
+    if let Some(head) = &event.head {
+        insert_pr_head(conn, head).await?;
+    }
+    sqlx::query("COMMIT").execute(&mut *conn).await?;
+    Ok(EventIntake::New)
+}
+
+async fn insert_pr_head(conn: &mut SqliteConnection, head: &PrHeadSeen) -> anyhow::Result<()> {
+    sqlx::query(
+        "INSERT OR IGNORE INTO pr_heads (repo, pr, head_sha, seen_at, source) VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(head.repo.full().to_ascii_lowercase())
+    .bind(head.pr.get() as i64)
+    .bind(head.sha.as_str())
+    .bind(head.at_ms)
+    .bind(&head.source)
+    .execute(&mut *conn)
+    .await
+    .context("recording a pull request's head")?;
+    Ok(())
+}
+
 // ---- row mapping --------------------------------------------------------------------------------
 
 fn run_from_row(r: &SqliteRow) -> anyhow::Result<RunRow> {
@@ -455,23 +534,93 @@ impl Store for SqliteStore {
         })
     }
 
-    async fn next_event(&self, now: i64) -> StoreResult<Option<StoredEvent>> {
+    async fn insert_event_once(&self, event: NewEvent<'_>, now: i64) -> StoreResult<EventIntake> {
+        // Relaxed durability, as for `insert_event`: this is the hot path of the intake.
+        let mut conn = self.writer.acquire().await?;
+        sqlx::query("PRAGMA synchronous = NORMAL")
+            .execute(&mut *conn)
+            .await?;
+        let result = insert_event_tx(&mut conn, &event, now).await;
+        if result.is_err() {
+            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+        }
+        if sqlx::query("PRAGMA synchronous = FULL")
+            .execute(&mut *conn)
+            .await
+            .is_err()
+        {
+            // Never hand a relaxed connection back to the pool.
+            conn.detach();
+        }
+        result.context("persisting the webhook delivery")
+    }
+
+    async fn record_pr_head(&self, head: PrHeadSeen) -> StoreResult<()> {
+        let mut conn = self.writer.acquire().await?;
+        insert_pr_head(&mut conn, &head).await?;
+        Ok(())
+    }
+
+    async fn pr_heads(
+        &self,
+        repo: &RepoName,
+        pr: PrNumber,
+    ) -> StoreResult<Vec<crate::core::freshness::HeadSeen>> {
+        let rows = sqlx::query(
+            "SELECT head_sha, seen_at FROM pr_heads WHERE repo = ? AND pr = ? ORDER BY seen_at",
+        )
+        .bind(repo.full().to_ascii_lowercase())
+        .bind(pr.get() as i64)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(crate::core::freshness::HeadSeen {
+                    sha: sha(r.try_get("head_sha")?)?,
+                    at_ms: r.try_get("seen_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn claim_event(&self, now: i64, max_attempts: u32) -> StoreResult<Option<Claimed>> {
+        let mut tx = self.write_tx().await?;
         let row = sqlx::query(
-            "SELECT delivery_id, kind, event_json, attempts FROM webhook_events \
-             WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY received_at LIMIT 1",
+            "SELECT delivery_id, kind, event_json, attempts, error FROM webhook_events \
+             WHERE state = 'pending' AND (next_attempt_at <= ? OR attempts >= ?) \
+             ORDER BY received_at LIMIT 1",
         )
         .bind(now)
-        .fetch_optional(&self.reader)
+        .bind(max_attempts as i64)
+        .fetch_optional(&mut *tx)
         .await?;
-        row.map(|r| {
-            Ok(StoredEvent {
-                delivery_id: r.try_get("delivery_id")?,
-                kind: r.try_get("kind")?,
-                event_json: r.try_get("event_json")?,
-                attempts: r.try_get::<i64, _>("attempts")? as u32,
-            })
-        })
-        .transpose()
+        let Some(r) = row else {
+            return Ok(None);
+        };
+        let mut ev = StoredEvent {
+            delivery_id: r.try_get("delivery_id")?,
+            kind: r.try_get("kind")?,
+            event_json: r.try_get("event_json")?,
+            attempts: r.try_get::<i64, _>("attempts")? as u32,
+            last_error: r.try_get("error")?,
+        };
+        if ev.attempts >= max_attempts {
+            return Ok(Some(Claimed::Exhausted(ev)));
+        }
+        ev.attempts += 1;
+        sqlx::query(
+            "UPDATE webhook_events SET attempts = ?, next_attempt_at = ?, claimed_at = ?, error = ? \
+             WHERE delivery_id = ?",
+        )
+        .bind(ev.attempts as i64)
+        .bind(now + event_retry_delay_ms(ev.attempts))
+        .bind(now)
+        .bind(UNFINISHED_ATTEMPT)
+        .bind(&ev.delivery_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(Claimed::Attempt(ev)))
     }
 
     async fn finish_event(&self, delivery_id: &str) -> StoreResult<()> {
@@ -487,24 +636,88 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn retry_event(
-        &self,
-        delivery_id: &str,
-        error: &str,
-        retry_at: i64,
-        max_attempts: u32,
-    ) -> StoreResult<()> {
+    async fn retry_event(&self, delivery_id: &str, error: &str, retry_at: i64) -> StoreResult<()> {
         sqlx::query(
-            "UPDATE webhook_events SET attempts = attempts + 1, error = ?, next_attempt_at = ?, \
-             state = CASE WHEN attempts + 1 >= ? THEN 'failed' ELSE 'pending' END WHERE delivery_id = ?",
+            "UPDATE webhook_events SET error = ?, next_attempt_at = ? \
+             WHERE delivery_id = ? AND state = 'pending'",
         )
         .bind(error)
         .bind(retry_at)
-        .bind(max_attempts as i64)
         .bind(delivery_id)
         .execute(&self.writer)
         .await?;
         Ok(())
+    }
+
+    async fn dead_letter_event(
+        &self,
+        delivery_id: &str,
+        reason: &str,
+        outbox: Vec<OutboxItem>,
+        audit: Vec<AuditRecord>,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let mut tx = self.write_tx().await?;
+        // `failed` is the dead-letter state (the schema's name for it since the first version).
+        let changed = sqlx::query(
+            "UPDATE webhook_events SET state = 'failed', error = ?, dead_at = ? \
+             WHERE delivery_id = ? AND state = 'pending'",
+        )
+        .bind(reason)
+        .bind(now)
+        .bind(delivery_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if changed == 0 {
+            return Ok(false);
+        }
+        insert_outbox(&mut tx, &outbox, now).await?;
+        insert_audit(&mut tx, audit, now).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn list_events(
+        &self,
+        state: Option<EventState>,
+        limit: u32,
+    ) -> StoreResult<Vec<EventRow>> {
+        let db_state = state.map(|s| match s {
+            EventState::Pending => "pending",
+            EventState::Done => "done",
+            EventState::Dead => "failed",
+        });
+        let rows = sqlx::query(
+            "SELECT delivery_id, kind, state, attempts, received_at, claimed_at, dead_at, error, \
+             event_json FROM webhook_events WHERE (? IS NULL OR state = ?) \
+             ORDER BY received_at DESC, delivery_id LIMIT ?",
+        )
+        .bind(db_state)
+        .bind(db_state)
+        .bind(limit as i64)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let state = match r.try_get::<&str, _>("state")? {
+                    "pending" => EventState::Pending,
+                    "done" => EventState::Done,
+                    _ => EventState::Dead,
+                };
+                Ok(EventRow {
+                    delivery_id: r.try_get("delivery_id")?,
+                    kind: r.try_get("kind")?,
+                    state,
+                    attempts: r.try_get::<i64, _>("attempts")? as u32,
+                    received_at: r.try_get("received_at")?,
+                    claimed_at: r.try_get("claimed_at")?,
+                    dead_at: r.try_get("dead_at")?,
+                    error: r.try_get("error")?,
+                    event_json: r.try_get("event_json")?,
+                })
+            })
+            .collect()
     }
 
     async fn create_run(

@@ -24,6 +24,9 @@ pub const SUPPORTED_VERSIONS: &[u32] = &[1];
 /// `tags_all`, which adds the provider's `default_tags` — a tag set there is a tag the resource has.
 pub const DEFAULT_TAG_ATTRIBUTES: &[&str] = &["tags", "tags_all"];
 
+/// Most policies one file (or one `policies:` list) may hold.
+pub const MAX_POLICIES: usize = 1_000;
+
 const FILE_KEYS: &[(&str, Key)] = &[("version", Known), ("policies", Known)];
 
 const POLICY_KEYS: &[(&str, Key)] = &[
@@ -196,6 +199,9 @@ pub(crate) fn policies_node(r: &mut Reader, node: &Node) -> Vec<Policy> {
     let Some(seq) = r.sequence(node, "policies") else {
         return Vec::new();
     };
+    if !r.at_most(seq, "policies", MAX_POLICIES) {
+        return Vec::new();
+    }
     if seq.is_empty() {
         r.warning(
             pos(node),
@@ -859,6 +865,23 @@ mod tests {
             out.push_str(&summary(p));
         }
         out
+    }
+
+    #[test]
+    fn a_policy_file_holds_at_most_max_policies() {
+        let mut text = String::from("version: 1\npolicies:\n");
+        for i in 0..=MAX_POLICIES {
+            text.push_str(&format!(
+                "  - {{name: p{i}, rules: [{{deny: [delete]}}]}}\n"
+            ));
+        }
+        let out = check(&text);
+        assert!(
+            out.starts_with(
+                "policies/p.yaml:3:3: error: `policies` lists 1001 entries; Sluice reads at most 1000"
+            ),
+            "{out}"
+        );
     }
 
     #[test]
