@@ -5,7 +5,10 @@
 //! Input is text the caller read (repository-relative path → content, for the project's dir and
 //! its local module dirs, at the PR head and optionally at the base); output is plain values.
 //! Blocks are found with `hcl-edit`'s spans (`hcl-rs` 0.18 re-exports it as `hcl::edit`; its
-//! own `hcl::Body` carries no positions), after [`super::hcl_bounds`] has checked the text.
+//! own `hcl::Body` carries no positions), after `core::hcl_scan` has checked the text against
+//! the same bounds module detection uses (`limits.file_bytes`, `limits.hcl_depth`): the text
+//! comes from a pull request. Callers run [`locate`] where detection runs (on a thread whose
+//! stack holds the parser's deepest recursion at `limits.hcl_depth`).
 //! Nothing here fails: an address that cannot be followed gets a [`Gap`] saying why (a registry
 //! module, a module outside the repository, a file over the bounds or with a syntax error, a
 //! block that is not there), and callers fall back to a file-level or summary mention.
@@ -21,7 +24,7 @@ use hcl::edit::structure::{Block, BlockLabel, Body};
 use serde::{Deserialize, Serialize};
 
 use super::address::{Address, parse_address};
-use super::hcl_bounds::{self, HclBounds, Unread};
+use crate::core::hcl_scan::{self, HclLimits, Refusal};
 use crate::core::plan::{ModuleConfig, Plan, ResourceChange};
 use crate::core::types::ProjectDir;
 
@@ -112,6 +115,38 @@ impl Location {
     }
 }
 
+/// Why a `.tf` file was not read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unread {
+    /// Over the bounds, or structured in a way the pre-scan cannot follow (not parsed at all).
+    Refused(Refusal),
+    /// The parser rejected it.
+    Syntax {
+        line: usize,
+        column: usize,
+        message: String,
+    },
+}
+
+impl std::fmt::Display for Unread {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unread::Refused(r) => {
+                let (line, column) = r.position();
+                if line > 0 {
+                    write!(f, "{line}:{column}: ")?;
+                }
+                write!(f, "{r}")
+            }
+            Unread::Syntax {
+                line,
+                column,
+                message,
+            } => write!(f, "{line}:{column}: HCL syntax error: {message}"),
+        }
+    }
+}
+
 /// A `.tf` file that was not read, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnreadFile {
@@ -145,7 +180,8 @@ pub struct LocateInput<'a> {
     pub head: &'a BTreeMap<String, String>,
     /// The same at the base commit, to find configuration the PR removed; `None` to skip.
     pub base: Option<&'a BTreeMap<String, String>>,
-    pub bounds: HclBounds,
+    /// The bounds module detection uses (`Limits::hcl()` in the server's settings).
+    pub bounds: HclLimits,
 }
 
 /// A local module the plan uses, and the repository dir its files are in.
@@ -402,7 +438,7 @@ fn build_dir(
     dir: &str,
     rev: Revision,
     files: Option<&BTreeMap<String, String>>,
-    bounds: &HclBounds,
+    bounds: &HclLimits,
     unread: &mut Vec<UnreadFile>,
 ) -> DirIndex {
     let mut out = DirIndex::default();
@@ -439,10 +475,11 @@ fn build_dir(
     out
 }
 
-fn parse(text: &str, bounds: &HclBounds) -> Result<Body, Unread> {
-    hcl_bounds::check(text, bounds)?;
+fn parse(text: &str, bounds: &HclLimits) -> Result<Body, Unread> {
+    hcl_scan::check(text, bounds).map_err(Unread::Refused)?;
     hcl::edit::parser::parse_body(text).map_err(|e| Unread::Syntax {
         line: e.location().line(),
+        column: e.location().column(),
         message: e.message().to_string(),
     })
 }
@@ -602,6 +639,14 @@ pub(crate) mod tests {
         (map(&head), map(&base))
     }
 
+    /// The default bounds of the server's settings.
+    pub(crate) fn limits() -> HclLimits {
+        HclLimits {
+            max_bytes: 1 << 20,
+            max_depth: 100,
+        }
+    }
+
     pub(crate) fn fixture_plan() -> Plan {
         parse_plan_json(include_bytes!(
             "../../../tests/fixtures/plans/module_replace.json"
@@ -652,7 +697,7 @@ pub(crate) mod tests {
                 project_dir: &dir,
                 head,
                 base,
-                bounds: HclBounds::default(),
+                bounds: limits(),
             },
         ))
     }
@@ -790,8 +835,8 @@ pub(crate) mod tests {
           calls: []
           block: -
           gap: address `weird address` is not a resource address: expected `.` at byte 5
-        unread p/broken.tf (Head): syntax error at line 3: unclosed bracket, brace or parenthesis
-        unread p/deep.tf (Head): line 5 nests brackets, templates and operators more than 100 levels deep
+        unread p/broken.tf (Head): 2:14: HCL syntax error: unclosed bracket, brace or parenthesis
+        unread p/deep.tf (Head): 5:105: brackets, braces, parentheses, string templates and operators nest more than 100 levels deep here (limits.hcl_depth)
         ");
 
         // Without the unreadable files, each gap is specific.

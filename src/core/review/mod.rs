@@ -17,7 +17,6 @@ pub mod address;
 pub mod budget;
 pub mod checks;
 pub mod consequence;
-pub mod hcl_bounds;
 pub mod locate;
 pub mod marker;
 pub mod patch;

@@ -4,7 +4,6 @@ use std::collections::BTreeMap;
 
 use super::*;
 use crate::core::plan::{FailedStage, PlanSummary, render_diff};
-use crate::core::review::hcl_bounds::HclBounds;
 use crate::core::review::locate::tests::{fixture_files, fixture_plan};
 use crate::core::review::locate::{LocateInput, locate};
 use crate::core::types::{ProjectDir, Workspace};
@@ -54,7 +53,7 @@ fn a_project_check_with_annotations_on_the_module_call_and_the_module_file() {
             project_dir: &dir,
             head: &head,
             base: Some(&base),
-            bounds: HclBounds::default(),
+            bounds: crate::core::review::locate::tests::limits(),
         },
     );
     let report = report("app", planned(&plan));
@@ -122,7 +121,7 @@ fn a_thousand_annotations_are_sent_fifty_at_a_time() {
             project_dir: &dir,
             head: &head,
             base: None,
-            bounds: HclBounds::default(),
+            bounds: crate::core::review::locate::tests::limits(),
         },
     );
     let report = report("big", planned(&plan));

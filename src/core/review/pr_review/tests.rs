@@ -4,7 +4,6 @@ use std::collections::BTreeMap;
 
 use super::*;
 use crate::core::plan::parse_plan_json;
-use crate::core::review::hcl_bounds::HclBounds;
 use crate::core::review::locate::tests::{fixture_files, fixture_plan};
 use crate::core::review::locate::{LocateInput, locate};
 use crate::core::review::patch::PrFile;
@@ -48,7 +47,7 @@ impl Case {
                 project_dir: &dir,
                 head,
                 base,
-                bounds: HclBounds::default(),
+                bounds: crate::core::review::locate::tests::limits(),
             },
         );
         Case {

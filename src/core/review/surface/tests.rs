@@ -15,7 +15,6 @@ use crate::core::review::checks::{
     self, CheckContext, CheckProject, GateProject, GateState, apply_gate_check, project_check,
     projects_with_own_check, summary_check,
 };
-use crate::core::review::hcl_bounds::HclBounds;
 use crate::core::review::locate::{LocateInput, Locations, locate};
 use crate::core::review::patch::{PrDiff, PrFile};
 use crate::core::review::pr_review::{ReviewComments, ReviewOptions, ReviewProject, build_review};
@@ -61,7 +60,7 @@ fn projects(n: usize) -> (Vec<Project>, Vec<PrFile>) {
                 project_dir: &dir,
                 head: &head,
                 base: None,
-                bounds: HclBounds::default(),
+                bounds: crate::core::review::locate::tests::limits(),
             },
         );
         let name = ProjectName::derived(&dir, &Workspace::default());
