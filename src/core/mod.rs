@@ -25,5 +25,6 @@ pub mod plan;
 pub mod policy;
 pub mod projects;
 pub mod repo_config;
+pub mod review;
 pub mod types;
 pub mod yaml;
