@@ -404,7 +404,14 @@ mod tests {
         let login = Authenticated::LoginRequired {
             clear_cookie: false,
         };
-        let cases: Vec<(&str, AuthConfig, Option<&str>, Option<&str>, Authenticated)> = vec![
+        type Case<'a> = (
+            &'a str,
+            AuthConfig<'a>,
+            Option<&'a str>,
+            Option<&'a str>,
+            Authenticated,
+        );
+        let cases: Vec<Case> = vec![
             ("session", full, None, Some(&cookie), user.clone()),
             ("no session", full, None, None, login.clone()),
             (
@@ -613,23 +620,129 @@ mod tests {
             })
         };
         #[rustfmt::skip]
-        let cases: Vec<(&str, Role, UiAction, Option<CachedPermission>, bool, Decision)> = vec![
-            ("admin, nothing known", Role::Admin, ReleaseLock, None, false, Allow),
-            ("reader reads", Role::Member, Read, fresh(P::Read), false, Allow),
-            ("triage reads", Role::Member, Read, fresh(P::Triage), false, Allow),
-            ("no access: 404", Role::Member, Read, fresh(P::None), false, NotFound),
-            ("no access, write: 404 not 403", Role::Member, ReleaseLock, fresh(P::None), false, NotFound),
-            ("reader releases: 403", Role::Member, ReleaseLock, fresh(P::Read), false, Forbidden),
-            ("reader acks: 403", Role::Member, ActOnDrift, fresh(P::Triage), false, Forbidden),
-            ("writer releases", Role::Member, ReleaseLock, fresh(P::Write), false, Allow),
-            ("maintainer acks", Role::Member, ActOnDrift, fresh(P::Maintain), false, Allow),
+        type Case = (&'static str, Role, UiAction, Option<CachedPermission>, bool, Decision);
+        let cases: Vec<Case> = vec![
+            (
+                "admin, nothing known",
+                Role::Admin,
+                ReleaseLock,
+                None,
+                false,
+                Allow,
+            ),
+            (
+                "reader reads",
+                Role::Member,
+                Read,
+                fresh(P::Read),
+                false,
+                Allow,
+            ),
+            (
+                "triage reads",
+                Role::Member,
+                Read,
+                fresh(P::Triage),
+                false,
+                Allow,
+            ),
+            (
+                "no access: 404",
+                Role::Member,
+                Read,
+                fresh(P::None),
+                false,
+                NotFound,
+            ),
+            (
+                "no access, write: 404 not 403",
+                Role::Member,
+                ReleaseLock,
+                fresh(P::None),
+                false,
+                NotFound,
+            ),
+            (
+                "reader releases: 403",
+                Role::Member,
+                ReleaseLock,
+                fresh(P::Read),
+                false,
+                Forbidden,
+            ),
+            (
+                "reader acks: 403",
+                Role::Member,
+                ActOnDrift,
+                fresh(P::Triage),
+                false,
+                Forbidden,
+            ),
+            (
+                "writer releases",
+                Role::Member,
+                ReleaseLock,
+                fresh(P::Write),
+                false,
+                Allow,
+            ),
+            (
+                "maintainer acks",
+                Role::Member,
+                ActOnDrift,
+                fresh(P::Maintain),
+                false,
+                Allow,
+            ),
             ("not cached: ask", Role::Member, Read, None, false, Recheck),
-            ("GitHub did not answer: 404", Role::Member, Read, None, true, NotFound),
-            ("5 minutes old, read", Role::Member, Read, five_min(P::Write), false, Allow),
-            ("5 minutes old, write: ask", Role::Member, ReleaseLock, five_min(P::Write), false, Recheck),
-            ("5 minutes old, just fetched", Role::Member, ReleaseLock, five_min(P::Write), true, Allow),
-            ("an hour old, read: ask", Role::Member, Read, hour(P::Read), false, Recheck),
-            ("an hour old but unreadable: ask", Role::Member, Read, hour(P::None), false, Recheck),
+            (
+                "GitHub did not answer: 404",
+                Role::Member,
+                Read,
+                None,
+                true,
+                NotFound,
+            ),
+            (
+                "5 minutes old, read",
+                Role::Member,
+                Read,
+                five_min(P::Write),
+                false,
+                Allow,
+            ),
+            (
+                "5 minutes old, write: ask",
+                Role::Member,
+                ReleaseLock,
+                five_min(P::Write),
+                false,
+                Recheck,
+            ),
+            (
+                "5 minutes old, just fetched",
+                Role::Member,
+                ReleaseLock,
+                five_min(P::Write),
+                true,
+                Allow,
+            ),
+            (
+                "an hour old, read: ask",
+                Role::Member,
+                Read,
+                hour(P::Read),
+                false,
+                Recheck,
+            ),
+            (
+                "an hour old but unreadable: ask",
+                Role::Member,
+                Read,
+                hour(P::None),
+                false,
+                Recheck,
+            ),
         ];
         for (name, role, action, cached, fetched, want) in cases {
             assert_eq!(

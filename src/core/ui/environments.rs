@@ -94,15 +94,41 @@ mod tests {
     fn table() {
         use EnvSource::*;
         #[rustfmt::skip]
-        let cases: &[(&str, &str, Option<&str>, Option<(&str, EnvSource)>)] = &[
+        type Case = (&'static str, &'static str, Option<&'static str>, Option<(&'static str, EnvSource)>);
+        let cases: &[Case] = &[
             ("envs/prod", "default", None, Some(("prod", MarkerDir))),
-            ("infra/envs/prod/network", "default", None, Some(("prod", MarkerDir))),
-            ("environments/eu-central", "default", None, Some(("eu-central", MarkerDir))),
-            ("Environments/Blue", "default", None, Some(("Blue", MarkerDir))),
+            (
+                "infra/envs/prod/network",
+                "default",
+                None,
+                Some(("prod", MarkerDir)),
+            ),
+            (
+                "environments/eu-central",
+                "default",
+                None,
+                Some(("eu-central", MarkerDir)),
+            ),
+            (
+                "Environments/Blue",
+                "default",
+                None,
+                Some(("Blue", MarkerDir)),
+            ),
             ("env/x/staging", "default", None, Some(("x", MarkerDir))),
             ("prod/db", "default", None, Some(("prod", KnownDir))),
-            ("live/staging/us-east-1/vpc", "default", None, Some(("staging", KnownDir))),
-            ("stacks/PRODUCTION", "default", None, Some(("PRODUCTION", KnownDir))),
+            (
+                "live/staging/us-east-1/vpc",
+                "default",
+                None,
+                Some(("staging", KnownDir)),
+            ),
+            (
+                "stacks/PRODUCTION",
+                "default",
+                None,
+                Some(("PRODUCTION", KnownDir)),
+            ),
             ("dev/prod", "default", None, Some(("dev", KnownDir))),
             ("network", "prod", None, Some(("prod", Workspace))),
             ("network", "feature-x", None, None),
@@ -114,7 +140,12 @@ mod tests {
             ("products/api", "default", None, None),
             ("devtools", "default", None, None),
             // The label wins over everything.
-            ("envs/prod", "default", Some("prod-eu"), Some(("prod-eu", Label))),
+            (
+                "envs/prod",
+                "default",
+                Some("prod-eu"),
+                Some(("prod-eu", Label)),
+            ),
             ("x", "default", Some("  "), None),
             ("envs/staging", "prod", None, Some(("staging", MarkerDir))),
         ];

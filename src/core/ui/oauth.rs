@@ -358,7 +358,8 @@ mod tests {
         let (_, t_other) = other.state.split_once('.').unwrap();
         let now = 2_000;
         let cookie = Some(start.cookie_value.as_str());
-        let cases: Vec<(&str, Option<String>, Option<&str>, i64, StateRefusal)> = vec![
+        type Case<'a> = (&'a str, Option<String>, Option<&'a str>, i64, StateRefusal);
+        let cases: Vec<Case> = vec![
             ("no state", None, cookie, now, StateRefusal::Missing),
             (
                 "empty state",
