@@ -28,7 +28,8 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::session::{
-    CookieSettings, Session, SessionCheck, UiKeys, session_cookie_name, session_from_header,
+    CookieSettings, CsrfRefusal, Session, SessionCheck, SessionId, UiKeys, check_csrf, same_origin,
+    session_cookie_name, session_from_header,
 };
 
 /// Who is asking.
@@ -353,6 +354,80 @@ pub fn authorize_global(role: Role) -> Decision {
         Role::Admin => Decision::Allow,
         Role::Member => Decision::NotFound,
     }
+}
+
+/// What a list page (environments, runs, locks, drift, audit) shows of `repos`, each with its
+/// cached permission: the repositories the viewer may read now, and those to ask GitHub about
+/// first (then call [`authorize`] with `fetched = true` for each). Repositories the viewer
+/// cannot read are left out of both, silently: a list never says what it hides.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Visible<'r> {
+    pub shown: Vec<&'r str>,
+    pub recheck: Vec<&'r str>,
+}
+
+/// Sorts `repos` into [`Visible`] for `role` at `now`.
+pub fn visible_repos<'r>(
+    role: Role,
+    repos: impl IntoIterator<Item = (&'r str, Option<CachedPermission>)>,
+    freshness: Freshness,
+    now_ms: i64,
+) -> Visible<'r> {
+    let mut v = Visible::default();
+    for (repo, cached) in repos {
+        match authorize(role, UiAction::Read, cached, false, freshness, now_ms) {
+            Decision::Allow => v.shown.push(repo),
+            Decision::Recheck => v.recheck.push(repo),
+            Decision::NotFound | Decision::Forbidden => {}
+        }
+    }
+    v
+}
+
+/// Why a state-changing request (a `POST` of the UI) was refused: 403 with the message, and
+/// nothing done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PostRefusal {
+    #[error("this request came from another site; submit the form from Sluice's own page")]
+    CrossSite,
+    #[error(transparent)]
+    Csrf(#[from] CsrfRefusal),
+}
+
+/// A state-changing request's headers and form, as far as the checks need them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PostRequest<'a> {
+    /// The form's path (`pages::routes::LOCK_RELEASE`…): the action the token is bound to.
+    pub action: &'a str,
+    /// The form's `csrf` field.
+    pub csrf: Option<&'a str>,
+    pub origin: Option<&'a str>,
+    pub sec_fetch_site: Option<&'a str>,
+}
+
+/// The checks every state-changing request passes before anything is done, after
+/// [`authenticate`] and before [`authorize`]: for a principal a browser authenticates by
+/// itself (a session, the dev flag) the request must be same-origin by the browser's headers
+/// (`session::same_origin`) and carry the CSRF token for its action and session; a bearer
+/// token needs neither (no browser sends one by itself). `public_origin` is
+/// `scheme://host[:port]` of `public_url`. Under the dev flag, tokens are those of
+/// [`SessionId::DEV`].
+pub fn check_post(
+    principal: &Principal,
+    keys: &UiKeys,
+    req: &PostRequest<'_>,
+    public_origin: &str,
+) -> Result<(), PostRefusal> {
+    let id = match principal {
+        Principal::ApiToken => return Ok(()),
+        Principal::User(s) => s.id,
+        Principal::DevNoAuth => SessionId::DEV,
+    };
+    if !same_origin(req.origin, req.sec_fetch_site, public_origin) {
+        return Err(PostRefusal::CrossSite);
+    }
+    check_csrf(keys, &id, req.action, req.csrf)?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -763,5 +838,130 @@ mod tests {
         assert!(!token_matches("abc", ""));
         assert!(Principal::DevNoAuth.needs_csrf());
         assert!(!Principal::ApiToken.needs_csrf());
+    }
+
+    /// A list shows what the viewer can read, asks about what is unknown or old, and hides
+    /// the rest without a trace; admins see everything.
+    #[test]
+    fn list_visibility() {
+        let f = Freshness::default();
+        let now = 1_000_000_000;
+        let c = |p, age_ms: i64| {
+            Some(CachedPermission {
+                permission: p,
+                checked_at_ms: now - age_ms,
+            })
+        };
+        let repos = vec![
+            ("acme/read", c(Permission::Read, 1000)),
+            ("acme/none", c(Permission::None, 1000)),
+            ("acme/unknown", None),
+            ("acme/old", c(Permission::Write, 3_600_000)),
+            ("acme/write", c(Permission::Write, 1000)),
+        ];
+        let v = visible_repos(Role::Member, repos.clone(), f, now);
+        assert_eq!(v.shown, vec!["acme/read", "acme/write"]);
+        assert_eq!(v.recheck, vec!["acme/unknown", "acme/old"]);
+        let admin = visible_repos(Role::Admin, repos, f, now);
+        assert_eq!(admin.shown.len(), 5);
+        assert!(admin.recheck.is_empty());
+    }
+
+    /// A POST without a token, with another session's or action's token, or from another
+    /// site is refused before anything happens; the bearer token needs no token.
+    #[test]
+    fn post_checks_table() {
+        use crate::core::ui::session::csrf_token;
+        let keys = UiKeys::derive(&[4u8; 32]).unwrap();
+        let s = Session::new("ana", 1, SessionId::from_bytes([5; 16]), 0, 1000);
+        let user = Principal::User(s.clone());
+        let good = csrf_token(&keys, &s.id, "/locks/release");
+        let other_session = csrf_token(&keys, &SessionId::from_bytes([6; 16]), "/locks/release");
+        let other_action = csrf_token(&keys, &s.id, "/drift/ack");
+        let dev_token = csrf_token(&keys, &SessionId::DEV, "/locks/release");
+        let origin = "https://sluice.example.com";
+        let req = |csrf, origin, site| PostRequest {
+            action: "/locks/release",
+            csrf,
+            origin,
+            sec_fetch_site: site,
+        };
+        type Case<'a> = (
+            &'a str,
+            &'a Principal,
+            PostRequest<'a>,
+            Result<(), PostRefusal>,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                "token, same origin",
+                &user,
+                req(Some(&good), Some(origin), Some("same-origin")),
+                Ok(()),
+            ),
+            (
+                "token, no origin headers",
+                &user,
+                req(Some(&good), None, None),
+                Ok(()),
+            ),
+            (
+                "no token",
+                &user,
+                req(None, Some(origin), None),
+                Err(PostRefusal::Csrf(CsrfRefusal::Missing)),
+            ),
+            (
+                "empty token",
+                &user,
+                req(Some(""), None, None),
+                Err(PostRefusal::Csrf(CsrfRefusal::Missing)),
+            ),
+            (
+                "another session's token",
+                &user,
+                req(Some(&other_session), None, None),
+                Err(PostRefusal::Csrf(CsrfRefusal::Invalid)),
+            ),
+            (
+                "another action's token",
+                &user,
+                req(Some(&other_action), None, None),
+                Err(PostRefusal::Csrf(CsrfRefusal::Invalid)),
+            ),
+            (
+                "cross-site, with a token",
+                &user,
+                req(Some(&good), Some("https://evil.example"), None),
+                Err(PostRefusal::CrossSite),
+            ),
+            (
+                "cross-site fetch",
+                &user,
+                req(Some(&good), None, Some("cross-site")),
+                Err(PostRefusal::CrossSite),
+            ),
+            (
+                "dev flag, dev token",
+                &Principal::DevNoAuth,
+                req(Some(&dev_token), None, None),
+                Ok(()),
+            ),
+            (
+                "dev flag, no token",
+                &Principal::DevNoAuth,
+                req(None, None, None),
+                Err(PostRefusal::Csrf(CsrfRefusal::Missing)),
+            ),
+            (
+                "bearer token",
+                &Principal::ApiToken,
+                req(None, None, None),
+                Ok(()),
+            ),
+        ];
+        for (name, principal, r, want) in cases {
+            assert_eq!(check_post(principal, &keys, &r, origin), want, "{name}");
+        }
     }
 }

@@ -656,3 +656,12 @@ fn pages_before_login_name_nothing() {
         }
     }
 }
+
+/// The templates never opt out of escaping: `PreEscaped` appears in `pages.rs` only in the
+/// sentence that says so.
+#[test]
+fn no_unescaped_output() {
+    let src = include_str!("../pages.rs");
+    assert_eq!(src.matches("PreEscaped").count(), 1);
+    assert!(src.contains("never uses `PreEscaped`"));
+}
