@@ -100,7 +100,7 @@ pub enum Authenticated {
 /// Who a request comes from, at `now_ms` (see the module docs for the rules).
 pub fn authenticate(cfg: &AuthConfig<'_>, req: &Credentials<'_>, now_ms: i64) -> Authenticated {
     if let Some(header) = req.authorization {
-        let given = header.strip_prefix("Bearer ").unwrap_or("");
+        let given = bearer(header).unwrap_or("");
         return match cfg.api_token {
             Some(token) if !given.is_empty() && token_matches(token, given) => {
                 Authenticated::Principal(Principal::ApiToken)
@@ -129,6 +129,13 @@ pub fn authenticate(cfg: &AuthConfig<'_>, req: &Credentials<'_>, now_ms: i64) ->
         SessionCheck::Expired { .. } => Authenticated::LoginRequired { clear_cookie: true },
         SessionCheck::Forged => Authenticated::Unauthorized { clear_cookie: true },
     }
+}
+
+/// The token of an `Authorization: Bearer <token>` header (the scheme is case-insensitive,
+/// RFC 9110 §11.1; spaces around the token are ignored); `None` for other schemes.
+pub fn bearer(header: &str) -> Option<&str> {
+    let (scheme, token) = header.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
 /// Constant-time comparison of a bearer token with the configured one (through their SHA-256,
@@ -832,6 +839,12 @@ mod tests {
 
     #[test]
     fn bearer_comparison() {
+        assert_eq!(bearer("Bearer tok"), Some("tok"));
+        assert_eq!(bearer("bearer  tok "), Some("tok"));
+        assert_eq!(bearer("BEARER tok"), Some("tok"));
+        assert_eq!(bearer("Basic dG9r"), None);
+        assert_eq!(bearer("Bearer"), None);
+        assert_eq!(bearer("Bearertok"), None);
         assert!(token_matches("abc", "abc"));
         assert!(!token_matches("abc", "abd"));
         assert!(!token_matches("abc", "abcd"));
