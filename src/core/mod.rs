@@ -27,4 +27,5 @@ pub mod projects;
 pub mod repo_config;
 pub mod review;
 pub mod types;
+pub mod ui;
 pub mod yaml;

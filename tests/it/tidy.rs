@@ -39,7 +39,7 @@ fn core_is_pure() {
         "axum",
         "octocrab",
         "reqwest",
-        "duct",
+        "duct::",
         "Utc::now",
         "SystemTime",
         "Instant::now",
