@@ -430,7 +430,7 @@ fn run_measuring_rss(mut cmd: Command) -> (std::process::ExitStatus, u64, Durati
 
 /// Exports and verifies a log of 1,000,000 entries: time and the exporter's peak memory.
 async fn audit_export(results: &mut Vec<(String, String, String, bool)>) {
-    use sluice::app::store::Store;
+    use sluice::app::ports::store::Store;
     use sluice::core::audit::{AuditAction, AuditActor, AuditRecord, AuditResult, ChangeCounts};
     let data = tempfile::tempdir().unwrap();
     let store = sluice::adapters::store::SqliteStore::open(&data.path().join("sluice.db"))

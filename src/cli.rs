@@ -324,11 +324,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }) => {
             let settings = Settings::load(&overrides)?;
             let state = if dead {
-                Some(crate::app::store::EventState::Dead)
+                Some(crate::app::ports::store::EventState::Dead)
             } else {
                 state
                     .as_deref()
-                    .and_then(crate::app::store::EventState::parse)
+                    .and_then(crate::app::ports::store::EventState::parse)
             };
             let opts = crate::app::events_cli::ListOptions { state, limit, json };
             runtime()?.block_on(crate::app::events_cli::list(&settings, opts))

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 
-use super::store::{AuditQuery, Store};
+use super::ports::store::{AuditQuery, Store};
 use crate::adapters::store::SqliteStore;
 use crate::cli::{AuditCommand, ExportFormat};
 use crate::config::Settings;

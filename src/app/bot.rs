@@ -11,11 +11,11 @@ use anyhow::Context;
 use tokio::sync::Notify;
 
 use super::policy::{PolicySet, TeamCache, policies_at};
+use super::ports::store::PolicyOverrideRow;
+use super::ports::store::{NewJob, NewRun, OutboxItem, Outgoing, PrHeadSeen, RunStart, Store};
 use super::repo_state::{RepoState, base_rules_at, load_config_at};
-use super::store::PolicyOverrideRow;
-use super::store::{NewJob, NewRun, OutboxItem, Outgoing, PrHeadSeen, RunStart, Store};
 use crate::adapters::git::GitRepo;
-use crate::adapters::github::{
+use crate::app::ports::{
     GitHubApi, GitHubError, MergeableState, PullDetails, PullState, StatusState,
 };
 use crate::config::Settings;
@@ -2071,7 +2071,7 @@ async fn engine_version(binary: &std::path::Path) -> anyhow::Result<String> {
         .to_string())
 }
 
-fn remove_plan_files(plans: &[super::store::PlanRow]) {
+fn remove_plan_files(plans: &[super::ports::store::PlanRow]) {
     for p in plans {
         if let Some(dir) = std::path::Path::new(&p.plan_file).parent() {
             let _ = std::fs::remove_dir_all(dir);

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use super::audit::open_existing;
-use super::store::{EventRow, EventState, Store};
+use super::ports::store::{EventRow, EventState, Store};
 use crate::config::Settings;
 use crate::core::event::Event;
 

@@ -7,7 +7,7 @@ use anyhow::Context;
 
 use super::audit::open_existing;
 use super::bot::now_ms;
-use super::store::{OutboxItem, Outgoing, Store};
+use super::ports::store::{OutboxItem, Outgoing, Store};
 use crate::cli::LocksCommand;
 use crate::config::Settings;
 use crate::core::audit::{AuditAction, AuditActor, AuditRecord, AuditResult};

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use crate::adapters::git::{FileRead, GitRepo};
-use crate::adapters::github::{GitHubApi, GitHubError};
+use crate::app::ports::{GitHubApi, GitHubError};
 use crate::core::audit::AuditPolicyDecision;
 use crate::core::base_rules::BaseRules;
 use crate::core::diag::{Diagnostic, has_errors};

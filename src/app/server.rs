@@ -17,11 +17,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::bot::{Bot, Mirrors};
+use super::ports::store::Store;
 use super::project_run::Runner;
-use super::store::Store;
 use super::worker::Workers;
-use crate::adapters::github::{GitHubApi, GitHubConfig, OctocrabGitHub};
+use crate::adapters::github::{GitHubConfig, OctocrabGitHub};
 use crate::adapters::store::SqliteStore;
+use crate::app::ports::GitHubApi;
 use crate::config::Settings;
 use crate::core::allowlist::Allowlist;
 use crate::core::command::CommandKind;
@@ -98,7 +99,7 @@ impl GitHubApi for NoGitHub {
         _: &crate::core::types::RepoName,
         _: crate::core::types::PrNumber,
         _: &str,
-    ) -> Result<u64, crate::adapters::github::GitHubError> {
+    ) -> Result<u64, crate::app::ports::GitHubError> {
         Err(missing())
     }
     async fn update_comment(
@@ -106,15 +107,15 @@ impl GitHubApi for NoGitHub {
         _: &crate::core::types::RepoName,
         _: u64,
         _: &str,
-    ) -> Result<(), crate::adapters::github::GitHubError> {
+    ) -> Result<(), crate::app::ports::GitHubError> {
         Err(missing())
     }
     async fn set_status(
         &self,
         _: &crate::core::types::RepoName,
         _: &crate::core::types::CommitSha,
-        _: &crate::adapters::github::CommitStatus,
-    ) -> Result<(), crate::adapters::github::GitHubError> {
+        _: &crate::app::ports::CommitStatus,
+    ) -> Result<(), crate::app::ports::GitHubError> {
         Err(missing())
     }
     async fn add_reaction(
@@ -122,45 +123,43 @@ impl GitHubApi for NoGitHub {
         _: &crate::core::types::RepoName,
         _: u64,
         _: &str,
-    ) -> Result<(), crate::adapters::github::GitHubError> {
+    ) -> Result<(), crate::app::ports::GitHubError> {
         Err(missing())
     }
     async fn get_pull(
         &self,
         _: &crate::core::types::RepoName,
         _: crate::core::types::PrNumber,
-    ) -> Result<crate::adapters::github::PullDetails, crate::adapters::github::GitHubError> {
+    ) -> Result<crate::app::ports::PullDetails, crate::app::ports::GitHubError> {
         Err(missing())
     }
     async fn list_reviews(
         &self,
         _: &crate::core::types::RepoName,
         _: crate::core::types::PrNumber,
-    ) -> Result<Vec<crate::core::event::Review>, crate::adapters::github::GitHubError> {
+    ) -> Result<Vec<crate::core::event::Review>, crate::app::ports::GitHubError> {
         Err(missing())
     }
     async fn team_members(
         &self,
         _: &str,
         _: &str,
-    ) -> Result<Vec<String>, crate::adapters::github::GitHubError> {
+    ) -> Result<Vec<String>, crate::app::ports::GitHubError> {
         Err(missing())
     }
-    async fn bot_login(&self) -> Result<String, crate::adapters::github::GitHubError> {
+    async fn bot_login(&self) -> Result<String, crate::app::ports::GitHubError> {
         Err(missing())
     }
     async fn clone_token(
         &self,
         _: Option<u64>,
-    ) -> Result<Option<crate::config::Secret>, crate::adapters::github::GitHubError> {
+    ) -> Result<Option<crate::config::Secret>, crate::app::ports::GitHubError> {
         Ok(None)
     }
 }
 
-fn missing() -> crate::adapters::github::GitHubError {
-    crate::adapters::github::GitHubError::Unauthorized(
-        "no GitHub credentials are configured".into(),
-    )
+fn missing() -> crate::app::ports::GitHubError {
+    crate::app::ports::GitHubError::Unauthorized("no GitHub credentials are configured".into())
 }
 
 pub fn github_client(settings: &Settings) -> anyhow::Result<Arc<dyn GitHubApi>> {

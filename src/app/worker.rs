@@ -17,12 +17,12 @@ use tracing::Instrument;
 use super::bot::{
     ApplyContext, Bot, EventError, STATUS_APPLY, STATUS_PLAN, STATUS_POLICY, now_ms, status,
 };
-use super::project_run::{ProjectJob, Runner};
-use super::store::{
+use super::ports::store::{
     Claimed, ClaimedJob, JobFinish, JobRow, NewPlan, OutboxItem, Outgoing, RunRow, Store,
     StoredEvent, UNFINISHED_ATTEMPT, event_retry_delay_ms,
 };
-use crate::adapters::github::{GitHubApi, StatusState};
+use super::project_run::{ProjectJob, Runner};
+use crate::app::ports::{GitHubApi, StatusState};
 use crate::config::Settings;
 use crate::core::audit::{AuditAction, AuditActor, AuditRecord, AuditResult, ChangeCounts};
 use crate::core::dead_letter::{DeadLetter, SetAside};
@@ -732,7 +732,7 @@ impl Workers {
     async fn still_applicable(
         &self,
         c: &ClaimedJob,
-        plan: &super::store::PlanRow,
+        plan: &super::ports::store::PlanRow,
     ) -> Result<(), (String, &'static str)> {
         if plan.applied_at.is_some() {
             return Err(("this plan was already applied".into(), "stale_plan"));
@@ -764,7 +764,7 @@ impl Workers {
             .get_pull(&c.run.repo, c.run.pr)
             .await
             .map_err(|e| (format!("reading the pull request: {e}"), "github"))?;
-        if pull.state != crate::adapters::github::PullState::Open {
+        if pull.state != crate::app::ports::PullState::Open {
             return Err(("the pull request was closed".into(), "pr_closed"));
         }
         if pull.head_sha != c.run.head_sha {
@@ -1133,7 +1133,7 @@ impl Workers {
                     },
                     _,
                 ) => {
-                    let st = crate::adapters::github::CommitStatus {
+                    let st = crate::app::ports::CommitStatus {
                         context: context.clone(),
                         state: *state,
                         description: self.public_text(description, usize::MAX),

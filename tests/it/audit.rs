@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use sluice::adapters::store::SqliteStore;
-use sluice::app::store::{AuditQuery, NewJob, NewRun, Store};
+use sluice::app::ports::store::{AuditQuery, NewJob, NewRun, Store};
 use sluice::core::audit::{AuditAction, AuditActor, AuditEntry, AuditRecord, AuditResult};
 use sluice::core::event::{Actor, ActorKind};
 use sluice::core::job::JobKind;

@@ -1,7 +1,7 @@
 //! The store contract: behaviour every `Store` implementation must have, written against the
 //! trait only. Each backend's test module runs every check on a fresh store.
 
-use crate::app::store::*;
+use crate::app::ports::store::*;
 use crate::core::audit::{AuditAction, AuditRecord, Verifier};
 use crate::core::event::{Actor, ActorKind};
 use crate::core::job::{JobKind, JobState, MAX_PLAN_ATTEMPTS};

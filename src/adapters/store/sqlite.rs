@@ -1,4 +1,4 @@
-//! The SQLite implementation of the store port (`app::store::Store`), with sqlx.
+//! The SQLite implementation of the store port (`app::ports::store::Store`), with sqlx.
 //!
 //! One file under the data dir, WAL mode. Every write is a `BEGIN IMMEDIATE` transaction, so
 //! concurrent writers queue instead of failing halfway; lock and state rules come from `core`
@@ -16,7 +16,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, SqliteConnection, SqlitePool};
 
-use crate::app::store::*;
+use crate::app::ports::store::*;
 use crate::core::audit::{self, AuditEntry, AuditRecord};
 use crate::core::event::Actor;
 use crate::core::job::{JobKind, JobState, after_lost_lease};

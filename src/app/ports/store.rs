@@ -153,7 +153,7 @@ pub enum Outgoing {
     Status {
         sha: CommitSha,
         context: String,
-        state: crate::adapters::github::StatusState,
+        state: crate::app::ports::StatusState,
         description: String,
         target_url: Option<String>,
     },
