@@ -14,6 +14,7 @@ use super::policy::{PolicySet, TeamCache, policies_at};
 use super::ports::store::PolicyOverrideRow;
 use super::ports::store::{NewJob, NewRun, OutboxItem, Outgoing, PrHeadSeen, RunStart, Store};
 use super::repo_state::{RepoState, base_rules_at, load_config_at};
+use crate::adapters::clock::now_ms;
 use crate::adapters::git::GitRepo;
 use crate::app::ports::{
     GitHubApi, GitHubError, MergeableState, PullDetails, PullState, StatusState,
@@ -35,11 +36,6 @@ use crate::core::types::{CommitSha, PrNumber, RepoName};
 pub const STATUS_PLAN: &str = "sluice/plan";
 pub const STATUS_APPLY: &str = "sluice/apply";
 pub const STATUS_POLICY: &str = "sluice/policy";
-
-/// Milliseconds since the Unix epoch. The only clock of the app layer.
-pub fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
 
 /// Why handling an event stopped.
 #[derive(Debug, thiserror::Error)]

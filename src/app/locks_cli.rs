@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use super::audit::open_existing;
-use super::bot::now_ms;
 use super::ports::store::{OutboxItem, Outgoing, Store};
+use crate::adapters::clock::now_ms;
 use crate::cli::LocksCommand;
 use crate::config::Settings;
 use crate::core::audit::{AuditAction, AuditActor, AuditRecord, AuditResult};

@@ -235,7 +235,7 @@ pub async fn serve(
         "{}-{}-{}",
         std::env::var("HOSTNAME").unwrap_or_else(|_| "sluice".into()),
         std::process::id(),
-        super::bot::now_ms()
+        crate::adapters::clock::now_ms()
     );
     let workers = Arc::new(Workers {
         settings: settings.clone(),
@@ -318,7 +318,7 @@ pub async fn serve(
     for n in 0..settings.workers {
         let worker = format!("{instance}-w{n}");
         match store
-            .interrupt_worker_jobs(&worker, super::bot::now_ms())
+            .interrupt_worker_jobs(&worker, crate::adapters::clock::now_ms())
             .await
         {
             Ok(ids) if !ids.is_empty() => tracing::warn!(?ids, "jobs marked interrupted"),

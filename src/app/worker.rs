@@ -14,14 +14,13 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::bot::{
-    ApplyContext, Bot, EventError, STATUS_APPLY, STATUS_PLAN, STATUS_POLICY, now_ms, status,
-};
+use super::bot::{ApplyContext, Bot, EventError, STATUS_APPLY, STATUS_PLAN, STATUS_POLICY, status};
 use super::ports::store::{
     Claimed, ClaimedJob, JobFinish, JobRow, NewPlan, OutboxItem, Outgoing, RunRow, Store,
     StoredEvent, UNFINISHED_ATTEMPT, event_retry_delay_ms,
 };
 use super::project_run::{ProjectJob, Runner};
+use crate::adapters::clock::now_ms;
 use crate::app::ports::{GitHubApi, StatusState};
 use crate::config::Settings;
 use crate::core::audit::{AuditAction, AuditActor, AuditRecord, AuditResult, ChangeCounts};

@@ -24,8 +24,8 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::AppState;
+use crate::adapters::clock::now_ms;
 use crate::adapters::github::webhook::{SignatureCheck, parse_event};
-use crate::app::bot::now_ms;
 use crate::app::ports::store::{EventIntake, NewEvent, PrHeadSeen};
 use crate::core::audit::{AuditAction, AuditActor, AuditRecord, AuditResult};
 use crate::core::event::Event;
