@@ -319,6 +319,46 @@ pub fn only_inherit(keep: &[i32]) -> io::Result<()> {
     Ok(())
 }
 
+/// What [`probe`] saw: the exit code and stdout.
+#[derive(Debug, Clone)]
+pub struct ProbeOutput {
+    pub code: Option<i32>,
+    pub stdout: String,
+}
+
+/// Runs a short helper to completion, synchronously, for start-up checks (`bwrap --help`):
+/// explicit argv, an empty environment, stdin closed, stdout captured, killed after `timeout`.
+/// Not for anything that reads pull-request content or runs long: that is [`run`].
+pub fn probe(
+    program: &std::path::Path,
+    args: &[&str],
+    timeout: Duration,
+) -> anyhow::Result<ProbeOutput> {
+    use anyhow::Context;
+    let handle = duct::cmd(program, args)
+        .full_env(BTreeMap::<String, String>::new())
+        .stdin_null()
+        .stdout_capture()
+        .stderr_null()
+        .unchecked()
+        .start()
+        .with_context(|| format!("cannot start {}", program.display()))?;
+    match handle.wait_timeout(timeout)? {
+        Some(out) => Ok(ProbeOutput {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        }),
+        None => {
+            let _ = handle.kill();
+            anyhow::bail!(
+                "{} did not finish within {}s",
+                program.display(),
+                timeout.as_secs()
+            )
+        }
+    }
+}
+
 /// Runs `spec` to completion (or timeout / cancellation). Fails only when the process cannot be
 /// started or its stdout file cannot be written; a non-zero exit is a normal [`ProcessOutput`].
 pub async fn run(

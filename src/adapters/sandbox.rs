@@ -449,11 +449,9 @@ impl Bwrap {
             "the bwrap runner needs bubblewrap: install it (Debian/Ubuntu: apt-get install bubblewrap), \
              or for development only set runner.profile = \"plain\"",
         )?;
-        let help = std::process::Command::new(&binary)
-            .arg("--help")
-            .output()
-            .with_context(|| format!("running {} --help", binary.display()))?;
-        let help = String::from_utf8_lossy(&help.stdout);
+        let help = super::process::probe(&binary, &["--help"], Duration::from_secs(10))
+            .with_context(|| format!("running {} --help", binary.display()))?
+            .stdout;
         for flag in [
             "--disable-userns",
             "--bind-fd",

@@ -4,10 +4,8 @@
 //! turns events into persisted runs, replies and records; workers run the jobs.
 
 use std::collections::{BTreeSet, HashMap};
-use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::Context;
 use tokio::sync::Notify;
 
 use super::policy::{PolicySet, TeamCache, policies_at};
@@ -15,7 +13,7 @@ use super::ports::store::PolicyOverrideRow;
 use super::ports::store::{NewJob, NewRun, OutboxItem, Outgoing, PrHeadSeen, RunStart, Store};
 use super::repo_state::{RepoState, base_rules_at, load_config_at};
 use crate::adapters::clock::now_ms;
-use crate::adapters::git::GitRepo;
+use crate::adapters::git::{GitRepo, Mirrors};
 use crate::app::ports::{
     GitHubApi, GitHubError, MergeableState, PullDetails, PullState, StatusState,
 };
@@ -55,96 +53,6 @@ impl From<GitHubError> for EventError {
         } else {
             EventError::Permanent(e.into())
         }
-    }
-}
-
-/// Bare mirrors of the repositories Sluice serves, one per repo, fetched under a per-repo lock
-/// (two fetches into one repository would fight over its refs).
-#[derive(Default)]
-pub struct Mirrors {
-    dir: PathBuf,
-    locks: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    /// The bounds every read of a mirror respects (defaults unless set).
-    limits: crate::config::Limits,
-}
-
-impl Mirrors {
-    pub fn new(dir: PathBuf) -> Mirrors {
-        Mirrors {
-            dir,
-            locks: Default::default(),
-            limits: Default::default(),
-        }
-    }
-
-    /// The same mirrors, read within `limits`.
-    pub fn with_limits(mut self, limits: crate::config::Limits) -> Mirrors {
-        self.limits = limits;
-        self
-    }
-
-    fn lock_for(&self, repo: &RepoName) -> Arc<tokio::sync::Mutex<()>> {
-        let key = repo.full().to_ascii_lowercase();
-        self.locks
-            .lock()
-            .expect("mirror lock map")
-            .entry(key)
-            .or_default()
-            .clone()
-    }
-
-    pub fn path(&self, repo: &RepoName) -> PathBuf {
-        self.dir
-            .join(repo.owner().to_ascii_lowercase())
-            .join(format!("{}.git", repo.name().to_ascii_lowercase()))
-    }
-
-    /// Makes sure the commits `want` are in the mirror. With `refresh`, fetches even when they
-    /// are (to see where the base branch is now); otherwise only when something is missing.
-    pub async fn ensure(
-        &self,
-        repo: &RepoName,
-        clone_url: &str,
-        token: Option<crate::config::Secret>,
-        refspec_sets: Vec<Vec<String>>,
-        want: Vec<CommitSha>,
-        refresh: bool,
-    ) -> anyhow::Result<GitRepo> {
-        let lock = self.lock_for(repo);
-        let _guard = lock.lock().await;
-        let path = self.path(repo);
-        let url = clone_url.to_string();
-        let limits = self.limits;
-        tokio::task::spawn_blocking(move || -> anyhow::Result<GitRepo> {
-            let git = GitRepo::mirror(&path)?.with_limits(limits);
-            let have_all = |g: &GitRepo| want.iter().all(|w| g.has_commit(w));
-            if !refresh && have_all(&git) {
-                return Ok(git);
-            }
-            // Refspec sets in order of preference: the first that brings every wanted commit wins.
-            // A set can fail as a whole (git rejects a missing ref), so the next one is tried.
-            let mut last_err = None;
-            for refspecs in &refspec_sets {
-                match git.fetch(&url, refspecs, token.as_ref()) {
-                    Ok(()) if have_all(&git) => return Ok(git),
-                    Ok(()) => {}
-                    Err(e) => last_err = Some(e),
-                }
-            }
-            // Last resort: GitHub serves reachable commits by id.
-            let ids: Vec<String> = want.iter().map(|w| w.to_string()).collect();
-            match git.fetch(&url, &ids, token.as_ref()) {
-                Ok(()) if have_all(&git) => Ok(git),
-                Ok(()) => anyhow::bail!(
-                    "the commits {} are not in {}",
-                    ids.join(", "),
-                    crate::adapters::git::redact_url(&url)
-                ),
-                Err(e) => Err(last_err.map(|l| l.context(format!("{e:#}"))).unwrap_or(e)),
-            }
-        })
-        .await
-        .context("fetch task failed")?
     }
 }
 
@@ -1173,9 +1081,12 @@ keep other pull requests off the same workspaces until it ends. Unlock after it 
                 Some(v) => v.clone(),
                 None => {
                     let v = match resolver.resolve(p.engine, p.terraform_version.as_deref()) {
-                        Ok(bin) => engine_version(&bin)
-                            .await
-                            .unwrap_or_else(|e| format!("unknown ({e:#})")),
+                        Ok(bin) => crate::adapters::terraform::binary_version(
+                            &bin,
+                            crate::adapters::terraform::VERSION_TIMEOUT,
+                        )
+                        .await
+                        .unwrap_or_else(|e| format!("unknown ({e:#})")),
                         Err(e) => format!("unavailable: {e:#}"),
                     };
                     cache.insert(key, v.clone());
@@ -2049,22 +1960,6 @@ pub fn read_plan_json(plan_file: &str) -> Option<crate::core::plan::Plan> {
     let path = std::path::Path::new(plan_file).with_file_name("plan.json");
     let bytes = std::fs::read(path).ok()?;
     crate::core::plan::parse_plan_json(&bytes).ok()
-}
-
-/// `terraform version`'s first line, run unsandboxed: it reads no PR code.
-async fn engine_version(binary: &std::path::Path) -> anyhow::Result<String> {
-    let out = tokio::process::Command::new(binary)
-        .arg("version")
-        .env_clear()
-        .env("CHECKPOINT_DISABLE", "1")
-        .output()
-        .await?;
-    Ok(String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_string())
 }
 
 fn remove_plan_files(plans: &[super::ports::store::PlanRow]) {

@@ -16,10 +16,11 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::bot::{Bot, Mirrors};
+use super::bot::Bot;
 use super::ports::store::Store;
 use super::project_run::Runner;
 use super::worker::Workers;
+use crate::adapters::git::Mirrors;
 use crate::adapters::github::{GitHubConfig, OctocrabGitHub};
 use crate::adapters::store::SqliteStore;
 use crate::app::ports::GitHubApi;

@@ -20,6 +20,10 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
+mod mirrors;
+
+pub use mirrors::Mirrors;
+
 use crate::config::{Limits, Secret};
 use crate::core::diag::Diagnostic;
 use crate::core::projects::{ChangeKind, ChangedFile, RepoSnapshot, module_sources};
@@ -403,7 +407,12 @@ impl GitRepo {
         .stdout_null()
         .stderr_capture()
         .unchecked()
-        .run()?;
+        .start()
+        .context("cannot start git (is it installed?)")?;
+        let Some(out) = out.wait_timeout(GIT_TIMEOUT)? else {
+            let _ = out.kill();
+            bail!("git merge-base timed out after {}s", GIT_TIMEOUT.as_secs());
+        };
         match out.status.code() {
             Some(0) => Ok(true),
             Some(1) => Ok(false),
