@@ -507,12 +507,7 @@ impl Bot {
         let (selected, notes): (Vec<Project>, Vec<String>) = match targeted {
             Some(t) => {
                 let all = state.all_projects();
-                match projects::find_project(
-                    &all.projects,
-                    t.project.as_ref(),
-                    t.dir.as_deref(),
-                    t.workspace.as_ref(),
-                ) {
+                match projects::select_projects(&all.projects, t) {
                     Ok(found) => (found.into_iter().cloned().collect(), vec![]),
                     Err(msg) => {
                         let body = with_detection_errors(format!("❌ {msg}"), &all.diagnostics);
@@ -1310,29 +1305,7 @@ keep other pull requests off the same workspaces until it ends. Unlock after it 
             .current_plans(&repo.name, pr.number)
             .await
             .map_err(EventError::Retry)?;
-        let t = &cmd.targets;
-        let dir_glob = match t.dir.as_deref() {
-            Some(d) => Some(
-                globset::Glob::new(d)
-                    .map_err(|e| EventError::Permanent(e.into()))?
-                    .compile_matcher(),
-            ),
-            None => None,
-        };
-        let targeted: Vec<_> = plans
-            .iter()
-            .filter(|p| {
-                t.project
-                    .as_ref()
-                    .is_none_or(|n| n.as_str() == p.project_name)
-            })
-            .filter(|p| dir_glob.as_ref().is_none_or(|g| g.is_match(&p.project_dir)))
-            .filter(|p| {
-                t.workspace
-                    .as_ref()
-                    .is_none_or(|w| w.as_str() == p.workspace)
-            })
-            .collect();
+        let targeted = targeted_plans(&plans, &cmd.targets)?;
         if targeted.is_empty() {
             let what = if plans.is_empty() {
                 "this pull request has no saved plans"
@@ -1656,28 +1629,12 @@ keep other pull requests off the same workspaces until it ends. Unlock after it 
             .current_plans(&repo.name, pr.number)
             .await
             .map_err(EventError::Retry)?;
-        let t = &cmd.targets;
-        let targeted: Vec<_> = plans
+        let at_head: Vec<_> = plans
             .iter()
             .filter(|p| p.head_sha == pr.head_sha)
-            .filter(|p| {
-                t.project
-                    .as_ref()
-                    .is_none_or(|n| n.as_str() == p.project_name)
-            })
-            .filter(|p| {
-                t.dir.as_deref().is_none_or(|d| {
-                    globset::Glob::new(d)
-                        .map(|g| g.compile_matcher().is_match(&p.project_dir))
-                        .unwrap_or(false)
-                })
-            })
-            .filter(|p| {
-                t.workspace
-                    .as_ref()
-                    .is_none_or(|w| w.as_str() == p.workspace)
-            })
+            .cloned()
             .collect();
+        let targeted = targeted_plans(&at_head, &cmd.targets)?;
         if targeted.is_empty() {
             return self
                 .reply(repo, pr.number, Some(comment_id), format!("❌ Nothing to approve: there is no plan for the current head commit {}. Comment `{} plan` first.", pr.head_sha.short(), self.settings.bot_name))
@@ -1904,6 +1861,31 @@ keep other pull requests off the same workspaces until it ends. Unlock after it 
         let run_jobs = self.store.job(job_id).await.ok()??;
         serde_json::from_str(&run_jobs.project_json).ok()
     }
+}
+
+/// The saved plans `targets` picks (`core::target`'s rule, the one `plan` uses for projects).
+fn targeted_plans<'a>(
+    plans: &'a [super::ports::store::PlanRow],
+    targets: &crate::core::target::Targets,
+) -> Result<Vec<&'a super::ports::store::PlanRow>, EventError> {
+    if targets.project.is_some() && (targets.dir.is_some() || targets.workspace.is_some()) {
+        return Err(EventError::Permanent(
+            crate::core::target::ProjectWithDir.into(),
+        ));
+    }
+    Ok(plans
+        .iter()
+        .filter(|p| {
+            match (
+                crate::core::types::ProjectName::new(&p.project_name),
+                crate::core::types::ProjectDir::new(&p.project_dir),
+                crate::core::types::Workspace::new(&p.workspace),
+            ) {
+                (Ok(n), Ok(d), Ok(w)) => targets.matches(&n, &d, &w),
+                _ => false,
+            }
+        })
+        .collect())
 }
 
 /// The PR as a `pull_request` event describes it (autoplan needs nothing more from the API).

@@ -201,7 +201,7 @@ pub async fn serve(
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&settings.db_path()).await?);
     let runner = Arc::new(Runner::from_settings(&settings)?);
     let github = github_client(&settings)?;
-    let allowlist = Allowlist::new(&settings.repo_allowlist).map_err(anyhow::Error::msg)?;
+    let allowlist = settings.allowlist().clone();
     let enabled = enabled_commands(&settings)?;
     let server_policies = match &settings.policy_dir {
         Some(dir) => super::policy::load_server_policies(dir)?,

@@ -43,6 +43,7 @@ use marked_yaml::types::MarkedMappingNode;
 use serde::Serialize;
 
 use super::diag::{Diagnostic, has_errors};
+use super::glob::{build_glob, is_glob};
 use super::graph::{find_cycles, show_cycle};
 use super::policy::{self, Policy};
 use super::types::{ApplyRequirement, Engine, ProjectDir, ProjectName, Workspace};
@@ -437,21 +438,6 @@ pub fn anchor_pattern(dir: &str, pattern: &str) -> Result<String, String> {
         return Ok("**".to_string());
     }
     Ok(out.join("/"))
-}
-
-/// True when `s` uses glob syntax (as opposed to naming one path).
-pub fn is_glob(s: &str) -> bool {
-    s.contains(['*', '?', '[', ']', '{', '}', '\\'])
-}
-
-/// Builds a glob with the semantics every Sluice path pattern uses: `*` and `?` stay within one
-/// path segment, `**` crosses segments, `\` escapes.
-pub fn build_glob(pattern: &str) -> Result<globset::Glob, String> {
-    globset::GlobBuilder::new(pattern)
-        .literal_separator(true)
-        .backslash_escape(true)
-        .build()
-        .map_err(|e| format!("`{pattern}` is not a valid glob: {}", e.kind()))
 }
 
 // ---------------------------------------------------------------------------------------------
