@@ -475,7 +475,10 @@ async fn audit_export(results: &mut Vec<(String, String, String, bool)>) {
             })
             .collect();
         store
-            .append_audit(records, 1_772_323_200_000 + (b * batch) as i64)
+            .append_audit(
+                records,
+                sluice::core::types::UnixMs::new(1_772_323_200_000 + (b * batch) as i64),
+            )
             .await
             .unwrap();
     }

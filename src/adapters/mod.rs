@@ -6,6 +6,7 @@ pub mod clock;
 pub mod git;
 pub mod github;
 pub mod netns;
+pub mod plan_files;
 pub mod process;
 pub mod sandbox;
 pub mod seccomp;

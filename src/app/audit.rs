@@ -109,7 +109,7 @@ pub fn csv_row(e: &AuditEntry) -> Vec<String> {
         opt(r.engine.clone()),
         opt(r.engine_version.clone()),
         r.result.map(|x| x.as_str().to_string()).unwrap_or_default(),
-        opt(r.error_class.clone()),
+        opt(r.error_class.as_ref().map(|c| c.to_string())),
         n(r.duration_ms),
         opt(r.plan_sha256.clone()),
         n(r.plan_entry_seq),

@@ -20,9 +20,9 @@ pub struct ListOptions {
 
 /// The repository and PR an event is about (`acme/infra#7`), or `-`.
 pub fn target(row: &EventRow) -> String {
-    match serde_json::from_str::<Event>(&row.event_json) {
-        Ok(Event::PullRequest { repo, pr, .. }) => format!("{}#{}", repo.name, pr.number.get()),
-        Ok(Event::Comment { repo, pr, .. } | Event::Review { repo, pr, .. }) => {
+    match &row.event {
+        Some(Event::PullRequest { repo, pr, .. }) => format!("{}#{}", repo.name, pr.number.get()),
+        Some(Event::Comment { repo, pr, .. } | Event::Review { repo, pr, .. }) => {
             format!("{}#{}", repo.name, pr.get())
         }
         _ => "-".to_string(),

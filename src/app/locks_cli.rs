@@ -6,12 +6,13 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use super::audit::open_existing;
-use super::ports::store::{OutboxItem, Outgoing, Store};
-use crate::adapters::clock::now_ms;
+use super::ports::store::{Effects, OutboxItem, Store};
+use crate::adapters::clock;
 use crate::cli::LocksCommand;
 use crate::config::Settings;
 use crate::core::audit::{AuditAction, AuditActor, AuditRecord, AuditResult};
 use crate::core::lock::LockKey;
+use crate::core::reply;
 use crate::core::types::{ProjectDir, RepoName, Workspace};
 
 pub async fn run(settings: &Settings, cmd: LocksCommand) -> anyhow::Result<ExitCode> {
@@ -63,32 +64,18 @@ pub async fn run(settings: &Settings, cmd: LocksCommand) -> anyhow::Result<ExitC
                 eprintln!("sluice: {repo} has no lock on {key}");
                 return Ok(ExitCode::from(1));
             };
-            let record = AuditRecord {
-                actor: AuditActor {
-                    login: admin.clone(),
-                    id: None,
-                    kind: "admin".into(),
-                },
-                action: Some(AuditAction::AdminLockRelease),
-                repo: Some(repo.full()),
-                pr: Some(lock.pr.get()),
-                dir: Some(key.dir.to_string()),
-                workspace: Some(key.workspace.to_string()),
-                result: Some(AuditResult::Success),
-                ..AuditRecord::default()
-            };
-            let tell = OutboxItem {
-                repo: repo.clone(),
-                pr: Some(lock.pr),
-                message: Outgoing::Comment {
-                    body: format!(
-                        "🔓 An administrator ({admin}) released this pull request's lock on `{key}`. \
-                         Plans of that project must be made again before they can be applied."
-                    ),
-                },
-            };
+            let record = AuditRecord::new(
+                AuditAction::AdminLockRelease,
+                AuditActor::admin(&admin),
+                AuditResult::Success,
+            )
+            .pr(&repo, lock.pr)
+            .lock(&key);
+            let tell =
+                OutboxItem::comment(&repo, lock.pr, reply::unlock::admin_released(&admin, &key));
+            let effects = Effects::new(vec![tell], vec![record]);
             let (_, started) = store
-                .release_lock(&repo, &key, vec![tell], vec![record], now_ms())
+                .release_lock(&repo, &key, effects, clock::now())
                 .await?;
             println!(
                 "released {key} of {repo} (held by #{}); {} waiting run(s) started",

@@ -234,23 +234,3 @@ impl TeamCache {
         out
     }
 }
-
-/// A one-word summary of decisions for the `sluice/policy` status: `fail`, `pending`, `warn`,
-/// `pass`, or `none` when no policy applies.
-pub fn verdict(decisions: &[Decision]) -> &'static str {
-    let applicable: Vec<&Decision> = decisions
-        .iter()
-        .filter(|d| d.outcome != Outcome::NotApplicable)
-        .collect();
-    if applicable.is_empty() {
-        "none"
-    } else if applicable.iter().any(|d| d.is_blocking()) {
-        "fail"
-    } else if applicable.iter().any(|d| d.outcome == Outcome::Pending) {
-        "pending"
-    } else if applicable.iter().any(|d| d.outcome == Outcome::Warn) {
-        "warn"
-    } else {
-        "pass"
-    }
-}

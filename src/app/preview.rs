@@ -182,7 +182,7 @@ pub async fn preview(
     let projects = if opts.all {
         state.all_projects()
     } else {
-        state.affected_projects(true)
+        state.autoplan_projects()
     };
     print_diagnostics(&projects.diagnostics);
     // Errors found while resolving projects (a glob matching nothing, a project dir escaping the

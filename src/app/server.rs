@@ -236,7 +236,7 @@ pub async fn serve(
         "{}-{}-{}",
         std::env::var("HOSTNAME").unwrap_or_else(|_| "sluice".into()),
         std::process::id(),
-        crate::adapters::clock::now_ms()
+        crate::adapters::clock::now().get()
     );
     let workers = Arc::new(Workers {
         settings: settings.clone(),
@@ -319,7 +319,7 @@ pub async fn serve(
     for n in 0..settings.workers {
         let worker = format!("{instance}-w{n}");
         match store
-            .interrupt_worker_jobs(&worker, crate::adapters::clock::now_ms())
+            .interrupt_worker_jobs(&worker, crate::adapters::clock::now())
             .await
         {
             Ok(ids) if !ids.is_empty() => tracing::warn!(?ids, "jobs marked interrupted"),

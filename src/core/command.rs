@@ -1820,11 +1820,13 @@ mod tests {
         ] {
             let answers: Vec<String> = ["plan", "apply", "approve_policies"]
                 .iter()
-                .map(|cmd| match parse_comment(&ctx(), &format!("sluice {cmd} {flags}")) {
-                    Parsed::Command(c) => format!("{:?}", c.targets),
-                    Parsed::Reply(r) => r.lines().next().unwrap_or("").to_string(),
-                    Parsed::Ignore => "ignore".to_string(),
-                })
+                .map(
+                    |cmd| match parse_comment(&ctx(), &format!("sluice {cmd} {flags}")) {
+                        Parsed::Command(c) => format!("{:?}", c.targets),
+                        Parsed::Reply(r) => r.lines().next().unwrap_or("").to_string(),
+                        Parsed::Ignore => "ignore".to_string(),
+                    },
+                )
                 .collect();
             assert!(
                 answers.iter().all(|a| a == &answers[0]),

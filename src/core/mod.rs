@@ -24,6 +24,7 @@ pub mod lock;
 pub mod plan;
 pub mod policy;
 pub mod projects;
+pub mod reply;
 pub mod repo_config;
 pub mod target;
 pub mod types;

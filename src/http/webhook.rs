@@ -24,11 +24,12 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::AppState;
-use crate::adapters::clock::now_ms;
+use crate::adapters::clock;
 use crate::adapters::github::webhook::{SignatureCheck, parse_event};
-use crate::app::ports::store::{EventIntake, NewEvent, PrHeadSeen};
+use crate::app::ports::store::{EventIntake, HeadSource, NewEvent, PrHeadSeen};
 use crate::core::audit::{AuditAction, AuditActor, AuditRecord, AuditResult};
 use crate::core::event::Event;
+use crate::core::types::UnixMs;
 
 /// The body budgets of the intake (see `config::HttpSettings`).
 pub struct BodyLimits {
@@ -212,7 +213,7 @@ async fn audit_rejection(
         details,
         ..AuditRecord::default()
     };
-    if let Err(e) = state.store.append_audit(vec![record], now_ms()).await {
+    if let Err(e) = state.store.append_audit(vec![record], clock::now()).await {
         tracing::error!(error = %format!("{e:#}"), "could not audit a rejected webhook");
     }
 }
@@ -394,26 +395,16 @@ pub async fn receive(
     }
 
     // 4. Persist, then acknowledge.
-    let json = match serde_json::to_string(&event) {
-        Ok(j) => j,
-        Err(e) => {
-            return answer(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "error",
-                format!("cannot store the event: {e}"),
-            );
-        }
-    };
     let mut keys = event.identity_keys();
     keys.push(format!("body:{}", hex::encode(Sha256::digest(&body))));
     let new = NewEvent {
         delivery_id: delivery,
         kind,
-        event_json: &json,
+        event: &event,
         keys,
-        head: head_sighting(&event, now_ms()),
+        head: head_sighting(&event, clock::now()),
     };
-    match state.store.insert_event_once(new, now_ms()).await {
+    match state.store.insert_event_once(new, clock::now()).await {
         Ok(EventIntake::New) => {
             tracing::info!(delivery, kind, "webhook accepted");
             state.events_ready.notify_one();
@@ -472,14 +463,14 @@ pub async fn receive(
 
 /// The head a `pull_request` delivery reports, as a sighting at GitHub's `updated_at` (or now,
 /// for a payload without one).
-fn head_sighting(event: &Event, now: i64) -> Option<PrHeadSeen> {
+fn head_sighting(event: &Event, now: UnixMs) -> Option<PrHeadSeen> {
     match event {
         Event::PullRequest { repo, pr, .. } => Some(PrHeadSeen {
             repo: repo.name.clone(),
             pr: pr.number,
             sha: pr.head_sha.clone(),
-            at_ms: pr.updated_at_ms.unwrap_or(now),
-            source: "pull_request".into(),
+            at: pr.updated_at_ms.unwrap_or(now),
+            source: HeadSource::PullRequest,
         }),
         _ => None,
     }

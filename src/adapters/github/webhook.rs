@@ -21,7 +21,7 @@ use crate::core::event::{
     Actor, ActorKind, Event, PullRequestAction, PullRequestInfo, RepoRef, Review, ReviewAction,
     ReviewState,
 };
-use crate::core::types::{CommitSha, PrNumber, RepoName};
+use crate::core::types::{CommitSha, PrNumber, RepoName, UnixMs};
 
 /// Why a webhook signature was refused. Messages name the problem without echoing secrets or
 /// the expected digest, so they can go back to the sender as-is.
@@ -215,7 +215,7 @@ pub fn parse_event(event_header: &str, body: &[u8]) -> Result<Event, ParseError>
                     .as_ref()
                     .map(|u| u.to_string())
                     .unwrap_or_default(),
-                updated_at_ms: pr.updated_at.map(|t| t.timestamp_millis()),
+                updated_at_ms: pr.updated_at.map(|t| UnixMs::new(t.timestamp_millis())),
             };
             let sender = parsed
                 .sender
@@ -249,7 +249,7 @@ pub fn parse_event(event_header: &str, body: &[u8]) -> Result<Event, ParseError>
                     .as_ref()
                     .and_then(|a| serde_json::to_value(a).ok())
                     .and_then(|v| v.as_str().map(str::to_ascii_uppercase)),
-                created_at_ms: Some(c.comment.created_at.timestamp_millis()),
+                created_at_ms: Some(UnixMs::new(c.comment.created_at.timestamp_millis())),
             })
         }
         WebhookEventPayload::PullRequestReview(r) => {

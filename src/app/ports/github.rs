@@ -102,8 +102,7 @@ impl GitHubError {
 }
 
 /// `state` of a commit status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StatusState {
     Pending,
     Success,
@@ -119,6 +118,17 @@ impl StatusState {
             StatusState::Failure => "failure",
             StatusState::Error => "error",
         }
+    }
+
+    pub fn parse(s: &str) -> Option<StatusState> {
+        [
+            StatusState::Pending,
+            StatusState::Success,
+            StatusState::Failure,
+            StatusState::Error,
+        ]
+        .into_iter()
+        .find(|x| x.as_str() == s)
     }
 }
 
