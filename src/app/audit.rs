@@ -10,9 +10,37 @@ use anyhow::{Context, bail};
 
 use super::ports::store::{AuditQuery, Store};
 use crate::adapters::store::SqliteStore;
-use crate::cli::{AuditCommand, ExportFormat};
 use crate::config::Settings;
 use crate::core::audit::{AuditEntry, Verifier};
+
+/// What `sluice audit` was asked to do (the CLI lowers its arguments into this).
+#[derive(Debug, Clone)]
+pub enum AuditTask {
+    /// Stream entries (`since`/`until`: dates or RFC 3339 times), to `output` or stdout.
+    Export {
+        since: Option<String>,
+        until: Option<String>,
+        repo: Option<String>,
+        format: ExportFormat,
+        output: Option<std::path::PathBuf>,
+    },
+    /// Recompute the chain; `anchor` is a recorded `SEQ:HASH` that must still be there.
+    Verify { anchor: Option<String> },
+    /// Everything recorded for one commit.
+    Show {
+        commit: String,
+        repo: Option<String>,
+    },
+}
+
+/// How `export` writes entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// One entry per line, as stored (the canonical fields plus `prev_hash` and `hash`).
+    Jsonl,
+    /// A header and one row per entry (see [`CSV_HEADER`]).
+    Csv,
+}
 
 /// Normalises `2026-01-01` or an RFC 3339 time to the log's time format for comparisons.
 pub fn parse_time_bound(s: &str) -> anyhow::Result<String> {
@@ -348,10 +376,10 @@ pub async fn show(
     Ok(n)
 }
 
-pub async fn run(settings: &Settings, cmd: AuditCommand) -> anyhow::Result<ExitCode> {
+pub async fn run(settings: &Settings, task: AuditTask) -> anyhow::Result<ExitCode> {
     let store = open_existing(settings).await?;
-    match cmd {
-        AuditCommand::Export {
+    match task {
+        AuditTask::Export {
             since,
             until,
             repo,
@@ -395,7 +423,7 @@ pub async fn run(settings: &Settings, cmd: AuditCommand) -> anyhow::Result<ExitC
             );
             Ok(ExitCode::SUCCESS)
         }
-        AuditCommand::Verify { anchor } => match verify(&store, anchor.as_deref()).await? {
+        AuditTask::Verify { anchor } => match verify(&store, anchor.as_deref()).await? {
             Verdict::Ok {
                 count,
                 last_seq,
@@ -413,7 +441,7 @@ pub async fn run(settings: &Settings, cmd: AuditCommand) -> anyhow::Result<ExitC
                 Ok(ExitCode::from(1))
             }
         },
-        AuditCommand::Show { commit, repo } => {
+        AuditTask::Show { commit, repo } => {
             let mut out = std::io::stdout();
             let n = show(&store, &commit, repo.as_deref(), &mut out).await?;
             if n == 0 {

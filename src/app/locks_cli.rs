@@ -8,17 +8,30 @@ use anyhow::Context;
 use super::audit::open_existing;
 use super::ports::store::{Effects, OutboxItem, Store};
 use crate::adapters::clock;
-use crate::cli::LocksCommand;
 use crate::config::Settings;
 use crate::core::audit::{AuditAction, AuditActor, AuditRecord, AuditResult};
 use crate::core::lock::LockKey;
 use crate::core::reply;
 use crate::core::types::{ProjectDir, RepoName, Workspace};
 
-pub async fn run(settings: &Settings, cmd: LocksCommand) -> anyhow::Result<ExitCode> {
+/// What `sluice locks` was asked to do (the CLI lowers its arguments into this).
+#[derive(Debug, Clone)]
+pub enum LocksTask {
+    /// List locks, of one repository or all.
+    List { repo: Option<String> },
+    /// Release one lock; `by` is who does it (recorded), `$USER` when `None`.
+    Release {
+        repo: String,
+        dir: String,
+        workspace: String,
+        by: Option<String>,
+    },
+}
+
+pub async fn run(settings: &Settings, task: LocksTask) -> anyhow::Result<ExitCode> {
     let store = open_existing(settings).await?;
-    match cmd {
-        LocksCommand::List { repo } => {
+    match task {
+        LocksTask::List { repo } => {
             let repo = repo
                 .as_deref()
                 .map(RepoName::parse)
@@ -41,7 +54,7 @@ pub async fn run(settings: &Settings, cmd: LocksCommand) -> anyhow::Result<ExitC
             }
             Ok(ExitCode::SUCCESS)
         }
-        LocksCommand::Release {
+        LocksTask::Release {
             repo,
             dir,
             workspace,
