@@ -196,74 +196,8 @@ pub async fn serve(
         );
     }
     let settings = Arc::new(settings);
-    std::fs::create_dir_all(&settings.data_dir)
-        .with_context(|| format!("creating the data dir {}", settings.data_dir.display()))?;
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&settings.db_path()).await?);
-    let runner = Arc::new(Runner::from_settings(&settings)?);
-    let github = github_client(&settings)?;
-    let allowlist = settings.allowlist().clone();
-    let enabled = enabled_commands(&settings)?;
-    let server_policies = match &settings.policy_dir {
-        Some(dir) => super::policy::load_server_policies(dir)?,
-        None => Vec::new(),
-    };
-    let notes = setup_notes(&settings, &runner, &allowlist);
-    for n in &notes {
-        if n.starts_with("MISSING") || n.starts_with("INSECURE") || n.contains("WARNING") {
-            tracing::warn!("{n}");
-            eprintln!("sluice: {n}");
-        } else {
-            tracing::info!("{n}");
-        }
-    }
-
-    let events_ready = Arc::new(Notify::new());
-    let jobs_ready = Arc::new(Notify::new());
-    let outbox_ready = Arc::new(Notify::new());
-    let bot = Arc::new(Bot {
-        settings: settings.clone(),
-        store: store.clone(),
-        github: github.clone(),
-        mirrors: Arc::new(Mirrors::new(settings.mirrors_dir()).with_limits(settings.limits)),
-        enabled,
-        bot_login: Default::default(),
-        jobs_ready: jobs_ready.clone(),
-        outbox_ready: outbox_ready.clone(),
-        server_policies: Arc::new(server_policies),
-        teams: Arc::new(super::policy::TeamCache::new(Duration::from_secs(60))),
-    });
-    let instance = format!(
-        "{}-{}-{}",
-        std::env::var("HOSTNAME").unwrap_or_else(|_| "sluice".into()),
-        std::process::id(),
-        crate::adapters::clock::now().get()
-    );
-    let workers = Arc::new(Workers {
-        settings: settings.clone(),
-        store: store.clone(),
-        github: github.clone(),
-        runner: runner.clone(),
-        bot,
-        events_ready: events_ready.clone(),
-        jobs_ready: jobs_ready.clone(),
-        outbox_ready: outbox_ready.clone(),
-        instance: instance.clone(),
-        lease: Duration::from_secs(settings.job_lease_secs.max(3)),
-        live: Default::default(),
-        host_paths: Arc::new(super::layout::host_paths(&settings, &runner)),
-    });
-
-    let state = Arc::new(AppState {
-        store: store.clone(),
-        webhook_secret: settings.webhook_secret.clone(),
-        allowlist,
-        api_token: settings.api_token.clone(),
-        events_ready: events_ready.clone(),
-        setup_notes: notes,
-        rejections_suppressed: Default::default(),
-        rejection_limiter: AppState::rejection_limiter(),
-        body_limits: crate::http::webhook::BodyLimits::from_settings(&settings.http),
-    });
+    let (workers, state) = wire(&settings).await?;
+    let store = workers.store.clone();
 
     // Decide: one token to stop intake and claiming, another to interrupt running terraform.
     let stop = CancellationToken::new();
@@ -316,8 +250,91 @@ pub async fn serve(
         )
         .await;
     }
+    tell_the_interrupted(&settings, &store, &workers).await;
+    outbox_stop.cancel();
+    tracker.wait().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Everything `serve` runs, built from the settings: the store, the runner, the GitHub client,
+/// the bot and its workers, and the HTTP handlers' state. Prints what is set up and what is
+/// missing.
+async fn wire(settings: &Arc<Settings>) -> anyhow::Result<(Arc<Workers>, Arc<AppState>)> {
+    std::fs::create_dir_all(&settings.data_dir)
+        .with_context(|| format!("creating the data dir {}", settings.data_dir.display()))?;
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&settings.db_path()).await?);
+    let runner = Arc::new(Runner::from_settings(settings)?);
+    let github = github_client(settings)?;
+    let allowlist = settings.allowlist().clone();
+    let enabled = enabled_commands(settings)?;
+    let server_policies = match &settings.policy_dir {
+        Some(dir) => super::policy::load_server_policies(dir)?,
+        None => Vec::new(),
+    };
+    let notes = setup_notes(settings, &runner, &allowlist);
+    for n in &notes {
+        if n.starts_with("MISSING") || n.starts_with("INSECURE") || n.contains("WARNING") {
+            tracing::warn!("{n}");
+            eprintln!("sluice: {n}");
+        } else {
+            tracing::info!("{n}");
+        }
+    }
+    let events_ready = Arc::new(Notify::new());
+    let jobs_ready = Arc::new(Notify::new());
+    let outbox_ready = Arc::new(Notify::new());
+    let bot = Arc::new(Bot {
+        settings: settings.clone(),
+        store: store.clone(),
+        github: github.clone(),
+        mirrors: Arc::new(Mirrors::new(settings.mirrors_dir()).with_limits(settings.limits)),
+        enabled,
+        bot_login: Default::default(),
+        jobs_ready: jobs_ready.clone(),
+        outbox_ready: outbox_ready.clone(),
+        server_policies: Arc::new(server_policies),
+        teams: Arc::new(super::policy::TeamCache::new(Duration::from_secs(60))),
+    });
+    let instance = format!(
+        "{}-{}-{}",
+        std::env::var("HOSTNAME").unwrap_or_else(|_| "sluice".into()),
+        std::process::id(),
+        crate::adapters::clock::now().get()
+    );
+    let workers = Arc::new(Workers {
+        settings: settings.clone(),
+        store: store.clone(),
+        github,
+        runner: runner.clone(),
+        bot,
+        events_ready: events_ready.clone(),
+        jobs_ready,
+        outbox_ready,
+        instance,
+        lease: Duration::from_secs(settings.job_lease_secs.max(3)),
+        live: Default::default(),
+        host_paths: Arc::new(super::layout::host_paths(settings, &runner)),
+    });
+    let state = Arc::new(AppState {
+        store,
+        webhook_secret: settings.webhook_secret.clone(),
+        allowlist,
+        api_token: settings.api_token.clone(),
+        events_ready,
+        setup_notes: notes,
+        rejections_suppressed: Default::default(),
+        rejection_limiter: AppState::rejection_limiter(),
+        body_limits: crate::http::webhook::BodyLimits::from_settings(&settings.http),
+    });
+    Ok((workers, state))
+}
+
+/// After the jobs stopped: the ones still running are recorded interrupted, the runs that
+/// just finished are reported, and the outbox gets a moment to tell the pull requests.
+async fn tell_the_interrupted(settings: &Settings, store: &Arc<dyn Store>, workers: &Workers) {
     for n in 0..settings.workers {
-        let worker = format!("{instance}-w{n}");
+        let worker = format!("{}-w{n}", workers.instance);
         match store
             .interrupt_worker_jobs(&worker, crate::adapters::clock::now())
             .await
@@ -327,7 +344,6 @@ pub async fn serve(
             Err(e) => tracing::error!(error = %format!("{e:#}"), "marking interrupted jobs failed"),
         }
     }
-    // Tell the PRs: report runs that just finished, then give the outbox a moment to deliver.
     if let Ok(runs) = store.finished_runs().await {
         for run in runs {
             workers.report(run.id).await;
@@ -341,8 +357,4 @@ pub async fn serve(
         }
     })
     .await;
-    outbox_stop.cancel();
-    tracker.wait().await;
-    tracing::info!("stopped");
-    Ok(())
 }
