@@ -6,6 +6,7 @@ mod bounds;
 mod durability;
 mod engine_steering;
 mod fake_github;
+mod flows;
 mod github_client;
 mod intake;
 mod policy;
