@@ -11,6 +11,12 @@
 //!   RSS of the `sluice audit` process (bounded: it streams).
 //!
 //! GitHub is the same local fake the integration tests use. Needs `scripts/install-test-tools`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::disallowed_methods,
+    clippy::too_many_lines,
+    reason = "benchmarks start the binary and tools themselves, and a failed unwrap is a failed run"
+)]
 
 // The integration tests' fake GitHub and webhook helpers (their own unit tests included, hence
 // the allowances).

@@ -6,6 +6,10 @@
 //! This module knows nothing about terraform or sandboxes; `sandbox` decides *what* to run and
 //! how it is confined ([`Confinement`]: another user, namespaces to join, inherited descriptors,
 //! resource limits), and this module applies that between `fork` and `exec`.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "this adapter is where processes start, with their timeouts and caps"
+)]
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;

@@ -929,6 +929,22 @@ fn configured_entries<'c>(
     // Real dir → workspaces of the explicit entries there.
     let mut exact_keys: HashMap<String, Vec<Workspace>> = HashMap::new();
 
+    exact_entries(tree, file, list, &mut names, &mut exact_keys, &mut out);
+    glob_entries(tree, file, list, &mut names, &exact_keys, &mut out);
+    check_dependencies(tree, file, list, &mut out);
+    out
+}
+
+/// The entries with an exact `dir`, into `out`; their names into `names`, and for each real
+/// dir the workspaces they claim into `exact_keys`.
+fn exact_entries<'c>(
+    tree: &mut Tree,
+    file: &str,
+    list: &'c [ProjectConfig],
+    names: &mut HashMap<ProjectName, Pos>,
+    exact_keys: &mut HashMap<String, Vec<Workspace>>,
+    out: &mut Vec<Entry<'c>>,
+) {
     // Explicit dirs first, so they win over a glob that also matches them: a glob for the
     // common case plus explicit entries for the exceptions is the natural way to write it.
     for pc in list {
@@ -999,7 +1015,18 @@ fn configured_entries<'c>(
             .push(pc.workspace.clone());
         out.push(configured_entry(tree, file, pc, name, dir.clone(), real));
     }
+}
 
+/// The entries a glob `dir` expands to, into `out`, except the dirs and workspaces an exact
+/// entry already claims.
+fn glob_entries<'c>(
+    tree: &mut Tree,
+    file: &str,
+    list: &'c [ProjectConfig],
+    names: &mut HashMap<ProjectName, Pos>,
+    exact_keys: &HashMap<String, Vec<Workspace>>,
+    out: &mut Vec<Entry<'c>>,
+) {
     let mut sorted_dirs: Vec<&str> = tree
         .tf_dirs
         .iter()
@@ -1080,9 +1107,6 @@ fn configured_entries<'c>(
             out.push(configured_entry(tree, file, pc, name, dir, d.to_string()));
         }
     }
-
-    check_dependencies(tree, file, list, &mut out);
-    out
 }
 
 fn configured_entry<'c>(

@@ -387,6 +387,10 @@ impl JobPayload {
 
 /// How a job ended, as its run's report shows it.
 #[derive(Debug, Clone)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one per job, read once to render its run's report: boxing buys nothing"
+)]
 pub enum JobReport {
     /// The job ran: what the comment shows, and the policy verdict for `sluice/policy`.
     Full {
