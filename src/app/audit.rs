@@ -12,6 +12,7 @@ use super::ports::store::{AuditQuery, Store};
 use crate::adapters::store::SqliteStore;
 use crate::config::Settings;
 use crate::core::audit::{AuditEntry, Verifier};
+use crate::core::types::UnixMs;
 
 /// What `sluice audit` was asked to do (the CLI lowers its arguments into this).
 #[derive(Debug, Clone)]
@@ -42,17 +43,9 @@ pub enum ExportFormat {
     Csv,
 }
 
-/// Normalises `2026-01-01` or an RFC 3339 time to the log's time format for comparisons.
-pub fn parse_time_bound(s: &str) -> anyhow::Result<String> {
-    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        return Ok(format!("{}T00:00:00.000Z", d.format("%Y-%m-%d")));
-    }
-    let t = chrono::DateTime::parse_from_rfc3339(s).with_context(|| {
-        format!("`{s}` is not a date (2026-01-31) or an RFC 3339 time (2026-01-31T12:00:00Z)")
-    })?;
-    Ok(t.with_timezone(&chrono::Utc)
-        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-        .to_string())
+/// `2026-01-01` or an RFC 3339 time, as a bound on the log's time.
+fn parse_time_bound(s: &str) -> anyhow::Result<UnixMs> {
+    crate::core::audit::parse_time_bound(s).map_err(anyhow::Error::msg)
 }
 
 /// Opens the store of an existing data dir (never creates one by accident).

@@ -416,6 +416,19 @@ pub fn seal(prev: Option<(u64, &str)>, time: String, record: AuditRecord) -> Aud
     }
 }
 
+/// A bound on the audit log's time given as a date (`2026-01-31`, midnight UTC) or an RFC 3339
+/// time (any offset), in unix milliseconds; the error names the value and both forms.
+pub fn parse_time_bound(s: &str) -> Result<UnixMs, String> {
+    let not_a_time =
+        || format!("`{s}` is not a date (2026-01-31) or an RFC 3339 time (2026-01-31T12:00:00Z)");
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        let midnight = d.and_hms_opt(0, 0, 0).ok_or_else(not_a_time)?;
+        return Ok(UnixMs::new(midnight.and_utc().timestamp_millis()));
+    }
+    let t = chrono::DateTime::parse_from_rfc3339(s).map_err(|_| not_a_time())?;
+    Ok(UnixMs::new(t.timestamp_millis()))
+}
+
 /// Formats unix milliseconds as the canonical time.
 pub fn format_time(at: UnixMs) -> String {
     chrono::DateTime::<chrono::Utc>::from_timestamp_millis(at.get())
@@ -505,6 +518,32 @@ impl Verifier {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn time_bounds() {
+        let show = |s: &str| match parse_time_bound(s) {
+            Ok(t) => format_time(t),
+            Err(e) => e,
+        };
+        let cases = [
+            "2026-01-31",
+            "2026-01-31T12:00:00Z",
+            "2026-01-31T12:00:00.5+02:00",
+            "2026-02-30",
+            "yesterday",
+        ];
+        let shown: Vec<String> = cases
+            .iter()
+            .map(|c| format!("{c} => {}", show(c)))
+            .collect();
+        insta::assert_snapshot!(shown.join("\n"), @r"
+        2026-01-31 => 2026-01-31T00:00:00.000Z
+        2026-01-31T12:00:00Z => 2026-01-31T12:00:00.000Z
+        2026-01-31T12:00:00.5+02:00 => 2026-01-31T10:00:00.500Z
+        2026-02-30 => `2026-02-30` is not a date (2026-01-31) or an RFC 3339 time (2026-01-31T12:00:00Z)
+        yesterday => `yesterday` is not a date (2026-01-31) or an RFC 3339 time (2026-01-31T12:00:00Z)
+        ");
+    }
 
     fn record(action: AuditAction) -> AuditRecord {
         AuditRecord {

@@ -392,6 +392,21 @@ async fn the_intake_answers_every_kind_of_request() {
         .body(Body::empty())
         .expect("request");
     ask("api without token", f.answer(unauthenticated).await);
+    let audit = |query: &str| {
+        Request::get(format!("/api/audit?{query}"))
+            .header(
+                "Authorization",
+                format!("Bearer {}", crate::server::API_TOKEN),
+            )
+            .body(Body::empty())
+            .expect("request")
+    };
+    ask(
+        "audit since a bad time",
+        f.answer(audit("since=yesterday")).await,
+    );
+    let (status, body) = f.answer(audit("since=2000-01-01&until=2000-01-02")).await;
+    ask("audit of a day long ago", (status, body));
     let delivery = signed.delivery().to_string();
     insta::assert_snapshot!(answers.join("\n").replace(&delivery, "[delivery]"));
 }

@@ -671,11 +671,10 @@ pub struct Recovered {
 /// Filters for reading the audit log.
 #[derive(Debug, Clone, Default)]
 pub struct AuditQuery {
-    /// Lower bound (inclusive) on `time`, in the log's own format (RFC 3339 UTC with
-    /// milliseconds, see `app::audit::parse_time_bound`).
-    pub since: Option<String>,
-    /// Upper bound (exclusive), like `since`.
-    pub until: Option<String>,
+    /// Lower bound (inclusive) on `time` (`core::audit::parse_time_bound` reads it from text).
+    pub since: Option<UnixMs>,
+    /// Upper bound (exclusive) on `time`.
+    pub until: Option<UnixMs>,
     /// `owner/name`, case-insensitively.
     pub repo: Option<String>,
     pub head_sha: Option<String>,

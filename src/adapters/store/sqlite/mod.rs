@@ -1339,10 +1339,9 @@ impl Store for SqliteStore {
             sql.push_str(" LIMIT ?");
         }
         let mut query = sqlx::query(&sql);
-        for v in [&q.since, &q.until, &q.repo, &q.head_sha]
-            .into_iter()
-            .flatten()
-        {
+        // `time_text` holds the canonical time, whose text order is time order.
+        let bounds = [q.since, q.until].map(|b| b.map(audit::format_time));
+        for v in bounds.iter().chain([&q.repo, &q.head_sha]).flatten() {
             query = query.bind(v.clone());
         }
         if let Some(a) = q.after_seq {
