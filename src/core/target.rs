@@ -295,6 +295,58 @@ mod tests {
         assert_eq!(select(&items(), &both).err(), Some(ProjectWithDir));
     }
 
+    /// `plan`, `apply` and `approve_policies` read the same flags into the same targets and pick
+    /// the same projects (or plans) with them; a glob that does not compile is the same error.
+    #[test]
+    fn the_three_commands_select_alike() {
+        use crate::core::command::{CommandKind, ParseContext, Parsed, parse_comment};
+        let ctx = ParseContext {
+            bot_name: "sluice",
+            bot_login: None,
+            enabled: &CommandKind::ALL,
+        };
+        let outcome = |kind: &str, flags: &str| -> String {
+            match parse_comment(&ctx, &format!("sluice {kind} {flags}")) {
+                Parsed::Command(c) => match select(&items(), &c.targets) {
+                    Ok(found) => found
+                        .iter()
+                        .map(|i| i.0.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    Err(e) => format!("refused: {e}"),
+                },
+                Parsed::Reply(r) => format!("reply: {}", r.lines().next().unwrap_or_default()),
+                Parsed::Ignore => "ignored".to_string(),
+            }
+        };
+        let mut shown = Vec::new();
+        for flags in [
+            "-d 'envs/*'",
+            "-d 'envs/**'",
+            "-d 'envs/[ab]'",
+            "-d 'envs/{a,c10}'",
+            "-d 'envs/?' -w blue",
+            "-d 'envs/[x'",
+            "-p a -d envs/a",
+        ] {
+            let plan = outcome("plan", flags);
+            for kind in ["apply", "approve_policies"] {
+                let other = outcome(kind, flags).replace(kind, "plan");
+                assert_eq!(other, plan, "`{kind} {flags}` selects like `plan {flags}`");
+            }
+            shown.push(format!("{flags} => {plan}"));
+        }
+        insta::assert_snapshot!(shown.join("\n"), @r"
+        -d 'envs/*' => a b b-blue c10
+        -d 'envs/**' => a b b-blue deep c10
+        -d 'envs/[ab]' => a b b-blue
+        -d 'envs/{a,c10}' => a c10
+        -d 'envs/?' -w blue => b-blue
+        -d 'envs/[x' => reply: **Error:** directory glob `envs/[x` is invalid: unclosed character class; missing ']'.
+        -p a -d envs/a => reply: **Error:** `-p` cannot be combined with `-d` or `-w`: a project already names its directory and workspace.
+        ");
+    }
+
     #[test]
     fn round_trips_as_its_text() {
         let t = DirTarget::parse("./envs/*/").unwrap();
