@@ -201,30 +201,9 @@ pub fn issue_body(
     body
 }
 
-fn render_body(
-    ctx: &IssueContext,
-    drift: &Drift,
-    c: &Classification,
-    record: &DriftRecord,
-    d: Detail,
-) -> String {
-    let bot = &ctx.bot_name;
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "{}",
-        issue_marker(&ctx.repo, &ctx.project, IssueKind::Drift)
-    );
-    let _ = writeln!(
-        s,
-        "## Drift in {} · dir {} · workspace {}\n",
-        code(ctx.project.as_str()),
-        code(ctx.dir.as_str()),
-        code(ctx.workspace.as_str())
-    );
-
-    // State.
-    let state = match &drift.state {
+/// The state line of a drift issue's body: who acknowledged or accepted it (until when, why), or how it was resolved.
+fn state_text(state: &DriftState) -> String {
+    match state {
         DriftState::Open => "**Open.** Nobody has acknowledged it yet.".to_string(),
         DriftState::Acknowledged(a) => format!(
             "**Acknowledged** by {} on {}.",
@@ -265,7 +244,77 @@ fn render_body(
                 t
             }
         },
-    };
+    }
+}
+
+/// The resources section of a drift issue's body: counts per class, then each class's findings up to `d.resources` in all.
+fn resources_markdown(s: &mut String, ctx: &IssueContext, c: &Classification, d: Detail) {
+    let counts = c.counts();
+    let summary: Vec<String> = DriftClass::ALL
+        .iter()
+        .filter(|k| counts.get(**k) > 0)
+        .map(|k| format!("{} {}", counts.get(*k), k.label()))
+        .collect();
+    if summary.is_empty() {
+        let _ = writeln!(s, "**The latest check found no drift.**\n");
+    } else {
+        let _ = writeln!(s, "**{}**\n", summary.join(" · "));
+    }
+    let mut listed = 0usize;
+    for class in DriftClass::ALL {
+        let findings: Vec<&Finding> = c.of_class(class).collect();
+        if findings.is_empty() {
+            continue;
+        }
+        let _ = writeln!(s, "### {}\n", heading(class));
+        let _ = writeln!(s, "{}\n", explain(class));
+        let (before, after) = columns(class);
+        let mut left_out = 0usize;
+        for f in findings {
+            if listed >= d.resources {
+                left_out += 1;
+                continue;
+            }
+            listed += 1;
+            finding_markdown(s, f, d.attrs, before, after);
+        }
+        if left_out > 0 {
+            let _ = writeln!(
+                s,
+                "… and {} more not listed here (the issue body has a size limit){}.\n",
+                count(left_out, "resource", "resources"),
+                ctx.details_url
+                    .as_deref()
+                    .map(|u| format!("; full list: {}", link(u)))
+                    .unwrap_or_default()
+            );
+        }
+    }
+}
+
+fn render_body(
+    ctx: &IssueContext,
+    drift: &Drift,
+    c: &Classification,
+    record: &DriftRecord,
+    d: Detail,
+) -> String {
+    let bot = &ctx.bot_name;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{}",
+        issue_marker(&ctx.repo, &ctx.project, IssueKind::Drift)
+    );
+    let _ = writeln!(
+        s,
+        "## Drift in {} · dir {} · workspace {}\n",
+        code(ctx.project.as_str()),
+        code(ctx.dir.as_str()),
+        code(ctx.workspace.as_str())
+    );
+
+    let state = state_text(&drift.state);
     let _ = writeln!(s, "{state}\n");
     let mut facts = vec![format!("first seen {}", when(drift.opened_at))];
     if let Some(last) = &record.last_check {
@@ -312,48 +361,7 @@ fn render_body(
         let _ = writeln!(s, "{t}.\n");
     }
 
-    // Resources.
-    let counts = c.counts();
-    let summary: Vec<String> = DriftClass::ALL
-        .iter()
-        .filter(|k| counts.get(**k) > 0)
-        .map(|k| format!("{} {}", counts.get(*k), k.label()))
-        .collect();
-    if summary.is_empty() {
-        let _ = writeln!(s, "**The latest check found no drift.**\n");
-    } else {
-        let _ = writeln!(s, "**{}**\n", summary.join(" · "));
-    }
-    let mut listed = 0usize;
-    for class in DriftClass::ALL {
-        let findings: Vec<&Finding> = c.of_class(class).collect();
-        if findings.is_empty() {
-            continue;
-        }
-        let _ = writeln!(s, "### {}\n", heading(class));
-        let _ = writeln!(s, "{}\n", explain(class));
-        let (before, after) = columns(class);
-        let mut left_out = 0usize;
-        for f in findings {
-            if listed >= d.resources {
-                left_out += 1;
-                continue;
-            }
-            listed += 1;
-            finding_markdown(&mut s, f, d.attrs, before, after);
-        }
-        if left_out > 0 {
-            let _ = writeln!(
-                s,
-                "… and {} more not listed here (the issue body has a size limit){}.\n",
-                count(left_out, "resource", "resources"),
-                ctx.details_url
-                    .as_deref()
-                    .map(|u| format!("; full list: {}", link(u)))
-                    .unwrap_or_default()
-            );
-        }
-    }
+    resources_markdown(&mut s, ctx, c, d);
 
     // Commands.
     if drift.state.phase().is_live() {
@@ -849,7 +857,7 @@ mod tests {
             },
             pr: PrNumber::new(42).unwrap(),
             holder_login: "cy".into(),
-            acquired_at: 0,
+            acquired_at: crate::core::types::UnixMs::new(0),
         });
         let d = rec.drift.as_ref().unwrap();
         insta::assert_snapshot!(issue_title(&ctx, d), @"Drift (accepted until 2027-01-31) in prod-db (acme/infra): 4 changed outside Git, 2 unapplied");

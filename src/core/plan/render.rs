@@ -134,6 +134,16 @@ impl std::fmt::Display for FailedStage {
 }
 
 impl FailedStage {
+    pub const ALL: [FailedStage; 7] = [
+        FailedStage::Checkout,
+        FailedStage::Config,
+        FailedStage::Init,
+        FailedStage::Workspace,
+        FailedStage::Plan,
+        FailedStage::Show,
+        FailedStage::Apply,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             FailedStage::Checkout => "checkout",
