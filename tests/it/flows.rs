@@ -297,6 +297,10 @@ async fn a_plan_queues_behind_the_locks_of_another_pull_request() {
     f.deliver(&f.h.pr_event("opened", 3)).await;
     f.deliver(&comment(&f, 3, "alice", "sluice plan")).await;
     insta::assert_snapshot!("queue_no_projects", f.said().await);
+    // The first pull request lets go of its locks: the queued plan starts, and only now says
+    // "planning" and audits the locks it takes.
+    f.deliver(&comment(&f, 1, "alice", "sluice unlock")).await;
+    insta::assert_snapshot!("queue_second_starts", f.said().await);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -18,8 +18,9 @@ mod rows;
 
 use rows::*;
 
+use crate::app::ports::github::StatusState;
 use crate::app::ports::store::*;
-use crate::core::audit::{self, AuditEntry, AuditRecord};
+use crate::core::audit::{self, AuditAction, AuditActor, AuditEntry, AuditRecord, AuditResult};
 use crate::core::freshness::HeadSeen;
 use crate::core::job::{JobKind, JobState, after_lost_lease};
 use crate::core::lock::{Lock, LockDecision, LockKey, decide};
@@ -348,6 +349,8 @@ async fn wake_waiting(
         match decide(run.pr, &keys, &locks) {
             LockDecision::Acquire(take) => {
                 take_locks(conn, repo, run.pr, run.id, &run.actor.login, &take, now).await?;
+                let effects = started_effects(&run, &keys, conn).await?;
+                insert_effects(conn, effects, now).await?;
                 sqlx::query("UPDATE runs SET state = 'active', waiting_on_pr = NULL WHERE id = ?")
                     .bind(run.id)
                     .execute(&mut *conn)
@@ -371,6 +374,43 @@ async fn wake_waiting(
         }
     }
     Ok(started)
+}
+
+/// What a run that waited says when its locks are released and it starts: the locks acquired
+/// (audited only now, not when it began to wait) and, for a plan, "planning N projects".
+async fn started_effects(
+    run: &RunRow,
+    keys: &[LockKey],
+    conn: &mut SqliteConnection,
+) -> anyhow::Result<Effects> {
+    let mut acquired = AuditRecord::new(
+        AuditAction::LockAcquired,
+        AuditActor::of(&run.actor),
+        AuditResult::Success,
+    )
+    .pr(&run.repo, run.pr)
+    .base(&run.base_sha)
+    .head(&run.head_sha)
+    .numbered("lock", keys);
+    if let Some(event) = &run.event_id {
+        acquired = acquired.event(event.clone());
+    }
+    let mut outbox = Vec::new();
+    if run.kind == JobKind::Plan {
+        let (jobs,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM jobs WHERE run_id = ?")
+            .bind(run.id)
+            .fetch_one(&mut *conn)
+            .await?;
+        outbox.push(OutboxItem::status(
+            &run.repo,
+            run.pr,
+            &run.head_sha,
+            StatusContext::Plan,
+            StatusState::Pending,
+            crate::core::reply::status::planning(usize::try_from(jobs).unwrap_or(0)),
+        ));
+    }
+    Ok(Effects::new(outbox, vec![acquired]))
 }
 
 /// Marks the run finished when none of its jobs is left to run. Returns whether it did.
