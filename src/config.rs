@@ -231,6 +231,13 @@ pub struct RunLimits {
     /// Open files per process (`RLIMIT_NOFILE`).
     #[serde(default = "default_limit_open_files")]
     pub open_files: u64,
+    /// Size of the run's private `/tmp` (a tmpfs), in bytes. Without a size a tmpfs may grow to
+    /// half the host's memory; a run writing past this gets `ENOSPC`.
+    #[serde(default = "default_limit_tmp")]
+    pub tmp_bytes: u64,
+    /// Size of the run's `/dev/shm` (a tmpfs), in bytes; the rest of its `/dev` is read-only.
+    #[serde(default = "default_limit_dev_shm")]
+    pub dev_shm_bytes: u64,
 }
 
 impl Default for RunLimits {
@@ -240,6 +247,8 @@ impl Default for RunLimits {
             address_space_bytes: default_limit_address_space(),
             file_size_bytes: default_limit_file_size(),
             open_files: default_limit_open_files(),
+            tmp_bytes: default_limit_tmp(),
+            dev_shm_bytes: default_limit_dev_shm(),
         }
     }
 }
@@ -486,6 +495,12 @@ fn default_limit_file_size() -> u64 {
 }
 fn default_limit_open_files() -> u64 {
     4096
+}
+fn default_limit_tmp() -> u64 {
+    1 << 30
+}
+fn default_limit_dev_shm() -> u64 {
+    64 << 20
 }
 fn default_true() -> bool {
     true

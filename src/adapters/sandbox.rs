@@ -137,6 +137,13 @@ pub struct Invocation<'a> {
     /// Host files copied in read-only at `GUEST_INPUTS/<name>` (see [`Sandbox::input_path`]):
     /// what the run may read but must not be able to change, like the reviewed plan file.
     pub inputs: Vec<(PathBuf, String)>,
+    /// Paths inside the job dir (relative to it, no `..`) bound read-only over themselves:
+    /// what `init` installed (terraform's data dir, the dependency lock file), so that later
+    /// commands of the job load exactly that. Opened without following any symlink; a path that
+    /// is not a regular file or directory fails the command.
+    pub read_only: Vec<String>,
+    /// The whole job dir read-only (for commands that only read, like `show -json`).
+    pub work_read_only: bool,
     /// Arguments after the program name.
     pub args: Vec<String>,
     /// Variables for this run on top of the profile's (project env, credentials, TF_* wiring).
@@ -167,6 +174,9 @@ struct Bwrap {
     egress: EgressPolicy,
     /// Resource limits, already capped at what this process may set.
     rlimits: Vec<(Resource, u64)>,
+    /// Sizes of the run's `/tmp` and `/dev/shm` (`runner.limits`).
+    tmp_bytes: u64,
+    dev_shm_bytes: u64,
 }
 
 /// The user and group a run inside the sandbox sees itself as (its files in the job dir appear
@@ -322,6 +332,13 @@ impl Sandbox {
                 reachable_by(mirror, uid, gid, 0o5, "the provider mirror")?;
             }
         }
+        // The engine runs from an execute-only copy (see [`exec_only_copy`]).
+        let engine = {
+            let (engine, cache) = (inv.engine.to_path_buf(), engine_cache_dir(inv.job_dir));
+            tokio::task::spawn_blocking(move || exec_only_copy(&engine, &cache))
+                .await
+                .context("copying the engine")??
+        };
         let mut fds = Fds::default();
         let mut a: Vec<String> = vec![
             "--unshare-user".into(),
@@ -329,6 +346,10 @@ impl Sandbox {
             "--unshare-pid".into(),
             "--unshare-uts".into(),
             "--unshare-cgroup-try".into(),
+            // The engine is PID 1 of the run, not a bubblewrap reaper: a reaper would hold the
+            // engine's stdout (the plan JSON Sluice reads) and, readable by the run's user, let
+            // the run's code reopen it through /proc/1/fd/1.
+            "--as-pid-1".into(),
         ];
         if !inv.network {
             a.push("--unshare-net".into());
@@ -362,17 +383,37 @@ impl Sandbox {
                 "/proc",
                 "--dev",
                 "/dev",
+                "--size",
+                &bwrap.dev_shm_bytes.to_string(),
+                "--tmpfs",
+                "/dev/shm",
+                "--remount-ro",
+                "/dev",
+                "--size",
+                &bwrap.tmp_bytes.to_string(),
                 "--tmpfs",
                 "/tmp",
-                "--bind-fd",
+                if inv.work_read_only {
+                    "--ro-bind-fd"
+                } else {
+                    "--bind-fd"
+                },
                 &fds.open(inv.job_dir)?,
                 GUEST_WORK,
                 "--ro-bind-fd",
-                &fds.open(inv.engine)?,
+                &fds.keep(engine),
                 &paths.engine.to_string_lossy(),
             ]
             .map(String::from),
         );
+        for rel in &inv.read_only {
+            let fd = open_beneath(inv.job_dir, rel)?;
+            a.extend([
+                "--ro-bind-fd".into(),
+                fds.keep(fd),
+                paths.work.join(rel).to_string_lossy().into_owned(),
+            ]);
+        }
         if let (Some(mirror), Some(guest)) = (inv.mirror, &paths.providers) {
             a.extend([
                 "--ro-bind-fd".into(),
@@ -457,6 +498,8 @@ impl Bwrap {
             "--bind-fd",
             "--ro-bind-data",
             "--seccomp",
+            "--as-pid-1",
+            "--size",
         ] {
             if !help.contains(flag) {
                 bail!(
@@ -508,6 +551,8 @@ impl Bwrap {
             },
             egress: EgressPolicy::from_settings(&runner.egress_allow)?,
             rlimits: rlimits(&runner.limits),
+            tmp_bytes: runner.limits.tmp_bytes,
+            dev_shm_bytes: runner.limits.dev_shm_bytes,
         })
     }
 }
@@ -581,6 +626,126 @@ fn rlimits(l: &RunLimits) -> Vec<(Resource, u64)> {
         (r, want.min(hard))
     })
     .collect()
+}
+
+/// Where execute-only copies of engine binaries are kept: `.engines/` in the jobs dir (the job
+/// dir's parent), private to Sluice like the jobs dir itself.
+fn engine_cache_dir(job_dir: &Path) -> PathBuf {
+    job_dir.parent().unwrap_or(Path::new("/")).join(".engines")
+}
+
+/// An execute-only (mode 0111) copy of `engine` in `cache` (made once per binary, kept while
+/// the binary stays the same), opened `O_PATH` for binding. Why: the kernel marks a process
+/// *non-dumpable* when it executes a file it may not read, and the `/proc/<pid>/fd`, `mem`
+/// and `environ` of a non-dumpable process are closed to everyone without `CAP_SYS_PTRACE`
+/// — which no process of a run holds. So a provider (or anything a provider starts) cannot
+/// reopen the engine's stdout through `/proc/<engine>/fd/1` to write a forged plan into it,
+/// nor read its environment, even though it runs as the same host user as the engine (as it
+/// does when Sluice does not run as root). Inside the run the copy is on a read-only bind: its
+/// owner cannot `chmod` it readable.
+fn exec_only_copy(engine: &Path, cache: &Path) -> anyhow::Result<OwnedFd> {
+    use nix::fcntl::{OFlag, open};
+    use nix::sys::stat::Mode;
+    use sha2::{Digest, Sha256};
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+    let real =
+        std::fs::canonicalize(engine).with_context(|| format!("resolving {}", engine.display()))?;
+    let meta = std::fs::metadata(&real).with_context(|| format!("reading {}", real.display()))?;
+    let key = hex::encode(
+        &Sha256::digest(format!(
+            "{}\0{}\0{}\0{}\0{}\0{}",
+            real.display(),
+            meta.dev(),
+            meta.ino(),
+            meta.len(),
+            meta.mtime(),
+            meta.mtime_nsec()
+        ))[..12],
+    );
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o711)
+        .create(cache)
+        .with_context(|| format!("creating {}", cache.display()))?;
+    let copy = cache.join(&key);
+    let me = nix::unistd::geteuid().as_raw();
+    let usable = |m: &std::fs::Metadata| {
+        m.file_type().is_file()
+            && m.uid() == me
+            && m.mode() & 0o7777 == 0o111
+            && m.len() == meta.len()
+    };
+    if !std::fs::symlink_metadata(&copy).is_ok_and(|m| usable(&m)) {
+        let tmp = cache.join(format!("{key}.{}.tmp", std::process::id()));
+        let _ = std::fs::remove_file(&tmp);
+        let mut src =
+            std::fs::File::open(&real).with_context(|| format!("opening {}", real.display()))?;
+        let mut dst = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o700)
+            .open(&tmp)
+            .with_context(|| format!("creating {}", tmp.display()))?;
+        std::io::copy(&mut src, &mut dst)
+            .and_then(|_| dst.sync_all())
+            .and_then(|()| dst.set_permissions(std::fs::Permissions::from_mode(0o111)))
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        drop(dst);
+        std::fs::rename(&tmp, &copy).with_context(|| format!("renaming {}", tmp.display()))?;
+    }
+    let fd = open(
+        &copy,
+        OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .with_context(|| format!("opening {}", copy.display()))?;
+    let m = nix::sys::stat::fstat(&fd).with_context(|| format!("reading {}", copy.display()))?;
+    if m.st_mode & nix::libc::S_IFMT != nix::libc::S_IFREG
+        || m.st_uid != me
+        || m.st_mode & 0o7777 != 0o111
+    {
+        bail!(
+            "{} is not an execute-only copy of {} owned by uid {me}; remove it",
+            copy.display(),
+            real.display()
+        );
+    }
+    Ok(fd)
+}
+
+/// Opens `rel` under `root` without following any symlink on the way (a run could have made
+/// any component of it one, pointing at a host file that Sluice would then bind into the
+/// run). The result must be a regular file or a directory.
+fn open_beneath(root: &Path, rel: &str) -> anyhow::Result<OwnedFd> {
+    use nix::fcntl::{OFlag, open, openat};
+    use nix::sys::stat::Mode;
+    let segs: Vec<&str> = rel
+        .split('/')
+        .filter(|s| !s.is_empty() && *s != ".")
+        .collect();
+    if segs.is_empty() || segs.contains(&"..") {
+        bail!("{rel:?} is not a path inside the job dir");
+    }
+    let dir_flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let mut fd = open(root, dir_flags, Mode::empty())
+        .with_context(|| format!("opening {}", root.display()))?;
+    for (i, seg) in segs.iter().enumerate() {
+        let last = i + 1 == segs.len();
+        let flags = if last {
+            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC
+        } else {
+            dir_flags
+        };
+        fd = openat(&fd, *seg, flags, Mode::empty()).with_context(|| {
+            format!("opening {rel} in the job dir (it must not go through a symlink)")
+        })?;
+    }
+    let m = nix::sys::stat::fstat(&fd).with_context(|| format!("reading {rel}"))?;
+    let kind = m.st_mode & nix::libc::S_IFMT;
+    if kind != nix::libc::S_IFREG && kind != nix::libc::S_IFDIR {
+        bail!("{rel} in the job dir is neither a file nor a directory");
+    }
+    Ok(fd)
 }
 
 /// Descriptors a bwrap run inherits, named in its arguments by number.
@@ -730,6 +895,8 @@ mod tests {
             mirror: None,
             cli_config: None,
             inputs: vec![],
+            read_only: vec![],
+            work_read_only: false,
             args: vec!["plan".into()],
             env: BTreeMap::new(),
             network,
