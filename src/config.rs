@@ -355,6 +355,15 @@ pub struct HttpSettings {
     /// to read it, or the request is answered 408 and the connection closed.
     #[serde(default = "default_body_read_timeout")]
     pub body_read_timeout_secs: u64,
+    /// A response write that makes no progress for this many seconds (the client does not read
+    /// what it asked for) closes the connection. Stops clients that pipeline requests and never
+    /// read the answers from holding connections for ever.
+    #[serde(default = "default_write_timeout")]
+    pub write_timeout_secs: u64,
+    /// A connection on which the server waits this many seconds for a byte that does not come
+    /// is closed, whatever it was waiting for (a request head, a body, the next request).
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout_secs: u64,
     /// Open connections at most; further ones wait in the kernel's accept queue until one
     /// closes.
     #[serde(default = "default_max_connections")]
@@ -380,6 +389,8 @@ impl Default for HttpSettings {
         HttpSettings {
             header_read_timeout_secs: default_header_read_timeout(),
             body_read_timeout_secs: default_body_read_timeout(),
+            write_timeout_secs: default_write_timeout(),
+            idle_timeout_secs: default_idle_timeout(),
             max_connections: default_max_connections(),
             max_connections_per_ip: default_max_connections_per_ip(),
             max_body_bytes: default_max_body(),
@@ -525,6 +536,12 @@ fn default_header_read_timeout() -> u64 {
 }
 fn default_body_read_timeout() -> u64 {
     20
+}
+fn default_write_timeout() -> u64 {
+    20
+}
+fn default_idle_timeout() -> u64 {
+    60
 }
 fn default_max_connections() -> usize {
     1024
@@ -818,9 +835,13 @@ impl Settings {
 
 impl HttpSettings {
     fn validate(&self) -> anyhow::Result<()> {
-        if self.header_read_timeout_secs == 0 || self.body_read_timeout_secs == 0 {
+        if self.header_read_timeout_secs == 0
+            || self.body_read_timeout_secs == 0
+            || self.write_timeout_secs == 0
+            || self.idle_timeout_secs == 0
+        {
             bail!(
-                "http.header_read_timeout_secs and http.body_read_timeout_secs must be at least 1"
+                "http.header_read_timeout_secs, body_read_timeout_secs, write_timeout_secs and idle_timeout_secs must be at least 1"
             );
         }
         if self.max_connections == 0 {

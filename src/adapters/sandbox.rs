@@ -628,10 +628,17 @@ fn rlimits(l: &RunLimits) -> Vec<(Resource, u64)> {
     .collect()
 }
 
-/// Where execute-only copies of engine binaries are kept: `.engines/` in the jobs dir (the job
-/// dir's parent), private to Sluice like the jobs dir itself.
+/// The directory of the jobs dir where execute-only copies of engine binaries are kept
+/// (see [`exec_only_copy`]); a one-off command such as `sluice preview` removes it when done.
+pub const ENGINE_COPIES: &str = ".engines";
+
+/// Where execute-only copies of engine binaries are kept: [`ENGINE_COPIES`] in the jobs dir
+/// (the job dir's parent), private to Sluice like the jobs dir itself.
 fn engine_cache_dir(job_dir: &Path) -> PathBuf {
-    job_dir.parent().unwrap_or(Path::new("/")).join(".engines")
+    job_dir
+        .parent()
+        .unwrap_or(Path::new("/"))
+        .join(ENGINE_COPIES)
 }
 
 /// An execute-only (mode 0111) copy of `engine` in `cache` (made once per binary, kept while
@@ -647,7 +654,7 @@ fn exec_only_copy(engine: &Path, cache: &Path) -> anyhow::Result<OwnedFd> {
     use nix::fcntl::{OFlag, open};
     use nix::sys::stat::Mode;
     use sha2::{Digest, Sha256};
-    use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
     let real =
         std::fs::canonicalize(engine).with_context(|| format!("resolving {}", engine.display()))?;
     let meta = std::fs::metadata(&real).with_context(|| format!("reading {}", real.display()))?;
@@ -675,24 +682,28 @@ fn exec_only_copy(engine: &Path, cache: &Path) -> anyhow::Result<OwnedFd> {
             && m.mode() & 0o7777 == 0o111
             && m.len() == meta.len()
     };
+    // One copy at a time in this process (jobs start together); other processes sharing the
+    // jobs dir write their own temp file, and the rename makes one of them the copy.
+    static COPYING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = COPYING.lock().unwrap_or_else(|e| e.into_inner());
     if !std::fs::symlink_metadata(&copy).is_ok_and(|m| usable(&m)) {
-        let tmp = cache.join(format!("{key}.{}.tmp", std::process::id()));
-        let _ = std::fs::remove_file(&tmp);
         let mut src =
             std::fs::File::open(&real).with_context(|| format!("opening {}", real.display()))?;
-        let mut dst = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o700)
-            .open(&tmp)
-            .with_context(|| format!("creating {}", tmp.display()))?;
-        std::io::copy(&mut src, &mut dst)
-            .and_then(|_| dst.sync_all())
-            .and_then(|()| dst.set_permissions(std::fs::Permissions::from_mode(0o111)))
-            .with_context(|| format!("writing {}", tmp.display()))?;
-        drop(dst);
-        std::fs::rename(&tmp, &copy).with_context(|| format!("renaming {}", tmp.display()))?;
+        let mut tmp = tempfile::Builder::new()
+            .prefix(&format!("{key}."))
+            .tempfile_in(cache)
+            .with_context(|| format!("a temp file in {}", cache.display()))?;
+        std::io::copy(&mut src, tmp.as_file_mut())
+            .and_then(|_| tmp.as_file().sync_all())
+            .and_then(|()| {
+                tmp.as_file()
+                    .set_permissions(std::fs::Permissions::from_mode(0o111))
+            })
+            .with_context(|| format!("copying {} to {}", real.display(), cache.display()))?;
+        tmp.persist(&copy)
+            .with_context(|| format!("renaming into {}", copy.display()))?;
     }
+    // Opened by descriptor from here on: a copy removed or replaced later changes nothing.
     let fd = open(
         &copy,
         OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,

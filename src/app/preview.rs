@@ -195,6 +195,11 @@ pub async fn preview(
         for d in &planned.job_dirs {
             crate::adapters::plan_files::remove_job_dir(d);
         }
+        crate::adapters::plan_files::remove_job_dir(
+            &runner
+                .jobs_dir
+                .join(crate::adapters::sandbox::ENGINE_COPIES),
+        );
     } else {
         eprintln!("sluice: job dirs kept under {}", runner.jobs_dir.display());
     }
