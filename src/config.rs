@@ -299,7 +299,14 @@ pub struct Limits {
     /// Longest path in a commit, in bytes (also the longest symlink target).
     pub path_bytes: usize,
     /// Wall-clock budget of reading one commit and detecting its projects, in seconds, per event.
+    /// Also the longest any one git command reading pull-request content (diff, ls-tree,
+    /// cat-file, archive) may run; git started for such a read is killed, with every process it
+    /// started, when the reader stops waiting.
     pub detection_timeout_secs: u64,
+    /// Address space of each git process the server runs (`RLIMIT_AS`), in bytes: git working
+    /// on crafted objects (a "tree bomb" of trees reused to spell 10^9 paths) fails with an
+    /// out-of-memory error instead of growing without bound.
+    pub git_memory_bytes: u64,
     /// Bytes of files one job's checkout may hold.
     pub export_bytes: u64,
     /// Entries (files, directories, symlinks) one job's checkout may hold.
@@ -329,6 +336,7 @@ impl Default for Limits {
             changed_files: 25_000,
             path_bytes: 1024,
             detection_timeout_secs: 120,
+            git_memory_bytes: 4 << 30,
             export_bytes: 1024 * MIB,
             export_files: 100_000,
             export_file_bytes: 100 * MIB,
@@ -420,6 +428,12 @@ impl Limits {
         }
         if self.detection_timeout_secs == 0 {
             bail!("limits.detection_timeout_secs must be at least 1");
+        }
+        if self.git_memory_bytes < 64 << 20 {
+            bail!(
+                "limits.git_memory_bytes must be at least 64 MiB (git maps its packs), got {}",
+                self.git_memory_bytes
+            );
         }
         for (name, v) in [
             ("file_bytes", self.file_bytes),
