@@ -542,6 +542,32 @@ fn init_failure_shows_terraforms_error_in_the_comment() {
     );
 }
 
+/// What preview prints as "would post" names no host path, as the server's comments do not:
+/// under the plain runner terraform's own errors name the job dir and the mirror on the host.
+#[test]
+fn what_preview_would_post_names_no_host_path() {
+    let p = Preview::new().env("SLUICE_RUNNER__PROFILE", "plain");
+    let tf = format!(
+        "{}\nlocals {{\n  x = file(\"${{path.cwd}}/missing.txt\")\n}}\n",
+        null_project("a", "1")
+    );
+    let repo = repo_changing_a(&tf, &[]);
+    for format in ["markdown", "terminal"] {
+        let run = p.run(&repo, &["--base", "HEAD~1", "--format", format]);
+        run.expect_code(1);
+        let out = &run.stdout;
+        assert!(out.contains("<job>/repo/a/missing.txt"), "{out}");
+        let jobs = sluice::config::default_jobs_dir(p.data.path());
+        for host in [
+            jobs.display().to_string(),
+            p.data.path().display().to_string(),
+            p.tools.mirror.display().to_string(),
+        ] {
+            assert!(!out.contains(&host), "{host} in:\n{out}");
+        }
+    }
+}
+
 #[test]
 fn hcl_syntax_errors_reach_the_comment_with_file_and_line() {
     let p = Preview::new();
