@@ -386,6 +386,8 @@ impl JobPayload {
 }
 
 /// How a job ended, as its run's report shows it.
+// Few of these live at once (one per job of a run being reported); boxing buys nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum JobReport {
     /// The job ran: what the comment shows, and the policy verdict for `sluice/policy`.

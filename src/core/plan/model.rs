@@ -461,9 +461,7 @@ mod tests {
         assert!(m.contains("unknown top-level key `zz`"), "{m}");
         let m = shape(format!(r#"{forged},"resource_changes":[]}}"#));
         assert!(m.contains("`resource_changes` appears twice"), "{m}");
-        let m = shape(format!(
-            r#"{{"format_version":"1.0","format_version":"1.0"}}"#
-        ));
+        let m = shape(r#"{"format_version":"1.0","format_version":"1.0"}"#.to_string());
         assert!(m.contains("appears twice"), "{m}");
         // The real plan followed by anything but whitespace, or two documents.
         for doc in [
