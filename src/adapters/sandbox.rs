@@ -508,6 +508,9 @@ impl Bwrap {
                 );
             }
         }
+        check_suid_dumpable(
+            &std::fs::read_to_string("/proc/sys/fs/suid_dumpable").unwrap_or_default(),
+        )?;
         let run_as = nix::unistd::geteuid()
             .is_root()
             .then_some((runner.sandbox_uid, runner.sandbox_gid));
@@ -555,6 +558,21 @@ impl Bwrap {
             dev_shm_bytes: runner.limits.dev_shm_bytes,
         })
     }
+}
+
+/// Refuses to start when `fs.suid_dumpable` (the text of `/proc/sys/fs/suid_dumpable`) is 1:
+/// with that debugging setting the kernel keeps a process that runs a file it may not read
+/// dumpable, and the run's code could reach the engine's stdout and environment through /proc
+/// (see [`exec_only_copy`]). 0 (the default) and 2 are fine; a kernel without the file is too.
+fn check_suid_dumpable(setting: &str) -> anyhow::Result<()> {
+    if setting.trim() == "1" {
+        bail!(
+            "fs.suid_dumpable is 1 on this host: the sandbox relies on the kernel making the \
+             engine non-dumpable, so that the code of a pull request cannot reach its output or \
+             environment through /proc. Set it to 0 (sysctl -w fs.suid_dumpable=0) or 2"
+        );
+    }
+    Ok(())
 }
 
 /// Makes sure the jobs dir exists, is this user's alone (a jobs dir others can write could be
@@ -961,6 +979,10 @@ mod tests {
             "--cap-drop ALL",
             "--die-with-parent",
             "--remount-ro /proc",
+            "--as-pid-1",
+            "--remount-ro /dev",
+            "--tmpfs /dev/shm",
+            "--tmpfs /tmp",
         ] {
             assert!(joined.contains(flag), "{flag} missing: {joined}");
         }
@@ -978,6 +1000,12 @@ mod tests {
             .map(|f| f.as_raw_fd())
             .collect();
         assert!(inherited.contains(&fd_after("--seccomp")));
+        // Both tmpfs have a size.
+        assert_eq!(
+            argv.iter().filter(|a| *a == "--size").count(),
+            2,
+            "{joined}"
+        );
         assert!(inherited.contains(&fd_after("--bind-fd")));
         assert!(
             !joined.contains(&dir.path().display().to_string()),
@@ -1059,6 +1087,60 @@ mod tests {
             let mode = std::fs::metadata(&jobs).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, 0o711);
         }
+    }
+
+    #[test]
+    fn the_engine_must_be_made_non_dumpable() {
+        assert!(check_suid_dumpable("0\n").is_ok());
+        assert!(check_suid_dumpable("2\n").is_ok());
+        assert!(check_suid_dumpable("").is_ok());
+        let err = format!("{:#}", check_suid_dumpable("1\n").unwrap_err());
+        assert!(err.contains("fs.suid_dumpable is 1"), "{err}");
+    }
+
+    #[test]
+    fn sealed_paths_are_opened_without_following_symlinks() {
+        let dir = tempfile::tempdir().unwrap();
+        let job = dir.path();
+        std::fs::create_dir_all(job.join("repo/a")).unwrap();
+        std::fs::write(job.join("repo/a/.terraform.lock.hcl"), "").unwrap();
+        std::fs::write(dir.path().join("host-secret"), "s").unwrap();
+        assert!(open_beneath(job, "repo/a/.terraform.lock.hcl").is_ok());
+        assert!(open_beneath(job, "repo/a").is_ok());
+        // A link planted for the file itself or for a directory on the way is refused.
+        std::os::unix::fs::symlink(dir.path().join("host-secret"), job.join("repo/link")).unwrap();
+        std::os::unix::fs::symlink(dir.path(), job.join("repo/up")).unwrap();
+        for rel in [
+            "repo/link",
+            "repo/up/host-secret",
+            "../host-secret",
+            "repo/../x",
+            "",
+        ] {
+            assert!(open_beneath(job, rel).is_err(), "{rel}");
+        }
+    }
+
+    #[test]
+    fn the_engine_copy_is_execute_only_and_made_once() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let engine = dir.path().join("terraform");
+        std::fs::write(&engine, "#!/bin/sh\n").unwrap();
+        let cache = dir.path().join("jobs/.engines");
+        let fd = exec_only_copy(&engine, &cache).unwrap();
+        let copies: Vec<_> = std::fs::read_dir(&cache).unwrap().collect();
+        assert_eq!(copies.len(), 1);
+        let copy = copies[0].as_ref().unwrap().path();
+        let meta = std::fs::metadata(&copy).unwrap();
+        assert_eq!(meta.mode() & 0o7777, 0o111);
+        assert_eq!(nix::sys::stat::fstat(&fd).unwrap().st_ino, meta.ino());
+        exec_only_copy(&engine, &cache).unwrap();
+        assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 1, "made once");
+        // A changed engine gets a new copy.
+        std::fs::write(&engine, "#!/bin/sh\n# v2\n").unwrap();
+        exec_only_copy(&engine, &cache).unwrap();
+        assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 2);
     }
 
     #[test]

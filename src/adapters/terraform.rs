@@ -576,6 +576,39 @@ mod tests {
     }
 
     #[test]
+    fn the_seal_fingerprint_sees_every_swap() {
+        let dir = tempfile::tempdir().unwrap();
+        let job = dir.path();
+        let prov = job.join(".sluice/tfdata/providers/x/null/2.1.2");
+        std::fs::create_dir_all(&prov).unwrap();
+        std::os::unix::fs::symlink("/mirror/null", prov.join("linux_amd64")).unwrap();
+        std::fs::create_dir_all(job.join("repo/a")).unwrap();
+        std::fs::write(job.join("repo/a/.terraform.lock.hcl"), "h1:abc").unwrap();
+        let paths = vec![
+            DATA_DIR.to_string(),
+            "repo/a/.terraform.lock.hcl".to_string(),
+        ];
+        let print = || fingerprint(job, &paths).unwrap();
+        let first = print();
+        assert_eq!(print(), first, "stable while nothing changes");
+        // The same link target through a new link (what a run does to plant its own provider).
+        std::fs::remove_file(prov.join("linux_amd64")).unwrap();
+        std::os::unix::fs::symlink("/mirror/null", prov.join("linux_amd64")).unwrap();
+        let relinked = print();
+        assert_ne!(relinked, first);
+        // The lock file's content.
+        std::fs::write(job.join("repo/a/.terraform.lock.hcl"), "h1:xyz").unwrap();
+        let relocked = print();
+        assert_ne!(relocked, relinked);
+        // A file added anywhere under the data dir, or the lock file removed.
+        std::fs::write(job.join(".sluice/tfdata/environment"), "prod").unwrap();
+        let added = print();
+        assert_ne!(added, relocked);
+        std::fs::remove_file(job.join("repo/a/.terraform.lock.hcl")).unwrap();
+        assert_ne!(print(), added);
+    }
+
+    #[test]
     fn cli_config_uses_only_the_mirror() {
         let text = cli_config_text(Some(Path::new("/sluice/providers")));
         assert!(text.contains("filesystem_mirror") && text.contains("/sluice/providers"));
