@@ -764,6 +764,14 @@ impl Settings {
         if self.runner.timeout_secs == 0 {
             bail!("runner.timeout_secs must be at least 1");
         }
+        for (name, v) in [
+            ("tmp_bytes", self.runner.limits.tmp_bytes),
+            ("dev_shm_bytes", self.runner.limits.dev_shm_bytes),
+        ] {
+            if v < 1 << 20 {
+                bail!("runner.limits.{name} must be at least 1 MiB, got {v}");
+            }
+        }
         self.limits.validate()?;
         self.http.validate()?;
         if self.runner.sandbox_uid == 0 || self.runner.sandbox_gid == 0 {
