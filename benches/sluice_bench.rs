@@ -578,6 +578,8 @@ impl Rig<'_> {
             mirror: Some(&tools.mirror),
             cli_config: Some(&rc),
             inputs: vec![],
+            read_only: vec![],
+            work_read_only: false,
             args: args.iter().map(|a| a.to_string()).collect(),
             env: BTreeMap::new(),
             network: matches!(
@@ -830,6 +832,8 @@ fn hardening(tools: &Tools, scratch: &Path, rounds: usize) -> Vec<Outcome> {
             mirror: Some(&tools.mirror),
             cli_config: Some(&rc),
             inputs: vec![],
+            read_only: vec![],
+            work_read_only: false,
             args: vec!["version".into()],
             env: BTreeMap::new(),
             network,

@@ -335,6 +335,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 keep_job_dirs,
                 color: std::io::IsTerminal::is_terminal(&std::io::stdout()),
                 limits: settings.limits,
+                host_paths: crate::app::layout::host_paths(&settings, &runner),
             };
             let stdout = std::io::stdout();
             let mut out = stdout.lock();

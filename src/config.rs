@@ -231,6 +231,13 @@ pub struct RunLimits {
     /// Open files per process (`RLIMIT_NOFILE`).
     #[serde(default = "default_limit_open_files")]
     pub open_files: u64,
+    /// Size of the run's private `/tmp` (a tmpfs), in bytes. Without a size a tmpfs may grow to
+    /// half the host's memory; a run writing past this gets `ENOSPC`.
+    #[serde(default = "default_limit_tmp")]
+    pub tmp_bytes: u64,
+    /// Size of the run's `/dev/shm` (a tmpfs), in bytes; the rest of its `/dev` is read-only.
+    #[serde(default = "default_limit_dev_shm")]
+    pub dev_shm_bytes: u64,
 }
 
 impl Default for RunLimits {
@@ -240,6 +247,8 @@ impl Default for RunLimits {
             address_space_bytes: default_limit_address_space(),
             file_size_bytes: default_limit_file_size(),
             open_files: default_limit_open_files(),
+            tmp_bytes: default_limit_tmp(),
+            dev_shm_bytes: default_limit_dev_shm(),
         }
     }
 }
@@ -290,7 +299,14 @@ pub struct Limits {
     /// Longest path in a commit, in bytes (also the longest symlink target).
     pub path_bytes: usize,
     /// Wall-clock budget of reading one commit and detecting its projects, in seconds, per event.
+    /// Also the longest any one git command reading pull-request content (diff, ls-tree,
+    /// cat-file, archive) may run; git started for such a read is killed, with every process it
+    /// started, when the reader stops waiting.
     pub detection_timeout_secs: u64,
+    /// Address space of each git process the server runs (`RLIMIT_AS`), in bytes: git working
+    /// on crafted objects (a "tree bomb" of trees reused to spell 10^9 paths) fails with an
+    /// out-of-memory error instead of growing without bound.
+    pub git_memory_bytes: u64,
     /// Bytes of files one job's checkout may hold.
     pub export_bytes: u64,
     /// Entries (files, directories, symlinks) one job's checkout may hold.
@@ -320,6 +336,7 @@ impl Default for Limits {
             changed_files: 25_000,
             path_bytes: 1024,
             detection_timeout_secs: 120,
+            git_memory_bytes: 4 << 30,
             export_bytes: 1024 * MIB,
             export_files: 100_000,
             export_file_bytes: 100 * MIB,
@@ -346,6 +363,15 @@ pub struct HttpSettings {
     /// to read it, or the request is answered 408 and the connection closed.
     #[serde(default = "default_body_read_timeout")]
     pub body_read_timeout_secs: u64,
+    /// A response write that makes no progress for this many seconds (the client does not read
+    /// what it asked for) closes the connection. Stops clients that pipeline requests and never
+    /// read the answers from holding connections for ever.
+    #[serde(default = "default_write_timeout")]
+    pub write_timeout_secs: u64,
+    /// A connection on which the server waits this many seconds for a byte that does not come
+    /// is closed, whatever it was waiting for (a request head, a body, the next request).
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout_secs: u64,
     /// Open connections at most; further ones wait in the kernel's accept queue until one
     /// closes.
     #[serde(default = "default_max_connections")]
@@ -371,6 +397,8 @@ impl Default for HttpSettings {
         HttpSettings {
             header_read_timeout_secs: default_header_read_timeout(),
             body_read_timeout_secs: default_body_read_timeout(),
+            write_timeout_secs: default_write_timeout(),
+            idle_timeout_secs: default_idle_timeout(),
             max_connections: default_max_connections(),
             max_connections_per_ip: default_max_connections_per_ip(),
             max_body_bytes: default_max_body(),
@@ -400,6 +428,12 @@ impl Limits {
         }
         if self.detection_timeout_secs == 0 {
             bail!("limits.detection_timeout_secs must be at least 1");
+        }
+        if self.git_memory_bytes < 64 << 20 {
+            bail!(
+                "limits.git_memory_bytes must be at least 64 MiB (git maps its packs), got {}",
+                self.git_memory_bytes
+            );
         }
         for (name, v) in [
             ("file_bytes", self.file_bytes),
@@ -487,6 +521,12 @@ fn default_limit_file_size() -> u64 {
 fn default_limit_open_files() -> u64 {
     4096
 }
+fn default_limit_tmp() -> u64 {
+    1 << 30
+}
+fn default_limit_dev_shm() -> u64 {
+    64 << 20
+}
 fn default_true() -> bool {
     true
 }
@@ -510,6 +550,12 @@ fn default_header_read_timeout() -> u64 {
 }
 fn default_body_read_timeout() -> u64 {
     20
+}
+fn default_write_timeout() -> u64 {
+    20
+}
+fn default_idle_timeout() -> u64 {
+    60
 }
 fn default_max_connections() -> usize {
     1024
@@ -718,6 +764,14 @@ impl Settings {
         if self.runner.timeout_secs == 0 {
             bail!("runner.timeout_secs must be at least 1");
         }
+        for (name, v) in [
+            ("tmp_bytes", self.runner.limits.tmp_bytes),
+            ("dev_shm_bytes", self.runner.limits.dev_shm_bytes),
+        ] {
+            if v < 1 << 20 {
+                bail!("runner.limits.{name} must be at least 1 MiB, got {v}");
+            }
+        }
         self.limits.validate()?;
         self.http.validate()?;
         if self.runner.sandbox_uid == 0 || self.runner.sandbox_gid == 0 {
@@ -803,9 +857,13 @@ impl Settings {
 
 impl HttpSettings {
     fn validate(&self) -> anyhow::Result<()> {
-        if self.header_read_timeout_secs == 0 || self.body_read_timeout_secs == 0 {
+        if self.header_read_timeout_secs == 0
+            || self.body_read_timeout_secs == 0
+            || self.write_timeout_secs == 0
+            || self.idle_timeout_secs == 0
+        {
             bail!(
-                "http.header_read_timeout_secs and http.body_read_timeout_secs must be at least 1"
+                "http.header_read_timeout_secs, body_read_timeout_secs, write_timeout_secs and idle_timeout_secs must be at least 1"
             );
         }
         if self.max_connections == 0 {

@@ -434,6 +434,7 @@ impl Runner {
             sink: job.sink.clone(),
             cancel: job.cancel.clone(),
             inputs: Vec::new(),
+            sealed: None,
         }
     }
 
@@ -494,6 +495,11 @@ impl Runner {
                 ));
             }
         }
+        // What init installed is what plan, show and apply load.
+        let mut tf = tf;
+        tf.seal()
+            .await
+            .map_err(|e| fail(FailedStage::Init, format!("{e:#}")))?;
         let guest_plan = tf.guest_work().join("plan.tfplan");
         let step = tf
             .plan(&guest_plan, &job.extra_args)
@@ -653,8 +659,12 @@ impl Runner {
                 ));
             }
         }
-        // The reviewed plan file, read-only: the run can read it, never replace it.
+        // What init installed is what apply loads; the reviewed plan file, read-only: the run
+        // can read it, never replace it.
         let mut tf = tf;
+        tf.seal()
+            .await
+            .map_err(|e| fail(FailedStage::Init, format!("{e:#}")))?;
         tf.inputs = vec![(plan_file.to_path_buf(), "plan.tfplan".to_string())];
         let guest_plan = self.sandbox.input_path(plan_file, "plan.tfplan");
         let step = tf
