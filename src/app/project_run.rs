@@ -7,7 +7,7 @@
 //! hash-verified plan file and a fresh `init`. Nothing the plan run wrote (providers, modules,
 //! scripts) is executed by the apply — only the reviewed plan file crosses over.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -24,9 +24,9 @@ use crate::adapters::terraform::{EngineResolver, Engines, Limits, Step, cli_conf
 use crate::config::{Secret, Settings};
 use crate::core::base_rules::BaseRules;
 use crate::core::plan::{FailedStage, PlanSummary, Redactor, parse_plan_json, render_diff};
-use crate::core::projects::Project;
+use crate::core::projects::{Project, opentofu_only_files};
 use crate::core::repo_config::env_name_refusal;
-use crate::core::types::{CommitSha, ProjectDir, RepoName};
+use crate::core::types::{CommitSha, Engine, ProjectDir, RepoName};
 
 use super::repo_state::base_rules_at;
 
@@ -303,6 +303,7 @@ async fn prepare(
     let rel = job.project.dir.as_str();
     check_real_dir(&checkout, &job.project.dir, job.commit)
         .map_err(|e| (FailedStage::Config, e))?;
+    check_engine_reads_every_file(&checkout, job.project).map_err(|e| (FailedStage::Config, e))?;
     let cwd = if job.project.dir.is_root() {
         "repo".to_string()
     } else {
@@ -354,6 +355,34 @@ fn check_real_dir(checkout: &Path, dir: &ProjectDir, commit: &CommitSha) -> Resu
         }
     }
     Ok(())
+}
+
+/// Checks, on the exported checkout, that terraform is not about to run a project dir holding
+/// files only OpenTofu reads ([`opentofu_only_files`]) — detection chose the engine from the
+/// same commit; this is the same rule where the engine runs, so no plan silently leaves
+/// configuration out.
+fn check_engine_reads_every_file(checkout: &Path, project: &Project) -> Result<(), String> {
+    if project.engine != Engine::Terraform {
+        return Ok(());
+    }
+    let dir = checkout.join(project.dir.as_str());
+    let names: BTreeSet<String> = std::fs::read_dir(&dir)
+        .map_err(|e| format!("reading project dir `{}`: {e}", project.dir))?
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .collect();
+    let only = opentofu_only_files(names.iter().map(String::as_str), |f| names.contains(f));
+    if only.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "project `{}` runs with terraform, but its dir holds files only OpenTofu reads ({}); \
+         terraform would plan without them, so Sluice refuses to run it: set `engine: opentofu`",
+        project.name,
+        only.iter()
+            .map(|f| format!("`{f}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
 }
 
 /// `error`, with a note when the checkout left out paths terraform treats as its own: a
@@ -786,6 +815,39 @@ mod tests {
             Some(&RepoName::parse("ACME/Infra").unwrap()),
             &credential_names(&rules, &project("x", "envs/prod/y"))
         ));
+    }
+
+    #[test]
+    fn terraform_never_runs_a_dir_with_files_only_opentofu_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let co = dir.path();
+        for (path, text) in [
+            ("twins/main.tf", ""),
+            ("twins/main.tofu", ""),
+            ("mixed/main.tf", ""),
+            ("mixed/extra.tofu.json", "{}"),
+        ] {
+            std::fs::create_dir_all(co.join(path).parent().unwrap()).unwrap();
+            std::fs::write(co.join(path), text).unwrap();
+        }
+        let project = |dir: &str, engine: Engine| Project {
+            engine,
+            ..Project::detected(ProjectDir::new(dir).unwrap(), Workspace::default())
+        };
+        assert_eq!(
+            check_engine_reads_every_file(co, &project("twins", Engine::Terraform)),
+            Ok(())
+        );
+        assert_eq!(
+            check_engine_reads_every_file(co, &project("mixed", Engine::Opentofu)),
+            Ok(())
+        );
+        let err =
+            check_engine_reads_every_file(co, &project("mixed", Engine::Terraform)).unwrap_err();
+        assert!(
+            err.contains("(`extra.tofu.json`)") && err.contains("engine: opentofu"),
+            "{err}"
+        );
     }
 
     #[test]
