@@ -3,6 +3,7 @@
 mod audit;
 mod bot;
 mod bounds;
+mod detection;
 mod durability;
 mod engine_steering;
 mod fake_github;
