@@ -120,7 +120,11 @@ impl Runner {
             },
             jobs_dir,
             credentials,
-            secrets,
+            // The server's log is redacted of the same values as everything it posts.
+            secrets: {
+                crate::adapters::log::redact_secrets(secrets.iter().cloned());
+                secrets
+            },
         })
     }
 
@@ -442,6 +446,18 @@ fn take_plan_file(from: &Path, out_dir: &Path) -> anyhow::Result<PathBuf> {
     Ok(to)
 }
 
+/// Hands each line of live output to `inner` with the known secrets redacted.
+struct RedactingSink {
+    inner: Arc<dyn LineSink>,
+    redactor: Redactor,
+}
+
+impl LineSink for RedactingSink {
+    fn line(&self, line: &str) {
+        self.inner.line(&self.redactor.redact(line));
+    }
+}
+
 /// A failure report: what happened, then the end of the engine's output (where its errors are).
 fn step_failure(what: &str, step: &Step, redactor: &Redactor) -> String {
     let text = redactor.redact(step.output.output.trim_end()).into_owned();
@@ -468,7 +484,13 @@ impl Runner {
             cwd,
             env,
             limits: self.limits,
-            sink: job.sink.clone(),
+            // Live output is redacted like the final report: the sink shows it as it comes.
+            sink: job.sink.clone().map(|inner| {
+                Arc::new(RedactingSink {
+                    inner,
+                    redactor: self.redactor(),
+                }) as Arc<dyn LineSink>
+            }),
             cancel: job.cancel.clone(),
             inputs: Vec::new(),
         }
@@ -847,6 +869,34 @@ mod tests {
         assert!(
             err.contains("(`extra.tofu.json`)") && err.contains("engine: opentofu"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn live_output_reaches_the_sink_redacted() {
+        use base64::Engine as _;
+        struct Lines(std::sync::Mutex<Vec<String>>);
+        impl LineSink for Lines {
+            fn line(&self, line: &str) {
+                self.0.lock().unwrap().push(line.to_string());
+            }
+        }
+        let lines = Arc::new(Lines(Default::default()));
+        let sink = RedactingSink {
+            inner: lines.clone(),
+            redactor: Redactor::new(["sink-secret-42".to_string()]),
+        };
+        let b64 = base64::engine::general_purpose::STANDARD.encode("sink-secret-42");
+        sink.line("  + token = \"sink-secret-42\"");
+        sink.line(&format!("  + auth  = \"{b64}\""));
+        sink.line("Plan: 1 to add");
+        assert_eq!(
+            *lines.0.lock().unwrap(),
+            [
+                "  + token = \"***\"",
+                "  + auth  = \"***\"",
+                "Plan: 1 to add"
+            ]
         );
     }
 

@@ -12,6 +12,7 @@ mod intake;
 mod policy;
 mod preview;
 mod real_dirs;
+mod redaction;
 mod sandbox;
 mod sandbox_network;
 mod sandbox_probe;
