@@ -12,7 +12,7 @@ use super::store::{AuditQuery, Store};
 use crate::adapters::store::SqliteStore;
 use crate::cli::{AuditCommand, ExportFormat};
 use crate::config::Settings;
-use crate::core::audit::{AuditEntry, Verifier};
+use crate::core::audit::{AuditEntry, ColumnEdited, Verifier};
 
 /// Normalises `2026-01-01` or an RFC 3339 time to the log's time format for comparisons.
 pub fn parse_time_bound(s: &str) -> anyhow::Result<String> {
@@ -212,7 +212,7 @@ pub async fn verify(store: &dyn Store, anchor: Option<&str>) -> anyhow::Result<V
     let mut broken: Option<(u64, String)> = None;
     let mut last_seq = 0;
     let mut anchor_seen = false;
-    store
+    let scanned = store
         .scan_audit(&AuditQuery::default(), &mut |e| {
             if let Err(b) = v.check(&e) {
                 broken = Some((e.seq, b.to_string()));
@@ -230,7 +230,14 @@ pub async fn verify(store: &dyn Store, anchor: Option<&str>) -> anyhow::Result<V
             last_seq = e.seq;
             Ok(true)
         })
-        .await?;
+        .await;
+    // A row whose filter columns disagree with its entry is refused by the store as it is read.
+    if let Err(e) = scanned {
+        match e.downcast_ref::<ColumnEdited>() {
+            Some(edited) => broken = Some((edited.seq, edited.to_string())),
+            None => return Err(e),
+        }
+    }
     if let Some((seq, why)) = broken {
         return Ok(Verdict::Broken {
             seq,

@@ -540,7 +540,8 @@ pub trait Store: Send + Sync {
     async fn append_audit(&self, audit: Vec<AuditRecord>, now: i64)
     -> StoreResult<Vec<AuditEntry>>;
     /// Entries matching `q`, in sequence order, handed to `each` one at a time (constant memory
-    /// over millions of entries). `each` returning `false` stops early.
+    /// over millions of entries). `each` returning `false` stops early. A row whose filter
+    /// columns disagree with its entry is an error of type `core::audit::ColumnEdited`.
     async fn scan_audit(
         &self,
         q: &AuditQuery,

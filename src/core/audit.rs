@@ -215,6 +215,127 @@ pub fn format_time(unix_ms: i64) -> String {
         .to_string()
 }
 
+/// The values a store keeps in columns of their own beside an entry, so queries, exports and
+/// pages can filter without reading every entry (`audit export --since/--until/--repo`,
+/// `audit show --commit`, `GET /api/audit?commit=…`), plus the stored copies of the chain fields.
+/// They are derived from the entry when it is written ([`StoredColumns::of`]) and checked
+/// against the entry when it is read ([`StoredColumns::check`]): an edited column would
+/// otherwise hide an entry from a filtered query (or show it under another commit, time or
+/// repository) while the hash chain, computed from the entry, still verifies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredColumns {
+    pub seq: u64,
+    /// The canonical time ([`format_time`]); range filters compare it as text.
+    pub time: String,
+    pub repo: Option<String>,
+    pub pr: Option<u64>,
+    pub head_sha: Option<String>,
+    /// [`AuditAction::as_str`], or `unknown` for an entry without one.
+    pub action: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+impl StoredColumns {
+    /// The columns as a store writes them for `e`.
+    pub fn of(e: &AuditEntry) -> StoredColumns {
+        StoredColumns {
+            seq: e.seq,
+            time: e.time.clone(),
+            repo: e.record.repo.clone(),
+            pr: e.record.pr,
+            head_sha: e.record.head_sha.clone(),
+            action: e
+                .record
+                .action
+                .map(|a| a.as_str())
+                .unwrap_or("unknown")
+                .to_string(),
+            prev_hash: e.prev_hash.clone(),
+            hash: e.hash.clone(),
+        }
+    }
+
+    /// Whether these stored columns are the ones `e` (as stored in the same row) implies; the
+    /// first that differs, in declaration order, otherwise.
+    pub fn check(&self, e: &AuditEntry) -> Result<(), ColumnEdited> {
+        let want = StoredColumns::of(e);
+        let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "NULL".into());
+        let show_n = |v: Option<u64>| v.map_or_else(|| "NULL".into(), |n| n.to_string());
+        let differs: [(&'static str, bool, String, String); 8] = [
+            (
+                "seq",
+                self.seq != want.seq,
+                self.seq.to_string(),
+                want.seq.to_string(),
+            ),
+            (
+                "time",
+                self.time != want.time,
+                self.time.clone(),
+                want.time.clone(),
+            ),
+            (
+                "repo",
+                self.repo != want.repo,
+                show(&self.repo),
+                show(&want.repo),
+            ),
+            ("pr", self.pr != want.pr, show_n(self.pr), show_n(want.pr)),
+            (
+                "head_sha",
+                self.head_sha != want.head_sha,
+                show(&self.head_sha),
+                show(&want.head_sha),
+            ),
+            (
+                "action",
+                self.action != want.action,
+                self.action.clone(),
+                want.action.clone(),
+            ),
+            (
+                "prev_hash",
+                self.prev_hash != want.prev_hash,
+                self.prev_hash.clone(),
+                want.prev_hash.clone(),
+            ),
+            (
+                "hash",
+                self.hash != want.hash,
+                self.hash.clone(),
+                want.hash.clone(),
+            ),
+        ];
+        match differs.into_iter().find(|(_, d, _, _)| *d) {
+            None => Ok(()),
+            Some((column, _, stored, entry)) => Err(ColumnEdited {
+                seq: self.seq,
+                column,
+                stored,
+                entry,
+            }),
+        }
+    }
+}
+
+/// A stored column that disagrees with the entry in the same row: the log was edited outside
+/// Sluice. Readers fail with it rather than answer a filtered query from edited columns;
+/// `sluice audit verify` reports it like a broken chain.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "entry {seq} was edited: its stored `{column}` is {stored:?} but the entry says {entry:?} \
+     (queries that filter on it would hide or misplace the entry)"
+)]
+pub struct ColumnEdited {
+    /// The row's sequence number (its `seq` column).
+    pub seq: u64,
+    /// Which column: `seq`, `time`, `repo`, `pr`, `head_sha`, `action`, `prev_hash` or `hash`.
+    pub column: &'static str,
+    pub stored: String,
+    pub entry: String,
+}
+
 /// Why verification stopped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChainBreak {
@@ -346,6 +467,42 @@ mod tests {
         assert_eq!(c[0].prev_hash, GENESIS_HASH);
         assert_eq!(c[1].prev_hash, c[0].hash);
         assert_eq!(verify(&c), Ok(3));
+    }
+
+    #[test]
+    fn stored_columns_are_checked_against_their_entry() {
+        let e = &chain(2)[1];
+        let good = StoredColumns::of(e);
+        assert_eq!(good.check(e), Ok(()));
+        assert_eq!(good.action, "plan");
+        let edits: Vec<(&str, Box<dyn Fn(&mut StoredColumns)>)> = vec![
+            ("seq", Box::new(|c| c.seq = 9)),
+            (
+                "time",
+                Box::new(|c| c.time = "2020-01-01T00:00:00.000Z".into()),
+            ),
+            ("repo", Box::new(|c| c.repo = Some("acme/other".into()))),
+            ("repo", Box::new(|c| c.repo = None)),
+            ("pr", Box::new(|c| c.pr = Some(8))),
+            ("head_sha", Box::new(|c| c.head_sha = Some("b".repeat(40)))),
+            ("action", Box::new(|c| c.action = "apply".into())),
+            ("prev_hash", Box::new(|c| c.prev_hash = "f".repeat(64))),
+            ("hash", Box::new(|c| c.hash = "f".repeat(64))),
+        ];
+        for (column, edit) in edits {
+            let mut c = good.clone();
+            edit(&mut c);
+            let err = c.check(e).expect_err(column);
+            assert_eq!(err.column, column, "{err}");
+            assert!(err.to_string().starts_with("entry "), "{err}");
+        }
+        let mut none = e.clone();
+        none.record.action = None;
+        assert_eq!(StoredColumns::of(&none).action, "unknown");
+        insta::assert_snapshot!(
+            StoredColumns { pr: None, ..good.clone() }.check(e).unwrap_err(),
+            @r#"entry 2 was edited: its stored `pr` is "NULL" but the entry says "7" (queries that filter on it would hide or misplace the entry)"#
+        );
     }
 
     #[test]

@@ -293,16 +293,26 @@ fn lock_from_row(r: &SqliteRow) -> anyhow::Result<Lock> {
     })
 }
 
-/// Reads an audit row, taking seq and hashes from their columns so that tampering with either
-/// the columns or the JSON breaks verification.
+/// Reads an audit row: the entry as stored in `entry_json`, after checking that every column
+/// stored beside it (`seq`, `time_text`, `repo`, `pr`, `head_sha`, `action`, `prev_hash`,
+/// `hash`: what queries filter and order on) is the one the entry implies. An edited column is
+/// an error ([`audit::ColumnEdited`]), never a silently filtered answer.
 fn audit_from_row(r: &SqliteRow) -> anyhow::Result<AuditEntry> {
     let seq: i64 = r.try_get("seq")?;
     let json: &str = r.try_get("entry_json")?;
-    let mut e: AuditEntry = serde_json::from_str(json)
+    let e: AuditEntry = serde_json::from_str(json)
         .with_context(|| format!("audit entry {seq} is not valid JSON"))?;
-    e.seq = seq as u64;
-    e.prev_hash = r.try_get("prev_hash")?;
-    e.hash = r.try_get("hash")?;
+    let stored = audit::StoredColumns {
+        seq: seq as u64,
+        time: r.try_get("time_text")?,
+        repo: r.try_get("repo")?,
+        pr: r.try_get::<Option<i64>, _>("pr")?.map(|p| p as u64),
+        head_sha: r.try_get("head_sha")?,
+        action: r.try_get("action")?,
+        prev_hash: r.try_get("prev_hash")?,
+        hash: r.try_get("hash")?,
+    };
+    stored.check(&e)?;
     Ok(e)
 }
 
@@ -349,19 +359,21 @@ async fn insert_audit(
             audit::format_time(now),
             record,
         );
+        // The columns are derived by the same function that checks them on every read.
+        let columns = audit::StoredColumns::of(&entry);
         sqlx::query(
             "INSERT INTO audit_log (seq, time_text, repo, pr, head_sha, action, entry_json, prev_hash, hash) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
-        .bind(entry.seq as i64)
-        .bind(&entry.time)
-        .bind(&entry.record.repo)
-        .bind(entry.record.pr.map(|p| p as i64))
-        .bind(&entry.record.head_sha)
-        .bind(entry.record.action.map(|a| a.as_str()).unwrap_or("unknown"))
+        .bind(columns.seq as i64)
+        .bind(&columns.time)
+        .bind(&columns.repo)
+        .bind(columns.pr.map(|p| p as i64))
+        .bind(&columns.head_sha)
+        .bind(&columns.action)
         .bind(serde_json::to_string(&entry)?)
-        .bind(&entry.prev_hash)
-        .bind(&entry.hash)
+        .bind(&columns.prev_hash)
+        .bind(&columns.hash)
         .execute(&mut *conn)
         .await
         .context("appending to the audit log")?;
@@ -1455,8 +1467,10 @@ impl Store for SqliteStore {
         each: &mut (dyn FnMut(AuditEntry) -> anyhow::Result<bool> + Send),
     ) -> StoreResult<()> {
         use futures_util::TryStreamExt;
-        let mut sql =
-            String::from("SELECT seq, entry_json, prev_hash, hash FROM audit_log WHERE 1 = 1");
+        let mut sql = String::from(
+            "SELECT seq, time_text, repo, pr, head_sha, action, entry_json, prev_hash, hash \
+             FROM audit_log WHERE 1 = 1",
+        );
         if q.since.is_some() {
             sql.push_str(" AND time_text >= ?");
         }
