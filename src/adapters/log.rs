@@ -3,72 +3,40 @@
 //! never reaches the logs, whatever message or error happened to carry it.
 //!
 //! Logging starts before the settings are read; the secrets arrive later, once, through
-//! [`redact_secrets`] (called where the secret values are known: when the runner is built from
-//! the settings). Until then lines are written as they are — nothing secret is known yet.
+//! [`known_secrets::register`] (called where the secret values are known: when the runner is
+//! built from the settings). Until then lines are written as they are — nothing secret is
+//! known yet.
 //! This module owns only the writer; what is logged is the callers' business.
 
 use std::io::{self, Write};
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::Arc;
 
 use tracing_subscriber::fmt::MakeWriter;
 
+use super::known_secrets::{self, KnownSecrets};
 use crate::core::plan::Redactor;
-
-/// The secrets a [`RedactingWriter`] redacts; shared, replaceable.
-#[derive(Clone, Default)]
-pub struct LogSecrets(Arc<RwLock<Arc<Redactor>>>);
-
-impl LogSecrets {
-    fn current(&self) -> Arc<Redactor> {
-        match self.0.read() {
-            Ok(r) => r.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
-    }
-
-    /// From now on, lines are redacted of `secrets` (replacing any earlier set).
-    pub fn set(&self, secrets: impl IntoIterator<Item = String>) {
-        let redactor = Arc::new(Redactor::new(secrets));
-        match self.0.write() {
-            Ok(mut r) => *r = redactor,
-            Err(poisoned) => *poisoned.into_inner() = redactor,
-        }
-    }
-}
-
-/// The process's log secrets, which [`RedactingWriter::stderr`] uses.
-fn process_secrets() -> &'static LogSecrets {
-    static SECRETS: OnceLock<LogSecrets> = OnceLock::new();
-    SECRETS.get_or_init(LogSecrets::default)
-}
-
-/// From now on, the process's log lines are redacted of `secrets` (replacing any earlier set:
-/// the server builds its runner once; a process that builds several keeps the last).
-pub fn redact_secrets(secrets: impl IntoIterator<Item = String>) {
-    process_secrets().set(secrets);
-}
 
 /// A [`MakeWriter`] for `tracing_subscriber::fmt` that redacts every event before writing it
 /// to its target (stderr in the binary).
 #[derive(Clone)]
 pub struct RedactingWriter<W = StderrTarget> {
     target: W,
-    secrets: LogSecrets,
+    secrets: KnownSecrets,
 }
 
 impl RedactingWriter<StderrTarget> {
-    /// Stderr, redacted of what [`redact_secrets`] was last given.
+    /// Stderr, redacted of what [`known_secrets::register`] was last given.
     pub fn stderr() -> Self {
         RedactingWriter {
             target: StderrTarget,
-            secrets: process_secrets().clone(),
+            secrets: known_secrets::process().clone(),
         }
     }
 }
 
 impl<W> RedactingWriter<W> {
     /// `target`, redacted of `secrets`.
-    pub fn new(target: W, secrets: LogSecrets) -> Self {
+    pub fn new(target: W, secrets: KnownSecrets) -> Self {
         RedactingWriter { target, secrets }
     }
 }
@@ -97,7 +65,7 @@ impl<'a, W: Target> MakeWriter<'a> for RedactingWriter<W> {
         EventWriter {
             out: self.target.open(),
             buf: Vec::new(),
-            redactor: self.secrets.current(),
+            redactor: self.secrets.redactor(),
         }
     }
 }
@@ -166,7 +134,7 @@ mod tests {
         use base64::Engine as _;
         let secret = "log-secret-0123456789";
         let mem = Memory::default();
-        let secrets = LogSecrets::default();
+        let secrets = KnownSecrets::default();
         let subscriber = tracing_subscriber::fmt()
             .with_writer(RedactingWriter::new(mem.clone(), secrets.clone()))
             .with_ansi(false)

@@ -4,6 +4,7 @@
 
 pub mod git;
 pub mod github;
+pub mod known_secrets;
 pub mod log;
 pub mod netns;
 pub mod process;

@@ -120,9 +120,10 @@ impl Runner {
             },
             jobs_dir,
             credentials,
-            // The server's log is redacted of the same values as everything it posts.
+            // The server's log, audit log and outbox are redacted of the same values as
+            // everything it posts.
             secrets: {
-                crate::adapters::log::redact_secrets(secrets.iter().cloned());
+                crate::adapters::known_secrets::register(secrets.iter().cloned());
                 secrets
             },
         })

@@ -15,6 +15,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::plan::Redactor;
+
 /// The predecessor hash of the first entry.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -157,6 +159,92 @@ pub struct AuditRecord {
     pub log_url: Option<String>,
     /// Free-form facts (e.g. lock keys, reasons for a refusal), sorted by key.
     pub details: BTreeMap<String, String>,
+}
+
+impl AuditRecord {
+    /// Replaces every known secret (in any form `redactor` matches) in every text of the
+    /// record. The store calls it before sealing, so the hash covers the redacted record and
+    /// the log never holds a secret, whatever reason or error text carried it there.
+    pub fn redact(&mut self, redactor: &Redactor) {
+        if redactor.is_empty() {
+            return;
+        }
+        let r = |s: &mut String| {
+            if let std::borrow::Cow::Owned(clean) = redactor.redact(s) {
+                *s = clean;
+            }
+        };
+        let ro = |s: &mut Option<String>| {
+            if let Some(s) = s {
+                r(s);
+            }
+        };
+        let AuditRecord {
+            event_id,
+            actor,
+            action: _,
+            repo,
+            pr: _,
+            base_sha,
+            head_sha,
+            project,
+            dir,
+            workspace,
+            engine,
+            engine_version,
+            result: _,
+            error_class,
+            duration_ms: _,
+            plan_sha256,
+            plan_entry_seq: _,
+            changes: _,
+            destroyed,
+            replaced,
+            policy,
+            approvals,
+            job_id: _,
+            log_url,
+            details,
+        } = self;
+        for s in [
+            event_id,
+            repo,
+            base_sha,
+            head_sha,
+            project,
+            dir,
+            workspace,
+            engine,
+            engine_version,
+            error_class,
+            plan_sha256,
+            log_url,
+        ] {
+            ro(s);
+        }
+        r(&mut actor.login);
+        r(&mut actor.kind);
+        destroyed.iter_mut().chain(replaced.iter_mut()).for_each(r);
+        for p in policy {
+            r(&mut p.policy);
+            r(&mut p.outcome);
+            p.reasons.iter_mut().for_each(r);
+            ro(&mut p.source_blob);
+        }
+        for a in approvals {
+            r(&mut a.login);
+            ro(&mut a.submitted_at);
+        }
+        // Keys are names Sluice chose, but a value may have been put in a key too.
+        *details = std::mem::take(details)
+            .into_iter()
+            .map(|(mut k, mut v)| {
+                r(&mut k);
+                r(&mut v);
+                (k, v)
+            })
+            .collect();
+    }
 }
 
 /// A stored entry: the record plus its place in the chain. Field order is the canonical order.
@@ -475,7 +563,8 @@ mod tests {
         let good = StoredColumns::of(e);
         assert_eq!(good.check(e), Ok(()));
         assert_eq!(good.action, "plan");
-        let edits: Vec<(&str, Box<dyn Fn(&mut StoredColumns)>)> = vec![
+        type Edit = Box<dyn Fn(&mut StoredColumns)>;
+        let edits: Vec<(&str, Edit)> = vec![
             ("seq", Box::new(|c| c.seq = 9)),
             (
                 "time",
@@ -503,6 +592,39 @@ mod tests {
             StoredColumns { pr: None, ..good.clone() }.check(e).unwrap_err(),
             @r#"entry 2 was edited: its stored `pr` is "NULL" but the entry says "7" (queries that filter on it would hide or misplace the entry)"#
         );
+    }
+
+    /// Every text of a record is redacted, in the encoded forms too; the hash is computed
+    /// after, so the redacted entry verifies.
+    #[test]
+    fn records_are_redacted_in_every_text() {
+        use base64::Engine as _;
+        let secret = "audit-secret-0042";
+        let b64 = base64::engine::general_purpose::STANDARD.encode(secret);
+        let hex = hex::encode(secret);
+        let mut rec = record(AuditAction::Plan);
+        rec.error_class = Some(format!("failed: {secret}"));
+        rec.destroyed = vec![format!("null_resource.x[\"{b64}\"]")];
+        rec.policy = vec![AuditPolicyDecision {
+            policy: "p".into(),
+            outcome: "fail".into(),
+            reasons: vec![format!("token {hex} is not allowed")],
+            source_blob: None,
+        }];
+        rec.details = [
+            ("reason".to_string(), format!("url https://x/?t={secret}")),
+            (format!("k-{b64}"), "v".to_string()),
+        ]
+        .into();
+        rec.redact(&Redactor::new([secret.to_string()]));
+        let e = seal(None, format_time(0), rec);
+        let text = String::from_utf8(canonical(e.seq, &e.time, &e.record)).unwrap();
+        for form in [secret, b64.as_str(), hex.as_str()] {
+            assert!(!text.contains(form), "{form} in {text}");
+        }
+        assert_eq!(text.matches("***").count(), 5, "{text}");
+        assert_eq!(e.record.repo.as_deref(), Some("acme/infra"));
+        assert_eq!(verify(&[e]), Ok(1));
     }
 
     #[test]

@@ -145,3 +145,99 @@ fn url_query_escape(s: &str) -> String {
         })
         .collect()
 }
+
+/// The same class through the real server: a credential the server gives a project, which the
+/// PR's configuration base64-encodes into an attribute (and into a path in an error), and a
+/// commenter pastes encoded into a refused command (which the reply quotes), reaches neither
+/// the PR's comments, nor the server's log, nor the audit log — in any of its forms.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_base64_encoded_credential_reaches_no_comment_log_or_audit_entry() {
+    use crate::server::Harness;
+    use crate::support::null_project;
+
+    let token = format!("{}/a+b&c<d> e?", unique("srv"));
+    let files = [
+        ("envs/a/main.tf", null_project("a", "1")),
+        ("envs/b/main.tf", null_project("b", "1")),
+        ("README.md", "infra\n".to_string()),
+    ];
+    let refs: Vec<(&str, &str)> = files.iter().map(|(p, c)| (*p, c.as_str())).collect();
+    let mut h = Harness::new(&refs).await;
+    let config = h.data_dir().join("sluice.toml");
+    std::fs::write(
+        &config,
+        format!("[[credentials]]\nprojects = [\"*\"]\nenv = {{ TF_VAR_token = \"{token}\" }}\n"),
+    )
+    .expect("write config");
+    h.set_env("SLUICE_CONFIG", &config.display().to_string());
+    h.start();
+
+    let variable = "variable \"token\" {\n  default = \"absent\"\n}\n";
+    let encoded = format!(
+        r#"{NULL_PROVIDER}
+{variable}
+resource "null_resource" "a" {{
+  triggers = {{
+    b64      = base64encode(var.token)
+    b64_at_1 = base64encode("u:${{var.token}}")
+    url      = urlencode(var.token)
+    plain    = "not secret"
+  }}
+}}
+"#
+    );
+    let failing = format!(
+        "{NULL_PROVIDER}\n{variable}\nlocals {{\n  x = file(\"/nonexistent/${{base64encode(var.token)}}\")\n}}\noutput \"x\" {{\n  value = local.x\n}}\n"
+    );
+    h.open_pr(
+        1,
+        "encode",
+        &[("envs/a/main.tf", &encoded), ("envs/b/main.tf", &failing)],
+    );
+    h.deliver(&h.pr_event("opened", 1)).await;
+    let plan = h
+        .wait_comment(1, "the plan comment", |c| {
+            c.contains("Plan:") && c.contains("envs/a")
+        })
+        .await;
+    let b64_line = plan
+        .lines()
+        .find(|l| l.trim_start_matches(['+', ' ']).starts_with("\"b64\""))
+        .unwrap_or_else(|| panic!("no b64 attribute:\n{plan}"));
+    assert!(b64_line.contains("\"***\""), "{b64_line}");
+    assert!(plan.contains("\"not secret\""), "{plan}");
+    h.wait_comment(1, "the failure", |c| c.contains("/nonexistent/***"))
+        .await;
+
+    // A commenter pastes the encoded credential into a refused argument.
+    let b64 = STANDARD.encode(token.as_bytes());
+    h.deliver(&h.comment_event(1, "alice", &format!("sluice plan -- -chdir={b64}")))
+        .await;
+    let reply = h
+        .wait_comment(1, "the refusal", |c| c.contains("is not allowed"))
+        .await;
+    assert!(reply.contains("`-chdir=***`"), "{reply}");
+
+    let forms = [
+        ("the token", token.clone()),
+        ("base64encode", b64.clone()),
+        ("urlencode", url_query_escape(&token)),
+        (
+            "embedded at offset 1",
+            STANDARD.encode(format!("u:{token}"))[4..24].to_string(),
+        ),
+    ];
+    let comments = h.fake.bot_comments(crate::server::REPO, 1).join("\n----\n");
+    let logs = h.server().logs();
+    let audit = h.cli(&["audit", "export"]);
+    let audit = String::from_utf8_lossy(&audit.stdout).into_owned();
+    // No record or log line of this story carries the token today; these checks guard the
+    // paths (the store and the log writer redact positively in their own tests).
+    for (what, form) in &forms {
+        assert!(!comments.contains(form), "{what} in a comment:\n{comments}");
+        assert!(!logs.contains(form), "{what} in the server log:\n{logs}");
+        assert!(!audit.contains(form), "{what} in the audit log:\n{audit}");
+    }
+    let verify = h.cli(&["audit", "verify"]);
+    assert!(verify.status.success(), "{verify:?}");
+}

@@ -5,6 +5,7 @@
 //! and are applied here inside those transactions. The audit table refuses updates and deletes
 //! through triggers (see the migration).
 
+use std::borrow::Cow;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -16,11 +17,13 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, SqliteConnection, SqlitePool};
 
+use crate::adapters::known_secrets;
 use crate::app::store::*;
 use crate::core::audit::{self, AuditEntry, AuditRecord};
 use crate::core::event::Actor;
 use crate::core::job::{JobKind, JobState, after_lost_lease};
 use crate::core::lock::{Lock, LockDecision, LockKey, decide};
+use crate::core::plan::Redactor;
 use crate::core::types::{CommitSha, PrNumber, ProjectDir, RepoName, Workspace};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -318,17 +321,41 @@ fn audit_from_row(r: &SqliteRow) -> anyhow::Result<AuditEntry> {
 
 // ---- helpers inside transactions ------------------------------------------------------------------
 
+/// `message` with every known secret in its text (comment body, status description) redacted.
+fn redacted<'m>(message: &'m Outgoing, redactor: &Redactor) -> Cow<'m, Outgoing> {
+    let mut out = Cow::Borrowed(message);
+    match message {
+        Outgoing::Comment { body } => {
+            if let Cow::Owned(clean) = redactor.redact(body) {
+                out = Cow::Owned(Outgoing::Comment { body: clean });
+            }
+        }
+        Outgoing::Status { description, .. } => {
+            if let Cow::Owned(clean) = redactor.redact(description)
+                && let Outgoing::Status { description, .. } = out.to_mut()
+            {
+                *description = clean;
+            }
+        }
+        Outgoing::Reaction { .. } => {}
+    }
+    out
+}
+
 async fn insert_outbox(
     conn: &mut SqliteConnection,
     items: &[OutboxItem],
     now: i64,
 ) -> anyhow::Result<()> {
+    // The last point before GitHub: no known secret is posted, whatever text carried it.
+    let redactor = known_secrets::process().redactor();
     for item in items {
+        let message = redacted(&item.message, &redactor);
         sqlx::query("INSERT INTO outbox (repo, pr, kind, payload_json, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?)")
             .bind(item.repo.full())
             .bind(item.pr.map(|p| p.get() as i64))
-            .bind(item.message.kind())
-            .bind(serde_json::to_string(&item.message)?)
+            .bind(message.kind())
+            .bind(serde_json::to_string(&message)?)
             .bind(now)
             .bind(now)
             .execute(&mut *conn)
@@ -353,7 +380,10 @@ async fn insert_audit(
         None => None,
     };
     let mut out = Vec::with_capacity(records.len());
-    for record in records {
+    // The last point before the log: no known secret is stored, whatever text carried it.
+    let redactor = known_secrets::process().redactor();
+    for mut record in records {
+        record.redact(&redactor);
         let entry = audit::seal(
             prev.as_ref().map(|(s, h)| (*s, h.as_str())),
             audit::format_time(now),
