@@ -11,6 +11,12 @@
 //!   RSS of the `sluice audit` process (bounded: it streams).
 //!
 //! GitHub is the same local fake the integration tests use. Needs `scripts/install-test-tools`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::disallowed_methods,
+    clippy::too_many_lines,
+    reason = "benchmarks start the binary and tools themselves, and a failed unwrap is a failed run"
+)]
 
 // The integration tests' fake GitHub and webhook helpers (their own unit tests included, hence
 // the allowances).
@@ -430,7 +436,7 @@ fn run_measuring_rss(mut cmd: Command) -> (std::process::ExitStatus, u64, Durati
 
 /// Exports and verifies a log of 1,000,000 entries: time and the exporter's peak memory.
 async fn audit_export(results: &mut Vec<(String, String, String, bool)>) {
-    use sluice::app::store::Store;
+    use sluice::app::ports::store::Store;
     use sluice::core::audit::{AuditAction, AuditActor, AuditRecord, AuditResult, ChangeCounts};
     let data = tempfile::tempdir().unwrap();
     let store = sluice::adapters::store::SqliteStore::open(&data.path().join("sluice.db"))
@@ -475,7 +481,10 @@ async fn audit_export(results: &mut Vec<(String, String, String, bool)>) {
             })
             .collect();
         store
-            .append_audit(records, 1_772_323_200_000 + (b * batch) as i64)
+            .append_audit(
+                records,
+                sluice::core::types::UnixMs::new(1_772_323_200_000 + (b * batch) as i64),
+            )
             .await
             .unwrap();
     }

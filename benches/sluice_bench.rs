@@ -21,6 +21,12 @@
 //! Run with `cargo bench` (needs `scripts/install-test-tools`). `cargo bench -- --quick` runs
 //! fewer rounds; `cargo bench --bench sluice_bench -- hardening` (or `overhead`, `parallelism`,
 //! `detection`, `render`, `redaction`) runs only the parts named.
+#![allow(
+    clippy::unwrap_used,
+    clippy::disallowed_methods,
+    clippy::too_many_lines,
+    reason = "benchmarks start the binary and tools themselves, and a failed unwrap is a failed run"
+)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -9,6 +9,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::app::audit::AuditTask;
+use crate::app::locks_cli::LocksTask;
 use crate::app::preview::{Format, PreviewOptions, PreviewResult};
 use crate::app::project_run::Runner;
 use crate::config::{Overrides, Settings};
@@ -182,6 +184,52 @@ pub enum LocksCommand {
     },
 }
 
+impl AuditCommand {
+    /// The validated arguments, as the app takes them.
+    fn lower(self) -> AuditTask {
+        match self {
+            AuditCommand::Export {
+                since,
+                until,
+                repo,
+                format,
+                output,
+            } => AuditTask::Export {
+                since,
+                until,
+                repo,
+                format: match format {
+                    ExportFormat::Jsonl => crate::app::audit::ExportFormat::Jsonl,
+                    ExportFormat::Csv => crate::app::audit::ExportFormat::Csv,
+                },
+                output,
+            },
+            AuditCommand::Verify { anchor } => AuditTask::Verify { anchor },
+            AuditCommand::Show { commit, repo } => AuditTask::Show { commit, repo },
+        }
+    }
+}
+
+impl LocksCommand {
+    /// The validated arguments, as the app takes them.
+    fn lower(self) -> LocksTask {
+        match self {
+            LocksCommand::List { repo } => LocksTask::List { repo },
+            LocksCommand::Release {
+                repo,
+                dir,
+                workspace,
+                by,
+            } => LocksTask::Release {
+                repo,
+                dir,
+                workspace,
+                by,
+            },
+        }
+    }
+}
+
 fn init_tracing(format: LogFormat, server: bool) {
     use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
@@ -312,11 +360,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Audit(cmd) => {
             let settings = Settings::load(&overrides)?;
-            runtime()?.block_on(crate::app::audit::run(&settings, cmd))
+            runtime()?.block_on(crate::app::audit::run(&settings, cmd.lower()))
         }
         Command::Locks(cmd) => {
             let settings = Settings::load(&overrides)?;
-            runtime()?.block_on(crate::app::locks_cli::run(&settings, cmd))
+            runtime()?.block_on(crate::app::locks_cli::run(&settings, cmd.lower()))
         }
         Command::Events(EventsCommand::List {
             dead,
@@ -326,11 +374,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }) => {
             let settings = Settings::load(&overrides)?;
             let state = if dead {
-                Some(crate::app::store::EventState::Dead)
+                Some(crate::app::ports::store::EventState::Dead)
             } else {
                 state
                     .as_deref()
-                    .and_then(crate::app::store::EventState::parse)
+                    .and_then(crate::app::ports::store::EventState::parse)
             };
             let opts = crate::app::events_cli::ListOptions { state, limit, json };
             runtime()?.block_on(crate::app::events_cli::list(&settings, opts))

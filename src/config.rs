@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
+use crate::core::allowlist::Allowlist;
+
 /// A secret value (webhook secret, token, key). `Debug` and `Display` redact it, so a settings
 /// struct can be logged whole without leaking anything.
 #[derive(Clone, Deserialize, PartialEq, Eq)]
@@ -152,6 +154,12 @@ pub struct Settings {
     /// file.
     #[serde(skip)]
     pub test_crash_on_delivery: Option<String>,
+    /// `repo_allowlist`, compiled when the settings are loaded.
+    #[serde(skip)]
+    allowlist: Allowlist,
+    /// `base_branches`, compiled when the settings are loaded.
+    #[serde(skip)]
+    trusted_bases: globset::GlobSet,
 }
 
 /// How and where terraform runs.
@@ -685,11 +693,8 @@ impl Settings {
         {
             bail!("the webhook secret is shorter than 8 characters; use a long random value");
         }
-        for pattern in &self.repo_allowlist {
-            let glob = pattern.strip_prefix('!').unwrap_or(pattern);
-            globset::Glob::new(glob)
-                .with_context(|| format!("repo_allowlist entry {pattern:?} is not a valid glob"))?;
-        }
+        self.allowlist = Allowlist::new(&self.repo_allowlist)
+            .map_err(|e| anyhow::anyhow!("repo_allowlist: {e}"))?;
         for a in &mut self.command_author_associations {
             *a = a.trim().to_ascii_uppercase();
             if !ASSOCIATIONS.contains(&a.as_str()) {
@@ -699,10 +704,16 @@ impl Settings {
                 );
             }
         }
+        // GitHub's branch names, matched as they always were here: `*` may cross `/`.
+        let mut bases = globset::GlobSetBuilder::new();
         for pattern in &self.base_branches {
-            globset::Glob::new(pattern)
-                .with_context(|| format!("base_branches entry {pattern:?} is not a valid glob"))?;
+            bases.add(
+                globset::Glob::new(pattern).with_context(|| {
+                    format!("base_branches entry {pattern:?} is not a valid glob")
+                })?,
+            );
         }
+        self.trusted_bases = bases.build().context("base_branches")?;
         self.github_api_url = self.github_api_url.trim_end_matches('/').to_string();
         if self.runner.timeout_secs == 0 {
             bail!("runner.timeout_secs must be at least 1");
@@ -743,11 +754,12 @@ impl Settings {
         if base == default {
             return true;
         }
-        self.base_branches.iter().any(|p| {
-            globset::Glob::new(p)
-                .map(|g| g.compile_matcher().is_match(base))
-                .unwrap_or(false)
-        })
+        self.trusted_bases.is_match(base)
+    }
+
+    /// The repository allowlist (`repo_allowlist`), compiled when the settings were loaded.
+    pub fn allowlist(&self) -> &Allowlist {
+        &self.allowlist
     }
 
     /// Every secret value the server knows, for output redaction.

@@ -32,6 +32,10 @@
 //! a run could start before its network exists, and it keeps running after the namespace's last
 //! process is gone; slirp4netns reports readiness on `--ready-fd` and exits when `--exit-fd`
 //! closes. Both need `/dev/net/tun` usable by the sandbox user (mode 0666, as udev makes it).
+#![allow(
+    clippy::disallowed_methods,
+    reason = "this adapter is where the namespace helpers (holder, slirp4netns, ip) start, with their timeouts and caps"
+)]
 
 use std::collections::BTreeSet;
 use std::ffi::CString;
@@ -231,6 +235,68 @@ pub struct RunNamespaces {
     _slirp_exit: Option<OwnedFd>,
 }
 
+/// Starts the process that holds the run's user namespace (and network namespace, `with_net`):
+/// it unshares them, maps the run's user to root inside, and waits on its stdin.
+fn spawn_holder(helpers: &Helpers, with_net: bool) -> anyhow::Result<tokio::process::Child> {
+    let (uid, gid) = helpers.run_as.unwrap_or_else(|| {
+        (
+            nix::unistd::getuid().as_raw(),
+            nix::unistd::getgid().as_raw(),
+        )
+    });
+    let flags = if with_net {
+        CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNET
+    } else {
+        CloneFlags::CLONE_NEWUSER
+    };
+    // Everything the child writes is formatted before the fork.
+    let writes: Vec<(CString, Vec<u8>)> = vec![
+        (c("/proc/self/setgroups"), b"deny".to_vec()),
+        (c("/proc/self/gid_map"), format!("0 {gid} 1").into_bytes()),
+        (c("/proc/self/uid_map"), format!("0 {uid} 1").into_bytes()),
+    ];
+    let mut holder = tokio::process::Command::new(&helpers.holder);
+    holder
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    if let Some((u, g)) = helpers.run_as {
+        holder.uid(u).gid(g);
+    }
+    // SAFETY: prctl, close_range, fcntl, unshare, open, write and close are async-signal-safe; `writes` is only
+    // read.
+    unsafe {
+        holder.pre_exec(move || {
+            // Switching from root to the sandbox user made the process non-dumpable, which
+            // leaves its /proc/self files owned by root: make them its own again.
+            nix::sys::prctl::set_dumpable(true).map_err(std::io::Error::from)?;
+            only_inherit(&[])?;
+            nix::sched::unshare(flags).map_err(std::io::Error::from)?;
+            for (path, data) in &writes {
+                let fd = nix::libc::open(path.as_ptr(), nix::libc::O_WRONLY);
+                if fd < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                let n = nix::libc::write(fd, data.as_ptr().cast(), data.len());
+                nix::libc::close(fd);
+                if n < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                .map_err(std::io::Error::from)
+        });
+    }
+    holder.spawn().map_err(|e| {
+        anyhow::anyhow!(
+            "cannot make a user namespace for the run ({e}); the sandbox needs unprivileged user \
+             namespaces (sysctl user.max_user_namespaces > 0, and kernel.unprivileged_userns_clone = 1 \
+             where that exists; in a container, a seccomp profile that allows them)"
+        )
+    })
+}
+
 impl RunNamespaces {
     /// Makes the namespaces and, with `network`, connects and fences the network (returns only
     /// when it is ready). Errors say which helper failed and how to fix it.
@@ -238,63 +304,7 @@ impl RunNamespaces {
         helpers: &Helpers,
         network: Option<&EgressPolicy>,
     ) -> anyhow::Result<RunNamespaces> {
-        let (uid, gid) = helpers.run_as.unwrap_or_else(|| {
-            (
-                nix::unistd::getuid().as_raw(),
-                nix::unistd::getgid().as_raw(),
-            )
-        });
-        let flags = if network.is_some() {
-            CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNET
-        } else {
-            CloneFlags::CLONE_NEWUSER
-        };
-        // Everything the child writes is formatted before the fork.
-        let writes: Vec<(CString, Vec<u8>)> = vec![
-            (c("/proc/self/setgroups"), b"deny".to_vec()),
-            (c("/proc/self/gid_map"), format!("0 {gid} 1").into_bytes()),
-            (c("/proc/self/uid_map"), format!("0 {uid} 1").into_bytes()),
-        ];
-        let mut holder = tokio::process::Command::new(&helpers.holder);
-        holder
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true);
-        if let Some((u, g)) = helpers.run_as {
-            holder.uid(u).gid(g);
-        }
-        // SAFETY: prctl, close_range, fcntl, unshare, open, write and close are async-signal-safe; `writes` is only
-        // read.
-        unsafe {
-            holder.pre_exec(move || {
-                // Switching from root to the sandbox user made the process non-dumpable, which
-                // leaves its /proc/self files owned by root: make them its own again.
-                nix::sys::prctl::set_dumpable(true).map_err(std::io::Error::from)?;
-                only_inherit(&[])?;
-                nix::sched::unshare(flags).map_err(std::io::Error::from)?;
-                for (path, data) in &writes {
-                    let fd = nix::libc::open(path.as_ptr(), nix::libc::O_WRONLY);
-                    if fd < 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    let n = nix::libc::write(fd, data.as_ptr().cast(), data.len());
-                    nix::libc::close(fd);
-                    if n < 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                }
-                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
-                    .map_err(std::io::Error::from)
-            });
-        }
-        let mut holder = holder.spawn().map_err(|e| {
-            anyhow::anyhow!(
-                "cannot make a user namespace for the run ({e}); the sandbox needs unprivileged user \
-                 namespaces (sysctl user.max_user_namespaces > 0, and kernel.unprivileged_userns_clone = 1 \
-                 where that exists; in a container, a seccomp profile that allows them)"
-            )
-        })?;
+        let mut holder = spawn_holder(helpers, network.is_some())?;
         let pid = holder.id().context("the namespace holder exited at once")?;
         let holder_stdin = holder.stdin.take().expect("stdin is piped");
         let ns = |kind: &str| -> anyhow::Result<Arc<OwnedFd>> {

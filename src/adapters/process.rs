@@ -6,6 +6,10 @@
 //! This module knows nothing about terraform or sandboxes; `sandbox` decides *what* to run and
 //! how it is confined ([`Confinement`]: another user, namespaces to join, inherited descriptors,
 //! resource limits), and this module applies that between `fork` and `exec`.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "this adapter is where processes start, with their timeouts and caps"
+)]
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -319,6 +323,46 @@ pub fn only_inherit(keep: &[i32]) -> io::Result<()> {
     Ok(())
 }
 
+/// What [`probe`] saw: the exit code and stdout.
+#[derive(Debug, Clone)]
+pub struct ProbeOutput {
+    pub code: Option<i32>,
+    pub stdout: String,
+}
+
+/// Runs a short helper to completion, synchronously, for start-up checks (`bwrap --help`):
+/// explicit argv, an empty environment, stdin closed, stdout captured, killed after `timeout`.
+/// Not for anything that reads pull-request content or runs long: that is [`run`].
+pub fn probe(
+    program: &std::path::Path,
+    args: &[&str],
+    timeout: Duration,
+) -> anyhow::Result<ProbeOutput> {
+    use anyhow::Context;
+    let handle = duct::cmd(program, args)
+        .full_env(BTreeMap::<String, String>::new())
+        .stdin_null()
+        .stdout_capture()
+        .stderr_null()
+        .unchecked()
+        .start()
+        .with_context(|| format!("cannot start {}", program.display()))?;
+    match handle.wait_timeout(timeout)? {
+        Some(out) => Ok(ProbeOutput {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        }),
+        None => {
+            let _ = handle.kill();
+            anyhow::bail!(
+                "{} did not finish within {}s",
+                program.display(),
+                timeout.as_secs()
+            )
+        }
+    }
+}
+
 /// Runs `spec` to completion (or timeout / cancellation). Fails only when the process cannot be
 /// started or its stdout file cannot be written; a non-zero exit is a normal [`ProcessOutput`].
 pub async fn run(
@@ -327,6 +371,74 @@ pub async fn run(
     cancel: &CancellationToken,
 ) -> io::Result<ProcessOutput> {
     let started = Instant::now();
+    let mut child = command(spec).spawn().map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot start {}: {e}", spec.program.display()),
+        )
+    })?;
+    let pgid = Pid::from_raw(child.id().expect("a just-spawned child has a pid") as i32);
+
+    let (tx, rx) = mpsc::channel::<Chunk>(64);
+    let out_task = tokio::spawn(pump(
+        child.stdout.take().expect("stdout is piped"),
+        tx.clone(),
+        false,
+    ));
+    let err_task = tokio::spawn(pump(
+        child.stderr.take().expect("stderr is piped"),
+        tx,
+        true,
+    ));
+    let mut out = Collector {
+        captured: CappedBuffer::new(spec.output_cap),
+        stdout_file: stdout_file(spec).await?,
+        overflow: false,
+        out_lines: LineSplitter {
+            pending: Vec::new(),
+        },
+        err_lines: LineSplitter {
+            pending: Vec::new(),
+        },
+        sink,
+    };
+    let ended = supervise(spec, &mut child, pgid, rx, &mut out, cancel).await?;
+    if ended.pipes_held_outside {
+        // Waiting for the readers would wait for that process, possibly forever (a plain-profile
+        // run whose provider detached a child hung the whole job, timeout included). The run
+        // is over: stop reading. (Under bwrap such a process dies with the PID namespace.)
+        out_task.abort();
+        err_task.abort();
+    }
+    let _ = out_task.await;
+    let _ = err_task.await;
+    let overflow = out.overflow;
+    let captured = out.finish().await?;
+    let termination = match ended.stop_reason {
+        Some(reason) => reason,
+        None => {
+            use std::os::unix::process::ExitStatusExt;
+            match (ended.status.code(), ended.status.signal()) {
+                (Some(code), _) => Termination::Exited(code),
+                (None, Some(sig)) => Termination::Signalled(sig),
+                (None, None) => Termination::Signalled(0),
+            }
+        }
+    };
+    let (output, omitted_bytes) = captured.finish();
+    Ok(ProcessOutput {
+        termination,
+        output,
+        omitted_bytes,
+        stdout_file_overflow: overflow,
+        duration: started.elapsed(),
+    })
+}
+
+/// The command for `spec`: argv, an empty environment plus `spec.env`, its working dir, piped
+/// output, and — between `fork` and `exec` — a session of its own, the [`Confinement`], and
+/// death with Sluice.
+fn command(spec: &ProcessSpec) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(&spec.program);
     cmd.args(&spec.args)
         .env_clear()
@@ -381,57 +493,51 @@ pub async fn run(
             Ok(())
         });
     }
-    let mut child = cmd.spawn().map_err(|e| {
-        io::Error::new(
-            e.kind(),
-            format!("cannot start {}: {e}", spec.program.display()),
-        )
-    })?;
-    let pgid = Pid::from_raw(child.id().expect("a just-spawned child has a pid") as i32);
+    cmd
+}
 
-    let (tx, mut rx) = mpsc::channel::<Chunk>(64);
-    let out_task = tokio::spawn(pump(
-        child.stdout.take().expect("stdout is piped"),
-        tx.clone(),
-        false,
-    ));
-    let err_task = tokio::spawn(pump(
-        child.stderr.take().expect("stderr is piped"),
-        tx,
-        true,
-    ));
-
-    let stdout_file = match &spec.stdout {
-        Stdout::Captured => None,
-        Stdout::File { path, cap } => Some(CappedFile {
-            // A new file only, never through a symlink: the path must not be something a run could
-            // have prepared (a link to a host file would be truncated and overwritten).
-            file: tokio::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .custom_flags(nix::libc::O_NOFOLLOW)
-                .open(path)
-                .await
-                .map_err(|e| {
-                    io::Error::new(e.kind(), format!("creating {}: {e}", path.display()))
-                })?,
-            cap: *cap,
-            written: 0,
-        }),
+/// The file stdout goes to, when it goes to one.
+async fn stdout_file(spec: &ProcessSpec) -> io::Result<Option<CappedFile>> {
+    let Stdout::File { path, cap } = &spec.stdout else {
+        return Ok(None);
     };
-    let mut out = Collector {
-        captured: CappedBuffer::new(spec.output_cap),
-        stdout_file,
-        overflow: false,
-        out_lines: LineSplitter {
-            pending: Vec::new(),
-        },
-        err_lines: LineSplitter {
-            pending: Vec::new(),
-        },
-        sink,
-    };
+    // A new file only, never through a symlink: the path must not be something a run could
+    // have prepared (a link to a host file would be truncated and overwritten).
+    let file = tokio::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(path)
+        .await
+        .map_err(|e| io::Error::new(e.kind(), format!("creating {}: {e}", path.display())))?;
+    Ok(Some(CappedFile {
+        file,
+        cap: *cap,
+        written: 0,
+    }))
+}
 
+/// How a supervised process ended.
+struct Ended {
+    status: std::process::ExitStatus,
+    /// Why Sluice stopped it, if it did.
+    stop_reason: Option<Termination>,
+    /// The pipes stayed open after the group was killed: held by a process that left the
+    /// group (`setsid`), which no group signal reaches.
+    pipes_held_outside: bool,
+}
+
+/// Collects the output of `child` (group `pgid`) until it has exited and its pipes are closed:
+/// SIGINT to the group at the timeout or on `cancel`, SIGKILL after the grace, SIGKILL at once
+/// when the stdout file overflows.
+async fn supervise(
+    spec: &ProcessSpec,
+    child: &mut tokio::process::Child,
+    pgid: Pid,
+    mut rx: mpsc::Receiver<Chunk>,
+    out: &mut Collector,
+    cancel: &CancellationToken,
+) -> io::Result<Ended> {
     let deadline = tokio::time::sleep(spec.timeout);
     tokio::pin!(deadline);
     let mut stop_reason: Option<Termination> = None;
@@ -439,8 +545,6 @@ pub async fn run(
     let mut interrupted_at: Option<Instant> = None;
     let mut killed = false;
     let mut streams_open = true;
-    // Set when the pipes stayed open after the group was killed: held by a process that left
-    // the group (`setsid`), which no group signal reaches.
     let mut pipes_held_outside = false;
 
     loop {
@@ -497,42 +601,16 @@ pub async fn run(
                 killed = true;
             },
         }
-        if exit_status.is_some() && !streams_open {
-            break;
+        if let Some(status) = exit_status
+            && !streams_open
+        {
+            return Ok(Ended {
+                status,
+                stop_reason,
+                pipes_held_outside,
+            });
         }
     }
-    if pipes_held_outside {
-        // Waiting for the readers would wait for that process, possibly forever (a plain-profile
-        // run whose provider detached a child hung the whole job, timeout included). The run
-        // is over: stop reading. (Under bwrap such a process dies with the PID namespace.)
-        out_task.abort();
-        err_task.abort();
-    }
-    let _ = out_task.await;
-    let _ = err_task.await;
-    let overflow = out.overflow;
-    let captured = out.finish().await?;
-
-    let status = exit_status.expect("loop ends only after the child exited");
-    let termination = match stop_reason {
-        Some(reason) => reason,
-        None => {
-            use std::os::unix::process::ExitStatusExt;
-            match (status.code(), status.signal()) {
-                (Some(code), _) => Termination::Exited(code),
-                (None, Some(sig)) => Termination::Signalled(sig),
-                (None, None) => Termination::Signalled(0),
-            }
-        }
-    };
-    let (output, omitted_bytes) = captured.finish();
-    Ok(ProcessOutput {
-        termination,
-        output,
-        omitted_bytes,
-        stdout_file_overflow: overflow,
-        duration: started.elapsed(),
-    })
 }
 
 #[cfg(test)]

@@ -290,24 +290,7 @@ impl Sandbox {
             paths.work.join(inv.cwd)
         };
         let Some(bwrap) = &self.bwrap else {
-            if let Some(home) = env.get("HOME") {
-                std::fs::create_dir_all(home).with_context(|| format!("creating {home}"))?;
-            }
-            if let Some(tmp) = env.get("TMPDIR") {
-                std::fs::create_dir_all(tmp).with_context(|| format!("creating {tmp}"))?;
-            }
-            return Ok(ProcessSpec {
-                program: inv.engine.to_path_buf(),
-                args: inv.args.iter().map(Into::into).collect(),
-                env,
-                cwd: guest_cwd,
-                timeout: inv.timeout,
-                grace: inv.grace,
-                output_cap: inv.output_cap,
-                stdout: inv.stdout.clone(),
-                ignore_sigint: false,
-                confine: Confinement::default(),
-            });
+            return plain_spec(inv, env, guest_cwd);
         };
 
         if let Some((uid, gid)) = bwrap.helpers.run_as {
@@ -322,6 +305,41 @@ impl Sandbox {
                 reachable_by(mirror, uid, gid, 0o5, "the provider mirror")?;
             }
         }
+        let (a, fds) = self.bwrap_argv(bwrap, inv, &paths, &guest_cwd)?;
+
+        let namespaces =
+            RunNamespaces::start(&bwrap.helpers, inv.network.then_some(&bwrap.egress)).await?;
+        Ok(ProcessSpec {
+            program: bwrap.binary.clone(),
+            args: a.into_iter().map(Into::into).collect(),
+            // bwrap hands its own environment to the command: values never appear in argv.
+            env,
+            // bwrap needs no particular directory, and the sandbox user may not enter the job
+            // dir's parents.
+            cwd: PathBuf::from("/"),
+            timeout: inv.timeout,
+            grace: inv.grace,
+            output_cap: inv.output_cap,
+            stdout: inv.stdout.clone(),
+            ignore_sigint: true,
+            confine: Confinement {
+                run_as: bwrap.helpers.run_as,
+                namespaces: namespaces.join(),
+                rlimits: bwrap.rlimits.clone(),
+                inherit_fds: fds.0,
+                keep_alive: Some(KeepAlive(Arc::new(namespaces))),
+            },
+        })
+    }
+
+    /// bubblewrap's arguments for `inv`, with the descriptors they name.
+    fn bwrap_argv(
+        &self,
+        bwrap: &Bwrap,
+        inv: &Invocation<'_>,
+        paths: &GuestPaths,
+        guest_cwd: &Path,
+    ) -> anyhow::Result<(Vec<String>, Fds)> {
         let mut fds = Fds::default();
         let mut a: Vec<String> = vec![
             "--unshare-user".into(),
@@ -416,31 +434,34 @@ impl Sandbox {
             paths.engine.to_string_lossy().into_owned(),
         ]);
         a.extend(inv.args.iter().cloned());
-
-        let namespaces =
-            RunNamespaces::start(&bwrap.helpers, inv.network.then_some(&bwrap.egress)).await?;
-        Ok(ProcessSpec {
-            program: bwrap.binary.clone(),
-            args: a.into_iter().map(Into::into).collect(),
-            // bwrap hands its own environment to the command: values never appear in argv.
-            env,
-            // bwrap needs no particular directory, and the sandbox user may not enter the job
-            // dir's parents.
-            cwd: PathBuf::from("/"),
-            timeout: inv.timeout,
-            grace: inv.grace,
-            output_cap: inv.output_cap,
-            stdout: inv.stdout.clone(),
-            ignore_sigint: true,
-            confine: Confinement {
-                run_as: bwrap.helpers.run_as,
-                namespaces: namespaces.join(),
-                rlimits: bwrap.rlimits.clone(),
-                inherit_fds: fds.0,
-                keep_alive: Some(KeepAlive(Arc::new(namespaces))),
-            },
-        })
+        Ok((a, fds))
     }
+}
+
+/// The plain profile: the engine itself, in the job dir, with its home and temp dirs made.
+fn plain_spec(
+    inv: &Invocation<'_>,
+    env: BTreeMap<String, String>,
+    guest_cwd: PathBuf,
+) -> anyhow::Result<ProcessSpec> {
+    if let Some(home) = env.get("HOME") {
+        std::fs::create_dir_all(home).with_context(|| format!("creating {home}"))?;
+    }
+    if let Some(tmp) = env.get("TMPDIR") {
+        std::fs::create_dir_all(tmp).with_context(|| format!("creating {tmp}"))?;
+    }
+    Ok(ProcessSpec {
+        program: inv.engine.to_path_buf(),
+        args: inv.args.iter().map(Into::into).collect(),
+        env,
+        cwd: guest_cwd,
+        timeout: inv.timeout,
+        grace: inv.grace,
+        output_cap: inv.output_cap,
+        stdout: inv.stdout.clone(),
+        ignore_sigint: false,
+        confine: Confinement::default(),
+    })
 }
 
 impl Bwrap {
@@ -449,11 +470,9 @@ impl Bwrap {
             "the bwrap runner needs bubblewrap: install it (Debian/Ubuntu: apt-get install bubblewrap), \
              or for development only set runner.profile = \"plain\"",
         )?;
-        let help = std::process::Command::new(&binary)
-            .arg("--help")
-            .output()
-            .with_context(|| format!("running {} --help", binary.display()))?;
-        let help = String::from_utf8_lossy(&help.stdout);
+        let help = super::process::probe(&binary, &["--help"], Duration::from_secs(10))
+            .with_context(|| format!("running {} --help", binary.display()))?
+            .stdout;
         for flag in [
             "--disable-userns",
             "--bind-fd",

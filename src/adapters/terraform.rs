@@ -71,6 +71,46 @@ fn unavailable_hint(engine: Engine) -> &'static str {
     }
 }
 
+/// How long `<engine> version` may take when the `version` command asks for it.
+pub const VERSION_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The first line of `<binary> version` (`Terraform v1.0.3`), run outside the sandbox — it reads
+/// no pull-request code — through `process::run` like every other process: explicit argv, empty
+/// environment (plus `CHECKPOINT_DISABLE`), its own process group, a timeout (the flows use
+/// [`VERSION_TIMEOUT`]), capped output.
+pub async fn binary_version(binary: &Path, timeout: Duration) -> anyhow::Result<String> {
+    let cwd = binary
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("/"))
+        .to_path_buf();
+    let spec = process::ProcessSpec {
+        program: binary.to_path_buf(),
+        args: vec!["version".into()],
+        env: BTreeMap::from([("CHECKPOINT_DISABLE".to_string(), "1".to_string())]),
+        cwd,
+        timeout,
+        grace: Duration::from_secs(2),
+        output_cap: 64 * 1024,
+        stdout: Stdout::Captured,
+        ignore_sigint: false,
+        confine: process::Confinement::default(),
+    };
+    let out = process::run(&spec, None, &CancellationToken::new())
+        .await
+        .with_context(|| format!("running {} version", binary.display()))?;
+    match out.termination {
+        Termination::Exited(0) => {}
+        Termination::TimedOut => bail!(
+            "`{} version` did not answer within {}s",
+            binary.display(),
+            timeout.as_secs_f32()
+        ),
+        other => bail!("`{} version` ended {other:?}", binary.display()),
+    }
+    Ok(out.output.lines().next().unwrap_or("").trim().to_string())
+}
+
 /// Limits applied to every engine command of a job.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -348,6 +388,47 @@ mod tests {
                 .unwrap_err()
         );
         assert!(err.contains("not a version number"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn binary_version_reads_the_first_line_within_a_timeout() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let script = |name: &str, body: &str| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+            p
+        };
+        let ok = script(
+            "fast",
+            "[ \"$1\" = version ] && [ -z \"$HOME\" ] && echo 'Terraform v9.9.9' && echo 'on linux_amd64'",
+        );
+        assert_eq!(
+            binary_version(&ok, Duration::from_secs(10)).await.unwrap(),
+            "Terraform v9.9.9"
+        );
+        let slow = script("slow", "sleep 30");
+        let started = std::time::Instant::now();
+        let err = format!(
+            "{:#}",
+            binary_version(&slow, Duration::from_millis(300))
+                .await
+                .unwrap_err()
+        );
+        assert!(err.contains("did not answer within"), "{err}");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "stopped at the timeout"
+        );
+        let failing = script("failing", "exit 3");
+        let err = format!(
+            "{:#}",
+            binary_version(&failing, Duration::from_secs(10))
+                .await
+                .unwrap_err()
+        );
+        assert!(err.contains("Exited(3)"), "{err}");
     }
 
     #[test]

@@ -8,23 +8,44 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 
-use super::store::{AuditQuery, Store};
+use super::ports::store::{AuditQuery, Store};
 use crate::adapters::store::SqliteStore;
-use crate::cli::{AuditCommand, ExportFormat};
 use crate::config::Settings;
 use crate::core::audit::{AuditEntry, ColumnEdited, Verifier};
+use crate::core::types::UnixMs;
 
-/// Normalises `2026-01-01` or an RFC 3339 time to the log's time format for comparisons.
-pub fn parse_time_bound(s: &str) -> anyhow::Result<String> {
-    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        return Ok(format!("{}T00:00:00.000Z", d.format("%Y-%m-%d")));
-    }
-    let t = chrono::DateTime::parse_from_rfc3339(s).with_context(|| {
-        format!("`{s}` is not a date (2026-01-31) or an RFC 3339 time (2026-01-31T12:00:00Z)")
-    })?;
-    Ok(t.with_timezone(&chrono::Utc)
-        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-        .to_string())
+/// What `sluice audit` was asked to do (the CLI lowers its arguments into this).
+#[derive(Debug, Clone)]
+pub enum AuditTask {
+    /// Stream entries (`since`/`until`: dates or RFC 3339 times), to `output` or stdout.
+    Export {
+        since: Option<String>,
+        until: Option<String>,
+        repo: Option<String>,
+        format: ExportFormat,
+        output: Option<std::path::PathBuf>,
+    },
+    /// Recompute the chain; `anchor` is a recorded `SEQ:HASH` that must still be there.
+    Verify { anchor: Option<String> },
+    /// Everything recorded for one commit.
+    Show {
+        commit: String,
+        repo: Option<String>,
+    },
+}
+
+/// How `export` writes entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// One entry per line, as stored (the canonical fields plus `prev_hash` and `hash`).
+    Jsonl,
+    /// A header and one row per entry (see [`CSV_HEADER`]).
+    Csv,
+}
+
+/// `2026-01-01` or an RFC 3339 time, as a bound on the log's time.
+fn parse_time_bound(s: &str) -> anyhow::Result<UnixMs> {
+    crate::core::audit::parse_time_bound(s).map_err(anyhow::Error::msg)
 }
 
 /// Opens the store of an existing data dir (never creates one by accident).
@@ -109,7 +130,7 @@ pub fn csv_row(e: &AuditEntry) -> Vec<String> {
         opt(r.engine.clone()),
         opt(r.engine_version.clone()),
         r.result.map(|x| x.as_str().to_string()).unwrap_or_default(),
-        opt(r.error_class.clone()),
+        opt(r.error_class.as_ref().map(|c| c.to_string())),
         n(r.duration_ms),
         opt(r.plan_sha256.clone()),
         n(r.plan_entry_seq),
@@ -355,10 +376,10 @@ pub async fn show(
     Ok(n)
 }
 
-pub async fn run(settings: &Settings, cmd: AuditCommand) -> anyhow::Result<ExitCode> {
+pub async fn run(settings: &Settings, task: AuditTask) -> anyhow::Result<ExitCode> {
     let store = open_existing(settings).await?;
-    match cmd {
-        AuditCommand::Export {
+    match task {
+        AuditTask::Export {
             since,
             until,
             repo,
@@ -402,7 +423,7 @@ pub async fn run(settings: &Settings, cmd: AuditCommand) -> anyhow::Result<ExitC
             );
             Ok(ExitCode::SUCCESS)
         }
-        AuditCommand::Verify { anchor } => match verify(&store, anchor.as_deref()).await? {
+        AuditTask::Verify { anchor } => match verify(&store, anchor.as_deref()).await? {
             Verdict::Ok {
                 count,
                 last_seq,
@@ -420,7 +441,7 @@ pub async fn run(settings: &Settings, cmd: AuditCommand) -> anyhow::Result<ExitC
                 Ok(ExitCode::from(1))
             }
         },
-        AuditCommand::Show { commit, repo } => {
+        AuditTask::Show { commit, repo } => {
             let mut out = std::io::stdout();
             let n = show(&store, &commit, repo.as_deref(), &mut out).await?;
             if n == 0 {

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use super::audit::open_existing;
-use super::store::{EventRow, EventState, Store};
+use super::ports::store::{EventRow, EventState, Store};
 use crate::config::Settings;
 use crate::core::event::Event;
 
@@ -20,9 +20,9 @@ pub struct ListOptions {
 
 /// The repository and PR an event is about (`acme/infra#7`), or `-`.
 pub fn target(row: &EventRow) -> String {
-    match serde_json::from_str::<Event>(&row.event_json) {
-        Ok(Event::PullRequest { repo, pr, .. }) => format!("{}#{}", repo.name, pr.number.get()),
-        Ok(Event::Comment { repo, pr, .. } | Event::Review { repo, pr, .. }) => {
+    match &row.event {
+        Some(Event::PullRequest { repo, pr, .. }) => format!("{}#{}", repo.name, pr.number.get()),
+        Some(Event::Comment { repo, pr, .. } | Event::Review { repo, pr, .. }) => {
             format!("{}#{}", repo.name, pr.get())
         }
         _ => "-".to_string(),

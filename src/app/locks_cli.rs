@@ -6,18 +6,32 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use super::audit::open_existing;
-use super::bot::now_ms;
-use super::store::{OutboxItem, Outgoing, Store};
-use crate::cli::LocksCommand;
+use super::ports::store::{Effects, OutboxItem, Store};
+use crate::adapters::clock;
 use crate::config::Settings;
 use crate::core::audit::{AuditAction, AuditActor, AuditRecord, AuditResult};
 use crate::core::lock::LockKey;
+use crate::core::reply;
 use crate::core::types::{ProjectDir, RepoName, Workspace};
 
-pub async fn run(settings: &Settings, cmd: LocksCommand) -> anyhow::Result<ExitCode> {
+/// What `sluice locks` was asked to do (the CLI lowers its arguments into this).
+#[derive(Debug, Clone)]
+pub enum LocksTask {
+    /// List locks, of one repository or all.
+    List { repo: Option<String> },
+    /// Release one lock; `by` is who does it (recorded), `$USER` when `None`.
+    Release {
+        repo: String,
+        dir: String,
+        workspace: String,
+        by: Option<String>,
+    },
+}
+
+pub async fn run(settings: &Settings, task: LocksTask) -> anyhow::Result<ExitCode> {
     let store = open_existing(settings).await?;
-    match cmd {
-        LocksCommand::List { repo } => {
+    match task {
+        LocksTask::List { repo } => {
             let repo = repo
                 .as_deref()
                 .map(RepoName::parse)
@@ -40,7 +54,7 @@ pub async fn run(settings: &Settings, cmd: LocksCommand) -> anyhow::Result<ExitC
             }
             Ok(ExitCode::SUCCESS)
         }
-        LocksCommand::Release {
+        LocksTask::Release {
             repo,
             dir,
             workspace,
@@ -63,32 +77,18 @@ pub async fn run(settings: &Settings, cmd: LocksCommand) -> anyhow::Result<ExitC
                 eprintln!("sluice: {repo} has no lock on {key}");
                 return Ok(ExitCode::from(1));
             };
-            let record = AuditRecord {
-                actor: AuditActor {
-                    login: admin.clone(),
-                    id: None,
-                    kind: "admin".into(),
-                },
-                action: Some(AuditAction::AdminLockRelease),
-                repo: Some(repo.full()),
-                pr: Some(lock.pr.get()),
-                dir: Some(key.dir.to_string()),
-                workspace: Some(key.workspace.to_string()),
-                result: Some(AuditResult::Success),
-                ..AuditRecord::default()
-            };
-            let tell = OutboxItem {
-                repo: repo.clone(),
-                pr: Some(lock.pr),
-                message: Outgoing::Comment {
-                    body: format!(
-                        "🔓 An administrator ({admin}) released this pull request's lock on `{key}`. \
-                         Plans of that project must be made again before they can be applied."
-                    ),
-                },
-            };
+            let record = AuditRecord::new(
+                AuditAction::AdminLockRelease,
+                AuditActor::admin(&admin),
+                AuditResult::Success,
+            )
+            .pr(&repo, lock.pr)
+            .lock(&key);
+            let tell =
+                OutboxItem::comment(&repo, lock.pr, reply::unlock::admin_released(&admin, &key));
+            let effects = Effects::new(vec![tell], vec![record]);
             let (_, started) = store
-                .release_lock(&repo, &key, vec![tell], vec![record], now_ms())
+                .release_lock(&repo, &key, effects, clock::now())
                 .await?;
             println!(
                 "released {key} of {repo} (held by #{}); {} waiting run(s) started",

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use crate::adapters::git::{FileRead, GitRepo};
-use crate::adapters::github::{GitHubApi, GitHubError};
+use crate::app::ports::{GitHubApi, GitHubError};
 use crate::core::audit::AuditPolicyDecision;
 use crate::core::base_rules::BaseRules;
 use crate::core::diag::{Diagnostic, has_errors};
@@ -232,25 +232,5 @@ impl TeamCache {
             }
         }
         out
-    }
-}
-
-/// A one-word summary of decisions for the `sluice/policy` status: `fail`, `pending`, `warn`,
-/// `pass`, or `none` when no policy applies.
-pub fn verdict(decisions: &[Decision]) -> &'static str {
-    let applicable: Vec<&Decision> = decisions
-        .iter()
-        .filter(|d| d.outcome != Outcome::NotApplicable)
-        .collect();
-    if applicable.is_empty() {
-        "none"
-    } else if applicable.iter().any(|d| d.is_blocking()) {
-        "fail"
-    } else if applicable.iter().any(|d| d.outcome == Outcome::Pending) {
-        "pending"
-    } else if applicable.iter().any(|d| d.outcome == Outcome::Warn) {
-        "warn"
-    } else {
-        "pass"
     }
 }

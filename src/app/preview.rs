@@ -20,6 +20,7 @@ use crate::core::plan::{
     render_comments, render_terminal,
 };
 use crate::core::projects::Project;
+use crate::core::types::CommitSha;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -144,27 +145,7 @@ pub async fn preview(
         bail!("--jobs must be at least 1");
     }
     let git = GitRepo::open(&opts.path)?.with_limits(opts.limits);
-    let head_ref = opts.head.clone().unwrap_or_else(|| "HEAD".to_string());
-    let head = git.resolve(&head_ref)?;
-    let base = match &opts.base {
-        Some(b) => git.resolve(b)?,
-        None => BASE_CANDIDATES
-            .iter()
-            .find_map(|c| git.resolve(c).ok())
-            .with_context(|| {
-                format!(
-                    "no base ref found (tried {}); pass --base REF",
-                    BASE_CANDIDATES.join(", ")
-                )
-            })?,
-    };
-    if base == head && !opts.all {
-        eprintln!(
-            "sluice: base and head are the same commit ({}); nothing changed. Pass --base REF, or --all to plan every project.",
-            head.short()
-        );
-    }
-
+    let (base, head) = commits(&git, opts)?;
     let state = {
         let git = git.clone();
         let (base, head) = (base.clone(), head.clone());
@@ -182,7 +163,7 @@ pub async fn preview(
     let projects = if opts.all {
         state.all_projects()
     } else {
-        state.affected_projects(true)
+        state.autoplan_projects()
     };
     print_diagnostics(&projects.diagnostics);
     // Errors found while resolving projects (a glob matching nothing, a project dir escaping the
@@ -203,14 +184,89 @@ pub async fn preview(
         },
         runner.sandbox.description(),
     );
+    let commits = Commits { git, base, head };
+    let planned = plan_all(&runner, &commits, projects, opts).await?;
+    let failed = planned
+        .reports
+        .iter()
+        .any(|r| matches!(r.outcome, ProjectOutcome::PlanFailed { .. }));
+    write_comments(opts, &commits.head, &planned.reports, out)?;
+    if !opts.keep_job_dirs {
+        for d in &planned.job_dirs {
+            crate::adapters::plan_files::remove_job_dir(d);
+        }
+    } else {
+        eprintln!("sluice: job dirs kept under {}", runner.jobs_dir.display());
+    }
+    if detection_errors > 0 {
+        eprintln!(
+            "sluice: {detection_errors} error(s) in the project configuration (above); see `sluice config check`"
+        );
+    }
+    Ok(if failed || detection_errors > 0 || planned.interrupted {
+        PreviewResult::SomeFailed
+    } else {
+        PreviewResult::AllPlanned
+    })
+}
 
+/// The commits to compare: `--base` (or the first of [`BASE_CANDIDATES`] that exists) and
+/// `--head` (or `HEAD`).
+fn commits(git: &GitRepo, opts: &PreviewOptions) -> anyhow::Result<(CommitSha, CommitSha)> {
+    let head_ref = opts.head.clone().unwrap_or_else(|| "HEAD".to_string());
+    let head = git.resolve(&head_ref)?;
+    let base = match &opts.base {
+        Some(b) => git.resolve(b)?,
+        None => BASE_CANDIDATES
+            .iter()
+            .find_map(|c| git.resolve(c).ok())
+            .with_context(|| {
+                format!(
+                    "no base ref found (tried {}); pass --base REF",
+                    BASE_CANDIDATES.join(", ")
+                )
+            })?,
+    };
+    if base == head && !opts.all {
+        eprintln!(
+            "sluice: base and head are the same commit ({}); nothing changed. Pass --base REF, or --all to plan every project.",
+            head.short()
+        );
+    }
+    Ok((base, head))
+}
+
+/// The repository and the two commits a preview compares.
+struct Commits {
+    git: GitRepo,
+    base: CommitSha,
+    head: CommitSha,
+}
+
+/// What planning every project left.
+struct PlannedAll {
+    /// One per project, in run order.
+    reports: Vec<ProjectReport>,
+    /// Every directory the jobs may have made (work, `.etc`, `.out`, `.apply`).
+    job_dirs: Vec<PathBuf>,
+    /// Ctrl-C stopped the run.
+    interrupted: bool,
+}
+
+/// Plans `projects`, `opts.jobs` at a time, in run order; Ctrl-C stops the running plans the
+/// same way the server's cancel does (SIGINT, then kill) and skips those not started.
+async fn plan_all(
+    runner: &Arc<Runner>,
+    commits: &Commits,
+    projects: Vec<Project>,
+    opts: &PreviewOptions,
+) -> anyhow::Result<PlannedAll> {
     let progress = Arc::new(Progress::new());
     let limit = Arc::new(Semaphore::new(opts.jobs));
     let cancel = CancellationToken::new();
-    let run_id = format!("preview-{}-{}", std::process::id(), head.short());
+    let run_id = format!("preview-{}-{}", std::process::id(), commits.head.short());
     let results: Arc<Mutex<Vec<Option<ProjectReport>>>> =
         Arc::new(Mutex::new(vec![None; projects.len()]));
-    // Ctrl-C stops the running plans the same way the server's cancel does (SIGINT, then kill).
     let ctrl_c = {
         let cancel = cancel.clone();
         tokio::spawn(async move {
@@ -222,20 +278,16 @@ pub async fn preview(
     };
     let mut tasks = tokio::task::JoinSet::new();
     let mut job_dirs = Vec::new();
-    for (i, project) in projects.iter().cloned().enumerate() {
-        let (runner, git, head, base, progress, results, cancel) = (
-            runner.clone(),
-            git.clone(),
-            head.clone(),
-            base.clone(),
-            progress.clone(),
-            results.clone(),
-            cancel.clone(),
-        );
+    for (i, project) in projects.into_iter().enumerate() {
         let job_id = format!("{run_id}-{i}");
-        job_dirs.push(runner.jobs_dir.join(&job_id));
-        job_dirs.push(runner.jobs_dir.join(format!("{job_id}.etc")));
-        job_dirs.push(runner.jobs_dir.join(format!("{job_id}.out")));
+        for dir in [
+            job_id.clone(),
+            format!("{job_id}.etc"),
+            format!("{job_id}.out"),
+            format!("{job_id}.apply"),
+        ] {
+            job_dirs.push(runner.jobs_dir.join(dir));
+        }
         // Slots are taken here, in run order (dependencies first), so projects start in that
         // order — one after the other with --jobs 1 — rather than in whatever order the
         // runtime happens to poll their tasks.
@@ -244,68 +296,47 @@ pub async fn preview(
             .acquire_owned()
             .await
             .expect("semaphore never closed");
+        let (runner, git, head, base, progress, results, cancel) = (
+            runner.clone(),
+            commits.git.clone(),
+            commits.head.clone(),
+            commits.base.clone(),
+            progress.clone(),
+            results.clone(),
+            cancel.clone(),
+        );
         tasks.spawn(async move {
             let _permit = permit;
-            if cancel.is_cancelled() {
+            let report = if cancel.is_cancelled() {
                 // Ctrl-C stops the run: projects still waiting for a slot do not start.
-                results.lock().expect("results lock")[i] = Some(ProjectReport {
-                    project: project.name.clone(),
-                    dir: project.dir.clone(),
-                    workspace: project.workspace.clone(),
-                    outcome: ProjectOutcome::Skipped {
+                report_of(
+                    &project,
+                    ProjectOutcome::Skipped {
                         reason: "not started: the preview was interrupted".to_string(),
                     },
-                    notes: Vec::new(),
-                });
-                return;
-            }
-            let p = progress.start(&project);
-            let job = ProjectJob {
-                git: &git,
-                repo: None,
-                commit: &head,
-                base: &base,
-                project: &project,
-                job_id,
-                extra_args: Vec::new(),
-                sink: Some(p.clone() as Arc<dyn LineSink>),
-                cancel,
+                    Vec::new(),
+                )
+            } else {
+                let job = ProjectJob {
+                    git: &git,
+                    repo: None,
+                    commit: &head,
+                    base: &base,
+                    project: &project,
+                    job_id,
+                    extra_args: Vec::new(),
+                    sink: None,
+                    cancel,
+                };
+                plan_one(&runner, &progress, job).await
             };
-            let outcome = match runner.plan(&job).await {
-                Ok(planned) => {
-                    progress.finish(&p, true, &format!("{} ({:.1}s)", planned.summary.line(), planned.duration.as_secs_f64()));
-                    ProjectOutcome::Planned {
-                        summary: planned.summary,
-                        diff: planned.diff,
-                        plan_sha256: planned.plan_sha256,
-                    }
-                }
-                Err(failed) => {
-                    progress.finish(&p, false, &format!("{} failed ({:.1}s)", failed.stage, failed.duration.as_secs_f64()));
-                    ProjectOutcome::PlanFailed {
-                        stage: failed.stage,
-                        error: failed.error,
-                    }
-                }
-            };
-            let mut notes = Vec::new();
-            if !runner.sandbox.is_isolated() {
-                notes.push("> [!CAUTION]\n> Planned **without a sandbox** (runner profile `plain`): not isolated.".to_string());
-            }
-            results.lock().expect("results lock")[i] = Some(ProjectReport {
-                project: project.name.clone(),
-                dir: project.dir.clone(),
-                workspace: project.workspace.clone(),
-                outcome,
-                notes,
-            });
+            results.lock().expect("results lock")[i] = Some(report);
         });
     }
     while let Some(joined) = tasks.join_next().await {
         joined.context("a plan task panicked")?;
     }
     ctrl_c.abort();
-
     let reports: Vec<ProjectReport> = Arc::try_unwrap(results)
         .map_err(|_| anyhow::anyhow!("plan tasks still hold results"))?
         .into_inner()
@@ -313,10 +344,71 @@ pub async fn preview(
         .into_iter()
         .flatten()
         .collect();
-    let failed = reports
-        .iter()
-        .any(|r| matches!(r.outcome, ProjectOutcome::PlanFailed { .. }));
+    Ok(PlannedAll {
+        reports,
+        job_dirs,
+        interrupted: cancel.is_cancelled(),
+    })
+}
 
+/// Plans one project, showing its progress.
+async fn plan_one(runner: &Runner, progress: &Progress, mut job: ProjectJob<'_>) -> ProjectReport {
+    let p = progress.start(job.project);
+    job.sink = Some(p.clone() as Arc<dyn LineSink>);
+    let outcome = match runner.plan(&job).await {
+        Ok(planned) => {
+            let line = format!(
+                "{} ({:.1}s)",
+                planned.summary.line(),
+                planned.duration.as_secs_f64()
+            );
+            progress.finish(&p, true, &line);
+            ProjectOutcome::Planned {
+                summary: planned.summary,
+                diff: planned.diff,
+                plan_sha256: planned.plan_sha256,
+            }
+        }
+        Err(failed) => {
+            let line = format!(
+                "{} failed ({:.1}s)",
+                failed.stage,
+                failed.duration.as_secs_f64()
+            );
+            progress.finish(&p, false, &line);
+            ProjectOutcome::PlanFailed {
+                stage: failed.stage,
+                error: failed.error,
+            }
+        }
+    };
+    let mut notes = Vec::new();
+    if !runner.sandbox.is_isolated() {
+        notes.push(
+            "> [!CAUTION]\n> Planned **without a sandbox** (runner profile `plain`): not isolated."
+                .to_string(),
+        );
+    }
+    report_of(job.project, outcome, notes)
+}
+
+fn report_of(project: &Project, outcome: ProjectOutcome, notes: Vec<String>) -> ProjectReport {
+    ProjectReport {
+        project: project.name.clone(),
+        dir: project.dir.clone(),
+        workspace: project.workspace.clone(),
+        outcome,
+        notes,
+    }
+}
+
+/// The comment(s) Sluice would post, as markdown or for a terminal.
+fn write_comments(
+    opts: &PreviewOptions,
+    head: &CommitSha,
+    reports: &[ProjectReport],
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
     let ctx = RenderContext {
         bot_name: opts.bot_name.clone(),
         command: CommandName::Plan,
@@ -326,7 +418,7 @@ pub async fn preview(
     };
     match opts.format {
         Format::Markdown => {
-            let comments = render_comments(&ctx, &reports);
+            let comments = render_comments(&ctx, reports);
             let n = comments.len();
             for (i, body) in comments.iter().enumerate() {
                 if n > 1 {
@@ -348,34 +440,11 @@ pub async fn preview(
             } else {
                 TerminalStyle::Plain
             };
-            write!(out, "{}", render_terminal(&ctx, &reports, style))?;
+            write!(out, "{}", render_terminal(&ctx, reports, style))?;
         }
     }
     out.flush()?;
-
-    if !opts.keep_job_dirs {
-        for d in job_dirs.iter().chain(
-            job_dirs
-                .iter()
-                .map(|d| d.with_extension("apply"))
-                .collect::<Vec<_>>()
-                .iter(),
-        ) {
-            let _ = std::fs::remove_dir_all(d);
-        }
-    } else {
-        eprintln!("sluice: job dirs kept under {}", runner.jobs_dir.display());
-    }
-    if detection_errors > 0 {
-        eprintln!(
-            "sluice: {detection_errors} error(s) in the project configuration (above); see `sluice config check`"
-        );
-    }
-    Ok(if failed || detection_errors > 0 || cancel.is_cancelled() {
-        PreviewResult::SomeFailed
-    } else {
-        PreviewResult::AllPlanned
-    })
+    Ok(())
 }
 
 fn print_diagnostics(diags: &[Diagnostic]) {

@@ -14,7 +14,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
 use crate::adapters::git::GitRepo;
@@ -243,13 +242,6 @@ pub struct Failed {
     /// What went wrong, for the PR: a sentence, then the tail of the engine's output. Redacted.
     pub error: String,
     pub duration: Duration,
-}
-
-pub fn sha256_file(path: &Path) -> anyhow::Result<String> {
-    let mut f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut h = Sha256::new();
-    std::io::copy(&mut f, &mut h).with_context(|| format!("reading {}", path.display()))?;
-    Ok(hex::encode(h.finalize()))
 }
 
 /// A job dir ready for the engine.
@@ -584,7 +576,7 @@ impl Runner {
         // A plan that cannot be shown is not kept (plan files hold sensitive values).
         let shown = async {
             let plan_sha256 =
-                sha256_file(&plan_file).map_err(|e| fail(FailedStage::Plan, format!("{e:#}")))?;
+                crate::adapters::plan_files::sha256(&plan_file).map_err(|e| fail(FailedStage::Plan, format!("{e:#}")))?;
             let mut tf = tf;
             tf.inputs = vec![(plan_file.clone(), "plan.tfplan".to_string())];
             let guest_plan = self.sandbox.input_path(&plan_file, "plan.tfplan");
@@ -652,7 +644,7 @@ impl Runner {
         };
         let redactor = self.redactor();
         let check_hash = |path: &Path| -> Result<(), Failed> {
-            match sha256_file(path) {
+            match crate::adapters::plan_files::sha256(path) {
                 Ok(h) if h == expected_sha256 => Ok(()),
                 Ok(h) => Err(fail(
                     FailedStage::Apply,

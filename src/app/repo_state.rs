@@ -133,16 +133,27 @@ impl RepoState {
         has_errors(&self.diagnostics)
     }
 
-    /// Projects affected by the change. `autoplan` honours each project's autoplan setting (for
-    /// plans triggered by pushes); explicit commands plan every affected project.
-    pub fn affected_projects(&self, autoplan: bool) -> Detection {
+    /// The projects the change affects that plan by themselves (`autoplan.enabled`): what a push
+    /// plans.
+    pub fn autoplan_projects(&self) -> Detection {
+        self.affected(DetectOptions {
+            respect_autoplan: true,
+        })
+    }
+
+    /// Every project the change affects, autoplan or not (a `plan` comment without targets).
+    pub fn affected_projects(&self) -> Detection {
+        self.affected(DetectOptions {
+            respect_autoplan: false,
+        })
+    }
+
+    fn affected(&self, options: DetectOptions) -> Detection {
         let d = projects::affected_projects_with(
             &self.snapshot,
             self.config.as_ref(),
             &self.changed,
-            DetectOptions {
-                respect_autoplan: autoplan,
-            },
+            options,
         );
         self.without_unread(d)
     }

@@ -16,12 +16,14 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::bot::{Bot, Mirrors};
+use super::bot::Bot;
+use super::ports::store::Store;
 use super::project_run::Runner;
-use super::store::Store;
 use super::worker::Workers;
-use crate::adapters::github::{GitHubApi, GitHubConfig, OctocrabGitHub};
+use crate::adapters::git::Mirrors;
+use crate::adapters::github::{GitHubConfig, OctocrabGitHub};
 use crate::adapters::store::SqliteStore;
+use crate::app::ports::GitHubApi;
 use crate::config::Settings;
 use crate::core::allowlist::Allowlist;
 use crate::core::command::CommandKind;
@@ -98,7 +100,7 @@ impl GitHubApi for NoGitHub {
         _: &crate::core::types::RepoName,
         _: crate::core::types::PrNumber,
         _: &str,
-    ) -> Result<u64, crate::adapters::github::GitHubError> {
+    ) -> Result<u64, crate::app::ports::GitHubError> {
         Err(missing())
     }
     async fn update_comment(
@@ -106,15 +108,15 @@ impl GitHubApi for NoGitHub {
         _: &crate::core::types::RepoName,
         _: u64,
         _: &str,
-    ) -> Result<(), crate::adapters::github::GitHubError> {
+    ) -> Result<(), crate::app::ports::GitHubError> {
         Err(missing())
     }
     async fn set_status(
         &self,
         _: &crate::core::types::RepoName,
         _: &crate::core::types::CommitSha,
-        _: &crate::adapters::github::CommitStatus,
-    ) -> Result<(), crate::adapters::github::GitHubError> {
+        _: &crate::app::ports::CommitStatus,
+    ) -> Result<(), crate::app::ports::GitHubError> {
         Err(missing())
     }
     async fn add_reaction(
@@ -122,45 +124,43 @@ impl GitHubApi for NoGitHub {
         _: &crate::core::types::RepoName,
         _: u64,
         _: &str,
-    ) -> Result<(), crate::adapters::github::GitHubError> {
+    ) -> Result<(), crate::app::ports::GitHubError> {
         Err(missing())
     }
     async fn get_pull(
         &self,
         _: &crate::core::types::RepoName,
         _: crate::core::types::PrNumber,
-    ) -> Result<crate::adapters::github::PullDetails, crate::adapters::github::GitHubError> {
+    ) -> Result<crate::app::ports::PullDetails, crate::app::ports::GitHubError> {
         Err(missing())
     }
     async fn list_reviews(
         &self,
         _: &crate::core::types::RepoName,
         _: crate::core::types::PrNumber,
-    ) -> Result<Vec<crate::core::event::Review>, crate::adapters::github::GitHubError> {
+    ) -> Result<Vec<crate::core::event::Review>, crate::app::ports::GitHubError> {
         Err(missing())
     }
     async fn team_members(
         &self,
         _: &str,
         _: &str,
-    ) -> Result<Vec<String>, crate::adapters::github::GitHubError> {
+    ) -> Result<Vec<String>, crate::app::ports::GitHubError> {
         Err(missing())
     }
-    async fn bot_login(&self) -> Result<String, crate::adapters::github::GitHubError> {
+    async fn bot_login(&self) -> Result<String, crate::app::ports::GitHubError> {
         Err(missing())
     }
     async fn clone_token(
         &self,
         _: Option<u64>,
-    ) -> Result<Option<crate::config::Secret>, crate::adapters::github::GitHubError> {
+    ) -> Result<Option<crate::config::Secret>, crate::app::ports::GitHubError> {
         Ok(None)
     }
 }
 
-fn missing() -> crate::adapters::github::GitHubError {
-    crate::adapters::github::GitHubError::Unauthorized(
-        "no GitHub credentials are configured".into(),
-    )
+fn missing() -> crate::app::ports::GitHubError {
+    crate::app::ports::GitHubError::Unauthorized("no GitHub credentials are configured".into())
 }
 
 pub fn github_client(settings: &Settings) -> anyhow::Result<Arc<dyn GitHubApi>> {
@@ -196,74 +196,8 @@ pub async fn serve(
         );
     }
     let settings = Arc::new(settings);
-    std::fs::create_dir_all(&settings.data_dir)
-        .with_context(|| format!("creating the data dir {}", settings.data_dir.display()))?;
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&settings.db_path()).await?);
-    let runner = Arc::new(Runner::from_settings(&settings)?);
-    let github = github_client(&settings)?;
-    let allowlist = Allowlist::new(&settings.repo_allowlist).map_err(anyhow::Error::msg)?;
-    let enabled = enabled_commands(&settings)?;
-    let server_policies = match &settings.policy_dir {
-        Some(dir) => super::policy::load_server_policies(dir)?,
-        None => Vec::new(),
-    };
-    let notes = setup_notes(&settings, &runner, &allowlist);
-    for n in &notes {
-        if n.starts_with("MISSING") || n.starts_with("INSECURE") || n.contains("WARNING") {
-            tracing::warn!("{n}");
-            eprintln!("sluice: {n}");
-        } else {
-            tracing::info!("{n}");
-        }
-    }
-
-    let events_ready = Arc::new(Notify::new());
-    let jobs_ready = Arc::new(Notify::new());
-    let outbox_ready = Arc::new(Notify::new());
-    let bot = Arc::new(Bot {
-        settings: settings.clone(),
-        store: store.clone(),
-        github: github.clone(),
-        mirrors: Arc::new(Mirrors::new(settings.mirrors_dir()).with_limits(settings.limits)),
-        enabled,
-        bot_login: Default::default(),
-        jobs_ready: jobs_ready.clone(),
-        outbox_ready: outbox_ready.clone(),
-        server_policies: Arc::new(server_policies),
-        teams: Arc::new(super::policy::TeamCache::new(Duration::from_secs(60))),
-    });
-    let instance = format!(
-        "{}-{}-{}",
-        std::env::var("HOSTNAME").unwrap_or_else(|_| "sluice".into()),
-        std::process::id(),
-        super::bot::now_ms()
-    );
-    let workers = Arc::new(Workers {
-        settings: settings.clone(),
-        store: store.clone(),
-        github: github.clone(),
-        runner: runner.clone(),
-        bot,
-        events_ready: events_ready.clone(),
-        jobs_ready: jobs_ready.clone(),
-        outbox_ready: outbox_ready.clone(),
-        instance: instance.clone(),
-        lease: Duration::from_secs(settings.job_lease_secs.max(3)),
-        live: Default::default(),
-        host_paths: Arc::new(super::layout::host_paths(&settings, &runner)),
-    });
-
-    let state = Arc::new(AppState {
-        store: store.clone(),
-        webhook_secret: settings.webhook_secret.clone(),
-        allowlist,
-        api_token: settings.api_token.clone(),
-        events_ready: events_ready.clone(),
-        setup_notes: notes,
-        rejections_suppressed: Default::default(),
-        rejection_limiter: AppState::rejection_limiter(),
-        body_limits: crate::http::webhook::BodyLimits::from_settings(&settings.http),
-    });
+    let (workers, state) = wire(&settings).await?;
+    let store = workers.store.clone();
 
     // Decide: one token to stop intake and claiming, another to interrupt running terraform.
     let stop = CancellationToken::new();
@@ -316,10 +250,93 @@ pub async fn serve(
         )
         .await;
     }
+    tell_the_interrupted(&settings, &store, &workers).await;
+    outbox_stop.cancel();
+    tracker.wait().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Everything `serve` runs, built from the settings: the store, the runner, the GitHub client,
+/// the bot and its workers, and the HTTP handlers' state. Prints what is set up and what is
+/// missing.
+async fn wire(settings: &Arc<Settings>) -> anyhow::Result<(Arc<Workers>, Arc<AppState>)> {
+    std::fs::create_dir_all(&settings.data_dir)
+        .with_context(|| format!("creating the data dir {}", settings.data_dir.display()))?;
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&settings.db_path()).await?);
+    let runner = Arc::new(Runner::from_settings(settings)?);
+    let github = github_client(settings)?;
+    let allowlist = settings.allowlist().clone();
+    let enabled = enabled_commands(settings)?;
+    let server_policies = match &settings.policy_dir {
+        Some(dir) => super::policy::load_server_policies(dir)?,
+        None => Vec::new(),
+    };
+    let notes = setup_notes(settings, &runner, &allowlist);
+    for n in &notes {
+        if n.starts_with("MISSING") || n.starts_with("INSECURE") || n.contains("WARNING") {
+            tracing::warn!("{n}");
+            eprintln!("sluice: {n}");
+        } else {
+            tracing::info!("{n}");
+        }
+    }
+    let events_ready = Arc::new(Notify::new());
+    let jobs_ready = Arc::new(Notify::new());
+    let outbox_ready = Arc::new(Notify::new());
+    let bot = Arc::new(Bot {
+        settings: settings.clone(),
+        store: store.clone(),
+        github: github.clone(),
+        mirrors: Arc::new(Mirrors::new(settings.mirrors_dir()).with_limits(settings.limits)),
+        enabled,
+        bot_login: Default::default(),
+        jobs_ready: jobs_ready.clone(),
+        outbox_ready: outbox_ready.clone(),
+        server_policies: Arc::new(server_policies),
+        teams: Arc::new(super::policy::TeamCache::new(Duration::from_secs(60))),
+    });
+    let instance = format!(
+        "{}-{}-{}",
+        std::env::var("HOSTNAME").unwrap_or_else(|_| "sluice".into()),
+        std::process::id(),
+        crate::adapters::clock::now().get()
+    );
+    let workers = Arc::new(Workers {
+        settings: settings.clone(),
+        store: store.clone(),
+        github,
+        runner: runner.clone(),
+        bot,
+        events_ready: events_ready.clone(),
+        jobs_ready,
+        outbox_ready,
+        instance,
+        lease: Duration::from_secs(settings.job_lease_secs.max(3)),
+        live: Default::default(),
+        host_paths: Arc::new(super::layout::host_paths(settings, &runner)),
+    });
+    let state = Arc::new(AppState {
+        store,
+        webhook_secret: settings.webhook_secret.clone(),
+        allowlist,
+        api_token: settings.api_token.clone(),
+        events_ready,
+        setup_notes: notes,
+        rejections_suppressed: Default::default(),
+        rejection_limiter: AppState::rejection_limiter(),
+        body_limits: crate::http::webhook::BodyLimits::from_settings(&settings.http),
+    });
+    Ok((workers, state))
+}
+
+/// After the jobs stopped: the ones still running are recorded interrupted, the runs that
+/// just finished are reported, and the outbox gets a moment to tell the pull requests.
+async fn tell_the_interrupted(settings: &Settings, store: &Arc<dyn Store>, workers: &Workers) {
     for n in 0..settings.workers {
-        let worker = format!("{instance}-w{n}");
+        let worker = format!("{}-w{n}", workers.instance);
         match store
-            .interrupt_worker_jobs(&worker, super::bot::now_ms())
+            .interrupt_worker_jobs(&worker, crate::adapters::clock::now())
             .await
         {
             Ok(ids) if !ids.is_empty() => tracing::warn!(?ids, "jobs marked interrupted"),
@@ -327,7 +344,6 @@ pub async fn serve(
             Err(e) => tracing::error!(error = %format!("{e:#}"), "marking interrupted jobs failed"),
         }
     }
-    // Tell the PRs: report runs that just finished, then give the outbox a moment to deliver.
     if let Ok(runs) = store.finished_runs().await {
         for run in runs {
             workers.report(run.id).await;
@@ -341,8 +357,4 @@ pub async fn serve(
         }
     })
     .await;
-    outbox_stop.cancel();
-    tracker.wait().await;
-    tracing::info!("stopped");
-    Ok(())
 }

@@ -47,13 +47,31 @@ impl Allowlist {
         })
     }
 
+    /// Every repository is served.
+    pub fn open() -> Allowlist {
+        Allowlist {
+            allow: GlobSet::empty(),
+            deny: GlobSet::empty(),
+            empty: true,
+        }
+    }
+
     pub fn allows(&self, full_name: &str) -> bool {
+        if self.empty {
+            return true;
+        }
         self.allow.is_match(full_name) && !self.deny.is_match(full_name)
     }
 
     /// True when no entry was given (every repository is served).
     pub fn is_open(&self) -> bool {
         self.empty
+    }
+}
+
+impl Default for Allowlist {
+    fn default() -> Self {
+        Allowlist::open()
     }
 }
 

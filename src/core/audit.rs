@@ -16,6 +16,12 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::plan::Redactor;
+use crate::core::event::Actor;
+use crate::core::lock::LockKey;
+use crate::core::plan::FailedStage;
+use crate::core::types::{
+    CommitSha, PrNumber, ProjectDir, ProjectName, RepoName, UnixMs, Workspace,
+};
 
 /// The predecessor hash of the first entry.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -94,6 +100,91 @@ impl AuditResult {
     }
 }
 
+/// Why an action failed or was refused, in one word: the `error_class` of an audit entry, for
+/// auditors to filter on. Stored as its snake_case name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ErrorClass {
+    /// Over a configured limit (`limits.*`).
+    Limit,
+    /// A fault in Sluice itself (a panic, an unreadable job).
+    Internal,
+    /// The step of a project job that failed (`core::plan::FailedStage`).
+    Stage(FailedStage),
+    /// The plan to apply no longer exists.
+    PlanMissing,
+    /// The plan to apply is not the current one (discarded, applied, another commit).
+    StalePlan,
+    /// The pull request no longer holds the project's lock.
+    LockLost,
+    /// GitHub could not be asked.
+    GitHub,
+    /// The pull request was closed.
+    PrClosed,
+    /// An event whose attempts never finished (each stopped the process).
+    Unfinished,
+    /// An event whose attempts all failed.
+    RetriesExhausted,
+    /// A class written by another version, kept verbatim so its entry still verifies.
+    Other(String),
+}
+
+impl ErrorClass {
+    pub fn as_str(&self) -> &str {
+        match self {
+            ErrorClass::Limit => "limit",
+            ErrorClass::Internal => "internal",
+            ErrorClass::Stage(s) => s.as_str(),
+            ErrorClass::PlanMissing => "plan_missing",
+            ErrorClass::StalePlan => "stale_plan",
+            ErrorClass::LockLost => "lock_lost",
+            ErrorClass::GitHub => "github",
+            ErrorClass::PrClosed => "pr_closed",
+            ErrorClass::Unfinished => "unfinished",
+            ErrorClass::RetriesExhausted => "retries_exhausted",
+            ErrorClass::Other(s) => s,
+        }
+    }
+
+    pub fn parse(s: &str) -> ErrorClass {
+        const NAMED: [ErrorClass; 9] = [
+            ErrorClass::Limit,
+            ErrorClass::Internal,
+            ErrorClass::PlanMissing,
+            ErrorClass::StalePlan,
+            ErrorClass::LockLost,
+            ErrorClass::GitHub,
+            ErrorClass::PrClosed,
+            ErrorClass::Unfinished,
+            ErrorClass::RetriesExhausted,
+        ];
+        if let Some(c) = NAMED.into_iter().find(|c| c.as_str() == s) {
+            return c;
+        }
+        match FailedStage::ALL.into_iter().find(|f| f.as_str() == s) {
+            Some(stage) => ErrorClass::Stage(stage),
+            None => ErrorClass::Other(s.to_string()),
+        }
+    }
+}
+
+impl fmt::Display for ErrorClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for ErrorClass {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for ErrorClass {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(ErrorClass::parse(&String::deserialize(d)?))
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditActor {
     pub login: String,
@@ -145,7 +236,7 @@ pub struct AuditRecord {
     pub engine: Option<String>,
     pub engine_version: Option<String>,
     pub result: Option<AuditResult>,
-    pub error_class: Option<String>,
+    pub error_class: Option<ErrorClass>,
     pub duration_ms: Option<u64>,
     pub plan_sha256: Option<String>,
     /// For an apply: the sequence number of the plan entry whose plan was applied.
@@ -193,7 +284,7 @@ impl AuditRecord {
             engine,
             engine_version,
             result: _,
-            error_class,
+            error_class: _,
             duration_ms: _,
             plan_sha256,
             plan_entry_seq: _,
@@ -216,7 +307,6 @@ impl AuditRecord {
             workspace,
             engine,
             engine_version,
-            error_class,
             plan_sha256,
             log_url,
         ] {
@@ -244,6 +334,123 @@ impl AuditRecord {
                 (k, v)
             })
             .collect();
+    }
+}
+
+impl AuditActor {
+    /// A GitHub user or bot, as the event names them.
+    pub fn of(actor: &Actor) -> AuditActor {
+        AuditActor {
+            login: actor.login.clone(),
+            id: Some(actor.id),
+            kind: actor.kind.as_str().to_string(),
+        }
+    }
+
+    /// Sluice itself (`login`: the name it acts under).
+    pub fn system(login: &str) -> AuditActor {
+        AuditActor {
+            login: login.to_string(),
+            id: None,
+            kind: "system".into(),
+        }
+    }
+
+    /// An operator using Sluice's CLI.
+    pub fn admin(login: &str) -> AuditActor {
+        AuditActor {
+            login: login.to_string(),
+            id: None,
+            kind: "admin".into(),
+        }
+    }
+}
+
+/// Builders: a record is made with [`AuditRecord::new`] and the few facts that differ from one
+/// call site to the next are added by name, so no flow spells out the other two dozen fields.
+impl AuditRecord {
+    /// `actor` did `action`, with `result`.
+    pub fn new(action: AuditAction, actor: AuditActor, result: AuditResult) -> AuditRecord {
+        AuditRecord {
+            actor,
+            action: Some(action),
+            result: Some(result),
+            ..AuditRecord::default()
+        }
+    }
+
+    /// The webhook delivery (or CLI invocation) that caused it.
+    pub fn event(mut self, id: impl Into<String>) -> AuditRecord {
+        self.event_id = Some(id.into());
+        self
+    }
+
+    pub fn repo(mut self, repo: &RepoName) -> AuditRecord {
+        self.repo = Some(repo.full());
+        self
+    }
+
+    pub fn pr(mut self, repo: &RepoName, pr: PrNumber) -> AuditRecord {
+        self.pr = Some(pr.get());
+        self.repo(repo)
+    }
+
+    pub fn head(mut self, sha: &CommitSha) -> AuditRecord {
+        self.head_sha = Some(sha.to_string());
+        self
+    }
+
+    pub fn base(mut self, sha: &CommitSha) -> AuditRecord {
+        self.base_sha = Some(sha.to_string());
+        self
+    }
+
+    /// The project's name, dir and workspace.
+    pub fn project(mut self, name: &ProjectName, dir: &ProjectDir, ws: &Workspace) -> AuditRecord {
+        self.project = Some(name.to_string());
+        self.dir = Some(dir.to_string());
+        self.workspace = Some(ws.to_string());
+        self
+    }
+
+    /// A dir and workspace without a project name (a lock).
+    pub fn lock(mut self, key: &LockKey) -> AuditRecord {
+        self.dir = Some(key.dir.to_string());
+        self.workspace = Some(key.workspace.to_string());
+        self
+    }
+
+    pub fn result(mut self, result: AuditResult) -> AuditRecord {
+        self.result = Some(result);
+        self
+    }
+
+    pub fn error(mut self, class: ErrorClass) -> AuditRecord {
+        self.error_class = Some(class);
+        self
+    }
+
+    pub fn detail(mut self, key: &str, value: impl Into<String>) -> AuditRecord {
+        self.details.insert(key.to_string(), value.into());
+        self
+    }
+
+    /// `values` as numbered details: `<prefix>_000`, `<prefix>_001`, … (ordered by key).
+    pub fn numbered<T: fmt::Display>(
+        mut self,
+        prefix: &str,
+        values: impl IntoIterator<Item = T>,
+    ) -> AuditRecord {
+        for (i, v) in values.into_iter().enumerate() {
+            self.details
+                .insert(format!("{prefix}_{i:03}"), v.to_string());
+        }
+        self
+    }
+
+    pub fn policy(mut self, decisions: Vec<AuditPolicyDecision>) -> AuditRecord {
+        self.policy = decisions;
+        self
     }
 }
 
@@ -295,9 +502,22 @@ pub fn seal(prev: Option<(u64, &str)>, time: String, record: AuditRecord) -> Aud
     }
 }
 
+/// A bound on the audit log's time given as a date (`2026-01-31`, midnight UTC) or an RFC 3339
+/// time (any offset), in unix milliseconds; the error names the value and both forms.
+pub fn parse_time_bound(s: &str) -> Result<UnixMs, String> {
+    let not_a_time =
+        || format!("`{s}` is not a date (2026-01-31) or an RFC 3339 time (2026-01-31T12:00:00Z)");
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        let midnight = d.and_hms_opt(0, 0, 0).ok_or_else(not_a_time)?;
+        return Ok(UnixMs::new(midnight.and_utc().timestamp_millis()));
+    }
+    let t = chrono::DateTime::parse_from_rfc3339(s).map_err(|_| not_a_time())?;
+    Ok(UnixMs::new(t.timestamp_millis()))
+}
+
 /// Formats unix milliseconds as the canonical time.
-pub fn format_time(unix_ms: i64) -> String {
-    chrono::DateTime::<chrono::Utc>::from_timestamp_millis(unix_ms)
+pub fn format_time(at: UnixMs) -> String {
+    chrono::DateTime::<chrono::Utc>::from_timestamp_millis(at.get())
         .unwrap_or_default()
         .format("%Y-%m-%dT%H:%M:%S%.3fZ")
         .to_string()
@@ -506,6 +726,32 @@ impl Verifier {
 mod tests {
     use super::*;
 
+    #[test]
+    fn time_bounds() {
+        let show = |s: &str| match parse_time_bound(s) {
+            Ok(t) => format_time(t),
+            Err(e) => e,
+        };
+        let cases = [
+            "2026-01-31",
+            "2026-01-31T12:00:00Z",
+            "2026-01-31T12:00:00.5+02:00",
+            "2026-02-30",
+            "yesterday",
+        ];
+        let shown: Vec<String> = cases
+            .iter()
+            .map(|c| format!("{c} => {}", show(c)))
+            .collect();
+        insta::assert_snapshot!(shown.join("\n"), @r"
+        2026-01-31 => 2026-01-31T00:00:00.000Z
+        2026-01-31T12:00:00Z => 2026-01-31T12:00:00.000Z
+        2026-01-31T12:00:00.5+02:00 => 2026-01-31T10:00:00.500Z
+        2026-02-30 => `2026-02-30` is not a date (2026-01-31) or an RFC 3339 time (2026-01-31T12:00:00Z)
+        yesterday => `yesterday` is not a date (2026-01-31) or an RFC 3339 time (2026-01-31T12:00:00Z)
+        ");
+    }
+
     fn record(action: AuditAction) -> AuditRecord {
         AuditRecord {
             actor: AuditActor {
@@ -526,7 +772,7 @@ mod tests {
             let prev = out.last().map(|e| (e.seq, e.hash.as_str()));
             let e = seal(
                 prev,
-                format_time(1_700_000_000_000 + i as i64),
+                format_time(UnixMs::new(1_700_000_000_000 + i as i64)),
                 record(AuditAction::Plan),
             );
             out.push(e);
@@ -546,7 +792,7 @@ mod tests {
     fn canonical_encoding_is_stable() {
         let bytes = canonical(1, "2026-11-22T15:03:00.123Z", &record(AuditAction::Apply));
         insta::assert_snapshot!(String::from_utf8(bytes).unwrap(), @r#"{"seq":1,"time":"2026-11-22T15:03:00.123Z","event_id":null,"actor":{"login":"alice","id":1,"kind":"human"},"action":"apply","repo":"acme/infra","pr":7,"base_sha":null,"head_sha":null,"project":null,"dir":null,"workspace":null,"engine":null,"engine_version":null,"result":null,"error_class":null,"duration_ms":null,"plan_sha256":null,"plan_entry_seq":null,"changes":null,"destroyed":[],"replaced":[],"policy":[],"approvals":[],"job_id":null,"log_url":null,"details":{}}"#);
-        assert_eq!(format_time(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(format_time(UnixMs::new(0)), "1970-01-01T00:00:00.000Z");
     }
 
     #[test]
@@ -603,7 +849,7 @@ mod tests {
         let b64 = base64::engine::general_purpose::STANDARD.encode(secret);
         let hex = hex::encode(secret);
         let mut rec = record(AuditAction::Plan);
-        rec.error_class = Some(format!("failed: {secret}"));
+        rec.engine_version = Some(format!("failed: {secret}"));
         rec.destroyed = vec![format!("null_resource.x[\"{b64}\"]")];
         rec.policy = vec![AuditPolicyDecision {
             policy: "p".into(),
@@ -617,7 +863,7 @@ mod tests {
         ]
         .into();
         rec.redact(&Redactor::new([secret.to_string()]));
-        let e = seal(None, format_time(0), rec);
+        let e = seal(None, format_time(UnixMs::new(0)), rec);
         let text = String::from_utf8(canonical(e.seq, &e.time, &e.record)).unwrap();
         for form in [secret, b64.as_str(), hex.as_str()] {
             assert!(!text.contains(form), "{form} in {text}");

@@ -25,8 +25,9 @@
 
 use std::collections::HashMap;
 
+use super::glob::build_glob;
 use super::projects::{self, RepoSnapshot};
-use super::repo_config::{DirSpec, RepoConfig, build_glob};
+use super::repo_config::{DirSpec, RepoConfig};
 use super::types::{ApplyRequirement, ProjectDir, ProjectName, Workspace};
 
 /// The base branch's project entries, ready to be matched against the projects of a PR.

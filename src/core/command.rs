@@ -5,7 +5,7 @@
 //! It owns the comment grammar and every rule about what a comment may *ask for*: which commands
 //! exist and are enabled, their flags, how targets are validated, and which extra terraform
 //! arguments are refused. It must not do I/O, look at the repository, decide which projects a
-//! target selects (project detection does that) or who may run what (policy does that). Every
+//! target selects (`core::target::select` does that) or who may run what (policy does that). Every
 //! input, however long or strange, gets one of the three answers in time linear in its length,
 //! and nothing here panics on user input. Everything a reply echoes back from the comment is
 //! truncated and put in inline code with backticks neutralised, so a comment can never break
@@ -16,7 +16,9 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::core::types::{InvalidValue, ProjectDir, ProjectName, Workspace};
+pub use crate::core::target::Targets;
+use crate::core::target::{DirTarget, DirTargetError};
+use crate::core::types::{InvalidValue, ProjectName, Workspace};
 
 /// Longest command line (after the bot name) that is parsed at all. GitHub comments can be 64 KiB
 /// and the parser must stay cheap on anything; no real command comes close to this.
@@ -27,9 +29,6 @@ const MAX_FIRST_WORD: usize = 256;
 
 /// How many characters of user text a reply echoes back before cutting it off with `…`.
 const ECHO_LIMIT: usize = 100;
-
-/// Characters that make a `-d` value a glob rather than a plain directory.
-pub const GLOB_CHARS: [char; 4] = ['*', '?', '[', '{'];
 
 /// Words people type out of habit instead of the bot name (`terraform plan`, `tofu apply`,
 /// `atlantis plan` when migrating); they get a "did you mean" instead of silence.
@@ -169,34 +168,6 @@ impl<'a> ParseContext<'a> {
     }
 }
 
-/// Which projects a command is aimed at. All `None` means "every affected project"; which
-/// projects a target selects is decided by project detection, not here.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Targets {
-    pub project: Option<ProjectName>,
-    /// Relative to the repository root, normalised like [`ProjectDir`] (root is `.`), never
-    /// containing `..`. May be a glob (see [`is_glob`]); globs have been checked to compile.
-    pub dir: Option<String>,
-    pub workspace: Option<Workspace>,
-}
-
-impl Targets {
-    /// No target given: the command applies to every affected project.
-    pub fn is_all(&self) -> bool {
-        self.project.is_none() && self.dir.is_none() && self.workspace.is_none()
-    }
-
-    /// Whether `dir` must be matched as a glob rather than compared as a path.
-    pub fn dir_is_glob(&self) -> bool {
-        self.dir.as_deref().is_some_and(is_glob)
-    }
-}
-
-/// Whether a `-d` value is a glob (contains one of [`GLOB_CHARS`]).
-pub fn is_glob(dir: &str) -> bool {
-    dir.contains(GLOB_CHARS)
-}
-
 /// A validated command, ready to become jobs. Only [`parse_comment`] checks the rules; one read
 /// back with serde (e.g. from the store) is trusted as it was written.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -236,7 +207,7 @@ impl Command {
             flag("--project", p.as_str());
         }
         if let Some(d) = &self.targets.dir {
-            flag("--dir", d);
+            flag("--dir", d.as_str());
         }
         if let Some(w) = &self.targets.workspace {
             flag("--workspace", w.as_str());
@@ -886,40 +857,25 @@ fn parse_targeted(kind: CommandKind, args: &[String]) -> Result<Command, Answer>
     Ok(command)
 }
 
-/// `-d`: inside the repository, normalised, and a glob that compiles if it looks like one.
-fn validate_dir(kind: CommandKind, raw: &str) -> Result<String, Answer> {
-    // Stricter than `ProjectDir` (which rejects `..` segments only): in a glob, `..` could
-    // still climb out, and no real project directory needs it.
-    if raw.contains("..") {
-        return Err(Answer::misuse(
+/// `-d`: inside the repository, normalised, and — when it is a glob — compiled here, once
+/// (`core::target::DirTarget`). Stricter than `ProjectDir` (which rejects `..` segments only):
+/// in a glob, `..` could still climb out, and no real project directory needs it.
+fn validate_dir(kind: CommandKind, raw: &str) -> Result<DirTarget, Answer> {
+    DirTarget::parse(raw).map_err(|e| match e {
+        DirTargetError::LeavesRepository => Answer::misuse(
             kind,
             format!(
                 "directory {} is not allowed: `..` could leave the repository; give the path \
                  from the repository root.",
                 echo(raw)
             ),
-        ));
-    }
-    // `ProjectDir` only splits on `/`, so it normalises globs just as well (`./envs/*/` →
-    // `envs/*`), and a glob and the directory it names compare equal afterwards.
-    let dir = ProjectDir::new(raw).map_err(|e| invalid(kind, raw, &e))?;
-    let dir = String::from(dir);
-    if is_glob(&dir) {
-        globset::GlobBuilder::new(&dir)
-            .literal_separator(true)
-            .build()
-            .map_err(|e| {
-                Answer::misuse(
-                    kind,
-                    format!(
-                        "directory glob {} is invalid: {}.",
-                        echo(raw),
-                        plain(&e.kind().to_string())
-                    ),
-                )
-            })?;
-    }
-    Ok(dir)
+        ),
+        DirTargetError::Invalid(e) => invalid(kind, raw, &e),
+        DirTargetError::BadGlob { kind: why, .. } => Answer::misuse(
+            kind,
+            format!("directory glob {} is invalid: {}.", echo(raw), plain(&why)),
+        ),
+    })
 }
 
 /// Policy set names are identifiers from policy files: letters, digits, `-`, `_`, `.`, `/`, `:`.
@@ -1041,7 +997,7 @@ mod tests {
                     "{} p={} d={} w={} v={} {tail}",
                     c.kind,
                     opt(t.project.as_ref().map(|p| p.as_str())),
-                    opt(t.dir.as_deref()),
+                    opt(t.dir.as_ref().map(|d| d.as_str())),
                     opt(t.workspace.as_ref().map(|w| w.as_str())),
                     c.verbose,
                 )
@@ -1846,6 +1802,37 @@ mod tests {
         };
         assert!(c.targets.is_all());
         assert!(!c.targets.dir_is_glob());
+    }
+
+    /// `plan`, `apply` and `approve_policies` read the same flags into the same targets — one
+    /// compiled `DirTarget` — and refuse the same bad ones with the same words.
+    #[test]
+    fn the_targeted_commands_read_targets_alike() {
+        for flags in [
+            "-d 'envs/*'",
+            "-d 'envs/**'",
+            "-d 'envs/[ab]'",
+            "-d ./envs/a/ -w blue",
+            "-p net",
+            "-d 'envs/[x'",
+            "-p net -d envs/a",
+            "-d envs/../x",
+        ] {
+            let answers: Vec<String> = ["plan", "apply", "approve_policies"]
+                .iter()
+                .map(
+                    |cmd| match parse_comment(&ctx(), &format!("sluice {cmd} {flags}")) {
+                        Parsed::Command(c) => format!("{:?}", c.targets),
+                        Parsed::Reply(r) => r.lines().next().unwrap_or("").to_string(),
+                        Parsed::Ignore => "ignore".to_string(),
+                    },
+                )
+                .collect();
+            assert!(
+                answers.iter().all(|a| a == &answers[0]),
+                "{flags}: {answers:#?}"
+            );
+        }
     }
 
     /// What users actually see, for reviewers: usage and representative replies.

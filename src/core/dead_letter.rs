@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use super::audit::{AuditAction, AuditActor, AuditRecord, AuditResult};
+use super::audit::{AuditAction, AuditActor, AuditRecord, AuditResult, ErrorClass};
 use super::types::{PrNumber, RepoName};
 
 /// Why an event was set aside.
@@ -82,13 +82,10 @@ impl SetAside<'_> {
             repo: self.target.as_ref().map(|(r, _)| r.full()),
             pr: self.target.as_ref().map(|(_, p)| p.get()),
             result: Some(AuditResult::Failure),
-            error_class: Some(
-                match self.why {
-                    DeadLetter::Unfinished => "unfinished",
-                    DeadLetter::Failed(_) => "retries_exhausted",
-                }
-                .into(),
-            ),
+            error_class: Some(match self.why {
+                DeadLetter::Unfinished => ErrorClass::Unfinished,
+                DeadLetter::Failed(_) => ErrorClass::RetriesExhausted,
+            }),
             details,
             ..AuditRecord::default()
         }
@@ -122,7 +119,10 @@ mod tests {
         ");
         let a = crashed.audit();
         assert_eq!(a.action, Some(AuditAction::EventDeadLettered));
-        assert_eq!(a.error_class.as_deref(), Some("unfinished"));
+        assert_eq!(
+            a.error_class.as_ref().map(ErrorClass::as_str),
+            Some("unfinished")
+        );
         assert_eq!((a.repo.as_deref(), a.pr), (Some("acme/infra"), Some(7)));
         assert_eq!(
             a.details.get("reason").map(String::as_str),
@@ -144,7 +144,7 @@ mod tests {
         It has been set aside. Push again or comment a command to try anew; an operator can see it with `sluice events list --dead`.
         ");
         assert_eq!(
-            failed.audit().error_class.as_deref(),
+            failed.audit().error_class.as_ref().map(ErrorClass::as_str),
             Some("retries_exhausted")
         );
     }

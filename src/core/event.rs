@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::types::{CommitSha, PrNumber, RepoName};
+use super::types::{CommitSha, PrNumber, RepoName, UnixMs};
 
 /// Who did something, as GitHub identifies them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,7 +61,7 @@ pub struct PullRequestInfo {
     /// `updated_at`, Unix milliseconds): for a push (`synchronize`), an upper bound of when
     /// `head_sha` became the head. `None` in events stored before Sluice read it.
     #[serde(default)]
-    pub updated_at_ms: Option<i64>,
+    pub updated_at_ms: Option<UnixMs>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -142,7 +142,7 @@ pub enum Event {
         /// act on the pull request as it was then. `None` in events stored before Sluice read
         /// it.
         #[serde(default)]
-        created_at_ms: Option<i64>,
+        created_at_ms: Option<UnixMs>,
     },
     Review {
         action: ReviewAction,

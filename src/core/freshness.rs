@@ -15,13 +15,13 @@
 //!
 //! Pure: times (Unix milliseconds) and sightings come in as arguments.
 
-use super::types::CommitSha;
+use super::types::{CommitSha, UnixMs};
 
-/// `sha` was the pull request's head at `at_ms` (GitHub's clock for deliveries).
+/// `sha` was the pull request's head at `at` (GitHub's clock for deliveries).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeadSeen {
     pub sha: CommitSha,
-    pub at_ms: i64,
+    pub at: UnixMs,
 }
 
 /// The head a comment was written on, compared with the head now.
@@ -41,14 +41,14 @@ pub enum CommentHead {
 /// Which head a comment written at `comment_at_ms` was written on, given the head `current` now
 /// and every sighting Sluice has of the pull request (any order).
 pub fn head_at_comment(
-    comment_at_ms: Option<i64>,
+    comment_at_ms: Option<UnixMs>,
     current: &CommitSha,
     seen: &[HeadSeen],
 ) -> CommentHead {
     let Some(t) = comment_at_ms else {
         return CommentHead::Undated;
     };
-    let Some(latest) = seen.iter().filter(|s| s.at_ms < t).map(|s| s.at_ms).max() else {
+    let Some(latest) = seen.iter().filter(|s| s.at < t).map(|s| s.at).max() else {
         return CommentHead::Unknown {
             now: current.clone(),
         };
@@ -56,7 +56,7 @@ pub fn head_at_comment(
     // Two heads seen at the same instant: which came last is unknown, so the other one counts.
     let then = seen
         .iter()
-        .filter(|s| s.at_ms == latest)
+        .filter(|s| s.at == latest)
         .find(|s| &s.sha != current)
         .map(|s| s.sha.clone());
     match then {
@@ -72,7 +72,7 @@ pub fn head_at_comment(
 /// `comment_at_ms` (GitHub's): the commenter cannot have read it, so the comment must not apply
 /// or override it, even on the same head (a re-plan can differ: state and providers change).
 /// An undated comment counts as older than every plan.
-pub fn plan_after_comment(comment_at_ms: Option<i64>, plan_at_ms: i64) -> bool {
+pub fn plan_after_comment(comment_at_ms: Option<UnixMs>, plan_at_ms: UnixMs) -> bool {
     comment_at_ms.is_none_or(|t| plan_at_ms >= t)
 }
 
@@ -88,7 +88,7 @@ pub fn plan_after_comment_reason(command: &str, bot_name: &str) -> String {
 /// there is none), so Sluice missed the delivery that announced it.
 pub fn needs_sighting(current: &CommitSha, seen: &[HeadSeen]) -> bool {
     seen.iter()
-        .max_by_key(|s| s.at_ms)
+        .max_by_key(|s| s.at)
         .is_none_or(|s| &s.sha != current)
 }
 
@@ -147,7 +147,7 @@ mod tests {
         list.iter()
             .map(|(c, at)| HeadSeen {
                 sha: sha(*c),
-                at_ms: *at,
+                at: UnixMs::new(*at),
             })
             .collect()
     }
@@ -251,7 +251,7 @@ mod tests {
         ];
         for (name, at, current, list, want) in cases {
             assert_eq!(
-                &head_at_comment(*at, &sha(*current), &seen(list)),
+                &head_at_comment(at.map(UnixMs::new), &sha(*current), &seen(list)),
                 want,
                 "{name}"
             );
@@ -267,13 +267,16 @@ mod tests {
 
     #[test]
     fn plans_newer_than_the_comment_are_not_acted_upon() {
-        assert!(!plan_after_comment(Some(100), 99));
+        assert!(!plan_after_comment(Some(UnixMs::new(100)), UnixMs::new(99)));
         assert!(
-            plan_after_comment(Some(100), 100),
+            plan_after_comment(Some(UnixMs::new(100)), UnixMs::new(100)),
             "same instant: not before"
         );
-        assert!(plan_after_comment(Some(100), 101));
-        assert!(plan_after_comment(None, 0), "undated comments fail closed");
+        assert!(plan_after_comment(Some(UnixMs::new(100)), UnixMs::new(101)));
+        assert!(
+            plan_after_comment(None, UnixMs::new(0)),
+            "undated comments fail closed"
+        );
         insta::assert_snapshot!(plan_after_comment_reason("apply", "sluice"), @"this plan was made after the comment was written, so it is not the plan that was read: review it and comment `sluice apply` again");
     }
 

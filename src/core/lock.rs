@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use super::types::{PrNumber, ProjectDir, RepoName, Workspace};
+use super::types::{PrNumber, ProjectDir, RepoName, UnixMs, Workspace};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct LockKey {
@@ -29,8 +29,7 @@ pub struct Lock {
     pub pr: PrNumber,
     /// Who caused it to be taken.
     pub holder_login: String,
-    /// Unix milliseconds.
-    pub acquired_at: i64,
+    pub acquired_at: UnixMs,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,7 +89,7 @@ mod tests {
             key: key(dir),
             pr: PrNumber::new(pr).unwrap(),
             holder_login: "alice".into(),
-            acquired_at: 0,
+            acquired_at: UnixMs::new(0),
         }
     }
 

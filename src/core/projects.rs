@@ -19,11 +19,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use globset::{GlobSet, GlobSetBuilder};
 
 use super::diag::Diagnostic;
+use super::glob::{build_glob, is_glob};
 use super::graph::{find_cycles, show_cycle, stable_topo_order};
 use super::hcl_scan::{self, HclLimits};
-use super::repo_config::{
-    ConfigFormat, DirSpec, Pos, ProjectConfig, RepoConfig, anchor_pattern, build_glob, is_glob,
-};
+use super::repo_config::{ConfigFormat, DirSpec, Pos, ProjectConfig, RepoConfig, anchor_pattern};
+use super::target::{DirTarget, DirTargetError, Targets, select};
 use super::types::{ApplyRequirement, Engine, ProjectDir, ProjectName, Workspace};
 
 /// The tree at the PR's head commit, as the git adapter sees it.
@@ -349,64 +349,68 @@ fn within(dir: &str, ancestor: &str) -> bool {
             .is_some_and(|rest| rest.starts_with('/'))
 }
 
-/// Resolves the targets of a comment (`-p NAME`, `-d GLOB`, `-w WS`) among `projects`. No
-/// target selects them all. The error is a sentence for the PR comment, naming what exists.
+/// Resolves the targets of a comment (`-p NAME`, `-d DIR`, `-w WS`) among `projects`, with
+/// `-d` still as text (it is parsed here as the comment parser parses it). See
+/// [`select_projects`].
 pub fn find_project<'a>(
     projects: &'a [Project],
     name: Option<&ProjectName>,
-    dir_glob: Option<&str>,
+    dir: Option<&str>,
     workspace: Option<&Workspace>,
 ) -> Result<Vec<&'a Project>, String> {
-    if let Some(name) = name {
-        if dir_glob.is_some() || workspace.is_some() {
-            return Err(
-                "`-p` cannot be combined with `-d` or `-w`: a project name already picks one dir \
-                        and workspace"
-                    .to_string(),
-            );
-        }
-        return match projects.iter().find(|p| &p.name == name) {
-            Some(p) => Ok(vec![p]),
-            None => {
-                let names: Vec<&str> = projects.iter().map(|p| p.name.as_str()).collect();
-                let lower = name.as_str().to_ascii_lowercase();
-                let suggestion = names
-                    .iter()
-                    .map(|n| {
-                        (
-                            strsim::damerau_levenshtein(&lower, &n.to_ascii_lowercase()),
-                            n,
-                        )
-                    })
-                    .filter(|(d, _)| *d <= 2)
-                    .min_by_key(|(d, _)| *d)
-                    .map(|(_, n)| format!(" (did you mean `{n}`?)"))
-                    .unwrap_or_default();
-                Err(format!(
-                    "no project named `{name}`{suggestion}; {}",
-                    describe_projects(projects)
-                ))
-            }
-        };
-    }
-
-    let dir_filter = match dir_glob {
+    let dir = match dir {
         None => None,
-        Some(raw) => Some(DirFilter::new(raw)?),
+        Some(raw) => Some(DirTarget::parse(raw).map_err(|e| match e {
+            DirTargetError::LeavesRepository => {
+                format!("`-d {raw}` leaves the repository (`..` is not allowed)")
+            }
+            DirTargetError::Invalid(e) => e.0,
+            DirTargetError::BadGlob { message, .. } => format!("`-d`: {message}"),
+        })?),
     };
-    let found: Vec<&Project> = projects
-        .iter()
-        .filter(|p| dir_filter.as_ref().is_none_or(|f| f.matches(&p.dir)))
-        .filter(|p| workspace.is_none_or(|w| &p.workspace == w))
-        .collect();
-    if !found.is_empty() {
+    let targets = Targets {
+        project: name.cloned(),
+        dir,
+        workspace: workspace.cloned(),
+    };
+    select_projects(projects, &targets)
+}
+
+/// The projects `targets` picks among `projects` (`core::target::select`, the rule `apply` and
+/// `approve_policies` use for saved plans too). No target selects them all. When a target picks
+/// nothing, the error is a sentence for the PR comment naming what exists.
+pub fn select_projects<'a>(
+    projects: &'a [Project],
+    targets: &Targets,
+) -> Result<Vec<&'a Project>, String> {
+    let found = select(projects, targets).map_err(|e| e.to_string())?;
+    if !found.is_empty() || targets.is_all() {
         return Ok(found);
     }
-    let what = match (dir_glob, workspace) {
+    if let Some(name) = &targets.project {
+        let names: Vec<&str> = projects.iter().map(|p| p.name.as_str()).collect();
+        let lower = name.as_str().to_ascii_lowercase();
+        let suggestion = names
+            .iter()
+            .map(|n| {
+                (
+                    strsim::damerau_levenshtein(&lower, &n.to_ascii_lowercase()),
+                    n,
+                )
+            })
+            .filter(|(d, _)| *d <= 2)
+            .min_by_key(|(d, _)| *d)
+            .map(|(_, n)| format!(" (did you mean `{n}`?)"))
+            .unwrap_or_default();
+        return Err(format!(
+            "no project named `{name}`{suggestion}; {}",
+            describe_projects(projects)
+        ));
+    }
+    let what = match (&targets.dir, &targets.workspace) {
         (Some(d), Some(w)) => format!("in dir `{d}` with workspace `{w}`"),
         (Some(d), None) => format!("in dir `{d}`"),
         (None, Some(w)) => format!("with workspace `{w}`"),
-        // No target at all: "every project", even when there are none.
         (None, None) => return Ok(found),
     };
     Err(format!(
@@ -1133,6 +1137,22 @@ fn configured_entries<'c>(
     // Real dir → workspaces of the explicit entries there.
     let mut exact_keys: HashMap<String, Vec<Workspace>> = HashMap::new();
 
+    exact_entries(tree, file, list, &mut names, &mut exact_keys, &mut out);
+    glob_entries(tree, file, list, &mut names, &exact_keys, &mut out);
+    check_dependencies(tree, file, list, &mut out);
+    out
+}
+
+/// The entries with an exact `dir`, into `out`; their names into `names`, and for each real
+/// dir the workspaces they claim into `exact_keys`.
+fn exact_entries<'c>(
+    tree: &mut Tree,
+    file: &str,
+    list: &'c [ProjectConfig],
+    names: &mut HashMap<ProjectName, Pos>,
+    exact_keys: &mut HashMap<String, Vec<Workspace>>,
+    out: &mut Vec<Entry<'c>>,
+) {
     // Explicit dirs first, so they win over a glob that also matches them: a glob for the
     // common case plus explicit entries for the exceptions is the natural way to write it.
     for pc in list {
@@ -1203,7 +1223,18 @@ fn configured_entries<'c>(
             .push(pc.workspace.clone());
         out.push(configured_entry(tree, file, pc, name, dir.clone(), real));
     }
+}
 
+/// The entries a glob `dir` expands to, into `out`, except the dirs and workspaces an exact
+/// entry already claims.
+fn glob_entries<'c>(
+    tree: &mut Tree,
+    file: &str,
+    list: &'c [ProjectConfig],
+    names: &mut HashMap<ProjectName, Pos>,
+    exact_keys: &HashMap<String, Vec<Workspace>>,
+    out: &mut Vec<Entry<'c>>,
+) {
     let mut sorted_dirs: Vec<&str> = tree
         .tf_dirs
         .iter()
@@ -1284,9 +1315,6 @@ fn configured_entries<'c>(
             out.push(configured_entry(tree, file, pc, name, dir, d.to_string()));
         }
     }
-
-    check_dependencies(tree, file, list, &mut out);
-    out
 }
 
 fn configured_entry<'c>(
@@ -1670,44 +1698,6 @@ fn compile_group(patterns: &[&str], diags: &mut Vec<Diagnostic>) -> CompiledSet 
         GlobSet::empty()
     });
     CompiledSet { set, pattern_of }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Comment targets.
-
-enum DirFilter {
-    Exact(ProjectDir),
-    Glob(globset::GlobMatcher),
-}
-
-impl DirFilter {
-    /// `-d` rules (PRODUCT.md §4): stays inside the repo, leading `/` or `./` normalised, globs
-    /// validated.
-    fn new(raw: &str) -> Result<Self, String> {
-        if raw.split('/').any(|s| s == "..") {
-            return Err(format!(
-                "`-d {raw}` leaves the repository (`..` is not allowed)"
-            ));
-        }
-        if !is_glob(raw) {
-            return ProjectDir::new(raw).map(DirFilter::Exact).map_err(|e| e.0);
-        }
-        let normalised = raw
-            .split('/')
-            .filter(|s| !s.is_empty() && *s != ".")
-            .collect::<Vec<_>>()
-            .join("/");
-        build_glob(&normalised)
-            .map(|g| DirFilter::Glob(g.compile_matcher()))
-            .map_err(|e| format!("`-d`: {e}"))
-    }
-
-    fn matches(&self, dir: &ProjectDir) -> bool {
-        match self {
-            DirFilter::Exact(d) => d == dir,
-            DirFilter::Glob(g) => !dir.is_root() && g.is_match(dir.as_str()),
-        }
-    }
 }
 
 fn describe_projects(projects: &[Project]) -> String {

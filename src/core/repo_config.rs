@@ -17,7 +17,7 @@
 //!   enabled: true            #   plan automatically when a PR changes the project (default true)
 //!   when_modified: ["**/*.tf", "../modules/**"]  # default for projects that set none
 //! plan_drafts: false         # autoplan draft PRs too (default false; read by the PR intake)
-//! automerge: false           # merge the PR after every project applied (read by the apply flow)
+//! automerge: false           # only `false`: Sluice does not merge pull requests (`true` is an error)
 //! projects:                  # optional; without it Sluice detects projects itself (§5)
 //!   - name: network-prod     # optional, unique; default derived from dir and workspace
 //!     dir: envs/prod/network # relative to the repo root; may be a glob (`envs/*/network`)
@@ -43,6 +43,7 @@ use marked_yaml::types::MarkedMappingNode;
 use serde::Serialize;
 
 use super::diag::{Diagnostic, has_errors};
+use super::glob::{build_glob, is_glob};
 use super::graph::{find_cycles, show_cycle};
 use super::policy::{self, Policy};
 use super::types::{ApplyRequirement, Engine, ProjectDir, ProjectName, Workspace};
@@ -252,8 +253,6 @@ pub struct RepoConfig {
     pub autoplan: bool,
     /// `plan_drafts`: autoplan draft PRs too. Read by the PR intake (`app`), not by detection.
     pub plan_drafts: bool,
-    /// `automerge`: merge the PR once every project is applied. Read by the apply flow.
-    pub automerge: bool,
     /// Inline policies (`policies:`, same entries as a `policies/*.yaml` file). Like every
     /// requirement, the caller must take them from the **base** branch's file. Combine them with
     /// the policy files through [`super::policy::load_policies`]. Always empty for atlantis.yaml.
@@ -375,8 +374,8 @@ pub fn parse_repo_config(file: &str, text: &str) -> (Option<RepoConfig>, Vec<Dia
 /// without rewriting their config.
 ///
 /// Mapped: `projects[].{name, dir, workspace, terraform_version, terraform_distribution (→ engine),
-/// autoplan.{enabled, when_modified}, apply_requirements, depends_on}`, `automerge`, and
-/// `workflow: default`. Atlantis' default `when_modified` is kept. Without `apply_requirements`,
+/// autoplan.{enabled, when_modified}, apply_requirements, depends_on}` and `workflow: default`
+/// (`automerge` is ignored with a warning: Sluice does not merge). Atlantis' default `when_modified` is kept. Without `apply_requirements`,
 /// Sluice still requires an approval (its default, PRODUCT.md §10), which is stricter than
 /// Atlantis' server-side default.
 ///
@@ -443,21 +442,6 @@ pub fn anchor_pattern(dir: &str, pattern: &str) -> Result<String, String> {
     Ok(out.join("/"))
 }
 
-/// True when `s` uses glob syntax (as opposed to naming one path).
-pub fn is_glob(s: &str) -> bool {
-    s.contains(['*', '?', '[', ']', '{', '}', '\\'])
-}
-
-/// Builds a glob with the semantics every Sluice path pattern uses: `*` and `?` stay within one
-/// path segment, `**` crosses segments, `\` escapes.
-pub fn build_glob(pattern: &str) -> Result<globset::Glob, String> {
-    globset::GlobBuilder::new(pattern)
-        .literal_separator(true)
-        .backslash_escape(true)
-        .build()
-        .map_err(|e| format!("`{pattern}` is not a valid glob: {}", e.kind()))
-}
-
 // ---------------------------------------------------------------------------------------------
 // Reading YAML nodes, collecting diagnostics instead of stopping at the first problem.
 
@@ -489,7 +473,10 @@ const WHY_ORDER: &str = "Sluice runs each project as its own job, ordered by `de
 const ATLANTIS_TOP_KEYS: &[(&str, Key)] = &[
     ("version", Known),
     ("projects", Known),
-    ("automerge", Known),
+    (
+        "automerge",
+        Ignored("Sluice does not merge pull requests; merge after `apply`"),
+    ),
     ("autodiscover", Known),
     ("workflows", Known),
     ("parallel_plan", Ignored(WHY_ORDER)),
@@ -754,10 +741,7 @@ fn sluice_top(r: &mut Reader, map: &MarkedMappingNode) -> Option<RepoConfig> {
         .get_node("plan_drafts")
         .and_then(|n| r.boolean(n, "plan_drafts"))
         .unwrap_or(false);
-    let automerge = map
-        .get_node("automerge")
-        .and_then(|n| r.boolean(n, "automerge"))
-        .unwrap_or(false);
+    refuse_automerge(r, map);
     let projects = projects(r, map, &defaults);
     if let (None, Some(at)) = (&projects, top_when_modified_pos) {
         r.warning(
@@ -780,9 +764,23 @@ fn sluice_top(r: &mut Reader, map: &MarkedMappingNode) -> Option<RepoConfig> {
         projects,
         autoplan: defaults.autoplan,
         plan_drafts,
-        automerge,
         policies,
     })
+}
+
+/// `automerge` in `sluice.yaml`: Sluice never merges a pull request, so `true` is an error
+/// rather than a promise silently not kept; `false` says the same as leaving it out.
+fn refuse_automerge(r: &mut Reader, map: &MarkedMappingNode) {
+    let Some(node) = map.get_node("automerge") else {
+        return;
+    };
+    if r.boolean(node, "automerge") == Some(true) {
+        r.error(
+            pos(node),
+            "`automerge: true` is not supported: Sluice does not merge pull requests",
+            Some("remove `automerge` (or set it to false) and merge after `apply`".to_string()),
+        );
+    }
 }
 
 fn atlantis_top(r: &mut Reader, map: &MarkedMappingNode) -> Option<RepoConfig> {
@@ -813,10 +811,6 @@ fn atlantis_top(r: &mut Reader, map: &MarkedMappingNode) -> Option<RepoConfig> {
             );
         }
     }
-    let automerge = map
-        .get_node("automerge")
-        .and_then(|n| r.boolean(n, "automerge"))
-        .unwrap_or(false);
     let defaults = Defaults {
         autoplan: true,
         when_modified: Vec::new(),
@@ -832,7 +826,6 @@ fn atlantis_top(r: &mut Reader, map: &MarkedMappingNode) -> Option<RepoConfig> {
         projects,
         autoplan: true,
         plan_drafts: false,
-        automerge,
         policies: Vec::new(),
     })
 }
@@ -955,20 +948,7 @@ fn project(r: &mut Reader, node: &Node, defaults: &Defaults) -> Option<ProjectCo
     r.check_keys(map, "in project", rules);
     let errors_before = r.diags.iter().filter(|d| d.is_error()).count();
 
-    let name = match map.get_node("name").and_then(|n| r.string(n, "name")) {
-        None => None,
-        Some(n) => match ProjectName::new(&n.value) {
-            Ok(name) => Some(Located {
-                value: name,
-                pos: n.pos,
-            }),
-            Err(e) => {
-                r.error(n.pos, e.0, None);
-                None
-            }
-        },
-    };
-
+    let name = project_name(r, map);
     let dir = match map.get_node("dir") {
         Some(n) => r
             .string(n, "dir")
@@ -982,8 +962,75 @@ fn project(r: &mut Reader, node: &Node, defaults: &Defaults) -> Option<ProjectCo
             None
         }
     };
+    let workspace = project_workspace(r, map);
+    glob_dir_with_name(r, name.as_ref(), dir.as_ref());
+    let engine = project_engine(r, map, atlantis);
+    let terraform_version = terraform_version(r, map);
+    let (autoplan_enabled, when_modified) = match map.get_node("autoplan") {
+        Some(n) => autoplan(r, n),
+        None => (None, None),
+    };
+    let when_modified = project_when_modified(
+        r,
+        when_modified,
+        defaults,
+        entry_pos,
+        atlantis,
+        dir.as_ref(),
+    );
+    let apply_requirements = match map.get_node("apply_requirements") {
+        None => vec![ApplyRequirement::Approved],
+        Some(n) => apply_requirements(r, n),
+    };
+    let depends_on = depends_on(r, map);
+    let env = if atlantis {
+        BTreeMap::new()
+    } else {
+        map.get_node("env").map(|n| env(r, n)).unwrap_or_default()
+    };
+    if atlantis {
+        atlantis_workflow(r, map);
+    }
 
-    let workspace = match map
+    let errors_after = r.diags.iter().filter(|d| d.is_error()).count();
+    if errors_after > errors_before {
+        return None;
+    }
+    Some(ProjectConfig {
+        pos: entry_pos,
+        name,
+        dir: dir?,
+        workspace: workspace?,
+        engine,
+        terraform_version,
+        autoplan: autoplan_enabled.unwrap_or(defaults.autoplan),
+        when_modified,
+        apply_requirements,
+        depends_on,
+        env,
+    })
+}
+
+/// A project's `name`, when it has a valid one.
+fn project_name(r: &mut Reader, map: &MarkedMappingNode) -> Option<Located<ProjectName>> {
+    match map.get_node("name").and_then(|n| r.string(n, "name")) {
+        None => None,
+        Some(n) => match ProjectName::new(&n.value) {
+            Ok(name) => Some(Located {
+                value: name,
+                pos: n.pos,
+            }),
+            Err(e) => {
+                r.error(n.pos, e.0, None);
+                None
+            }
+        },
+    }
+}
+
+/// A project's `workspace` (`default` when absent); `None` when it is invalid.
+fn project_workspace(r: &mut Reader, map: &MarkedMappingNode) -> Option<Workspace> {
+    match map
         .get_node("workspace")
         .and_then(|n| r.string(n, "workspace"))
     {
@@ -995,15 +1042,22 @@ fn project(r: &mut Reader, node: &Node, defaults: &Defaults) -> Option<ProjectCo
                 None
             }
         },
-    };
+    }
+}
 
+/// A glob `dir` makes one project per directory, each named after it: a `name` is an error.
+fn glob_dir_with_name(
+    r: &mut Reader,
+    name: Option<&Located<ProjectName>>,
+    dir: Option<&Located<DirSpec>>,
+) {
     if let (
         Some(n),
         Some(Located {
             value: DirSpec::Glob(g),
             ..
         }),
-    ) = (&name, &dir)
+    ) = (name, dir)
     {
         r.error(
             n.pos,
@@ -1018,13 +1072,21 @@ fn project(r: &mut Reader, node: &Node, defaults: &Defaults) -> Option<ProjectCo
             ),
         );
     }
+}
 
+/// `engine` (`terraform_distribution` in `atlantis.yaml`); `None` when absent (detection then
+/// picks the engine from the project's files).
+fn project_engine(
+    r: &mut Reader,
+    map: &MarkedMappingNode,
+    atlantis: bool,
+) -> Option<Located<Engine>> {
     let engine_key = if atlantis {
         "terraform_distribution"
     } else {
         "engine"
     };
-    let engine = match map
+    match map
         .get_node(engine_key)
         .and_then(|n| r.string(n, engine_key))
     {
@@ -1046,10 +1108,12 @@ fn project(r: &mut Reader, node: &Node, defaults: &Defaults) -> Option<ProjectCo
             }
         }
         .map(|value| Located { value, pos: e.pos }),
-    };
+    }
+}
 
-    let terraform_version = map
-        .get_node("terraform_version")
+/// `terraform_version`, an exact version (a leading `v` dropped).
+fn terraform_version(r: &mut Reader, map: &MarkedMappingNode) -> Option<String> {
+    map.get_node("terraform_version")
         .and_then(|n| r.string(n, "terraform_version"))
         .and_then(|v| {
             let bare = v.value.strip_prefix('v').unwrap_or(&v.value);
@@ -1070,12 +1134,19 @@ fn project(r: &mut Reader, node: &Node, defaults: &Defaults) -> Option<ProjectCo
                 );
                 None
             }
-        });
+        })
+}
 
-    let (autoplan_enabled, when_modified) = match map.get_node("autoplan") {
-        Some(n) => autoplan(r, n),
-        None => (None, None),
-    };
+/// `autoplan.when_modified`, else the file's default, else the built-in one; for a fixed dir,
+/// patterns that leave the repository through `..` are errors.
+fn project_when_modified(
+    r: &mut Reader,
+    when_modified: Option<Vec<Located<String>>>,
+    defaults: &Defaults,
+    entry_pos: Pos,
+    atlantis: bool,
+    dir: Option<&Located<DirSpec>>,
+) -> Vec<Located<String>> {
     let when_modified = match when_modified {
         Some(list) => list,
         None if defaults.when_modified_from_file => defaults.when_modified.clone(),
@@ -1097,7 +1168,7 @@ fn project(r: &mut Reader, node: &Node, defaults: &Defaults) -> Option<ProjectCo
     if let Some(Located {
         value: DirSpec::Exact(d),
         ..
-    }) = &dir
+    }) = dir
     {
         // For a fixed dir we can already tell whether `..` leaves the repository; for globs
         // that waits until the dirs are known.
@@ -1111,13 +1182,12 @@ fn project(r: &mut Reader, node: &Node, defaults: &Defaults) -> Option<ProjectCo
             }
         }
     }
+    when_modified
+}
 
-    let apply_requirements = match map.get_node("apply_requirements") {
-        None => vec![ApplyRequirement::Approved],
-        Some(n) => apply_requirements(r, n),
-    };
-
-    let depends_on = match map.get_node("depends_on") {
+/// `depends_on`: project names.
+fn depends_on(r: &mut Reader, map: &MarkedMappingNode) -> Vec<Located<ProjectName>> {
+    match map.get_node("depends_on") {
         None => Vec::new(),
         Some(n) => r
             .string_list(n, "depends_on")
@@ -1134,53 +1204,30 @@ fn project(r: &mut Reader, node: &Node, defaults: &Defaults) -> Option<ProjectCo
                 }
             })
             .collect(),
-    };
+    }
+}
 
-    let env = if atlantis {
-        BTreeMap::new()
-    } else {
-        map.get_node("env").map(|n| env(r, n)).unwrap_or_default()
-    };
-
-    if atlantis {
-        if let Some(w) = map
-            .get_node("workflow")
-            .and_then(|n| r.string(n, "workflow"))
-        {
-            if w.value != "default" {
-                r.error(
-                    w.pos,
-                    format!(
-                        "project uses workflow `{}`; custom workflows are not supported",
-                        w.value
-                    ),
-                    Some(
-                        "Sluice runs its own init/plan/apply; running those instead of this \
+/// `workflow` in `atlantis.yaml`: only the default one can be honoured.
+fn atlantis_workflow(r: &mut Reader, map: &MarkedMappingNode) {
+    if let Some(w) = map
+        .get_node("workflow")
+        .and_then(|n| r.string(n, "workflow"))
+    {
+        if w.value != "default" {
+            r.error(
+                w.pos,
+                format!(
+                    "project uses workflow `{}`; custom workflows are not supported",
+                    w.value
+                ),
+                Some(
+                    "Sluice runs its own init/plan/apply; running those instead of this \
                          workflow would plan something different from what your team expects"
-                            .to_string(),
-                    ),
-                );
-            }
+                        .to_string(),
+                ),
+            );
         }
     }
-
-    let errors_after = r.diags.iter().filter(|d| d.is_error()).count();
-    if errors_after > errors_before {
-        return None;
-    }
-    Some(ProjectConfig {
-        pos: entry_pos,
-        name,
-        dir: dir?,
-        workspace: workspace?,
-        engine,
-        terraform_version,
-        autoplan: autoplan_enabled.unwrap_or(defaults.autoplan),
-        when_modified,
-        apply_requirements,
-        depends_on,
-        env,
-    })
 }
 
 /// `1`, `1.6`, `1.6.2`, optionally with a pre-release suffix (`1.7.0-beta1`).
@@ -1438,8 +1485,8 @@ mod tests {
 
     fn summary(c: &RepoConfig) -> String {
         let mut out = format!(
-            "=> {:?} autoplan={} plan_drafts={} automerge={}\n",
-            c.format, c.autoplan, c.plan_drafts, c.automerge
+            "=> {:?} autoplan={} plan_drafts={}\n",
+            c.format, c.autoplan, c.plan_drafts
         );
         let Some(projects) = &c.projects else {
             out.push_str("   projects: detected\n");
@@ -1513,22 +1560,34 @@ projects:
     workspace: blue
     apply_requirements: []
 "#), @r#"
-        => Sluice autoplan=true plan_drafts=true automerge=false
-           7:5 network-prod dir=envs/prod/network ws=default engine=opentofu tf=1.6.2 autoplan=false reqs=[approved,mergeable,undiverged] deps=[network-shared] env={"TF_VAR_count": "3", "TF_VAR_region": "eu-west-1"}
-             when_modified: *.tf !legacy.tf
-           16:5 network-shared dir=envs/shared/network ws=default engine=- tf=- autoplan=true reqs=[approved] deps=[] env={}
-             when_modified: **/*.tf ../../modules/**/*.tf
-           18:5 <per dir> dir=glob envs/*/app ws=default engine=- tf=- autoplan=true reqs=[approved] deps=[] env={}
-             when_modified: **/*.tf ../../modules/**/*.tf
-           19:5 envs/prod/network:blue dir=envs/prod/network ws=blue engine=- tf=- autoplan=true reqs=[] deps=[] env={}
-             when_modified: **/*.tf ../../modules/**/*.tf
-        "#);
+            => Sluice autoplan=true plan_drafts=true
+               7:5 network-prod dir=envs/prod/network ws=default engine=opentofu tf=1.6.2 autoplan=false reqs=[approved,mergeable,undiverged] deps=[network-shared] env={"TF_VAR_count": "3", "TF_VAR_region": "eu-west-1"}
+                 when_modified: *.tf !legacy.tf
+               16:5 network-shared dir=envs/shared/network ws=default engine=- tf=- autoplan=true reqs=[approved] deps=[] env={}
+                 when_modified: **/*.tf ../../modules/**/*.tf
+               18:5 <per dir> dir=glob envs/*/app ws=default engine=- tf=- autoplan=true reqs=[approved] deps=[] env={}
+                 when_modified: **/*.tf ../../modules/**/*.tf
+               19:5 envs/prod/network:blue dir=envs/prod/network ws=blue engine=- tf=- autoplan=true reqs=[] deps=[] env={}
+                 when_modified: **/*.tf ../../modules/**/*.tf
+            "#);
+    }
+
+    /// Sluice does not merge pull requests: a `sluice.yaml` asking it to is refused rather than
+    /// silently not obeyed (in `atlantis.yaml` the key is ignored with a warning, like Atlantis'
+    /// other settings about what happens after the merge).
+    #[test]
+    fn automerge_true_is_refused() {
+        insta::assert_snapshot!(check("sluice.yaml", "version: 1\nautomerge: true\n"), @r#"
+            sluice.yaml:2:12: error: `automerge: true` is not supported: Sluice does not merge pull requests
+              hint: remove `automerge` (or set it to false) and merge after `apply`
+            => no config
+            "#);
     }
 
     #[test]
     fn no_projects_means_detection() {
-        insta::assert_snapshot!(check("sluice.yaml", "version: 1\nautoplan: {enabled: false}\nautomerge: true\n"), @r#"
-            => Sluice autoplan=false plan_drafts=false automerge=true
+        insta::assert_snapshot!(check("sluice.yaml", "version: 1\nautoplan: {enabled: false}\nautomerge: false\n"), @r#"
+            => Sluice autoplan=false plan_drafts=false
                projects: detected
             "#);
         insta::assert_snapshot!(check("sluice.yml", "version: 1\nprojects: []\nautoplan: {when_modified: ['*.tf']}\n"), @r#"
@@ -1536,7 +1595,7 @@ projects:
               hint: remove `projects: []`, or list at least one project
             sluice.yml:3:11: warning: top-level `when_modified` has no effect without `projects`
               hint: without a `projects` list Sluice detects projects itself and maps each changed file to the nearest project dir
-            => Sluice autoplan=true plan_drafts=false automerge=false
+            => Sluice autoplan=true plan_drafts=false
                projects: detected
             "#);
     }
@@ -1924,13 +1983,13 @@ projects:
             => no config
             "#);
         // With a glob entry, names are only known after expansion: no error yet.
-        insta::assert_snapshot!(check("sluice.yaml", "version: 1\nprojects:\n  - dir: envs/*\n  - dir: app\n    depends_on: [envs/prod]\n"), @"
-        => Sluice autoplan=true plan_drafts=false automerge=false
-           3:5 <per dir> dir=glob envs/* ws=default engine=- tf=- autoplan=true reqs=[approved] deps=[] env={}
-             when_modified: **/*.tf **/*.tofu **/*.tfvars **/*.tfvars.json **/.terraform.lock.hcl
-           4:5 app dir=app ws=default engine=- tf=- autoplan=true reqs=[approved] deps=[envs/prod] env={}
-             when_modified: **/*.tf **/*.tofu **/*.tfvars **/*.tfvars.json **/.terraform.lock.hcl
-        ");
+        insta::assert_snapshot!(check("sluice.yaml", "version: 1\nprojects:\n  - dir: envs/*\n  - dir: app\n    depends_on: [envs/prod]\n"), @r#"
+            => Sluice autoplan=true plan_drafts=false
+               3:5 <per dir> dir=glob envs/* ws=default engine=- tf=- autoplan=true reqs=[approved] deps=[] env={}
+                 when_modified: **/*.tf **/*.tofu **/*.tfvars **/*.tfvars.json **/.terraform.lock.hcl
+               4:5 app dir=app ws=default engine=- tf=- autoplan=true reqs=[approved] deps=[envs/prod] env={}
+                 when_modified: **/*.tf **/*.tofu **/*.tfvars **/*.tfvars.json **/.terraform.lock.hcl
+            "#);
     }
 
     #[test]
@@ -1956,21 +2015,23 @@ projects:
     workflow: default
   - name: staging
     dir: envs/staging
-"#), @"
-        atlantis.yaml:4:1: warning: `parallel_plan` is ignored: Sluice runs each project as its own job, ordered by `depends_on`
-          hint: remove it to silence this warning
-        atlantis.yaml:5:1: warning: `delete_source_branch_on_merge` is ignored: Sluice does not delete branches
-          hint: remove it to silence this warning
-        atlantis.yaml:17:5: warning: `execution_order_group` is ignored: Sluice runs each project as its own job, ordered by `depends_on`
-          hint: remove it to silence this warning
-        atlantis.yaml:18:5: warning: `repo_locking` is ignored: Sluice always locks each project dir and workspace
-          hint: remove it to silence this warning
-        => Atlantis autoplan=true plan_drafts=false automerge=true
-           7:5 prod dir=envs/prod ws=prod engine=opentofu tf=1.5.7 autoplan=true reqs=[mergeable,approved] deps=[staging] env={}
-             when_modified: *.tf ../modules/**/*.tf
-           20:5 staging dir=envs/staging ws=default engine=- tf=- autoplan=true reqs=[approved] deps=[] env={}
-             when_modified: **/*.tf* **/terragrunt.hcl **/.terraform.lock.hcl
-        ");
+"#), @r#"
+            atlantis.yaml:3:1: warning: `automerge` is ignored: Sluice does not merge pull requests; merge after `apply`
+              hint: remove it to silence this warning
+            atlantis.yaml:4:1: warning: `parallel_plan` is ignored: Sluice runs each project as its own job, ordered by `depends_on`
+              hint: remove it to silence this warning
+            atlantis.yaml:5:1: warning: `delete_source_branch_on_merge` is ignored: Sluice does not delete branches
+              hint: remove it to silence this warning
+            atlantis.yaml:17:5: warning: `execution_order_group` is ignored: Sluice runs each project as its own job, ordered by `depends_on`
+              hint: remove it to silence this warning
+            atlantis.yaml:18:5: warning: `repo_locking` is ignored: Sluice always locks each project dir and workspace
+              hint: remove it to silence this warning
+            => Atlantis autoplan=true plan_drafts=false
+               7:5 prod dir=envs/prod ws=prod engine=opentofu tf=1.5.7 autoplan=true reqs=[mergeable,approved] deps=[staging] env={}
+                 when_modified: *.tf ../modules/**/*.tf
+               20:5 staging dir=envs/staging ws=default engine=- tf=- autoplan=true reqs=[approved] deps=[] env={}
+                 when_modified: **/*.tf* **/terragrunt.hcl **/.terraform.lock.hcl
+            "#);
     }
 
     #[test]
@@ -2113,7 +2174,7 @@ policies:
         ");
         insta::assert_snapshot!(check("atlantis.yaml", "version: 3\npolicies: []\n"), @r"
             atlantis.yaml:2:1: error: unknown key `policies` at the top level of atlantis.yaml
-              hint: valid keys here: version, projects, automerge, autodiscover, workflows
+              hint: valid keys here: version, projects, autodiscover, workflows
             => no config
         ");
     }

@@ -18,6 +18,42 @@ fn invalid(msg: impl Into<String>) -> InvalidValue {
     InvalidValue(msg.into())
 }
 
+/// A point in time: milliseconds since the Unix epoch, UTC. Every timestamp Sluice stores or
+/// compares (events, runs, jobs, plans, locks, head sightings) is one; the clock that produces
+/// them lives at the edge (`adapters::clock`), never here. Serialised as the bare number.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct UnixMs(i64);
+
+impl UnixMs {
+    pub const fn new(ms: i64) -> UnixMs {
+        UnixMs(ms)
+    }
+
+    /// The number of milliseconds since the epoch.
+    pub const fn get(self) -> i64 {
+        self.0
+    }
+
+    /// `ms` milliseconds later (earlier when negative), saturating.
+    pub const fn plus_ms(self, ms: i64) -> UnixMs {
+        UnixMs(self.0.saturating_add(ms))
+    }
+
+    /// `d` later, saturating.
+    pub fn plus(self, d: std::time::Duration) -> UnixMs {
+        self.plus_ms(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    }
+}
+
+impl fmt::Display for UnixMs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}ms", self.0)
+    }
+}
+
 /// `owner/name` of a GitHub repository. Compared case-insensitively, as GitHub does.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]

@@ -12,7 +12,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::AppState;
-use crate::app::store::{AuditQuery, EventState};
+use crate::app::ports::store::{AuditQuery, EventState};
+use crate::core::audit::parse_time_bound;
 
 fn err(status: StatusCode, msg: &str) -> Response {
     (status, Json(serde_json::json!({ "error": msg }))).into_response()
@@ -84,9 +85,14 @@ pub async fn audit(
         return *r;
     }
     let limit = p.limit.unwrap_or(500).clamp(1, 5000);
+    let bound = |b: Option<&str>| b.map(parse_time_bound).transpose();
+    let (since, until) = match (bound(p.since.as_deref()), bound(p.until.as_deref())) {
+        (Ok(since), Ok(until)) => (since, until),
+        (Err(e), _) | (_, Err(e)) => return err(StatusCode::BAD_REQUEST, &e),
+    };
     let q = AuditQuery {
-        since: p.since,
-        until: p.until,
+        since,
+        until,
         repo: p.repo,
         head_sha: p.commit,
         after_seq: p.cursor,

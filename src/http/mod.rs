@@ -21,7 +21,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use tokio::sync::Notify;
 
-use crate::app::store::Store;
+use crate::app::ports::store::Store;
 use crate::config::Secret;
 use crate::core::allowlist::Allowlist;
 

@@ -24,11 +24,12 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::AppState;
+use crate::adapters::clock;
 use crate::adapters::github::webhook::{SignatureCheck, parse_event};
-use crate::app::bot::now_ms;
-use crate::app::store::{EventIntake, NewEvent, PrHeadSeen};
+use crate::app::ports::store::{EventIntake, HeadSource, NewEvent, PrHeadSeen};
 use crate::core::audit::{AuditAction, AuditActor, AuditRecord, AuditResult};
 use crate::core::event::Event;
+use crate::core::types::UnixMs;
 
 /// The body budgets of the intake (see `config::HttpSettings`).
 pub struct BodyLimits {
@@ -185,34 +186,25 @@ async fn audit_rejection(
         return;
     }
     let suppressed = state.rejections_suppressed.swap(0, Ordering::Relaxed);
-    let mut details: std::collections::BTreeMap<String, String> = [
-        ("reason".to_string(), why.to_string()),
-        ("http_status".to_string(), status.as_u16().to_string()),
-    ]
-    .into();
+    let mut record = AuditRecord::new(
+        AuditAction::WebhookRejected,
+        AuditActor::system("unknown"),
+        AuditResult::Refused,
+    )
+    .detail("reason", why)
+    .detail("http_status", status.as_u16().to_string());
     if let Some(k) = kind {
-        details.insert("event".into(), k.chars().take(64).collect());
+        record = record.detail("event", k.chars().take(64).collect::<String>());
     }
     if suppressed > 0 {
-        details.insert(
-            "rejections_not_recorded_before_this".into(),
+        record = record.detail(
+            "rejections_not_recorded_before_this",
             suppressed.to_string(),
         );
     }
-    let record = AuditRecord {
-        event_id: delivery.map(|d| d.chars().take(100).collect()),
-        actor: AuditActor {
-            login: "unknown".into(),
-            id: None,
-            kind: "system".into(),
-        },
-        action: Some(AuditAction::WebhookRejected),
-        repo,
-        result: Some(AuditResult::Refused),
-        details,
-        ..AuditRecord::default()
-    };
-    if let Err(e) = state.store.append_audit(vec![record], now_ms()).await {
+    record.event_id = delivery.map(|d| d.chars().take(100).collect());
+    record.repo = repo;
+    if let Err(e) = state.store.append_audit(vec![record], clock::now()).await {
         tracing::error!(error = %format!("{e:#}"), "could not audit a rejected webhook");
     }
 }
@@ -224,14 +216,43 @@ pub async fn receive(
 ) -> Response {
     let delivery = header(&headers, "x-github-delivery");
     let kind = header(&headers, "x-github-event");
+    // 1.–2. Size and authenticity; the body's budget is held until the answer.
+    let (body, _budget) = match authentic_body(&state, &headers, body, delivery, kind).await {
+        Ok(read) => read,
+        Err(refused) => return refused,
+    };
+    let (delivery, kind) = match named(&state, delivery, kind).await {
+        Ok(named) => named,
+        Err(refused) => return refused,
+    };
+    // 3. Meaning, and whether this repository is served here.
+    let event = match understand(&state, delivery, kind, &body).await {
+        Ok(event) => event,
+        Err(refused) => return refused,
+    };
+    // 4. Persist, then acknowledge.
+    persist(&state, delivery, kind, &event, &body).await
+}
 
-    // 1. Size, before anything is read.
+/// The body, read only when its size and signature header pass, and checked against its
+/// signature as it arrives (with the permit of the bytes it holds); or the refusal, recorded.
+async fn authentic_body(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    delivery: Option<&str>,
+    kind: Option<&str>,
+) -> Result<(Bytes, Option<OwnedSemaphorePermit>), Response> {
+    // Size, before anything is read.
     let declared = match headers.get(header::CONTENT_LENGTH) {
         None => None,
         Some(v) => match v.to_str().ok().and_then(|s| s.trim().parse::<u64>().ok()) {
             Some(n) => Some(n),
             None => {
-                return answer_and_close(StatusCode::BAD_REQUEST, "invalid Content-Length header");
+                return Err(answer_and_close(
+                    StatusCode::BAD_REQUEST,
+                    "invalid Content-Length header",
+                ));
             }
         },
     };
@@ -243,7 +264,7 @@ pub async fn receive(
         };
         tracing::warn!(delivery = ?delivery, declared = n, "webhook refused: body too large");
         audit_rejection(
-            &state,
+            state,
             delivery,
             kind,
             None,
@@ -251,43 +272,34 @@ pub async fn receive(
             refusal.status(),
         )
         .await;
-        return answer_and_close(refusal.status(), refusal.message());
+        return Err(answer_and_close(refusal.status(), refusal.message()));
     }
-
-    // 2. Authenticity: a missing or malformed signature is refused before the body is read; a
-    //    well-formed one is checked as the body arrives.
+    // Authenticity: a missing or malformed signature is refused before the body is read; a
+    // well-formed one is checked as the body arrives.
     let mut check = match &state.webhook_secret {
         Some(secret) => match SignatureCheck::new(
             secret.expose().as_bytes(),
-            header(&headers, "x-hub-signature-256"),
+            header(headers, "x-hub-signature-256"),
         ) {
             Ok(c) => Some(c),
             Err(e) => {
                 tracing::warn!(delivery = ?delivery, error = %e, "webhook refused: bad signature");
-                audit_rejection(
-                    &state,
-                    delivery,
-                    kind,
-                    None,
-                    &format!("signature: {e}"),
-                    StatusCode::UNAUTHORIZED,
-                )
-                .await;
-                return answer_and_close(
+                let why = format!("signature: {e}");
+                audit_rejection(state, delivery, kind, None, &why, StatusCode::UNAUTHORIZED).await;
+                return Err(answer_and_close(
                     StatusCode::UNAUTHORIZED,
                     format!("signature verification failed: {e}"),
-                );
+                ));
             }
         },
         None => None,
     };
-    let (body, _budget) = match read_body(&state.body_limits, body, declared, check.as_mut()).await
-    {
-        Ok(x) => x,
+    let read = match read_body(&state.body_limits, body, declared, check.as_mut()).await {
+        Ok(read) => read,
         Err(refusal) => {
             tracing::warn!(delivery = ?delivery, why = %refusal.message(), "webhook refused while reading its body");
             audit_rejection(
-                &state,
+                state,
                 delivery,
                 kind,
                 None,
@@ -295,90 +307,93 @@ pub async fn receive(
                 refusal.status(),
             )
             .await;
-            return answer_and_close(refusal.status(), refusal.message());
+            return Err(answer_and_close(refusal.status(), refusal.message()));
         }
     };
     if let Some(check) = check
         && let Err(e) = check.finish()
     {
         tracing::warn!(delivery = ?delivery, error = %e, "webhook refused: bad signature");
-        audit_rejection(
-            &state,
-            delivery,
-            kind,
-            None,
-            &format!("signature: {e}"),
-            StatusCode::UNAUTHORIZED,
-        )
-        .await;
-        return answer(
+        let why = format!("signature: {e}");
+        audit_rejection(state, delivery, kind, None, &why, StatusCode::UNAUTHORIZED).await;
+        return Err(answer(
             StatusCode::UNAUTHORIZED,
             "error",
             format!("signature verification failed: {e}"),
-        );
+        ));
     }
+    Ok(read)
+}
+
+/// The delivery id and event name, both present and sane; or the refusal, recorded.
+async fn named<'h>(
+    state: &AppState,
+    delivery: Option<&'h str>,
+    kind: Option<&'h str>,
+) -> Result<(&'h str, &'h str), Response> {
     let Some(kind) = kind else {
+        let missing = "missing X-GitHub-Event";
         audit_rejection(
-            &state,
+            state,
             delivery,
             None,
             None,
-            "missing X-GitHub-Event",
+            missing,
             StatusCode::BAD_REQUEST,
         )
         .await;
-        return answer(
+        return Err(answer(
             StatusCode::BAD_REQUEST,
             "error",
             "missing X-GitHub-Event header",
-        );
+        ));
     };
     let Some(delivery) = delivery.filter(|d| !d.is_empty() && d.len() <= 100) else {
-        audit_rejection(
-            &state,
-            None,
-            Some(kind),
-            None,
-            "missing or invalid X-GitHub-Delivery",
-            StatusCode::BAD_REQUEST,
-        )
-        .await;
-        return answer(
+        let why = "missing or invalid X-GitHub-Delivery";
+        audit_rejection(state, None, Some(kind), None, why, StatusCode::BAD_REQUEST).await;
+        return Err(answer(
             StatusCode::BAD_REQUEST,
             "error",
             "missing or invalid X-GitHub-Delivery header",
-        );
+        ));
     };
+    Ok((delivery, kind))
+}
 
-    // 2. Meaning.
-    let event = match parse_event(kind, &body) {
+/// The event the body carries, for a repository this server serves; or the refusal, recorded.
+async fn understand(
+    state: &AppState,
+    delivery: &str,
+    kind: &str,
+    body: &[u8],
+) -> Result<Event, Response> {
+    let event = match parse_event(kind, body) {
         Ok(e) => e,
         Err(e) => {
             tracing::warn!(delivery, kind, error = %e, "webhook refused: cannot parse");
+            let why = format!("unparseable: {e}");
             audit_rejection(
-                &state,
+                state,
                 Some(delivery),
                 Some(kind),
                 None,
-                &format!("unparseable: {e}"),
+                &why,
                 StatusCode::BAD_REQUEST,
             )
             .await;
-            return answer(
+            return Err(answer(
                 StatusCode::BAD_REQUEST,
                 "error",
                 format!("cannot parse the `{kind}` payload: {e}"),
-            );
+            ));
         }
     };
-
-    // 3. Is this repository served here?
     if let Some(repo) = event.repo()
         && !state.allowlist.allows(&repo.name.full())
     {
         tracing::warn!(delivery, repo = %repo.name, "webhook refused: repository not allowlisted");
         audit_rejection(
-            &state,
+            state,
             Some(delivery),
             Some(kind),
             Some(repo.name.full()),
@@ -386,34 +401,34 @@ pub async fn receive(
             StatusCode::FORBIDDEN,
         )
         .await;
-        return answer(
+        return Err(answer(
             StatusCode::FORBIDDEN,
             "error",
             format!("repository {} is not served by this Sluice", repo.name),
-        );
+        ));
     }
+    Ok(event)
+}
 
-    // 4. Persist, then acknowledge.
-    let json = match serde_json::to_string(&event) {
-        Ok(j) => j,
-        Err(e) => {
-            return answer(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "error",
-                format!("cannot store the event: {e}"),
-            );
-        }
-    };
+/// Stores the event unless it is known (by delivery id or by what it is), then answers: 202
+/// for a new event, 200 for a known one, 503 when nothing could be stored.
+async fn persist(
+    state: &AppState,
+    delivery: &str,
+    kind: &str,
+    event: &Event,
+    body: &[u8],
+) -> Response {
     let mut keys = event.identity_keys();
-    keys.push(format!("body:{}", hex::encode(Sha256::digest(&body))));
+    keys.push(format!("body:{}", hex::encode(Sha256::digest(body))));
     let new = NewEvent {
         delivery_id: delivery,
         kind,
-        event_json: &json,
+        event,
         keys,
-        head: head_sighting(&event, now_ms()),
+        head: head_sighting(event, clock::now()),
     };
-    match state.store.insert_event_once(new, now_ms()).await {
+    match state.store.insert_event_once(new, clock::now()).await {
         Ok(EventIntake::New) => {
             tracing::info!(delivery, kind, "webhook accepted");
             state.events_ready.notify_one();
@@ -440,15 +455,17 @@ pub async fn receive(
                 key,
                 "webhook is an event already received under another delivery id; ignored"
             );
+            let why = format!(
+                "same event as delivery {first_delivery} ({})",
+                key.split(':').next().unwrap_or("body")
+            );
+            let repo = event.repo().map(|r| r.name.full());
             audit_rejection(
-                &state,
+                state,
                 Some(delivery),
                 Some(kind),
-                event.repo().map(|r| r.name.full()),
-                &format!(
-                    "same event as delivery {first_delivery} ({})",
-                    key.split(':').next().unwrap_or("body")
-                ),
+                repo,
+                &why,
                 StatusCode::OK,
             )
             .await;
@@ -472,14 +489,14 @@ pub async fn receive(
 
 /// The head a `pull_request` delivery reports, as a sighting at GitHub's `updated_at` (or now,
 /// for a payload without one).
-fn head_sighting(event: &Event, now: i64) -> Option<PrHeadSeen> {
+fn head_sighting(event: &Event, now: UnixMs) -> Option<PrHeadSeen> {
     match event {
         Event::PullRequest { repo, pr, .. } => Some(PrHeadSeen {
             repo: repo.name.clone(),
             pr: pr.number,
             sha: pr.head_sha.clone(),
-            at_ms: pr.updated_at_ms.unwrap_or(now),
-            source: "pull_request".into(),
+            at: pr.updated_at_ms.unwrap_or(now),
+            source: HeadSource::PullRequest,
         }),
         _ => None,
     }

@@ -6,11 +6,12 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use sluice::adapters::store::SqliteStore;
-use sluice::app::store::{AuditQuery, NewJob, NewRun, Store};
+use sluice::app::ports::store::{AuditQuery, Effects, NewJob, NewRun, Opening, Store, Trigger};
 use sluice::core::audit::{AuditAction, AuditActor, AuditEntry, AuditRecord, AuditResult};
 use sluice::core::event::{Actor, ActorKind};
 use sluice::core::job::JobKind;
-use sluice::core::types::{CommitSha, PrNumber, RepoName};
+use sluice::core::projects::Project;
+use sluice::core::types::{CommitSha, PrNumber, ProjectDir, RepoName, UnixMs, Workspace};
 
 use crate::server::{API_TOKEN, Harness, REPO};
 use crate::support::{null_project, sluice, text};
@@ -62,7 +63,7 @@ async fn log_with(n: u64) -> (tempfile::TempDir, SqliteStore) {
                     i,
                     &format!("reason {i}, with \"quotes\",\ncommas and a newline"),
                 )],
-                start + i as i64 * 1000,
+                UnixMs::new(start + i as i64 * 1000),
             )
             .await
             .unwrap();
@@ -356,7 +357,7 @@ async fn an_action_whose_audit_entry_cannot_be_written_does_not_happen() {
         repo: RepoName::parse("acme/infra").unwrap(),
         pr: PrNumber::new(1).unwrap(),
         kind: JobKind::Plan,
-        trigger: "autoplan".into(),
+        trigger: Trigger::Autoplan,
         head_sha: CommitSha::new(&"a".repeat(40)).unwrap(),
         base_sha: CommitSha::new(&"b".repeat(40)).unwrap(),
         base_ref: "main".into(),
@@ -371,18 +372,15 @@ async fn an_action_whose_audit_entry_cannot_be_written_does_not_happen() {
         event_id: None,
         extra_args: vec![],
         verbose: false,
-        jobs: vec![NewJob {
-            kind: JobKind::Plan,
-            project_name: "a".into(),
-            project_dir: "a".into(),
-            workspace: "default".into(),
-            project_json: "{}".into(),
-            plan_id: None,
-        }],
+        jobs: vec![NewJob::plan(&Project::detected(
+            ProjectDir::new("a").unwrap(),
+            Workspace::default(),
+        ))],
         locks: vec![],
     };
+    let announce = |_: Opening<'_>| Effects::new(vec![], vec![record(1, "x")]);
     let err = store
-        .create_run(run, vec![], vec![record(1, "x")], 1)
+        .create_run(run, &announce, UnixMs::new(1))
         .await
         .unwrap_err();
     assert!(
@@ -390,7 +388,11 @@ async fn an_action_whose_audit_entry_cannot_be_written_does_not_happen() {
         "{err:#}"
     );
     assert!(
-        store.claim_job("w", 2, 10).await.unwrap().is_none(),
+        store
+            .claim_job("w", UnixMs::new(2), UnixMs::new(10))
+            .await
+            .unwrap()
+            .is_none(),
         "no job exists: nothing runs unrecorded"
     );
     assert!(

@@ -356,7 +356,7 @@ async fn webhooks_must_be_signed_and_are_processed_once() {
     assert_eq!(r.status(), 200);
     assert!(r.text().await.unwrap().contains("duplicate"));
     h.wait_comment(1, "the plan", is_plan).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    h.wait_idle(&[1]).await;
     assert_eq!(
         h.count_comments(1, is_plan),
         1,
@@ -388,7 +388,7 @@ async fn repositories_outside_the_allowlist_get_403_and_no_work() {
     let r = h.send(&h.pr_event("opened", 1)).await;
     assert_eq!(r.status(), 403);
     assert!(r.text().await.unwrap().contains("acme/infra is not served"));
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    h.wait_idle(&[1]).await;
     assert!(
         h.fake.requests().iter().all(|r| r.method == "GET"),
         "no comment, status or reaction"
@@ -497,7 +497,7 @@ async fn comments_get_replies_reactions_or_nothing() {
         reply.len() < 2000,
         "the reply does not echo the comment back"
     );
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    h.wait_idle(&[1]).await;
     assert_eq!(
         h.count_comments(1, |_| true),
         before + 1,
@@ -506,7 +506,7 @@ async fn comments_get_replies_reactions_or_nothing() {
     // The bot's own comments are never commands.
     h.deliver(&h.comment_event(1, crate::fake_github::USER_LOGIN, "sluice plan"))
         .await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    h.wait_idle(&[1]).await;
     // (The command itself is listed as the bot's comment; nothing else may appear.)
     assert_eq!(
         h.count_comments(1, |c| c != "sluice plan"),
@@ -610,7 +610,7 @@ async fn fork_prs_are_refused_and_drafts_are_skipped() {
 
     let draft = h.open_pr(2, "draft", &[("envs/b/main.tf", &null_project("b", "2"))]);
     h.deliver(&h.pr_event("opened", 2).draft(true)).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    h.wait_idle(&[2]).await;
     assert!(h.fake.statuses(&draft).is_empty(), "drafts are not planned");
     h.deliver(&h.pr_event("ready_for_review", 2)).await;
     h.wait_status(&draft, "sluice/plan", "success").await;

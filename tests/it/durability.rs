@@ -111,7 +111,7 @@ async fn an_apply_killed_mid_run_is_reported_interrupted_never_rerun() {
     assert!(c.contains("may have changed infrastructure"), "{c}");
     let desc = h.wait_status(&head, "sluice/apply", "failure").await;
     assert!(desc.contains("interrupted"), "{desc}");
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    h.wait_idle(&[1]).await;
     assert!(
         !h.server()
             .logs()

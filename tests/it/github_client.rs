@@ -4,9 +4,9 @@
 use std::num::NonZeroU32;
 use std::time::Duration;
 
-use sluice::adapters::github::{
-    CommitStatus, GitHubApi, GitHubAuth, GitHubConfig, GitHubError, MergeableState, OctocrabGitHub,
-    PullState, StatusState,
+use sluice::adapters::github::{GitHubAuth, GitHubConfig, OctocrabGitHub};
+use sluice::app::ports::{
+    CommitStatus, GitHubApi, GitHubError, MergeableState, PullState, StatusState,
 };
 use sluice::config::Secret;
 use sluice::core::event::{ActorKind, ReviewState};

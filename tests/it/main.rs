@@ -1,4 +1,10 @@
 //! Sluice's integration tests: one binary, real git, real terraform, real SQLite, a fake GitHub.
+#![allow(
+    clippy::unwrap_used,
+    clippy::disallowed_methods,
+    clippy::too_many_lines,
+    reason = "tests start the binary and tools themselves, and a failed unwrap is a failed test"
+)]
 
 mod audit;
 mod bot;
@@ -7,6 +13,7 @@ mod detection;
 mod durability;
 mod engine_steering;
 mod fake_github;
+mod flows;
 mod github_client;
 mod intake;
 mod policy;

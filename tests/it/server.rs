@@ -350,6 +350,53 @@ impl Harness {
         .await
     }
 
+    /// Waits until the server has nothing left to do for `prs`: every stored event handled, the
+    /// outbox delivered, and no run of theirs open. The positive signal a test waits for before
+    /// it asserts that something did *not* happen.
+    pub async fn wait_idle(&self, prs: &[u64]) {
+        use sluice::app::ports::Store;
+        use sluice::app::ports::store::EventState;
+        use sluice::core::types::{PrNumber, RepoName};
+        let store =
+            sluice::adapters::store::sqlite::SqliteStore::open(&self.data_dir().join("sluice.db"))
+                .await
+                .expect("the server's store opens");
+        let repo = RepoName::parse(REPO).expect("a repository name");
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let mut busy = Vec::new();
+            if !store
+                .list_events(Some(EventState::Pending), 1)
+                .await
+                .expect("events")
+                .is_empty()
+            {
+                busy.push("an event is pending".to_string());
+            }
+            let outbox = store.pending_outbox().await.expect("outbox");
+            if outbox > 0 {
+                busy.push(format!("{outbox} outbox items are pending"));
+            }
+            for pr in prs {
+                let pr = PrNumber::new(*pr).expect("a PR number");
+                if !store.open_runs(&repo, pr).await.expect("runs").is_empty() {
+                    busy.push(format!("#{pr} has an open run"));
+                }
+            }
+            if busy.is_empty() {
+                return;
+            }
+            if Instant::now() > deadline {
+                let logs = self.server.as_ref().map(|s| s.logs()).unwrap_or_default();
+                panic!(
+                    "the server never became idle: {}\n--- server logs ---\n{logs}",
+                    busy.join(", ")
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub async fn wait<T>(&self, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {

@@ -9,8 +9,9 @@
 
 use hmac::{Hmac, Mac};
 use octocrab::models::webhook_events::payload::{
-    IssueCommentWebhookEventAction, PullRequestReviewWebhookEventAction,
-    PullRequestWebhookEventAction,
+    IssueCommentWebhookEventAction, IssueCommentWebhookEventPayload,
+    PullRequestReviewWebhookEventAction, PullRequestReviewWebhookEventPayload,
+    PullRequestWebhookEventAction, PullRequestWebhookEventPayload, PushWebhookEventPayload,
 };
 use octocrab::models::webhook_events::{WebhookEvent, WebhookEventPayload};
 use octocrab::models::{Author, Repository};
@@ -21,7 +22,7 @@ use crate::core::event::{
     Actor, ActorKind, Event, PullRequestAction, PullRequestInfo, RepoRef, Review, ReviewAction,
     ReviewState,
 };
-use crate::core::types::{CommitSha, PrNumber, RepoName};
+use crate::core::types::{CommitSha, PrNumber, RepoName, UnixMs};
 
 /// Why a webhook signature was refused. Messages name the problem without echoing secrets or
 /// the expected digest, so they can go back to the sender as-is.
@@ -173,141 +174,174 @@ pub fn parse_event(event_header: &str, body: &[u8]) -> Result<Event, ParseError>
             message: e.to_string(),
         })?;
     let cx = Cx { event: kind };
-    match parsed.specific {
+    let (repository, sender) = (parsed.repository.as_ref(), parsed.sender.as_ref());
+    let event = match parsed.specific {
         WebhookEventPayload::PullRequest(p) => {
-            let action = match p.action {
-                PullRequestWebhookEventAction::Opened => PullRequestAction::Opened,
-                PullRequestWebhookEventAction::Reopened => PullRequestAction::Reopened,
-                PullRequestWebhookEventAction::Synchronize => PullRequestAction::Synchronize,
-                PullRequestWebhookEventAction::ReadyForReview => PullRequestAction::ReadyForReview,
-                PullRequestWebhookEventAction::Closed => PullRequestAction::Closed {
-                    // `merged_at` is the older, always-present signal; `merged` the explicit one.
-                    merged: p.pull_request.merged.unwrap_or(false)
-                        || p.pull_request.merged_at.is_some(),
-                },
-                _ => return Ok(ignored()),
-            };
-            let repo = cx.repo(parsed.repository.as_ref(), installation_id)?;
-            let pr = &p.pull_request;
-            let author = pr
-                .user
-                .as_deref()
-                .ok_or_else(|| cx.invalid("the pull request has no `user`"))?;
-            let head_full = pr.head.repo.as_ref().and_then(|r| r.full_name.as_deref());
-            let base_full = pr
-                .base
-                .repo
-                .as_ref()
-                .and_then(|r| r.full_name.as_deref())
-                .unwrap_or(&repo.name.full())
-                .to_string();
-            let info = PullRequestInfo {
-                number: cx.pr_number(pr.number)?,
-                author: actor(author),
-                head_sha: cx.sha(&pr.head.sha, "pull_request.head.sha")?,
-                head_ref: pr.head.ref_field.clone(),
-                base_ref: pr.base.ref_field.clone(),
-                base_sha: cx.sha(&pr.base.sha, "pull_request.base.sha")?,
-                draft: pr.draft.unwrap_or(false),
-                from_fork: is_fork(head_full, &base_full),
-                html_url: pr
-                    .html_url
-                    .as_ref()
-                    .map(|u| u.to_string())
-                    .unwrap_or_default(),
-                updated_at_ms: pr.updated_at.map(|t| t.timestamp_millis()),
-            };
-            let sender = parsed
-                .sender
-                .as_ref()
-                .ok_or_else(|| cx.invalid("the payload has no `sender`"))?;
-            Ok(Event::PullRequest {
-                action,
-                repo,
-                pr: info,
-                sender: actor(sender),
-            })
+            cx.pull_request(&p, repository, sender, installation_id)?
         }
-        WebhookEventPayload::IssueComment(c) => {
-            if c.action != IssueCommentWebhookEventAction::Created {
-                return Ok(ignored());
-            }
-            // Comments on plain issues share this event; only PR conversations carry commands.
-            if c.issue.pull_request.is_none() {
-                return Ok(ignored());
-            }
-            let repo = cx.repo(parsed.repository.as_ref(), installation_id)?;
-            Ok(Event::Comment {
-                repo,
-                pr: cx.pr_number(c.issue.number)?,
-                comment_id: c.comment.id.into_inner(),
-                body: c.comment.body.clone().unwrap_or_default(),
-                author: actor(&c.comment.user),
-                association: c
-                    .comment
-                    .author_association
-                    .as_ref()
-                    .and_then(|a| serde_json::to_value(a).ok())
-                    .and_then(|v| v.as_str().map(str::to_ascii_uppercase)),
-                created_at_ms: Some(c.comment.created_at.timestamp_millis()),
-            })
-        }
-        WebhookEventPayload::PullRequestReview(r) => {
-            let action = match r.action {
-                PullRequestReviewWebhookEventAction::Submitted => ReviewAction::Submitted,
-                PullRequestReviewWebhookEventAction::Dismissed => ReviewAction::Dismissed,
-                PullRequestReviewWebhookEventAction::Edited => ReviewAction::Edited,
-                _ => return Ok(ignored()),
-            };
-            let repo = cx.repo(parsed.repository.as_ref(), installation_id)?;
-            let reviewer = r
-                .review
-                .user
-                .as_ref()
-                .ok_or_else(|| cx.invalid("the review has no `user`"))?;
-            let state = r
-                .review
-                .state
-                .ok_or_else(|| cx.invalid("the review has no `state`"))?;
-            let commit_id = r
-                .review
-                .commit_id
-                .as_deref()
-                .map(|s| cx.sha(s, "review.commit_id"))
-                .transpose()?;
-            Ok(Event::Review {
-                action,
-                repo,
-                pr: cx.pr_number(r.pull_request.number)?,
-                review: Review {
-                    id: r.review.id.into_inner(),
-                    reviewer: actor(reviewer),
-                    state: review_state(state),
-                    commit_id,
-                    submitted_at: r
-                        .review
-                        .submitted_at
-                        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
-                },
-            })
-        }
-        WebhookEventPayload::Push(p) => {
-            let repo = cx.repo(parsed.repository.as_ref(), installation_id)?;
-            // A deleted branch or tag has `after` = forty zeros: there is no commit to point at.
-            let after = if p.deleted || p.after.bytes().all(|b| b == b'0') {
-                None
-            } else {
-                Some(cx.sha(&p.after, "after")?)
-            };
-            Ok(Event::Push {
-                repo,
-                git_ref: p.r#ref.clone(),
-                after,
-            })
-        }
+        WebhookEventPayload::IssueComment(c) => cx.comment(&c, repository, installation_id)?,
+        WebhookEventPayload::PullRequestReview(r) => cx.review(&r, repository, installation_id)?,
+        WebhookEventPayload::Push(p) => Some(cx.push(&p, repository, installation_id)?),
         // The header named an event we asked for, so octocrab parsed it as that event: any
         // other variant means the two disagree, which is worth an error rather than a guess.
-        _ => Err(cx.invalid("the payload does not match the event type")),
+        _ => return Err(cx.invalid("the payload does not match the event type")),
+    };
+    Ok(event.unwrap_or_else(ignored))
+}
+
+/// The conversions of the events Sluice acts on; `None` for actions it ignores.
+impl Cx<'_> {
+    fn pull_request(
+        &self,
+        p: &PullRequestWebhookEventPayload,
+        repository: Option<&Repository>,
+        sender: Option<&Author>,
+        installation_id: Option<u64>,
+    ) -> Result<Option<Event>, ParseError> {
+        let action = match p.action {
+            PullRequestWebhookEventAction::Opened => PullRequestAction::Opened,
+            PullRequestWebhookEventAction::Reopened => PullRequestAction::Reopened,
+            PullRequestWebhookEventAction::Synchronize => PullRequestAction::Synchronize,
+            PullRequestWebhookEventAction::ReadyForReview => PullRequestAction::ReadyForReview,
+            PullRequestWebhookEventAction::Closed => PullRequestAction::Closed {
+                // `merged_at` is the older, always-present signal; `merged` the explicit one.
+                merged: p.pull_request.merged.unwrap_or(false)
+                    || p.pull_request.merged_at.is_some(),
+            },
+            _ => return Ok(None),
+        };
+        let repo = self.repo(repository, installation_id)?;
+        let pr = &p.pull_request;
+        let author = pr
+            .user
+            .as_deref()
+            .ok_or_else(|| self.invalid("the pull request has no `user`"))?;
+        let head_full = pr.head.repo.as_ref().and_then(|r| r.full_name.as_deref());
+        let base_full = pr
+            .base
+            .repo
+            .as_ref()
+            .and_then(|r| r.full_name.as_deref())
+            .unwrap_or(&repo.name.full())
+            .to_string();
+        let info = PullRequestInfo {
+            number: self.pr_number(pr.number)?,
+            author: actor(author),
+            head_sha: self.sha(&pr.head.sha, "pull_request.head.sha")?,
+            head_ref: pr.head.ref_field.clone(),
+            base_ref: pr.base.ref_field.clone(),
+            base_sha: self.sha(&pr.base.sha, "pull_request.base.sha")?,
+            draft: pr.draft.unwrap_or(false),
+            from_fork: is_fork(head_full, &base_full),
+            html_url: pr
+                .html_url
+                .as_ref()
+                .map(|u| u.to_string())
+                .unwrap_or_default(),
+            updated_at_ms: pr.updated_at.map(|t| UnixMs::new(t.timestamp_millis())),
+        };
+        let sender = sender.ok_or_else(|| self.invalid("the payload has no `sender`"))?;
+        Ok(Some(Event::PullRequest {
+            action,
+            repo,
+            pr: info,
+            sender: actor(sender),
+        }))
+    }
+
+    fn comment(
+        &self,
+        c: &IssueCommentWebhookEventPayload,
+        repository: Option<&Repository>,
+        installation_id: Option<u64>,
+    ) -> Result<Option<Event>, ParseError> {
+        if c.action != IssueCommentWebhookEventAction::Created {
+            return Ok(None);
+        }
+        // Comments on plain issues share this event; only PR conversations carry commands.
+        if c.issue.pull_request.is_none() {
+            return Ok(None);
+        }
+        let repo = self.repo(repository, installation_id)?;
+        Ok(Some(Event::Comment {
+            repo,
+            pr: self.pr_number(c.issue.number)?,
+            comment_id: c.comment.id.into_inner(),
+            body: c.comment.body.clone().unwrap_or_default(),
+            author: actor(&c.comment.user),
+            association: c
+                .comment
+                .author_association
+                .as_ref()
+                .and_then(|a| serde_json::to_value(a).ok())
+                .and_then(|v| v.as_str().map(str::to_ascii_uppercase)),
+            created_at_ms: Some(UnixMs::new(c.comment.created_at.timestamp_millis())),
+        }))
+    }
+
+    fn review(
+        &self,
+        r: &PullRequestReviewWebhookEventPayload,
+        repository: Option<&Repository>,
+        installation_id: Option<u64>,
+    ) -> Result<Option<Event>, ParseError> {
+        let action = match r.action {
+            PullRequestReviewWebhookEventAction::Submitted => ReviewAction::Submitted,
+            PullRequestReviewWebhookEventAction::Dismissed => ReviewAction::Dismissed,
+            PullRequestReviewWebhookEventAction::Edited => ReviewAction::Edited,
+            _ => return Ok(None),
+        };
+        let repo = self.repo(repository, installation_id)?;
+        let reviewer = r
+            .review
+            .user
+            .as_ref()
+            .ok_or_else(|| self.invalid("the review has no `user`"))?;
+        let state = r
+            .review
+            .state
+            .ok_or_else(|| self.invalid("the review has no `state`"))?;
+        let commit_id = r
+            .review
+            .commit_id
+            .as_deref()
+            .map(|s| self.sha(s, "review.commit_id"))
+            .transpose()?;
+        Ok(Some(Event::Review {
+            action,
+            repo,
+            pr: self.pr_number(r.pull_request.number)?,
+            review: Review {
+                id: r.review.id.into_inner(),
+                reviewer: actor(reviewer),
+                state: review_state(state),
+                commit_id,
+                submitted_at: r
+                    .review
+                    .submitted_at
+                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+            },
+        }))
+    }
+
+    fn push(
+        &self,
+        p: &PushWebhookEventPayload,
+        repository: Option<&Repository>,
+        installation_id: Option<u64>,
+    ) -> Result<Event, ParseError> {
+        let repo = self.repo(repository, installation_id)?;
+        // A deleted branch or tag has `after` = forty zeros: there is no commit to point at.
+        let after = if p.deleted || p.after.bytes().all(|b| b == b'0') {
+            None
+        } else {
+            Some(self.sha(&p.after, "after")?)
+        };
+        Ok(Event::Push {
+            repo,
+            git_ref: p.r#ref.clone(),
+            after,
+        })
     }
 }
 

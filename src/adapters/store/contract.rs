@@ -1,12 +1,31 @@
 //! The store contract: behaviour every `Store` implementation must have, written against the
 //! trait only. Each backend's test module runs every check on a fresh store.
 
-use crate::app::store::*;
+use crate::app::ports::store::*;
 use crate::core::audit::{AuditAction, AuditRecord, Verifier};
-use crate::core::event::{Actor, ActorKind};
+use crate::core::event::{Actor, ActorKind, Event};
 use crate::core::job::{JobKind, JobState, MAX_PLAN_ATTEMPTS};
 use crate::core::lock::LockKey;
-use crate::core::types::{CommitSha, PrNumber, ProjectDir, RepoName, Workspace};
+use crate::core::plan::{PlanSummary, ProjectOutcome, ProjectReport};
+use crate::core::policy::PolicyVerdict;
+use crate::core::projects::Project;
+use crate::core::types::{
+    CommitSha, PrNumber, ProjectDir, ProjectName, RepoName, UnixMs, Workspace,
+};
+
+/// A point in (test) time.
+pub fn t(ms: i64) -> UnixMs {
+    UnixMs::new(ms)
+}
+
+/// A run's start that says nothing.
+pub fn silent(_: Opening<'_>) -> Effects {
+    Effects::default()
+}
+
+fn project(dir: &str) -> Project {
+    Project::detected(ProjectDir::new(dir).unwrap(), Workspace::default())
+}
 
 pub fn repo() -> RepoName {
     RepoName::parse("acme/infra").unwrap()
@@ -28,13 +47,31 @@ fn key(dir: &str) -> LockKey {
 }
 
 fn job(kind: JobKind, dir: &str, plan_id: Option<i64>) -> NewJob {
-    NewJob {
-        kind,
-        project_name: dir.to_string(),
-        project_dir: dir.to_string(),
-        workspace: "default".into(),
-        project_json: "{}".into(),
-        plan_id,
+    match kind {
+        JobKind::Plan => NewJob::plan(&project(dir)),
+        JobKind::Apply => {
+            let mut j = NewJob::apply(
+                plan_id.unwrap_or(0),
+                ApplyContext {
+                    project: project(dir),
+                    approvals: vec![],
+                    policy: vec![],
+                },
+            );
+            j.plan_id = plan_id;
+            j
+        }
+    }
+}
+
+/// A new event carrying nothing but its delivery id.
+fn ping<'a>(delivery_id: &'a str, event: &'a Event) -> NewEvent<'a> {
+    NewEvent {
+        delivery_id,
+        kind: "ping",
+        event,
+        keys: vec![],
+        head: None,
     }
 }
 
@@ -43,7 +80,7 @@ fn new_run(n: u64, kind: JobKind, dirs: &[&str], event: Option<&str>) -> NewRun 
         repo: repo(),
         pr: pr(n),
         kind,
-        trigger: "comment".into(),
+        trigger: Trigger::Comment,
         head_sha: sha('a'),
         base_sha: sha('b'),
         base_ref: "main".into(),
@@ -78,7 +115,18 @@ fn audit(action: AuditAction) -> AuditRecord {
 fn finish(state: JobState, plan: Option<NewPlan>) -> JobFinish {
     JobFinish {
         state,
-        report_json: "{}".into(),
+        report: JobReport::Full {
+            report: ProjectReport {
+                project: ProjectName::new("a").unwrap(),
+                dir: ProjectDir::new("a").unwrap(),
+                workspace: Workspace::default(),
+                outcome: ProjectOutcome::Skipped {
+                    reason: "test".into(),
+                },
+                notes: vec![],
+            },
+            policy: PolicyVerdict::Pass,
+        },
         plan,
         audit: vec![],
     }
@@ -89,7 +137,7 @@ fn saved_plan() -> NewPlan {
         head_sha: sha('a'),
         plan_file: "/tmp/p".into(),
         plan_sha256: "ab".repeat(32),
-        summary_json: "{}".into(),
+        summary: PlanSummary::default(),
     }
 }
 
@@ -99,12 +147,12 @@ async fn run_job_to_end(
     plan: Option<NewPlan>,
 ) -> (ClaimedJob, bool) {
     let claimed = store
-        .claim_job("w1", 10, 1_000)
+        .claim_job("w1", t(10), t(1_000))
         .await
         .unwrap()
         .expect("a job to claim");
     let done = store
-        .finish_job(claimed.job.id, "w1", finish(state, plan), 20)
+        .finish_job(claimed.job.id, "w1", finish(state, plan), t(20))
         .await
         .unwrap();
     (claimed, done)
@@ -112,24 +160,30 @@ async fn run_job_to_end(
 
 pub async fn deliveries_are_deduplicated(store: &dyn Store) {
     assert_eq!(
-        store.insert_event("d1", "ping", "{}", 1).await.unwrap(),
-        Inserted::New
+        store
+            .insert_event_once(ping("d1", &Event::Ping), t(1))
+            .await
+            .unwrap(),
+        EventIntake::New
     );
     assert_eq!(
-        store.insert_event("d1", "ping", "{}", 2).await.unwrap(),
-        Inserted::Duplicate
+        store
+            .insert_event_once(ping("d1", &Event::Ping), t(2))
+            .await
+            .unwrap(),
+        EventIntake::Redelivery
     );
-    let ev = attempt(store.claim_event(5, 3).await.unwrap());
+    let ev = attempt(store.claim_event(t(5), 3).await.unwrap());
     assert_eq!((ev.delivery_id.as_str(), ev.attempts), ("d1", 1));
-    store.retry_event("d1", "boom", 100).await.unwrap();
+    store.retry_event("d1", "boom", t(100)).await.unwrap();
     assert!(
-        store.claim_event(50, 3).await.unwrap().is_none(),
+        store.claim_event(t(50), 3).await.unwrap().is_none(),
         "not due before retry_at"
     );
-    let ev = attempt(store.claim_event(100, 3).await.unwrap());
+    let ev = attempt(store.claim_event(t(100), 3).await.unwrap());
     assert_eq!((ev.attempts, ev.last_error.as_deref()), (2, Some("boom")));
     store.finish_event("d1").await.unwrap();
-    assert!(store.claim_event(1_000_000, 3).await.unwrap().is_none());
+    assert!(store.claim_event(t(1_000_000), 3).await.unwrap().is_none());
 }
 
 fn attempt(c: Option<Claimed>) -> StoredEvent {
@@ -144,29 +198,35 @@ fn attempt(c: Option<Claimed>) -> StoredEvent {
 /// aside with its report and audit entry.
 pub async fn attempts_count_when_claimed_and_poison_events_are_set_aside(store: &dyn Store) {
     store
-        .insert_event("poison", "pull_request", "{}", 1)
+        .insert_event_once(ping("poison", &Event::Ping), t(1))
         .await
         .unwrap();
     store
-        .insert_event("other", "pull_request", "{}", 2)
+        .insert_event_once(ping("other", &Event::Ping), t(2))
         .await
         .unwrap();
-    let mut now = 10;
+    let mut now = t(10);
     for n in 1..=3 {
         // The claim itself is the attempt: nothing else is recorded (the process "dies").
         let ev = attempt(store.claim_event(now, 3).await.unwrap());
         assert_eq!((ev.delivery_id.as_str(), ev.attempts), ("poison", n));
         if n == 1 {
             // While it waits its backoff, the next event is handled.
-            let other = attempt(store.claim_event(now + 1, 3).await.unwrap());
+            let other = attempt(store.claim_event(now.plus_ms(1), 3).await.unwrap());
             assert_eq!(other.delivery_id, "other");
             store.finish_event("other").await.unwrap();
-            assert!(store.claim_event(now + 2, 3).await.unwrap().is_none());
+            assert!(
+                store
+                    .claim_event(now.plus_ms(2), 3)
+                    .await
+                    .unwrap()
+                    .is_none()
+            );
         }
-        now += event_retry_delay_ms(n);
+        now = now.plus_ms(event_retry_delay_ms(n));
     }
     // Used up: handed back before its backoff ends, unchanged.
-    let Some(Claimed::Exhausted(ev)) = store.claim_event(now - 1, 3).await.unwrap() else {
+    let Some(Claimed::Exhausted(ev)) = store.claim_event(now.plus_ms(-1), 3).await.unwrap() else {
         panic!("expected the exhausted event");
     };
     assert_eq!(ev.attempts, 3);
@@ -183,8 +243,10 @@ pub async fn attempts_count_when_claimed_and_poison_events_are_set_aside(store: 
             .dead_letter_event(
                 "poison",
                 "gave up",
-                vec![tell.clone()],
-                vec![audit(AuditAction::EventDeadLettered)],
+                Effects::new(
+                    vec![tell.clone()],
+                    vec![audit(AuditAction::EventDeadLettered)]
+                ),
                 now
             )
             .await
@@ -192,12 +254,18 @@ pub async fn attempts_count_when_claimed_and_poison_events_are_set_aside(store: 
     );
     assert!(
         !store
-            .dead_letter_event("poison", "again", vec![tell], vec![], now)
+            .dead_letter_event("poison", "again", Effects::new(vec![tell], vec![]), now)
             .await
             .unwrap(),
         "only once"
     );
-    assert!(store.claim_event(now * 10, 3).await.unwrap().is_none());
+    assert!(
+        store
+            .claim_event(t(now.get() * 10), 3)
+            .await
+            .unwrap()
+            .is_none()
+    );
     let dead = store.list_events(Some(EventState::Dead), 10).await.unwrap();
     assert_eq!(dead.len(), 1);
     assert_eq!(
@@ -229,13 +297,13 @@ pub async fn events_are_deduplicated_by_what_they_are(store: &dyn Store) {
         repo: repo.clone(),
         pr,
         sha: CommitSha::new(&c.to_string().repeat(40)).unwrap(),
-        at_ms: at,
-        source: "pull_request".into(),
+        at: t(at),
+        source: HeadSource::PullRequest,
     };
     let event = |delivery: &'static str, keys: &[&str], h: Option<PrHeadSeen>| NewEvent {
         delivery_id: delivery,
         kind: "issue_comment",
-        event_json: "{}",
+        event: &Event::Ping,
         keys: keys.iter().map(|k| k.to_string()).collect(),
         head: h,
     };
@@ -243,7 +311,7 @@ pub async fn events_are_deduplicated_by_what_they_are(store: &dyn Store) {
         store
             .insert_event_once(
                 event("d1", &["body:1", "comment:9"], Some(head('a', 10))),
-                1
+                t(1)
             )
             .await
             .unwrap(),
@@ -251,7 +319,7 @@ pub async fn events_are_deduplicated_by_what_they_are(store: &dyn Store) {
     );
     assert_eq!(
         store
-            .insert_event_once(event("d1", &["body:other"], None), 2)
+            .insert_event_once(event("d1", &["body:other"], None), t(2))
             .await
             .unwrap(),
         EventIntake::Redelivery
@@ -260,7 +328,7 @@ pub async fn events_are_deduplicated_by_what_they_are(store: &dyn Store) {
         store
             .insert_event_once(
                 event("d2", &["body:2", "comment:9"], Some(head('b', 20))),
-                3
+                t(3)
             )
             .await
             .unwrap(),
@@ -272,17 +340,20 @@ pub async fn events_are_deduplicated_by_what_they_are(store: &dyn Store) {
     );
     assert_eq!(
         store
-            .insert_event_once(event("d3", &["body:3", "body:3"], Some(head('b', 30))), 4)
+            .insert_event_once(
+                event("d3", &["body:3", "body:3"], Some(head('b', 30))),
+                t(4)
+            )
             .await
             .unwrap(),
         EventIntake::New,
     );
     // Nothing of the refused delivery was kept: neither the event nor its sighting.
-    let pending = attempt(store.claim_event(100, 3).await.unwrap());
+    let pending = attempt(store.claim_event(t(100), 3).await.unwrap());
     assert_eq!(pending.delivery_id, "d1");
     store.finish_event("d1").await.unwrap();
     assert_eq!(
-        attempt(store.claim_event(100, 3).await.unwrap()).delivery_id,
+        attempt(store.claim_event(t(100), 3).await.unwrap()).delivery_id,
         "d3"
     );
     // Sightings: per PR (repository case-insensitive), oldest first, repeats ignored.
@@ -293,7 +364,7 @@ pub async fn events_are_deduplicated_by_what_they_are(store: &dyn Store) {
         .await
         .unwrap()
         .into_iter()
-        .map(|h| (h.sha.short().to_string(), h.at_ms))
+        .map(|h| (h.sha.short().to_string(), h.at.get()))
         .collect();
     assert_eq!(
         seen,
@@ -314,23 +385,13 @@ pub async fn events_are_deduplicated_by_what_they_are(store: &dyn Store) {
 
 pub async fn locks_are_atomic_and_waiting_runs_start_when_freed(store: &dyn Store) {
     let first = store
-        .create_run(
-            new_run(1, JobKind::Plan, &["a", "b"], None),
-            vec![],
-            vec![],
-            1,
-        )
+        .create_run(new_run(1, JobKind::Plan, &["a", "b"], None), &silent, t(1))
         .await
         .unwrap();
     assert!(matches!(first, RunStart::Queued { .. }));
     // PR 2 needs b and c: b is PR 1's, so it takes nothing (not even c) and waits.
     let second = store
-        .create_run(
-            new_run(2, JobKind::Plan, &["b", "c"], None),
-            vec![],
-            vec![],
-            2,
-        )
+        .create_run(new_run(2, JobKind::Plan, &["b", "c"], None), &silent, t(2))
         .await
         .unwrap();
     let RunStart::Waiting { run_id, held } = second else {
@@ -342,18 +403,17 @@ pub async fn locks_are_atomic_and_waiting_runs_start_when_freed(store: &dyn Stor
     assert_eq!(locks.len(), 2, "c was not taken: all or nothing");
     assert!(locks.iter().all(|l| l.pr == pr(1)));
     // Only PR 1's jobs are runnable.
-    let c1 = store.claim_job("w1", 3, 100).await.unwrap().unwrap();
-    let c2 = store.claim_job("w1", 3, 100).await.unwrap().unwrap();
-    assert!(store.claim_job("w1", 3, 100).await.unwrap().is_none());
+    let c1 = store.claim_job("w1", t(3), t(100)).await.unwrap().unwrap();
+    let c2 = store.claim_job("w1", t(3), t(100)).await.unwrap().unwrap();
+    assert!(store.claim_job("w1", t(3), t(100)).await.unwrap().is_none());
     assert_eq!((c1.run.pr, c2.run.pr), (pr(1), pr(1)));
 
     let (released, started) = store
         .release_pr_locks(
             &repo(),
             pr(1),
-            vec![],
-            vec![audit(AuditAction::LockReleased)],
-            4,
+            Effects::new(vec![], vec![audit(AuditAction::LockReleased)]),
+            t(4),
         )
         .await
         .unwrap();
@@ -361,22 +421,17 @@ pub async fn locks_are_atomic_and_waiting_runs_start_when_freed(store: &dyn Stor
     assert_eq!(started, vec![run_id]);
     let locks = store.locks(Some(&repo())).await.unwrap();
     assert_eq!(locks.iter().filter(|l| l.pr == pr(2)).count(), 2);
-    let next = store.claim_job("w1", 5, 100).await.unwrap().unwrap();
+    let next = store.claim_job("w1", t(5), t(100)).await.unwrap().unwrap();
     assert_eq!(next.run.pr, pr(2));
 }
 
 pub async fn a_pr_replanning_keeps_its_own_locks(store: &dyn Store) {
     store
-        .create_run(new_run(1, JobKind::Plan, &["a"], None), vec![], vec![], 1)
+        .create_run(new_run(1, JobKind::Plan, &["a"], None), &silent, t(1))
         .await
         .unwrap();
     let again = store
-        .create_run(
-            new_run(1, JobKind::Plan, &["a", "b"], None),
-            vec![],
-            vec![],
-            2,
-        )
+        .create_run(new_run(1, JobKind::Plan, &["a", "b"], None), &silent, t(2))
         .await
         .unwrap();
     assert!(matches!(again, RunStart::Queued { .. }));
@@ -387,9 +442,8 @@ pub async fn runs_are_created_once_per_event(store: &dyn Store) {
     let a = store
         .create_run(
             new_run(1, JobKind::Plan, &["a"], Some("ev-1")),
-            vec![],
-            vec![],
-            1,
+            &silent,
+            t(1),
         )
         .await
         .unwrap();
@@ -399,9 +453,8 @@ pub async fn runs_are_created_once_per_event(store: &dyn Store) {
     let b = store
         .create_run(
             new_run(1, JobKind::Plan, &["a"], Some("ev-1")),
-            vec![],
-            vec![],
-            2,
+            &silent,
+            t(2),
         )
         .await
         .unwrap();
@@ -411,12 +464,7 @@ pub async fn runs_are_created_once_per_event(store: &dyn Store) {
 
 pub async fn finishing_the_last_job_finishes_the_run_once(store: &dyn Store) {
     let RunStart::Queued { run_id } = store
-        .create_run(
-            new_run(1, JobKind::Plan, &["a", "b"], None),
-            vec![],
-            vec![],
-            1,
-        )
+        .create_run(new_run(1, JobKind::Plan, &["a", "b"], None), &silent, t(1))
         .await
         .unwrap()
     else {
@@ -441,14 +489,17 @@ pub async fn finishing_the_last_job_finishes_the_run_once(store: &dyn Store) {
     store
         .report_run(
             run_id,
-            vec![item.clone()],
-            vec![audit(AuditAction::Plan)],
-            30,
+            Effects::new(vec![item.clone()], vec![audit(AuditAction::Plan)]),
+            t(30),
         )
         .await
         .unwrap();
     store
-        .report_run(run_id, vec![item], vec![audit(AuditAction::Plan)], 31)
+        .report_run(
+            run_id,
+            Effects::new(vec![item], vec![audit(AuditAction::Plan)]),
+            t(31),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -461,7 +512,7 @@ pub async fn finishing_the_last_job_finishes_the_run_once(store: &dyn Store) {
     let jobs = store.jobs_of_run(run_id).await.unwrap();
     assert!(
         !store
-            .finish_job(jobs[0].id, "w1", finish(JobState::Failed, None), 40)
+            .finish_job(jobs[0].id, "w1", finish(JobState::Failed, None), t(40))
             .await
             .unwrap()
     );
@@ -473,7 +524,7 @@ pub async fn finishing_the_last_job_finishes_the_run_once(store: &dyn Store) {
 
 pub async fn plans_supersede_older_ones(store: &dyn Store) {
     store
-        .create_run(new_run(1, JobKind::Plan, &["a"], None), vec![], vec![], 1)
+        .create_run(new_run(1, JobKind::Plan, &["a"], None), &silent, t(1))
         .await
         .unwrap();
     run_job_to_end(store, JobState::Succeeded, Some(saved_plan())).await;
@@ -481,7 +532,7 @@ pub async fn plans_supersede_older_ones(store: &dyn Store) {
     assert_eq!(plans.len(), 1);
     // A re-plan that fails leaves nothing applicable.
     store
-        .create_run(new_run(1, JobKind::Plan, &["a"], None), vec![], vec![], 2)
+        .create_run(new_run(1, JobKind::Plan, &["a"], None), &silent, t(2))
         .await
         .unwrap();
     run_job_to_end(store, JobState::Failed, None).await;
@@ -494,13 +545,17 @@ pub async fn plans_supersede_older_ones(store: &dyn Store) {
     );
     // A successful re-plan is current; discarding clears it.
     store
-        .create_run(new_run(1, JobKind::Plan, &["a"], None), vec![], vec![], 3)
+        .create_run(new_run(1, JobKind::Plan, &["a"], None), &silent, t(3))
         .await
         .unwrap();
     run_job_to_end(store, JobState::Succeeded, Some(saved_plan())).await;
     assert_eq!(store.current_plans(&repo(), pr(1)).await.unwrap().len(), 1);
     assert_eq!(
-        store.discard_plans(&repo(), pr(1), 4).await.unwrap().len(),
+        store
+            .discard_plans(&repo(), pr(1), t(4))
+            .await
+            .unwrap()
+            .len(),
         1
     );
     assert!(
@@ -516,9 +571,8 @@ pub async fn applies_run_in_order_and_stop_at_a_failure(store: &dyn Store) {
     store
         .create_run(
             new_run(1, JobKind::Plan, &["a", "b", "c"], None),
-            vec![],
-            vec![],
-            1,
+            &silent,
+            t(1),
         )
         .await
         .unwrap();
@@ -529,43 +583,42 @@ pub async fn applies_run_in_order_and_stop_at_a_failure(store: &dyn Store) {
     let mut run = new_run(1, JobKind::Apply, &[], None);
     run.jobs = plans
         .iter()
-        .map(|p| job(JobKind::Apply, &p.project_dir, Some(p.id)))
+        .map(|p| job(JobKind::Apply, p.project_dir.as_str(), Some(p.id)))
         .collect();
     let apply_of = |dirs: &[&str]| {
         let mut run = new_run(1, JobKind::Apply, &[], None);
         run.jobs = plans
             .iter()
             .filter(|p| dirs.contains(&p.project_dir.as_str()))
-            .map(|p| job(JobKind::Apply, &p.project_dir, Some(p.id)))
+            .map(|p| job(JobKind::Apply, p.project_dir.as_str(), Some(p.id)))
             .collect();
         run
     };
-    let RunStart::Queued { run_id } = store.create_run(run, vec![], vec![], 2).await.unwrap()
-    else {
+    let RunStart::Queued { run_id } = store.create_run(run, &silent, t(2)).await.unwrap() else {
         panic!()
     };
     // A second `apply` while the first is queued takes nothing.
     let again = store
-        .create_run(apply_of(&["b"]), vec![], vec![], 2)
+        .create_run(apply_of(&["b"]), &silent, t(2))
         .await
         .unwrap();
     assert!(
         matches!(&again, RunStart::Refused { reason } if reason.contains("already being applied")),
         "{again:?}"
     );
-    let first = store.claim_job("w1", 3, 100).await.unwrap().unwrap();
+    let first = store.claim_job("w1", t(3), t(100)).await.unwrap().unwrap();
     assert!(
-        store.claim_job("w2", 3, 100).await.unwrap().is_none(),
+        store.claim_job("w2", t(3), t(100)).await.unwrap().is_none(),
         "one apply at a time"
     );
     store
-        .finish_job(first.job.id, "w1", finish(JobState::Succeeded, None), 4)
+        .finish_job(first.job.id, "w1", finish(JobState::Succeeded, None), t(4))
         .await
         .unwrap();
-    let second = store.claim_job("w1", 5, 100).await.unwrap().unwrap();
+    let second = store.claim_job("w1", t(5), t(100)).await.unwrap().unwrap();
     assert_eq!(second.job.position, 1);
     let done = store
-        .finish_job(second.job.id, "w1", finish(JobState::Failed, None), 6)
+        .finish_job(second.job.id, "w1", finish(JobState::Failed, None), t(6))
         .await
         .unwrap();
     assert!(done, "the third apply is cancelled, so the run is finished");
@@ -585,7 +638,7 @@ pub async fn applies_run_in_order_and_stop_at_a_failure(store: &dyn Store) {
         .await
         .unwrap()
         .into_iter()
-        .map(|p| p.project_dir)
+        .map(|p| p.project_dir.to_string())
         .collect();
     assert_eq!(
         left,
@@ -594,7 +647,7 @@ pub async fn applies_run_in_order_and_stop_at_a_failure(store: &dyn Store) {
     );
     // The applied plan cannot be applied again; the failed one can be retried.
     let again = store
-        .create_run(apply_of(&["a"]), vec![], vec![], 7)
+        .create_run(apply_of(&["a"]), &silent, t(7))
         .await
         .unwrap();
     assert!(
@@ -602,7 +655,7 @@ pub async fn applies_run_in_order_and_stop_at_a_failure(store: &dyn Store) {
         "{again:?}"
     );
     let retry = store
-        .create_run(apply_of(&["b"]), vec![], vec![], 7)
+        .create_run(apply_of(&["b"]), &silent, t(7))
         .await
         .unwrap();
     assert!(matches!(retry, RunStart::Queued { .. }), "{retry:?}");
@@ -610,18 +663,18 @@ pub async fn applies_run_in_order_and_stop_at_a_failure(store: &dyn Store) {
 
 pub async fn expired_leases_requeue_plans_and_interrupt_applies(store: &dyn Store) {
     store
-        .create_run(new_run(1, JobKind::Plan, &["a"], None), vec![], vec![], 1)
+        .create_run(new_run(1, JobKind::Plan, &["a"], None), &silent, t(1))
         .await
         .unwrap();
     for attempt in 1..=MAX_PLAN_ATTEMPTS {
         let c = store
-            .claim_job("w1", 10, 20)
+            .claim_job("w1", t(10), t(20))
             .await
             .unwrap()
             .expect("claimable again");
         assert_eq!(c.job.attempts, attempt);
-        assert!(!store.renew_lease(c.job.id, "other", 100).await.unwrap());
-        let rec = store.recover_expired(30).await.unwrap();
+        assert!(!store.renew_lease(c.job.id, "other", t(100)).await.unwrap());
+        let rec = store.recover_expired(t(30)).await.unwrap();
         assert_eq!(rec.len(), 1);
         let expect = if attempt < MAX_PLAN_ATTEMPTS {
             JobState::Queued
@@ -634,36 +687,42 @@ pub async fn expired_leases_requeue_plans_and_interrupt_applies(store: &dyn Stor
 
     let mut run = new_run(2, JobKind::Apply, &["z"], None);
     run.jobs = vec![job(JobKind::Apply, "z", None)];
-    store.create_run(run, vec![], vec![], 40).await.unwrap();
-    let c = store.claim_job("w1", 41, 50).await.unwrap().unwrap();
-    assert!(store.renew_lease(c.job.id, "w1", 60).await.unwrap());
+    store.create_run(run, &silent, t(40)).await.unwrap();
+    let c = store.claim_job("w1", t(41), t(50)).await.unwrap().unwrap();
+    assert!(store.renew_lease(c.job.id, "w1", t(60)).await.unwrap());
     assert!(
-        store.recover_expired(55).await.unwrap().is_empty(),
+        store.recover_expired(t(55)).await.unwrap().is_empty(),
         "renewed lease holds"
     );
-    let rec = store.recover_expired(61).await.unwrap();
+    let rec = store.recover_expired(t(61)).await.unwrap();
     assert_eq!(
         rec[0].now,
         JobState::Interrupted,
         "an apply is never re-run by itself"
     );
-    assert!(store.claim_job("w1", 62, 100).await.unwrap().is_none());
+    assert!(
+        store
+            .claim_job("w1", t(62), t(100))
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 pub async fn closing_cancels_pending_work(store: &dyn Store) {
     store
-        .create_run(new_run(1, JobKind::Plan, &["a"], None), vec![], vec![], 1)
+        .create_run(new_run(1, JobKind::Plan, &["a"], None), &silent, t(1))
         .await
         .unwrap();
     let RunStart::Waiting { run_id, .. } = store
-        .create_run(new_run(2, JobKind::Plan, &["a"], None), vec![], vec![], 2)
+        .create_run(new_run(2, JobKind::Plan, &["a"], None), &silent, t(2))
         .await
         .unwrap()
     else {
         panic!()
     };
     let cancelled = store
-        .cancel_pending_jobs(&repo(), pr(2), r#"{"cancelled":"closed"}"#, 3)
+        .cancel_pending_jobs(&repo(), pr(2), "closed", t(3))
         .await
         .unwrap();
     assert_eq!(cancelled, vec![run_id]);
@@ -671,10 +730,13 @@ pub async fn closing_cancels_pending_work(store: &dyn Store) {
         store.jobs_of_run(run_id).await.unwrap()[0].state,
         JobState::Cancelled
     );
-    assert_eq!(store.run(run_id).await.unwrap().unwrap().state, "finished");
+    assert_eq!(
+        store.run(run_id).await.unwrap().unwrap().state,
+        RunState::Finished
+    );
     // Releasing PR 1's locks now starts nothing.
     let (_, started) = store
-        .release_pr_locks(&repo(), pr(1), vec![], vec![], 4)
+        .release_pr_locks(&repo(), pr(1), Effects::new(vec![], vec![]), t(4))
         .await
         .unwrap();
     assert!(started.is_empty());
@@ -687,10 +749,13 @@ pub async fn outbox_keeps_each_prs_order(store: &dyn Store) {
         message: Outgoing::Comment { body: body.into() },
     };
     store
-        .enqueue(vec![item(1, "1a"), item(1, "1b"), item(2, "2a")], vec![], 1)
+        .enqueue(
+            Effects::new(vec![item(1, "1a"), item(1, "1b"), item(2, "2a")], vec![]),
+            t(1),
+        )
         .await
         .unwrap();
-    let due = store.due_outbox(1, 10).await.unwrap();
+    let due = store.due_outbox(t(1), 10).await.unwrap();
     let bodies: Vec<String> = due
         .iter()
         .map(|r| match &r.item.message {
@@ -699,18 +764,18 @@ pub async fn outbox_keeps_each_prs_order(store: &dyn Store) {
         })
         .collect();
     assert_eq!(bodies, vec!["1a", "2a"], "1b waits for 1a");
-    store.outbox_retry(due[0].id, "500", 100).await.unwrap();
-    let due = store.due_outbox(2, 10).await.unwrap();
+    store.outbox_retry(due[0].id, "500", t(100)).await.unwrap();
+    let due = store.due_outbox(t(2), 10).await.unwrap();
     assert_eq!(
         due.len(),
         1,
         "1a is backing off, and 1b still waits behind it"
     );
-    store.outbox_sent(due[0].id, 3).await.unwrap();
-    let due = store.due_outbox(100, 10).await.unwrap();
+    store.outbox_sent(due[0].id, t(3)).await.unwrap();
+    let due = store.due_outbox(t(100), 10).await.unwrap();
     assert_eq!(due.len(), 1);
-    store.outbox_sent(due[0].id, 101).await.unwrap();
-    let due = store.due_outbox(102, 10).await.unwrap();
+    store.outbox_sent(due[0].id, t(101)).await.unwrap();
+    let due = store.due_outbox(t(102), 10).await.unwrap();
     assert!(matches!(&due[0].item.message, Outgoing::Comment { body } if body == "1b"));
     store.outbox_failed(due[0].id, "404").await.unwrap();
     assert_eq!(store.pending_outbox().await.unwrap(), 0);
@@ -721,17 +786,17 @@ pub async fn policy_overrides_are_per_head_commit(store: &dyn Store) {
         repo: repo(),
         pr: pr(1),
         head_sha: sha(sha_char),
-        project: "envs/a".into(),
+        project: ProjectName::new("envs/a").unwrap(),
         policy: policy.into(),
         by_login: "dba".into(),
         by_id: Some(7),
-        created_at: 0,
+        created_at: t(0),
     };
     store
         .add_policy_overrides(
             vec![row('a', "protect-prod-databases")],
-            vec![audit(AuditAction::PolicyOverride)],
-            5,
+            Effects::new(vec![], vec![audit(AuditAction::PolicyOverride)]),
+            t(5),
         )
         .await
         .unwrap();
@@ -741,7 +806,7 @@ pub async fn policy_overrides_are_per_head_commit(store: &dyn Store) {
         .unwrap();
     assert_eq!(now.len(), 1);
     assert_eq!(now[0].policy, "protect-prod-databases");
-    assert_eq!(now[0].created_at, 5);
+    assert_eq!(now[0].created_at, t(5));
     assert!(
         store
             .policy_overrides(&repo(), pr(1), &sha('b'))
@@ -756,13 +821,16 @@ pub async fn audit_chain_appends_and_scans(store: &dyn Store) {
     let e = store
         .append_audit(
             vec![audit(AuditAction::Plan), audit(AuditAction::Apply)],
-            1_700_000_000_000,
+            t(1_700_000_000_000),
         )
         .await
         .unwrap();
     assert_eq!(e.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1, 2]);
     store
-        .enqueue(vec![], vec![audit(AuditAction::Unlock)], 1_700_000_001_000)
+        .enqueue(
+            Effects::new(vec![], vec![audit(AuditAction::Unlock)]),
+            t(1_700_000_001_000),
+        )
         .await
         .unwrap();
     let mut v = Verifier::default();
@@ -802,6 +870,57 @@ pub async fn audit_chain_appends_and_scans(store: &dyn Store) {
     assert_eq!(after, vec![2]);
 }
 
+/// What a run says when it starts is decided by how it opens, inside the transaction that
+/// creates it: one call, with the locks it waits behind, and nothing for a run that exists.
+pub async fn a_run_announces_how_it_opens(store: &dyn Store) {
+    let say = |opening: Opening<'_>| {
+        let body = match opening {
+            Opening::Starts => "starts".to_string(),
+            Opening::Waits { held } => format!("waits behind #{}", held[0].pr.get()),
+        };
+        Effects::new(
+            vec![OutboxItem {
+                repo: repo(),
+                pr: Some(pr(9)),
+                message: Outgoing::Comment { body },
+            }],
+            vec![audit(AuditAction::LockAcquired)],
+        )
+    };
+    store
+        .create_run(new_run(1, JobKind::Plan, &["a"], Some("e1")), &say, t(1))
+        .await
+        .unwrap();
+    store
+        .create_run(new_run(2, JobKind::Plan, &["a"], Some("e2")), &say, t(2))
+        .await
+        .unwrap();
+    let again = store
+        .create_run(new_run(2, JobKind::Plan, &["a"], Some("e2")), &say, t(3))
+        .await
+        .unwrap();
+    assert!(matches!(again, RunStart::AlreadyExists { .. }));
+    let mut bodies = Vec::new();
+    for _ in 0..3 {
+        for row in store.due_outbox(t(10), 10).await.unwrap() {
+            if let Outgoing::Comment { body } = &row.item.message {
+                bodies.push(body.clone());
+            }
+            store.outbox_sent(row.id, t(10)).await.unwrap();
+        }
+    }
+    assert_eq!(bodies, vec!["starts", "waits behind #1"]);
+    let mut n = 0;
+    store
+        .scan_audit(&AuditQuery::default(), &mut |_| {
+            n += 1;
+            Ok(true)
+        })
+        .await
+        .unwrap();
+    assert_eq!(n, 2, "one announcement per created run");
+}
+
 #[cfg(test)]
 mod sqlite {
     use super::*;
@@ -831,6 +950,7 @@ mod sqlite {
         events_are_deduplicated_by_what_they_are,
         locks_are_atomic_and_waiting_runs_start_when_freed,
         a_pr_replanning_keeps_its_own_locks,
+        a_run_announces_how_it_opens,
         runs_are_created_once_per_event,
         finishing_the_last_job_finishes_the_run_once,
         plans_supersede_older_ones,
@@ -846,7 +966,7 @@ mod sqlite {
     async fn the_database_refuses_audit_updates_and_deletes() {
         let (_dir, store) = fresh().await;
         store
-            .append_audit(vec![audit(AuditAction::Plan)], 1)
+            .append_audit(vec![audit(AuditAction::Plan)], t(1))
             .await
             .unwrap();
         let upd = sqlx::query("UPDATE audit_log SET action = 'apply'")
@@ -877,29 +997,31 @@ mod sqlite {
         rec.details = [("reason".to_string(), format!("bad {b64} and {url}"))].into();
         let status = Outgoing::Status {
             sha: sha('a'),
-            context: "sluice/plan".into(),
-            state: crate::adapters::github::StatusState::Failure,
+            context: StatusContext::Plan,
+            state: crate::app::ports::StatusState::Failure,
             description: format!("failed: {secret}"),
             target_url: None,
         };
         store
             .enqueue(
-                vec![
-                    OutboxItem {
-                        repo: repo(),
-                        pr: Some(pr(1)),
-                        message: Outgoing::Comment {
-                            body: format!("```\n{b64}\n```"),
+                Effects::new(
+                    vec![
+                        OutboxItem {
+                            repo: repo(),
+                            pr: Some(pr(1)),
+                            message: Outgoing::Comment {
+                                body: format!("```\n{b64}\n```"),
+                            },
                         },
-                    },
-                    OutboxItem {
-                        repo: repo(),
-                        pr: Some(pr(2)),
-                        message: status,
-                    },
-                ],
-                vec![rec],
-                1,
+                        OutboxItem {
+                            repo: repo(),
+                            pr: Some(pr(2)),
+                            message: status,
+                        },
+                    ],
+                    vec![rec],
+                ),
+                t(1),
             )
             .await
             .unwrap();
@@ -920,7 +1042,7 @@ mod sqlite {
         let mut v = crate::core::audit::Verifier::default();
         assert_eq!(v.check(&entries[0]), Ok(()));
         let out: Vec<Outgoing> = store
-            .due_outbox(2, 10)
+            .due_outbox(t(2), 10)
             .await
             .unwrap()
             .into_iter()
@@ -939,7 +1061,7 @@ mod sqlite {
         {
             let store = SqliteStore::open(&path).await.unwrap();
             store
-                .create_run(new_run(1, JobKind::Plan, &["a"], None), vec![], vec![], 1)
+                .create_run(new_run(1, JobKind::Plan, &["a"], None), &silent, t(1))
                 .await
                 .unwrap();
         }
@@ -950,7 +1072,7 @@ mod sqlite {
             "locks survive restarts"
         );
         assert!(
-            store.claim_job("w", 2, 10).await.unwrap().is_some(),
+            store.claim_job("w", t(2), t(10)).await.unwrap().is_some(),
             "queued jobs survive restarts"
         );
     }

@@ -1,4 +1,4 @@
-//! Store adapters: implementations of `app::store::Store`. SQLite now; PostgreSQL later, with the
+//! Store adapters: implementations of `app::ports::Store`. SQLite now; PostgreSQL later, with the
 //! same contract tests.
 
 #[cfg(test)]

@@ -16,7 +16,8 @@ pub mod synthetic;
 
 pub use diff::{render_diff, render_diff_into};
 pub use model::{
-    Action, Change, Importing, Plan, PlanJsonError, ResourceChange, ResourceMode, parse_plan_json,
+    Action, Change, ConfigResource, Configuration, Importing, ModuleCall, ModuleConfig, Plan,
+    PlanJsonError, ResourceChange, ResourceMode, parse_plan_json,
 };
 pub use redact::Redactor;
 pub use render::{

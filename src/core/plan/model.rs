@@ -23,15 +23,107 @@ pub struct Plan {
     pub terraform_version: String,
     #[serde(default)]
     pub resource_changes: Vec<ResourceChange>,
+    /// Terraform ≥ 0.15.4: changes detected outside terraform since the last apply, as
+    /// `before` (the prior state) → `after` (what the refresh read). In a refresh-only plan
+    /// (`plan -refresh-only`) this is the whole answer to "did anything change outside Git?";
+    /// in a normal plan terraform ≥ 1.2 lists only the drift relevant to the planned changes.
+    /// Actions are `update` or `delete` (deleted outside). Absent or `null` reads as empty.
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub resource_drift: Vec<ResourceChange>,
     /// Keyed by output name; `BTreeMap` so rendering order is stable.
     #[serde(default)]
     pub output_changes: BTreeMap<String, Change>,
     /// Terraform ≥ 1.4 sets this when planning stopped on an error and the plan is partial.
     #[serde(default)]
     pub errored: bool,
+    /// The configuration the plan was made from: which modules were called, from which
+    /// `source`. Absent in hand-written plans and some tool outputs; readers fall back to the
+    /// `.tf` files then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub configuration: Option<Configuration>,
 }
 
-/// One entry of `resource_changes[]`.
+/// The `configuration` section of `terraform show -json`: the parsed configuration, without
+/// file positions (terraform does not export them). Only the module tree is read.
+///
+/// Format: <https://developer.hashicorp.com/terraform/internals/json-format#configuration-representation>.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+pub struct Configuration {
+    #[serde(default)]
+    pub root_module: ModuleConfig,
+}
+
+/// One module of the configuration (`root_module`, or the `module` of a call).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+pub struct ModuleConfig {
+    /// The `resource` and `data` blocks declared in this module.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<ConfigResource>,
+    /// The `module` blocks of this module, by call name (`module "net" { … }` is `net`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub module_calls: BTreeMap<String, ModuleCall>,
+}
+
+/// A `resource` or `data` block as the configuration section lists it.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct ConfigResource {
+    /// Relative to its module, without instance keys: `null_resource.a`, `data.x.y`.
+    #[serde(default)]
+    pub address: String,
+    #[serde(default)]
+    pub mode: ResourceMode,
+    #[serde(rename = "type", default)]
+    pub resource_type: String,
+    #[serde(default)]
+    pub name: String,
+}
+
+/// A `module "name" { … }` block.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct ModuleCall {
+    /// As written: `./modules/net`, `../shared`, `terraform-aws-modules/vpc/aws`, `git::…`.
+    #[serde(default)]
+    pub source: String,
+    /// Set for registry modules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_constraint: Option<String>,
+    /// Present when the call has `count` (and terraform writes it: 1.0 does not); its instances
+    /// are `module.name[0]`, ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count_expression: Option<Value>,
+    /// Like `count_expression`, for `for_each`: instances `module.name["key"]`, ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub for_each_expression: Option<Value>,
+    #[serde(default)]
+    pub module: ModuleConfig,
+}
+
+impl Configuration {
+    /// The configuration of the module at `path` (call names from the root, e.g.
+    /// `["app", "dns"]` for `module.app.module.dns`), with the call that leads to it (`None`
+    /// for the root).
+    pub fn module(&self, path: &[&str]) -> Option<(&ModuleConfig, Option<&ModuleCall>)> {
+        let mut module = &self.root_module;
+        let mut call = None;
+        for name in path {
+            let c = module.module_calls.get(*name)?;
+            module = &c.module;
+            call = Some(c);
+        }
+        Some((module, call))
+    }
+}
+
+/// `null` reads like an absent list.
+fn null_as_empty<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
+}
+
+/// One entry of `resource_changes[]` (or `resource_drift[]`).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct ResourceChange {
     /// Full address, e.g. `module.net.aws_subnet.a["x"]`.
@@ -264,7 +356,8 @@ pub fn parse_plan_json(bytes: &[u8]) -> Result<Plan, PlanJsonError> {
 }
 
 impl Plan {
-    /// Every string (and number) value the plan marks as sensitive, before or after the change.
+    /// Every string (and number) value the plan marks as sensitive, before or after the change,
+    /// in `resource_changes`, `resource_drift` and `output_changes`.
     ///
     /// The diff renderer never prints these, but terraform itself may echo them (a provider
     /// error quoting a password, apply output): feed them to a `Redactor` for that text.
@@ -273,6 +366,7 @@ impl Plan {
         let changes = self
             .resource_changes
             .iter()
+            .chain(&self.resource_drift)
             .map(|rc| &rc.change)
             .chain(self.output_changes.values());
         for c in changes {
@@ -325,6 +419,7 @@ mod tests {
     const SENSITIVE: &str = include_str!("../../../tests/fixtures/plans/sensitive.json");
     const FUTURE: &str = include_str!("../../../tests/fixtures/plans/future.json");
     const AWS: &str = include_str!("../../../tests/fixtures/plans/aws_db.json");
+    const MODULES: &str = include_str!("../../../tests/fixtures/plans/module_replace.json");
 
     fn actions(json: &str) -> Vec<(String, Action)> {
         parse_plan_json(json.as_bytes())
@@ -367,6 +462,82 @@ mod tests {
             Some("replace_because_cannot_update")
         );
         assert_eq!(plan.output_changes["version"].actions, Action::Update);
+    }
+
+    #[test]
+    fn configuration_gives_the_module_tree() {
+        let plan = parse_plan_json(MODULES.as_bytes()).unwrap();
+        let config = plan.configuration.as_ref().expect("terraform writes it");
+        let (app, call) = config.module(&["app"]).unwrap();
+        assert_eq!(call.unwrap().source, "./modules/app");
+        let names: Vec<&str> = app.resources.iter().map(|r| r.address.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "null_resource.cache",
+                "null_resource.keep",
+                "null_resource.server"
+            ]
+        );
+        let (_, dns) = config.module(&["app", "dns"]).unwrap();
+        assert_eq!(dns.unwrap().source, "../dns");
+        let (_, buckets) = config.module(&["buckets"]).unwrap();
+        // terraform 1.0 does not write `for_each_expression` for module calls.
+        assert_eq!(buckets.unwrap().source, "./modules/bucket");
+        assert_eq!(config.module(&[]).unwrap().1, None);
+        assert!(config.module(&["nope"]).is_none());
+        let data = config
+            .root_module
+            .resources
+            .iter()
+            .find(|r| r.mode == ResourceMode::Data)
+            .unwrap();
+        assert_eq!(
+            (data.mode, data.resource_type.as_str(), data.name.as_str()),
+            (ResourceMode::Data, "null_data_source", "release")
+        );
+        // Plans without the section (hand-written, other tools) still parse.
+        assert!(
+            parse_plan_json(AWS.as_bytes())
+                .unwrap()
+                .configuration
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn refresh_only_plans_carry_resource_drift() {
+        let refresh = parse_plan_json(
+            include_str!("../../../tests/fixtures/plans/drift.refresh-only.json").as_bytes(),
+        )
+        .unwrap();
+        assert!(refresh.resource_changes.is_empty());
+        let drift: Vec<(&str, Action)> = refresh
+            .resource_drift
+            .iter()
+            .map(|rc| (rc.address.as_str(), rc.change.actions))
+            .collect();
+        assert_eq!(
+            drift,
+            [
+                ("null_resource.db", Action::Update),
+                ("null_resource.deleted", Action::Delete),
+                ("null_resource.edited", Action::Update),
+                ("null_resource.both", Action::Update),
+            ]
+        );
+        let normal =
+            parse_plan_json(include_str!("../../../tests/fixtures/plans/drift.json").as_bytes())
+                .unwrap();
+        assert_eq!(normal.resource_drift.len(), 4);
+        assert_eq!(normal.resource_changes.len(), 6);
+        // A value that is sensitive only in the drift (it changed outside) is still collected.
+        assert_eq!(
+            refresh.sensitive_values(),
+            ["hunter2-at-apply", "hunter2-changed-by-hand"]
+        );
+        let null_drift = parse_plan_json(br#"{"resource_drift": null}"#).unwrap();
+        assert!(null_drift.resource_drift.is_empty());
     }
 
     #[test]

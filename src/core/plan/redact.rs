@@ -71,6 +71,8 @@ pub const MIN_ENCODED_CHARS: usize = 6;
 pub struct Redactor {
     matcher: Matcher,
     patterns: usize,
+    /// Bytes of the longest pattern.
+    longest: usize,
 }
 
 #[derive(Clone, Default)]
@@ -116,6 +118,7 @@ impl Redactor {
         patterns.sort();
         patterns.dedup();
         let count = patterns.len();
+        let longest = patterns.iter().map(String::len).max().unwrap_or(0);
         if patterns.is_empty() {
             return Redactor::default();
         }
@@ -134,6 +137,7 @@ impl Redactor {
         Redactor {
             matcher,
             patterns: count,
+            longest,
         }
     }
 
@@ -180,6 +184,66 @@ impl Redactor {
                 text
             }
         }
+    }
+
+    /// Bytes of the longest string it looks for (0 when it looks for none). Text redacted piece
+    /// by piece as it streams must hold back this many bytes minus one at the end of each piece
+    /// (see [`Redactor::redact_prefix`]): a secret could start there and end in the next one.
+    pub fn longest_pattern_bytes(&self) -> usize {
+        self.longest
+    }
+
+    /// Redacts the start of `text`, up to byte `cut` (a char boundary, at most `text.len()`),
+    /// for streams redacted piece by piece. Returns the redacted prefix and how many bytes of
+    /// `text` it covers: `cut`, or more when a secret starts before `cut` and ends after it (it
+    /// is replaced whole, never split). Matches are leftmost-longest, as in [`Redactor::redact`].
+    ///
+    /// When `text.len() - cut >= longest_pattern_bytes() - 1`, every secret starting before
+    /// `cut` lies wholly inside `text`, so redacting a stream as `redact_prefix` of what is
+    /// pending, keeping the rest for the next piece, gives exactly `redact` of the whole stream.
+    pub fn redact_prefix<'t>(&self, text: &'t str, cut: usize) -> (Cow<'t, str>, usize) {
+        let cut = cut.min(text.len());
+        let mut out = String::new();
+        let mut last = 0;
+        let mut any = false;
+        let take = |start: usize, end: usize, out: &mut String, last: &mut usize| {
+            out.push_str(&text[*last..start]);
+            out.push_str(REDACTED);
+            *last = end;
+        };
+        match &self.matcher {
+            Matcher::Nothing => {}
+            Matcher::Automaton(ac) => {
+                for m in ac.find_iter(text) {
+                    if m.start() >= cut {
+                        break;
+                    }
+                    any = true;
+                    take(m.start(), m.end(), &mut out, &mut last);
+                }
+            }
+            Matcher::Naive(patterns) => {
+                // Longest first (sorted so in `new`): leftmost-longest by scanning positions.
+                let mut i = 0;
+                while i < cut {
+                    if text.is_char_boundary(i)
+                        && let Some(p) = patterns.iter().find(|p| text[i..].starts_with(p.as_str()))
+                    {
+                        any = true;
+                        take(i, i + p.len(), &mut out, &mut last);
+                        i += p.len();
+                    } else {
+                        i += 1;
+                    }
+                }
+            }
+        }
+        let consumed = last.max(cut);
+        if !any {
+            return (Cow::Borrowed(&text[..consumed]), consumed);
+        }
+        out.push_str(&text[last..consumed]);
+        (Cow::Owned(out), consumed)
     }
 
     /// Convenience for owned text: returns it unchanged (no copy) when nothing matched.
@@ -436,6 +500,47 @@ mod tests {
         check(&["pässwörd"], "→pässwörd←", "→***←");
         // Surrounding whitespace in the configured value does not defeat it.
         check(&["  spacey-secret\n"], "x spacey-secret y", "x *** y");
+    }
+
+    #[test]
+    fn redact_prefix_never_splits_a_secret() {
+        let secrets = ["hunter2", "hunter2-long", "pässwörd"];
+        let auto = Redactor::new(secrets.iter().map(|s| s.to_string()));
+        let mut naive_patterns: Vec<String> = secrets.iter().map(|s| s.to_string()).collect();
+        naive_patterns.sort_by_key(|p| std::cmp::Reverse(p.len()));
+        let naive = Redactor {
+            matcher: Matcher::Naive(naive_patterns),
+            patterns: 3,
+            longest: auto.longest_pattern_bytes(),
+        };
+        // The encoded forms count too (a SHA-512 in hex is 128 bytes).
+        assert!(auto.longest_pattern_bytes() >= "hunter2-long".len());
+        // (text, cut, redacted prefix, bytes covered)
+        let cases: &[(&str, usize, &str, usize)] = &[
+            ("abc hunter2 def", 15, "abc *** def", 15),
+            // The cut falls inside a secret: the secret is taken whole.
+            ("abc hunter2 def", 6, "abc ***", 11),
+            // A secret starting at the cut is left for later.
+            ("abc hunter2 def", 4, "abc ", 4),
+            // The longer secret wins even though the shorter one ends before the cut.
+            ("x hunter2-long y", 10, "x ***", 14),
+            ("→pässwörd←", 4, "→***", 13),
+            ("nothing here", 5, "nothi", 5),
+        ];
+        for (text, cut, want, covered) in cases {
+            for r in [&auto, &naive] {
+                let (got, n) = r.redact_prefix(text, *cut);
+                assert_eq!(
+                    (got.as_ref(), n),
+                    (*want, *covered),
+                    "{text:?} cut at {cut}"
+                );
+            }
+        }
+        assert!(matches!(
+            auto.redact_prefix("clean text", 3),
+            (Cow::Borrowed("cle"), 3)
+        ));
     }
 
     #[test]

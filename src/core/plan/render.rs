@@ -134,6 +134,16 @@ impl std::fmt::Display for FailedStage {
 }
 
 impl FailedStage {
+    pub const ALL: [FailedStage; 7] = [
+        FailedStage::Checkout,
+        FailedStage::Config,
+        FailedStage::Init,
+        FailedStage::Workspace,
+        FailedStage::Plan,
+        FailedStage::Show,
+        FailedStage::Apply,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             FailedStage::Checkout => "checkout",
@@ -413,7 +423,7 @@ fn tally(reports: &[ProjectReport]) -> String {
 }
 
 /// The one-line result of a project, for the table (`emoji`) or the terminal.
-fn result_text(o: &ProjectOutcome, emoji: bool) -> String {
+pub(crate) fn result_text(o: &ProjectOutcome, emoji: bool) -> String {
     let icon = |e: &'static str| if emoji { e } else { "" };
     match o {
         ProjectOutcome::Planned { summary, .. } => {
@@ -636,7 +646,7 @@ fn truncation_note(s: &mut String, ctx: &RenderContext, what: &str) {
 /// Writes a fenced code block. The fence is longer than any backtick run that starts a line of
 /// `text`, so the text cannot close it; lines that would still close it (absurdly long runs)
 /// are indented out of fence position.
-fn fenced(s: &mut String, lang: &str, text: &str) {
+pub(crate) fn fenced(s: &mut String, lang: &str, text: &str) {
     const MAX_FENCE: usize = 10;
     let longest = text
         .lines()
@@ -705,7 +715,7 @@ fn footer(ctx: &RenderContext, reports: &[ProjectReport]) -> String {
 /// The first whole lines of `text` within `cap` bytes, and how many lines were left out.
 /// Works on bytes: `\n` never occurs inside a multi-byte character, so cuts after it are
 /// always on a `char` boundary.
-fn keep_head(text: &str, cap: usize) -> (&str, usize) {
+pub(crate) fn keep_head(text: &str, cap: usize) -> (&str, usize) {
     if text.len() <= cap {
         return (text, 0);
     }
@@ -717,7 +727,7 @@ fn keep_head(text: &str, cap: usize) -> (&str, usize) {
 }
 
 /// The last whole lines of `text` within `cap` bytes, and how many lines were left out.
-fn keep_tail(text: &str, cap: usize) -> (&str, usize) {
+pub(crate) fn keep_tail(text: &str, cap: usize) -> (&str, usize) {
     if text.len() <= cap {
         return (text, 0);
     }
@@ -750,7 +760,7 @@ fn count_lines(s: &str) -> usize {
 }
 
 /// An inline code span that survives backticks in its content.
-fn code(s: &str) -> String {
+pub(crate) fn code(s: &str) -> String {
     let longest = s.split(|c| c != '`').map(str::len).max().unwrap_or(0);
     let fence = "`".repeat(longest + 1);
     if longest == 0 {
@@ -761,7 +771,7 @@ fn code(s: &str) -> String {
 }
 
 /// Text safe inside a table cell: pipes escaped, one line.
-fn cell(s: &str) -> String {
+pub(crate) fn cell(s: &str) -> String {
     one_line(s).replace('|', "\\|")
 }
 
@@ -770,7 +780,7 @@ fn one_line(s: &str) -> String {
 }
 
 /// A URL as a markdown autolink; characters that would end it are percent-encoded.
-fn link(url: &str) -> String {
+pub(crate) fn link(url: &str) -> String {
     let mut s = String::from("<");
     for c in url.chars() {
         match c {

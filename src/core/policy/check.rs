@@ -14,7 +14,8 @@ use super::model::{
 };
 use super::parse::parse_policy_file;
 use crate::core::diag::{Diagnostic, has_errors};
-use crate::core::repo_config::{Pos, is_glob};
+use crate::core::glob::is_glob;
+use crate::core::repo_config::Pos;
 
 /// The folder policy files live in, at the repository root.
 pub const POLICY_DIR: &str = "policies";

@@ -65,6 +65,63 @@ pub(crate) use parse::policies_node;
 pub use parse::{DEFAULT_TAG_ATTRIBUTES, SUPPORTED_VERSIONS, parse_policy_file};
 pub use render::{MAX_RENDERED_REASONS, render_section};
 
+/// A plan's policies in one word: the `sluice/policy` status of its run counts these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PolicyVerdict {
+    /// No policy applies to the project.
+    None,
+    Pass,
+    /// Passes, with warnings.
+    Warn,
+    /// Waits for approvals.
+    Pending,
+    /// Fails (blocks the apply).
+    Fail,
+}
+
+impl PolicyVerdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PolicyVerdict::None => "none",
+            PolicyVerdict::Pass => "pass",
+            PolicyVerdict::Warn => "warn",
+            PolicyVerdict::Pending => "pending",
+            PolicyVerdict::Fail => "fail",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<PolicyVerdict> {
+        [
+            PolicyVerdict::None,
+            PolicyVerdict::Pass,
+            PolicyVerdict::Warn,
+            PolicyVerdict::Pending,
+            PolicyVerdict::Fail,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
+    }
+
+    /// The verdict of a set of decisions: the worst applicable outcome.
+    pub fn of(decisions: &[Decision]) -> PolicyVerdict {
+        let applicable: Vec<&Decision> = decisions
+            .iter()
+            .filter(|d| d.outcome != Outcome::NotApplicable)
+            .collect();
+        if applicable.is_empty() {
+            PolicyVerdict::None
+        } else if applicable.iter().any(|d| d.is_blocking()) {
+            PolicyVerdict::Fail
+        } else if applicable.iter().any(|d| d.outcome == Outcome::Pending) {
+            PolicyVerdict::Pending
+        } else if applicable.iter().any(|d| d.outcome == Outcome::Warn) {
+            PolicyVerdict::Warn
+        } else {
+            PolicyVerdict::Pass
+        }
+    }
+}
+
 /// An inline code span for text that may contain anything (addresses come from the PR's own
 /// code): whitespace and control characters collapse to one space, and the fence is longer than
 /// any run of back-ticks inside, so the text can never close the span and become markup.

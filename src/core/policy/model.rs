@@ -10,7 +10,8 @@ use globset::GlobMatcher;
 use serde::Serialize;
 
 use crate::core::command::CommandKind;
-use crate::core::repo_config::{Located, Pos, build_glob};
+use crate::core::glob::build_glob;
+use crate::core::repo_config::{Located, Pos};
 
 /// One policy: a scope, the checks that apply inside it, and what a failure means.
 #[derive(Debug, Clone, PartialEq, Eq)]

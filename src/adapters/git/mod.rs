@@ -11,6 +11,10 @@
 //! tree has too many files, a diff too many changes, a path is too long, or a blob is larger
 //! than asked for; blob sizes are known before any content is read; an export stops at its
 //! quotas. Errors name the limit (`limits.<name>`) and never a host path.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "this adapter is where git processes start, with their timeouts and caps"
+)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read};
@@ -19,6 +23,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+
+mod mirrors;
+
+pub use mirrors::Mirrors;
 
 use crate::config::{Limits, Secret};
 use crate::core::diag::Diagnostic;
@@ -403,7 +411,12 @@ impl GitRepo {
         .stdout_null()
         .stderr_capture()
         .unchecked()
-        .run()?;
+        .start()
+        .context("cannot start git (is it installed?)")?;
+        let Some(out) = out.wait_timeout(GIT_TIMEOUT)? else {
+            let _ = out.kill();
+            bail!("git merge-base timed out after {}s", GIT_TIMEOUT.as_secs());
+        };
         match out.status.code() {
             Some(0) => Ok(true),
             Some(1) => Ok(false),
@@ -579,40 +592,7 @@ impl GitRepo {
                 )
             })
             .collect();
-        let hcl = l.hcl();
-        let mut module_calls: BTreeMap<ProjectDir, Vec<String>> = BTreeMap::new();
-        for (path, obj, _) in tf_objs {
-            let Some(text) = blobs.get(&obj) else {
-                continue;
-            };
-            let text = String::from_utf8_lossy(text);
-            // Cheap filter: most files declare no module; skip the HCL parse for them.
-            if !text.contains("module") {
-                continue;
-            }
-            // A file terraform cannot parse is reported by terraform itself in the plan;
-            // detection just learns nothing from it. A file over the limits is reported here.
-            let sources = match module_sources(&path, &text, &hcl) {
-                Ok(s) => s,
-                Err(d) => {
-                    if d.is_error() {
-                        diagnostics.push(d);
-                    }
-                    continue;
-                }
-            };
-            if sources.is_empty() {
-                continue;
-            }
-            let dir = match path.rsplit_once('/') {
-                Some((d, _)) => d,
-                None => ".",
-            };
-            let Ok(dir) = ProjectDir::new(dir) else {
-                continue;
-            };
-            module_calls.entry(dir).or_default().extend(sources);
-        }
+        let module_calls = module_calls(tf_objs, &blobs, l, &mut diagnostics);
         Ok((
             RepoSnapshot {
                 files,
@@ -859,6 +839,51 @@ impl GitRepo {
             .with_context(|| format!("checking out commit {}", commit.short()))?;
         Ok(left_out)
     }
+}
+
+/// The local module sources each directory's `.tf` files call (read from `blobs`, within the
+/// HCL limits); a file over those limits is a diagnostic.
+fn module_calls(
+    tf_objs: Vec<(String, String, u64)>,
+    blobs: &BTreeMap<String, Vec<u8>>,
+    limits: &Limits,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> BTreeMap<ProjectDir, Vec<String>> {
+    let hcl = limits.hcl();
+    let mut module_calls: BTreeMap<ProjectDir, Vec<String>> = BTreeMap::new();
+    for (path, obj, _) in tf_objs {
+        let Some(text) = blobs.get(&obj) else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(text);
+        // Cheap filter: most files declare no module; skip the HCL parse for them.
+        if !text.contains("module") {
+            continue;
+        }
+        // A file terraform cannot parse is reported by terraform itself in the plan;
+        // detection just learns nothing from it. A file over the limits is reported here.
+        let sources = match module_sources(&path, &text, &hcl) {
+            Ok(s) => s,
+            Err(d) => {
+                if d.is_error() {
+                    diagnostics.push(d);
+                }
+                continue;
+            }
+        };
+        if sources.is_empty() {
+            continue;
+        }
+        let dir = match path.rsplit_once('/') {
+            Some((d, _)) => d,
+            None => ".",
+        };
+        let Ok(dir) = ProjectDir::new(dir) else {
+            continue;
+        };
+        module_calls.entry(dir).or_default().extend(sources);
+    }
+    module_calls
 }
 
 /// Whether an archive entry goes into a checkout: `Err(top)` for what terraform treats as its

@@ -1,30 +1,32 @@
-//! The SQLite implementation of the store port (`app::store::Store`), with sqlx.
+//! The SQLite implementation of the store port (`app::ports::Store`), with sqlx.
 //!
 //! One file under the data dir, WAL mode. Every write is a `BEGIN IMMEDIATE` transaction, so
 //! concurrent writers queue instead of failing halfway; lock and state rules come from `core`
 //! and are applied here inside those transactions. The audit table refuses updates and deletes
-//! through triggers (see the migration).
+//! through triggers (see the migration). How the port's types are laid out in columns and JSON
+//! is [`rows`]'s business alone.
 
 use std::borrow::Cow;
 use std::path::Path;
-use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use async_trait::async_trait;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqliteConnection, SqlitePool};
 
+mod rows;
+
+use rows::*;
+
 use crate::adapters::known_secrets;
-use crate::app::store::*;
+use crate::app::ports::store::*;
 use crate::core::audit::{self, AuditEntry, AuditRecord};
-use crate::core::event::Actor;
+use crate::core::freshness::HeadSeen;
 use crate::core::job::{JobKind, JobState, after_lost_lease};
 use crate::core::lock::{Lock, LockDecision, LockKey, decide};
 use crate::core::plan::Redactor;
-use crate::core::types::{CommitSha, PrNumber, ProjectDir, RepoName, Workspace};
+use crate::core::types::{CommitSha, PrNumber, RepoName, UnixMs};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -38,18 +40,6 @@ pub struct SqliteStore {
     reader: SqlitePool,
     /// One connection for background WAL checkpoints.
     upkeep: SqlitePool,
-}
-
-fn pr_num(n: i64) -> anyhow::Result<PrNumber> {
-    PrNumber::new(u64::try_from(n).unwrap_or(0)).map_err(|e| anyhow::anyhow!("{e}"))
-}
-
-fn sha(s: &str) -> anyhow::Result<CommitSha> {
-    CommitSha::new(s).map_err(|e| anyhow::anyhow!("{e}"))
-}
-
-fn repo_name(s: &str) -> anyhow::Result<RepoName> {
-    RepoName::parse(s).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 impl SqliteStore {
@@ -138,8 +128,10 @@ impl SqliteStore {
 async fn insert_event_tx(
     conn: &mut SqliteConnection,
     event: &NewEvent<'_>,
-    now: i64,
+    now: UnixMs,
 ) -> anyhow::Result<EventIntake> {
+    let json = event_json(event.event)?;
+    let now = now.get();
     sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
     let inserted = sqlx::query(
         "INSERT INTO webhook_events (delivery_id, kind, received_at, event_json, next_attempt_at) VALUES (?, ?, ?, ?, ?) \
@@ -148,7 +140,7 @@ async fn insert_event_tx(
     .bind(event.delivery_id)
     .bind(event.kind)
     .bind(now)
-    .bind(event.event_json)
+    .bind(&json)
     .bind(now)
     .execute(&mut *conn)
     .await?
@@ -203,123 +195,25 @@ async fn insert_pr_head(conn: &mut SqliteConnection, head: &PrHeadSeen) -> anyho
     .bind(head.repo.full().to_ascii_lowercase())
     .bind(head.pr.get() as i64)
     .bind(head.sha.as_str())
-    .bind(head.at_ms)
-    .bind(&head.source)
+    .bind(head.at.get())
+    .bind(head.source.as_str())
     .execute(&mut *conn)
     .await
     .context("recording a pull request's head")?;
     Ok(())
 }
 
-// ---- row mapping --------------------------------------------------------------------------------
-
-fn run_from_row(r: &SqliteRow) -> anyhow::Result<RunRow> {
-    let actor: Actor = serde_json::from_str(r.try_get::<&str, _>("actor_json")?)?;
-    let extra: Vec<String> = serde_json::from_str(r.try_get::<&str, _>("extra_args_json")?)?;
-    Ok(RunRow {
-        id: r.try_get("id")?,
-        repo: repo_name(r.try_get("repo")?)?,
-        pr: pr_num(r.try_get("pr")?)?,
-        kind: JobKind::from_str(r.try_get("kind")?).map_err(anyhow::Error::msg)?,
-        trigger: r.try_get("trigger")?,
-        head_sha: sha(r.try_get("head_sha")?)?,
-        base_sha: sha(r.try_get("base_sha")?)?,
-        base_ref: r.try_get("base_ref")?,
-        clone_url: r.try_get("clone_url")?,
-        installation_id: r
-            .try_get::<Option<i64>, _>("installation_id")?
-            .map(|v| v as u64),
-        actor,
-        comment_id: r.try_get::<Option<i64>, _>("comment_id")?.map(|v| v as u64),
-        event_id: r.try_get("event_id")?,
-        extra_args: extra,
-        verbose: r.try_get::<i64, _>("verbose")? != 0,
-        state: r.try_get("state")?,
-        waiting_on_pr: r
-            .try_get::<Option<i64>, _>("waiting_on_pr")?
-            .map(|v| v as u64),
-        created_at: r.try_get("created_at")?,
-    })
-}
-
-fn job_from_row(r: &SqliteRow) -> anyhow::Result<JobRow> {
-    Ok(JobRow {
-        id: r.try_get("id")?,
-        run_id: r.try_get("run_id")?,
-        position: r.try_get("position")?,
-        kind: JobKind::from_str(r.try_get("kind")?).map_err(anyhow::Error::msg)?,
-        project_name: r.try_get("project_name")?,
-        project_dir: r.try_get("project_dir")?,
-        workspace: r.try_get("workspace")?,
-        project_json: r.try_get("project_json")?,
-        plan_id: r.try_get("plan_id")?,
-        state: JobState::from_str(r.try_get("state")?).map_err(anyhow::Error::msg)?,
-        attempts: r.try_get::<i64, _>("attempts")? as u32,
-        report_json: r.try_get("report_json")?,
-        created_at: r.try_get("created_at")?,
-        started_at: r.try_get("started_at")?,
-        finished_at: r.try_get("finished_at")?,
-    })
-}
-
-fn plan_from_row(r: &SqliteRow) -> anyhow::Result<PlanRow> {
-    Ok(PlanRow {
-        id: r.try_get("id")?,
-        repo: repo_name(r.try_get("repo")?)?,
-        pr: pr_num(r.try_get("pr")?)?,
-        project_name: r.try_get("project_name")?,
-        project_dir: r.try_get("project_dir")?,
-        workspace: r.try_get("workspace")?,
-        head_sha: sha(r.try_get("head_sha")?)?,
-        job_id: r.try_get("job_id")?,
-        plan_file: r.try_get("plan_file")?,
-        plan_sha256: r.try_get("plan_sha256")?,
-        summary_json: r.try_get("summary_json")?,
-        audit_seq: r.try_get::<Option<i64>, _>("audit_seq")?.map(|v| v as u64),
-        created_at: r.try_get("created_at")?,
-        applied_at: r.try_get("applied_at")?,
-        discarded_at: r.try_get("discarded_at")?,
-    })
-}
-
-fn lock_from_row(r: &SqliteRow) -> anyhow::Result<Lock> {
-    Ok(Lock {
-        repo: repo_name(r.try_get("repo")?)?,
-        key: LockKey {
-            dir: ProjectDir::new(r.try_get("project_dir")?).map_err(|e| anyhow::anyhow!("{e}"))?,
-            workspace: Workspace::new(r.try_get("workspace")?)
-                .map_err(|e| anyhow::anyhow!("{e}"))?,
-        },
-        pr: pr_num(r.try_get("pr")?)?,
-        holder_login: r.try_get("holder_login")?,
-        acquired_at: r.try_get("acquired_at")?,
-    })
-}
-
-/// Reads an audit row: the entry as stored in `entry_json`, after checking that every column
-/// stored beside it (`seq`, `time_text`, `repo`, `pr`, `head_sha`, `action`, `prev_hash`,
-/// `hash`: what queries filter and order on) is the one the entry implies. An edited column is
-/// an error ([`audit::ColumnEdited`]), never a silently filtered answer.
-fn audit_from_row(r: &SqliteRow) -> anyhow::Result<AuditEntry> {
-    let seq: i64 = r.try_get("seq")?;
-    let json: &str = r.try_get("entry_json")?;
-    let e: AuditEntry = serde_json::from_str(json)
-        .with_context(|| format!("audit entry {seq} is not valid JSON"))?;
-    let stored = audit::StoredColumns {
-        seq: seq as u64,
-        time: r.try_get("time_text")?,
-        repo: r.try_get("repo")?,
-        pr: r.try_get::<Option<i64>, _>("pr")?.map(|p| p as u64),
-        head_sha: r.try_get("head_sha")?,
-        action: r.try_get("action")?,
-        prev_hash: r.try_get("prev_hash")?,
-        hash: r.try_get("hash")?,
-    };
-    stored.check(&e)?;
-    Ok(e)
-}
-
 // ---- helpers inside transactions ------------------------------------------------------------------
+
+/// Writes `effects`: the outbox items, then the audit records (chained after the last entry).
+async fn insert_effects(
+    conn: &mut SqliteConnection,
+    effects: Effects,
+    now: UnixMs,
+) -> anyhow::Result<Vec<AuditEntry>> {
+    insert_outbox(conn, &effects.outbox, now).await?;
+    insert_audit(conn, effects.audit, now).await
+}
 
 /// `message` with every known secret in its text (comment body, status description) redacted.
 fn redacted<'m>(message: &'m Outgoing, redactor: &Redactor) -> Cow<'m, Outgoing> {
@@ -345,8 +239,9 @@ fn redacted<'m>(message: &'m Outgoing, redactor: &Redactor) -> Cow<'m, Outgoing>
 async fn insert_outbox(
     conn: &mut SqliteConnection,
     items: &[OutboxItem],
-    now: i64,
+    now: UnixMs,
 ) -> anyhow::Result<()> {
+    let now = now.get();
     // The last point before GitHub: no known secret is posted, whatever text carried it.
     let redactor = known_secrets::process().redactor();
     for item in items {
@@ -355,7 +250,7 @@ async fn insert_outbox(
             .bind(item.repo.full())
             .bind(item.pr.map(|p| p.get() as i64))
             .bind(message.kind())
-            .bind(serde_json::to_string(&message)?)
+            .bind(outgoing_json(&message)?)
             .bind(now)
             .bind(now)
             .execute(&mut *conn)
@@ -367,7 +262,7 @@ async fn insert_outbox(
 async fn insert_audit(
     conn: &mut SqliteConnection,
     records: Vec<AuditRecord>,
-    now: i64,
+    now: UnixMs,
 ) -> anyhow::Result<Vec<AuditEntry>> {
     if records.is_empty() {
         return Ok(Vec::new());
@@ -428,7 +323,7 @@ async fn take_locks(
     run_id: i64,
     login: &str,
     keys: &[LockKey],
-    now: i64,
+    now: UnixMs,
 ) -> anyhow::Result<()> {
     for k in keys {
         sqlx::query(
@@ -440,7 +335,7 @@ async fn take_locks(
         .bind(pr.get() as i64)
         .bind(run_id)
         .bind(login)
-        .bind(now)
+        .bind(now.get())
         .execute(&mut *conn)
         .await?;
     }
@@ -457,10 +352,8 @@ async fn run_lock_keys(conn: &mut SqliteConnection, run_id: i64) -> anyhow::Resu
     rows.iter()
         .map(|r| {
             Ok(LockKey {
-                dir: ProjectDir::new(r.try_get("project_dir")?)
-                    .map_err(|e| anyhow::anyhow!("{e}"))?,
-                workspace: Workspace::new(r.try_get("workspace")?)
-                    .map_err(|e| anyhow::anyhow!("{e}"))?,
+                dir: project_dir(r.try_get("project_dir")?)?,
+                workspace: workspace(r.try_get("workspace")?)?,
             })
         })
         .collect()
@@ -471,7 +364,7 @@ async fn run_lock_keys(conn: &mut SqliteConnection, run_id: i64) -> anyhow::Resu
 async fn wake_waiting(
     conn: &mut SqliteConnection,
     repo: &RepoName,
-    now: i64,
+    now: UnixMs,
 ) -> anyhow::Result<Vec<i64>> {
     let waiting = sqlx::query(
         "SELECT * FROM runs WHERE repo = ? COLLATE NOCASE AND state = 'waiting' ORDER BY id",
@@ -516,7 +409,7 @@ async fn wake_waiting(
 async fn maybe_finish_run(
     conn: &mut SqliteConnection,
     run_id: i64,
-    now: i64,
+    now: UnixMs,
 ) -> anyhow::Result<bool> {
     let open: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM jobs WHERE run_id = ? AND state IN ('waiting', 'queued', 'running')",
@@ -528,11 +421,201 @@ async fn maybe_finish_run(
         return Ok(false);
     }
     let changed = sqlx::query("UPDATE runs SET state = 'finished', finished_at = ? WHERE id = ? AND state IN ('active', 'waiting')")
-        .bind(now)
+        .bind(now.get())
         .bind(run_id)
         .execute(&mut *conn)
         .await?;
     Ok(changed.rows_affected() > 0)
+}
+
+/// The apply run's plans must be current and not taken by another apply: why not, if not.
+async fn apply_refusal(
+    conn: &mut SqliteConnection,
+    run: &NewRun,
+) -> anyhow::Result<Option<String>> {
+    for job in &run.jobs {
+        let Some(plan_id) = job.plan_id else { continue };
+        let current: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM plans WHERE id = ? AND applied_at IS NULL AND discarded_at IS NULL",
+        )
+        .bind(plan_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if current.is_none() {
+            return Ok(Some(format!(
+                "the plan of `{}` was applied or discarded meanwhile",
+                job.project_name
+            )));
+        }
+        let taken: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM jobs WHERE plan_id = ? AND kind = 'apply' AND state IN ('waiting', 'queued', 'running', 'succeeded')",
+        )
+        .bind(plan_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if taken.is_some() {
+            return Ok(Some(format!(
+                "the plan of `{}` is already being applied",
+                job.project_name
+            )));
+        }
+    }
+    Ok(None)
+}
+
+/// Inserts the run and its jobs in the given states; returns the run's id.
+async fn insert_run(
+    conn: &mut SqliteConnection,
+    run: &NewRun,
+    state: RunState,
+    job_state: JobState,
+    waiting_on: Option<PrNumber>,
+    now: UnixMs,
+) -> anyhow::Result<i64> {
+    let run_id: i64 = sqlx::query_scalar(
+        "INSERT INTO runs (repo, pr, kind, trigger, head_sha, base_sha, base_ref, clone_url, installation_id, actor_json, \
+         comment_id, event_id, extra_args_json, verbose, state, waiting_on_pr, created_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(run.repo.full())
+    .bind(run.pr.get() as i64)
+    .bind(run.kind.as_str())
+    .bind(run.trigger.as_str())
+    .bind(run.head_sha.as_str())
+    .bind(run.base_sha.as_str())
+    .bind(&run.base_ref)
+    .bind(&run.clone_url)
+    .bind(run.installation_id.map(|v| v as i64))
+    .bind(serde_json::to_string(&run.actor)?)
+    .bind(run.comment_id.map(|v| v as i64))
+    .bind(&run.event_id)
+    .bind(serde_json::to_string(&run.extra_args)?)
+    .bind(run.verbose as i64)
+    .bind(state.as_str())
+    .bind(waiting_on.map(|p| p.get() as i64))
+    .bind(now.get())
+    .fetch_one(&mut *conn)
+    .await?;
+    for (position, job) in run.jobs.iter().enumerate() {
+        if job.kind() != run.kind {
+            bail!(
+                "a {} run cannot hold a {} job ({})",
+                run.kind,
+                job.kind(),
+                job.project_name
+            );
+        }
+        sqlx::query(
+            "INSERT INTO jobs (run_id, position, kind, project_name, project_dir, workspace, project_json, plan_id, state, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(run_id)
+        .bind(position as i64)
+        .bind(job.kind().as_str())
+        .bind(job.project_name.as_str())
+        .bind(job.project_dir.as_str())
+        .bind(job.workspace.as_str())
+        .bind(payload_json(&job.payload)?)
+        .bind(job.plan_id)
+        .bind(job_state.as_str())
+        .bind(now.get())
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(run_id)
+}
+
+/// After a plan job ended: earlier plans of its project are superseded (whatever this job's
+/// outcome: a failed re-plan must not leave an older plan applicable), and a new saved plan is
+/// recorded with the sequence number of its audit entry.
+async fn record_plan(
+    conn: &mut SqliteConnection,
+    run: &RunRow,
+    job: &JobRow,
+    plan: Option<&NewPlan>,
+    entries: &[AuditEntry],
+    now: UnixMs,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE plans SET discarded_at = ? WHERE repo = ? COLLATE NOCASE AND pr = ? AND project_name = ? \
+         AND job_id < ? AND discarded_at IS NULL AND applied_at IS NULL",
+    )
+    .bind(now.get())
+    .bind(run.repo.full())
+    .bind(run.pr.get() as i64)
+    .bind(job.project_name.as_str())
+    .bind(job.id)
+    .execute(&mut *conn)
+    .await?;
+    let Some(plan) = plan else {
+        return Ok(());
+    };
+    let seq = entries
+        .iter()
+        .find(|e| e.record.action == Some(crate::core::audit::AuditAction::Plan))
+        .map(|e| e.seq as i64);
+    sqlx::query(
+        "INSERT INTO plans (repo, pr, project_name, project_dir, workspace, head_sha, job_id, plan_file, plan_sha256, \
+         summary_json, audit_seq, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(run.repo.full())
+    .bind(run.pr.get() as i64)
+    .bind(job.project_name.as_str())
+    .bind(job.project_dir.as_str())
+    .bind(job.workspace.as_str())
+    .bind(plan.head_sha.as_str())
+    .bind(job.id)
+    .bind(plan.plan_file.to_string_lossy().into_owned())
+    .bind(&plan.plan_sha256)
+    .bind(summary_json(&plan.summary)?)
+    .bind(seq)
+    .bind(now.get())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// After an apply job ended: a success marks its plan applied; a failure skips the later
+/// projects of the same apply.
+async fn record_apply(
+    conn: &mut SqliteConnection,
+    job: &JobRow,
+    state: JobState,
+    now: UnixMs,
+) -> anyhow::Result<()> {
+    if state == JobState::Succeeded {
+        if let Some(plan_id) = job.plan_id {
+            sqlx::query("UPDATE plans SET applied_at = ? WHERE id = ?")
+                .bind(now.get())
+                .bind(plan_id)
+                .execute(&mut *conn)
+                .await?;
+        }
+        return Ok(());
+    }
+    let skipped = report_json(&JobReport::Skipped(
+        "not applied: an earlier project of this apply did not succeed".into(),
+    ))?;
+    sqlx::query(
+        "UPDATE jobs SET state = 'cancelled', report_json = ?, finished_at = ? \
+         WHERE run_id = ? AND position > ? AND state IN ('queued', 'waiting')",
+    )
+    .bind(skipped)
+    .bind(now.get())
+    .bind(job.run_id)
+    .bind(job.position)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+async fn run_by_id(conn: &mut SqliteConnection, run_id: i64) -> anyhow::Result<RunRow> {
+    run_from_row(
+        &sqlx::query("SELECT * FROM runs WHERE id = ?")
+            .bind(run_id)
+            .fetch_one(&mut *conn)
+            .await?,
+    )
 }
 
 // ---- the port -----------------------------------------------------------------------------------
@@ -548,36 +631,12 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn insert_event(
+    async fn insert_event_once(
         &self,
-        delivery_id: &str,
-        kind: &str,
-        event_json: &str,
-        now: i64,
-    ) -> StoreResult<Inserted> {
-        let inserted = self
-            .relaxed(
-                sqlx::query(
-                    "INSERT INTO webhook_events (delivery_id, kind, received_at, event_json, next_attempt_at) VALUES (?, ?, ?, ?, ?) \
-                     ON CONFLICT (delivery_id) DO NOTHING",
-                )
-                .bind(delivery_id)
-                .bind(kind)
-                .bind(now)
-                .bind(event_json)
-                .bind(now),
-            )
-            .await
-            .context("persisting the webhook delivery")?;
-        Ok(if inserted == 1 {
-            Inserted::New
-        } else {
-            Inserted::Duplicate
-        })
-    }
-
-    async fn insert_event_once(&self, event: NewEvent<'_>, now: i64) -> StoreResult<EventIntake> {
-        // Relaxed durability, as for `insert_event`: this is the hot path of the intake.
+        event: NewEvent<'_>,
+        now: UnixMs,
+    ) -> StoreResult<EventIntake> {
+        // Relaxed durability (see `relaxed`): this is the hot path of the intake.
         let mut conn = self.writer.acquire().await?;
         sqlx::query("PRAGMA synchronous = NORMAL")
             .execute(&mut *conn)
@@ -603,11 +662,7 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn pr_heads(
-        &self,
-        repo: &RepoName,
-        pr: PrNumber,
-    ) -> StoreResult<Vec<crate::core::freshness::HeadSeen>> {
+    async fn pr_heads(&self, repo: &RepoName, pr: PrNumber) -> StoreResult<Vec<HeadSeen>> {
         let rows = sqlx::query(
             "SELECT head_sha, seen_at FROM pr_heads WHERE repo = ? AND pr = ? ORDER BY seen_at",
         )
@@ -617,35 +672,29 @@ impl Store for SqliteStore {
         .await?;
         rows.iter()
             .map(|r| {
-                Ok(crate::core::freshness::HeadSeen {
+                Ok(HeadSeen {
                     sha: sha(r.try_get("head_sha")?)?,
-                    at_ms: r.try_get("seen_at")?,
+                    at: UnixMs::new(r.try_get("seen_at")?),
                 })
             })
             .collect()
     }
 
-    async fn claim_event(&self, now: i64, max_attempts: u32) -> StoreResult<Option<Claimed>> {
+    async fn claim_event(&self, now: UnixMs, max_attempts: u32) -> StoreResult<Option<Claimed>> {
         let mut tx = self.write_tx().await?;
         let row = sqlx::query(
             "SELECT delivery_id, kind, event_json, attempts, error FROM webhook_events \
              WHERE state = 'pending' AND (next_attempt_at <= ? OR attempts >= ?) \
              ORDER BY received_at LIMIT 1",
         )
-        .bind(now)
+        .bind(now.get())
         .bind(max_attempts as i64)
         .fetch_optional(&mut *tx)
         .await?;
         let Some(r) = row else {
             return Ok(None);
         };
-        let mut ev = StoredEvent {
-            delivery_id: r.try_get("delivery_id")?,
-            kind: r.try_get("kind")?,
-            event_json: r.try_get("event_json")?,
-            attempts: r.try_get::<i64, _>("attempts")? as u32,
-            last_error: r.try_get("error")?,
-        };
+        let mut ev = stored_event_from_row(&r)?;
         if ev.attempts >= max_attempts {
             return Ok(Some(Claimed::Exhausted(ev)));
         }
@@ -655,8 +704,8 @@ impl Store for SqliteStore {
              WHERE delivery_id = ?",
         )
         .bind(ev.attempts as i64)
-        .bind(now + event_retry_delay_ms(ev.attempts))
-        .bind(now)
+        .bind(now.plus_ms(event_retry_delay_ms(ev.attempts)).get())
+        .bind(now.get())
         .bind(UNFINISHED_ATTEMPT)
         .bind(&ev.delivery_id)
         .execute(&mut *tx)
@@ -678,13 +727,18 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn retry_event(&self, delivery_id: &str, error: &str, retry_at: i64) -> StoreResult<()> {
+    async fn retry_event(
+        &self,
+        delivery_id: &str,
+        error: &str,
+        retry_at: UnixMs,
+    ) -> StoreResult<()> {
         sqlx::query(
             "UPDATE webhook_events SET error = ?, next_attempt_at = ? \
              WHERE delivery_id = ? AND state = 'pending'",
         )
         .bind(error)
-        .bind(retry_at)
+        .bind(retry_at.get())
         .bind(delivery_id)
         .execute(&self.writer)
         .await?;
@@ -695,18 +749,17 @@ impl Store for SqliteStore {
         &self,
         delivery_id: &str,
         reason: &str,
-        outbox: Vec<OutboxItem>,
-        audit: Vec<AuditRecord>,
-        now: i64,
+        effects: Effects,
+        now: UnixMs,
     ) -> StoreResult<bool> {
         let mut tx = self.write_tx().await?;
-        // `failed` is the dead-letter state (the schema's name for it since the first version).
         let changed = sqlx::query(
-            "UPDATE webhook_events SET state = 'failed', error = ?, dead_at = ? \
+            "UPDATE webhook_events SET state = ?, error = ?, dead_at = ? \
              WHERE delivery_id = ? AND state = 'pending'",
         )
+        .bind(event_state_column(EventState::Dead))
         .bind(reason)
-        .bind(now)
+        .bind(now.get())
         .bind(delivery_id)
         .execute(&mut *tx)
         .await?
@@ -714,8 +767,7 @@ impl Store for SqliteStore {
         if changed == 0 {
             return Ok(false);
         }
-        insert_outbox(&mut tx, &outbox, now).await?;
-        insert_audit(&mut tx, audit, now).await?;
+        insert_effects(&mut tx, effects, now).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -725,11 +777,7 @@ impl Store for SqliteStore {
         state: Option<EventState>,
         limit: u32,
     ) -> StoreResult<Vec<EventRow>> {
-        let db_state = state.map(|s| match s {
-            EventState::Pending => "pending",
-            EventState::Done => "done",
-            EventState::Dead => "failed",
-        });
+        let db_state = state.map(event_state_column);
         let rows = sqlx::query(
             "SELECT delivery_id, kind, state, attempts, received_at, claimed_at, dead_at, error, \
              event_json FROM webhook_events WHERE (? IS NULL OR state = ?) \
@@ -740,34 +788,14 @@ impl Store for SqliteStore {
         .bind(limit as i64)
         .fetch_all(&self.reader)
         .await?;
-        rows.iter()
-            .map(|r| {
-                let state = match r.try_get::<&str, _>("state")? {
-                    "pending" => EventState::Pending,
-                    "done" => EventState::Done,
-                    _ => EventState::Dead,
-                };
-                Ok(EventRow {
-                    delivery_id: r.try_get("delivery_id")?,
-                    kind: r.try_get("kind")?,
-                    state,
-                    attempts: r.try_get::<i64, _>("attempts")? as u32,
-                    received_at: r.try_get("received_at")?,
-                    claimed_at: r.try_get("claimed_at")?,
-                    dead_at: r.try_get("dead_at")?,
-                    error: r.try_get("error")?,
-                    event_json: r.try_get("event_json")?,
-                })
-            })
-            .collect()
+        rows.iter().map(event_row_from_row).collect()
     }
 
     async fn create_run(
         &self,
         run: NewRun,
-        outbox: Vec<OutboxItem>,
-        audit: Vec<AuditRecord>,
-        now: i64,
+        announce: Announce<'_>,
+        now: UnixMs,
     ) -> StoreResult<RunStart> {
         let mut tx = self.write_tx().await?;
         if let Some(event_id) = &run.event_id {
@@ -780,87 +808,19 @@ impl Store for SqliteStore {
                 return Ok(RunStart::AlreadyExists { run_id });
             }
         }
-        if run.kind == JobKind::Apply {
-            for job in &run.jobs {
-                let Some(plan_id) = job.plan_id else { continue };
-                let current: Option<i64> = sqlx::query_scalar(
-                    "SELECT id FROM plans WHERE id = ? AND applied_at IS NULL AND discarded_at IS NULL",
-                )
-                .bind(plan_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-                if current.is_none() {
-                    return Ok(RunStart::Refused {
-                        reason: format!(
-                            "the plan of `{}` was applied or discarded meanwhile",
-                            job.project_name
-                        ),
-                    });
-                }
-                let taken: Option<i64> = sqlx::query_scalar(
-                    "SELECT id FROM jobs WHERE plan_id = ? AND kind = 'apply' AND state IN ('waiting', 'queued', 'running', 'succeeded')",
-                )
-                .bind(plan_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-                if taken.is_some() {
-                    return Ok(RunStart::Refused {
-                        reason: format!(
-                            "the plan of `{}` is already being applied",
-                            job.project_name
-                        ),
-                    });
-                }
-            }
+        if run.kind == JobKind::Apply
+            && let Some(reason) = apply_refusal(&mut tx, &run).await?
+        {
+            return Ok(RunStart::Refused { reason });
         }
         let locks = repo_locks(&mut tx, &run.repo).await?;
         let decision = decide(run.pr, &run.locks, &locks);
         let (run_state, job_state, held) = match &decision {
-            LockDecision::Acquire(_) => ("active", JobState::Queued, Vec::new()),
-            LockDecision::Conflict { held } => ("waiting", JobState::Waiting, held.clone()),
+            LockDecision::Acquire(_) => (RunState::Active, JobState::Queued, Vec::new()),
+            LockDecision::Conflict { held } => (RunState::Waiting, JobState::Waiting, held.clone()),
         };
-        let run_id: i64 = sqlx::query_scalar(
-            "INSERT INTO runs (repo, pr, kind, trigger, head_sha, base_sha, base_ref, clone_url, installation_id, actor_json, \
-             comment_id, event_id, extra_args_json, verbose, state, waiting_on_pr, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        )
-        .bind(run.repo.full())
-        .bind(run.pr.get() as i64)
-        .bind(run.kind.as_str())
-        .bind(&run.trigger)
-        .bind(run.head_sha.as_str())
-        .bind(run.base_sha.as_str())
-        .bind(&run.base_ref)
-        .bind(&run.clone_url)
-        .bind(run.installation_id.map(|v| v as i64))
-        .bind(serde_json::to_string(&run.actor)?)
-        .bind(run.comment_id.map(|v| v as i64))
-        .bind(&run.event_id)
-        .bind(serde_json::to_string(&run.extra_args)?)
-        .bind(run.verbose as i64)
-        .bind(run_state)
-        .bind(held.first().map(|l| l.pr.get() as i64))
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await?;
-        for (position, job) in run.jobs.iter().enumerate() {
-            sqlx::query(
-                "INSERT INTO jobs (run_id, position, kind, project_name, project_dir, workspace, project_json, plan_id, state, created_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(run_id)
-            .bind(position as i64)
-            .bind(job.kind.as_str())
-            .bind(&job.project_name)
-            .bind(&job.project_dir)
-            .bind(&job.workspace)
-            .bind(&job.project_json)
-            .bind(job.plan_id)
-            .bind(job_state.as_str())
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        }
+        let waiting_on = held.first().map(|l| l.pr);
+        let run_id = insert_run(&mut tx, &run, run_state, job_state, waiting_on, now).await?;
         if let LockDecision::Acquire(take) = &decision {
             take_locks(
                 &mut tx,
@@ -873,8 +833,12 @@ impl Store for SqliteStore {
             )
             .await?;
         }
-        insert_outbox(&mut tx, &outbox, now).await?;
-        insert_audit(&mut tx, audit, now).await?;
+        let opening = if held.is_empty() {
+            Opening::Starts
+        } else {
+            Opening::Waits { held: &held }
+        };
+        insert_effects(&mut tx, announce(opening), now).await?;
         if run.jobs.is_empty() {
             maybe_finish_run(&mut tx, run_id, now).await?;
         }
@@ -888,8 +852,8 @@ impl Store for SqliteStore {
     async fn claim_job(
         &self,
         worker: &str,
-        now: i64,
-        lease_until: i64,
+        now: UnixMs,
+        lease_until: UnixMs,
     ) -> StoreResult<Option<ClaimedJob>> {
         let mut tx = self.write_tx().await?;
         // Apply jobs of one run go one after the other, in position order.
@@ -909,8 +873,8 @@ impl Store for SqliteStore {
              WHERE id = ? AND state = 'queued'",
         )
         .bind(worker)
-        .bind(lease_until)
-        .bind(now)
+        .bind(lease_until.get())
+        .bind(now.get())
         .bind(id)
         .execute(&mut *tx)
         .await?;
@@ -920,19 +884,19 @@ impl Store for SqliteStore {
                 .fetch_one(&mut *tx)
                 .await?,
         )?;
-        let run = run_from_row(
-            &sqlx::query("SELECT * FROM runs WHERE id = ?")
-                .bind(job.run_id)
-                .fetch_one(&mut *tx)
-                .await?,
-        )?;
+        let run = run_by_id(&mut tx, job.run_id).await?;
         tx.commit().await?;
         Ok(Some(ClaimedJob { job, run }))
     }
 
-    async fn renew_lease(&self, job_id: i64, worker: &str, lease_until: i64) -> StoreResult<bool> {
+    async fn renew_lease(
+        &self,
+        job_id: i64,
+        worker: &str,
+        lease_until: UnixMs,
+    ) -> StoreResult<bool> {
         let res = sqlx::query("UPDATE jobs SET lease_until = ? WHERE id = ? AND lease_owner = ? AND state = 'running'")
-            .bind(lease_until)
+            .bind(lease_until.get())
             .bind(job_id)
             .bind(worker)
             .execute(&self.writer)
@@ -945,7 +909,7 @@ impl Store for SqliteStore {
         job_id: i64,
         worker: &str,
         finish: JobFinish,
-        now: i64,
+        now: UnixMs,
     ) -> StoreResult<bool> {
         if !finish.state.is_terminal() {
             bail!("finish_job needs a terminal state, got {}", finish.state);
@@ -963,87 +927,22 @@ impl Store for SqliteStore {
             tx.rollback().await?;
             return Ok(false);
         }
-        let run = run_from_row(
-            &sqlx::query("SELECT * FROM runs WHERE id = ?")
-                .bind(job.run_id)
-                .fetch_one(&mut *tx)
-                .await?,
-        )?;
+        let run = run_by_id(&mut tx, job.run_id).await?;
         let entries = insert_audit(&mut tx, finish.audit, now).await?;
         sqlx::query(
             "UPDATE jobs SET state = ?, report_json = ?, finished_at = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?",
         )
         .bind(finish.state.as_str())
-        .bind(&finish.report_json)
-        .bind(now)
+        .bind(report_json(&finish.report)?)
+        .bind(now.get())
         .bind(job_id)
         .execute(&mut *tx)
         .await?;
-
         match job.kind {
             JobKind::Plan => {
-                // Any plan of this project from an earlier job is superseded, whatever this
-                // job's outcome: a failed re-plan must not leave an older plan applicable.
-                sqlx::query(
-                    "UPDATE plans SET discarded_at = ? WHERE repo = ? COLLATE NOCASE AND pr = ? AND project_name = ? \
-                     AND job_id < ? AND discarded_at IS NULL AND applied_at IS NULL",
-                )
-                .bind(now)
-                .bind(run.repo.full())
-                .bind(run.pr.get() as i64)
-                .bind(&job.project_name)
-                .bind(job_id)
-                .execute(&mut *tx)
-                .await?;
-                if let Some(plan) = &finish.plan {
-                    let seq = entries
-                        .iter()
-                        .find(|e| e.record.action == Some(crate::core::audit::AuditAction::Plan))
-                        .map(|e| e.seq as i64);
-                    sqlx::query(
-                        "INSERT INTO plans (repo, pr, project_name, project_dir, workspace, head_sha, job_id, plan_file, plan_sha256, \
-                         summary_json, audit_seq, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    )
-                    .bind(run.repo.full())
-                    .bind(run.pr.get() as i64)
-                    .bind(&job.project_name)
-                    .bind(&job.project_dir)
-                    .bind(&job.workspace)
-                    .bind(plan.head_sha.as_str())
-                    .bind(job_id)
-                    .bind(&plan.plan_file)
-                    .bind(&plan.plan_sha256)
-                    .bind(&plan.summary_json)
-                    .bind(seq)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                }
+                record_plan(&mut tx, &run, &job, finish.plan.as_ref(), &entries, now).await?
             }
-            JobKind::Apply => {
-                if finish.state == JobState::Succeeded {
-                    if let Some(plan_id) = job.plan_id {
-                        sqlx::query("UPDATE plans SET applied_at = ? WHERE id = ?")
-                            .bind(now)
-                            .bind(plan_id)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                } else {
-                    // Later projects of the same apply are not attempted after a failure.
-                    let skipped = serde_json::json!({ "skipped": "not applied: an earlier project of this apply did not succeed" });
-                    sqlx::query(
-                        "UPDATE jobs SET state = 'cancelled', report_json = ?, finished_at = ? \
-                         WHERE run_id = ? AND position > ? AND state IN ('queued', 'waiting')",
-                    )
-                    .bind(skipped.to_string())
-                    .bind(now)
-                    .bind(job.run_id)
-                    .bind(job.position)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-            }
+            JobKind::Apply => record_apply(&mut tx, &job, finish.state, now).await?,
         }
         let finished = maybe_finish_run(&mut tx, job.run_id, now).await?;
         tx.commit().await?;
@@ -1057,13 +956,7 @@ impl Store for SqliteStore {
         rows.iter().map(run_from_row).collect()
     }
 
-    async fn report_run(
-        &self,
-        run_id: i64,
-        outbox: Vec<OutboxItem>,
-        audit: Vec<AuditRecord>,
-        now: i64,
-    ) -> StoreResult<()> {
+    async fn report_run(&self, run_id: i64, effects: Effects, now: UnixMs) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
         let res =
             sqlx::query("UPDATE runs SET state = 'reported' WHERE id = ? AND state = 'finished'")
@@ -1075,8 +968,7 @@ impl Store for SqliteStore {
             tx.rollback().await?;
             return Ok(());
         }
-        insert_outbox(&mut tx, &outbox, now).await?;
-        insert_audit(&mut tx, audit, now).await?;
+        insert_effects(&mut tx, effects, now).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -1109,22 +1001,22 @@ impl Store for SqliteStore {
             .transpose()
     }
 
-    async fn recover_expired(&self, now: i64) -> StoreResult<Vec<Recovered>> {
+    async fn recover_expired(&self, now: UnixMs) -> StoreResult<Vec<Recovered>> {
         let mut tx = self.write_tx().await?;
         let rows = sqlx::query(
             "SELECT * FROM jobs WHERE state = 'running' AND lease_until < ? ORDER BY id",
         )
-        .bind(now)
+        .bind(now.get())
         .fetch_all(&mut *tx)
         .await?;
+        let interrupted = report_json(&JobReport::Interrupted(
+            "the worker running this job stopped (crash or restart) before it finished".into(),
+        ))?;
         let mut out = Vec::new();
         for row in &rows {
             let job = job_from_row(row)?;
             let next = after_lost_lease(job.kind, job.attempts);
-            let report = (next == JobState::Interrupted).then(|| {
-                serde_json::json!({ "interrupted": "the worker running this job stopped (crash or restart) before it finished" })
-                    .to_string()
-            });
+            let report = (next == JobState::Interrupted).then_some(interrupted.as_str());
             sqlx::query(
                 "UPDATE jobs SET state = ?, lease_owner = NULL, lease_until = NULL, report_json = COALESCE(?, report_json), \
                  finished_at = CASE WHEN ? = 'interrupted' THEN ? ELSE finished_at END WHERE id = ?",
@@ -1132,19 +1024,14 @@ impl Store for SqliteStore {
             .bind(next.as_str())
             .bind(report)
             .bind(next.as_str())
-            .bind(now)
+            .bind(now.get())
             .bind(job.id)
             .execute(&mut *tx)
             .await?;
             if next == JobState::Interrupted {
                 maybe_finish_run(&mut tx, job.run_id, now).await?;
             }
-            let run = run_from_row(
-                &sqlx::query("SELECT * FROM runs WHERE id = ?")
-                    .bind(job.run_id)
-                    .fetch_one(&mut *tx)
-                    .await?,
-            )?;
+            let run = run_by_id(&mut tx, job.run_id).await?;
             out.push(Recovered {
                 job,
                 run,
@@ -1155,16 +1042,16 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
-    async fn interrupt_worker_jobs(&self, worker: &str, now: i64) -> StoreResult<Vec<i64>> {
+    async fn interrupt_worker_jobs(&self, worker: &str, now: UnixMs) -> StoreResult<Vec<i64>> {
         let mut tx = self.write_tx().await?;
         let rows =
             sqlx::query("SELECT id, run_id FROM jobs WHERE state = 'running' AND lease_owner = ?")
                 .bind(worker)
                 .fetch_all(&mut *tx)
                 .await?;
-        let report =
-            serde_json::json!({ "interrupted": "Sluice was shut down before this job finished" })
-                .to_string();
+        let report = report_json(&JobReport::Interrupted(
+            "Sluice was shut down before this job finished".into(),
+        ))?;
         let mut ids = Vec::new();
         for r in &rows {
             let id: i64 = r.try_get("id")?;
@@ -1173,7 +1060,7 @@ impl Store for SqliteStore {
                 "UPDATE jobs SET state = 'interrupted', report_json = ?, finished_at = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?",
             )
             .bind(&report)
-            .bind(now)
+            .bind(now.get())
             .bind(id)
             .execute(&mut *tx)
             .await?;
@@ -1188,9 +1075,10 @@ impl Store for SqliteStore {
         &self,
         repo: &RepoName,
         pr: PrNumber,
-        reason_json: &str,
-        now: i64,
+        reason: &str,
+        now: UnixMs,
     ) -> StoreResult<Vec<i64>> {
+        let report = report_json(&JobReport::Cancelled(reason.to_string()))?;
         let mut tx = self.write_tx().await?;
         let runs: Vec<i64> = sqlx::query_scalar(
             "SELECT DISTINCT r.id FROM runs r JOIN jobs j ON j.run_id = r.id \
@@ -1204,8 +1092,8 @@ impl Store for SqliteStore {
             sqlx::query(
                 "UPDATE jobs SET state = 'cancelled', report_json = ?, finished_at = ? WHERE run_id = ? AND state IN ('waiting', 'queued')",
             )
-            .bind(reason_json)
-            .bind(now)
+            .bind(&report)
+            .bind(now.get())
             .bind(run_id)
             .execute(&mut *tx)
             .await?;
@@ -1254,7 +1142,7 @@ impl Store for SqliteStore {
         &self,
         repo: &RepoName,
         pr: PrNumber,
-        now: i64,
+        now: UnixMs,
     ) -> StoreResult<Vec<PlanRow>> {
         let mut tx = self.write_tx().await?;
         let rows = sqlx::query(
@@ -1265,7 +1153,7 @@ impl Store for SqliteStore {
         .fetch_all(&mut *tx)
         .await?;
         sqlx::query("UPDATE plans SET discarded_at = ? WHERE repo = ? COLLATE NOCASE AND pr = ? AND discarded_at IS NULL AND applied_at IS NULL")
-            .bind(now)
+            .bind(now.get())
             .bind(repo.full())
             .bind(pr.get() as i64)
             .execute(&mut *tx)
@@ -1277,8 +1165,8 @@ impl Store for SqliteStore {
     async fn add_policy_overrides(
         &self,
         rows: Vec<PolicyOverrideRow>,
-        audit: Vec<AuditRecord>,
-        now: i64,
+        effects: Effects,
+        now: UnixMs,
     ) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
         for r in &rows {
@@ -1289,15 +1177,15 @@ impl Store for SqliteStore {
             .bind(r.repo.full())
             .bind(r.pr.get() as i64)
             .bind(r.head_sha.as_str())
-            .bind(&r.project)
+            .bind(r.project.as_str())
             .bind(&r.policy)
             .bind(&r.by_login)
             .bind(r.by_id.map(|v| v as i64))
-            .bind(now)
+            .bind(now.get())
             .execute(&mut *tx)
             .await?;
         }
-        insert_audit(&mut tx, audit, now).await?;
+        insert_effects(&mut tx, effects, now).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -1316,20 +1204,7 @@ impl Store for SqliteStore {
         .bind(head_sha.as_str())
         .fetch_all(&self.reader)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(PolicyOverrideRow {
-                    repo: repo_name(r.try_get("repo")?)?,
-                    pr: pr_num(r.try_get("pr")?)?,
-                    head_sha: sha(r.try_get("head_sha")?)?,
-                    project: r.try_get("project")?,
-                    policy: r.try_get("policy")?,
-                    by_login: r.try_get("by_login")?,
-                    by_id: r.try_get::<Option<i64>, _>("by_id")?.map(|v| v as u64),
-                    created_at: r.try_get("created_at")?,
-                })
-            })
-            .collect()
+        rows.iter().map(override_from_row).collect()
     }
 
     async fn locks(&self, repo: Option<&RepoName>) -> StoreResult<Vec<Lock>> {
@@ -1353,9 +1228,8 @@ impl Store for SqliteStore {
         &self,
         repo: &RepoName,
         pr: PrNumber,
-        outbox: Vec<OutboxItem>,
-        audit: Vec<AuditRecord>,
-        now: i64,
+        effects: Effects,
+        now: UnixMs,
     ) -> StoreResult<(Vec<Lock>, Vec<i64>)> {
         let mut tx = self.write_tx().await?;
         let released: Vec<Lock> = repo_locks(&mut tx, repo)
@@ -1368,8 +1242,7 @@ impl Store for SqliteStore {
             .bind(pr.get() as i64)
             .execute(&mut *tx)
             .await?;
-        insert_outbox(&mut tx, &outbox, now).await?;
-        insert_audit(&mut tx, audit, now).await?;
+        insert_effects(&mut tx, effects, now).await?;
         let started = wake_waiting(&mut tx, repo, now).await?;
         tx.commit().await?;
         Ok((released, started))
@@ -1379,9 +1252,8 @@ impl Store for SqliteStore {
         &self,
         repo: &RepoName,
         key: &LockKey,
-        outbox: Vec<OutboxItem>,
-        audit: Vec<AuditRecord>,
-        now: i64,
+        effects: Effects,
+        now: UnixMs,
     ) -> StoreResult<(Option<Lock>, Vec<i64>)> {
         let mut tx = self.write_tx().await?;
         let existing = repo_locks(&mut tx, repo)
@@ -1396,68 +1268,48 @@ impl Store for SqliteStore {
         .bind(key.workspace.as_str())
         .execute(&mut *tx)
         .await?;
-        insert_outbox(&mut tx, &outbox, now).await?;
-        insert_audit(&mut tx, audit, now).await?;
+        insert_effects(&mut tx, effects, now).await?;
         let started = wake_waiting(&mut tx, repo, now).await?;
         tx.commit().await?;
         Ok((existing, started))
     }
 
-    async fn enqueue(
-        &self,
-        outbox: Vec<OutboxItem>,
-        audit: Vec<AuditRecord>,
-        now: i64,
-    ) -> StoreResult<()> {
+    async fn enqueue(&self, effects: Effects, now: UnixMs) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
-        insert_outbox(&mut tx, &outbox, now).await?;
-        insert_audit(&mut tx, audit, now).await?;
+        insert_effects(&mut tx, effects, now).await?;
         tx.commit().await?;
         Ok(())
     }
 
-    async fn due_outbox(&self, now: i64, limit: u32) -> StoreResult<Vec<OutboxRow>> {
+    async fn due_outbox(&self, now: UnixMs, limit: u32) -> StoreResult<Vec<OutboxRow>> {
         // The oldest pending item of each PR (or of each repo, for items without a PR), if due.
         let rows = sqlx::query(
             "SELECT * FROM outbox o WHERE o.state = 'pending' AND o.next_attempt_at <= ? AND o.id = ( \
                  SELECT MIN(p.id) FROM outbox p WHERE p.state = 'pending' AND p.repo = o.repo AND p.pr IS o.pr) \
              ORDER BY o.id LIMIT ?",
         )
-        .bind(now)
+        .bind(now.get())
         .bind(limit as i64)
         .fetch_all(&self.reader)
         .await?;
-        rows.iter()
-            .map(|r| {
-                let pr: Option<i64> = r.try_get("pr")?;
-                Ok(OutboxRow {
-                    id: r.try_get("id")?,
-                    item: OutboxItem {
-                        repo: repo_name(r.try_get("repo")?)?,
-                        pr: pr.map(pr_num).transpose()?,
-                        message: serde_json::from_str(r.try_get::<&str, _>("payload_json")?)?,
-                    },
-                    attempts: r.try_get::<i64, _>("attempts")? as u32,
-                })
-            })
-            .collect()
+        rows.iter().map(outbox_from_row).collect()
     }
 
-    async fn outbox_sent(&self, id: i64, now: i64) -> StoreResult<()> {
+    async fn outbox_sent(&self, id: i64, now: UnixMs) -> StoreResult<()> {
         sqlx::query(
             "UPDATE outbox SET state = 'sent', sent_at = ?, attempts = attempts + 1 WHERE id = ?",
         )
-        .bind(now)
+        .bind(now.get())
         .bind(id)
         .execute(&self.writer)
         .await?;
         Ok(())
     }
 
-    async fn outbox_retry(&self, id: i64, error: &str, retry_at: i64) -> StoreResult<()> {
+    async fn outbox_retry(&self, id: i64, error: &str, retry_at: UnixMs) -> StoreResult<()> {
         sqlx::query("UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE id = ?")
             .bind(error)
-            .bind(retry_at)
+            .bind(retry_at.get())
             .bind(id)
             .execute(&self.writer)
             .await?;
@@ -1483,7 +1335,7 @@ impl Store for SqliteStore {
     async fn append_audit(
         &self,
         audit: Vec<AuditRecord>,
-        now: i64,
+        now: UnixMs,
     ) -> StoreResult<Vec<AuditEntry>> {
         let mut tx = self.write_tx().await?;
         let entries = insert_audit(&mut tx, audit, now).await?;
@@ -1521,10 +1373,9 @@ impl Store for SqliteStore {
             sql.push_str(" LIMIT ?");
         }
         let mut query = sqlx::query(&sql);
-        for v in [&q.since, &q.until, &q.repo, &q.head_sha]
-            .into_iter()
-            .flatten()
-        {
+        // `time_text` holds the canonical time, whose text order is time order.
+        let bounds = [q.since, q.until].map(|b| b.map(audit::format_time));
+        for v in bounds.iter().chain([&q.repo, &q.head_sha]).flatten() {
             query = query.bind(v.clone());
         }
         if let Some(a) = q.after_seq {

@@ -1,0 +1,129 @@
+//! What the flows read about a pull request besides GitHub's word: its commits fetched into the
+//! repository's mirror, its configuration and projects (read within the detection deadline),
+//! the policies in force (from the base branch, never the head), the overrides recorded for its
+//! head, and the project a saved plan was made for.
+
+use super::{Bot, EventError};
+use crate::adapters::git::GitRepo;
+use crate::app::bounded::{self, BoundedError};
+use crate::app::policy::{PolicySet, policies_at};
+use crate::app::ports::PullDetails;
+use crate::app::ports::store::{JobPayload, PlanRow};
+use crate::app::repo_state::RepoState;
+use crate::core::event::RepoRef;
+use crate::core::policy::PolicyOverride;
+use crate::core::projects::Project;
+use crate::core::types::{CommitSha, RepoName};
+
+impl Bot {
+    /// Fetches the PR's head and base into the mirror.
+    pub(super) async fn fetch(
+        &self,
+        repo: &RepoRef,
+        pr: &PullDetails,
+    ) -> Result<GitRepo, EventError> {
+        let token = self.github.clone_token(repo.installation_id).await?;
+        let n = pr.number.get();
+        let base = format!("+refs/heads/{0}:refs/sluice/base/{0}", pr.base_ref);
+        let sets = vec![
+            vec![
+                format!("+refs/pull/{n}/head:refs/sluice/pull/{n}/head"),
+                base.clone(),
+            ],
+            vec![
+                format!("+refs/heads/{0}:refs/sluice/head/{0}", pr.head_ref),
+                base,
+            ],
+        ];
+        self.mirrors
+            .ensure(
+                &repo.name,
+                &repo.clone_url,
+                token,
+                sets,
+                vec![pr.head_sha.clone()],
+                true,
+            )
+            .await
+            .map_err(|e| EventError::Retry(e.context(format!("fetching {} for #{n}", repo.name))))
+    }
+
+    /// The commit the base branch points at now (after a fetch).
+    pub(super) fn base_tip(git: &GitRepo, pr: &PullDetails) -> CommitSha {
+        git.resolve(&format!("refs/sluice/base/{}", pr.base_ref))
+            .unwrap_or_else(|_| pr.base_sha.clone())
+    }
+
+    /// The configuration, tree and changes of `head` against `base`, read within the deadline.
+    pub(super) async fn repo_state(
+        &self,
+        git: &GitRepo,
+        base: &CommitSha,
+        head: &CommitSha,
+    ) -> Result<RepoState, EventError> {
+        let (git, base, head) = (git.clone(), base.clone(), head.clone());
+        self.read_bounded(move || RepoState::load(&git, &base, &head))
+            .await
+    }
+
+    /// The policies in force for a PR whose base is `base` (from that commit, never the head).
+    pub async fn policy_set(
+        &self,
+        git: &GitRepo,
+        base: &CommitSha,
+    ) -> Result<PolicySet, EventError> {
+        let (git, base, server, repo) = (
+            git.clone(),
+            base.clone(),
+            self.server_policies.clone(),
+            self.settings.repo_policies,
+        );
+        self.read_bounded(move || policies_at(&git, &base, &server, repo))
+            .await
+    }
+
+    /// Runs blocking work that reads a PR's commits on a reading thread of its own, within
+    /// `limits.detection_timeout_secs` (see `app::bounded`).
+    pub(super) async fn read_bounded<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+    ) -> Result<T, EventError> {
+        let budget = std::time::Duration::from_secs(self.settings.limits.detection_timeout_secs);
+        match bounded::run("reading the pull request", budget, work).await {
+            Ok(read) => read.map_err(EventError::Permanent),
+            Err(e @ BoundedError::Busy { .. }) => Err(EventError::Retry(e.into())),
+            Err(e) => Err(EventError::Permanent(e.into())),
+        }
+    }
+
+    /// Overrides recorded for the PR's current head.
+    pub(super) async fn overrides(
+        &self,
+        repo: &RepoName,
+        pr: &PullDetails,
+    ) -> Result<Vec<PolicyOverride>, EventError> {
+        let rows = self
+            .store
+            .policy_overrides(repo, pr.number, &pr.head_sha)
+            .await
+            .map_err(EventError::Retry)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| PolicyOverride {
+                policy: r.policy,
+                project: r.project,
+                by: r.by_login,
+                head_sha: r.head_sha,
+            })
+            .collect())
+    }
+
+    /// The project a saved plan was made for, exactly as its plan job stored it; `None` when
+    /// it cannot be read.
+    pub(super) async fn project_of_plan(&self, plan: &PlanRow) -> Option<Project> {
+        match self.store.job(plan.job_id).await.ok()??.payload {
+            Ok(JobPayload::Plan(project)) => Some(project),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,542 @@
+//! The job workers: claim a job with a lease, keep the lease alive while it runs, run the plan
+//! or the apply through `project_run::Runner`, and record the result — report, saved plan,
+//! audit entry — in one transaction. A job whose code panics ends failed; an apply re-checks
+//! what may have changed since its gate right before terraform starts.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::Workers;
+use crate::adapters::git::GitRepo;
+use crate::adapters::{clock, plan_files};
+use crate::app::ports::PullState;
+use crate::app::ports::store::{
+    ApplyContext, ClaimedJob, JobFinish, JobPayload, JobReport, NewPlan, PlanRow,
+};
+use crate::app::project_run::ProjectJob;
+use crate::core::audit::{
+    AuditAction, AuditActor, AuditPolicyDecision, AuditRecord, AuditResult, ChangeCounts,
+    ErrorClass,
+};
+use crate::core::job::{JobKind, JobState};
+use crate::core::plan::{FailedStage, Plan, PlanSummary, ProjectOutcome, ProjectReport};
+use crate::core::policy::{self, PolicyInput, PolicyVerdict, Stage};
+use crate::core::projects::Project;
+use crate::core::reply;
+use crate::core::reply::job::ApplyStop;
+
+impl Workers {
+    pub async fn job_loop(
+        self: Arc<Self>,
+        n: usize,
+        stop: CancellationToken,
+        kill: CancellationToken,
+    ) {
+        let worker = format!("{}-w{n}", self.instance);
+        loop {
+            if stop.is_cancelled() {
+                return;
+            }
+            let now = clock::now();
+            match self
+                .store
+                .claim_job(&worker, now, now.plus(self.lease))
+                .await
+            {
+                Ok(Some(claimed)) => {
+                    // There may be more queued work: pass the wake-up on to an idle worker. (A
+                    // `notify_one` keeps its permit until someone waits, so none is lost.)
+                    self.jobs_ready.notify_one();
+                    self.execute(&worker, claimed, &kill).await
+                }
+                Ok(None) => {
+                    tokio::select! {
+                        _ = self.jobs_ready.notified() => {}
+                        _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                        _ = stop.cancelled() => return,
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %format!("{e:#}"), "claiming a job failed");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+
+    async fn execute(&self, worker: &str, c: ClaimedJob, kill: &CancellationToken) {
+        let span = tracing::info_span!(
+            "job",
+            job_id = c.job.id,
+            kind = %c.job.kind,
+            repo = %c.run.repo,
+            pr = c.run.pr.get(),
+            project = %c.job.project_name,
+            sha = %c.run.head_sha.short(),
+        );
+        async {
+            tracing::info!(attempt = c.job.attempts, "job started");
+            let cancel = kill.child_token();
+            let heartbeat = self.heartbeat(c.job.id, worker, cancel.clone());
+            self.live_jobs().insert(c.job.id, worker.to_string());
+            let run = async {
+                match c.job.kind {
+                    JobKind::Plan => self.plan_job(&c, cancel.clone()).await,
+                    JobKind::Apply => self.apply_job(&c, cancel.clone()).await,
+                }
+            };
+            // A bug that panics ends this job as failed, never as a job that runs forever (the
+            // heartbeat would keep its lease alive).
+            let finish = match std::panic::AssertUnwindSafe(run).catch_unwind().await {
+                Ok(finish) => finish,
+                Err(panic) => {
+                    let what = panic
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_else(|| "unknown panic".into());
+                    tracing::error!(panic = %what, "job panicked");
+                    self.crashed(&c, &what)
+                }
+            };
+            heartbeat.abort();
+            self.live_jobs().remove(&c.job.id);
+            if kill.is_cancelled() {
+                // Shutdown past its grace: the server marks the job interrupted; our result is
+                // incomplete by construction.
+                return;
+            }
+            let state = finish.state;
+            match self
+                .store
+                .finish_job(c.job.id, worker, finish, clock::now())
+                .await
+            {
+                Ok(true) => {
+                    tracing::info!(state = %state, "job finished; run complete");
+                    self.report(c.run.id).await;
+                }
+                Ok(false) => tracing::info!(state = %state, "job finished"),
+                Err(e) => {
+                    tracing::error!(error = %format!("{e:#}"), "recording the job's result failed")
+                }
+            }
+            self.jobs_ready.notify_one();
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Renews the job's lease every third of it; a refused renewal means the job was taken from
+    /// this worker (cancelled, recovered), and `cancel` stops it.
+    fn heartbeat(
+        &self,
+        job_id: i64,
+        worker: &str,
+        cancel: CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        let store = self.store.clone();
+        let (worker, lease) = (worker.to_string(), self.lease);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(lease / 3).await;
+                match store
+                    .renew_lease(job_id, &worker, clock::now().plus(lease))
+                    .await
+                {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::warn!(job_id, "lease lost; stopping the job");
+                        cancel.cancel();
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %format!("{e:#}"), "lease renewal failed")
+                    }
+                }
+            }
+        })
+    }
+
+    /// The end of a job whose code panicked: failed, with an audit entry saying so.
+    fn crashed(&self, c: &ClaimedJob, what: &str) -> JobFinish {
+        let project = c.job.payload.as_ref().ok().map(JobPayload::project);
+        let record = self
+            .audit_base(c, project)
+            .error(ErrorClass::Internal)
+            .result(AuditResult::Failure);
+        let error = reply::job::crashed(what);
+        let outcome = match c.job.kind {
+            JobKind::Plan => ProjectOutcome::PlanFailed {
+                stage: FailedStage::Plan,
+                error,
+            },
+            JobKind::Apply => ProjectOutcome::ApplyFailed { error },
+        };
+        failed(self.report_of(c, outcome), record)
+    }
+
+    /// Notes every project's report carries (a run without a sandbox says so).
+    fn job_notes(&self) -> Vec<String> {
+        if self.runner.sandbox.is_isolated() {
+            vec![]
+        } else {
+            vec![reply::job::not_isolated_note()]
+        }
+    }
+
+    /// The report of the claimed job's project with `outcome`, the usual notes and no policy.
+    fn report_of(&self, c: &ClaimedJob, outcome: ProjectOutcome) -> JobReport {
+        JobReport::Full {
+            report: project_report(c, outcome, self.job_notes()),
+            policy: PolicyVerdict::None,
+        }
+    }
+
+    /// The audit record of the job's action, with what every such record carries.
+    fn audit_base(&self, c: &ClaimedJob, project: Option<&Project>) -> AuditRecord {
+        let action = match c.job.kind {
+            JobKind::Plan => AuditAction::Plan,
+            JobKind::Apply => AuditAction::Apply,
+        };
+        // Failed until the job says otherwise.
+        let mut record =
+            AuditRecord::new(action, AuditActor::of(&c.run.actor), AuditResult::Failure)
+                .pr(&c.run.repo, c.run.pr)
+                .base(&c.run.base_sha)
+                .head(&c.run.head_sha)
+                .project(&c.job.project_name, &c.job.project_dir, &c.job.workspace)
+                .detail("runner", self.runner.sandbox.description());
+        record.event_id = c.run.event_id.clone();
+        record.engine = project.map(|p| p.engine.as_str().to_string());
+        record.job_id = Some(c.job.id);
+        record
+    }
+
+    /// The run's commit, in the repository's mirror.
+    async fn git_for(&self, c: &ClaimedJob) -> anyhow::Result<GitRepo> {
+        let token = self.github.clone_token(c.run.installation_id).await?;
+        let n = c.run.pr.get();
+        self.bot
+            .mirrors
+            .ensure(
+                &c.run.repo,
+                &c.run.clone_url,
+                token,
+                vec![vec![format!(
+                    "+refs/pull/{n}/head:refs/sluice/pull/{n}/head"
+                )]],
+                vec![c.run.head_sha.clone()],
+                false,
+            )
+            .await
+    }
+
+    async fn plan_job(&self, c: &ClaimedJob, cancel: CancellationToken) -> JobFinish {
+        let record = self.audit_base(c, c.job.payload.as_ref().ok().map(JobPayload::project));
+        let fail = |stage: FailedStage, error: String, record: AuditRecord| {
+            failed(
+                self.report_of(c, ProjectOutcome::PlanFailed { stage, error }),
+                record,
+            )
+        };
+        let project = match &c.job.payload {
+            Ok(JobPayload::Plan(p)) => p,
+            Ok(JobPayload::Apply(_)) => {
+                let why = reply::job::project_unreadable("an apply job's payload on a plan job");
+                return fail(FailedStage::Config, why, record.error(ErrorClass::Internal));
+            }
+            Err(e) => {
+                let why = reply::job::project_unreadable(&e.0);
+                return fail(FailedStage::Config, why, record.error(ErrorClass::Internal));
+            }
+        };
+        let git = match self.git_for(c).await {
+            Ok(g) => g,
+            Err(e) => {
+                let record = record.error(ErrorClass::Stage(FailedStage::Checkout));
+                return fail(FailedStage::Checkout, format!("{e:#}"), record);
+            }
+        };
+        let job = ProjectJob {
+            git: &git,
+            repo: Some(&c.run.repo),
+            commit: &c.run.head_sha,
+            base: &c.run.base_sha,
+            project,
+            job_id: format!("job-{}", c.job.id),
+            extra_args: c.run.extra_args.clone(),
+            sink: None,
+            cancel,
+        };
+        let result = self.runner.plan(&job).await;
+        // The plan file now lives in `<job>.out`; the working copy is not needed again.
+        plan_files::remove_job_dir(&self.runner.jobs_dir.join(&job.job_id));
+        let planned = match result {
+            Ok(planned) => planned,
+            Err(f) => {
+                let mut record = record.error(ErrorClass::Stage(f.stage));
+                record.duration_ms = Some(f.duration.as_millis() as u64);
+                return fail(f.stage, f.error, record);
+            }
+        };
+        // Policies predict the apply: shown on the PR, recorded, not acted upon here.
+        let mut notes = self.job_notes();
+        let mut record = record.result(AuditResult::Success);
+        let verdict = match self.plan_policies(c, &git, project, &planned.plan).await {
+            Ok(Some((section, decisions, verdict))) => {
+                if !section.is_empty() {
+                    notes.push(section);
+                }
+                record.policy = decisions;
+                verdict
+            }
+            Ok(None) => PolicyVerdict::None,
+            Err(e) => {
+                notes.push(reply::job::policies_not_evaluated_note(&e.to_string()));
+                PolicyVerdict::Pending
+            }
+        };
+        record.engine_version = Some(planned.engine_version.clone());
+        record.duration_ms = Some(planned.duration.as_millis() as u64);
+        record.plan_sha256 = Some(planned.plan_sha256.clone());
+        record.changes = Some(counts(&planned.summary));
+        record.destroyed = planned.summary.destroyed.clone();
+        record.replaced = planned.summary.replaced.clone();
+        let plan = NewPlan {
+            head_sha: c.run.head_sha.clone(),
+            plan_file: planned.plan_file.clone(),
+            plan_sha256: planned.plan_sha256.clone(),
+            summary: planned.summary.clone(),
+        };
+        let outcome = ProjectOutcome::Planned {
+            summary: planned.summary,
+            diff: planned.diff,
+            plan_sha256: planned.plan_sha256,
+        };
+        JobFinish {
+            state: JobState::Succeeded,
+            report: JobReport::Full {
+                report: project_report(c, outcome, notes),
+                policy: verdict,
+            },
+            plan: Some(plan),
+            audit: vec![record],
+        }
+    }
+
+    /// Evaluates the base branch's policies on a fresh plan: the markdown section, the audit
+    /// decisions and the verdict. `None` when no policy is configured.
+    async fn plan_policies(
+        &self,
+        c: &ClaimedJob,
+        git: &GitRepo,
+        project: &Project,
+        plan: &Plan,
+    ) -> anyhow::Result<Option<(String, Vec<AuditPolicyDecision>, PolicyVerdict)>> {
+        let set = self
+            .bot
+            .policy_set(git, &c.run.base_sha)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        if set.is_empty() {
+            return Ok(None);
+        }
+        if set.broken {
+            let note = reply::job::policies_broken_note(&set.broken_message());
+            return Ok(Some((note, vec![], PolicyVerdict::Fail)));
+        }
+        let pull = self.github.get_pull(&c.run.repo, c.run.pr).await?;
+        let reviews = self.github.list_reviews(&c.run.repo, c.run.pr).await?;
+        let approvals = crate::core::apply_gate::approvals(&reviews, &pull.author);
+        let teams = self.bot.teams.resolve(&*self.github, &set.policies).await;
+        let base_names = set.base_names_of(project);
+        let input = PolicyInput {
+            stage: Stage::Plan,
+            actor: &c.run.actor.login,
+            author: &pull.author.login,
+            target_branch: &c.run.base_ref,
+            head_sha: &c.run.head_sha,
+            project,
+            base_names: &base_names,
+            plan: Some(plan),
+            approvals: &approvals,
+            teams: &teams,
+            overrides: &[],
+        };
+        let decisions = policy::evaluate(&set.policies, &input);
+        let section = policy::render_section(&decisions, &self.settings.bot_name, &project.name);
+        Ok(Some((
+            section,
+            set.audit(&decisions),
+            PolicyVerdict::of(&decisions),
+        )))
+    }
+
+    /// Whether the plan may still be applied now: current (neither discarded by `unlock` or a
+    /// newer plan, nor applied), its workspace still locked by this PR, and the PR still open at
+    /// the planned commit.
+    async fn still_applicable(&self, c: &ClaimedJob, plan: &PlanRow) -> Result<(), ApplyStop> {
+        if plan.applied_at.is_some() {
+            return Err(ApplyStop::AlreadyApplied);
+        }
+        if plan.discarded_at.is_some() {
+            return Err(ApplyStop::Discarded);
+        }
+        let locks = self
+            .store
+            .locks(Some(&c.run.repo))
+            .await
+            .map_err(|e| ApplyStop::LocksUnreadable(format!("{e:#}")))?;
+        let held = locks.iter().any(|l| {
+            l.pr == c.run.pr && l.key.dir == plan.project_dir && l.key.workspace == plan.workspace
+        });
+        if !held {
+            return Err(ApplyStop::LockLost);
+        }
+        let pull = self
+            .github
+            .get_pull(&c.run.repo, c.run.pr)
+            .await
+            .map_err(|e| ApplyStop::PullUnreadable(e.to_string()))?;
+        if pull.state != PullState::Open {
+            return Err(ApplyStop::PrClosed);
+        }
+        if pull.head_sha != c.run.head_sha {
+            return Err(ApplyStop::NewCommits {
+                head: pull.head_sha,
+            });
+        }
+        Ok(())
+    }
+
+    async fn apply_job(&self, c: &ClaimedJob, cancel: CancellationToken) -> JobFinish {
+        let ctx: Option<&ApplyContext> = match &c.job.payload {
+            Ok(JobPayload::Apply(ctx)) => Some(ctx),
+            _ => None,
+        };
+        let mut record = self.audit_base(c, ctx.map(|x| &x.project));
+        let fail = |error: String, record: AuditRecord, class: ErrorClass| {
+            let outcome = ProjectOutcome::ApplyFailed { error };
+            failed(self.report_of(c, outcome), record.error(class))
+        };
+        let Some(ctx) = ctx else {
+            let why = match &c.job.payload {
+                Err(e) => e.0.clone(),
+                Ok(_) => "a plan job's payload on an apply job".to_string(),
+            };
+            return fail(
+                reply::job::project_unreadable(&why),
+                record,
+                ErrorClass::Internal,
+            );
+        };
+        record.approvals = ctx.approvals.clone();
+        record.policy = ctx.policy.clone();
+        let plan = match c.job.plan_id {
+            Some(id) => self.store.plan(id).await.ok().flatten(),
+            None => None,
+        };
+        let Some(plan) = plan else {
+            let stop = ApplyStop::PlanMissing;
+            return fail(stop.reason(), record, stop.class());
+        };
+        record.plan_sha256 = Some(plan.plan_sha256.clone());
+        record.plan_entry_seq = plan.audit_seq;
+        // The gate was checked when `apply` was commented; the job may have queued since.
+        // What can change meanwhile is checked again, right before terraform starts.
+        let check = if plan.head_sha != c.run.head_sha {
+            Err(ApplyStop::OtherCommit)
+        } else {
+            self.still_applicable(c, &plan).await
+        };
+        if let Err(stop) = check {
+            return fail(stop.reason(), record, stop.class());
+        }
+        let git = match self.git_for(c).await {
+            Ok(g) => g,
+            Err(e) => {
+                let class = ErrorClass::Stage(FailedStage::Checkout);
+                return fail(format!("{e:#}"), record, class);
+            }
+        };
+        let job = ProjectJob {
+            git: &git,
+            repo: Some(&c.run.repo),
+            commit: &c.run.head_sha,
+            base: &c.run.base_sha,
+            project: &ctx.project,
+            job_id: format!("job-{}", c.job.id),
+            extra_args: vec![],
+            sink: None,
+            cancel,
+        };
+        let result = self
+            .runner
+            .apply(&job, &plan.plan_file, &plan.plan_sha256)
+            .await;
+        plan_files::remove_job_dir(&self.runner.jobs_dir.join(format!("job-{}-apply", c.job.id)));
+        match result {
+            Ok(applied) => {
+                // Applied plans are never used again; their files hold sensitive values.
+                plan_files::remove(&plan.plan_file);
+                let mut record = record.result(AuditResult::Success);
+                record.duration_ms = Some(applied.duration.as_millis() as u64);
+                if let Some(s) = &plan.summary {
+                    record.changes = Some(counts(s));
+                    record.destroyed = s.destroyed.clone();
+                    record.replaced = s.replaced.clone();
+                }
+                let outcome = ProjectOutcome::Applied {
+                    output: applied.output,
+                    summary: plan.summary.clone(),
+                };
+                JobFinish {
+                    state: JobState::Succeeded,
+                    report: self.report_of(c, outcome),
+                    plan: None,
+                    audit: vec![record],
+                }
+            }
+            Err(f) => {
+                record.duration_ms = Some(f.duration.as_millis() as u64);
+                fail(f.error, record, ErrorClass::Stage(f.stage))
+            }
+        }
+    }
+}
+
+/// The claimed job's project's report with `outcome` and `notes`.
+fn project_report(c: &ClaimedJob, outcome: ProjectOutcome, notes: Vec<String>) -> ProjectReport {
+    ProjectReport {
+        project: c.job.project_name.clone(),
+        dir: c.job.project_dir.clone(),
+        workspace: c.job.workspace.clone(),
+        outcome,
+        notes,
+    }
+}
+
+/// A failed job: its report, and its audit record marked failed.
+fn failed(report: JobReport, record: AuditRecord) -> JobFinish {
+    JobFinish {
+        state: JobState::Failed,
+        report,
+        plan: None,
+        audit: vec![record.result(AuditResult::Failure)],
+    }
+}
+
+fn counts(s: &PlanSummary) -> ChangeCounts {
+    ChangeCounts {
+        add: s.add as u64,
+        change: s.change as u64,
+        destroy: s.destroy as u64,
+        replace: s.replace as u64,
+        import: s.import as u64,
+    }
+}
