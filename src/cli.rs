@@ -240,9 +240,11 @@ fn init_tracing(format: LogFormat, server: bool) {
         LogFormat::Human => false,
         LogFormat::Auto => server && !std::io::stderr().is_terminal(),
     };
+    // Every line passes through the redactor of the secrets the settings name (set once the
+    // runner is built from them): no secret reaches the log, encoded or not.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(crate::adapters::log::RedactingWriter::stderr());
     let _ = if json {
         builder.json().try_init()
     } else {

@@ -23,7 +23,7 @@
 //!     dir: envs/prod/network # relative to the repo root; may be a glob (`envs/*/network`)
 //!     workspace: default
 //!     terraform_version: 1.6.2
-//!     engine: terraform      # or opentofu
+//!     engine: terraform      # or opentofu; default: OpenTofu when the files need it
 //!     autoplan: { enabled: true, when_modified: ["**/*.tf", "../../modules/**/*.tf"] }
 //!     apply_requirements: [approved, mergeable, undiverged]   # default [approved]
 //!     depends_on: [network-shared]
@@ -287,7 +287,11 @@ pub struct ProjectConfig {
     pub name: Option<Located<ProjectName>>,
     pub dir: Located<DirSpec>,
     pub workspace: Workspace,
-    pub engine: Engine,
+    /// `engine` (`terraform_distribution` in atlantis.yaml), where it is written. `None` when
+    /// the entry does not pin one: the engine then follows the project's files
+    /// ([`super::projects`]): OpenTofu when its configuration holds files only OpenTofu reads
+    /// (`.tofu`, `.tofu.json` without a `.tf`/`.tf.json` twin), terraform otherwise.
+    pub engine: Option<Located<Engine>>,
     /// Exact version without a leading `v`. `None`: resolved later from `required_version`.
     pub terraform_version: Option<String>,
     /// Whether a PR that touches the project plans it automatically.
@@ -1070,8 +1074,13 @@ fn glob_dir_with_name(
     }
 }
 
-/// `engine` (`terraform_distribution` in `atlantis.yaml`); terraform when absent.
-fn project_engine(r: &mut Reader, map: &MarkedMappingNode, atlantis: bool) -> Engine {
+/// `engine` (`terraform_distribution` in `atlantis.yaml`); `None` when absent (detection then
+/// picks the engine from the project's files).
+fn project_engine(
+    r: &mut Reader,
+    map: &MarkedMappingNode,
+    atlantis: bool,
+) -> Option<Located<Engine>> {
     let engine_key = if atlantis {
         "terraform_distribution"
     } else {
@@ -1081,19 +1090,24 @@ fn project_engine(r: &mut Reader, map: &MarkedMappingNode, atlantis: bool) -> En
         .get_node(engine_key)
         .and_then(|n| r.string(n, engine_key))
     {
-        None => Engine::default(),
+        None => None,
         Some(e) => match e.value.as_str() {
-            "terraform" => Engine::Terraform,
-            "opentofu" | "tofu" => Engine::Opentofu,
+            "terraform" => Some(Engine::Terraform),
+            "opentofu" | "tofu" => Some(Engine::Opentofu),
             other => {
                 r.error(
                     e.pos,
                     format!("unknown {engine_key} `{other}`"),
-                    Some("valid values: terraform, opentofu".to_string()),
+                    Some(
+                        "valid values: terraform, opentofu (or leave it out: projects whose files \
+                         only OpenTofu reads run with OpenTofu, the others with terraform)"
+                            .to_string(),
+                    ),
                 );
-                Engine::default()
+                None
             }
-        },
+        }
+        .map(|value| Located { value, pos: e.pos }),
     }
 }
 
@@ -1492,7 +1506,7 @@ mod tests {
                 p.pos.line,
                 p.pos.column,
                 p.workspace,
-                p.engine,
+                p.engine.as_ref().map_or("-", |e| e.value.as_str()),
                 p.terraform_version.as_deref().unwrap_or("-"),
                 p.autoplan,
                 p.apply_requirements
@@ -1549,11 +1563,11 @@ projects:
             => Sluice autoplan=true plan_drafts=true
                7:5 network-prod dir=envs/prod/network ws=default engine=opentofu tf=1.6.2 autoplan=false reqs=[approved,mergeable,undiverged] deps=[network-shared] env={"TF_VAR_count": "3", "TF_VAR_region": "eu-west-1"}
                  when_modified: *.tf !legacy.tf
-               16:5 network-shared dir=envs/shared/network ws=default engine=terraform tf=- autoplan=true reqs=[approved] deps=[] env={}
+               16:5 network-shared dir=envs/shared/network ws=default engine=- tf=- autoplan=true reqs=[approved] deps=[] env={}
                  when_modified: **/*.tf ../../modules/**/*.tf
-               18:5 <per dir> dir=glob envs/*/app ws=default engine=terraform tf=- autoplan=true reqs=[approved] deps=[] env={}
+               18:5 <per dir> dir=glob envs/*/app ws=default engine=- tf=- autoplan=true reqs=[approved] deps=[] env={}
                  when_modified: **/*.tf ../../modules/**/*.tf
-               19:5 envs/prod/network:blue dir=envs/prod/network ws=blue engine=terraform tf=- autoplan=true reqs=[] deps=[] env={}
+               19:5 envs/prod/network:blue dir=envs/prod/network ws=blue engine=- tf=- autoplan=true reqs=[] deps=[] env={}
                  when_modified: **/*.tf ../../modules/**/*.tf
             "#);
     }
@@ -1849,29 +1863,29 @@ projects:
     autoplan: { when_modified: ["[oops", "/abs/*.tf", "", "../../../x/*.tf"] }
   - dir: c
     env: { PATH: /bin, TF_CLI_ARGS_plan: -x, 1BAD: x, TF_VAR_ok: { a: 1 } }
-"#), @r"
-            sluice.yaml:5:36: error: unknown apply requirement `aproved`
-              hint: did you mean `approved`? valid values: approved, mergeable, undiverged
-            sluice.yaml:5:45: error: unknown apply requirement `reviewed`
-              hint: valid values: approved, mergeable, undiverged
-            sluice.yaml:6:13: error: unknown engine `pulumi`
-              hint: valid values: terraform, opentofu
-            sluice.yaml:7:24: error: `terraform_version` should be an exact version like `1.6.2`, found `~> 1.5`
-              hint: Sluice runs exactly this version; leave it out to use the project's `required_version`
-            sluice.yaml:9:33: error: `[oops` is not a valid glob: unclosed character class; missing ']'
-            sluice.yaml:9:42: error: when_modified pattern `/abs/*.tf` is absolute
-              hint: patterns are relative to the project dir; to reach other parts of the repository use `../`, e.g. `../../modules/**/*.tf` (not `/abs/*.tf`)
-            sluice.yaml:9:55: error: an empty pattern matches nothing
-            sluice.yaml:9:59: error: pattern `../../../x/*.tf` leaves the repository when read from `b`
-            sluice.yaml:11:12: error: `PATH` cannot be set in `env`
-              hint: the runner sets the run's directories and identity; `env` is for values the configuration reads, such as `TF_VAR_*`
-            sluice.yaml:11:24: error: `TF_CLI_ARGS_plan` cannot be set in `env`
-              hint: `TF_*` variables other than `TF_VAR_*` change what terraform loads, where it connects or how it runs, which Sluice controls; pass values to the configuration as `TF_VAR_name`
-            sluice.yaml:11:46: error: `1BAD` is not a valid environment variable name
-              hint: use letters, digits and `_`, not starting with a digit
-            sluice.yaml:11:66: error: `TF_VAR_ok` should be a single value, found a mapping
-            => no config
-            ");
+"#), @"
+        sluice.yaml:5:36: error: unknown apply requirement `aproved`
+          hint: did you mean `approved`? valid values: approved, mergeable, undiverged
+        sluice.yaml:5:45: error: unknown apply requirement `reviewed`
+          hint: valid values: approved, mergeable, undiverged
+        sluice.yaml:6:13: error: unknown engine `pulumi`
+          hint: valid values: terraform, opentofu (or leave it out: projects whose files only OpenTofu reads run with OpenTofu, the others with terraform)
+        sluice.yaml:7:24: error: `terraform_version` should be an exact version like `1.6.2`, found `~> 1.5`
+          hint: Sluice runs exactly this version; leave it out to use the project's `required_version`
+        sluice.yaml:9:33: error: `[oops` is not a valid glob: unclosed character class; missing ']'
+        sluice.yaml:9:42: error: when_modified pattern `/abs/*.tf` is absolute
+          hint: patterns are relative to the project dir; to reach other parts of the repository use `../`, e.g. `../../modules/**/*.tf` (not `/abs/*.tf`)
+        sluice.yaml:9:55: error: an empty pattern matches nothing
+        sluice.yaml:9:59: error: pattern `../../../x/*.tf` leaves the repository when read from `b`
+        sluice.yaml:11:12: error: `PATH` cannot be set in `env`
+          hint: the runner sets the run's directories and identity; `env` is for values the configuration reads, such as `TF_VAR_*`
+        sluice.yaml:11:24: error: `TF_CLI_ARGS_plan` cannot be set in `env`
+          hint: `TF_*` variables other than `TF_VAR_*` change what terraform loads, where it connects or how it runs, which Sluice controls; pass values to the configuration as `TF_VAR_name`
+        sluice.yaml:11:46: error: `1BAD` is not a valid environment variable name
+          hint: use letters, digits and `_`, not starting with a digit
+        sluice.yaml:11:66: error: `TF_VAR_ok` should be a single value, found a mapping
+        => no config
+        ");
     }
 
     #[test]
@@ -1971,9 +1985,9 @@ projects:
         // With a glob entry, names are only known after expansion: no error yet.
         insta::assert_snapshot!(check("sluice.yaml", "version: 1\nprojects:\n  - dir: envs/*\n  - dir: app\n    depends_on: [envs/prod]\n"), @r#"
             => Sluice autoplan=true plan_drafts=false
-               3:5 <per dir> dir=glob envs/* ws=default engine=terraform tf=- autoplan=true reqs=[approved] deps=[] env={}
+               3:5 <per dir> dir=glob envs/* ws=default engine=- tf=- autoplan=true reqs=[approved] deps=[] env={}
                  when_modified: **/*.tf **/*.tofu **/*.tfvars **/*.tfvars.json **/.terraform.lock.hcl
-               4:5 app dir=app ws=default engine=terraform tf=- autoplan=true reqs=[approved] deps=[envs/prod] env={}
+               4:5 app dir=app ws=default engine=- tf=- autoplan=true reqs=[approved] deps=[envs/prod] env={}
                  when_modified: **/*.tf **/*.tofu **/*.tfvars **/*.tfvars.json **/.terraform.lock.hcl
             "#);
     }
@@ -2015,7 +2029,7 @@ projects:
             => Atlantis autoplan=true plan_drafts=false
                7:5 prod dir=envs/prod ws=prod engine=opentofu tf=1.5.7 autoplan=true reqs=[mergeable,approved] deps=[staging] env={}
                  when_modified: *.tf ../modules/**/*.tf
-               20:5 staging dir=envs/staging ws=default engine=terraform tf=- autoplan=true reqs=[approved] deps=[] env={}
+               20:5 staging dir=envs/staging ws=default engine=- tf=- autoplan=true reqs=[approved] deps=[] env={}
                  when_modified: **/*.tf* **/terragrunt.hcl **/.terraform.lock.hcl
             "#);
     }

@@ -9,6 +9,7 @@
 mod audit;
 mod bot;
 mod bounds;
+mod detection;
 mod durability;
 mod engine_steering;
 mod fake_github;
@@ -18,6 +19,7 @@ mod intake;
 mod policy;
 mod preview;
 mod real_dirs;
+mod redaction;
 mod sandbox;
 mod sandbox_network;
 mod sandbox_probe;
