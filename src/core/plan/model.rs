@@ -23,6 +23,13 @@ pub struct Plan {
     pub terraform_version: String,
     #[serde(default)]
     pub resource_changes: Vec<ResourceChange>,
+    /// Terraform ≥ 0.15.4: changes detected outside terraform since the last apply, as
+    /// `before` (the prior state) → `after` (what the refresh read). In a refresh-only plan
+    /// (`plan -refresh-only`) this is the whole answer to "did anything change outside Git?";
+    /// in a normal plan terraform ≥ 1.2 lists only the drift relevant to the planned changes.
+    /// Actions are `update` or `delete` (deleted outside). Absent or `null` reads as empty.
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub resource_drift: Vec<ResourceChange>,
     /// Keyed by output name; `BTreeMap` so rendering order is stable.
     #[serde(default)]
     pub output_changes: BTreeMap<String, Change>,
@@ -31,7 +38,16 @@ pub struct Plan {
     pub errored: bool,
 }
 
-/// One entry of `resource_changes[]`.
+/// `null` reads like an absent list.
+fn null_as_empty<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
+}
+
+/// One entry of `resource_changes[]` (or `resource_drift[]`).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct ResourceChange {
     /// Full address, e.g. `module.net.aws_subnet.a["x"]`.
@@ -264,7 +280,8 @@ pub fn parse_plan_json(bytes: &[u8]) -> Result<Plan, PlanJsonError> {
 }
 
 impl Plan {
-    /// Every string (and number) value the plan marks as sensitive, before or after the change.
+    /// Every string (and number) value the plan marks as sensitive, before or after the change,
+    /// in `resource_changes`, `resource_drift` and `output_changes`.
     ///
     /// The diff renderer never prints these, but terraform itself may echo them (a provider
     /// error quoting a password, apply output): feed them to a `Redactor` for that text.
@@ -273,6 +290,7 @@ impl Plan {
         let changes = self
             .resource_changes
             .iter()
+            .chain(&self.resource_drift)
             .map(|rc| &rc.change)
             .chain(self.output_changes.values());
         for c in changes {
@@ -367,6 +385,41 @@ mod tests {
             Some("replace_because_cannot_update")
         );
         assert_eq!(plan.output_changes["version"].actions, Action::Update);
+    }
+
+    #[test]
+    fn refresh_only_plans_carry_resource_drift() {
+        let refresh = parse_plan_json(
+            include_str!("../../../tests/fixtures/plans/drift.refresh-only.json").as_bytes(),
+        )
+        .unwrap();
+        assert!(refresh.resource_changes.is_empty());
+        let drift: Vec<(&str, Action)> = refresh
+            .resource_drift
+            .iter()
+            .map(|rc| (rc.address.as_str(), rc.change.actions))
+            .collect();
+        assert_eq!(
+            drift,
+            [
+                ("null_resource.db", Action::Update),
+                ("null_resource.deleted", Action::Delete),
+                ("null_resource.edited", Action::Update),
+                ("null_resource.both", Action::Update),
+            ]
+        );
+        let normal =
+            parse_plan_json(include_str!("../../../tests/fixtures/plans/drift.json").as_bytes())
+                .unwrap();
+        assert_eq!(normal.resource_drift.len(), 4);
+        assert_eq!(normal.resource_changes.len(), 6);
+        // A value that is sensitive only in the drift (it changed outside) is still collected.
+        assert_eq!(
+            refresh.sensitive_values(),
+            ["hunter2-at-apply", "hunter2-changed-by-hand"]
+        );
+        let null_drift = parse_plan_json(br#"{"resource_drift": null}"#).unwrap();
+        assert!(null_drift.resource_drift.is_empty());
     }
 
     #[test]
