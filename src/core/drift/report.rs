@@ -849,7 +849,7 @@ mod tests {
             },
             pr: PrNumber::new(42).unwrap(),
             holder_login: "cy".into(),
-            acquired_at: 0,
+            acquired_at: crate::core::types::UnixMs::new(0),
         });
         let d = rec.drift.as_ref().unwrap();
         insta::assert_snapshot!(issue_title(&ctx, d), @"Drift (accepted until 2027-01-31) in prod-db (acme/infra): 4 changed outside Git, 2 unapplied");
