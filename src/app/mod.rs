@@ -6,6 +6,8 @@ pub mod audit;
 pub mod bot;
 pub mod bounded;
 pub mod config_check;
+pub mod drift_check;
+pub mod drift_cli;
 pub mod events_cli;
 pub mod layout;
 pub mod locks_cli;

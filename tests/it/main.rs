@@ -3,6 +3,7 @@
 mod audit;
 mod bot;
 mod bounds;
+mod drift;
 mod durability;
 mod engine_steering;
 mod fake_github;
@@ -15,6 +16,7 @@ mod sandbox;
 mod sandbox_network;
 mod sandbox_probe;
 mod server;
+mod state_backend;
 mod support;
 mod tidy;
 mod webhooks;
