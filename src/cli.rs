@@ -92,6 +92,15 @@ pub enum Command {
     /// Drift: whether the live infrastructure still matches Git.
     #[command(subcommand)]
     Drift(DriftCommand),
+    /// Sync status per project: synced, drifted, out_of_sync, check_failed, unknown, stale;
+    /// drift and its acceptance, last applied commit, next check.
+    Status {
+        #[arg(long)]
+        repo: Option<String>,
+        /// JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -305,6 +314,17 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 crate::app::server::serve(settings, listener, shutdown_signal()).await
             })?;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Status { repo, json } => {
+            let settings = Settings::load(&overrides)?;
+            let stdout = std::io::stdout();
+            let mut out = stdout.lock();
+            runtime()?.block_on(crate::app::drift_cli::status(
+                &settings,
+                repo.as_deref(),
+                json,
+                &mut out,
+            ))
         }
         Command::Drift(DriftCommand::Check {
             project,

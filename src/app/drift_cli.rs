@@ -176,3 +176,87 @@ fn select(projects: Vec<Project>, name: Option<&str>) -> anyhow::Result<Vec<Proj
     }
     Ok(found)
 }
+
+/// `sluice status [--repo R] [--json]`: every reconciled project of the server's store with its
+/// sync status, drift (phase, acceptance and expiry, age), last applied commit and next check.
+pub async fn status(
+    settings: &crate::config::Settings,
+    repo: Option<&str>,
+    json: bool,
+    out: &mut dyn Write,
+) -> anyhow::Result<std::process::ExitCode> {
+    let store = super::audit::open_existing(settings).await?;
+    let repo = repo
+        .map(crate::core::types::RepoName::parse)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--repo: {e}"))?;
+    let now = chrono::Utc::now();
+    let list = super::drift::project_statuses(&store, repo.as_ref(), now).await?;
+    if list.is_empty() {
+        eprintln!("sluice: no projects checked for drift yet");
+    }
+    if json {
+        for p in &list {
+            writeln!(out, "{}", serde_json::to_string(p)?)?;
+        }
+        return Ok(std::process::ExitCode::SUCCESS);
+    }
+    writeln!(
+        out,
+        "REPO\tPROJECT\tDIR\tWORKSPACE\tSTATUS\tDRIFT\tDRIFT AGE\tLAST APPLIED\tLAST CHECK\tNEXT CHECK"
+    )?;
+    let when = |t: Option<chrono::DateTime<chrono::Utc>>| {
+        t.map_or("-".to_string(), |t| {
+            t.format("%Y-%m-%d %H:%M UTC").to_string()
+        })
+    };
+    for p in &list {
+        let s = &p.sync;
+        let drift = match &s.drift {
+            None => "-".to_string(),
+            Some(d) => match (&d.accepted_by, d.accepted_until, &d.acknowledged_by) {
+                (Some(by), Some(until), _) => {
+                    format!("accepted by {by} until {until}")
+                }
+                (_, _, Some(by)) => format!("acknowledged by {by}"),
+                _ => d.phase.to_string(),
+            },
+        };
+        let age = s
+            .drift
+            .as_ref()
+            .map_or("-".to_string(), |d| human_age(d.age_seconds));
+        let applied = s.last_applied.as_ref().map_or("-".to_string(), |a| {
+            format!(
+                "{} by {}{} at {}",
+                a.sha.short(),
+                a.by.login,
+                a.pr.map(|n| format!(" (#{})", n.get())).unwrap_or_default(),
+                a.at.format("%Y-%m-%d %H:%M UTC")
+            )
+        });
+        writeln!(
+            out,
+            "{}\t{}\t{}\t{}\t{}\t{drift}\t{age}\t{applied}\t{}\t{}",
+            p.repo,
+            p.project,
+            p.dir,
+            p.workspace,
+            s.status,
+            when(s.last_check_at),
+            when(s.next_check_due),
+        )?;
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// `3d 4h`, `2h 5m`, `40s`.
+fn human_age(secs: i64) -> String {
+    let (d, h, m) = (secs / 86_400, secs % 86_400 / 3_600, secs % 3_600 / 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{secs}s"),
+        (0, 0, m) => format!("{m}m"),
+        (0, h, m) => format!("{h}h {m}m"),
+        (d, h, _) => format!("{d}d {h}h"),
+    }
+}

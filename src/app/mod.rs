@@ -6,6 +6,7 @@ pub mod audit;
 pub mod bot;
 pub mod bounded;
 pub mod config_check;
+pub mod drift;
 pub mod drift_check;
 pub mod drift_cli;
 pub mod events_cli;

@@ -1190,7 +1190,10 @@ fn drift(r: &mut Reader, node: &Node, base: &DriftSettings) -> DriftSettings {
         return out;
     };
     r.check_keys(map, "in `drift`", DRIFT_KEYS);
-    if let Some(enabled) = map.get_node("enabled").and_then(|n| r.boolean(n, "enabled")) {
+    if let Some(enabled) = map
+        .get_node("enabled")
+        .and_then(|n| r.boolean(n, "enabled"))
+    {
         out.enabled = enabled;
     }
     if let Some(node) = map.get_node("schedule")
@@ -1474,7 +1477,12 @@ mod tests {
         let p = c.projects.unwrap();
         let shown: Vec<(bool, Option<&str>)> = p
             .iter()
-            .map(|p| (p.drift.enabled, p.drift.schedule.as_ref().map(|s| s.as_str())))
+            .map(|p| {
+                (
+                    p.drift.enabled,
+                    p.drift.schedule.as_ref().map(|s| s.as_str()),
+                )
+            })
             .collect();
         assert_eq!(
             shown,
