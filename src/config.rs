@@ -632,7 +632,8 @@ impl Settings {
             let known = ENV_KEYS.contains(&key.as_str())
                 || key.starts_with("runner__")
                 || key.starts_with("limits__")
-                || key.starts_with("http__");
+                || key.starts_with("http__")
+                || key.starts_with("drift__");
             if known && !v.is_empty() {
                 vars.insert(k.clone(), v.clone());
             }

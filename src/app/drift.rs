@@ -278,10 +278,22 @@ impl DriftService {
                 self.record_step(&row, &step, Some(&c.run.actor), None)
                     .await?;
             }
-            self.drift
-                .request_check(&c.run.repo, &[key], clock::now())
-                .await?;
-            self.ready.notify_one();
+            // Checked now when the applied commit is on the default branch already; a commit
+            // applied before its merge is checked when the merge is pushed (checking the default
+            // branch now would report the not-yet-merged change as drift).
+            let merged = match self.repo_ref(&c.run.repo) {
+                Some(repo) => match self.fetch_default(&repo).await {
+                    Ok((git, head)) => git.is_ancestor(&c.run.head_sha, &head).unwrap_or(false),
+                    Err(_) => false,
+                },
+                None => false,
+            };
+            if merged {
+                self.drift
+                    .request_check(&c.run.repo, &[key], clock::now())
+                    .await?;
+                self.ready.notify_one();
+            }
         }
         Ok(())
     }
@@ -720,7 +732,10 @@ impl DriftService {
             let outcome = self.deliver(&row.key, &row.item).await;
             let now = clock::now();
             let written = match outcome {
-                Ok(issue) => self.drift.drift_outbox_sent(row.id, issue, now).await,
+                Ok(issue) => {
+                    tracing::info!(kind = row.item.kind(), project = %row.key.dir, "drift: delivered");
+                    self.drift.drift_outbox_sent(row.id, issue, now).await
+                }
                 Err(e) if row.attempts + 1 >= MAX_ATTEMPTS => {
                     tracing::error!(error = %e, "drift: giving up on an outbox item");
                     self.drift.drift_outbox_failed(row.id, &e).await

@@ -187,3 +187,369 @@ fn drift_check_of_an_unreachable_backend_or_an_oversized_plan_fails_clearly() {
     assert!(!run.stdout.contains("in sync"), "{}", run.stdout);
     assert!(run.stdout.contains("init"), "{}", run.stdout);
 }
+
+// ---------------------------------------------------------------------------------------------
+// The server: the whole loop, from an apply through Sluice to a resolved drift.
+
+use std::sync::{Arc, Mutex};
+
+use crate::server::{API_TOKEN, Harness, REPO};
+use crate::webhooks::{Webhook, github_now};
+
+/// Records every POST it receives (path, signature header, body): a notification endpoint.
+struct Receiver {
+    url: String,
+    got: Arc<Mutex<Vec<(String, Option<String>, String)>>>,
+}
+
+impl Receiver {
+    fn start() -> Receiver {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind receiver");
+        let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+        let got: Arc<Mutex<Vec<(String, Option<String>, String)>>> = Arc::default();
+        let g = got.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let mut reader = BufReader::new(conn.try_clone().expect("clone"));
+                let mut conn = conn;
+                let mut line = String::new();
+                if reader.read_line(&mut line).is_err() {
+                    continue;
+                }
+                let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+                let (mut len, mut sig) = (0usize, None);
+                loop {
+                    let mut h = String::new();
+                    if reader.read_line(&mut h).is_err() {
+                        break;
+                    }
+                    let h = h.trim_end();
+                    if h.is_empty() {
+                        break;
+                    }
+                    if let Some((k, v)) = h.split_once(':') {
+                        if k.eq_ignore_ascii_case("content-length") {
+                            len = v.trim().parse().unwrap_or(0);
+                        }
+                        if k.eq_ignore_ascii_case("x-sluice-signature-256") {
+                            sig = Some(v.trim().to_string());
+                        }
+                    }
+                }
+                let mut body = vec![0; len];
+                let _ = reader.read_exact(&mut body);
+                g.lock().expect("lock").push((
+                    path,
+                    sig,
+                    String::from_utf8_lossy(&body).into_owned(),
+                ));
+                let _ = conn.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+            }
+        });
+        Receiver { url, got }
+    }
+
+    fn events(&self) -> Vec<serde_json::Value> {
+        self.got
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(|(_, _, b)| serde_json::from_str(b).expect("JSON"))
+            .collect()
+    }
+}
+
+const HOOK_SECRET: &str = "drift-hook-secret-0123";
+
+/// The server harness with a remote state for `app/` and notifications to `receiver`.
+async fn drift_harness(backend: &StateBackend, receiver: &Receiver) -> Harness {
+    let main = backend_project(backend, "app", &[("web", "1"), ("db", "1")]);
+    let mut h = Harness::new(&[("app/main.tf", &main)]).await;
+    h.set_env("SLUICE_RUNNER__EGRESS_ALLOW", &backend.addr.to_string());
+    h.set_env("SLUICE_DRIFT__WEBHOOK_URL", &receiver.url);
+    h.set_env("SLUICE_DRIFT__WEBHOOK_SECRET", HOOK_SECRET);
+    h.start();
+    h
+}
+
+static PUSHES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// A push of the origin's `main` as it is now.
+fn push_event(h: &Harness) -> Webhook {
+    let n = PUSHES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    h.origin.checkout("main");
+    Webhook::load("push.json")
+        .repo(REPO, &h.origin.url())
+        .default_branch("main")
+        .set("/ref", "refs/heads/main")
+        .set("/after", h.origin.head().as_str())
+        .set("/before", format!("{n:040x}").as_str())
+        .installation(None)
+}
+
+static ISSUE_COMMENTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(900_000);
+
+/// A comment on plain issue `issue`.
+fn issue_comment(h: &Harness, issue: u64, user: &str, association: &str, body: &str) -> Webhook {
+    let id = ISSUE_COMMENTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    Webhook::load("issue_comment.created.json")
+        .repo(REPO, &h.origin.url())
+        .default_branch("main")
+        .set("/issue/number", issue)
+        .comment_body(body)
+        .user(user)
+        .set("/comment/id", id)
+        .set("/comment/author_association", association)
+        .set("/comment/created_at", github_now())
+        .set("/comment/updated_at", github_now())
+        .installation(None)
+}
+
+/// Merges `branch` into the origin's `main`.
+fn merge(h: &Harness, branch: &str) {
+    h.origin.checkout("main");
+    h.origin.git(&["merge", "--no-edit", "--no-ff", branch]);
+}
+
+/// `GET /api/projects` → the one project's JSON.
+async fn project_status(h: &Harness) -> serde_json::Value {
+    let v: serde_json::Value = h
+        .http
+        .get(format!("{}/api/projects", h.url()))
+        .bearer_auth(API_TOKEN)
+        .send()
+        .await
+        .expect("api")
+        .json()
+        .await
+        .expect("json");
+    v["projects"][0].clone()
+}
+
+async fn wait_status(
+    h: &Harness,
+    what: &str,
+    pred: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let p = project_status(h).await;
+        if pred(&p) {
+            return p;
+        }
+        if std::time::Instant::now() > deadline {
+            panic!(
+                "timed out waiting for {what}; last status {p:#}\n--- logs ---\n{}",
+                h.server().logs()
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// Plans, approves and applies PR `n` through Sluice.
+async fn apply_through_sluice(h: &Harness, n: u64, branch: &str, main_tf: &str) {
+    let head = h.open_pr(n, branch, &[("app/main.tf", main_tf)]);
+    h.deliver(&h.pr_event("opened", n)).await;
+    h.wait_status(&head, "sluice/plan", "success").await;
+    h.fake.add_review(REPO, n, "bob", "APPROVED");
+    h.deliver(&h.comment_event(n, "alice", "sluice apply"))
+        .await;
+    h.wait_status(&head, "sluice/apply", "success").await;
+}
+
+fn audit_actions(h: &Harness) -> Vec<String> {
+    let out = h.cli(&["audit", "export"]);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["action"].as_str().map(String::from))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn drift_from_an_apply_through_sluice_to_resolved_with_one_issue_and_state_change_notifications()
+ {
+    let backend = StateBackend::start();
+    let receiver = Receiver::start();
+    let h = drift_harness(&backend, &receiver).await;
+
+    // A PR applied through Sluice and merged: synced.
+    let v2 = backend_project(&backend, "app", &[("web", "2"), ("db", "1")]);
+    apply_through_sluice(&h, 1, "web-2", &v2).await;
+    assert!(
+        backend.state("app").is_some(),
+        "the apply wrote the remote state"
+    );
+    merge(&h, "web-2");
+    h.deliver(&h.pr_event("closed", 1).set("/pull_request/merged", true))
+        .await;
+    h.deliver(&push_event(&h)).await;
+    let p = wait_status(&h, "synced", |p| p["status"] == "synced").await;
+    assert_eq!(p["last_applied"]["by"]["login"], "alice", "{p:#}");
+    assert_eq!(p["last_applied"]["pr"], 1, "{p:#}");
+    assert!(
+        h.fake.issues(REPO).is_empty(),
+        "no issue for a synced project"
+    );
+
+    // Changed behind Sluice's back: the next check opens exactly one issue naming the resource
+    // as changed_outside, and one notification goes out.
+    backend.change_outside("app", "web", "resized-by-hand");
+    h.deliver(&push_event(&h)).await;
+    wait_status(&h, "drifted", |p| p["status"] == "drifted").await;
+    let issue = h
+        .wait("the drift issue", || {
+            h.fake.issues(REPO).into_iter().find(|i| i.open)
+        })
+        .await;
+    assert_eq!(h.fake.issues(REPO).len(), 1);
+    assert!(issue.body.contains("null_resource.web"), "{}", issue.body);
+    assert!(
+        issue.body.to_lowercase().contains("changed outside"),
+        "{}",
+        issue.body
+    );
+    assert!(!issue.body.contains("null_resource.db"), "{}", issue.body);
+    let opened = h
+        .wait("the notification", || {
+            let e = receiver.events();
+            (!e.is_empty()).then_some(e)
+        })
+        .await;
+    assert_eq!(opened.len(), 1, "{opened:#?}");
+    assert_eq!(opened[0]["type"], "drift_opened");
+    {
+        let got = receiver.got.lock().expect("lock");
+        let (_, sig, body) = &got[0];
+        let sig = sig.as_deref().expect("signed");
+        assert!(
+            sluice::core::drift::notify::verify(HOOK_SECRET.as_bytes(), body.as_bytes(), sig),
+            "the signature verifies"
+        );
+    }
+
+    // A second check edits the same issue; no new issue, no new notification.
+    let edits = issue.edits;
+    h.deliver(&push_event(&h)).await;
+    h.wait("the issue edited", || {
+        let i = h.fake.issues(REPO);
+        (i.len() == 1 && i[0].edits > edits).then_some(())
+    })
+    .await;
+    assert_eq!(h.fake.issues(REPO).len(), 1);
+    assert_eq!(
+        receiver.events().len(),
+        1,
+        "no notification without a state change"
+    );
+
+    // Someone not a collaborator: refused, audited.
+    h.deliver(&issue_comment(
+        &h,
+        issue.number,
+        "mallory",
+        "NONE",
+        "sluice drift ack",
+    ))
+    .await;
+    let refusal = h
+        .wait_comment(issue.number, "the refusal", |c| c.contains("Refused"))
+        .await;
+    assert!(refusal.contains("not a collaborator"), "{refusal}");
+
+    // ack, then a bad accept, then accept --until.
+    h.deliver(&issue_comment(
+        &h,
+        issue.number,
+        "alice",
+        "OWNER",
+        "sluice drift ack",
+    ))
+    .await;
+    wait_status(&h, "acknowledged", |p| {
+        p["drift"]["phase"] == "acknowledged"
+    })
+    .await;
+    h.deliver(&issue_comment(
+        &h,
+        issue.number,
+        "alice",
+        "OWNER",
+        "sluice drift accept --until 2020-01-31",
+    ))
+    .await;
+    h.wait_comment(issue.number, "the past date refused", |c| {
+        c.contains("2020-01-31")
+    })
+    .await;
+    let until = (chrono::Utc::now() + chrono::Duration::days(30))
+        .date_naive()
+        .to_string();
+    h.deliver(&issue_comment(
+        &h,
+        issue.number,
+        "alice",
+        "OWNER",
+        &format!("sluice drift accept --until {until} --reason \"vendor fix pending\""),
+    ))
+    .await;
+    let p = wait_status(&h, "accepted", |p| p["drift"]["phase"] == "accepted").await;
+    assert_eq!(p["drift"]["accepted_until"], until.as_str(), "{p:#}");
+    let status = h.cli(&["status"]);
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        text.contains(&format!("accepted by alice until {until}")),
+        "{text}"
+    );
+
+    // The outside change goes away and a PR changes the code without applying it: out_of_sync
+    // with an unapplied resource.
+    backend.edit("app", |state| {
+        for r in state["resources"].as_array_mut().expect("resources") {
+            if let Some(t) = r["instances"][0]["attributes"]["triggers"].as_object_mut() {
+                t.remove("%");
+            }
+        }
+    });
+    let v3 = backend_project(&backend, "app", &[("web", "2"), ("db", "2")]);
+    h.open_pr(2, "db-2", &[("app/main.tf", &v3)]);
+    merge(&h, "db-2");
+    h.deliver(&push_event(&h)).await;
+    let p = wait_status(&h, "out_of_sync", |p| p["status"] == "out_of_sync").await;
+    assert_eq!(p["drift"]["counts"]["unapplied"], 1, "{p:#}");
+    assert_eq!(p["drift"]["counts"]["changed_outside"], 0, "{p:#}");
+
+    // Fixing it through Sluice: the issue is closed and `resolved` audited.
+    let v3b = format!("{v3}\n# applied through Sluice\n");
+    apply_through_sluice(&h, 3, "apply-db-2", &v3b).await;
+    merge(&h, "apply-db-2");
+    h.deliver(&h.pr_event("closed", 3).set("/pull_request/merged", true))
+        .await;
+    h.deliver(&push_event(&h)).await;
+    wait_status(&h, "synced again", |p| p["status"] == "synced").await;
+    h.wait("the issue closed", || {
+        h.fake.issues(REPO).iter().all(|i| !i.open).then_some(())
+    })
+    .await;
+    assert_eq!(h.fake.issues(REPO).len(), 1, "still one issue");
+    let actions = audit_actions(&h);
+    for a in [
+        "drift_check",
+        "drift_opened",
+        "drift_acknowledged",
+        "drift_accepted",
+        "drift_resolved",
+        "command_rejected",
+    ] {
+        assert!(
+            actions.iter().any(|x| x == a),
+            "{a} missing from {actions:?}"
+        );
+    }
+    // No check ever took the state lock.
+    assert!(!backend.locked("app"));
+}

@@ -158,6 +158,20 @@ pub enum DriftOutgoing {
     Webhook { body: String },
 }
 
+impl DriftOutgoing {
+    /// What it is, for logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DriftOutgoing::OpenIssue { .. } => "open_issue",
+            DriftOutgoing::EditIssue { .. } => "edit_issue",
+            DriftOutgoing::CloseIssue { .. } => "close_issue",
+            DriftOutgoing::Comment { .. } => "comment",
+            DriftOutgoing::Slack { .. } => "slack",
+            DriftOutgoing::Webhook { .. } => "webhook",
+        }
+    }
+}
+
 /// A queued drift side effect.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DriftOutboxRow {
