@@ -67,3 +67,13 @@ CREATE TABLE drift_outbox (
     sent_at          INTEGER
 );
 CREATE INDEX drift_outbox_pending ON drift_outbox (state, next_attempt_at);
+
+-- Repositories whose default branch is reconciled: where to fetch it from (learned from their
+-- events), so checks after a restart need no new event.
+CREATE TABLE drift_repos (
+    repo             TEXT PRIMARY KEY NOT NULL COLLATE NOCASE,
+    clone_url        TEXT NOT NULL,
+    default_branch   TEXT NOT NULL,
+    installation_id  INTEGER,
+    updated_at       INTEGER NOT NULL
+);

@@ -127,12 +127,18 @@ impl DriftService {
         }
     }
 
-    fn repo_ref(&self, repo: &RepoName) -> Option<RepoRef> {
-        self.repos
+    /// Where `repo` is fetched from: learned from its events, kept in the store.
+    async fn repo_ref(&self, repo: &RepoName) -> Option<RepoRef> {
+        let known = self
+            .repos
             .lock()
             .expect("repos lock")
             .get(&repo.full().to_ascii_lowercase())
-            .cloned()
+            .cloned();
+        match known {
+            Some(r) => Some(r),
+            None => self.drift.repo(repo).await.ok().flatten(),
+        }
     }
 
     /// Remembers a repository from an event; the first time, reads its projects (and so
@@ -147,7 +153,13 @@ impl DriftService {
             .expect("repos lock")
             .insert(repo.name.full().to_ascii_lowercase(), repo.clone())
             .is_none();
-        if first && let Err(e) = self.sync_repo(repo).await {
+        if !first {
+            return;
+        }
+        if let Err(e) = self.drift.remember_repo(repo, clock::now()).await {
+            tracing::warn!(repo = %repo.name, error = %format!("{e:#}"), "remembering the repository failed");
+        }
+        if let Err(e) = self.sync_repo(repo).await {
             tracing::warn!(repo = %repo.name, error = %format!("{e:#}"), "reading the default branch's projects failed");
         }
     }
@@ -225,6 +237,7 @@ impl DriftService {
             .lock()
             .expect("repos lock")
             .insert(repo.name.full().to_ascii_lowercase(), repo.clone());
+        self.drift.remember_repo(repo, clock::now()).await?;
         self.sync_repo(repo).await?;
         self.drift
             .request_check(&repo.name, &[], clock::now())
@@ -281,7 +294,7 @@ impl DriftService {
             // Checked now when the applied commit is on the default branch already; a commit
             // applied before its merge is checked when the merge is pushed (checking the default
             // branch now would report the not-yet-merged change as drift).
-            let merged = match self.repo_ref(&c.run.repo) {
+            let merged = match self.repo_ref(&c.run.repo).await {
                 Some(repo) => match self.fetch_default(&repo).await {
                     Ok((git, head)) => git.is_ancestor(&c.run.head_sha, &head).unwrap_or(false),
                     Err(_) => false,
@@ -312,7 +325,18 @@ impl DriftService {
         if !self.settings.drift.enabled {
             return;
         }
-        // A claim left by a process that died is this process's to redo: one server.
+        // A claim left by a process that died is this process's to redo (one server per
+        // store): its check runs again now.
+        match self.drift.release_claims().await {
+            Ok(n) if n > 0 => tracing::warn!(
+                checks = n,
+                "drift: checks interrupted by a restart run again"
+            ),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "drift: releasing old claims failed")
+            }
+        }
         let tick = Duration::from_secs(1);
         let mut last_expiry = std::time::Instant::now() - Duration::from_secs(3600);
         loop {
@@ -391,7 +415,7 @@ impl DriftService {
     /// Fetch, find the project at the default branch head, check it. `Err` is the check's
     /// error (redacted), with the commit when it got that far.
     async fn run_check(&self, row: &DriftRow) -> CheckRun {
-        let Some(repo) = self.repo_ref(&row.key.repo) else {
+        let Some(repo) = self.repo_ref(&row.key.repo).await else {
             return CheckRun::failed(None, "the repository's clone URL is not known yet (no event from it since the server started)".into());
         };
         let (git, head) = match self.fetch_default(&repo).await {

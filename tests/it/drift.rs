@@ -553,3 +553,82 @@ async fn drift_from_an_apply_through_sluice_to_resolved_with_one_issue_and_state
     // No check ever took the state lock.
     assert!(!backend.locked("app"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_backend_gets_one_issue_per_failure_streak_and_a_killed_check_runs_again_after_restart()
+ {
+    let backend = StateBackend::start();
+    let receiver = Receiver::start();
+    let mut h = drift_harness(&backend, &receiver).await;
+    let tools = tools();
+    apply_by_hand(&tools, &h.origin, "app");
+    h.deliver(&push_event(&h)).await;
+    wait_status(&h, "synced", |p| p["status"] == "synced").await;
+
+    // The state backend goes away: check_failed with terraform's error, one issue for the
+    // streak however many checks fail.
+    backend.pause();
+    h.deliver(&push_event(&h)).await;
+    let p = wait_status(&h, "check_failed", |p| p["status"] == "check_failed").await;
+    assert_eq!(p["failures"], 1, "{p:#}");
+    let failing = |h: &Harness| -> Vec<crate::fake_github::FakeIssue> {
+        h.fake
+            .issues(REPO)
+            .into_iter()
+            .filter(|i| i.labels.iter().any(|l| l == "sluice-drift-check-failed"))
+            .collect()
+    };
+    h.wait("the check-failed issue", || {
+        (failing(&h).len() == 1).then_some(())
+    })
+    .await;
+    h.deliver(&push_event(&h)).await;
+    wait_status(&h, "a second failure", |p| p["failures"] == 2).await;
+    // Delivered in order after the check is recorded: wait for the outbox to settle.
+    h.wait("the issue edited", || {
+        (failing(&h)[0].edits >= 1).then_some(())
+    })
+    .await;
+    assert_eq!(failing(&h).len(), 1, "one issue per failure streak");
+    assert!(
+        failing(&h)[0].body.contains("Failed") || failing(&h)[0].body.contains("error"),
+        "{}",
+        failing(&h)[0].body
+    );
+    backend.resume();
+    h.deliver(&push_event(&h)).await;
+    wait_status(&h, "synced again", |p| p["status"] == "synced").await;
+    h.wait("the check-failed issue closed", || {
+        (!failing(&h)[0].open).then_some(())
+    })
+    .await;
+
+    // A check in flight when the server is killed runs again after the restart; one issue.
+    backend.change_outside("app", "web", "by-hand");
+    backend.slow_gets(6_000);
+    let gets = backend.gets("app");
+    h.deliver(&push_event(&h)).await;
+    h.wait("the check reading the state", || {
+        (backend.gets("app") > gets).then_some(())
+    })
+    .await;
+    h.server.as_mut().expect("server").kill();
+    backend.slow_gets(0);
+    h.start();
+    wait_status(&h, "drifted after the restart", |p| {
+        p["status"] == "drifted"
+    })
+    .await;
+    let drift_issues = |h: &Harness| -> Vec<crate::fake_github::FakeIssue> {
+        h.fake
+            .issues(REPO)
+            .into_iter()
+            .filter(|i| i.labels.iter().any(|l| l == "sluice-drift"))
+            .collect()
+    };
+    h.wait("the drift issue", || {
+        (drift_issues(&h).len() == 1).then_some(())
+    })
+    .await;
+    assert_eq!(drift_issues(&h).len(), 1);
+}

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 #[derive(Default)]
@@ -28,6 +28,10 @@ pub struct StateBackend {
     pub port: u16,
     shared: Arc<Mutex<Shared>>,
     stopped: Arc<AtomicBool>,
+    /// While set: every connection is closed at once (an unreachable backend).
+    paused: Arc<AtomicBool>,
+    /// Milliseconds every GET of a state waits before it is answered (a slow backend).
+    slow_get_ms: Arc<AtomicU64>,
 }
 
 /// The host's first non-loopback IPv4 address.
@@ -46,16 +50,27 @@ impl StateBackend {
         let port = listener.local_addr().expect("addr").port();
         let shared = Arc::new(Mutex::new(Shared::default()));
         let stopped = Arc::new(AtomicBool::new(false));
-        let (s, stop) = (shared.clone(), stopped.clone());
+        let paused = Arc::new(AtomicBool::new(false));
+        let slow_get_ms = Arc::new(AtomicU64::new(0));
+        let (s, stop, pause, slow) = (
+            shared.clone(),
+            stopped.clone(),
+            paused.clone(),
+            slow_get_ms.clone(),
+        );
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 if stop.load(Ordering::SeqCst) {
                     break;
                 }
                 let Ok(conn) = conn else { continue };
-                let s = s.clone();
+                if pause.load(Ordering::SeqCst) {
+                    drop(conn);
+                    continue;
+                }
+                let (s, slow) = (s.clone(), slow.clone());
                 std::thread::spawn(move || {
-                    let _ = serve(conn, &s);
+                    let _ = serve(conn, &s, &slow);
                 });
             }
         });
@@ -64,6 +79,8 @@ impl StateBackend {
             port,
             shared,
             stopped,
+            paused,
+            slow_get_ms,
         }
     }
 
@@ -121,6 +138,26 @@ impl StateBackend {
         self.shared.lock().expect("lock").requests.clone()
     }
 
+    /// Closes every connection at once until [`StateBackend::resume`].
+    pub fn pause(&self) {
+        self.paused.store(true, Ordering::SeqCst);
+    }
+
+    pub fn resume(&self) {
+        self.paused.store(false, Ordering::SeqCst);
+    }
+
+    /// Every GET of a state waits `ms` before it is answered.
+    pub fn slow_gets(&self, ms: u64) {
+        self.slow_get_ms.store(ms, Ordering::SeqCst);
+    }
+
+    /// How many GETs of `name` were answered or are being answered.
+    pub fn gets(&self, name: &str) -> usize {
+        let want = format!("GET /state/{name}");
+        self.requests().iter().filter(|r| **r == want).count()
+    }
+
     /// Stops answering: every later connection is closed at once (an unreachable backend).
     pub fn stop(&self) {
         self.stopped.store(true, Ordering::SeqCst);
@@ -135,7 +172,7 @@ impl Drop for StateBackend {
     }
 }
 
-fn serve(conn: TcpStream, shared: &Mutex<Shared>) -> std::io::Result<()> {
+fn serve(conn: TcpStream, shared: &Mutex<Shared>, slow: &AtomicU64) -> std::io::Result<()> {
     let mut reader = BufReader::new(conn.try_clone()?);
     let mut out = conn;
     loop {
@@ -165,9 +202,22 @@ fn serve(conn: TcpStream, shared: &Mutex<Shared>) -> std::io::Result<()> {
         let mut body = vec![0; length];
         reader.read_exact(&mut body)?;
         let path = target.split('?').next().unwrap_or("").to_string();
+        if method == "GET" {
+            shared
+                .lock()
+                .expect("lock")
+                .requests
+                .push(format!("GET {path}"));
+            let ms = slow.load(Ordering::SeqCst);
+            if ms > 0 {
+                std::thread::sleep(std::time::Duration::from_millis(ms));
+            }
+        }
         let (status, reply) = {
             let mut s = shared.lock().expect("lock");
-            s.requests.push(format!("{method} {path}"));
+            if method != "GET" {
+                s.requests.push(format!("{method} {path}"));
+            }
             match method.as_str() {
                 "GET" => match s.states.get(&path) {
                     Some(b) => ("200 OK", b.clone()),

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::store::StoreResult;
 use crate::core::audit::AuditRecord;
 use crate::core::drift::{Classification, DriftRecord, IssueKind, LastApplied, VersionSnapshot};
+use crate::core::event::RepoRef;
 use crate::core::types::{CommitSha, ProjectDir, ProjectName, RepoName, UnixMs, Workspace};
 
 /// Which project: repository, dir, workspace.
@@ -183,6 +184,13 @@ pub struct DriftOutboxRow {
 
 #[async_trait]
 pub trait DriftStore: Send + Sync {
+    /// Remembers where a repository is fetched from (its latest event's word).
+    async fn remember_repo(&self, repo: &RepoRef, now: UnixMs) -> StoreResult<()>;
+    /// Where a repository is fetched from, if an event of it was ever seen.
+    async fn repo(&self, repo: &RepoName) -> StoreResult<Option<RepoRef>>;
+    /// Drops every claim: at start-up, the claims of a process that died (one server per
+    /// store) — their checks run again.
+    async fn release_claims(&self) -> StoreResult<u64>;
     /// Makes the stored projects of `repo` those of its default branch now: new ones are added
     /// (record empty, `next_due_at` as given), known ones get their name and schedule (their
     /// due time only when their schedule changed), missing ones are marked inactive.

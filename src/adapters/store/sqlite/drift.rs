@@ -14,6 +14,7 @@ use crate::app::ports::drift::*;
 use crate::app::ports::store::StoreResult;
 use crate::core::audit::AuditRecord;
 use crate::core::drift::{DriftRecord, IssueKind, LastApplied, VersionSnapshot};
+use crate::core::event::RepoRef;
 use crate::core::types::{ProjectName, RepoName, UnixMs};
 
 fn row_of(r: &SqliteRow) -> anyhow::Result<DriftRow> {
@@ -107,6 +108,47 @@ async fn write_record(
 
 #[async_trait]
 impl DriftStore for SqliteStore {
+    async fn remember_repo(&self, repo: &RepoRef, now: UnixMs) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO drift_repos (repo, clone_url, default_branch, installation_id, updated_at) VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (repo) DO UPDATE SET clone_url = excluded.clone_url, default_branch = excluded.default_branch, \
+               installation_id = excluded.installation_id, updated_at = excluded.updated_at",
+        )
+        .bind(repo.name.full())
+        .bind(&repo.clone_url)
+        .bind(&repo.default_branch)
+        .bind(repo.installation_id.map(|i| i as i64))
+        .bind(now.get())
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn repo(&self, repo: &RepoName) -> StoreResult<Option<RepoRef>> {
+        let r = sqlx::query("SELECT * FROM drift_repos WHERE repo = ?")
+            .bind(repo.full())
+            .fetch_optional(&self.reader)
+            .await?;
+        let Some(r) = r else { return Ok(None) };
+        Ok(Some(RepoRef {
+            name: repo_name(&r.try_get::<String, _>("repo")?)?,
+            clone_url: r.try_get("clone_url")?,
+            default_branch: r.try_get("default_branch")?,
+            installation_id: r
+                .try_get::<Option<i64>, _>("installation_id")?
+                .map(|i| i as u64),
+        }))
+    }
+
+    async fn release_claims(&self) -> StoreResult<u64> {
+        Ok(sqlx::query(
+            "UPDATE drift_projects SET claimed_until = NULL WHERE claimed_until IS NOT NULL",
+        )
+        .execute(&self.writer)
+        .await?
+        .rows_affected())
+    }
+
     async fn sync_projects(
         &self,
         repo: &RepoName,
