@@ -401,15 +401,20 @@ impl DriftService {
 
     /// Runs one claimed check and records it.
     async fn check(&self, row: DriftRow) {
+        use tracing::Instrument;
         let span = tracing::info_span!("drift_check", repo = %row.key.repo, project = %row.name);
-        let _e = span.enter();
-        let started = clock::now();
-        let outcome = self.run_check(&row).await;
-        let result = self.record_check(&row, started, outcome).await;
-        if let Err(e) = result {
-            tracing::error!(error = %format!("{e:#}"), "drift: recording the check failed");
+        async {
+            tracing::info!("drift check started");
+            let started = clock::now();
+            let outcome = self.run_check(&row).await;
+            let result = self.record_check(&row, started, outcome).await;
+            if let Err(e) = result {
+                tracing::error!(error = %format!("{e:#}"), "drift: recording the check failed");
+            }
+            self.outbox_ready.notify_one();
         }
-        self.outbox_ready.notify_one();
+        .instrument(span)
+        .await
     }
 
     /// Fetch, find the project at the default branch head, check it. `Err` is the check's

@@ -632,3 +632,89 @@ async fn an_unreachable_backend_gets_one_issue_per_failure_streak_and_a_killed_c
     .await;
     assert_eq!(drift_issues(&h).len(), 1);
 }
+
+/// The `timestamp` of the first server log line whose message is `message` and that `pred`
+/// accepts.
+fn log_time(
+    logs: &str,
+    message: &str,
+    pred: impl Fn(&serde_json::Value) -> bool,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    logs.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["fields"]["message"] == message && pred(v))
+        .and_then(|v| v["timestamp"].as_str().map(String::from))
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
+        .map(|t| t.with_timezone(&chrono::Utc))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn five_hundred_projects_due_at_once_never_delay_a_pr_job() {
+    let files: Vec<(String, String)> = (0..500)
+        .map(|i| {
+            (
+                format!("envs/p{i:03}/main.tf"),
+                crate::support::null_project(&format!("p{i}"), "1"),
+            )
+        })
+        .collect();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, c)| (p.as_str(), c.as_str()))
+        .collect();
+    let mut h = Harness::new(&refs).await;
+    h.set_env("SLUICE_DRIFT__WORKERS", "1");
+    h.start();
+    // Every project is due now: a push asks for a check of each.
+    h.deliver(&push_event(&h)).await;
+    let all = wait_status(&h, "the projects registered", |p| !p.is_null()).await;
+    assert!(all["next_check_due"].is_string(), "{all:#}");
+    h.wait("a drift check running", || {
+        h.server().logs().contains("drift_check").then_some(())
+    })
+    .await;
+
+    // A PR now: its plan job starts within a second of being queued.
+    let head = h.open_pr(
+        1,
+        "change",
+        &[(
+            "envs/p007/main.tf",
+            &crate::support::null_project("p7", "2"),
+        )],
+    );
+    h.deliver(&h.pr_event("opened", 1)).await;
+    h.wait_status(&head, "sluice/plan", "success").await;
+    let logs = h.server().logs();
+    let queued =
+        log_time(&logs, "plan queued", |v| v["fields"]["pr"] == 1).expect("plan queued logged");
+    let started =
+        log_time(&logs, "job started", |v| v["span"]["pr"] == 1).expect("job started logged");
+    let waited = started - queued;
+    assert!(
+        waited < chrono::Duration::seconds(1),
+        "the PR job waited {waited} behind drift checks"
+    );
+    // The checks are spread: the scheduled due times of 500 projects are not one instant.
+    let v: serde_json::Value = h
+        .http
+        .get(format!("{}/api/projects", h.url()))
+        .bearer_auth(API_TOKEN)
+        .send()
+        .await
+        .expect("api")
+        .json()
+        .await
+        .expect("json");
+    let projects = v["projects"].as_array().expect("projects");
+    assert_eq!(projects.len(), 500);
+    let due: std::collections::BTreeSet<&str> = projects
+        .iter()
+        .filter_map(|p| p["next_check_due"].as_str())
+        .collect();
+    assert!(
+        due.len() > 400,
+        "scheduled checks spread over distinct times: {}",
+        due.len()
+    );
+}
