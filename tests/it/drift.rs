@@ -196,10 +196,13 @@ use std::sync::{Arc, Mutex};
 use crate::server::{API_TOKEN, Harness, REPO};
 use crate::webhooks::{Webhook, github_now};
 
-/// Records every POST it receives (path, signature header, body): a notification endpoint.
+/// One POST a [`Receiver`] got: path, signature header, body.
+type Received = (String, Option<String>, String);
+
+/// Records every POST it receives: a notification endpoint.
 struct Receiver {
     url: String,
-    got: Arc<Mutex<Vec<(String, Option<String>, String)>>>,
+    got: Arc<Mutex<Vec<Received>>>,
 }
 
 impl Receiver {
@@ -207,7 +210,7 @@ impl Receiver {
         use std::io::{BufRead, BufReader, Read, Write};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind receiver");
         let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
-        let got: Arc<Mutex<Vec<(String, Option<String>, String)>>> = Arc::default();
+        let got: Arc<Mutex<Vec<Received>>> = Arc::default();
         let g = got.clone();
         std::thread::spawn(move || {
             for conn in listener.incoming().flatten() {

@@ -92,7 +92,7 @@ impl Bot {
             );
             let audit = record(AuditAction::CommandRejected, AuditResult::Refused)
                 .detail("reason", &why)
-                .detail("command", &format!("drift {rest}"));
+                .detail("command", format!("drift {rest}"));
             return say(vec![audit], vec![reply(format!("Refused: {why}."))]).await;
         }
         let bot = &self.settings.bot_name;
@@ -120,7 +120,7 @@ impl Bot {
                     .map_err(EventError::Retry)?;
                 drift.ready.notify_one();
                 let audit = record(AuditAction::DriftCheck, AuditResult::Success)
-                    .detail("requested_by_command", &cmd.canonical(bot));
+                    .detail("requested_by_command", cmd.canonical(bot));
                 return say(
                     vec![audit],
                     vec![reply(format!(
@@ -147,7 +147,7 @@ impl Bot {
             Err(why) => {
                 let audit = record(AuditAction::CommandRejected, AuditResult::Refused)
                     .detail("reason", &why)
-                    .detail("command", &cmd.canonical(bot));
+                    .detail("command", cmd.canonical(bot));
                 say(vec![audit], vec![reply(format!("Not done: {why}."))]).await
             }
         }

@@ -386,6 +386,8 @@ impl JobPayload {
 }
 
 /// How a job ended, as its run's report shows it.
+// One per job, moved once into the store: boxing the common variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum JobReport {
     /// The job ran: what the comment shows, and the policy verdict for `sluice/policy`.
