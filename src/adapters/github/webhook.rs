@@ -859,14 +859,23 @@ mod tests {
     }
 
     #[test]
-    fn comment_on_plain_issue_is_ignored() {
+    fn comment_on_plain_issue_is_an_issue_comment_keyed_like_any_comment() {
         let got = parse_event("issue_comment", &fixture("issue_comment.created.json")).unwrap();
+        let Event::IssueComment {
+            issue,
+            ref author,
+            ref association,
+            ..
+        } = got
+        else {
+            panic!("{got:?}");
+        };
+        assert_eq!(issue, 1);
+        assert_eq!(author.login, "Codertocat");
+        assert!(association.is_some(), "{got:?}");
         assert_eq!(
-            got,
-            Event::Ignored {
-                kind: "issue_comment".into(),
-                action: Some("created".into())
-            }
+            got.identity_keys(),
+            vec!["issue_comment:codertocat/hello-world:492700400".to_string()]
         );
     }
 
