@@ -137,7 +137,10 @@ impl Runner {
     /// whose rules match this repository and project — and no others. Credential rules match
     /// the project's dir and the names the **base** branch gives it ([`credential_names`]),
     /// never a name the PR chose.
-    async fn project_env(&self, job: &ProjectJob<'_>) -> Result<BTreeMap<String, String>, String> {
+    pub(super) async fn project_env(
+        &self,
+        job: &ProjectJob<'_>,
+    ) -> Result<BTreeMap<String, String>, String> {
         let project = job.project;
         let mut env = BTreeMap::new();
         for (k, v) in &project.env {
@@ -245,21 +248,21 @@ pub struct Failed {
 }
 
 /// A job dir ready for the engine.
-struct Prepared {
-    job_dir: PathBuf,
+pub(super) struct Prepared {
+    pub(super) job_dir: PathBuf,
     /// Host path of the CLI config file.
-    cli_config: PathBuf,
+    pub(super) cli_config: PathBuf,
     /// The project dir relative to the job dir (`repo/...`).
-    cwd: String,
+    pub(super) cwd: String,
     /// Paths of the commit not checked out because terraform treats them as its own
     /// (`.terraform/`, `terraform.d/`), for failure messages.
-    left_out: Vec<String>,
+    pub(super) left_out: Vec<String>,
 }
 
 /// Prepares `<jobs>/<id>` (fresh) with the commit exported into `repo/`, and the read-only CLI
 /// config beside it in `<jobs>/<id>.etc/`. Checks that the project dir exists in the checkout
 /// and is a real directory: no component of it may be a symlink ([`check_real_dir`]).
-async fn prepare(
+pub(super) async fn prepare(
     runner: &Runner,
     job: &ProjectJob<'_>,
     suffix: &str,
@@ -384,7 +387,7 @@ fn check_engine_reads_every_file(checkout: &Path, project: &Project) -> Result<(
 
 /// `error`, with a note when the checkout left out paths terraform treats as its own: a
 /// repository that commits plugins or a data dir learns why terraform does not find them.
-fn with_left_out(error: String, left_out: &[String]) -> String {
+pub(super) fn with_left_out(error: String, left_out: &[String]) -> String {
     if left_out.is_empty() {
         return error;
     }
@@ -452,13 +455,13 @@ impl LineSink for RedactingSink {
 }
 
 /// A failure report: what happened, then the end of the engine's output (where its errors are).
-fn step_failure(what: &str, step: &Step, redactor: &Redactor) -> String {
+pub(super) fn step_failure(what: &str, step: &Step, redactor: &Redactor) -> String {
     let text = redactor.redact(step.output.output.trim_end()).into_owned();
     format!("`{what}` {}.\n\n{text}", step.ending())
 }
 
 impl Runner {
-    fn engines<'a>(
+    pub(super) fn engines<'a>(
         &'a self,
         job: &ProjectJob<'_>,
         binary: &'a Path,

@@ -47,6 +47,20 @@ pub enum AuditAction {
     EventDeadLettered,
     /// A plan not run because it was over a limit (e.g. too many projects at once).
     PlanRefused,
+    /// A drift check ran (refresh-only plan + plan of the default branch).
+    DriftCheck,
+    /// Drift lifecycle transitions (`core::drift::Transition::audit_action`).
+    DriftOpened,
+    DriftChanged,
+    DriftReopened,
+    DriftAcknowledged,
+    DriftAccepted,
+    DriftAcceptanceExpired,
+    DriftResolved,
+    DriftCheckFailed,
+    DriftCheckRecovered,
+    /// `sluice drift remediate`: a pull request re-applying Git's state was asked for.
+    DriftRemediate,
 }
 
 impl AuditAction {
@@ -68,6 +82,36 @@ impl AuditAction {
             AuditAction::PullRequestClosed => "pull_request_closed",
             AuditAction::EventDeadLettered => "event_dead_lettered",
             AuditAction::PlanRefused => "plan_refused",
+            AuditAction::DriftCheck => "drift_check",
+            AuditAction::DriftOpened => "drift_opened",
+            AuditAction::DriftChanged => "drift_changed",
+            AuditAction::DriftReopened => "drift_reopened",
+            AuditAction::DriftAcknowledged => "drift_acknowledged",
+            AuditAction::DriftAccepted => "drift_accepted",
+            AuditAction::DriftAcceptanceExpired => "drift_acceptance_expired",
+            AuditAction::DriftResolved => "drift_resolved",
+            AuditAction::DriftCheckFailed => "drift_check_failed",
+            AuditAction::DriftCheckRecovered => "drift_check_recovered",
+            AuditAction::DriftRemediate => "drift_remediate",
+        }
+    }
+}
+
+impl AuditAction {
+    /// The action of a drift lifecycle transition (its
+    /// [`audit_action`](crate::core::drift::Transition::audit_action)).
+    pub fn of_transition(t: &crate::core::drift::Transition) -> AuditAction {
+        use crate::core::drift::TransitionKind as K;
+        match &t.kind {
+            K::Opened { .. } => AuditAction::DriftOpened,
+            K::Changed { .. } => AuditAction::DriftChanged,
+            K::Reopened(_) => AuditAction::DriftReopened,
+            K::Acknowledged => AuditAction::DriftAcknowledged,
+            K::Accepted { .. } => AuditAction::DriftAccepted,
+            K::AcceptanceExpired { .. } => AuditAction::DriftAcceptanceExpired,
+            K::Resolved(_) => AuditAction::DriftResolved,
+            K::CheckFailed { .. } => AuditAction::DriftCheckFailed,
+            K::CheckRecovered { .. } => AuditAction::DriftCheckRecovered,
         }
     }
 }

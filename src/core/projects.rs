@@ -83,6 +83,10 @@ pub struct Project {
     pub env: BTreeMap<String, String>,
     /// Where the project's entry is in the config file; `None` for detected projects.
     pub config_pos: Option<Pos>,
+    /// `drift:` from the configuration (the project's, else the top-level one): whether and
+    /// when its drift is checked. Only the default branch's counts.
+    #[serde(default)]
+    pub drift: crate::core::drift::DriftSettings,
 }
 
 impl Project {
@@ -100,6 +104,7 @@ impl Project {
             depends_on: Vec::new(),
             env: BTreeMap::new(),
             config_pos: None,
+            drift: crate::core::drift::DriftSettings::default(),
         }
     }
 }
@@ -927,7 +932,13 @@ fn resolve_entries<'c>(tree: &mut Tree, config: Option<&'c RepoConfig>) -> Vec<E
     let entries = match config {
         Some(c) => match &c.projects {
             Some(list) => configured_entries(tree, c, list),
-            None => detected_entries(tree, c.autoplan),
+            None => {
+                let mut entries = detected_entries(tree, c.autoplan);
+                for e in &mut entries {
+                    e.project.drift = c.drift.clone();
+                }
+                entries
+            }
         },
         None => detected_entries(tree, true),
     };
@@ -1381,6 +1392,7 @@ fn configured_entry<'c>(
             apply_requirements: pc.apply_requirements.clone(),
             depends_on: pc.depends_on.iter().map(|d| d.value.clone()).collect(),
             env: pc.env.clone(),
+            drift: pc.drift.clone(),
             config_pos: Some(pc.pos),
         },
         engine_pin: pc.engine.as_ref().map(|e| (e.value, e.pos)),

@@ -43,6 +43,7 @@ use marked_yaml::types::MarkedMappingNode;
 use serde::Serialize;
 
 use super::diag::{Diagnostic, has_errors};
+use super::drift::{DriftSettings, validate_schedule};
 use super::glob::{build_glob, is_glob};
 use super::graph::{find_cycles, show_cycle};
 use super::policy::{self, Policy};
@@ -257,6 +258,9 @@ pub struct RepoConfig {
     /// requirement, the caller must take them from the **base** branch's file. Combine them with
     /// the policy files through [`super::policy::load_policies`]. Always empty for atlantis.yaml.
     pub policies: Vec<Policy>,
+    /// Top-level `drift: { enabled, schedule }`: the default for every project (a project's
+    /// own `drift:` replaces it). Read by the drift scheduler from the default branch.
+    pub drift: DriftSettings,
 }
 
 /// A project's `dir`: one directory, or a glob expanded against the directories that hold
@@ -305,6 +309,8 @@ pub struct ProjectConfig {
     /// Plain, non-secret variables passed to the run: `TF_VAR_*` and plain names, never one that
     /// steers the engine, runner, network or loader ([`env_name_refusal`]).
     pub env: BTreeMap<String, String>,
+    /// `drift: { enabled, schedule }`, or the top-level one.
+    pub drift: DriftSettings,
 }
 
 impl ProjectConfig {
@@ -452,6 +458,7 @@ const SLUICE_TOP_KEYS: &[(&str, Key)] = &[
     ("plan_drafts", Known),
     ("automerge", Known),
     ("policies", Known),
+    ("drift", Known),
 ];
 
 const SLUICE_PROJECT_KEYS: &[(&str, Key)] = &[
@@ -464,7 +471,10 @@ const SLUICE_PROJECT_KEYS: &[(&str, Key)] = &[
     ("apply_requirements", Known),
     ("depends_on", Known),
     ("env", Known),
+    ("drift", Known),
 ];
+
+const DRIFT_KEYS: &[(&str, Key)] = &[("enabled", Known), ("schedule", Known)];
 
 const AUTOPLAN_KEYS: &[(&str, Key)] = &[("enabled", Known), ("when_modified", Known)];
 
@@ -658,6 +668,7 @@ enum VersionCheck {
 /// Top-level defaults a project entry inherits.
 struct Defaults {
     autoplan: bool,
+    drift: DriftSettings,
     when_modified: Vec<Located<String>>,
     /// Whether `when_modified` came from the file (else from the format's built-in default).
     when_modified_from_file: bool,
@@ -724,9 +735,13 @@ fn sluice_top(r: &mut Reader, map: &MarkedMappingNode) -> Option<RepoConfig> {
 
     let mut defaults = Defaults {
         autoplan: true,
+        drift: DriftSettings::default(),
         when_modified: Vec::new(),
         when_modified_from_file: false,
     };
+    if let Some(node) = map.get_node("drift") {
+        defaults.drift = drift(r, node, &DriftSettings::default());
+    }
     let mut top_when_modified_pos = None;
     if let Some(node) = map.get_node("autoplan") {
         let (enabled, when_modified) = autoplan(r, node);
@@ -765,6 +780,7 @@ fn sluice_top(r: &mut Reader, map: &MarkedMappingNode) -> Option<RepoConfig> {
         autoplan: defaults.autoplan,
         plan_drafts,
         policies,
+        drift: defaults.drift,
     })
 }
 
@@ -813,6 +829,7 @@ fn atlantis_top(r: &mut Reader, map: &MarkedMappingNode) -> Option<RepoConfig> {
     }
     let defaults = Defaults {
         autoplan: true,
+        drift: DriftSettings::default(),
         when_modified: Vec::new(),
         when_modified_from_file: false,
     };
@@ -827,6 +844,7 @@ fn atlantis_top(r: &mut Reader, map: &MarkedMappingNode) -> Option<RepoConfig> {
         autoplan: true,
         plan_drafts: false,
         policies: Vec::new(),
+        drift: DriftSettings::default(),
     })
 }
 
@@ -992,6 +1010,10 @@ fn project(r: &mut Reader, node: &Node, defaults: &Defaults) -> Option<ProjectCo
         atlantis_workflow(r, map);
     }
 
+    let drift = match map.get_node("drift") {
+        Some(n) if !atlantis => drift(r, n, &defaults.drift),
+        _ => defaults.drift.clone(),
+    };
     let errors_after = r.diags.iter().filter(|d| d.is_error()).count();
     if errors_after > errors_before {
         return None;
@@ -1008,6 +1030,7 @@ fn project(r: &mut Reader, node: &Node, defaults: &Defaults) -> Option<ProjectCo
         apply_requirements,
         depends_on,
         env,
+        drift,
     })
 }
 
@@ -1228,6 +1251,37 @@ fn atlantis_workflow(r: &mut Reader, map: &MarkedMappingNode) {
             );
         }
     }
+}
+
+/// `drift: { enabled, schedule }`: unset keys keep `base`'s values. A schedule that does not
+/// parse is an error at the offending field of the value.
+fn drift(r: &mut Reader, node: &Node, base: &DriftSettings) -> DriftSettings {
+    let mut out = base.clone();
+    let Some(map) = r.mapping(node, "`drift`") else {
+        return out;
+    };
+    r.check_keys(map, "in `drift`", DRIFT_KEYS);
+    if let Some(enabled) = map
+        .get_node("enabled")
+        .and_then(|n| r.boolean(n, "enabled"))
+    {
+        out.enabled = enabled;
+    }
+    if let Some(node) = map.get_node("schedule")
+        && let Some(text) = r.string(node, "schedule")
+    {
+        // A quoted value's span starts at its quote; the error points inside the value.
+        let quoted = matches!(node, Node::Scalar(s) if !s.may_coerce());
+        match validate_schedule(&text.value) {
+            Ok(s) => out.schedule = Some(s),
+            Err(e) => {
+                let column = text.pos.column + usize::from(quoted);
+                let d = e.diagnostic(r.file, text.pos.line, column);
+                r.y.diags.push(d);
+            }
+        }
+    }
+    out
 }
 
 /// `1`, `1.6`, `1.6.2`, optionally with a pre-release suffix (`1.7.0-beta1`).
@@ -1483,6 +1537,48 @@ mod tests {
         out
     }
 
+    #[test]
+    fn drift_settings_per_project_over_the_top_level_and_bad_schedules_point_at_the_field() {
+        let (config, diags) = parse_config(
+            "sluice.yaml",
+            "version: 1\ndrift: { schedule: \"*/30 * * * *\" }\nprojects:\n  - dir: a\n  - dir: b\n    drift: { enabled: false }\n  - dir: c\n    drift:\n      schedule: 0 7 * * 1-5\n",
+        );
+        assert!(diags.is_empty(), "{diags:?}");
+        let c = config.unwrap();
+        let p = c.projects.unwrap();
+        let shown: Vec<(bool, Option<&str>)> = p
+            .iter()
+            .map(|p| {
+                (
+                    p.drift.enabled,
+                    p.drift.schedule.as_ref().map(|s| s.as_str()),
+                )
+            })
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                (true, Some("*/30 * * * *")),
+                (false, Some("*/30 * * * *")),
+                (true, Some("0 7 * * 1-5")),
+            ]
+        );
+        assert_eq!(c.drift.schedule.unwrap().as_str(), "*/30 * * * *");
+
+        insta::assert_snapshot!(check(
+            "sluice.yaml",
+            "version: 1\nprojects:\n  - dir: a\n    drift:\n      schedule: 0 */6 * * * *\n      enable: true\n  - dir: b\n    drift: { schedule: \"0 25 * * *\" }\n",
+        ), @r"
+        sluice.yaml:5:17: error: a drift schedule has 5 fields, but `0 */6 * * * *` has 6
+          hint: Sluice schedules have no seconds (or year) field: drop it, and give minute hour day-of-month month day-of-week
+        sluice.yaml:6:7: error: unknown key `enable` in `drift`
+          hint: did you mean `enabled`? valid keys here: enabled, schedule
+        sluice.yaml:8:27: error: the hour field `25` is not valid (Number out of bounds.)
+          hint: hour values are 0-23; combine them as lists `1,15`, ranges `1-5` and steps `*/15`
+        => no config
+        ");
+    }
+
     fn summary(c: &RepoConfig) -> String {
         let mut out = format!(
             "=> {:?} autoplan={} plan_drafts={}\n",
@@ -1611,16 +1707,16 @@ projects:
     worksapce: prod
     autoplan: { enable: true }
     frobnicate: 1
-"#), @r"
-            sluice.yaml:3:1: error: unknown key `project` at the top level
-              hint: did you mean `projects`? valid keys here: version, projects, autoplan, plan_drafts, automerge, policies
-            sluice.yaml:7:5: error: unknown key `worksapce` in project
-              hint: did you mean `workspace`? valid keys here: name, dir, workspace, terraform_version, engine, autoplan, apply_requirements, depends_on, env
-            sluice.yaml:8:17: error: unknown key `enable` in `autoplan`
-              hint: did you mean `enabled`? valid keys here: enabled, when_modified
-            sluice.yaml:9:5: error: unknown key `frobnicate` in project
-              hint: valid keys here: name, dir, workspace, terraform_version, engine, autoplan, apply_requirements, depends_on, env
-            => no config
+"#), @"
+        sluice.yaml:3:1: error: unknown key `project` at the top level
+          hint: did you mean `projects`? valid keys here: version, projects, autoplan, plan_drafts, automerge, policies, drift
+        sluice.yaml:7:5: error: unknown key `worksapce` in project
+          hint: did you mean `workspace`? valid keys here: name, dir, workspace, terraform_version, engine, autoplan, apply_requirements, depends_on, env, drift
+        sluice.yaml:8:17: error: unknown key `enable` in `autoplan`
+          hint: did you mean `enabled`? valid keys here: enabled, when_modified
+        sluice.yaml:9:5: error: unknown key `frobnicate` in project
+          hint: valid keys here: name, dir, workspace, terraform_version, engine, autoplan, apply_requirements, depends_on, env, drift
+        => no config
         ");
     }
 

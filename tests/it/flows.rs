@@ -52,11 +52,12 @@ impl Flow {
         let vars: HashMap<String, String> = h.env.clone().into_iter().collect();
         let settings =
             Arc::new(Settings::load_from(&vars, &Overrides::default()).expect("test settings"));
-        let store: Arc<dyn Store> = Arc::new(
+        let sqlite = Arc::new(
             SqliteStore::open(&settings.db_path())
                 .await
                 .expect("the store opens"),
         );
+        let store: Arc<dyn Store> = sqlite.clone();
         let bot = Bot {
             settings: settings.clone(),
             store: store.clone(),
@@ -68,6 +69,7 @@ impl Flow {
             outbox_ready: Arc::new(Notify::new()),
             server_policies: Arc::new(Vec::new()),
             teams: Arc::new(TeamCache::new(Duration::from_secs(60))),
+            drift: None,
         };
         let state = Arc::new(AppState {
             store: store.clone(),
@@ -79,6 +81,7 @@ impl Flow {
             rejections_suppressed: Default::default(),
             rejection_limiter: AppState::rejection_limiter(),
             body_limits: sluice::http::webhook::BodyLimits::from_settings(&settings.http),
+            drift: sqlite,
         });
         let base = h.origin.head();
         Flow {
