@@ -84,10 +84,11 @@ impl CommandKind {
         )
     }
 
-    /// Whether the command runs terraform, so that arguments after `--` mean something.
-    /// `approve_policies` only records an override, so extra arguments would be silently lost.
+    /// Whether the command takes terraform arguments after `--` ([`PLAN_ARGS`]): only `plan`.
+    /// `apply` applies the saved plan as it was reviewed, and `approve_policies` only records an
+    /// override, so arguments to either would be silently lost.
     fn takes_extra_args(self) -> bool {
-        matches!(self, CommandKind::Plan | CommandKind::Apply)
+        self == CommandKind::Plan
     }
 
     fn summary(self) -> &'static str {
@@ -108,9 +109,10 @@ impl CommandKind {
         let targets = "[-p PROJECT | [-d DIR] [-w WORKSPACE]]";
         let name = self.name();
         match self {
-            CommandKind::Plan | CommandKind::Apply => {
+            CommandKind::Plan => {
                 format!("{bot_name} {name} {targets} [--verbose] [-- TERRAFORM_ARGS]")
             }
+            CommandKind::Apply => format!("{bot_name} {name} {targets} [--verbose]"),
             CommandKind::ApprovePolicies => {
                 format!("{bot_name} {name} {targets} [--policy-set NAME]... [--verbose]")
             }
@@ -315,11 +317,11 @@ pub fn usage(ctx: &ParseContext) -> String {
             .map(|k| format!("`{k}`"))
             .collect();
         if !with_extra.is_empty() {
+            let names: Vec<String> = PLAN_ARGS.iter().map(|(n, _)| format!("`-{n}`")).collect();
             out.push_str(&format!(
-                "* `-- ARGS` — {} only: the rest is passed to terraform as extra arguments; \
-                 `-chdir`, `-plugin-dir`, `-state`, `-state-out`, `-backup` and `-out` are \
-                 refused\n",
-                join_words(&with_extra)
+                "* `-- ARGS` — {} only: terraform arguments, each once after one `--`: {}\n",
+                join_words(&with_extra),
+                join_words(&names)
             ));
         }
         let examples: Vec<String> = [
@@ -364,9 +366,8 @@ pub fn usage(ctx: &ParseContext) -> String {
 /// * `-out`: Sluice saves the plan itself; a second plan file would break the guarantee that what
 ///   is applied is exactly the reviewed, hashed plan.
 ///
-/// Other arguments pass (`-target`, `-var`, `-replace`, `-lock`, …). Positional values cannot be
-/// judged here (they may be a flag's value, as in `-var x=1`); the runner builds argv so that
-/// none can replace the plan file or working directory.
+/// Arguments not named here are still only passed when `plan` takes them ([`PLAN_ARGS`]); this
+/// list gives the refusal its reason.
 pub fn blocked_extra_arg(arg: &str) -> Option<&'static str> {
     let flag = arg.trim().strip_prefix('-')?;
     let flag = flag.trim_start_matches('-');
@@ -826,35 +827,144 @@ fn parse_targeted(kind: CommandKind, args: &[String]) -> Result<Command, Answer>
     }
 
     if let Some(extra) = extra {
-        if !kind.takes_extra_args() {
-            return Err(Answer::misuse(
-                kind,
-                format!("`{kind}` does not run terraform, so it takes no arguments after `--`."),
-            ));
-        }
-        for arg in extra {
-            if arg.chars().any(char::is_control) {
-                return Err(Answer::misuse(
-                    kind,
-                    format!(
-                        "the terraform argument {} contains control characters.",
-                        echo(arg)
-                    ),
-                ));
-            }
-            if let Some(why) = blocked_extra_arg(arg) {
-                return Err(Answer::misuse(
-                    kind,
-                    format!(
-                        "the terraform argument {} is not allowed: {why}.",
-                        echo(arg)
-                    ),
-                ));
-            }
-        }
+        check_extra_args(kind, extra)?;
         command.extra_args = extra.to_vec();
     }
     Ok(command)
+}
+
+/// How a terraform argument `plan` takes is written (Go's `flag` package: `-name`,
+/// `-name=value`, and for a non-boolean `-name value`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ArgValue {
+    /// A switch: `-destroy`.
+    None,
+    /// `-lock` or `-lock=false`.
+    Bool,
+    /// `-target=ADDR` or `-target ADDR`.
+    Required,
+}
+
+/// The terraform arguments `plan` takes after `--` (terraform's `plan` options that choose
+/// what is planned or how the state is read), and nothing else: the others either change
+/// where terraform runs, reads or writes (`-chdir`, `-state`, `-out`, …: see
+/// [`blocked_extra_arg`]), break how Sluice reads the result (`-json`, `-detailed-exitcode`,
+/// `-no-color`, `-input`), or write files (`-generate-config-out`). `apply` takes none: it
+/// applies the saved plan exactly as reviewed. Source: `terraform plan -help` (1.0–1.9).
+const PLAN_ARGS: [(&str, ArgValue); 11] = [
+    ("target", ArgValue::Required),
+    ("replace", ArgValue::Required),
+    ("var", ArgValue::Required),
+    ("var-file", ArgValue::Required),
+    ("destroy", ArgValue::None),
+    ("refresh-only", ArgValue::None),
+    ("refresh", ArgValue::Bool),
+    ("lock", ArgValue::Bool),
+    ("lock-timeout", ArgValue::Required),
+    ("parallelism", ArgValue::Required),
+    ("compact-warnings", ArgValue::None),
+];
+
+/// The words after `--`, by the command's grammar: `plan` takes the [`PLAN_ARGS`] only, each
+/// with its value; `apply` and `approve_policies` take none. The first word that does not fit
+/// is named in the refusal.
+fn check_extra_args(kind: CommandKind, extra: &[String]) -> Result<(), Answer> {
+    let refuse = |message: String| Err(Answer::misuse(kind, message));
+    match kind {
+        CommandKind::Plan => {}
+        CommandKind::Apply => {
+            let got = extra
+                .first()
+                .map_or_else(|| "`--`".to_string(), |a| echo(a));
+            return refuse(format!(
+                "`apply` takes no terraform arguments (got {got}): it applies the saved plan \
+                 exactly as it was reviewed. To apply part of a change, plan that part (`plan \
+                 -- -target=ADDRESS`) and apply that plan."
+            ));
+        }
+        _ => {
+            return refuse(format!(
+                "`{kind}` does not run terraform, so it takes no arguments after `--`."
+            ));
+        }
+    }
+    let mut words = extra.iter();
+    while let Some(arg) = words.next() {
+        if arg.chars().any(char::is_control) {
+            return refuse(format!(
+                "the terraform argument {} contains control characters.",
+                echo(arg)
+            ));
+        }
+        if arg == "--" {
+            return refuse(
+                "a second `--`: everything after the first `--` is terraform arguments, \
+                 written once."
+                    .to_string(),
+            );
+        }
+        if let Some(why) = blocked_extra_arg(arg) {
+            return refuse(format!(
+                "the terraform argument {} is not allowed: {why}.",
+                echo(arg)
+            ));
+        }
+        let Some(flag) = arg.strip_prefix('-').filter(|f| !f.is_empty()) else {
+            return refuse(format!(
+                "unexpected word {} after `--`: terraform arguments are flags such as \
+                 `-target=ADDRESS`, and a value goes right after its flag (`-var 'name=value'`).",
+                echo(arg)
+            ));
+        };
+        // Go's flag package reads `--name` as `-name`.
+        let flag = flag.strip_prefix('-').unwrap_or(flag);
+        let (name, inline) = match flag.split_once('=') {
+            Some((n, v)) => (n, Some(v)),
+            None => (flag, None),
+        };
+        let Some((_, value)) = PLAN_ARGS.iter().find(|(n, _)| *n == name) else {
+            let names: Vec<String> = PLAN_ARGS.iter().map(|(n, _)| format!("`-{n}`")).collect();
+            return refuse(format!(
+                "the terraform argument {} is not one `plan` takes; it takes {}.",
+                echo(arg),
+                join_words(&names)
+            ));
+        };
+        let value = match (value, inline) {
+            (ArgValue::None, None) | (ArgValue::Bool, None) => continue,
+            (ArgValue::None, Some(_)) => {
+                return refuse(format!("`-{name}` takes no value, but got {}.", echo(arg)));
+            }
+            (ArgValue::Bool, Some(v)) if v == "true" || v == "false" => continue,
+            (ArgValue::Bool, Some(_)) => {
+                return refuse(format!(
+                    "`-{name}` is `true` or `false` (`-{name}=false`), but got {}.",
+                    echo(arg)
+                ));
+            }
+            (ArgValue::Required, Some(v)) => v,
+            (ArgValue::Required, None) => match words.next() {
+                Some(v) if v.chars().any(char::is_control) => {
+                    return refuse(format!(
+                        "the terraform argument {} contains control characters.",
+                        echo(v)
+                    ));
+                }
+                Some(v) if v != "--" => v.as_str(),
+                _ => "",
+            },
+        };
+        if value.is_empty() {
+            return refuse(format!("`-{name}` needs a value (`-{name}=VALUE`)."));
+        }
+        if name == "var-file" && (value.starts_with('/') || value.split('/').any(|s| s == "..")) {
+            return refuse(format!(
+                "the var file {} is not allowed: give a path inside the project, without `..`.",
+                echo(value)
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// `-d`: inside the repository, normalised, and — when it is a glob — compiled here, once
@@ -1340,7 +1450,7 @@ mod tests {
             ),
             (
                 "sluice apply -- -h",
-                "apply p=- d=- w=- v=false extra=[\"-h\"]",
+                "reply: **Error:** `apply` takes no terraform arguments (got `-h`): it applies the saved plan exactly as it was reviewed. To apply part of a change, plan that part (`plan -- -target=ADDRESS`) and apply that plan.",
             ),
             ("sluice plan --", &plain_plan),
             (
@@ -1364,7 +1474,7 @@ mod tests {
                 "reply: **Error:** the terraform argument `-plugin-dir=/tmp/p` is not allowed: it would load providers from a directory of the PR's choosing instead of the trusted provider cache.",
             ),
             (
-                "sluice apply -- --plugin-dir x",
+                "sluice plan -- --plugin-dir x",
                 "reply: **Error:** the terraform argument `--plugin-dir` is not allowed: it would load providers from a directory of the PR's choosing instead of the trusted provider cache.",
             ),
             (
@@ -1380,12 +1490,100 @@ mod tests {
                 "reply: **Error:** the terraform argument `-state-out=x` is not allowed: it reads or writes state files outside the project's configured backend.",
             ),
             (
-                "sluice apply -- -backup=x",
+                "sluice plan -- -backup=x",
                 "reply: **Error:** the terraform argument `-backup=x` is not allowed: it reads or writes state files outside the project's configured backend.",
             ),
             (
                 "sluice plan -- -out=x.tfplan",
                 "reply: **Error:** the terraform argument `-out=x.tfplan` is not allowed: Sluice saves the plan itself, so that what is applied is exactly the plan that was reviewed.",
+            ),
+            (
+                "sluice apply -- -target=null_resource.a",
+                "reply: **Error:** `apply` takes no terraform arguments (got `-target=null_resource.a`): it applies the saved plan exactly as it was reviewed. To apply part of a change, plan that part (`plan -- -target=ADDRESS`) and apply that plan.",
+            ),
+            (
+                "sluice apply -p net -- -replace=a.b",
+                "reply: **Error:** `apply` takes no terraform arguments (got `-replace=a.b`): it applies the saved plan exactly as it was reviewed. To apply part of a change, plan that part (`plan -- -target=ADDRESS`) and apply that plan.",
+            ),
+            (
+                "sluice apply --",
+                "reply: **Error:** `apply` takes no terraform arguments (got `--`): it applies the saved plan exactly as it was reviewed. To apply part of a change, plan that part (`plan -- -target=ADDRESS`) and apply that plan.",
+            ),
+            (
+                "sluice apply -- -chdir=x",
+                "reply: **Error:** `apply` takes no terraform arguments (got `-chdir=x`): it applies the saved plan exactly as it was reviewed. To apply part of a change, plan that part (`plan -- -target=ADDRESS`) and apply that plan.",
+            ),
+            (
+                "sluice plan -- -target=null_resource.a -- -destroy",
+                "reply: **Error:** a second `--`: everything after the first `--` is terraform arguments, written once.",
+            ),
+            (
+                "sluice plan -- --",
+                "reply: **Error:** a second `--`: everything after the first `--` is terraform arguments, written once.",
+            ),
+            (
+                "sluice plan -- destroy",
+                "reply: **Error:** unexpected word `destroy` after `--`: terraform arguments are flags such as `-target=ADDRESS`, and a value goes right after its flag (`-var 'name=value'`).",
+            ),
+            (
+                "sluice plan -- -target=a b",
+                "reply: **Error:** unexpected word `b` after `--`: terraform arguments are flags such as `-target=ADDRESS`, and a value goes right after its flag (`-var 'name=value'`).",
+            ),
+            (
+                "sluice plan -- -destroy main.tfplan",
+                "reply: **Error:** unexpected word `main.tfplan` after `--`: terraform arguments are flags such as `-target=ADDRESS`, and a value goes right after its flag (`-var 'name=value'`).",
+            ),
+            (
+                "sluice plan -- -",
+                "reply: **Error:** unexpected word `-` after `--`: terraform arguments are flags such as `-target=ADDRESS`, and a value goes right after its flag (`-var 'name=value'`).",
+            ),
+            (
+                "sluice plan -- -json",
+                "reply: **Error:** the terraform argument `-json` is not one `plan` takes; it takes `-target`, `-replace`, `-var`, `-var-file`, `-destroy`, `-refresh-only`, `-refresh`, `-lock`, `-lock-timeout`, `-parallelism` and `-compact-warnings`.",
+            ),
+            (
+                "sluice plan -- -detailed-exitcode",
+                "reply: **Error:** the terraform argument `-detailed-exitcode` is not one `plan` takes; it takes `-target`, `-replace`, `-var`, `-var-file`, `-destroy`, `-refresh-only`, `-refresh`, `-lock`, `-lock-timeout`, `-parallelism` and `-compact-warnings`.",
+            ),
+            (
+                "sluice plan -- -generate-config-out=g.tf",
+                "reply: **Error:** the terraform argument `-generate-config-out=g.tf` is not one `plan` takes; it takes `-target`, `-replace`, `-var`, `-var-file`, `-destroy`, `-refresh-only`, `-refresh`, `-lock`, `-lock-timeout`, `-parallelism` and `-compact-warnings`.",
+            ),
+            (
+                "sluice plan -- -Target=a",
+                "reply: **Error:** the terraform argument `-Target=a` is not one `plan` takes; it takes `-target`, `-replace`, `-var`, `-var-file`, `-destroy`, `-refresh-only`, `-refresh`, `-lock`, `-lock-timeout`, `-parallelism` and `-compact-warnings`.",
+            ),
+            (
+                "sluice plan -- -input=true",
+                "reply: **Error:** the terraform argument `-input=true` is not one `plan` takes; it takes `-target`, `-replace`, `-var`, `-var-file`, `-destroy`, `-refresh-only`, `-refresh`, `-lock`, `-lock-timeout`, `-parallelism` and `-compact-warnings`.",
+            ),
+            (
+                "sluice plan -- -destroy=yes",
+                "reply: **Error:** `-destroy` takes no value, but got `-destroy=yes`.",
+            ),
+            (
+                "sluice plan -- -lock=no",
+                "reply: **Error:** `-lock` is `true` or `false` (`-lock=false`), but got `-lock=no`.",
+            ),
+            (
+                "sluice plan -- -target",
+                "reply: **Error:** `-target` needs a value (`-target=VALUE`).",
+            ),
+            (
+                "sluice plan -- -target=",
+                "reply: **Error:** `-target` needs a value (`-target=VALUE`).",
+            ),
+            (
+                "sluice plan -- -var-file=/etc/passwd",
+                "reply: **Error:** the var file `/etc/passwd` is not allowed: give a path inside the project, without `..`.",
+            ),
+            (
+                "sluice plan -- -var-file ../secrets.tfvars",
+                "reply: **Error:** the var file `../secrets.tfvars` is not allowed: give a path inside the project, without `..`.",
+            ),
+            (
+                "sluice plan -- -target null_resource.a --replace=a.b -destroy -lock=false -refresh=true -var-file=prod.tfvars -lock-timeout 30s -parallelism=4 -compact-warnings -refresh-only",
+                "plan p=- d=- w=- v=false extra=[\"-target\", \"null_resource.a\", \"--replace=a.b\", \"-destroy\", \"-lock=false\", \"-refresh=true\", \"-var-file=prod.tfvars\", \"-lock-timeout\", \"30s\", \"-parallelism=4\", \"-compact-warnings\", \"-refresh-only\"]",
             ),
             (
                 "sluice plan -- -var 'x=a\tb'",
@@ -1847,7 +2045,7 @@ mod tests {
             Parsed::Reply(r) => r,
             other => panic!("expected a reply to {input:?}, got {other:?}"),
         };
-        insta::assert_snapshot!(usage(&ctx()), @r#"
+        insta::assert_snapshot!(usage(&ctx()), @"
         **Sluice commands.** Comment one command on a line by itself, starting with `sluice` or `@sluice`:
 
         | Command | What it does |
@@ -1865,11 +2063,11 @@ mod tests {
         * `-w`, `--workspace NAME` — only this workspace
         * `--verbose` — include the full terraform output
         * `--policy-set NAME` — `approve_policies` only: override just this policy set (repeatable)
-        * `-- ARGS` — `plan` and `apply` only: the rest is passed to terraform as extra arguments; `-chdir`, `-plugin-dir`, `-state`, `-state-out`, `-backup` and `-out` are refused
+        * `-- ARGS` — `plan` only: terraform arguments, each once after one `--`: `-target`, `-replace`, `-var`, `-var-file`, `-destroy`, `-refresh-only`, `-refresh`, `-lock`, `-lock-timeout`, `-parallelism` and `-compact-warnings`
 
         Examples: `sluice plan -p network`, `sluice plan -d envs/prod -w blue`, `sluice plan -d 'envs/*' -- -target=module.db`, `sluice apply`
-        "#);
-        insta::assert_snapshot!(usage(&restricted), @r#"
+        ");
+        insta::assert_snapshot!(usage(&restricted), @"
         **Sluice commands.** Comment one command on a line by itself, starting with `sluice`:
 
         | Command | What it does |
@@ -1883,12 +2081,12 @@ mod tests {
         * `-d`, `--dir DIR` — only projects in this directory, relative to the repository root; may be a glob such as `envs/*`
         * `-w`, `--workspace NAME` — only this workspace
         * `--verbose` — include the full terraform output
-        * `-- ARGS` — `plan` only: the rest is passed to terraform as extra arguments; `-chdir`, `-plugin-dir`, `-state`, `-state-out`, `-backup` and `-out` are refused
+        * `-- ARGS` — `plan` only: terraform arguments, each once after one `--`: `-target`, `-replace`, `-var`, `-var-file`, `-destroy`, `-refresh-only`, `-refresh`, `-lock`, `-lock-timeout`, `-parallelism` and `-compact-warnings`
 
         Examples: `sluice plan -p network`, `sluice plan -d envs/prod -w blue`, `sluice plan -d 'envs/*' -- -target=module.db`
 
         Disabled on this server: `apply`, `approve_policies`, `version`.
-        "#);
+        ");
         insta::assert_snapshot!(reply(&ctx(), "sluice plan --projet net"), @r#"
         **Error:** unknown flag `--projet` for `plan`. Did you mean `-p`/`--project`?
 
@@ -1903,13 +2101,13 @@ mod tests {
 
         Run `sluice help` for all commands and flags.
         "#);
-        insta::assert_snapshot!(reply(&ctx(), "sluice apply -- -chdir=/etc"), @r#"
-        **Error:** the terraform argument `-chdir=/etc` is not allowed: it would run terraform in another directory than the project Sluice planned and locked.
+        insta::assert_snapshot!(reply(&ctx(), "sluice apply -- -chdir=/etc"), @"
+        **Error:** `apply` takes no terraform arguments (got `-chdir=/etc`): it applies the saved plan exactly as it was reviewed. To apply part of a change, plan that part (`plan -- -target=ADDRESS`) and apply that plan.
 
-        Usage: `sluice apply [-p PROJECT | [-d DIR] [-w WORKSPACE]] [--verbose] [-- TERRAFORM_ARGS]`
+        Usage: `sluice apply [-p PROJECT | [-d DIR] [-w WORKSPACE]] [--verbose]`
 
         Run `sluice help` for all commands and flags.
-        "#);
+        ");
         insta::assert_snapshot!(reply(&restricted, "sluice apply"), @r#"
         **Error:** `sluice apply` is disabled on this server.
 
