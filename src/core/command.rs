@@ -16,6 +16,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::core::displayed;
 pub use crate::core::target::Targets;
 use crate::core::target::{DirTarget, DirTargetError};
 use crate::core::types::{InvalidValue, ProjectName, Workspace};
@@ -243,14 +244,65 @@ pub enum Parsed {
 }
 
 /// Reads one PR comment. Total: never panics, linear in `body.len()`.
+///
+/// The comment is read as GitHub displays it (`core::displayed`: HTML comments, invisible
+/// characters, trailing whitespace and blank lines removed). A command is a comment of one
+/// displayed line (Atlantis' rule); a comment of several lines is conversation — but when one
+/// of its lines starts with the bot's name (outside code blocks and quotes), it was addressed to
+/// Sluice, and the reply says why it was not run.
 pub fn parse_comment(ctx: &ParseContext, body: &str) -> Parsed {
-    let line = body.trim();
-    // Atlantis behaviour: a comment with a second non-blank line is conversation, not a
-    // command. After `trim` any remaining line break is followed by non-blank text.
-    // (Single-char searches are memchr scans: cheap even on a megabyte.)
-    if line.is_empty() || line.contains('\n') || line.contains('\r') {
-        return Parsed::Ignore;
+    let lines = displayed::displayed_lines(body);
+    match lines.as_slice() {
+        [] => Parsed::Ignore,
+        [line] => parse_line(ctx, line.trim()),
+        several => match addressed_line(ctx, several) {
+            Some(line) => Parsed::Reply(several_lines(ctx, line, several.len())),
+            None => Parsed::Ignore,
+        },
     }
+}
+
+/// The first displayed line, outside fenced code blocks and block quotes, whose first word is
+/// the bot's name or login.
+fn addressed_line<'l>(ctx: &ParseContext, lines: &'l [String]) -> Option<&'l str> {
+    let mut fenced = false;
+    for line in lines {
+        let line = line.trim();
+        if line.starts_with("```") || line.starts_with("~~~") {
+            // A fence closed on its own line (```sluice plan```) is inline: still addressed.
+            let inline = line.len() > 6 && line.ends_with("```");
+            if !inline {
+                fenced = !fenced;
+                continue;
+            }
+        }
+        if fenced || line.starts_with('>') {
+            continue;
+        }
+        let first = trim_backticks(line)
+            .split(char::is_whitespace)
+            .next()
+            .unwrap_or("");
+        if first.len() <= MAX_FIRST_WORD && addresses_bot(ctx, first) {
+            return Some(line);
+        }
+    }
+    None
+}
+
+/// Why a comment addressed to Sluice was not run: it has other lines.
+fn several_lines(ctx: &ParseContext, line: &str, count: usize) -> String {
+    format!(
+        "**Not run:** Sluice runs a command only when it is the whole comment, on one line; this \
+         comment shows {count} lines, one of them {}. Comment the command by itself, and \
+         anything else in another comment.\n\nRun {} for all commands and flags.",
+        echo(line),
+        code(&format!("{} help", ctx.bot_name)),
+    )
+}
+
+/// Reads one displayed line.
+fn parse_line(ctx: &ParseContext, line: &str) -> Parsed {
     let line = trim_backticks(line);
     // The first word is only ever compared with short names, so its end is looked for in the
     // first MAX_FIRST_WORD characters only: a megabyte without a space costs nothing.
@@ -1639,10 +1691,70 @@ mod tests {
                 "plan p=net d=- w=- v=false extra=[]",
             ),
             ("sluice plan # after the fix", &plain_plan),
-            // Conversation stays silent.
-            ("sluice plan\nthanks!", "ignore"),
-            ("sluice plan\r\nsecond line", "ignore"),
-            ("Please run:\nsluice plan", "ignore"),
+            // What GitHub does not display is not read; conversation addressed to Sluice is
+            // answered with why it was not run, other conversation stays silent.
+            (
+                "sluice apply\n<!-- saved reply: deploy -->",
+                "apply p=- d=- w=- v=false extra=[]",
+            ),
+            (
+                "<!-- synced by bot -->\nsluice plan -p net\n<!-- id: 42 -->\n",
+                "plan p=net d=- w=- v=false extra=[]",
+            ),
+            (
+                "sluice plan<!-- x --> -p net",
+                "plan p=net d=- w=- v=false extra=[]",
+            ),
+            (
+                "sluice apply\n<!-- never closed\nsecond line",
+                "apply p=- d=- w=- v=false extra=[]",
+            ),
+            (
+                "sluice plan   \r\n   \r\n\t",
+                "plan p=- d=- w=- v=false extra=[]",
+            ),
+            ("\u{FEFF}sluice plan", "plan p=- d=- w=- v=false extra=[]"),
+            (
+                "\u{200B}sluice\u{200B} apply\u{200D}",
+                "apply p=- d=- w=- v=false extra=[]",
+            ),
+            (
+                "sluice plan -p\u{200B} net\n\u{2060}\n",
+                "plan p=net d=- w=- v=false extra=[]",
+            ),
+            (
+                "sluice pl\u{00AD}an\u{200E}",
+                "plan p=- d=- w=- v=false extra=[]",
+            ),
+            ("sluice unlock\n\u{FEFF}\n<!-- -->\n \u{200C}", "unlock"),
+            (
+                "sluice plan\nthanks!",
+                "reply: **Not run:** Sluice runs a command only when it is the whole comment, on one line; this comment shows 2 lines, one of them `sluice plan`. Comment the command by itself, and anything else in another comment.",
+            ),
+            (
+                "sluice plan\r\nsecond line",
+                "reply: **Not run:** Sluice runs a command only when it is the whole comment, on one line; this comment shows 2 lines, one of them `sluice plan`. Comment the command by itself, and anything else in another comment.",
+            ),
+            (
+                "Please run:\nsluice plan",
+                "reply: **Not run:** Sluice runs a command only when it is the whole comment, on one line; this comment shows 2 lines, one of them `sluice plan`. Comment the command by itself, and anything else in another comment.",
+            ),
+            (
+                "@sluice apply\nfor the release",
+                "reply: **Not run:** Sluice runs a command only when it is the whole comment, on one line; this comment shows 2 lines, one of them `@sluice apply`. Comment the command by itself, and anything else in another comment.",
+            ),
+            (
+                "sluice apply\n<!-- a -->\nshipping it",
+                "reply: **Not run:** Sluice runs a command only when it is the whole comment, on one line; this comment shows 2 lines, one of them `sluice apply`. Comment the command by itself, and anything else in another comment.",
+            ),
+            (
+                "`sluice plan -p net`\nthen apply",
+                "reply: **Not run:** Sluice runs a command only when it is the whole comment, on one line; this comment shows 2 lines, one of them `ˋsluice plan -p netˋ`. Comment the command by itself, and anything else in another comment.",
+            ),
+            ("```\nsluice plan\n```", "ignore"),
+            ("> sluice plan\nwhy did this fail?", "ignore"),
+            ("we should\nrun terraform plan", "ignore"),
+            ("<!-- sluice plan -->", "ignore"),
             ("```\nsluice plan\n```", "ignore"),
             ("I think sluice plan is broken", "ignore"),
             ("LGTM", "ignore"),
@@ -1766,8 +1878,14 @@ mod tests {
             check(&format!("@sluice plan -p {mb}"), &too_long(mb.len() + 8)),
             // 1 MB that is not addressed to the bot, or is multi-line: nothing.
             check(&mb, "ignore"),
-            check(&format!("sluice plan\n{mb}"), "ignore"),
-            check(&format!("{mb}\nsluice plan"), "ignore"),
+            check(
+                &format!("sluice plan\n{mb}"),
+                "reply: **Not run:** Sluice runs a command only when it is the whole comment, on one line; this comment shows 2 lines, one of them `sluice plan`. Comment the command by itself, and anything else in another comment.",
+            ),
+            check(
+                &format!("{mb}\nsluice plan"),
+                "reply: **Not run:** Sluice runs a command only when it is the whole comment, on one line; this comment shows 2 lines, one of them `sluice plan`. Comment the command by itself, and anything else in another comment.",
+            ),
             check(&format!("@{mb} plan"), "ignore"),
             check(&format!("{mb} plan"), "ignore"),
             check(&"`".repeat(1 << 20), "ignore"),
