@@ -203,17 +203,23 @@ impl Command {
     pub fn canonical(&self, bot_name: &str) -> String {
         let mut words = vec![bot_name.to_string(), self.kind.name().to_string()];
         let mut flag = |name: &str, value: &str| {
-            words.push(name.to_string());
-            words.push(shell_words::quote(value).into_owned());
+            let quoted = shell_words::quote(value).into_owned();
+            // A value that starts with `-` is read as a flag unless it is attached with `=`.
+            if quoted.starts_with('-') {
+                words.push(format!("{name}={quoted}"));
+            } else {
+                words.push(name.to_string());
+                words.push(quoted);
+            }
         };
         if let Some(p) = &self.targets.project {
-            flag("--project", p.as_str());
+            flag("-p", p.as_str());
         }
         if let Some(d) = &self.targets.dir {
-            flag("--dir", d.as_str());
+            flag("-d", d.as_str());
         }
         if let Some(w) = &self.targets.workspace {
-            flag("--workspace", w.as_str());
+            flag("-w", w.as_str());
         }
         for set in &self.policy_sets {
             flag("--policy-set", set);
@@ -231,6 +237,15 @@ impl Command {
         }
         words.join(" ")
     }
+}
+
+/// The comment that runs `kind` on one project (`sluice apply -p 'envs/eu west'`), for the
+/// hints Sluice prints: written by [`Command::canonical`], with the grammar's own quoting, so it
+/// parses back to exactly this project whatever its name holds.
+pub fn project_hint(bot_name: &str, kind: CommandKind, project: &ProjectName) -> String {
+    let mut command = Command::new(kind);
+    command.targets.project = Some(project.clone());
+    command.canonical(bot_name)
 }
 
 /// What to do with a comment.
@@ -625,7 +640,8 @@ fn parse_command(ctx: &ParseContext, rest: &str) -> Result<Command, Answer> {
     } else {
         Cow::Borrowed(rest)
     };
-    let words = shell_words::split(&normalised).map_err(|_| Answer::Unbalanced)?;
+    let words =
+        shell_words::split(&typographic_quotes(&normalised)).map_err(|_| Answer::Unbalanced)?;
     let Some((first, args)) = words.split_first() else {
         return Err(Answer::Usage);
     };
@@ -668,6 +684,35 @@ fn parse_command(ctx: &ParseContext, rest: &str) -> Result<Command, Answer> {
             parse_targeted(kind, args)
         }
     }
+}
+
+/// Typographic quotes, as phones and rich editors type them, read as the quotes they stand
+/// for: `“…”`, `„…“`, `«…»` as `"…"`; `‘…’`, `‚…‘` as `'…'`. A `’` inside a word (`bob’s`) is an
+/// apostrophe and stays: only one that ends a word closes a quote, and only when one was opened.
+fn typographic_quotes(line: &str) -> Cow<'_, str> {
+    const ALL: [char; 7] = ['“', '”', '„', '«', '»', '‘', '‚'];
+    if !line.contains(ALL) && !line.contains('’') {
+        return Cow::Borrowed(line);
+    }
+    let chars: Vec<char> = line.chars().collect();
+    let mut out = String::with_capacity(line.len());
+    let mut single_open = false;
+    for (i, c) in chars.iter().enumerate() {
+        let ends_word = chars.get(i + 1).is_none_or(|n| n.is_whitespace());
+        match c {
+            '“' | '”' | '„' | '«' | '»' => out.push('"'),
+            '‘' | '‚' if !single_open => {
+                single_open = true;
+                out.push('\'');
+            }
+            '‘' | '’' if single_open && ends_word => {
+                single_open = false;
+                out.push('\'');
+            }
+            c => out.push(*c),
+        }
+    }
+    Cow::Owned(out)
 }
 
 fn is_help_flag(word: &str) -> bool {
@@ -1369,13 +1414,55 @@ mod tests {
                 "sluice plan -w 'a\\b'",
                 "reply: **Error:** workspace `a\\b` is not allowed: it contains '\\\\'; use letters, digits, '-', '_' and '.'.",
             ),
+            // Any name Sluice derives from a directory can be typed (quoted as a shell would, or
+            // with the typographic quotes phones type).
             (
                 "sluice plan -p 'net work'",
-                "reply: **Error:** project name `net work` contains ' '; use letters, digits, '-', '_', '.', '/' or ':'.",
+                "plan p=net work d=- w=- v=false extra=[]",
             ),
             (
                 "sluice plan -p 'a`b'",
-                "reply: **Error:** project name `aˋb` contains 'ˋ'; use letters, digits, '-', '_', '.', '/' or ':'.",
+                "plan p=a`b d=- w=- v=false extra=[]",
+            ),
+            (
+                "sluice plan -p “envs/eu west”",
+                "plan p=envs/eu west d=- w=- v=false extra=[]",
+            ),
+            (
+                "sluice plan -p ‘envs/eu west’",
+                "plan p=envs/eu west d=- w=- v=false extra=[]",
+            ),
+            (
+                "sluice plan -p „envs/eu west“",
+                "plan p=envs/eu west d=- w=- v=false extra=[]",
+            ),
+            (
+                "sluice plan -p «envs/eu west»",
+                "plan p=envs/eu west d=- w=- v=false extra=[]",
+            ),
+            (
+                "sluice plan -d “envs/eu west” -w blue",
+                "plan p=- d=envs/eu west w=blue v=false extra=[]",
+            ),
+            (
+                "sluice plan --project=“a b”",
+                "plan p=a b d=- w=- v=false extra=[]",
+            ),
+            (
+                "sluice plan -p bob’s",
+                "plan p=bob’s d=- w=- v=false extra=[]",
+            ),
+            (
+                "sluice plan -p ‘bob’s dir’",
+                "plan p=bob’s dir d=- w=- v=false extra=[]",
+            ),
+            (
+                "sluice plan -p envs/café+1@eu(2)",
+                "plan p=envs/café+1@eu(2) d=- w=- v=false extra=[]",
+            ),
+            (
+                "sluice plan -p “envs/eu west",
+                "reply: **Error:** this command has an unclosed quote (`'` or `\"`); quote values the way a shell would, e.g. `sluice plan -d \"envs/my dir\"`.",
             ),
             (
                 "sluice plan -p envs/prod:blue",
@@ -1853,7 +1940,7 @@ mod tests {
             ),
             (
                 "sluice plan -p \u{202E}ten",
-                "reply: **Error:** project name `\u{FFFD}ten` contains '\\u{202e}'; use letters, digits, '-', '_', '.', '/' or ':'.",
+                "reply: **Error:** project name `\u{FFFD}ten` contains '\\u{202e}', which no project name holds.",
             ),
         ];
         let n = run(cases.iter().map(|(input, expected)| check(input, expected)));
@@ -2105,6 +2192,55 @@ mod tests {
         }
     }
 
+    /// Every hint Sluice prints for a project is written by the grammar and parses back to
+    /// that project, for names derived from any directory a repository can hold.
+    #[test]
+    fn project_hints_parse_back_to_their_project() {
+        let names = [
+            "envs/eu west",
+            "envs/café",
+            "envs/Zürich/db",
+            "envs/東京",
+            "svc+1",
+            "team@eu",
+            "app (legacy)",
+            "bob’s dir",
+            "it's",
+            "a\"b",
+            "a`b",
+            "$HOME/#1",
+            "x=y",
+            "envs/eu west:blue",
+            "root",
+        ];
+        for name in names {
+            let name = ProjectName::new(name).unwrap();
+            for kind in [
+                CommandKind::Plan,
+                CommandKind::Apply,
+                CommandKind::ApprovePolicies,
+            ] {
+                let hint = project_hint("sluice", kind, &name);
+                let Parsed::Command(c) = parse_comment(&ctx(), &hint) else {
+                    panic!("{hint:?} does not parse");
+                };
+                assert_eq!(
+                    (c.kind, c.targets.project.as_ref()),
+                    (kind, Some(&name)),
+                    "{hint}"
+                );
+            }
+        }
+        assert_eq!(
+            project_hint(
+                "sluice",
+                CommandKind::Apply,
+                &ProjectName::new("envs/eu west").unwrap()
+            ),
+            "sluice apply -p 'envs/eu west'"
+        );
+    }
+
     #[test]
     fn targets_helpers() {
         let Parsed::Command(c) = parse_comment(&ctx(), "sluice plan -d 'envs/*'") else {
@@ -2112,7 +2248,7 @@ mod tests {
         };
         assert!(c.targets.dir_is_glob());
         assert!(!c.targets.is_all());
-        assert_eq!(c.canonical("sluice"), "sluice plan --dir 'envs/*'");
+        assert_eq!(c.canonical("sluice"), "sluice plan -d 'envs/*'");
         let Parsed::Command(c) = parse_comment(&ctx(), "sluice plan") else {
             panic!("expected a command");
         };
@@ -2246,12 +2382,12 @@ mod tests {
 
         Run `sluice help` for usage.
         "#);
-        insta::assert_snapshot!(reply(&ctx(), "sluice plan -p 'x`</details>@org/team'"), @r#"
-        **Error:** project name `xˋ</details>@org/team` contains 'ˋ'; use letters, digits, '-', '_', '.', '/' or ':'.
+        insta::assert_snapshot!(reply(&ctx(), "sluice plan -w 'x`</details>@org/team'"), @"
+        **Error:** workspace `xˋ</details>@org/team` is not allowed: it contains 'ˋ'; use letters, digits, '-', '_' and '.'.
 
         Usage: `sluice plan [-p PROJECT | [-d DIR] [-w WORKSPACE]] [--verbose] [-- TERRAFORM_ARGS]`
 
         Run `sluice help` for all commands and flags.
-        "#);
+        ");
     }
 }
