@@ -417,3 +417,26 @@ async fn the_intake_answers_every_kind_of_request() {
     let delivery = signed.delivery().to_string();
     insta::assert_snapshot!(answers.join("\n").replace(&delivery, "[delivery]"));
 }
+
+/// What GitHub does not display is not read (a saved reply's HTML comment, zero-width
+/// characters, a BOM, trailing `\r`), a comment addressed to Sluice that is still not a command
+/// is answered with why, and terraform arguments outside what a command takes are refused with
+/// a reply naming them — each on the pull request.
+#[tokio::test(flavor = "multi_thread")]
+async fn comments_are_read_as_displayed_and_extra_arguments_by_the_grammar() {
+    let mut f = Flow::new(&[]).await;
+    f.open_pr(1, &[("README.md", "docs\n")]);
+    f.deliver(&f.h.pr_event("opened", 1)).await;
+    f.said().await;
+    for body in [
+        "sluice apply\r\n<!-- saved reply: release checklist -->\r\n",
+        "\u{FEFF}sluice\u{200B} apply\u{200D}",
+        "sluice plan\nthanks!",
+        "sluice apply -- -target=null_resource.a",
+        "sluice plan -- -target=null_resource.a -- -destroy",
+        "sluice plan -- -target=null_resource.a extra",
+    ] {
+        f.deliver(&comment(&f, 1, "alice", body)).await;
+    }
+    insta::assert_snapshot!(f.said().await);
+}
