@@ -154,6 +154,9 @@ pub struct Settings {
     /// file.
     #[serde(skip)]
     pub test_crash_on_delivery: Option<String>,
+    /// Drift detection: schedules, the share of workers, notifications.
+    #[serde(default)]
+    pub drift: DriftServerSettings,
     /// `repo_allowlist`, compiled when the settings are loaded.
     #[serde(skip)]
     allowlist: Allowlist,
@@ -675,7 +678,8 @@ impl Settings {
             let known = ENV_KEYS.contains(&key.as_str())
                 || key.starts_with("runner__")
                 || key.starts_with("limits__")
-                || key.starts_with("http__");
+                || key.starts_with("http__")
+                || key.starts_with("drift__");
             if known && !v.is_empty() {
                 vars.insert(k.clone(), v.clone());
             }
@@ -731,6 +735,7 @@ impl Settings {
         if self.workers == 0 {
             bail!("workers must be at least 1");
         }
+        self.drift.validate()?;
         if self.github_app_id.is_some() != self.github_app_key_file.is_some() {
             bail!("SLUICE_GITHUB_APP_ID and SLUICE_GITHUB_APP_KEY_FILE must be set together");
         }
@@ -818,11 +823,17 @@ impl Settings {
 
     /// Every secret value the server knows, for output redaction.
     pub fn secret_values(&self) -> Vec<String> {
-        let mut out: Vec<String> = [&self.webhook_secret, &self.github_token, &self.api_token]
-            .into_iter()
-            .flatten()
-            .map(|s| s.expose().to_string())
-            .collect();
+        let mut out: Vec<String> = [
+            &self.webhook_secret,
+            &self.github_token,
+            &self.api_token,
+            &self.drift.webhook_secret,
+            &self.drift.slack_webhook_url,
+        ]
+        .into_iter()
+        .flatten()
+        .map(|s| s.expose().to_string())
+        .collect();
         for rule in &self.credentials {
             out.extend(rule.env.values().map(|s| s.expose().to_string()));
         }
@@ -1260,5 +1271,87 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("not a valid glob"), "{err}");
+    }
+}
+
+/// `[drift]`: reconciliation (PRODUCT.md §14). Repositories set per-project schedules in
+/// `sluice.yaml` (`drift: { schedule, enabled }`, from the default branch); this is the server's
+/// side: the default schedule, how many checks may run at once, and where state changes are
+/// announced.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DriftServerSettings {
+    /// `false` turns drift checks off on this server.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Schedule of projects whose configuration names none (5-field cron, UTC).
+    #[serde(default = "default_drift_schedule")]
+    pub default_schedule: String,
+    /// Drift checks that may run at once. They never take the job workers' slots (`workers`):
+    /// PR plans and applies are never delayed by them.
+    #[serde(default = "default_drift_workers")]
+    pub workers: usize,
+    /// A Slack-compatible incoming-webhook URL for drift state changes (a secret: it is the
+    /// credential).
+    #[serde(default)]
+    pub slack_webhook_url: Option<Secret>,
+    /// A URL that receives every drift state change as JSON (`sluice.drift.v1`), signed with
+    /// HMAC-SHA256 of `webhook_secret` in `X-Sluice-Signature-256`.
+    #[serde(default)]
+    pub webhook_url: Option<String>,
+    /// Required with `webhook_url`: unsigned events are never sent.
+    #[serde(default)]
+    pub webhook_secret: Option<Secret>,
+}
+
+fn default_drift_schedule() -> String {
+    crate::core::drift::DEFAULT_SCHEDULE.to_string()
+}
+
+fn default_drift_workers() -> usize {
+    1
+}
+
+impl Default for DriftServerSettings {
+    fn default() -> Self {
+        DriftServerSettings {
+            enabled: true,
+            default_schedule: default_drift_schedule(),
+            workers: default_drift_workers(),
+            slack_webhook_url: None,
+            webhook_url: None,
+            webhook_secret: None,
+        }
+    }
+}
+
+impl DriftServerSettings {
+    fn validate(&self) -> anyhow::Result<()> {
+        crate::core::drift::validate_schedule(&self.default_schedule).map_err(|e| {
+            anyhow::anyhow!("drift.default_schedule {:?}: {e}", self.default_schedule)
+        })?;
+        if self.workers == 0 {
+            bail!(
+                "drift.workers must be at least 1 (set drift.enabled = false to turn checks off)"
+            );
+        }
+        if self.webhook_url.is_some() && self.webhook_secret.is_none() {
+            bail!("drift.webhook_url needs drift.webhook_secret: drift events are always signed");
+        }
+        if let Some(s) = &self.webhook_secret
+            && s.expose().len() < 8
+        {
+            bail!("drift.webhook_secret is shorter than 8 characters; use a long random value");
+        }
+        Ok(())
+    }
+
+    /// The default schedule, parsed (validated when the settings were loaded).
+    pub fn schedule(&self) -> crate::core::drift::Schedule {
+        crate::core::drift::validate_schedule(&self.default_schedule)
+            .or_else(|_| {
+                crate::core::drift::validate_schedule(crate::core::drift::DEFAULT_SCHEDULE)
+            })
+            .expect("the built-in default schedule parses")
     }
 }

@@ -55,7 +55,19 @@ impl EngineResolver {
         };
         let wanted = configured.unwrap_or_else(|| PathBuf::from(engine.default_binary()));
         crate::config::resolve_binary(&wanted)
-            .with_context(|| format!("{engine} binary unavailable"))
+            .with_context(|| format!("{engine} binary unavailable{}", unavailable_hint(engine)))
+    }
+}
+
+/// Why a project needs the engine, for the error when it is not installed: a project runs with
+/// OpenTofu when it says so or when its files are ones only OpenTofu reads.
+fn unavailable_hint(engine: Engine) -> &'static str {
+    match engine {
+        Engine::Terraform => "",
+        Engine::Opentofu => {
+            " (the project sets `engine: opentofu`, or its configuration has `.tofu`/`.tofu.json` \
+             files, which only OpenTofu reads; install `tofu` and set tofu_bin / SLUICE_TOFU_BIN)"
+        }
     }
 }
 
@@ -520,6 +532,20 @@ mod tests {
         };
         let err = format!("{:#}", r.resolve(Engine::Terraform, None).unwrap_err());
         assert!(err.contains("not executable"), "{err}");
+
+        // OpenTofu resolves `tofu_bin`, else `tofu` on PATH, and says why it was wanted.
+        let r = EngineResolver {
+            terraform_bin: Some(f.clone()),
+            tofu_bin: Some(dir.path().join("no-tofu")),
+            ..EngineResolver::default()
+        };
+        let err = format!("{:#}", r.resolve(Engine::Opentofu, None).unwrap_err());
+        assert!(
+            err.contains("opentofu binary unavailable")
+                && err.contains("`.tofu`/`.tofu.json`")
+                && err.contains("no-tofu does not exist"),
+            "{err}"
+        );
 
         let err = format!(
             "{:#}",

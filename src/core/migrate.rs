@@ -161,9 +161,10 @@ fn projects_section(
             (Some(w), None) => w.value.clone(),
             (None, None) => DEFAULT_WORKFLOW.to_string(),
         };
-        let engine = match p.engine {
-            Engine::Terraform => "terraform",
-            Engine::Opentofu => "OpenTofu (tofu)",
+        let engine = match p.engine.as_ref().map(|e| e.value) {
+            Some(Engine::Terraform) => "terraform",
+            Some(Engine::Opentofu) => "OpenTofu (tofu)",
+            None => "terraform, or OpenTofu when the directory holds only `.tofu` files",
         };
         let version = p.terraform_version.as_deref().map_or_else(
             || "from required_version".to_string(),
@@ -504,8 +505,10 @@ fn sluice_yaml(config: &RepoConfig) -> SluiceYaml {
             if let Some(v) = &p.terraform_version {
                 let _ = writeln!(t, "    terraform_version: {}", scalar(v));
             }
-            if p.engine == Engine::Opentofu {
-                t.push_str("    engine: opentofu\n");
+            match p.engine.as_ref().map(|e| e.value) {
+                Some(Engine::Opentofu) => t.push_str("    engine: opentofu\n"),
+                Some(Engine::Terraform) => t.push_str("    engine: terraform\n"),
+                None => {}
             }
             let wm: Vec<String> = p.when_modified.iter().map(|w| w.value.clone()).collect();
             let _ = writeln!(

@@ -267,7 +267,7 @@ fn unknown_config_key_is_rejected_by_check_and_by_preview() {
     check.expect_code(1);
     snapshot!(check.stderr, @r"
     sluice.yaml:5:5: error: unknown key `workspaces` in project
-      hint: did you mean `workspace`? valid keys here: name, dir, workspace, terraform_version, engine, autoplan, apply_requirements, depends_on, env
+      hint: did you mean `workspace`? valid keys here: name, dir, workspace, terraform_version, engine, autoplan, apply_requirements, depends_on, env, drift
     sluice.yaml: no projects until the errors are fixed
     1 error(s)
     ");
@@ -277,7 +277,7 @@ fn unknown_config_key_is_rejected_by_check_and_by_preview() {
     assert!(run.stdout.is_empty(), "nothing is planned:\n{}", run.stdout);
     snapshot!(run.stderr, @r"
     sluice.yaml:5:5: error: unknown key `workspaces` in project
-      hint: did you mean `workspace`? valid keys here: name, dir, workspace, terraform_version, engine, autoplan, apply_requirements, depends_on, env
+      hint: did you mean `workspace`? valid keys here: name, dir, workspace, terraform_version, engine, autoplan, apply_requirements, depends_on, env, drift
     sluice: the repository configuration has errors; nothing was planned
     ");
 }

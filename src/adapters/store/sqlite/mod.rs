@@ -6,6 +6,7 @@
 //! through triggers (see the migration). How the port's types are laid out in columns and JSON
 //! is [`rows`]'s business alone.
 
+use std::borrow::Cow;
 use std::path::Path;
 use std::time::Duration;
 
@@ -14,16 +15,19 @@ use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqliteConnection, SqlitePool};
 
+mod drift;
 mod rows;
 
 use rows::*;
 
+use crate::adapters::known_secrets;
 use crate::app::ports::github::StatusState;
 use crate::app::ports::store::*;
 use crate::core::audit::{self, AuditAction, AuditActor, AuditEntry, AuditRecord, AuditResult};
 use crate::core::freshness::HeadSeen;
 use crate::core::job::{JobKind, JobState, after_lost_lease};
 use crate::core::lock::{Lock, LockDecision, LockKey, decide};
+use crate::core::plan::Redactor;
 use crate::core::types::{CommitSha, PrNumber, RepoName, UnixMs};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -213,18 +217,42 @@ async fn insert_effects(
     insert_audit(conn, effects.audit, now).await
 }
 
+/// `message` with every known secret in its text (comment body, status description) redacted.
+fn redacted<'m>(message: &'m Outgoing, redactor: &Redactor) -> Cow<'m, Outgoing> {
+    let mut out = Cow::Borrowed(message);
+    match message {
+        Outgoing::Comment { body } => {
+            if let Cow::Owned(clean) = redactor.redact(body) {
+                out = Cow::Owned(Outgoing::Comment { body: clean });
+            }
+        }
+        Outgoing::Status { description, .. } => {
+            if let Cow::Owned(clean) = redactor.redact(description)
+                && let Outgoing::Status { description, .. } = out.to_mut()
+            {
+                *description = clean;
+            }
+        }
+        Outgoing::Reaction { .. } => {}
+    }
+    out
+}
+
 async fn insert_outbox(
     conn: &mut SqliteConnection,
     items: &[OutboxItem],
     now: UnixMs,
 ) -> anyhow::Result<()> {
     let now = now.get();
+    // The last point before GitHub: no known secret is posted, whatever text carried it.
+    let redactor = known_secrets::process().redactor();
     for item in items {
+        let message = redacted(&item.message, &redactor);
         sqlx::query("INSERT INTO outbox (repo, pr, kind, payload_json, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?)")
             .bind(item.repo.full())
             .bind(item.pr.map(|p| p.get() as i64))
-            .bind(item.message.kind())
-            .bind(outgoing_json(&item.message)?)
+            .bind(message.kind())
+            .bind(outgoing_json(&message)?)
             .bind(now)
             .bind(now)
             .execute(&mut *conn)
@@ -249,25 +277,30 @@ async fn insert_audit(
         None => None,
     };
     let mut out = Vec::with_capacity(records.len());
-    for record in records {
+    // The last point before the log: no known secret is stored, whatever text carried it.
+    let redactor = known_secrets::process().redactor();
+    for mut record in records {
+        record.redact(&redactor);
         let entry = audit::seal(
             prev.as_ref().map(|(s, h)| (*s, h.as_str())),
             audit::format_time(now),
             record,
         );
+        // The columns are derived by the same function that checks them on every read.
+        let columns = audit::StoredColumns::of(&entry);
         sqlx::query(
             "INSERT INTO audit_log (seq, time_text, repo, pr, head_sha, action, entry_json, prev_hash, hash) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
-        .bind(entry.seq as i64)
-        .bind(&entry.time)
-        .bind(&entry.record.repo)
-        .bind(entry.record.pr.map(|p| p as i64))
-        .bind(&entry.record.head_sha)
-        .bind(entry.record.action.map(|a| a.as_str()).unwrap_or("unknown"))
+        .bind(columns.seq as i64)
+        .bind(&columns.time)
+        .bind(&columns.repo)
+        .bind(columns.pr.map(|p| p as i64))
+        .bind(&columns.head_sha)
+        .bind(&columns.action)
         .bind(serde_json::to_string(&entry)?)
-        .bind(&entry.prev_hash)
-        .bind(&entry.hash)
+        .bind(&columns.prev_hash)
+        .bind(&columns.hash)
         .execute(&mut *conn)
         .await
         .context("appending to the audit log")?;
@@ -1357,8 +1390,10 @@ impl Store for SqliteStore {
         each: &mut (dyn FnMut(AuditEntry) -> anyhow::Result<bool> + Send),
     ) -> StoreResult<()> {
         use futures_util::TryStreamExt;
-        let mut sql =
-            String::from("SELECT seq, entry_json, prev_hash, hash FROM audit_log WHERE 1 = 1");
+        let mut sql = String::from(
+            "SELECT seq, time_text, repo, pr, head_sha, action, entry_json, prev_hash, hash \
+             FROM audit_log WHERE 1 = 1",
+        );
         if q.since.is_some() {
             sql.push_str(" AND time_text >= ?");
         }
