@@ -33,8 +33,14 @@
 //!     rules: [{ max_destroys: 10 }]
 //! ```
 //!
-//! Anchors and aliases (`&x` / `*x`) and tags (`!!str`) are rejected: every value has exactly one
-//! place in the file, which is what makes `file:line:col` in diagnostics trustworthy.
+//!
+//! Workflows (`workflows:`, a project's `workflow:`) and Rego policy sets (`policy_sets:`) are
+//! read here too; their syntax is [`super::workflow`]'s and [`super::policy::rego`]'s.
+//!
+//! Anchors and aliases (`&x` / `*x`) and tags (`!!str`) are rejected in `sluice.yaml`: every
+//! value has exactly one place in the file, which is what makes `file:line:col` in diagnostics
+//! trustworthy. `atlantis.yaml` is read the way Atlantis reads it (see
+//! [`parse_atlantis_config`]), anchors and merge keys included.
 
 use std::collections::BTreeMap;
 
@@ -46,10 +52,13 @@ use super::diag::{Diagnostic, has_errors};
 use super::drift::{DriftSettings, validate_schedule};
 use super::glob::{build_glob, is_glob};
 use super::graph::{find_cycles, show_cycle};
+use super::policy::rego::{PolicySetConfig, SetOrigin, policies_block_node, policy_sets_node};
 use super::policy::{self, Policy};
+use super::server_rules::{OverrideKey, SlashRegex};
 use super::types::{ApplyRequirement, Engine, ProjectDir, ProjectName, Workspace};
+use super::workflow::{RunSyntax, Workflow, WorkflowOrigin, workflows_node};
 use super::yaml::{
-    self, Key,
+    self, Anchors, Key,
     Key::{Ignored, Known, Unsupported},
     did_you_mean, is_null, list_some, pos, pos_of_span,
 };
@@ -65,8 +74,9 @@ pub const MAX_PROJECTS: usize = 5_000;
 /// Versions of `sluice.yaml` this build understands.
 pub const SUPPORTED_VERSIONS: &[u32] = &[1];
 
-/// The only `atlantis.yaml` version Sluice reads (version 2 is long deprecated in Atlantis).
-pub const ATLANTIS_VERSION: u32 = 3;
+/// The `atlantis.yaml` versions Sluice reads, as Atlantis does. They differ only in how `run`
+/// commands are read (version 2 splits them like a shell and joins the words again).
+pub const ATLANTIS_VERSIONS: &[u32] = &[3, 2];
 
 /// `when_modified` of a `sluice.yaml` project that sets none (relative to the project dir). Local
 /// modules the project uses are tracked on top of this, see [`super::projects`].
@@ -258,6 +268,17 @@ pub struct RepoConfig {
     /// requirement, the caller must take them from the **base** branch's file. Combine them with
     /// the policy files through [`super::policy::load_policies`]. Always empty for atlantis.yaml.
     pub policies: Vec<Policy>,
+    /// The file's version (`1` for sluice.yaml; `2` or `3` for atlantis.yaml).
+    pub version: u32,
+    /// Workflows the file defines (`workflows:`), in file order. Whether the repository may
+    /// define them, and which one each project runs, is `server_rules::effective_config`'s call.
+    pub workflows: Vec<Workflow>,
+    /// Rego policy sets (`policy_sets:` in sluice.yaml, `policies.policy_sets` in
+    /// atlantis.yaml); `path`s are relative to the repository root. Like `policies`, take them
+    /// from the base branch.
+    pub policy_sets: Vec<PolicySetConfig>,
+    /// Repository-level keys the server's rules govern (`allowed_overrides`), where written.
+    pub keys_set: BTreeMap<OverrideKey, Pos>,
     /// Top-level `drift: { enabled, schedule }`: the default for every project (a project's
     /// own `drift:` replaces it). Read by the drift scheduler from the default branch.
     pub drift: DriftSettings,
@@ -309,6 +330,23 @@ pub struct ProjectConfig {
     /// Plain, non-secret variables passed to the run: `TF_VAR_*` and plain names, never one that
     /// steers the engine, runner, network or loader ([`env_name_refusal`]).
     pub env: BTreeMap<String, String>,
+    /// The workflow the project names (`None`: the server's choice, `default` unless set).
+    pub workflow: Option<Located<String>>,
+    /// Atlantis `branch`: the project exists only on PRs whose base branch matches
+    /// ([`RepoConfig::for_base_branch`]).
+    pub branch: Option<SlashRegex>,
+    /// Requirements before `plan` (Atlantis `plan_requirements`; values as `apply_requirements`).
+    pub plan_requirements: Option<Vec<ApplyRequirement>>,
+    /// Requirements before `import` and `state rm` (`None`: the apply requirements).
+    pub import_requirements: Option<Vec<ApplyRequirement>>,
+    /// Atlantis `policy_check: false` turns policy checks off for the project (when the server
+    /// allows the override).
+    pub policy_check: Option<bool>,
+    /// Atlantis `execution_order_group`: groups run in ascending order (default 0), see
+    /// [`RepoConfig::execution_groups`].
+    pub execution_order_group: i64,
+    /// Keys the server's rules govern (`allowed_overrides`), where written.
+    pub keys_set: BTreeMap<OverrideKey, Pos>,
     /// `drift: { enabled, schedule }`, or the top-level one.
     pub drift: DriftSettings,
 }
@@ -458,6 +496,8 @@ const SLUICE_TOP_KEYS: &[(&str, Key)] = &[
     ("plan_drafts", Known),
     ("automerge", Known),
     ("policies", Known),
+    ("workflows", Known),
+    ("policy_sets", Known),
     ("drift", Known),
 ];
 
@@ -471,6 +511,7 @@ const SLUICE_PROJECT_KEYS: &[(&str, Key)] = &[
     ("apply_requirements", Known),
     ("depends_on", Known),
     ("env", Known),
+    ("workflow", Known),
     ("drift", Known),
 ];
 
@@ -489,6 +530,19 @@ const ATLANTIS_TOP_KEYS: &[(&str, Key)] = &[
     ),
     ("autodiscover", Known),
     ("workflows", Known),
+    ("policies", Known),
+    (
+        "emoji_reaction",
+        Ignored("Sluice does not react to comments with emoji"),
+    ),
+    (
+        "repo_locks",
+        Ignored("Sluice always locks each project dir and workspace"),
+    ),
+    (
+        "silence_pr_comments",
+        Ignored("Sluice always reports on the PR"),
+    ),
     ("parallel_plan", Ignored(WHY_ORDER)),
     ("parallel_apply", Ignored(WHY_ORDER)),
     ("parallel_policy_check", Ignored(WHY_ORDER)),
@@ -513,35 +567,12 @@ const ATLANTIS_PROJECT_KEYS: &[(&str, Key)] = &[
     ("apply_requirements", Known),
     ("depends_on", Known),
     ("workflow", Known),
-    (
-        "branch",
-        Unsupported(
-            "it limits the project to PRs against matching base branches; ignoring it would plan \
-             and apply this project on PRs to any branch",
-        ),
-    ),
-    (
-        "plan_requirements",
-        Unsupported(
-            "ignoring it would plan before the requirements your team set are met; Sluice has no \
-             plan requirements",
-        ),
-    ),
-    (
-        "policy_check",
-        Unsupported(
-            "ignoring it would skip the policy checks your team relies on; write Sluice policies \
-             instead (policies/*.yaml)",
-        ),
-    ),
-    (
-        "custom_policy_check",
-        Unsupported(
-            "ignoring it would skip the policy checks your team relies on; write Sluice policies \
-             instead (policies/*.yaml)",
-        ),
-    ),
-    ("execution_order_group", Ignored(WHY_ORDER)),
+    ("branch", Known),
+    ("plan_requirements", Known),
+    ("import_requirements", Known),
+    ("policy_check", Known),
+    ("custom_policy_check", Known),
+    ("execution_order_group", Known),
     (
         "delete_source_branch_on_merge",
         Ignored("Sluice does not delete branches"),
@@ -553,10 +584,6 @@ const ATLANTIS_PROJECT_KEYS: &[(&str, Key)] = &[
     (
         "repo_locks",
         Ignored("Sluice always locks each project dir and workspace"),
-    ),
-    (
-        "import_requirements",
-        Ignored("Sluice has no import command"),
     ),
     (
         "silence_pr_comments",
@@ -588,7 +615,10 @@ impl std::ops::DerefMut for Reader<'_> {
 impl Reader<'_> {
     /// `when_modified` patterns: non-empty, relative, and valid glob syntax.
     fn patterns(&mut self, node: &Node) -> Option<Vec<Located<String>>> {
-        let list = self.string_list(node, "when_modified")?;
+        let mut list = self.string_list(node, "when_modified")?;
+        if self.format == ConfigFormat::Atlantis {
+            atlantis_patterns(self, &mut list);
+        }
         for p in &list {
             let body = p.value.strip_prefix('!').unwrap_or(&p.value);
             let problem = if body.is_empty() {
@@ -683,7 +713,12 @@ fn parse(file: &str, text: &str, format: ConfigFormat) -> (Option<RepoConfig>, V
         y: yaml::Reader::new(file, format!("start with `{first_key}`, then `projects:`")),
         format,
     };
-    let Some(root) = r.load(text) else {
+    // Atlantis' YAML library expands anchors and merge keys; so does Sluice for its files.
+    let anchors = match format {
+        ConfigFormat::Sluice => Anchors::Refuse,
+        ConfigFormat::Atlantis => Anchors::Expand,
+    };
+    let Some(root) = r.load_with(text, anchors) else {
         return (None, r.y.diags);
     };
     let Some(map) = root.as_mapping() else {
@@ -719,9 +754,18 @@ fn parse(file: &str, text: &str, format: ConfigFormat) -> (Option<RepoConfig>, V
             check_names_and_dependencies(&mut r, projects);
         }
     }
+    let mut config = config;
+    if let Some(config) = &mut config {
+        if format == ConfigFormat::Atlantis {
+            atlantis_name_rules(&mut r, config);
+            drop_unknown_dependencies(config);
+        }
+    }
     let config = if has_errors(&r.diags) { None } else { config };
-    // Checks run key by key; users read the file top to bottom.
+    // Checks run key by key; users read the file top to bottom. A value shared through an
+    // anchor is checked once per use: report it once.
     r.diags.sort_by_key(|d| (d.line, d.column));
+    r.y.diags.dedup();
     (config, r.y.diags)
 }
 
@@ -773,6 +817,11 @@ fn sluice_top(r: &mut Reader, map: &MarkedMappingNode) -> Option<RepoConfig> {
         .get_node("policies")
         .map(|n| policy::policies_node(&mut r.y, n))
         .unwrap_or_default();
+    let workflows = repo_workflows(r, map, RunSyntax::Verbatim);
+    let policy_sets = map
+        .get_node("policy_sets")
+        .map(|n| policy_sets_node(&mut r.y, n, SetOrigin::Repo))
+        .unwrap_or_default();
     Some(RepoConfig {
         file: r.file.to_string(),
         format: ConfigFormat::Sluice,
@@ -780,6 +829,10 @@ fn sluice_top(r: &mut Reader, map: &MarkedMappingNode) -> Option<RepoConfig> {
         autoplan: defaults.autoplan,
         plan_drafts,
         policies,
+        version: 1,
+        workflows,
+        policy_sets,
+        keys_set: BTreeMap::new(),
         drift: defaults.drift,
     })
 }
@@ -800,31 +853,34 @@ fn refuse_automerge(r: &mut Reader, map: &MarkedMappingNode) {
 }
 
 fn atlantis_top(r: &mut Reader, map: &MarkedMappingNode) -> Option<RepoConfig> {
-    if r.version(map, &[ATLANTIS_VERSION]) == VersionCheck::Unsupported {
+    if r.version(map, ATLANTIS_VERSIONS) == VersionCheck::Unsupported {
         return None;
     }
     r.check_keys(map, "at the top level of atlantis.yaml", ATLANTIS_TOP_KEYS);
 
-    if let Some(node) = map.get_node("workflows") {
-        let names: Vec<String> = match node {
-            Node::Mapping(m) => m.keys().map(|k| k.as_str().to_string()).collect(),
-            Node::Scalar(s) if is_null(s) => Vec::new(),
-            _ => vec!["?".to_string()],
-        };
-        if !names.is_empty() {
-            r.error(
-                pos(node),
-                format!(
-                    "custom workflows are not supported (defined here: {})",
-                    list_some(&names, 10)
-                ),
-                Some(
-                    "Sluice always runs its own init/plan/apply with fixed arguments in a sandbox; \
-                     running those instead of your steps would plan something different from \
-                     what your team expects. Remove `workflows` once the default steps are enough"
-                        .to_string(),
-                ),
-            );
+    let version: u32 = map
+        .get_node("version")
+        .and_then(|n| n.as_scalar())
+        .and_then(|v| v.as_str().parse().ok())
+        .unwrap_or(3);
+    let syntax = if version == 2 {
+        RunSyntax::LegacyShellSplit
+    } else {
+        RunSyntax::Verbatim
+    };
+    let workflows = repo_workflows(r, map, syntax);
+    let policy_sets = map
+        .get_node("policies")
+        .map(|n| policies_block_node(&mut r.y, n, SetOrigin::Repo))
+        .unwrap_or_default();
+    let mut keys_set = BTreeMap::new();
+    for key in [
+        OverrideKey::DeleteSourceBranchOnMerge,
+        OverrideKey::RepoLocks,
+        OverrideKey::SilencePrComments,
+    ] {
+        if let Some(k) = map.keys().find(|k| k.as_str() == key.key()) {
+            keys_set.insert(key, pos_of_span(k.span()));
         }
     }
     let defaults = Defaults {
@@ -844,6 +900,10 @@ fn atlantis_top(r: &mut Reader, map: &MarkedMappingNode) -> Option<RepoConfig> {
         autoplan: true,
         plan_drafts: false,
         policies: Vec::new(),
+        version,
+        workflows,
+        policy_sets,
+        keys_set,
         drift: DriftSettings::default(),
     })
 }
@@ -970,6 +1030,13 @@ fn project(r: &mut Reader, node: &Node, defaults: &Defaults) -> Option<ProjectCo
     let dir = match map.get_node("dir") {
         Some(n) => r
             .string(n, "dir")
+            .and_then(|d| {
+                if atlantis {
+                    atlantis_dir(r, d)
+                } else {
+                    Some(d)
+                }
+            })
             .and_then(|d| dir_spec(r, d, name.as_ref().map(|n| &n.value))),
         None => {
             r.error(
@@ -1006,9 +1073,7 @@ fn project(r: &mut Reader, node: &Node, defaults: &Defaults) -> Option<ProjectCo
     } else {
         map.get_node("env").map(|n| env(r, n)).unwrap_or_default()
     };
-    if atlantis {
-        atlantis_workflow(r, map);
-    }
+    let extras = project_extras(r, map, atlantis);
 
     let drift = match map.get_node("drift") {
         Some(n) if !atlantis => drift(r, n, &defaults.drift),
@@ -1030,6 +1095,13 @@ fn project(r: &mut Reader, node: &Node, defaults: &Defaults) -> Option<ProjectCo
         apply_requirements,
         depends_on,
         env,
+        workflow: extras.workflow,
+        branch: extras.branch,
+        plan_requirements: extras.plan_requirements,
+        import_requirements: extras.import_requirements,
+        policy_check: extras.policy_check,
+        execution_order_group: extras.execution_order_group,
+        keys_set: extras.keys_set,
         drift,
     })
 }
@@ -1188,6 +1260,7 @@ fn project_when_modified(
                 .collect()
         }
     };
+    let mut when_modified = when_modified;
     if let Some(Located {
         value: DirSpec::Exact(d),
         ..
@@ -1195,15 +1268,28 @@ fn project_when_modified(
     {
         // For a fixed dir we can already tell whether `..` leaves the repository; for globs
         // that waits until the dirs are known.
-        for p in &when_modified {
+        when_modified.retain(|p| {
             let body = p.value.strip_prefix('!').unwrap_or(&p.value);
             if body.is_empty() || body.starts_with('/') || build_glob(body).is_err() {
-                continue; // already reported by `patterns`
+                return true; // already reported by `patterns`
             }
-            if let Err(e) = anchor_pattern(d.as_str(), body) {
-                r.error(p.pos, e, None);
+            match anchor_pattern(d.as_str(), body) {
+                Ok(_) => true,
+                Err(e) if atlantis && e.contains("leaves the repository") => {
+                    // Atlantis accepts such a pattern; it simply never matches.
+                    r.warning(
+                        p.pos,
+                        format!("{e}, so it never matches; Sluice ignores it, as Atlantis does"),
+                        Some("remove it, or fix the number of `../`".to_string()),
+                    );
+                    false
+                }
+                Err(e) => {
+                    r.error(p.pos, e, None);
+                    true
+                }
             }
-        }
+        });
     }
     when_modified
 }
@@ -1227,29 +1313,6 @@ fn depends_on(r: &mut Reader, map: &MarkedMappingNode) -> Vec<Located<ProjectNam
                 }
             })
             .collect(),
-    }
-}
-
-/// `workflow` in `atlantis.yaml`: only the default one can be honoured.
-fn atlantis_workflow(r: &mut Reader, map: &MarkedMappingNode) {
-    if let Some(w) = map
-        .get_node("workflow")
-        .and_then(|n| r.string(n, "workflow"))
-    {
-        if w.value != "default" {
-            r.error(
-                w.pos,
-                format!(
-                    "project uses workflow `{}`; custom workflows are not supported",
-                    w.value
-                ),
-                Some(
-                    "Sluice runs its own init/plan/apply; running those instead of this \
-                         workflow would plan something different from what your team expects"
-                        .to_string(),
-                ),
-            );
-        }
     }
 }
 
@@ -1430,12 +1493,15 @@ fn env(r: &mut Reader, node: &Node) -> BTreeMap<String, String> {
 /// Names must be unique; `depends_on` must name projects of this file; no dependency cycles.
 fn check_names_and_dependencies(r: &mut Reader, projects: &[ProjectConfig]) {
     let mut seen: BTreeMap<ProjectName, Pos> = BTreeMap::new();
+    let mut seen_in: BTreeMap<ProjectName, &ProjectConfig> = BTreeMap::new();
     for p in projects {
         let Some(name) = p.known_name() else {
             continue;
         };
         let at = p.name.as_ref().map_or(p.dir.pos, |n| n.pos);
         match seen.get(&name) {
+            // Atlantis `branch`: entries for different base branches never exist together.
+            Some(_) if seen_in.get(&name).is_some_and(|q| !branches_overlap(q, p)) => {}
             Some(first) => {
                 let hint = if p.name.is_some() {
                     "project names must be unique; rename one of them".to_string()
@@ -1457,7 +1523,8 @@ fn check_names_and_dependencies(r: &mut Reader, projects: &[ProjectConfig]) {
                 );
             }
             None => {
-                seen.insert(name, at);
+                seen.insert(name.clone(), at);
+                seen_in.insert(name, p);
             }
         }
     }
@@ -1478,14 +1545,16 @@ fn check_names_and_dependencies(r: &mut Reader, projects: &[ProjectConfig]) {
                 hint.push_str(&format!("did you mean `{s}`? "));
             }
             hint.push_str(&format!("projects in this file: {}", list_some(&names, 20)));
-            r.error(
-                dep.pos,
-                format!(
-                    "`depends_on` names `{}`, which is not a project in this file",
-                    dep.value
-                ),
-                Some(hint),
+            let message = format!(
+                "`depends_on` names `{}`, which is not a project in this file",
+                dep.value
             );
+            if r.format == ConfigFormat::Atlantis {
+                // Atlantis accepts it (the dependency is simply never met); Sluice drops it.
+                r.warning(dep.pos, format!("{message}; it is ignored"), Some(hint));
+            } else {
+                r.error(dep.pos, message, Some(hint));
+            }
         }
     }
 
@@ -1515,6 +1584,296 @@ fn check_names_and_dependencies(r: &mut Reader, projects: &[ProjectConfig]) {
                     .to_string(),
             ),
         );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Atlantis compatibility: workflows, server-governed keys, Atlantis' own reading rules. Kept
+// apart from the parser above so each can change without touching the other.
+
+/// The file's `workflows:`, defined in this repository.
+fn repo_workflows(r: &mut Reader, map: &MarkedMappingNode, syntax: RunSyntax) -> Vec<Workflow> {
+    let Some(node) = map.get_node("workflows") else {
+        return Vec::new();
+    };
+    let origin = WorkflowOrigin::Repo {
+        file: r.file.to_string(),
+    };
+    workflows_node(&mut r.y, node, &origin, syntax)
+}
+
+/// `when_modified` as Atlantis reads it: surrounding spaces trimmed, and a leading `/` joined to
+/// the project dir like any other pattern (with a warning).
+fn atlantis_patterns(r: &mut Reader, list: &mut [Located<String>]) {
+    for p in list.iter_mut() {
+        let trimmed = p.value.trim();
+        let (bang, body) = match trimmed.strip_prefix('!') {
+            Some(b) => ("!", b),
+            None => ("", trimmed),
+        };
+        let mut value = format!("{bang}{body}");
+        if body.starts_with('/') && body.len() > 1 {
+            let relative = body.trim_start_matches('/');
+            r.warning(
+                p.pos,
+                format!(
+                    "when_modified pattern `{}` starts with `/`; it is read relative to the project                      dir, as Atlantis does",
+                    p.value
+                ),
+                Some(format!("write `{bang}{relative}`")),
+            );
+            value = format!("{bang}{relative}");
+        }
+        p.value = value;
+    }
+}
+
+/// A project's keys beyond Sluice's own: its workflow, and what Atlantis adds.
+#[derive(Default)]
+struct ProjectExtras {
+    workflow: Option<Located<String>>,
+    branch: Option<SlashRegex>,
+    plan_requirements: Option<Vec<ApplyRequirement>>,
+    import_requirements: Option<Vec<ApplyRequirement>>,
+    policy_check: Option<bool>,
+    execution_order_group: i64,
+    keys_set: BTreeMap<OverrideKey, Pos>,
+}
+
+fn project_extras(r: &mut Reader, map: &MarkedMappingNode, atlantis: bool) -> ProjectExtras {
+    let mut x = ProjectExtras::default();
+    for key in OverrideKey::ALL {
+        if let Some(k) = map.keys().find(|k| k.as_str() == key.key()) {
+            x.keys_set.insert(key, pos_of_span(k.span()));
+        }
+    }
+    x.workflow = map
+        .get_node("workflow")
+        .and_then(|n| r.string(n, "workflow"));
+    if !atlantis {
+        return x;
+    }
+    if let Some(b) = map.get_node("branch").and_then(|n| r.string(n, "branch")) {
+        match SlashRegex::parse(&b.value) {
+            Ok(Some(re)) => x.branch = Some(re),
+            Ok(None) => r.error(
+                b.pos,
+                format!(
+                    "`branch` `{}` must be a regular expression between slashes",
+                    b.value
+                ),
+                Some(format!("write `/^{}$/` to match that branch only", b.value)),
+            ),
+            Err(e) => r.error(b.pos, e, None),
+        }
+    }
+    x.plan_requirements = map
+        .get_node("plan_requirements")
+        .map(|n| requirements(r, n, "plan_requirements"));
+    x.import_requirements = map
+        .get_node("import_requirements")
+        .map(|n| requirements(r, n, "import_requirements"));
+    x.policy_check = map
+        .get_node("policy_check")
+        .and_then(|n| r.boolean(n, "policy_check"));
+    if let Some(n) = map.get_node("custom_policy_check") {
+        if r.boolean(n, "custom_policy_check") == Some(true) {
+            r.error(
+                pos(n),
+                "`custom_policy_check: true` is not supported",
+                Some(
+                    "Sluice decides policies from conftest-style Rego policy sets and its own \
+                     policies, not from a tool's output; configure `policies.policy_sets`"
+                        .to_string(),
+                ),
+            );
+        }
+    }
+    if let Some(n) = map.get_node("execution_order_group") {
+        match n
+            .as_scalar()
+            .filter(|s| s.may_coerce())
+            .and_then(|s| s.as_str().parse::<i64>().ok())
+        {
+            Some(g) => x.execution_order_group = g,
+            None => r.error(
+                pos(n),
+                format!(
+                    "`execution_order_group` should be a whole number, found {}",
+                    yaml::describe(n)
+                ),
+                None,
+            ),
+        }
+    }
+    x
+}
+
+/// Requirements lists (`plan_requirements`, `import_requirements`): the values of
+/// `apply_requirements`.
+fn requirements(r: &mut Reader, node: &Node, key: &str) -> Vec<ApplyRequirement> {
+    let mut out = Vec::new();
+    for item in r.string_list(node, key).unwrap_or_default() {
+        let req = match item.value.as_str() {
+            "approved" => ApplyRequirement::Approved,
+            "mergeable" => ApplyRequirement::Mergeable,
+            "undiverged" => ApplyRequirement::Undiverged,
+            other => {
+                let valid = ["approved", "mergeable", "undiverged"];
+                let hint = match did_you_mean(other, valid) {
+                    Some(s) => format!("did you mean `{s}`? valid values: {}", valid.join(", ")),
+                    None => format!("valid values: {}", valid.join(", ")),
+                };
+                r.error(
+                    item.pos,
+                    format!("`{other}` is not a valid requirement in `{key}`"),
+                    Some(hint),
+                );
+                continue;
+            }
+        };
+        if !out.contains(&req) {
+            out.push(req);
+        }
+    }
+    out
+}
+
+/// An atlantis.yaml `dir` as Atlantis reads it (`filepath.Clean("./" + dir)`): a leading `/` is
+/// the repository root (a warning says so); `..` anywhere in it is refused, as Atlantis does.
+fn atlantis_dir(r: &mut Reader, d: Located<String>) -> Option<Located<String>> {
+    if d.value.contains("..") {
+        r.error(
+            d.pos,
+            format!("dir `{}` cannot contain `..`", d.value),
+            Some("dirs are relative to the repository root and must stay inside it".to_string()),
+        );
+        return None;
+    }
+    if !d.value.starts_with('/') {
+        return Some(d);
+    }
+    let relative = d.value.trim_start_matches('/');
+    let relative = if relative.is_empty() { "." } else { relative };
+    r.warning(
+        d.pos,
+        format!(
+            "dir `{}` starts with `/`; it is read from the repository root as `{relative}`, as Atlantis does",
+            d.value
+        ),
+        Some(format!("write `dir: {relative}`")),
+    );
+    Some(Located {
+        value: relative.to_string(),
+        pos: d.pos,
+    })
+}
+
+/// Atlantis' rule: a project whose dir and workspace an earlier project already has must be
+/// named, so both can be targeted (`-p`). Projects for different `branch`es never meet.
+fn atlantis_name_rules(r: &mut Reader, config: &RepoConfig) {
+    let Some(projects) = &config.projects else {
+        return;
+    };
+    for (i, p) in projects.iter().enumerate() {
+        if p.name.is_some() {
+            continue;
+        }
+        let earlier = projects[..i].iter().find(|q| {
+            q.dir.value == p.dir.value
+                && q.workspace == p.workspace
+                && q.name.is_some()
+                && branches_overlap(q, p)
+        });
+        if let Some(q) = earlier {
+            r.error(
+                p.pos,
+                format!(
+                    "two or more projects have dir `{}` and workspace `{}`, and this one has no `name`",
+                    p.dir.value.as_str(),
+                    p.workspace
+                ),
+                Some(format!(
+                    "give it a `name` (the one at line {} is named), so each can be targeted with `-p`",
+                    q.pos.line
+                )),
+            );
+        }
+    }
+}
+
+/// Whether two projects can both exist for one base branch (unless both name different
+/// `branch` patterns, one of them may apply to every branch).
+fn branches_overlap(a: &ProjectConfig, b: &ProjectConfig) -> bool {
+    match (&a.branch, &b.branch) {
+        (Some(x), Some(y)) => x.text == y.text,
+        _ => true,
+    }
+}
+
+/// Removes `depends_on` entries that name no project of the file (reported as warnings for
+/// atlantis.yaml), unless glob dirs leave names unknown until expansion.
+fn drop_unknown_dependencies(config: &mut RepoConfig) {
+    let Some(projects) = &mut config.projects else {
+        return;
+    };
+    if projects
+        .iter()
+        .any(|p| matches!(p.dir.value, DirSpec::Glob(_)))
+    {
+        return;
+    }
+    let names: Vec<ProjectName> = projects
+        .iter()
+        .filter_map(ProjectConfig::known_name)
+        .collect();
+    for p in projects.iter_mut() {
+        p.depends_on.retain(|d| names.contains(&d.value));
+    }
+}
+
+impl RepoConfig {
+    /// The config as it applies to PRs into `base_branch`: projects whose Atlantis `branch`
+    /// does not match are left out (and `depends_on` entries naming them). As in Atlantis, when
+    /// none is left, Sluice detects projects itself.
+    pub fn for_base_branch(&self, base_branch: &str) -> RepoConfig {
+        let mut out = self.clone();
+        let Some(projects) = &self.projects else {
+            return out;
+        };
+        let kept: Vec<ProjectConfig> = projects
+            .iter()
+            .filter(|p| p.branch.as_ref().is_none_or(|b| b.is_match(base_branch)))
+            .cloned()
+            .collect();
+        let names: Vec<ProjectName> = kept.iter().filter_map(ProjectConfig::known_name).collect();
+        let has_globs = kept.iter().any(|p| matches!(p.dir.value, DirSpec::Glob(_)));
+        let kept: Vec<ProjectConfig> = kept
+            .into_iter()
+            .map(|mut p| {
+                if !has_globs {
+                    p.depends_on.retain(|d| names.contains(&d.value));
+                }
+                p
+            })
+            .collect();
+        out.projects = (!kept.is_empty()).then_some(kept);
+        out
+    }
+
+    /// The listed projects by Atlantis `execution_order_group`, ascending (one group of all
+    /// projects when none sets it). Within a group, file order; `depends_on` still applies.
+    pub fn execution_groups(&self) -> Vec<(i64, Vec<&ProjectConfig>)> {
+        let mut groups: BTreeMap<i64, Vec<&ProjectConfig>> = BTreeMap::new();
+        for p in self.projects.iter().flatten() {
+            groups.entry(p.execution_order_group).or_default().push(p);
+        }
+        groups.into_iter().collect()
+    }
+
+    /// The workflow this file defines under `name`.
+    pub fn workflow(&self, name: &str) -> Option<&Workflow> {
+        self.workflows.iter().find(|w| w.name == name)
     }
 }
 
@@ -1709,13 +2068,13 @@ projects:
     frobnicate: 1
 "#), @"
         sluice.yaml:3:1: error: unknown key `project` at the top level
-          hint: did you mean `projects`? valid keys here: version, projects, autoplan, plan_drafts, automerge, policies, drift
+          hint: did you mean `projects`? valid keys here: version, projects, autoplan, plan_drafts, automerge, policies, workflows, policy_sets, drift
         sluice.yaml:7:5: error: unknown key `worksapce` in project
-          hint: did you mean `workspace`? valid keys here: name, dir, workspace, terraform_version, engine, autoplan, apply_requirements, depends_on, env, drift
+          hint: did you mean `workspace`? valid keys here: name, dir, workspace, terraform_version, engine, autoplan, apply_requirements, depends_on, env, workflow, drift
         sluice.yaml:8:17: error: unknown key `enable` in `autoplan`
           hint: did you mean `enabled`? valid keys here: enabled, when_modified
         sluice.yaml:9:5: error: unknown key `frobnicate` in project
-          hint: valid keys here: name, dir, workspace, terraform_version, engine, autoplan, apply_requirements, depends_on, env, drift
+          hint: valid keys here: name, dir, workspace, terraform_version, engine, autoplan, apply_requirements, depends_on, env, workflow, drift
         => no config
         ");
     }
@@ -1732,11 +2091,11 @@ projects:
               hint: add `version: 1` at the top of the file
             => no config
             "#);
-        insta::assert_snapshot!(check("atlantis.yaml", "version: 2\nprojects: [{dir: x}]\n"), @r#"
-            atlantis.yaml:1:10: error: atlantis.yaml version `2` is not supported; Sluice reads version 3
-              hint: upgrade the file to Atlantis' version 3 format, or write a sluice.yaml
-            => no config
-            "#);
+        insta::assert_snapshot!(check("atlantis.yaml", "version: 2\nprojects: [{dir: x}]\n"), @"
+        => Atlantis autoplan=true plan_drafts=false
+           2:13 x dir=x ws=default engine=- tf=- autoplan=true reqs=[approved] deps=[] env={}
+             when_modified: **/*.tf* **/terragrunt.hcl **/.terraform.lock.hcl
+        ");
     }
 
     #[test]
@@ -2111,23 +2470,21 @@ projects:
     workflow: default
   - name: staging
     dir: envs/staging
-"#), @r#"
-            atlantis.yaml:3:1: warning: `automerge` is ignored: Sluice does not merge pull requests; merge after `apply`
-              hint: remove it to silence this warning
-            atlantis.yaml:4:1: warning: `parallel_plan` is ignored: Sluice runs each project as its own job, ordered by `depends_on`
-              hint: remove it to silence this warning
-            atlantis.yaml:5:1: warning: `delete_source_branch_on_merge` is ignored: Sluice does not delete branches
-              hint: remove it to silence this warning
-            atlantis.yaml:17:5: warning: `execution_order_group` is ignored: Sluice runs each project as its own job, ordered by `depends_on`
-              hint: remove it to silence this warning
-            atlantis.yaml:18:5: warning: `repo_locking` is ignored: Sluice always locks each project dir and workspace
-              hint: remove it to silence this warning
-            => Atlantis autoplan=true plan_drafts=false
-               7:5 prod dir=envs/prod ws=prod engine=opentofu tf=1.5.7 autoplan=true reqs=[mergeable,approved] deps=[staging] env={}
-                 when_modified: *.tf ../modules/**/*.tf
-               20:5 staging dir=envs/staging ws=default engine=- tf=- autoplan=true reqs=[approved] deps=[] env={}
-                 when_modified: **/*.tf* **/terragrunt.hcl **/.terraform.lock.hcl
-            "#);
+"#), @"
+        atlantis.yaml:3:1: warning: `automerge` is ignored: Sluice does not merge pull requests; merge after `apply`
+          hint: remove it to silence this warning
+        atlantis.yaml:4:1: warning: `parallel_plan` is ignored: Sluice runs each project as its own job, ordered by `depends_on`
+          hint: remove it to silence this warning
+        atlantis.yaml:5:1: warning: `delete_source_branch_on_merge` is ignored: Sluice does not delete branches
+          hint: remove it to silence this warning
+        atlantis.yaml:18:5: warning: `repo_locking` is ignored: Sluice always locks each project dir and workspace
+          hint: remove it to silence this warning
+        => Atlantis autoplan=true plan_drafts=false
+           7:5 prod dir=envs/prod ws=prod engine=opentofu tf=1.5.7 autoplan=true reqs=[mergeable,approved] deps=[staging] env={}
+             when_modified: *.tf ../modules/**/*.tf
+           20:5 staging dir=envs/staging ws=default engine=- tf=- autoplan=true reqs=[approved] deps=[] env={}
+             when_modified: **/*.tf* **/terragrunt.hcl **/.terraform.lock.hcl
+        ");
     }
 
     #[test]
@@ -2145,19 +2502,11 @@ projects:
     plan_requirements: [approved]
   - dir: envs/dev
     engine: terraform
-"#), @r#"
-            atlantis.yaml:4:9: error: custom workflows are not supported (defined here: custom)
-              hint: Sluice always runs its own init/plan/apply with fixed arguments in a sandbox; running those instead of your steps would plan something different from what your team expects. Remove `workflows` once the default steps are enough
-            atlantis.yaml:9:15: error: project uses workflow `custom`; custom workflows are not supported
-              hint: Sluice runs its own init/plan/apply; running those instead of this workflow would plan something different from what your team expects
-            atlantis.yaml:10:5: error: `branch` is not supported by Sluice: it limits the project to PRs against matching base branches; ignoring it would plan and apply this project on PRs to any branch
-              hint: remove it, or keep using Atlantis for this repository
-            atlantis.yaml:11:5: error: `plan_requirements` is not supported by Sluice: ignoring it would plan before the requirements your team set are met; Sluice has no plan requirements
-              hint: remove it, or keep using Atlantis for this repository
-            atlantis.yaml:13:5: error: unknown key `engine` in project
-              hint: valid keys here: name, dir, workspace, terraform_version, terraform_distribution, autoplan, apply_requirements, depends_on, workflow
-            => no config
-            "#);
+"#), @"
+        atlantis.yaml:13:5: error: unknown key `engine` in project
+          hint: valid keys here: name, dir, workspace, terraform_version, terraform_distribution, autoplan, apply_requirements, depends_on, workflow, branch, plan_requirements, import_requirements, policy_check, custom_policy_check, execution_order_group
+        => no config
+        ");
         insta::assert_snapshot!(check("atlantis.yml", "version: 3\nautodiscover:\n  mode: enabled\n  ignore_paths: [x]\nprojects:\n  - dir: a\n"), @r#"
             atlantis.yml:3:9: error: `autodiscover: {mode: enabled}` together with `projects` is not supported
               hint: Atlantis would also plan directories that are not listed; Sluice plans either the listed projects or, without a `projects` list, the ones it detects. List every project, or remove `projects`
@@ -2268,10 +2617,9 @@ policies:
               hint: add `owners: { teams: [org/team] }` or `owners: { users: [login] }`
             => no config
         ");
-        insta::assert_snapshot!(check("atlantis.yaml", "version: 3\npolicies: []\n"), @r"
-            atlantis.yaml:2:1: error: unknown key `policies` at the top level of atlantis.yaml
-              hint: valid keys here: version, projects, autodiscover, workflows
-            => no config
+        insta::assert_snapshot!(check("atlantis.yaml", "version: 3\npolicies: []\n"), @"
+        atlantis.yaml:2:11: error: `policies` should be a mapping of keys to values, found a list
+        => no config
         ");
     }
 

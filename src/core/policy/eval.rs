@@ -247,6 +247,9 @@ fn evaluate_one(policy: &Policy, input: &PolicyInput) -> Decision {
     if !in_scope(&policy.scope, input) {
         return decision;
     }
+    if let Some(rego) = &policy.rego {
+        return super::rego::decide(policy, rego, input, decision);
+    }
     let mut ctx = Ctx {
         policy,
         input,
@@ -295,7 +298,10 @@ fn in_scope(scope: &Scope, input: &PolicyInput) -> bool {
         && any(&scope.branches, &[input.target_branch])
 }
 
-fn outcome(policy: &Policy, input: &PolicyInput, reasons: &mut Vec<Reason>) -> Outcome {
+/// The outcome of a policy whose reasons are `reasons` (notes do not fail it): pass, warn,
+/// pending, fail, or overridden by enough of its owners ([`Policy::approve_count`]) at the
+/// current head commit — with a note for every override that does not count.
+pub(super) fn outcome(policy: &Policy, input: &PolicyInput, reasons: &mut Vec<Reason>) -> Outcome {
     let failing: Vec<&Reason> = reasons
         .iter()
         .filter(|r| r.kind != ReasonKind::Note)
@@ -314,9 +320,10 @@ fn outcome(policy: &Policy, input: &PolicyInput, reasons: &mut Vec<Reason>) -> O
             overridable_by: Vec::new(),
         };
     }
-    // require_override: look for an override that counts, and say why others do not.
+    // require_override: look for overrides that count, and say why others do not.
+    let needed = policy.approve_count() as usize;
     let mut notes = Vec::new();
-    let mut valid = None;
+    let mut valid: Vec<String> = Vec::new();
     for o in input
         .overrides
         .iter()
@@ -331,16 +338,34 @@ fn outcome(policy: &Policy, input: &PolicyInput, reasons: &mut Vec<Reason>) -> O
             ));
             continue;
         }
+        if valid.iter().any(|v| v.eq_ignore_ascii_case(&o.by)) {
+            continue;
+        }
         match may_override(policy, &o.by, input.author, input.teams) {
             Ok(()) => {
-                valid = Some(o.by.clone());
-                break;
+                valid.push(o.by.clone());
+                if valid.len() >= needed {
+                    break;
+                }
             }
             Err(why) => notes.push(format!("the override by `@{}` does not count: {why}", o.by)),
         }
     }
-    if let Some(by) = valid {
-        return Outcome::Overridden { by };
+    if valid.len() >= needed {
+        return Outcome::Overridden {
+            by: valid.join(", @"),
+        };
+    }
+    if !valid.is_empty() {
+        notes.push(format!(
+            "{} of the {needed} owner overrides needed so far: {}",
+            valid.len(),
+            valid
+                .iter()
+                .map(|v| format!("`@{v}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
     }
     for n in notes {
         reasons.push(Reason {

@@ -47,6 +47,7 @@ mod check;
 mod eval;
 mod model;
 mod parse;
+pub mod rego;
 mod render;
 
 pub use check::{

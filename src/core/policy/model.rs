@@ -33,6 +33,9 @@ pub struct Policy {
     pub on_failure: OnFailure,
     /// Who may override a failure (`on_failure: require_override`).
     pub owners: Principals,
+    /// For a Rego policy set (`policy_sets`): its files and, once attached, its result on the
+    /// plan. `None` for the YAML policies above.
+    pub rego: Option<super::rego::RegoPolicy>,
 }
 
 /// Which projects, workspaces and PR target branches a policy covers. `None` means "all"; a list

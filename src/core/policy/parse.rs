@@ -317,12 +317,13 @@ fn policy(r: &mut Reader, node: &Node) -> Option<Policy> {
         rules,
         on_failure,
         owners,
+        rego: None,
     })
 }
 
 /// Names are typed in `approve_policies --policy-set NAME`, so they follow the same rules as
 /// that flag's value (see `core::command`).
-fn policy_name(r: &mut Reader, n: Located<String>) -> Option<String> {
+pub(crate) fn policy_name(r: &mut Reader, n: Located<String>) -> Option<String> {
     let v = &n.value;
     let bad = v.len() > 100
         || v.starts_with('-')
