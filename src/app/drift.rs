@@ -246,9 +246,14 @@ impl DriftService {
         Ok(())
     }
 
-    /// After a successful Sluice apply: the last applied commit, the lifecycle step (a
-    /// converging apply resolves the drift), and a check of the project.
-    pub async fn after_apply(&self, c: &ClaimedJob) -> anyhow::Result<()> {
+    /// After a successful Sluice apply: the last applied commit (with `engine_version`, the
+    /// version that applied, which the upgrade rule compares a later check's version with), the
+    /// lifecycle step (a converging apply resolves the drift), and a check of the project.
+    pub async fn after_apply(
+        &self,
+        c: &ClaimedJob,
+        engine_version: Option<String>,
+    ) -> anyhow::Result<()> {
         let Ok(payload) = &c.job.payload else {
             return Ok(());
         };
@@ -264,7 +269,7 @@ impl DriftService {
             by: c.run.actor.clone(),
             at: now,
             pr: Some(c.run.pr),
-            engine_version: None,
+            engine_version: engine_version.clone(),
         };
         let lock_file = self.mirrors_git(&c.run.repo).and_then(|g| {
             let path = if project.dir.is_root() {
@@ -275,7 +280,7 @@ impl DriftService {
             g.read_file(&c.run.head_sha, &path).ok().flatten()
         });
         let versions = VersionSnapshot {
-            engine_version: None,
+            engine_version,
             lock_file,
         };
         self.drift.record_applied(&key, &applied, &versions).await?;

@@ -235,6 +235,9 @@ pub struct Applied {
     /// Terraform's apply output, redacted.
     pub output: String,
     pub summary: Option<PlanSummary>,
+    /// The engine version that applied: the saved plan's `terraform_version` (terraform applies
+    /// a saved plan only with the version that made it). Empty when the plan JSON beside the
+    /// plan file cannot be read.
     pub engine_version: String,
     pub duration: Duration,
 }
@@ -739,10 +742,18 @@ impl Runner {
         Ok(Applied {
             output,
             summary: None,
-            engine_version: String::new(),
+            engine_version: saved_plan_engine_version(plan_file).unwrap_or_default(),
             duration: started.elapsed(),
         })
     }
+}
+
+/// `terraform_version` of the plan JSON saved beside `plan_file` (`<job>.out/plan.json`, written
+/// by `show -json` when the plan was made), or `None` when it cannot be read.
+fn saved_plan_engine_version(plan_file: &Path) -> Option<String> {
+    let json = std::fs::read(plan_file.parent()?.join("plan.json")).ok()?;
+    let plan: serde_json::Value = serde_json::from_slice(&json).ok()?;
+    Some(plan.get("terraform_version")?.as_str()?.to_string())
 }
 
 #[cfg(test)]

@@ -188,6 +188,51 @@ fn drift_check_of_an_unreachable_backend_or_an_oversized_plan_fails_clearly() {
     assert!(run.stdout.contains("init"), "{}", run.stdout);
 }
 
+/// A drifted attribute marked sensitive (a sensitive variable fed into it) is reported by address
+/// and classification, never by value: neither the applied value nor the one changed outside.
+#[test]
+fn a_drifted_sensitive_attribute_is_reported_without_its_values() {
+    let tools = tools();
+    let backend = StateBackend::start();
+    let data = scratch_dir("drift-data");
+    let env = drift_env(&tools, data.path(), &backend);
+    let repo = TestRepo::new();
+    let mut tf = backend_project(&backend, "app", &[("web", "1")]);
+    tf.push_str(concat!(
+        "variable \"db\" {\n  type      = map(string)\n  sensitive = true\n",
+        "  default   = { password = \"s3cr3t-initial\" }\n}\n",
+        "resource \"null_resource\" \"db\" {\n  triggers = var.db\n}\n",
+    ));
+    repo.write("app/main.tf", &tf);
+    repo.commit("infra with a sensitive trigger");
+    apply_by_hand(&tools, &repo, "app");
+    let attrs = backend.state("app").expect("state")["resources"]
+        .as_array()
+        .expect("resources")
+        .iter()
+        .find(|r| r["name"] == "db")
+        .expect("db in state")["instances"][0]
+        .clone();
+    assert!(
+        attrs["sensitive_attributes"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty()),
+        "terraform records the sensitive path in state: {attrs}"
+    );
+
+    backend.change_outside("app", "db", "s3cr3t-changed");
+    let run = drift_check(&env, &repo, &[]);
+    run.expect_code(3);
+    let all = format!("{}\n{}", run.stdout, run.stderr);
+    assert!(all.contains("1 changed_outside"), "{all}");
+    assert!(all.contains("null_resource.db"), "{all}");
+    assert!(all.contains("(sensitive value)"), "{all}");
+    assert!(!all.contains("null_resource.web"), "{all}");
+    for secret in ["s3cr3t-initial", "s3cr3t-changed"] {
+        assert!(!all.contains(secret), "`{secret}` shown:\n{all}");
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The server: the whole loop, from an apply through Sluice to a resolved drift.
 
@@ -394,6 +439,8 @@ async fn drift_from_an_apply_through_sluice_to_resolved_with_one_issue_and_state
     let p = wait_status(&h, "synced", |p| p["status"] == "synced").await;
     assert_eq!(p["last_applied"]["by"]["login"], "alice", "{p:#}");
     assert_eq!(p["last_applied"]["pr"], 1, "{p:#}");
+    // The engine version that applied is kept: a later check tells an engine upgrade from it.
+    assert_eq!(p["last_applied"]["engine_version"], "1.0.3", "{p:#}");
     assert!(
         h.fake.issues(REPO).is_empty(),
         "no issue for a synced project"

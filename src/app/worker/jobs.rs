@@ -111,6 +111,7 @@ impl Workers {
                 return;
             }
             let state = finish.state;
+            let engine_version = finish.audit.iter().find_map(|r| r.engine_version.clone());
             let recorded = self
                 .store
                 .finish_job(c.job.id, worker, finish, clock::now())
@@ -120,7 +121,7 @@ impl Workers {
                 && c.job.kind == JobKind::Apply
                 && state == JobState::Succeeded
                 && let Some(drift) = &self.bot.drift
-                && let Err(e) = drift.after_apply(&c).await
+                && let Err(e) = drift.after_apply(&c, engine_version).await
             {
                 tracing::warn!(error = %format!("{e:#}"), "drift: recording the apply failed");
             }
@@ -495,6 +496,9 @@ impl Workers {
                 plan_files::remove(&plan.plan_file);
                 let mut record = record.result(AuditResult::Success);
                 record.duration_ms = Some(applied.duration.as_millis() as u64);
+                if !applied.engine_version.is_empty() {
+                    record.engine_version = Some(applied.engine_version.clone());
+                }
                 if let Some(s) = &plan.summary {
                     record.changes = Some(counts(s));
                     record.destroyed = s.destroyed.clone();
