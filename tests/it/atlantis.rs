@@ -874,3 +874,207 @@ fn migrated_sluice_yaml_of_every_corpus_file_loads() {
         assert_eq!(wf(&migrated), wf(&original), "{name}:\n{yaml}");
     }
 }
+
+/// What the runner does not carry out yet is refused where the file says it, never ignored:
+/// custom plan/apply steps, an undefined workflow, plan_requirements, branch, policy sets.
+#[test]
+fn settings_the_runner_does_not_carry_out_are_refused_not_ignored() {
+    use sluice::core::server_rules::not_yet_enforced;
+    let mut refused = Vec::new();
+    let mut accepted = Vec::new();
+    for (name, text) in corpus() {
+        let (config, _) = parse_atlantis_config("atlantis.yaml", &text);
+        let diags = not_yet_enforced(&config.unwrap());
+        if diags.is_empty() {
+            accepted.push(name);
+        } else {
+            refused.push(format!("## {name}\n{}", render_diags(&diags)));
+        }
+    }
+    // Default steps only, or custom stages Sluice has no command for: accepted as they are.
+    assert_eq!(
+        accepted,
+        [
+            "01-simple-projects",
+            "07-execution-order",
+            "14-atlantis-leniency",
+            "15-opentofu"
+        ],
+        "{}",
+        refused.join("")
+    );
+    insta::assert_snapshot!(refused.join(""), @r"
+    ## 02-tfvars-per-env
+    atlantis.yaml:6:15: error: project `project1-staging`: workflow `staging` runs custom plan or apply steps: this Sluice server does not carry it out yet, and ignoring it would run something other than what the file says
+      hint: remove `workflow:` to run the default steps (init, plan / apply); `sluice migrate atlantis` shows what each workflow would run
+    atlantis.yaml:9:15: error: project `project1-production`: workflow `production` runs custom plan or apply steps: this Sluice server does not carry it out yet, and ignoring it would run something other than what the file says
+      hint: remove `workflow:` to run the default steps (init, plan / apply); `sluice migrate atlantis` shows what each workflow would run
+    ## 03-backend-config
+    atlantis.yaml:6:15: error: project `staging`: workflow `staging` runs custom plan or apply steps: this Sluice server does not carry it out yet, and ignoring it would run something other than what the file says
+      hint: remove `workflow:` to run the default steps (init, plan / apply); `sluice migrate atlantis` shows what each workflow would run
+    atlantis.yaml:9:15: error: project `production`: workflow `production` runs custom plan or apply steps: this Sluice server does not carry it out yet, and ignoring it would run something other than what the file says
+      hint: remove `workflow:` to run the default steps (init, plan / apply); `sluice migrate atlantis` shows what each workflow would run
+    ## 04-terragrunt
+    atlantis.yaml:5:15: error: project `live/staging`: workflow `terragrunt` runs custom plan or apply steps: this Sluice server does not carry it out yet, and ignoring it would run something other than what the file says
+      hint: remove `workflow:` to run the default steps (init, plan / apply); `sluice migrate atlantis` shows what each workflow would run
+    atlantis.yaml:7:15: error: project `live/prod`: workflow `terragrunt` runs custom plan or apply steps: this Sluice server does not carry it out yet, and ignoring it would run something other than what the file says
+      hint: remove `workflow:` to run the default steps (init, plan / apply); `sluice migrate atlantis` shows what each workflow would run
+    ## 05-infracost
+    atlantis.yaml:6:15: error: project `services`: workflow `infracost` runs custom plan or apply steps: this Sluice server does not carry it out yet, and ignoring it would run something other than what the file says
+      hint: remove `workflow:` to run the default steps (init, plan / apply); `sluice migrate atlantis` shows what each workflow would run
+    ## 06-tflint-checkov
+    atlantis.yaml:6:15: error: project `payments`: workflow `lint-then-plan` runs custom plan or apply steps: this Sluice server does not carry it out yet, and ignoring it would run something other than what the file says
+      hint: remove `workflow:` to run the default steps (init, plan / apply); `sluice migrate atlantis` shows what each workflow would run
+    atlantis.yaml:9:15: error: project `identity`: workflow `lint-then-plan` runs custom plan or apply steps: this Sluice server does not carry it out yet, and ignoring it would run something other than what the file says
+      hint: remove `workflow:` to run the default steps (init, plan / apply); `sluice migrate atlantis` shows what each workflow would run
+    ## 08-workspaces
+    atlantis.yaml:7:15: error: project `edge-dev`: workflow `per-workspace` runs custom plan or apply steps: this Sluice server does not carry it out yet, and ignoring it would run something other than what the file says
+      hint: remove `workflow:` to run the default steps (init, plan / apply); `sluice migrate atlantis` shows what each workflow would run
+    atlantis.yaml:11:15: error: project `edge-staging`: workflow `per-workspace` runs custom plan or apply steps: this Sluice server does not carry it out yet, and ignoring it would run something other than what the file says
+      hint: remove `workflow:` to run the default steps (init, plan / apply); `sluice migrate atlantis` shows what each workflow would run
+    atlantis.yaml:15:15: error: project `edge-prod`: workflow `per-workspace` runs custom plan or apply steps: this Sluice server does not carry it out yet, and ignoring it would run something other than what the file says
+      hint: remove `workflow:` to run the default steps (init, plan / apply); `sluice migrate atlantis` shows what each workflow would run
+    ## 09-policy-check
+    atlantis.yaml:22:7: error: policy set `deny-public-buckets`: this Sluice server does not carry it out yet, and ignoring it would run something other than what the file says
+      hint: remove it, or write the rules as Sluice policies (policies/*.yaml)
+    atlantis.yaml:25:7: error: policy set `cost-guardrails`: this Sluice server does not carry it out yet, and ignoring it would run something other than what the file says
+      hint: remove it, or write the rules as Sluice policies (policies/*.yaml)
+    ## 10-anchors-merge-keys
+    atlantis.yaml:8:15: error: project `us-east-1`: workflow `tagged` runs custom plan or apply steps: this Sluice server does not carry it out yet, and ignoring it would run something other than what the file says
+      hint: remove `workflow:` to run the default steps (init, plan / apply); `sluice migrate atlantis` shows what each workflow would run
+    atlantis.yaml:8:15: error: project `eu-west-1`: workflow `tagged` runs custom plan or apply steps: this Sluice server does not carry it out yet, and ignoring it would run something other than what the file says
+      hint: remove `workflow:` to run the default steps (init, plan / apply); `sluice migrate atlantis` shows what each workflow would run
+    atlantis.yaml:8:15: error: project `ap-south-1`: workflow `tagged` runs custom plan or apply steps: this Sluice server does not carry it out yet, and ignoring it would run something other than what the file says
+      hint: remove `workflow:` to run the default steps (init, plan / apply); `sluice migrate atlantis` shows what each workflow would run
+    ## 11-multienv
+    atlantis.yaml:7:15: error: project `vault-backed`: workflow `dynamic-env` runs custom plan or apply steps: this Sluice server does not carry it out yet, and ignoring it would run something other than what the file says
+      hint: remove `workflow:` to run the default steps (init, plan / apply); `sluice migrate atlantis` shows what each workflow would run
+    ## 12-version2
+    atlantis.yaml:5:15: error: project `legacy`: workflow `legacy` runs custom plan or apply steps: this Sluice server does not carry it out yet, and ignoring it would run something other than what the file says
+      hint: remove `workflow:` to run the default steps (init, plan / apply); `sluice migrate atlantis` shows what each workflow would run
+    ## 13-branch-and-requirements
+    atlantis.yaml:7:5: error: project `main-stack`: `plan_requirements`: this Sluice server does not carry it out yet, and ignoring it would run something other than what the file says
+      hint: remove it; `apply_requirements` still gate every apply
+    atlantis.yaml:4:5: error: project `main-stack`: `branch: /^main$/`: this Sluice server does not carry it out yet, and ignoring it would run something other than what the file says
+      hint: remove it, or keep the project in a config on the branches it is for
+    atlantis.yaml:10:5: error: project `release-stack`: `branch: /^release\/.*/`: this Sluice server does not carry it out yet, and ignoring it would run something other than what the file says
+      hint: remove it, or keep the project in a config on the branches it is for
+    ## 16-terragrunt-atlantis-config
+    atlantis.yaml:17:13: error: project `live_prod_vpc`: workflow `terragrunt` runs custom plan or apply steps: this Sluice server does not carry it out yet, and ignoring it would run something other than what the file says
+      hint: remove `workflow:` to run the default steps (init, plan / apply); `sluice migrate atlantis` shows what each workflow would run
+    atlantis.yaml:28:13: error: project `live_prod_eks`: workflow `terragrunt` runs custom plan or apply steps: this Sluice server does not carry it out yet, and ignoring it would run something other than what the file says
+      hint: remove `workflow:` to run the default steps (init, plan / apply); `sluice migrate atlantis` shows what each workflow would run
+    ## 17-custom-commands
+    atlantis.yaml:6:15: error: project `workspaces-app:blue`: workflow `myworkflow` runs custom plan or apply steps: this Sluice server does not carry it out yet, and ignoring it would run something other than what the file says
+      hint: remove `workflow:` to run the default steps (init, plan / apply); `sluice migrate atlantis` shows what each workflow would run
+    ## 18-post-apply-script
+    atlantis.yaml:5:15: error: project `dns`: workflow `myworkflow` runs custom plan or apply steps: this Sluice server does not carry it out yet, and ignoring it would run something other than what the file says
+      hint: remove `workflow:` to run the default steps (init, plan / apply); `sluice migrate atlantis` shows what each workflow would run
+    ");
+}
+
+/// `sluice migrate atlantis` with the real binary: a directory or a file, a repos.yaml, the exit
+/// code says whether Sluice would run the file as it is.
+#[test]
+fn migrate_atlantis_command_prints_the_explanation_and_exits_by_the_verdict() {
+    use std::process::Command;
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(["migrate", "atlantis"])
+            .args(args)
+            .env_remove("SLUICE_CONFIG")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    // Default steps only: runs as it is.
+    std::fs::copy(
+        format!("{CORPUS}/01-simple-projects.yaml"),
+        dir.path().join("atlantis.yaml"),
+    )
+    .unwrap();
+    let (code, out, err) = run(&[dir.path().to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("Projects (3)"), "{out}");
+    assert!(out.contains("Equivalent sluice.yaml"), "{out}");
+
+    // Custom steps: explained, with what the server would refuse, exit 1.
+    let file = dir.path().join("atlantis.yml");
+    std::fs::copy(format!("{CORPUS}/02-tfvars-per-env.yaml"), &file).unwrap();
+    let (code, out, _) = run(&[file.to_str().unwrap()]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("Not carried out by this Sluice version yet"),
+        "{out}"
+    );
+    assert!(out.contains("atlantis.yml:6:15"), "{out}");
+
+    // Against a repos.yaml, for one repository.
+    let repos = dir.path().join("repos.yaml");
+    std::fs::write(&repos, REPOS_YAML).unwrap();
+    let (code, out, _) = run(&[
+        "--repos-yaml",
+        repos.to_str().unwrap(),
+        "--repo",
+        "acme/other",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(1));
+    assert!(
+        out.contains("Server rules: repos.yaml (rules for github.com/acme/other)"),
+        "{out}"
+    );
+    assert!(out.contains("allow_custom_workflows: false"), "{out}");
+
+    // Bad input: no file, a bad --repo.
+    let empty = tempfile::tempdir().unwrap();
+    let (code, _, err) = run(&[empty.path().to_str().unwrap()]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("has no atlantis.yaml"), "{err}");
+    let (code, _, err) = run(&["--repo", "not-a-repo", file.to_str().unwrap()]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("OWNER/NAME"), "{err}");
+}
+
+/// Anchors are expanded within bounds: an alias bomb, a self-referencing alias and an alias to
+/// nothing are refused with a message, not loaded (nor hung on).
+#[test]
+fn yaml_aliases_are_bounded() {
+    let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+    for i in 0..9 {
+        let prev = (b'a' + i) as char;
+        let next = (b'a' + i + 1) as char;
+        bomb.push_str(&format!(
+            "{next}: &{next} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"
+        ));
+    }
+    bomb.push_str("version: 3\nprojects:\n- dir: a\n");
+    let started = std::time::Instant::now();
+    for (name, text) in [
+        ("alias bomb", bomb.as_str()),
+        (
+            "self alias",
+            "version: 3\nprojects: &p\n- dir: a\n  x: *p\n",
+        ),
+        (
+            "unknown alias",
+            "version: 3\nprojects:\n- <<: *nothing\n  dir: a\n",
+        ),
+    ] {
+        let (config, diags) = parse_atlantis_config("atlantis.yaml", text);
+        assert!(config.is_none(), "{name} must be refused");
+        assert!(
+            diags
+                .iter()
+                .any(|d| d.is_error() && d.file == "atlantis.yaml"),
+            "{name}: {}",
+            render_diags(&diags)
+        );
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}
