@@ -430,25 +430,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::from(1)
             })
         }
-        Command::Migrate(MigrateCommand::Atlantis {
-            repos_yaml,
-            repo,
-            path,
-        }) => {
-            let report = crate::app::migrate_cli::migrate_atlantis(
-                &crate::app::migrate_cli::MigrateOptions {
-                    path,
-                    repos_yaml,
-                    repo,
-                },
-            )?;
-            std::io::stdout().lock().write_all(report.text.as_bytes())?;
-            Ok(if report.ok {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
-        }
+        Command::Migrate(cmd) => migrate(cmd),
         Command::Audit(cmd) => {
             let settings = Settings::load(&overrides)?;
             runtime()?.block_on(crate::app::audit::run(&settings, cmd.lower()))
@@ -475,6 +457,27 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime()?.block_on(crate::app::events_cli::list(&settings, opts))
         }
     }
+}
+
+/// `sluice migrate atlantis`: the explanation on stdout; exit 1 when Sluice would refuse the file.
+fn migrate(cmd: MigrateCommand) -> anyhow::Result<ExitCode> {
+    let MigrateCommand::Atlantis {
+        repos_yaml,
+        repo,
+        path,
+    } = cmd;
+    let opts = crate::app::migrate_cli::MigrateOptions {
+        path,
+        repos_yaml,
+        repo,
+    };
+    let report = crate::app::migrate_cli::migrate_atlantis(&opts)?;
+    std::io::stdout().lock().write_all(report.text.as_bytes())?;
+    Ok(if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// Temp dirs that stand in for the data dir and the jobs dir of a local command when none is
