@@ -92,6 +92,9 @@ pub enum Command {
     /// Drift: whether the live infrastructure still matches Git.
     #[command(subcommand)]
     Drift(DriftCommand),
+    /// Moving from Atlantis: what Sluice does with an atlantis.yaml.
+    #[command(subcommand)]
+    Migrate(MigrateCommand),
     /// Sync status per project: synced, drifted, out_of_sync, check_failed, unknown, stale;
     /// drift and its acceptance, last applied commit, next check.
     Status {
@@ -100,6 +103,24 @@ pub enum Command {
         /// JSON lines instead of a table.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MigrateCommand {
+    /// Explain an atlantis.yaml: each project, workflow and policy set, what is not supported
+    /// and why, and the equivalent sluice.yaml. Exit 0: Sluice runs it as it is; 1: it would be
+    /// refused.
+    Atlantis {
+        /// The server's Atlantis repos.yaml, to check the file against its rules.
+        #[arg(long, value_name = "FILE")]
+        repos_yaml: Option<PathBuf>,
+        /// The repository (OWNER/NAME) whose repos.yaml rules apply.
+        #[arg(long, value_name = "OWNER/NAME")]
+        repo: Option<String>,
+        /// The atlantis.yaml, or the repository directory holding it.
+        #[arg(default_value = ".")]
+        path: PathBuf,
     },
 }
 
@@ -409,6 +430,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::from(1)
             })
         }
+        Command::Migrate(cmd) => migrate(cmd),
         Command::Audit(cmd) => {
             let settings = Settings::load(&overrides)?;
             runtime()?.block_on(crate::app::audit::run(&settings, cmd.lower()))
@@ -435,6 +457,27 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime()?.block_on(crate::app::events_cli::list(&settings, opts))
         }
     }
+}
+
+/// `sluice migrate atlantis`: the explanation on stdout; exit 1 when Sluice would refuse the file.
+fn migrate(cmd: MigrateCommand) -> anyhow::Result<ExitCode> {
+    let MigrateCommand::Atlantis {
+        repos_yaml,
+        repo,
+        path,
+    } = cmd;
+    let opts = crate::app::migrate_cli::MigrateOptions {
+        path,
+        repos_yaml,
+        repo,
+    };
+    let report = crate::app::migrate_cli::migrate_atlantis(&opts)?;
+    std::io::stdout().lock().write_all(report.text.as_bytes())?;
+    Ok(if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// Temp dirs that stand in for the data dir and the jobs dir of a local command when none is

@@ -12,6 +12,7 @@ pub mod drift_cli;
 pub mod events_cli;
 pub mod layout;
 pub mod locks_cli;
+pub mod migrate_cli;
 pub mod policy;
 pub mod ports;
 pub mod preview;

@@ -60,6 +60,17 @@ pub fn load_config_files(
         repo_config::parse_repo_config(chosen, text)
     };
     diags.extend(more);
+    // Settings the file may hold but the runner does not carry out yet are refused, never
+    // silently ignored.
+    let config = match config {
+        Some(c) => {
+            let refused = crate::core::server_rules::not_yet_enforced(&c);
+            let ok = !has_errors(&refused);
+            diags.extend(refused);
+            ok.then_some(c)
+        }
+        None => None,
+    };
     Ok((config, Some(chosen.to_string()), diags))
 }
 

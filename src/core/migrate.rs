@@ -93,6 +93,18 @@ pub fn explain_migration(input: &MigrationInput) -> String {
         out.push('\n');
     }
 
+    let pending = super::server_rules::not_yet_enforced(&config);
+    if !pending.is_empty() {
+        out.push_str(
+            "Not carried out by this Sluice version yet (the server refuses the file until they \
+             are removed):\n",
+        );
+        for d in &pending {
+            let _ = writeln!(out, "  {}", indent(&d.to_string()));
+        }
+        out.push('\n');
+    }
+
     let yaml = sluice_yaml(&config);
     out.push_str("Equivalent sluice.yaml (optional; Sluice reads atlantis.yaml as it is):\n\n");
     out.push_str(&yaml.text);

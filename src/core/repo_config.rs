@@ -414,31 +414,23 @@ pub fn parse_repo_config(file: &str, text: &str) -> (Option<RepoConfig>, Vec<Dia
     parse(file, text, ConfigFormat::Sluice)
 }
 
-/// Parses an `atlantis.yaml` (version 3) into the same model, so Atlantis users can switch
-/// without rewriting their config.
+/// Parses an `atlantis.yaml` (version 3, or 2) into the same model, accepting what Atlantis'
+/// own parser accepts and refusing what it refuses, with positions (PRODUCT.md §19).
 ///
-/// Mapped: `projects[].{name, dir, workspace, terraform_version, terraform_distribution (→ engine),
-/// autoplan.{enabled, when_modified}, apply_requirements, depends_on}` and `workflow: default`
-/// (`automerge` is ignored with a warning: Sluice does not merge). Atlantis' default `when_modified` is kept. Without `apply_requirements`,
-/// Sluice still requires an approval (its default, PRODUCT.md §10), which is stricter than
-/// Atlantis' server-side default.
+/// Read as Atlantis reads it: anchors, aliases and merge keys; a flow list closed at its key's
+/// indentation; `version: 2` (its `run` commands shell-split and re-joined); a `dir` with a
+/// leading `/` (read from the root, with a warning); a `when_modified` pattern that climbs above
+/// the repository (dropped with a warning: it never matches); `workflows` and a project's
+/// `workflow`, `branch`, `plan_requirements`, `import_requirements`, `policy_check`,
+/// `execution_order_group` and the `policies` block (Rego policy sets). Refused as Atlantis
+/// refuses: a project without `dir`, duplicate keys, an unknown step (`- init -upgrade`),
+/// unnamed projects sharing dir and workspace. Keys Sluice does not act on (`automerge`,
+/// `parallel_*`, …) are warnings. Without `apply_requirements`, Sluice still requires an
+/// approval (its default, PRODUCT.md §10), stricter than Atlantis' server-side default.
 ///
-/// Keys Sluice does not implement are handled per key, on one principle: **fail closed** when
-/// ignoring the key would make Sluice plan or apply something different from what the team
-/// expects, warn otherwise.
-///
-/// * Errors (not supported): `workflows` (custom steps, `run` commands, extra args) and a
-///   project `workflow` other than `default` — they replace the commands that run; `branch` —
-///   ignoring it would plan and apply the project on PRs to other branches; `plan_requirements`
-///   — ignoring it would plan before the approval the team required; `policy_check` /
-///   `custom_policy_check` — the checks would silently not run (Sluice has its own policies,
-///   §6); `autodiscover` with `mode: enabled` or `ignore_paths`, or `mode: disabled` with no
-///   projects — the set of planned dirs would differ.
-/// * Warnings (ignored): `parallel_plan`, `parallel_apply`, `parallel_policy_check`,
-///   `abort_on_execution_order_fail`, `execution_order_group` (Sluice orders runs by
-///   `depends_on`), `delete_source_branch_on_merge`, `repo_locking` / `repo_locks` (Sluice
-///   always locks, which is stricter), `import_requirements` (no import command),
-///   `silence_pr_comments`, `allowed_regexp_prefixes`.
+/// Parsing is not running: what the runner does not carry out yet is refused by the app with
+/// [`super::server_rules::not_yet_enforced`], and the server's repo rules apply through
+/// [`super::server_rules::effective_config`].
 pub fn parse_atlantis_config(file: &str, text: &str) -> (Option<RepoConfig>, Vec<Diagnostic>) {
     parse(file, text, ConfigFormat::Atlantis)
 }

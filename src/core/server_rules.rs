@@ -527,6 +527,102 @@ pub fn effective_config(
     )
 }
 
+/// What this server does not carry out yet, although the file may say it: refused (errors at the
+/// place it is written) rather than silently ignored, because running the default steps instead
+/// of a project's workflow, planning before a `plan_requirements` approval, planning a project
+/// on PRs into a branch its `branch` excludes, or skipping a policy set would each do something
+/// other than what the team configured. The parsers accept all of these (so `sluice migrate
+/// atlantis` and `sluice config check` can explain the file); the app refuses a config with any
+/// of them until the runner executes it.
+///
+/// * a project whose `plan` or `apply` stage differs from Atlantis' default steps (a workflow
+///   that only changes `import`, `state_rm` or `policy_check` stages is accepted: Sluice has no
+///   such commands yet, and without policy sets no policy check runs);
+/// * a workflow a project names that is not defined (`default` always is);
+/// * `plan_requirements` that are not empty, `branch`, and `policy_sets`.
+pub fn not_yet_enforced(config: &RepoConfig) -> Vec<Diagnostic> {
+    let file = config.file.as_str();
+    let mut diags = Vec::new();
+    let refuse = |at: Pos, what: String, hint: &str| {
+        Diagnostic::error(
+            file,
+            at.line,
+            at.column,
+            format!(
+                "{what}: this Sluice server does not carry it out yet, and ignoring it would run \
+                 something other than what the file says"
+            ),
+        )
+        .with_hint(hint.to_string())
+    };
+    let runs_default = |w: &Workflow| {
+        Workflow {
+            plan: w.plan.clone(),
+            apply: w.apply.clone(),
+            ..Workflow::default_workflow()
+        }
+        .is_equivalent_to_default()
+    };
+    for p in config.projects.iter().flatten() {
+        if let Some(w) = &p.workflow {
+            match config.workflow(&w.value) {
+                Some(wf) if !runs_default(wf) => diags.push(refuse(
+                    w.pos,
+                    format!(
+                        "project {}: workflow `{}` runs custom plan or apply steps",
+                        project_label(p),
+                        w.value
+                    ),
+                    "remove `workflow:` to run the default steps (init, plan / apply); \
+                     `sluice migrate atlantis` shows what each workflow would run",
+                )),
+                Some(_) => {}
+                None if w.value == DEFAULT_WORKFLOW => {}
+                None => diags.push(
+                    Diagnostic::error(
+                        file,
+                        w.pos.line,
+                        w.pos.column,
+                        format!(
+                            "project {}: workflow `{}` is not defined in `{file}`",
+                            project_label(p),
+                            w.value
+                        ),
+                    )
+                    .with_hint("define it under `workflows:`, or remove `workflow:`"),
+                ),
+            }
+        }
+        if p.plan_requirements.as_ref().is_some_and(|r| !r.is_empty()) {
+            let at = p
+                .keys_set
+                .get(&OverrideKey::PlanRequirements)
+                .copied()
+                .unwrap_or(p.pos);
+            diags.push(refuse(
+                at,
+                format!("project {}: `plan_requirements`", project_label(p)),
+                "remove it; `apply_requirements` still gate every apply",
+            ));
+        }
+        if let Some(b) = &p.branch {
+            diags.push(refuse(
+                p.pos,
+                format!("project {}: `branch: {}`", project_label(p), b.text),
+                "remove it, or keep the project in a config on the branches it is for",
+            ));
+        }
+    }
+    for set in &config.policy_sets {
+        diags.push(refuse(
+            set.pos,
+            format!("policy set `{}`", set.name),
+            "remove it, or write the rules as Sluice policies (policies/*.yaml)",
+        ));
+    }
+    diags
+}
+
 fn project_label(p: &ProjectConfig) -> String {
     match p.known_name() {
         Some(n) => format!("`{n}`"),

@@ -6,6 +6,7 @@
     reason = "tests start the binary and tools themselves, and a failed unwrap is a failed test"
 )]
 
+mod atlantis;
 mod audit;
 mod bot;
 mod bounds;
@@ -13,6 +14,7 @@ mod detection;
 mod drift;
 mod durability;
 mod engine_steering;
+mod engine_version;
 mod fake_github;
 mod flows;
 mod github_client;
@@ -21,6 +23,7 @@ mod policy;
 mod preview;
 mod real_dirs;
 mod redaction;
+mod rego;
 mod sandbox;
 mod sandbox_network;
 mod sandbox_probe;

@@ -265,9 +265,9 @@ fn unknown_config_key_is_rejected_by_check_and_by_preview() {
     );
     let check = p.check(&repo);
     check.expect_code(1);
-    snapshot!(check.stderr, @r"
+    snapshot!(check.stderr, @"
     sluice.yaml:5:5: error: unknown key `workspaces` in project
-      hint: did you mean `workspace`? valid keys here: name, dir, workspace, terraform_version, engine, autoplan, apply_requirements, depends_on, env, drift
+      hint: did you mean `workspace`? valid keys here: name, dir, workspace, terraform_version, engine, autoplan, apply_requirements, depends_on, env, workflow, drift
     sluice.yaml: no projects until the errors are fixed
     1 error(s)
     ");
@@ -275,9 +275,9 @@ fn unknown_config_key_is_rejected_by_check_and_by_preview() {
     let run = p.run(&repo, &["--base", "HEAD~1"]);
     run.expect_code(1);
     assert!(run.stdout.is_empty(), "nothing is planned:\n{}", run.stdout);
-    snapshot!(run.stderr, @r"
+    snapshot!(run.stderr, @"
     sluice.yaml:5:5: error: unknown key `workspaces` in project
-      hint: did you mean `workspace`? valid keys here: name, dir, workspace, terraform_version, engine, autoplan, apply_requirements, depends_on, env, drift
+      hint: did you mean `workspace`? valid keys here: name, dir, workspace, terraform_version, engine, autoplan, apply_requirements, depends_on, env, workflow, drift
     sluice: the repository configuration has errors; nothing was planned
     ");
 }

@@ -667,8 +667,14 @@ pub fn compile_set<P: AsRef<str>, T: AsRef<str>>(
         config: config.clone(),
         sources,
     };
+    // Evaluating `data` also runs every rule that does not depend on the input: bounded like an
+    // evaluation, and a rule stopped here is not a compile error (evaluation reports it).
     if let Err(e) = engine_for(&set).and_then(|mut e| {
         e.set_input(regorus::Value::new_object());
+        e.set_execution_timer_config(regorus::utils::limits::ExecutionTimerConfig {
+            limit: COMPILE_CHECK_BUDGET,
+            check_interval: NonZeroU32::new(64).expect("64 is not zero"),
+        });
         e.eval_query("data".to_string(), false)
             .map(|_| ())
             .map_err(|e| format!("{e:#}"))
@@ -688,6 +694,9 @@ pub fn compile_set<P: AsRef<str>, T: AsRef<str>>(
     }
     (Some(set), diags)
 }
+
+/// Wall-clock budget of the check, at compile time, that a set's files work together.
+const COMPILE_CHECK_BUDGET: Duration = Duration::from_secs(1);
 
 fn engine_for(set: &RegoPolicySet) -> Result<regorus::Engine, String> {
     let mut e = regorus::Engine::new();

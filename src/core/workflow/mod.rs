@@ -37,6 +37,6 @@ pub(crate) use parse::workflows_node;
 pub use parse::{MAX_STEPS, MAX_WORKFLOWS, RunSyntax, check_env_name};
 pub use plan::{
     MultiEnvError, PlannedEnvValue, PlannedStep, PullInfo, REFRESH_KEYWORD, RunPaths,
-    STEP_VARIABLES, StepContext, StepPlan, comment_args_var, env_value_from_output, parse_multienv,
-    posted_output, step_env, step_plan, strip_refreshing,
+    STEP_VARIABLES, StepContext, StepPlan, comment_args_var, env_value_from_output,
+    expand_step_variables, parse_multienv, posted_output, step_env, step_plan, strip_refreshing,
 };

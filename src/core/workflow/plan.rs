@@ -187,12 +187,16 @@ pub fn step_plan(workflow: &Workflow, ctx: &StepContext) -> StepPlan {
         });
     }
 
+    let env = step_env(ctx);
     for s in &stage.steps {
         match s {
             Step::Builtin {
                 step, extra_args, ..
             } => {
-                let extra: Vec<String> = extra_args.iter().map(|a| a.value.clone()).collect();
+                let extra: Vec<String> = extra_args
+                    .iter()
+                    .map(|a| expand_step_variables(&a.value, &env))
+                    .collect();
                 let needs_workspace = matches!(
                     step,
                     BuiltinStep::Plan
@@ -253,8 +257,51 @@ pub fn step_plan(workflow: &Workflow, ctx: &StepContext) -> StepPlan {
         workflow: workflow.name.clone(),
         command: ctx.command,
         steps,
-        env: step_env(ctx),
+        env,
     }
+}
+
+/// An `extra_args` item with Atlantis' step variables (`$WORKSPACE`, `${DIR}`, …, the names in
+/// `env`) replaced by their values, as Atlantis' shell does when it runs the engine
+/// (`-var-file=env/$WORKSPACE.tfvars` → `-var-file=env/prod.tfvars`). Nothing else a shell
+/// would do happens: other `$NAME`s, `$(...)`, quotes and globs stay as written. When the result
+/// would be a flag the item was not (`$HEAD_BRANCH_NAME` with a branch named `-chdir=..`), or a
+/// flag comment arguments may not pass ([`crate::core::command::blocked_extra_arg`]), the item
+/// is kept as written: a value from the PR never becomes an option.
+pub fn expand_step_variables(arg: &str, env: &BTreeMap<String, String>) -> String {
+    let mut out = String::with_capacity(arg.len());
+    let mut rest = arg;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        let (name, consumed) = if let Some(braced) = after.strip_prefix('{') {
+            match braced.find('}') {
+                Some(end) => (&braced[..end], end + 2),
+                None => ("", 0),
+            }
+        } else {
+            let end = after
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(after.len());
+            (&after[..end], end)
+        };
+        match env.get(name).filter(|_| !name.is_empty()) {
+            Some(value) => {
+                out.push_str(value);
+                rest = &after[consumed..];
+            }
+            None => {
+                out.push('$');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    let became_flag = out.starts_with('-') && !arg.starts_with('-');
+    if became_flag || (out != arg && crate::core::command::blocked_extra_arg(&out).is_some()) {
+        return arg.to_string();
+    }
+    out
 }
 
 /// The engine's argv for a built-in step: Sluice's fixed flags, the step's `extra_args`, then
