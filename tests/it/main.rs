@@ -18,6 +18,7 @@ mod intake;
 mod policy;
 mod preview;
 mod real_dirs;
+mod review_github;
 mod sandbox;
 mod sandbox_network;
 mod sandbox_probe;
