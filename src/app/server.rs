@@ -371,6 +371,7 @@ async fn wire(settings: &Arc<Settings>) -> anyhow::Result<(Arc<Workers>, Arc<App
         lease: Duration::from_secs(settings.job_lease_secs.max(3)),
         live: Default::default(),
         host_paths: Arc::new(super::layout::host_paths(settings, &runner)),
+        writes: super::worker::WriteScheduler::new(settings),
     });
     let state = Arc::new(AppState {
         store,

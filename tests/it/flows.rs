@@ -178,6 +178,7 @@ impl Flow {
                     content,
                     comment_id,
                 } => format!("reaction #{pr} on a comment ({comment_id}): {content:?}"),
+                Outgoing::Write(w) => format!("write #{pr} {:?} {}", w.kind, w.key),
             });
         }
         let mut entries = Vec::new();

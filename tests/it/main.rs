@@ -19,6 +19,7 @@ mod policy;
 mod preview;
 mod real_dirs;
 mod review_github;
+mod review_writes;
 mod sandbox;
 mod sandbox_network;
 mod sandbox_probe;

@@ -10,6 +10,9 @@ mod events;
 mod jobs;
 mod outbox;
 mod report;
+mod writes;
+
+pub use writes::WriteScheduler;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -43,6 +46,8 @@ pub struct Workers {
     pub live: std::sync::Mutex<HashMap<i64, String>>,
     /// The host layout's neutral names, applied to everything posted (see `app::layout`).
     pub host_paths: Arc<crate::core::host_paths::HostPaths>,
+    /// Paces review, summary and check run writes (`core::review::budget`).
+    pub writes: WriteScheduler,
 }
 
 impl Workers {

@@ -55,7 +55,10 @@ impl Default for BudgetLimits {
 }
 
 /// The kinds of write Sluice makes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum WriteKind {
     /// `POST /repos/{o}/{r}/issues/{n}/comments`
     CreateIssueComment,

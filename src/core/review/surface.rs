@@ -25,8 +25,10 @@ use crate::core::types::{CommitSha, PrNumber};
 /// GitHub refuses a commit status `description` longer than this.
 pub const MAX_STATUS_DESCRIPTION: usize = 140;
 
-/// One request to GitHub, with what the sender needs to make it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One request to GitHub, with what the sender needs to make it. Serialized (tagged by
+/// `request`) when it waits in the outbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "request", rename_all = "snake_case")]
 pub enum GitHubWrite {
     /// `POST /repos/{o}/{r}/issues/{n}/comments`; the sender stores the new id under the
     /// write's key (the sticky comment, or follow-up slot `n`).

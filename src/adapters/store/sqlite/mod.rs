@@ -1249,6 +1249,71 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn pr_objects(&self, repo: &RepoName, pr: PrNumber) -> StoreResult<PrObjects> {
+        let row = sqlx::query("SELECT objects_json FROM pr_objects WHERE repo = ? AND pr = ?")
+            .bind(repo.full().to_ascii_lowercase())
+            .bind(pr.get() as i64)
+            .fetch_optional(&self.reader)
+            .await?;
+        match row {
+            Some(r) => Ok(pr_objects_from_json(r.try_get("objects_json")?)?),
+            None => Ok(PrObjects::default()),
+        }
+    }
+
+    async fn save_pr_objects(
+        &self,
+        repo: &RepoName,
+        pr: PrNumber,
+        objects: &PrObjects,
+        now: UnixMs,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO pr_objects (repo, pr, objects_json, updated_at) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (repo, pr) DO UPDATE SET objects_json = excluded.objects_json, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(repo.full().to_ascii_lowercase())
+        .bind(pr.get() as i64)
+        .bind(pr_objects_json(objects)?)
+        .bind(now.get())
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn check_run_id(&self, repo: &RepoName, key: &str) -> StoreResult<Option<u64>> {
+        let row = sqlx::query("SELECT check_run_id FROM check_runs WHERE repo = ? AND key = ?")
+            .bind(repo.full().to_ascii_lowercase())
+            .bind(key)
+            .fetch_optional(&self.reader)
+            .await?;
+        Ok(row
+            .map(|r| r.try_get::<i64, _>("check_run_id"))
+            .transpose()?
+            .map(|id| id as u64))
+    }
+
+    async fn save_check_run_id(
+        &self,
+        repo: &RepoName,
+        key: &str,
+        check_run_id: u64,
+        now: UnixMs,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO check_runs (repo, key, check_run_id, created_at) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (repo, key) DO UPDATE SET check_run_id = excluded.check_run_id",
+        )
+        .bind(repo.full().to_ascii_lowercase())
+        .bind(key)
+        .bind(check_run_id as i64)
+        .bind(now.get())
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
     async fn due_outbox(&self, now: UnixMs, limit: u32) -> StoreResult<Vec<OutboxRow>> {
         // The oldest pending item of each PR (or of each repo, for items without a PR), if due.
         let rows = sqlx::query(

@@ -187,6 +187,11 @@ enum StoredOutgoing {
         comment_id: u64,
         content: String,
     },
+    Write {
+        key: String,
+        write_kind: crate::core::review::budget::WriteKind,
+        payload: GitHubWrite,
+    },
 }
 
 pub(super) fn outgoing_json(message: &Outgoing) -> anyhow::Result<String> {
@@ -211,6 +216,11 @@ pub(super) fn outgoing_json(message: &Outgoing) -> anyhow::Result<String> {
         } => StoredOutgoing::Reaction {
             comment_id: *comment_id,
             content: content.as_str().to_string(),
+        },
+        Outgoing::Write(w) => StoredOutgoing::Write {
+            key: w.key.clone(),
+            write_kind: w.kind,
+            payload: w.payload.clone(),
         },
     };
     Ok(serde_json::to_string(&stored)?)
@@ -239,6 +249,15 @@ fn outgoing_from_json(json: &str) -> anyhow::Result<Outgoing> {
             comment_id,
             content: known("reaction", &content, Reaction::parse(&content))?,
         },
+        StoredOutgoing::Write {
+            key,
+            write_kind,
+            payload,
+        } => Outgoing::Write(Write {
+            key,
+            kind: write_kind,
+            payload,
+        }),
     })
 }
 
@@ -393,6 +412,15 @@ pub(super) fn event_row_from_row(r: &SqliteRow) -> anyhow::Result<EventRow> {
         error: r.try_get("error")?,
         event: event_from_json(r.try_get("event_json")?).ok(),
     })
+}
+
+/// `pr_objects.objects_json`: [`PrObjects`] as serde writes it.
+pub(super) fn pr_objects_json(objects: &PrObjects) -> anyhow::Result<String> {
+    Ok(serde_json::to_string(objects)?)
+}
+
+pub(super) fn pr_objects_from_json(json: &str) -> anyhow::Result<PrObjects> {
+    serde_json::from_str(json).context("pr_objects.objects_json is not readable")
 }
 
 pub(super) fn outbox_from_row(r: &SqliteRow) -> anyhow::Result<OutboxRow> {
