@@ -13,6 +13,11 @@ use crate::core::plan::{
 };
 use crate::core::policy::PolicyVerdict;
 use crate::core::reply;
+use crate::core::review::checks::{
+    CheckContext, CheckProject, project_check, projects_with_own_check, summary_check,
+};
+use crate::core::review::pr_review::{ReviewComments, ReviewContext};
+use crate::core::review::surface::{PrObjects, PushOutput, push_writes};
 
 impl Workers {
     /// Writes a finished run's comment(s) and final status.
@@ -73,6 +78,9 @@ impl Workers {
             )
         };
         out.push(status(context, state, tally.describe(run.kind)));
+        if run.kind == JobKind::Plan && self.github.is_app() {
+            out.extend(self.plan_check_runs(run, &reports));
+        }
         let verdicts: Vec<PolicyVerdict> = jobs.iter().map(job_verdict).collect();
         if run.kind == JobKind::Plan
             && let Some((verdict, description)) = reply::status::policy(&verdicts)
@@ -105,6 +113,57 @@ impl Workers {
         Effects::new(out, audit)
     }
 }
+
+impl Workers {
+    /// The check runs of a finished plan (GitHub App only): `sluice/plan` over every project
+    /// and one `sluice/plan: <project>` for each of the projects that need attention most (at
+    /// most [`MAX_PROJECT_CHECKS`], so a push creates a bounded number of check runs). Their
+    /// writes go through the write budget like every review and summary write.
+    fn plan_check_runs(&self, run: &RunRow, reports: &[ProjectReport]) -> Vec<OutboxItem> {
+        let ctx = CheckContext {
+            head_sha: &run.head_sha,
+            bot_name: &self.settings.bot_name,
+            command: CommandName::Plan,
+            log_url: None,
+            started_at: None,
+            completed_at: None,
+            annotate: ReviewComments::default(),
+            max_annotations: 0,
+        };
+        let project_checks = projects_with_own_check(reports, MAX_PROJECT_CHECKS)
+            .into_iter()
+            .map(|i| {
+                project_check(
+                    &ctx,
+                    &CheckProject {
+                        report: &reports[i],
+                        plan: None,
+                        locations: None,
+                        failed_policies: &[],
+                    },
+                )
+            })
+            .collect();
+        let out = PushOutput {
+            head_checks: vec![summary_check(&ctx, reports, &[])],
+            project_checks,
+            ..PushOutput::default()
+        };
+        let review = ReviewContext {
+            pr: run.pr,
+            head_sha: &run.head_sha,
+            summary_url: None,
+            log_url: None,
+        };
+        push_writes(&review, &PrObjects::default(), out)
+            .into_iter()
+            .map(|w| OutboxItem::write(&run.repo, run.pr, w))
+            .collect()
+    }
+}
+
+/// Per-project check runs per push, at most: the rest are listed in `sluice/plan`.
+pub const MAX_PROJECT_CHECKS: usize = 20;
 
 /// The policy verdict stored with a job (`None` for jobs without a full report).
 fn job_verdict(job: &JobRow) -> PolicyVerdict {
