@@ -448,3 +448,68 @@ async fn the_budget_holds_writes_back_beyond_its_limit_per_minute() {
     assert_eq!(rig.h.fake.statuses(head.as_str()).len(), 5);
     assert_eq!(rig.store.pending_outbox().await.unwrap(), 3);
 }
+
+/// What one push of an `n`-project PR writes as an App: the summary comment, the review with a
+/// comment per project (up to the review's own bound), `sluice/plan` and `sluice/apply-gate`,
+/// and a check run for at most 20 projects (`MAX_PROJECT_CHECKS`, the report's bound).
+fn push_of(head: &CommitSha, n: usize) -> PushOutput {
+    let lines: Vec<u32> = (0..n.min(50)).map(|_| 2).collect();
+    let mut head_checks = Vec::new();
+    for name in ["sluice:plan", "sluice:apply-gate"] {
+        let mut c = project_check(head, 1).create;
+        c.external_id = name.into();
+        c.name = name.replace(':', "/");
+        head_checks.push(c);
+    }
+    PushOutput {
+        sticky: Some(sticky(&format!("{n} projects at {}", head.short()), 0)),
+        review: Some(review(head, &lines)),
+        head_checks,
+        project_checks: (0..n.min(sluice::app::worker::MAX_PROJECT_CHECKS))
+            .map(|i| {
+                let mut d = project_check(head, 1);
+                d.create.external_id = format!("sluice:plan:p{i}");
+                d.create.name = format!("sluice/plan: p{i}");
+                d
+            })
+            .collect(),
+        statuses: vec![],
+    }
+}
+
+/// The benchmark of PRODUCT.md §17: writes per push for 1, 20 and 100 projects, printed; new
+/// GitHub objects per push stay bounded whatever the number of projects.
+#[tokio::test]
+async fn writes_per_push_for_1_20_and_100_projects() {
+    let mut created = Vec::new();
+    for n in [1usize, 20, 100] {
+        // Counting, not pacing (the per-minute limit would hold the 100-project push back).
+        let limits = [
+            ("SLUICE_GITHUB_WRITES_PER_MINUTE", "10000"),
+            ("SLUICE_GITHUB_WRITES_PER_HOUR", "10000"),
+        ];
+        let rig = rig(true, &limits).await;
+        let mut per_push = Vec::new();
+        for head in [sha('a'), sha('b')] {
+            let before = rig.writes();
+            rig.push(&head, push_of(&head, n)).await;
+            rig.drain().await;
+            let now = rig.writes();
+            let new: Vec<_> = now[before.len()..].to_vec();
+            let creates = new.iter().filter(|(m, _)| m == "POST").count();
+            per_push.push((new.len(), creates));
+        }
+        println!(
+            "{n:>3} projects: push 1 {} writes ({} new objects), push 2 {} writes ({} new objects)",
+            per_push[0].0, per_push[0].1, per_push[1].0, per_push[1].1
+        );
+        created.push(per_push[1].1);
+    }
+    // The second push edits the summary and supersedes the review: its new objects are the
+    // review and the head's check runs, at most 1 + 2 + 20.
+    assert!(created.iter().all(|&c| c <= 23), "{created:?}");
+    assert_eq!(
+        created[1], created[2],
+        "20 and 100 projects create as many objects"
+    );
+}

@@ -278,7 +278,7 @@ pub enum Outgoing {
     },
     /// A review, check run, or summary comment write (`core::review::surface::push_writes`),
     /// paced by the write budget.
-    Write(Write<GitHubWrite>),
+    Write(Box<Write<GitHubWrite>>),
 }
 
 impl Outgoing {
@@ -336,7 +336,7 @@ impl OutboxItem {
         OutboxItem {
             repo: repo.clone(),
             pr: Some(pr),
-            message: Outgoing::Write(write),
+            message: Outgoing::Write(Box::new(write)),
         }
     }
 

@@ -12,6 +12,7 @@ mod outbox;
 mod report;
 mod writes;
 
+pub use report::MAX_PROJECT_CHECKS;
 pub use writes::WriteScheduler;
 
 use std::collections::HashMap;

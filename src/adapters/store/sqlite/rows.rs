@@ -253,11 +253,11 @@ fn outgoing_from_json(json: &str) -> anyhow::Result<Outgoing> {
             key,
             write_kind,
             payload,
-        } => Outgoing::Write(Write {
+        } => Outgoing::Write(Box::new(Write {
             key,
             kind: write_kind,
             payload,
-        }),
+        })),
     })
 }
 
