@@ -1229,7 +1229,7 @@ mod tests {
         );
         assert_eq!(
             kind(reply(422, &[], r#"{"message":"Validation Failed"}"#)),
-            r#"fail Invalid("GET /x answered 422 Unprocessable Entity: Validation Failed")"#
+            r#"fail Unprocessable("GET /x: {\"message\":\"Validation Failed\"}")"#
         );
     }
 

@@ -102,7 +102,13 @@ impl Workers {
                 },
                 Sent::Failed(_) => Outcome::Failed,
             };
+            let limited = matches!(outcome, Outcome::RateLimited { .. });
             self.writes.budget().finished(ticket, outcome, Utc::now());
+            if limited {
+                // The budget pauses and sends it again; the row stays pending meanwhile (the
+                // client already retried in-line, so this is a lasting limit, not a fault).
+                continue;
+            }
             self.writes.queued().remove(&row.id);
             self.settle(&row, result).await;
             sent += 1;
