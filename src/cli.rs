@@ -89,6 +89,38 @@ pub enum Command {
     /// Webhook events: pending, handled, and those set aside (dead letters).
     #[command(subcommand)]
     Events(EventsCommand),
+    /// Drift: whether the live infrastructure still matches Git.
+    #[command(subcommand)]
+    Drift(DriftCommand),
+    /// Sync status per project: synced, drifted, out_of_sync, check_failed, unknown, stale;
+    /// drift and its acceptance, last applied commit, next check.
+    Status {
+        #[arg(long)]
+        repo: Option<String>,
+        /// JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DriftCommand {
+    /// Check a local checkout for drift (refresh-only plan + plan per project) and print the
+    /// report. Exit 0: in sync; 3: drifted or out of sync; 1: a check failed.
+    Check {
+        /// Only this project.
+        #[arg(long, short = 'p')]
+        project: Option<String>,
+        /// The commit to check (default: HEAD).
+        #[arg(long = "ref", value_name = "REF")]
+        git_ref: Option<String>,
+        /// Checks run at once.
+        #[arg(long, short = 'j', default_value_t = 2)]
+        jobs: usize,
+        /// Path of the repository.
+        #[arg(default_value = ".")]
+        path: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -240,9 +272,11 @@ fn init_tracing(format: LogFormat, server: bool) {
         LogFormat::Human => false,
         LogFormat::Auto => server && !std::io::stderr().is_terminal(),
     };
+    // Every line passes through the redactor of the secrets the settings name (set once the
+    // runner is built from them): no secret reaches the log, encoded or not.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(crate::adapters::log::RedactingWriter::stderr());
     let _ = if json {
         builder.json().try_init()
     } else {
@@ -283,6 +317,44 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Status { repo, json } => {
+            let settings = Settings::load(&overrides)?;
+            let stdout = std::io::stdout();
+            let mut out = stdout.lock();
+            runtime()?.block_on(crate::app::drift_cli::status(
+                &settings,
+                repo.as_deref(),
+                json,
+                &mut out,
+            ))
+        }
+        Command::Drift(DriftCommand::Check {
+            project,
+            git_ref,
+            jobs,
+            path,
+        }) => {
+            let mut settings = Settings::load(&overrides)?;
+            let _scratch = local_scratch(&mut settings)?;
+            let runner = Arc::new(Runner::from_settings(&settings)?);
+            let opts = crate::app::drift_cli::DriftCheckOptions {
+                path,
+                project,
+                git_ref,
+                jobs,
+                limits: settings.limits,
+            };
+            let stdout = std::io::stdout();
+            let mut out = stdout.lock();
+            let result =
+                runtime()?.block_on(crate::app::drift_cli::check(runner, &opts, &mut out))?;
+            use crate::app::drift_cli::DriftCheckResult;
+            Ok(match result {
+                DriftCheckResult::InSync => ExitCode::SUCCESS,
+                DriftCheckResult::Drifted => ExitCode::from(3),
+                DriftCheckResult::Failed => ExitCode::from(1),
+            })
+        }
         Command::Preview {
             base,
             head,
@@ -293,27 +365,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             path,
         } => {
             let mut settings = Settings::load(&overrides)?;
-            // Without a configured data dir, job dirs go to a throw-away temp dir.
-            let _scratch = if settings.data_dir_configured() {
-                None
-            } else {
-                let t = tempfile::Builder::new()
-                    .prefix("sluice-preview-")
-                    .tempdir()?;
-                settings.data_dir = t.path().to_path_buf();
-                // ... and a separate one for the jobs: never inside the data dir.
-                let jobs = match settings.runner.jobs_dir {
-                    Some(_) => None,
-                    None => {
-                        let j = tempfile::Builder::new()
-                            .prefix("sluice-preview-jobs-")
-                            .tempdir()?;
-                        settings.runner.jobs_dir = Some(j.path().to_path_buf());
-                        Some(j)
-                    }
-                };
-                Some((t, jobs))
-            };
+            let _scratch = local_scratch(&mut settings)?;
             let runner = Arc::new(Runner::from_settings(&settings)?);
             if !runner.sandbox.is_isolated() {
                 eprintln!(
@@ -335,6 +387,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 keep_job_dirs,
                 color: std::io::IsTerminal::is_terminal(&std::io::stdout()),
                 limits: settings.limits,
+                host_paths: crate::app::layout::host_paths(&settings, &runner),
             };
             let stdout = std::io::stdout();
             let mut out = stdout.lock();
@@ -382,6 +435,33 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime()?.block_on(crate::app::events_cli::list(&settings, opts))
         }
     }
+}
+
+/// Temp dirs that stand in for the data dir and the jobs dir of a local command when none is
+/// configured; removed when dropped.
+type Scratch = Option<(tempfile::TempDir, Option<tempfile::TempDir>)>;
+
+/// Without a configured data dir, a local command's job dirs go to a throw-away temp dir (and
+/// the jobs to another: never inside the data dir).
+fn local_scratch(settings: &mut Settings) -> anyhow::Result<Scratch> {
+    if settings.data_dir_configured() {
+        return Ok(None);
+    }
+    let t = tempfile::Builder::new()
+        .prefix("sluice-preview-")
+        .tempdir()?;
+    settings.data_dir = t.path().to_path_buf();
+    let jobs = match settings.runner.jobs_dir {
+        Some(_) => None,
+        None => {
+            let j = tempfile::Builder::new()
+                .prefix("sluice-preview-jobs-")
+                .tempdir()?;
+            settings.runner.jobs_dir = Some(j.path().to_path_buf());
+            Some(j)
+        }
+    };
+    Ok(Some((t, jobs)))
 }
 
 /// Completes on SIGINT or SIGTERM.

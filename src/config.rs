@@ -165,6 +165,9 @@ pub struct Settings {
     /// file.
     #[serde(skip)]
     pub test_crash_on_delivery: Option<String>,
+    /// Drift detection: schedules, the share of workers, notifications.
+    #[serde(default)]
+    pub drift: DriftServerSettings,
     /// `repo_allowlist`, compiled when the settings are loaded.
     #[serde(skip)]
     allowlist: Allowlist,
@@ -242,6 +245,13 @@ pub struct RunLimits {
     /// Open files per process (`RLIMIT_NOFILE`).
     #[serde(default = "default_limit_open_files")]
     pub open_files: u64,
+    /// Size of the run's private `/tmp` (a tmpfs), in bytes. Without a size a tmpfs may grow to
+    /// half the host's memory; a run writing past this gets `ENOSPC`.
+    #[serde(default = "default_limit_tmp")]
+    pub tmp_bytes: u64,
+    /// Size of the run's `/dev/shm` (a tmpfs), in bytes; the rest of its `/dev` is read-only.
+    #[serde(default = "default_limit_dev_shm")]
+    pub dev_shm_bytes: u64,
 }
 
 impl Default for RunLimits {
@@ -251,6 +261,8 @@ impl Default for RunLimits {
             address_space_bytes: default_limit_address_space(),
             file_size_bytes: default_limit_file_size(),
             open_files: default_limit_open_files(),
+            tmp_bytes: default_limit_tmp(),
+            dev_shm_bytes: default_limit_dev_shm(),
         }
     }
 }
@@ -301,7 +313,14 @@ pub struct Limits {
     /// Longest path in a commit, in bytes (also the longest symlink target).
     pub path_bytes: usize,
     /// Wall-clock budget of reading one commit and detecting its projects, in seconds, per event.
+    /// Also the longest any one git command reading pull-request content (diff, ls-tree,
+    /// cat-file, archive) may run; git started for such a read is killed, with every process it
+    /// started, when the reader stops waiting.
     pub detection_timeout_secs: u64,
+    /// Address space of each git process the server runs (`RLIMIT_AS`), in bytes: git working
+    /// on crafted objects (a "tree bomb" of trees reused to spell 10^9 paths) fails with an
+    /// out-of-memory error instead of growing without bound.
+    pub git_memory_bytes: u64,
     /// Bytes of files one job's checkout may hold.
     pub export_bytes: u64,
     /// Entries (files, directories, symlinks) one job's checkout may hold.
@@ -331,6 +350,7 @@ impl Default for Limits {
             changed_files: 25_000,
             path_bytes: 1024,
             detection_timeout_secs: 120,
+            git_memory_bytes: 4 << 30,
             export_bytes: 1024 * MIB,
             export_files: 100_000,
             export_file_bytes: 100 * MIB,
@@ -357,6 +377,15 @@ pub struct HttpSettings {
     /// to read it, or the request is answered 408 and the connection closed.
     #[serde(default = "default_body_read_timeout")]
     pub body_read_timeout_secs: u64,
+    /// A response write that makes no progress for this many seconds (the client does not read
+    /// what it asked for) closes the connection. Stops clients that pipeline requests and never
+    /// read the answers from holding connections for ever.
+    #[serde(default = "default_write_timeout")]
+    pub write_timeout_secs: u64,
+    /// A connection on which the server waits this many seconds for a byte that does not come
+    /// is closed, whatever it was waiting for (a request head, a body, the next request).
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout_secs: u64,
     /// Open connections at most; further ones wait in the kernel's accept queue until one
     /// closes.
     #[serde(default = "default_max_connections")]
@@ -382,6 +411,8 @@ impl Default for HttpSettings {
         HttpSettings {
             header_read_timeout_secs: default_header_read_timeout(),
             body_read_timeout_secs: default_body_read_timeout(),
+            write_timeout_secs: default_write_timeout(),
+            idle_timeout_secs: default_idle_timeout(),
             max_connections: default_max_connections(),
             max_connections_per_ip: default_max_connections_per_ip(),
             max_body_bytes: default_max_body(),
@@ -411,6 +442,12 @@ impl Limits {
         }
         if self.detection_timeout_secs == 0 {
             bail!("limits.detection_timeout_secs must be at least 1");
+        }
+        if self.git_memory_bytes < 64 << 20 {
+            bail!(
+                "limits.git_memory_bytes must be at least 64 MiB (git maps its packs), got {}",
+                self.git_memory_bytes
+            );
         }
         for (name, v) in [
             ("file_bytes", self.file_bytes),
@@ -510,6 +547,12 @@ fn default_limit_file_size() -> u64 {
 fn default_limit_open_files() -> u64 {
     4096
 }
+fn default_limit_tmp() -> u64 {
+    1 << 30
+}
+fn default_limit_dev_shm() -> u64 {
+    64 << 20
+}
 fn default_true() -> bool {
     true
 }
@@ -533,6 +576,12 @@ fn default_header_read_timeout() -> u64 {
 }
 fn default_body_read_timeout() -> u64 {
     20
+}
+fn default_write_timeout() -> u64 {
+    20
+}
+fn default_idle_timeout() -> u64 {
+    60
 }
 fn default_max_connections() -> usize {
     1024
@@ -655,7 +704,8 @@ impl Settings {
             let known = ENV_KEYS.contains(&key.as_str())
                 || key.starts_with("runner__")
                 || key.starts_with("limits__")
-                || key.starts_with("http__");
+                || key.starts_with("http__")
+                || key.starts_with("drift__");
             if known && !v.is_empty() {
                 vars.insert(k.clone(), v.clone());
             }
@@ -711,6 +761,7 @@ impl Settings {
         if self.workers == 0 {
             bail!("workers must be at least 1");
         }
+        self.drift.validate()?;
         if self.github_app_id.is_some() != self.github_app_key_file.is_some() {
             bail!("SLUICE_GITHUB_APP_ID and SLUICE_GITHUB_APP_KEY_FILE must be set together");
         }
@@ -743,6 +794,14 @@ impl Settings {
         self.github_api_url = self.github_api_url.trim_end_matches('/').to_string();
         if self.runner.timeout_secs == 0 {
             bail!("runner.timeout_secs must be at least 1");
+        }
+        for (name, v) in [
+            ("tmp_bytes", self.runner.limits.tmp_bytes),
+            ("dev_shm_bytes", self.runner.limits.dev_shm_bytes),
+        ] {
+            if v < 1 << 20 {
+                bail!("runner.limits.{name} must be at least 1 MiB, got {v}");
+            }
         }
         self.limits.validate()?;
         self.http.validate()?;
@@ -790,11 +849,17 @@ impl Settings {
 
     /// Every secret value the server knows, for output redaction.
     pub fn secret_values(&self) -> Vec<String> {
-        let mut out: Vec<String> = [&self.webhook_secret, &self.github_token, &self.api_token]
-            .into_iter()
-            .flatten()
-            .map(|s| s.expose().to_string())
-            .collect();
+        let mut out: Vec<String> = [
+            &self.webhook_secret,
+            &self.github_token,
+            &self.api_token,
+            &self.drift.webhook_secret,
+            &self.drift.slack_webhook_url,
+        ]
+        .into_iter()
+        .flatten()
+        .map(|s| s.expose().to_string())
+        .collect();
         for rule in &self.credentials {
             out.extend(rule.env.values().map(|s| s.expose().to_string()));
         }
@@ -829,9 +894,13 @@ impl Settings {
 
 impl HttpSettings {
     fn validate(&self) -> anyhow::Result<()> {
-        if self.header_read_timeout_secs == 0 || self.body_read_timeout_secs == 0 {
+        if self.header_read_timeout_secs == 0
+            || self.body_read_timeout_secs == 0
+            || self.write_timeout_secs == 0
+            || self.idle_timeout_secs == 0
+        {
             bail!(
-                "http.header_read_timeout_secs and http.body_read_timeout_secs must be at least 1"
+                "http.header_read_timeout_secs, body_read_timeout_secs, write_timeout_secs and idle_timeout_secs must be at least 1"
             );
         }
         if self.max_connections == 0 {
@@ -1228,5 +1297,87 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("not a valid glob"), "{err}");
+    }
+}
+
+/// `[drift]`: reconciliation (PRODUCT.md §14). Repositories set per-project schedules in
+/// `sluice.yaml` (`drift: { schedule, enabled }`, from the default branch); this is the server's
+/// side: the default schedule, how many checks may run at once, and where state changes are
+/// announced.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DriftServerSettings {
+    /// `false` turns drift checks off on this server.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Schedule of projects whose configuration names none (5-field cron, UTC).
+    #[serde(default = "default_drift_schedule")]
+    pub default_schedule: String,
+    /// Drift checks that may run at once. They never take the job workers' slots (`workers`):
+    /// PR plans and applies are never delayed by them.
+    #[serde(default = "default_drift_workers")]
+    pub workers: usize,
+    /// A Slack-compatible incoming-webhook URL for drift state changes (a secret: it is the
+    /// credential).
+    #[serde(default)]
+    pub slack_webhook_url: Option<Secret>,
+    /// A URL that receives every drift state change as JSON (`sluice.drift.v1`), signed with
+    /// HMAC-SHA256 of `webhook_secret` in `X-Sluice-Signature-256`.
+    #[serde(default)]
+    pub webhook_url: Option<String>,
+    /// Required with `webhook_url`: unsigned events are never sent.
+    #[serde(default)]
+    pub webhook_secret: Option<Secret>,
+}
+
+fn default_drift_schedule() -> String {
+    crate::core::drift::DEFAULT_SCHEDULE.to_string()
+}
+
+fn default_drift_workers() -> usize {
+    1
+}
+
+impl Default for DriftServerSettings {
+    fn default() -> Self {
+        DriftServerSettings {
+            enabled: true,
+            default_schedule: default_drift_schedule(),
+            workers: default_drift_workers(),
+            slack_webhook_url: None,
+            webhook_url: None,
+            webhook_secret: None,
+        }
+    }
+}
+
+impl DriftServerSettings {
+    fn validate(&self) -> anyhow::Result<()> {
+        crate::core::drift::validate_schedule(&self.default_schedule).map_err(|e| {
+            anyhow::anyhow!("drift.default_schedule {:?}: {e}", self.default_schedule)
+        })?;
+        if self.workers == 0 {
+            bail!(
+                "drift.workers must be at least 1 (set drift.enabled = false to turn checks off)"
+            );
+        }
+        if self.webhook_url.is_some() && self.webhook_secret.is_none() {
+            bail!("drift.webhook_url needs drift.webhook_secret: drift events are always signed");
+        }
+        if let Some(s) = &self.webhook_secret
+            && s.expose().len() < 8
+        {
+            bail!("drift.webhook_secret is shorter than 8 characters; use a long random value");
+        }
+        Ok(())
+    }
+
+    /// The default schedule, parsed (validated when the settings were loaded).
+    pub fn schedule(&self) -> crate::core::drift::Schedule {
+        crate::core::drift::validate_schedule(&self.default_schedule)
+            .or_else(|_| {
+                crate::core::drift::validate_schedule(crate::core::drift::DEFAULT_SCHEDULE)
+            })
+            .expect("the built-in default schedule parses")
     }
 }

@@ -5,6 +5,8 @@
 pub mod clock;
 pub mod git;
 pub mod github;
+pub mod known_secrets;
+pub mod log;
 pub mod netns;
 pub mod plan_files;
 pub mod process;

@@ -137,6 +137,13 @@ pub struct Invocation<'a> {
     /// Host files copied in read-only at `GUEST_INPUTS/<name>` (see [`Sandbox::input_path`]):
     /// what the run may read but must not be able to change, like the reviewed plan file.
     pub inputs: Vec<(PathBuf, String)>,
+    /// Paths inside the job dir (relative to it, no `..`) bound read-only over themselves:
+    /// what `init` installed (terraform's data dir, the dependency lock file), so that later
+    /// commands of the job load exactly that. Opened without following any symlink; a path that
+    /// is not a regular file or directory fails the command.
+    pub read_only: Vec<String>,
+    /// The whole job dir read-only (for commands that only read, like `show -json`).
+    pub work_read_only: bool,
     /// Arguments after the program name.
     pub args: Vec<String>,
     /// Variables for this run on top of the profile's (project env, credentials, TF_* wiring).
@@ -167,6 +174,9 @@ struct Bwrap {
     egress: EgressPolicy,
     /// Resource limits, already capped at what this process may set.
     rlimits: Vec<(Resource, u64)>,
+    /// Sizes of the run's `/tmp` and `/dev/shm` (`runner.limits`).
+    tmp_bytes: u64,
+    dev_shm_bytes: u64,
 }
 
 /// The user and group a run inside the sandbox sees itself as (its files in the job dir appear
@@ -305,7 +315,14 @@ impl Sandbox {
                 reachable_by(mirror, uid, gid, 0o5, "the provider mirror")?;
             }
         }
-        let (a, fds) = self.bwrap_argv(bwrap, inv, &paths, &guest_cwd)?;
+        // The engine runs from an execute-only copy (see [`exec_only_copy`]).
+        let engine = {
+            let (engine, cache) = (inv.engine.to_path_buf(), engine_cache_dir(inv.job_dir));
+            tokio::task::spawn_blocking(move || exec_only_copy(&engine, &cache))
+                .await
+                .context("copying the engine")??
+        };
+        let (a, fds) = self.bwrap_argv(bwrap, inv, &paths, &guest_cwd, engine)?;
 
         let namespaces =
             RunNamespaces::start(&bwrap.helpers, inv.network.then_some(&bwrap.egress)).await?;
@@ -332,13 +349,15 @@ impl Sandbox {
         })
     }
 
-    /// bubblewrap's arguments for `inv`, with the descriptors they name.
+    /// bubblewrap's arguments for `inv`, with the descriptors they name; `engine` is the
+    /// execute-only copy of the engine binary, bound where the run finds its engine.
     fn bwrap_argv(
         &self,
         bwrap: &Bwrap,
         inv: &Invocation<'_>,
         paths: &GuestPaths,
         guest_cwd: &Path,
+        engine: OwnedFd,
     ) -> anyhow::Result<(Vec<String>, Fds)> {
         let mut fds = Fds::default();
         let mut a: Vec<String> = vec![
@@ -347,6 +366,10 @@ impl Sandbox {
             "--unshare-pid".into(),
             "--unshare-uts".into(),
             "--unshare-cgroup-try".into(),
+            // The engine is PID 1 of the run, not a bubblewrap reaper: a reaper would hold the
+            // engine's stdout (the plan JSON Sluice reads) and, readable by the run's user, let
+            // the run's code reopen it through /proc/1/fd/1.
+            "--as-pid-1".into(),
         ];
         if !inv.network {
             a.push("--unshare-net".into());
@@ -380,17 +403,37 @@ impl Sandbox {
                 "/proc",
                 "--dev",
                 "/dev",
+                "--size",
+                &bwrap.dev_shm_bytes.to_string(),
+                "--tmpfs",
+                "/dev/shm",
+                "--remount-ro",
+                "/dev",
+                "--size",
+                &bwrap.tmp_bytes.to_string(),
                 "--tmpfs",
                 "/tmp",
-                "--bind-fd",
+                if inv.work_read_only {
+                    "--ro-bind-fd"
+                } else {
+                    "--bind-fd"
+                },
                 &fds.open(inv.job_dir)?,
                 GUEST_WORK,
                 "--ro-bind-fd",
-                &fds.open(inv.engine)?,
+                &fds.keep(engine),
                 &paths.engine.to_string_lossy(),
             ]
             .map(String::from),
         );
+        for rel in &inv.read_only {
+            let fd = open_beneath(inv.job_dir, rel)?;
+            a.extend([
+                "--ro-bind-fd".into(),
+                fds.keep(fd),
+                paths.work.join(rel).to_string_lossy().into_owned(),
+            ]);
+        }
         if let (Some(mirror), Some(guest)) = (inv.mirror, &paths.providers) {
             a.extend([
                 "--ro-bind-fd".into(),
@@ -478,6 +521,8 @@ impl Bwrap {
             "--bind-fd",
             "--ro-bind-data",
             "--seccomp",
+            "--as-pid-1",
+            "--size",
         ] {
             if !help.contains(flag) {
                 bail!(
@@ -486,6 +531,9 @@ impl Bwrap {
                 );
             }
         }
+        check_suid_dumpable(
+            &std::fs::read_to_string("/proc/sys/fs/suid_dumpable").unwrap_or_default(),
+        )?;
         let run_as = nix::unistd::geteuid()
             .is_root()
             .then_some((runner.sandbox_uid, runner.sandbox_gid));
@@ -529,8 +577,25 @@ impl Bwrap {
             },
             egress: EgressPolicy::from_settings(&runner.egress_allow)?,
             rlimits: rlimits(&runner.limits),
+            tmp_bytes: runner.limits.tmp_bytes,
+            dev_shm_bytes: runner.limits.dev_shm_bytes,
         })
     }
+}
+
+/// Refuses to start when `fs.suid_dumpable` (the text of `/proc/sys/fs/suid_dumpable`) is 1:
+/// with that debugging setting the kernel keeps a process that runs a file it may not read
+/// dumpable, and the run's code could reach the engine's stdout and environment through /proc
+/// (see [`exec_only_copy`]). 0 (the default) and 2 are fine; a kernel without the file is too.
+fn check_suid_dumpable(setting: &str) -> anyhow::Result<()> {
+    if setting.trim() == "1" {
+        bail!(
+            "fs.suid_dumpable is 1 on this host: the sandbox relies on the kernel making the \
+             engine non-dumpable, so that the code of a pull request cannot reach its output or \
+             environment through /proc. Set it to 0 (sysctl -w fs.suid_dumpable=0) or 2"
+        );
+    }
+    Ok(())
 }
 
 /// Makes sure the jobs dir exists, is this user's alone (a jobs dir others can write could be
@@ -602,6 +667,137 @@ fn rlimits(l: &RunLimits) -> Vec<(Resource, u64)> {
         (r, want.min(hard))
     })
     .collect()
+}
+
+/// The directory of the jobs dir where execute-only copies of engine binaries are kept
+/// (see [`exec_only_copy`]); a one-off command such as `sluice preview` removes it when done.
+pub const ENGINE_COPIES: &str = ".engines";
+
+/// Where execute-only copies of engine binaries are kept: [`ENGINE_COPIES`] in the jobs dir
+/// (the job dir's parent), private to Sluice like the jobs dir itself.
+fn engine_cache_dir(job_dir: &Path) -> PathBuf {
+    job_dir
+        .parent()
+        .unwrap_or(Path::new("/"))
+        .join(ENGINE_COPIES)
+}
+
+/// An execute-only (mode 0111) copy of `engine` in `cache` (made once per binary, kept while
+/// the binary stays the same), opened `O_PATH` for binding. Why: the kernel marks a process
+/// *non-dumpable* when it executes a file it may not read, and the `/proc/<pid>/fd`, `mem`
+/// and `environ` of a non-dumpable process are closed to everyone without `CAP_SYS_PTRACE`
+/// — which no process of a run holds. So a provider (or anything a provider starts) cannot
+/// reopen the engine's stdout through `/proc/<engine>/fd/1` to write a forged plan into it,
+/// nor read its environment, even though it runs as the same host user as the engine (as it
+/// does when Sluice does not run as root). Inside the run the copy is on a read-only bind: its
+/// owner cannot `chmod` it readable.
+fn exec_only_copy(engine: &Path, cache: &Path) -> anyhow::Result<OwnedFd> {
+    use nix::fcntl::{OFlag, open};
+    use nix::sys::stat::Mode;
+    use sha2::{Digest, Sha256};
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    let real =
+        std::fs::canonicalize(engine).with_context(|| format!("resolving {}", engine.display()))?;
+    let meta = std::fs::metadata(&real).with_context(|| format!("reading {}", real.display()))?;
+    let key = hex::encode(
+        &Sha256::digest(format!(
+            "{}\0{}\0{}\0{}\0{}\0{}",
+            real.display(),
+            meta.dev(),
+            meta.ino(),
+            meta.len(),
+            meta.mtime(),
+            meta.mtime_nsec()
+        ))[..12],
+    );
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o711)
+        .create(cache)
+        .with_context(|| format!("creating {}", cache.display()))?;
+    let copy = cache.join(&key);
+    let me = nix::unistd::geteuid().as_raw();
+    let usable = |m: &std::fs::Metadata| {
+        m.file_type().is_file()
+            && m.uid() == me
+            && m.mode() & 0o7777 == 0o111
+            && m.len() == meta.len()
+    };
+    // One copy at a time in this process (jobs start together); other processes sharing the
+    // jobs dir write their own temp file, and the rename makes one of them the copy.
+    static COPYING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = COPYING.lock().unwrap_or_else(|e| e.into_inner());
+    if !std::fs::symlink_metadata(&copy).is_ok_and(|m| usable(&m)) {
+        let mut src =
+            std::fs::File::open(&real).with_context(|| format!("opening {}", real.display()))?;
+        let mut tmp = tempfile::Builder::new()
+            .prefix(&format!("{key}."))
+            .tempfile_in(cache)
+            .with_context(|| format!("a temp file in {}", cache.display()))?;
+        std::io::copy(&mut src, tmp.as_file_mut())
+            .and_then(|_| tmp.as_file().sync_all())
+            .and_then(|()| {
+                tmp.as_file()
+                    .set_permissions(std::fs::Permissions::from_mode(0o111))
+            })
+            .with_context(|| format!("copying {} to {}", real.display(), cache.display()))?;
+        tmp.persist(&copy)
+            .with_context(|| format!("renaming into {}", copy.display()))?;
+    }
+    // Opened by descriptor from here on: a copy removed or replaced later changes nothing.
+    let fd = open(
+        &copy,
+        OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .with_context(|| format!("opening {}", copy.display()))?;
+    let m = nix::sys::stat::fstat(&fd).with_context(|| format!("reading {}", copy.display()))?;
+    if m.st_mode & nix::libc::S_IFMT != nix::libc::S_IFREG
+        || m.st_uid != me
+        || m.st_mode & 0o7777 != 0o111
+    {
+        bail!(
+            "{} is not an execute-only copy of {} owned by uid {me}; remove it",
+            copy.display(),
+            real.display()
+        );
+    }
+    Ok(fd)
+}
+
+/// Opens `rel` under `root` without following any symlink on the way (a run could have made
+/// any component of it one, pointing at a host file that Sluice would then bind into the
+/// run). The result must be a regular file or a directory.
+fn open_beneath(root: &Path, rel: &str) -> anyhow::Result<OwnedFd> {
+    use nix::fcntl::{OFlag, open, openat};
+    use nix::sys::stat::Mode;
+    let segs: Vec<&str> = rel
+        .split('/')
+        .filter(|s| !s.is_empty() && *s != ".")
+        .collect();
+    if segs.is_empty() || segs.contains(&"..") {
+        bail!("{rel:?} is not a path inside the job dir");
+    }
+    let dir_flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let mut fd = open(root, dir_flags, Mode::empty())
+        .with_context(|| format!("opening {}", root.display()))?;
+    for (i, seg) in segs.iter().enumerate() {
+        let last = i + 1 == segs.len();
+        let flags = if last {
+            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC
+        } else {
+            dir_flags
+        };
+        fd = openat(&fd, *seg, flags, Mode::empty()).with_context(|| {
+            format!("opening {rel} in the job dir (it must not go through a symlink)")
+        })?;
+    }
+    let m = nix::sys::stat::fstat(&fd).with_context(|| format!("reading {rel}"))?;
+    let kind = m.st_mode & nix::libc::S_IFMT;
+    if kind != nix::libc::S_IFREG && kind != nix::libc::S_IFDIR {
+        bail!("{rel} in the job dir is neither a file nor a directory");
+    }
+    Ok(fd)
 }
 
 /// Descriptors a bwrap run inherits, named in its arguments by number.
@@ -751,6 +947,8 @@ mod tests {
             mirror: None,
             cli_config: None,
             inputs: vec![],
+            read_only: vec![],
+            work_read_only: false,
             args: vec!["plan".into()],
             env: BTreeMap::new(),
             network,
@@ -804,6 +1002,10 @@ mod tests {
             "--cap-drop ALL",
             "--die-with-parent",
             "--remount-ro /proc",
+            "--as-pid-1",
+            "--remount-ro /dev",
+            "--tmpfs /dev/shm",
+            "--tmpfs /tmp",
         ] {
             assert!(joined.contains(flag), "{flag} missing: {joined}");
         }
@@ -821,6 +1023,12 @@ mod tests {
             .map(|f| f.as_raw_fd())
             .collect();
         assert!(inherited.contains(&fd_after("--seccomp")));
+        // Both tmpfs have a size.
+        assert_eq!(
+            argv.iter().filter(|a| *a == "--size").count(),
+            2,
+            "{joined}"
+        );
         assert!(inherited.contains(&fd_after("--bind-fd")));
         assert!(
             !joined.contains(&dir.path().display().to_string()),
@@ -902,6 +1110,60 @@ mod tests {
             let mode = std::fs::metadata(&jobs).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, 0o711);
         }
+    }
+
+    #[test]
+    fn the_engine_must_be_made_non_dumpable() {
+        assert!(check_suid_dumpable("0\n").is_ok());
+        assert!(check_suid_dumpable("2\n").is_ok());
+        assert!(check_suid_dumpable("").is_ok());
+        let err = format!("{:#}", check_suid_dumpable("1\n").unwrap_err());
+        assert!(err.contains("fs.suid_dumpable is 1"), "{err}");
+    }
+
+    #[test]
+    fn sealed_paths_are_opened_without_following_symlinks() {
+        let dir = tempfile::tempdir().unwrap();
+        let job = dir.path();
+        std::fs::create_dir_all(job.join("repo/a")).unwrap();
+        std::fs::write(job.join("repo/a/.terraform.lock.hcl"), "").unwrap();
+        std::fs::write(dir.path().join("host-secret"), "s").unwrap();
+        assert!(open_beneath(job, "repo/a/.terraform.lock.hcl").is_ok());
+        assert!(open_beneath(job, "repo/a").is_ok());
+        // A link planted for the file itself or for a directory on the way is refused.
+        std::os::unix::fs::symlink(dir.path().join("host-secret"), job.join("repo/link")).unwrap();
+        std::os::unix::fs::symlink(dir.path(), job.join("repo/up")).unwrap();
+        for rel in [
+            "repo/link",
+            "repo/up/host-secret",
+            "../host-secret",
+            "repo/../x",
+            "",
+        ] {
+            assert!(open_beneath(job, rel).is_err(), "{rel}");
+        }
+    }
+
+    #[test]
+    fn the_engine_copy_is_execute_only_and_made_once() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let engine = dir.path().join("terraform");
+        std::fs::write(&engine, "#!/bin/sh\n").unwrap();
+        let cache = dir.path().join("jobs/.engines");
+        let fd = exec_only_copy(&engine, &cache).unwrap();
+        let copies: Vec<_> = std::fs::read_dir(&cache).unwrap().collect();
+        assert_eq!(copies.len(), 1);
+        let copy = copies[0].as_ref().unwrap().path();
+        let meta = std::fs::metadata(&copy).unwrap();
+        assert_eq!(meta.mode() & 0o7777, 0o111);
+        assert_eq!(nix::sys::stat::fstat(&fd).unwrap().st_ino, meta.ino());
+        exec_only_copy(&engine, &cache).unwrap();
+        assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 1, "made once");
+        // A changed engine gets a new copy.
+        std::fs::write(&engine, "#!/bin/sh\n# v2\n").unwrap();
+        exec_only_copy(&engine, &cache).unwrap();
+        assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 2);
     }
 
     #[test]

@@ -150,27 +150,15 @@ pub fn build() -> anyhow::Result<Vec<u8>> {
     // Terminal injection (TIOCSTI) and console access (TIOCLINUX); runs have no terminal anyway.
     if let Some(sc) = syscall("ioctl") {
         for req in [libc::TIOCSTI, libc::TIOCLINUX] {
-            f.add_rule_conditional(
-                eperm,
-                sc,
-                &[ScmpArgCompare::new(
-                    1,
-                    ScmpCompareOp::MaskedEqual(0xffff_ffff),
-                    req,
-                )],
-            )
-            .context("seccomp rule for ioctl")?;
+            f.add_rule_conditional(eperm, sc, &[low32(1, req)])
+                .context("seccomp rule for ioctl")?;
         }
     }
     for name in ["socket", "socketpair"] {
         let Some(sc) = syscall(name) else { continue };
         for family in (0..MAX_FAMILY).filter(|f| !ALLOWED_FAMILIES.contains(f)) {
-            f.add_rule_conditional(
-                eperm,
-                sc,
-                &[ScmpArgCompare::new(0, ScmpCompareOp::Equal, family as u64)],
-            )
-            .with_context(|| format!("seccomp rule for {name}"))?;
+            f.add_rule_conditional(eperm, sc, &[low32(0, family as u64)])
+                .with_context(|| format!("seccomp rule for {name}"))?;
         }
         f.add_rule_conditional(
             eperm,
@@ -189,10 +177,7 @@ pub fn build() -> anyhow::Result<Vec<u8>> {
             f.add_rule_conditional(
                 eperm,
                 sc,
-                &[
-                    ScmpArgCompare::new(0, ScmpCompareOp::Equal, libc::AF_NETLINK as u64),
-                    ScmpArgCompare::new(2, ScmpCompareOp::Equal, proto as u64),
-                ],
+                &[low32(0, libc::AF_NETLINK as u64), low32(2, proto as u64)],
             )
             .context("seccomp rule for netlink sockets")?;
         }
@@ -212,6 +197,21 @@ pub fn build() -> anyhow::Result<Vec<u8>> {
         bpf.len()
     );
     Ok(bpf)
+}
+
+/// "Argument `arg`, as the kernel reads it, equals `value`": the kernel takes `int` arguments
+/// (socket family, type and protocol, the ioctl request as `unsigned int`) from the low 32 bits of
+/// the 64-bit register, while a plain `Equal` compares all 64 — so `socket(AF_NETLINK,
+/// SOCK_RAW, 9 | 1 << 32)` would not match a rule for protocol 9 and yet open it. Every
+/// equality in this filter goes through here. (Flag bits of `clone`/`unshare` are tested one
+/// by one with a mask of that bit, which high bits cannot disturb; the catch-all on families
+/// compares all 64 bits on purpose, so a family with high bits set is refused.)
+fn low32(arg: u32, value: u64) -> ScmpArgCompare {
+    ScmpArgCompare::new(
+        arg,
+        ScmpCompareOp::MaskedEqual(0xffff_ffff),
+        value & 0xffff_ffff,
+    )
 }
 
 fn syscall(name: &str) -> Option<ScmpSyscall> {

@@ -55,7 +55,19 @@ impl EngineResolver {
         };
         let wanted = configured.unwrap_or_else(|| PathBuf::from(engine.default_binary()));
         crate::config::resolve_binary(&wanted)
-            .with_context(|| format!("{engine} binary unavailable"))
+            .with_context(|| format!("{engine} binary unavailable{}", unavailable_hint(engine)))
+    }
+}
+
+/// Why a project needs the engine, for the error when it is not installed: a project runs with
+/// OpenTofu when it says so or when its files are ones only OpenTofu reads.
+fn unavailable_hint(engine: Engine) -> &'static str {
+    match engine {
+        Engine::Terraform => "",
+        Engine::Opentofu => {
+            " (the project sets `engine: opentofu`, or its configuration has `.tofu`/`.tofu.json` \
+             files, which only OpenTofu reads; install `tofu` and set tofu_bin / SLUICE_TOFU_BIN)"
+        }
     }
 }
 
@@ -151,6 +163,100 @@ pub struct Engines<'a> {
     pub cancel: CancellationToken,
     /// Read-only inputs for every command (host path, name); see `Sandbox::input_path`.
     pub inputs: Vec<(PathBuf, String)>,
+    /// Set by [`Engines::seal`] once `init` is done: what it installed, and how it looked.
+    pub sealed: Option<Sealed>,
+}
+
+/// The dependency lock file terraform (and OpenTofu) keeps in the working directory.
+pub const LOCK_FILE: &str = ".terraform.lock.hcl";
+
+/// What `init` installed, frozen for the rest of the job: terraform's data dir (providers,
+/// modules, backend settings, the selected workspace) and the dependency lock file, as paths
+/// relative to the job dir, with a fingerprint of both taken when the job sealed them.
+///
+/// Code of the PR runs during `plan` (a provider, or a program an `external` data source
+/// starts); without this it could replace a provider binary or its lock entry between `plan`
+/// and `show -json`, and the plan shown would be made by its provider. Under bubblewrap the
+/// sealed paths are bound read-only for every later command; every later command (whatever
+/// the runner) first checks that the fingerprint is unchanged, and fails closed if not.
+#[derive(Debug, Clone)]
+pub struct Sealed {
+    pub paths: Vec<String>,
+    fingerprint: String,
+}
+
+/// The error when a sealed path changed: names the paths, says what it means.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "what `init` installed changed before a later command of the job ({paths}): code run by the \
+     job replaced a provider, a module or the dependency lock file. Sluice refuses to go on with \
+     this job; nothing it would show or apply could be trusted"
+)]
+pub struct SealBroken {
+    paths: String,
+}
+
+/// A fingerprint of everything under the sealed `paths` of `job_dir`: for each entry (never
+/// following a symlink) its path, type, mode, owner, size, inode, modification and change
+/// times and symlink target, and for regular files under 1 MiB (the lock file, module sources)
+/// their SHA-256. A replaced file gets a new inode or change time even when its content is
+/// written back with the old modification time. A path that does not exist counts as such.
+pub fn fingerprint(job_dir: &Path, paths: &[String]) -> anyhow::Result<String> {
+    use sha2::{Digest, Sha256};
+    use std::os::unix::fs::MetadataExt;
+    let mut h = Sha256::new();
+    let mut stack: Vec<PathBuf> = paths.iter().rev().map(|p| job_dir.join(p)).collect();
+    let mut entries = 0usize;
+    while let Some(path) = stack.pop() {
+        entries += 1;
+        if entries > 1_000_000 {
+            bail!("more than a million files under terraform's data dir");
+        }
+        let rel = path
+            .strip_prefix(job_dir)
+            .unwrap_or(&path)
+            .display()
+            .to_string();
+        let meta = match std::fs::symlink_metadata(&path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                h.update(format!("{rel}\0missing\n"));
+                continue;
+            }
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
+        h.update(format!(
+            "{rel}\0{:o}\0{}\0{}\0{}\0{}.{}\0{}.{}\0",
+            meta.mode(),
+            meta.uid(),
+            meta.len(),
+            meta.ino(),
+            meta.mtime(),
+            meta.mtime_nsec(),
+            meta.ctime(),
+            meta.ctime_nsec()
+        ));
+        let ft = meta.file_type();
+        if ft.is_symlink() {
+            let target =
+                std::fs::read_link(&path).with_context(|| format!("reading {}", path.display()))?;
+            h.update(target.as_os_str().as_encoded_bytes());
+        } else if ft.is_dir() {
+            let mut children: Vec<PathBuf> = std::fs::read_dir(&path)
+                .with_context(|| format!("reading {}", path.display()))?
+                .map(|e| e.map(|e| e.path()))
+                .collect::<Result<_, _>>()
+                .with_context(|| format!("reading {}", path.display()))?;
+            children.sort();
+            stack.extend(children.into_iter().rev());
+        } else if ft.is_file() && meta.len() < 1 << 20 {
+            let bytes =
+                std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+            h.update(Sha256::digest(&bytes));
+        }
+        h.update(b"\n");
+    }
+    Ok(hex::encode(h.finalize()))
 }
 
 /// The outcome of one command, with what went wrong spelled out.
@@ -185,12 +291,80 @@ impl Engines<'_> {
             .work
     }
 
+    /// Freezes what `init` (and `workspace select`) installed for the rest of the job: see
+    /// [`Sealed`]. The lock file is created empty when `init` wrote none (a configuration
+    /// without providers), so a later command cannot add one.
+    pub async fn seal(&mut self) -> anyhow::Result<()> {
+        let lock = self.lock_path();
+        let paths = vec![DATA_DIR.to_string(), lock.clone()];
+        let job_dir = self.job_dir.to_path_buf();
+        let fingerprint = tokio::task::spawn_blocking(move || -> anyhow::Result<String> {
+            let lock = job_dir.join(&lock);
+            if std::fs::symlink_metadata(&lock).is_err() {
+                std::fs::write(&lock, "")
+                    .with_context(|| format!("creating {}", lock.display()))?;
+            }
+            let data = job_dir.join(DATA_DIR);
+            if std::fs::symlink_metadata(&data).is_err() {
+                std::fs::create_dir_all(&data)
+                    .with_context(|| format!("creating {}", data.display()))?;
+            }
+            fingerprint(&job_dir, &paths)
+        })
+        .await
+        .context("sealing terraform's data dir")??;
+        self.sealed = Some(Sealed {
+            paths: vec![DATA_DIR.to_string(), self.lock_path()],
+            fingerprint,
+        });
+        Ok(())
+    }
+
+    fn lock_path(&self) -> String {
+        if self.cwd.is_empty() || self.cwd == "." {
+            LOCK_FILE.to_string()
+        } else {
+            format!("{}/{LOCK_FILE}", self.cwd)
+        }
+    }
+
+    /// Fails with [`SealBroken`] when a sealed path changed since [`Engines::seal`].
+    async fn check_seal(&self) -> anyhow::Result<()> {
+        let Some(sealed) = &self.sealed else {
+            return Ok(());
+        };
+        let (job_dir, paths) = (self.job_dir.to_path_buf(), sealed.paths.clone());
+        let now = tokio::task::spawn_blocking(move || fingerprint(&job_dir, &paths))
+            .await
+            .context("checking terraform's data dir")??;
+        if now != sealed.fingerprint {
+            return Err(SealBroken {
+                paths: sealed.paths.join(", "),
+            }
+            .into());
+        }
+        Ok(())
+    }
+
     async fn run(
         &self,
         args: Vec<String>,
         stdout: Stdout,
         ok_codes: &[i32],
     ) -> anyhow::Result<Step> {
+        self.run_in(args, stdout, ok_codes, false).await
+    }
+
+    /// Runs one command; `work_read_only` binds the whole job dir read-only. After
+    /// [`Engines::seal`], the sealed paths are checked first and bound read-only.
+    async fn run_in(
+        &self,
+        args: Vec<String>,
+        stdout: Stdout,
+        ok_codes: &[i32],
+        work_read_only: bool,
+    ) -> anyhow::Result<Step> {
+        self.check_seal().await?;
         let mut env = self.env.clone();
         env.insert(
             "TF_DATA_DIR".into(),
@@ -206,6 +380,12 @@ impl Engines<'_> {
             mirror: self.mirror,
             cli_config: Some(self.cli_config),
             inputs: self.inputs.clone(),
+            read_only: self
+                .sealed
+                .as_ref()
+                .map(|s| s.paths.clone())
+                .unwrap_or_default(),
+            work_read_only,
             args,
             env,
             network: self.limits.network,
@@ -275,9 +455,10 @@ impl Engines<'_> {
         self.run(args, Stdout::Captured, &[0, 2]).await
     }
 
-    /// `show -json <planfile>`, written to `json_out` (host path inside the job dir).
+    /// `show -json <planfile>`, written to `json_out` (a host path outside the job dir). It
+    /// only reads: the whole job dir is read-only for it.
     pub async fn show_json(&self, plan_file: &Path, json_out: &Path) -> anyhow::Result<Step> {
-        self.run(
+        self.run_in(
             vec![
                 "show".into(),
                 "-json".into(),
@@ -289,6 +470,7 @@ impl Engines<'_> {
                 cap: self.limits.plan_json_cap,
             },
             &[0],
+            true,
         )
         .await
     }
@@ -351,6 +533,20 @@ mod tests {
         let err = format!("{:#}", r.resolve(Engine::Terraform, None).unwrap_err());
         assert!(err.contains("not executable"), "{err}");
 
+        // OpenTofu resolves `tofu_bin`, else `tofu` on PATH, and says why it was wanted.
+        let r = EngineResolver {
+            terraform_bin: Some(f.clone()),
+            tofu_bin: Some(dir.path().join("no-tofu")),
+            ..EngineResolver::default()
+        };
+        let err = format!("{:#}", r.resolve(Engine::Opentofu, None).unwrap_err());
+        assert!(
+            err.contains("opentofu binary unavailable")
+                && err.contains("`.tofu`/`.tofu.json`")
+                && err.contains("no-tofu does not exist"),
+            "{err}"
+        );
+
         let err = format!(
             "{:#}",
             r.resolve(Engine::Terraform, Some("1.6.2")).unwrap_err()
@@ -403,6 +599,39 @@ mod tests {
                 .unwrap_err()
         );
         assert!(err.contains("Exited(3)"), "{err}");
+    }
+
+    #[test]
+    fn the_seal_fingerprint_sees_every_swap() {
+        let dir = tempfile::tempdir().unwrap();
+        let job = dir.path();
+        let prov = job.join(".sluice/tfdata/providers/x/null/2.1.2");
+        std::fs::create_dir_all(&prov).unwrap();
+        std::os::unix::fs::symlink("/mirror/null", prov.join("linux_amd64")).unwrap();
+        std::fs::create_dir_all(job.join("repo/a")).unwrap();
+        std::fs::write(job.join("repo/a/.terraform.lock.hcl"), "h1:abc").unwrap();
+        let paths = vec![
+            DATA_DIR.to_string(),
+            "repo/a/.terraform.lock.hcl".to_string(),
+        ];
+        let print = || fingerprint(job, &paths).unwrap();
+        let first = print();
+        assert_eq!(print(), first, "stable while nothing changes");
+        // The same link target through a new link (what a run does to plant its own provider).
+        std::fs::remove_file(prov.join("linux_amd64")).unwrap();
+        std::os::unix::fs::symlink("/mirror/null", prov.join("linux_amd64")).unwrap();
+        let relinked = print();
+        assert_ne!(relinked, first);
+        // The lock file's content.
+        std::fs::write(job.join("repo/a/.terraform.lock.hcl"), "h1:xyz").unwrap();
+        let relocked = print();
+        assert_ne!(relocked, relinked);
+        // A file added anywhere under the data dir, or the lock file removed.
+        std::fs::write(job.join(".sluice/tfdata/environment"), "prod").unwrap();
+        let added = print();
+        assert_ne!(added, relocked);
+        std::fs::remove_file(job.join("repo/a/.terraform.lock.hcl")).unwrap();
+        assert_ne!(print(), added);
     }
 
     #[test]

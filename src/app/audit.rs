@@ -11,7 +11,7 @@ use anyhow::{Context, bail};
 use super::ports::store::{AuditQuery, Store};
 use crate::adapters::store::SqliteStore;
 use crate::config::Settings;
-use crate::core::audit::{AuditEntry, Verifier};
+use crate::core::audit::{AuditEntry, ColumnEdited, Verifier};
 use crate::core::types::UnixMs;
 
 /// What `sluice audit` was asked to do (the CLI lowers its arguments into this).
@@ -233,7 +233,7 @@ pub async fn verify(store: &dyn Store, anchor: Option<&str>) -> anyhow::Result<V
     let mut broken: Option<(u64, String)> = None;
     let mut last_seq = 0;
     let mut anchor_seen = false;
-    store
+    let scanned = store
         .scan_audit(&AuditQuery::default(), &mut |e| {
             if let Err(b) = v.check(&e) {
                 broken = Some((e.seq, b.to_string()));
@@ -251,7 +251,14 @@ pub async fn verify(store: &dyn Store, anchor: Option<&str>) -> anyhow::Result<V
             last_seq = e.seq;
             Ok(true)
         })
-        .await?;
+        .await;
+    // A row whose filter columns disagree with its entry is refused by the store as it is read.
+    if let Err(e) = scanned {
+        match e.downcast_ref::<ColumnEdited>() {
+            Some(edited) => broken = Some((edited.seq, edited.to_string())),
+            None => return Err(e),
+        }
+    }
     if let Some((seq, why)) = broken {
         return Ok(Verdict::Broken {
             seq,

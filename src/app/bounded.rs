@@ -6,7 +6,8 @@
 //! the stack here is a margin, not the defence: the parsers recurse, and a tokio blocking thread
 //! has 2 MiB. The budget keeps an input that is merely slow from holding the event worker: the
 //! event fails with a message naming `limits.detection_timeout_secs`, and the thread finishes in
-//! the background (threads cannot be stopped; the bounded inputs bound how long it takes). At
+//! the background (threads cannot be stopped; the bounded inputs bound how long it takes, and
+//! every git process it started is killed at the deadline: `adapters::git::set_read_deadline`). At
 //! most [`MAX_RUNNING`] such threads exist at once; past that, work is refused for a retry.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -63,12 +64,15 @@ pub async fn run<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, BoundedError> {
     let guard = Running::enter().ok_or(BoundedError::Busy { what })?;
+    let deadline = std::time::Instant::now() + budget;
     let (tx, rx) = tokio::sync::oneshot::channel();
     let spawned = std::thread::Builder::new()
         .name("sluice-read".into())
         .stack_size(STACK_BYTES)
         .spawn(move || {
             let _guard = guard;
+            // Git started here ends when the caller stops waiting, not later.
+            crate::adapters::git::set_read_deadline(Some(deadline));
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
             let _ = tx.send(result.map_err(|p| {
                 p.downcast_ref::<String>()

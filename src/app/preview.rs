@@ -46,6 +46,9 @@ pub struct PreviewOptions {
     pub color: bool,
     /// The bounds on reading the repository (the server's, so preview behaves alike).
     pub limits: crate::config::Limits,
+    /// The host layout and its neutral names (`app::layout::host_paths`): what would be posted
+    /// is shown as the server would post it, without host paths.
+    pub host_paths: crate::core::host_paths::HostPaths,
 }
 
 /// What happened, for the exit code.
@@ -195,6 +198,11 @@ pub async fn preview(
         for d in &planned.job_dirs {
             crate::adapters::plan_files::remove_job_dir(d);
         }
+        crate::adapters::plan_files::remove_job_dir(
+            &runner
+                .jobs_dir
+                .join(crate::adapters::sandbox::ENGINE_COPIES),
+        );
     } else {
         eprintln!("sluice: job dirs kept under {}", runner.jobs_dir.display());
     }
@@ -421,6 +429,7 @@ fn write_comments(
             let comments = render_comments(&ctx, reports);
             let n = comments.len();
             for (i, body) in comments.iter().enumerate() {
+                let body = opts.host_paths.map(body);
                 if n > 1 {
                     eprintln!(
                         "sluice: comment {} of {n} ({} characters)",
@@ -440,7 +449,8 @@ fn write_comments(
             } else {
                 TerminalStyle::Plain
             };
-            write!(out, "{}", render_terminal(&ctx, reports, style))?;
+            let text = render_terminal(&ctx, reports, style);
+            write!(out, "{}", opts.host_paths.map(&text))?;
         }
     }
     out.flush()?;

@@ -7,7 +7,7 @@
 //! hash-verified plan file and a fresh `init`. Nothing the plan run wrote (providers, modules,
 //! scripts) is executed by the apply — only the reviewed plan file crosses over.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -23,9 +23,9 @@ use crate::adapters::terraform::{EngineResolver, Engines, Limits, Step, cli_conf
 use crate::config::{Secret, Settings};
 use crate::core::base_rules::BaseRules;
 use crate::core::plan::{FailedStage, PlanSummary, Redactor, parse_plan_json, render_diff};
-use crate::core::projects::Project;
+use crate::core::projects::{Project, opentofu_only_files};
 use crate::core::repo_config::env_name_refusal;
-use crate::core::types::{CommitSha, ProjectDir, RepoName};
+use crate::core::types::{CommitSha, Engine, ProjectDir, RepoName};
 
 use super::repo_state::base_rules_at;
 
@@ -119,7 +119,12 @@ impl Runner {
             },
             jobs_dir,
             credentials,
-            secrets,
+            // The server's log, audit log and outbox are redacted of the same values as
+            // everything it posts.
+            secrets: {
+                crate::adapters::known_secrets::register(secrets.iter().cloned());
+                secrets
+            },
         })
     }
 
@@ -132,7 +137,10 @@ impl Runner {
     /// whose rules match this repository and project — and no others. Credential rules match
     /// the project's dir and the names the **base** branch gives it ([`credential_names`]),
     /// never a name the PR chose.
-    async fn project_env(&self, job: &ProjectJob<'_>) -> Result<BTreeMap<String, String>, String> {
+    pub(super) async fn project_env(
+        &self,
+        job: &ProjectJob<'_>,
+    ) -> Result<BTreeMap<String, String>, String> {
         let project = job.project;
         let mut env = BTreeMap::new();
         for (k, v) in &project.env {
@@ -240,21 +248,21 @@ pub struct Failed {
 }
 
 /// A job dir ready for the engine.
-struct Prepared {
-    job_dir: PathBuf,
+pub(super) struct Prepared {
+    pub(super) job_dir: PathBuf,
     /// Host path of the CLI config file.
-    cli_config: PathBuf,
+    pub(super) cli_config: PathBuf,
     /// The project dir relative to the job dir (`repo/...`).
-    cwd: String,
+    pub(super) cwd: String,
     /// Paths of the commit not checked out because terraform treats them as its own
     /// (`.terraform/`, `terraform.d/`), for failure messages.
-    left_out: Vec<String>,
+    pub(super) left_out: Vec<String>,
 }
 
 /// Prepares `<jobs>/<id>` (fresh) with the commit exported into `repo/`, and the read-only CLI
 /// config beside it in `<jobs>/<id>.etc/`. Checks that the project dir exists in the checkout
 /// and is a real directory: no component of it may be a symlink ([`check_real_dir`]).
-async fn prepare(
+pub(super) async fn prepare(
     runner: &Runner,
     job: &ProjectJob<'_>,
     suffix: &str,
@@ -295,6 +303,7 @@ async fn prepare(
     let rel = job.project.dir.as_str();
     check_real_dir(&checkout, &job.project.dir, job.commit)
         .map_err(|e| (FailedStage::Config, e))?;
+    check_engine_reads_every_file(&checkout, job.project).map_err(|e| (FailedStage::Config, e))?;
     let cwd = if job.project.dir.is_root() {
         "repo".to_string()
     } else {
@@ -348,9 +357,37 @@ fn check_real_dir(checkout: &Path, dir: &ProjectDir, commit: &CommitSha) -> Resu
     Ok(())
 }
 
+/// Checks, on the exported checkout, that terraform is not about to run a project dir holding
+/// files only OpenTofu reads ([`opentofu_only_files`]) — detection chose the engine from the
+/// same commit; this is the same rule where the engine runs, so no plan silently leaves
+/// configuration out.
+fn check_engine_reads_every_file(checkout: &Path, project: &Project) -> Result<(), String> {
+    if project.engine != Engine::Terraform {
+        return Ok(());
+    }
+    let dir = checkout.join(project.dir.as_str());
+    let names: BTreeSet<String> = std::fs::read_dir(&dir)
+        .map_err(|e| format!("reading project dir `{}`: {e}", project.dir))?
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .collect();
+    let only = opentofu_only_files(names.iter().map(String::as_str), |f| names.contains(f));
+    if only.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "project `{}` runs with terraform, but its dir holds files only OpenTofu reads ({}); \
+         terraform would plan without them, so Sluice refuses to run it: set `engine: opentofu`",
+        project.name,
+        only.iter()
+            .map(|f| format!("`{f}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
+}
+
 /// `error`, with a note when the checkout left out paths terraform treats as its own: a
 /// repository that commits plugins or a data dir learns why terraform does not find them.
-fn with_left_out(error: String, left_out: &[String]) -> String {
+pub(super) fn with_left_out(error: String, left_out: &[String]) -> String {
     if left_out.is_empty() {
         return error;
     }
@@ -405,14 +442,26 @@ fn take_plan_file(from: &Path, out_dir: &Path) -> anyhow::Result<PathBuf> {
     Ok(to)
 }
 
+/// Hands each line of live output to `inner` with the known secrets redacted.
+struct RedactingSink {
+    inner: Arc<dyn LineSink>,
+    redactor: Redactor,
+}
+
+impl LineSink for RedactingSink {
+    fn line(&self, line: &str) {
+        self.inner.line(&self.redactor.redact(line));
+    }
+}
+
 /// A failure report: what happened, then the end of the engine's output (where its errors are).
-fn step_failure(what: &str, step: &Step, redactor: &Redactor) -> String {
+pub(super) fn step_failure(what: &str, step: &Step, redactor: &Redactor) -> String {
     let text = redactor.redact(step.output.output.trim_end()).into_owned();
     format!("`{what}` {}.\n\n{text}", step.ending())
 }
 
 impl Runner {
-    fn engines<'a>(
+    pub(super) fn engines<'a>(
         &'a self,
         job: &ProjectJob<'_>,
         binary: &'a Path,
@@ -431,9 +480,16 @@ impl Runner {
             cwd,
             env,
             limits: self.limits,
-            sink: job.sink.clone(),
+            // Live output is redacted like the final report: the sink shows it as it comes.
+            sink: job.sink.clone().map(|inner| {
+                Arc::new(RedactingSink {
+                    inner,
+                    redactor: self.redactor(),
+                }) as Arc<dyn LineSink>
+            }),
             cancel: job.cancel.clone(),
             inputs: Vec::new(),
+            sealed: None,
         }
     }
 
@@ -494,6 +550,11 @@ impl Runner {
                 ));
             }
         }
+        // What init installed is what plan, show and apply load.
+        let mut tf = tf;
+        tf.seal()
+            .await
+            .map_err(|e| fail(FailedStage::Init, format!("{e:#}")))?;
         let guest_plan = tf.guest_work().join("plan.tfplan");
         let step = tf
             .plan(&guest_plan, &job.extra_args)
@@ -653,8 +714,12 @@ impl Runner {
                 ));
             }
         }
-        // The reviewed plan file, read-only: the run can read it, never replace it.
+        // What init installed is what apply loads; the reviewed plan file, read-only: the run
+        // can read it, never replace it.
         let mut tf = tf;
+        tf.seal()
+            .await
+            .map_err(|e| fail(FailedStage::Init, format!("{e:#}")))?;
         tf.inputs = vec![(plan_file.to_path_buf(), "plan.tfplan".to_string())];
         let guest_plan = self.sandbox.input_path(plan_file, "plan.tfplan");
         let step = tf
@@ -778,6 +843,67 @@ mod tests {
             Some(&RepoName::parse("ACME/Infra").unwrap()),
             &credential_names(&rules, &project("x", "envs/prod/y"))
         ));
+    }
+
+    #[test]
+    fn terraform_never_runs_a_dir_with_files_only_opentofu_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let co = dir.path();
+        for (path, text) in [
+            ("twins/main.tf", ""),
+            ("twins/main.tofu", ""),
+            ("mixed/main.tf", ""),
+            ("mixed/extra.tofu.json", "{}"),
+        ] {
+            std::fs::create_dir_all(co.join(path).parent().unwrap()).unwrap();
+            std::fs::write(co.join(path), text).unwrap();
+        }
+        let project = |dir: &str, engine: Engine| Project {
+            engine,
+            ..Project::detected(ProjectDir::new(dir).unwrap(), Workspace::default())
+        };
+        assert_eq!(
+            check_engine_reads_every_file(co, &project("twins", Engine::Terraform)),
+            Ok(())
+        );
+        assert_eq!(
+            check_engine_reads_every_file(co, &project("mixed", Engine::Opentofu)),
+            Ok(())
+        );
+        let err =
+            check_engine_reads_every_file(co, &project("mixed", Engine::Terraform)).unwrap_err();
+        assert!(
+            err.contains("(`extra.tofu.json`)") && err.contains("engine: opentofu"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn live_output_reaches_the_sink_redacted() {
+        use base64::Engine as _;
+        struct Lines(std::sync::Mutex<Vec<String>>);
+        impl LineSink for Lines {
+            fn line(&self, line: &str) {
+                self.0.lock().unwrap().push(line.to_string());
+            }
+        }
+        let lines = Arc::new(Lines(Default::default()));
+        let sink = RedactingSink {
+            inner: lines.clone(),
+            redactor: Redactor::new(["sink-secret-42".to_string()]),
+        };
+        let b64 = base64::engine::general_purpose::STANDARD.encode("sink-secret-42");
+        sink.line("  + token = \"sink-secret-42\"");
+        sink.line(&format!("  + auth  = \"{b64}\""));
+        sink.line("Plan: 1 to add");
+        assert_eq!(
+            *lines.0.lock().unwrap(),
+            [
+                "  + token = \"***\"",
+                "  + auth  = \"***\"",
+                "Plan: 1 to add"
+            ]
+        );
     }
 
     #[test]

@@ -213,6 +213,29 @@ impl GitHubApi for NoGitHub {
     ) -> Result<Option<crate::config::Secret>, crate::app::ports::GitHubError> {
         Ok(None)
     }
+    async fn create_issue(
+        &self,
+        _: &crate::core::types::RepoName,
+        _: &crate::app::ports::github::IssueText,
+    ) -> Result<u64, crate::app::ports::GitHubError> {
+        Err(missing())
+    }
+    async fn update_issue(
+        &self,
+        _: &crate::core::types::RepoName,
+        _: u64,
+        _: &crate::app::ports::github::IssueText,
+        _: bool,
+    ) -> Result<(), crate::app::ports::GitHubError> {
+        Err(missing())
+    }
+    async fn open_issues_labelled(
+        &self,
+        _: &crate::core::types::RepoName,
+        _: &str,
+    ) -> Result<Vec<(u64, String)>, crate::app::ports::GitHubError> {
+        Err(missing())
+    }
 }
 
 fn missing() -> crate::app::ports::GitHubError {
@@ -270,6 +293,11 @@ pub async fn serve(
     tracker.spawn(workers.clone().sweep_loop(stop.clone()));
     let outbox_stop = CancellationToken::new();
     tracker.spawn(workers.clone().outbox_loop(outbox_stop.clone()));
+    if let Some(drift) = workers.bot.drift.clone() {
+        // Drift checks have their own slots (`drift.workers`): PR jobs never wait for them.
+        tracker.spawn(drift.clone().scheduler(stop.clone()));
+        tracker.spawn(drift.outbox_loop(outbox_stop.clone()));
+    }
     tracker.close();
 
     let addr = listener.local_addr()?;
@@ -319,7 +347,9 @@ pub async fn serve(
 async fn wire(settings: &Arc<Settings>) -> anyhow::Result<(Arc<Workers>, Arc<AppState>)> {
     std::fs::create_dir_all(&settings.data_dir)
         .with_context(|| format!("creating the data dir {}", settings.data_dir.display()))?;
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&settings.db_path()).await?);
+    let sqlite = Arc::new(SqliteStore::open(&settings.db_path()).await?);
+    let store: Arc<dyn Store> = sqlite.clone();
+    let drift_store: Arc<dyn crate::app::ports::drift::DriftStore> = sqlite;
     let runner = Arc::new(Runner::from_settings(settings)?);
     let github = github_client(settings)?;
     let allowlist = settings.allowlist().clone();
@@ -340,11 +370,26 @@ async fn wire(settings: &Arc<Settings>) -> anyhow::Result<(Arc<Workers>, Arc<App
     let events_ready = Arc::new(Notify::new());
     let jobs_ready = Arc::new(Notify::new());
     let outbox_ready = Arc::new(Notify::new());
+    let mirrors = Arc::new(Mirrors::new(settings.mirrors_dir()).with_limits(settings.limits));
+    let host_paths = Arc::new(super::layout::host_paths(settings, &runner));
+    let drift = match settings.drift.enabled {
+        true => Some(Arc::new(super::drift::DriftService::new(
+            settings.clone(),
+            store.clone(),
+            drift_store.clone(),
+            github.clone(),
+            mirrors.clone(),
+            runner.clone(),
+            host_paths.clone(),
+        )?)),
+        false => None,
+    };
     let bot = Arc::new(Bot {
         settings: settings.clone(),
         store: store.clone(),
         github: github.clone(),
-        mirrors: Arc::new(Mirrors::new(settings.mirrors_dir()).with_limits(settings.limits)),
+        mirrors,
+        drift,
         enabled,
         bot_login: Default::default(),
         jobs_ready: jobs_ready.clone(),
@@ -370,11 +415,12 @@ async fn wire(settings: &Arc<Settings>) -> anyhow::Result<(Arc<Workers>, Arc<App
         instance,
         lease: Duration::from_secs(settings.job_lease_secs.max(3)),
         live: Default::default(),
-        host_paths: Arc::new(super::layout::host_paths(settings, &runner)),
+        host_paths,
         writes: super::worker::WriteScheduler::new(settings),
     });
     let state = Arc::new(AppState {
         store,
+        drift: drift_store,
         webhook_secret: settings.webhook_secret.clone(),
         allowlist,
         api_token: settings.api_token.clone(),

@@ -15,6 +15,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::plan::Redactor;
 use crate::core::event::Actor;
 use crate::core::lock::LockKey;
 use crate::core::plan::FailedStage;
@@ -46,6 +47,20 @@ pub enum AuditAction {
     EventDeadLettered,
     /// A plan not run because it was over a limit (e.g. too many projects at once).
     PlanRefused,
+    /// A drift check ran (refresh-only plan + plan of the default branch).
+    DriftCheck,
+    /// Drift lifecycle transitions (`core::drift::Transition::audit_action`).
+    DriftOpened,
+    DriftChanged,
+    DriftReopened,
+    DriftAcknowledged,
+    DriftAccepted,
+    DriftAcceptanceExpired,
+    DriftResolved,
+    DriftCheckFailed,
+    DriftCheckRecovered,
+    /// `sluice drift remediate`: a pull request re-applying Git's state was asked for.
+    DriftRemediate,
 }
 
 impl AuditAction {
@@ -67,6 +82,36 @@ impl AuditAction {
             AuditAction::PullRequestClosed => "pull_request_closed",
             AuditAction::EventDeadLettered => "event_dead_lettered",
             AuditAction::PlanRefused => "plan_refused",
+            AuditAction::DriftCheck => "drift_check",
+            AuditAction::DriftOpened => "drift_opened",
+            AuditAction::DriftChanged => "drift_changed",
+            AuditAction::DriftReopened => "drift_reopened",
+            AuditAction::DriftAcknowledged => "drift_acknowledged",
+            AuditAction::DriftAccepted => "drift_accepted",
+            AuditAction::DriftAcceptanceExpired => "drift_acceptance_expired",
+            AuditAction::DriftResolved => "drift_resolved",
+            AuditAction::DriftCheckFailed => "drift_check_failed",
+            AuditAction::DriftCheckRecovered => "drift_check_recovered",
+            AuditAction::DriftRemediate => "drift_remediate",
+        }
+    }
+}
+
+impl AuditAction {
+    /// The action of a drift lifecycle transition (its
+    /// [`audit_action`](crate::core::drift::Transition::audit_action)).
+    pub fn of_transition(t: &crate::core::drift::Transition) -> AuditAction {
+        use crate::core::drift::TransitionKind as K;
+        match &t.kind {
+            K::Opened { .. } => AuditAction::DriftOpened,
+            K::Changed { .. } => AuditAction::DriftChanged,
+            K::Reopened(_) => AuditAction::DriftReopened,
+            K::Acknowledged => AuditAction::DriftAcknowledged,
+            K::Accepted { .. } => AuditAction::DriftAccepted,
+            K::AcceptanceExpired { .. } => AuditAction::DriftAcceptanceExpired,
+            K::Resolved(_) => AuditAction::DriftResolved,
+            K::CheckFailed { .. } => AuditAction::DriftCheckFailed,
+            K::CheckRecovered { .. } => AuditAction::DriftCheckRecovered,
         }
     }
 }
@@ -249,6 +294,91 @@ pub struct AuditRecord {
     pub log_url: Option<String>,
     /// Free-form facts (e.g. lock keys, reasons for a refusal), sorted by key.
     pub details: BTreeMap<String, String>,
+}
+
+impl AuditRecord {
+    /// Replaces every known secret (in any form `redactor` matches) in every text of the
+    /// record. The store calls it before sealing, so the hash covers the redacted record and
+    /// the log never holds a secret, whatever reason or error text carried it there.
+    pub fn redact(&mut self, redactor: &Redactor) {
+        if redactor.is_empty() {
+            return;
+        }
+        let r = |s: &mut String| {
+            if let std::borrow::Cow::Owned(clean) = redactor.redact(s) {
+                *s = clean;
+            }
+        };
+        let ro = |s: &mut Option<String>| {
+            if let Some(s) = s {
+                r(s);
+            }
+        };
+        let AuditRecord {
+            event_id,
+            actor,
+            action: _,
+            repo,
+            pr: _,
+            base_sha,
+            head_sha,
+            project,
+            dir,
+            workspace,
+            engine,
+            engine_version,
+            result: _,
+            error_class: _,
+            duration_ms: _,
+            plan_sha256,
+            plan_entry_seq: _,
+            changes: _,
+            destroyed,
+            replaced,
+            policy,
+            approvals,
+            job_id: _,
+            log_url,
+            details,
+        } = self;
+        for s in [
+            event_id,
+            repo,
+            base_sha,
+            head_sha,
+            project,
+            dir,
+            workspace,
+            engine,
+            engine_version,
+            plan_sha256,
+            log_url,
+        ] {
+            ro(s);
+        }
+        r(&mut actor.login);
+        r(&mut actor.kind);
+        destroyed.iter_mut().chain(replaced.iter_mut()).for_each(r);
+        for p in policy {
+            r(&mut p.policy);
+            r(&mut p.outcome);
+            p.reasons.iter_mut().for_each(r);
+            ro(&mut p.source_blob);
+        }
+        for a in approvals {
+            r(&mut a.login);
+            ro(&mut a.submitted_at);
+        }
+        // Keys are names Sluice chose, but a value may have been put in a key too.
+        *details = std::mem::take(details)
+            .into_iter()
+            .map(|(mut k, mut v)| {
+                r(&mut k);
+                r(&mut v);
+                (k, v)
+            })
+            .collect();
+    }
 }
 
 impl AuditActor {
@@ -437,6 +567,127 @@ pub fn format_time(at: UnixMs) -> String {
         .to_string()
 }
 
+/// The values a store keeps in columns of their own beside an entry, so queries, exports and
+/// pages can filter without reading every entry (`audit export --since/--until/--repo`,
+/// `audit show --commit`, `GET /api/audit?commit=…`), plus the stored copies of the chain fields.
+/// They are derived from the entry when it is written ([`StoredColumns::of`]) and checked
+/// against the entry when it is read ([`StoredColumns::check`]): an edited column would
+/// otherwise hide an entry from a filtered query (or show it under another commit, time or
+/// repository) while the hash chain, computed from the entry, still verifies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredColumns {
+    pub seq: u64,
+    /// The canonical time ([`format_time`]); range filters compare it as text.
+    pub time: String,
+    pub repo: Option<String>,
+    pub pr: Option<u64>,
+    pub head_sha: Option<String>,
+    /// [`AuditAction::as_str`], or `unknown` for an entry without one.
+    pub action: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+impl StoredColumns {
+    /// The columns as a store writes them for `e`.
+    pub fn of(e: &AuditEntry) -> StoredColumns {
+        StoredColumns {
+            seq: e.seq,
+            time: e.time.clone(),
+            repo: e.record.repo.clone(),
+            pr: e.record.pr,
+            head_sha: e.record.head_sha.clone(),
+            action: e
+                .record
+                .action
+                .map(|a| a.as_str())
+                .unwrap_or("unknown")
+                .to_string(),
+            prev_hash: e.prev_hash.clone(),
+            hash: e.hash.clone(),
+        }
+    }
+
+    /// Whether these stored columns are the ones `e` (as stored in the same row) implies; the
+    /// first that differs, in declaration order, otherwise.
+    pub fn check(&self, e: &AuditEntry) -> Result<(), ColumnEdited> {
+        let want = StoredColumns::of(e);
+        let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "NULL".into());
+        let show_n = |v: Option<u64>| v.map_or_else(|| "NULL".into(), |n| n.to_string());
+        let differs: [(&'static str, bool, String, String); 8] = [
+            (
+                "seq",
+                self.seq != want.seq,
+                self.seq.to_string(),
+                want.seq.to_string(),
+            ),
+            (
+                "time",
+                self.time != want.time,
+                self.time.clone(),
+                want.time.clone(),
+            ),
+            (
+                "repo",
+                self.repo != want.repo,
+                show(&self.repo),
+                show(&want.repo),
+            ),
+            ("pr", self.pr != want.pr, show_n(self.pr), show_n(want.pr)),
+            (
+                "head_sha",
+                self.head_sha != want.head_sha,
+                show(&self.head_sha),
+                show(&want.head_sha),
+            ),
+            (
+                "action",
+                self.action != want.action,
+                self.action.clone(),
+                want.action.clone(),
+            ),
+            (
+                "prev_hash",
+                self.prev_hash != want.prev_hash,
+                self.prev_hash.clone(),
+                want.prev_hash.clone(),
+            ),
+            (
+                "hash",
+                self.hash != want.hash,
+                self.hash.clone(),
+                want.hash.clone(),
+            ),
+        ];
+        match differs.into_iter().find(|(_, d, _, _)| *d) {
+            None => Ok(()),
+            Some((column, _, stored, entry)) => Err(ColumnEdited {
+                seq: self.seq,
+                column,
+                stored,
+                entry,
+            }),
+        }
+    }
+}
+
+/// A stored column that disagrees with the entry in the same row: the log was edited outside
+/// Sluice. Readers fail with it rather than answer a filtered query from edited columns;
+/// `sluice audit verify` reports it like a broken chain.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "entry {seq} was edited: its stored `{column}` is {stored:?} but the entry says {entry:?} \
+     (queries that filter on it would hide or misplace the entry)"
+)]
+pub struct ColumnEdited {
+    /// The row's sequence number (its `seq` column).
+    pub seq: u64,
+    /// Which column: `seq`, `time`, `repo`, `pr`, `head_sha`, `action`, `prev_hash` or `hash`.
+    pub column: &'static str,
+    pub stored: String,
+    pub entry: String,
+}
+
 /// Why verification stopped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChainBreak {
@@ -594,6 +845,76 @@ mod tests {
         assert_eq!(c[0].prev_hash, GENESIS_HASH);
         assert_eq!(c[1].prev_hash, c[0].hash);
         assert_eq!(verify(&c), Ok(3));
+    }
+
+    #[test]
+    fn stored_columns_are_checked_against_their_entry() {
+        let e = &chain(2)[1];
+        let good = StoredColumns::of(e);
+        assert_eq!(good.check(e), Ok(()));
+        assert_eq!(good.action, "plan");
+        type Edit = Box<dyn Fn(&mut StoredColumns)>;
+        let edits: Vec<(&str, Edit)> = vec![
+            ("seq", Box::new(|c| c.seq = 9)),
+            (
+                "time",
+                Box::new(|c| c.time = "2020-01-01T00:00:00.000Z".into()),
+            ),
+            ("repo", Box::new(|c| c.repo = Some("acme/other".into()))),
+            ("repo", Box::new(|c| c.repo = None)),
+            ("pr", Box::new(|c| c.pr = Some(8))),
+            ("head_sha", Box::new(|c| c.head_sha = Some("b".repeat(40)))),
+            ("action", Box::new(|c| c.action = "apply".into())),
+            ("prev_hash", Box::new(|c| c.prev_hash = "f".repeat(64))),
+            ("hash", Box::new(|c| c.hash = "f".repeat(64))),
+        ];
+        for (column, edit) in edits {
+            let mut c = good.clone();
+            edit(&mut c);
+            let err = c.check(e).expect_err(column);
+            assert_eq!(err.column, column, "{err}");
+            assert!(err.to_string().starts_with("entry "), "{err}");
+        }
+        let mut none = e.clone();
+        none.record.action = None;
+        assert_eq!(StoredColumns::of(&none).action, "unknown");
+        insta::assert_snapshot!(
+            StoredColumns { pr: None, ..good.clone() }.check(e).unwrap_err(),
+            @r#"entry 2 was edited: its stored `pr` is "NULL" but the entry says "7" (queries that filter on it would hide or misplace the entry)"#
+        );
+    }
+
+    /// Every text of a record is redacted, in the encoded forms too; the hash is computed
+    /// after, so the redacted entry verifies.
+    #[test]
+    fn records_are_redacted_in_every_text() {
+        use base64::Engine as _;
+        let secret = "audit-secret-0042";
+        let b64 = base64::engine::general_purpose::STANDARD.encode(secret);
+        let hex = hex::encode(secret);
+        let mut rec = record(AuditAction::Plan);
+        rec.engine_version = Some(format!("failed: {secret}"));
+        rec.destroyed = vec![format!("null_resource.x[\"{b64}\"]")];
+        rec.policy = vec![AuditPolicyDecision {
+            policy: "p".into(),
+            outcome: "fail".into(),
+            reasons: vec![format!("token {hex} is not allowed")],
+            source_blob: None,
+        }];
+        rec.details = [
+            ("reason".to_string(), format!("url https://x/?t={secret}")),
+            (format!("k-{b64}"), "v".to_string()),
+        ]
+        .into();
+        rec.redact(&Redactor::new([secret.to_string()]));
+        let e = seal(None, format_time(UnixMs::new(0)), rec);
+        let text = String::from_utf8(canonical(e.seq, &e.time, &e.record)).unwrap();
+        for form in [secret, b64.as_str(), hex.as_str()] {
+            assert!(!text.contains(form), "{form} in {text}");
+        }
+        assert_eq!(text.matches("***").count(), 5, "{text}");
+        assert_eq!(e.record.repo.as_deref(), Some("acme/infra"));
+        assert_eq!(verify(&[e]), Ok(1));
     }
 
     #[test]

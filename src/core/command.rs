@@ -16,6 +16,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::core::displayed;
 pub use crate::core::target::Targets;
 use crate::core::target::{DirTarget, DirTargetError};
 use crate::core::types::{InvalidValue, ProjectName, Workspace};
@@ -84,10 +85,11 @@ impl CommandKind {
         )
     }
 
-    /// Whether the command runs terraform, so that arguments after `--` mean something.
-    /// `approve_policies` only records an override, so extra arguments would be silently lost.
+    /// Whether the command takes terraform arguments after `--` ([`PLAN_ARGS`]): only `plan`.
+    /// `apply` applies the saved plan as it was reviewed, and `approve_policies` only records an
+    /// override, so arguments to either would be silently lost.
     fn takes_extra_args(self) -> bool {
-        matches!(self, CommandKind::Plan | CommandKind::Apply)
+        self == CommandKind::Plan
     }
 
     fn summary(self) -> &'static str {
@@ -108,9 +110,10 @@ impl CommandKind {
         let targets = "[-p PROJECT | [-d DIR] [-w WORKSPACE]]";
         let name = self.name();
         match self {
-            CommandKind::Plan | CommandKind::Apply => {
+            CommandKind::Plan => {
                 format!("{bot_name} {name} {targets} [--verbose] [-- TERRAFORM_ARGS]")
             }
+            CommandKind::Apply => format!("{bot_name} {name} {targets} [--verbose]"),
             CommandKind::ApprovePolicies => {
                 format!("{bot_name} {name} {targets} [--policy-set NAME]... [--verbose]")
             }
@@ -200,17 +203,23 @@ impl Command {
     pub fn canonical(&self, bot_name: &str) -> String {
         let mut words = vec![bot_name.to_string(), self.kind.name().to_string()];
         let mut flag = |name: &str, value: &str| {
-            words.push(name.to_string());
-            words.push(shell_words::quote(value).into_owned());
+            let quoted = shell_words::quote(value).into_owned();
+            // A value that starts with `-` is read as a flag unless it is attached with `=`.
+            if quoted.starts_with('-') {
+                words.push(format!("{name}={quoted}"));
+            } else {
+                words.push(name.to_string());
+                words.push(quoted);
+            }
         };
         if let Some(p) = &self.targets.project {
-            flag("--project", p.as_str());
+            flag("-p", p.as_str());
         }
         if let Some(d) = &self.targets.dir {
-            flag("--dir", d.as_str());
+            flag("-d", d.as_str());
         }
         if let Some(w) = &self.targets.workspace {
-            flag("--workspace", w.as_str());
+            flag("-w", w.as_str());
         }
         for set in &self.policy_sets {
             flag("--policy-set", set);
@@ -230,6 +239,15 @@ impl Command {
     }
 }
 
+/// The comment that runs `kind` on one project (`sluice apply -p 'envs/eu west'`), for the
+/// hints Sluice prints: written by [`Command::canonical`], with the grammar's own quoting, so it
+/// parses back to exactly this project whatever its name holds.
+pub fn project_hint(bot_name: &str, kind: CommandKind, project: &ProjectName) -> String {
+    let mut command = Command::new(kind);
+    command.targets.project = Some(project.clone());
+    command.canonical(bot_name)
+}
+
 /// What to do with a comment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Parsed {
@@ -241,14 +259,65 @@ pub enum Parsed {
 }
 
 /// Reads one PR comment. Total: never panics, linear in `body.len()`.
+///
+/// The comment is read as GitHub displays it (`core::displayed`: HTML comments, invisible
+/// characters, trailing whitespace and blank lines removed). A command is a comment of one
+/// displayed line (Atlantis' rule); a comment of several lines is conversation — but when one
+/// of its lines starts with the bot's name (outside code blocks and quotes), it was addressed to
+/// Sluice, and the reply says why it was not run.
 pub fn parse_comment(ctx: &ParseContext, body: &str) -> Parsed {
-    let line = body.trim();
-    // Atlantis behaviour: a comment with a second non-blank line is conversation, not a
-    // command. After `trim` any remaining line break is followed by non-blank text.
-    // (Single-char searches are memchr scans: cheap even on a megabyte.)
-    if line.is_empty() || line.contains('\n') || line.contains('\r') {
-        return Parsed::Ignore;
+    let lines = displayed::displayed_lines(body);
+    match lines.as_slice() {
+        [] => Parsed::Ignore,
+        [line] => parse_line(ctx, line.trim()),
+        several => match addressed_line(ctx, several) {
+            Some(line) => Parsed::Reply(several_lines(ctx, line, several.len())),
+            None => Parsed::Ignore,
+        },
     }
+}
+
+/// The first displayed line, outside fenced code blocks and block quotes, whose first word is
+/// the bot's name or login.
+fn addressed_line<'l>(ctx: &ParseContext, lines: &'l [String]) -> Option<&'l str> {
+    let mut fenced = false;
+    for line in lines {
+        let line = line.trim();
+        if line.starts_with("```") || line.starts_with("~~~") {
+            // A fence closed on its own line (```sluice plan```) is inline: still addressed.
+            let inline = line.len() > 6 && line.ends_with("```");
+            if !inline {
+                fenced = !fenced;
+                continue;
+            }
+        }
+        if fenced || line.starts_with('>') {
+            continue;
+        }
+        let first = trim_backticks(line)
+            .split(char::is_whitespace)
+            .next()
+            .unwrap_or("");
+        if first.len() <= MAX_FIRST_WORD && addresses_bot(ctx, first) {
+            return Some(line);
+        }
+    }
+    None
+}
+
+/// Why a comment addressed to Sluice was not run: it has other lines.
+fn several_lines(ctx: &ParseContext, line: &str, count: usize) -> String {
+    format!(
+        "**Not run:** Sluice runs a command only when it is the whole comment, on one line; this \
+         comment shows {count} lines, one of them {}. Comment the command by itself, and \
+         anything else in another comment.\n\nRun {} for all commands and flags.",
+        echo(line),
+        code(&format!("{} help", ctx.bot_name)),
+    )
+}
+
+/// Reads one displayed line.
+fn parse_line(ctx: &ParseContext, line: &str) -> Parsed {
     let line = trim_backticks(line);
     // The first word is only ever compared with short names, so its end is looked for in the
     // first MAX_FIRST_WORD characters only: a megabyte without a space costs nothing.
@@ -315,11 +384,11 @@ pub fn usage(ctx: &ParseContext) -> String {
             .map(|k| format!("`{k}`"))
             .collect();
         if !with_extra.is_empty() {
+            let names: Vec<String> = PLAN_ARGS.iter().map(|(n, _)| format!("`-{n}`")).collect();
             out.push_str(&format!(
-                "* `-- ARGS` — {} only: the rest is passed to terraform as extra arguments; \
-                 `-chdir`, `-plugin-dir`, `-state`, `-state-out`, `-backup` and `-out` are \
-                 refused\n",
-                join_words(&with_extra)
+                "* `-- ARGS` — {} only: terraform arguments, each once after one `--`: {}\n",
+                join_words(&with_extra),
+                join_words(&names)
             ));
         }
         let examples: Vec<String> = [
@@ -364,9 +433,8 @@ pub fn usage(ctx: &ParseContext) -> String {
 /// * `-out`: Sluice saves the plan itself; a second plan file would break the guarantee that what
 ///   is applied is exactly the reviewed, hashed plan.
 ///
-/// Other arguments pass (`-target`, `-var`, `-replace`, `-lock`, …). Positional values cannot be
-/// judged here (they may be a flag's value, as in `-var x=1`); the runner builds argv so that
-/// none can replace the plan file or working directory.
+/// Arguments not named here are still only passed when `plan` takes them ([`PLAN_ARGS`]); this
+/// list gives the refusal its reason.
 pub fn blocked_extra_arg(arg: &str) -> Option<&'static str> {
     let flag = arg.trim().strip_prefix('-')?;
     let flag = flag.trim_start_matches('-');
@@ -572,7 +640,8 @@ fn parse_command(ctx: &ParseContext, rest: &str) -> Result<Command, Answer> {
     } else {
         Cow::Borrowed(rest)
     };
-    let words = shell_words::split(&normalised).map_err(|_| Answer::Unbalanced)?;
+    let words =
+        shell_words::split(&typographic_quotes(&normalised)).map_err(|_| Answer::Unbalanced)?;
     let Some((first, args)) = words.split_first() else {
         return Err(Answer::Usage);
     };
@@ -615,6 +684,35 @@ fn parse_command(ctx: &ParseContext, rest: &str) -> Result<Command, Answer> {
             parse_targeted(kind, args)
         }
     }
+}
+
+/// Typographic quotes, as phones and rich editors type them, read as the quotes they stand
+/// for: `“…”`, `„…“`, `«…»` as `"…"`; `‘…’`, `‚…‘` as `'…'`. A `’` inside a word (`bob’s`) is an
+/// apostrophe and stays: only one that ends a word closes a quote, and only when one was opened.
+fn typographic_quotes(line: &str) -> Cow<'_, str> {
+    const ALL: [char; 7] = ['“', '”', '„', '«', '»', '‘', '‚'];
+    if !line.contains(ALL) && !line.contains('’') {
+        return Cow::Borrowed(line);
+    }
+    let chars: Vec<char> = line.chars().collect();
+    let mut out = String::with_capacity(line.len());
+    let mut single_open = false;
+    for (i, c) in chars.iter().enumerate() {
+        let ends_word = chars.get(i + 1).is_none_or(|n| n.is_whitespace());
+        match c {
+            '“' | '”' | '„' | '«' | '»' => out.push('"'),
+            '‘' | '‚' if !single_open => {
+                single_open = true;
+                out.push('\'');
+            }
+            '‘' | '’' if single_open && ends_word => {
+                single_open = false;
+                out.push('\'');
+            }
+            c => out.push(*c),
+        }
+    }
+    Cow::Owned(out)
 }
 
 fn is_help_flag(word: &str) -> bool {
@@ -826,35 +924,144 @@ fn parse_targeted(kind: CommandKind, args: &[String]) -> Result<Command, Answer>
     }
 
     if let Some(extra) = extra {
-        if !kind.takes_extra_args() {
-            return Err(Answer::misuse(
-                kind,
-                format!("`{kind}` does not run terraform, so it takes no arguments after `--`."),
-            ));
-        }
-        for arg in extra {
-            if arg.chars().any(char::is_control) {
-                return Err(Answer::misuse(
-                    kind,
-                    format!(
-                        "the terraform argument {} contains control characters.",
-                        echo(arg)
-                    ),
-                ));
-            }
-            if let Some(why) = blocked_extra_arg(arg) {
-                return Err(Answer::misuse(
-                    kind,
-                    format!(
-                        "the terraform argument {} is not allowed: {why}.",
-                        echo(arg)
-                    ),
-                ));
-            }
-        }
+        check_extra_args(kind, extra)?;
         command.extra_args = extra.to_vec();
     }
     Ok(command)
+}
+
+/// How a terraform argument `plan` takes is written (Go's `flag` package: `-name`,
+/// `-name=value`, and for a non-boolean `-name value`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ArgValue {
+    /// A switch: `-destroy`.
+    None,
+    /// `-lock` or `-lock=false`.
+    Bool,
+    /// `-target=ADDR` or `-target ADDR`.
+    Required,
+}
+
+/// The terraform arguments `plan` takes after `--` (terraform's `plan` options that choose
+/// what is planned or how the state is read), and nothing else: the others either change
+/// where terraform runs, reads or writes (`-chdir`, `-state`, `-out`, …: see
+/// [`blocked_extra_arg`]), break how Sluice reads the result (`-json`, `-detailed-exitcode`,
+/// `-no-color`, `-input`), or write files (`-generate-config-out`). `apply` takes none: it
+/// applies the saved plan exactly as reviewed. Source: `terraform plan -help` (1.0–1.9).
+const PLAN_ARGS: [(&str, ArgValue); 11] = [
+    ("target", ArgValue::Required),
+    ("replace", ArgValue::Required),
+    ("var", ArgValue::Required),
+    ("var-file", ArgValue::Required),
+    ("destroy", ArgValue::None),
+    ("refresh-only", ArgValue::None),
+    ("refresh", ArgValue::Bool),
+    ("lock", ArgValue::Bool),
+    ("lock-timeout", ArgValue::Required),
+    ("parallelism", ArgValue::Required),
+    ("compact-warnings", ArgValue::None),
+];
+
+/// The words after `--`, by the command's grammar: `plan` takes the [`PLAN_ARGS`] only, each
+/// with its value; `apply` and `approve_policies` take none. The first word that does not fit
+/// is named in the refusal.
+fn check_extra_args(kind: CommandKind, extra: &[String]) -> Result<(), Answer> {
+    let refuse = |message: String| Err(Answer::misuse(kind, message));
+    match kind {
+        CommandKind::Plan => {}
+        CommandKind::Apply => {
+            let got = extra
+                .first()
+                .map_or_else(|| "`--`".to_string(), |a| echo(a));
+            return refuse(format!(
+                "`apply` takes no terraform arguments (got {got}): it applies the saved plan \
+                 exactly as it was reviewed. To apply part of a change, plan that part (`plan \
+                 -- -target=ADDRESS`) and apply that plan."
+            ));
+        }
+        _ => {
+            return refuse(format!(
+                "`{kind}` does not run terraform, so it takes no arguments after `--`."
+            ));
+        }
+    }
+    let mut words = extra.iter();
+    while let Some(arg) = words.next() {
+        if arg.chars().any(char::is_control) {
+            return refuse(format!(
+                "the terraform argument {} contains control characters.",
+                echo(arg)
+            ));
+        }
+        if arg == "--" {
+            return refuse(
+                "a second `--`: everything after the first `--` is terraform arguments, \
+                 written once."
+                    .to_string(),
+            );
+        }
+        if let Some(why) = blocked_extra_arg(arg) {
+            return refuse(format!(
+                "the terraform argument {} is not allowed: {why}.",
+                echo(arg)
+            ));
+        }
+        let Some(flag) = arg.strip_prefix('-').filter(|f| !f.is_empty()) else {
+            return refuse(format!(
+                "unexpected word {} after `--`: terraform arguments are flags such as \
+                 `-target=ADDRESS`, and a value goes right after its flag (`-var 'name=value'`).",
+                echo(arg)
+            ));
+        };
+        // Go's flag package reads `--name` as `-name`.
+        let flag = flag.strip_prefix('-').unwrap_or(flag);
+        let (name, inline) = match flag.split_once('=') {
+            Some((n, v)) => (n, Some(v)),
+            None => (flag, None),
+        };
+        let Some((_, value)) = PLAN_ARGS.iter().find(|(n, _)| *n == name) else {
+            let names: Vec<String> = PLAN_ARGS.iter().map(|(n, _)| format!("`-{n}`")).collect();
+            return refuse(format!(
+                "the terraform argument {} is not one `plan` takes; it takes {}.",
+                echo(arg),
+                join_words(&names)
+            ));
+        };
+        let value = match (value, inline) {
+            (ArgValue::None, None) | (ArgValue::Bool, None) => continue,
+            (ArgValue::None, Some(_)) => {
+                return refuse(format!("`-{name}` takes no value, but got {}.", echo(arg)));
+            }
+            (ArgValue::Bool, Some(v)) if v == "true" || v == "false" => continue,
+            (ArgValue::Bool, Some(_)) => {
+                return refuse(format!(
+                    "`-{name}` is `true` or `false` (`-{name}=false`), but got {}.",
+                    echo(arg)
+                ));
+            }
+            (ArgValue::Required, Some(v)) => v,
+            (ArgValue::Required, None) => match words.next() {
+                Some(v) if v.chars().any(char::is_control) => {
+                    return refuse(format!(
+                        "the terraform argument {} contains control characters.",
+                        echo(v)
+                    ));
+                }
+                Some(v) if v != "--" => v.as_str(),
+                _ => "",
+            },
+        };
+        if value.is_empty() {
+            return refuse(format!("`-{name}` needs a value (`-{name}=VALUE`)."));
+        }
+        if name == "var-file" && (value.starts_with('/') || value.split('/').any(|s| s == "..")) {
+            return refuse(format!(
+                "the var file {} is not allowed: give a path inside the project, without `..`.",
+                echo(value)
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// `-d`: inside the repository, normalised, and — when it is a glob — compiled here, once
@@ -1207,13 +1414,55 @@ mod tests {
                 "sluice plan -w 'a\\b'",
                 "reply: **Error:** workspace `a\\b` is not allowed: it contains '\\\\'; use letters, digits, '-', '_' and '.'.",
             ),
+            // Any name Sluice derives from a directory can be typed (quoted as a shell would, or
+            // with the typographic quotes phones type).
             (
                 "sluice plan -p 'net work'",
-                "reply: **Error:** project name `net work` contains ' '; use letters, digits, '-', '_', '.', '/' or ':'.",
+                "plan p=net work d=- w=- v=false extra=[]",
             ),
             (
                 "sluice plan -p 'a`b'",
-                "reply: **Error:** project name `aˋb` contains 'ˋ'; use letters, digits, '-', '_', '.', '/' or ':'.",
+                "plan p=a`b d=- w=- v=false extra=[]",
+            ),
+            (
+                "sluice plan -p “envs/eu west”",
+                "plan p=envs/eu west d=- w=- v=false extra=[]",
+            ),
+            (
+                "sluice plan -p ‘envs/eu west’",
+                "plan p=envs/eu west d=- w=- v=false extra=[]",
+            ),
+            (
+                "sluice plan -p „envs/eu west“",
+                "plan p=envs/eu west d=- w=- v=false extra=[]",
+            ),
+            (
+                "sluice plan -p «envs/eu west»",
+                "plan p=envs/eu west d=- w=- v=false extra=[]",
+            ),
+            (
+                "sluice plan -d “envs/eu west” -w blue",
+                "plan p=- d=envs/eu west w=blue v=false extra=[]",
+            ),
+            (
+                "sluice plan --project=“a b”",
+                "plan p=a b d=- w=- v=false extra=[]",
+            ),
+            (
+                "sluice plan -p bob’s",
+                "plan p=bob’s d=- w=- v=false extra=[]",
+            ),
+            (
+                "sluice plan -p ‘bob’s dir’",
+                "plan p=bob’s dir d=- w=- v=false extra=[]",
+            ),
+            (
+                "sluice plan -p envs/café+1@eu(2)",
+                "plan p=envs/café+1@eu(2) d=- w=- v=false extra=[]",
+            ),
+            (
+                "sluice plan -p “envs/eu west",
+                "reply: **Error:** this command has an unclosed quote (`'` or `\"`); quote values the way a shell would, e.g. `sluice plan -d \"envs/my dir\"`.",
             ),
             (
                 "sluice plan -p envs/prod:blue",
@@ -1340,7 +1589,7 @@ mod tests {
             ),
             (
                 "sluice apply -- -h",
-                "apply p=- d=- w=- v=false extra=[\"-h\"]",
+                "reply: **Error:** `apply` takes no terraform arguments (got `-h`): it applies the saved plan exactly as it was reviewed. To apply part of a change, plan that part (`plan -- -target=ADDRESS`) and apply that plan.",
             ),
             ("sluice plan --", &plain_plan),
             (
@@ -1364,7 +1613,7 @@ mod tests {
                 "reply: **Error:** the terraform argument `-plugin-dir=/tmp/p` is not allowed: it would load providers from a directory of the PR's choosing instead of the trusted provider cache.",
             ),
             (
-                "sluice apply -- --plugin-dir x",
+                "sluice plan -- --plugin-dir x",
                 "reply: **Error:** the terraform argument `--plugin-dir` is not allowed: it would load providers from a directory of the PR's choosing instead of the trusted provider cache.",
             ),
             (
@@ -1380,12 +1629,100 @@ mod tests {
                 "reply: **Error:** the terraform argument `-state-out=x` is not allowed: it reads or writes state files outside the project's configured backend.",
             ),
             (
-                "sluice apply -- -backup=x",
+                "sluice plan -- -backup=x",
                 "reply: **Error:** the terraform argument `-backup=x` is not allowed: it reads or writes state files outside the project's configured backend.",
             ),
             (
                 "sluice plan -- -out=x.tfplan",
                 "reply: **Error:** the terraform argument `-out=x.tfplan` is not allowed: Sluice saves the plan itself, so that what is applied is exactly the plan that was reviewed.",
+            ),
+            (
+                "sluice apply -- -target=null_resource.a",
+                "reply: **Error:** `apply` takes no terraform arguments (got `-target=null_resource.a`): it applies the saved plan exactly as it was reviewed. To apply part of a change, plan that part (`plan -- -target=ADDRESS`) and apply that plan.",
+            ),
+            (
+                "sluice apply -p net -- -replace=a.b",
+                "reply: **Error:** `apply` takes no terraform arguments (got `-replace=a.b`): it applies the saved plan exactly as it was reviewed. To apply part of a change, plan that part (`plan -- -target=ADDRESS`) and apply that plan.",
+            ),
+            (
+                "sluice apply --",
+                "reply: **Error:** `apply` takes no terraform arguments (got `--`): it applies the saved plan exactly as it was reviewed. To apply part of a change, plan that part (`plan -- -target=ADDRESS`) and apply that plan.",
+            ),
+            (
+                "sluice apply -- -chdir=x",
+                "reply: **Error:** `apply` takes no terraform arguments (got `-chdir=x`): it applies the saved plan exactly as it was reviewed. To apply part of a change, plan that part (`plan -- -target=ADDRESS`) and apply that plan.",
+            ),
+            (
+                "sluice plan -- -target=null_resource.a -- -destroy",
+                "reply: **Error:** a second `--`: everything after the first `--` is terraform arguments, written once.",
+            ),
+            (
+                "sluice plan -- --",
+                "reply: **Error:** a second `--`: everything after the first `--` is terraform arguments, written once.",
+            ),
+            (
+                "sluice plan -- destroy",
+                "reply: **Error:** unexpected word `destroy` after `--`: terraform arguments are flags such as `-target=ADDRESS`, and a value goes right after its flag (`-var 'name=value'`).",
+            ),
+            (
+                "sluice plan -- -target=a b",
+                "reply: **Error:** unexpected word `b` after `--`: terraform arguments are flags such as `-target=ADDRESS`, and a value goes right after its flag (`-var 'name=value'`).",
+            ),
+            (
+                "sluice plan -- -destroy main.tfplan",
+                "reply: **Error:** unexpected word `main.tfplan` after `--`: terraform arguments are flags such as `-target=ADDRESS`, and a value goes right after its flag (`-var 'name=value'`).",
+            ),
+            (
+                "sluice plan -- -",
+                "reply: **Error:** unexpected word `-` after `--`: terraform arguments are flags such as `-target=ADDRESS`, and a value goes right after its flag (`-var 'name=value'`).",
+            ),
+            (
+                "sluice plan -- -json",
+                "reply: **Error:** the terraform argument `-json` is not one `plan` takes; it takes `-target`, `-replace`, `-var`, `-var-file`, `-destroy`, `-refresh-only`, `-refresh`, `-lock`, `-lock-timeout`, `-parallelism` and `-compact-warnings`.",
+            ),
+            (
+                "sluice plan -- -detailed-exitcode",
+                "reply: **Error:** the terraform argument `-detailed-exitcode` is not one `plan` takes; it takes `-target`, `-replace`, `-var`, `-var-file`, `-destroy`, `-refresh-only`, `-refresh`, `-lock`, `-lock-timeout`, `-parallelism` and `-compact-warnings`.",
+            ),
+            (
+                "sluice plan -- -generate-config-out=g.tf",
+                "reply: **Error:** the terraform argument `-generate-config-out=g.tf` is not one `plan` takes; it takes `-target`, `-replace`, `-var`, `-var-file`, `-destroy`, `-refresh-only`, `-refresh`, `-lock`, `-lock-timeout`, `-parallelism` and `-compact-warnings`.",
+            ),
+            (
+                "sluice plan -- -Target=a",
+                "reply: **Error:** the terraform argument `-Target=a` is not one `plan` takes; it takes `-target`, `-replace`, `-var`, `-var-file`, `-destroy`, `-refresh-only`, `-refresh`, `-lock`, `-lock-timeout`, `-parallelism` and `-compact-warnings`.",
+            ),
+            (
+                "sluice plan -- -input=true",
+                "reply: **Error:** the terraform argument `-input=true` is not one `plan` takes; it takes `-target`, `-replace`, `-var`, `-var-file`, `-destroy`, `-refresh-only`, `-refresh`, `-lock`, `-lock-timeout`, `-parallelism` and `-compact-warnings`.",
+            ),
+            (
+                "sluice plan -- -destroy=yes",
+                "reply: **Error:** `-destroy` takes no value, but got `-destroy=yes`.",
+            ),
+            (
+                "sluice plan -- -lock=no",
+                "reply: **Error:** `-lock` is `true` or `false` (`-lock=false`), but got `-lock=no`.",
+            ),
+            (
+                "sluice plan -- -target",
+                "reply: **Error:** `-target` needs a value (`-target=VALUE`).",
+            ),
+            (
+                "sluice plan -- -target=",
+                "reply: **Error:** `-target` needs a value (`-target=VALUE`).",
+            ),
+            (
+                "sluice plan -- -var-file=/etc/passwd",
+                "reply: **Error:** the var file `/etc/passwd` is not allowed: give a path inside the project, without `..`.",
+            ),
+            (
+                "sluice plan -- -var-file ../secrets.tfvars",
+                "reply: **Error:** the var file `../secrets.tfvars` is not allowed: give a path inside the project, without `..`.",
+            ),
+            (
+                "sluice plan -- -target null_resource.a --replace=a.b -destroy -lock=false -refresh=true -var-file=prod.tfvars -lock-timeout 30s -parallelism=4 -compact-warnings -refresh-only",
+                "plan p=- d=- w=- v=false extra=[\"-target\", \"null_resource.a\", \"--replace=a.b\", \"-destroy\", \"-lock=false\", \"-refresh=true\", \"-var-file=prod.tfvars\", \"-lock-timeout\", \"30s\", \"-parallelism=4\", \"-compact-warnings\", \"-refresh-only\"]",
             ),
             (
                 "sluice plan -- -var 'x=a\tb'",
@@ -1441,10 +1778,70 @@ mod tests {
                 "plan p=net d=- w=- v=false extra=[]",
             ),
             ("sluice plan # after the fix", &plain_plan),
-            // Conversation stays silent.
-            ("sluice plan\nthanks!", "ignore"),
-            ("sluice plan\r\nsecond line", "ignore"),
-            ("Please run:\nsluice plan", "ignore"),
+            // What GitHub does not display is not read; conversation addressed to Sluice is
+            // answered with why it was not run, other conversation stays silent.
+            (
+                "sluice apply\n<!-- saved reply: deploy -->",
+                "apply p=- d=- w=- v=false extra=[]",
+            ),
+            (
+                "<!-- synced by bot -->\nsluice plan -p net\n<!-- id: 42 -->\n",
+                "plan p=net d=- w=- v=false extra=[]",
+            ),
+            (
+                "sluice plan<!-- x --> -p net",
+                "plan p=net d=- w=- v=false extra=[]",
+            ),
+            (
+                "sluice apply\n<!-- never closed\nsecond line",
+                "apply p=- d=- w=- v=false extra=[]",
+            ),
+            (
+                "sluice plan   \r\n   \r\n\t",
+                "plan p=- d=- w=- v=false extra=[]",
+            ),
+            ("\u{FEFF}sluice plan", "plan p=- d=- w=- v=false extra=[]"),
+            (
+                "\u{200B}sluice\u{200B} apply\u{200D}",
+                "apply p=- d=- w=- v=false extra=[]",
+            ),
+            (
+                "sluice plan -p\u{200B} net\n\u{2060}\n",
+                "plan p=net d=- w=- v=false extra=[]",
+            ),
+            (
+                "sluice pl\u{00AD}an\u{200E}",
+                "plan p=- d=- w=- v=false extra=[]",
+            ),
+            ("sluice unlock\n\u{FEFF}\n<!-- -->\n \u{200C}", "unlock"),
+            (
+                "sluice plan\nthanks!",
+                "reply: **Not run:** Sluice runs a command only when it is the whole comment, on one line; this comment shows 2 lines, one of them `sluice plan`. Comment the command by itself, and anything else in another comment.",
+            ),
+            (
+                "sluice plan\r\nsecond line",
+                "reply: **Not run:** Sluice runs a command only when it is the whole comment, on one line; this comment shows 2 lines, one of them `sluice plan`. Comment the command by itself, and anything else in another comment.",
+            ),
+            (
+                "Please run:\nsluice plan",
+                "reply: **Not run:** Sluice runs a command only when it is the whole comment, on one line; this comment shows 2 lines, one of them `sluice plan`. Comment the command by itself, and anything else in another comment.",
+            ),
+            (
+                "@sluice apply\nfor the release",
+                "reply: **Not run:** Sluice runs a command only when it is the whole comment, on one line; this comment shows 2 lines, one of them `@sluice apply`. Comment the command by itself, and anything else in another comment.",
+            ),
+            (
+                "sluice apply\n<!-- a -->\nshipping it",
+                "reply: **Not run:** Sluice runs a command only when it is the whole comment, on one line; this comment shows 2 lines, one of them `sluice apply`. Comment the command by itself, and anything else in another comment.",
+            ),
+            (
+                "`sluice plan -p net`\nthen apply",
+                "reply: **Not run:** Sluice runs a command only when it is the whole comment, on one line; this comment shows 2 lines, one of them `ˋsluice plan -p netˋ`. Comment the command by itself, and anything else in another comment.",
+            ),
+            ("```\nsluice plan\n```", "ignore"),
+            ("> sluice plan\nwhy did this fail?", "ignore"),
+            ("we should\nrun terraform plan", "ignore"),
+            ("<!-- sluice plan -->", "ignore"),
             ("```\nsluice plan\n```", "ignore"),
             ("I think sluice plan is broken", "ignore"),
             ("LGTM", "ignore"),
@@ -1543,7 +1940,7 @@ mod tests {
             ),
             (
                 "sluice plan -p \u{202E}ten",
-                "reply: **Error:** project name `\u{FFFD}ten` contains '\\u{202e}'; use letters, digits, '-', '_', '.', '/' or ':'.",
+                "reply: **Error:** project name `\u{FFFD}ten` contains '\\u{202e}', which no project name holds.",
             ),
         ];
         let n = run(cases.iter().map(|(input, expected)| check(input, expected)));
@@ -1568,8 +1965,14 @@ mod tests {
             check(&format!("@sluice plan -p {mb}"), &too_long(mb.len() + 8)),
             // 1 MB that is not addressed to the bot, or is multi-line: nothing.
             check(&mb, "ignore"),
-            check(&format!("sluice plan\n{mb}"), "ignore"),
-            check(&format!("{mb}\nsluice plan"), "ignore"),
+            check(
+                &format!("sluice plan\n{mb}"),
+                "reply: **Not run:** Sluice runs a command only when it is the whole comment, on one line; this comment shows 2 lines, one of them `sluice plan`. Comment the command by itself, and anything else in another comment.",
+            ),
+            check(
+                &format!("{mb}\nsluice plan"),
+                "reply: **Not run:** Sluice runs a command only when it is the whole comment, on one line; this comment shows 2 lines, one of them `sluice plan`. Comment the command by itself, and anything else in another comment.",
+            ),
             check(&format!("@{mb} plan"), "ignore"),
             check(&format!("{mb} plan"), "ignore"),
             check(&"`".repeat(1 << 20), "ignore"),
@@ -1789,6 +2192,55 @@ mod tests {
         }
     }
 
+    /// Every hint Sluice prints for a project is written by the grammar and parses back to
+    /// that project, for names derived from any directory a repository can hold.
+    #[test]
+    fn project_hints_parse_back_to_their_project() {
+        let names = [
+            "envs/eu west",
+            "envs/café",
+            "envs/Zürich/db",
+            "envs/東京",
+            "svc+1",
+            "team@eu",
+            "app (legacy)",
+            "bob’s dir",
+            "it's",
+            "a\"b",
+            "a`b",
+            "$HOME/#1",
+            "x=y",
+            "envs/eu west:blue",
+            "root",
+        ];
+        for name in names {
+            let name = ProjectName::new(name).unwrap();
+            for kind in [
+                CommandKind::Plan,
+                CommandKind::Apply,
+                CommandKind::ApprovePolicies,
+            ] {
+                let hint = project_hint("sluice", kind, &name);
+                let Parsed::Command(c) = parse_comment(&ctx(), &hint) else {
+                    panic!("{hint:?} does not parse");
+                };
+                assert_eq!(
+                    (c.kind, c.targets.project.as_ref()),
+                    (kind, Some(&name)),
+                    "{hint}"
+                );
+            }
+        }
+        assert_eq!(
+            project_hint(
+                "sluice",
+                CommandKind::Apply,
+                &ProjectName::new("envs/eu west").unwrap()
+            ),
+            "sluice apply -p 'envs/eu west'"
+        );
+    }
+
     #[test]
     fn targets_helpers() {
         let Parsed::Command(c) = parse_comment(&ctx(), "sluice plan -d 'envs/*'") else {
@@ -1796,7 +2248,7 @@ mod tests {
         };
         assert!(c.targets.dir_is_glob());
         assert!(!c.targets.is_all());
-        assert_eq!(c.canonical("sluice"), "sluice plan --dir 'envs/*'");
+        assert_eq!(c.canonical("sluice"), "sluice plan -d 'envs/*'");
         let Parsed::Command(c) = parse_comment(&ctx(), "sluice plan") else {
             panic!("expected a command");
         };
@@ -1847,7 +2299,7 @@ mod tests {
             Parsed::Reply(r) => r,
             other => panic!("expected a reply to {input:?}, got {other:?}"),
         };
-        insta::assert_snapshot!(usage(&ctx()), @r#"
+        insta::assert_snapshot!(usage(&ctx()), @"
         **Sluice commands.** Comment one command on a line by itself, starting with `sluice` or `@sluice`:
 
         | Command | What it does |
@@ -1865,11 +2317,11 @@ mod tests {
         * `-w`, `--workspace NAME` — only this workspace
         * `--verbose` — include the full terraform output
         * `--policy-set NAME` — `approve_policies` only: override just this policy set (repeatable)
-        * `-- ARGS` — `plan` and `apply` only: the rest is passed to terraform as extra arguments; `-chdir`, `-plugin-dir`, `-state`, `-state-out`, `-backup` and `-out` are refused
+        * `-- ARGS` — `plan` only: terraform arguments, each once after one `--`: `-target`, `-replace`, `-var`, `-var-file`, `-destroy`, `-refresh-only`, `-refresh`, `-lock`, `-lock-timeout`, `-parallelism` and `-compact-warnings`
 
         Examples: `sluice plan -p network`, `sluice plan -d envs/prod -w blue`, `sluice plan -d 'envs/*' -- -target=module.db`, `sluice apply`
-        "#);
-        insta::assert_snapshot!(usage(&restricted), @r#"
+        ");
+        insta::assert_snapshot!(usage(&restricted), @"
         **Sluice commands.** Comment one command on a line by itself, starting with `sluice`:
 
         | Command | What it does |
@@ -1883,12 +2335,12 @@ mod tests {
         * `-d`, `--dir DIR` — only projects in this directory, relative to the repository root; may be a glob such as `envs/*`
         * `-w`, `--workspace NAME` — only this workspace
         * `--verbose` — include the full terraform output
-        * `-- ARGS` — `plan` only: the rest is passed to terraform as extra arguments; `-chdir`, `-plugin-dir`, `-state`, `-state-out`, `-backup` and `-out` are refused
+        * `-- ARGS` — `plan` only: terraform arguments, each once after one `--`: `-target`, `-replace`, `-var`, `-var-file`, `-destroy`, `-refresh-only`, `-refresh`, `-lock`, `-lock-timeout`, `-parallelism` and `-compact-warnings`
 
         Examples: `sluice plan -p network`, `sluice plan -d envs/prod -w blue`, `sluice plan -d 'envs/*' -- -target=module.db`
 
         Disabled on this server: `apply`, `approve_policies`, `version`.
-        "#);
+        ");
         insta::assert_snapshot!(reply(&ctx(), "sluice plan --projet net"), @r#"
         **Error:** unknown flag `--projet` for `plan`. Did you mean `-p`/`--project`?
 
@@ -1903,13 +2355,13 @@ mod tests {
 
         Run `sluice help` for all commands and flags.
         "#);
-        insta::assert_snapshot!(reply(&ctx(), "sluice apply -- -chdir=/etc"), @r#"
-        **Error:** the terraform argument `-chdir=/etc` is not allowed: it would run terraform in another directory than the project Sluice planned and locked.
+        insta::assert_snapshot!(reply(&ctx(), "sluice apply -- -chdir=/etc"), @"
+        **Error:** `apply` takes no terraform arguments (got `-chdir=/etc`): it applies the saved plan exactly as it was reviewed. To apply part of a change, plan that part (`plan -- -target=ADDRESS`) and apply that plan.
 
-        Usage: `sluice apply [-p PROJECT | [-d DIR] [-w WORKSPACE]] [--verbose] [-- TERRAFORM_ARGS]`
+        Usage: `sluice apply [-p PROJECT | [-d DIR] [-w WORKSPACE]] [--verbose]`
 
         Run `sluice help` for all commands and flags.
-        "#);
+        ");
         insta::assert_snapshot!(reply(&restricted, "sluice apply"), @r#"
         **Error:** `sluice apply` is disabled on this server.
 
@@ -1930,12 +2382,12 @@ mod tests {
 
         Run `sluice help` for usage.
         "#);
-        insta::assert_snapshot!(reply(&ctx(), "sluice plan -p 'x`</details>@org/team'"), @r#"
-        **Error:** project name `xˋ</details>@org/team` contains 'ˋ'; use letters, digits, '-', '_', '.', '/' or ':'.
+        insta::assert_snapshot!(reply(&ctx(), "sluice plan -w 'x`</details>@org/team'"), @"
+        **Error:** workspace `xˋ</details>@org/team` is not allowed: it contains 'ˋ'; use letters, digits, '-', '_' and '.'.
 
         Usage: `sluice plan [-p PROJECT | [-d DIR] [-w WORKSPACE]] [--verbose] [-- TERRAFORM_ARGS]`
 
         Run `sluice help` for all commands and flags.
-        "#);
+        ");
     }
 }

@@ -144,6 +144,19 @@ pub enum Event {
         #[serde(default)]
         created_at_ms: Option<UnixMs>,
     },
+    /// A new comment on a plain issue (not a pull request): commands on drift issues
+    /// (`sluice drift ack|accept|check|remediate`).
+    IssueComment {
+        repo: RepoRef,
+        issue: u64,
+        comment_id: u64,
+        body: String,
+        author: Actor,
+        /// As for [`Event::Comment`].
+        association: Option<String>,
+        #[serde(default)]
+        created_at_ms: Option<UnixMs>,
+    },
     Review {
         action: ReviewAction,
         repo: RepoRef,
@@ -182,6 +195,9 @@ impl Event {
         match self {
             Event::Comment {
                 repo, comment_id, ..
+            }
+            | Event::IssueComment {
+                repo, comment_id, ..
             } => vec![format!(
                 "issue_comment:{}:{comment_id}",
                 repo.name.full().to_ascii_lowercase()
@@ -212,6 +228,7 @@ impl Event {
         match self {
             Event::PullRequest { repo, .. }
             | Event::Comment { repo, .. }
+            | Event::IssueComment { repo, .. }
             | Event::Review { repo, .. }
             | Event::Push { repo, .. } => Some(repo),
             Event::Ping | Event::Ignored { .. } => None,

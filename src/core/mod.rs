@@ -13,6 +13,7 @@ pub mod checkout;
 pub mod command;
 pub mod dead_letter;
 pub mod diag;
+pub mod displayed;
 pub mod drift;
 pub mod event;
 pub mod freshness;

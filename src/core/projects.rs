@@ -22,7 +22,7 @@ use super::diag::Diagnostic;
 use super::glob::{build_glob, is_glob};
 use super::graph::{find_cycles, show_cycle, stable_topo_order};
 use super::hcl_scan::{self, HclLimits};
-use super::repo_config::{DirSpec, Pos, ProjectConfig, RepoConfig, anchor_pattern};
+use super::repo_config::{ConfigFormat, DirSpec, Pos, ProjectConfig, RepoConfig, anchor_pattern};
 use super::target::{DirTarget, DirTargetError, Targets, select};
 use super::types::{ApplyRequirement, Engine, ProjectDir, ProjectName, Workspace};
 
@@ -83,6 +83,10 @@ pub struct Project {
     pub env: BTreeMap<String, String>,
     /// Where the project's entry is in the config file; `None` for detected projects.
     pub config_pos: Option<Pos>,
+    /// `drift:` from the configuration (the project's, else the top-level one): whether and
+    /// when its drift is checked. Only the default branch's counts.
+    #[serde(default)]
+    pub drift: crate::core::drift::DriftSettings,
 }
 
 impl Project {
@@ -100,6 +104,7 @@ impl Project {
             depends_on: Vec::new(),
             env: BTreeMap::new(),
             config_pos: None,
+            drift: crate::core::drift::DriftSettings::default(),
         }
     }
 }
@@ -211,7 +216,13 @@ pub fn affected_projects(
 /// * Without a `projects` list: each changed file maps to the nearest dir at or above it that
 ///   directly holds `.tf`/`.tofu` files; if that dir is a project, it is affected.
 /// * With one: a project is affected when a changed path matches its `when_modified` globs
-///   (relative to its dir; the last matching pattern wins, so `!x` excludes).
+///   (relative to its dir; the last matching pattern wins, so `!x` excludes). In a `sluice.yaml`,
+///   a file inside a nested project's dir counts only for the deepest configured project
+///   containing it: a parent's pattern claims it only when it names that dir **explicitly**
+///   — its literal part (the directories before the first segment with a glob character) reaches
+///   the nested dir, as `dev/*.tf` or `dev/**` from `.` do and `**/*.tf` or `*/main.tf` do not
+///   ([`NestedClaims`]). An `atlantis.yaml` keeps Atlantis' rule: every project whose patterns
+///   match is affected, nested or not.
 /// * In both: if the nearest Terraform dir of a changed file is a local module, every project
 ///   that uses it — directly or through other modules — is affected. This holds even when a
 ///   project sets its own `when_modified`: a module change that no plan showed is exactly the
@@ -230,6 +241,7 @@ pub fn affected_projects_with(
     let entries = resolve_entries(&mut tree, config);
     let uses_globs = config.is_some_and(|c| c.projects.is_some());
     let globs = uses_globs.then(|| WhenModified::new(&entries, &mut tree.diags));
+    let nested = config.map_or(NestedClaims::DeepestOnly, |c| NestedClaims::of(c.format));
 
     let mut by_dir: HashMap<&str, Vec<usize>> = HashMap::new();
     for (i, e) in entries.iter().enumerate() {
@@ -248,7 +260,11 @@ pub fn affected_projects_with(
         }
         for path in &paths {
             if let Some(globs) = &globs {
-                globs.mark(path, &mut hit, &mut scratch);
+                let deepest = match nested {
+                    NestedClaims::DeepestOnly => deepest_project_dir(path, &by_dir),
+                    NestedClaims::EveryMatch => None,
+                };
+                globs.mark(path, deepest, &mut hit, &mut scratch);
             }
             if in_hidden_dir(path) {
                 continue;
@@ -290,6 +306,52 @@ pub fn affected_projects_with(
         projects: in_run_order(entries, &selected),
         diagnostics: dedup(tree.diags),
     }
+}
+
+/// Who a changed file inside a nested project's dir counts for, by `when_modified`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NestedClaims {
+    /// `sluice.yaml`: the deepest configured project dir containing the file; a parent also when
+    /// one of its patterns names that dir explicitly (its literal base dir is at or below it) or
+    /// when it uses a dir there as a local module. With projects at `.` and `dev`, a change to
+    /// `dev/main.tf` plans `dev` only, unless `.` lists `dev/*.tf` or calls `./dev`.
+    DeepestOnly,
+    /// `atlantis.yaml`: every project whose patterns match, as Atlantis does (its default
+    /// `**/*.tf*` of a project at `.` matches every file of the repository).
+    EveryMatch,
+}
+
+impl NestedClaims {
+    /// The rule of a config file format.
+    pub fn of(format: ConfigFormat) -> NestedClaims {
+        match format {
+            ConfigFormat::Sluice => NestedClaims::DeepestOnly,
+            ConfigFormat::Atlantis => NestedClaims::EveryMatch,
+        }
+    }
+}
+
+/// The deepest dir at or above `path` (a file path) that is a configured project's real dir.
+fn deepest_project_dir<'p>(path: &'p str, by_dir: &HashMap<&str, Vec<usize>>) -> Option<&'p str> {
+    let mut dir = parent(path);
+    loop {
+        if by_dir.contains_key(dir) {
+            return Some(dir);
+        }
+        if dir == "." {
+            return None;
+        }
+        dir = parent(dir);
+    }
+}
+
+/// True when `dir` is `ancestor` or below it (both normalised repo paths, `.` the root).
+fn within(dir: &str, ancestor: &str) -> bool {
+    ancestor == "."
+        || dir == ancestor
+        || dir
+            .strip_prefix(ancestor)
+            .is_some_and(|rest| rest.starts_with('/'))
 }
 
 /// Resolves the targets of a comment (`-p NAME`, `-d DIR`, `-w WS`) among `projects`, with
@@ -638,6 +700,11 @@ struct Tree<'s> {
     callers: HashMap<String, Vec<String>>,
     /// Real path → symlinks inside the repository that point at it.
     aliases: HashMap<String, Vec<&'s str>>,
+    /// Dir → its files only OpenTofu reads ([`opentofu_only_files`]). Empty in a repository
+    /// without `.tofu` files, which then pays nothing for the engine rule.
+    tofu_only: HashMap<&'s str, Vec<&'s str>>,
+    /// Dir → the local module dirs its module blocks call (the reverse of `callers`).
+    calls: HashMap<String, Vec<String>>,
     diags: Vec<Diagnostic>,
 }
 
@@ -649,6 +716,8 @@ impl<'s> Tree<'s> {
             escaping_tf: HashMap::new(),
             callers: HashMap::new(),
             aliases: HashMap::new(),
+            tofu_only: HashMap::new(),
+            calls: HashMap::new(),
             diags: Vec::new(),
         };
         // Files come sorted, so a dir's files are mostly adjacent: skip re-inserting it.
@@ -678,6 +747,19 @@ impl<'s> Tree<'s> {
                     }
                 }
             }
+        }
+        let exists = |f: &str| snap.files.contains(f) || snap.symlinks.contains_key(f);
+        let tofu_files = snap
+            .files
+            .iter()
+            .chain(snap.symlinks.keys())
+            .map(String::as_str)
+            .filter(|f| !in_hidden_dir(f));
+        for f in opentofu_only_files(tofu_files, exists) {
+            tree.tofu_only.entry(parent(f)).or_default().push(f);
+        }
+        for files in tree.tofu_only.values_mut() {
+            files.sort_unstable();
         }
         tree.index_modules();
         tree
@@ -733,11 +815,15 @@ impl<'s> Tree<'s> {
                 ),
             );
         }
-        for (caller, modules) in calls {
+        for (caller, modules) in &calls {
             for module in modules {
-                self.callers.entry(module).or_default().push(caller.clone());
+                self.callers
+                    .entry(module.clone())
+                    .or_default()
+                    .push(caller.clone());
             }
         }
+        self.calls = calls.into_iter().collect();
         for list in self.callers.values_mut() {
             list.sort_unstable();
             list.dedup();
@@ -746,6 +832,28 @@ impl<'s> Tree<'s> {
 
     fn is_module(&self, dir: &str) -> bool {
         self.callers.contains_key(dir)
+    }
+
+    /// The files only OpenTofu reads in `dir` and in every local module it uses, transitively,
+    /// sorted. Empty for nearly every project, and at once when the repository has none.
+    fn tofu_only_files_of(&self, dir: &str) -> Vec<&'s str> {
+        if self.tofu_only.is_empty() {
+            return Vec::new();
+        }
+        let mut out: Vec<&'s str> = Vec::new();
+        let mut seen: HashSet<&str> = HashSet::from([dir]);
+        let mut todo: Vec<&str> = vec![dir];
+        while let Some(d) = todo.pop() {
+            out.extend(self.tofu_only.get(d).map_or(&[][..], Vec::as_slice));
+            for m in self.calls.get(d).map_or(&[][..], Vec::as_slice) {
+                if seen.insert(m) {
+                    todo.push(m);
+                }
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
     }
 
     /// The nearest dir at or above `path`'s dir that holds Terraform files.
@@ -802,6 +910,8 @@ fn prefixes(path: &str) -> impl Iterator<Item = (&str, &str)> {
 
 struct Entry<'c> {
     project: Project,
+    /// The engine the entry pins and where (`None`: chosen from the files, [`choose_engines`]).
+    engine_pin: Option<(Engine, Pos)>,
     /// Where the project's files really are (after symlinks); what changes are matched against.
     real_dir: String,
     /// `when_modified`, anchored at the repository root.
@@ -819,13 +929,121 @@ struct EntryPattern<'c> {
 }
 
 fn resolve_entries<'c>(tree: &mut Tree, config: Option<&'c RepoConfig>) -> Vec<Entry<'c>> {
-    match config {
+    let entries = match config {
         Some(c) => match &c.projects {
             Some(list) => configured_entries(tree, c, list),
-            None => detected_entries(tree, c.autoplan),
+            None => {
+                let mut entries = detected_entries(tree, c.autoplan);
+                for e in &mut entries {
+                    e.project.drift = c.drift.clone();
+                }
+                entries
+            }
         },
         None => detected_entries(tree, true),
+    };
+    choose_engines(tree, config, entries)
+}
+
+/// The files among `files` (repo paths) that only OpenTofu reads: `x.tofu` without an `x.tf`
+/// beside it, `x.tofu.json` without an `x.tf.json` (`exists` says whether a path is in the
+/// tree). OpenTofu reads `.tf`, `.tf.json`, `.tofu` and `.tofu.json` files, and a `.tofu` file
+/// replaces the `.tf` file of the same name (so a module can ship one file per engine);
+/// terraform reads only `.tf` and `.tf.json`. So a directory holding such a file is either
+/// OpenTofu configuration or, run by terraform, a plan that silently leaves part of it out.
+/// Source: <https://opentofu.org/docs/language/files/> ("Extension Precedence").
+pub fn opentofu_only_files<'a>(
+    files: impl IntoIterator<Item = &'a str>,
+    exists: impl Fn(&str) -> bool,
+) -> Vec<&'a str> {
+    files
+        .into_iter()
+        .filter(|f| {
+            let twin = if let Some(stem) = f.strip_suffix(".tofu.json") {
+                format!("{stem}.tf.json")
+            } else if let Some(stem) = f.strip_suffix(".tofu") {
+                format!("{stem}.tf")
+            } else {
+                return false;
+            };
+            // A file named just `.tofu` is no configuration file for either engine.
+            !f.ends_with("/.tofu") && *f != ".tofu" && !exists(&twin)
+        })
+        .collect()
+}
+
+/// Sets each project's engine: the one its entry pins, else OpenTofu when its dir or a local
+/// module it uses holds files only OpenTofu reads ([`opentofu_only_files`]), else terraform.
+/// An entry that pins terraform for such a configuration is refused (terraform would plan
+/// without those files, and propose to destroy what they declare), naming the files and the fix.
+fn choose_engines<'c>(
+    tree: &mut Tree,
+    config: Option<&RepoConfig>,
+    entries: Vec<Entry<'c>>,
+) -> Vec<Entry<'c>> {
+    let mut out = Vec::with_capacity(entries.len());
+    for mut e in entries {
+        let files = tree.tofu_only_files_of(&e.real_dir);
+        e.project.engine = match (e.engine_pin, files.is_empty()) {
+            (Some((engine, _)), true) => engine,
+            (None, true) => Engine::Terraform,
+            (Some((Engine::Opentofu, _)), false) | (None, false) => Engine::Opentofu,
+            (Some((Engine::Terraform, at)), false) => {
+                let (file, key) = match config {
+                    Some(c) if c.format == ConfigFormat::Atlantis => {
+                        (c.file.as_str(), "terraform_distribution")
+                    }
+                    Some(c) => (c.file.as_str(), "engine"),
+                    None => (e.real_dir.as_str(), "engine"),
+                };
+                tree.diags.push(terraform_ignores_files(
+                    file,
+                    at,
+                    &e.project.name,
+                    key,
+                    &files,
+                ));
+                continue;
+            }
+        };
+        out.push(e);
     }
+    out
+}
+
+/// The refusal of a project pinned to terraform whose configuration holds `files` (sorted)
+/// that only OpenTofu reads.
+fn terraform_ignores_files(
+    file: &str,
+    at: Pos,
+    name: &ProjectName,
+    key: &str,
+    files: &[&str],
+) -> Diagnostic {
+    const SHOWN: usize = 5;
+    let mut listed = files
+        .iter()
+        .take(SHOWN)
+        .map(|f| format!("`{f}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if files.len() > SHOWN {
+        listed.push_str(&format!(" and {} more", files.len() - SHOWN));
+    }
+    Diagnostic::error(
+        file,
+        at.line,
+        at.column,
+        format!(
+            "project `{name}` sets `{key}: terraform`, but its configuration has files only \
+             OpenTofu reads: {listed}; terraform would plan without them (and propose to \
+             destroy what they declare), so the project is skipped"
+        ),
+    )
+    .with_hint(format!(
+        "write `{key}: opentofu` (or leave `{key}` out: such projects run with OpenTofu), or \
+         give each file a terraform twin (`x.tf` beside `x.tofu`, which OpenTofu then ignores)"
+    ))
 }
 
 /// Without a `projects` list: every dir with Terraform files that is not a local module.
@@ -861,6 +1079,7 @@ fn detected_entries<'c>(tree: &mut Tree, autoplan: bool) -> Vec<Entry<'c>> {
                 autoplan,
                 ..Project::detected(dir, Workspace::default())
             },
+            engine_pin: None,
             real_dir: d.to_string(),
             patterns: Vec::new(),
         });
@@ -1165,15 +1384,18 @@ fn configured_entry<'c>(
             name,
             dir,
             workspace: pc.workspace.clone(),
-            engine: pc.engine,
+            // Set by `choose_engines` once the entry's files are known.
+            engine: Engine::default(),
             terraform_version: pc.terraform_version.clone(),
             autoplan: pc.autoplan,
             when_modified: pc.when_modified.iter().map(|w| w.value.clone()).collect(),
             apply_requirements: pc.apply_requirements.clone(),
             depends_on: pc.depends_on.iter().map(|d| d.value.clone()).collect(),
             env: pc.env.clone(),
+            drift: pc.drift.clone(),
             config_pos: Some(pc.pos),
         },
+        engine_pin: pc.engine.as_ref().map(|e| (e.value, e.pos)),
         real_dir: real,
         patterns,
     }
@@ -1298,12 +1520,17 @@ struct WhenModified<'e> {
     sets: Vec<CompiledSet>,
     /// Per entry: whether it has an exclusion (then the last matching pattern decides).
     has_exclusion: Vec<bool>,
+    /// Per entry: its real dir (for the nested-project rule).
+    dirs: Vec<&'e str>,
 }
 
 struct Base {
     set: usize,
     /// For each pattern of the group: who uses it.
     users: Vec<Vec<PatternUse>>,
+    /// For each pattern of the group without any glob character (`dev`, `main.tf`): the path it
+    /// names, which reaches further than the group's base.
+    literal: Vec<Option<String>>,
 }
 
 struct CompiledSet {
@@ -1351,6 +1578,7 @@ impl<'e> WhenModified<'e> {
         }
         let mut groups: HashMap<&'e str, Group<'e>> = HashMap::with_capacity(entries.len());
         let mut has_exclusion = vec![false; entries.len()];
+        let dirs = entries.iter().map(|e| e.real_dir.as_str()).collect();
         for (entry, e) in entries.iter().enumerate() {
             for (order, p) in e.patterns.iter().enumerate() {
                 has_exclusion[entry] |= p.excluded;
@@ -1377,6 +1605,11 @@ impl<'e> WhenModified<'e> {
         let mut sets = Vec::new();
         let mut bases = HashMap::with_capacity(groups.len());
         for (base, g) in groups {
+            let literal = g
+                .patterns
+                .iter()
+                .map(|p| (!is_glob(p)).then(|| join_relative(base, p)).flatten())
+                .collect();
             let set = match compiled.get(&g.patterns) {
                 Some(&s) => s,
                 None => {
@@ -1390,6 +1623,7 @@ impl<'e> WhenModified<'e> {
                 Base {
                     set,
                     users: g.users,
+                    literal,
                 },
             );
         }
@@ -1397,11 +1631,15 @@ impl<'e> WhenModified<'e> {
             bases,
             sets,
             has_exclusion,
+            dirs,
         }
     }
 
-    /// Marks in `hit` every entry whose patterns select `path`.
-    fn mark(&self, path: &str, hit: &mut [bool], scratch: &mut Scratch) {
+    /// Marks in `hit` every entry whose patterns select `path`. With `deepest` (the deepest
+    /// project dir containing `path`, under [`NestedClaims::DeepestOnly`]), a project whose dir
+    /// lies above it counts the file only through a pattern whose literal base reaches
+    /// `deepest`; its exclusions always count.
+    fn mark(&self, path: &str, deepest: Option<&str>, hit: &mut [bool], scratch: &mut Scratch) {
         let root = std::iter::once((".", path));
         let ancestors = path
             .match_indices('/')
@@ -1413,7 +1651,15 @@ impl<'e> WhenModified<'e> {
             let compiled = &self.sets[b.set];
             compiled.set.matches_into(rest, &mut scratch.matches);
             for &g in &scratch.matches {
-                for u in &b.users[compiled.pattern_of[g]] {
+                let pattern = compiled.pattern_of[g];
+                // Does the pattern name the nested dir, or only match inside it by a glob?
+                let generic = deepest.is_some_and(|d| {
+                    !within(base, d) && !b.literal[pattern].as_deref().is_some_and(|l| within(l, d))
+                });
+                for u in &b.users[pattern] {
+                    if generic && !u.excluded && self.is_parent_of(u.entry, deepest, path) {
+                        continue;
+                    }
                     if !self.has_exclusion[u.entry] {
                         hit[u.entry] = true;
                     } else {
@@ -1430,6 +1676,12 @@ impl<'e> WhenModified<'e> {
                 hit[entry] = true;
             }
         }
+    }
+
+    /// True when `entry`'s dir contains `path` but is not `deepest` (so lies above it).
+    fn is_parent_of(&self, entry: usize, deepest: Option<&str>, path: &str) -> bool {
+        let dir = self.dirs[entry];
+        deepest.is_some_and(|d| d != dir) && within(parent(path), dir)
     }
 }
 
@@ -1970,6 +2222,260 @@ projects:
             },
         );
         insta::assert_snapshot!(render(&explicit.projects, &[]), @"=> [tools]");
+    }
+
+    /// The class of "a parent project claims the files of the projects nested under it": with a
+    /// `sluice.yaml`, a file counts for the deepest configured project containing it, unless a
+    /// parent names that dir explicitly or uses a dir there as a module; `atlantis.yaml` keeps
+    /// Atlantis' every-match rule; detected projects follow the nearest-dir rule.
+    #[test]
+    fn a_file_counts_for_the_deepest_project_containing_it() {
+        let s = snap(
+            &[
+                "main.tf",
+                "README.md",
+                "dev/main.tf",
+                "dev/README.md",
+                "dev/data/ips.csv",
+                "dev/modules/net/main.tf",
+                "envs/main.tf",
+                "envs/prod/main.tf",
+                "envs/prod/sub/extra.tf",
+                "envs/prod/db/main.tf",
+                "envs/prod/data/ips.csv",
+                "envs/qa/main.tf",
+                "tools/main.tf",
+            ],
+            &[],
+            &[],
+        );
+        let cfg =
+            |projects: &str| config("sluice.yaml", &format!("version: 1\nprojects:\n{projects}"));
+        let both = cfg("  - dir: .\n  - dir: dev\n");
+        // `.` + `dev/`: each file plans only its own project.
+        insta::assert_snapshot!(check(&s, Some(&both), &["dev/main.tf"]), @"=> [dev]");
+        insta::assert_snapshot!(check(&s, Some(&both), &["main.tf"]), @"=> [root]");
+        insta::assert_snapshot!(check(&s, Some(&both), &["dev/main.tf", "main.tf"]), @"=> [dev, root]");
+        // A file in a subdir of the nested project (not a project itself) is still the nested one's.
+        insta::assert_snapshot!(check(&s, Some(&both), &["dev/modules/net/main.tf"]), @"=> [dev]");
+        // The root still owns everything outside nested projects (`envs` is not configured here).
+        insta::assert_snapshot!(check(&s, Some(&both), &["envs/prod/main.tf"]), @"=> [root]");
+
+        // `envs/` + `envs/prod/`, and several levels (`.`, `envs`, `envs/prod`, `envs/prod/db`).
+        let levels = cfg("  - dir: .\n  - dir: envs\n  - dir: envs/prod\n  - dir: envs/prod/db\n");
+        insta::assert_snapshot!(check(&s, Some(&levels), &["envs/prod/db/main.tf"]), @"=> [envs/prod/db]");
+        insta::assert_snapshot!(check(&s, Some(&levels), &["envs/prod/sub/extra.tf"]), @"=> [envs/prod]");
+        insta::assert_snapshot!(check(&s, Some(&levels), &["envs/qa/main.tf"]), @"=> [envs]");
+        insta::assert_snapshot!(check(&s, Some(&levels), &["tools/main.tf"]), @"=> [root]");
+
+        // Nested projects from a dir glob, beside their parent listed explicitly.
+        let glob = cfg("  - dir: envs\n  - dir: envs/*\n");
+        insta::assert_snapshot!(check(&s, Some(&glob), &["envs/prod/main.tf", "envs/qa/main.tf"]), @"=> [envs/prod, envs/qa]");
+        insta::assert_snapshot!(check(&s, Some(&glob), &["envs/main.tf"]), @"=> [envs]");
+
+        // Workspaces of the same dirs: all of the deepest dir's workspaces, none of the parent's.
+        let ws = cfg(
+            "  - {name: root-a, dir: ., workspace: a}\n  - {name: root-b, dir: ., workspace: b}\n  - {name: dev-a, dir: dev, workspace: a}\n  - {name: dev-b, dir: dev, workspace: b}\n",
+        );
+        insta::assert_snapshot!(check(&s, Some(&ws), &["dev/main.tf"]), @"=> [dev-a (dev), dev-b (dev)]");
+        insta::assert_snapshot!(check(&s, Some(&ws), &["main.tf"]), @"=> [root-a (.), root-b (.)]");
+
+        // A parent pattern that names the nested dir explicitly still claims its files: a literal
+        // base dir at or below it (`dev/*.tf`, `dev/**`, `envs/prod/data/*`) or a literal dir
+        // (`dev`). Globs that merely match there (`**/*.tf`, `*/main.tf`, `**/dev/*.tf`) do not.
+        for (patterns, expect) in [
+            (r#"["**/*.tf", "dev/*.tf"]"#, "=> [dev, root]"),
+            (r#"["dev/**"]"#, "=> [dev, root]"),
+            (r#"["dev"]"#, "=> [dev, root]"),
+            (r#"["./dev/main.tf"]"#, "=> [dev, root]"),
+            (r#"["*/main.tf"]"#, "=> [dev]"),
+            (r#"["**/dev/*.tf"]"#, "=> [dev]"),
+            (r#"["**/*.tf", "!dev/main.tf"]"#, "=> [dev]"),
+        ] {
+            let c = cfg(&format!(
+                "  - dir: .\n    autoplan: {{when_modified: {patterns}}}\n  - dir: dev\n"
+            ));
+            assert_eq!(check(&s, Some(&c), &["dev/main.tf"]), expect, "{patterns}");
+        }
+        // A file only the parent's explicit pattern matches plans the parent alone.
+        let data = cfg(
+            "  - dir: envs\n    autoplan: {when_modified: [\"**/*.tf\", \"prod/data/*\"]}\n  - dir: envs/prod\n",
+        );
+        insta::assert_snapshot!(check(&s, Some(&data), &["envs/prod/data/ips.csv"]), @"=> [envs]");
+        // The parent's exclusions still hold for what its explicit patterns claim.
+        let excl = cfg(
+            "  - dir: .\n    autoplan: {when_modified: [\"dev/**\", \"!**/*.md\"]}\n  - dir: dev\n",
+        );
+        insta::assert_snapshot!(check(&s, Some(&excl), &["dev/README.md"]), @"=> []");
+        insta::assert_snapshot!(check(&s, Some(&excl), &["dev/data/ips.csv"]), @"=> [root]");
+        // A project that is not a parent and reaches out explicitly (`../dev`) keeps its claim.
+        let sibling = cfg(
+            "  - dir: dev\n  - dir: tools\n    autoplan: {when_modified: [\"**/*.tf\", \"../dev/*.tf\"]}\n",
+        );
+        insta::assert_snapshot!(check(&s, Some(&sibling), &["dev/main.tf"]), @"=> [dev, tools]");
+
+        // A parent that uses the nested dir (or a dir inside it) as a module is planned too.
+        let calls = |source: &str| {
+            let mut s = s.clone();
+            s.module_calls
+                .insert(ProjectDir::new(".").unwrap(), vec![source.to_string()]);
+            s
+        };
+        insta::assert_snapshot!(check(&calls("./dev"), Some(&both), &["dev/main.tf"]), @"=> [dev, root]");
+        insta::assert_snapshot!(check(&calls("./dev/modules/net"), Some(&both), &["dev/modules/net/main.tf"]), @"=> [dev, root]");
+        insta::assert_snapshot!(check(&calls("./dev/modules/net"), Some(&both), &["dev/main.tf"]), @"=> [dev]");
+
+        // atlantis.yaml keeps Atlantis' rule: the root's default `**/*.tf*` claims `dev/main.tf`.
+        let atlantis = config(
+            "atlantis.yaml",
+            "version: 3\nprojects:\n  - dir: .\n  - dir: dev\n",
+        );
+        insta::assert_snapshot!(check(&s, Some(&atlantis), &["dev/main.tf"]), @"=> [dev, root]");
+
+        // Detected projects (no file, or a file without `projects`): the nearest dir only.
+        insta::assert_snapshot!(check(&s, None, &["dev/main.tf", "envs/prod/db/main.tf"]), @"=> [dev, envs/prod/db]");
+        let no_list = config("sluice.yaml", "version: 1\n");
+        insta::assert_snapshot!(check(&s, Some(&no_list), &["dev/main.tf"]), @"=> [dev]");
+    }
+
+    /// Every project with the engine it runs with, then the diagnostics.
+    fn engines(s: &RepoSnapshot, cfg: Option<&RepoConfig>) -> String {
+        let (projects, diags) = all_projects(s, cfg);
+        let mut out = String::new();
+        for d in &diags {
+            writeln!(out, "{d}").unwrap();
+        }
+        let list: Vec<String> = projects
+            .iter()
+            .map(|p| format!("{}={}", p.name, p.engine))
+            .collect();
+        write!(out, "=> [{}]", list.join(", ")).unwrap();
+        out
+    }
+
+    /// The class of "terraform runs configuration it does not read": files only OpenTofu reads
+    /// (`.tofu`, `.tofu.json` without a terraform twin; in the project's dir or in a local module
+    /// it uses) select OpenTofu unless the entry pins an engine; pinned to terraform, the project
+    /// is refused naming the files. A `.tofu` file with its `.tf` twin is dual-engine: nothing is
+    /// lost under terraform.
+    #[test]
+    fn files_only_opentofu_reads_select_opentofu_or_are_refused() {
+        let s = snap(
+            &[
+                "only-tofu/main.tofu",
+                "only-tofu/variables.tofu",
+                "mixed/main.tf",
+                "mixed/extra.tofu",
+                "json/main.tofu.json",
+                "twins/main.tf",
+                "twins/main.tofu",
+                "twins/vars.tf.json",
+                "twins/vars.tofu.json",
+                "cross/main.tf.json",
+                "cross/main.tofu",
+                "overrides/main.tf",
+                "overrides/override.tofu",
+                "plain/main.tf",
+                "plain/.terraform/modules/m/main.tofu",
+                "plain/notes.tofu.md",
+                "uses-mod/main.tf",
+                "modules/tofu-mod/main.tofu",
+                "modules/tf-mod/main.tf",
+                "modules/tf-mod/nested.tf",
+                "uses-chain/main.tf",
+            ],
+            &[],
+            &[
+                ("uses-mod", &["../modules/tofu-mod"]),
+                ("uses-chain", &["../modules/tf-mod"]),
+                ("modules/tf-mod", &["../tofu-mod"]),
+            ],
+        );
+        // Detected projects: each picks the engine its files need.
+        insta::assert_snapshot!(engines(&s, None), @"=> [cross=opentofu, json=opentofu, mixed=opentofu, only-tofu=opentofu, overrides=opentofu, plain=terraform, twins=terraform, uses-chain=opentofu, uses-mod=opentofu]");
+
+        // Configured without `engine`: the same choice; `engine: opentofu` always holds.
+        let unpinned = config(
+            "sluice.yaml",
+            "version: 1\nprojects:\n  - dir: mixed\n  - dir: twins\n  - dir: uses-chain\n  - dir: plain\n    engine: opentofu\n",
+        );
+        insta::assert_snapshot!(engines(&s, Some(&unpinned)), @"=> [mixed=opentofu, plain=opentofu, twins=terraform, uses-chain=opentofu]");
+
+        // Pinned to terraform: refused, naming the files (also those of a module it uses) and
+        // the fix; the other projects go on. Twins are fine under terraform.
+        let pinned = config(
+            "sluice.yaml",
+            "version: 1\nprojects:\n  - dir: only-tofu\n    engine: terraform\n  - dir: uses-chain\n    engine: terraform\n  - dir: twins\n    engine: terraform\n  - dir: plain\n",
+        );
+        insta::assert_snapshot!(engines(&s, Some(&pinned)), @r"
+        sluice.yaml:4:13: error: project `only-tofu` sets `engine: terraform`, but its configuration has files only OpenTofu reads: `only-tofu/main.tofu`, `only-tofu/variables.tofu`; terraform would plan without them (and propose to destroy what they declare), so the project is skipped
+          hint: write `engine: opentofu` (or leave `engine` out: such projects run with OpenTofu), or give each file a terraform twin (`x.tf` beside `x.tofu`, which OpenTofu then ignores)
+        sluice.yaml:6:13: error: project `uses-chain` sets `engine: terraform`, but its configuration has files only OpenTofu reads: `modules/tofu-mod/main.tofu`; terraform would plan without them (and propose to destroy what they declare), so the project is skipped
+          hint: write `engine: opentofu` (or leave `engine` out: such projects run with OpenTofu), or give each file a terraform twin (`x.tf` beside `x.tofu`, which OpenTofu then ignores)
+        => [plain=terraform, twins=terraform]
+        ");
+        // A refused project is not planned when its files change.
+        insta::assert_snapshot!(
+            render(&affected_projects(&s, Some(&pinned), &changes(&["only-tofu/main.tofu", "plain/main.tf"])).projects, &[]),
+            @"=> [plain]"
+        );
+
+        // atlantis.yaml names the key it uses.
+        let atlantis = config(
+            "atlantis.yaml",
+            "version: 3\nprojects:\n  - dir: json\n    terraform_distribution: terraform\n  - dir: mixed\n",
+        );
+        insta::assert_snapshot!(engines(&s, Some(&atlantis)), @r"
+        atlantis.yaml:4:29: error: project `json` sets `terraform_distribution: terraform`, but its configuration has files only OpenTofu reads: `json/main.tofu.json`; terraform would plan without them (and propose to destroy what they declare), so the project is skipped
+          hint: write `terraform_distribution: opentofu` (or leave `terraform_distribution` out: such projects run with OpenTofu), or give each file a terraform twin (`x.tf` beside `x.tofu`, which OpenTofu then ignores)
+        => [mixed=opentofu]
+        ");
+
+        // Many files: the first five, and how many more.
+        let many: Vec<String> = (0..8).map(|i| format!("big/f{i}.tofu")).collect();
+        let big = snap(
+            &many.iter().map(String::as_str).collect::<Vec<_>>(),
+            &[],
+            &[],
+        );
+        let cfg = config(
+            "sluice.yaml",
+            "version: 1\nprojects:\n  - dir: big\n    engine: terraform\n",
+        );
+        let out = engines(&big, Some(&cfg));
+        assert!(out.contains("`big/f4.tofu` and 3 more;"), "{out}");
+    }
+
+    #[test]
+    fn opentofu_only_files_follow_opentofus_extension_precedence() {
+        let tree: BTreeSet<&str> = [
+            "a.tofu",
+            "a.tf",
+            "b.tofu",
+            "c.tofu.json",
+            "c.tf.json",
+            "d.tofu.json",
+            "d.tf",
+            "e.tofu",
+            "e.tf.json",
+            "x/.tofu",
+            "y.tf",
+            "override.tofu",
+            "z_override.tofu.json",
+        ]
+        .into_iter()
+        .collect();
+        let only = opentofu_only_files(tree.iter().copied(), |f| tree.contains(f));
+        assert_eq!(
+            only,
+            [
+                "b.tofu",
+                "d.tofu.json",
+                "e.tofu",
+                "override.tofu",
+                "z_override.tofu.json"
+            ]
+        );
     }
 
     #[test]

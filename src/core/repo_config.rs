@@ -23,7 +23,7 @@
 //!     dir: envs/prod/network # relative to the repo root; may be a glob (`envs/*/network`)
 //!     workspace: default
 //!     terraform_version: 1.6.2
-//!     engine: terraform      # or opentofu
+//!     engine: terraform      # or opentofu; default: OpenTofu when the files need it
 //!     autoplan: { enabled: true, when_modified: ["**/*.tf", "../../modules/**/*.tf"] }
 //!     apply_requirements: [approved, mergeable, undiverged]   # default [approved]
 //!     depends_on: [network-shared]
@@ -43,6 +43,7 @@ use marked_yaml::types::MarkedMappingNode;
 use serde::Serialize;
 
 use super::diag::{Diagnostic, has_errors};
+use super::drift::{DriftSettings, validate_schedule};
 use super::glob::{build_glob, is_glob};
 use super::graph::{find_cycles, show_cycle};
 use super::policy::{self, Policy};
@@ -257,6 +258,9 @@ pub struct RepoConfig {
     /// requirement, the caller must take them from the **base** branch's file. Combine them with
     /// the policy files through [`super::policy::load_policies`]. Always empty for atlantis.yaml.
     pub policies: Vec<Policy>,
+    /// Top-level `drift: { enabled, schedule }`: the default for every project (a project's
+    /// own `drift:` replaces it). Read by the drift scheduler from the default branch.
+    pub drift: DriftSettings,
 }
 
 /// A project's `dir`: one directory, or a glob expanded against the directories that hold
@@ -287,7 +291,11 @@ pub struct ProjectConfig {
     pub name: Option<Located<ProjectName>>,
     pub dir: Located<DirSpec>,
     pub workspace: Workspace,
-    pub engine: Engine,
+    /// `engine` (`terraform_distribution` in atlantis.yaml), where it is written. `None` when
+    /// the entry does not pin one: the engine then follows the project's files
+    /// ([`super::projects`]): OpenTofu when its configuration holds files only OpenTofu reads
+    /// (`.tofu`, `.tofu.json` without a `.tf`/`.tf.json` twin), terraform otherwise.
+    pub engine: Option<Located<Engine>>,
     /// Exact version without a leading `v`. `None`: resolved later from `required_version`.
     pub terraform_version: Option<String>,
     /// Whether a PR that touches the project plans it automatically.
@@ -301,6 +309,8 @@ pub struct ProjectConfig {
     /// Plain, non-secret variables passed to the run: `TF_VAR_*` and plain names, never one that
     /// steers the engine, runner, network or loader ([`env_name_refusal`]).
     pub env: BTreeMap<String, String>,
+    /// `drift: { enabled, schedule }`, or the top-level one.
+    pub drift: DriftSettings,
 }
 
 impl ProjectConfig {
@@ -448,6 +458,7 @@ const SLUICE_TOP_KEYS: &[(&str, Key)] = &[
     ("plan_drafts", Known),
     ("automerge", Known),
     ("policies", Known),
+    ("drift", Known),
 ];
 
 const SLUICE_PROJECT_KEYS: &[(&str, Key)] = &[
@@ -460,7 +471,10 @@ const SLUICE_PROJECT_KEYS: &[(&str, Key)] = &[
     ("apply_requirements", Known),
     ("depends_on", Known),
     ("env", Known),
+    ("drift", Known),
 ];
+
+const DRIFT_KEYS: &[(&str, Key)] = &[("enabled", Known), ("schedule", Known)];
 
 const AUTOPLAN_KEYS: &[(&str, Key)] = &[("enabled", Known), ("when_modified", Known)];
 
@@ -654,6 +668,7 @@ enum VersionCheck {
 /// Top-level defaults a project entry inherits.
 struct Defaults {
     autoplan: bool,
+    drift: DriftSettings,
     when_modified: Vec<Located<String>>,
     /// Whether `when_modified` came from the file (else from the format's built-in default).
     when_modified_from_file: bool,
@@ -720,9 +735,13 @@ fn sluice_top(r: &mut Reader, map: &MarkedMappingNode) -> Option<RepoConfig> {
 
     let mut defaults = Defaults {
         autoplan: true,
+        drift: DriftSettings::default(),
         when_modified: Vec::new(),
         when_modified_from_file: false,
     };
+    if let Some(node) = map.get_node("drift") {
+        defaults.drift = drift(r, node, &DriftSettings::default());
+    }
     let mut top_when_modified_pos = None;
     if let Some(node) = map.get_node("autoplan") {
         let (enabled, when_modified) = autoplan(r, node);
@@ -761,6 +780,7 @@ fn sluice_top(r: &mut Reader, map: &MarkedMappingNode) -> Option<RepoConfig> {
         autoplan: defaults.autoplan,
         plan_drafts,
         policies,
+        drift: defaults.drift,
     })
 }
 
@@ -809,6 +829,7 @@ fn atlantis_top(r: &mut Reader, map: &MarkedMappingNode) -> Option<RepoConfig> {
     }
     let defaults = Defaults {
         autoplan: true,
+        drift: DriftSettings::default(),
         when_modified: Vec::new(),
         when_modified_from_file: false,
     };
@@ -823,6 +844,7 @@ fn atlantis_top(r: &mut Reader, map: &MarkedMappingNode) -> Option<RepoConfig> {
         autoplan: true,
         plan_drafts: false,
         policies: Vec::new(),
+        drift: DriftSettings::default(),
     })
 }
 
@@ -988,6 +1010,10 @@ fn project(r: &mut Reader, node: &Node, defaults: &Defaults) -> Option<ProjectCo
         atlantis_workflow(r, map);
     }
 
+    let drift = match map.get_node("drift") {
+        Some(n) if !atlantis => drift(r, n, &defaults.drift),
+        _ => defaults.drift.clone(),
+    };
     let errors_after = r.diags.iter().filter(|d| d.is_error()).count();
     if errors_after > errors_before {
         return None;
@@ -1004,6 +1030,7 @@ fn project(r: &mut Reader, node: &Node, defaults: &Defaults) -> Option<ProjectCo
         apply_requirements,
         depends_on,
         env,
+        drift,
     })
 }
 
@@ -1070,8 +1097,13 @@ fn glob_dir_with_name(
     }
 }
 
-/// `engine` (`terraform_distribution` in `atlantis.yaml`); terraform when absent.
-fn project_engine(r: &mut Reader, map: &MarkedMappingNode, atlantis: bool) -> Engine {
+/// `engine` (`terraform_distribution` in `atlantis.yaml`); `None` when absent (detection then
+/// picks the engine from the project's files).
+fn project_engine(
+    r: &mut Reader,
+    map: &MarkedMappingNode,
+    atlantis: bool,
+) -> Option<Located<Engine>> {
     let engine_key = if atlantis {
         "terraform_distribution"
     } else {
@@ -1081,19 +1113,24 @@ fn project_engine(r: &mut Reader, map: &MarkedMappingNode, atlantis: bool) -> En
         .get_node(engine_key)
         .and_then(|n| r.string(n, engine_key))
     {
-        None => Engine::default(),
+        None => None,
         Some(e) => match e.value.as_str() {
-            "terraform" => Engine::Terraform,
-            "opentofu" | "tofu" => Engine::Opentofu,
+            "terraform" => Some(Engine::Terraform),
+            "opentofu" | "tofu" => Some(Engine::Opentofu),
             other => {
                 r.error(
                     e.pos,
                     format!("unknown {engine_key} `{other}`"),
-                    Some("valid values: terraform, opentofu".to_string()),
+                    Some(
+                        "valid values: terraform, opentofu (or leave it out: projects whose files \
+                         only OpenTofu reads run with OpenTofu, the others with terraform)"
+                            .to_string(),
+                    ),
                 );
-                Engine::default()
+                None
             }
-        },
+        }
+        .map(|value| Located { value, pos: e.pos }),
     }
 }
 
@@ -1214,6 +1251,37 @@ fn atlantis_workflow(r: &mut Reader, map: &MarkedMappingNode) {
             );
         }
     }
+}
+
+/// `drift: { enabled, schedule }`: unset keys keep `base`'s values. A schedule that does not
+/// parse is an error at the offending field of the value.
+fn drift(r: &mut Reader, node: &Node, base: &DriftSettings) -> DriftSettings {
+    let mut out = base.clone();
+    let Some(map) = r.mapping(node, "`drift`") else {
+        return out;
+    };
+    r.check_keys(map, "in `drift`", DRIFT_KEYS);
+    if let Some(enabled) = map
+        .get_node("enabled")
+        .and_then(|n| r.boolean(n, "enabled"))
+    {
+        out.enabled = enabled;
+    }
+    if let Some(node) = map.get_node("schedule")
+        && let Some(text) = r.string(node, "schedule")
+    {
+        // A quoted value's span starts at its quote; the error points inside the value.
+        let quoted = matches!(node, Node::Scalar(s) if !s.may_coerce());
+        match validate_schedule(&text.value) {
+            Ok(s) => out.schedule = Some(s),
+            Err(e) => {
+                let column = text.pos.column + usize::from(quoted);
+                let d = e.diagnostic(r.file, text.pos.line, column);
+                r.y.diags.push(d);
+            }
+        }
+    }
+    out
 }
 
 /// `1`, `1.6`, `1.6.2`, optionally with a pre-release suffix (`1.7.0-beta1`).
@@ -1469,6 +1537,48 @@ mod tests {
         out
     }
 
+    #[test]
+    fn drift_settings_per_project_over_the_top_level_and_bad_schedules_point_at_the_field() {
+        let (config, diags) = parse_config(
+            "sluice.yaml",
+            "version: 1\ndrift: { schedule: \"*/30 * * * *\" }\nprojects:\n  - dir: a\n  - dir: b\n    drift: { enabled: false }\n  - dir: c\n    drift:\n      schedule: 0 7 * * 1-5\n",
+        );
+        assert!(diags.is_empty(), "{diags:?}");
+        let c = config.unwrap();
+        let p = c.projects.unwrap();
+        let shown: Vec<(bool, Option<&str>)> = p
+            .iter()
+            .map(|p| {
+                (
+                    p.drift.enabled,
+                    p.drift.schedule.as_ref().map(|s| s.as_str()),
+                )
+            })
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                (true, Some("*/30 * * * *")),
+                (false, Some("*/30 * * * *")),
+                (true, Some("0 7 * * 1-5")),
+            ]
+        );
+        assert_eq!(c.drift.schedule.unwrap().as_str(), "*/30 * * * *");
+
+        insta::assert_snapshot!(check(
+            "sluice.yaml",
+            "version: 1\nprojects:\n  - dir: a\n    drift:\n      schedule: 0 */6 * * * *\n      enable: true\n  - dir: b\n    drift: { schedule: \"0 25 * * *\" }\n",
+        ), @r"
+        sluice.yaml:5:17: error: a drift schedule has 5 fields, but `0 */6 * * * *` has 6
+          hint: Sluice schedules have no seconds (or year) field: drop it, and give minute hour day-of-month month day-of-week
+        sluice.yaml:6:7: error: unknown key `enable` in `drift`
+          hint: did you mean `enabled`? valid keys here: enabled, schedule
+        sluice.yaml:8:27: error: the hour field `25` is not valid (Number out of bounds.)
+          hint: hour values are 0-23; combine them as lists `1,15`, ranges `1-5` and steps `*/15`
+        => no config
+        ");
+    }
+
     fn summary(c: &RepoConfig) -> String {
         let mut out = format!(
             "=> {:?} autoplan={} plan_drafts={}\n",
@@ -1492,7 +1602,7 @@ mod tests {
                 p.pos.line,
                 p.pos.column,
                 p.workspace,
-                p.engine,
+                p.engine.as_ref().map_or("-", |e| e.value.as_str()),
                 p.terraform_version.as_deref().unwrap_or("-"),
                 p.autoplan,
                 p.apply_requirements
@@ -1549,11 +1659,11 @@ projects:
             => Sluice autoplan=true plan_drafts=true
                7:5 network-prod dir=envs/prod/network ws=default engine=opentofu tf=1.6.2 autoplan=false reqs=[approved,mergeable,undiverged] deps=[network-shared] env={"TF_VAR_count": "3", "TF_VAR_region": "eu-west-1"}
                  when_modified: *.tf !legacy.tf
-               16:5 network-shared dir=envs/shared/network ws=default engine=terraform tf=- autoplan=true reqs=[approved] deps=[] env={}
+               16:5 network-shared dir=envs/shared/network ws=default engine=- tf=- autoplan=true reqs=[approved] deps=[] env={}
                  when_modified: **/*.tf ../../modules/**/*.tf
-               18:5 <per dir> dir=glob envs/*/app ws=default engine=terraform tf=- autoplan=true reqs=[approved] deps=[] env={}
+               18:5 <per dir> dir=glob envs/*/app ws=default engine=- tf=- autoplan=true reqs=[approved] deps=[] env={}
                  when_modified: **/*.tf ../../modules/**/*.tf
-               19:5 envs/prod/network:blue dir=envs/prod/network ws=blue engine=terraform tf=- autoplan=true reqs=[] deps=[] env={}
+               19:5 envs/prod/network:blue dir=envs/prod/network ws=blue engine=- tf=- autoplan=true reqs=[] deps=[] env={}
                  when_modified: **/*.tf ../../modules/**/*.tf
             "#);
     }
@@ -1597,16 +1707,16 @@ projects:
     worksapce: prod
     autoplan: { enable: true }
     frobnicate: 1
-"#), @r"
-            sluice.yaml:3:1: error: unknown key `project` at the top level
-              hint: did you mean `projects`? valid keys here: version, projects, autoplan, plan_drafts, automerge, policies
-            sluice.yaml:7:5: error: unknown key `worksapce` in project
-              hint: did you mean `workspace`? valid keys here: name, dir, workspace, terraform_version, engine, autoplan, apply_requirements, depends_on, env
-            sluice.yaml:8:17: error: unknown key `enable` in `autoplan`
-              hint: did you mean `enabled`? valid keys here: enabled, when_modified
-            sluice.yaml:9:5: error: unknown key `frobnicate` in project
-              hint: valid keys here: name, dir, workspace, terraform_version, engine, autoplan, apply_requirements, depends_on, env
-            => no config
+"#), @"
+        sluice.yaml:3:1: error: unknown key `project` at the top level
+          hint: did you mean `projects`? valid keys here: version, projects, autoplan, plan_drafts, automerge, policies, drift
+        sluice.yaml:7:5: error: unknown key `worksapce` in project
+          hint: did you mean `workspace`? valid keys here: name, dir, workspace, terraform_version, engine, autoplan, apply_requirements, depends_on, env, drift
+        sluice.yaml:8:17: error: unknown key `enable` in `autoplan`
+          hint: did you mean `enabled`? valid keys here: enabled, when_modified
+        sluice.yaml:9:5: error: unknown key `frobnicate` in project
+          hint: valid keys here: name, dir, workspace, terraform_version, engine, autoplan, apply_requirements, depends_on, env, drift
+        => no config
         ");
     }
 
@@ -1849,29 +1959,29 @@ projects:
     autoplan: { when_modified: ["[oops", "/abs/*.tf", "", "../../../x/*.tf"] }
   - dir: c
     env: { PATH: /bin, TF_CLI_ARGS_plan: -x, 1BAD: x, TF_VAR_ok: { a: 1 } }
-"#), @r"
-            sluice.yaml:5:36: error: unknown apply requirement `aproved`
-              hint: did you mean `approved`? valid values: approved, mergeable, undiverged
-            sluice.yaml:5:45: error: unknown apply requirement `reviewed`
-              hint: valid values: approved, mergeable, undiverged
-            sluice.yaml:6:13: error: unknown engine `pulumi`
-              hint: valid values: terraform, opentofu
-            sluice.yaml:7:24: error: `terraform_version` should be an exact version like `1.6.2`, found `~> 1.5`
-              hint: Sluice runs exactly this version; leave it out to use the project's `required_version`
-            sluice.yaml:9:33: error: `[oops` is not a valid glob: unclosed character class; missing ']'
-            sluice.yaml:9:42: error: when_modified pattern `/abs/*.tf` is absolute
-              hint: patterns are relative to the project dir; to reach other parts of the repository use `../`, e.g. `../../modules/**/*.tf` (not `/abs/*.tf`)
-            sluice.yaml:9:55: error: an empty pattern matches nothing
-            sluice.yaml:9:59: error: pattern `../../../x/*.tf` leaves the repository when read from `b`
-            sluice.yaml:11:12: error: `PATH` cannot be set in `env`
-              hint: the runner sets the run's directories and identity; `env` is for values the configuration reads, such as `TF_VAR_*`
-            sluice.yaml:11:24: error: `TF_CLI_ARGS_plan` cannot be set in `env`
-              hint: `TF_*` variables other than `TF_VAR_*` change what terraform loads, where it connects or how it runs, which Sluice controls; pass values to the configuration as `TF_VAR_name`
-            sluice.yaml:11:46: error: `1BAD` is not a valid environment variable name
-              hint: use letters, digits and `_`, not starting with a digit
-            sluice.yaml:11:66: error: `TF_VAR_ok` should be a single value, found a mapping
-            => no config
-            ");
+"#), @"
+        sluice.yaml:5:36: error: unknown apply requirement `aproved`
+          hint: did you mean `approved`? valid values: approved, mergeable, undiverged
+        sluice.yaml:5:45: error: unknown apply requirement `reviewed`
+          hint: valid values: approved, mergeable, undiverged
+        sluice.yaml:6:13: error: unknown engine `pulumi`
+          hint: valid values: terraform, opentofu (or leave it out: projects whose files only OpenTofu reads run with OpenTofu, the others with terraform)
+        sluice.yaml:7:24: error: `terraform_version` should be an exact version like `1.6.2`, found `~> 1.5`
+          hint: Sluice runs exactly this version; leave it out to use the project's `required_version`
+        sluice.yaml:9:33: error: `[oops` is not a valid glob: unclosed character class; missing ']'
+        sluice.yaml:9:42: error: when_modified pattern `/abs/*.tf` is absolute
+          hint: patterns are relative to the project dir; to reach other parts of the repository use `../`, e.g. `../../modules/**/*.tf` (not `/abs/*.tf`)
+        sluice.yaml:9:55: error: an empty pattern matches nothing
+        sluice.yaml:9:59: error: pattern `../../../x/*.tf` leaves the repository when read from `b`
+        sluice.yaml:11:12: error: `PATH` cannot be set in `env`
+          hint: the runner sets the run's directories and identity; `env` is for values the configuration reads, such as `TF_VAR_*`
+        sluice.yaml:11:24: error: `TF_CLI_ARGS_plan` cannot be set in `env`
+          hint: `TF_*` variables other than `TF_VAR_*` change what terraform loads, where it connects or how it runs, which Sluice controls; pass values to the configuration as `TF_VAR_name`
+        sluice.yaml:11:46: error: `1BAD` is not a valid environment variable name
+          hint: use letters, digits and `_`, not starting with a digit
+        sluice.yaml:11:66: error: `TF_VAR_ok` should be a single value, found a mapping
+        => no config
+        ");
     }
 
     #[test]
@@ -1971,9 +2081,9 @@ projects:
         // With a glob entry, names are only known after expansion: no error yet.
         insta::assert_snapshot!(check("sluice.yaml", "version: 1\nprojects:\n  - dir: envs/*\n  - dir: app\n    depends_on: [envs/prod]\n"), @r#"
             => Sluice autoplan=true plan_drafts=false
-               3:5 <per dir> dir=glob envs/* ws=default engine=terraform tf=- autoplan=true reqs=[approved] deps=[] env={}
+               3:5 <per dir> dir=glob envs/* ws=default engine=- tf=- autoplan=true reqs=[approved] deps=[] env={}
                  when_modified: **/*.tf **/*.tofu **/*.tfvars **/*.tfvars.json **/.terraform.lock.hcl
-               4:5 app dir=app ws=default engine=terraform tf=- autoplan=true reqs=[approved] deps=[envs/prod] env={}
+               4:5 app dir=app ws=default engine=- tf=- autoplan=true reqs=[approved] deps=[envs/prod] env={}
                  when_modified: **/*.tf **/*.tofu **/*.tfvars **/*.tfvars.json **/.terraform.lock.hcl
             "#);
     }
@@ -2015,7 +2125,7 @@ projects:
             => Atlantis autoplan=true plan_drafts=false
                7:5 prod dir=envs/prod ws=prod engine=opentofu tf=1.5.7 autoplan=true reqs=[mergeable,approved] deps=[staging] env={}
                  when_modified: *.tf ../modules/**/*.tf
-               20:5 staging dir=envs/staging ws=default engine=terraform tf=- autoplan=true reqs=[approved] deps=[] env={}
+               20:5 staging dir=envs/staging ws=default engine=- tf=- autoplan=true reqs=[approved] deps=[] env={}
                  when_modified: **/*.tf* **/terragrunt.hcl **/.terraform.lock.hcl
             "#);
     }

@@ -370,21 +370,33 @@ impl From<ProjectDir> for String {
 pub struct ProjectName(String);
 
 impl ProjectName {
+    /// The longest name, in bytes: room for a derived name (a directory path and a workspace).
+    pub const MAX_LEN: usize = 4096;
+
+    /// A project name: what a configuration names a project, or what Sluice derives from its
+    /// directory ([`ProjectName::derived`]) — so any directory a repository can hold (spaces,
+    /// non-ASCII letters, `+`, `@`, `(`, …), read back from storage or typed after `-p`. Refused:
+    /// empty, longer than [`ProjectName::MAX_LEN`] bytes, a leading `-`, control characters,
+    /// `\`, and bidirectional overrides (they make a name display as another).
     pub fn new(s: &str) -> Result<Self, InvalidValue> {
-        if s.is_empty() || s.len() > 200 {
-            return Err(invalid("a project name must have 1 to 200 characters"));
+        if s.is_empty() || s.len() > Self::MAX_LEN {
+            return Err(invalid(format!(
+                "a project name must have 1 to {} bytes",
+                Self::MAX_LEN
+            )));
         }
         if s.starts_with('-') {
             return Err(invalid(format!(
                 "project name `{s}` must not start with `-`"
             )));
         }
-        if let Some(c) = s
-            .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/' | ':')))
-        {
+        if let Some(c) = s.chars().find(|c| {
+            c.is_control()
+                || *c == '\\'
+                || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+        }) {
             return Err(invalid(format!(
-                "project name `{s}` contains {c:?}; use letters, digits, '-', '_', '.', '/' or ':'"
+                "project name `{s}` contains {c:?}, which no project name holds"
             )));
         }
         Ok(ProjectName(s.to_string()))

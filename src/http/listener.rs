@@ -8,7 +8,10 @@
 //! `max_connections_per_ip` come from one peer address (more are closed at once), and hyper
 //! closes any connection that has not sent a complete request head within
 //! `header_read_timeout` — from its start, and again after each response on a kept-alive
-//! connection, so an idle connection is closed too. A connection buffers at most
+//! connection, so an idle connection is closed too. Below hyper, every read and write of the
+//! connection has a timeout of its own (`idle_timeout`, `write_timeout`): a write that makes no
+//! progress — a client pipelining requests without reading the responses — ends the
+//! connection and frees its slot. A connection buffers at most
 //! [`READ_BUFFER_BYTES`] (a larger request head is refused). Body budgets are the webhook handler's
 //! (see [`super::webhook`]): only it knows which bodies it must buffer.
 //!
@@ -39,6 +42,10 @@ pub const READ_BUFFER_BYTES: usize = 32 * 1024;
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectionLimits {
     pub header_read_timeout: Duration,
+    /// A write that makes no progress for this long closes the connection.
+    pub write_timeout: Duration,
+    /// A read that gets no byte for this long closes the connection.
+    pub idle_timeout: Duration,
     pub max_connections: usize,
     /// `0`: no per-address cap.
     pub max_connections_per_ip: usize,
@@ -50,6 +57,8 @@ impl ConnectionLimits {
     pub fn from_settings(s: &HttpSettings) -> ConnectionLimits {
         ConnectionLimits {
             header_read_timeout: Duration::from_secs(s.header_read_timeout_secs),
+            write_timeout: Duration::from_secs(s.write_timeout_secs),
+            idle_timeout: Duration::from_secs(s.idle_timeout_secs),
             max_connections: s.max_connections,
             max_connections_per_ip: s.max_connections_per_ip,
             // A request in progress has at most the header and body timeouts left, plus the
@@ -178,7 +187,16 @@ async fn serve_connection(
         .max_buf_size(READ_BUFFER_BYTES)
         .max_header_size(READ_BUFFER_BYTES)
         .keep_alive(true);
-    let conn = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app));
+    // Every read and write of the connection within its timeout: hyper bounds the time to a
+    // request head only, and a client that never reads its responses would otherwise block
+    // hyper's writes (and hold the connection's slot) for ever.
+    let mut stream = tokio_io_timeout::TimeoutStream::new(stream);
+    stream.set_write_timeout(Some(limits.write_timeout));
+    stream.set_read_timeout(Some(limits.idle_timeout));
+    let conn = builder.serve_connection(
+        TokioIo::new(Box::pin(stream)),
+        TowerToHyperService::new(app),
+    );
     tokio::pin!(conn);
     let result = tokio::select! {
         r = conn.as_mut() => r,

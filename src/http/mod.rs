@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod listener;
+pub mod projects;
 pub mod webhook;
 
 use std::sync::Arc;
@@ -28,6 +29,8 @@ use crate::core::allowlist::Allowlist;
 /// What the handlers need.
 pub struct AppState {
     pub store: Arc<dyn Store>,
+    /// Drift records and sync status (`GET /api/projects`).
+    pub drift: Arc<dyn crate::app::ports::drift::DriftStore>,
     /// `None` only with the explicit insecure development flag.
     pub webhook_secret: Option<Secret>,
     pub allowlist: Allowlist,
@@ -61,6 +64,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/locks", get(api::locks))
         .route("/api/audit", get(api::audit))
         .route("/api/events", get(api::events))
+        .route("/api/projects", get(projects::projects))
         .with_state(state)
 }
 

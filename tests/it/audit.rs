@@ -109,12 +109,12 @@ async fn verify_passes_a_clean_log_and_pinpoints_every_kind_of_tampering() {
         (
             "reordered",
             "UPDATE audit_log SET seq = -2 WHERE seq = 2; UPDATE audit_log SET seq = 2 WHERE seq = 3; UPDATE audit_log SET seq = 3 WHERE seq = -2;",
-            "FAILED at entry #2: entry 2 was modified: its content does not match its hash",
+            "FAILED at entry #2: entry 2 was edited: its stored `seq` is \"2\" but the entry says \"3\"",
         ),
         (
             "hash column rewritten",
             "UPDATE audit_log SET hash = 'ff' || substr(hash, 3) WHERE seq = 4",
-            "FAILED at entry #4: entry 4 was modified: its content does not match its hash",
+            "FAILED at entry #4: entry 4 was edited: its stored `hash` is \"ff",
         ),
     ];
     for (name, sql, expect) in cases {
@@ -165,6 +165,102 @@ async fn verify_passes_a_clean_log_and_pinpoints_every_kind_of_tampering() {
     let (code, out, _) = cli(dir.path(), &["audit", "verify", "--anchor", &anchor]);
     assert_eq!(code, 1);
     assert!(out.contains("the anchored entry 5 is missing"), "{out}");
+}
+
+/// The class of "a column stored beside the entry is edited, so a filtered query hides or
+/// misplaces the entry while the chain still verifies": every column that `audit export`,
+/// `audit show` or `GET /api/audit` filters or orders on, edited directly in SQLite, makes
+/// `sluice audit verify` fail naming the entry and the column; a query that would answer from
+/// an edited row fails instead of answering.
+#[tokio::test]
+async fn verify_covers_every_column_queries_filter_on() {
+    let sha = "a".repeat(40);
+    let cases: &[(&str, &str, &str)] = &[
+        // Hides entry 3 from `export --since 2026-03-01T00:00:02Z`.
+        (
+            "time",
+            "time_text = '2026-02-01T00:00:03.000Z'",
+            "\"2026-02-01T00:00:03.000Z\" but the entry says \"2026-03-01T00:00:03.000Z\"",
+        ),
+        // Hides entry 3 from `audit show --commit aaaa…` and `?commit=`.
+        (
+            "head_sha",
+            &format!("head_sha = '{}'", "b".repeat(40)),
+            &format!("\"{}\" but the entry says \"{sha}\"", "b".repeat(40)),
+        ),
+        ("head_sha", "head_sha = NULL", "\"NULL\""),
+        // Hides entry 3 from `export --repo acme/infra`.
+        (
+            "repo",
+            "repo = 'acme/other'",
+            "\"acme/other\" but the entry says \"acme/infra\"",
+        ),
+        ("pr", "pr = 8", "\"8\" but the entry says \"7\""),
+        (
+            "action",
+            "action = 'plan'",
+            "\"plan\" but the entry says \"apply_refused\"",
+        ),
+    ];
+    for (column, set, says) in cases {
+        let (dir, store) = log_with(5).await;
+        // Entry 3 before: in range, of commit aaaa…, of acme/infra.
+        let (_, before, _) = cli(dir.path(), &["audit", "show", "--commit", &sha]);
+        assert!(before.lines().any(|l| l.starts_with("#3 ")), "{before}");
+        tamper(&store, &format!("UPDATE audit_log SET {set} WHERE seq = 3")).await;
+        let (code, out, _) = cli(dir.path(), &["audit", "verify"]);
+        assert_eq!(
+            code, 1,
+            "{column} edited ({set}) must fail verification: {out}"
+        );
+        assert!(
+            out.starts_with(&format!(
+                "FAILED at entry #3: entry 3 was edited: its stored `{column}` is "
+            )),
+            "{column}:\n{out}"
+        );
+        assert!(out.contains(says), "{column}:\n{out}");
+        assert!(out.contains("(2 entries before it verified)"), "{out}");
+    }
+
+    // A query that reads an edited row fails loudly rather than answering from the column.
+    let (dir, store) = log_with(5).await;
+    tamper(
+        &store,
+        "UPDATE audit_log SET time_text = '2026-03-02T00:00:00.000Z' WHERE seq = 2",
+    )
+    .await;
+    let (code, out, err) = cli(dir.path(), &["audit", "export", "--since", "2026-03-02"]);
+    assert_ne!(code, 0, "{out}");
+    assert!(out.is_empty(), "{out}");
+    assert!(
+        err.contains("entry 2 was edited: its stored `time` is \"2026-03-02T00:00:00.000Z\""),
+        "{err}"
+    );
+    let mut seen = Vec::new();
+    let res = store
+        .scan_audit(&AuditQuery::default(), &mut |e| {
+            seen.push(e.seq);
+            Ok(true)
+        })
+        .await;
+    let e = res.expect_err("the store refuses the edited row");
+    let edited = e
+        .downcast_ref::<sluice::core::audit::ColumnEdited>()
+        .expect("typed");
+    assert_eq!((edited.seq, edited.column), (2, "time"));
+    assert_eq!(seen, vec![1], "entries before it were read");
+
+    // The copies of seq and hashes inside entry_json count too.
+    let (dir, store) = log_with(3).await;
+    tamper(
+        &store,
+        "UPDATE audit_log SET entry_json = json_set(entry_json, '$.seq', 9) WHERE seq = 2",
+    )
+    .await;
+    let (code, out, _) = cli(dir.path(), &["audit", "verify"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.starts_with("FAILED at entry #2: entry 2 was edited: its stored `seq` is \"2\" but the entry says \"9\""), "{out}");
 }
 
 #[tokio::test]

@@ -242,6 +242,101 @@ async fn reading_a_pr_past_the_deadline_is_told_and_the_server_goes_on() {
     h.wait_comment(2, "the next PR's plan", is_plan).await;
 }
 
+/// A "tree bomb" (ten trees of ten, nine levels deep: 10^9 paths in a few KB of objects) as PR
+/// #`n` of the harness's origin, built with `git hash-object` and `git mktree`.
+fn open_tree_bomb_pr(h: &Harness, n: u64) {
+    use crate::fake_github::FakePull;
+    let origin = &h.origin;
+    origin.checkout("main");
+    let base = origin.head();
+    let mut object = {
+        let blob = tempfile::NamedTempFile::new().expect("temp file");
+        std::fs::write(blob.path(), "x\n").expect("write");
+        origin
+            .git(&["hash-object", "-w", &blob.path().display().to_string()])
+            .trim()
+            .to_string()
+    };
+    let (mut kind, mut mode) = ("blob", "100644");
+    for _ in 0..9 {
+        let listing: String = (0..10)
+            .map(|i| format!("{mode} {kind} {object}\tn{i}\n"))
+            .collect();
+        let out = std::process::Command::new("git")
+            .arg("mktree")
+            .current_dir(origin.path())
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                use std::io::Write;
+                c.stdin
+                    .take()
+                    .expect("stdin")
+                    .write_all(listing.as_bytes())?;
+                c.wait_with_output()
+            })
+            .expect("git mktree");
+        object = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        (kind, mode) = ("tree", "040000");
+    }
+    let head = origin
+        .git(&["commit-tree", &object, "-p", &base, "-m", "tree bomb"])
+        .trim()
+        .to_string();
+    origin.set_pull_ref(n, &head);
+    h.fake.add_pull(FakePull {
+        head_sha: head,
+        head_ref: "bomb".to_string(),
+        base_sha: base,
+        ..FakePull::new(REPO, n)
+    });
+}
+
+/// Git reading crafted objects is bounded too: a PR whose tree spells 10^9 paths fails its
+/// event with the limit named, within the detection deadline, no git process is left running,
+/// and the server goes on serving.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_git_tree_bomb_is_a_clear_error_and_leaves_no_git_running() {
+    let mut h = two_projects().await;
+    h.set_env(
+        "SLUICE_LIMITS__GIT_MEMORY_BYTES",
+        &(256u64 << 20).to_string(),
+    );
+    h.set_env("SLUICE_LIMITS__DETECTION_TIMEOUT_SECS", "30");
+    h.start();
+    open_tree_bomb_pr(&h, 1);
+    let started = Instant::now();
+    h.deliver(&h.pr_event("opened", 1)).await;
+    let c = h
+        .wait_comment(1, "the tree bomb's error", |c| {
+            c.contains("limits.git_memory_bytes")
+                || c.contains("limits.tree_files")
+                || c.contains("limits.detection_timeout_secs")
+        })
+        .await;
+    assert!(
+        c.contains("ran out of memory") && c.contains("limits.git_memory_bytes"),
+        "{c}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(40),
+        "{:?}",
+        started.elapsed()
+    );
+    let data = h.data_dir().display().to_string();
+    let left: Vec<String> = crate::support::processes_matching(&data)
+        .into_iter()
+        .filter(|p| p.contains("git") && !p.contains("sluice"))
+        .collect();
+    assert!(left.is_empty(), "git still running: {left:?}");
+    healthy(&h).await;
+    h.open_pr(2, "plain", &[("envs/b/main.tf", &null_project("b", "2"))]);
+    h.deliver(&h.pr_event("opened", 2)).await;
+    h.wait_comment(2, "the next PR's plan", is_plan).await;
+}
+
 /// The poison-event scenario. Every real input that used to kill the server is bounded now, so
 /// the test names the delivery to abort on (`SLUICE_TEST_CRASH_ON_DELIVERY`, honoured by debug
 /// builds only). The server is restarted whenever it dies, like a supervisor would.

@@ -251,6 +251,7 @@ struct FakeState {
     pulls: HashMap<(String, u64), FakePull>,
     reviews: HashMap<(String, u64), Vec<FakeReview>>,
     comments: Vec<FakeComment>,
+    issues: Vec<FakeIssue>,
     statuses: Vec<FakeStatus>,
     reactions: Vec<(u64, String)>,
     teams: HashMap<(String, String), Vec<String>>,
@@ -473,6 +474,17 @@ impl FakeGitHub {
             .collect()
     }
 
+    /// Every issue (not pull request) opened through the API, in order.
+    pub fn issues(&self, repo: &str) -> Vec<FakeIssue> {
+        let repo = repo.to_ascii_lowercase();
+        self.state()
+            .issues
+            .iter()
+            .filter(|i| i.repo == repo)
+            .cloned()
+            .collect()
+    }
+
     /// Current bodies of the comments on a pull request, oldest first.
     pub fn comments(&self, repo: &str, pr: u64) -> Vec<String> {
         let repo = repo.to_ascii_lowercase();
@@ -624,6 +636,11 @@ fn router(state: Shared) -> Router {
             post(create_reaction),
         )
         .route("/repos/{owner}/{repo}/statuses/{sha}", post(create_status))
+        .route(
+            "/repos/{owner}/{repo}/issues",
+            post(create_issue).get(list_issues),
+        )
+        .route("/repos/{owner}/{repo}/issues/{number}", patch(update_issue))
         .route("/orgs/{org}/teams/{slug}/members", get(list_team_members))
         .fallback(|| async { not_found() })
         .layer(middleware::from_fn_with_state(
@@ -1157,7 +1174,12 @@ async fn create_comment(
 ) -> Response {
     let mut s = lock(&state);
     let repo_key = format!("{owner}/{repo}").to_ascii_lowercase();
-    if !s.pulls.contains_key(&(repo_key.clone(), number)) {
+    if !s.pulls.contains_key(&(repo_key.clone(), number))
+        && !s
+            .issues
+            .iter()
+            .any(|i| i.repo == repo_key && i.number == number)
+    {
         return not_found();
     }
     let Some(text) = body.body else {
@@ -1383,4 +1405,113 @@ mod tests {
         assert_eq!(items.len(), 2);
         assert_eq!(items[0]["user"]["login"], "r2");
     }
+}
+
+/// An issue opened through the API (drift reports).
+#[derive(Debug, Clone)]
+pub struct FakeIssue {
+    pub repo: String,
+    pub number: u64,
+    pub title: String,
+    pub body: String,
+    pub labels: Vec<String>,
+    pub open: bool,
+    /// How many times it was edited.
+    pub edits: usize,
+}
+
+#[derive(Deserialize)]
+struct IssueBody {
+    title: Option<String>,
+    body: Option<String>,
+    labels: Option<Vec<String>>,
+    state: Option<String>,
+}
+
+fn issue_json(i: &FakeIssue) -> Value {
+    json!({
+        "number": i.number,
+        "title": i.title,
+        "body": i.body,
+        "state": if i.open { "open" } else { "closed" },
+        "labels": i.labels.iter().map(|l| json!({ "name": l })).collect::<Vec<_>>(),
+    })
+}
+
+async fn create_issue(
+    State(state): State<Shared>,
+    Path((owner, repo)): Path<(String, String)>,
+    Json(body): Json<IssueBody>,
+) -> Response {
+    let mut s = lock(&state);
+    let Some(title) = body.title else {
+        return unprocessable("Invalid request.\n\n\"title\" wasn't supplied.");
+    };
+    let text = body.body.unwrap_or_default();
+    if text.chars().count() > 65536 {
+        return unprocessable("Validation Failed: body is too long (maximum is 65536 characters)");
+    }
+    // Issues and pull requests share numbers.
+    let repo_key = format!("{owner}/{repo}").to_ascii_lowercase();
+    let number = 1000 + s.next_id();
+    let issue = FakeIssue {
+        repo: repo_key,
+        number,
+        title,
+        body: text,
+        labels: body.labels.unwrap_or_default(),
+        open: true,
+        edits: 0,
+    };
+    let json = issue_json(&issue);
+    s.issues.push(issue);
+    (StatusCode::CREATED, Json(json)).into_response()
+}
+
+async fn update_issue(
+    State(state): State<Shared>,
+    Path((owner, repo, number)): Path<(String, String, u64)>,
+    Json(body): Json<IssueBody>,
+) -> Response {
+    let mut s = lock(&state);
+    let repo_key = format!("{owner}/{repo}").to_ascii_lowercase();
+    let Some(issue) = s
+        .issues
+        .iter_mut()
+        .find(|i| i.repo == repo_key && i.number == number)
+    else {
+        return not_found();
+    };
+    if let Some(t) = body.title {
+        issue.title = t;
+    }
+    if let Some(b) = body.body {
+        issue.body = b;
+    }
+    if let Some(l) = body.labels {
+        issue.labels = l;
+    }
+    if let Some(st) = body.state {
+        issue.open = st == "open";
+    }
+    issue.edits += 1;
+    Json(issue_json(issue)).into_response()
+}
+
+async fn list_issues(
+    State(state): State<Shared>,
+    Path((owner, repo)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let s = lock(&state);
+    let repo_key = format!("{owner}/{repo}").to_ascii_lowercase();
+    let label = q.get("labels").cloned();
+    let list: Vec<Value> = s
+        .issues
+        .iter()
+        .filter(|i| i.repo == repo_key && i.open)
+        .filter(|i| label.as_ref().is_none_or(|l| i.labels.contains(l)))
+        .map(issue_json)
+        .collect();
+    Json(list).into_response()
 }

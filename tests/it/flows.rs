@@ -60,11 +60,12 @@ impl Flow {
         let vars: HashMap<String, String> = h.env.clone().into_iter().collect();
         let settings =
             Arc::new(Settings::load_from(&vars, &Overrides::default()).expect("test settings"));
-        let store: Arc<dyn Store> = Arc::new(
+        let sqlite = Arc::new(
             SqliteStore::open(&settings.db_path())
                 .await
                 .expect("the store opens"),
         );
+        let store: Arc<dyn Store> = sqlite.clone();
         let bot = Bot {
             settings: settings.clone(),
             store: store.clone(),
@@ -76,6 +77,7 @@ impl Flow {
             outbox_ready: Arc::new(Notify::new()),
             server_policies: Arc::new(Vec::new()),
             teams: Arc::new(TeamCache::new(Duration::from_secs(60))),
+            drift: None,
         };
         let state = Arc::new(AppState {
             store: store.clone(),
@@ -87,6 +89,7 @@ impl Flow {
             rejections_suppressed: Default::default(),
             rejection_limiter: AppState::rejection_limiter(),
             body_limits: sluice::http::webhook::BodyLimits::from_settings(&settings.http),
+            drift: sqlite,
         });
         let base = h.origin.head();
         Flow {
@@ -320,6 +323,10 @@ async fn a_plan_queues_behind_the_locks_of_another_pull_request() {
     f.deliver(&f.h.pr_event("opened", 3)).await;
     f.deliver(&comment(&f, 3, "alice", "sluice plan")).await;
     insta::assert_snapshot!("queue_no_projects", f.said().await);
+    // The first pull request lets go of its locks: the queued plan starts, and only now says
+    // "planning" and audits the locks it takes.
+    f.deliver(&comment(&f, 1, "alice", "sluice unlock")).await;
+    insta::assert_snapshot!("queue_second_starts", f.said().await);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -432,4 +439,27 @@ async fn the_intake_answers_every_kind_of_request() {
     ask("audit of a day long ago", (status, body));
     let delivery = signed.delivery().to_string();
     insta::assert_snapshot!(answers.join("\n").replace(&delivery, "[delivery]"));
+}
+
+/// What GitHub does not display is not read (a saved reply's HTML comment, zero-width
+/// characters, a BOM, trailing `\r`), a comment addressed to Sluice that is still not a command
+/// is answered with why, and terraform arguments outside what a command takes are refused with
+/// a reply naming them — each on the pull request.
+#[tokio::test(flavor = "multi_thread")]
+async fn comments_are_read_as_displayed_and_extra_arguments_by_the_grammar() {
+    let mut f = Flow::new(&[]).await;
+    f.open_pr(1, &[("README.md", "docs\n")]);
+    f.deliver(&f.h.pr_event("opened", 1)).await;
+    f.said().await;
+    for body in [
+        "sluice apply\r\n<!-- saved reply: release checklist -->\r\n",
+        "\u{FEFF}sluice\u{200B} apply\u{200D}",
+        "sluice plan\nthanks!",
+        "sluice apply -- -target=null_resource.a",
+        "sluice plan -- -target=null_resource.a -- -destroy",
+        "sluice plan -- -target=null_resource.a extra",
+    ] {
+        f.deliver(&comment(&f, 1, "alice", body)).await;
+    }
+    insta::assert_snapshot!(f.said().await);
 }

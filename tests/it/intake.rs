@@ -189,6 +189,66 @@ async fn slow_headers_are_cut_off_and_do_not_starve_real_deliveries() {
     assert_eq!(r.status(), 202, "the server still serves afterwards");
 }
 
+/// Opens a connection from `from` with a small receive buffer and pipelines `GET /healthz`
+/// on it without ever reading, until the server stops taking requests (its writes of the
+/// responses are blocked: the connection's budget is now held by a client that does not read).
+async fn never_reading_client(h: &Harness, from: &str) -> TcpStream {
+    let socket = TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    socket
+        .bind(format!("{from}:0").parse().expect("address"))
+        .expect("bind");
+    let stream = socket.connect(addr(h)).await.expect("connect");
+    let requests = b"GET /healthz HTTP/1.1\r\nHost: sluice\r\n\r\n".repeat(256);
+    let mut blocked_since: Option<Instant> = None;
+    // Until the server has not read a byte for a second: its responses fill both buffers.
+    loop {
+        match stream.try_write(&requests) {
+            Ok(_) => blocked_since = None,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                let since = *blocked_since.get_or_insert_with(Instant::now);
+                if since.elapsed() > Duration::from_secs(1) {
+                    return stream;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("the server closed the connection while it was being filled: {e}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn clients_that_never_read_their_responses_are_disconnected() {
+    let h = server(
+        &[
+            ("SLUICE_HTTP__MAX_CONNECTIONS", "4"),
+            ("SLUICE_HTTP__MAX_CONNECTIONS_PER_IP", "0"),
+            ("SLUICE_HTTP__WRITE_TIMEOUT_SECS", "2"),
+        ],
+        &[],
+    )
+    .await;
+    // Every connection slot held by a client whose responses the server cannot write.
+    let mut stuck = Vec::new();
+    for i in 0..4 {
+        stuck.push(never_reading_client(&h, &format!("127.0.5.{}", 10 + i)).await);
+    }
+    // A new client is served once the write timeout frees the slots (without it: never).
+    let mut fresh = connect_from(&h, "127.0.5.100").await;
+    fresh
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: sluice\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("request");
+    assert_eq!(
+        read_status(&mut fresh, Duration::from_secs(60)).await,
+        Some(200)
+    );
+    // And each client that did not read has been disconnected by the server.
+    for mut s in stuck {
+        wait_closed(&mut s, Duration::from_secs(60)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn one_address_cannot_hold_more_than_its_share_of_connections() {
     let h = server(

@@ -267,7 +267,7 @@ fn unknown_config_key_is_rejected_by_check_and_by_preview() {
     check.expect_code(1);
     snapshot!(check.stderr, @r"
     sluice.yaml:5:5: error: unknown key `workspaces` in project
-      hint: did you mean `workspace`? valid keys here: name, dir, workspace, terraform_version, engine, autoplan, apply_requirements, depends_on, env
+      hint: did you mean `workspace`? valid keys here: name, dir, workspace, terraform_version, engine, autoplan, apply_requirements, depends_on, env, drift
     sluice.yaml: no projects until the errors are fixed
     1 error(s)
     ");
@@ -277,7 +277,7 @@ fn unknown_config_key_is_rejected_by_check_and_by_preview() {
     assert!(run.stdout.is_empty(), "nothing is planned:\n{}", run.stdout);
     snapshot!(run.stderr, @r"
     sluice.yaml:5:5: error: unknown key `workspaces` in project
-      hint: did you mean `workspace`? valid keys here: name, dir, workspace, terraform_version, engine, autoplan, apply_requirements, depends_on, env
+      hint: did you mean `workspace`? valid keys here: name, dir, workspace, terraform_version, engine, autoplan, apply_requirements, depends_on, env, drift
     sluice: the repository configuration has errors; nothing was planned
     ");
 }
@@ -487,7 +487,7 @@ fn missing_terraform_binary_is_reported_in_the_comment() {
     **Plan failed** while reading the project configuration:
 
     ```
-    terraform binary unavailable: /nonexistent/terraform does not exist: No such file or directory (os error 2)
+    terraform binary unavailable: <engines>/terraform does not exist: No such file or directory (os error 2)
     ```
 
     * :repeat: Fix the problem, then plan again: `sluice plan -p a`
@@ -507,11 +507,15 @@ fn terraform_binary_without_execute_permission_is_reported_in_the_comment() {
     let repo = repo_changing_a(&null_project("a", "2"), &[]);
     let run = p.run(&repo, &["--base", "HEAD~1"]);
     run.expect_code(1);
-    let expected = format!(
-        "terraform binary unavailable: {} is not executable (chmod +x it)",
-        fake.display()
+    // Named as the server would name it on a PR: without its host path.
+    let expected =
+        "terraform binary unavailable: <engines>/terraform is not executable (chmod +x it)";
+    assert!(run.stdout.contains(expected), "{}", run.stdout);
+    assert!(
+        !run.stdout.contains(&fake.display().to_string()),
+        "{}",
+        run.stdout
     );
-    assert!(run.stdout.contains(&expected), "{}", run.stdout);
     assert!(run.stdout.contains("**Plan failed**"), "{}", run.stdout);
 }
 
@@ -540,6 +544,32 @@ fn init_failure_shows_terraforms_error_in_the_comment() {
         !comment.contains(&p.tools.mirror.display().to_string()),
         "{comment}"
     );
+}
+
+/// What preview prints as "would post" names no host path, as the server's comments do not:
+/// under the plain runner terraform's own errors name the job dir and the mirror on the host.
+#[test]
+fn what_preview_would_post_names_no_host_path() {
+    let p = Preview::new().env("SLUICE_RUNNER__PROFILE", "plain");
+    let tf = format!(
+        "{}\nlocals {{\n  x = file(\"${{path.cwd}}/missing.txt\")\n}}\n",
+        null_project("a", "1")
+    );
+    let repo = repo_changing_a(&tf, &[]);
+    for format in ["markdown", "terminal"] {
+        let run = p.run(&repo, &["--base", "HEAD~1", "--format", format]);
+        run.expect_code(1);
+        let out = &run.stdout;
+        assert!(out.contains("<job>/repo/a/missing.txt"), "{out}");
+        let jobs = sluice::config::default_jobs_dir(p.data.path());
+        for host in [
+            jobs.display().to_string(),
+            p.data.path().display().to_string(),
+            p.tools.mirror.display().to_string(),
+        ] {
+            assert!(!out.contains(&host), "{host} in:\n{out}");
+        }
+    }
 }
 
 #[test]

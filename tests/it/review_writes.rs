@@ -91,6 +91,7 @@ async fn rig(app: bool, env: &[(&str, &str)]) -> Rig {
         outbox_ready: Arc::new(Notify::new()),
         server_policies: Arc::new(Vec::new()),
         teams: Arc::new(TeamCache::new(Duration::from_secs(60))),
+        drift: None,
     };
     let workers = Arc::new(Workers {
         settings: settings.clone(),

@@ -330,17 +330,23 @@ fn small_limits() -> Vec<(&'static str, String)> {
             (2u64 << 30).to_string(),
         ),
         ("SLUICE_RUNNER__LIMITS__OPEN_FILES", "256".into()),
+        ("SLUICE_RUNNER__LIMITS__TMP_BYTES", (4u64 << 20).to_string()),
+        (
+            "SLUICE_RUNNER__LIMITS__DEV_SHM_BYTES",
+            (2u64 << 20).to_string(),
+        ),
     ]
 }
 
 /// What the probe reaches for besides syscalls: limits and host files.
 fn probe_conf(world: &World) -> String {
     format!(
-        "procs 200\nfsize {}\naddrspace {}\nnofile 1000\n\
+        "procs 200\nfsize {}\naddrspace {}\nnofile 1000\ntmpfill {}\n\
          readfile data_secret {}/secret.txt\nreadfile home_marker {}/marker\n\
          readfile shadow /etc/shadow\nreadfile passwd /etc/passwd\n",
         20u64 << 20,
         4u64 << 30,
+        32u64 << 20,
         world.data().display(),
         world.home().display()
     )
@@ -411,6 +417,11 @@ fn escapes_fail_whoever_starts_sluice() {
             "open_by_handle_at",
             "socket_vsock",
             "socket_netlink_audit",
+            // The kernel reads int arguments from the low 32 bits: high bits change nothing.
+            "socket_netlink_audit_high",
+            "socket_netlink_audit_high_family",
+            "socket_vsock_high",
+            "ioctl_tiocsti_high",
             "kexec_load",
             "init_module",
             "delete_module",
@@ -460,6 +471,28 @@ fn escapes_fail_whoever_starts_sluice() {
         );
         assert!(count("nofile") < 256, "nofile: {:?}", r.get("nofile"));
         assert_eq!(r.get("core_limit"), "0");
+        // /tmp and /dev/shm are tmpfs of the configured sizes, the rest of /dev read-only.
+        for (check, cap) in [("tmp_fill", 4u64 << 20), ("shm_fill", 2u64 << 20)] {
+            assert!(
+                r.get(check).ends_with("errno=ENOSPC"),
+                "{check}: {:?} ({starter:?})",
+                r.get(check)
+            );
+            assert!(count(check) <= cap, "{check}: {:?}", r.get(check));
+        }
+        r.refused("write_dev", "EROFS", starter);
+
+        // Terraform (the provider's parent) is out of reach through /proc: its stdout, which
+        // Sluice reads the plan from, and its environment (credentials). It runs from an
+        // execute-only copy, so the kernel made it non-dumpable; and it is PID 1, no reaper
+        // holding its stdout is there.
+        for check in ["engine_stdout", "pid1_stdout", "engine_environ"] {
+            r.refused(check, "EACCES", starter);
+        }
+        // What init installed is read-only for the rest of the job.
+        for check in ["write_data_dir", "write_lock_file"] {
+            r.refused(check, "EROFS", starter);
+        }
 
         // Host files outside the binds do not exist in the run.
         for check in ["data_secret", "home_marker", "shadow", "passwd"] {
@@ -553,9 +586,10 @@ fn the_probe_detects_the_escapes_it_looks_for() {
     std::fs::write(
         dir.path().join("probe.conf"),
         format!(
-            "procs 200\nfsize {}\naddrspace {}\nnofile 1000\n",
+            "procs 200\nfsize {}\naddrspace {}\nnofile 1000\ntmpfill {}\n",
             20u64 << 20,
-            4u64 << 30
+            4u64 << 30,
+            8u64 << 20
         ),
     )
     .expect("write conf");
@@ -578,6 +612,8 @@ fn the_probe_detects_the_escapes_it_looks_for() {
         "userfaultfd",
         "name_to_handle_at",
         "socket_netlink_audit",
+        "socket_netlink_audit_high",
+        "socket_netlink_audit_high_family",
         "ptrace_attach_child",
         "process_vm_readv_child",
     ];
@@ -593,7 +629,14 @@ fn the_probe_detects_the_escapes_it_looks_for() {
     for check in ["socket_vsock", "perf_event_open"] {
         assert_ne!(r.get(check), "errno=EPERM", "{check}: {text}");
     }
-    for check in ["procs", "fsize", "addrspace", "nofile"] {
+    for check in [
+        "procs",
+        "fsize",
+        "addrspace",
+        "nofile",
+        "tmp_fill",
+        "shm_fill",
+    ] {
         assert!(
             r.get(check).ends_with("ok"),
             "{check} was limited {context}: {text}"
@@ -655,4 +698,162 @@ fn the_probe_detects_the_escapes_it_looks_for() {
     // (the probe removes what it plants), and no capability was dropped.
     assert_eq!(mirror.fingerprint(), before);
     assert_ne!(r.get("cap_effective"), "0000000000000000", "{text}");
+}
+
+/// The plan forger (`tests/fixtures/sandbox/plan_forger.c`), compiled once per test run.
+fn forger_binary() -> &'static Path {
+    static FORGER: OnceLock<PathBuf> = OnceLock::new();
+    FORGER.get_or_init(|| {
+        let src =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sandbox/plan_forger.c");
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("plan-forger-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir forger dir");
+        let bin = dir.join("forger");
+        let out = Command::new("cc")
+            .args(["-O1", "-Wall", "-o"])
+            .arg(&bin)
+            .arg(&src)
+            .output()
+            .expect("building the plan forger needs `cc`");
+        assert!(
+            out.status.success(),
+            "building the plan forger failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        world_readable(&dir);
+        bin
+    })
+}
+
+/// A mirror whose `hashicorp/null` starts `./forger <terraform's pid>` of the project (the
+/// code of the PR) in the background each time terraform starts it — as a provider such as
+/// `hashicorp/external` runs a program the PR names — then runs the real provider.
+fn mirror_running_pr_code() -> Mirror {
+    let mirror = Mirror::copy_of(&tools());
+    let dir = mirror
+        .path()
+        .join("registry.terraform.io/hashicorp/null/2.1.2/linux_amd64");
+    let bin = dir.join("terraform-provider-null_v2.1.2_x4");
+    std::fs::rename(&bin, dir.join("real-null")).expect("move the real provider");
+    std::fs::write(
+        &bin,
+        "#!/bin/sh\n[ -x ./forger ] && ./forger \"$PPID\" </dev/null >/dev/null 2>&1 &\n\
+         exec \"$(dirname \"$0\")/real-null\" \"$@\"\n",
+    )
+    .expect("write the wrapper");
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    mirror
+}
+
+/// `sluice preview` (runner `profile`) of a PR whose project plans `null_resource.real` and
+/// commits the forger with `conf` as its `forger.conf`; returns the run and the forger's report
+/// from plan time (kept job dirs), if it wrote one.
+fn run_forger(starter: Starter, profile: &str, conf: &str) -> (Run, String) {
+    let base = scratch_dir("forger-world");
+    world_readable(base.path());
+    std::fs::create_dir_all(base.path().join("data")).expect("mkdir data");
+    let mirror = mirror_running_pr_code();
+    let repo = TestRepo::new();
+    repo.write("README.md", "base\n");
+    repo.commit("base");
+    repo.write("p/main.tf", &crate::support::null_project("real", "1"));
+    repo.write("p/forger.conf", conf);
+    std::fs::copy(forger_binary(), repo.path().join("p/forger")).expect("copy forger");
+    std::fs::set_permissions(
+        repo.path().join("p/forger"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .expect("chmod");
+    repo.commit("the pull request");
+    starter.own(base.path());
+    starter.own(repo.path());
+
+    let jobs = base.path().join("jobs");
+    let mut vars = tool_env(&tools(), &base.path().join("data"));
+    vars.insert(
+        "SLUICE_PROVIDER_MIRROR".into(),
+        mirror.path().display().to_string(),
+    );
+    vars.insert("SLUICE_RUNNER__JOBS_DIR".into(), jobs.display().to_string());
+    vars.insert("SLUICE_RUNNER__PROFILE".into(), profile.to_string());
+    vars.insert("HOME".into(), base.path().display().to_string());
+    let path = repo.path().display().to_string();
+    let mut cmd = sluice_command(
+        &[
+            "preview",
+            "--keep-job-dirs",
+            "--format",
+            "terminal",
+            "--base",
+            "HEAD~1",
+            &path,
+        ],
+        &vars,
+        repo.path(),
+    );
+    starter.apply(&mut cmd);
+    let run = Run::from_output(&cmd.output().expect("sluice runs"));
+    let report = find_named(&jobs, "forger-report.txt").unwrap_or_default();
+    (run, report)
+}
+
+fn find_named(dir: &Path, name: &str) -> Option<String> {
+    for entry in std::fs::read_dir(dir).ok()? {
+        let path = entry.ok()?.path();
+        if path.is_dir() && !path.is_symlink() {
+            if let Some(r) = find_named(&path, name) {
+                return Some(r);
+            }
+        } else if path.file_name().is_some_and(|n| n == name) {
+            return std::fs::read_to_string(&path).ok();
+        }
+    }
+    None
+}
+
+/// Code of the PR running during `plan` tries to change what `show -json` loads (swap the
+/// provider init installed, rewrite the lock file), and during `show` tries to write a forged
+/// plan into terraform's stdout. Whoever starts Sluice, the sandbox stops both: the plan shown
+/// is the real one.
+#[test]
+fn a_run_cannot_change_the_plan_sluice_shows() {
+    for starter in Starter::all() {
+        let (run, report) = run_forger(starter, "bwrap", "swap\nforge\n");
+        let all = format!("{}\n{}", run.stdout, run.stderr);
+        assert!(
+            all.contains("null_resource.real") && !all.contains("forged"),
+            "{starter:?}: the shown plan is not the real one:\n{all}\nreport:\n{report}"
+        );
+        for (check, errno) in [
+            ("swap_provider", "EROFS"),
+            ("write_lock_file", "EROFS"),
+            ("plan_stdout", "EACCES"),
+            ("plan_stdout_pid1", "EACCES"),
+        ] {
+            assert!(
+                report.contains(&format!("{check} errno={errno}\n")),
+                "{starter:?}: {check}: expected {errno}:\n{report}\n{all}"
+            );
+        }
+    }
+}
+
+/// The control: without the sandbox (runner profile `plain`) the same PR code swaps the
+/// provider — and Sluice, which checks what init installed before every later command, fails
+/// the job closed — or, alone, forges the plan shown: the test above can see both attacks.
+#[test]
+fn the_forger_works_without_the_sandbox() {
+    let starter = Starter::unprivileged();
+    let (run, report) = run_forger(starter, "plain", "swap\n");
+    let all = format!("{}\n{}", run.stdout, run.stderr);
+    assert!(report.contains("swap_provider ok\n"), "{report}\n{all}");
+    assert!(
+        all.contains("what `init` installed changed") && !all.contains("forged"),
+        "{all}"
+    );
+
+    let (run, _) = run_forger(starter, "plain", "forge\n");
+    let all = format!("{}\n{}", run.stdout, run.stderr);
+    assert!(all.contains("null_resource.forged"), "{all}");
 }

@@ -11,16 +11,25 @@
 //! tree has too many files, a diff too many changes, a path is too long, or a blob is larger
 //! than asked for; blob sizes are known before any content is read; an export stops at its
 //! quotas. Errors name the limit (`limits.<name>`) and never a host path.
+//!
+//! Git itself is confined too, since crafted objects can make it grow without bound (a "tree
+//! bomb": a few hundred KB of trees reused to spell 10^9 paths): every git process runs in a
+//! process group of its own under an address-space limit (`limits.git_memory_bytes`), a read of
+//! pull-request content may take at most `limits.detection_timeout_secs` — and no longer than
+//! the reader waits ([`set_read_deadline`]) — and when it is stopped, or its reader goes away,
+//! the whole group is killed: no git is left running behind.
 #![allow(
     clippy::disallowed_methods,
     reason = "this adapter is where git processes start, with their timeouts and caps"
 )]
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
@@ -33,8 +42,79 @@ use crate::core::diag::Diagnostic;
 use crate::core::projects::{ChangeKind, ChangedFile, RepoSnapshot, module_sources};
 use crate::core::types::{CommitSha, ProjectDir};
 
-/// Longest any single git command may take (fetches of big repositories included).
+/// Longest any single git command may take (fetches of big repositories included); reads of
+/// pull-request content have the shorter `limits.detection_timeout_secs`.
 const GIT_TIMEOUT: Duration = Duration::from_secs(600);
+
+thread_local! {
+    static READ_DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// Every git command this thread starts from now on ends by `deadline` (`None`: no deadline but
+/// its own timeout): killed, with everything it started, when it runs past it. The threads that
+/// read pull requests set it to the moment their caller stops waiting (`app::bounded`), so a
+/// git the caller gave up on does not go on running.
+pub fn set_read_deadline(deadline: Option<Instant>) {
+    READ_DEADLINE.with(|d| d.set(deadline));
+}
+
+/// `timeout`, shortened to this thread's read deadline.
+fn bounded(timeout: Duration) -> Duration {
+    match READ_DEADLINE.with(Cell::get) {
+        Some(d) => timeout.min(d.saturating_duration_since(Instant::now())),
+        None => timeout,
+    }
+}
+
+/// Runs git in a process group of its own (so it and everything it starts are killed together,
+/// [`kill_groups`]) under an address-space limit of `memory` bytes.
+fn confined(expr: duct::Expression, memory: u64) -> duct::Expression {
+    expr.before_spawn(move |cmd| {
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0);
+        // SAFETY: setrlimit is async-signal-safe; nothing is allocated between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                nix::sys::resource::setrlimit(
+                    nix::sys::resource::Resource::RLIMIT_AS,
+                    memory,
+                    memory,
+                )
+                .map_err(std::io::Error::from)
+            });
+        }
+        Ok(())
+    })
+}
+
+/// SIGKILL to the process groups led by `pids` (see [`confined`]).
+fn kill_groups(pids: &[u32]) {
+    for pid in pids {
+        if let Ok(pid) = i32::try_from(*pid) {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+}
+
+/// Git's failure, said plainly when it hit the memory limit.
+fn git_failure(what: &str, stderr: &[u8], memory: u64) -> anyhow::Error {
+    let stderr = String::from_utf8_lossy(stderr);
+    let stderr = stderr.trim();
+    let lower = stderr.to_ascii_lowercase();
+    if lower.contains("out of memory") || lower.contains("cannot allocate memory") {
+        anyhow::anyhow!(
+            "git {what} ran out of memory: it may use {} (limits.git_memory_bytes); the \
+             commit's objects take more than that to read (crafted trees can spell billions of \
+             paths in a few KB). Git said: {stderr}",
+            human_bytes(memory)
+        )
+    } else {
+        anyhow::anyhow!("git {what} failed: {stderr}")
+    }
+}
 
 /// A repository on disk: a bare mirror or the `.git` of a working copy, with the bounds every
 /// read of it respects.
@@ -97,6 +177,8 @@ fn git_output(
     args: &[&str],
     extra_env: &[(String, String)],
     stdin: Option<Vec<u8>>,
+    memory: u64,
+    timeout: Duration,
 ) -> anyhow::Result<Vec<u8>> {
     let mut argv: Vec<String> = Vec::new();
     if let Some(d) = git_dir {
@@ -105,11 +187,14 @@ fn git_output(
     argv.extend(args.iter().map(|s| s.to_string()));
     let mut env = base_env();
     env.extend_from_slice(extra_env);
-    let mut expr = duct::cmd("git", &argv)
-        .full_env(env)
-        .stdout_capture()
-        .stderr_capture()
-        .unchecked();
+    let mut expr = confined(
+        duct::cmd("git", &argv)
+            .full_env(env)
+            .stdout_capture()
+            .stderr_capture()
+            .unchecked(),
+        memory,
+    );
     expr = match stdin {
         Some(bytes) => expr.stdin_bytes(bytes),
         None => expr.stdin_null(),
@@ -117,47 +202,60 @@ fn git_output(
     let handle = expr
         .start()
         .context("cannot start git (is it installed?)")?;
-    let out = match handle.wait_timeout(GIT_TIMEOUT)? {
+    let out = match handle.wait_timeout(timeout)? {
         Some(out) => out.clone(),
         None => {
+            kill_groups(&handle.pids());
             let _ = handle.kill();
             bail!(
-                "git {} timed out after {}s",
+                "git {} was stopped after {}s",
                 args.first().unwrap_or(&""),
-                GIT_TIMEOUT.as_secs()
+                timeout.as_secs()
             );
         }
     };
     if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        bail!(
-            "git {} failed: {}",
+        return Err(git_failure(
             args.first().unwrap_or(&""),
-            stderr.trim()
-        );
+            &out.stderr,
+            memory,
+        ));
     }
     Ok(out.stdout)
 }
 
 /// A git command whose standard output is read as a stream, so no more of it is ever held than
-/// the reader keeps. Git is killed when the stream is dropped before its end, and by a watchdog
-/// after [`GIT_TIMEOUT`].
+/// the reader keeps. Git (its whole process group) is killed when the stream is dropped before
+/// its end, and by a watchdog after its timeout.
 struct GitStream {
     reader: Arc<duct::ReaderHandle>,
     /// Dropping it tells the watchdog the command is over.
     _done: std::sync::mpsc::Sender<()>,
+    /// Set by the watchdog when it stopped git.
+    stopped: Arc<AtomicBool>,
+    timeout: Duration,
+    memory: u64,
     what: String,
     finished: bool,
 }
 
 impl GitStream {
-    fn start(git_dir: &Path, args: &[&str], stdin: Option<Vec<u8>>) -> anyhow::Result<GitStream> {
+    fn start(
+        git_dir: &Path,
+        args: &[&str],
+        stdin: Option<Vec<u8>>,
+        memory: u64,
+        timeout: Duration,
+    ) -> anyhow::Result<GitStream> {
         let mut argv = vec![format!("--git-dir={}", git_dir.display())];
         argv.extend(args.iter().map(|s| s.to_string()));
-        let mut expr = duct::cmd("git", &argv)
-            .full_env(base_env())
-            .stderr_capture()
-            .unchecked();
+        let mut expr = confined(
+            duct::cmd("git", &argv)
+                .full_env(base_env())
+                .stderr_capture()
+                .unchecked(),
+            memory,
+        );
         expr = match stdin {
             Some(bytes) => expr.stdin_bytes(bytes),
             None => expr.stdin_null(),
@@ -168,32 +266,55 @@ impl GitStream {
         );
         let (done, wait) = std::sync::mpsc::channel::<()>();
         let watched = Arc::clone(&reader);
+        let stopped = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stopped);
         std::thread::spawn(move || {
-            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = wait.recv_timeout(GIT_TIMEOUT)
-            {
+            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = wait.recv_timeout(timeout) {
+                flag.store(true, Ordering::SeqCst);
+                kill_groups(&watched.pids());
                 let _ = watched.kill();
             }
         });
         Ok(GitStream {
             reader,
             _done: done,
+            stopped,
+            timeout,
+            memory,
             what: args.first().unwrap_or(&"").to_string(),
             finished: false,
+        })
+    }
+
+    /// The error to report instead of a read or exit failure, when the watchdog stopped git.
+    fn stopped_error(&self) -> Option<anyhow::Error> {
+        self.stopped.load(Ordering::SeqCst).then(|| {
+            anyhow::anyhow!(
+                "git {} was stopped after {}s: reading the pull request's objects took too long \
+                 (limits.detection_timeout_secs)",
+                self.what,
+                self.timeout.as_secs()
+            )
         })
     }
 
     /// Reads to the end and checks git's exit status (its stderr is the error).
     fn finish(mut self) -> anyhow::Result<()> {
         let mut sink = [0u8; 8192];
-        while self.read(&mut sink)? > 0 {}
+        loop {
+            match self.read(&mut sink) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) => return Err(self.stopped_error().unwrap_or_else(|| e.into())),
+            }
+        }
         self.finished = true;
+        if let Some(e) = self.stopped_error() {
+            return Err(e);
+        }
         match self.reader.try_wait()? {
             Some(out) if out.status.success() => Ok(()),
-            Some(out) => bail!(
-                "git {} failed: {}",
-                self.what,
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
+            Some(out) => Err(git_failure(&self.what, &out.stderr, self.memory)),
             None => bail!("git {} did not finish", self.what),
         }
     }
@@ -208,6 +329,7 @@ impl Read for GitStream {
 impl Drop for GitStream {
     fn drop(&mut self) {
         if !self.finished {
+            kill_groups(&self.reader.pids());
             let _ = self.reader.kill();
         }
     }
@@ -293,6 +415,8 @@ impl GitRepo {
             ],
             &[],
             None,
+            Limits::default().git_memory_bytes,
+            bounded(GIT_TIMEOUT),
         )
         .with_context(|| format!("{} is not a git repository", path.display()))?;
         let dir = String::from_utf8_lossy(&out).trim().to_string();
@@ -311,6 +435,8 @@ impl GitRepo {
                 &["init", "--bare", "--quiet", &dir.to_string_lossy()],
                 &[],
                 None,
+                Limits::default().git_memory_bytes,
+                bounded(GIT_TIMEOUT),
             )?;
         }
         Ok(GitRepo {
@@ -333,12 +459,31 @@ impl GitRepo {
         &self.git_dir
     }
 
+    /// How long one read of the repository's content may take: `limits.detection_timeout_secs`,
+    /// and no longer than this thread's reader waits ([`set_read_deadline`]).
+    fn read_timeout(&self) -> Duration {
+        bounded(Duration::from_secs(self.limits.detection_timeout_secs))
+    }
+
     fn stream(&self, args: &[&str], stdin: Option<Vec<u8>>) -> anyhow::Result<GitStream> {
-        GitStream::start(&self.git_dir, args, stdin)
+        GitStream::start(
+            &self.git_dir,
+            args,
+            stdin,
+            self.limits.git_memory_bytes,
+            self.read_timeout(),
+        )
     }
 
     fn git(&self, args: &[&str]) -> anyhow::Result<Vec<u8>> {
-        git_output(Some(&self.git_dir), args, &[], None)
+        git_output(
+            Some(&self.git_dir),
+            args,
+            &[],
+            None,
+            self.limits.git_memory_bytes,
+            self.read_timeout(),
+        )
     }
 
     /// Fetches `refspecs` from `url` (https with a token, or `file://`, or a path).
@@ -350,8 +495,15 @@ impl GitRepo {
     ) -> anyhow::Result<()> {
         let mut args: Vec<&str> = vec!["fetch", "--quiet", "--no-tags", "--force", "--", url];
         args.extend(refspecs.iter().map(String::as_str));
-        git_output(Some(&self.git_dir), &args, &auth_env(url, token), None)
-            .with_context(|| format!("fetching from {}", redact_url(url)))?;
+        git_output(
+            Some(&self.git_dir),
+            &args,
+            &auth_env(url, token),
+            None,
+            self.limits.git_memory_bytes,
+            bounded(GIT_TIMEOUT),
+        )
+        .with_context(|| format!("fetching from {}", redact_url(url)))?;
         Ok(())
     }
 
@@ -397,25 +549,30 @@ impl GitRepo {
         ancestor: &CommitSha,
         descendant: &CommitSha,
     ) -> anyhow::Result<bool> {
-        let out = duct::cmd(
-            "git",
-            [
-                format!("--git-dir={}", self.git_dir.display()),
-                "merge-base".into(),
-                "--is-ancestor".into(),
-                ancestor.to_string(),
-                descendant.to_string(),
-            ],
+        let timeout = self.read_timeout();
+        let out = confined(
+            duct::cmd(
+                "git",
+                [
+                    format!("--git-dir={}", self.git_dir.display()),
+                    "merge-base".into(),
+                    "--is-ancestor".into(),
+                    ancestor.to_string(),
+                    descendant.to_string(),
+                ],
+            )
+            .full_env(base_env())
+            .stdout_null()
+            .stderr_capture()
+            .unchecked(),
+            self.limits.git_memory_bytes,
         )
-        .full_env(base_env())
-        .stdout_null()
-        .stderr_capture()
-        .unchecked()
         .start()
         .context("cannot start git (is it installed?)")?;
-        let Some(out) = out.wait_timeout(GIT_TIMEOUT)? else {
+        let Some(out) = out.wait_timeout(timeout)? else {
+            kill_groups(&out.pids());
             let _ = out.kill();
-            bail!("git merge-base timed out after {}s", GIT_TIMEOUT.as_secs());
+            bail!("git merge-base was stopped after {}s", timeout.as_secs());
         };
         match out.status.code() {
             Some(0) => Ok(true),
@@ -457,9 +614,9 @@ impl GitRepo {
         };
         out.into_inner().finish().with_context(|| {
             format!(
-                "{} and {} have no common history",
-                base.short(),
-                head.short()
+                "comparing {} with {} (their merge base)",
+                head.short(),
+                base.short()
             )
         })?;
         parse_name_status(&records)
@@ -1366,6 +1523,84 @@ mod tests {
         let g = GitRepo::open(d.path()).unwrap();
         let head = g.resolve("main").unwrap();
         (d, g, head)
+    }
+
+    /// A "tree bomb" on top of `main`: ten trees of ten, nine levels deep — 10^9 paths in a
+    /// few KB of objects. Returns the repo, the base and the bomb commit.
+    fn tree_bomb() -> (tempfile::TempDir, GitRepo, CommitSha, CommitSha) {
+        let (d, g, base) = repo_with("echo base > README");
+        sh(
+            d.path(),
+            r#"t=$(echo x | git hash-object -w --stdin); kind=blob; mode=100644
+               for level in 1 2 3 4 5 6 7 8 9; do
+                 t=$(for i in 0 1 2 3 4 5 6 7 8 9; do printf '%s %s %s\tn%s\n' $mode $kind $t $i; done | git mktree)
+                 kind=tree; mode=040000
+               done
+               c=$(git commit-tree $t -p main -m bomb) && git update-ref refs/heads/bomb $c"#,
+        );
+        let bomb = g.resolve("bomb").unwrap();
+        (d, g, base, bomb)
+    }
+
+    fn gits_of(dir: &Path) -> Vec<String> {
+        let out = std::process::Command::new("pgrep")
+            .args(["-af", &dir.display().to_string()])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.contains("git"))
+            .map(String::from)
+            .collect()
+    }
+
+    #[test]
+    fn a_tree_bomb_stops_git_within_its_memory_and_leaves_nothing_running() {
+        let (d, g, base, bomb) = tree_bomb();
+        // Within its memory: git fails with a clear error, fast.
+        let small = g
+            .clone()
+            .with_limits(limits(|l| l.git_memory_bytes = 128 << 20));
+        let started = Instant::now();
+        let err = format!("{:#}", small.changed_files(&base, &bomb).unwrap_err());
+        assert!(
+            err.contains("ran out of memory") && err.contains("limits.git_memory_bytes"),
+            "{err}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(gits_of(d.path()).is_empty(), "{:?}", gits_of(d.path()));
+
+        // With memory to spare, the reader's deadline stops it — with every process it started.
+        let roomy = g
+            .clone()
+            .with_limits(limits(|l| l.git_memory_bytes = 8 << 30));
+        let dir = d.path().to_path_buf();
+        let started = Instant::now();
+        let err = std::thread::spawn(move || {
+            set_read_deadline(Some(Instant::now() + Duration::from_secs(2)));
+            format!("{:#}", roomy.changed_files(&base, &bomb).unwrap_err())
+        })
+        .join()
+        .unwrap();
+        assert!(
+            err.contains("was stopped after") && err.contains("limits.detection_timeout_secs"),
+            "{err}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(gits_of(&dir).is_empty(), "{:?}", gits_of(&dir));
+
+        // Reading the tree stops at limits.tree_files, and git with it.
+        let err = format!("{:#}", g.snapshot(&g.resolve("bomb").unwrap()).unwrap_err());
+        assert!(err.contains("limits.tree_files"), "{err}");
+        assert!(gits_of(d.path()).is_empty(), "{:?}", gits_of(d.path()));
     }
 
     #[test]

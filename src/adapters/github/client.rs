@@ -31,7 +31,8 @@ use crate::core::event::{Actor, ActorKind, Review, ReviewState};
 use crate::core::types::{CommitSha, PrNumber, RepoName};
 
 use crate::app::ports::github::{
-    CommitStatus, GitHubApi, GitHubError, MAX_STATUS_DESCRIPTION, MergeableState, PostedReviewIds,
+    CommitStatus, GitHubApi, GitHubError, IssueText, MAX_STATUS_DESCRIPTION, MergeableState,
+    PostedReviewIds,
     PullDetails, PullState,
 };
 use crate::core::review::checks::{CreateCheckRun, UpdateCheckRun};
@@ -568,6 +569,19 @@ struct IdDto {
 }
 
 #[derive(Deserialize)]
+struct NumberDto {
+    number: u64,
+}
+
+/// An issue as the issues API lists it (pull requests appear there too, with `pull_request`).
+#[derive(Deserialize)]
+struct IssueDto {
+    number: u64,
+    body: Option<String>,
+    pull_request: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
 struct LoginDto {
     login: String,
 }
@@ -687,6 +701,52 @@ impl GitHubApi for OctocrabGitHub {
         // duplicate comment is a nuisance, a lost plan result is worse.
         let reply = self.post_json(&path, json!({ "body": body }), cred).await?;
         Ok(reply.json::<IdDto>(&format!("POST {path}"))?.id)
+    }
+
+    async fn create_issue(&self, repo: &RepoName, issue: &IssueText) -> Result<u64, GitHubError> {
+        let cred = self.repo_cred(repo).await?;
+        let path = format!("/repos/{}/{}/issues", repo.owner(), repo.name());
+        let body = json!({ "title": issue.title, "body": issue.body, "labels": issue.labels });
+        let reply = self.post_json(&path, body, cred).await?;
+        Ok(reply.json::<NumberDto>(&format!("POST {path}"))?.number)
+    }
+
+    async fn update_issue(
+        &self,
+        repo: &RepoName,
+        number: u64,
+        issue: &IssueText,
+        open: bool,
+    ) -> Result<(), GitHubError> {
+        let cred = self.repo_cred(repo).await?;
+        let path = format!("/repos/{}/{}/issues/{number}", repo.owner(), repo.name());
+        let body = json!({
+            "title": issue.title,
+            "body": issue.body,
+            "labels": issue.labels,
+            "state": if open { "open" } else { "closed" },
+        });
+        self.send(Method::PATCH, &path, Some(&body), cred).await?;
+        Ok(())
+    }
+
+    async fn open_issues_labelled(
+        &self,
+        repo: &RepoName,
+        label: &str,
+    ) -> Result<Vec<(u64, String)>, GitHubError> {
+        let cred = self.repo_cred(repo).await?;
+        let path = format!(
+            "/repos/{}/{}/issues?state=open&labels={label}&per_page={PER_PAGE}",
+            repo.owner(),
+            repo.name()
+        );
+        let dtos: Vec<IssueDto> = self.get_all(path, cred).await?;
+        Ok(dtos
+            .into_iter()
+            .filter(|i| i.pull_request.is_none())
+            .map(|i| (i.number, i.body.unwrap_or_default()))
+            .collect())
     }
 
     async fn update_comment(

@@ -258,24 +258,34 @@ impl Cx<'_> {
         if c.action != IssueCommentWebhookEventAction::Created {
             return Ok(None);
         }
-        // Comments on plain issues share this event; only PR conversations carry commands.
-        if c.issue.pull_request.is_none() {
-            return Ok(None);
-        }
         let repo = self.repo(repository, installation_id)?;
+        let association = c
+            .comment
+            .author_association
+            .as_ref()
+            .and_then(|a| serde_json::to_value(a).ok())
+            .and_then(|v| v.as_str().map(str::to_ascii_uppercase));
+        let created_at_ms = Some(UnixMs::new(c.comment.created_at.timestamp_millis()));
+        // Comments on plain issues share this event: drift issues take drift commands.
+        if c.issue.pull_request.is_none() {
+            return Ok(Some(Event::IssueComment {
+                repo,
+                issue: c.issue.number,
+                comment_id: c.comment.id.into_inner(),
+                body: c.comment.body.clone().unwrap_or_default(),
+                author: actor(&c.comment.user),
+                association,
+                created_at_ms,
+            }));
+        }
         Ok(Some(Event::Comment {
             repo,
             pr: self.pr_number(c.issue.number)?,
             comment_id: c.comment.id.into_inner(),
             body: c.comment.body.clone().unwrap_or_default(),
             author: actor(&c.comment.user),
-            association: c
-                .comment
-                .author_association
-                .as_ref()
-                .and_then(|a| serde_json::to_value(a).ok())
-                .and_then(|v| v.as_str().map(str::to_ascii_uppercase)),
-            created_at_ms: Some(UnixMs::new(c.comment.created_at.timestamp_millis())),
+            association,
+            created_at_ms,
         }))
     }
 
@@ -603,6 +613,9 @@ mod tests {
                 repo.installation_id
             ),
             Event::Comment { repo, pr, body, .. } => format!("comment {} {pr} {body:?}", repo.name),
+            Event::IssueComment {
+                repo, issue, body, ..
+            } => format!("issue comment {} #{issue} {body:?}", repo.name),
             Event::Review {
                 action, pr, review, ..
             } => format!("review {action:?} {pr} {:?}", review.state),
@@ -624,7 +637,7 @@ mod tests {
             ),
             (
                 "issue_comment.created.json",
-                "ignored issue_comment Some(\"created\")",
+                "issue comment Codertocat/Hello-World #1 \"You are totally right! I'll get this fixed right away.\"",
             ),
             (
                 "issue_comment.created.pr.json",
@@ -846,14 +859,23 @@ mod tests {
     }
 
     #[test]
-    fn comment_on_plain_issue_is_ignored() {
+    fn comment_on_plain_issue_is_an_issue_comment_keyed_like_any_comment() {
         let got = parse_event("issue_comment", &fixture("issue_comment.created.json")).unwrap();
+        let Event::IssueComment {
+            issue,
+            ref author,
+            ref association,
+            ..
+        } = got
+        else {
+            panic!("{got:?}");
+        };
+        assert_eq!(issue, 1);
+        assert_eq!(author.login, "Codertocat");
+        assert!(association.is_some(), "{got:?}");
         assert_eq!(
-            got,
-            Event::Ignored {
-                kind: "issue_comment".into(),
-                action: Some("created".into())
-            }
+            got.identity_keys(),
+            vec!["issue_comment:codertocat/hello-world:492700400".to_string()]
         );
     }
 

@@ -1025,6 +1025,81 @@ mod sqlite {
         assert!(del.unwrap_err().to_string().contains("append-only"));
     }
 
+    /// The store is the last point before the audit log and GitHub: a known secret (as is or
+    /// encoded) in any record or outbox text is redacted there, and the redacted chain verifies.
+    #[tokio::test]
+    async fn known_secrets_never_reach_the_audit_log_or_the_outbox() {
+        use base64::Engine as _;
+        let (_dir, store) = fresh().await;
+        // Unique to this test: the process-wide set redacts nothing any other test writes.
+        let secret = "store/known+secret-7f3a";
+        crate::adapters::known_secrets::register([secret.to_string()]);
+        let b64 = base64::engine::general_purpose::STANDARD.encode(format!("u:{secret}"));
+        let url = format!(
+            "https://x/?t={}",
+            secret.replace('/', "%2F").replace('+', "%2B")
+        );
+        let mut rec = audit(AuditAction::CommandRejected);
+        rec.details = [("reason".to_string(), format!("bad {b64} and {url}"))].into();
+        let status = Outgoing::Status {
+            sha: sha('a'),
+            context: StatusContext::Plan,
+            state: crate::app::ports::StatusState::Failure,
+            description: format!("failed: {secret}"),
+            target_url: None,
+        };
+        store
+            .enqueue(
+                Effects::new(
+                    vec![
+                        OutboxItem {
+                            repo: repo(),
+                            pr: Some(pr(1)),
+                            message: Outgoing::Comment {
+                                body: format!("```\n{b64}\n```"),
+                            },
+                        },
+                        OutboxItem {
+                            repo: repo(),
+                            pr: Some(pr(2)),
+                            message: status,
+                        },
+                    ],
+                    vec![rec],
+                ),
+                t(1),
+            )
+            .await
+            .unwrap();
+        let mut entries = Vec::new();
+        store
+            .scan_audit(&AuditQuery::default(), &mut |e| {
+                entries.push(e);
+                Ok(true)
+            })
+            .await
+            .unwrap();
+        let text = serde_json::to_string(&entries).unwrap();
+        // "u:" is encoded with the secret's first bits: those characters stay.
+        assert!(
+            text.contains(r#""reason":"bad dTp*** and https://x/?t=***""#),
+            "{text}"
+        );
+        let mut v = crate::core::audit::Verifier::default();
+        assert_eq!(v.check(&entries[0]), Ok(()));
+        let out: Vec<Outgoing> = store
+            .due_outbox(t(2), 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.item.message)
+            .collect();
+        let text = format!("{out:?}");
+        assert!(!text.contains(secret) && !text.contains(&b64), "{text}");
+        assert!(text.contains("failed: ***"), "{text}");
+        assert_eq!(out.len(), 2, "{text}");
+    }
+
     #[tokio::test]
     async fn data_survives_reopening() {
         let dir = tempfile::tempdir().unwrap();

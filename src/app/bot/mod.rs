@@ -11,6 +11,7 @@
 mod apply;
 mod approve_policies;
 mod comment;
+mod drift;
 mod plan;
 mod pull_request;
 mod repo;
@@ -72,6 +73,8 @@ pub struct Bot {
     /// The server's mandatory policies (loaded at start-up).
     pub server_policies: Arc<Vec<Policy>>,
     pub teams: Arc<TeamCache>,
+    /// Drift detection (`None` when off): pushes and drift-issue comments go there.
+    pub drift: Option<Arc<super::drift::DriftService>>,
 }
 
 /// Who asked Sluice to act on which pull request, with which delivery: what every reply,
@@ -134,6 +137,9 @@ pub(crate) struct CommandRun<'a> {
 impl Bot {
     /// Handles one event to completion (or to a retry).
     pub async fn handle(&self, delivery_id: &str, event: Event) -> Result<(), EventError> {
+        if let (Some(drift), Some(repo)) = (&self.drift, event.repo()) {
+            drift.seen(repo).await;
+        }
         match event {
             Event::PullRequest {
                 action,
@@ -164,11 +170,32 @@ impl Bot {
                 };
                 self.on_comment(delivery_id, &comment).await
             }
+            Event::IssueComment {
+                repo,
+                issue,
+                body,
+                author,
+                association,
+                ..
+            } => {
+                let c = drift::IssueComment {
+                    delivery: delivery_id,
+                    repo: &repo,
+                    issue,
+                    body: &body,
+                    author: &author,
+                    association: association.as_deref(),
+                };
+                self.on_issue_comment(&c).await
+            }
+            Event::Push {
+                repo,
+                git_ref,
+                after,
+            } => self.on_push(&repo, &git_ref, after.as_ref()).await,
             // Reviews are read from the reviews API when an apply asks (latest per reviewer), so
             // nothing is cached that could go stale.
-            Event::Review { .. } | Event::Push { .. } | Event::Ping | Event::Ignored { .. } => {
-                Ok(())
-            }
+            Event::Review { .. } | Event::Ping | Event::Ignored { .. } => Ok(()),
         }
     }
 

@@ -297,9 +297,9 @@ impl Bot {
     }
 }
 
-/// What a plan run's start says: "planning N projects" and the locks it takes; and when it
-/// waits, then the queued comment, "queued behind #N" and the conflict — all in the run's own
-/// transaction, so they reach the pull request in this order.
+/// What a plan run's start says, in the run's own transaction: when its locks are taken,
+/// "planning N projects" and the locks acquired; when it waits, the queued comment, "queued
+/// behind #N" and the conflict (it says "planning" and audits the locks only when it starts).
 fn announce(
     ask: &Ask<'_>,
     commits: &Commits,
@@ -307,41 +307,45 @@ fn announce(
     locks: &[LockKey],
     opening: Opening<'_>,
 ) -> Effects {
-    let pending = ask.status(
-        &commits.head,
-        StatusContext::Plan,
-        StatusState::Pending,
-        reply::status::planning(projects),
-    );
-    let acquired = ask
-        .record(AuditAction::LockAcquired, AuditResult::Success)
-        .base(&commits.base)
-        .head(&commits.head)
-        .numbered("lock", locks);
-    let mut effects = Effects::new(vec![pending], vec![acquired]);
-    if let Opening::Waits { held } = opening {
-        let holder = held.first().map(|l| l.pr.get()).unwrap_or_default();
-        effects.extend(Effects::new(
-            vec![
-                ask.comment(reply::plan::queued(held, &ask.repo_url())),
-                ask.status(
-                    &commits.head,
-                    StatusContext::Plan,
-                    StatusState::Pending,
-                    reply::status::queued_behind(holder),
+    let held = match opening {
+        // Locks taken: the run starts now. (A run that waits says this when the locks are
+        // released and it starts: see `Store::release_pr_locks`.)
+        Opening::Starts => {
+            let pending = ask.status(
+                &commits.head,
+                StatusContext::Plan,
+                StatusState::Pending,
+                reply::status::planning(projects),
+            );
+            let acquired = ask
+                .record(AuditAction::LockAcquired, AuditResult::Success)
+                .base(&commits.base)
+                .head(&commits.head)
+                .numbered("lock", locks);
+            return Effects::new(vec![pending], vec![acquired]);
+        }
+        Opening::Waits { held } => held,
+    };
+    let holder = held.first().map(|l| l.pr.get()).unwrap_or_default();
+    Effects::new(
+        vec![
+            ask.comment(reply::plan::queued(held, &ask.repo_url())),
+            ask.status(
+                &commits.head,
+                StatusContext::Plan,
+                StatusState::Pending,
+                reply::status::queued_behind(holder),
+            ),
+        ],
+        vec![
+            ask.record(AuditAction::LockConflict, AuditResult::Refused)
+                .head(&commits.head)
+                .numbered(
+                    "held",
+                    held.iter().map(|l| format!("{} by #{}", l.key, l.pr.get())),
                 ),
-            ],
-            vec![
-                ask.record(AuditAction::LockConflict, AuditResult::Refused)
-                    .head(&commits.head)
-                    .numbered(
-                        "held",
-                        held.iter().map(|l| format!("{} by #{}", l.key, l.pr.get())),
-                    ),
-            ],
-        ));
-    }
-    effects
+        ],
+    )
 }
 
 /// The configuration has errors: nothing is planned.

@@ -131,6 +131,34 @@ pub trait GitHubApi: Send + Sync {
         &self,
         installation_id: Option<u64>,
     ) -> Result<Option<Secret>, GitHubError>;
+
+    /// Opens an issue (`POST /repos/{o}/{r}/issues`); returns its number.
+    async fn create_issue(&self, repo: &RepoName, issue: &IssueText) -> Result<u64, GitHubError>;
+
+    /// Replaces an issue's title, body and labels, and opens or closes it
+    /// (`PATCH /repos/{o}/{r}/issues/{n}`).
+    async fn update_issue(
+        &self,
+        repo: &RepoName,
+        number: u64,
+        issue: &IssueText,
+        open: bool,
+    ) -> Result<(), GitHubError>;
+
+    /// The open issues (not pull requests) carrying `label`, as (number, body), all pages.
+    async fn open_issues_labelled(
+        &self,
+        repo: &RepoName,
+        label: &str,
+    ) -> Result<Vec<(u64, String)>, GitHubError>;
+}
+
+/// What an issue says: its title, body (markdown) and labels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssueText {
+    pub title: String,
+    pub body: String,
+    pub labels: Vec<String>,
 }
 
 /// What went wrong talking to GitHub. Messages name the call (`GET /repos/o/r/pulls/1`) and

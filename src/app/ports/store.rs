@@ -906,7 +906,8 @@ pub trait Store: Send + Sync {
         now: UnixMs,
     ) -> StoreResult<Vec<AuditEntry>>;
     /// Entries matching `q`, in sequence order, handed to `each` one at a time (constant memory
-    /// over millions of entries). `each` returning `false` stops early.
+    /// over millions of entries). `each` returning `false` stops early. A row whose filter
+    /// columns disagree with its entry is an error of type `core::audit::ColumnEdited`.
     async fn scan_audit(
         &self,
         q: &AuditQuery,

@@ -111,11 +111,20 @@ impl Workers {
                 return;
             }
             let state = finish.state;
-            match self
+            let recorded = self
                 .store
                 .finish_job(c.job.id, worker, finish, clock::now())
-                .await
+                .await;
+            // A successful apply moves the project's drift baseline (and is checked again).
+            if recorded.is_ok()
+                && c.job.kind == JobKind::Apply
+                && state == JobState::Succeeded
+                && let Some(drift) = &self.bot.drift
+                && let Err(e) = drift.after_apply(&c).await
             {
+                tracing::warn!(error = %format!("{e:#}"), "drift: recording the apply failed");
+            }
+            match recorded {
                 Ok(true) => {
                     tracing::info!(state = %state, "job finished; run complete");
                     self.report(c.run.id).await;

@@ -117,6 +117,9 @@ pub enum Resolution {
     CheckClean,
     /// A Sluice apply converged the project.
     Applied {
+        /// Who applied. Named `applied_by` in JSON: a [`Transition`] flattens its kind next to
+        /// its own `actor`, and one object cannot hold two `actor` keys.
+        #[serde(rename = "applied_by")]
         actor: Option<Actor>,
         pr: Option<PrNumber>,
         sha: CommitSha,
@@ -828,6 +831,11 @@ mod tests {
                 .to_string();
             match apply(&rec, e) {
                 Ok(step) => {
+                    // The store keeps the record as JSON: every state must read back as it was.
+                    let json = serde_json::to_string(&step.record).unwrap();
+                    let back: DriftRecord = serde_json::from_str(&json)
+                        .unwrap_or_else(|err| panic!("after {name}: {err}\n{json}"));
+                    assert_eq!(back, step.record, "after {name}");
                     let phase = step
                         .record
                         .drift

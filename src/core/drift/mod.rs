@@ -42,6 +42,7 @@
 //! /api/projects` (with [`LastApplied`], which the store updates on every successful apply);
 //! [`metrics::drift_metrics`] and [`metrics::count_checks`] for the metrics endpoint.
 
+pub mod check_text;
 pub mod classify;
 pub mod fingerprint;
 pub mod grammar;

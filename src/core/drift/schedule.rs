@@ -62,6 +62,9 @@ pub struct Schedule {
     interval: Duration,
 }
 
+// Two schedules are equal when their text is; the parsed form follows from it.
+impl Eq for Schedule {}
+
 /// Why a schedule was refused. `offset` is the character offset inside the value where the
 /// offending field starts, so the config layer can point at it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -399,6 +402,8 @@ pub struct DriftSettings {
     /// `None`: the server's default.
     pub schedule: Option<Schedule>,
 }
+
+impl Eq for DriftSettings {}
 
 impl Default for DriftSettings {
     fn default() -> Self {

@@ -1,10 +1,14 @@
 //! The subset of `terraform show -json <planfile>` (and `tofu show -json`) that Sluice reads.
 //!
-//! This module owns the serde types and [`parse_plan_json`]. It must stay tolerant: unknown
-//! fields are ignored (never `deny_unknown_fields`) and any `format_version` is accepted, so a plan
-//! from a newer terraform still parses. The one thing it refuses is a change action it does not
-//! know: a gate that cannot tell whether a change destroys something must not summarise it as
-//! harmless. It does no I/O and renders nothing (see `summary`, `diff`).
+//! This module owns the serde types and [`parse_plan_json`]. Inside the document it stays
+//! tolerant: unknown fields are ignored (never `deny_unknown_fields`) and any `format_version`
+//! is accepted, so a plan from a newer terraform still parses. It refuses a change action it
+//! does not know (a gate that cannot tell whether a change destroys something must not
+//! summarise it as harmless), and at the top level anything but one object with the keys
+//! terraform writes, each once, and nothing after it: the document comes out of a sandbox that
+//! runs PR code, and a forged plan wrapped around the real one must not parse. A newer
+//! terraform's new top-level key is refused by name until [`PLAN_JSON_KEYS`] lists it. It does
+//! no I/O and renders nothing (see `summary`, `diff`).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -329,30 +333,98 @@ pub enum PlanJsonError {
     },
 }
 
-/// Parses the output of `terraform show -json <planfile>`.
+/// Every top-level key of `terraform show -json <planfile>` output, in Terraform's
+/// `internal/command/jsonplan` (up to 1.12) and OpenTofu's: a document with any other key, or
+/// with one twice, is refused (see [`parse_plan_json`]).
+pub const PLAN_JSON_KEYS: &[&str] = &[
+    "format_version",
+    "terraform_version",
+    "variables",
+    "planned_values",
+    "resource_drift",
+    "resource_changes",
+    "deferred_changes",
+    "output_changes",
+    "prior_state",
+    "configuration",
+    "relevant_attributes",
+    "checks",
+    "timestamp",
+    "applyable",
+    "complete",
+    "errored",
+    "action_invocations",
+    "deferred_action_invocations",
+];
+
+/// The top level of a plan document, checked before the typed parse: one object, every key
+/// known, none twice. What follows it must be whitespace (serde_json refuses the rest).
+struct TopLevel;
+
+impl<'de> Deserialize<'de> for TopLevel {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Keys;
+        impl<'de> serde::de::Visitor<'de> for Keys {
+            type Value = TopLevel;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a plan object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<TopLevel, A::Error> {
+                use serde::de::Error;
+                let mut seen: Vec<String> = Vec::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    if !PLAN_JSON_KEYS.contains(&key.as_str()) {
+                        return Err(A::Error::custom(format!(
+                            "unknown top-level key `{key}` (not written by terraform or OpenTofu)"
+                        )));
+                    }
+                    if seen.contains(&key) {
+                        return Err(A::Error::custom(format!(
+                            "top-level key `{key}` appears twice"
+                        )));
+                    }
+                    seen.push(key);
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+                Ok(TopLevel)
+            }
+        }
+        d.deserialize_map(Keys)
+    }
+}
+
+/// Parses the output of `terraform show -json <planfile>`, strictly: one JSON object and
+/// nothing after it, its top-level keys among [`PLAN_JSON_KEYS`] and none twice. A document
+/// that is not exactly what terraform writes — such as a forged plan wrapped around the real
+/// one — is refused rather than half-read.
 pub fn parse_plan_json(bytes: &[u8]) -> Result<Plan, PlanJsonError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(PlanJsonError::Empty);
     }
-    serde_json::from_slice(bytes).map_err(|e| {
-        let (line, column) = (e.line(), e.column());
-        // serde_json's Display appends " at line L column C"; keep only the message so ours reads once.
-        let full = e.to_string();
-        let suffix = format!(" at line {line} column {column}");
-        let message = full.strip_suffix(&suffix).unwrap_or(&full).to_string();
-        match e.classify() {
-            serde_json::error::Category::Data => PlanJsonError::Shape {
-                message,
-                line,
-                column,
-            },
-            _ => PlanJsonError::Syntax {
-                message,
-                line,
-                column,
-            },
-        }
-    })
+    serde_json::from_slice::<TopLevel>(bytes)
+        .and_then(|_| serde_json::from_slice(bytes))
+        .map_err(|e| {
+            let (line, column) = (e.line(), e.column());
+            // serde_json's Display appends " at line L column C"; keep only the message so ours reads once.
+            let full = e.to_string();
+            let suffix = format!(" at line {line} column {column}");
+            let message = full.strip_suffix(&suffix).unwrap_or(&full).to_string();
+            match e.classify() {
+                serde_json::error::Category::Data => PlanJsonError::Shape {
+                    message,
+                    line,
+                    column,
+                },
+                _ => PlanJsonError::Syntax {
+                    message,
+                    line,
+                    column,
+                },
+            }
+        })
 }
 
 impl Plan {
@@ -538,6 +610,47 @@ mod tests {
         );
         let null_drift = parse_plan_json(br#"{"resource_drift": null}"#).unwrap();
         assert!(null_drift.resource_drift.is_empty());
+    }
+
+    #[test]
+    fn the_top_level_is_exactly_what_terraform_writes() {
+        let real = r#"{"format_version":"1.0","resource_changes":[{"address":"null_resource.x","mode":"managed","type":"null_resource","name":"x","change":{"actions":["create"]}}]}"#;
+        assert_eq!(
+            parse_plan_json(real.as_bytes())
+                .unwrap()
+                .resource_changes
+                .len(),
+            1
+        );
+        let forged = r#"{"format_version":"1.0","resource_changes":[]"#;
+        let shape = |doc: String| match parse_plan_json(doc.as_bytes()) {
+            Err(PlanJsonError::Shape { message, .. }) => message,
+            other => panic!("{other:?} for {doc}"),
+        };
+        // A forged plan wrapping the real one in a key of its own, or repeating a key.
+        let m = shape(format!(r#"{forged},"zz":{real}}}"#));
+        assert!(m.contains("unknown top-level key `zz`"), "{m}");
+        let m = shape(format!(r#"{forged},"resource_changes":[]}}"#));
+        assert!(m.contains("`resource_changes` appears twice"), "{m}");
+        let m = shape(r#"{"format_version":"1.0","format_version":"1.0"}"#.to_string());
+        assert!(m.contains("appears twice"), "{m}");
+        // The real plan followed by anything but whitespace, or two documents.
+        for doc in [
+            format!("{real}{real}"),
+            format!("{real}\n{{}}"),
+            format!("{real} x"),
+        ] {
+            assert!(
+                matches!(
+                    parse_plan_json(doc.as_bytes()),
+                    Err(PlanJsonError::Syntax { .. })
+                ),
+                "{doc}"
+            );
+        }
+        assert!(parse_plan_json(format!("{real}\n\n").as_bytes()).is_ok());
+        // Not an object.
+        assert!(parse_plan_json(b"[]").is_err());
     }
 
     #[test]

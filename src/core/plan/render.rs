@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::split::{Frame, split_markdown};
 use super::summary::{PlanSummary, plural};
+use crate::core::command::{CommandKind, project_hint};
 use crate::core::types::{CommitSha, ProjectDir, ProjectName, Workspace};
 
 /// GitHub's limit for an issue comment body.
@@ -473,7 +474,6 @@ fn project_markdown(s: &mut String, ctx: &RenderContext, r: &ProjectReport, caps
         code(r.workspace.as_str())
     );
     let bot = &ctx.bot_name;
-    let name = r.project.as_str();
     match &r.outcome {
         ProjectOutcome::Planned {
             summary,
@@ -487,12 +487,14 @@ fn project_markdown(s: &mut String, ctx: &RenderContext, r: &ProjectReport, caps
                 folded_output(s, ctx, "diff", diff, caps.output);
                 let _ = writeln!(
                     s,
-                    "* :arrow_forward: To **apply** this plan, comment: `{bot} apply -p {name}`"
+                    "* :arrow_forward: To **apply** this plan, comment: `{}`",
+                    project_hint(bot, CommandKind::Apply, &r.project)
                 );
             }
             let _ = writeln!(
                 s,
-                "* :repeat: To **plan** this project again, comment: `{bot} plan -p {name}`"
+                "* :repeat: To **plan** this project again, comment: `{}`",
+                project_hint(bot, CommandKind::Plan, &r.project)
             );
             if !plan_sha256.is_empty() {
                 let short = plan_sha256.get(..12).unwrap_or(plan_sha256);
@@ -505,7 +507,8 @@ fn project_markdown(s: &mut String, ctx: &RenderContext, r: &ProjectReport, caps
             error_block(s, ctx, error, caps.error);
             let _ = writeln!(
                 s,
-                "* :repeat: Fix the problem, then plan again: `{bot} plan -p {name}`"
+                "* :repeat: Fix the problem, then plan again: `{}`",
+                project_hint(bot, CommandKind::Plan, &r.project)
             );
         }
         ProjectOutcome::Applied { output, summary } => {
@@ -524,7 +527,8 @@ fn project_markdown(s: &mut String, ctx: &RenderContext, r: &ProjectReport, caps
             error_block(s, ctx, error, caps.error);
             let _ = writeln!(
                 s,
-                "* :repeat: To **plan** this project again, comment: `{bot} plan -p {name}`"
+                "* :repeat: To **plan** this project again, comment: `{}`",
+                project_hint(bot, CommandKind::Plan, &r.project)
             );
         }
         ProjectOutcome::Skipped { reason } => {
@@ -871,7 +875,6 @@ pub fn render_terminal(
             ))
         );
         let bot = &ctx.bot_name;
-        let name = r.project.as_str();
         let mut next: Vec<String> = Vec::new();
         match &r.outcome {
             ProjectOutcome::Planned { summary, diff, .. } => {
@@ -888,9 +891,9 @@ pub fn render_terminal(
                     for line in diff.lines() {
                         let _ = writeln!(s, "{}", p.diff_line(&visible(line)));
                     }
-                    next.push(format!("{bot} apply -p {name}"));
+                    next.push(project_hint(bot, CommandKind::Apply, &r.project));
                 }
-                next.push(format!("{bot} plan -p {name}"));
+                next.push(project_hint(bot, CommandKind::Plan, &r.project));
             }
             ProjectOutcome::PlanFailed { stage, error } => {
                 let _ = writeln!(
@@ -900,7 +903,7 @@ pub fn render_terminal(
                 );
                 terminal_notes(&mut s, &r.notes);
                 indented(&mut s, &p, error, true);
-                next.push(format!("{bot} plan -p {name}"));
+                next.push(project_hint(bot, CommandKind::Plan, &r.project));
             }
             ProjectOutcome::Applied { output, summary } => {
                 let line = summary
@@ -914,7 +917,7 @@ pub fn render_terminal(
                 let _ = writeln!(s, "{}", p.red("Apply failed:"));
                 terminal_notes(&mut s, &r.notes);
                 indented(&mut s, &p, error, true);
-                next.push(format!("{bot} plan -p {name}"));
+                next.push(project_hint(bot, CommandKind::Plan, &r.project));
             }
             ProjectOutcome::Skipped { reason } => {
                 let _ = writeln!(s, "{}", p.yellow(&format!("Skipped: {}", visible(reason))));

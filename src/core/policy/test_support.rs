@@ -38,6 +38,7 @@ pub fn project(name: &str, dir: &str, workspace: &str) -> Project {
         depends_on: Vec::new(),
         env: Default::default(),
         config_pos: None,
+        drift: Default::default(),
     }
 }
 

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use super::consequence::{Kind, consequence};
 use super::locate::{BlockSpan, Locations, Revision};
 use super::pr_review::ReviewComments;
-use crate::core::command::{Command, CommandKind, Targets};
+use crate::core::command::{Command, CommandKind, Targets, project_hint};
 use crate::core::plan::render::{code, fenced, keep_head, keep_tail, link};
 use crate::core::plan::split::{Frame, split_markdown, truncate_to};
 use crate::core::plan::{CommandName, Plan, ProjectOutcome, ProjectReport};
@@ -269,7 +269,7 @@ pub struct RequestedAction<'a> {
 }
 
 /// The comment command a pressed button stands for: "Apply" on `sluice/plan: prod` is
-/// `sluice apply --project prod`, on the gate or summary check `sluice apply`. The app runs it
+/// `sluice apply -p prod`, on the gate or summary check `sluice apply`. The app runs it
 /// through exactly the path of a comment (actor checks, gate, audit) with the button's presser
 /// as the actor. A button of an older head is refused.
 pub fn command_for_action(a: &RequestedAction<'_>) -> Result<Command, RequestedActionError> {
@@ -539,18 +539,19 @@ fn project_summary(
         );
     }
     let bot = ctx.bot_name;
-    let project = r.project.as_str();
     match &r.outcome {
         ProjectOutcome::Planned { summary, .. } if summary.has_changes() => {
             let _ = writeln!(
                 s,
-                "To apply: press **Apply** above, or comment `{bot} apply -p {project}`."
+                "To apply: press **Apply** above, or comment `{}`.",
+                project_hint(bot, CommandKind::Apply, &r.project)
             );
         }
         ProjectOutcome::PlanFailed { .. } | ProjectOutcome::ApplyFailed { .. } => {
             let _ = writeln!(
                 s,
-                "To plan again: push a fix, press **Plan again** above, or comment `{bot} plan -p {project}`."
+                "To plan again: push a fix, press **Plan again** above, or comment `{}`.",
+                project_hint(bot, CommandKind::Plan, &r.project)
             );
         }
         _ => {}
@@ -892,8 +893,8 @@ pub fn apply_gate_check(ctx: &CheckContext<'_>, projects: &[GateProject]) -> Cre
             GateState::ApplyFailed => format!("- ❌ {name}: the apply failed\n"),
             GateState::Applied => format!("- ✅ {name}: applied\n"),
             GateState::Ready => format!(
-                "- 🟡 {name}: ready — press **Apply** or comment `{bot} apply -p {}`\n",
-                p.project
+                "- 🟡 {name}: ready — press **Apply** or comment `{}`\n",
+                project_hint(bot, CommandKind::Apply, &p.project)
             ),
             GateState::Blocked { unmet } => {
                 let mut l = format!("- 🔒 {name}: blocked\n");

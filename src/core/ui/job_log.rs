@@ -588,8 +588,10 @@ mod tests {
     #[test]
     fn ticks_emit_all_but_the_held_back_bytes() {
         let mut c = LogChunker::new(redactor(), big());
-        let hold = SECRET.len() - 1;
-        let text = "x".repeat(100);
+        // The longest form of a secret the redactor matches (an encoding or a hash of it).
+        let hold = redactor().longest_pattern_bytes() - 1;
+        assert!(hold >= SECRET.len() - 1);
+        let text = "x".repeat(hold + 100);
         let mut emitted = String::new();
         for b in text.as_bytes() {
             for ch in c.push(LogStep::Init, LogStream::Stdout, &[*b]) {
@@ -599,7 +601,7 @@ mod tests {
                 emitted.push_str(&ch.text);
             }
         }
-        assert_eq!(emitted.len(), 100 - hold);
+        assert_eq!(emitted.len(), 100);
         let rest: String = c.flush().into_iter().map(|c| c.text).collect();
         assert_eq!(rest.len(), hold);
         // Without secrets nothing is held back.
@@ -652,7 +654,12 @@ mod tests {
         let text: String = (0..40)
             .map(|i| format!("line {i:02} of the plan\n"))
             .collect();
-        let (chunks, totals) = run(big(), &[text.as_bytes()]);
+        // Without ticks: a tick may send a partial line on purpose (slow output is shown as
+        // it comes), and where it falls depends on how much the redactor holds back.
+        let mut c = LogChunker::new(redactor(), big());
+        let mut chunks = c.push(LogStep::Plan, LogStream::Stdout, text.as_bytes());
+        let (rest, totals) = c.finish();
+        chunks.extend(rest);
         check_numbering(&chunks);
         assert_eq!(output_text(&chunks), text);
         for c in &chunks[..chunks.len() - 1] {

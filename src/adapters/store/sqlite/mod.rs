@@ -6,6 +6,7 @@
 //! through triggers (see the migration). How the port's types are laid out in columns and JSON
 //! is [`rows`]'s business alone.
 
+use std::borrow::Cow;
 use std::path::Path;
 use std::time::Duration;
 
@@ -14,15 +15,19 @@ use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqliteConnection, SqlitePool};
 
+mod drift;
 mod rows;
 
 use rows::*;
 
+use crate::adapters::known_secrets;
+use crate::app::ports::github::StatusState;
 use crate::app::ports::store::*;
-use crate::core::audit::{self, AuditEntry, AuditRecord};
+use crate::core::audit::{self, AuditAction, AuditActor, AuditEntry, AuditRecord, AuditResult};
 use crate::core::freshness::HeadSeen;
 use crate::core::job::{JobKind, JobState, after_lost_lease};
 use crate::core::lock::{Lock, LockDecision, LockKey, decide};
+use crate::core::plan::Redactor;
 use crate::core::types::{CommitSha, PrNumber, RepoName, UnixMs};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -212,18 +217,86 @@ async fn insert_effects(
     insert_audit(conn, effects.audit, now).await
 }
 
+/// `message` with every known secret in its text (comment body, status description) redacted.
+fn redacted<'m>(
+    message: &'m Outgoing,
+    redactor: &Redactor,
+) -> anyhow::Result<Cow<'m, Outgoing>> {
+    let mut out = Cow::Borrowed(message);
+    match message {
+        Outgoing::Comment { body } => {
+            if let Cow::Owned(clean) = redactor.redact(body) {
+                out = Cow::Owned(Outgoing::Comment { body: clean });
+            }
+        }
+        Outgoing::Status { description, .. } => {
+            if let Cow::Owned(clean) = redactor.redact(description)
+                && let Outgoing::Status { description, .. } = out.to_mut()
+            {
+                *description = clean;
+            }
+        }
+        Outgoing::Reaction { .. } => {}
+        Outgoing::Write(write) => {
+            if let Some(clean) = redacted_write(write, redactor)? {
+                out = Cow::Owned(Outgoing::Write(Box::new(clean)));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `write` with every string in it (review and comment bodies, check run output, annotation
+/// messages, status descriptions) redacted, or `None` when it held no known secret. An error
+/// (the write does not round-trip through JSON) stops the insert: nothing unredacted is queued.
+fn redacted_write(
+    write: &Write<GitHubWrite>,
+    redactor: &Redactor,
+) -> anyhow::Result<Option<Write<GitHubWrite>>> {
+    fn walk(value: &mut serde_json::Value, redactor: &Redactor) -> bool {
+        match value {
+            serde_json::Value::String(s) => match redactor.redact(s) {
+                Cow::Owned(clean) => {
+                    *s = clean;
+                    true
+                }
+                Cow::Borrowed(_) => false,
+            },
+            serde_json::Value::Array(items) => items
+                .iter_mut()
+                .fold(false, |changed, v| walk(v, redactor) | changed),
+            serde_json::Value::Object(fields) => fields
+                .values_mut()
+                .fold(false, |changed, v| walk(v, redactor) | changed),
+            _ => false,
+        }
+    }
+    let mut value = serde_json::to_value(&write.payload).context("a GitHub write as JSON")?;
+    if !walk(&mut value, redactor) {
+        return Ok(None);
+    }
+    Ok(Some(Write {
+        key: write.key.clone(),
+        kind: write.kind,
+        payload: serde_json::from_value(value).context("a redacted GitHub write")?,
+    }))
+}
+
 async fn insert_outbox(
     conn: &mut SqliteConnection,
     items: &[OutboxItem],
     now: UnixMs,
 ) -> anyhow::Result<()> {
     let now = now.get();
+    // The last point before GitHub: no known secret is posted, whatever text carried it.
+    let redactor = known_secrets::process().redactor();
     for item in items {
+        let message = redacted(&item.message, &redactor)?;
         sqlx::query("INSERT INTO outbox (repo, pr, kind, payload_json, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?)")
             .bind(item.repo.full())
             .bind(item.pr.map(|p| p.get() as i64))
-            .bind(item.message.kind())
-            .bind(outgoing_json(&item.message)?)
+            .bind(message.kind())
+            .bind(outgoing_json(&message)?)
             .bind(now)
             .bind(now)
             .execute(&mut *conn)
@@ -248,25 +321,30 @@ async fn insert_audit(
         None => None,
     };
     let mut out = Vec::with_capacity(records.len());
-    for record in records {
+    // The last point before the log: no known secret is stored, whatever text carried it.
+    let redactor = known_secrets::process().redactor();
+    for mut record in records {
+        record.redact(&redactor);
         let entry = audit::seal(
             prev.as_ref().map(|(s, h)| (*s, h.as_str())),
             audit::format_time(now),
             record,
         );
+        // The columns are derived by the same function that checks them on every read.
+        let columns = audit::StoredColumns::of(&entry);
         sqlx::query(
             "INSERT INTO audit_log (seq, time_text, repo, pr, head_sha, action, entry_json, prev_hash, hash) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
-        .bind(entry.seq as i64)
-        .bind(&entry.time)
-        .bind(&entry.record.repo)
-        .bind(entry.record.pr.map(|p| p as i64))
-        .bind(&entry.record.head_sha)
-        .bind(entry.record.action.map(|a| a.as_str()).unwrap_or("unknown"))
+        .bind(columns.seq as i64)
+        .bind(&columns.time)
+        .bind(&columns.repo)
+        .bind(columns.pr.map(|p| p as i64))
+        .bind(&columns.head_sha)
+        .bind(&columns.action)
         .bind(serde_json::to_string(&entry)?)
-        .bind(&entry.prev_hash)
-        .bind(&entry.hash)
+        .bind(&columns.prev_hash)
+        .bind(&columns.hash)
         .execute(&mut *conn)
         .await
         .context("appending to the audit log")?;
@@ -348,6 +426,8 @@ async fn wake_waiting(
         match decide(run.pr, &keys, &locks) {
             LockDecision::Acquire(take) => {
                 take_locks(conn, repo, run.pr, run.id, &run.actor.login, &take, now).await?;
+                let effects = started_effects(&run, &keys, conn).await?;
+                insert_effects(conn, effects, now).await?;
                 sqlx::query("UPDATE runs SET state = 'active', waiting_on_pr = NULL WHERE id = ?")
                     .bind(run.id)
                     .execute(&mut *conn)
@@ -371,6 +451,43 @@ async fn wake_waiting(
         }
     }
     Ok(started)
+}
+
+/// What a run that waited says when its locks are released and it starts: the locks acquired
+/// (audited only now, not when it began to wait) and, for a plan, "planning N projects".
+async fn started_effects(
+    run: &RunRow,
+    keys: &[LockKey],
+    conn: &mut SqliteConnection,
+) -> anyhow::Result<Effects> {
+    let mut acquired = AuditRecord::new(
+        AuditAction::LockAcquired,
+        AuditActor::of(&run.actor),
+        AuditResult::Success,
+    )
+    .pr(&run.repo, run.pr)
+    .base(&run.base_sha)
+    .head(&run.head_sha)
+    .numbered("lock", keys);
+    if let Some(event) = &run.event_id {
+        acquired = acquired.event(event.clone());
+    }
+    let mut outbox = Vec::new();
+    if run.kind == JobKind::Plan {
+        let (jobs,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM jobs WHERE run_id = ?")
+            .bind(run.id)
+            .fetch_one(&mut *conn)
+            .await?;
+        outbox.push(OutboxItem::status(
+            &run.repo,
+            run.pr,
+            &run.head_sha,
+            StatusContext::Plan,
+            StatusState::Pending,
+            crate::core::reply::status::planning(usize::try_from(jobs).unwrap_or(0)),
+        ));
+    }
+    Ok(Effects::new(outbox, vec![acquired]))
 }
 
 /// Marks the run finished when none of its jobs is left to run. Returns whether it did.
@@ -1382,8 +1499,10 @@ impl Store for SqliteStore {
         each: &mut (dyn FnMut(AuditEntry) -> anyhow::Result<bool> + Send),
     ) -> StoreResult<()> {
         use futures_util::TryStreamExt;
-        let mut sql =
-            String::from("SELECT seq, entry_json, prev_hash, hash FROM audit_log WHERE 1 = 1");
+        let mut sql = String::from(
+            "SELECT seq, time_text, repo, pr, head_sha, action, entry_json, prev_hash, hash \
+             FROM audit_log WHERE 1 = 1",
+        );
         if q.since.is_some() {
             sql.push_str(" AND time_text >= ?");
         }

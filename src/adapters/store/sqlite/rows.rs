@@ -26,7 +26,7 @@ use sqlx::sqlite::SqliteRow;
 
 use crate::app::ports::StatusState;
 use crate::app::ports::store::*;
-use crate::core::audit::{AuditApproval, AuditEntry, AuditPolicyDecision};
+use crate::core::audit::{self, AuditApproval, AuditEntry, AuditPolicyDecision};
 use crate::core::event::{Actor, Event};
 use crate::core::job::{JobKind, JobState};
 use crate::core::lock::{Lock, LockKey};
@@ -436,16 +436,26 @@ pub(super) fn outbox_from_row(r: &SqliteRow) -> anyhow::Result<OutboxRow> {
     })
 }
 
-/// Reads an audit row, taking seq and hashes from their columns so that tampering with either
-/// the columns or the JSON breaks verification.
+/// Reads an audit row: the entry as stored in `entry_json`, after checking that every column
+/// stored beside it (`seq`, `time_text`, `repo`, `pr`, `head_sha`, `action`, `prev_hash`,
+/// `hash`: what queries filter and order on) is the one the entry implies. An edited column is
+/// an error ([`audit::ColumnEdited`]), never a silently filtered answer.
 pub(super) fn audit_from_row(r: &SqliteRow) -> anyhow::Result<AuditEntry> {
     let seq: i64 = r.try_get("seq")?;
     let json: &str = r.try_get("entry_json")?;
-    let mut e: AuditEntry = serde_json::from_str(json)
+    let e: AuditEntry = serde_json::from_str(json)
         .with_context(|| format!("audit entry {seq} is not valid JSON"))?;
-    e.seq = seq as u64;
-    e.prev_hash = r.try_get("prev_hash")?;
-    e.hash = r.try_get("hash")?;
+    let stored = audit::StoredColumns {
+        seq: seq as u64,
+        time: r.try_get("time_text")?,
+        repo: r.try_get("repo")?,
+        pr: r.try_get::<Option<i64>, _>("pr")?.map(|p| p as u64),
+        head_sha: r.try_get("head_sha")?,
+        action: r.try_get("action")?,
+        prev_hash: r.try_get("prev_hash")?,
+        hash: r.try_get("hash")?,
+    };
+    stored.check(&e)?;
     Ok(e)
 }
 
