@@ -115,6 +115,10 @@ pub struct Settings {
     /// Least milliseconds between the starts of two writes (GitHub asks for one second).
     #[serde(default = "default_write_gap_ms")]
     pub github_write_gap_ms: u64,
+    /// Report plan runs in one summary comment per PR, edited in place on every run
+    /// (`core::review::sticky`), instead of new comments per run.
+    #[serde(default)]
+    pub sticky_summary: bool,
     /// Plan draft PRs automatically (they are skipped by default).
     #[serde(default)]
     pub plan_drafts: bool,
@@ -638,6 +642,7 @@ const ENV_KEYS: &[&str] = &[
     "github_writes_per_minute",
     "github_writes_per_hour",
     "github_write_gap_ms",
+    "sticky_summary",
     "base_branches",
     "command_author_associations",
     "workers",

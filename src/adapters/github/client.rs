@@ -32,8 +32,7 @@ use crate::core::types::{CommitSha, PrNumber, RepoName};
 
 use crate::app::ports::github::{
     CommitStatus, GitHubApi, GitHubError, IssueText, MAX_STATUS_DESCRIPTION, MergeableState,
-    PostedReviewIds,
-    PullDetails, PullState,
+    PostedReviewIds, PullDetails, PullState,
 };
 use crate::core::review::checks::{CreateCheckRun, UpdateCheckRun};
 use crate::core::review::patch::PrFile;

@@ -126,6 +126,7 @@ fn finish(state: JobState, plan: Option<NewPlan>) -> JobFinish {
                 notes: vec![],
             },
             policy: PolicyVerdict::Pass,
+            review: None,
         },
         plan,
         audit: vec![],

@@ -411,6 +411,8 @@ pub enum JobReport {
     Full {
         report: ProjectReport,
         policy: PolicyVerdict,
+        /// A plan's input to the PR review (`None` for applies and failed plans).
+        review: Option<Box<crate::core::review::material::ReviewMaterial>>,
     },
     /// It stopped before its end (the worker crashed or Sluice shut down): why.
     Interrupted(String),
@@ -881,7 +883,16 @@ pub trait Store: Send + Sync {
     // ---- GitHub objects kept across pushes ------------------------------------------------------
     /// What Sluice posted on the PR that later pushes edit (default: nothing yet).
     async fn pr_objects(&self, repo: &RepoName, pr: PrNumber) -> StoreResult<PrObjects>;
-    /// Replaces what [`Store::pr_objects`] returns.
+    /// Replaces the history fold's runs of [`Store::pr_objects`] (and nothing else).
+    async fn update_pr_history(
+        &self,
+        repo: &RepoName,
+        pr: PrNumber,
+        history: &[crate::core::review::sticky::PastRun],
+        now: UnixMs,
+    ) -> StoreResult<()>;
+    /// Replaces what [`Store::pr_objects`] returns, except its history (kept as stored:
+    /// [`Store::update_pr_history`] writes it, at the same time as the deliverer writes ids).
     async fn save_pr_objects(
         &self,
         repo: &RepoName,

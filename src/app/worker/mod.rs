@@ -10,6 +10,7 @@ mod events;
 mod jobs;
 mod outbox;
 mod report;
+mod review;
 mod writes;
 
 pub use report::MAX_PROJECT_CHECKS;

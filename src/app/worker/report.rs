@@ -5,7 +5,9 @@
 use super::Workers;
 use crate::adapters::clock;
 use crate::app::ports::StatusState;
-use crate::app::ports::store::{Effects, JobReport, JobRow, OutboxItem, RunRow, StatusContext};
+use crate::app::ports::store::{
+    Effects, JobReport, JobRow, OutboxItem, Outgoing, RunRow, StatusContext,
+};
 use crate::core::audit::{AuditAction, AuditActor, AuditRecord, AuditResult};
 use crate::core::job::{JobKind, JobState, RunTally};
 use crate::core::plan::{
@@ -27,7 +29,7 @@ impl Workers {
                 return Ok(());
             };
             let jobs = self.store.jobs_of_run(run_id).await?;
-            let effects = self.render_run(&run, &jobs);
+            let effects = self.render_run(&run, &jobs).await;
             self.store.report_run(run_id, effects, clock::now()).await
         }
         .await;
@@ -39,7 +41,7 @@ impl Workers {
         }
     }
 
-    fn render_run(&self, run: &RunRow, jobs: &[JobRow]) -> Effects {
+    async fn render_run(&self, run: &RunRow, jobs: &[JobRow]) -> Effects {
         let states: Vec<JobState> = jobs.iter().map(|j| j.state).collect();
         // Runs cancelled wholesale (PR closed, unlock) were already explained when cancelled.
         if !jobs.is_empty() && states.iter().all(|s| *s == JobState::Cancelled) {
@@ -58,10 +60,27 @@ impl Workers {
             limits: CommentLimits::default(),
         };
         let tally = RunTally::of(&states);
-        let mut out: Vec<OutboxItem> = render_comments(&ctx, &reports)
-            .into_iter()
-            .map(|body| OutboxItem::comment(&run.repo, run.pr, body))
-            .collect();
+        // A plan run: the PR review, and the summary comment when it is sticky.
+        let surface = match self.review_writes(run, jobs, &reports).await {
+            Ok(items) => items,
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "review: building the review failed; the run is reported in comments");
+                Vec::new()
+            }
+        };
+        let sticky = self.settings.sticky_summary && !surface.is_empty();
+        let mut out: Vec<OutboxItem> = if sticky {
+            Vec::new()
+        } else {
+            render_comments(&ctx, &reports)
+                .into_iter()
+                .map(|body| OutboxItem::comment(&run.repo, run.pr, body))
+                .collect()
+        };
+        out.extend(surface.into_iter().filter(|item| {
+            sticky
+                || !matches!(&item.message, Outgoing::Write(w) if is_summary_write(&w.key, run.pr))
+        }));
         let state = if tally.ok() {
             StatusState::Success
         } else {
@@ -160,6 +179,12 @@ impl Workers {
             .map(|w| OutboxItem::write(&run.repo, run.pr, w))
             .collect()
     }
+}
+
+/// Whether the write with `key` is the summary comment or one of its follow-ups.
+fn is_summary_write(key: &str, pr: crate::core::types::PrNumber) -> bool {
+    key == crate::core::review::surface::sticky_key(pr)
+        || key.starts_with(&format!("pr/{}/detail/", pr.get()))
 }
 
 /// Per-project check runs per push, at most: the rest are listed in `sluice/plan`.

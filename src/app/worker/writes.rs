@@ -22,7 +22,8 @@ use crate::config::Settings;
 use crate::core::review::budget::{BudgetLimits, Next, Outcome, Write, WriteBudget, WriteKind};
 use crate::core::review::checks::MAX_OUTPUT;
 use crate::core::review::pr_review::{
-    MAX_BODY, PostedReview, ReviewDraft, ReviewOptions, file_level_retry, is_line_not_in_diff,
+    MAX_BODY, PostedReview, ReviewContext, ReviewDraft, ReviewOptions, file_level_retry,
+    is_line_not_in_diff,
 };
 use crate::core::review::sticky::{Upsert, after_edit_failed};
 use crate::core::review::surface::{self, GitHubWrite};
@@ -160,6 +161,19 @@ impl Workers {
         let gh = &self.github;
         match &w.payload {
             GitHubWrite::CreateIssueComment { body } => {
+                // Created meanwhile (an earlier push's write finished after this one was
+                // queued): edited, never posted twice.
+                if let Some(comment_id) = self.known_comment(repo, pr, &w.key).await? {
+                    let edit = Write {
+                        key: w.key.clone(),
+                        kind: WriteKind::EditIssueComment,
+                        payload: GitHubWrite::EditIssueComment {
+                            comment_id,
+                            body: body.clone(),
+                        },
+                    };
+                    return Box::pin(self.send_one(repo, pr, &edit)).await;
+                }
                 let id = gh
                     .create_comment(repo, pr, &self.comment_text(body))
                     .await?;
@@ -305,6 +319,8 @@ impl Workers {
             .map_err(store_error)
     }
 
+    /// Remembers the review just posted as the PR's current one; the one it replaces (posted
+    /// for an earlier head) is edited into a pointer to it, through the budget.
     async fn remember_review(
         &self,
         repo: &RepoName,
@@ -315,12 +331,50 @@ impl Workers {
     ) -> Result<(), GitHubError> {
         let head_sha = CommitSha::new(head).map_err(|e| GitHubError::Invalid(e.to_string()))?;
         let mut objects = self.store.pr_objects(repo, pr).await.map_err(store_error)?;
-        objects.review = Some(PostedReview {
+        let previous = objects.review.replace(PostedReview {
             review_id,
-            head_sha,
+            head_sha: head_sha.clone(),
             comment_ids,
         });
-        self.save_objects(repo, pr, &objects).await
+        self.save_objects(repo, pr, &objects).await?;
+        let Some(previous) = previous.filter(|p| p.review_id != review_id) else {
+            return Ok(());
+        };
+        let ctx = ReviewContext {
+            pr,
+            head_sha: &head_sha,
+            summary_url: None,
+            log_url: None,
+        };
+        let known = surface::PrObjects {
+            review: Some(previous),
+            ..Default::default()
+        };
+        let items = surface::push_writes(&ctx, &known, surface::PushOutput::default())
+            .into_iter()
+            .map(|w| OutboxItem::write(repo, pr, w))
+            .collect();
+        self.store
+            .enqueue(Effects::new(items, vec![]), clock::now())
+            .await
+            .map_err(store_error)
+    }
+
+    /// The id of the issue comment remembered under `key` (the summary or a follow-up slot).
+    async fn known_comment(
+        &self,
+        repo: &RepoName,
+        pr: PrNumber,
+        key: &str,
+    ) -> Result<Option<u64>, GitHubError> {
+        let objects = self.store.pr_objects(repo, pr).await.map_err(store_error)?;
+        if key == surface::sticky_key(pr) {
+            return Ok(objects.sticky_comment_id);
+        }
+        Ok(key
+            .strip_prefix(&format!("pr/{}/detail/", pr.get()))
+            .and_then(|s| s.parse::<u32>().ok())
+            .and_then(|slot| objects.follow_up_ids.get(&slot).copied()))
     }
 
     /// Remembers a created issue comment: the sticky summary or one of its follow-up slots.

@@ -104,6 +104,7 @@ pub enum StatusState {
 
 /// What the store knows about a PR's GitHub objects.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct PrObjects {
     pub sticky_comment_id: Option<u64>,
     /// Follow-up comment ids by slot.
@@ -112,6 +113,8 @@ pub struct PrObjects {
     pub live_slots: u32,
     /// The last review Sluice posted, not yet superseded.
     pub review: Option<PostedReview>,
+    /// Earlier runs shown in the summary comment's history fold, newest first.
+    pub history: Vec<super::sticky::PastRun>,
 }
 
 /// Everything rendered for one head.

@@ -217,11 +217,37 @@ async fn insert_effects(
     insert_audit(conn, effects.audit, now).await
 }
 
+/// Only the latest body of a write is sent: pending writes to the same object (same PR and
+/// key) that `w` makes pointless (`WriteKind::replaces`) are settled as sent, with a note. One
+/// already handed to the deliverer is still sent; `w` follows it.
+async fn coalesce_pending(
+    conn: &mut SqliteConnection,
+    item: &OutboxItem,
+    w: &Write<GitHubWrite>,
+    now: i64,
+) -> anyhow::Result<()> {
+    for kind in w.kind.replaces() {
+        sqlx::query(
+            "UPDATE outbox SET state = 'sent', sent_at = ?, \
+             last_error = 'coalesced: a later write to the same object replaced it' \
+             WHERE state = 'pending' AND kind = 'write' AND repo = ? AND pr IS ? \
+             AND json_extract(payload_json, '$.key') = ? \
+             AND json_extract(payload_json, '$.write_kind') = ?",
+        )
+        .bind(now)
+        .bind(item.repo.full())
+        .bind(item.pr.map(|p| p.get() as i64))
+        .bind(&w.key)
+        .bind(kind.as_str())
+        .execute(&mut *conn)
+        .await
+        .context("coalescing pending writes")?;
+    }
+    Ok(())
+}
+
 /// `message` with every known secret in its text (comment body, status description) redacted.
-fn redacted<'m>(
-    message: &'m Outgoing,
-    redactor: &Redactor,
-) -> anyhow::Result<Cow<'m, Outgoing>> {
+fn redacted<'m>(message: &'m Outgoing, redactor: &Redactor) -> anyhow::Result<Cow<'m, Outgoing>> {
     let mut out = Cow::Borrowed(message);
     match message {
         Outgoing::Comment { body } => {
@@ -291,6 +317,9 @@ async fn insert_outbox(
     // The last point before GitHub: no known secret is posted, whatever text carried it.
     let redactor = known_secrets::process().redactor();
     for item in items {
+        if let Outgoing::Write(w) = &item.message {
+            coalesce_pending(conn, item, w, now).await?;
+        }
         let message = redacted(&item.message, &redactor)?;
         sqlx::query("INSERT INTO outbox (repo, pr, kind, payload_json, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?)")
             .bind(item.repo.full())
@@ -1387,12 +1416,36 @@ impl Store for SqliteStore {
     ) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO pr_objects (repo, pr, objects_json, updated_at) VALUES (?, ?, ?, ?) \
-             ON CONFLICT (repo, pr) DO UPDATE SET objects_json = excluded.objects_json, \
+             ON CONFLICT (repo, pr) DO UPDATE SET objects_json = json_set(excluded.objects_json, \
+             '$.history', json(COALESCE(json_extract(pr_objects.objects_json, '$.history'), '[]'))), \
              updated_at = excluded.updated_at",
         )
         .bind(repo.full().to_ascii_lowercase())
         .bind(pr.get() as i64)
         .bind(pr_objects_json(objects)?)
+        .bind(now.get())
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn update_pr_history(
+        &self,
+        repo: &RepoName,
+        pr: PrNumber,
+        history: &[crate::core::review::sticky::PastRun],
+        now: UnixMs,
+    ) -> StoreResult<()> {
+        let history = serde_json::to_string(history).context("a PR's run history as JSON")?;
+        sqlx::query(
+            "INSERT INTO pr_objects (repo, pr, objects_json, updated_at) \
+             VALUES (?, ?, json_object('history', json(?)), ?) \
+             ON CONFLICT (repo, pr) DO UPDATE SET objects_json = json_set(pr_objects.objects_json, \
+             '$.history', json(json_extract(excluded.objects_json, '$.history'))), updated_at = excluded.updated_at",
+        )
+        .bind(repo.full().to_ascii_lowercase())
+        .bind(pr.get() as i64)
+        .bind(history)
         .bind(now.get())
         .execute(&self.writer)
         .await?;

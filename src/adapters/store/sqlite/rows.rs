@@ -130,6 +130,9 @@ struct StoredFull {
     /// Absent in reports of jobs whose policies were never evaluated.
     #[serde(default = "no_policy")]
     policy: String,
+    /// A plan's review input; absent for applies, failures and older reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    review: Option<Box<crate::core::review::material::ReviewMaterial>>,
 }
 
 fn no_policy() -> String {
@@ -138,9 +141,14 @@ fn no_policy() -> String {
 
 pub(super) fn report_json(report: &JobReport) -> anyhow::Result<String> {
     let stored = match report {
-        JobReport::Full { report, policy } => StoredReport::Full(Box::new(StoredFull {
+        JobReport::Full {
+            report,
+            policy,
+            review,
+        } => StoredReport::Full(Box::new(StoredFull {
             report: report.clone(),
             policy: policy.as_str().to_string(),
+            review: review.clone(),
         })),
         JobReport::Interrupted(why) => StoredReport::Interrupted {
             interrupted: why.clone(),
@@ -161,6 +169,7 @@ fn report_from_json(json: &str) -> Result<JobReport, Unreadable> {
             report: f.report,
             policy: PolicyVerdict::parse(&f.policy)
                 .ok_or_else(|| Unreadable(format!("unknown policy verdict {:?}", f.policy)))?,
+            review: f.review,
         }),
         Ok(StoredReport::Interrupted { interrupted }) => Ok(JobReport::Interrupted(interrupted)),
         Ok(StoredReport::Cancelled { cancelled }) => Ok(JobReport::Cancelled(cancelled)),
