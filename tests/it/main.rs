@@ -21,6 +21,7 @@ mod policy;
 mod preview;
 mod real_dirs;
 mod redaction;
+mod review_flow;
 mod review_github;
 mod review_writes;
 mod sandbox;
