@@ -157,6 +157,9 @@ impl GitHubApi for NoGitHub {
     async fn bot_login(&self) -> Result<String, crate::app::ports::GitHubError> {
         Err(missing())
     }
+    async fn repo_permission(&self, _: &RepoName, _: &str) -> Result<String, GitHubError> {
+        Err(missing())
+    }
     async fn list_pull_files(&self, _: &RepoName, _: PrNumber) -> Result<Vec<PrFile>, GitHubError> {
         Err(missing())
     }

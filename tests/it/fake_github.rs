@@ -267,6 +267,8 @@ struct FakeState {
     posted_reviews: Vec<PostedReview>,
     review_comments: Vec<FakeReviewComment>,
     check_runs: Vec<FakeCheckRun>,
+    /// `(repo, login)` → `admin`, `write`, `read`, …; unknown logins answer 404.
+    permissions: HashMap<(String, String), String>,
 }
 
 impl FakeState {
@@ -403,6 +405,14 @@ impl FakeGitHub {
     }
 
     /// Creates the team if needed (an empty team lists `[]`, an unknown one is a 404).
+    /// `login`'s permission on `repo`, as `GET …/collaborators/{login}/permission` answers.
+    pub fn set_permission(&self, repo: &str, login: &str, permission: &str) {
+        self.state().permissions.insert(
+            (repo.to_ascii_lowercase(), login.to_ascii_lowercase()),
+            permission.to_string(),
+        );
+    }
+
     pub fn add_team(&self, org: &str, slug: &str) {
         self.state()
             .teams
@@ -642,6 +652,10 @@ fn router(state: Shared) -> Router {
         )
         .route("/repos/{owner}/{repo}/issues/{number}", patch(update_issue))
         .route("/orgs/{org}/teams/{slug}/members", get(list_team_members))
+        .route(
+            "/repos/{owner}/{repo}/collaborators/{login}/permission",
+            get(get_permission),
+        )
         .fallback(|| async { not_found() })
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -1121,6 +1135,22 @@ async fn list_reviews(
         .collect();
     let path = format!("/repos/{owner}/{repo}/pulls/{number}/reviews");
     paginate(&base, &path, &q, s.max_per_page, items)
+}
+
+async fn get_permission(
+    State(state): State<Shared>,
+    Path((owner, repo, login)): Path<(String, String, String)>,
+) -> Response {
+    let s = lock(&state);
+    let key = (
+        format!("{owner}/{repo}").to_ascii_lowercase(),
+        login.to_ascii_lowercase(),
+    );
+    let Some(permission) = s.permissions.get(&key) else {
+        return not_found();
+    };
+    let user = user_json(&s.base_url, &login, 7100, "User");
+    Json(json!({ "permission": permission, "role_name": permission, "user": user })).into_response()
 }
 
 async fn list_team_members(

@@ -10,6 +10,7 @@ use crate::fake_github::FakeFile;
 use crate::server::{Harness, REPO};
 use crate::state_backend::StateBackend;
 use crate::support::{TestRepo, Tools, scratch_dir, tools};
+use crate::webhooks::Webhook;
 
 const PROVIDERS: &str = "terraform {\n  required_providers {\n    null = {\n      source  = \"hashicorp/null\"\n      version = \"~> 2.1\"\n    }\n  }\n}\n";
 
@@ -75,11 +76,12 @@ fn patch(repo: &TestRepo, base: &str, head: &str, path: &str) -> String {
     text[at..].trim_end().to_string()
 }
 
-#[tokio::test]
-async fn a_module_replace_and_a_destroy_get_one_review_on_their_lines_and_one_sticky_summary() {
+/// A started server whose repository has the module and `old` applied, and PR #1 (planned):
+/// the module's input changes (its resource is replaced) and `old` is removed. Returns the
+/// base's and the head's `envs/app/main.tf` and the head.
+async fn planned_pr(backend: &StateBackend) -> (Harness, String, String, String) {
     let tools = tools();
-    let backend = StateBackend::start();
-    let base_app = app(&backend, "1", true);
+    let base_app = app(backend, "1", true);
     let mut h = Harness::new(&[
         ("envs/app/main.tf", &base_app),
         ("modules/db/main.tf", MODULE),
@@ -91,8 +93,7 @@ async fn a_module_replace_and_a_destroy_get_one_review_on_their_lines_and_one_st
     h.set_env("SLUICE_GITHUB_WRITE_GAP_MS", "0");
     h.start();
 
-    // The PR: the module's input changes (its resource is replaced), `old` is removed.
-    let head_app = app(&backend, "2", false);
+    let head_app = app(backend, "2", false);
     let base = h.origin.head();
     let head = h.open_pr(1, "resize", &[("envs/app/main.tf", &head_app)]);
     h.fake.set_pull_files(
@@ -106,6 +107,13 @@ async fn a_module_replace_and_a_destroy_get_one_review_on_their_lines_and_one_st
     );
     h.deliver(&h.pr_event("opened", 1)).await;
     h.wait_idle(&[1]).await;
+    (h, base_app, head_app, head)
+}
+
+#[tokio::test]
+async fn a_module_replace_and_a_destroy_get_one_review_on_their_lines_and_one_sticky_summary() {
+    let backend = StateBackend::start();
+    let (h, base_app, head_app, head) = planned_pr(&backend).await;
 
     let reviews = h.fake.posted_reviews();
     assert_eq!(reviews.len(), 1, "{reviews:#?}");
@@ -185,4 +193,90 @@ async fn a_module_replace_and_a_destroy_get_one_review_on_their_lines_and_one_st
         reviews[0].body
     );
     assert_eq!(reviews[1].commit_id, head2);
+}
+
+/// `check_run.requested_action` on Sluice's `sluice/plan` check run of `head`, pressed by
+/// `login`.
+fn pressed(h: &Harness, identifier: &str, head: &str, login: &str) -> Webhook {
+    Webhook::load("check_run.requested_action.json")
+        .repo(REPO, &h.origin.url())
+        .default_branch("main")
+        .set("/check_run/head_sha", head)
+        .set("/check_run/external_id", "sluice:plan")
+        .set("/check_run/pull_requests/0/number", 1)
+        .set("/requested_action/identifier", identifier)
+        .user(login)
+        .set("/sender/id", crate::fake_github::user_id(login))
+        .installation(None)
+}
+
+#[tokio::test]
+async fn the_apply_button_passes_the_comment_gate_refused_unapproved_and_accepted_after_approval() {
+    let backend = StateBackend::start();
+    let (h, _, _, head) = planned_pr(&backend).await;
+    h.fake.set_permission(REPO, "bob", "write");
+    h.fake.set_permission(REPO, "mallory", "read");
+    let replies = |h: &Harness| h.fake.bot_comments(REPO, 1).len();
+    let before = replies(&h);
+    let serial = backend.state("app").map(|s| s["serial"].clone());
+
+    // Unapproved: the apply gate refuses, as it does for the comment.
+    h.deliver(&pressed(&h, "apply", &head, "bob")).await;
+    let refusal = h
+        .wait_comment(1, "the apply refusal", |b| {
+            b.contains("@bob") || b.contains("approv")
+        })
+        .await;
+    assert!(refusal.to_lowercase().contains("approv"), "{refusal}");
+    h.wait_idle(&[1]).await;
+    // Nothing was applied: the state is the one applied by hand.
+    assert_eq!(backend.state("app").map(|s| s["serial"].clone()), serial);
+    assert_eq!(
+        h.fake
+            .statuses(&head)
+            .iter()
+            .filter(|(c, s, _)| c == "sluice/apply" && s == "success")
+            .count(),
+        0
+    );
+
+    h.fake.add_review(REPO, 1, "carol", "APPROVED");
+    // Read access is not enough, approved or not; a button of another commit is refused.
+    h.deliver(&pressed(&h, "apply", &head, "mallory")).await;
+    h.deliver(&pressed(&h, "apply", &"1".repeat(40), "bob"))
+        .await;
+    h.deliver(&pressed(&h, "merge", &head, "bob")).await;
+    h.wait_idle(&[1]).await;
+    let said = h.fake.bot_comments(REPO, 1);
+    let new: Vec<&String> = said[before..].iter().collect();
+    assert!(
+        new.iter().any(|b| b.contains("mallory")),
+        "the read-only presser is told: {new:#?}"
+    );
+    assert!(
+        new.iter().any(|b| b.contains("belongs to commit")),
+        "the stale button is refused: {new:#?}"
+    );
+    assert!(
+        new.iter().any(|b| b.contains("unknown action")),
+        "an unknown button is refused: {new:#?}"
+    );
+    let audit = String::from_utf8_lossy(&h.cli(&["audit", "export"]).stdout).into_owned();
+    let button_refusals = audit
+        .lines()
+        .filter(|l| l.contains("command_rejected") && l.contains("check run button"))
+        .count();
+    assert_eq!(button_refusals, 3, "{audit}");
+
+    // Approved, pressed by a writer: applied.
+    h.deliver(&pressed(&h, "apply", &head, "bob")).await;
+    h.wait_status(&head, "sluice/apply", "success").await;
+    h.wait_idle(&[1]).await;
+    let audit = String::from_utf8_lossy(&h.cli(&["audit", "export"]).stdout).into_owned();
+    assert!(
+        audit
+            .lines()
+            .any(|l| l.contains("\"action\":\"apply\"") && l.contains("\"bob\"")),
+        "{audit}"
+    );
 }

@@ -924,6 +924,30 @@ impl GitHubApi for OctocrabGitHub {
         }
     }
 
+    async fn repo_permission(&self, repo: &RepoName, login: &str) -> Result<String, GitHubError> {
+        // Logins are letters, digits and hyphens (apps add `[bot]`): anything else is not one.
+        if login.is_empty() || !login.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            return Ok("none".to_string());
+        }
+        #[derive(Deserialize)]
+        struct PermissionDto {
+            permission: String,
+        }
+        let cred = self.repo_cred(repo).await?;
+        let path = format!(
+            "/repos/{}/{}/collaborators/{login}/permission",
+            repo.owner(),
+            repo.name()
+        );
+        match self.send(Method::GET, &path, None, cred).await {
+            Ok(reply) => Ok(reply
+                .json::<PermissionDto>("GET …/collaborators/{login}/permission")?
+                .permission),
+            Err(GitHubError::NotFound(_)) => Ok("none".to_string()),
+            Err(e) => Err(e),
+        }
+    }
+
     async fn list_pull_files(
         &self,
         repo: &RepoName,

@@ -59,6 +59,11 @@ pub trait GitHubApi: Send + Sync {
     /// Logins of a team's members, all pages. An unknown org or team is [`GitHubError::NotFound`].
     async fn team_members(&self, org: &str, team_slug: &str) -> Result<Vec<String>, GitHubError>;
 
+    /// `login`'s permission on `repo` (`GET /repos/{o}/{r}/collaborators/{login}/permission`):
+    /// `admin`, `maintain`, `write`, `triage`, `read` or `none` (also for a login GitHub does
+    /// not know there, or one that is not a plain GitHub login).
+    async fn repo_permission(&self, repo: &RepoName, login: &str) -> Result<String, GitHubError>;
+
     /// The login Sluice posts as: the token's user, or `<app-slug>[bot]` for an App.
     async fn bot_login(&self) -> Result<String, GitHubError>;
 
