@@ -14,7 +14,7 @@ mod review;
 mod writes;
 
 pub use report::MAX_PROJECT_CHECKS;
-pub use writes::WriteScheduler;
+pub use writes::{WriteScheduler, budget_json, published_budget};
 
 use std::collections::HashMap;
 use std::sync::Arc;

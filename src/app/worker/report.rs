@@ -18,7 +18,9 @@ use crate::core::reply;
 use crate::core::review::checks::{
     CheckContext, CheckProject, project_check, projects_with_own_check, summary_check,
 };
-use crate::core::review::pr_review::{ReviewComments, ReviewContext};
+use crate::core::review::locate::Locations;
+use crate::core::review::material::ReviewMaterial;
+use crate::core::review::pr_review::ReviewContext;
 use crate::core::review::surface::{PrObjects, PushOutput, push_writes};
 
 impl Workers {
@@ -98,7 +100,7 @@ impl Workers {
         };
         out.push(status(context, state, tally.describe(run.kind)));
         if run.kind == JobKind::Plan && self.github.is_app() {
-            out.extend(self.plan_check_runs(run, &reports));
+            out.extend(self.plan_check_runs(run, jobs, &reports));
         }
         let verdicts: Vec<PolicyVerdict> = jobs.iter().map(job_verdict).collect();
         if run.kind == JobKind::Plan
@@ -138,7 +140,32 @@ impl Workers {
     /// and one `sluice/plan: <project>` for each of the projects that need attention most (at
     /// most [`MAX_PROJECT_CHECKS`], so a push creates a bounded number of check runs). Their
     /// writes go through the write budget like every review and summary write.
-    fn plan_check_runs(&self, run: &RunRow, reports: &[ProjectReport]) -> Vec<OutboxItem> {
+    fn plan_check_runs(
+        &self,
+        run: &RunRow,
+        jobs: &[JobRow],
+        reports: &[ProjectReport],
+    ) -> Vec<OutboxItem> {
+        // Annotations on the `.tf` lines, from what the worker located (as the review's).
+        let materials: Vec<Option<&ReviewMaterial>> = jobs
+            .iter()
+            .map(|j| match &j.report {
+                Some(Ok(JobReport::Full {
+                    review: Some(m), ..
+                })) => Some(m.as_ref()),
+                _ => None,
+            })
+            .collect();
+        let locations: Vec<Option<Locations>> = materials
+            .iter()
+            .map(|m| m.map(ReviewMaterial::locations))
+            .collect();
+        let annotate = materials
+            .iter()
+            .flatten()
+            .next()
+            .map(|m| m.comments)
+            .unwrap_or_default();
         let ctx = CheckContext {
             head_sha: &run.head_sha,
             bot_name: &self.settings.bot_name,
@@ -146,8 +173,8 @@ impl Workers {
             log_url: None,
             started_at: None,
             completed_at: None,
-            annotate: ReviewComments::default(),
-            max_annotations: 0,
+            annotate,
+            max_annotations: MAX_ANNOTATIONS,
         };
         let project_checks = projects_with_own_check(reports, MAX_PROJECT_CHECKS)
             .into_iter()
@@ -156,8 +183,8 @@ impl Workers {
                     &ctx,
                     &CheckProject {
                         report: &reports[i],
-                        plan: None,
-                        locations: None,
+                        plan: materials.get(i).copied().flatten().map(|m| &m.plan),
+                        locations: locations.get(i).and_then(Option::as_ref),
                         failed_policies: &[],
                     },
                 )
@@ -186,6 +213,9 @@ fn is_summary_write(key: &str, pr: crate::core::types::PrNumber) -> bool {
     key == crate::core::review::surface::sticky_key(pr)
         || key.starts_with(&format!("pr/{}/detail/", pr.get()))
 }
+
+/// Annotations per check run; GitHub takes 50 per request, so this is at most 20 requests.
+pub const MAX_ANNOTATIONS: usize = 1_000;
 
 /// Per-project check runs per push, at most: the rest are listed in `sluice/plan`.
 pub const MAX_PROJECT_CHECKS: usize = 20;

@@ -19,7 +19,9 @@ use crate::adapters::clock;
 use crate::app::ports::store::{Effects, OutboxItem, OutboxRow, Outgoing};
 use crate::app::ports::{GitHubError, StatusState};
 use crate::config::Settings;
-use crate::core::review::budget::{BudgetLimits, Next, Outcome, Write, WriteBudget, WriteKind};
+use crate::core::review::budget::{
+    BudgetLimits, BudgetMetrics, Next, Outcome, Write, WriteBudget, WriteKind,
+};
 use crate::core::review::checks::MAX_OUTPUT;
 use crate::core::review::pr_review::{
     MAX_BODY, PostedReview, ReviewContext, ReviewDraft, ReviewOptions, file_level_retry,
@@ -57,6 +59,34 @@ impl WriteScheduler {
     fn queued(&self) -> std::sync::MutexGuard<'_, HashSet<i64>> {
         self.queued.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// The budget as the scheduler last saw it (`GET /api/write-budget`): one scheduler per process,
+/// published after each delivery round.
+static PUBLISHED: Mutex<Option<BudgetMetrics>> = Mutex::new(None);
+
+/// The write budget of this process's scheduler (`None` before its first delivery round).
+pub fn published_budget() -> Option<BudgetMetrics> {
+    PUBLISHED.lock().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+/// The budget as JSON: counts of the rolling windows and totals since start (`paused_until`
+/// in RFC 3339).
+pub fn budget_json(m: &BudgetMetrics) -> serde_json::Value {
+    serde_json::json!({
+        "queued": m.queued,
+        "in_flight": m.in_flight,
+        "sent_last_minute": m.sent_last_minute,
+        "sent_last_hour": m.sent_last_hour,
+        "remaining_minute": m.remaining_minute,
+        "remaining_hour": m.remaining_hour,
+        "created_total": m.created,
+        "updated_total": m.updated,
+        "coalesced_total": m.coalesced,
+        "rate_limited_total": m.rate_limited,
+        "failed_total": m.failed,
+        "paused_until": m.paused_until.map(|t| t.to_rfc3339()),
+    })
 }
 
 /// How one write ended, for the outbox and the budget.
@@ -114,6 +144,16 @@ impl Workers {
             self.settle(&row, result).await;
             sent += 1;
         }
+        let metrics = self.writes.budget().metrics(Utc::now());
+        if metrics.queued > 0 {
+            tracing::debug!(
+                queued = metrics.queued,
+                remaining_minute = metrics.remaining_minute,
+                remaining_hour = metrics.remaining_hour,
+                "GitHub writes held back by the write budget"
+            );
+        }
+        *PUBLISHED.lock().unwrap_or_else(|e| e.into_inner()) = Some(metrics);
         sent
     }
 
