@@ -514,3 +514,49 @@ async fn writes_per_push_for_1_20_and_100_projects() {
         "20 and 100 projects create as many objects"
     );
 }
+
+/// Only the latest body is sent: two summaries queued for the same comment before the deliverer
+/// ran become one write with the newer body, and a new check run of the same key drops the
+/// pending annotation batches of the one it replaces.
+#[tokio::test]
+async fn writes_still_waiting_for_the_same_object_are_coalesced_to_the_latest_body() {
+    let rig = rig(true, &[]).await;
+    let head = sha('a');
+    rig.push(
+        &head,
+        PushOutput {
+            sticky: Some(sticky("older", 0)),
+            project_checks: vec![project_check(&head, 120)],
+            ..Default::default()
+        },
+    )
+    .await;
+    rig.push(
+        &head,
+        PushOutput {
+            sticky: Some(sticky("newer", 0)),
+            project_checks: vec![project_check(&head, 60)],
+            ..Default::default()
+        },
+    )
+    .await;
+    rig.drain().await;
+    assert_eq!(rig.h.fake.comments(REPO, 1), vec!["newer".to_string()]);
+    assert_eq!(
+        rig.h
+            .fake
+            .requests_to("POST", "/repos/acme/infra/issues/1/comments")
+            .len(),
+        1
+    );
+    assert!(
+        rig.writes()
+            .iter()
+            .all(|(m, p)| !(m == "PATCH" && p.contains("/issues/comments/"))),
+        "the older body was never sent, so nothing was edited: {:?}",
+        rig.writes()
+    );
+    let runs = rig.h.fake.check_runs();
+    assert_eq!(runs.len(), 1, "{runs:#?}");
+    assert_eq!(runs[0].annotations.len(), 60);
+}
