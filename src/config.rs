@@ -104,6 +104,21 @@ pub struct Settings {
     /// Comment commands this server accepts.
     #[serde(default = "default_enabled_commands")]
     pub enabled_commands: Vec<String>,
+    /// GitHub writes (comments, reviews, check runs, statuses) per rolling minute, for all
+    /// repositories together. GitHub's secondary limit is 80 content-creating requests a minute
+    /// (`core::review::budget`); the default keeps a tenth in reserve.
+    #[serde(default = "default_writes_per_minute")]
+    pub github_writes_per_minute: u32,
+    /// ... per rolling hour (GitHub: 500).
+    #[serde(default = "default_writes_per_hour")]
+    pub github_writes_per_hour: u32,
+    /// Least milliseconds between the starts of two writes (GitHub asks for one second).
+    #[serde(default = "default_write_gap_ms")]
+    pub github_write_gap_ms: u64,
+    /// Report plan runs in one summary comment per PR, edited in place on every run
+    /// (`core::review::sticky`), instead of new comments per run.
+    #[serde(default)]
+    pub sticky_summary: bool,
     /// Plan draft PRs automatically (they are skipped by default).
     #[serde(default)]
     pub plan_drafts: bool,
@@ -481,6 +496,18 @@ fn default_associations() -> Vec<String> {
         .map(String::from)
         .to_vec()
 }
+fn default_writes_per_minute() -> u32 {
+    crate::core::review::budget::BudgetLimits::default().per_minute
+}
+fn default_writes_per_hour() -> u32 {
+    crate::core::review::budget::BudgetLimits::default().per_hour
+}
+fn default_write_gap_ms() -> u64 {
+    crate::core::review::budget::BudgetLimits::default()
+        .min_gap
+        .num_milliseconds()
+        .max(0) as u64
+}
 fn default_listen() -> SocketAddr {
     "127.0.0.1:4141".parse().expect("literal address")
 }
@@ -612,6 +639,10 @@ const ENV_KEYS: &[&str] = &[
     "enabled_commands",
     "plan_drafts",
     "allow_fork_prs",
+    "github_writes_per_minute",
+    "github_writes_per_hour",
+    "github_write_gap_ms",
+    "sticky_summary",
     "base_branches",
     "command_author_associations",
     "workers",

@@ -89,6 +89,12 @@ pub fn setup_notes(settings: &Settings, runner: &Runner, allowlist: &Allowlist) 
     notes
 }
 
+use crate::app::ports::GitHubError;
+use crate::core::review::checks::{CreateCheckRun, UpdateCheckRun};
+use crate::core::review::patch::PrFile;
+use crate::core::review::pr_review::{CreateReview, CreateReviewComment};
+use crate::core::types::{PrNumber, RepoName};
+
 /// A GitHub client that refuses every call, for a server started without credentials (it still
 /// accepts and stores webhooks, and explains what is missing).
 struct NoGitHub;
@@ -150,6 +156,59 @@ impl GitHubApi for NoGitHub {
     }
     async fn bot_login(&self) -> Result<String, crate::app::ports::GitHubError> {
         Err(missing())
+    }
+    async fn repo_permission(&self, _: &RepoName, _: &str) -> Result<String, GitHubError> {
+        Err(missing())
+    }
+    async fn list_pull_files(&self, _: &RepoName, _: PrNumber) -> Result<Vec<PrFile>, GitHubError> {
+        Err(missing())
+    }
+    async fn create_review(
+        &self,
+        _: &RepoName,
+        _: PrNumber,
+        _: &CreateReview,
+    ) -> Result<crate::app::ports::PostedReviewIds, GitHubError> {
+        Err(missing())
+    }
+    async fn update_review(
+        &self,
+        _: &RepoName,
+        _: PrNumber,
+        _: u64,
+        _: &str,
+    ) -> Result<(), GitHubError> {
+        Err(missing())
+    }
+    async fn create_review_comment(
+        &self,
+        _: &RepoName,
+        _: PrNumber,
+        _: &CreateReviewComment,
+    ) -> Result<u64, GitHubError> {
+        Err(missing())
+    }
+    async fn update_review_comment(
+        &self,
+        _: &RepoName,
+        _: u64,
+        _: &str,
+    ) -> Result<(), GitHubError> {
+        Err(missing())
+    }
+    async fn create_check_run(&self, _: &RepoName, _: &CreateCheckRun) -> Result<u64, GitHubError> {
+        Err(missing())
+    }
+    async fn update_check_run(
+        &self,
+        _: &RepoName,
+        _: u64,
+        _: &UpdateCheckRun,
+    ) -> Result<(), GitHubError> {
+        Err(missing())
+    }
+    fn is_app(&self) -> bool {
+        false
     }
     async fn clone_token(
         &self,
@@ -360,6 +419,7 @@ async fn wire(settings: &Arc<Settings>) -> anyhow::Result<(Arc<Workers>, Arc<App
         lease: Duration::from_secs(settings.job_lease_secs.max(3)),
         live: Default::default(),
         host_paths,
+        writes: super::worker::WriteScheduler::new(settings),
     });
     let state = Arc::new(AppState {
         store,

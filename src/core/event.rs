@@ -169,6 +169,22 @@ pub enum Event {
         git_ref: String,
         after: Option<CommitSha>,
     },
+    /// A button of a check run pressed (`check_run` with action `requested_action`): the
+    /// command it stands for runs through the comment path (`core::review::checks`).
+    CheckRunAction {
+        repo: RepoRef,
+        /// `check_run.pull_requests[0].number`: `None` when GitHub lists no pull request.
+        pr: Option<PrNumber>,
+        /// `check_run.id`: with the action, what makes a press one event.
+        check_run_id: u64,
+        /// `check_run.head_sha`.
+        check_head_sha: String,
+        /// `check_run.external_id`.
+        external_id: Option<String>,
+        /// `requested_action.identifier`.
+        identifier: String,
+        sender: Actor,
+    },
     Ping,
     /// Anything else GitHub sends (installation, check_suite, …): acknowledged, no work.
     Ignored {
@@ -219,9 +235,19 @@ impl Event {
             Event::Review { .. }
             | Event::PullRequest { .. }
             | Event::Push { .. }
+            | Event::CheckRunAction { .. }
             | Event::Ping
             | Event::Ignored { .. } => vec![],
         }
+    }
+
+    /// Whether a byte-identical body under a new delivery id is the same event again (the
+    /// intake then drops it). Not for a check run button: pressing it twice sends the same body
+    /// twice (the check run has not changed), and the second press is meant — "Apply" pressed
+    /// again after the approval the first press lacked. A replayed press gains nothing: it
+    /// passes the whole gate again with the presser's permission at that time.
+    pub fn replays_are_duplicates(&self) -> bool {
+        !matches!(self, Event::CheckRunAction { .. })
     }
 
     pub fn repo(&self) -> Option<&RepoRef> {
@@ -230,7 +256,8 @@ impl Event {
             | Event::Comment { repo, .. }
             | Event::IssueComment { repo, .. }
             | Event::Review { repo, .. }
-            | Event::Push { repo, .. } => Some(repo),
+            | Event::Push { repo, .. }
+            | Event::CheckRunAction { repo, .. } => Some(repo),
             Event::Ping | Event::Ignored { .. } => None,
         }
     }

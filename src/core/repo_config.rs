@@ -18,6 +18,7 @@
 //!   when_modified: ["**/*.tf", "../modules/**"]  # default for projects that set none
 //! plan_drafts: false         # autoplan draft PRs too (default false; read by the PR intake)
 //! automerge: false           # only `false`: Sluice does not merge pull requests (`true` is an error)
+//! review_comments: destroy_and_replace  # PR review line comments: or all_changes, off (read from the base branch)
 //! projects:                  # optional; without it Sluice detects projects itself (§5)
 //!   - name: network-prod     # optional, unique; default derived from dir and workspace
 //!     dir: envs/prod/network # relative to the repo root; may be a glob (`envs/*/network`)
@@ -55,6 +56,7 @@ use super::graph::{find_cycles, show_cycle};
 use super::policy::rego::{PolicySetConfig, SetOrigin, policies_block_node, policy_sets_node};
 use super::policy::{self, Policy};
 use super::server_rules::{OverrideKey, SlashRegex};
+use super::review::pr_review::ReviewComments;
 use super::types::{ApplyRequirement, Engine, ProjectDir, ProjectName, Workspace};
 use super::workflow::{RunSyntax, Workflow, WorkflowOrigin, workflows_node};
 use super::yaml::{
@@ -282,6 +284,9 @@ pub struct RepoConfig {
     /// Top-level `drift: { enabled, schedule }`: the default for every project (a project's
     /// own `drift:` replaces it). Read by the drift scheduler from the default branch.
     pub drift: DriftSettings,
+    /// `review_comments`: which planned changes get line comments in the PR review
+    /// (`destroy_and_replace`, the default; `all_changes`; `off`). Read from the base branch.
+    pub review_comments: ReviewComments,
 }
 
 /// A project's `dir`: one directory, or a glob expanded against the directories that hold
@@ -491,6 +496,7 @@ const SLUICE_TOP_KEYS: &[(&str, Key)] = &[
     ("workflows", Known),
     ("policy_sets", Known),
     ("drift", Known),
+    ("review_comments", Known),
 ];
 
 const SLUICE_PROJECT_KEYS: &[(&str, Key)] = &[
@@ -793,6 +799,7 @@ fn sluice_top(r: &mut Reader, map: &MarkedMappingNode) -> Option<RepoConfig> {
         .and_then(|n| r.boolean(n, "plan_drafts"))
         .unwrap_or(false);
     refuse_automerge(r, map);
+    let review_comments = review_comments(r, map);
     let projects = projects(r, map, &defaults);
     if let (None, Some(at)) = (&projects, top_when_modified_pos) {
         r.warning(
@@ -826,7 +833,33 @@ fn sluice_top(r: &mut Reader, map: &MarkedMappingNode) -> Option<RepoConfig> {
         policy_sets,
         keys_set: BTreeMap::new(),
         drift: defaults.drift,
+        review_comments,
     })
+}
+
+/// `review_comments` in `sluice.yaml`; an unknown value is an error at its position.
+fn review_comments(r: &mut Reader, map: &MarkedMappingNode) -> ReviewComments {
+    let Some(v) = map
+        .get_node("review_comments")
+        .and_then(|n| r.string(n, "review_comments"))
+    else {
+        return ReviewComments::default();
+    };
+    match v.value.as_str() {
+        "destroy_and_replace" => ReviewComments::DestroyAndReplace,
+        "all_changes" => ReviewComments::AllChanges,
+        "off" => ReviewComments::Off,
+        other => {
+            r.error(
+                v.pos,
+                format!("unknown review_comments `{other}`"),
+                Some(
+                    "valid values: destroy_and_replace (the default), all_changes, off".to_string(),
+                ),
+            );
+            ReviewComments::default()
+        }
+    }
 }
 
 /// `automerge` in `sluice.yaml`: Sluice never merges a pull request, so `true` is an error
@@ -897,6 +930,7 @@ fn atlantis_top(r: &mut Reader, map: &MarkedMappingNode) -> Option<RepoConfig> {
         policy_sets,
         keys_set,
         drift: DriftSettings::default(),
+        review_comments: ReviewComments::default(),
     })
 }
 
@@ -2060,7 +2094,7 @@ projects:
     frobnicate: 1
 "#), @"
         sluice.yaml:3:1: error: unknown key `project` at the top level
-          hint: did you mean `projects`? valid keys here: version, projects, autoplan, plan_drafts, automerge, policies, workflows, policy_sets, drift
+          hint: did you mean `projects`? valid keys here: version, projects, autoplan, plan_drafts, automerge, policies, workflows, policy_sets, drift, review_comments
         sluice.yaml:7:5: error: unknown key `worksapce` in project
           hint: did you mean `workspace`? valid keys here: name, dir, workspace, terraform_version, engine, autoplan, apply_requirements, depends_on, env, workflow, drift
         sluice.yaml:8:17: error: unknown key `enable` in `autoplan`
@@ -2161,6 +2195,31 @@ projects:
             .next()
             .unwrap_or_default()
             .to_string()
+    }
+
+    #[test]
+    fn review_comments_takes_three_values_and_points_at_a_wrong_one() {
+        let read = |text: &str| {
+            parse_repo_config("sluice.yaml", text)
+                .0
+                .map(|c| c.review_comments)
+        };
+        assert_eq!(
+            read("version: 1\n"),
+            Some(ReviewComments::DestroyAndReplace)
+        );
+        assert_eq!(
+            read("version: 1\nreview_comments: all_changes\n"),
+            Some(ReviewComments::AllChanges)
+        );
+        assert_eq!(
+            read("version: 1\nreview_comments: off\n"),
+            Some(ReviewComments::Off)
+        );
+        assert_eq!(
+            first_error("sluice.yaml", "version: 1\nreview_comments: everything\n"),
+            "sluice.yaml:2:18: error: unknown review_comments `everything`"
+        );
     }
 
     #[test]

@@ -63,6 +63,18 @@ pub async fn locks(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Re
     }
 }
 
+/// `GET /api/write-budget`: the GitHub write budget of this process (writes queued, sent and
+/// left in the rolling minute and hour, totals created/updated/coalesced/rate-limited/failed).
+pub async fn write_budget(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    if let Err(r) = authorize(&state, &headers) {
+        return *r;
+    }
+    let budget = crate::app::worker::published_budget()
+        .map(|m| crate::app::worker::budget_json(&m))
+        .unwrap_or(serde_json::Value::Null);
+    Json(serde_json::json!({ "write_budget": budget })).into_response()
+}
+
 #[derive(Debug, Deserialize)]
 pub struct AuditParams {
     since: Option<String>,

@@ -62,6 +62,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         // The handler reads the body itself, within `body_limits` (no extractor buffers it).
         .route("/events", post(webhook::receive))
         .route("/api/locks", get(api::locks))
+        .route("/api/write-budget", get(api::write_budget))
         .route("/api/audit", get(api::audit))
         .route("/api/events", get(api::events))
         .route("/api/projects", get(projects::projects))

@@ -420,7 +420,9 @@ async fn persist(
     body: &[u8],
 ) -> Response {
     let mut keys = event.identity_keys();
-    keys.push(format!("body:{}", hex::encode(Sha256::digest(body))));
+    if event.replays_are_duplicates() {
+        keys.push(format!("body:{}", hex::encode(Sha256::digest(body))));
+    }
     let new = NewEvent {
         delivery_id: delivery,
         kind,

@@ -34,6 +34,14 @@ use octocrab::jsonwebtoken::{self, Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+/// Pull request files, reviews, review comments and check runs (included, so that every
+/// binary that includes this file by path gets them too).
+mod review {
+    include!("fake_github_review.rs");
+}
+
+pub use review::{FakeCheckRun, FakeFile, FakeReviewComment, PostedReview};
+
 /// The personal token the fake accepts.
 pub const TOKEN: &str = "ghp_fakeTokenForSluiceTests0000000000";
 /// `GET /user` login for [`TOKEN`].
@@ -255,6 +263,12 @@ struct FakeState {
     failures: Vec<FailureRule>,
     requests: Vec<RecordedRequest>,
     next_id: u64,
+    files: HashMap<(String, u64), Vec<FakeFile>>,
+    posted_reviews: Vec<PostedReview>,
+    review_comments: Vec<FakeReviewComment>,
+    check_runs: Vec<FakeCheckRun>,
+    /// `(repo, login)` → `admin`, `write`, `read`, …; unknown logins answer 404.
+    permissions: HashMap<(String, String), String>,
 }
 
 impl FakeState {
@@ -391,6 +405,14 @@ impl FakeGitHub {
     }
 
     /// Creates the team if needed (an empty team lists `[]`, an unknown one is a 404).
+    /// `login`'s permission on `repo`, as `GET …/collaborators/{login}/permission` answers.
+    pub fn set_permission(&self, repo: &str, login: &str, permission: &str) {
+        self.state().permissions.insert(
+            (repo.to_ascii_lowercase(), login.to_ascii_lowercase()),
+            permission.to_string(),
+        );
+    }
+
     pub fn add_team(&self, org: &str, slug: &str) {
         self.state()
             .teams
@@ -526,6 +548,40 @@ impl FakeGitHub {
         self.state().reactions.clone()
     }
 
+    /// Sets the files `GET …/pulls/{n}/files` lists (and that review lines are checked against).
+    pub fn set_pull_files(&self, repo: &str, pr: u64, files: Vec<FakeFile>) {
+        self.state()
+            .files
+            .insert((repo.to_ascii_lowercase(), pr), files);
+    }
+
+    /// Reviews submitted to the fake, oldest first.
+    pub fn posted_reviews(&self) -> Vec<PostedReview> {
+        self.state().posted_reviews.clone()
+    }
+
+    /// Review comments (line and file-level), oldest first.
+    pub fn review_comments(&self) -> Vec<FakeReviewComment> {
+        self.state().review_comments.clone()
+    }
+
+    /// Check runs, oldest first.
+    pub fn check_runs(&self) -> Vec<FakeCheckRun> {
+        self.state().check_runs.clone()
+    }
+
+    /// A human edits an issue comment.
+    pub fn edit_comment(&self, id: u64, body: &str) {
+        if let Some(c) = self.state().comments.iter_mut().find(|c| c.id == id) {
+            c.body = body.to_string();
+        }
+    }
+
+    /// A human deletes an issue comment (later edits answer 404).
+    pub fn delete_comment(&self, id: u64) {
+        self.state().comments.retain(|c| c.id != id);
+    }
+
     pub fn tokens_issued(&self) -> Vec<IssuedToken> {
         self.state().tokens.clone()
     }
@@ -547,7 +603,35 @@ fn router(state: Shared) -> Router {
         .route("/repos/{owner}/{repo}/pulls/{number}", get(get_pull))
         .route(
             "/repos/{owner}/{repo}/pulls/{number}/reviews",
-            get(list_reviews),
+            get(list_reviews).post(review::create_review),
+        )
+        .route(
+            "/repos/{owner}/{repo}/pulls/{number}/reviews/{id}",
+            axum::routing::put(review::update_review),
+        )
+        .route(
+            "/repos/{owner}/{repo}/pulls/{number}/reviews/{id}/comments",
+            get(review::list_review_comments),
+        )
+        .route(
+            "/repos/{owner}/{repo}/pulls/{number}/files",
+            get(review::list_files),
+        )
+        .route(
+            "/repos/{owner}/{repo}/pulls/{number}/comments",
+            post(review::create_review_comment),
+        )
+        .route(
+            "/repos/{owner}/{repo}/pulls/comments/{id}",
+            patch(review::update_review_comment),
+        )
+        .route(
+            "/repos/{owner}/{repo}/check-runs",
+            post(review::create_check_run),
+        )
+        .route(
+            "/repos/{owner}/{repo}/check-runs/{id}",
+            patch(review::update_check_run),
         )
         .route(
             "/repos/{owner}/{repo}/issues/{number}/comments",
@@ -568,6 +652,10 @@ fn router(state: Shared) -> Router {
         )
         .route("/repos/{owner}/{repo}/issues/{number}", patch(update_issue))
         .route("/orgs/{org}/teams/{slug}/members", get(list_team_members))
+        .route(
+            "/repos/{owner}/{repo}/collaborators/{login}/permission",
+            get(get_permission),
+        )
         .fallback(|| async { not_found() })
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -1047,6 +1135,22 @@ async fn list_reviews(
         .collect();
     let path = format!("/repos/{owner}/{repo}/pulls/{number}/reviews");
     paginate(&base, &path, &q, s.max_per_page, items)
+}
+
+async fn get_permission(
+    State(state): State<Shared>,
+    Path((owner, repo, login)): Path<(String, String, String)>,
+) -> Response {
+    let s = lock(&state);
+    let key = (
+        format!("{owner}/{repo}").to_ascii_lowercase(),
+        login.to_ascii_lowercase(),
+    );
+    let Some(permission) = s.permissions.get(&key) else {
+        return not_found();
+    };
+    let user = user_json(&s.base_url, &login, 7100, "User");
+    Json(json!({ "permission": permission, "role_name": permission, "user": user })).into_response()
 }
 
 async fn list_team_members(

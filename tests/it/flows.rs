@@ -49,6 +49,14 @@ impl Flow {
         for (k, v) in env {
             h.set_env(k, v);
         }
+        // As a GitHub App (check runs) when the test names one.
+        if h.env.contains_key("SLUICE_GITHUB_APP_ID") {
+            let key = h.data.path().join("app.pem");
+            std::fs::write(&key, crate::fake_github::app_private_key()).expect("key file");
+            h.env.remove("SLUICE_GITHUB_TOKEN");
+            h.set_env("SLUICE_GITHUB_APP_KEY_FILE", &key.display().to_string());
+            h.fake.install_on_repo(REPO, 77);
+        }
         let vars: HashMap<String, String> = h.env.clone().into_iter().collect();
         let settings =
             Arc::new(Settings::load_from(&vars, &Overrides::default()).expect("test settings"));
@@ -181,6 +189,7 @@ impl Flow {
                     content,
                     comment_id,
                 } => format!("reaction #{pr} on a comment ({comment_id}): {content:?}"),
+                Outgoing::Write(w) => format!("write #{pr} {:?} {}", w.kind, w.key),
             });
         }
         let mut entries = Vec::new();
@@ -256,6 +265,20 @@ async fn pull_requests_sluice_refuses() {
     f.deliver(&comment(&f, 3, "mallory", "sluice plan").set("/comment/author_association", "NONE"))
         .await;
     insta::assert_snapshot!(f.said().await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pull_request_without_terraform_changes_gets_success_checks_at_once() {
+    let app_id = crate::fake_github::APP_ID.to_string();
+    let mut f = Flow::new(&[("SLUICE_GITHUB_APP_ID", &app_id)]).await;
+    f.open_pr(1, &[("README.md", "docs only\n")]);
+    f.deliver(&f.h.pr_event("opened", 1)).await;
+    let said = f.said().await;
+    for check in ["sluice:plan", "sluice:apply-gate"] {
+        let line = format!("write #1 CreateCheckRun check/[#1]/{check}");
+        assert!(said.contains(&line), "{said}");
+    }
+    assert!(said.contains("status [#1] sluice/plan=Success"), "{said}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

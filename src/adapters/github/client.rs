@@ -32,8 +32,11 @@ use crate::core::types::{CommitSha, PrNumber, RepoName};
 
 use crate::app::ports::github::{
     CommitStatus, GitHubApi, GitHubError, IssueText, MAX_STATUS_DESCRIPTION, MergeableState,
-    PullDetails, PullState,
+    PostedReviewIds, PullDetails, PullState,
 };
+use crate::core::review::checks::{CreateCheckRun, UpdateCheckRun};
+use crate::core::review::patch::PrFile;
+use crate::core::review::pr_review::{CreateReview, CreateReviewComment};
 
 /// How Sluice authenticates to GitHub.
 #[derive(Debug, Clone)]
@@ -921,6 +924,160 @@ impl GitHubApi for OctocrabGitHub {
         }
     }
 
+    async fn repo_permission(&self, repo: &RepoName, login: &str) -> Result<String, GitHubError> {
+        // Logins are letters, digits and hyphens (apps add `[bot]`): anything else is not one.
+        if login.is_empty() || !login.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            return Ok("none".to_string());
+        }
+        #[derive(Deserialize)]
+        struct PermissionDto {
+            permission: String,
+        }
+        let cred = self.repo_cred(repo).await?;
+        let path = format!(
+            "/repos/{}/{}/collaborators/{login}/permission",
+            repo.owner(),
+            repo.name()
+        );
+        match self.send(Method::GET, &path, None, cred).await {
+            Ok(reply) => Ok(reply
+                .json::<PermissionDto>("GET …/collaborators/{login}/permission")?
+                .permission),
+            Err(GitHubError::NotFound(_)) => Ok("none".to_string()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn list_pull_files(
+        &self,
+        repo: &RepoName,
+        pr: PrNumber,
+    ) -> Result<Vec<PrFile>, GitHubError> {
+        let cred = self.repo_cred(repo).await?;
+        let path = format!(
+            "/repos/{}/{}/pulls/{}/files?per_page={PER_PAGE}",
+            repo.owner(),
+            repo.name(),
+            pr.get()
+        );
+        self.get_all(path, cred).await
+    }
+
+    async fn create_review(
+        &self,
+        repo: &RepoName,
+        pr: PrNumber,
+        review: &CreateReview,
+    ) -> Result<PostedReviewIds, GitHubError> {
+        let cred = self.repo_cred(repo).await?;
+        let base = format!(
+            "/repos/{}/{}/pulls/{}/reviews",
+            repo.owner(),
+            repo.name(),
+            pr.get()
+        );
+        let body = serde_json::to_value(review).map_err(|e| invalid_value(&base, e))?;
+        let reply = self.post_json(&base, body, cred).await?;
+        let review_id = reply.json::<IdDto>(&format!("POST {base}"))?.id;
+        let comments: Vec<IdDto> = self
+            .get_all(
+                format!("{base}/{review_id}/comments?per_page={PER_PAGE}"),
+                cred,
+            )
+            .await?;
+        Ok(PostedReviewIds {
+            review_id,
+            comment_ids: comments.into_iter().map(|c| c.id).collect(),
+        })
+    }
+
+    async fn update_review(
+        &self,
+        repo: &RepoName,
+        pr: PrNumber,
+        review_id: u64,
+        body: &str,
+    ) -> Result<(), GitHubError> {
+        let cred = self.repo_cred(repo).await?;
+        let path = format!(
+            "/repos/{}/{}/pulls/{}/reviews/{review_id}",
+            repo.owner(),
+            repo.name(),
+            pr.get()
+        );
+        self.send(Method::PUT, &path, Some(&json!({ "body": body })), cred)
+            .await?;
+        Ok(())
+    }
+
+    async fn create_review_comment(
+        &self,
+        repo: &RepoName,
+        pr: PrNumber,
+        comment: &CreateReviewComment,
+    ) -> Result<u64, GitHubError> {
+        let cred = self.repo_cred(repo).await?;
+        let path = format!(
+            "/repos/{}/{}/pulls/{}/comments",
+            repo.owner(),
+            repo.name(),
+            pr.get()
+        );
+        let body = serde_json::to_value(comment).map_err(|e| invalid_value(&path, e))?;
+        let reply = self.post_json(&path, body, cred).await?;
+        Ok(reply.json::<IdDto>(&format!("POST {path}"))?.id)
+    }
+
+    async fn update_review_comment(
+        &self,
+        repo: &RepoName,
+        comment_id: u64,
+        body: &str,
+    ) -> Result<(), GitHubError> {
+        let cred = self.repo_cred(repo).await?;
+        let path = format!(
+            "/repos/{}/{}/pulls/comments/{comment_id}",
+            repo.owner(),
+            repo.name()
+        );
+        self.send(Method::PATCH, &path, Some(&json!({ "body": body })), cred)
+            .await?;
+        Ok(())
+    }
+
+    async fn create_check_run(
+        &self,
+        repo: &RepoName,
+        check: &CreateCheckRun,
+    ) -> Result<u64, GitHubError> {
+        let cred = self.repo_cred(repo).await?;
+        let path = format!("/repos/{}/{}/check-runs", repo.owner(), repo.name());
+        let body = serde_json::to_value(check).map_err(|e| invalid_value(&path, e))?;
+        let reply = self.post_json(&path, body, cred).await?;
+        Ok(reply.json::<IdDto>(&format!("POST {path}"))?.id)
+    }
+
+    async fn update_check_run(
+        &self,
+        repo: &RepoName,
+        check_run_id: u64,
+        update: &UpdateCheckRun,
+    ) -> Result<(), GitHubError> {
+        let cred = self.repo_cred(repo).await?;
+        let path = format!(
+            "/repos/{}/{}/check-runs/{check_run_id}",
+            repo.owner(),
+            repo.name()
+        );
+        let body = serde_json::to_value(update).map_err(|e| invalid_value(&path, e))?;
+        self.send(Method::PATCH, &path, Some(&body), cred).await?;
+        Ok(())
+    }
+
+    fn is_app(&self) -> bool {
+        matches!(self.auth, Auth::App { .. })
+    }
+
     async fn clone_token(
         &self,
         installation_id: Option<u64>,
@@ -966,6 +1123,11 @@ fn classify(method: &Method, path: &str, reply: &Reply) -> Verdict {
             },
             wait: server_wait(&reply.headers, Utc::now()),
         },
+        // GitHub says which field it refused in `errors`, not `message`: keep the answer.
+        422 => Verdict::Fail(GitHubError::Unprocessable(format!(
+            "{method} {path}: {}",
+            reply.body.chars().take(2_000).collect::<String>()
+        ))),
         _ => Verdict::Fail(GitHubError::Invalid(format!(
             "{method} {path} answered {status}: {message}"
         ))),
@@ -1150,7 +1312,7 @@ mod tests {
         );
         assert_eq!(
             kind(reply(422, &[], r#"{"message":"Validation Failed"}"#)),
-            r#"fail Invalid("GET /x answered 422 Unprocessable Entity: Validation Failed")"#
+            r#"fail Unprocessable("GET /x: {\"message\":\"Validation Failed\"}")"#
         );
     }
 

@@ -148,6 +148,12 @@ pub fn parse_event(event_header: &str, body: &[u8]) -> Result<Event, ParseError>
         action: action.clone(),
     };
 
+    if kind == "check_run" {
+        if action.as_deref() != Some("requested_action") {
+            return Ok(ignored());
+        }
+        return Cx { event: kind }.check_run_action(body, installation_id);
+    }
     let wanted = match kind {
         "ping" => return Ok(Event::Ping),
         "push" => true,
@@ -351,6 +357,73 @@ impl Cx<'_> {
             repo,
             git_ref: p.r#ref.clone(),
             after,
+        })
+    }
+}
+
+/// The fields of a `check_run.requested_action` payload Sluice reads (GitHub's webhook
+/// reference, "check_run", action `requested_action`).
+#[derive(Deserialize)]
+struct CheckRunActionPayload {
+    check_run: CheckRunFields,
+    requested_action: Option<RequestedActionFields>,
+    repository: Option<Repository>,
+    sender: Option<Author>,
+}
+
+#[derive(Deserialize)]
+struct CheckRunFields {
+    id: u64,
+    head_sha: String,
+    external_id: Option<String>,
+    #[serde(default)]
+    pull_requests: Vec<PullRequestNumber>,
+}
+
+#[derive(Deserialize)]
+struct PullRequestNumber {
+    number: u64,
+}
+
+#[derive(Deserialize)]
+struct RequestedActionFields {
+    identifier: String,
+}
+
+impl Cx<'_> {
+    fn check_run_action(
+        &self,
+        body: &[u8],
+        installation_id: Option<u64>,
+    ) -> Result<Event, ParseError> {
+        let p: CheckRunActionPayload =
+            serde_json::from_slice(body).map_err(|e| ParseError::Shape {
+                event: self.event.to_string(),
+                message: e.to_string(),
+            })?;
+        let repo = self.repo(p.repository.as_ref(), installation_id)?;
+        let sender = p
+            .sender
+            .as_ref()
+            .ok_or_else(|| self.invalid("the payload has no `sender`"))?;
+        let identifier = p
+            .requested_action
+            .ok_or_else(|| self.invalid("the payload has no `requested_action`"))?
+            .identifier;
+        let pr = p
+            .check_run
+            .pull_requests
+            .first()
+            .map(|pr| self.pr_number(pr.number))
+            .transpose()?;
+        Ok(Event::CheckRunAction {
+            repo,
+            pr,
+            check_run_id: p.check_run.id,
+            check_head_sha: p.check_run.head_sha,
+            external_id: p.check_run.external_id,
+            identifier,
+            sender: actor(sender),
         })
     }
 }
@@ -592,6 +665,44 @@ mod tests {
         std::fs::read(fixtures_dir().join(name)).unwrap()
     }
 
+    #[test]
+    fn a_pressed_check_run_button_is_its_action_and_other_check_run_actions_are_ignored() {
+        let event = parse_event("check_run", &fixture("check_run.requested_action.json")).unwrap();
+        let Event::CheckRunAction {
+            repo,
+            pr,
+            check_run_id,
+            check_head_sha,
+            external_id,
+            identifier,
+            sender,
+        } = event
+        else {
+            panic!("{event:?}")
+        };
+        assert_eq!(repo.name.full(), "electron/electron");
+        assert_eq!(repo.installation_id, Some(690857));
+        assert_eq!(pr.map(|p| p.get()), Some(26764));
+        assert_eq!(check_run_id, 1494503112);
+        assert_eq!(check_head_sha, "5bd5f196a46b8222fb7484f05faba41a73cf34bd");
+        assert_eq!(external_id.as_deref(), Some(""));
+        assert_eq!(identifier, "lgtm|26764");
+        assert_eq!(sender.login, "codebytere");
+
+        let completed = edited("check_run.requested_action.json", |v| {
+            v["action"] = "completed".into();
+        });
+        assert!(matches!(
+            parse_event("check_run", &completed).unwrap(),
+            Event::Ignored { .. }
+        ));
+        let no_action = edited("check_run.requested_action.json", |v| {
+            v.as_object_mut().unwrap().remove("requested_action");
+        });
+        let err = parse_event("check_run", &no_action).unwrap_err();
+        assert!(err.to_string().contains("requested_action"), "{err}");
+    }
+
     /// The event type a fixture is for: its file name up to the first dot.
     fn event_of(file: &str) -> &str {
         file.split('.').next().unwrap()
@@ -623,6 +734,12 @@ mod tests {
                 "push {git_ref} {}",
                 after.as_ref().map_or("-", |a| a.short())
             ),
+            Event::CheckRunAction {
+                repo,
+                pr,
+                identifier,
+                ..
+            } => format!("check run button {} {pr:?} {identifier:?}", repo.name),
             Event::Ping => "ping".to_string(),
             Event::Ignored { kind, action } => format!("ignored {kind} {action:?}"),
         }
@@ -631,6 +748,10 @@ mod tests {
     #[test]
     fn every_fixture_parses() {
         let expected: &[(&str, &str)] = &[
+            (
+                "check_run.requested_action.json",
+                "check run button electron/electron Some(PrNumber(26764)) \"lgtm|26764\"",
+            ),
             (
                 "installation.created.json",
                 "ignored installation Some(\"created\")",

@@ -126,6 +126,7 @@ fn finish(state: JobState, plan: Option<NewPlan>) -> JobFinish {
                 notes: vec![],
             },
             policy: PolicyVerdict::Pass,
+            review: None,
         },
         plan,
         audit: vec![],
@@ -156,6 +157,51 @@ async fn run_job_to_end(
         .await
         .unwrap();
     (claimed, done)
+}
+
+pub async fn github_objects_are_kept_per_pr_and_check_key(store: &dyn Store) {
+    let repo = RepoName::parse("acme/infra").unwrap();
+    let (one, two) = (PrNumber::new(1).unwrap(), PrNumber::new(2).unwrap());
+    assert_eq!(
+        store.pr_objects(&repo, one).await.unwrap(),
+        PrObjects::default()
+    );
+    let mut objects = PrObjects {
+        sticky_comment_id: Some(11),
+        live_slots: 1,
+        ..PrObjects::default()
+    };
+    objects.follow_up_ids.insert(1, 12);
+    store
+        .save_pr_objects(&repo, one, &objects, t(1))
+        .await
+        .unwrap();
+    objects.sticky_comment_id = Some(13);
+    store
+        .save_pr_objects(&repo, one, &objects, t(2))
+        .await
+        .unwrap();
+    let other = RepoName::parse("ACME/Infra").unwrap();
+    assert_eq!(store.pr_objects(&other, one).await.unwrap(), objects);
+    assert_eq!(
+        store.pr_objects(&repo, two).await.unwrap(),
+        PrObjects::default()
+    );
+
+    assert_eq!(store.check_run_id(&repo, "check/a/x").await.unwrap(), None);
+    store
+        .save_check_run_id(&repo, "check/a/x", 7, t(1))
+        .await
+        .unwrap();
+    store
+        .save_check_run_id(&repo, "check/a/x", 8, t(2))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.check_run_id(&repo, "check/a/x").await.unwrap(),
+        Some(8)
+    );
+    assert_eq!(store.check_run_id(&repo, "check/a/y").await.unwrap(), None);
 }
 
 pub async fn deliveries_are_deduplicated(store: &dyn Store) {
@@ -945,6 +991,7 @@ mod sqlite {
     }
 
     contract!(
+        github_objects_are_kept_per_pr_and_check_key,
         deliveries_are_deduplicated,
         attempts_count_when_claimed_and_poison_events_are_set_aside,
         events_are_deduplicated_by_what_they_are,

@@ -98,7 +98,10 @@ impl Bot {
 
     /// The pull request as GitHub sees it now; `None` (and the dropped command recorded) when
     /// GitHub no longer knows it.
-    async fn pull_of_comment(&self, ask: &Ask<'_>) -> Result<Option<PullDetails>, EventError> {
+    pub(super) async fn pull_of_comment(
+        &self,
+        ask: &Ask<'_>,
+    ) -> Result<Option<PullDetails>, EventError> {
         match self.github.get_pull(&ask.repo.name, ask.pr).await {
             Ok(pr) => Ok(Some(pr)),
             Err(GitHubError::NotFound(_)) => {
@@ -120,7 +123,7 @@ impl Bot {
     /// (but `unlock`), from an outsider (recorded, with the reason), on a fork, into an
     /// untrusted base (but `unlock`, which only releases what the pull request holds). The
     /// reply, and the audit reason when the refusal is recorded.
-    fn refusal(
+    pub(super) fn refusal(
         &self,
         ask: &Ask<'_>,
         comment: &Comment<'_>,

@@ -10,6 +10,7 @@
 
 mod apply;
 mod approve_policies;
+mod check_action;
 mod comment;
 mod drift;
 mod plan;
@@ -193,6 +194,25 @@ impl Bot {
                 git_ref,
                 after,
             } => self.on_push(&repo, &git_ref, after.as_ref()).await,
+            Event::CheckRunAction {
+                repo,
+                pr,
+                check_head_sha,
+                external_id,
+                identifier,
+                sender,
+                ..
+            } => {
+                let a = check_action::CheckAction {
+                    repo: &repo,
+                    pr,
+                    check_head_sha: &check_head_sha,
+                    external_id: external_id.as_deref(),
+                    identifier: &identifier,
+                    sender: &sender,
+                };
+                self.on_check_action(delivery_id, &a).await
+            }
             // Reviews are read from the reviews API when an apply asks (latest per reviewer), so
             // nothing is cached that could go stale.
             Event::Review { .. } | Event::Ping | Event::Ignored { .. } => Ok(()),

@@ -11,15 +11,19 @@ use crate::adapters::git::GitRepo;
 use crate::app::ports::PullDetails;
 use crate::app::ports::StatusState;
 use crate::app::ports::store::{
-    Effects, NewJob, NewRun, Opening, RunStart, StatusContext, Trigger,
+    Effects, NewJob, NewRun, Opening, OutboxItem, RunStart, StatusContext, Trigger,
 };
 use crate::app::repo_state::RepoState;
 use crate::core::audit::{AuditAction, AuditRecord, AuditResult, ErrorClass};
 use crate::core::command::Command;
 use crate::core::lock::LockKey;
+use crate::core::plan::CommandName;
 use crate::core::policy::{self, PolicyInput, Stage};
 use crate::core::projects::{self, Project};
 use crate::core::reply;
+use crate::core::review::checks::{CheckContext, no_terraform_changes};
+use crate::core::review::pr_review::{ReviewComments, ReviewContext};
+use crate::core::review::surface::{PrObjects, PushOutput, push_writes};
 use crate::core::types::CommitSha;
 
 /// What asks for the plan.
@@ -82,7 +86,15 @@ impl Bot {
             return Ok(());
         };
         if selected.is_empty() {
-            return self.say(nothing_to_plan(ask, origin, &commits.head)).await;
+            let mut effects = nothing_to_plan(ask, origin, &commits.head);
+            if self.github.is_app() {
+                effects.extend(no_changes_checks(
+                    ask,
+                    &commits.head,
+                    &self.settings.bot_name,
+                ));
+            }
+            return self.say(effects).await;
         }
         let max = self.settings.limits.projects_per_run;
         if selected.len() > max {
@@ -374,6 +386,36 @@ fn nothing_to_plan(ask: &Ask<'_>, origin: Origin<'_>, head: &CommitSha) -> Effec
         out.push(ask.comment(reply::plan::no_projects()));
     }
     Effects::new(out, vec![])
+}
+
+/// A PR that changes no Terraform project, as a GitHub App: `sluice/plan` and
+/// `sluice/apply-gate` succeed at once, so requiring them never holds up the merge button.
+fn no_changes_checks(ask: &Ask<'_>, head: &CommitSha, bot_name: &str) -> Effects {
+    let ctx = CheckContext {
+        head_sha: head,
+        bot_name,
+        command: CommandName::Plan,
+        log_url: None,
+        started_at: None,
+        completed_at: None,
+        annotate: ReviewComments::default(),
+        max_annotations: 0,
+    };
+    let out = PushOutput {
+        head_checks: no_terraform_changes(&ctx).into(),
+        ..PushOutput::default()
+    };
+    let review = ReviewContext {
+        pr: ask.pr,
+        head_sha: head,
+        summary_url: None,
+        log_url: None,
+    };
+    let items = push_writes(&review, &PrObjects::default(), out)
+        .into_iter()
+        .map(|w| OutboxItem::write(&ask.repo.name, ask.pr, w))
+        .collect();
+    Effects::new(items, vec![])
 }
 
 /// More projects than `limits.projects_per_run`: refused, recorded.

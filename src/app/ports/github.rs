@@ -8,6 +8,9 @@ use async_trait::async_trait;
 
 use crate::config::Secret;
 use crate::core::event::{Actor, Review};
+use crate::core::review::checks::{CreateCheckRun, UpdateCheckRun};
+use crate::core::review::patch::PrFile;
+use crate::core::review::pr_review::{CreateReview, CreateReviewComment};
 use crate::core::types::{CommitSha, PrNumber, RepoName};
 
 /// What Sluice needs from GitHub. The app holds it as `Arc<dyn GitHubApi>`; tests can swap in
@@ -56,8 +59,75 @@ pub trait GitHubApi: Send + Sync {
     /// Logins of a team's members, all pages. An unknown org or team is [`GitHubError::NotFound`].
     async fn team_members(&self, org: &str, team_slug: &str) -> Result<Vec<String>, GitHubError>;
 
+    /// `login`'s permission on `repo` (`GET /repos/{o}/{r}/collaborators/{login}/permission`):
+    /// `admin`, `maintain`, `write`, `triage`, `read` or `none` (also for a login GitHub does
+    /// not know there, or one that is not a plain GitHub login).
+    async fn repo_permission(&self, repo: &RepoName, login: &str) -> Result<String, GitHubError>;
+
     /// The login Sluice posts as: the token's user, or `<app-slug>[bot]` for an App.
     async fn bot_login(&self) -> Result<String, GitHubError>;
+
+    /// The files of a pull request with their patches, all pages (GitHub lists at most
+    /// 3,000 files: `core::review::patch::MAX_LISTED_FILES`).
+    async fn list_pull_files(
+        &self,
+        repo: &RepoName,
+        pr: PrNumber,
+    ) -> Result<Vec<PrFile>, GitHubError>;
+
+    /// Submits a review (`POST …/pulls/{n}/reviews`); returns its id and the ids of its line
+    /// comments (read back with `GET …/reviews/{id}/comments`). A line outside the diff is
+    /// [`GitHubError::Unprocessable`].
+    async fn create_review(
+        &self,
+        repo: &RepoName,
+        pr: PrNumber,
+        review: &CreateReview,
+    ) -> Result<PostedReviewIds, GitHubError>;
+
+    /// Replaces a submitted review's body (`PUT …/pulls/{n}/reviews/{id}`).
+    async fn update_review(
+        &self,
+        repo: &RepoName,
+        pr: PrNumber,
+        review_id: u64,
+        body: &str,
+    ) -> Result<(), GitHubError>;
+
+    /// Creates a (file-level) review comment (`POST …/pulls/{n}/comments`); returns its id.
+    async fn create_review_comment(
+        &self,
+        repo: &RepoName,
+        pr: PrNumber,
+        comment: &CreateReviewComment,
+    ) -> Result<u64, GitHubError>;
+
+    /// Replaces a review comment's body (`PATCH …/pulls/comments/{id}`).
+    async fn update_review_comment(
+        &self,
+        repo: &RepoName,
+        comment_id: u64,
+        body: &str,
+    ) -> Result<(), GitHubError>;
+
+    /// Creates a check run (`POST …/check-runs`, GitHub App only); returns its id.
+    async fn create_check_run(
+        &self,
+        repo: &RepoName,
+        check: &CreateCheckRun,
+    ) -> Result<u64, GitHubError>;
+
+    /// Updates a check run (`PATCH …/check-runs/{id}`); annotations in `update` are appended.
+    async fn update_check_run(
+        &self,
+        repo: &RepoName,
+        check_run_id: u64,
+        update: &UpdateCheckRun,
+    ) -> Result<(), GitHubError>;
+
+    /// Whether Sluice runs as a GitHub App (check runs exist only for Apps; a token posts
+    /// commit statuses instead).
+    fn is_app(&self) -> bool;
 
     /// A token for https git fetches: the configured token, or an installation token for the
     /// given installation. `None` when there is nothing to offer (an App without an
@@ -114,6 +184,17 @@ pub enum GitHubError {
     Transport(String),
     #[error("GitHub rejected the request or sent something unexpected: {0}")]
     Invalid(String),
+    /// 422 Unprocessable Entity, with GitHub's whole answer (its `errors` say which field).
+    #[error("GitHub refused the request (422): {0}")]
+    Unprocessable(String),
+}
+
+/// What [`GitHubApi::create_review`] returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostedReviewIds {
+    pub review_id: u64,
+    /// The review's line comments, in GitHub's order.
+    pub comment_ids: Vec<u64>,
 }
 
 impl GitHubError {

@@ -10,7 +10,7 @@ pub mod github;
 pub mod store;
 
 pub use github::{
-    CommitStatus, GitHubApi, GitHubError, MAX_STATUS_DESCRIPTION, MergeableState, PullDetails,
-    PullState, StatusState,
+    CommitStatus, GitHubApi, GitHubError, MAX_STATUS_DESCRIPTION, MergeableState, PostedReviewIds,
+    PullDetails, PullState, StatusState,
 };
 pub use store::Store;

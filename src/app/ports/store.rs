@@ -24,6 +24,8 @@ use crate::core::lock::{Lock, LockKey};
 use crate::core::plan::{PlanSummary, ProjectReport};
 use crate::core::policy::PolicyVerdict;
 use crate::core::projects::Project;
+pub use crate::core::review::budget::Write;
+pub use crate::core::review::surface::{GitHubWrite, PrObjects};
 use crate::core::target::Targetable;
 use crate::core::types::{
     CommitSha, PrNumber, ProjectDir, ProjectName, RepoName, UnixMs, Workspace,
@@ -274,11 +276,15 @@ pub enum Outgoing {
         comment_id: u64,
         content: Reaction,
     },
+    /// A review, check run, or summary comment write (`core::review::surface::push_writes`),
+    /// paced by the write budget.
+    Write(Box<Write<GitHubWrite>>),
 }
 
 impl Outgoing {
     pub fn kind(&self) -> &'static str {
         match self {
+            Outgoing::Write(_) => "write",
             Outgoing::Comment { .. } => "comment",
             Outgoing::Status { .. } => "status",
             Outgoing::Reaction { .. } => "reaction",
@@ -322,6 +328,15 @@ impl OutboxItem {
                 description: description.into(),
                 target_url: None,
             },
+        }
+    }
+
+    /// A write for the PR's review, summary comment or check runs.
+    pub fn write(repo: &RepoName, pr: PrNumber, write: Write<GitHubWrite>) -> OutboxItem {
+        OutboxItem {
+            repo: repo.clone(),
+            pr: Some(pr),
+            message: Outgoing::Write(Box::new(write)),
         }
     }
 
@@ -396,6 +411,8 @@ pub enum JobReport {
     Full {
         report: ProjectReport,
         policy: PolicyVerdict,
+        /// A plan's input to the PR review (`None` for applies and failed plans).
+        review: Option<Box<crate::core::review::material::ReviewMaterial>>,
     },
     /// It stopped before its end (the worker crashed or Sluice shut down): why.
     Interrupted(String),
@@ -862,6 +879,36 @@ pub trait Store: Send + Sync {
     async fn outbox_retry(&self, id: i64, error: &str, retry_at: UnixMs) -> StoreResult<()>;
     async fn outbox_failed(&self, id: i64, error: &str) -> StoreResult<()>;
     async fn pending_outbox(&self) -> StoreResult<u64>;
+
+    // ---- GitHub objects kept across pushes ------------------------------------------------------
+    /// What Sluice posted on the PR that later pushes edit (default: nothing yet).
+    async fn pr_objects(&self, repo: &RepoName, pr: PrNumber) -> StoreResult<PrObjects>;
+    /// Replaces the history fold's runs of [`Store::pr_objects`] (and nothing else).
+    async fn update_pr_history(
+        &self,
+        repo: &RepoName,
+        pr: PrNumber,
+        history: &[crate::core::review::sticky::PastRun],
+        now: UnixMs,
+    ) -> StoreResult<()>;
+    /// Replaces what [`Store::pr_objects`] returns, except its history (kept as stored:
+    /// [`Store::update_pr_history`] writes it, at the same time as the deliverer writes ids).
+    async fn save_pr_objects(
+        &self,
+        repo: &RepoName,
+        pr: PrNumber,
+        objects: &PrObjects,
+        now: UnixMs,
+    ) -> StoreResult<()>;
+    /// The id of the check run created under `key` (`core::review::surface::check_key`).
+    async fn check_run_id(&self, repo: &RepoName, key: &str) -> StoreResult<Option<u64>>;
+    async fn save_check_run_id(
+        &self,
+        repo: &RepoName,
+        key: &str,
+        check_run_id: u64,
+        now: UnixMs,
+    ) -> StoreResult<()>;
 
     // ---- audit -------------------------------------------------------------------------------
     async fn append_audit(

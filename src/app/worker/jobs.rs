@@ -204,6 +204,7 @@ impl Workers {
         JobReport::Full {
             report: project_report(c, outcome, self.job_notes()),
             policy: PolicyVerdict::None,
+            review: None,
         }
     }
 
@@ -311,6 +312,7 @@ impl Workers {
                 PolicyVerdict::Pending
             }
         };
+        let review = self.review_material(c, &git, project, &planned.plan).await;
         record.engine_version = Some(planned.engine_version.clone());
         record.duration_ms = Some(planned.duration.as_millis() as u64);
         record.plan_sha256 = Some(planned.plan_sha256.clone());
@@ -333,6 +335,7 @@ impl Workers {
             report: JobReport::Full {
                 report: project_report(c, outcome, notes),
                 policy: verdict,
+                review,
             },
             plan: Some(plan),
             audit: vec![record],

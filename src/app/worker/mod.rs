@@ -10,6 +10,11 @@ mod events;
 mod jobs;
 mod outbox;
 mod report;
+mod review;
+mod writes;
+
+pub use report::MAX_PROJECT_CHECKS;
+pub use writes::{WriteScheduler, budget_json, published_budget};
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -43,6 +48,8 @@ pub struct Workers {
     pub live: std::sync::Mutex<HashMap<i64, String>>,
     /// The host layout's neutral names, applied to everything posted (see `app::layout`).
     pub host_paths: Arc<crate::core::host_paths::HostPaths>,
+    /// Paces review, summary and check run writes (`core::review::budget`).
+    pub writes: WriteScheduler,
 }
 
 impl Workers {

@@ -15,7 +15,7 @@ use crate::app::ports::{CommitStatus, GitHubError};
 use crate::core::plan::render::DEFAULT_MAX_COMMENT_CHARS;
 
 /// Attempts at delivering one item before it is given up.
-const MAX_ATTEMPTS: u32 = 12;
+pub(super) const MAX_ATTEMPTS: u32 = 12;
 
 impl Workers {
     pub async fn outbox_loop(self: Arc<Self>, stop: CancellationToken) {
@@ -33,7 +33,7 @@ impl Workers {
 
     /// Text as it may leave for GitHub: host paths replaced by their neutral names
     /// (`app::layout`), and still within `max_chars` (a name can be longer than a short path).
-    fn public_text(&self, text: &str, max_chars: usize) -> String {
+    pub(super) fn public_text(&self, text: &str, max_chars: usize) -> String {
         let mapped = self.host_paths.map(text);
         if mapped.chars().count() <= max_chars {
             return mapped.into_owned();
@@ -54,7 +54,13 @@ impl Workers {
                 return 0;
             }
         };
-        let n = due.len();
+        // Review, summary and check run writes are paced by the write budget.
+        let (writes, due): (Vec<_>, Vec<_>) = due
+            .into_iter()
+            .partition(|row| matches!(row.item.message, Outgoing::Write(_)));
+        let paced = self.deliver_writes(writes).await;
+        // Writes the budget holds back do not count: the loop then waits instead of spinning.
+        let n = paced + due.len();
         for row in due {
             let Some(result) = self
                 .deliver(&row.item.repo, row.item.pr, &row.item.message)
@@ -103,7 +109,10 @@ impl Workers {
                     .await
                     .map(|_| ())
             }
-            (Outgoing::Comment { .. }, None) => return None,
+            (Outgoing::Comment { .. } | Outgoing::Write(_), None) => return None,
+            (Outgoing::Write(_), Some(_)) => Err(GitHubError::Invalid(
+                "a paced write reached the plain deliverer".into(),
+            )),
             (
                 Outgoing::Status {
                     sha,
@@ -138,7 +147,7 @@ impl Workers {
 }
 
 /// How long to wait before attempt `attempts + 1`: 2 s, 4 s, … up to 5 minutes.
-fn backoff_ms(attempts: u32) -> i64 {
+pub(super) fn backoff_ms(attempts: u32) -> i64 {
     let secs = 2u64.saturating_pow(attempts.min(8)).min(300);
     (secs * 1000) as i64
 }

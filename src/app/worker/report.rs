@@ -5,7 +5,9 @@
 use super::Workers;
 use crate::adapters::clock;
 use crate::app::ports::StatusState;
-use crate::app::ports::store::{Effects, JobReport, JobRow, OutboxItem, RunRow, StatusContext};
+use crate::app::ports::store::{
+    Effects, JobReport, JobRow, OutboxItem, Outgoing, RunRow, StatusContext,
+};
 use crate::core::audit::{AuditAction, AuditActor, AuditRecord, AuditResult};
 use crate::core::job::{JobKind, JobState, RunTally};
 use crate::core::plan::{
@@ -13,6 +15,13 @@ use crate::core::plan::{
 };
 use crate::core::policy::PolicyVerdict;
 use crate::core::reply;
+use crate::core::review::checks::{
+    CheckContext, CheckProject, project_check, projects_with_own_check, summary_check,
+};
+use crate::core::review::locate::Locations;
+use crate::core::review::material::ReviewMaterial;
+use crate::core::review::pr_review::ReviewContext;
+use crate::core::review::surface::{PrObjects, PushOutput, push_writes};
 
 impl Workers {
     /// Writes a finished run's comment(s) and final status.
@@ -22,7 +31,7 @@ impl Workers {
                 return Ok(());
             };
             let jobs = self.store.jobs_of_run(run_id).await?;
-            let effects = self.render_run(&run, &jobs);
+            let effects = self.render_run(&run, &jobs).await;
             self.store.report_run(run_id, effects, clock::now()).await
         }
         .await;
@@ -34,7 +43,7 @@ impl Workers {
         }
     }
 
-    fn render_run(&self, run: &RunRow, jobs: &[JobRow]) -> Effects {
+    async fn render_run(&self, run: &RunRow, jobs: &[JobRow]) -> Effects {
         let states: Vec<JobState> = jobs.iter().map(|j| j.state).collect();
         // Runs cancelled wholesale (PR closed, unlock) were already explained when cancelled.
         if !jobs.is_empty() && states.iter().all(|s| *s == JobState::Cancelled) {
@@ -53,10 +62,27 @@ impl Workers {
             limits: CommentLimits::default(),
         };
         let tally = RunTally::of(&states);
-        let mut out: Vec<OutboxItem> = render_comments(&ctx, &reports)
-            .into_iter()
-            .map(|body| OutboxItem::comment(&run.repo, run.pr, body))
-            .collect();
+        // A plan run: the PR review, and the summary comment when it is sticky.
+        let surface = match self.review_writes(run, jobs, &reports).await {
+            Ok(items) => items,
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "review: building the review failed; the run is reported in comments");
+                Vec::new()
+            }
+        };
+        let sticky = self.settings.sticky_summary && !surface.is_empty();
+        let mut out: Vec<OutboxItem> = if sticky {
+            Vec::new()
+        } else {
+            render_comments(&ctx, &reports)
+                .into_iter()
+                .map(|body| OutboxItem::comment(&run.repo, run.pr, body))
+                .collect()
+        };
+        out.extend(surface.into_iter().filter(|item| {
+            sticky
+                || !matches!(&item.message, Outgoing::Write(w) if is_summary_write(&w.key, run.pr))
+        }));
         let state = if tally.ok() {
             StatusState::Success
         } else {
@@ -73,6 +99,9 @@ impl Workers {
             )
         };
         out.push(status(context, state, tally.describe(run.kind)));
+        if run.kind == JobKind::Plan && self.github.is_app() {
+            out.extend(self.plan_check_runs(run, jobs, &reports));
+        }
         let verdicts: Vec<PolicyVerdict> = jobs.iter().map(job_verdict).collect();
         if run.kind == JobKind::Plan
             && let Some((verdict, description)) = reply::status::policy(&verdicts)
@@ -105,6 +134,91 @@ impl Workers {
         Effects::new(out, audit)
     }
 }
+
+impl Workers {
+    /// The check runs of a finished plan (GitHub App only): `sluice/plan` over every project
+    /// and one `sluice/plan: <project>` for each of the projects that need attention most (at
+    /// most [`MAX_PROJECT_CHECKS`], so a push creates a bounded number of check runs). Their
+    /// writes go through the write budget like every review and summary write.
+    fn plan_check_runs(
+        &self,
+        run: &RunRow,
+        jobs: &[JobRow],
+        reports: &[ProjectReport],
+    ) -> Vec<OutboxItem> {
+        // Annotations on the `.tf` lines, from what the worker located (as the review's).
+        let materials: Vec<Option<&ReviewMaterial>> = jobs
+            .iter()
+            .map(|j| match &j.report {
+                Some(Ok(JobReport::Full {
+                    review: Some(m), ..
+                })) => Some(m.as_ref()),
+                _ => None,
+            })
+            .collect();
+        let locations: Vec<Option<Locations>> = materials
+            .iter()
+            .map(|m| m.map(ReviewMaterial::locations))
+            .collect();
+        let annotate = materials
+            .iter()
+            .flatten()
+            .next()
+            .map(|m| m.comments)
+            .unwrap_or_default();
+        let ctx = CheckContext {
+            head_sha: &run.head_sha,
+            bot_name: &self.settings.bot_name,
+            command: CommandName::Plan,
+            log_url: None,
+            started_at: None,
+            completed_at: None,
+            annotate,
+            max_annotations: MAX_ANNOTATIONS,
+        };
+        let project_checks = projects_with_own_check(reports, MAX_PROJECT_CHECKS)
+            .into_iter()
+            .map(|i| {
+                project_check(
+                    &ctx,
+                    &CheckProject {
+                        report: &reports[i],
+                        plan: materials.get(i).copied().flatten().map(|m| &m.plan),
+                        locations: locations.get(i).and_then(Option::as_ref),
+                        failed_policies: &[],
+                    },
+                )
+            })
+            .collect();
+        let out = PushOutput {
+            head_checks: vec![summary_check(&ctx, reports, &[])],
+            project_checks,
+            ..PushOutput::default()
+        };
+        let review = ReviewContext {
+            pr: run.pr,
+            head_sha: &run.head_sha,
+            summary_url: None,
+            log_url: None,
+        };
+        push_writes(&review, &PrObjects::default(), out)
+            .into_iter()
+            .map(|w| OutboxItem::write(&run.repo, run.pr, w))
+            .collect()
+    }
+}
+
+/// Whether the write with `key` is the summary comment or one of its follow-ups.
+fn is_summary_write(key: &str, pr: crate::core::types::PrNumber) -> bool {
+    key == crate::core::review::surface::sticky_key(pr)
+        || key.starts_with(&format!("pr/{}/detail/", pr.get()))
+}
+
+/// Annotations per check run; GitHub takes 50 per request, so this is at most 20 requests.
+pub const MAX_ANNOTATIONS: usize = 1_000;
+
+/// Per-project check runs per push, at most: the rest are listed in `sluice/plan`.
+pub const MAX_PROJECT_CHECKS: usize = 20;
 
 /// The policy verdict stored with a job (`None` for jobs without a full report).
 fn job_verdict(job: &JobRow) -> PolicyVerdict {

@@ -55,7 +55,10 @@ impl Default for BudgetLimits {
 }
 
 /// The kinds of write Sluice makes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum WriteKind {
     /// `POST /repos/{o}/{r}/issues/{n}/comments`
     CreateIssueComment,
@@ -106,6 +109,43 @@ impl WriteKind {
             | WriteKind::CreateCheckRun
             | WriteKind::CreateStatus => 1,
             WriteKind::UpdateReview | WriteKind::EditReviewComment => 2,
+        }
+    }
+
+    /// The kinds of pending write to the same object that a new write of this kind makes
+    /// pointless (the store drops them when it queues this one): a later body of the same kind
+    /// (coalescing), and for a new check run also the annotation batches of the one it replaces
+    /// (they would land on the new one).
+    pub fn replaces(self) -> &'static [WriteKind] {
+        use WriteKind::*;
+        match self {
+            CreateIssueComment => &[CreateIssueComment],
+            EditIssueComment => &[EditIssueComment],
+            CreateReview => &[CreateReview],
+            UpdateReview => &[UpdateReview],
+            CreateReviewComment => &[CreateReviewComment],
+            EditReviewComment => &[EditReviewComment],
+            CreateCheckRun => &[CreateCheckRun, AppendAnnotations],
+            UpdateCheckRun => &[UpdateCheckRun],
+            AppendAnnotations => &[],
+            CreateStatus => &[CreateStatus],
+        }
+    }
+
+    /// Its name in stored writes (`create_check_run`).
+    pub fn as_str(self) -> &'static str {
+        use WriteKind::*;
+        match self {
+            CreateIssueComment => "create_issue_comment",
+            EditIssueComment => "edit_issue_comment",
+            CreateReview => "create_review",
+            UpdateReview => "update_review",
+            CreateReviewComment => "create_review_comment",
+            EditReviewComment => "edit_review_comment",
+            CreateCheckRun => "create_check_run",
+            UpdateCheckRun => "update_check_run",
+            AppendAnnotations => "append_annotations",
+            CreateStatus => "create_status",
         }
     }
 

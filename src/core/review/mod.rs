@@ -19,6 +19,7 @@ pub mod checks;
 pub mod consequence;
 pub mod locate;
 pub mod marker;
+pub mod material;
 pub mod patch;
 pub mod pr_review;
 pub mod sticky;

@@ -104,6 +104,9 @@ pub struct ReviewProject<'a> {
     pub plan: &'a Plan,
     /// From [`super::locate::locate`] for this plan.
     pub locations: &'a Locations,
+    /// The plan's counts when `plan` holds only part of it ([`super::material`]); `None`
+    /// counts `plan` itself.
+    pub summary: Option<&'a PlanSummary>,
 }
 
 /// `POST /repos/{owner}/{repo}/pulls/{pull_number}/reviews`.
@@ -484,7 +487,10 @@ fn review_body(
     let max = opts.max_changes_per_comment.max(1) * 5;
     let mut dropped = 0usize;
     for p in projects {
-        let summary = PlanSummary::from_plan(p.plan);
+        let summary = p
+            .summary
+            .cloned()
+            .unwrap_or_else(|| PlanSummary::from_plan(p.plan));
         let mut block = format!(
             "**{}** (dir {}, workspace {}): {}\n",
             code(p.project.as_str()),

@@ -25,8 +25,10 @@ use crate::core::types::{CommitSha, PrNumber};
 /// GitHub refuses a commit status `description` longer than this.
 pub const MAX_STATUS_DESCRIPTION: usize = 140;
 
-/// One request to GitHub, with what the sender needs to make it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One request to GitHub, with what the sender needs to make it. Serialized (tagged by
+/// `request`) when it waits in the outbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "request", rename_all = "snake_case")]
 pub enum GitHubWrite {
     /// `POST /repos/{o}/{r}/issues/{n}/comments`; the sender stores the new id under the
     /// write's key (the sticky comment, or follow-up slot `n`).
@@ -102,6 +104,7 @@ pub enum StatusState {
 
 /// What the store knows about a PR's GitHub objects.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct PrObjects {
     pub sticky_comment_id: Option<u64>,
     /// Follow-up comment ids by slot.
@@ -110,6 +113,8 @@ pub struct PrObjects {
     pub live_slots: u32,
     /// The last review Sluice posted, not yet superseded.
     pub review: Option<PostedReview>,
+    /// Earlier runs shown in the summary comment's history fold, newest first.
+    pub history: Vec<super::sticky::PastRun>,
 }
 
 /// Everything rendered for one head.

@@ -217,8 +217,37 @@ async fn insert_effects(
     insert_audit(conn, effects.audit, now).await
 }
 
+/// Only the latest body of a write is sent: pending writes to the same object (same PR and
+/// key) that `w` makes pointless (`WriteKind::replaces`) are settled as sent, with a note. One
+/// already handed to the deliverer is still sent; `w` follows it.
+async fn coalesce_pending(
+    conn: &mut SqliteConnection,
+    item: &OutboxItem,
+    w: &Write<GitHubWrite>,
+    now: i64,
+) -> anyhow::Result<()> {
+    for kind in w.kind.replaces() {
+        sqlx::query(
+            "UPDATE outbox SET state = 'sent', sent_at = ?, \
+             last_error = 'coalesced: a later write to the same object replaced it' \
+             WHERE state = 'pending' AND kind = 'write' AND repo = ? AND pr IS ? \
+             AND json_extract(payload_json, '$.key') = ? \
+             AND json_extract(payload_json, '$.write_kind') = ?",
+        )
+        .bind(now)
+        .bind(item.repo.full())
+        .bind(item.pr.map(|p| p.get() as i64))
+        .bind(&w.key)
+        .bind(kind.as_str())
+        .execute(&mut *conn)
+        .await
+        .context("coalescing pending writes")?;
+    }
+    Ok(())
+}
+
 /// `message` with every known secret in its text (comment body, status description) redacted.
-fn redacted<'m>(message: &'m Outgoing, redactor: &Redactor) -> Cow<'m, Outgoing> {
+fn redacted<'m>(message: &'m Outgoing, redactor: &Redactor) -> anyhow::Result<Cow<'m, Outgoing>> {
     let mut out = Cow::Borrowed(message);
     match message {
         Outgoing::Comment { body } => {
@@ -234,8 +263,49 @@ fn redacted<'m>(message: &'m Outgoing, redactor: &Redactor) -> Cow<'m, Outgoing>
             }
         }
         Outgoing::Reaction { .. } => {}
+        Outgoing::Write(write) => {
+            if let Some(clean) = redacted_write(write, redactor)? {
+                out = Cow::Owned(Outgoing::Write(Box::new(clean)));
+            }
+        }
     }
-    out
+    Ok(out)
+}
+
+/// `write` with every string in it (review and comment bodies, check run output, annotation
+/// messages, status descriptions) redacted, or `None` when it held no known secret. An error
+/// (the write does not round-trip through JSON) stops the insert: nothing unredacted is queued.
+fn redacted_write(
+    write: &Write<GitHubWrite>,
+    redactor: &Redactor,
+) -> anyhow::Result<Option<Write<GitHubWrite>>> {
+    fn walk(value: &mut serde_json::Value, redactor: &Redactor) -> bool {
+        match value {
+            serde_json::Value::String(s) => match redactor.redact(s) {
+                Cow::Owned(clean) => {
+                    *s = clean;
+                    true
+                }
+                Cow::Borrowed(_) => false,
+            },
+            serde_json::Value::Array(items) => items
+                .iter_mut()
+                .fold(false, |changed, v| walk(v, redactor) | changed),
+            serde_json::Value::Object(fields) => fields
+                .values_mut()
+                .fold(false, |changed, v| walk(v, redactor) | changed),
+            _ => false,
+        }
+    }
+    let mut value = serde_json::to_value(&write.payload).context("a GitHub write as JSON")?;
+    if !walk(&mut value, redactor) {
+        return Ok(None);
+    }
+    Ok(Some(Write {
+        key: write.key.clone(),
+        kind: write.kind,
+        payload: serde_json::from_value(value).context("a redacted GitHub write")?,
+    }))
 }
 
 async fn insert_outbox(
@@ -247,7 +317,10 @@ async fn insert_outbox(
     // The last point before GitHub: no known secret is posted, whatever text carried it.
     let redactor = known_secrets::process().redactor();
     for item in items {
-        let message = redacted(&item.message, &redactor);
+        if let Outgoing::Write(w) = &item.message {
+            coalesce_pending(conn, item, w, now).await?;
+        }
+        let message = redacted(&item.message, &redactor)?;
         sqlx::query("INSERT INTO outbox (repo, pr, kind, payload_json, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?)")
             .bind(item.repo.full())
             .bind(item.pr.map(|p| p.get() as i64))
@@ -1319,6 +1392,95 @@ impl Store for SqliteStore {
         let mut tx = self.write_tx().await?;
         insert_effects(&mut tx, effects, now).await?;
         tx.commit().await?;
+        Ok(())
+    }
+
+    async fn pr_objects(&self, repo: &RepoName, pr: PrNumber) -> StoreResult<PrObjects> {
+        let row = sqlx::query("SELECT objects_json FROM pr_objects WHERE repo = ? AND pr = ?")
+            .bind(repo.full().to_ascii_lowercase())
+            .bind(pr.get() as i64)
+            .fetch_optional(&self.reader)
+            .await?;
+        match row {
+            Some(r) => Ok(pr_objects_from_json(r.try_get("objects_json")?)?),
+            None => Ok(PrObjects::default()),
+        }
+    }
+
+    async fn save_pr_objects(
+        &self,
+        repo: &RepoName,
+        pr: PrNumber,
+        objects: &PrObjects,
+        now: UnixMs,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO pr_objects (repo, pr, objects_json, updated_at) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (repo, pr) DO UPDATE SET objects_json = json_set(excluded.objects_json, \
+             '$.history', json(COALESCE(json_extract(pr_objects.objects_json, '$.history'), '[]'))), \
+             updated_at = excluded.updated_at",
+        )
+        .bind(repo.full().to_ascii_lowercase())
+        .bind(pr.get() as i64)
+        .bind(pr_objects_json(objects)?)
+        .bind(now.get())
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn update_pr_history(
+        &self,
+        repo: &RepoName,
+        pr: PrNumber,
+        history: &[crate::core::review::sticky::PastRun],
+        now: UnixMs,
+    ) -> StoreResult<()> {
+        let history = serde_json::to_string(history).context("a PR's run history as JSON")?;
+        sqlx::query(
+            "INSERT INTO pr_objects (repo, pr, objects_json, updated_at) \
+             VALUES (?, ?, json_object('history', json(?)), ?) \
+             ON CONFLICT (repo, pr) DO UPDATE SET objects_json = json_set(pr_objects.objects_json, \
+             '$.history', json(json_extract(excluded.objects_json, '$.history'))), updated_at = excluded.updated_at",
+        )
+        .bind(repo.full().to_ascii_lowercase())
+        .bind(pr.get() as i64)
+        .bind(history)
+        .bind(now.get())
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn check_run_id(&self, repo: &RepoName, key: &str) -> StoreResult<Option<u64>> {
+        let row = sqlx::query("SELECT check_run_id FROM check_runs WHERE repo = ? AND key = ?")
+            .bind(repo.full().to_ascii_lowercase())
+            .bind(key)
+            .fetch_optional(&self.reader)
+            .await?;
+        Ok(row
+            .map(|r| r.try_get::<i64, _>("check_run_id"))
+            .transpose()?
+            .map(|id| id as u64))
+    }
+
+    async fn save_check_run_id(
+        &self,
+        repo: &RepoName,
+        key: &str,
+        check_run_id: u64,
+        now: UnixMs,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO check_runs (repo, key, check_run_id, created_at) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (repo, key) DO UPDATE SET check_run_id = excluded.check_run_id",
+        )
+        .bind(repo.full().to_ascii_lowercase())
+        .bind(key)
+        .bind(check_run_id as i64)
+        .bind(now.get())
+        .execute(&self.writer)
+        .await?;
         Ok(())
     }
 

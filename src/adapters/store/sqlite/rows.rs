@@ -130,6 +130,9 @@ struct StoredFull {
     /// Absent in reports of jobs whose policies were never evaluated.
     #[serde(default = "no_policy")]
     policy: String,
+    /// A plan's review input; absent for applies, failures and older reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    review: Option<Box<crate::core::review::material::ReviewMaterial>>,
 }
 
 fn no_policy() -> String {
@@ -138,9 +141,14 @@ fn no_policy() -> String {
 
 pub(super) fn report_json(report: &JobReport) -> anyhow::Result<String> {
     let stored = match report {
-        JobReport::Full { report, policy } => StoredReport::Full(Box::new(StoredFull {
+        JobReport::Full {
+            report,
+            policy,
+            review,
+        } => StoredReport::Full(Box::new(StoredFull {
             report: report.clone(),
             policy: policy.as_str().to_string(),
+            review: review.clone(),
         })),
         JobReport::Interrupted(why) => StoredReport::Interrupted {
             interrupted: why.clone(),
@@ -161,6 +169,7 @@ fn report_from_json(json: &str) -> Result<JobReport, Unreadable> {
             report: f.report,
             policy: PolicyVerdict::parse(&f.policy)
                 .ok_or_else(|| Unreadable(format!("unknown policy verdict {:?}", f.policy)))?,
+            review: f.review,
         }),
         Ok(StoredReport::Interrupted { interrupted }) => Ok(JobReport::Interrupted(interrupted)),
         Ok(StoredReport::Cancelled { cancelled }) => Ok(JobReport::Cancelled(cancelled)),
@@ -187,6 +196,11 @@ enum StoredOutgoing {
         comment_id: u64,
         content: String,
     },
+    Write {
+        key: String,
+        write_kind: crate::core::review::budget::WriteKind,
+        payload: GitHubWrite,
+    },
 }
 
 pub(super) fn outgoing_json(message: &Outgoing) -> anyhow::Result<String> {
@@ -211,6 +225,11 @@ pub(super) fn outgoing_json(message: &Outgoing) -> anyhow::Result<String> {
         } => StoredOutgoing::Reaction {
             comment_id: *comment_id,
             content: content.as_str().to_string(),
+        },
+        Outgoing::Write(w) => StoredOutgoing::Write {
+            key: w.key.clone(),
+            write_kind: w.kind,
+            payload: w.payload.clone(),
         },
     };
     Ok(serde_json::to_string(&stored)?)
@@ -239,6 +258,15 @@ fn outgoing_from_json(json: &str) -> anyhow::Result<Outgoing> {
             comment_id,
             content: known("reaction", &content, Reaction::parse(&content))?,
         },
+        StoredOutgoing::Write {
+            key,
+            write_kind,
+            payload,
+        } => Outgoing::Write(Box::new(Write {
+            key,
+            kind: write_kind,
+            payload,
+        })),
     })
 }
 
@@ -393,6 +421,15 @@ pub(super) fn event_row_from_row(r: &SqliteRow) -> anyhow::Result<EventRow> {
         error: r.try_get("error")?,
         event: event_from_json(r.try_get("event_json")?).ok(),
     })
+}
+
+/// `pr_objects.objects_json`: [`PrObjects`] as serde writes it.
+pub(super) fn pr_objects_json(objects: &PrObjects) -> anyhow::Result<String> {
+    Ok(serde_json::to_string(objects)?)
+}
+
+pub(super) fn pr_objects_from_json(json: &str) -> anyhow::Result<PrObjects> {
+    serde_json::from_str(json).context("pr_objects.objects_json is not readable")
 }
 
 pub(super) fn outbox_from_row(r: &SqliteRow) -> anyhow::Result<OutboxRow> {

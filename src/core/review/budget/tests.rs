@@ -230,3 +230,31 @@ fn failures_are_dropped_and_counted() {
         (1, 0, 0, 1, 71)
     );
 }
+
+#[test]
+fn kind_names_are_the_stored_names_and_a_new_check_run_replaces_its_pending_annotations() {
+    use WriteKind::*;
+    for kind in [
+        CreateIssueComment,
+        EditIssueComment,
+        CreateReview,
+        UpdateReview,
+        CreateReviewComment,
+        EditReviewComment,
+        CreateCheckRun,
+        UpdateCheckRun,
+        AppendAnnotations,
+        CreateStatus,
+    ] {
+        assert_eq!(
+            serde_json::to_value(kind).unwrap(),
+            serde_json::Value::String(kind.as_str().to_string())
+        );
+        assert_eq!(
+            kind.replaces().contains(&kind),
+            kind.coalesces(),
+            "{kind:?}"
+        );
+    }
+    assert!(CreateCheckRun.replaces().contains(&AppendAnnotations));
+}

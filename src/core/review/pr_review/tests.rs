@@ -66,6 +66,7 @@ impl Case {
             workspace: &self.workspace,
             plan: &self.plan,
             locations: &self.locations,
+            summary: None,
         }
     }
 }

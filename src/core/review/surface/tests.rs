@@ -141,6 +141,7 @@ fn render(
             workspace: &p.workspace,
             plan: &p.plan,
             locations: &p.locations,
+            summary: None,
         })
         .collect();
     let review = build_review(

@@ -1,0 +1,280 @@
+//! The plan where reviewers read (PRODUCT.md §17), from the app's side: after a plan, the
+//! worker that has the commit computes each project's review input (where each planned change
+//! comes from in the `.tf` files, `core::review::locate`, read from the mirror on a bounded
+//! reading thread); when the run is reported, the PR review and the sticky summary comment are
+//! built from those inputs, the PR's files (for which lines GitHub can comment on) and what the
+//! store remembers of the PR's GitHub objects, and queued as paced writes.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+
+use super::Workers;
+use crate::adapters::git::{FileRead, GitRepo};
+use crate::app::ports::store::{ClaimedJob, JobReport, JobRow, OutboxItem, RunRow};
+use crate::core::job::JobKind;
+use crate::core::plan::{CommandName, Plan, ProjectOutcome, ProjectReport};
+use crate::core::policy::PolicyVerdict;
+use crate::core::projects::Project;
+use crate::core::review::locate::{LocateInput, locate, module_dirs};
+use crate::core::review::material::ReviewMaterial;
+use crate::core::review::patch::PrDiff;
+use crate::core::review::pr_review::{
+    ReviewComments, ReviewContext, ReviewOptions, ReviewProject, build_review,
+};
+use crate::core::review::sticky::{
+    LockCell, PastRun, PolicyCell, StickyContext, StickyLimits, StickyRow, StickyRun, render_sticky,
+};
+use crate::core::review::surface::{PushOutput, push_writes};
+use crate::core::types::CommitSha;
+
+/// Earlier runs the store keeps for the summary comment's history fold.
+const HISTORY: usize = 10;
+
+impl Workers {
+    /// The review input of a fresh plan: the base branch's `review_comments`, and where each
+    /// planned change comes from at the head (and at the base, for configuration the PR
+    /// removed). `None` when the files cannot be read in time: the review then says nothing of
+    /// this project beyond the summary comment (never an error of the job).
+    pub(super) async fn review_material(
+        &self,
+        c: &ClaimedJob,
+        git: &GitRepo,
+        project: &Project,
+        plan: &Plan,
+    ) -> Option<Box<ReviewMaterial>> {
+        let (git, head, base) = (git.clone(), c.run.head_sha.clone(), c.run.base_sha.clone());
+        let (dir, plan) = (project.dir.clone(), plan.clone());
+        let bounds = self.settings.limits.hcl();
+        let budget = std::time::Duration::from_secs(self.settings.limits.detection_timeout_secs);
+        let work = move || -> anyhow::Result<ReviewMaterial> {
+            let comments = super::super::repo_state::load_config_at(&git, &base)?
+                .0
+                .map(|c| c.review_comments)
+                .unwrap_or_default();
+            if comments == ReviewComments::Off {
+                return Ok(ReviewMaterial::new(&plan, &Default::default(), comments));
+            }
+            let mut dirs: Vec<String> = vec![dir.as_str().to_string()];
+            dirs.extend(module_dirs(&dir, &plan).into_iter().map(|m| m.dir));
+            dirs.sort();
+            dirs.dedup();
+            let head_files = tf_files(&git, &head, &dirs)?;
+            let base_files = tf_files(&git, &base, &dirs)?;
+            let input = LocateInput {
+                project_dir: &dir,
+                head: &head_files,
+                base: Some(&base_files),
+                bounds,
+            };
+            let locations = locate(&plan, &input);
+            Ok(ReviewMaterial::new(&plan, &locations, comments))
+        };
+        match crate::app::bounded::run("reading the project's files for the review", budget, work)
+            .await
+        {
+            Ok(Ok(m)) => Some(Box::new(m)),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %format!("{e:#}"), "review: reading the project's files failed");
+                None
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "review: reading the project's files failed");
+                None
+            }
+        }
+    }
+
+    /// The review and summary comment writes of a finished plan run, against what the store
+    /// knows of the PR's objects (so the summary is edited, the previous review superseded).
+    /// The PR's files come from GitHub; when they cannot be listed, every change is mentioned
+    /// in the review body instead of on a line.
+    pub(super) async fn review_writes(
+        &self,
+        run: &RunRow,
+        jobs: &[JobRow],
+        reports: &[ProjectReport],
+    ) -> anyhow::Result<Vec<OutboxItem>> {
+        if run.kind != JobKind::Plan {
+            return Ok(Vec::new());
+        }
+        let mut known = self.store.pr_objects(&run.repo, run.pr).await?;
+        let materials: Vec<(&JobRow, &ReviewMaterial)> = jobs
+            .iter()
+            .filter_map(|j| match &j.report {
+                Some(Ok(JobReport::Full {
+                    review: Some(m), ..
+                })) => Some((j, m.as_ref())),
+                _ => None,
+            })
+            .collect();
+        let comments = materials
+            .first()
+            .map(|(_, m)| m.comments)
+            .unwrap_or_default();
+        let wants_review = comments != ReviewComments::Off
+            && materials
+                .iter()
+                .any(|(_, m)| !m.plan.resource_changes.is_empty());
+        let diff = if wants_review {
+            match self.github.list_pull_files(&run.repo, run.pr).await {
+                Ok(files) => PrDiff::from_files(&files),
+                Err(e) => {
+                    tracing::warn!(error = %e, "review: listing the PR's files failed; changes go in the review body");
+                    PrDiff::default()
+                }
+            }
+        } else {
+            PrDiff::default()
+        };
+        let locations: Vec<_> = materials.iter().map(|(_, m)| m.locations()).collect();
+        let projects: Vec<ReviewProject<'_>> = materials
+            .iter()
+            .zip(&locations)
+            .map(|((j, m), l)| ReviewProject {
+                project: &j.project_name,
+                dir: &j.project_dir,
+                workspace: &j.workspace,
+                plan: &m.plan,
+                locations: l,
+                summary: Some(&m.summary),
+            })
+            .collect();
+        let ctx = ReviewContext {
+            pr: run.pr,
+            head_sha: &run.head_sha,
+            summary_url: None,
+            log_url: None,
+        };
+        let opts = ReviewOptions {
+            comments,
+            ..ReviewOptions::default()
+        };
+        let review = if wants_review {
+            build_review(&ctx, &projects, &diff, &opts)
+        } else {
+            None
+        };
+
+        let sticky_run = StickyRun {
+            head_sha: run.head_sha.clone(),
+            command: CommandName::Plan,
+            at: shown_time(crate::adapters::clock::now().get()),
+            log_url: None,
+            rows: jobs
+                .iter()
+                .zip(reports)
+                .map(|(j, r)| self.sticky_row(j, r))
+                .collect(),
+        };
+        let statuses_only = (!self.github.is_app()).then_some(
+            "Sluice posts as a token, which cannot create check runs: commit statuses carry the results",
+        );
+        let sticky_ctx = StickyContext {
+            pr: run.pr,
+            bot_name: &self.settings.bot_name,
+            statuses_only,
+            limits: StickyLimits::default(),
+        };
+        let sticky = render_sticky(&sticky_ctx, &sticky_run, &known.history, known.live_slots);
+
+        // The previous review is superseded when the new one is posted (the deliverer knows
+        // which one was last posted then); with no new review, now.
+        let mut against = known.clone();
+        if review.is_some() {
+            against.review = None;
+        }
+        let out = PushOutput {
+            sticky: Some(sticky),
+            review,
+            ..PushOutput::default()
+        };
+        let items = push_writes(&ctx, &against, out)
+            .into_iter()
+            .map(|w| OutboxItem::write(&run.repo, run.pr, w))
+            .collect();
+
+        known.history.insert(0, PastRun::of(&sticky_run));
+        known.history.truncate(HISTORY);
+        self.store
+            .update_pr_history(
+                &run.repo,
+                run.pr,
+                &known.history,
+                crate::adapters::clock::now(),
+            )
+            .await?;
+        Ok(items)
+    }
+
+    fn sticky_row(&self, job: &JobRow, report: &ProjectReport) -> StickyRow {
+        let policy = match &job.report {
+            Some(Ok(JobReport::Full { policy, .. })) => match policy {
+                PolicyVerdict::Fail => PolicyCell::Failed { policies: vec![] },
+                PolicyVerdict::Pass | PolicyVerdict::Warn => PolicyCell::Passed,
+                _ => PolicyCell::None,
+            },
+            _ => PolicyCell::None,
+        };
+        let bot = &self.settings.bot_name;
+        let (lock, next) = match &report.outcome {
+            ProjectOutcome::Planned { summary, .. } if summary.has_changes() => (
+                LockCell::ThisPr,
+                Some(format!("{bot} apply -p {}", report.project)),
+            ),
+            ProjectOutcome::Planned { .. } => (LockCell::ThisPr, None),
+            ProjectOutcome::PlanFailed { .. } | ProjectOutcome::Skipped { .. } => (
+                LockCell::None,
+                Some(format!("{bot} plan -p {}", report.project)),
+            ),
+            _ => (LockCell::None, None),
+        };
+        StickyRow {
+            report: report.clone(),
+            policy,
+            lock,
+            next,
+            log_url: None,
+        }
+    }
+}
+
+/// `2026-11-22 15:03 UTC`.
+fn shown_time(unix_ms: i64) -> String {
+    DateTime::<Utc>::from_timestamp_millis(unix_ms)
+        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_default()
+}
+
+/// The `.tf`/`.tofu` files directly in `dirs` at `commit` (path → text); files over
+/// `limits.file_bytes` are left out (the review then cannot point into them).
+fn tf_files(
+    git: &GitRepo,
+    commit: &CommitSha,
+    dirs: &[String],
+) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut paths = Vec::new();
+    for dir in dirs {
+        let listed = if dir == "." {
+            git.list_dir(commit, "")?
+        } else {
+            git.list_dir(commit, dir)?
+        };
+        paths.extend(
+            listed
+                .into_iter()
+                .map(|p| p.trim_start_matches('/').to_string())
+                .filter(|p| p.ends_with(".tf") || p.ends_with(".tofu")),
+        );
+    }
+    let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
+    let read = git.read_files_bounded(commit, &refs)?;
+    Ok(paths
+        .iter()
+        .zip(read)
+        .filter_map(|(p, f)| match f {
+            FileRead::Text(t) => Some((p.clone(), t)),
+            _ => None,
+        })
+        .collect())
+}
