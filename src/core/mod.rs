@@ -26,6 +26,7 @@ pub mod lock;
 pub mod plan;
 pub mod policy;
 pub mod projects;
+pub mod removed;
 pub mod reply;
 pub mod repo_config;
 pub mod review;
