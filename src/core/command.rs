@@ -2350,6 +2350,10 @@ mod tests {
             "x=y",
             "envs/eu west:blue",
             "root",
+            "-edge",
+            "--x",
+            "-p",
+            "envs/-x",
         ];
         for name in names {
             let name = ProjectName::new(name).unwrap();

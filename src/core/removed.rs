@@ -82,21 +82,38 @@ pub fn removed_projects(
         .collect()
 }
 
-/// The head projects' dirs (new at the head) that files renamed out of `dir` went to.
+/// The head projects' dirs (new at the head) that files of `dir` went to: a file renamed out
+/// of `dir`, or deleted there while a file of the same name was added in the new dir (git
+/// diffs without rename detection report a move so).
 fn moved_to(
     dir: &ProjectDir,
     head: &[Project],
     base_dirs: &HashSet<&ProjectDir>,
     changed: &[ChangedFile],
 ) -> Vec<ProjectDir> {
-    let parent = |path: &str| path.rsplit_once('/').map_or(".", |(d, _)| d).to_string();
-    let targets: BTreeSet<String> = changed
+    let split = |path: &str| match path.rsplit_once('/') {
+        Some((d, f)) => (d.to_string(), f.to_string()),
+        None => (".".to_string(), path.to_string()),
+    };
+    let deleted: BTreeSet<String> = changed
         .iter()
-        .filter_map(|c| match &c.kind {
-            ChangeKind::Renamed { from } if parent(from) == dir.as_str() => Some(parent(&c.path)),
-            _ => None,
-        })
+        .filter(|c| c.kind == ChangeKind::Deleted)
+        .map(|c| split(&c.path))
+        .filter(|(d, _)| d == dir.as_str())
+        .map(|(_, f)| f)
         .collect();
+    let mut targets: BTreeSet<String> = BTreeSet::new();
+    for c in changed {
+        let (to_dir, file) = split(&c.path);
+        let moved = match &c.kind {
+            ChangeKind::Renamed { from } => split(from).0 == dir.as_str(),
+            ChangeKind::Added => deleted.contains(&file),
+            _ => false,
+        };
+        if moved {
+            targets.insert(to_dir);
+        }
+    }
     let mut out: Vec<ProjectDir> = head
         .iter()
         .map(|p| &p.dir)
@@ -199,6 +216,30 @@ mod tests {
                     )],
                 ),
                 vec!["a (a:default) Moved { to: [ProjectDir(\"c\")] }"],
+            ),
+            (
+                "a project directory moved, as git reports it without rename detection",
+                compare(
+                    (&both, None),
+                    (&["b/main.tf", "c/main.tf"], None),
+                    &[
+                        change("a/main.tf", ChangeKind::Deleted),
+                        change("c/main.tf", ChangeKind::Added),
+                    ],
+                ),
+                vec!["a (a:default) Moved { to: [ProjectDir(\"c\")] }"],
+            ),
+            (
+                "a project deleted while an unrelated one is added: not a move",
+                compare(
+                    (&both, None),
+                    (&["b/main.tf", "c/other.tf"], None),
+                    &[
+                        change("a/main.tf", ChangeKind::Deleted),
+                        change("c/other.tf", ChangeKind::Added),
+                    ],
+                ),
+                vec!["a (a:default) FilesDeleted"],
             ),
             (
                 "a configured project's files deleted",

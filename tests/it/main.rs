@@ -21,6 +21,7 @@ mod policy;
 mod preview;
 mod real_dirs;
 mod redaction;
+mod removed;
 mod sandbox;
 mod sandbox_network;
 mod sandbox_probe;

@@ -122,6 +122,7 @@ fn job_report(job: &JobRow) -> ProjectReport {
         workspace: job.workspace.clone(),
         outcome: ProjectOutcome::Skipped { reason },
         notes: vec![],
+        destroy_plan: false,
     };
     match &job.report {
         Some(Ok(JobReport::Full { report, .. })) => report.clone(),

@@ -400,6 +400,14 @@ pub fn project_check(ctx: &CheckContext<'_>, p: &CheckProject<'_>) -> CheckRunDr
             Conclusion::Neutral,
             &[Button::PlanAgain],
         ),
+        ProjectOutcome::Removed { .. } => (
+            format!(
+                "Removed: {}",
+                crate::core::reply::removed::table_line()
+            ),
+            Conclusion::Failure,
+            &[],
+        ),
     };
     let annotations = match (p.plan, p.locations) {
         (Some(plan), Some(locations)) => annotations(plan, locations, ctx.annotate),
