@@ -360,7 +360,10 @@ impl Workers {
         JobFinish {
             state: JobState::Succeeded,
             report: JobReport::Full {
-                report: project_report(c, outcome, notes),
+                report: ProjectReport {
+                    destroy_plan: plan_job.destroy,
+                    ..project_report(c, outcome, notes)
+                },
                 policy: verdict,
             },
             plan: Some(plan),
