@@ -257,6 +257,16 @@ pub fn project_hint(bot_name: &str, kind: CommandKind, project: &ProjectName) ->
     command.canonical(bot_name)
 }
 
+/// `sluice approve_policies -p PROJECT --policy-set SET`: the override hint a failing policy
+/// prints, written by [`Command::canonical`] like [`project_hint`], so it parses back to that
+/// project and policy set.
+pub fn approve_policies_hint(bot_name: &str, project: &ProjectName, policy_set: &str) -> String {
+    let mut command = Command::new(CommandKind::ApprovePolicies);
+    command.targets.project = Some(project.clone());
+    command.policy_sets = vec![policy_set.to_string()];
+    command.canonical(bot_name)
+}
+
 /// What to do with a comment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Parsed {
@@ -641,22 +651,7 @@ fn parse_command(ctx: &ParseContext, rest: &str) -> Result<Command, Answer> {
     if rest.len() > MAX_COMMAND_LEN {
         return Err(Answer::TooLong { len: rest.len() });
     }
-    // shell-words splits on ASCII space and tab only; a non-breaking space pasted from chat or
-    // docs would otherwise glue `plan` and `-p` into one unknown command. (Inside quotes too:
-    // no valid flag value contains one, and terraform arguments with exotic spaces are rarer
-    // than pasted commands.)
-    let odd_space = |c: char| c.is_whitespace() && c != ' ' && c != '\t';
-    let normalised: Cow<str> = if rest.contains(odd_space) {
-        Cow::Owned(
-            rest.chars()
-                .map(|c| if odd_space(c) { ' ' } else { c })
-                .collect(),
-        )
-    } else {
-        Cow::Borrowed(rest)
-    };
-    let words =
-        shell_words::split(&typographic_quotes(&normalised)).map_err(|_| Answer::Unbalanced)?;
+    let words = split_words(rest).map_err(|Unbalanced| Answer::Unbalanced)?;
     let Some((first, args)) = words.split_first() else {
         return Err(Answer::Usage);
     };
@@ -699,6 +694,31 @@ fn parse_command(ctx: &ParseContext, rest: &str) -> Result<Command, Answer> {
             parse_targeted(kind, args)
         }
     }
+}
+
+/// An unclosed quote: the words of a command cannot be told apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unbalanced;
+
+/// The words of a command line, split as a shell would (quotes, backslashes) — the one
+/// tokenizer of every comment grammar (`sluice …` on a pull request, `sluice drift …` on a drift
+/// issue). Typographic quotes count as the quotes they stand for, and spaces other than ASCII
+/// space and tab (a non-breaking space pasted from chat or docs) as spaces: shell-words splits on
+/// those two only, and would otherwise glue `plan` and `-p` into one unknown word. (Inside
+/// quotes too: no valid flag value contains one, and terraform arguments with exotic spaces are
+/// rarer than pasted commands.)
+pub fn split_words(line: &str) -> Result<Vec<String>, Unbalanced> {
+    let odd_space = |c: char| c.is_whitespace() && c != ' ' && c != '\t';
+    let normalised: Cow<str> = if line.contains(odd_space) {
+        Cow::Owned(
+            line.chars()
+                .map(|c| if odd_space(c) { ' ' } else { c })
+                .collect(),
+        )
+    } else {
+        Cow::Borrowed(line)
+    };
+    shell_words::split(&typographic_quotes(&normalised)).map_err(|_| Unbalanced)
 }
 
 /// Typographic quotes, as phones and rich editors type them, read as the quotes they stand
@@ -2381,6 +2401,20 @@ mod tests {
             ),
             "sluice apply -p 'envs/eu west'"
         );
+        for name in names {
+            let name = ProjectName::new(name).unwrap();
+            for set in ["prod-needs-two", "team/no-destroy", "a.b:c_d"] {
+                let hint = approve_policies_hint("sluice", &name, set);
+                let Parsed::Command(c) = parse_comment(&ctx(), &hint) else {
+                    panic!("{hint:?} does not parse");
+                };
+                assert_eq!(
+                    (c.kind, c.targets.project.as_ref(), c.policy_sets.as_slice()),
+                    (CommandKind::ApprovePolicies, Some(&name), &[set.to_string()][..]),
+                    "{hint}"
+                );
+            }
+        }
     }
 
     #[test]
