@@ -17,6 +17,7 @@ mod fake_github;
 mod flows;
 mod github_client;
 mod intake;
+mod odd_names;
 mod policy;
 mod preview;
 mod real_dirs;
