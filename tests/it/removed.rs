@@ -49,6 +49,19 @@ fn removed_section(comment: &str) -> String {
     rest[..end].trim_end().to_string()
 }
 
+/// The base branch's policy: destroying a `null_resource` needs an owner's override.
+const NO_DESTROYS: &str = r#"version: 1
+policies:
+  - name: no-destroys
+    description: Destroying resources needs a sign-off from the owners.
+    rules:
+      - name: no-delete
+        deny: [delete]
+        resource_types: [null_resource]
+    on_failure: require_override
+    owners: { users: [carol] }
+"#;
+
 fn resources_in(backend: &StateBackend, state: &str) -> usize {
     backend
         .state(state)
@@ -66,7 +79,12 @@ async fn a_deleted_project_is_named_and_its_destroy_plan_from_the_base_destroys_
     let backend = StateBackend::start();
     let app = backend_project(&backend, "app", &[("web", "1"), ("db", "1")]);
     let keep = null_project("keep", "1");
-    let mut h = Harness::new(&[("app/main.tf", &app), ("keep/main.tf", &keep)]).await;
+    let mut h = Harness::new(&[
+        ("app/main.tf", &app),
+        ("keep/main.tf", &keep),
+        ("policies/no-destroys.yaml", NO_DESTROYS),
+    ])
+    .await;
     h.set_env("SLUICE_RUNNER__EGRESS_ALLOW", &backend.addr.to_string());
     h.start();
     apply_by_hand(&tools, &h.origin, "app");
@@ -122,12 +140,28 @@ async fn a_deleted_project_is_named_and_its_destroy_plan_from_the_base_destroys_
     assert!(caution < summary, "the destroy warning comes first:\n{plan}");
     h.wait_status(&head, "sluice/plan", "success").await;
 
-    // Applied like any plan: behind the gate.
+    // Applied like any plan: behind the gate, the base branch's destroy rules included.
+    assert!(plan.contains("no-destroys"), "the policy verdict is shown:\n{plan}");
     h.deliver(&h.comment_event(1, "alice", "sluice apply -p app"))
         .await;
     h.wait_comment(1, "the refusal", |c| c.contains("Apply refused"))
         .await;
     h.fake.add_review(REPO, 1, "bob", "APPROVED");
+    h.deliver(&h.comment_event(1, "alice", "sluice apply -p app"))
+        .await;
+    let refused = h
+        .wait_comment(1, "the policy refusal", |c| {
+            c.contains("Apply refused") && c.contains("policy `no-destroys` failed")
+        })
+        .await;
+    assert!(refused.contains("null_resource.web"), "{refused}");
+    assert_eq!(resources_in(&backend, "app"), 2, "nothing destroyed yet");
+    h.deliver(&h.comment_event(1, "carol", "sluice approve_policies -p app"))
+        .await;
+    h.wait_comment(1, "carol's override", |c| {
+        c.contains("overrode policy `no-destroys`")
+    })
+    .await;
     h.deliver(&h.comment_event(1, "alice", "sluice apply -p app"))
         .await;
     let applied = h
