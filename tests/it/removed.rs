@@ -138,7 +138,11 @@ async fn a_deleted_project_is_named_and_its_destroy_plan_from_the_base_destroys_
     let caution = plan.find("**Destroy plan**").expect("the warning");
     let summary = plan.find("**Plan: 0 to add").expect("the summary");
     assert!(caution < summary, "the destroy warning comes first:\n{plan}");
-    h.wait_status(&head, "sluice/plan", "success").await;
+    assert_eq!(
+        h.wait_status(&head, "sluice/plan", "pending").await,
+        "apply the destroy plan of 1 removed project, then plan again",
+        "a destroy plan settles nothing until it is applied"
+    );
 
     // Applied like any plan: behind the gate, the base branch's destroy rules included.
     assert!(plan.contains("no-destroys"), "the policy verdict is shown:\n{plan}");
@@ -169,6 +173,12 @@ async fn a_deleted_project_is_named_and_its_destroy_plan_from_the_base_destroys_
         .await;
     assert!(applied.contains("2 destroyed"), "{applied}");
     assert_eq!(resources_in(&backend, "app"), 0, "the resources are gone");
+    h.deliver(&h.comment_event(1, "alice", "sluice plan")).await;
+    assert_eq!(
+        h.wait_status(&head, "sluice/plan", "success").await,
+        "0 projects affected",
+        "destroyed through Sluice: the removal is settled"
+    );
 
     let audit = h.cli(&["audit", "export", "--format", "jsonl"]);
     let entries = String::from_utf8_lossy(&audit.stdout).to_string();
@@ -242,6 +252,29 @@ async fn a_project_dropped_from_the_config_and_config_warnings_reach_the_pr() {
         })
         .await;
     assert!(refused.contains("--destroy"), "{refused}");
+
+    // A targeted plan of another project still says what the PR removes, and fails.
+    h.deliver(&h.comment_event(1, "alice", "sluice plan -p keep"))
+        .await;
+    let run = h
+        .wait_comment(1, "the targeted run", |c| {
+            c.contains("Plan:") && c.contains("This pull request removes the project")
+        })
+        .await;
+    assert!(run.contains("### `keep`"), "{run}");
+    h.wait(
+        "a second failure status",
+        || {
+            (h.fake
+                .statuses(&head)
+                .iter()
+                .filter(|(c, s, _)| c == "sluice/plan" && s == "failure")
+                .count()
+                == 2)
+                .then_some(())
+        },
+    )
+    .await;
 }
 
 /// A project directory moved (detected projects, no `sluice.yaml`): the new directory plans as

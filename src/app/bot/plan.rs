@@ -90,13 +90,19 @@ impl Bot {
         let Some(mut selected) = self.select(ask, origin, &commits, &state).await? else {
             return Ok(());
         };
-        let everything = match origin {
-            Origin::Autoplan => true,
-            Origin::Command { cmd, .. } => cmd.targets.is_all(),
-        };
-        if everything {
-            selected.extend(self.unsettled_removals(ask, &state).await?);
-        }
+        // Every plan run says what the PR removes (unless it plans that project's destroy), so
+        // no run turns `sluice/plan` green while a removal would orphan resources.
+        let removals: Vec<PlanJob> = self
+            .unsettled_removals(ask, &state)
+            .await?
+            .into_iter()
+            .filter(|r| {
+                !selected.iter().any(|s| {
+                    s.project.dir == r.project.dir && s.project.workspace == r.project.workspace
+                })
+            })
+            .collect();
+        selected.extend(removals);
         if selected.is_empty() {
             return self.say(nothing_to_plan(ask, origin, &commits.head)).await;
         }

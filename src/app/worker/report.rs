@@ -5,7 +5,9 @@
 use super::Workers;
 use crate::adapters::clock;
 use crate::app::ports::StatusState;
-use crate::app::ports::store::{Effects, JobReport, JobRow, OutboxItem, RunRow, StatusContext};
+use crate::app::ports::store::{
+    Effects, JobPayload, JobReport, JobRow, OutboxItem, RunRow, StatusContext,
+};
 use crate::core::audit::{AuditAction, AuditActor, AuditRecord, AuditResult};
 use crate::core::job::{JobKind, JobState, RunTally};
 use crate::core::plan::{
@@ -62,6 +64,19 @@ impl Workers {
         } else {
             StatusState::Failure
         };
+        // A destroy plan of a project the PR removes settles nothing until it is applied.
+        let removed_destroys = jobs
+            .iter()
+            .filter(|j| matches!(&j.payload, Ok(JobPayload::Plan(p)) if p.config_commit.is_some()))
+            .count();
+        let (state, description) = if state == StatusState::Success && removed_destroys > 0 {
+            (
+                StatusState::Pending,
+                reply::status::removed_destroy_planned(removed_destroys),
+            )
+        } else {
+            (state, tally.describe(run.kind))
+        };
         let status = |context, state, description| {
             OutboxItem::status(
                 &run.repo,
@@ -72,7 +87,7 @@ impl Workers {
                 description,
             )
         };
-        out.push(status(context, state, tally.describe(run.kind)));
+        out.push(status(context, state, description));
         let verdicts: Vec<PolicyVerdict> = jobs.iter().map(job_verdict).collect();
         if run.kind == JobKind::Plan
             && let Some((verdict, description)) = reply::status::policy(&verdicts)
