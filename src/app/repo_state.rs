@@ -170,7 +170,11 @@ impl RepoState {
             .snapshot
             .files
             .iter()
-            .filter(|f| [".tf", ".tofu", ".tf.json", ".tofu.json"].iter().any(|e| f.ends_with(e)))
+            .filter(|f| {
+                [".tf", ".tofu", ".tf.json", ".tofu.json"]
+                    .iter()
+                    .any(|e| f.ends_with(e))
+            })
             .map(|f| f.rsplit_once('/').map_or(".", |(d, _)| d))
             .collect();
         Ok(removed::removed_projects(

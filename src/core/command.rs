@@ -1830,10 +1830,22 @@ mod tests {
                 "plan p=- d=- w=- v=false extra=[\"-target\", \"null_resource.a\", \"--replace=a.b\", \"-lock=false\", \"-refresh=true\", \"-var-file=prod.tfvars\", \"-lock-timeout\", \"30s\", \"-parallelism=4\", \"-compact-warnings\", \"-refresh-only\"]",
             ),
             // Destroy plans: one project, named; `-- -destroy` is the same request.
-            ("sluice plan -p net --destroy", "plan destroy p=net d=- w=- v=false extra=[]"),
-            ("sluice plan --destroy -p net", "plan destroy p=net d=- w=- v=false extra=[]"),
-            ("sluice plan -p net -- -destroy", "plan destroy p=net d=- w=- v=false extra=[]"),
-            ("sluice plan -p net -- --destroy", "plan destroy p=net d=- w=- v=false extra=[]"),
+            (
+                "sluice plan -p net --destroy",
+                "plan destroy p=net d=- w=- v=false extra=[]",
+            ),
+            (
+                "sluice plan --destroy -p net",
+                "plan destroy p=net d=- w=- v=false extra=[]",
+            ),
+            (
+                "sluice plan -p net -- -destroy",
+                "plan destroy p=net d=- w=- v=false extra=[]",
+            ),
+            (
+                "sluice plan -p net -- --destroy",
+                "plan destroy p=net d=- w=- v=false extra=[]",
+            ),
             (
                 "sluice plan -d envs/a -w blue --destroy -- -target=null_resource.a",
                 "plan destroy p=- d=envs/a w=blue v=false extra=[\"-target=null_resource.a\"]",
@@ -2410,7 +2422,11 @@ mod tests {
                 };
                 assert_eq!(
                     (c.kind, c.targets.project.as_ref(), c.policy_sets.as_slice()),
-                    (CommandKind::ApprovePolicies, Some(&name), &[set.to_string()][..]),
+                    (
+                        CommandKind::ApprovePolicies,
+                        Some(&name),
+                        &[set.to_string()][..]
+                    ),
                     "{hint}"
                 );
             }

@@ -244,8 +244,14 @@ mod tests {
             (
                 "a configured project's files deleted",
                 compare(
-                    (&both, Some("version: 1\nprojects:\n  - name: app\n    dir: a\n  - dir: b\n")),
-                    (&["b/main.tf"], Some("version: 1\nprojects:\n  - name: app\n    dir: a\n  - dir: b\n")),
+                    (
+                        &both,
+                        Some("version: 1\nprojects:\n  - name: app\n    dir: a\n  - dir: b\n"),
+                    ),
+                    (
+                        &["b/main.tf"],
+                        Some("version: 1\nprojects:\n  - name: app\n    dir: a\n  - dir: b\n"),
+                    ),
                     &[change("a/main.tf", ChangeKind::Deleted)],
                 ),
                 vec!["app (a:default) FilesDeleted"],
@@ -253,7 +259,10 @@ mod tests {
             (
                 "a project dropped from sluice.yaml while its .tf files stay",
                 compare(
-                    (&both, Some("version: 1\nprojects:\n  - name: app\n    dir: a\n  - dir: b\n")),
+                    (
+                        &both,
+                        Some("version: 1\nprojects:\n  - name: app\n    dir: a\n  - dir: b\n"),
+                    ),
                     (&both, Some("version: 1\nprojects:\n  - dir: b\n")),
                     &[ChangedFile::modified("sluice.yaml")],
                 ),
@@ -264,9 +273,14 @@ mod tests {
                 compare(
                     (
                         &both,
-                        Some("version: 1\nprojects:\n  - dir: a\n    workspace: blue\n  - dir: a\n    workspace: green\n"),
+                        Some(
+                            "version: 1\nprojects:\n  - dir: a\n    workspace: blue\n  - dir: a\n    workspace: green\n",
+                        ),
                     ),
-                    (&both, Some("version: 1\nprojects:\n  - dir: a\n    workspace: green\n")),
+                    (
+                        &both,
+                        Some("version: 1\nprojects:\n  - dir: a\n    workspace: green\n"),
+                    ),
                     &[ChangedFile::modified("sluice.yaml")],
                 ),
                 vec!["a:blue (a:blue) DroppedFromConfig"],
@@ -274,8 +288,14 @@ mod tests {
             (
                 "a project renamed in sluice.yaml (same dir and workspace) is not removed",
                 compare(
-                    (&both, Some("version: 1\nprojects:\n  - name: old\n    dir: a\n")),
-                    (&both, Some("version: 1\nprojects:\n  - name: new\n    dir: a\n")),
+                    (
+                        &both,
+                        Some("version: 1\nprojects:\n  - name: old\n    dir: a\n"),
+                    ),
+                    (
+                        &both,
+                        Some("version: 1\nprojects:\n  - name: new\n    dir: a\n"),
+                    ),
                     &[ChangedFile::modified("sluice.yaml")],
                 ),
                 vec![],
@@ -283,7 +303,10 @@ mod tests {
             (
                 "a configured dir that already had no .tf files at the base is not a project there",
                 compare(
-                    (&["b/main.tf"], Some("version: 1\nprojects:\n  - dir: a\n  - dir: b\n")),
+                    (
+                        &["b/main.tf"],
+                        Some("version: 1\nprojects:\n  - dir: a\n  - dir: b\n"),
+                    ),
                     (&["b/main.tf"], Some("version: 1\nprojects:\n  - dir: b\n")),
                     &[ChangedFile::modified("sluice.yaml")],
                 ),
@@ -303,13 +326,27 @@ mod tests {
     fn only_deletions_renames_and_config_changes_can_remove() {
         let config = ["sluice.yaml", "atlantis.yaml"];
         assert!(!may_remove(&[ChangedFile::modified("a/main.tf")], &config));
-        assert!(!may_remove(&[change("a/new.tf", ChangeKind::Added)], &config));
-        assert!(may_remove(&[change("a/main.tf", ChangeKind::Deleted)], &config));
+        assert!(!may_remove(
+            &[change("a/new.tf", ChangeKind::Added)],
+            &config
+        ));
         assert!(may_remove(
-            &[change("b/x.tf", ChangeKind::Renamed { from: "a/x.tf".into() })],
+            &[change("a/main.tf", ChangeKind::Deleted)],
+            &config
+        ));
+        assert!(may_remove(
+            &[change(
+                "b/x.tf",
+                ChangeKind::Renamed {
+                    from: "a/x.tf".into()
+                }
+            )],
             &config
         ));
         assert!(may_remove(&[ChangedFile::modified("sluice.yaml")], &config));
-        assert!(may_remove(&[ChangedFile::modified("atlantis.yaml")], &config));
+        assert!(may_remove(
+            &[ChangedFile::modified("atlantis.yaml")],
+            &config
+        ));
     }
 }

@@ -21,7 +21,10 @@ fn unspan(span: &str) -> &str {
     let ticks = span.len() - span.trim_start_matches('`').len();
     let inner = &span[ticks..span.len() - ticks];
     if ticks > 1 {
-        inner.strip_prefix(' ').and_then(|s| s.strip_suffix(' ')).unwrap_or(inner)
+        inner
+            .strip_prefix(' ')
+            .and_then(|s| s.strip_suffix(' '))
+            .unwrap_or(inner)
     } else {
         inner
     }
@@ -98,10 +101,7 @@ async fn projects_in_dirs_of_any_name_plan_and_apply_by_the_hints_sluice_prints(
         plan.contains("### `` odd`tick `` · dir `` odd`tick `` · workspace `default`"),
         "{plan}"
     );
-    assert!(
-        plan.contains("`` sluice apply -p 'odd`tick' ``"),
-        "{plan}"
-    );
+    assert!(plan.contains("`` sluice apply -p 'odd`tick' ``"), "{plan}");
     assert!(plan.contains("`sluice apply -p=-edge`"), "{plan}");
     assert!(plan.contains("`sluice apply -p 'envs/eu west'`"), "{plan}");
 
@@ -118,7 +118,8 @@ async fn projects_in_dirs_of_any_name_plan_and_apply_by_the_hints_sluice_prints(
     let applies = h.count_comments(1, |c| c.contains("Apply complete") && c.contains("1 added"));
     assert_eq!(applies, DIRS.len(), "each project applied once");
     assert_eq!(
-        h.count_comments(1, |c| c.contains("**Error:**") || c.contains("Apply refused")),
+        h.count_comments(1, |c| c.contains("**Error:**")
+            || c.contains("Apply refused")),
         0,
         "no hint was refused"
     );

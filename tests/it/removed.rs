@@ -88,7 +88,11 @@ async fn a_deleted_project_is_named_and_its_destroy_plan_from_the_base_destroys_
     h.set_env("SLUICE_RUNNER__EGRESS_ALLOW", &backend.addr.to_string());
     h.start();
     apply_by_hand(&tools, &h.origin, "app");
-    assert_eq!(resources_in(&backend, "app"), 2, "the base branch's resources exist");
+    assert_eq!(
+        resources_in(&backend, "app"),
+        2,
+        "the base branch's resources exist"
+    );
 
     let head = open_pr_removing(&h, 1, "drop-app", &[], &["app"]);
     h.deliver(&h.pr_event("opened", 1)).await;
@@ -137,7 +141,10 @@ async fn a_deleted_project_is_named_and_its_destroy_plan_from_the_base_destroys_
     );
     let caution = plan.find("**Destroy plan**").expect("the warning");
     let summary = plan.find("**Plan: 0 to add").expect("the summary");
-    assert!(caution < summary, "the destroy warning comes first:\n{plan}");
+    assert!(
+        caution < summary,
+        "the destroy warning comes first:\n{plan}"
+    );
     assert_eq!(
         h.wait_status(&head, "sluice/plan", "pending").await,
         "apply the destroy plan of 1 removed project, then plan again",
@@ -145,7 +152,10 @@ async fn a_deleted_project_is_named_and_its_destroy_plan_from_the_base_destroys_
     );
 
     // Applied like any plan: behind the gate, the base branch's destroy rules included.
-    assert!(plan.contains("no-destroys"), "the policy verdict is shown:\n{plan}");
+    assert!(
+        plan.contains("no-destroys"),
+        "the policy verdict is shown:\n{plan}"
+    );
     h.deliver(&h.comment_event(1, "alice", "sluice apply -p app"))
         .await;
     h.wait_comment(1, "the refusal", |c| c.contains("Apply refused"))
@@ -210,7 +220,8 @@ async fn a_deleted_project_is_named_and_its_destroy_plan_from_the_base_destroys_
 /// on the pull request. `--destroy` without a project is refused there too.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_project_dropped_from_the_config_and_config_warnings_reach_the_pr() {
-    let config = "version: 1\nprojects:\n  - name: app\n    dir: app\n  - name: keep\n    dir: keep\n";
+    let config =
+        "version: 1\nprojects:\n  - name: app\n    dir: app\n  - name: keep\n    dir: keep\n";
     let (app, keep) = (null_project("app", "1"), null_project("keep", "1"));
     let mut h = Harness::new(&[
         ("sluice.yaml", config),
@@ -219,12 +230,15 @@ async fn a_project_dropped_from_the_config_and_config_warnings_reach_the_pr() {
     ])
     .await;
     h.start();
-    let dropped = "version: 1\nprojects:\n  - name: keep\n    dir: keep\n  - name: ghost\n    dir: ghost\n";
+    let dropped =
+        "version: 1\nprojects:\n  - name: keep\n    dir: keep\n  - name: ghost\n    dir: ghost\n";
     let head = open_pr_removing(&h, 1, "drop", &[("sluice.yaml", dropped)], &[]);
     h.deliver(&h.pr_event("opened", 1)).await;
 
     let warning = h
-        .wait_comment(1, "the configuration warning", |c| c.contains("has warnings"))
+        .wait_comment(1, "the configuration warning", |c| {
+            c.contains("has warnings")
+        })
         .await;
     assert!(
         warning.contains("project `ghost`: dir `ghost` has no .tf or .tofu files"),
@@ -241,7 +255,10 @@ async fn a_project_dropped_from_the_config_and_config_warnings_reach_the_pr() {
         ),
         "{comment}"
     );
-    assert!(comment.contains("`sluice plan -p app --destroy`"), "{comment}");
+    assert!(
+        comment.contains("`sluice plan -p app --destroy`"),
+        "{comment}"
+    );
     h.wait_status(&head, "sluice/plan", "failure").await;
 
     h.deliver(&h.comment_event(1, "alice", "sluice plan --destroy"))
@@ -262,18 +279,15 @@ async fn a_project_dropped_from_the_config_and_config_warnings_reach_the_pr() {
         })
         .await;
     assert!(run.contains("### `keep`"), "{run}");
-    h.wait(
-        "a second failure status",
-        || {
-            (h.fake
-                .statuses(&head)
-                .iter()
-                .filter(|(c, s, _)| c == "sluice/plan" && s == "failure")
-                .count()
-                == 2)
-                .then_some(())
-        },
-    )
+    h.wait("a second failure status", || {
+        (h.fake
+            .statuses(&head)
+            .iter()
+            .filter(|(c, s, _)| c == "sluice/plan" && s == "failure")
+            .count()
+            == 2)
+            .then_some(())
+    })
     .await;
 }
 

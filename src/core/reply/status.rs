@@ -28,7 +28,11 @@ pub const NO_PROJECTS: &str = "0 projects affected";
 /// `sluice/plan` pending after a run that planned the destroy of `n` projects the pull request
 /// removes: settled once applied (and the PR planned again).
 pub fn removed_destroy_planned(n: usize) -> String {
-    format!("apply the destroy plan{} of {n} removed project{}, then plan again", plural(n), plural(n))
+    format!(
+        "apply the destroy plan{} of {n} removed project{}, then plan again",
+        plural(n),
+        plural(n)
+    )
 }
 
 /// `sluice/plan` when policy refuses the plan.

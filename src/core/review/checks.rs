@@ -401,10 +401,7 @@ pub fn project_check(ctx: &CheckContext<'_>, p: &CheckProject<'_>) -> CheckRunDr
             &[Button::PlanAgain],
         ),
         ProjectOutcome::Removed { .. } => (
-            format!(
-                "Removed: {}",
-                crate::core::reply::removed::table_line()
-            ),
+            format!("Removed: {}", crate::core::reply::removed::table_line()),
             Conclusion::Failure,
             &[],
         ),
