@@ -154,7 +154,8 @@ impl RepoState {
             tracing::info!(base = %self.base.short(), "base configuration has errors: removed projects not compared");
             return Ok(Vec::new());
         };
-        let merge_base = git.merge_base(&self.base, &self.head)?;
+        // Without a common history (a preview of unrelated commits) every base project counts.
+        let merge_base = git.merge_base(&self.base, &self.head).unwrap_or(self.base.clone());
         if merge_base != self.base {
             let Some(at_fork) = projects_at(&merge_base)? else {
                 return Ok(Vec::new());
