@@ -155,7 +155,9 @@ impl RepoState {
             return Ok(Vec::new());
         };
         // Without a common history (a preview of unrelated commits) every base project counts.
-        let merge_base = git.merge_base(&self.base, &self.head).unwrap_or(self.base.clone());
+        let merge_base = git
+            .merge_base(&self.base, &self.head)
+            .unwrap_or(self.base.clone());
         if merge_base != self.base {
             let Some(at_fork) = projects_at(&merge_base)? else {
                 return Ok(Vec::new());

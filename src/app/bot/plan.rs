@@ -320,8 +320,11 @@ impl Bot {
         commits: &Commits,
         selected: &[PlanJob],
     ) -> Result<(), EventError> {
+        // A removed project's job runs nothing, so it takes no lock: its warning is not held up
+        // behind another PR (its destroy plan takes the lock like any plan).
         let locks: Vec<LockKey> = selected
             .iter()
+            .filter(|j| j.removed.is_none())
             .map(|j| LockKey {
                 dir: j.project.dir.clone(),
                 workspace: j.project.workspace.clone(),
