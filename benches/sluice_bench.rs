@@ -1055,6 +1055,7 @@ fn render_child(plan_json: &Path) {
             plan_sha256: "0".repeat(64),
         },
         notes: Vec::new(),
+        destroy_plan: false,
     };
     let ctx = RenderContext {
         bot_name: "sluice".into(),

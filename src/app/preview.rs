@@ -407,6 +407,7 @@ fn report_of(project: &Project, outcome: ProjectOutcome, notes: Vec<String>) -> 
         workspace: project.workspace.clone(),
         outcome,
         notes,
+        destroy_plan: false,
     }
 }
 

@@ -13,6 +13,7 @@ use crate::adapters::git::{FileRead, GitRepo, human_bytes};
 use crate::core::base_rules::BaseRules;
 use crate::core::diag::{Diagnostic, has_errors};
 use crate::core::projects::{self, ChangedFile, DetectOptions, Detection, Project, RepoSnapshot};
+use crate::core::removed::{self, RemovedProject};
 use crate::core::repo_config::{self, RepoConfig};
 use crate::core::types::{CommitSha, ProjectName};
 
@@ -30,6 +31,10 @@ pub struct RepoState {
     /// `.tf`/`.tofu` files at head that Sluice did not read because they are over a limit (error
     /// diagnostics, one per file). The projects in their directories are not planned.
     pub unread: Vec<Diagnostic>,
+    /// The projects of the base branch that the head no longer has ([`removed::removed_projects`]),
+    /// as the base tip defines them. Empty when the change deletes, renames no file and leaves
+    /// the configuration alone, and when the base's configuration has errors.
+    pub removed: Vec<RemovedProject>,
 }
 
 /// Reads and parses the repository's configuration file with `read(path)`, which returns the
@@ -127,7 +132,7 @@ impl RepoState {
         let changed = git.changed_files(base, head)?;
         let (snapshot, unread) = git.read_tree(head)?;
         let (config, config_file, diagnostics) = load_config_at(git, head)?;
-        Ok(RepoState {
+        let mut state = RepoState {
             base: base.clone(),
             head: head.clone(),
             changed,
@@ -136,7 +141,80 @@ impl RepoState {
             config_file,
             diagnostics,
             unread,
-        })
+            removed: Vec::new(),
+        };
+        if removed::may_remove(&state.changed, &repo_config::CONFIG_FILE_NAMES) {
+            state.removed = state.removed_projects(git)?;
+        }
+        Ok(state)
+    }
+
+    /// The projects at the base tip that the head does not have — and that the merge base
+    /// has, so a project added to the base branch after the pull request branched off is not
+    /// one it removes.
+    fn removed_projects(&self, git: &GitRepo) -> anyhow::Result<Vec<RemovedProject>> {
+        let projects_at = |commit: &CommitSha| -> anyhow::Result<Option<Vec<Project>>> {
+            let (config, _, diags) = load_config_at(git, commit)?;
+            if has_errors(&diags) {
+                return Ok(None);
+            }
+            let snapshot = git.snapshot(commit)?;
+            Ok(Some(projects::all_projects(&snapshot, config.as_ref()).0))
+        };
+        let Some(mut base) = projects_at(&self.base)? else {
+            tracing::info!(base = %self.base.short(), "base configuration has errors: removed projects not compared");
+            return Ok(Vec::new());
+        };
+        // Without a common history (a preview of unrelated commits) every base project counts.
+        let merge_base = git
+            .merge_base(&self.base, &self.head)
+            .unwrap_or(self.base.clone());
+        if merge_base != self.base {
+            let Some(at_fork) = projects_at(&merge_base)? else {
+                return Ok(Vec::new());
+            };
+            base.retain(|p| {
+                at_fork
+                    .iter()
+                    .any(|f| f.dir == p.dir && f.workspace == p.workspace)
+            });
+        }
+        let (head, _) = projects::all_projects(&self.snapshot, self.config.as_ref());
+        let tf_dirs: BTreeSet<&str> = self
+            .snapshot
+            .files
+            .iter()
+            .filter(|f| {
+                [".tf", ".tofu", ".tf.json", ".tofu.json"]
+                    .iter()
+                    .any(|e| f.ends_with(e))
+            })
+            .map(|f| f.rsplit_once('/').map_or(".", |(d, _)| d))
+            .collect();
+        Ok(removed::removed_projects(
+            &base,
+            &head,
+            |d| tf_dirs.contains(d.as_str()),
+            &self.changed,
+        ))
+    }
+
+    /// The configuration's warnings at the head: its own (`sluice.yaml`'s keys and patterns)
+    /// and those project detection finds in it (a configured dir without Terraform files).
+    pub fn config_warnings(&self) -> Vec<Diagnostic> {
+        let Some(file) = self.config_file.as_deref() else {
+            return Vec::new();
+        };
+        let (_, detection) = projects::all_projects(&self.snapshot, self.config.as_ref());
+        let mut out: Vec<Diagnostic> = self
+            .diagnostics
+            .iter()
+            .chain(detection.iter().filter(|d| d.file == file))
+            .filter(|d| !d.is_error())
+            .cloned()
+            .collect();
+        out.dedup();
+        out
     }
 
     /// True when the configuration has errors: nothing may run.

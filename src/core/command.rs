@@ -111,7 +111,7 @@ impl CommandKind {
         let name = self.name();
         match self {
             CommandKind::Plan => {
-                format!("{bot_name} {name} {targets} [--verbose] [-- TERRAFORM_ARGS]")
+                format!("{bot_name} {name} {targets} [--destroy] [--verbose] [-- TERRAFORM_ARGS]")
             }
             CommandKind::Apply => format!("{bot_name} {name} {targets} [--verbose]"),
             CommandKind::ApprovePolicies => {
@@ -185,6 +185,11 @@ pub struct Command {
     /// `approve_policies --policy-set NAME`, in the order given, without duplicates. Empty means
     /// every failing policy set.
     pub policy_sets: Vec<String>,
+    /// `plan --destroy` (or `plan -- -destroy`): a destroy plan (`terraform plan -destroy`) of
+    /// the one project targeted by `-p` or an exact `-d` — never of every affected project.
+    /// A project the pull request removes is planned from the base commit's configuration.
+    #[serde(default)]
+    pub destroy: bool,
 }
 
 impl Command {
@@ -195,6 +200,7 @@ impl Command {
             verbose: false,
             extra_args: Vec::new(),
             policy_sets: Vec::new(),
+            destroy: false,
         }
     }
 
@@ -224,6 +230,9 @@ impl Command {
         for set in &self.policy_sets {
             flag("--policy-set", set);
         }
+        if self.destroy {
+            words.push("--destroy".to_string());
+        }
         if self.verbose {
             words.push("--verbose".to_string());
         }
@@ -245,6 +254,16 @@ impl Command {
 pub fn project_hint(bot_name: &str, kind: CommandKind, project: &ProjectName) -> String {
     let mut command = Command::new(kind);
     command.targets.project = Some(project.clone());
+    command.canonical(bot_name)
+}
+
+/// `sluice approve_policies -p PROJECT --policy-set SET`: the override hint a failing policy
+/// prints, written by [`Command::canonical`] like [`project_hint`], so it parses back to that
+/// project and policy set.
+pub fn approve_policies_hint(bot_name: &str, project: &ProjectName, policy_set: &str) -> String {
+    let mut command = Command::new(CommandKind::ApprovePolicies);
+    command.targets.project = Some(project.clone());
+    command.policy_sets = vec![policy_set.to_string()];
     command.canonical(bot_name)
 }
 
@@ -372,6 +391,12 @@ pub fn usage(ctx: &ParseContext) -> String {
         );
         out.push_str("* `-w`, `--workspace NAME` — only this workspace\n");
         out.push_str("* `--verbose` — include the full terraform output\n");
+        if ctx.is_enabled(CommandKind::Plan) {
+            out.push_str(
+                "* `--destroy` — `plan` only, with `-p` (or an exact `-d`): a destroy plan of that \
+                 project; for a project this PR removes, from the base branch's configuration\n",
+            );
+        }
         if ctx.is_enabled(CommandKind::ApprovePolicies) {
             out.push_str(
                 "* `--policy-set NAME` — `approve_policies` only: override just this policy set \
@@ -626,22 +651,7 @@ fn parse_command(ctx: &ParseContext, rest: &str) -> Result<Command, Answer> {
     if rest.len() > MAX_COMMAND_LEN {
         return Err(Answer::TooLong { len: rest.len() });
     }
-    // shell-words splits on ASCII space and tab only; a non-breaking space pasted from chat or
-    // docs would otherwise glue `plan` and `-p` into one unknown command. (Inside quotes too:
-    // no valid flag value contains one, and terraform arguments with exotic spaces are rarer
-    // than pasted commands.)
-    let odd_space = |c: char| c.is_whitespace() && c != ' ' && c != '\t';
-    let normalised: Cow<str> = if rest.contains(odd_space) {
-        Cow::Owned(
-            rest.chars()
-                .map(|c| if odd_space(c) { ' ' } else { c })
-                .collect(),
-        )
-    } else {
-        Cow::Borrowed(rest)
-    };
-    let words =
-        shell_words::split(&typographic_quotes(&normalised)).map_err(|_| Answer::Unbalanced)?;
+    let words = split_words(rest).map_err(|Unbalanced| Answer::Unbalanced)?;
     let Some((first, args)) = words.split_first() else {
         return Err(Answer::Usage);
     };
@@ -684,6 +694,31 @@ fn parse_command(ctx: &ParseContext, rest: &str) -> Result<Command, Answer> {
             parse_targeted(kind, args)
         }
     }
+}
+
+/// An unclosed quote: the words of a command cannot be told apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unbalanced;
+
+/// The words of a command line, split as a shell would (quotes, backslashes) — the one
+/// tokenizer of every comment grammar (`sluice …` on a pull request, `sluice drift …` on a drift
+/// issue). Typographic quotes count as the quotes they stand for, and spaces other than ASCII
+/// space and tab (a non-breaking space pasted from chat or docs) as spaces: shell-words splits on
+/// those two only, and would otherwise glue `plan` and `-p` into one unknown word. (Inside
+/// quotes too: no valid flag value contains one, and terraform arguments with exotic spaces are
+/// rarer than pasted commands.)
+pub fn split_words(line: &str) -> Result<Vec<String>, Unbalanced> {
+    let odd_space = |c: char| c.is_whitespace() && c != ' ' && c != '\t';
+    let normalised: Cow<str> = if line.contains(odd_space) {
+        Cow::Owned(
+            line.chars()
+                .map(|c| if odd_space(c) { ' ' } else { c })
+                .collect(),
+        )
+    } else {
+        Cow::Borrowed(line)
+    };
+    shell_words::split(&typographic_quotes(&normalised)).map_err(|_| Unbalanced)
 }
 
 /// Typographic quotes, as phones and rich editors type them, read as the quotes they stand
@@ -739,15 +774,17 @@ enum Flag {
     Workspace,
     Verbose,
     PolicySet,
+    Destroy,
 }
 
 impl Flag {
-    const ALL: [Flag; 5] = [
+    const ALL: [Flag; 6] = [
         Flag::Project,
         Flag::Dir,
         Flag::Workspace,
         Flag::Verbose,
         Flag::PolicySet,
+        Flag::Destroy,
     ];
 
     fn long(self) -> &'static str {
@@ -757,6 +794,7 @@ impl Flag {
             Flag::Workspace => "--workspace",
             Flag::Verbose => "--verbose",
             Flag::PolicySet => "--policy-set",
+            Flag::Destroy => "--destroy",
         }
     }
 
@@ -765,7 +803,7 @@ impl Flag {
             Flag::Project => Some("-p"),
             Flag::Dir => Some("-d"),
             Flag::Workspace => Some("-w"),
-            Flag::Verbose | Flag::PolicySet => None,
+            Flag::Verbose | Flag::PolicySet | Flag::Destroy => None,
         }
     }
 
@@ -778,7 +816,11 @@ impl Flag {
     }
 
     fn available(self, kind: CommandKind) -> bool {
-        self != Flag::PolicySet || kind == CommandKind::ApprovePolicies
+        match self {
+            Flag::PolicySet => kind == CommandKind::ApprovePolicies,
+            Flag::Destroy => kind == CommandKind::Plan,
+            _ => true,
+        }
     }
 
     fn lookup(name: &str, kind: CommandKind) -> Option<Flag> {
@@ -841,6 +883,10 @@ fn parse_targeted(kind: CommandKind, args: &[String]) -> Result<Command, Answer>
                 None if name == "--policy-set" => {
                     " `--policy-set` is only for `approve_policies`.".to_string()
                 }
+                None if name == "--destroy" => {
+                    " `--destroy` is only for `plan`: plan the destroy, then apply that plan."
+                        .to_string()
+                }
                 None => String::new(),
             };
             return Err(Answer::misuse(
@@ -856,14 +902,21 @@ fn parse_targeted(kind: CommandKind, args: &[String]) -> Result<Command, Answer>
         }
         seen.push(flag);
 
-        if flag == Flag::Verbose {
+        if matches!(flag, Flag::Verbose | Flag::Destroy) {
             if inline.is_some() {
                 return Err(Answer::misuse(
                     kind,
-                    format!("{} takes no value; write just `--verbose`.", flag.display()),
+                    format!(
+                        "{} takes no value; write just `{}`.",
+                        flag.display(),
+                        flag.long()
+                    ),
                 ));
             }
-            command.verbose = true;
+            match flag {
+                Flag::Destroy => command.destroy = true,
+                _ => command.verbose = true,
+            }
             continue;
         }
         let value = match inline {
@@ -910,7 +963,7 @@ fn parse_targeted(kind: CommandKind, args: &[String]) -> Result<Command, Answer>
                     command.policy_sets.push(set);
                 }
             }
-            Flag::Verbose => {}
+            Flag::Verbose | Flag::Destroy => {}
         }
     }
 
@@ -927,7 +980,58 @@ fn parse_targeted(kind: CommandKind, args: &[String]) -> Result<Command, Answer>
         check_extra_args(kind, extra)?;
         command.extra_args = extra.to_vec();
     }
+    destroy_rules(&mut command)?;
     Ok(command)
+}
+
+/// `--destroy` and terraform's own `-- -destroy` are one thing: a destroy plan, written
+/// `--destroy` (so the run, its comment and its audit entry know it). It names one project —
+/// `-p`, or `-d` with an exact directory — since destroying every project a change affects is
+/// never what a pull request means; and `-refresh-only` contradicts it.
+fn destroy_rules(command: &mut Command) -> Result<(), Answer> {
+    let kind = command.kind;
+    let in_extra = |a: &String| {
+        let bare = a.trim_start_matches('-');
+        a.starts_with('-') && bare == "destroy"
+    };
+    if command.extra_args.iter().any(in_extra) {
+        if command.destroy {
+            return Err(Answer::misuse(
+                kind,
+                "`--destroy` and `-- -destroy` ask for the same destroy plan; give `--destroy` once.",
+            ));
+        }
+        command.destroy = true;
+        command.extra_args.retain(|a| !in_extra(a));
+    }
+    if !command.destroy {
+        return Ok(());
+    }
+    let t = &command.targets;
+    let exact_dir = matches!(t.dir, Some(DirTarget::Exact(_)));
+    if t.project.is_none() && !exact_dir {
+        let why = if t.dir.is_some() {
+            "a destroy plan names one directory, not a glob"
+        } else {
+            "a destroy plan names the project it destroys"
+        };
+        return Err(Answer::misuse(
+            kind,
+            format!(
+                "{why}: write `plan -p PROJECT --destroy` (or `-d DIR` with an exact directory)."
+            ),
+        ));
+    }
+    if command.extra_args.iter().any(|a| {
+        let bare = a.trim_start_matches('-');
+        bare == "refresh-only"
+    }) {
+        return Err(Answer::misuse(
+            kind,
+            "`--destroy` and `-refresh-only` contradict each other: a refresh-only plan changes no resource.",
+        ));
+    }
+    Ok(())
 }
 
 /// How a terraform argument `plan` takes is written (Go's `flag` package: `-name`,
@@ -1200,8 +1304,9 @@ mod tests {
                 } else {
                     format!("extra={:?}", c.extra_args)
                 };
+                let destroy = if c.destroy { " destroy" } else { "" };
                 format!(
-                    "{} p={} d={} w={} v={} {tail}",
+                    "{}{destroy} p={} d={} w={} v={} {tail}",
                     c.kind,
                     opt(t.project.as_ref().map(|p| p.as_str())),
                     opt(t.dir.as_ref().map(|d| d.as_str())),
@@ -1721,8 +1826,73 @@ mod tests {
                 "reply: **Error:** the var file `../secrets.tfvars` is not allowed: give a path inside the project, without `..`.",
             ),
             (
-                "sluice plan -- -target null_resource.a --replace=a.b -destroy -lock=false -refresh=true -var-file=prod.tfvars -lock-timeout 30s -parallelism=4 -compact-warnings -refresh-only",
-                "plan p=- d=- w=- v=false extra=[\"-target\", \"null_resource.a\", \"--replace=a.b\", \"-destroy\", \"-lock=false\", \"-refresh=true\", \"-var-file=prod.tfvars\", \"-lock-timeout\", \"30s\", \"-parallelism=4\", \"-compact-warnings\", \"-refresh-only\"]",
+                "sluice plan -- -target null_resource.a --replace=a.b -lock=false -refresh=true -var-file=prod.tfvars -lock-timeout 30s -parallelism=4 -compact-warnings -refresh-only",
+                "plan p=- d=- w=- v=false extra=[\"-target\", \"null_resource.a\", \"--replace=a.b\", \"-lock=false\", \"-refresh=true\", \"-var-file=prod.tfvars\", \"-lock-timeout\", \"30s\", \"-parallelism=4\", \"-compact-warnings\", \"-refresh-only\"]",
+            ),
+            // Destroy plans: one project, named; `-- -destroy` is the same request.
+            (
+                "sluice plan -p net --destroy",
+                "plan destroy p=net d=- w=- v=false extra=[]",
+            ),
+            (
+                "sluice plan --destroy -p net",
+                "plan destroy p=net d=- w=- v=false extra=[]",
+            ),
+            (
+                "sluice plan -p net -- -destroy",
+                "plan destroy p=net d=- w=- v=false extra=[]",
+            ),
+            (
+                "sluice plan -p net -- --destroy",
+                "plan destroy p=net d=- w=- v=false extra=[]",
+            ),
+            (
+                "sluice plan -d envs/a -w blue --destroy -- -target=null_resource.a",
+                "plan destroy p=- d=envs/a w=blue v=false extra=[\"-target=null_resource.a\"]",
+            ),
+            (
+                "sluice plan -p 'envs/eu west' --destroy",
+                "plan destroy p=envs/eu west d=- w=- v=false extra=[]",
+            ),
+            (
+                "sluice plan --destroy",
+                "reply: **Error:** a destroy plan names the project it destroys: write `plan -p PROJECT --destroy` (or `-d DIR` with an exact directory).",
+            ),
+            (
+                "sluice plan -- -destroy",
+                "reply: **Error:** a destroy plan names the project it destroys: write `plan -p PROJECT --destroy` (or `-d DIR` with an exact directory).",
+            ),
+            (
+                "sluice plan -w blue --destroy",
+                "reply: **Error:** a destroy plan names the project it destroys: write `plan -p PROJECT --destroy` (or `-d DIR` with an exact directory).",
+            ),
+            (
+                "sluice plan -d 'envs/*' --destroy",
+                "reply: **Error:** a destroy plan names one directory, not a glob: write `plan -p PROJECT --destroy` (or `-d DIR` with an exact directory).",
+            ),
+            (
+                "sluice plan -p net --destroy --destroy",
+                "reply: **Error:** `--destroy` is given twice; give it once.",
+            ),
+            (
+                "sluice plan -p net --destroy -- -destroy",
+                "reply: **Error:** `--destroy` and `-- -destroy` ask for the same destroy plan; give `--destroy` once.",
+            ),
+            (
+                "sluice plan -p net --destroy=yes",
+                "reply: **Error:** `--destroy` takes no value; write just `--destroy`.",
+            ),
+            (
+                "sluice plan -p net --destroy -- -refresh-only",
+                "reply: **Error:** `--destroy` and `-refresh-only` contradict each other: a refresh-only plan changes no resource.",
+            ),
+            (
+                "sluice apply -p net --destroy",
+                "reply: **Error:** unknown flag `--destroy` for `apply`. `--destroy` is only for `plan`: plan the destroy, then apply that plan.",
+            ),
+            (
+                "sluice approve_policies -p net --destroy",
+                "reply: **Error:** unknown flag `--destroy` for `approve_policies`. `--destroy` is only for `plan`: plan the destroy, then apply that plan.",
             ),
             (
                 "sluice plan -- -var 'x=a\tb'",
@@ -2212,6 +2382,10 @@ mod tests {
             "x=y",
             "envs/eu west:blue",
             "root",
+            "-edge",
+            "--x",
+            "-p",
+            "envs/-x",
         ];
         for name in names {
             let name = ProjectName::new(name).unwrap();
@@ -2239,6 +2413,24 @@ mod tests {
             ),
             "sluice apply -p 'envs/eu west'"
         );
+        for name in names {
+            let name = ProjectName::new(name).unwrap();
+            for set in ["prod-needs-two", "team/no-destroy", "a.b:c_d"] {
+                let hint = approve_policies_hint("sluice", &name, set);
+                let Parsed::Command(c) = parse_comment(&ctx(), &hint) else {
+                    panic!("{hint:?} does not parse");
+                };
+                assert_eq!(
+                    (c.kind, c.targets.project.as_ref(), c.policy_sets.as_slice()),
+                    (
+                        CommandKind::ApprovePolicies,
+                        Some(&name),
+                        &[set.to_string()][..]
+                    ),
+                    "{hint}"
+                );
+            }
+        }
     }
 
     #[test]
@@ -2316,6 +2508,7 @@ mod tests {
         * `-d`, `--dir DIR` — only projects in this directory, relative to the repository root; may be a glob such as `envs/*`
         * `-w`, `--workspace NAME` — only this workspace
         * `--verbose` — include the full terraform output
+        * `--destroy` — `plan` only, with `-p` (or an exact `-d`): a destroy plan of that project; for a project this PR removes, from the base branch's configuration
         * `--policy-set NAME` — `approve_policies` only: override just this policy set (repeatable)
         * `-- ARGS` — `plan` only: terraform arguments, each once after one `--`: `-target`, `-replace`, `-var`, `-var-file`, `-destroy`, `-refresh-only`, `-refresh`, `-lock`, `-lock-timeout`, `-parallelism` and `-compact-warnings`
 
@@ -2335,26 +2528,27 @@ mod tests {
         * `-d`, `--dir DIR` — only projects in this directory, relative to the repository root; may be a glob such as `envs/*`
         * `-w`, `--workspace NAME` — only this workspace
         * `--verbose` — include the full terraform output
+        * `--destroy` — `plan` only, with `-p` (or an exact `-d`): a destroy plan of that project; for a project this PR removes, from the base branch's configuration
         * `-- ARGS` — `plan` only: terraform arguments, each once after one `--`: `-target`, `-replace`, `-var`, `-var-file`, `-destroy`, `-refresh-only`, `-refresh`, `-lock`, `-lock-timeout`, `-parallelism` and `-compact-warnings`
 
         Examples: `sluice plan -p network`, `sluice plan -d envs/prod -w blue`, `sluice plan -d 'envs/*' -- -target=module.db`
 
         Disabled on this server: `apply`, `approve_policies`, `version`.
         ");
-        insta::assert_snapshot!(reply(&ctx(), "sluice plan --projet net"), @r#"
+        insta::assert_snapshot!(reply(&ctx(), "sluice plan --projet net"), @"
         **Error:** unknown flag `--projet` for `plan`. Did you mean `-p`/`--project`?
 
-        Usage: `sluice plan [-p PROJECT | [-d DIR] [-w WORKSPACE]] [--verbose] [-- TERRAFORM_ARGS]`
+        Usage: `sluice plan [-p PROJECT | [-d DIR] [-w WORKSPACE]] [--destroy] [--verbose] [-- TERRAFORM_ARGS]`
 
         Run `sluice help` for all commands and flags.
-        "#);
-        insta::assert_snapshot!(reply(&ctx(), "sluice plan -p net -d envs/prod"), @r#"
+        ");
+        insta::assert_snapshot!(reply(&ctx(), "sluice plan -p net -d envs/prod"), @"
         **Error:** `-p` cannot be combined with `-d` or `-w`: a project already names its directory and workspace.
 
-        Usage: `sluice plan [-p PROJECT | [-d DIR] [-w WORKSPACE]] [--verbose] [-- TERRAFORM_ARGS]`
+        Usage: `sluice plan [-p PROJECT | [-d DIR] [-w WORKSPACE]] [--destroy] [--verbose] [-- TERRAFORM_ARGS]`
 
         Run `sluice help` for all commands and flags.
-        "#);
+        ");
         insta::assert_snapshot!(reply(&ctx(), "sluice apply -- -chdir=/etc"), @"
         **Error:** `apply` takes no terraform arguments (got `-chdir=/etc`): it applies the saved plan exactly as it was reviewed. To apply part of a change, plan that part (`plan -- -target=ADDRESS`) and apply that plan.
 
@@ -2385,7 +2579,7 @@ mod tests {
         insta::assert_snapshot!(reply(&ctx(), "sluice plan -w 'x`</details>@org/team'"), @"
         **Error:** workspace `xˋ</details>@org/team` is not allowed: it contains 'ˋ'; use letters, digits, '-', '_' and '.'.
 
-        Usage: `sluice plan [-p PROJECT | [-d DIR] [-w WORKSPACE]] [--verbose] [-- TERRAFORM_ARGS]`
+        Usage: `sluice plan [-p PROJECT | [-d DIR] [-w WORKSPACE]] [--destroy] [--verbose] [-- TERRAFORM_ARGS]`
 
         Run `sluice help` for all commands and flags.
         ");

@@ -28,6 +28,7 @@ pub mod migrate;
 pub mod plan;
 pub mod policy;
 pub mod projects;
+pub mod removed;
 pub mod reply;
 pub mod repo_config;
 pub mod review;

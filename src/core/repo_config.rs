@@ -1136,7 +1136,7 @@ fn project(r: &mut Reader, node: &Node, defaults: &Defaults) -> Option<ProjectCo
 fn project_name(r: &mut Reader, map: &MarkedMappingNode) -> Option<Located<ProjectName>> {
     match map.get_node("name").and_then(|n| r.string(n, "name")) {
         None => None,
-        Some(n) => match ProjectName::new(&n.value) {
+        Some(n) => match ProjectName::chosen(&n.value) {
             Ok(name) => Some(Located {
                 value: name,
                 pos: n.pos,

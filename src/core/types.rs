@@ -375,19 +375,17 @@ impl ProjectName {
 
     /// A project name: what a configuration names a project, or what Sluice derives from its
     /// directory ([`ProjectName::derived`]) — so any directory a repository can hold (spaces,
-    /// non-ASCII letters, `+`, `@`, `(`, …), read back from storage or typed after `-p`. Refused:
-    /// empty, longer than [`ProjectName::MAX_LEN`] bytes, a leading `-`, control characters,
-    /// `\`, and bidirectional overrides (they make a name display as another).
+    /// non-ASCII letters, `+`, `@`, `(`, a leading `-`, …), read back from storage or typed
+    /// after `-p` (`-p=-edge` for a name that starts with `-`: the grammar reads a word after
+    /// `-p` that starts with `-` as the next flag). Refused: empty, longer than
+    /// [`ProjectName::MAX_LEN`] bytes, control characters, `\`, and bidirectional overrides
+    /// (they make a name display as another). A configuration may not *choose* a name starting
+    /// with `-` ([`ProjectName::chosen`]).
     pub fn new(s: &str) -> Result<Self, InvalidValue> {
         if s.is_empty() || s.len() > Self::MAX_LEN {
             return Err(invalid(format!(
                 "a project name must have 1 to {} bytes",
                 Self::MAX_LEN
-            )));
-        }
-        if s.starts_with('-') {
-            return Err(invalid(format!(
-                "project name `{s}` must not start with `-`"
             )));
         }
         if let Some(c) = s.chars().find(|c| {
@@ -400,6 +398,17 @@ impl ProjectName {
             )));
         }
         Ok(ProjectName(s.to_string()))
+    }
+
+    /// A name a configuration gives a project: [`ProjectName::new`], and not starting with `-`
+    /// (only a directory's derived name may, for a directory that does).
+    pub fn chosen(s: &str) -> Result<Self, InvalidValue> {
+        if s.starts_with('-') {
+            return Err(invalid(format!(
+                "project name `{s}` must not start with `-`"
+            )));
+        }
+        ProjectName::new(s)
     }
 
     /// The name Sluice gives a project that has none: its dir, plus `:workspace` when the

@@ -684,9 +684,11 @@ async fn commands_from_outside_the_repository_are_refused() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_pr_cannot_relax_its_own_apply_requirements() {
-    // Base requires approval (the default). The PR adds a config that removes it.
+    // Base requires approval (the default). The PR adds a config that removes it (and keeps
+    // `envs/b`, which a config leaving it out would remove).
     let h = harness().await;
-    let config = "version: 1\nprojects:\n  - dir: envs/a\n    apply_requirements: []\n";
+    let config =
+        "version: 1\nprojects:\n  - dir: envs/a\n    apply_requirements: []\n  - dir: envs/b\n";
     let head = h.open_pr(
         1,
         "sneaky",

@@ -87,10 +87,18 @@ async fn a_symlinked_project_dir_cannot_plan_a_locked_dir_under_another_name() {
         .await;
     assert!(refused.contains(REFUSAL), "{refused}");
     assert!(refused.contains("write `dir: envs/prod`"), "{refused}");
-    assert_eq!(
-        h.wait_status(&two, "sluice/plan", "success").await,
-        "0 projects affected"
+    // Its configuration no longer lists `envs/prod` (only the refused `sandbox-x`): a removed
+    // project, told on the PR, failing the status, taking no lock.
+    let removed = h
+        .wait_comment(2, "the removed project", |c| {
+            c.contains("This pull request removes the project")
+        })
+        .await;
+    assert!(
+        removed.contains("the configuration no longer lists `envs/prod`"),
+        "{removed}"
     );
+    h.wait_status(&two, "sluice/plan", "failure").await;
 
     for (command, answer) in [
         ("sluice plan -p sandbox-x", "no project named `sandbox-x`"),

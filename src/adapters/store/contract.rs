@@ -56,6 +56,8 @@ fn job(kind: JobKind, dir: &str, plan_id: Option<i64>) -> NewJob {
                     project: project(dir),
                     approvals: vec![],
                     policy: vec![],
+                    destroy: false,
+                    config_commit: None,
                 },
             );
             j.plan_id = plan_id;
@@ -124,6 +126,7 @@ fn finish(state: JobState, plan: Option<NewPlan>) -> JobFinish {
                     reason: "test".into(),
                 },
                 notes: vec![],
+                destroy_plan: false,
             },
             policy: PolicyVerdict::Pass,
             review: None,

@@ -31,6 +31,10 @@ use crate::core::types::CommitSha;
 struct Targeted<'a> {
     plan: &'a PlanRow,
     project: Option<Project>,
+    /// A destroy plan (`plan --destroy`).
+    destroy: bool,
+    /// The commit the plan was made from, when not the head (a removed project's base).
+    config_commit: Option<CommitSha>,
 }
 
 /// What the gate found.
@@ -132,13 +136,21 @@ impl Bot {
             policy_sections: Vec::new(),
         };
         for plan in targeted {
-            let project = self.project_of_plan(plan).await;
+            let job = self.plan_job_of(plan).await;
+            let destroy = job.as_ref().is_some_and(|j| j.destroy);
+            let config_commit = job.as_ref().and_then(|j| j.config_commit.clone());
+            let project = job.map(|j| j.project);
             let Some(p) = &project else {
                 gate.refuse(
                     plan.project_name.as_str(),
                     vec![reply::apply::PROJECT_UNREADABLE.into()],
                 );
-                gate.targeted.push(Targeted { plan, project });
+                gate.targeted.push(Targeted {
+                    plan,
+                    project,
+                    destroy,
+                    config_commit,
+                });
                 continue;
             };
             // By the dir the plan ran in and its workspace, never the PR's name for it.
@@ -169,7 +181,12 @@ impl Bot {
             if !reasons.is_empty() {
                 gate.refuse(plan.project_name.as_str(), reasons);
             }
-            gate.targeted.push(Targeted { plan, project });
+            gate.targeted.push(Targeted {
+                plan,
+                project,
+                destroy,
+                config_commit,
+            });
         }
         gate.reviews = reviews;
         Ok(gate)
@@ -259,6 +276,8 @@ impl Bot {
                         project,
                         approvals: gate.approvals.clone(),
                         policy,
+                        destroy: t.destroy,
+                        config_commit: t.config_commit.clone(),
                     },
                 ))
             })

@@ -11,7 +11,7 @@ use crate::adapters::git::GitRepo;
 use crate::app::ports::PullDetails;
 use crate::app::ports::StatusState;
 use crate::app::ports::store::{
-    Effects, NewJob, NewRun, Opening, OutboxItem, RunStart, StatusContext, Trigger,
+    Effects, NewJob, NewRun, Opening, OutboxItem, PlanJob, RunStart, StatusContext, Trigger,
 };
 use crate::app::repo_state::RepoState;
 use crate::core::audit::{AuditAction, AuditRecord, AuditResult, ErrorClass};
@@ -82,9 +82,31 @@ impl Bot {
         if state.rejected() {
             return self.say(config_rejected(ask, &commits, &state)).await;
         }
-        let Some(selected) = self.select(ask, origin, &commits.head, &state).await? else {
+        let warnings = state.config_warnings();
+        if !warnings.is_empty() {
+            let body = reply::removed::config_warnings(
+                state.config_file.as_deref(),
+                &commits.head,
+                &warnings,
+            );
+            self.reply(ask, body).await?;
+        }
+        let Some(mut selected) = self.select(ask, origin, &commits, &state).await? else {
             return Ok(());
         };
+        // Every plan run says what the PR removes (unless it plans that project's destroy), so
+        // no run turns `sluice/plan` green while a removal would orphan resources.
+        let removals: Vec<PlanJob> = self
+            .unsettled_removals(ask, &state)
+            .await?
+            .into_iter()
+            .filter(|r| {
+                !selected.iter().any(|s| {
+                    s.project.dir == r.project.dir && s.project.workspace == r.project.workspace
+                })
+            })
+            .collect();
+        selected.extend(removals);
         if selected.is_empty() {
             let mut effects = nothing_to_plan(ask, origin, &commits.head);
             if self.github.is_app() {
@@ -126,23 +148,17 @@ impl Bot {
 
     /// The projects to plan; `None` when the comment's targets pick nothing (the PR was told).
     /// Detection errors that stop some projects are told, not just logged; the others go on.
+    /// `plan --destroy` of a project the pull request removes plans it from the base tip.
     async fn select(
         &self,
         ask: &Ask<'_>,
         origin: Origin<'_>,
-        head: &CommitSha,
+        commits: &Commits,
         state: &RepoState,
-    ) -> Result<Option<Vec<Project>>, EventError> {
+    ) -> Result<Option<Vec<PlanJob>>, EventError> {
         let detection = match origin {
             Origin::Command { cmd, .. } if !cmd.targets.is_all() => {
-                let all = state.all_projects();
-                return match projects::select_projects(&all.projects, &cmd.targets) {
-                    Ok(found) => Ok(Some(found.into_iter().cloned().collect())),
-                    Err(why) => {
-                        let body = reply::plan::target_not_found(&why, &all.diagnostics);
-                        self.reply(ask, body).await.map(|()| None)
-                    }
-                };
+                return self.select_targets(ask, cmd, commits, state).await;
             }
             Origin::Command { .. } => state.affected_projects(),
             Origin::Autoplan => state.autoplan_projects(),
@@ -155,10 +171,90 @@ impl Bot {
             .collect();
         if !errors.is_empty() {
             tracing::info!(repo = %ask.repo.name, pr = ask.pr.get(), errors = ?errors, "project detection errors");
-            self.reply(ask, reply::plan::detection_errors(head, &errors))
+            self.reply(ask, reply::plan::detection_errors(&commits.head, &errors))
                 .await?;
         }
-        Ok(Some(detection.projects))
+        Ok(Some(
+            detection.projects.into_iter().map(PlanJob::of).collect(),
+        ))
+    }
+
+    /// The projects a `plan` comment's targets pick at the head; for `--destroy`, else among
+    /// the projects the pull request removes (planned from the base tip). A target that is a
+    /// removed project without `--destroy` is told how to plan its destroy.
+    async fn select_targets(
+        &self,
+        ask: &Ask<'_>,
+        cmd: &Command,
+        commits: &Commits,
+        state: &RepoState,
+    ) -> Result<Option<Vec<PlanJob>>, EventError> {
+        let all = state.all_projects();
+        let why = match projects::select_projects(&all.projects, &cmd.targets) {
+            Ok(found) => {
+                let jobs = found
+                    .into_iter()
+                    .map(|p| PlanJob {
+                        destroy: cmd.destroy,
+                        ..PlanJob::of(p.clone())
+                    })
+                    .collect();
+                return Ok(Some(jobs));
+            }
+            Err(why) => why,
+        };
+        let removed: Vec<Project> = state.removed.iter().map(|r| r.project.clone()).collect();
+        if let Ok(found) = projects::select_projects(&removed, &cmd.targets)
+            && !found.is_empty()
+        {
+            if cmd.destroy {
+                let jobs = found
+                    .into_iter()
+                    .map(|p| PlanJob {
+                        destroy: true,
+                        config_commit: Some(commits.base.clone()),
+                        ..PlanJob::of(p.clone())
+                    })
+                    .collect();
+                return Ok(Some(jobs));
+            }
+            let body = reply::removed::target_removed(&self.settings.bot_name, &found[0].name);
+            return self.reply(ask, body).await.map(|()| None);
+        }
+        let body = reply::plan::target_not_found(&why, &all.diagnostics);
+        self.reply(ask, body).await.map(|()| None)
+    }
+
+    /// The projects the pull request removes whose destroy plan has not been applied on it:
+    /// each becomes a job that fails with the advice to destroy it first.
+    async fn unsettled_removals(
+        &self,
+        ask: &Ask<'_>,
+        state: &RepoState,
+    ) -> Result<Vec<PlanJob>, EventError> {
+        if state.removed.is_empty() {
+            return Ok(Vec::new());
+        }
+        let applied = self
+            .store
+            .applied_plans(&ask.repo.name, ask.pr)
+            .await
+            .map_err(EventError::Retry)?;
+        let mut destroyed = Vec::new();
+        for plan in &applied {
+            if self.plan_job_of(plan).await.is_some_and(|j| j.destroy) {
+                destroyed.push((plan.project_dir.clone(), plan.workspace.clone()));
+            }
+        }
+        Ok(state
+            .removed
+            .iter()
+            .filter(|r| !destroyed.contains(&(r.project.dir.clone(), r.project.workspace.clone())))
+            .map(|r| PlanJob {
+                removed: Some(r.removal.clone()),
+                ..PlanJob::of(r.project.clone())
+            })
+            .collect())
     }
 
     /// Who may plan, by the base branch's policies: the refusal of every blocked project, or
@@ -169,7 +265,7 @@ impl Bot {
         pull: &PullDetails,
         git: &GitRepo,
         commits: &Commits,
-        selected: &[Project],
+        selected: &[PlanJob],
     ) -> Result<Option<Effects>, EventError> {
         let policies = self.policy_set(git, &commits.base).await?;
         if policies.policies.is_empty() {
@@ -178,7 +274,12 @@ impl Bot {
         let teams = self.teams.resolve(&*self.github, &policies.policies).await;
         let mut sections = Vec::new();
         let mut records = Vec::new();
-        for p in selected {
+        // A removed project runs nothing: there is nothing for plan policies to allow.
+        for p in selected
+            .iter()
+            .filter(|j| j.removed.is_none())
+            .map(|j| &j.project)
+        {
             let base_names = policies.base_names_of(p);
             let input = PolicyInput {
                 stage: Stage::Plan,
@@ -229,13 +330,16 @@ impl Bot {
         pull: &PullDetails,
         origin: Origin<'_>,
         commits: &Commits,
-        selected: &[Project],
+        selected: &[PlanJob],
     ) -> Result<(), EventError> {
+        // A removed project's job runs nothing, so it takes no lock: its warning is not held up
+        // behind another PR (its destroy plan takes the lock like any plan).
         let locks: Vec<LockKey> = selected
             .iter()
-            .map(|p| LockKey {
-                dir: p.dir.clone(),
-                workspace: p.workspace.clone(),
+            .filter(|j| j.removed.is_none())
+            .map(|j| LockKey {
+                dir: j.project.dir.clone(),
+                workspace: j.project.workspace.clone(),
             })
             .collect::<BTreeSet<_>>()
             .into_iter()
@@ -264,7 +368,7 @@ impl Bot {
             event_id: Some(format!("{}:plan", ask.delivery)),
             extra_args,
             verbose,
-            jobs: selected.iter().map(NewJob::plan).collect(),
+            jobs: selected.iter().cloned().map(NewJob::plan_job).collect(),
             locks: locks.clone(),
         };
         let n = selected.len();

@@ -8,7 +8,7 @@ use crate::adapters::git::GitRepo;
 use crate::app::bounded::{self, BoundedError};
 use crate::app::policy::{PolicySet, policies_at};
 use crate::app::ports::PullDetails;
-use crate::app::ports::store::{JobPayload, PlanRow};
+use crate::app::ports::store::{JobPayload, PlanJob, PlanRow};
 use crate::app::repo_state::RepoState;
 use crate::core::event::RepoRef;
 use crate::core::policy::PolicyOverride;
@@ -121,8 +121,14 @@ impl Bot {
     /// The project a saved plan was made for, exactly as its plan job stored it; `None` when
     /// it cannot be read.
     pub(super) async fn project_of_plan(&self, plan: &PlanRow) -> Option<Project> {
+        self.plan_job_of(plan).await.map(|job| job.project)
+    }
+
+    /// The plan job that made a saved plan (its project, whether it is a destroy plan, the
+    /// commit it planned); `None` when it cannot be read.
+    pub(super) async fn plan_job_of(&self, plan: &PlanRow) -> Option<PlanJob> {
         match self.store.job(plan.job_id).await.ok()??.payload {
-            Ok(JobPayload::Plan(project)) => Some(project),
+            Ok(JobPayload::Plan(job)) => Some(job),
             _ => None,
         }
     }

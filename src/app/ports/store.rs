@@ -26,6 +26,7 @@ use crate::core::policy::PolicyVerdict;
 use crate::core::projects::Project;
 pub use crate::core::review::budget::Write;
 pub use crate::core::review::surface::{GitHubWrite, PrObjects};
+use crate::core::removed::Removal;
 use crate::core::target::Targetable;
 use crate::core::types::{
     CommitSha, PrNumber, ProjectDir, ProjectName, RepoName, UnixMs, Workspace,
@@ -373,13 +374,44 @@ pub struct ApplyContext {
     pub approvals: Vec<AuditApproval>,
     /// The policy decisions the gate made.
     pub policy: Vec<AuditPolicyDecision>,
+    /// The saved plan is a destroy plan (`plan --destroy`).
+    pub destroy: bool,
+    /// The commit whose configuration the plan was made from when it is not the PR's head (the
+    /// base commit, for a project the PR removes): the apply exports the same one.
+    pub config_commit: Option<CommitSha>,
+}
+
+/// What a plan job plans: a project, how, and from which commit's configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanJob {
+    pub project: Project,
+    /// `terraform plan -destroy` (`plan --destroy`).
+    pub destroy: bool,
+    /// The commit whose configuration is planned when it is not the run's head: the base
+    /// commit, for a project the pull request removes (its files are gone at the head).
+    pub config_commit: Option<CommitSha>,
+    /// The pull request removes this project: the job runs nothing and fails with the advice
+    /// to destroy it first (`core::reply::removed`).
+    pub removed: Option<Removal>,
+}
+
+impl PlanJob {
+    /// A plain plan of `project` at the run's head.
+    pub fn of(project: Project) -> PlanJob {
+        PlanJob {
+            project,
+            destroy: false,
+            config_commit: None,
+            removed: None,
+        }
+    }
 }
 
 /// What a job carries to the worker that runs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobPayload {
     /// Plan this project.
-    Plan(Project),
+    Plan(PlanJob),
     /// Apply the job's saved plan of this project.
     Apply(ApplyContext),
 }
@@ -394,7 +426,7 @@ impl JobPayload {
 
     pub fn project(&self) -> &Project {
         match self {
-            JobPayload::Plan(p) => p,
+            JobPayload::Plan(p) => &p.project,
             JobPayload::Apply(a) => &a.project,
         }
     }
@@ -435,11 +467,16 @@ pub struct NewJob {
 impl NewJob {
     /// A job planning `project`.
     pub fn plan(project: &Project) -> NewJob {
+        NewJob::plan_job(PlanJob::of(project.clone()))
+    }
+
+    /// A job planning as `job` says (a destroy plan, a removed project).
+    pub fn plan_job(job: PlanJob) -> NewJob {
         NewJob {
-            project_name: project.name.clone(),
-            project_dir: project.dir.clone(),
-            workspace: project.workspace.clone(),
-            payload: JobPayload::Plan(project.clone()),
+            project_name: job.project.name.clone(),
+            project_dir: job.project.dir.clone(),
+            workspace: job.project.workspace.clone(),
+            payload: JobPayload::Plan(job),
             plan_id: None,
         }
     }
@@ -823,6 +860,8 @@ pub trait Store: Send + Sync {
     // ---- plans -------------------------------------------------------------------------------
     /// The PR's current plans (neither discarded nor applied), one per project, oldest first.
     async fn current_plans(&self, repo: &RepoName, pr: PrNumber) -> StoreResult<Vec<PlanRow>>;
+    /// The PR's applied plans, oldest first (whatever head they were made on).
+    async fn applied_plans(&self, repo: &RepoName, pr: PrNumber) -> StoreResult<Vec<PlanRow>>;
     async fn plan(&self, plan_id: i64) -> StoreResult<Option<PlanRow>>;
     /// Discards the PR's current plans; returns them (their files are the caller's to delete).
     async fn discard_plans(

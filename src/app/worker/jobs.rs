@@ -28,6 +28,7 @@ use crate::core::policy::{self, PolicyInput, PolicyVerdict, Stage};
 use crate::core::projects::Project;
 use crate::core::reply;
 use crate::core::reply::job::ApplyStop;
+use crate::core::types::CommitSha;
 
 impl Workers {
     pub async fn job_loop(
@@ -228,8 +229,9 @@ impl Workers {
         record
     }
 
-    /// The run's commit, in the repository's mirror.
-    async fn git_for(&self, c: &ClaimedJob) -> anyhow::Result<GitRepo> {
+    /// The run's commit (and `also`, a plan's configuration commit), in the repository's
+    /// mirror.
+    async fn git_for(&self, c: &ClaimedJob, also: Option<&CommitSha>) -> anyhow::Result<GitRepo> {
         let token = self.github.clone_token(c.run.installation_id).await?;
         let n = c.run.pr.get();
         self.bot
@@ -241,7 +243,9 @@ impl Workers {
                 vec![vec![format!(
                     "+refs/pull/{n}/head:refs/sluice/pull/{n}/head"
                 )]],
-                vec![c.run.head_sha.clone()],
+                std::iter::once(c.run.head_sha.clone())
+                    .chain(also.cloned())
+                    .collect(),
                 false,
             )
             .await
@@ -255,7 +259,7 @@ impl Workers {
                 record,
             )
         };
-        let project = match &c.job.payload {
+        let plan_job = match &c.job.payload {
             Ok(JobPayload::Plan(p)) => p,
             Ok(JobPayload::Apply(_)) => {
                 let why = reply::job::project_unreadable("an apply job's payload on a plan job");
@@ -266,21 +270,47 @@ impl Workers {
                 return fail(FailedStage::Config, why, record.error(ErrorClass::Internal));
             }
         };
-        let git = match self.git_for(c).await {
+        let project = &plan_job.project;
+        let mut record = record;
+        if let Some(removal) = &plan_job.removed {
+            // Nothing to run: the project is gone at the head. The run fails with the advice.
+            let outcome = ProjectOutcome::Removed {
+                removal: removal.clone(),
+            };
+            let record = record
+                .error(ErrorClass::Stage(FailedStage::Config))
+                .detail("removed", reply::removed::removal_word(removal));
+            let report = JobReport::Full {
+                report: project_report(c, outcome, self.job_notes()),
+                policy: PolicyVerdict::None,
+            };
+            return failed(report, record);
+        }
+        if plan_job.destroy {
+            record = record.detail("destroy_plan", "true");
+        }
+        if let Some(commit) = &plan_job.config_commit {
+            record = record.detail("config_commit", commit.as_str());
+        }
+        let git = match self.git_for(c, plan_job.config_commit.as_ref()).await {
             Ok(g) => g,
             Err(e) => {
                 let record = record.error(ErrorClass::Stage(FailedStage::Checkout));
                 return fail(FailedStage::Checkout, format!("{e:#}"), record);
             }
         };
+        let mut extra_args = c.run.extra_args.clone();
+        if plan_job.destroy {
+            extra_args.insert(0, "-destroy".to_string());
+        }
         let job = ProjectJob {
             git: &git,
             repo: Some(&c.run.repo),
-            commit: &c.run.head_sha,
+            commit: plan_job.config_commit.as_ref().unwrap_or(&c.run.head_sha),
             base: &c.run.base_sha,
             project,
             job_id: format!("job-{}", c.job.id),
-            extra_args: c.run.extra_args.clone(),
+            extra_args,
             sink: None,
             cancel,
         };
@@ -333,7 +363,10 @@ impl Workers {
         JobFinish {
             state: JobState::Succeeded,
             report: JobReport::Full {
-                report: project_report(c, outcome, notes),
+                report: ProjectReport {
+                    destroy_plan: plan_job.destroy,
+                    ..project_report(c, outcome, notes)
+                },
                 policy: verdict,
                 review,
             },
@@ -470,7 +503,13 @@ impl Workers {
         if let Err(stop) = check {
             return fail(stop.reason(), record, stop.class());
         }
-        let git = match self.git_for(c).await {
+        if ctx.destroy {
+            record = record.detail("destroy_plan", "true");
+        }
+        if let Some(commit) = &ctx.config_commit {
+            record = record.detail("config_commit", commit.as_str());
+        }
+        let git = match self.git_for(c, ctx.config_commit.as_ref()).await {
             Ok(g) => g,
             Err(e) => {
                 let class = ErrorClass::Stage(FailedStage::Checkout);
@@ -480,7 +519,7 @@ impl Workers {
         let job = ProjectJob {
             git: &git,
             repo: Some(&c.run.repo),
-            commit: &c.run.head_sha,
+            commit: ctx.config_commit.as_ref().unwrap_or(&c.run.head_sha),
             base: &c.run.base_sha,
             project: &ctx.project,
             job_id: format!("job-{}", c.job.id),
@@ -534,6 +573,7 @@ fn project_report(c: &ClaimedJob, outcome: ProjectOutcome, notes: Vec<String>) -
         workspace: c.job.workspace.clone(),
         outcome,
         notes,
+        destroy_plan: false,
     }
 }
 

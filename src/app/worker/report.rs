@@ -6,7 +6,7 @@ use super::Workers;
 use crate::adapters::clock;
 use crate::app::ports::StatusState;
 use crate::app::ports::store::{
-    Effects, JobReport, JobRow, OutboxItem, Outgoing, RunRow, StatusContext,
+    Effects, JobPayload, JobReport, JobRow, OutboxItem, Outgoing, RunRow, StatusContext,
 };
 use crate::core::audit::{AuditAction, AuditActor, AuditRecord, AuditResult};
 use crate::core::job::{JobKind, JobState, RunTally};
@@ -88,6 +88,19 @@ impl Workers {
         } else {
             StatusState::Failure
         };
+        // A destroy plan of a project the PR removes settles nothing until it is applied.
+        let removed_destroys = jobs
+            .iter()
+            .filter(|j| matches!(&j.payload, Ok(JobPayload::Plan(p)) if p.config_commit.is_some()))
+            .count();
+        let (state, description) = if state == StatusState::Success && removed_destroys > 0 {
+            (
+                StatusState::Pending,
+                reply::status::removed_destroy_planned(removed_destroys),
+            )
+        } else {
+            (state, tally.describe(run.kind))
+        };
         let status = |context, state, description| {
             OutboxItem::status(
                 &run.repo,
@@ -98,7 +111,7 @@ impl Workers {
                 description,
             )
         };
-        out.push(status(context, state, tally.describe(run.kind)));
+        out.push(status(context, state, description));
         if run.kind == JobKind::Plan && self.github.is_app() {
             out.extend(self.plan_check_runs(run, jobs, &reports));
         }
@@ -236,6 +249,7 @@ fn job_report(job: &JobRow) -> ProjectReport {
         workspace: job.workspace.clone(),
         outcome: ProjectOutcome::Skipped { reason },
         notes: vec![],
+        destroy_plan: false,
     };
     match &job.report {
         Some(Ok(JobReport::Full { report, .. })) => report.clone(),

@@ -85,9 +85,10 @@ pub fn drift_usage(bot_name: &str) -> String {
     )
 }
 
-/// Parses `rest`, the text after `sluice drift`, split like a shell would.
+/// Parses `rest`, the text after `sluice drift`, split by the comment grammar's own tokenizer
+/// (`command::split_words`: shell quoting, typographic quotes, pasted spaces).
 pub fn parse_drift(bot_name: &str, rest: &str, today: NaiveDate) -> DriftParsed {
-    match shell_words::split(rest) {
+    match crate::core::command::split_words(rest) {
         Ok(words) => parse_drift_args(bot_name, &words, today),
         Err(_) => DriftParsed::Reply(error(
             bot_name,
@@ -399,6 +400,36 @@ mod tests {
                     reason: Some("ticket OPS-12".into()),
                 },
             ),
+            // The PR grammar's tokenizer: typographic quotes, as phones type them …
+            (
+                "accept --until 2027-01-15 --reason “vendor fix pending”",
+                DriftCommand::Accept {
+                    until: date("2027-01-15"),
+                    reason: Some("vendor fix pending".into()),
+                },
+            ),
+            (
+                "accept --until 2027-01-15 --reason „bob’s ticket“",
+                DriftCommand::Accept {
+                    until: date("2027-01-15"),
+                    reason: Some("bob’s ticket".into()),
+                },
+            ),
+            (
+                "accept --until 2027-01-15 --reason ‘waiting’",
+                DriftCommand::Accept {
+                    until: date("2027-01-15"),
+                    reason: Some("waiting".into()),
+                },
+            ),
+            // … and a non-breaking space pasted between words.
+            (
+                "accept\u{a0}--until\u{a0}2027-01-15",
+                DriftCommand::Accept {
+                    until: date("2027-01-15"),
+                    reason: None,
+                },
+            ),
         ];
         for (input, want) in cases {
             let got = parse_ok(input);
@@ -408,6 +439,25 @@ mod tests {
             let rest = canon.strip_prefix("sluice drift ").unwrap();
             assert_eq!(parse_ok(rest), got, "{canon}");
         }
+    }
+
+    /// Drift commands and PR commands split their words with one tokenizer: the same line
+    /// gives the same words, quotes of every kind included.
+    #[test]
+    fn one_tokenizer_with_the_pr_grammar() {
+        for line in [
+            "accept --until 2027-01-15 --reason “a b”",
+            "accept --until 2027-01-15 --reason 'a “b” c'",
+            "accept --until 2027-01-15 --reason «x y»",
+            "ack\u{a0}now",
+        ] {
+            let words = crate::core::command::split_words(line).unwrap();
+            let from_drift = parse_drift("sluice", line, today());
+            let from_words = parse_drift_args("sluice", &words, today());
+            assert_eq!(from_drift, from_words, "{line}");
+        }
+        assert!(crate::core::command::split_words("accept --reason “open").is_err());
+        assert!(reply("accept --until 2027-01-15 --reason “open").contains("unclosed quote"));
     }
 
     #[test]

@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 use super::split::{Frame, split_markdown};
 use super::summary::{PlanSummary, plural};
 use crate::core::command::{CommandKind, project_hint};
+use crate::core::removed::Removal;
+use crate::core::reply;
 use crate::core::types::{CommitSha, ProjectDir, ProjectName, Workspace};
 
 /// GitHub's limit for an issue comment body.
@@ -84,6 +86,9 @@ pub struct ProjectReport {
     pub outcome: ProjectOutcome,
     /// Extra markdown lines shown under the summary (e.g. policy results).
     pub notes: Vec<String>,
+    /// A destroy plan (`plan --destroy`): its warning comes before anything else.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub destroy_plan: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -111,6 +116,12 @@ pub enum ProjectOutcome {
     /// Not run: refused, queued behind another PR, interrupted, ...
     Skipped {
         reason: String,
+    },
+    /// Not run: the pull request removes the project (`core::removed`); its resources would be
+    /// orphaned by the merge. Counts as a failure.
+    Removed {
+        #[serde(flatten)]
+        removal: Removal,
     },
 }
 
@@ -405,7 +416,9 @@ fn tally(reports: &[ProjectReport]) -> String {
             ProjectOutcome::Planned { summary, .. } if summary.has_changes() => changes += 1,
             ProjectOutcome::Planned { .. } => none += 1,
             ProjectOutcome::Applied { .. } => applied += 1,
-            ProjectOutcome::PlanFailed { .. } | ProjectOutcome::ApplyFailed { .. } => failed += 1,
+            ProjectOutcome::PlanFailed { .. }
+            | ProjectOutcome::ApplyFailed { .. }
+            | ProjectOutcome::Removed { .. } => failed += 1,
             ProjectOutcome::Skipped { .. } => skipped += 1,
         }
     }
@@ -462,6 +475,9 @@ pub(crate) fn result_text(o: &ProjectOutcome, emoji: bool) -> String {
         ProjectOutcome::Skipped { reason } => {
             format!("{}skipped: {}", icon("⏭️ "), one_line(reason))
         }
+        ProjectOutcome::Removed { .. } => {
+            format!("{}{}", icon("🗑️ "), reply::removed::table_line())
+        }
     }
 }
 
@@ -480,6 +496,9 @@ fn project_markdown(s: &mut String, ctx: &RenderContext, r: &ProjectReport, caps
             diff,
             plan_sha256,
         } => {
+            if r.destroy_plan {
+                destroy_plan_warning(s, summary);
+            }
             let _ = writeln!(s, "**{}**\n", summary.line());
             destroy_callout(s, summary);
             notes(s, &r.notes);
@@ -487,14 +506,14 @@ fn project_markdown(s: &mut String, ctx: &RenderContext, r: &ProjectReport, caps
                 folded_output(s, ctx, "diff", diff, caps.output);
                 let _ = writeln!(
                     s,
-                    "* :arrow_forward: To **apply** this plan, comment: `{}`",
-                    project_hint(bot, CommandKind::Apply, &r.project)
+                    "* :arrow_forward: To **apply** this plan, comment: {}",
+                    code(&project_hint(bot, CommandKind::Apply, &r.project))
                 );
             }
             let _ = writeln!(
                 s,
-                "* :repeat: To **plan** this project again, comment: `{}`",
-                project_hint(bot, CommandKind::Plan, &r.project)
+                "* :repeat: To **plan** this project again, comment: {}",
+                code(&project_hint(bot, CommandKind::Plan, &r.project))
             );
             if !plan_sha256.is_empty() {
                 let short = plan_sha256.get(..12).unwrap_or(plan_sha256);
@@ -507,8 +526,8 @@ fn project_markdown(s: &mut String, ctx: &RenderContext, r: &ProjectReport, caps
             error_block(s, ctx, error, caps.error);
             let _ = writeln!(
                 s,
-                "* :repeat: Fix the problem, then plan again: `{}`",
-                project_hint(bot, CommandKind::Plan, &r.project)
+                "* :repeat: Fix the problem, then plan again: {}",
+                code(&project_hint(bot, CommandKind::Plan, &r.project))
             );
         }
         ProjectOutcome::Applied { output, summary } => {
@@ -527,12 +546,22 @@ fn project_markdown(s: &mut String, ctx: &RenderContext, r: &ProjectReport, caps
             error_block(s, ctx, error, caps.error);
             let _ = writeln!(
                 s,
-                "* :repeat: To **plan** this project again, comment: `{}`",
-                project_hint(bot, CommandKind::Plan, &r.project)
+                "* :repeat: To **plan** this project again, comment: {}",
+                code(&project_hint(bot, CommandKind::Plan, &r.project))
             );
         }
         ProjectOutcome::Skipped { reason } => {
             let _ = writeln!(s, "**Skipped:** {}\n", one_line(reason));
+            notes(s, &r.notes);
+        }
+        ProjectOutcome::Removed { removal } => {
+            let removed = reply::removed::Removed {
+                name: &r.project,
+                dir: &r.dir,
+                workspace: &r.workspace,
+                removal,
+            };
+            let _ = writeln!(s, "{}\n", reply::removed::section(bot, &removed));
             notes(s, &r.notes);
         }
     }
@@ -545,6 +574,20 @@ fn end_with_blank_line(s: &mut String) {
     let trimmed = s.trim_end_matches('\n').len();
     s.truncate(trimmed);
     s.push_str("\n\n");
+}
+
+/// The warning that opens a destroy plan: applying it destroys what the project manages.
+fn destroy_plan_warning(s: &mut String, summary: &PlanSummary) {
+    let what = if summary.destroy == 0 {
+        "the state holds no resource to destroy; applying it records that".to_string()
+    } else {
+        format!(
+            "applying it destroys all {} {} of this project",
+            summary.destroy,
+            plural(summary.destroy, "resource", "resources")
+        )
+    };
+    let _ = writeln!(s, "> [!CAUTION]\n> **Destroy plan**: {what}.\n");
 }
 
 /// Destroyed and replaced addresses, before anything else a reviewer might skim past.
@@ -922,6 +965,12 @@ pub fn render_terminal(
             ProjectOutcome::Skipped { reason } => {
                 let _ = writeln!(s, "{}", p.yellow(&format!("Skipped: {}", visible(reason))));
                 terminal_notes(&mut s, &r.notes);
+            }
+            ProjectOutcome::Removed { .. } => {
+                let line = format!("Removed: {}", reply::removed::table_line());
+                let _ = writeln!(s, "{}", p.red(&line));
+                terminal_notes(&mut s, &r.notes);
+                next.push(reply::removed::destroy_hint(bot, &r.project));
             }
         }
         if !next.is_empty() {

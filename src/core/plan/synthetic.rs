@@ -308,6 +308,7 @@ mod tests {
                 plan_sha256: String::new(),
             },
             notes: vec![],
+            destroy_plan: false,
         };
         let parts = render_comments(&ctx, &[report]);
         assert!(parts.len() <= 10);

@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 use super::code;
 use super::eval::{Decision, Outcome, ReasonKind};
 use super::model::Principal;
+use crate::core::command::approve_policies_hint;
 use crate::core::types::ProjectName;
 
 /// Per policy, at most this many reasons in the comment; the rest are counted (the audit log
@@ -89,8 +90,9 @@ fn policy_block(s: &mut String, d: &Decision, bot: &str, project: &ProjectName) 
             let _ = writeln!(
                 s,
                 "* ❌ **{name}** ({whence}) blocks apply until a policy owner ({}) overrides it: \
-                 `{bot} approve_policies -p {project} --policy-set {name}`",
-                owners(overridable_by)
+                 {}",
+                owners(overridable_by),
+                code(&approve_policies_hint(bot, project, name))
             );
         }
         Outcome::Pending => {

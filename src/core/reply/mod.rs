@@ -15,6 +15,7 @@ pub mod comment;
 pub mod job;
 pub mod plan;
 pub mod pull_request;
+pub mod removed;
 pub mod status;
 pub mod unlock;
 pub mod version;

@@ -25,6 +25,16 @@ pub const CONFIG_ERRORS: &str = "configuration has errors";
 /// `sluice/plan` when the pull request affects no project.
 pub const NO_PROJECTS: &str = "0 projects affected";
 
+/// `sluice/plan` pending after a run that planned the destroy of `n` projects the pull request
+/// removes: settled once applied (and the PR planned again).
+pub fn removed_destroy_planned(n: usize) -> String {
+    format!(
+        "apply the destroy plan{} of {n} removed project{}, then plan again",
+        plural(n),
+        plural(n)
+    )
+}
+
 /// `sluice/plan` when policy refuses the plan.
 pub const PLAN_REFUSED_BY_POLICY: &str = "refused by policy";
 
@@ -86,6 +96,7 @@ mod tests {
         insta::assert_snapshot!(applying(2), @"applying 2 projects");
         insta::assert_snapshot!(queued_behind(7), @"queued behind #7");
         insta::assert_snapshot!(too_many_projects(501, 500), @"501 projects: more than 500 at once");
+        insta::assert_snapshot!(removed_destroy_planned(1), @"apply the destroy plan of 1 removed project, then plan again");
         let show = |v: &[PolicyVerdict]| format!("{:?}", policy(v));
         insta::assert_snapshot!(show(&[None, None]), @"None");
         insta::assert_snapshot!(show(&[Pass, Fail, Pending, None]), @r#"Some((Fail, "1 of 3 projects fail a policy"))"#);

@@ -304,6 +304,7 @@ pub fn command_for_action(a: &RequestedAction<'_>) -> Result<Command, RequestedA
         verbose: false,
         extra_args: Vec::new(),
         policy_sets: Vec::new(),
+        destroy: false,
     })
 }
 
@@ -398,6 +399,11 @@ pub fn project_check(ctx: &CheckContext<'_>, p: &CheckProject<'_>) -> CheckRunDr
             format!("Skipped: {}", one_line(reason)),
             Conclusion::Neutral,
             &[Button::PlanAgain],
+        ),
+        ProjectOutcome::Removed { .. } => (
+            format!("Removed: {}", crate::core::reply::removed::table_line()),
+            Conclusion::Failure,
+            &[],
         ),
     };
     let annotations = match (p.plan, p.locations) {

@@ -348,7 +348,9 @@ fn table(run: &StickyRun, room: usize) -> String {
 /// Lower is more urgent.
 fn attention(r: &StickyRow) -> u8 {
     match &r.report.outcome {
-        ProjectOutcome::PlanFailed { .. } | ProjectOutcome::ApplyFailed { .. } => 0,
+        ProjectOutcome::PlanFailed { .. }
+        | ProjectOutcome::ApplyFailed { .. }
+        | ProjectOutcome::Removed { .. } => 0,
         _ if matches!(r.policy, PolicyCell::Failed { .. }) => 0,
         ProjectOutcome::Planned { summary, .. } if summary.destroy > 0 => 1,
         ProjectOutcome::Planned { summary, .. } if summary.has_changes() => 2,
@@ -457,6 +459,10 @@ fn status(o: &ProjectOutcome) -> (String, Option<&PlanSummary>) {
         ProjectOutcome::Applied { summary, .. } => ("✅ applied".to_string(), summary.as_ref()),
         ProjectOutcome::ApplyFailed { .. } => ("❌ apply failed".to_string(), None),
         ProjectOutcome::Skipped { reason } => (format!("⏭️ {reason}"), None),
+        ProjectOutcome::Removed { .. } => (
+            format!("🗑️ {}", crate::core::reply::removed::table_line()),
+            None,
+        ),
     }
 }
 
@@ -468,7 +474,9 @@ fn tally(rows: &[StickyRow]) -> String {
             ProjectOutcome::Planned { summary, .. } if summary.has_changes() => changes += 1,
             ProjectOutcome::Planned { .. } => none += 1,
             ProjectOutcome::Applied { .. } => applied += 1,
-            ProjectOutcome::PlanFailed { .. } | ProjectOutcome::ApplyFailed { .. } => failed += 1,
+            ProjectOutcome::PlanFailed { .. }
+            | ProjectOutcome::ApplyFailed { .. }
+            | ProjectOutcome::Removed { .. } => failed += 1,
             ProjectOutcome::Skipped { .. } => skipped += 1,
         }
     }

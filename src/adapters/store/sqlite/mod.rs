@@ -1242,6 +1242,18 @@ impl Store for SqliteStore {
         rows.iter().map(plan_from_row).collect()
     }
 
+    async fn applied_plans(&self, repo: &RepoName, pr: PrNumber) -> StoreResult<Vec<PlanRow>> {
+        let rows = sqlx::query(
+            "SELECT * FROM plans WHERE repo = ? COLLATE NOCASE AND pr = ? AND applied_at IS NOT NULL \
+             ORDER BY id",
+        )
+        .bind(repo.full())
+        .bind(pr.get() as i64)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(plan_from_row).collect()
+    }
+
     async fn plan(&self, plan_id: i64) -> StoreResult<Option<PlanRow>> {
         sqlx::query("SELECT * FROM plans WHERE id = ?")
             .bind(plan_id)

@@ -33,6 +33,7 @@ use crate::core::lock::{Lock, LockKey};
 use crate::core::plan::{PlanSummary, ProjectReport};
 use crate::core::policy::PolicyVerdict;
 use crate::core::projects::Project;
+use crate::core::removed::Removal;
 use crate::core::types::{
     CommitSha, PrNumber, ProjectDir, ProjectName, RepoName, UnixMs, Workspace,
 };
@@ -82,15 +83,40 @@ pub(super) struct StoredApply {
     approvals: Vec<AuditApproval>,
     #[serde(default)]
     policy: Vec<AuditPolicyDecision>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    destroy: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    config_commit: Option<CommitSha>,
+}
+
+/// A plan job's payload: the project's own fields (what payloads written before destroy plans
+/// hold), and how it is planned when that is not a plain plan at the head.
+#[derive(Serialize, Deserialize)]
+struct StoredPlan {
+    #[serde(flatten)]
+    project: Project,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    destroy: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    config_commit: Option<CommitSha>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    removed: Option<Removal>,
 }
 
 pub(super) fn payload_json(payload: &JobPayload) -> anyhow::Result<String> {
     Ok(match payload {
-        JobPayload::Plan(project) => serde_json::to_string(project)?,
+        JobPayload::Plan(job) => serde_json::to_string(&StoredPlan {
+            project: job.project.clone(),
+            destroy: job.destroy,
+            config_commit: job.config_commit.clone(),
+            removed: job.removed.clone(),
+        })?,
         JobPayload::Apply(ctx) => serde_json::to_string(&StoredApply {
             project: ctx.project.clone(),
             approvals: ctx.approvals.clone(),
             policy: ctx.policy.clone(),
+            destroy: ctx.destroy,
+            config_commit: ctx.config_commit.clone(),
         })?,
     })
 }
@@ -98,8 +124,15 @@ pub(super) fn payload_json(payload: &JobPayload) -> anyhow::Result<String> {
 fn payload_from_json(kind: JobKind, json: &str) -> Result<JobPayload, Unreadable> {
     let unreadable = |e: serde_json::Error| Unreadable(format!("the job's project: {e}"));
     match kind {
-        JobKind::Plan => serde_json::from_str(json)
-            .map(JobPayload::Plan)
+        JobKind::Plan => serde_json::from_str::<StoredPlan>(json)
+            .map(|p| {
+                JobPayload::Plan(PlanJob {
+                    project: p.project,
+                    destroy: p.destroy,
+                    config_commit: p.config_commit,
+                    removed: p.removed,
+                })
+            })
             .map_err(unreadable),
         JobKind::Apply => serde_json::from_str::<StoredApply>(json)
             .map(|a| {
@@ -107,6 +140,8 @@ fn payload_from_json(kind: JobKind, json: &str) -> Result<JobPayload, Unreadable
                     project: a.project,
                     approvals: a.approvals,
                     policy: a.policy,
+                    destroy: a.destroy,
+                    config_commit: a.config_commit,
                 })
             })
             .map_err(unreadable),

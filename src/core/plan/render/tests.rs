@@ -24,6 +24,7 @@ fn report(name: &str, dir: &str, outcome: ProjectOutcome) -> ProjectReport {
         workspace: Workspace::default(),
         outcome,
         notes: Vec::new(),
+        destroy_plan: false,
     }
 }
 

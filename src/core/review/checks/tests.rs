@@ -30,6 +30,7 @@ fn report(name: &str, outcome: ProjectOutcome) -> ProjectReport {
         workspace: Workspace::default(),
         outcome,
         notes: Vec::new(),
+        destroy_plan: false,
     }
 }
 
@@ -391,7 +392,14 @@ fn a_pressed_button_is_the_comment_command() {
         ),
         (
             "apply",
-            Some("sluice:plan:-bad"),
+            // A project in a directory named `-edge` is one of Sluice's: its button works.
+            Some("sluice:plan:-edge"),
+            SHA,
+            "sluice apply -p=-edge",
+        ),
+        (
+            "apply",
+            Some("sluice:plan:a\u{7}b"),
             SHA,
             "error: the check run is not one of Sluice's",
         ),

@@ -23,6 +23,7 @@ fn report(name: &str, outcome: ProjectOutcome) -> ProjectReport {
         workspace: Workspace::default(),
         outcome,
         notes: Vec::new(),
+        destroy_plan: false,
     }
 }
 

@@ -74,6 +74,7 @@ fn projects(n: usize) -> (Vec<Project>, Vec<PrFile>) {
                 plan_sha256: "ab".repeat(32),
             },
             notes: Vec::new(),
+            destroy_plan: false,
         };
         files.push(PrFile {
             filename: path,
