@@ -28,4 +28,6 @@ mod server;
 mod state_backend;
 mod support;
 mod tidy;
+mod ui;
+mod ui_browser;
 mod webhooks;

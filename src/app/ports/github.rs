@@ -86,6 +86,22 @@ pub trait GitHubApi: Send + Sync {
         repo: &RepoName,
         label: &str,
     ) -> Result<Vec<(u64, String)>, GitHubError>;
+
+    /// A user's permission on a repository, as GitHub's "Get repository permissions for a
+    /// user" answers it (`GET /repos/{o}/{r}/collaborators/{login}/permission`): `(permission,
+    /// role_name)`, e.g. `("write", Some("maintain"))`. The web UI decides with it what a user
+    /// sees (`core::ui::access`). An implementation that cannot ask answers an error, and the
+    /// UI then shows the user nothing of the repository (fail closed).
+    async fn repo_permission(
+        &self,
+        repo: &RepoName,
+        login: &str,
+    ) -> Result<(String, Option<String>), GitHubError> {
+        let _ = (repo, login);
+        Err(GitHubError::Unauthorized(
+            "this GitHub client cannot read permissions".to_string(),
+        ))
+    }
 }
 
 /// What an issue says: its title, body (markdown) and labels.

@@ -271,6 +271,7 @@ impl Workers {
                 return fail(FailedStage::Checkout, format!("{e:#}"), record);
             }
         };
+        let log = self.start_log(c.job.id, crate::core::ui::job_log::LogStep::Plan);
         let job = ProjectJob {
             git: &git,
             repo: Some(&c.run.repo),
@@ -279,12 +280,18 @@ impl Workers {
             project,
             job_id: format!("job-{}", c.job.id),
             extra_args: c.run.extra_args.clone(),
-            sink: None,
+            sink: log
+                .clone()
+                .map(|l| l as Arc<dyn crate::adapters::process::LineSink>),
             cancel,
         };
         let result = self.runner.plan(&job).await;
         // The plan file now lives in `<job>.out`; the working copy is not needed again.
         plan_files::remove_job_dir(&self.runner.jobs_dir.join(&job.job_id));
+        drop(job);
+        if let Some(log) = log {
+            log.finish().await;
+        }
         let planned = match result {
             Ok(planned) => planned,
             Err(f) => {
@@ -473,6 +480,7 @@ impl Workers {
                 return fail(format!("{e:#}"), record, class);
             }
         };
+        let log = self.start_log(c.job.id, crate::core::ui::job_log::LogStep::Apply);
         let job = ProjectJob {
             git: &git,
             repo: Some(&c.run.repo),
@@ -481,7 +489,9 @@ impl Workers {
             project: &ctx.project,
             job_id: format!("job-{}", c.job.id),
             extra_args: vec![],
-            sink: None,
+            sink: log
+                .clone()
+                .map(|l| l as Arc<dyn crate::adapters::process::LineSink>),
             cancel,
         };
         let result = self
@@ -489,6 +499,10 @@ impl Workers {
             .apply(&job, &plan.plan_file, &plan.plan_sha256)
             .await;
         plan_files::remove_job_dir(&self.runner.jobs_dir.join(format!("job-{}-apply", c.job.id)));
+        drop(job);
+        if let Some(log) = log {
+            log.finish().await;
+        }
         match result {
             Ok(applied) => {
                 // Applied plans are never used again; their files hold sensitive values.
