@@ -374,7 +374,7 @@ impl Ui {
         headers: &HeaderMap,
         action: &str,
         csrf: Option<&str>,
-    ) -> Result<(), Response> {
+    ) -> Result<(), Box<Response>> {
         let host_origin = header_str(headers, header::HOST).map(|h| {
             format!(
                 "{}://{h}",
@@ -393,10 +393,10 @@ impl Ui {
             sec_fetch_site: headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()),
         };
         access::check_post(&viewer.principal, self.keys(), &req, &origin).map_err(|e| {
-            page(
+            Box::new(page(
                 StatusCode::FORBIDDEN,
                 pages::error_page(403, &e.to_string()),
-            )
+            ))
         })
     }
 }
@@ -635,7 +635,7 @@ pub async fn logout(
         .ui
         .check_post(&viewer, &headers, routes::LOGOUT, f.csrf.as_deref())
     {
-        return r;
+        return *r;
     }
     let mut r = redirect(routes::LOGIN);
     state.ui.clear_session(&mut r);
@@ -880,7 +880,7 @@ pub async fn lock_release(
         .ui
         .check_post(&viewer, &headers, routes::LOCK_RELEASE, f.csrf.as_deref())
     {
-        return r;
+        return *r;
     }
     match state
         .ui
