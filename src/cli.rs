@@ -52,6 +52,9 @@ pub enum Command {
         /// DEVELOPMENT ONLY: accept webhooks without verifying their signature.
         #[arg(long)]
         insecure_no_webhook_secret: bool,
+        /// DEVELOPMENT ONLY: serve the web UI without login (everyone is an admin).
+        #[arg(long)]
+        insecure_ui_no_auth: bool,
     },
     /// Run the PR pipeline locally on a git checkout and print the comment Sluice would post.
     Preview {
@@ -325,10 +328,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             listen,
             data_dir,
             insecure_no_webhook_secret,
+            insecure_ui_no_auth,
         } => {
             overrides.listen = listen;
             overrides.data_dir = data_dir;
             overrides.insecure_no_webhook_secret = insecure_no_webhook_secret;
+            overrides.insecure_ui_no_auth = insecure_ui_no_auth;
             let settings = Settings::load(&overrides)?;
             runtime()?.block_on(async {
                 let listener = tokio::net::TcpListener::bind(settings.listen)

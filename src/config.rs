@@ -172,6 +172,12 @@ pub struct Settings {
     /// Drift detection: schedules, the share of workers, notifications.
     #[serde(default)]
     pub drift: DriftServerSettings,
+    /// The web UI's login (`[ui]`, `SLUICE_UI__*`).
+    #[serde(default)]
+    pub ui: UiSettings,
+    /// Development only: the web UI without login. Only settable by the flag of the same name.
+    #[serde(skip)]
+    pub insecure_ui_no_auth: bool,
     /// `repo_allowlist`, compiled when the settings are loaded.
     #[serde(skip)]
     allowlist: Allowlist,
@@ -617,6 +623,7 @@ pub struct Overrides {
     pub listen: Option<SocketAddr>,
     pub data_dir: Option<PathBuf>,
     pub insecure_no_webhook_secret: bool,
+    pub insecure_ui_no_auth: bool,
 }
 
 /// Top-level keys settable from the environment as `SLUICE_<KEY>`. Other `SLUICE_*` variables
@@ -670,6 +677,7 @@ const LIST_KEYS: &[&str] = &[
     "enabled_commands",
     "base_branches",
     "command_author_associations",
+    "ui.admins",
 ];
 
 impl Settings {
@@ -710,7 +718,8 @@ impl Settings {
                 || key.starts_with("runner__")
                 || key.starts_with("limits__")
                 || key.starts_with("http__")
-                || key.starts_with("drift__");
+                || key.starts_with("drift__")
+                || key.starts_with("ui__");
             if known && !v.is_empty() {
                 vars.insert(k.clone(), v.clone());
             }
@@ -745,6 +754,7 @@ impl Settings {
             None => anyhow::anyhow!("invalid settings (SLUICE_* environment): {e}"),
         })?;
         settings.insecure_no_webhook_secret = overrides.insecure_no_webhook_secret;
+        settings.insecure_ui_no_auth = overrides.insecure_ui_no_auth;
         // A fault injection for the end-to-end test of poison events: it must not exist in a
         // release build at all (not merely be off), so no configuration can turn it on in
         // production; debug builds are what `cargo test` runs.
@@ -767,6 +777,7 @@ impl Settings {
             bail!("workers must be at least 1");
         }
         self.drift.validate()?;
+        self.ui.validate()?;
         if self.github_app_id.is_some() != self.github_app_key_file.is_some() {
             bail!("SLUICE_GITHUB_APP_ID and SLUICE_GITHUB_APP_KEY_FILE must be set together");
         }
@@ -860,6 +871,8 @@ impl Settings {
             &self.api_token,
             &self.drift.webhook_secret,
             &self.drift.slack_webhook_url,
+            &self.ui.oauth_client_secret,
+            &self.ui.session_secret,
         ]
         .into_iter()
         .flatten()
@@ -1384,5 +1397,105 @@ impl DriftServerSettings {
                 crate::core::drift::validate_schedule(crate::core::drift::DEFAULT_SCHEDULE)
             })
             .expect("the built-in default schedule parses")
+    }
+}
+
+/// `[ui]`: login to the web UI with GitHub (PRODUCT.md §16). The UI is on only when the OAuth
+/// client and the session secret are all set (or with `--insecure-ui-no-auth`); the API token
+/// opens it for scripts either way.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UiSettings {
+    /// The client id of the GitHub App (or of an OAuth app) users log in with. Its callback URL
+    /// must be `<public_url>/login/callback`.
+    #[serde(default)]
+    pub oauth_client_id: Option<String>,
+    #[serde(default)]
+    pub oauth_client_secret: Option<Secret>,
+    /// Signs session cookies and CSRF tokens: at least 32 bytes (`openssl rand -hex 32`).
+    /// Changing it logs everyone out.
+    #[serde(default)]
+    pub session_secret: Option<Secret>,
+    /// Who sees and does everything: GitHub logins (`ana`) and teams (`org/team-slug`).
+    #[serde(default)]
+    pub admins: Vec<String>,
+    /// How long a login lasts, in seconds (default 8 hours).
+    #[serde(default = "default_session_ttl")]
+    pub session_ttl_secs: u64,
+    /// GitHub's web host for the OAuth pages, when it is not derived from `github_api_url`
+    /// (`https://api.github.com` → `https://github.com`, `https://host/api/v3` → `https://host`).
+    #[serde(default)]
+    pub github_web_url: Option<String>,
+    /// Whether `/metrics` needs the API token (default: open, like most exporters).
+    #[serde(default)]
+    pub metrics_require_token: bool,
+    /// Bytes of terraform output stored per job for the log page (default 4 MiB; at least
+    /// 4 KiB); beyond it the page shows a notice and the output's end (256 KiB, or a quarter of
+    /// a smaller cap).
+    #[serde(default = "default_log_max_bytes")]
+    pub log_max_bytes: usize,
+    /// Days a job's log is kept (default 30; 0 keeps logs forever).
+    #[serde(default = "default_log_retention_days")]
+    pub log_retention_days: u64,
+}
+
+fn default_log_max_bytes() -> usize {
+    4 << 20
+}
+
+fn default_log_retention_days() -> u64 {
+    30
+}
+
+fn default_session_ttl() -> u64 {
+    8 * 3600
+}
+
+impl Default for UiSettings {
+    fn default() -> Self {
+        UiSettings {
+            oauth_client_id: None,
+            oauth_client_secret: None,
+            session_secret: None,
+            admins: Vec::new(),
+            session_ttl_secs: default_session_ttl(),
+            github_web_url: None,
+            metrics_require_token: false,
+            log_max_bytes: default_log_max_bytes(),
+            log_retention_days: default_log_retention_days(),
+        }
+    }
+}
+
+impl UiSettings {
+    /// Whether login with GitHub is configured (all three settings).
+    pub fn login_configured(&self) -> bool {
+        self.oauth_client_id.is_some()
+            && self.oauth_client_secret.is_some()
+            && self.session_secret.is_some()
+    }
+
+    fn validate(&mut self) -> anyhow::Result<()> {
+        if self.session_ttl_secs == 0 {
+            self.session_ttl_secs = default_session_ttl();
+        }
+        let set = [
+            self.oauth_client_id.is_some(),
+            self.oauth_client_secret.is_some(),
+            self.session_secret.is_some(),
+        ];
+        if set.iter().any(|s| *s) && !set.iter().all(|s| *s) {
+            bail!(
+                "ui.oauth_client_id, ui.oauth_client_secret and ui.session_secret must be set together \
+                 (SLUICE_UI__OAUTH_CLIENT_ID, SLUICE_UI__OAUTH_CLIENT_SECRET, SLUICE_UI__SESSION_SECRET)"
+            );
+        }
+        if let Some(s) = &self.session_secret {
+            crate::core::ui::session::UiKeys::derive(s.expose().as_bytes())
+                .map_err(|e| anyhow::anyhow!("ui.session_secret: {e}"))?;
+        }
+        crate::core::ui::access::Admins::parse(&self.admins)
+            .map_err(|errors| anyhow::anyhow!("{}", errors.join("; ")))?;
+        Ok(())
     }
 }

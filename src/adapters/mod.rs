@@ -7,6 +7,7 @@ pub mod git;
 pub mod github;
 pub mod known_secrets;
 pub mod log;
+pub mod metrics;
 pub mod netns;
 pub mod plan_files;
 pub mod process;

@@ -68,34 +68,46 @@ pub async fn run(settings: &Settings, task: LocksTask) -> anyhow::Result<ExitCod
             let admin = by
                 .or_else(|| std::env::var("USER").ok())
                 .context("say who is releasing the lock with --by")?;
-            let existing = store
-                .locks(Some(&repo))
-                .await?
-                .into_iter()
-                .find(|l| l.key == key);
-            let Some(lock) = existing else {
+            let Some((pr, started)) = release(&store, &repo, &key, &admin).await? else {
                 eprintln!("sluice: {repo} has no lock on {key}");
                 return Ok(ExitCode::from(1));
             };
-            let record = AuditRecord::new(
-                AuditAction::AdminLockRelease,
-                AuditActor::admin(&admin),
-                AuditResult::Success,
-            )
-            .pr(&repo, lock.pr)
-            .lock(&key);
-            let tell =
-                OutboxItem::comment(&repo, lock.pr, reply::unlock::admin_released(&admin, &key));
-            let effects = Effects::new(vec![tell], vec![record]);
-            let (_, started) = store
-                .release_lock(&repo, &key, effects, clock::now())
-                .await?;
             println!(
-                "released {key} of {repo} (held by #{}); {} waiting run(s) started",
-                lock.pr.get(),
-                started.len()
+                "released {key} of {repo} (held by #{}); {started} waiting run(s) started",
+                pr.get(),
             );
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Releases `repo`'s lock on `key` as `admin` (the CLI's `--by`, the web UI's viewer): the
+/// release, its audit entry (an admin action) and the comment telling the holding PR are
+/// written in one transaction, and runs waiting for the lock start. Returns the PR that held it
+/// and how many waiting runs started; `None` when there is no such lock.
+pub async fn release(
+    store: &dyn Store,
+    repo: &RepoName,
+    key: &LockKey,
+    admin: &str,
+) -> anyhow::Result<Option<(crate::core::types::PrNumber, usize)>> {
+    let existing = store
+        .locks(Some(repo))
+        .await?
+        .into_iter()
+        .find(|l| l.key == *key);
+    let Some(lock) = existing else {
+        return Ok(None);
+    };
+    let record = AuditRecord::new(
+        AuditAction::AdminLockRelease,
+        AuditActor::admin(admin),
+        AuditResult::Success,
+    )
+    .pr(repo, lock.pr)
+    .lock(key);
+    let tell = OutboxItem::comment(repo, lock.pr, reply::unlock::admin_released(admin, key));
+    let effects = Effects::new(vec![tell], vec![record]);
+    let (_, started) = store.release_lock(repo, key, effects, clock::now()).await?;
+    Ok(Some((lock.pr, started.len())))
 }

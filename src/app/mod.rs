@@ -10,6 +10,7 @@ pub mod drift;
 pub mod drift_check;
 pub mod drift_cli;
 pub mod events_cli;
+pub mod job_log;
 pub mod layout;
 pub mod locks_cli;
 pub mod migrate_cli;

@@ -81,6 +81,18 @@ pub fn setup_notes(settings: &Settings, runner: &Runner, allowlist: &Allowlist) 
         }
         (None, false) => "Policies: none".to_string(),
     });
+    notes.push(if settings.insecure_ui_no_auth {
+        "INSECURE: the web UI has no login (--insecure-ui-no-auth): everyone who reaches it is an admin".to_string()
+    } else if settings.ui.login_configured() {
+        format!(
+            "Web UI: login with GitHub at {}/login",
+            settings.public_url.as_deref().unwrap_or("").trim_end_matches('/')
+        )
+    } else {
+        "Web UI: no login configured (set SLUICE_UI__OAUTH_CLIENT_ID, SLUICE_UI__OAUTH_CLIENT_SECRET, \
+         SLUICE_UI__SESSION_SECRET); pages open only with the API token"
+            .to_string()
+    });
     notes.push(format!("Data: {}", settings.data_dir.display()));
     notes.push(format!(
         "Comment commands start with `{}`",
@@ -301,7 +313,14 @@ pub async fn serve(
         tracker.spawn(drift.clone().scheduler(stop.clone()));
         tracker.spawn(drift.outbox_loop(outbox_stop.clone()));
     }
+    if let (Some(logs), days @ 1..) = (workers.job_logs.clone(), settings.ui.log_retention_days) {
+        tracker.spawn(log_retention_loop(logs, days, stop.clone()));
+    }
     tracker.close();
+    state
+        .workers_running
+        .store(true, std::sync::atomic::Ordering::Release);
+    let ready = state.workers_running.clone();
 
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "listening");
@@ -319,6 +338,7 @@ pub async fn serve(
         "sluice: shutting down; waiting up to {}s for running jobs",
         settings.shutdown_grace_secs
     );
+    ready.store(false, std::sync::atomic::Ordering::Release);
     stop.cancel();
     let _ = http_task.await;
     // Wait for running jobs, up to the grace period; then interrupt them.
@@ -352,6 +372,7 @@ async fn wire(settings: &Arc<Settings>) -> anyhow::Result<(Arc<Workers>, Arc<App
         .with_context(|| format!("creating the data dir {}", settings.data_dir.display()))?;
     let sqlite = Arc::new(SqliteStore::open(&settings.db_path()).await?);
     let store: Arc<dyn Store> = sqlite.clone();
+    let job_logs: Arc<dyn crate::app::ports::job_log::JobLogStore> = sqlite.clone();
     let drift_store: Arc<dyn crate::app::ports::drift::DriftStore> = sqlite;
     let runner = Arc::new(Runner::from_settings(settings)?);
     let github = github_client(settings)?;
@@ -406,6 +427,9 @@ async fn wire(settings: &Arc<Settings>) -> anyhow::Result<(Arc<Workers>, Arc<App
         std::process::id(),
         crate::adapters::clock::now().get()
     );
+    let mut ui = crate::http::ui::Ui::from_settings(settings, Some(github.clone()))?;
+    ui.outbox_ready = Some(outbox_ready.clone());
+    ui.job_logs = Some(job_logs.clone());
     let workers = Arc::new(Workers {
         settings: settings.clone(),
         store: store.clone(),
@@ -420,6 +444,7 @@ async fn wire(settings: &Arc<Settings>) -> anyhow::Result<(Arc<Workers>, Arc<App
         live: Default::default(),
         host_paths,
         writes: super::worker::WriteScheduler::new(settings),
+        job_logs: Some(job_logs.clone()),
     });
     let state = Arc::new(AppState {
         store,
@@ -432,6 +457,8 @@ async fn wire(settings: &Arc<Settings>) -> anyhow::Result<(Arc<Workers>, Arc<App
         rejections_suppressed: Default::default(),
         rejection_limiter: AppState::rejection_limiter(),
         body_limits: crate::http::webhook::BodyLimits::from_settings(&settings.http),
+        ui: Arc::new(ui),
+        workers_running: Default::default(),
     });
     Ok((workers, state))
 }
@@ -463,4 +490,27 @@ async fn tell_the_interrupted(settings: &Settings, store: &Arc<dyn Store>, worke
         }
     })
     .await;
+}
+
+/// Removes job logs older than `ui.log_retention_days`, at start and then hourly.
+async fn log_retention_loop(
+    logs: Arc<dyn crate::app::ports::job_log::JobLogStore>,
+    days: u64,
+    stop: CancellationToken,
+) {
+    let keep_ms = i64::try_from(days.saturating_mul(86_400_000)).unwrap_or(i64::MAX);
+    loop {
+        let before = crate::core::types::UnixMs::new(
+            crate::adapters::clock::now().get().saturating_sub(keep_ms),
+        );
+        match logs.remove_logs_before(before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(chunks = n, "removed job logs past their retention"),
+            Err(e) => tracing::warn!(error = %format!("{e:#}"), "removing old job logs failed"),
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_secs(3600)) => {}
+        }
+    }
 }

@@ -3,22 +3,26 @@
 //! budgets. Handlers do no git or terraform work: the webhook handler verifies, parses, checks
 //! the allowlist, persists and answers 202 in milliseconds; everything else happens in workers.
 //!
-//! Only `POST /events` (signed) and `GET /healthz` work without the API token. `GET /` shows a
-//! minimal page to anyone and the set-up details (paths, what is configured) only to a request
-//! carrying the token: an unauthenticated page must not describe the host.
+//! Only `POST /events` (signed), `GET /healthz`, `GET /readyz` and `GET /metrics` (counts, no
+//! names; optionally behind the token) work without credentials. `/api/*` needs the API token.
+//! The web UI (`ui`: `/` and its pages) needs a login, the API token or the explicit dev flag,
+//! and without any of them only says how to configure login: an unauthenticated page must not
+//! describe repositories or the host.
 
 pub mod api;
 pub mod listener;
+pub mod metrics;
 pub mod projects;
+pub mod ui;
 pub mod webhook;
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tokio::sync::Notify;
 
@@ -44,6 +48,10 @@ pub struct AppState {
     pub rejection_limiter: governor::DefaultDirectRateLimiter,
     /// Size, time and memory budgets of webhook bodies.
     pub body_limits: webhook::BodyLimits,
+    /// The web UI: login, sessions, permissions.
+    pub ui: Arc<ui::Ui>,
+    /// Set once the workers run; `GET /readyz` is 503 before (and after shutdown began).
+    pub workers_running: Arc<AtomicBool>,
 }
 
 impl AppState {
@@ -56,9 +64,27 @@ impl AppState {
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
+    use crate::core::ui::pages::routes;
     Router::new()
-        .route("/", get(index))
+        .route("/", get(ui::environments))
+        .route(routes::ENVIRONMENTS, get(ui::environments))
+        .route(routes::LOGIN, get(ui::login))
+        .route(routes::LOGIN_START, get(ui::login_start))
+        .route(routes::LOGIN_CALLBACK, get(ui::login_callback))
+        .route(routes::LOGOUT, post(ui::logout))
+        .route(routes::LOCKS, get(ui::locks))
+        .route(
+            routes::LOCK_RELEASE,
+            get(ui::lock_release_confirm).post(ui::lock_release),
+        )
+        .route("/runs/{id}", get(ui::run))
+        .route("/jobs/{id}/log", get(ui::job_log))
+        .route("/jobs/{id}/log/events", get(ui::job_log_events))
+        .route(routes::CSS, get(ui::css))
+        .route(routes::JS, get(ui::js))
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics::metrics))
         // The handler reads the body itself, within `body_limits` (no extractor buffers it).
         .route("/events", post(webhook::receive))
         .route("/api/locks", get(api::locks))
@@ -69,6 +95,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
+/// Alive: the process answers and its store does.
 async fn healthz(State(state): State<Arc<AppState>>) -> Response {
     match state.store.pending_outbox().await {
         Ok(_) => (StatusCode::OK, "ok\n").into_response(),
@@ -79,24 +106,17 @@ async fn healthz(State(state): State<Arc<AppState>>) -> Response {
     }
 }
 
-/// The status page: to anyone, what Sluice is; with the API token, how it is set up.
-async fn index(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Html<String> {
-    let setup = if api::authorize(&state, &headers).is_ok() {
-        let mut items = String::new();
-        for note in &state.setup_notes {
-            items.push_str(&format!("<li>{}</li>\n", html_escape(note)));
-        }
-        format!("<h2>Setup</h2><ul>\n{items}</ul>")
-    } else {
-        "<p>Set-up details are shown to requests carrying the API token \
-         (<code>Authorization: Bearer …</code>).</p>"
-            .to_string()
-    };
-    Html(format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Sluice</title></head><body>\
-         <h1>Sluice</h1><p>Pull-request bot for Terraform and OpenTofu. Webhooks go to <code>POST /events</code>.</p>\
-         {setup}</body></html>\n"
-    ))
+/// Ready for traffic: the store answers (it was opened with its migrations applied, or the
+/// server would not have started) and the workers run.
+async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    if let Err(e) = state.store.pending_outbox().await {
+        tracing::error!(error = %format!("{e:#}"), "readiness: store unavailable");
+        return (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n").into_response();
+    }
+    if !state.workers_running.load(Ordering::Acquire) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "workers not running\n").into_response();
+    }
+    (StatusCode::OK, "ready\n").into_response()
 }
 
 pub fn html_escape(s: &str) -> String {

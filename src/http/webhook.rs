@@ -209,7 +209,26 @@ async fn audit_rejection(
     }
 }
 
-pub async fn receive(
+/// `POST /events`, timed and counted (`sluice_webhook_requests_total`,
+/// `sluice_webhook_duration_seconds`) by event and answer.
+pub async fn receive(state: State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+    let started = std::time::Instant::now();
+    let event = header(&headers, "x-github-event").unwrap_or("").to_string();
+    let response = receive_counted(state, headers, body).await;
+    let result = super::metrics::intake_result(response.status());
+    super::metrics::inc(
+        "sluice_webhook_requests_total",
+        &[("event", &event), ("result", result)],
+    );
+    super::metrics::observe(
+        "sluice_webhook_duration_seconds",
+        &[("event", &event)],
+        started.elapsed().as_secs_f64(),
+    );
+    response
+}
+
+async fn receive_counted(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     body: Body,

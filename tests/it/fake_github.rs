@@ -267,7 +267,14 @@ struct FakeState {
     posted_reviews: Vec<PostedReview>,
     review_comments: Vec<FakeReviewComment>,
     check_runs: Vec<FakeCheckRun>,
-    /// `(repo, login)` → `admin`, `write`, `read`, …; unknown logins answer 404.
+    /// Login with GitHub: the OAuth client the fake accepts.
+    oauth_client: Option<(String, String)>,
+    /// Who `GET /login/oauth/authorize` logs in next (the "user at the keyboard").
+    oauth_next_login: Option<String>,
+    /// Issued OAuth codes and user tokens → login.
+    oauth_codes: HashMap<String, String>,
+    user_tokens: HashMap<String, String>,
+    /// `(repo, login)` (lowercase) → GitHub's `permission` for it.
     permissions: HashMap<(String, String), String>,
 }
 
@@ -284,6 +291,8 @@ type Shared = Arc<Mutex<FakeState>>;
 #[derive(Debug, Clone)]
 enum Caller {
     User,
+    /// A user's OAuth token from the login flow.
+    OAuthUser(String),
     App,
     Installation(u64),
 }
@@ -404,8 +413,26 @@ impl FakeGitHub {
         id
     }
 
-    /// Creates the team if needed (an empty team lists `[]`, an unknown one is a 404).
-    /// `login`'s permission on `repo`, as `GET …/collaborators/{login}/permission` answers.
+    /// Accepts logins through the OAuth web flow for this client.
+    pub fn set_oauth_client(&self, client_id: &str, client_secret: &str) {
+        self.state().oauth_client = Some((client_id.to_string(), client_secret.to_string()));
+    }
+
+    /// The user who "is at the keyboard" when a browser reaches `/login/oauth/authorize`.
+    pub fn set_oauth_login(&self, login: &str) {
+        self.state().oauth_next_login = Some(login.to_string());
+    }
+
+    /// A code for `login`, as GitHub hands the browser on the way back (for HTTP-level tests).
+    pub fn oauth_code_for(&self, login: &str) -> String {
+        let mut s = self.state();
+        let code = format!("code{}", s.next_id());
+        s.oauth_codes.insert(code.clone(), login.to_string());
+        code
+    }
+
+    /// `login`'s permission on `repo`, as `GET …/collaborators/{login}/permission` answers
+    /// (`admin`, `write`, `read` or `none`); unknown logins answer 404.
     pub fn set_permission(&self, repo: &str, login: &str, permission: &str) {
         self.state().permissions.insert(
             (repo.to_ascii_lowercase(), login.to_ascii_lowercase()),
@@ -413,6 +440,7 @@ impl FakeGitHub {
         );
     }
 
+    /// Creates the team if needed (an empty team lists `[]`, an unknown one is a 404).
     pub fn add_team(&self, org: &str, slug: &str) {
         self.state()
             .teams
@@ -656,6 +684,8 @@ fn router(state: Shared) -> Router {
             "/repos/{owner}/{repo}/collaborators/{login}/permission",
             get(get_permission),
         )
+        .route("/login/oauth/authorize", get(oauth_authorize))
+        .route("/login/oauth/access_token", post(oauth_access_token))
         .fallback(|| async { not_found() })
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -715,6 +745,11 @@ async fn record_and_gate(State(state): State<Shared>, req: Request, next: Next) 
 
     let response = match injected {
         Some(failure) => failure_response(&failure),
+        // The OAuth web flow's pages take no API credentials.
+        None if path.starts_with("/login/oauth/") => {
+            next.run(Request::from_parts(parts, Body::from(bytes)))
+                .await
+        }
         None => match authenticate(&state, &path, headers.get("authorization")) {
             Err(message) => unauthorized(message),
             Ok(caller) => {
@@ -776,6 +811,9 @@ fn authenticate(state: &Shared, path: &str, auth: Option<&String>) -> Result<Cal
         return Ok(Caller::User);
     }
     let s = state.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(login) = s.user_tokens.get(credential) {
+        return Ok(Caller::OAuthUser(login.clone()));
+    }
     match s.tokens.iter().find(|t| t.token == credential) {
         Some(t) if t.expires_at > Utc::now() => Ok(Caller::Installation(t.installation_id)),
         _ => Err("Bad credentials"),
@@ -856,11 +894,16 @@ fn repo_json(base: &str, full_name: &str) -> Value {
 fn caller_login(caller: &Caller) -> String {
     match caller {
         Caller::User => USER_LOGIN.to_string(),
+        Caller::OAuthUser(login) => login.clone(),
         Caller::App | Caller::Installation(_) => format!("{APP_SLUG}[bot]"),
     }
 }
 
 async fn get_user(State(state): State<Shared>, Extension(caller): Extension<Caller>) -> Response {
+    if let Caller::OAuthUser(login) = &caller {
+        let base = lock(&state).base_url.clone();
+        return Json(user_json(&base, login, user_id(login), "User")).into_response();
+    }
     if !matches!(caller, Caller::User) {
         return (
             StatusCode::FORBIDDEN,
@@ -1544,4 +1587,63 @@ async fn list_issues(
         .map(issue_json)
         .collect();
     Json(list).into_response()
+}
+
+// ---- login with GitHub (OAuth web flow) ---------------------------------------------------------
+
+/// `GET /repos/{o}/{r}/collaborators/{login}/permission`: 404 for a user GitHub knows nothing
+/// about on the repository, else GitHub's shape.
+#[derive(Deserialize)]
+struct AuthorizeQuery {
+    client_id: String,
+    redirect_uri: String,
+    state: String,
+}
+
+/// `GET /login/oauth/authorize`: the user "approves" at once and the browser goes back to
+/// `redirect_uri` with a code and the state.
+async fn oauth_authorize(State(state): State<Shared>, Query(q): Query<AuthorizeQuery>) -> Response {
+    let mut s = lock(&state);
+    let known = s
+        .oauth_client
+        .as_ref()
+        .is_some_and(|(id, _)| *id == q.client_id);
+    let Some(login) = s.oauth_next_login.clone().filter(|_| known) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "unknown client or nobody to log in",
+        )
+            .into_response();
+    };
+    let code = format!("code{}", s.next_id());
+    s.oauth_codes.insert(code.clone(), login);
+    let to = format!(
+        "{}?{}",
+        q.redirect_uri,
+        form_urlencoded::Serializer::new(String::new())
+            .append_pair("code", &code)
+            .append_pair("state", &q.state)
+            .finish()
+    );
+    (StatusCode::FOUND, [("location", to)]).into_response()
+}
+
+/// `POST /login/oauth/access_token`: GitHub answers 200 with `error` for bad input.
+async fn oauth_access_token(State(state): State<Shared>, body: String) -> Response {
+    let form: HashMap<String, String> = form_urlencoded::parse(body.as_bytes())
+        .into_owned()
+        .collect();
+    let mut s = lock(&state);
+    let client_ok = s.oauth_client.as_ref().is_some_and(|(id, secret)| {
+        form.get("client_id") == Some(id) && form.get("client_secret") == Some(secret)
+    });
+    if !client_ok {
+        return Json(json!({"error": "incorrect_client_credentials"})).into_response();
+    }
+    let Some(login) = form.get("code").and_then(|c| s.oauth_codes.remove(c)) else {
+        return Json(json!({"error": "bad_verification_code"})).into_response();
+    };
+    let token = format!("gho_{}", s.next_id());
+    s.user_tokens.insert(token.clone(), login);
+    Json(json!({"access_token": token, "token_type": "bearer", "scope": ""})).into_response()
 }

@@ -90,6 +90,8 @@ impl Flow {
             rejection_limiter: AppState::rejection_limiter(),
             body_limits: sluice::http::webhook::BodyLimits::from_settings(&settings.http),
             drift: sqlite,
+            ui: Arc::new(sluice::http::ui::Ui::disabled()),
+            workers_running: Default::default(),
         });
         let base = h.origin.head();
         Flow {

@@ -36,4 +36,6 @@ mod server;
 mod state_backend;
 mod support;
 mod tidy;
+mod ui;
+mod ui_browser;
 mod webhooks;

@@ -107,6 +107,7 @@ async fn rig(app: bool, env: &[(&str, &str)]) -> Rig {
         live: Default::default(),
         host_paths: Arc::new(HostPaths::default()),
         writes: WriteScheduler::new(&settings),
+        job_logs: None,
     });
     Rig { h, store, workers }
 }

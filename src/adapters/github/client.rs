@@ -380,7 +380,9 @@ impl OctocrabGitHub {
                 body,
             })
         };
-        match tokio::time::timeout(self.request_timeout, exchange).await {
+        let answer = tokio::time::timeout(self.request_timeout, exchange).await;
+        record_call(&answer);
+        match answer {
             Ok(Ok(reply)) => Ok(reply),
             Ok(Err(e)) => Err(GitHubError::Transport(format!("{method} {path}: {e}"))),
             Err(_) => Err(GitHubError::Transport(format!(
@@ -1086,6 +1088,39 @@ impl GitHubApi for OctocrabGitHub {
             (Auth::Token(token), _) => Ok(Some(token.clone())),
             (Auth::App { .. }, Some(id)) => Ok(Some(self.installation_token(id).await?)),
             (Auth::App { .. }, None) => Ok(None),
+        }
+    }
+}
+
+/// Counts a call in `/metrics` (`sluice_github_requests_total` by result) and keeps the
+/// rate-limit headroom GitHub reported (`sluice_github_rate_limit_remaining` by resource).
+fn record_call<E>(answer: &Result<Result<Reply, E>, tokio::time::error::Elapsed>) {
+    let result = match answer {
+        Ok(Ok(r)) if r.status.is_success() => "ok",
+        Ok(Ok(r))
+            if r.status.as_u16() == 429
+                || (r.status.as_u16() == 403
+                    && r.headers
+                        .get("x-ratelimit-remaining")
+                        .is_some_and(|v| v.as_bytes() == b"0")) =>
+        {
+            "rate_limited"
+        }
+        Ok(Ok(r)) if r.status.is_server_error() => "server_error",
+        Ok(Ok(_)) => "client_error",
+        _ => "network_error",
+    };
+    crate::adapters::metrics::inc("sluice_github_requests_total", &[("result", result)]);
+    if let Ok(Ok(r)) = answer {
+        let header = |n: &str| r.headers.get(n).and_then(|v| v.to_str().ok());
+        if let Some(remaining) = header("x-ratelimit-remaining").and_then(|v| v.parse::<f64>().ok())
+        {
+            let resource = header("x-ratelimit-resource").unwrap_or("core");
+            crate::adapters::metrics::set(
+                "sluice_github_rate_limit_remaining",
+                &[("resource", resource)],
+                remaining,
+            );
         }
     }
 }

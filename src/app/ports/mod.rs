@@ -7,6 +7,7 @@
 
 pub mod drift;
 pub mod github;
+pub mod job_log;
 pub mod store;
 
 pub use github::{

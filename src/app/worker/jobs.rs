@@ -283,6 +283,7 @@ impl Workers {
             let report = JobReport::Full {
                 report: project_report(c, outcome, self.job_notes()),
                 policy: PolicyVerdict::None,
+                review: None,
             };
             return failed(report, record);
         }
@@ -303,6 +304,7 @@ impl Workers {
         if plan_job.destroy {
             extra_args.insert(0, "-destroy".to_string());
         }
+        let log = self.start_log(c.job.id, crate::core::ui::job_log::LogStep::Plan);
         let job = ProjectJob {
             git: &git,
             repo: Some(&c.run.repo),
@@ -311,12 +313,18 @@ impl Workers {
             project,
             job_id: format!("job-{}", c.job.id),
             extra_args,
-            sink: None,
+            sink: log
+                .clone()
+                .map(|l| l as Arc<dyn crate::adapters::process::LineSink>),
             cancel,
         };
         let result = self.runner.plan(&job).await;
         // The plan file now lives in `<job>.out`; the working copy is not needed again.
         plan_files::remove_job_dir(&self.runner.jobs_dir.join(&job.job_id));
+        drop(job);
+        if let Some(log) = log {
+            log.finish().await;
+        }
         let planned = match result {
             Ok(planned) => planned,
             Err(f) => {
@@ -516,6 +524,7 @@ impl Workers {
                 return fail(format!("{e:#}"), record, class);
             }
         };
+        let log = self.start_log(c.job.id, crate::core::ui::job_log::LogStep::Apply);
         let job = ProjectJob {
             git: &git,
             repo: Some(&c.run.repo),
@@ -524,7 +533,9 @@ impl Workers {
             project: &ctx.project,
             job_id: format!("job-{}", c.job.id),
             extra_args: vec![],
-            sink: None,
+            sink: log
+                .clone()
+                .map(|l| l as Arc<dyn crate::adapters::process::LineSink>),
             cancel,
         };
         let result = self
@@ -532,6 +543,10 @@ impl Workers {
             .apply(&job, &plan.plan_file, &plan.plan_sha256)
             .await;
         plan_files::remove_job_dir(&self.runner.jobs_dir.join(format!("job-{}-apply", c.job.id)));
+        drop(job);
+        if let Some(log) = log {
+            log.finish().await;
+        }
         match result {
             Ok(applied) => {
                 // Applied plans are never used again; their files hold sensitive values.

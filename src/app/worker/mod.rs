@@ -50,9 +50,35 @@ pub struct Workers {
     pub host_paths: Arc<crate::core::host_paths::HostPaths>,
     /// Paces review, summary and check run writes (`core::review::budget`).
     pub writes: WriteScheduler,
+    /// Where jobs' terraform output is stored for the web UI (`app::job_log`).
+    pub job_logs: Option<Arc<dyn crate::app::ports::job_log::JobLogStore>>,
 }
 
 impl Workers {
+    /// Starts job `job_id`'s stored log (none when no log store is wired).
+    pub(super) fn start_log(
+        &self,
+        job_id: i64,
+        step: crate::core::ui::job_log::LogStep,
+    ) -> Option<Arc<crate::app::job_log::JobLog>> {
+        let store = self.job_logs.clone()?;
+        Some(crate::app::job_log::JobLog::start(
+            store,
+            job_id,
+            step,
+            self.runner.redactor(),
+            {
+                let max_bytes = self.settings.ui.log_max_bytes.max(4096);
+                let d = crate::core::ui::job_log::LogLimits::default();
+                crate::core::ui::job_log::LogLimits {
+                    max_bytes,
+                    tail_bytes: d.tail_bytes.min(max_bytes / 4),
+                    chunk_bytes: d.chunk_bytes.min(max_bytes / 4),
+                }
+            },
+        ))
+    }
+
     /// `text` with host paths mapped to neutral names (the same mapping as every text posted on
     /// GitHub): for what is also written to the store — a dead letter's reason, its audit entry.
     fn hide_host_paths(&self, text: &str) -> String {

@@ -58,7 +58,7 @@ impl Workers {
             bot_name: self.settings.bot_name.clone(),
             command,
             head_sha: Some(run.head_sha.clone()),
-            log_url: None,
+            log_url: full_log_url(self.settings.public_url.as_deref(), run.id, jobs),
             limits: CommentLimits::default(),
         };
         let tally = RunTally::of(&states);
@@ -259,4 +259,15 @@ fn job_report(job: &JobRow) -> ProjectReport {
         Some(Err(e)) => skipped(reply::job::report_unreadable(&e.0)),
         None => skipped(reply::job::no_report(job.state)),
     }
+}
+
+/// The "Full log" link of a run's comment, under `public_url`: the job's log page for a run of
+/// one job, the run's page (which links each job's log) otherwise; none without `public_url`.
+fn full_log_url(public_url: Option<&str>, run_id: i64, jobs: &[JobRow]) -> Option<String> {
+    use crate::core::ui::pages::routes;
+    let public = public_url?.trim_end_matches('/');
+    Some(match jobs {
+        [job] => routes::full_log_url(public, job.id),
+        _ => format!("{public}{}", routes::run(run_id)),
+    })
 }

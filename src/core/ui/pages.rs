@@ -258,10 +258,10 @@ pub fn not_configured_page() -> String {
         html! {
             p { "This server has no login configured, so the web UI is off. To turn it on, set:" }
             ul {
-                li { code { "SLUICE_UI_OAUTH_CLIENT_ID" } " and " code { "SLUICE_UI_OAUTH_CLIENT_SECRET" }
+                li { code { "SLUICE_UI__OAUTH_CLIENT_ID" } " and " code { "SLUICE_UI__OAUTH_CLIENT_SECRET" }
                      ": the client of the GitHub App (or of an OAuth app) whose callback URL is "
                      code { "<public_url>/login/callback" } ";" }
-                li { code { "SLUICE_UI_SESSION_SECRET" } ": at least 32 random bytes (e.g. "
+                li { code { "SLUICE_UI__SESSION_SECRET" } ": at least 32 random bytes (e.g. "
                      code { "openssl rand -hex 32" } ");" }
                 li { code { "SLUICE_PUBLIC_URL" } ": the address users reach Sluice at." }
             }

@@ -1,0 +1,1180 @@
+//! The operator's web UI on `sluice serve` (PRODUCT.md §16): login with GitHub, the pages, and
+//! the forms that change state. The rules (who is asking, what they may see and do, how pages
+//! look) are `core::ui`'s; this module reads the request, asks the store and GitHub, and answers.
+//!
+//! Fail closed, in this order for every page: [`Ui::viewer`] authenticates (the API token, a
+//! signed session cookie, or the dev flag) — a missing or expired session goes to the login
+//! page, a forged one gets 401, and with no login configured every page is the "how to
+//! configure login" page, naming nothing of repositories or the host. Then every repository's
+//! things are shown only to viewers GitHub lets read it ([`Ui::decide`]: cached permissions,
+//! re-checked when old, 404 — never 403 — for a repository the viewer cannot read). Every
+//! `POST` passes `access::check_post` (same origin and the CSRF token of its form and session)
+//! before anything is done, and what it does is audited under the viewer's login.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+
+use axum::Form;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::response::{Html, IntoResponse, Response};
+use serde::Deserialize;
+
+use super::AppState;
+use crate::app::ports::GitHubApi;
+use crate::config::{Secret, Settings};
+use crate::core::lock::LockKey;
+use crate::core::types::{ProjectDir, RepoName, Workspace};
+use crate::core::ui::access::{
+    self, Admins, AuthConfig, Authenticated, CachedPermission, Credentials, Decision, Freshness,
+    Permission, PostRequest, Principal, Role, UiAction,
+};
+use crate::core::ui::oauth::{self, OAuthClient};
+use crate::core::ui::pages::{self, Chrome, Forms, routes};
+use crate::core::ui::session::{
+    self, CookieSettings, Session, SessionId, UiKeys, clear_cookie, session_cookie,
+    session_cookie_name,
+};
+
+/// Everything the UI needs, built once from the settings.
+pub struct Ui {
+    /// From `ui.session_secret`; `None` when login with GitHub is not configured.
+    keys: Option<UiKeys>,
+    /// Keys for the CSRF tokens of requests without a session (the API token, the dev flag):
+    /// drawn at start when no session secret is configured.
+    fallback_keys: UiKeys,
+    oauth: Option<(OAuthClient, Secret)>,
+    api_url: String,
+    github_web: String,
+    api_token: Option<Secret>,
+    cookies: CookieSettings,
+    insecure_no_auth: bool,
+    admins: Admins,
+    session_ttl_ms: i64,
+    /// `scheme://host[:port]` of `public_url`; `None` without one.
+    public_origin: Option<String>,
+    /// Asked for permissions and team memberships; `None`: nobody but admins sees anything.
+    github: Option<Arc<dyn GitHubApi>>,
+    freshness: Freshness,
+    /// `(login, repo)` → permission, both lowercase.
+    permissions: Mutex<HashMap<(String, String), CachedPermission>>,
+    /// `login` → (member of an admin team, checked at ms).
+    admin_teams: Mutex<HashMap<String, (bool, i64)>>,
+    http: reqwest::Client,
+    /// `/metrics` needs the API token.
+    pub metrics_require_token: bool,
+    /// Wakes the outbox deliverer after a form queued a comment (a released lock tells its PR).
+    pub outbox_ready: Option<Arc<tokio::sync::Notify>>,
+    /// Where jobs' logs are stored; `None`: log pages are 404.
+    pub job_logs: Option<Arc<dyn crate::app::ports::job_log::JobLogStore>>,
+    /// `ui.log_retention_days` in ms (0: forever).
+    log_retention_ms: i64,
+}
+
+impl std::fmt::Debug for Ui {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ui")
+            .field("login", &self.keys.is_some())
+            .field("insecure_no_auth", &self.insecure_no_auth)
+            .finish_non_exhaustive()
+    }
+}
+
+fn random16() -> [u8; 16] {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b).expect("the OS random source is available");
+    b
+}
+
+/// `scheme://host[:port]` of a URL.
+fn origin_of(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let host = rest.split(['/', '?', '#']).next()?;
+    (!host.is_empty()).then(|| format!("{}://{}", scheme.to_ascii_lowercase(), host))
+}
+
+fn now_ms() -> i64 {
+    crate::adapters::clock::now().get()
+}
+
+impl Ui {
+    /// The UI as the settings configure it; an error names the setting at fault.
+    pub fn from_settings(
+        settings: &Settings,
+        github: Option<Arc<dyn GitHubApi>>,
+    ) -> anyhow::Result<Ui> {
+        let ui = &settings.ui;
+        let keys = match &ui.session_secret {
+            Some(s) if ui.login_configured() => Some(
+                UiKeys::derive(s.expose().as_bytes())
+                    .map_err(|e| anyhow::anyhow!("ui.session_secret: {e}"))?,
+            ),
+            _ => None,
+        };
+        let public_url = settings.public_url.clone();
+        if keys.is_some() && public_url.is_none() {
+            anyhow::bail!(
+                "login with GitHub needs public_url (SLUICE_PUBLIC_URL): GitHub sends users back to <public_url>/login/callback"
+            );
+        }
+        let github_web = ui
+            .github_web_url
+            .clone()
+            .unwrap_or_else(|| oauth::web_url_from_api_url(&settings.github_api_url));
+        let oauth = match (&ui.oauth_client_id, &ui.oauth_client_secret, &public_url) {
+            (Some(id), Some(secret), Some(public)) if keys.is_some() => Some((
+                OAuthClient {
+                    web_url: github_web.clone(),
+                    client_id: id.clone(),
+                    redirect_uri: oauth::callback_url(public),
+                },
+                secret.clone(),
+            )),
+            _ => None,
+        };
+        let mut fallback = [0u8; 32];
+        getrandom::fill(&mut fallback).expect("the OS random source is available");
+        let admins = Admins::parse(&ui.admins).map_err(|e| anyhow::anyhow!("{}", e.join("; ")))?;
+        Ok(Ui {
+            keys,
+            fallback_keys: UiKeys::derive(&fallback).expect("32 bytes"),
+            oauth,
+            api_url: settings.github_api_url.trim_end_matches('/').to_string(),
+            github_web,
+            api_token: settings.api_token.clone(),
+            // `Secure` unless the UI is served over plain HTTP for development.
+            cookies: CookieSettings {
+                secure: !public_url
+                    .as_deref()
+                    .is_some_and(|u| u.to_ascii_lowercase().starts_with("http://")),
+            },
+            insecure_no_auth: settings.insecure_ui_no_auth,
+            admins,
+            session_ttl_ms: i64::try_from(ui.session_ttl_secs.saturating_mul(1000))
+                .unwrap_or(i64::MAX),
+            public_origin: public_url.as_deref().and_then(origin_of),
+            github,
+            freshness: Freshness::default(),
+            permissions: Mutex::default(),
+            admin_teams: Mutex::default(),
+            http: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(20))
+                .build()?,
+            metrics_require_token: ui.metrics_require_token,
+            outbox_ready: None,
+            job_logs: None,
+            log_retention_ms: i64::try_from(ui.log_retention_days.saturating_mul(86_400_000))
+                .unwrap_or(i64::MAX),
+        })
+    }
+
+    /// A UI with nothing configured (every page explains how to configure login); for tests
+    /// that build the router by hand.
+    pub fn disabled() -> Ui {
+        Ui::from_settings(
+            &Settings::load_from(&HashMap::new(), &Default::default())
+                .expect("the default settings load"),
+            None,
+        )
+        .expect("the default settings build a UI")
+    }
+
+    /// Whether a page may be shown at all (login configured, or the dev flag, or a token).
+    pub fn login_configured(&self) -> bool {
+        self.keys.is_some()
+    }
+
+    fn keys(&self) -> &UiKeys {
+        self.keys.as_ref().unwrap_or(&self.fallback_keys)
+    }
+
+    fn auth_config(&self) -> AuthConfig<'_> {
+        AuthConfig {
+            api_token: self.api_token.as_ref().map(|s| s.expose()),
+            keys: self.keys.as_ref(),
+            cookies: self.cookies,
+            insecure_no_auth: self.insecure_no_auth,
+        }
+    }
+
+    /// Who is asking, or the answer to give instead (see the module docs).
+    pub async fn viewer(&self, headers: &HeaderMap, uri: &Uri) -> Result<Viewer, Response> {
+        let creds = Credentials {
+            authorization: header_str(headers, header::AUTHORIZATION),
+            cookie: header_str(headers, header::COOKIE),
+        };
+        match access::authenticate(&self.auth_config(), &creds, now_ms()) {
+            Authenticated::Principal(p) => {
+                let in_team = match &p {
+                    Principal::User(s) => self.in_admin_team(&s.login).await,
+                    _ => false,
+                };
+                let role = access::role(&p, &self.admins, in_team);
+                Ok(Viewer { principal: p, role })
+            }
+            Authenticated::LoginRequired { clear_cookie } => {
+                let return_to = uri.path_and_query().map_or("/", |p| p.as_str());
+                let location = format!(
+                    "{}?{}",
+                    routes::LOGIN,
+                    form_urlencoded::Serializer::new(String::new())
+                        .append_pair("return_to", return_to)
+                        .finish()
+                );
+                let mut r = (
+                    StatusCode::SEE_OTHER,
+                    [(header::LOCATION, location)],
+                    "log in first\n",
+                )
+                    .into_response();
+                if clear_cookie {
+                    self.clear_session(&mut r);
+                }
+                Err(r)
+            }
+            Authenticated::Unauthorized { clear_cookie } => {
+                let mut r = page(
+                    StatusCode::UNAUTHORIZED,
+                    pages::error_page(
+                        401,
+                        "Your credentials were not accepted. Log in again, or check the API token.",
+                    ),
+                );
+                if creds.authorization.is_some() {
+                    r.headers_mut()
+                        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                }
+                if clear_cookie {
+                    self.clear_session(&mut r);
+                }
+                Err(r)
+            }
+            Authenticated::NotConfigured => Err(page(StatusCode::OK, pages::not_configured_page())),
+        }
+    }
+
+    fn clear_session(&self, r: &mut Response) {
+        if let Ok(v) = HeaderValue::from_str(&clear_cookie(
+            session_cookie_name(self.cookies.secure),
+            self.cookies,
+        )) {
+            r.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+
+    /// What every page around its content needs, for `viewer`.
+    pub fn chrome(&self, viewer: &Viewer) -> Chrome {
+        let id = match &viewer.principal {
+            Principal::User(s) => s.id,
+            _ => SessionId::DEV,
+        };
+        Chrome {
+            viewer: viewer.principal.display_login().to_string(),
+            admin: viewer.role == Role::Admin,
+            can_logout: matches!(viewer.principal, Principal::User(_)),
+            forms: Forms::new(self.keys(), &id),
+            github_web: self.github_web.clone(),
+            insecure_no_auth: self.insecure_no_auth,
+        }
+    }
+
+    async fn in_admin_team(&self, login: &str) -> bool {
+        if self.admins.teams().is_empty() {
+            return false;
+        }
+        let key = login.to_ascii_lowercase();
+        let now = now_ms();
+        if let Some((member, at)) = self.lock_teams().get(&key).copied()
+            && now - at < self.freshness.read_ttl_ms
+        {
+            return member;
+        }
+        let Some(gh) = &self.github else {
+            return false;
+        };
+        let mut member = false;
+        for (org, slug) in self.admins.teams() {
+            match gh.team_members(org, slug).await {
+                Ok(members) => {
+                    if members.iter().any(|m| m.eq_ignore_ascii_case(login)) {
+                        member = true;
+                        break;
+                    }
+                }
+                Err(e) => tracing::warn!(%org, %slug, error = %e, "reading an admin team failed"),
+            }
+        }
+        self.lock_teams().insert(key, (member, now));
+        member
+    }
+
+    fn lock_teams(&self) -> std::sync::MutexGuard<'_, HashMap<String, (bool, i64)>> {
+        self.admin_teams.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock_permissions(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<(String, String), CachedPermission>> {
+        self.permissions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether `viewer` may do `action` on `repo`: cached, re-asked of GitHub when the cached
+    /// answer is too old for the action; a repository GitHub says nothing about is `NotFound`.
+    pub async fn decide(&self, viewer: &Viewer, repo: &str, action: UiAction) -> Decision {
+        let Principal::User(s) = &viewer.principal else {
+            return access::authorize(viewer.role, action, None, true, self.freshness, 0);
+        };
+        let key = (s.login.to_ascii_lowercase(), repo.to_ascii_lowercase());
+        let now = now_ms();
+        let cached = self.lock_permissions().get(&key).copied();
+        match access::authorize(viewer.role, action, cached, false, self.freshness, now) {
+            Decision::Recheck => {}
+            d => return d,
+        }
+        let fetched = self.fetch_permission(repo, &s.login).await.map(|p| {
+            let c = CachedPermission {
+                permission: p,
+                checked_at_ms: now,
+            };
+            self.lock_permissions().insert(key, c);
+            c
+        });
+        access::authorize(viewer.role, action, fetched, true, self.freshness, now)
+    }
+
+    async fn fetch_permission(&self, repo: &str, login: &str) -> Option<Permission> {
+        let gh = self.github.as_ref()?;
+        let repo = RepoName::parse(repo).ok()?;
+        match gh.repo_permission(&repo, login).await {
+            Ok(permission) => Some(Permission::from_github(&permission, None)),
+            // Not a collaborator (or no such repository): nothing to see.
+            Err(crate::app::ports::GitHubError::NotFound(_)) => Some(Permission::None),
+            Err(e) => {
+                tracing::warn!(%repo, %login, error = %e, "reading a permission failed");
+                None
+            }
+        }
+    }
+
+    /// Of `repos`, the ones `viewer` may read (order kept).
+    pub async fn readable(&self, viewer: &Viewer, repos: BTreeSet<String>) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        for r in repos {
+            if self.decide(viewer, &r, UiAction::Read).await == Decision::Allow {
+                out.insert(r);
+            }
+        }
+        out
+    }
+
+    /// The checks of a state-changing request (module docs) for the form posted to `action`.
+    pub fn check_post(
+        &self,
+        viewer: &Viewer,
+        headers: &HeaderMap,
+        action: &str,
+        csrf: Option<&str>,
+    ) -> Result<(), Box<Response>> {
+        let host_origin = header_str(headers, header::HOST).map(|h| {
+            format!(
+                "{}://{h}",
+                if self.cookies.secure { "https" } else { "http" }
+            )
+        });
+        let origin = self
+            .public_origin
+            .clone()
+            .or(host_origin)
+            .unwrap_or_default();
+        let req = PostRequest {
+            action,
+            csrf,
+            origin: header_str(headers, header::ORIGIN),
+            sec_fetch_site: headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()),
+        };
+        access::check_post(&viewer.principal, self.keys(), &req, &origin).map_err(|e| {
+            Box::new(page(
+                StatusCode::FORBIDDEN,
+                pages::error_page(403, &e.to_string()),
+            ))
+        })
+    }
+}
+
+/// An authenticated viewer.
+#[derive(Debug, Clone)]
+pub struct Viewer {
+    pub principal: Principal,
+    pub role: Role,
+}
+
+fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// An HTML page with the headers every UI page carries.
+fn page(status: StatusCode, html: String) -> Response {
+    let mut r = (status, Html(html)).into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self' https: http:; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    r
+}
+
+fn not_found() -> Response {
+    page(
+        StatusCode::NOT_FOUND,
+        pages::error_page(404, "There is no such page, or you cannot see it."),
+    )
+}
+
+fn internal(e: &anyhow::Error, what: &str) -> Response {
+    tracing::error!(error = %format!("{e:#}"), "{what}");
+    page(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        pages::error_page(500, "Something went wrong; the server's log says what."),
+    )
+}
+
+fn redirect(to: &str) -> Response {
+    (
+        StatusCode::SEE_OTHER,
+        [(header::LOCATION, to.to_string())],
+        "",
+    )
+        .into_response()
+}
+
+fn utc(ms: i64) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Login
+
+#[derive(Debug, Deserialize)]
+pub struct ReturnTo {
+    return_to: Option<String>,
+}
+
+/// `GET /login`: the login page (or how to configure login).
+pub async fn login(State(state): State<Arc<AppState>>, Query(q): Query<ReturnTo>) -> Response {
+    if state.ui.oauth.is_none() {
+        return page(StatusCode::OK, pages::not_configured_page());
+    }
+    let to = oauth::safe_return_to(q.return_to.as_deref().unwrap_or("/"));
+    page(
+        StatusCode::OK,
+        pages::login_page(&pages::login_start_href(&to), None),
+    )
+}
+
+/// `GET /login/start`: binds a new login to this browser and sends it to GitHub.
+pub async fn login_start(
+    State(state): State<Arc<AppState>>,
+    Query(q): Query<ReturnTo>,
+) -> Response {
+    let ui = &state.ui;
+    let (Some((client, _)), Some(keys)) = (&ui.oauth, &ui.keys) else {
+        return page(StatusCode::OK, pages::not_configured_page());
+    };
+    let start = oauth::begin_login(
+        keys,
+        random16(),
+        q.return_to.as_deref().unwrap_or("/"),
+        now_ms(),
+    );
+    let cookie = session::set_cookie(
+        oauth::oauth_cookie_name(ui.cookies.secure),
+        &start.cookie_value,
+        oauth::STATE_TTL_MS / 1000,
+        ui.cookies,
+    );
+    (
+        StatusCode::SEE_OTHER,
+        [
+            (header::LOCATION, oauth::authorize_url(client, &start.state)),
+            (header::SET_COOKIE, cookie),
+        ],
+        "",
+    )
+        .into_response()
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Callback {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+}
+
+/// `GET /login/callback`: checks GitHub's answer, asks who logged in, starts a session.
+pub async fn login_callback(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(q): Query<Callback>,
+) -> Response {
+    let ui = &state.ui;
+    let (Some((client, secret)), Some(keys)) = (&ui.oauth, &ui.keys) else {
+        return page(StatusCode::OK, pages::not_configured_page());
+    };
+    let refuse = |msg: &str| {
+        page(
+            StatusCode::BAD_REQUEST,
+            pages::login_page(&pages::login_start_href("/"), Some(msg)),
+        )
+    };
+    if q.error.is_some() {
+        return refuse("GitHub did not complete the login; start it again.");
+    }
+    let nonce = session::cookie_value(
+        header_str(&headers, header::COOKIE).unwrap_or(""),
+        oauth::oauth_cookie_name(ui.cookies.secure),
+    );
+    let return_to = match oauth::finish_login(keys, q.state.as_deref(), nonce, now_ms()) {
+        Ok(r) => r,
+        Err(e) => return refuse(&e.to_string()),
+    };
+    let request =
+        match oauth::token_request(client, secret.expose(), q.code.as_deref().unwrap_or("")) {
+            Ok(r) => r,
+            Err(e) => return refuse(&e.to_string()),
+        };
+    let user = match exchange(ui, &request).await {
+        Ok(u) => u,
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "login with GitHub failed");
+            return refuse(&match e.downcast_ref::<oauth::OAuthError>() {
+                Some(o) => o.to_string(),
+                None => "GitHub could not be reached to complete the login; try again.".into(),
+            });
+        }
+    };
+    let now = now_ms();
+    let s = Session::new(
+        &user.login,
+        user.id,
+        SessionId::from_bytes(random16()),
+        now,
+        ui.session_ttl_ms,
+    );
+    tracing::info!(login = %user.login, "logged in to the web UI");
+    let mut r = redirect(&return_to);
+    for c in [
+        session_cookie(keys, &s, now, ui.cookies),
+        clear_cookie(oauth::oauth_cookie_name(ui.cookies.secure), ui.cookies),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(&c) {
+            r.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    r
+}
+
+/// The token exchange and `GET /user`; the user's token is dropped afterwards.
+async fn exchange(ui: &Ui, req: &oauth::TokenRequest) -> anyhow::Result<oauth::GitHubUser> {
+    let body = ui
+        .http
+        .post(&req.url)
+        .header(header::ACCEPT, oauth::TokenRequest::ACCEPT)
+        .header(header::CONTENT_TYPE, oauth::TokenRequest::CONTENT_TYPE)
+        .body(req.body.clone())
+        .send()
+        .await?
+        .text()
+        .await?;
+    let token = oauth::parse_token_response(&body)?;
+    let reply = ui
+        .http
+        .get(format!("{}/user", ui.api_url))
+        .header(header::ACCEPT, "application/vnd.github+json")
+        .header(header::USER_AGENT, "sluice")
+        .bearer_auth(token.expose())
+        .send()
+        .await?;
+    if !reply.status().is_success() {
+        return Err(oauth::OAuthError::Refused {
+            error: format!("user_{}", reply.status().as_u16()),
+        }
+        .into());
+    }
+    Ok(oauth::parse_user(&reply.text().await?)?)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CsrfOnly {
+    csrf: Option<String>,
+}
+
+/// `POST /logout`.
+pub async fn logout(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    uri: Uri,
+    Form(f): Form<CsrfOnly>,
+) -> Response {
+    let viewer = match state.ui.viewer(&headers, &uri).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    if let Err(r) = state
+        .ui
+        .check_post(&viewer, &headers, routes::LOGOUT, f.csrf.as_deref())
+    {
+        return *r;
+    }
+    let mut r = redirect(routes::LOGIN);
+    state.ui.clear_session(&mut r);
+    r
+}
+
+// ---------------------------------------------------------------------------------------------
+// Static assets
+
+pub async fn css() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=300"),
+        ],
+        pages::UI_CSS,
+    )
+        .into_response()
+}
+
+pub async fn js() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=300"),
+        ],
+        pages::UI_JS,
+    )
+        .into_response()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Environments
+
+#[derive(Debug, Deserialize, Default)]
+pub struct EnvQuery {
+    q: Option<String>,
+    status: Option<String>,
+    env: Option<String>,
+}
+
+/// `GET /` and `GET /environments`.
+pub async fn environments(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    uri: Uri,
+    Query(q): Query<EnvQuery>,
+) -> Response {
+    let viewer = match state.ui.viewer(&headers, &uri).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    match environment_rows(&state, &viewer).await {
+        Ok(rows) => {
+            let filter = pages::EnvironmentFilter {
+                q: q.q.unwrap_or_default(),
+                status: q.status.unwrap_or_default(),
+                env: q.env.unwrap_or_default(),
+            };
+            let chrome = state.ui.chrome(&viewer);
+            page(
+                StatusCode::OK,
+                pages::environments_page(&chrome, &rows, &filter, chrono::Utc::now()),
+            )
+        }
+        Err(e) => internal(&e, "listing environments failed"),
+    }
+}
+
+/// The environments page's rows the viewer may read.
+pub async fn environment_rows(
+    state: &AppState,
+    viewer: &Viewer,
+) -> anyhow::Result<Vec<pages::EnvironmentRow>> {
+    let now = chrono::Utc::now();
+    let statuses = crate::app::drift::project_statuses(&*state.drift, None, now).await?;
+    let locks = state.store.locks(None).await?;
+    let repos: BTreeSet<String> = statuses.iter().map(|s| s.repo.clone()).collect();
+    let readable = state.ui.readable(viewer, repos).await;
+    let mut rows: Vec<pages::EnvironmentRow> = statuses
+        .into_iter()
+        .filter(|s| readable.contains(&s.repo))
+        .map(|s| {
+            let lock = locks
+                .iter()
+                .find(|l| {
+                    l.repo.full() == s.repo
+                        && l.key.dir.to_string() == s.dir
+                        && l.key.workspace.to_string() == s.workspace
+                })
+                .map(|l| pages::LockHolder {
+                    pr: l.pr.get(),
+                    by: l.holder_login.clone(),
+                    since: utc(l.acquired_at.get()),
+                });
+            pages::EnvironmentRow {
+                environment: crate::core::ui::environments::environment_of(
+                    &s.dir,
+                    &s.workspace,
+                    None,
+                )
+                .map(|e| e.name),
+                status: s.sync.status,
+                last_check_at: s.sync.last_check_at,
+                last_applied: s.sync.last_applied.as_ref().map(|a| pages::AppliedView {
+                    sha: a.sha.to_string(),
+                    pr: a.pr.map(|p| p.get()),
+                    by: a.by.login.clone(),
+                    at: a.at,
+                }),
+                drift_age_seconds: s.sync.drift.as_ref().map(|d| d.age_seconds),
+                lock,
+                repo: s.repo,
+                project: s.project,
+                dir: s.dir,
+                workspace: s.workspace,
+            }
+        })
+        .collect();
+    rows.sort_by(|a, b| (&a.repo, &a.dir, &a.workspace).cmp(&(&b.repo, &b.dir, &b.workspace)));
+    Ok(rows)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Locks
+
+async fn lock_views(state: &AppState, viewer: &Viewer) -> anyhow::Result<Vec<pages::LockView>> {
+    let locks = state.store.locks(None).await?;
+    let repos: BTreeSet<String> = locks.iter().map(|l| l.repo.full()).collect();
+    let readable = state.ui.readable(viewer, repos).await;
+    let mut out = Vec::new();
+    for l in locks {
+        let repo = l.repo.full();
+        if !readable.contains(&repo) {
+            continue;
+        }
+        let can_release =
+            state.ui.decide(viewer, &repo, UiAction::ReleaseLock).await == Decision::Allow;
+        out.push(pages::LockView {
+            dir: l.key.dir.to_string(),
+            workspace: l.key.workspace.to_string(),
+            project: l.key.dir.to_string(),
+            pr: l.pr.get(),
+            by: l.holder_login.clone(),
+            since: utc(l.acquired_at.get()),
+            can_release,
+            repo,
+        });
+    }
+    Ok(out)
+}
+
+/// `GET /locks`.
+pub async fn locks(State(state): State<Arc<AppState>>, headers: HeaderMap, uri: Uri) -> Response {
+    let viewer = match state.ui.viewer(&headers, &uri).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    match lock_views(&state, &viewer).await {
+        Ok(locks) => page(
+            StatusCode::OK,
+            pages::locks_page(&state.ui.chrome(&viewer), &locks, chrono::Utc::now()),
+        ),
+        Err(e) => internal(&e, "listing locks failed"),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LockForm {
+    repo: String,
+    dir: String,
+    workspace: String,
+    csrf: Option<String>,
+}
+
+fn lock_key(f: &LockForm) -> Option<(RepoName, LockKey)> {
+    Some((
+        RepoName::parse(&f.repo).ok()?,
+        LockKey {
+            dir: ProjectDir::new(&f.dir).ok()?,
+            workspace: Workspace::new(&f.workspace).ok()?,
+        },
+    ))
+}
+
+/// `GET /locks/release?repo=…&dir=…&workspace=…`: the confirmation page.
+pub async fn lock_release_confirm(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    uri: Uri,
+    Query(f): Query<LockForm>,
+) -> Response {
+    let viewer = match state.ui.viewer(&headers, &uri).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    match state
+        .ui
+        .decide(&viewer, &f.repo, UiAction::ReleaseLock)
+        .await
+    {
+        Decision::Allow => {}
+        Decision::Forbidden => {
+            return page(
+                StatusCode::FORBIDDEN,
+                pages::error_page(
+                    403,
+                    "Releasing this lock needs write access to the repository.",
+                ),
+            );
+        }
+        _ => return not_found(),
+    }
+    let views = match lock_views(&state, &viewer).await {
+        Ok(v) => v,
+        Err(e) => return internal(&e, "listing locks failed"),
+    };
+    match views
+        .iter()
+        .find(|l| l.repo == f.repo && l.dir == f.dir && l.workspace == f.workspace)
+    {
+        Some(l) => page(
+            StatusCode::OK,
+            pages::lock_release_confirm_page(&state.ui.chrome(&viewer), l),
+        ),
+        None => not_found(),
+    }
+}
+
+/// `POST /locks/release`: the same release as `sluice locks release`, by the viewer.
+pub async fn lock_release(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    uri: Uri,
+    Form(f): Form<LockForm>,
+) -> Response {
+    let viewer = match state.ui.viewer(&headers, &uri).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    if let Err(r) = state
+        .ui
+        .check_post(&viewer, &headers, routes::LOCK_RELEASE, f.csrf.as_deref())
+    {
+        return *r;
+    }
+    match state
+        .ui
+        .decide(&viewer, &f.repo, UiAction::ReleaseLock)
+        .await
+    {
+        Decision::Allow => {}
+        Decision::Forbidden => {
+            return page(
+                StatusCode::FORBIDDEN,
+                pages::error_page(
+                    403,
+                    "Releasing this lock needs write access to the repository.",
+                ),
+            );
+        }
+        _ => return not_found(),
+    }
+    let Some((repo, key)) = lock_key(&f) else {
+        return not_found();
+    };
+    let by = viewer.principal.display_login().to_string();
+    match crate::app::locks_cli::release(&*state.store, &repo, &key, &by).await {
+        Ok(Some((pr, _))) => {
+            tracing::info!(%repo, %key, pr = pr.get(), %by, "lock released from the web UI");
+            if let Some(n) = &state.ui.outbox_ready {
+                n.notify_one();
+            }
+            redirect(routes::LOCKS)
+        }
+        Ok(None) => not_found(),
+        Err(e) => internal(&e, "releasing a lock failed"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Runs and job logs
+
+/// The most chunks a log page shows at once (the cap keeps a job's log far below it).
+const MAX_PAGE_CHUNKS: u32 = 20_000;
+
+fn job_view(j: &crate::app::ports::store::JobRow) -> pages::JobView {
+    pages::JobView {
+        id: j.id,
+        project: j.project_name.to_string(),
+        dir: j.project_dir.to_string(),
+        workspace: j.workspace.to_string(),
+        state: j.state,
+        durations: pages::StepDurations {
+            queue_wait_ms: j
+                .started_at
+                .map(|s| u64::try_from(s.get() - j.created_at.get()).unwrap_or(0)),
+            ..Default::default()
+        },
+        summary: None,
+        policies: Vec::new(),
+    }
+}
+
+/// A job with its run, when the viewer may read its repository; `Err` is the answer (404 for
+/// a job that does not exist and for one the viewer may not see).
+async fn readable_job(
+    state: &AppState,
+    viewer: &Viewer,
+    job_id: i64,
+) -> Result<
+    (
+        crate::app::ports::store::JobRow,
+        crate::app::ports::store::RunRow,
+    ),
+    Response,
+> {
+    let job = match state.store.job(job_id).await {
+        Ok(Some(j)) => j,
+        Ok(None) => return Err(not_found()),
+        Err(e) => return Err(internal(&e, "reading a job failed")),
+    };
+    let run = match state.store.run(job.run_id).await {
+        Ok(Some(r)) => r,
+        Ok(None) => return Err(not_found()),
+        Err(e) => return Err(internal(&e, "reading a run failed")),
+    };
+    match state
+        .ui
+        .decide(viewer, &run.repo.full(), UiAction::Read)
+        .await
+    {
+        Decision::Allow => Ok((job, run)),
+        _ => Err(not_found()),
+    }
+}
+
+/// `GET /jobs/{id}/log`: the stored log; the script streams the rest while the job runs.
+pub async fn job_log(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    uri: Uri,
+    axum::extract::Path(job_id): axum::extract::Path<i64>,
+) -> Response {
+    let viewer = match state.ui.viewer(&headers, &uri).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let (job, run) = match readable_job(&state, &viewer, job_id).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let Some(logs) = &state.ui.job_logs else {
+        return not_found();
+    };
+    let chunks = match logs.log_chunks(job_id, 0, MAX_PAGE_CHUNKS).await {
+        Ok(c) => c,
+        Err(e) => return internal(&e, "reading a job's log failed"),
+    };
+    let retention = state.ui.log_retention_ms;
+    let expired = chunks.is_empty()
+        && retention > 0
+        && job
+            .finished_at
+            .is_some_and(|f| now_ms() - f.get() > retention);
+    let view = pages::JobLogView {
+        job: job_view(&job),
+        run_id: run.id,
+        repo: run.repo.full(),
+        pr: run.pr.get(),
+        chunks,
+        expired,
+    };
+    page(
+        StatusCode::OK,
+        pages::job_log_page(&state.ui.chrome(&viewer), &view),
+    )
+}
+
+/// `GET /runs/{id}`: a run's jobs, each linking to its log.
+pub async fn run(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    uri: Uri,
+    axum::extract::Path(run_id): axum::extract::Path<i64>,
+) -> Response {
+    let viewer = match state.ui.viewer(&headers, &uri).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let run = match state.store.run(run_id).await {
+        Ok(Some(r)) => r,
+        Ok(None) => return not_found(),
+        Err(e) => return internal(&e, "reading a run failed"),
+    };
+    if state
+        .ui
+        .decide(&viewer, &run.repo.full(), UiAction::Read)
+        .await
+        != Decision::Allow
+    {
+        return not_found();
+    }
+    let jobs = match state.store.jobs_of_run(run_id).await {
+        Ok(j) => j,
+        Err(e) => return internal(&e, "reading a run's jobs failed"),
+    };
+    let view = pages::RunView {
+        id: run.id,
+        repo: run.repo.full(),
+        pr: run.pr.get(),
+        kind: run.kind.as_str().to_string(),
+        actor: run.actor.login.clone(),
+        trigger: run.trigger.as_str().to_string(),
+        head_sha: run.head_sha.to_string(),
+        branch: run.base_ref.clone(),
+        created_at: utc(run.created_at.get()),
+        job_states: jobs.iter().map(|j| j.state).collect(),
+    };
+    let jobs: Vec<pages::JobView> = jobs.iter().map(job_view).collect();
+    page(
+        StatusCode::OK,
+        pages::run_page(&state.ui.chrome(&viewer), &view, &jobs),
+    )
+}
+
+#[derive(Debug, Deserialize)]
+pub struct After {
+    after: Option<String>,
+}
+
+/// How long one event stream stays open; the browser reconnects with `Last-Event-ID`.
+const STREAM_LIFETIME: std::time::Duration = std::time::Duration::from_secs(300);
+/// How often the store is asked for new chunks while a job runs.
+const POLL: std::time::Duration = std::time::Duration::from_millis(300);
+/// Chunks read and sent per batch.
+const BATCH: u32 = 64;
+
+/// `GET /jobs/{id}/log/events`: the log as Server-Sent Events from the chunk after
+/// `Last-Event-ID` (or `?after=`), read from the store — so a viewer resumes where it was after
+/// a reconnect or a server restart — until the end chunk. Each viewer holds one batch at most.
+pub async fn job_log_events(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    uri: Uri,
+    axum::extract::Path(job_id): axum::extract::Path<i64>,
+    Query(q): Query<After>,
+) -> Response {
+    use crate::core::ui::live_log;
+    let viewer = match state.ui.viewer(&headers, &uri).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    if let Err(r) = readable_job(&state, &viewer, job_id).await {
+        return r;
+    }
+    let Some(logs) = state.ui.job_logs.clone() else {
+        return not_found();
+    };
+    let after = match live_log::resume_after(
+        headers.get("last-event-id").and_then(|v| v.to_str().ok()),
+        q.after.as_deref(),
+    ) {
+        Ok(a) => a,
+        Err(e) => {
+            return page(
+                StatusCode::BAD_REQUEST,
+                pages::error_page(400, &e.to_string()),
+            );
+        }
+    };
+    let stream = log_stream(logs, job_id, after);
+    (
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        axum::body::Body::from_stream(stream),
+    )
+        .into_response()
+}
+
+/// The chunks of `job_id` after `after`, as SSE text, until the end chunk or
+/// [`STREAM_LIFETIME`].
+pub fn log_stream(
+    logs: Arc<dyn crate::app::ports::job_log::JobLogStore>,
+    job_id: i64,
+    after: u64,
+) -> impl futures_util::Stream<Item = Result<String, std::convert::Infallible>> + Send {
+    use crate::core::ui::job_log::ChunkKind;
+    use crate::core::ui::live_log;
+    struct S {
+        logs: Arc<dyn crate::app::ports::job_log::JobLogStore>,
+        after: u64,
+        first: bool,
+        done: bool,
+        until: tokio::time::Instant,
+    }
+    let s = S {
+        logs,
+        after,
+        first: true,
+        done: false,
+        until: tokio::time::Instant::now() + STREAM_LIFETIME,
+    };
+    futures_util::stream::unfold(s, move |mut s| async move {
+        if s.done {
+            return None;
+        }
+        if s.first {
+            s.first = false;
+            return Some((Ok(live_log::sse_retry(1000)), s));
+        }
+        let idle = tokio::time::Instant::now();
+        loop {
+            if tokio::time::Instant::now() >= s.until {
+                return None;
+            }
+            match s.logs.log_chunks(job_id, s.after, BATCH).await {
+                Ok(chunks) if !chunks.is_empty() => {
+                    let mut out = String::new();
+                    for c in &chunks {
+                        out.push_str(&live_log::sse_event(c));
+                        s.after = c.seq;
+                        if c.kind == ChunkKind::End {
+                            s.done = true;
+                        }
+                    }
+                    return Some((Ok(out), s));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(job_id, error = %format!("{e:#}"), "log stream: reading the store failed");
+                }
+            }
+            if idle.elapsed() >= std::time::Duration::from_secs(15) {
+                return Some((Ok(live_log::SSE_KEEPALIVE.to_string()), s));
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    })
+}
