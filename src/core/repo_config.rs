@@ -55,8 +55,8 @@ use super::glob::{build_glob, is_glob};
 use super::graph::{find_cycles, show_cycle};
 use super::policy::rego::{PolicySetConfig, SetOrigin, policies_block_node, policy_sets_node};
 use super::policy::{self, Policy};
-use super::server_rules::{OverrideKey, SlashRegex};
 use super::review::pr_review::ReviewComments;
+use super::server_rules::{OverrideKey, SlashRegex};
 use super::types::{ApplyRequirement, Engine, ProjectDir, ProjectName, Workspace};
 use super::workflow::{RunSyntax, Workflow, WorkflowOrigin, workflows_node};
 use super::yaml::{

@@ -751,7 +751,7 @@ async fn serve_refuses_to_start_without_a_webhook_secret() {
     // What is missing is printed where the operator looks; the unauthenticated page (and no
     // token can be configured here) does not tell the world that signatures go unchecked.
     assert!(!page.contains("INSECURE"), "{page}");
-    assert!(page.contains("API token"), "{page}");
+    assert!(page.contains("SLUICE_API_TOKEN"), "{page}");
     assert!(s.logs().contains("MISSING GitHub credentials"));
     assert!(s.logs().contains("INSECURE"));
 }

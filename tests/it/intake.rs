@@ -650,7 +650,7 @@ async fn an_apply_written_before_a_re_plan_does_not_apply_the_new_plan() {
 // ---- item: the host layout stays private --------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_status_page_shows_set_up_details_only_with_the_api_token() {
+async fn the_root_page_shows_no_set_up_details_and_the_api_token_opens_the_ui() {
     let h = server(&[], &[("README.md", "x\n")]).await;
     let data = h.data_dir().display().to_string();
     let page = |token: Option<&'static str>| {
@@ -660,12 +660,16 @@ async fn the_status_page_shows_set_up_details_only_with_the_api_token() {
         }
         async move {
             let r = r.send().await.expect("GET /");
-            assert_eq!(r.status(), 200);
-            r.text().await.expect("body")
+            (r.status().as_u16(), r.text().await.expect("body"))
         }
     };
     for (who, token) in [("anyone", None), ("a wrong token", Some("not-the-token"))] {
-        let body = page(token).await;
+        let (status, body) = page(token).await;
+        // Anyone: the login page (or how to configure it); a wrong token: 401.
+        assert!(
+            (status == 200 && token.is_none()) || (status == 401 && token.is_some()),
+            "{who}: {status} {body}"
+        );
         assert!(body.contains("Sluice"), "{who}: {body}");
         for secret_ish in [data.as_str(), "Data:", "Runner:", "Providers:", "GitHub:"] {
             assert!(
@@ -674,9 +678,16 @@ async fn the_status_page_shows_set_up_details_only_with_the_api_token() {
             );
         }
     }
-    let body = page(Some(API_TOKEN)).await;
-    assert!(body.contains(&data), "{body}");
-    assert!(body.contains("Runner:"), "{body}");
+    // The API token opens the web UI's admin view; set-up details (host paths) are only in
+    // the server's start-up log, never on a page.
+    let (status, body) = page(Some(API_TOKEN)).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("Environments"), "{body}");
+    assert!(!body.contains(&data), "{body}");
+    assert!(
+        h.server().logs().contains(&data),
+        "the start-up log names the data dir"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -24,9 +24,9 @@ use crate::core::lock::{Lock, LockKey};
 use crate::core::plan::{PlanSummary, ProjectReport};
 use crate::core::policy::PolicyVerdict;
 use crate::core::projects::Project;
+use crate::core::removed::Removal;
 pub use crate::core::review::budget::Write;
 pub use crate::core::review::surface::{GitHubWrite, PrObjects};
-use crate::core::removed::Removal;
 use crate::core::target::Targetable;
 use crate::core::types::{
     CommitSha, PrNumber, ProjectDir, ProjectName, RepoName, UnixMs, Workspace,
