@@ -48,6 +48,7 @@ use marked_yaml::Node;
 use marked_yaml::types::MarkedMappingNode;
 use serde::Serialize;
 
+use super::delivery::{ApplyMode, MergePlanCheck};
 use super::diag::{Diagnostic, has_errors};
 use super::drift::{DriftSettings, validate_schedule};
 use super::glob::{build_glob, is_glob};
@@ -282,6 +283,12 @@ pub struct RepoConfig {
     /// Top-level `drift: { enabled, schedule }`: the default for every project (a project's
     /// own `drift:` replaces it). Read by the drift scheduler from the default branch.
     pub drift: DriftSettings,
+    /// Top-level `apply_mode`: the default for every project (see [`super::delivery`]). Like
+    /// every requirement, read from the base branch.
+    pub apply_mode: ApplyMode,
+    /// `merge_plan_check`: what happens when the merge commit's plan differs from the reviewed
+    /// one (`strict` refuses, `replan` re-checks policies).
+    pub merge_plan_check: MergePlanCheck,
 }
 
 /// A project's `dir`: one directory, or a glob expanded against the directories that hold
@@ -349,6 +356,9 @@ pub struct ProjectConfig {
     pub keys_set: BTreeMap<OverrideKey, Pos>,
     /// `drift: { enabled, schedule }`, or the top-level one.
     pub drift: DriftSettings,
+    /// The project's own `apply_mode` (`None`: the top-level one). Use
+    /// [`super::delivery::mode_of`] on the base branch's config.
+    pub apply_mode: Option<ApplyMode>,
 }
 
 impl ProjectConfig {
@@ -499,6 +509,8 @@ const SLUICE_TOP_KEYS: &[(&str, Key)] = &[
     ("workflows", Known),
     ("policy_sets", Known),
     ("drift", Known),
+    ("apply_mode", Known),
+    ("merge_plan_check", Known),
 ];
 
 const SLUICE_PROJECT_KEYS: &[(&str, Key)] = &[
@@ -513,6 +525,7 @@ const SLUICE_PROJECT_KEYS: &[(&str, Key)] = &[
     ("env", Known),
     ("workflow", Known),
     ("drift", Known),
+    ("apply_mode", Known),
 ];
 
 const DRIFT_KEYS: &[(&str, Key)] = &[("enabled", Known), ("schedule", Known)];
@@ -801,6 +814,11 @@ fn sluice_top(r: &mut Reader, map: &MarkedMappingNode) -> Option<RepoConfig> {
         .and_then(|n| r.boolean(n, "plan_drafts"))
         .unwrap_or(false);
     refuse_automerge(r, map);
+    let top_apply_mode = map.get_node("apply_mode").and_then(|n| apply_mode(r, n));
+    let merge_plan_check = map
+        .get_node("merge_plan_check")
+        .and_then(|n| merge_plan_check(r, n))
+        .unwrap_or_default();
     let projects = projects(r, map, &defaults);
     if let (None, Some(at)) = (&projects, top_when_modified_pos) {
         r.warning(
@@ -834,6 +852,8 @@ fn sluice_top(r: &mut Reader, map: &MarkedMappingNode) -> Option<RepoConfig> {
         policy_sets,
         keys_set: BTreeMap::new(),
         drift: defaults.drift,
+        apply_mode: top_apply_mode.unwrap_or_default(),
+        merge_plan_check,
     })
 }
 
@@ -850,6 +870,42 @@ fn refuse_automerge(r: &mut Reader, map: &MarkedMappingNode) {
             Some("remove `automerge` (or set it to false) and merge after `apply`".to_string()),
         );
     }
+}
+
+/// `apply_mode: comment | on_merge | comment_or_merge`.
+fn apply_mode(r: &mut Reader, node: &Node) -> Option<ApplyMode> {
+    let v = r.string(node, "apply_mode")?;
+    let mode = ApplyMode::parse(&v.value);
+    if mode.is_none() {
+        r.error(
+            v.pos,
+            format!("unknown apply_mode `{}`", v.value),
+            Some(
+                "valid values: comment (apply by comment before merge), on_merge (apply the \
+                 merge commit after merge), comment_or_merge"
+                    .to_string(),
+            ),
+        );
+    }
+    mode
+}
+
+/// `merge_plan_check: strict | replan`.
+fn merge_plan_check(r: &mut Reader, node: &Node) -> Option<MergePlanCheck> {
+    let v = r.string(node, "merge_plan_check")?;
+    let check = MergePlanCheck::parse(&v.value);
+    if check.is_none() {
+        r.error(
+            v.pos,
+            format!("unknown merge_plan_check `{}`", v.value),
+            Some(
+                "valid values: strict (a merge commit whose plan differs from the reviewed one \
+                 is not applied), replan (it is applied if the policies still pass)"
+                    .to_string(),
+            ),
+        );
+    }
+    check
 }
 
 fn atlantis_top(r: &mut Reader, map: &MarkedMappingNode) -> Option<RepoConfig> {
@@ -905,6 +961,8 @@ fn atlantis_top(r: &mut Reader, map: &MarkedMappingNode) -> Option<RepoConfig> {
         policy_sets,
         keys_set,
         drift: DriftSettings::default(),
+        apply_mode: ApplyMode::default(),
+        merge_plan_check: MergePlanCheck::default(),
     })
 }
 
@@ -1103,6 +1161,10 @@ fn project(r: &mut Reader, node: &Node, defaults: &Defaults) -> Option<ProjectCo
         execution_order_group: extras.execution_order_group,
         keys_set: extras.keys_set,
         drift,
+        apply_mode: match map.get_node("apply_mode") {
+            Some(n) if !atlantis => apply_mode(r, n),
+            _ => None,
+        },
     })
 }
 

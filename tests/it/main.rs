@@ -9,6 +9,7 @@
 mod audit;
 mod bot;
 mod bounds;
+mod delivery;
 mod detection;
 mod drift;
 mod durability;

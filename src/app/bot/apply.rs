@@ -16,6 +16,7 @@ use crate::app::ports::store::{
 use crate::app::repo_state::base_rules_at;
 use crate::core::apply_gate::{self, PlanFacts, PrFacts, ProjectFacts};
 use crate::core::audit::{AuditAction, AuditApproval, AuditPolicyDecision, AuditResult};
+use crate::core::delivery::{self, ApplyMode};
 use crate::core::event::Review;
 use crate::core::freshness;
 use crate::core::job::JobKind;
@@ -97,6 +98,7 @@ impl Bot {
             let (git, tip) = (git.clone(), base_tip.clone());
             self.read_bounded(move || base_rules_at(&git, &tip)).await?
         };
+        let base_config = self.base_config(git, &base_tip).await?;
         let reviews: Vec<Review> = self
             .github
             .list_reviews(&ask.repo.name, pull.number)
@@ -160,6 +162,11 @@ impl Bot {
                     holds_locks: holds_all(pull.number, &[key], &locks),
                 },
             );
+            if delivery::mode_of(base_config.as_ref(), &p.dir, &p.workspace) == ApplyMode::OnMerge {
+                reasons.push(reply::delivery::applies_after_merge(
+                    &self.settings.bot_name,
+                ));
+            }
             if freshness::plan_after_comment(run.written_at, plan.created_at) {
                 reasons.push(freshness::plan_after_comment_reason(
                     "apply",
@@ -243,9 +250,26 @@ impl Bot {
     /// Everything passed: one apply job per plan, in order, holding what the gate relied on.
     async fn queue_applies(&self, run: &CommandRun<'_>, gate: Gate<'_>) -> Result<(), EventError> {
         let (ask, pull) = (&run.ask, run.pull);
-        let jobs: Vec<NewJob> = gate
+        // In `depends_on` order (then Atlantis's `execution_order_group`).
+        let projects: Vec<_> = gate
             .targeted
             .iter()
+            .filter_map(|t| t.project.clone())
+            .collect();
+        let groups = execution_groups(&projects, &gate);
+        let (order, _) = delivery::apply_order(&projects, &groups);
+        let ordered: Vec<&Targeted<'_>> = order
+            .iter()
+            .filter_map(|&i| {
+                gate.targeted.iter().find(|t| {
+                    t.project
+                        .as_ref()
+                        .is_some_and(|p| p.name == projects[i].name)
+                })
+            })
+            .collect();
+        let jobs: Vec<NewJob> = ordered
+            .into_iter()
             .filter_map(|t| {
                 let project = t.project.clone()?;
                 let policy = gate
@@ -347,4 +371,13 @@ fn refused(run: &CommandRun<'_>, gate: &Gate<'_>) -> Effects {
         ],
         records,
     )
+}
+
+/// Atlantis's `execution_order_group` of each project (none in the gate yet: every project is
+/// in group 0, so `depends_on` and the plan order decide).
+fn execution_groups(
+    _projects: &[Project],
+    _gate: &Gate<'_>,
+) -> HashMap<crate::core::types::ProjectName, i64> {
+    HashMap::new()
 }

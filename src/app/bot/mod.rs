@@ -12,6 +12,7 @@ mod apply;
 mod approve_policies;
 mod comment;
 mod drift;
+mod merge;
 mod plan;
 mod pull_request;
 mod repo;
@@ -195,7 +196,9 @@ impl Bot {
             } => self.on_push(&repo, &git_ref, after.as_ref()).await,
             // Reviews are read from the reviews API when an apply asks (latest per reviewer), so
             // nothing is cached that could go stale.
-            Event::Review { .. } | Event::Ping | Event::Ignored { .. } => Ok(()),
+            // A review can open the `sluice/apply-gate` of projects applied after merge.
+            Event::Review { repo, pr, .. } => self.on_review(&repo.name, pr).await,
+            Event::Ping | Event::Ignored { .. } => Ok(()),
         }
     }
 

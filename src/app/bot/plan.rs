@@ -103,7 +103,17 @@ impl Bot {
             return self.say(refused).await;
         }
         tracing::debug!(ms = t0.elapsed().as_millis() as u64, "policies checked");
-        self.queue(ask, pull, origin, &commits, &selected).await
+        // Projects applied only after merge take no lock on the PR: the merge's delivery does.
+        let base_config = self.base_config(&git, &commits.base).await?;
+        let locked: Vec<&Project> = selected
+            .iter()
+            .filter(|p| {
+                crate::core::delivery::mode_of(base_config.as_ref(), &p.dir, &p.workspace)
+                    != crate::core::delivery::ApplyMode::OnMerge
+            })
+            .collect();
+        self.queue(ask, pull, origin, &commits, &selected, &locked)
+            .await
     }
 
     /// Whether drafts are planned: the server says so (`plan_drafts`), or the pull request's
@@ -218,8 +228,9 @@ impl Bot {
         origin: Origin<'_>,
         commits: &Commits,
         selected: &[Project],
+        locked: &[&Project],
     ) -> Result<(), EventError> {
-        let locks: Vec<LockKey> = selected
+        let locks: Vec<LockKey> = locked
             .iter()
             .map(|p| LockKey {
                 dir: p.dir.clone(),

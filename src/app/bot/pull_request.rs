@@ -27,7 +27,16 @@ impl Bot {
             actor: sender,
         };
         if let PullRequestAction::Closed { merged } = action {
-            return self.on_closed(&ask, merged).await;
+            // What applies after merge is read before the plans are discarded.
+            let delivery = match merged {
+                true => self.prepare_delivery(&ask, pr).await?,
+                false => None,
+            };
+            self.on_closed(&ask, merged).await?;
+            return match delivery {
+                Some(d) => self.start_delivery(&ask, pr, d).await,
+                None => Ok(()),
+            };
         }
         let refusal = if pr.from_fork && !self.settings.allow_fork_prs {
             Some((
@@ -129,7 +138,7 @@ impl Bot {
 }
 
 /// The PR as a `pull_request` event describes it (autoplan needs nothing more from the API).
-fn pull_from_event(pr: &PullRequestInfo, repo: &RepoRef) -> PullDetails {
+pub(super) fn pull_from_event(pr: &PullRequestInfo, repo: &RepoRef) -> PullDetails {
     PullDetails {
         number: pr.number,
         state: PullState::Open,

@@ -206,6 +206,9 @@ pub enum StatusContext {
     Apply,
     /// `sluice/policy`: the policy verdict of a plan run.
     Policy,
+    /// `sluice/apply-gate`: whether the pull request may merge, for projects applied after
+    /// merge (approvals, policies, requirements); meant as a required check.
+    ApplyGate,
 }
 
 impl StatusContext {
@@ -215,6 +218,7 @@ impl StatusContext {
             StatusContext::Plan => "sluice/plan",
             StatusContext::Apply => "sluice/apply",
             StatusContext::Policy => "sluice/policy",
+            StatusContext::ApplyGate => "sluice/apply-gate",
         }
     }
 
@@ -223,6 +227,7 @@ impl StatusContext {
             StatusContext::Plan,
             StatusContext::Apply,
             StatusContext::Policy,
+            StatusContext::ApplyGate,
         ]
         .into_iter()
         .find(|c| c.as_str() == s)
@@ -450,6 +455,8 @@ pub enum Trigger {
     Autoplan,
     /// A comment command.
     Comment,
+    /// A pull request merged: the merge commit is planned and applied (`apply_mode: on_merge`).
+    Merge,
 }
 
 impl Trigger {
@@ -457,6 +464,7 @@ impl Trigger {
         match self {
             Trigger::Autoplan => "autoplan",
             Trigger::Comment => "comment",
+            Trigger::Merge => "merge",
         }
     }
 
@@ -464,6 +472,7 @@ impl Trigger {
         match s {
             "autoplan" => Some(Trigger::Autoplan),
             "comment" => Some(Trigger::Comment),
+            "merge" => Some(Trigger::Merge),
             _ => None,
         }
     }
@@ -698,7 +707,7 @@ pub struct PolicyOverrideRow {
 }
 
 #[async_trait]
-pub trait Store: Send + Sync {
+pub trait Store: super::delivery::DeliveryStore + Send + Sync {
     /// Periodic housekeeping of the backend (SQLite: WAL checkpoints). Called by the sweeper.
     async fn upkeep(&self) -> StoreResult<()>;
 
