@@ -177,3 +177,126 @@ async fn a_merge_commit_whose_plan_differs_from_the_reviewed_one_is_refused_loud
         "nothing was applied"
     );
 }
+
+/// A project whose apply fails (its provisioner exits 1); its plan succeeds.
+fn failing_project(resource: &str) -> String {
+    format!(
+        "{}\nresource \"null_resource\" \"{resource}_fails\" {{\n  provisioner \"local-exec\" {{\n    command = \"exit 1\"\n  }}\n}}\n",
+        null_project(resource, "2")
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn network_applies_before_the_app_that_depends_on_it_and_a_failure_blocks_the_app() {
+    let config = "version: 1\napply_mode: on_merge\nprojects:\n  - name: app\n    dir: app\n    depends_on: [network]\n  - name: network\n    dir: network\n";
+    let h = harness(
+        config,
+        &[
+            ("network/main.tf", null_project("net", "1")),
+            ("app/main.tf", null_project("app", "1")),
+        ],
+    )
+    .await;
+    let head = h.open_pr(
+        1,
+        "both",
+        &[
+            ("network/main.tf", &failing_project("net")),
+            ("app/main.tf", &null_project("app", "2")),
+        ],
+    );
+    h.deliver(&h.pr_event("opened", 1)).await;
+    h.wait_status(&head, "sluice/plan", "success").await;
+    h.deliver(&approve(&h, 1, "bob")).await;
+    assert_eq!(
+        h.wait_status(&head, "sluice/apply-gate", "success").await,
+        "ready: 2 projects apply after merge"
+    );
+    let merge_sha = merge(&h, 1);
+    h.deliver(&merged_event(&h, 1, &merge_sha)).await;
+    let told = h
+        .wait_comment(1, "the failure", |c| c.contains("Not applied after merge"))
+        .await;
+    assert!(
+        told.contains("- `network`: the apply failed"),
+        "network failed: {told}"
+    );
+    assert!(
+        told.contains("- `app`: blocked by `network`"),
+        "app was not attempted: {told}"
+    );
+    h.wait_status(&merge_sha, "sluice/apply", "failure").await;
+    h.wait_idle(&[1]).await;
+    let applies: Vec<(String, String)> = audit(&h)
+        .iter()
+        .filter(|e| e["action"] == "apply")
+        .map(|e| {
+            (
+                e["project"].as_str().unwrap_or_default().to_string(),
+                e["result"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        applies,
+        vec![
+            ("network".to_string(), "failure".to_string()),
+            ("app".to_string(), "refused".to_string()),
+        ],
+        "network first; app recorded as not attempted"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_prs_merged_seconds_apart_apply_in_merge_order_each_with_its_merge_commit() {
+    let h = harness(ON_MERGE, &[("envs/a/main.tf", null_project("a", "1"))]).await;
+    let one = h.open_pr(1, "one", &[("envs/a/main.tf", &null_project("a", "2"))]);
+    let two = h.open_pr(
+        2,
+        "two",
+        &[("envs/a/b.tf", "resource \"null_resource\" \"b\" {}\n")],
+    );
+    h.deliver(&h.pr_event("opened", 1)).await;
+    h.deliver(&h.pr_event("opened", 2)).await;
+    h.wait_status(&one, "sluice/plan", "success").await;
+    h.wait_status(&two, "sluice/plan", "success").await;
+    h.deliver(&approve(&h, 1, "bob")).await;
+    h.deliver(&approve(&h, 2, "bob")).await;
+    h.wait_status(&one, "sluice/apply-gate", "success").await;
+    h.wait_status(&two, "sluice/apply-gate", "success").await;
+
+    let m1 = merge(&h, 1);
+    let m2 = merge(&h, 2);
+    h.deliver(&merged_event(&h, 1, &m1)).await;
+    h.deliver(&merged_event(&h, 2, &m2)).await;
+    h.wait_status(&m1, "sluice/apply", "success").await;
+    h.wait_status(&m2, "sluice/apply", "success").await;
+    h.wait_idle(&[1, 2]).await;
+    let applied: Vec<(u64, String)> = audit(&h)
+        .iter()
+        .filter(|e| e["action"] == "apply" && e["result"] == "success")
+        .map(|e| {
+            (
+                e["pr"].as_u64().unwrap_or_default(),
+                e["head_sha"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(applied, vec![(1, m1), (2, m2)], "in merge order, one at a time");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_merge_without_a_finished_reviewed_plan_is_not_applied() {
+    let h = harness(ON_MERGE, &[("envs/a/main.tf", null_project("a", "1"))]).await;
+    h.open_pr(1, "change-a", &[("envs/a/main.tf", &null_project("a", "2"))]);
+    // Merged before any plan of it finished (here: before it was planned at all).
+    let merge_sha = merge(&h, 1);
+    h.deliver(&merged_event(&h, 1, &merge_sha)).await;
+    let told = h
+        .wait_comment(1, "the refusal", |c| c.contains("Not applied after merge"))
+        .await;
+    assert!(told.contains("without a reviewed plan"), "{told}");
+    h.wait_status(&merge_sha, "sluice/apply", "failure").await;
+    h.wait_idle(&[1]).await;
+    assert!(h.locks().await.is_empty());
+}
