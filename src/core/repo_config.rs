@@ -1630,21 +1630,38 @@ fn check_names_and_dependencies(r: &mut Reader, projects: &[ProjectConfig]) {
         }
     }
     for cycle in find_cycles(&graph) {
-        let next = &cycle[1 % cycle.len()];
-        let at = projects
-            .iter()
-            .filter(|p| p.known_name().as_ref() == Some(&cycle[0]))
-            .flat_map(|p| p.depends_on.iter())
-            .find(|d| &d.value == next)
-            .map_or(Pos::default(), |d| d.pos);
+        // Where each edge of the cycle is written: the error points at the first, the hint
+        // names them all, so every entry to edit is found.
+        let edge_pos = |i: usize| {
+            let (from, to) = (&cycle[i], &cycle[(i + 1) % cycle.len()]);
+            projects
+                .iter()
+                .filter(|p| p.known_name().as_ref() == Some(from))
+                .flat_map(|p| p.depends_on.iter())
+                .find(|d| &d.value == to)
+                .map_or(Pos::default(), |d| d.pos)
+        };
+        let at = edge_pos(0);
+        let edges: Vec<String> = (0..cycle.len())
+            .map(|i| {
+                let p = edge_pos(i);
+                format!(
+                    "`{}` → `{}` at {}:{}",
+                    cycle[i],
+                    cycle[(i + 1) % cycle.len()],
+                    p.line,
+                    p.column
+                )
+            })
+            .collect();
         r.error(
             at,
             format!("dependency cycle: {}", show_cycle(&cycle)),
-            Some(
+            Some(format!(
                 "`depends_on` sets the order of runs, and a cycle has no valid order; remove one \
-                 of these entries"
-                    .to_string(),
-            ),
+                 of these entries: {}",
+                edges.join(", ")
+            )),
         );
     }
 }
@@ -2130,13 +2147,13 @@ projects:
     frobnicate: 1
 "#), @"
         sluice.yaml:3:1: error: unknown key `project` at the top level
-          hint: did you mean `projects`? valid keys here: version, projects, autoplan, plan_drafts, automerge, policies, workflows, policy_sets, drift
+          hint: did you mean `projects`? valid keys here: version, projects, autoplan, plan_drafts, automerge, policies, workflows, policy_sets, drift, apply_mode, merge_plan_check
         sluice.yaml:7:5: error: unknown key `worksapce` in project
-          hint: did you mean `workspace`? valid keys here: name, dir, workspace, terraform_version, engine, autoplan, apply_requirements, depends_on, env, workflow, drift
+          hint: did you mean `workspace`? valid keys here: name, dir, workspace, terraform_version, engine, autoplan, apply_requirements, depends_on, env, workflow, drift, apply_mode
         sluice.yaml:8:17: error: unknown key `enable` in `autoplan`
           hint: did you mean `enabled`? valid keys here: enabled, when_modified
         sluice.yaml:9:5: error: unknown key `frobnicate` in project
-          hint: valid keys here: name, dir, workspace, terraform_version, engine, autoplan, apply_requirements, depends_on, env, workflow, drift
+          hint: valid keys here: name, dir, workspace, terraform_version, engine, autoplan, apply_requirements, depends_on, env, workflow, drift, apply_mode
         => no config
         ");
     }
@@ -2474,6 +2491,27 @@ projects:
     }
 
     #[test]
+    fn apply_mode_and_merge_plan_check_take_their_values_only() {
+        insta::assert_snapshot!(check("sluice.yaml", "version: 1\napply_mode: after_merge\nmerge_plan_check: loose\nprojects:\n  - dir: app\n    apply_mode: [on_merge]\n"), @"
+        sluice.yaml:2:13: error: unknown apply_mode `after_merge`
+          hint: valid values: comment (apply by comment before merge), on_merge (apply the merge commit after merge), comment_or_merge
+        sluice.yaml:3:19: error: unknown merge_plan_check `loose`
+          hint: valid values: strict (a merge commit whose plan differs from the reviewed one is not applied), replan (it is applied if the policies still pass)
+        sluice.yaml:6:17: error: `apply_mode` should be a single value, found a list
+        => no config
+        ");
+        let (c, _) = parse_repo_config(
+            "sluice.yaml",
+            "version: 1\napply_mode: on_merge\nmerge_plan_check: replan\nprojects:\n  - dir: app\n    apply_mode: comment\n",
+        );
+        let c = c.expect("valid");
+        assert_eq!(c.apply_mode, ApplyMode::OnMerge);
+        assert_eq!(c.merge_plan_check, MergePlanCheck::Replan);
+        let app = &c.projects.as_ref().expect("projects")[0];
+        assert_eq!(app.apply_mode, Some(ApplyMode::Comment));
+    }
+
+    #[test]
     fn depends_on_unknown_and_cycles() {
         insta::assert_snapshot!(check("sluice.yaml", r#"
 version: 1
@@ -2490,15 +2528,15 @@ projects:
   - name: solo
     dir: solo
     depends_on: [solo]
-"#), @r#"
-            sluice.yaml:6:18: error: `depends_on` names `netwrk`, which is not a project in this file
-              hint: did you mean `network`? projects in this file: app, db, network, solo
-            sluice.yaml:6:26: error: dependency cycle: `app` → `db` → `network` → `app`
-              hint: `depends_on` sets the order of runs, and a cycle has no valid order; remove one of these entries
-            sluice.yaml:15:18: error: dependency cycle: `solo` → `solo`
-              hint: `depends_on` sets the order of runs, and a cycle has no valid order; remove one of these entries
-            => no config
-            "#);
+"#), @"
+        sluice.yaml:6:18: error: `depends_on` names `netwrk`, which is not a project in this file
+          hint: did you mean `network`? projects in this file: app, db, network, solo
+        sluice.yaml:6:26: error: dependency cycle: `app` → `db` → `network` → `app`
+          hint: `depends_on` sets the order of runs, and a cycle has no valid order; remove one of these entries: `app` → `db` at 6:26, `db` → `network` at 9:18, `network` → `app` at 12:18
+        sluice.yaml:15:18: error: dependency cycle: `solo` → `solo`
+          hint: `depends_on` sets the order of runs, and a cycle has no valid order; remove one of these entries: `solo` → `solo` at 15:18
+        => no config
+        ");
         // With a glob entry, names are only known after expansion: no error yet.
         insta::assert_snapshot!(check("sluice.yaml", "version: 1\nprojects:\n  - dir: envs/*\n  - dir: app\n    depends_on: [envs/prod]\n"), @r#"
             => Sluice autoplan=true plan_drafts=false

@@ -282,13 +282,21 @@ async fn two_prs_merged_seconds_apart_apply_in_merge_order_each_with_its_merge_c
             )
         })
         .collect();
-    assert_eq!(applied, vec![(1, m1), (2, m2)], "in merge order, one at a time");
+    assert_eq!(
+        applied,
+        vec![(1, m1), (2, m2)],
+        "in merge order, one at a time"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_merge_without_a_finished_reviewed_plan_is_not_applied() {
     let h = harness(ON_MERGE, &[("envs/a/main.tf", null_project("a", "1"))]).await;
-    h.open_pr(1, "change-a", &[("envs/a/main.tf", &null_project("a", "2"))]);
+    h.open_pr(
+        1,
+        "change-a",
+        &[("envs/a/main.tf", &null_project("a", "2"))],
+    );
     // Merged before any plan of it finished (here: before it was planned at all).
     let merge_sha = merge(&h, 1);
     h.deliver(&merged_event(&h, 1, &merge_sha)).await;
