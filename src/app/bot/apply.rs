@@ -250,13 +250,14 @@ impl Bot {
     /// Everything passed: one apply job per plan, in order, holding what the gate relied on.
     async fn queue_applies(&self, run: &CommandRun<'_>, gate: Gate<'_>) -> Result<(), EventError> {
         let (ask, pull) = (&run.ask, run.pull);
-        // In `depends_on` order (then Atlantis's `execution_order_group`).
+        // In `depends_on` order, then plan order (no `execution_order_group` here: every
+        // project is in one group).
         let projects: Vec<_> = gate
             .targeted
             .iter()
             .filter_map(|t| t.project.clone())
             .collect();
-        let groups = execution_groups(&projects, &gate);
+        let groups: HashMap<crate::core::types::ProjectName, i64> = HashMap::new();
         let (order, _) = delivery::apply_order(&projects, &groups);
         let ordered: Vec<&Targeted<'_>> = order
             .iter()
@@ -371,13 +372,4 @@ fn refused(run: &CommandRun<'_>, gate: &Gate<'_>) -> Effects {
         ],
         records,
     )
-}
-
-/// Atlantis's `execution_order_group` of each project (none in the gate yet: every project is
-/// in group 0, so `depends_on` and the plan order decide).
-fn execution_groups(
-    _projects: &[Project],
-    _gate: &Gate<'_>,
-) -> HashMap<crate::core::types::ProjectName, i64> {
-    HashMap::new()
 }
