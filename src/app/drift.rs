@@ -316,6 +316,37 @@ impl DriftService {
         Ok(())
     }
 
+    /// Queues `text` on the notification channels (Slack, signed JSON webhook) for a project of
+    /// `repo`, outside any drift transition (a failed delivery after merge). Goes through the
+    /// drift outbox of the repository's first known project, so it is delivered with retries.
+    pub async fn notify(&self, repo: &RepoName, text: &str) -> anyhow::Result<()> {
+        let Some(row) = self.drift.projects(Some(repo)).await?.into_iter().next() else {
+            anyhow::bail!("no project of {repo} is known to drift detection yet");
+        };
+        let mut outbox = Vec::new();
+        if self.settings.drift.slack_webhook_url.is_some() {
+            let body = serde_json::json!({ "text": text }).to_string();
+            outbox.push(DriftOutgoing::Slack { body });
+        }
+        if self.settings.drift.webhook_url.is_some() {
+            let body = serde_json::json!({
+                "event": "delivery_failed",
+                "repo": repo.full(),
+                "text": text,
+            })
+            .to_string();
+            outbox.push(DriftOutgoing::Webhook { body });
+        }
+        if outbox.is_empty() {
+            return Ok(());
+        }
+        self.drift
+            .record_event(&row.key, row.record.clone(), vec![], outbox, clock::now())
+            .await?;
+        self.outbox_ready.notify_one();
+        Ok(())
+    }
+
     fn mirrors_git(&self, repo: &RepoName) -> Option<GitRepo> {
         let path = self.mirrors.path(repo);
         path.exists()
@@ -1026,7 +1057,22 @@ pub async fn project_statuses(
             .as_ref()
             .zip(offset)
             .map(|(schedule, offset)| core_drift::ScheduleView { schedule, offset });
-        let sync = core_drift::project_sync(&row.record, last.as_ref(), view, false, now);
+        let mut sync = core_drift::project_sync(&row.record, last.as_ref(), view, false, now);
+        // A delivery after merge under way, or one that did not apply (newer than the last
+        // successful apply): `applying` / `out_of_sync`.
+        if let Some(d) = drift
+            .project_delivery(&row.key.repo, &row.key.dir, &row.key.workspace)
+            .await?
+        {
+            let after_last = last
+                .as_ref()
+                .is_none_or(|l| l.at.timestamp_millis() < d.at.get());
+            if d.state.in_progress() {
+                sync.status = core_drift::SyncStatus::Applying;
+            } else if d.state.not_applied() && after_last {
+                sync.status = core_drift::SyncStatus::OutOfSync;
+            }
+        }
         out.push(ProjectStatus {
             repo: row.key.repo.full(),
             project: row.name.to_string(),

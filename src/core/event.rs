@@ -62,6 +62,11 @@ pub struct PullRequestInfo {
     /// `head_sha` became the head. `None` in events stored before Sluice read it.
     #[serde(default)]
     pub updated_at_ms: Option<UnixMs>,
+    /// The merge commit of a merged pull request (GitHub's `merge_commit_sha`: the commit on
+    /// the base branch that holds the merge). `None` until merged, and in events stored before
+    /// Sluice read it.
+    #[serde(default)]
+    pub merge_commit_sha: Option<CommitSha>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

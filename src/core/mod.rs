@@ -12,6 +12,7 @@ pub mod base_rules;
 pub mod checkout;
 pub mod command;
 pub mod dead_letter;
+pub mod delivery;
 pub mod diag;
 pub mod displayed;
 pub mod drift;

@@ -49,6 +49,7 @@ use marked_yaml::Node;
 use marked_yaml::types::MarkedMappingNode;
 use serde::Serialize;
 
+use super::delivery::{ApplyMode, MergePlanCheck};
 use super::diag::{Diagnostic, has_errors};
 use super::drift::{DriftSettings, validate_schedule};
 use super::glob::{build_glob, is_glob};
@@ -287,6 +288,12 @@ pub struct RepoConfig {
     /// `review_comments`: which planned changes get line comments in the PR review
     /// (`destroy_and_replace`, the default; `all_changes`; `off`). Read from the base branch.
     pub review_comments: ReviewComments,
+    /// Top-level `apply_mode`: the default for every project (see [`super::delivery`]). Like
+    /// every requirement, read from the base branch.
+    pub apply_mode: ApplyMode,
+    /// `merge_plan_check`: what happens when the merge commit's plan differs from the reviewed
+    /// one (`strict` refuses, `replan` re-checks policies).
+    pub merge_plan_check: MergePlanCheck,
 }
 
 /// A project's `dir`: one directory, or a glob expanded against the directories that hold
@@ -354,6 +361,9 @@ pub struct ProjectConfig {
     pub keys_set: BTreeMap<OverrideKey, Pos>,
     /// `drift: { enabled, schedule }`, or the top-level one.
     pub drift: DriftSettings,
+    /// The project's own `apply_mode` (`None`: the top-level one). Use
+    /// [`super::delivery::mode_of`] on the base branch's config.
+    pub apply_mode: Option<ApplyMode>,
 }
 
 impl ProjectConfig {
@@ -497,6 +507,8 @@ const SLUICE_TOP_KEYS: &[(&str, Key)] = &[
     ("policy_sets", Known),
     ("drift", Known),
     ("review_comments", Known),
+    ("apply_mode", Known),
+    ("merge_plan_check", Known),
 ];
 
 const SLUICE_PROJECT_KEYS: &[(&str, Key)] = &[
@@ -511,6 +523,7 @@ const SLUICE_PROJECT_KEYS: &[(&str, Key)] = &[
     ("env", Known),
     ("workflow", Known),
     ("drift", Known),
+    ("apply_mode", Known),
 ];
 
 const DRIFT_KEYS: &[(&str, Key)] = &[("enabled", Known), ("schedule", Known)];
@@ -800,6 +813,11 @@ fn sluice_top(r: &mut Reader, map: &MarkedMappingNode) -> Option<RepoConfig> {
         .unwrap_or(false);
     refuse_automerge(r, map);
     let review_comments = review_comments(r, map);
+    let top_apply_mode = map.get_node("apply_mode").and_then(|n| apply_mode(r, n));
+    let merge_plan_check = map
+        .get_node("merge_plan_check")
+        .and_then(|n| merge_plan_check(r, n))
+        .unwrap_or_default();
     let projects = projects(r, map, &defaults);
     if let (None, Some(at)) = (&projects, top_when_modified_pos) {
         r.warning(
@@ -834,6 +852,8 @@ fn sluice_top(r: &mut Reader, map: &MarkedMappingNode) -> Option<RepoConfig> {
         keys_set: BTreeMap::new(),
         drift: defaults.drift,
         review_comments,
+        apply_mode: top_apply_mode.unwrap_or_default(),
+        merge_plan_check,
     })
 }
 
@@ -875,6 +895,42 @@ fn refuse_automerge(r: &mut Reader, map: &MarkedMappingNode) {
             Some("remove `automerge` (or set it to false) and merge after `apply`".to_string()),
         );
     }
+}
+
+/// `apply_mode: comment | on_merge | comment_or_merge`.
+fn apply_mode(r: &mut Reader, node: &Node) -> Option<ApplyMode> {
+    let v = r.string(node, "apply_mode")?;
+    let mode = ApplyMode::parse(&v.value);
+    if mode.is_none() {
+        r.error(
+            v.pos,
+            format!("unknown apply_mode `{}`", v.value),
+            Some(
+                "valid values: comment (apply by comment before merge), on_merge (apply the \
+                 merge commit after merge), comment_or_merge"
+                    .to_string(),
+            ),
+        );
+    }
+    mode
+}
+
+/// `merge_plan_check: strict | replan`.
+fn merge_plan_check(r: &mut Reader, node: &Node) -> Option<MergePlanCheck> {
+    let v = r.string(node, "merge_plan_check")?;
+    let check = MergePlanCheck::parse(&v.value);
+    if check.is_none() {
+        r.error(
+            v.pos,
+            format!("unknown merge_plan_check `{}`", v.value),
+            Some(
+                "valid values: strict (a merge commit whose plan differs from the reviewed one \
+                 is not applied), replan (it is applied if the policies still pass)"
+                    .to_string(),
+            ),
+        );
+    }
+    check
 }
 
 fn atlantis_top(r: &mut Reader, map: &MarkedMappingNode) -> Option<RepoConfig> {
@@ -931,6 +987,8 @@ fn atlantis_top(r: &mut Reader, map: &MarkedMappingNode) -> Option<RepoConfig> {
         keys_set,
         drift: DriftSettings::default(),
         review_comments: ReviewComments::default(),
+        apply_mode: ApplyMode::default(),
+        merge_plan_check: MergePlanCheck::default(),
     })
 }
 
@@ -1129,6 +1187,10 @@ fn project(r: &mut Reader, node: &Node, defaults: &Defaults) -> Option<ProjectCo
         execution_order_group: extras.execution_order_group,
         keys_set: extras.keys_set,
         drift,
+        apply_mode: match map.get_node("apply_mode") {
+            Some(n) if !atlantis => apply_mode(r, n),
+            _ => None,
+        },
     })
 }
 
@@ -1594,21 +1656,38 @@ fn check_names_and_dependencies(r: &mut Reader, projects: &[ProjectConfig]) {
         }
     }
     for cycle in find_cycles(&graph) {
-        let next = &cycle[1 % cycle.len()];
-        let at = projects
-            .iter()
-            .filter(|p| p.known_name().as_ref() == Some(&cycle[0]))
-            .flat_map(|p| p.depends_on.iter())
-            .find(|d| &d.value == next)
-            .map_or(Pos::default(), |d| d.pos);
+        // Where each edge of the cycle is written: the error points at the first, the hint
+        // names them all, so every entry to edit is found.
+        let edge_pos = |i: usize| {
+            let (from, to) = (&cycle[i], &cycle[(i + 1) % cycle.len()]);
+            projects
+                .iter()
+                .filter(|p| p.known_name().as_ref() == Some(from))
+                .flat_map(|p| p.depends_on.iter())
+                .find(|d| &d.value == to)
+                .map_or(Pos::default(), |d| d.pos)
+        };
+        let at = edge_pos(0);
+        let edges: Vec<String> = (0..cycle.len())
+            .map(|i| {
+                let p = edge_pos(i);
+                format!(
+                    "`{}` → `{}` at {}:{}",
+                    cycle[i],
+                    cycle[(i + 1) % cycle.len()],
+                    p.line,
+                    p.column
+                )
+            })
+            .collect();
         r.error(
             at,
             format!("dependency cycle: {}", show_cycle(&cycle)),
-            Some(
+            Some(format!(
                 "`depends_on` sets the order of runs, and a cycle has no valid order; remove one \
-                 of these entries"
-                    .to_string(),
-            ),
+                 of these entries: {}",
+                edges.join(", ")
+            )),
         );
     }
 }
@@ -2094,13 +2173,13 @@ projects:
     frobnicate: 1
 "#), @"
         sluice.yaml:3:1: error: unknown key `project` at the top level
-          hint: did you mean `projects`? valid keys here: version, projects, autoplan, plan_drafts, automerge, policies, workflows, policy_sets, drift, review_comments
+          hint: did you mean `projects`? valid keys here: version, projects, autoplan, plan_drafts, automerge, policies, workflows, policy_sets, drift, review_comments, apply_mode, merge_plan_check
         sluice.yaml:7:5: error: unknown key `worksapce` in project
-          hint: did you mean `workspace`? valid keys here: name, dir, workspace, terraform_version, engine, autoplan, apply_requirements, depends_on, env, workflow, drift
+          hint: did you mean `workspace`? valid keys here: name, dir, workspace, terraform_version, engine, autoplan, apply_requirements, depends_on, env, workflow, drift, apply_mode
         sluice.yaml:8:17: error: unknown key `enable` in `autoplan`
           hint: did you mean `enabled`? valid keys here: enabled, when_modified
         sluice.yaml:9:5: error: unknown key `frobnicate` in project
-          hint: valid keys here: name, dir, workspace, terraform_version, engine, autoplan, apply_requirements, depends_on, env, workflow, drift
+          hint: valid keys here: name, dir, workspace, terraform_version, engine, autoplan, apply_requirements, depends_on, env, workflow, drift, apply_mode
         => no config
         ");
     }
@@ -2463,6 +2542,27 @@ projects:
     }
 
     #[test]
+    fn apply_mode_and_merge_plan_check_take_their_values_only() {
+        insta::assert_snapshot!(check("sluice.yaml", "version: 1\napply_mode: after_merge\nmerge_plan_check: loose\nprojects:\n  - dir: app\n    apply_mode: [on_merge]\n"), @"
+        sluice.yaml:2:13: error: unknown apply_mode `after_merge`
+          hint: valid values: comment (apply by comment before merge), on_merge (apply the merge commit after merge), comment_or_merge
+        sluice.yaml:3:19: error: unknown merge_plan_check `loose`
+          hint: valid values: strict (a merge commit whose plan differs from the reviewed one is not applied), replan (it is applied if the policies still pass)
+        sluice.yaml:6:17: error: `apply_mode` should be a single value, found a list
+        => no config
+        ");
+        let (c, _) = parse_repo_config(
+            "sluice.yaml",
+            "version: 1\napply_mode: on_merge\nmerge_plan_check: replan\nprojects:\n  - dir: app\n    apply_mode: comment\n",
+        );
+        let c = c.expect("valid");
+        assert_eq!(c.apply_mode, ApplyMode::OnMerge);
+        assert_eq!(c.merge_plan_check, MergePlanCheck::Replan);
+        let app = &c.projects.as_ref().expect("projects")[0];
+        assert_eq!(app.apply_mode, Some(ApplyMode::Comment));
+    }
+
+    #[test]
     fn depends_on_unknown_and_cycles() {
         insta::assert_snapshot!(check("sluice.yaml", r#"
 version: 1
@@ -2479,15 +2579,15 @@ projects:
   - name: solo
     dir: solo
     depends_on: [solo]
-"#), @r#"
-            sluice.yaml:6:18: error: `depends_on` names `netwrk`, which is not a project in this file
-              hint: did you mean `network`? projects in this file: app, db, network, solo
-            sluice.yaml:6:26: error: dependency cycle: `app` → `db` → `network` → `app`
-              hint: `depends_on` sets the order of runs, and a cycle has no valid order; remove one of these entries
-            sluice.yaml:15:18: error: dependency cycle: `solo` → `solo`
-              hint: `depends_on` sets the order of runs, and a cycle has no valid order; remove one of these entries
-            => no config
-            "#);
+"#), @"
+        sluice.yaml:6:18: error: `depends_on` names `netwrk`, which is not a project in this file
+          hint: did you mean `network`? projects in this file: app, db, network, solo
+        sluice.yaml:6:26: error: dependency cycle: `app` → `db` → `network` → `app`
+          hint: `depends_on` sets the order of runs, and a cycle has no valid order; remove one of these entries: `app` → `db` at 6:26, `db` → `network` at 9:18, `network` → `app` at 12:18
+        sluice.yaml:15:18: error: dependency cycle: `solo` → `solo`
+          hint: `depends_on` sets the order of runs, and a cycle has no valid order; remove one of these entries: `solo` → `solo` at 15:18
+        => no config
+        ");
         // With a glob entry, names are only known after expansion: no error yet.
         insta::assert_snapshot!(check("sluice.yaml", "version: 1\nprojects:\n  - dir: envs/*\n  - dir: app\n    depends_on: [envs/prod]\n"), @r#"
             => Sluice autoplan=true plan_drafts=false

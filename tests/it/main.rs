@@ -10,6 +10,7 @@ mod atlantis;
 mod audit;
 mod bot;
 mod bounds;
+mod delivery;
 mod detection;
 mod drift;
 mod durability;

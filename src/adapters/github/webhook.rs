@@ -245,6 +245,10 @@ impl Cx<'_> {
                 .map(|u| u.to_string())
                 .unwrap_or_default(),
             updated_at_ms: pr.updated_at.map(|t| UnixMs::new(t.timestamp_millis())),
+            merge_commit_sha: pr
+                .merge_commit_sha
+                .as_deref()
+                .and_then(|s| CommitSha::new(s).ok()),
         };
         let sender = sender.ok_or_else(|| self.invalid("the payload has no `sender`"))?;
         Ok(Some(Event::PullRequest {

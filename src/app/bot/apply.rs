@@ -16,6 +16,7 @@ use crate::app::ports::store::{
 use crate::app::repo_state::base_rules_at;
 use crate::core::apply_gate::{self, PlanFacts, PrFacts, ProjectFacts};
 use crate::core::audit::{AuditAction, AuditApproval, AuditPolicyDecision, AuditResult};
+use crate::core::delivery::{self, ApplyMode};
 use crate::core::event::Review;
 use crate::core::freshness;
 use crate::core::job::JobKind;
@@ -101,6 +102,7 @@ impl Bot {
             let (git, tip) = (git.clone(), base_tip.clone());
             self.read_bounded(move || base_rules_at(&git, &tip)).await?
         };
+        let base_config = self.base_config(git, &base_tip).await?;
         let reviews: Vec<Review> = self
             .github
             .list_reviews(&ask.repo.name, pull.number)
@@ -172,6 +174,11 @@ impl Bot {
                     holds_locks: holds_all(pull.number, &[key], &locks),
                 },
             );
+            if delivery::mode_of(base_config.as_ref(), &p.dir, &p.workspace) == ApplyMode::OnMerge {
+                reasons.push(reply::delivery::applies_after_merge(
+                    &self.settings.bot_name,
+                ));
+            }
             if freshness::plan_after_comment(run.written_at, plan.created_at) {
                 reasons.push(freshness::plan_after_comment_reason(
                     "apply",
@@ -260,9 +267,27 @@ impl Bot {
     /// Everything passed: one apply job per plan, in order, holding what the gate relied on.
     async fn queue_applies(&self, run: &CommandRun<'_>, gate: Gate<'_>) -> Result<(), EventError> {
         let (ask, pull) = (&run.ask, run.pull);
-        let jobs: Vec<NewJob> = gate
+        // In `depends_on` order, then plan order (no `execution_order_group` here: every
+        // project is in one group).
+        let projects: Vec<_> = gate
             .targeted
             .iter()
+            .filter_map(|t| t.project.clone())
+            .collect();
+        let groups: HashMap<crate::core::types::ProjectName, i64> = HashMap::new();
+        let (order, _) = delivery::apply_order(&projects, &groups);
+        let ordered: Vec<&Targeted<'_>> = order
+            .iter()
+            .filter_map(|&i| {
+                gate.targeted.iter().find(|t| {
+                    t.project
+                        .as_ref()
+                        .is_some_and(|p| p.name == projects[i].name)
+                })
+            })
+            .collect();
+        let jobs: Vec<NewJob> = ordered
+            .into_iter()
             .filter_map(|t| {
                 let project = t.project.clone()?;
                 let policy = gate

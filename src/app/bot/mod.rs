@@ -13,6 +13,7 @@ mod approve_policies;
 mod check_action;
 mod comment;
 mod drift;
+mod merge;
 mod plan;
 mod pull_request;
 mod repo;
@@ -215,7 +216,9 @@ impl Bot {
             }
             // Reviews are read from the reviews API when an apply asks (latest per reviewer), so
             // nothing is cached that could go stale.
-            Event::Review { .. } | Event::Ping | Event::Ignored { .. } => Ok(()),
+            // A review can open the `sluice/apply-gate` of projects applied after merge.
+            Event::Review { repo, pr, .. } => self.on_review(&repo.name, pr).await,
+            Event::Ping | Event::Ignored { .. } => Ok(()),
         }
     }
 

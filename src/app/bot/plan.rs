@@ -137,7 +137,21 @@ impl Bot {
             return self.say(refused).await;
         }
         tracing::debug!(ms = t0.elapsed().as_millis() as u64, "policies checked");
-        self.queue(ask, pull, origin, &commits, &selected).await
+        // Projects applied only after merge take no lock on the PR: the merge's delivery does.
+        let base_config = self.base_config(&git, &commits.base).await?;
+        // A removed project's job runs nothing, so it takes no lock either: its warning is not
+        // held up behind another PR (its destroy plan takes the lock like any plan).
+        let locked: Vec<&Project> = selected
+            .iter()
+            .filter(|j| j.removed.is_none())
+            .map(|j| &j.project)
+            .filter(|p| {
+                crate::core::delivery::mode_of(base_config.as_ref(), &p.dir, &p.workspace)
+                    != crate::core::delivery::ApplyMode::OnMerge
+            })
+            .collect();
+        self.queue(ask, pull, origin, &commits, &selected, &locked)
+            .await
     }
 
     /// Whether drafts are planned: the server says so (`plan_drafts`), or the pull request's
@@ -331,15 +345,13 @@ impl Bot {
         origin: Origin<'_>,
         commits: &Commits,
         selected: &[PlanJob],
+        locked: &[&Project],
     ) -> Result<(), EventError> {
-        // A removed project's job runs nothing, so it takes no lock: its warning is not held up
-        // behind another PR (its destroy plan takes the lock like any plan).
-        let locks: Vec<LockKey> = selected
+        let locks: Vec<LockKey> = locked
             .iter()
-            .filter(|j| j.removed.is_none())
-            .map(|j| LockKey {
-                dir: j.project.dir.clone(),
-                workspace: j.project.workspace.clone(),
+            .map(|p| LockKey {
+                dir: p.dir.clone(),
+                workspace: p.workspace.clone(),
             })
             .collect::<BTreeSet<_>>()
             .into_iter()

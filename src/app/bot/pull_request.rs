@@ -27,7 +27,25 @@ impl Bot {
             actor: sender,
         };
         if let PullRequestAction::Closed { merged } = action {
-            return self.on_closed(&ask, merged).await;
+            // What applies after merge is read before the plans are discarded.
+            // Preparing delivery never stands in the way of closing: when it fails, the locks
+            // are released and the plans discarded anyway, and the failure is said loudly.
+            let (delivery, failure) = match merged {
+                true => match self.prepare_delivery(&ask, pr).await {
+                    Ok(d) => (d, None),
+                    Err(e) => {
+                        let error = e.to_string();
+                        tracing::error!(repo = %repo.name, pr = pr.number.get(), error = %error, "preparing delivery after merge failed; nothing applied, releasing locks anyway");
+                        (None, Some(error))
+                    }
+                },
+                false => (None, None),
+            };
+            self.on_closed(&ask, merged, failure.as_deref()).await?;
+            return match delivery {
+                Some(d) => self.start_delivery(&ask, pr, d).await,
+                None => Ok(()),
+            };
         }
         let refusal = if pr.from_fork && !self.settings.allow_fork_prs {
             Some((
@@ -59,7 +77,14 @@ impl Bot {
 
     /// Closed or merged: pending jobs cancelled, plans discarded, locks released — each step on
     /// its own, so the locks go even when the other cleanup fails.
-    async fn on_closed(&self, ask: &Ask<'_>, merged: bool) -> Result<(), EventError> {
+    /// `delivery_failure` is why what applies after merge could not be prepared: told on the
+    /// pull request and audited as a refused apply with the release.
+    async fn on_closed(
+        &self,
+        ask: &Ask<'_>,
+        merged: bool,
+        delivery_failure: Option<&str>,
+    ) -> Result<(), EventError> {
         let (repo, pr) = (&ask.repo.name, ask.pr);
         let now = clock::now();
         let reason = reply::pull_request::closed_cancel_reason(merged);
@@ -86,6 +111,18 @@ impl Bot {
             ask.record(AuditAction::PullRequestClosed, AuditResult::Success)
                 .detail("merged", merged.to_string()),
         );
+        if let Some(error) = delivery_failure {
+            effects.outbox.push(ask.comment(format!(
+                "**Sluice did not apply this merge.** Preparing the apply after merge failed, so \
+                 nothing was applied; the locks were released. Apply by hand or re-plan.\n\n\
+                 ```\n{error}\n```"
+            )));
+            effects.audit.push(
+                ask.record(AuditAction::ApplyRefused, AuditResult::Failure)
+                    .detail("reason", "delivery_preparation_failed")
+                    .detail("error", error.to_string()),
+            );
+        }
         for l in &held {
             effects.audit.push(
                 ask.record(AuditAction::LockReleased, AuditResult::Success)
@@ -129,7 +166,7 @@ impl Bot {
 }
 
 /// The PR as a `pull_request` event describes it (autoplan needs nothing more from the API).
-fn pull_from_event(pr: &PullRequestInfo, repo: &RepoRef) -> PullDetails {
+pub(super) fn pull_from_event(pr: &PullRequestInfo, repo: &RepoRef) -> PullDetails {
     PullDetails {
         number: pr.number,
         state: PullState::Open,

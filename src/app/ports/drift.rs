@@ -183,7 +183,7 @@ pub struct DriftOutboxRow {
 }
 
 #[async_trait]
-pub trait DriftStore: Send + Sync {
+pub trait DriftStore: super::delivery::DeliveryStore + Send + Sync {
     /// Remembers where a repository is fetched from (its latest event's word).
     async fn remember_repo(&self, repo: &RepoRef, now: UnixMs) -> StoreResult<()>;
     /// Where a repository is fetched from, if an event of it was ever seen.

@@ -5,6 +5,7 @@
 //! Ports speak in core types and closed enums: no JSON strings, no string vocabularies. Turning
 //! them into columns, JSON or HTTP is the adapters' business.
 
+pub mod delivery;
 pub mod drift;
 pub mod github;
 pub mod job_log;

@@ -209,6 +209,9 @@ pub enum StatusContext {
     Apply,
     /// `sluice/policy`: the policy verdict of a plan run.
     Policy,
+    /// `sluice/apply-gate`: whether the pull request may merge, for projects applied after
+    /// merge (approvals, policies, requirements); meant as a required check.
+    ApplyGate,
 }
 
 impl StatusContext {
@@ -218,6 +221,7 @@ impl StatusContext {
             StatusContext::Plan => "sluice/plan",
             StatusContext::Apply => "sluice/apply",
             StatusContext::Policy => "sluice/policy",
+            StatusContext::ApplyGate => "sluice/apply-gate",
         }
     }
 
@@ -226,6 +230,7 @@ impl StatusContext {
             StatusContext::Plan,
             StatusContext::Apply,
             StatusContext::Policy,
+            StatusContext::ApplyGate,
         ]
         .into_iter()
         .find(|c| c.as_str() == s)
@@ -504,6 +509,8 @@ pub enum Trigger {
     Autoplan,
     /// A comment command.
     Comment,
+    /// A pull request merged: the merge commit is planned and applied (`apply_mode: on_merge`).
+    Merge,
 }
 
 impl Trigger {
@@ -511,6 +518,7 @@ impl Trigger {
         match self {
             Trigger::Autoplan => "autoplan",
             Trigger::Comment => "comment",
+            Trigger::Merge => "merge",
         }
     }
 
@@ -518,6 +526,7 @@ impl Trigger {
         match s {
             "autoplan" => Some(Trigger::Autoplan),
             "comment" => Some(Trigger::Comment),
+            "merge" => Some(Trigger::Merge),
             _ => None,
         }
     }
@@ -752,7 +761,7 @@ pub struct PolicyOverrideRow {
 }
 
 #[async_trait]
-pub trait Store: Send + Sync {
+pub trait Store: super::delivery::DeliveryStore + Send + Sync {
     /// Periodic housekeeping of the backend (SQLite: WAL checkpoints). Called by the sweeper.
     async fn upkeep(&self) -> StoreResult<()>;
 

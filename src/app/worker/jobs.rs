@@ -15,7 +15,7 @@ use crate::adapters::git::GitRepo;
 use crate::adapters::{clock, plan_files};
 use crate::app::ports::PullState;
 use crate::app::ports::store::{
-    ApplyContext, ClaimedJob, JobFinish, JobPayload, JobReport, NewPlan, PlanRow,
+    ApplyContext, ClaimedJob, JobFinish, JobPayload, JobReport, NewPlan, PlanRow, Trigger,
 };
 use crate::app::project_run::ProjectJob;
 use crate::core::audit::{
@@ -234,15 +234,18 @@ impl Workers {
     async fn git_for(&self, c: &ClaimedJob, also: Option<&CommitSha>) -> anyhow::Result<GitRepo> {
         let token = self.github.clone_token(c.run.installation_id).await?;
         let n = c.run.pr.get();
+        // A merge commit is on the base branch, not on the PR's ref.
+        let base = format!("+refs/heads/{0}:refs/sluice/base/{0}", c.run.base_ref);
         self.bot
             .mirrors
             .ensure(
                 &c.run.repo,
                 &c.run.clone_url,
                 token,
-                vec![vec![format!(
-                    "+refs/pull/{n}/head:refs/sluice/pull/{n}/head"
-                )]],
+                vec![
+                    vec![format!("+refs/pull/{n}/head:refs/sluice/pull/{n}/head")],
+                    vec![base],
+                ],
                 std::iter::once(c.run.head_sha.clone())
                     .chain(also.cloned())
                     .collect(),
@@ -452,6 +455,10 @@ impl Workers {
         if !held {
             return Err(ApplyStop::LockLost);
         }
+        // After merge, the plan is the merge commit's own: the PR is closed by design.
+        if c.run.trigger == Trigger::Merge {
+            return Ok(());
+        }
         let pull = self
             .github
             .get_pull(&c.run.repo, c.run.pr)
@@ -466,6 +473,20 @@ impl Workers {
             });
         }
         Ok(())
+    }
+
+    /// The project of an earlier job of this apply that `project` depends on and that did not
+    /// apply (`depends_on`: a project whose dependency failed is not attempted).
+    async fn blocked_by(
+        &self,
+        c: &ClaimedJob,
+        project: &Project,
+    ) -> Option<crate::core::types::ProjectName> {
+        let jobs = self.store.jobs_of_run(c.run.id).await.ok()?;
+        jobs.into_iter()
+            .filter(|j| j.position < c.job.position && j.state != JobState::Succeeded)
+            .map(|j| j.project_name)
+            .find(|name| project.depends_on.contains(name))
     }
 
     async fn apply_job(&self, c: &ClaimedJob, cancel: CancellationToken) -> JobFinish {
@@ -491,6 +512,21 @@ impl Workers {
         };
         record.approvals = ctx.approvals.clone();
         record.policy = ctx.policy.clone();
+        if c.run.trigger == Trigger::Merge {
+            record = record.detail("merge_commit", c.run.head_sha.as_str());
+            if let Ok(Some(d)) = self.store.delivery_of_run(c.run.id).await {
+                record = record.detail("reviewed_head", d.reviewed_head.as_str());
+            }
+            if let Some(by) = self.blocked_by(c, &ctx.project).await {
+                let why = crate::core::reply::delivery::blocked_by(by.as_str());
+                return JobFinish {
+                    state: JobState::Cancelled,
+                    report: JobReport::Skipped(why.clone()),
+                    plan: None,
+                    audit: vec![record.result(AuditResult::Refused).detail("reason", &why)],
+                };
+            }
+        }
         let plan = match c.job.plan_id {
             Some(id) => self.store.plan(id).await.ok().flatten(),
             None => None,

@@ -6,7 +6,7 @@ use super::Workers;
 use crate::adapters::clock;
 use crate::app::ports::StatusState;
 use crate::app::ports::store::{
-    Effects, JobPayload, JobReport, JobRow, OutboxItem, Outgoing, RunRow, StatusContext,
+    Effects, JobPayload, JobReport, JobRow, OutboxItem, Outgoing, RunRow, StatusContext, Trigger,
 };
 use crate::core::audit::{AuditAction, AuditActor, AuditRecord, AuditResult};
 use crate::core::job::{JobKind, JobState, RunTally};
@@ -31,7 +31,17 @@ impl Workers {
                 return Ok(());
             };
             let jobs = self.store.jobs_of_run(run_id).await?;
-            let effects = self.render_run(&run, &jobs).await;
+            let mut effects = self.render_run(&run, &jobs).await;
+            if run.trigger == Trigger::Merge {
+                effects.extend(self.bot.after_merge_run(&run, &jobs).await?);
+            } else if run.kind == JobKind::Plan {
+                match self.bot.apply_gate_status(&run.repo, run.pr).await {
+                    Ok(gate) => effects.outbox.extend(gate),
+                    Err(e) => {
+                        tracing::warn!(error = %format!("{e:#}"), "apply gate: not evaluated")
+                    }
+                }
+            }
             self.store.report_run(run_id, effects, clock::now()).await
         }
         .await;

@@ -12,6 +12,7 @@
 pub mod apply;
 pub mod approve_policies;
 pub mod comment;
+pub mod delivery;
 pub mod job;
 pub mod plan;
 pub mod pull_request;

@@ -15,6 +15,7 @@ use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqliteConnection, SqlitePool};
 
+mod delivery;
 mod drift;
 mod job_log;
 mod rows;
@@ -706,6 +707,14 @@ async fn record_apply(
                 .execute(&mut *conn)
                 .await?;
         }
+        return Ok(());
+    }
+    // After merge, only the projects that depend on this one stop (the apply job checks).
+    let trigger: String = sqlx::query_scalar("SELECT trigger FROM runs WHERE id = ?")
+        .bind(job.run_id)
+        .fetch_one(&mut *conn)
+        .await?;
+    if trigger == Trigger::Merge.as_str() {
         return Ok(());
     }
     let skipped = report_json(&JobReport::Skipped(

@@ -1,0 +1,310 @@
+//! Delivery after merge end to end (`apply_mode: on_merge`): the real binary, real terraform
+//! with the null provider, real git merges in the origin repository, and GitHub's own webhook
+//! shapes for `pull_request` closed+merged and `pull_request_review` (fixtures from
+//! `@octokit/webhooks-examples`).
+
+use crate::server::{Harness, REPO};
+use crate::support::null_project;
+use crate::webhooks::{Webhook, github_now};
+
+/// `main` holds `sluice.yaml` (`config`) and the projects `files`; the server is started.
+async fn harness(config: &str, files: &[(&str, String)]) -> Harness {
+    let mut all: Vec<(&str, &str)> = vec![("sluice.yaml", config)];
+    all.extend(files.iter().map(|(p, c)| (*p, c.as_str())));
+    let mut h = Harness::new(&all).await;
+    h.start();
+    h
+}
+
+/// Merges PR `n`'s branch into `main` with a merge commit (as GitHub's merge button does),
+/// marks it merged on the fake, and returns the merge commit's SHA.
+fn merge(h: &Harness, n: u64) -> String {
+    let pull = h.fake_pull(n);
+    h.origin.checkout("main");
+    h.origin.git(&[
+        "merge",
+        "--no-ff",
+        "-m",
+        &format!("Merge pull request #{n}"),
+        &pull.head_ref,
+    ]);
+    let sha = h.origin.head();
+    h.fake.update_pull(REPO, n, |p| {
+        p.state = "closed".into();
+        p.merged = true;
+    });
+    sha
+}
+
+/// GitHub's `pull_request` `closed` delivery of a merged PR, with its merge commit.
+fn merged_event(h: &Harness, n: u64, merge_sha: &str) -> Webhook {
+    let pull = h.fake_pull(n);
+    Webhook::load("pull_request.closed.merged.json")
+        .repo(REPO, &h.origin.url())
+        .default_branch("main")
+        .pr_number(n)
+        .head_sha(&pull.head_sha)
+        .set("/pull_request/head/ref", pull.head_ref.as_str())
+        .base(&pull.base_ref, &pull.base_sha)
+        .user(&pull.author)
+        .set("/pull_request/user/id", pull.author_id)
+        .set("/pull_request/updated_at", github_now())
+        .set("/pull_request/merge_commit_sha", merge_sha)
+        .set("/pull_request/merged", true)
+        .draft(false)
+        .installation(None)
+}
+
+/// `user` approves PR `n` (on the fake, and GitHub's `pull_request_review` delivery of it).
+fn approve(h: &Harness, n: u64, user: &str) -> Webhook {
+    let id = h.fake.add_review(REPO, n, user, "APPROVED");
+    Webhook::load("pull_request_review.submitted.json")
+        .repo(REPO, &h.origin.url())
+        .default_branch("main")
+        .pr_number(n)
+        .review_state("approved")
+        .set("/review/id", id)
+        .installation(None)
+}
+
+/// Audit entries as JSON lines (`sluice audit export --format jsonl`).
+fn audit(h: &Harness) -> Vec<serde_json::Value> {
+    let out = h.cli(&["audit", "export", "--format", "jsonl"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
+}
+
+const ON_MERGE: &str = "version: 1\napply_mode: on_merge\n";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_on_merge_project_is_planned_gated_applied_after_merge_and_audited_with_both_shas() {
+    let h = harness(ON_MERGE, &[("envs/a/main.tf", null_project("a", "1"))]).await;
+    let head = h.open_pr(
+        1,
+        "change-a",
+        &[("envs/a/main.tf", &null_project("a", "2"))],
+    );
+    h.deliver(&h.pr_event("opened", 1)).await;
+    h.wait_status(&head, "sluice/plan", "success").await;
+    let gate = h.wait_status(&head, "sluice/apply-gate", "failure").await;
+    assert!(gate.contains("approved"), "{gate}");
+    assert!(h.locks().await.is_empty(), "an on_merge plan takes no lock");
+
+    // Nothing is applied before the merge, not even by comment.
+    h.deliver(&h.comment_event(1, "bob", "sluice apply")).await;
+    let refusal = h
+        .wait_comment(1, "the refusal", |c| c.contains("Apply refused"))
+        .await;
+    assert!(refusal.contains("applied after merge"), "{refusal}");
+
+    h.deliver(&approve(&h, 1, "bob")).await;
+    assert_eq!(
+        h.wait_status(&head, "sluice/apply-gate", "success").await,
+        "ready: 1 project apply after merge"
+    );
+
+    let merge_sha = merge(&h, 1);
+    h.deliver(&merged_event(&h, 1, &merge_sha)).await;
+    h.wait_status(&merge_sha, "sluice/apply", "success").await;
+    let applied = h
+        .wait_comment(1, "the apply comment", |c| c.contains("Apply complete"))
+        .await;
+    assert!(applied.contains("null_resource.a"), "{applied}");
+    h.wait_idle(&[1]).await;
+    assert!(
+        h.locks().await.is_empty(),
+        "the delivery released its locks"
+    );
+
+    let entries = audit(&h);
+    let apply = entries
+        .iter()
+        .find(|e| e["action"] == "apply" && e["result"] == "success")
+        .unwrap_or_else(|| panic!("an apply entry: {entries:#?}"));
+    assert_eq!(apply["head_sha"], merge_sha.as_str(), "{apply:#}");
+    let details = apply["details"].to_string();
+    assert!(
+        details.contains(&head),
+        "the reviewed head is recorded: {apply:#}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_merge_commit_whose_plan_differs_from_the_reviewed_one_is_refused_loudly_in_strict_mode()
+{
+    let h = harness(ON_MERGE, &[("envs/a/main.tf", null_project("a", "1"))]).await;
+    let head = h.open_pr(
+        1,
+        "change-a",
+        &[("envs/a/main.tf", &null_project("a", "2"))],
+    );
+    h.deliver(&h.pr_event("opened", 1)).await;
+    h.wait_status(&head, "sluice/plan", "success").await;
+    h.deliver(&approve(&h, 1, "bob")).await;
+    h.wait_status(&head, "sluice/apply-gate", "success").await;
+
+    // Meanwhile `main` gains a resource in the same project: the merge commit plans more.
+    h.origin.checkout("main");
+    h.origin.write(
+        "envs/a/extra.tf",
+        "resource \"null_resource\" \"extra\" {}\n",
+    );
+    h.origin.commit("an unreviewed resource");
+    let merge_sha = merge(&h, 1);
+    h.deliver(&merged_event(&h, 1, &merge_sha)).await;
+
+    assert_eq!(
+        h.wait_status(&merge_sha, "sluice/apply", "failure").await,
+        "not applied after merge: see the pull request"
+    );
+    let told = h
+        .wait_comment(1, "the refusal", |c| c.contains("Not applied after merge"))
+        .await;
+    assert!(told.contains("create null_resource.extra"), "{told}");
+    assert!(told.contains("out of sync"), "{told}");
+    h.wait_idle(&[1]).await;
+    assert!(
+        !audit(&h)
+            .iter()
+            .any(|e| e["action"] == "apply" && e["result"] == "success"),
+        "nothing was applied"
+    );
+}
+
+/// A project whose apply fails (its provisioner exits 1); its plan succeeds.
+fn failing_project(resource: &str) -> String {
+    format!(
+        "{}\nresource \"null_resource\" \"{resource}_fails\" {{\n  provisioner \"local-exec\" {{\n    command = \"exit 1\"\n  }}\n}}\n",
+        null_project(resource, "2")
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn network_applies_before_the_app_that_depends_on_it_and_a_failure_blocks_the_app() {
+    let config = "version: 1\napply_mode: on_merge\nprojects:\n  - name: app\n    dir: app\n    depends_on: [network]\n  - name: network\n    dir: network\n";
+    let h = harness(
+        config,
+        &[
+            ("network/main.tf", null_project("net", "1")),
+            ("app/main.tf", null_project("app", "1")),
+        ],
+    )
+    .await;
+    let head = h.open_pr(
+        1,
+        "both",
+        &[
+            ("network/main.tf", &failing_project("net")),
+            ("app/main.tf", &null_project("app", "2")),
+        ],
+    );
+    h.deliver(&h.pr_event("opened", 1)).await;
+    h.wait_status(&head, "sluice/plan", "success").await;
+    h.deliver(&approve(&h, 1, "bob")).await;
+    assert_eq!(
+        h.wait_status(&head, "sluice/apply-gate", "success").await,
+        "ready: 2 projects apply after merge"
+    );
+    let merge_sha = merge(&h, 1);
+    h.deliver(&merged_event(&h, 1, &merge_sha)).await;
+    let told = h
+        .wait_comment(1, "the failure", |c| c.contains("Not applied after merge"))
+        .await;
+    assert!(
+        told.contains("- `network`: the apply failed"),
+        "network failed: {told}"
+    );
+    assert!(
+        told.contains("- `app`: blocked by `network`"),
+        "app was not attempted: {told}"
+    );
+    h.wait_status(&merge_sha, "sluice/apply", "failure").await;
+    h.wait_idle(&[1]).await;
+    let applies: Vec<(String, String)> = audit(&h)
+        .iter()
+        .filter(|e| e["action"] == "apply")
+        .map(|e| {
+            (
+                e["project"].as_str().unwrap_or_default().to_string(),
+                e["result"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        applies,
+        vec![
+            ("network".to_string(), "failure".to_string()),
+            ("app".to_string(), "refused".to_string()),
+        ],
+        "network first; app recorded as not attempted"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_prs_merged_seconds_apart_apply_in_merge_order_each_with_its_merge_commit() {
+    let h = harness(ON_MERGE, &[("envs/a/main.tf", null_project("a", "1"))]).await;
+    let one = h.open_pr(1, "one", &[("envs/a/main.tf", &null_project("a", "2"))]);
+    let two = h.open_pr(
+        2,
+        "two",
+        &[("envs/a/b.tf", "resource \"null_resource\" \"b\" {}\n")],
+    );
+    h.deliver(&h.pr_event("opened", 1)).await;
+    h.deliver(&h.pr_event("opened", 2)).await;
+    h.wait_status(&one, "sluice/plan", "success").await;
+    h.wait_status(&two, "sluice/plan", "success").await;
+    h.deliver(&approve(&h, 1, "bob")).await;
+    h.deliver(&approve(&h, 2, "bob")).await;
+    h.wait_status(&one, "sluice/apply-gate", "success").await;
+    h.wait_status(&two, "sluice/apply-gate", "success").await;
+
+    let m1 = merge(&h, 1);
+    let m2 = merge(&h, 2);
+    h.deliver(&merged_event(&h, 1, &m1)).await;
+    h.deliver(&merged_event(&h, 2, &m2)).await;
+    h.wait_status(&m1, "sluice/apply", "success").await;
+    h.wait_status(&m2, "sluice/apply", "success").await;
+    h.wait_idle(&[1, 2]).await;
+    let applied: Vec<(u64, String)> = audit(&h)
+        .iter()
+        .filter(|e| e["action"] == "apply" && e["result"] == "success")
+        .map(|e| {
+            (
+                e["pr"].as_u64().unwrap_or_default(),
+                e["head_sha"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        applied,
+        vec![(1, m1), (2, m2)],
+        "in merge order, one at a time"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_merge_without_a_finished_reviewed_plan_is_not_applied() {
+    let h = harness(ON_MERGE, &[("envs/a/main.tf", null_project("a", "1"))]).await;
+    h.open_pr(
+        1,
+        "change-a",
+        &[("envs/a/main.tf", &null_project("a", "2"))],
+    );
+    // Merged before any plan of it finished (here: before it was planned at all).
+    let merge_sha = merge(&h, 1);
+    h.deliver(&merged_event(&h, 1, &merge_sha)).await;
+    let told = h
+        .wait_comment(1, "the refusal", |c| c.contains("Not applied after merge"))
+        .await;
+    assert!(told.contains("without a reviewed plan"), "{told}");
+    h.wait_status(&merge_sha, "sluice/apply", "failure").await;
+    h.wait_idle(&[1]).await;
+    assert!(h.locks().await.is_empty());
+}
