@@ -267,7 +267,7 @@ fn unknown_config_key_is_rejected_by_check_and_by_preview() {
     check.expect_code(1);
     snapshot!(check.stderr, @"
     sluice.yaml:5:5: error: unknown key `workspaces` in project
-      hint: did you mean `workspace`? valid keys here: name, dir, workspace, terraform_version, engine, autoplan, apply_requirements, depends_on, env, workflow, drift
+      hint: did you mean `workspace`? valid keys here: name, dir, workspace, terraform_version, engine, autoplan, apply_requirements, depends_on, env, workflow, drift, apply_mode
     sluice.yaml: no projects until the errors are fixed
     1 error(s)
     ");
@@ -277,7 +277,7 @@ fn unknown_config_key_is_rejected_by_check_and_by_preview() {
     assert!(run.stdout.is_empty(), "nothing is planned:\n{}", run.stdout);
     snapshot!(run.stderr, @"
     sluice.yaml:5:5: error: unknown key `workspaces` in project
-      hint: did you mean `workspace`? valid keys here: name, dir, workspace, terraform_version, engine, autoplan, apply_requirements, depends_on, env, workflow, drift
+      hint: did you mean `workspace`? valid keys here: name, dir, workspace, terraform_version, engine, autoplan, apply_requirements, depends_on, env, workflow, drift, apply_mode
     sluice: the repository configuration has errors; nothing was planned
     ");
 }

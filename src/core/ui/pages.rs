@@ -148,12 +148,12 @@ pub enum Section {
     Audit,
 }
 
-const SECTIONS: [(Section, &str, &str); 5] = [
+/// The sections the server serves a list page for. Runs, Drift and Audit join the navigation
+/// when theirs are served (a run is reached from its comment's link and from the environments
+/// page meanwhile): a link that answers 404 would look like a missing permission.
+const SECTIONS: [(Section, &str, &str); 2] = [
     (Section::Environments, "Environments", routes::ENVIRONMENTS),
-    (Section::Runs, "Runs", routes::RUNS),
     (Section::Locks, "Locks", routes::LOCKS),
-    (Section::Drift, "Drift", routes::DRIFT),
-    (Section::Audit, "Audit", routes::AUDIT),
 ];
 
 fn head(title: &str) -> Markup {
