@@ -144,11 +144,14 @@ async fn a_deleted_project_is_named_and_its_destroy_plan_from_the_base_destroys_
         caution < summary,
         "the destroy warning comes first:\n{plan}"
     );
-    assert_eq!(
-        h.wait_status(&head, "sluice/plan", "pending").await,
+    // A destroy plan settles nothing until it is applied.
+    h.wait_status_described(
+        &head,
+        "sluice/plan",
+        "pending",
         "apply the destroy plan of 1 removed project, then plan again",
-        "a destroy plan settles nothing until it is applied"
-    );
+    )
+    .await;
 
     // Applied like any plan: behind the gate, the base branch's destroy rules included.
     assert!(

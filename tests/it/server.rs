@@ -350,6 +350,31 @@ impl Harness {
         .await
     }
 
+    /// Waits for the status `context` on `sha` to be `state` with exactly `description`. Use it
+    /// for `pending`, which a run's start and its report can both set: waiting on the state
+    /// alone can return the start's status before the report's arrives.
+    pub async fn wait_status_described(
+        &self,
+        sha: &str,
+        context: &str,
+        state: &str,
+        description: &str,
+    ) {
+        self.wait(
+            &format!("status {context}={state} \"{description}\" on {sha}"),
+            || {
+                self.fake
+                    .statuses(sha)
+                    .into_iter()
+                    .rev()
+                    .find(|(c, _, _)| c == context)
+                    .filter(|(_, s, d)| s == state && d == description)
+                    .map(|_| ())
+            },
+        )
+        .await
+    }
+
     /// Waits until the server has nothing left to do for `prs`: every stored event handled, the
     /// outbox delivered, and no run of theirs open. The positive signal a test waits for before
     /// it asserts that something did *not* happen.
