@@ -410,6 +410,12 @@ fn summary_table(ctx: &RenderContext, reports: &[ProjectReport]) -> String {
 
 /// "2 planned with changes, 1 failed"
 fn tally(reports: &[ProjectReport]) -> String {
+    tally_of(reports.iter())
+}
+
+/// The outcomes of `reports` counted by kind: "2 with changes, 1 failed" (kinds with none left
+/// out; empty when there are no reports). Shared with the PR's summary comment.
+pub(crate) fn tally_of<'a>(reports: impl Iterator<Item = &'a ProjectReport>) -> String {
     let (mut changes, mut none, mut applied, mut failed, mut skipped) = (0, 0, 0, 0, 0);
     for r in reports {
         match &r.outcome {

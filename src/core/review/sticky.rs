@@ -468,38 +468,16 @@ fn status(o: &ProjectOutcome) -> (String, Option<&PlanSummary>) {
 
 /// `3 projects: 2 with changes, 1 failed`
 fn tally(rows: &[StickyRow]) -> String {
-    let (mut changes, mut none, mut applied, mut failed, mut skipped) = (0, 0, 0, 0, 0);
-    for r in rows {
-        match &r.report.outcome {
-            ProjectOutcome::Planned { summary, .. } if summary.has_changes() => changes += 1,
-            ProjectOutcome::Planned { .. } => none += 1,
-            ProjectOutcome::Applied { .. } => applied += 1,
-            ProjectOutcome::PlanFailed { .. }
-            | ProjectOutcome::ApplyFailed { .. }
-            | ProjectOutcome::Removed { .. } => failed += 1,
-            ProjectOutcome::Skipped { .. } => skipped += 1,
-        }
-    }
-    let parts: Vec<String> = [
-        (changes, "with changes"),
-        (none, "without changes"),
-        (applied, "applied"),
-        (failed, "failed"),
-        (skipped, "skipped"),
-    ]
-    .into_iter()
-    .filter(|(n, _)| *n > 0)
-    .map(|(n, what)| format!("{n} {what}"))
-    .collect();
+    let counted = crate::core::plan::render::tally_of(rows.iter().map(|r| &r.report));
     let projects = if rows.len() == 1 {
         "project"
     } else {
         "projects"
     };
-    if parts.is_empty() {
+    if counted.is_empty() {
         format!("{} {projects}", rows.len())
     } else {
-        format!("{} {projects}: {}", rows.len(), parts.join(", "))
+        format!("{} {projects}: {counted}", rows.len())
     }
 }
 
