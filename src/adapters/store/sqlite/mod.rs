@@ -1238,6 +1238,26 @@ impl Store for SqliteStore {
         rows.iter().map(run_from_row).collect()
     }
 
+    async fn recent_runs(
+        &self,
+        repo: Option<&RepoName>,
+        pr: Option<PrNumber>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<RunRow>> {
+        let rows = sqlx::query(
+            "SELECT * FROM runs WHERE (?1 IS NULL OR repo = ?1 COLLATE NOCASE) \
+             AND (?2 IS NULL OR pr = ?2) AND (?3 IS NULL OR id < ?3) ORDER BY id DESC LIMIT ?4",
+        )
+        .bind(repo.map(RepoName::full))
+        .bind(pr.map(|p| p.get() as i64))
+        .bind(before)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(run_from_row).collect()
+    }
+
     async fn current_plans(&self, repo: &RepoName, pr: PrNumber) -> StoreResult<Vec<PlanRow>> {
         let rows = sqlx::query(
             "SELECT * FROM plans p WHERE p.repo = ? COLLATE NOCASE AND p.pr = ? AND p.discarded_at IS NULL AND p.applied_at IS NULL \
