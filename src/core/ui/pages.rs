@@ -870,6 +870,7 @@ pub fn job_log_page(chrome: &Chrome, log: &JobLogView) -> String {
                         @if c.stream == LogStream::Stderr { span.stderr { (c.text) } } @else { (c.text) }
                     },
                     ChunkKind::CapReached | ChunkKind::Omitted => { span.notice { (c.text) } },
+                    ChunkKind::StepEnd => { span."step-end" { (c.text) } },
                     ChunkKind::End => { span.end { "── end of log ──\n" } },
                 }
             }

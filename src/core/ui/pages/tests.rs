@@ -179,6 +179,13 @@ fn log(n: Namer, ended: bool) -> JobLogView {
             7,
             LogStep::Plan,
             LogStream::Stdout,
+            ChunkKind::StepEnd,
+            "[plan: 12.3 s, ok]\n".into(),
+        ));
+        chunks.push(c(
+            8,
+            LogStep::Plan,
+            LogStream::Stdout,
             ChunkKind::End,
             String::new(),
         ));
