@@ -117,6 +117,9 @@ async fn refresh_audit(state: &AppState) -> anyhow::Result<()> {
 /// The GitHub write budget the outbox's write scheduler last published.
 fn refresh_write_budget() {
     let Some(b) = crate::app::worker::published_budget() else {
+        // No write scheduled yet: nothing pending, nothing paused.
+        set("sluice_github_writes_pending", &[], 0.0);
+        set("sluice_github_writes_paused", &[], 0.0);
         return;
     };
     set(
