@@ -1419,7 +1419,7 @@ async fn drift_rows(
             can_act,
         });
     }
-    out.sort_by(|a, b| a.opened_at.cmp(&b.opened_at));
+    out.sort_by_key(|a| a.opened_at);
     Ok(out)
 }
 
@@ -1695,14 +1695,14 @@ async fn audit_selection(
     f: &pages::AuditFilter,
 ) -> Result<AuditSelection, Response> {
     use crate::core::audit::parse_time_bound;
-    let bound = |s: &str| -> Result<Option<crate::core::types::UnixMs>, Response> {
+    let bound = |s: &str| -> Result<Option<crate::core::types::UnixMs>, String> {
         match s {
             "" => Ok(None),
-            s => parse_time_bound(s).map(Some).map_err(|e| bad_request(&e)),
+            s => parse_time_bound(s).map(Some),
         }
     };
-    let since = bound(&f.since)?;
-    let until = bound(&f.until)?;
+    let since = bound(&f.since).map_err(|e| bad_request(&e))?;
+    let until = bound(&f.until).map_err(|e| bad_request(&e))?;
     let repo = match f.repo.as_str() {
         "" => None,
         r => match RepoName::parse(r) {

@@ -267,7 +267,10 @@ async fn a_browser_logs_in_watches_a_live_log_and_releases_a_lock() {
     shot(&c, "drift-acknowledged").await;
     c.click(Locator::LinkText("Runs")).await;
     let runs = wait_source(&c, "the runs list", |s| s.contains("<h1>Runs</h1>")).await;
-    assert!(runs.contains(REPO) && runs.contains("status ok\">Succeeded"), "{runs}");
+    assert!(
+        runs.contains(REPO) && runs.contains("status ok\">Succeeded"),
+        "{runs}"
+    );
     shot(&c, "runs").await;
     c.click(Locator::LinkText("#1")).await;
     wait_source(&c, "the PR's runs", |s| s.contains("acme/infra #1")).await;
