@@ -1844,27 +1844,7 @@ pub async fn audit(
         .collect();
     let next_cursor = more.then(|| rows.last().map(|r| r.seq)).flatten();
     let chain = match viewer.role {
-        Role::Admin => Some(match crate::app::audit::verify(&*state.store, None).await {
-            Ok(crate::app::audit::Verdict::Ok {
-                count,
-                last_seq,
-                last_hash,
-            }) => pages::ChainStatus::Verified {
-                entries: count,
-                last_seq,
-                last_hash,
-                at: chrono::Utc::now(),
-            },
-            Ok(crate::app::audit::Verdict::Broken { seq, why, .. }) => pages::ChainStatus::Broken {
-                seq,
-                reason: why,
-                at: chrono::Utc::now(),
-            },
-            Err(e) => {
-                tracing::error!(error = %format!("{e:#}"), "verifying the audit chain failed");
-                pages::ChainStatus::NotChecked
-            }
-        }),
+        Role::Admin => Some(chain_status(&state).await),
         _ => None,
     };
     page(
@@ -1877,6 +1857,48 @@ pub async fn audit(
             next_cursor,
         ),
     )
+}
+
+/// How long a verification of the whole audit chain is shown before the page runs it again
+/// (it reads every entry: seconds for a million).
+const CHAIN_CHECK_TTL: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// The last verification of the audit chain and when it ran; one runs at a time.
+static CHAIN_CHECKED: tokio::sync::Mutex<Option<(pages::ChainStatus, std::time::Instant)>> =
+    tokio::sync::Mutex::const_new(None);
+
+/// The chain's status for the audit page: `sluice audit verify`'s verdict, run again when the
+/// last one is older than [`CHAIN_CHECK_TTL`] (the page shows when it ran).
+async fn chain_status(state: &AppState) -> pages::ChainStatus {
+    let mut last = CHAIN_CHECKED.lock().await;
+    if let Some((status, at)) = last.as_ref()
+        && at.elapsed() < CHAIN_CHECK_TTL
+    {
+        return status.clone();
+    }
+    let status = match crate::app::audit::verify(&*state.store, None).await {
+        Ok(crate::app::audit::Verdict::Ok {
+            count,
+            last_seq,
+            last_hash,
+        }) => pages::ChainStatus::Verified {
+            entries: count,
+            last_seq,
+            last_hash,
+            at: chrono::Utc::now(),
+        },
+        Ok(crate::app::audit::Verdict::Broken { seq, why, .. }) => pages::ChainStatus::Broken {
+            seq,
+            reason: why,
+            at: chrono::Utc::now(),
+        },
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "verifying the audit chain failed");
+            return pages::ChainStatus::NotChecked;
+        }
+    };
+    *last = Some((status.clone(), std::time::Instant::now()));
+    status
 }
 
 /// A `Write` that hands what is written to the response body in chunks.
