@@ -430,6 +430,7 @@ async fn wire(settings: &Arc<Settings>) -> anyhow::Result<(Arc<Workers>, Arc<App
     let mut ui = crate::http::ui::Ui::from_settings(settings, Some(github.clone()))?;
     ui.outbox_ready = Some(outbox_ready.clone());
     ui.job_logs = Some(job_logs.clone());
+    ui.drift_service = bot.drift.clone();
     let workers = Arc::new(Workers {
         settings: settings.clone(),
         store: store.clone(),

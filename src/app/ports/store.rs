@@ -865,6 +865,21 @@ pub trait Store: super::delivery::DeliveryStore + Send + Sync {
     ) -> StoreResult<Vec<i64>>;
     /// Active (not yet reported) runs of a PR.
     async fn open_runs(&self, repo: &RepoName, pr: PrNumber) -> StoreResult<Vec<RunRow>>;
+    /// Jobs counted by kind and state (`JobKind`/`JobState` as stored: `plan`, `queued`…),
+    /// for `/metrics`.
+    async fn job_counts(&self) -> StoreResult<Vec<(String, String, u64)>>;
+    /// Audit entries with `seq > after_seq` counted by action (`AuditAction::as_str`), and the
+    /// highest `seq` (`after_seq` when there are none), for `/metrics`.
+    async fn audit_counts(&self, after_seq: u64) -> StoreResult<(Vec<(String, u64)>, u64)>;
+    /// Runs newest first (by id), of `repo` (case-insensitively) and `pr` when given, with
+    /// `id < before` when given; at most `limit`. The web UI's runs list.
+    async fn recent_runs(
+        &self,
+        repo: Option<&RepoName>,
+        pr: Option<PrNumber>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<RunRow>>;
 
     // ---- plans -------------------------------------------------------------------------------
     /// The PR's current plans (neither discarded nor applied), one per project, oldest first.

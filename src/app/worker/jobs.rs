@@ -49,6 +49,11 @@ impl Workers {
                 .await
             {
                 Ok(Some(claimed)) => {
+                    crate::adapters::metrics::observe(
+                        "sluice_queue_wait_seconds",
+                        &[("kind", claimed.job.kind.as_str())],
+                        (now.get() - claimed.job.created_at.get()).max(0) as f64 / 1000.0,
+                    );
                     // There may be more queued work: pass the wake-up on to an idle worker. (A
                     // `notify_one` keeps its permit until someone waits, so none is lost.)
                     self.jobs_ready.notify_one();
