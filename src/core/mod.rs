@@ -25,6 +25,7 @@ pub mod hcl_scan;
 pub mod host_paths;
 pub mod job;
 pub mod lock;
+pub mod merge_queue;
 pub mod migrate;
 pub mod plan;
 pub mod policy;

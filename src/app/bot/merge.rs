@@ -38,6 +38,15 @@ use crate::core::reply::delivery::{self as say, NotApplied};
 use crate::core::repo_config::RepoConfig;
 use crate::core::types::{CommitSha, PrNumber, ProjectName, RepoName};
 
+/// The gate of an open pull request ([`Bot::apply_gate`]).
+pub(super) struct PrGate {
+    pub pull: crate::app::ports::PullDetails,
+    /// Why it does not pass, each prefixed with its project; empty when it passes.
+    pub reasons: Vec<String>,
+    /// How many plans of projects applied after merge it judged.
+    pub plans: usize,
+}
+
 /// A merged pull request's delivery, prepared before its plans are discarded.
 pub(super) struct Prepared {
     delivery: NewDelivery,
@@ -78,6 +87,31 @@ impl Bot {
         repo: &RepoName,
         pr: PrNumber,
     ) -> anyhow::Result<Option<OutboxItem>> {
+        let Some(gate) = self.apply_gate(repo, pr).await? else {
+            return Ok(None);
+        };
+        let (state, description) = match gate.reasons.first() {
+            Some(first) => (StatusState::Failure, say::gate_failed(first)),
+            None => (StatusState::Success, say::gate_passed(gate.plans)),
+        };
+        Ok(Some(OutboxItem::status(
+            repo,
+            pr,
+            &gate.pull.head_sha,
+            StatusContext::ApplyGate,
+            state,
+            description,
+        )))
+    }
+
+    /// The gate of an open pull request for the projects applied after merge: why it does not
+    /// pass (empty: it passes), each reason prefixed with its project. `None` when the pull
+    /// request is not open or the base branch applies no project after merge.
+    pub(super) async fn apply_gate(
+        &self,
+        repo: &RepoName,
+        pr: PrNumber,
+    ) -> anyhow::Result<Option<PrGate>> {
         let pull = self.github.get_pull(repo, pr).await?;
         if pull.state != PullState::Open {
             return Ok(None);
@@ -189,18 +223,12 @@ impl Bot {
                 );
             }
         }
-        let (state, description) = match reasons.first() {
-            Some(first) => (StatusState::Failure, say::gate_failed(first)),
-            None => (StatusState::Success, say::gate_passed(plans.len())),
-        };
-        Ok(Some(OutboxItem::status(
-            repo,
-            pr,
-            &pull.head_sha,
-            StatusContext::ApplyGate,
-            state,
-            description,
-        )))
+        let plans = plans.len();
+        Ok(Some(PrGate {
+            pull,
+            reasons,
+            plans,
+        }))
     }
 
     /// What of a merged pull request applies after merge, and what was reviewed of it; `None`

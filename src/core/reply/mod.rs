@@ -14,6 +14,7 @@ pub mod approve_policies;
 pub mod comment;
 pub mod delivery;
 pub mod job;
+pub mod merge_queue;
 pub mod plan;
 pub mod pull_request;
 pub mod removed;

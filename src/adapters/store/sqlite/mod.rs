@@ -652,6 +652,11 @@ async fn record_plan(
     entries: &[AuditEntry],
     now: UnixMs,
 ) -> anyhow::Result<()> {
+    // A merge queue commit's plan is a check, not a plan of the pull request: it neither
+    // replaces the reviewed plan nor is ever applied.
+    if run.trigger == Trigger::MergeQueue {
+        return Ok(());
+    }
     sqlx::query(
         "UPDATE plans SET discarded_at = ? WHERE repo = ? COLLATE NOCASE AND pr = ? AND project_name = ? \
          AND job_id < ? AND discarded_at IS NULL AND applied_at IS NULL",
