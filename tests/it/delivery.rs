@@ -8,7 +8,7 @@ use crate::support::null_project;
 use crate::webhooks::{Webhook, github_now};
 
 /// `main` holds `sluice.yaml` (`config`) and the projects `files`; the server is started.
-async fn harness(config: &str, files: &[(&str, String)]) -> Harness {
+pub(crate) async fn harness(config: &str, files: &[(&str, String)]) -> Harness {
     let mut all: Vec<(&str, &str)> = vec![("sluice.yaml", config)];
     all.extend(files.iter().map(|(p, c)| (*p, c.as_str())));
     let mut h = Harness::new(&all).await;
@@ -18,7 +18,7 @@ async fn harness(config: &str, files: &[(&str, String)]) -> Harness {
 
 /// Merges PR `n`'s branch into `main` with a merge commit (as GitHub's merge button does),
 /// marks it merged on the fake, and returns the merge commit's SHA.
-fn merge(h: &Harness, n: u64) -> String {
+pub(crate) fn merge(h: &Harness, n: u64) -> String {
     let pull = h.fake_pull(n);
     h.origin.checkout("main");
     h.origin.git(&[
@@ -37,7 +37,7 @@ fn merge(h: &Harness, n: u64) -> String {
 }
 
 /// GitHub's `pull_request` `closed` delivery of a merged PR, with its merge commit.
-fn merged_event(h: &Harness, n: u64, merge_sha: &str) -> Webhook {
+pub(crate) fn merged_event(h: &Harness, n: u64, merge_sha: &str) -> Webhook {
     let pull = h.fake_pull(n);
     Webhook::load("pull_request.closed.merged.json")
         .repo(REPO, &h.origin.url())
@@ -56,7 +56,7 @@ fn merged_event(h: &Harness, n: u64, merge_sha: &str) -> Webhook {
 }
 
 /// `user` approves PR `n` (on the fake, and GitHub's `pull_request_review` delivery of it).
-fn approve(h: &Harness, n: u64, user: &str) -> Webhook {
+pub(crate) fn approve(h: &Harness, n: u64, user: &str) -> Webhook {
     let id = h.fake.add_review(REPO, n, user, "APPROVED");
     Webhook::load("pull_request_review.submitted.json")
         .repo(REPO, &h.origin.url())
@@ -68,7 +68,7 @@ fn approve(h: &Harness, n: u64, user: &str) -> Webhook {
 }
 
 /// Audit entries as JSON lines (`sluice audit export --format jsonl`).
-fn audit(h: &Harness) -> Vec<serde_json::Value> {
+pub(crate) fn audit(h: &Harness) -> Vec<serde_json::Value> {
     let out = h.cli(&["audit", "export", "--format", "jsonl"]);
     assert!(
         out.status.success(),
