@@ -8,6 +8,7 @@
 pub mod allowlist;
 pub mod apply_gate;
 pub mod audit;
+pub mod automerge;
 pub mod base_rules;
 pub mod checkout;
 pub mod command;

@@ -308,3 +308,104 @@ async fn a_merge_without_a_finished_reviewed_plan_is_not_applied() {
     h.wait_idle(&[1]).await;
     assert!(h.locks().await.is_empty());
 }
+
+const AUTOMERGE: &str = "version: 1\nautomerge: { enabled: true, method: squash }\nprojects:\n  - name: a\n    dir: a\n  - name: b\n    dir: b\n";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn automerge_merges_a_fully_applied_pr_with_the_configured_method_at_its_head() {
+    let h = harness(
+        AUTOMERGE,
+        &[
+            ("a/main.tf", null_project("a", "1")),
+            ("b/main.tf", null_project("b", "1")),
+        ],
+    )
+    .await;
+    let head = h.open_pr(
+        1,
+        "both",
+        &[
+            ("a/main.tf", &null_project("a", "2")),
+            ("b/main.tf", &null_project("b", "2")),
+        ],
+    );
+    h.deliver(&h.pr_event("opened", 1)).await;
+    h.wait_status(&head, "sluice/plan", "success").await;
+    h.fake.add_review(REPO, 1, "bob", "APPROVED");
+
+    // One project applied: the pull request is not complete, it is not merged.
+    h.deliver(&h.comment_event(1, "alice", "sluice apply -p a"))
+        .await;
+    h.wait_comment(1, "the first apply", |c| c.contains("Apply complete"))
+        .await;
+    h.wait_idle(&[1]).await;
+    assert!(h.fake.merges().is_empty(), "b is not applied yet");
+
+    h.deliver(&h.comment_event(1, "alice", "sluice apply"))
+        .await;
+    let told = h
+        .wait_comment(1, "the merge", |c| c.contains("Merged by automerge"))
+        .await;
+    assert!(told.contains("`squash`"), "{told}");
+    let merges = h.fake.merges();
+    assert_eq!(merges.len(), 1, "{merges:?}");
+    assert_eq!(merges[0].method, "squash");
+    assert_eq!(
+        merges[0].sha.as_deref(),
+        Some(head.as_str()),
+        "merged only at the applied head"
+    );
+    h.wait_idle(&[1]).await;
+    let entry = audit(&h)
+        .into_iter()
+        .find(|e| e["action"] == "automerge")
+        .expect("the merge is audited");
+    assert_eq!(entry["result"], "success", "{entry:#}");
+    assert_eq!(entry["head_sha"], head.as_str(), "{entry:#}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn automerge_refused_by_branch_protection_is_reported_and_nothing_is_lost() {
+    let h = harness(AUTOMERGE, &[("a/main.tf", null_project("a", "1"))]).await;
+    let head = h.open_pr(1, "a", &[("a/main.tf", &null_project("a", "2"))]);
+    h.deliver(&h.pr_event("opened", 1)).await;
+    h.wait_status(&head, "sluice/plan", "success").await;
+    h.fake.add_review(REPO, 1, "bob", "APPROVED");
+    let rule = "At least 2 approving reviews are required by reviewers with write access.";
+    h.fake.protect_pull(REPO, 1, rule);
+    h.deliver(&h.comment_event(1, "alice", "sluice apply"))
+        .await;
+    let told = h
+        .wait_comment(1, "the refusal", |c| c.contains("Automerge refused"))
+        .await;
+    assert!(told.contains(rule), "GitHub's reason is shown: {told}");
+    assert!(told.contains("merge it by hand"), "{told}");
+    assert_eq!(
+        h.wait_status(&head, "sluice/apply", "success").await,
+        "1/1 project applied",
+        "the apply stands"
+    );
+    h.wait_idle(&[1]).await;
+    let pull = h.fake_pull(1);
+    assert!(!pull.merged && pull.state == "open", "the PR stays open");
+    let entry = audit(&h)
+        .into_iter()
+        .find(|e| e["action"] == "automerge")
+        .expect("the refusal is audited");
+    assert_eq!(entry["result"], "refused", "{entry:#}");
+    assert!(entry["details"].to_string().contains(rule), "{entry:#}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn automerge_never_merges_a_pr_without_changes() {
+    let h = harness(AUTOMERGE, &[("a/main.tf", null_project("a", "1"))]).await;
+    h.open_pr(1, "docs", &[("README.md", "# docs\n")]);
+    h.deliver(&h.pr_event("opened", 1)).await;
+    h.fake.add_review(REPO, 1, "bob", "APPROVED");
+    h.deliver(&h.comment_event(1, "alice", "sluice apply"))
+        .await;
+    h.wait_comment(1, "nothing to apply", |c| c.contains("Nothing to apply"))
+        .await;
+    h.wait_idle(&[1]).await;
+    assert!(h.fake.merges().is_empty());
+}

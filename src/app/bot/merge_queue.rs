@@ -371,14 +371,8 @@ impl Bot {
     /// the queue commit.
     async fn queue_gate(&self, run: &RunRow, jobs: &[JobRow]) -> anyhow::Result<Verdict> {
         let pull = self.github.get_pull(&run.repo, run.pr).await?;
-        let repo = RepoRef {
-            name: run.repo.clone(),
-            clone_url: run.clone_url.clone(),
-            default_branch: run.base_ref.clone(),
-            installation_id: run.installation_id,
-        };
         let git = self
-            .fetch(&repo, &pull)
+            .fetch(&super::automerge::repo_of(run), &pull)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let config = self

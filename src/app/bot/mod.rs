@@ -10,6 +10,7 @@
 
 mod apply;
 mod approve_policies;
+mod automerge;
 mod check_action;
 mod comment;
 mod drift;

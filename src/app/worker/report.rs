@@ -39,6 +39,8 @@ impl Workers {
             let mut effects = self.render_run(&run, &jobs).await;
             if run.trigger == Trigger::Merge {
                 effects.extend(self.bot.after_merge_run(&run, &jobs).await?);
+            } else if run.kind == JobKind::Apply {
+                effects.extend(self.bot.automerge_after_apply(&run, &jobs).await);
             } else if run.kind == JobKind::Plan {
                 match self.bot.apply_gate_status(&run.repo, run.pr).await {
                     Ok(gate) => effects.outbox.extend(gate),

@@ -11,6 +11,7 @@
 
 pub mod apply;
 pub mod approve_policies;
+pub mod automerge;
 pub mod comment;
 pub mod delivery;
 pub mod job;
