@@ -473,8 +473,8 @@ pub fn parse_repo_config(file: &str, text: &str) -> (Option<RepoConfig>, Vec<Dia
 /// `workflow`, `branch`, `plan_requirements`, `import_requirements`, `policy_check`,
 /// `execution_order_group` and the `policies` block (Rego policy sets). Refused as Atlantis
 /// refuses: a project without `dir`, duplicate keys, an unknown step (`- init -upgrade`),
-/// unnamed projects sharing dir and workspace. Keys Sluice does not act on (`automerge`,
-/// `parallel_*`, …) are warnings. Without `apply_requirements`, Sluice still requires an
+/// unnamed projects sharing dir and workspace. Keys Sluice does not act on (`parallel_*`, …)
+/// are warnings. Without `apply_requirements`, Sluice still requires an
 /// approval (its default, PRODUCT.md §10), stricter than Atlantis' server-side default.
 ///
 /// Parsing is not running: what the runner does not carry out yet is refused by the app with

@@ -409,3 +409,62 @@ async fn automerge_never_merges_a_pr_without_changes() {
     h.wait_idle(&[1]).await;
     assert!(h.fake.merges().is_empty());
 }
+
+/// Atlantis's `execution_order_group` orders applies with `depends_on`: `network` (group 1)
+/// first, `app` (group 1, after `network`), then `other` (group 2), though the file lists them
+/// the other way round.
+const ORDERED: &str = "version: 3\nprojects:\n  - name: other\n    dir: other\n    execution_order_group: 2\n  - name: app\n    dir: app\n    execution_order_group: 1\n    depends_on: [network]\n  - name: network\n    dir: network\n    execution_order_group: 1\n";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_apply_comment_follows_execution_order_groups_and_a_failure_blocks_only_its_dependents()
+{
+    let mut h = Harness::new(&[
+        ("atlantis.yaml", ORDERED),
+        ("network/main.tf", &null_project("net", "1")),
+        ("app/main.tf", &null_project("app", "1")),
+        ("other/main.tf", &null_project("other", "1")),
+    ])
+    .await;
+    h.start();
+    let head = h.open_pr(
+        1,
+        "all",
+        &[
+            ("network/main.tf", &failing_project("net")),
+            ("app/main.tf", &null_project("app", "2")),
+            ("other/main.tf", &null_project("other", "2")),
+        ],
+    );
+    h.deliver(&h.pr_event("opened", 1)).await;
+    h.wait_status(&head, "sluice/plan", "success").await;
+    h.fake.add_review(REPO, 1, "bob", "APPROVED");
+    h.deliver(&h.comment_event(1, "alice", "sluice apply"))
+        .await;
+    let told = h
+        .wait_comment(1, "the apply comment", |c| {
+            c.contains("sluice apply") && c.contains("blocked by")
+        })
+        .await;
+    assert!(told.contains("blocked by `network`"), "{told}");
+    h.wait_status(&head, "sluice/apply", "failure").await;
+    h.wait_idle(&[1]).await;
+    let applies: Vec<(String, String)> = audit(&h)
+        .iter()
+        .filter(|e| e["action"] == "apply")
+        .map(|e| {
+            (
+                e["project"].as_str().unwrap_or_default().to_string(),
+                e["result"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        applies,
+        vec![
+            ("network".to_string(), "failure".to_string()),
+            ("app".to_string(), "refused".to_string()),
+            ("other".to_string(), "success".to_string()),
+        ],
+        "in group order; app blocked by network; other, independent, still applied"
+    );
+}

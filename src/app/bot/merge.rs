@@ -13,7 +13,7 @@
 //! Nothing is applied before the merge, nothing that was not reviewed (strict) or that the
 //! policies refuse (replan), and an apply interrupted by a crash is reported, never re-run.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use super::{Ask, Bot, EventError};
 use crate::adapters::{clock, plan_files};
@@ -528,7 +528,15 @@ impl Bot {
         }
         // Projects that depend on a refused one are blocked; the others apply in order.
         let projects: Vec<Project> = to_apply.iter().map(|(p, _, _)| p.clone()).collect();
-        let (order, deps) = delivery::apply_order(&projects, &HashMap::new());
+        let config = match crate::adapters::git::GitRepo::mirror(&self.mirrors.path(&run.repo)) {
+            Ok(git) => self
+                .base_config(&git.with_limits(self.settings.limits), &run.base_sha)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
+            Err(e) => return Err(e),
+        };
+        let groups = delivery::groups_of(config.as_ref(), &projects);
+        let (order, deps) = delivery::apply_order(&projects, &groups);
         let mut failed: BTreeSet<ProjectName> = not_applied
             .iter()
             .filter_map(|n| ProjectName::new(&n.project).ok())

@@ -531,15 +531,16 @@ impl Workers {
             if let Ok(Some(d)) = self.store.delivery_of_run(c.run.id).await {
                 record = record.detail("reviewed_head", d.reviewed_head.as_str());
             }
-            if let Some(by) = self.blocked_by(c, &ctx.project).await {
-                let why = crate::core::reply::delivery::blocked_by(by.as_str());
-                return JobFinish {
-                    state: JobState::Cancelled,
-                    report: JobReport::Skipped(why.clone()),
-                    plan: None,
-                    audit: vec![record.result(AuditResult::Refused).detail("reason", &why)],
-                };
-            }
+        }
+        // Only the projects that depend on one that did not apply stop (`depends_on`).
+        if let Some(by) = self.blocked_by(c, &ctx.project).await {
+            let why = crate::core::reply::delivery::blocked_by(by.as_str());
+            return JobFinish {
+                state: JobState::Cancelled,
+                report: JobReport::Skipped(why.clone()),
+                plan: None,
+                audit: vec![record.result(AuditResult::Refused).detail("reason", &why)],
+            };
         }
         let plan = match c.job.plan_id {
             Some(id) => self.store.plan(id).await.ok().flatten(),
