@@ -104,6 +104,18 @@ pub fn mode_of(config: Option<&RepoConfig>, dir: &ProjectDir, workspace: &Worksp
         .unwrap_or(config.apply_mode)
 }
 
+/// Whether the configuration applies any project after merge (its top-level `apply_mode`, or
+/// one project's). When not, a merge needs no delivery at all.
+pub fn uses_merge(config: Option<&RepoConfig>) -> bool {
+    config.is_some_and(|c| {
+        c.apply_mode.on_merge()
+            || c.projects
+                .iter()
+                .flatten()
+                .any(|p| p.apply_mode.is_some_and(ApplyMode::on_merge))
+    })
+}
+
 /// Atlantis's `execution_order_group` the base configuration gives a project, looked up like
 /// [`mode_of`]; 0 when unlisted.
 pub fn group_of(config: Option<&RepoConfig>, dir: &ProjectDir, workspace: &Workspace) -> i64 {
@@ -290,6 +302,15 @@ mod tests {
         assert_eq!(mode(&c, "envs/prod"), ApplyMode::OnMerge);
         assert_eq!(mode(&c, "other"), ApplyMode::CommentOrMerge);
         assert_eq!(mode(&c, "unlisted"), ApplyMode::CommentOrMerge);
+        assert!(uses_merge(Some(&c)));
+        assert!(!uses_merge(None));
+        assert!(!uses_merge(Some(&config("version: 1\n"))));
+        assert!(uses_merge(Some(&config(
+            "version: 1\nprojects:\n  - dir: a\n    apply_mode: comment_or_merge\n"
+        ))));
+        assert!(!uses_merge(Some(&config(
+            "version: 1\nprojects:\n  - dir: a\n    apply_mode: comment\n"
+        ))));
         assert_eq!(
             mode_of(
                 None,

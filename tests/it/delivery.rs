@@ -468,3 +468,234 @@ async fn an_apply_comment_follows_execution_order_groups_and_a_failure_blocks_on
         "in group order; app blocked by network; other, independent, still applied"
     );
 }
+
+/// The base branch of the refusal tests: `main` then gains a resource in the project, so the
+/// merge commit plans one more change than was reviewed.
+fn gain_extra(h: &Harness) {
+    h.origin.checkout("main");
+    h.origin.write(
+        "envs/a/extra.tf",
+        "resource \"null_resource\" \"extra\" {}\n",
+    );
+    h.origin.commit("an unreviewed resource");
+}
+
+/// Plans, approves and merges PR 1 (changing `envs/a`) after `main` gained a resource; returns
+/// the merge commit.
+async fn merge_with_extra(h: &Harness) -> String {
+    let head = h.open_pr(
+        1,
+        "change-a",
+        &[("envs/a/main.tf", &null_project("a", "2"))],
+    );
+    h.deliver(&h.pr_event("opened", 1)).await;
+    h.wait_status(&head, "sluice/plan", "success").await;
+    h.deliver(&approve(h, 1, "bob")).await;
+    h.wait_status(&head, "sluice/apply-gate", "success").await;
+    gain_extra(h);
+    let merge_sha = merge(h, 1);
+    h.deliver(&merged_event(h, 1, &merge_sha)).await;
+    merge_sha
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replan_mode_applies_a_differing_merge_commit_when_the_policies_still_pass() {
+    let config = "version: 1\napply_mode: on_merge\nmerge_plan_check: replan\npolicies:\n  - name: no-prod-db\n    rules:\n      - deny: [create]\n        resource_types: [aws_db_instance]\n";
+    let h = harness(config, &[("envs/a/main.tf", null_project("a", "1"))]).await;
+    let merge_sha = merge_with_extra(&h).await;
+    h.wait_status(&merge_sha, "sluice/apply", "success").await;
+    let applied = h
+        .wait_comment(1, "the apply", |c| c.contains("Apply complete"))
+        .await;
+    assert!(applied.contains("null_resource.extra"), "{applied}");
+    h.wait_idle(&[1]).await;
+    let entries = audit(&h);
+    let apply = entries
+        .iter()
+        .find(|e| e["action"] == "apply" && e["result"] == "success")
+        .unwrap_or_else(|| panic!("applied: {entries:#?}"));
+    assert_eq!(apply["head_sha"], merge_sha.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replan_mode_re_evaluates_the_policies_and_refuses_what_they_refuse() {
+    let config = "version: 1\napply_mode: on_merge\nmerge_plan_check: replan\npolicies:\n  - name: no-extra\n    rules:\n      - deny: [create]\n        addresses: [null_resource.extra]\n";
+    let h = harness(config, &[("envs/a/main.tf", null_project("a", "1"))]).await;
+    let merge_sha = merge_with_extra(&h).await;
+    assert_eq!(
+        h.wait_status(&merge_sha, "sluice/apply", "failure").await,
+        "not applied after merge: see the pull request"
+    );
+    let told = h
+        .wait_comment(1, "the refusal", |c| c.contains("Not applied after merge"))
+        .await;
+    assert!(told.contains("create null_resource.extra"), "{told}");
+    assert!(told.contains("policy `no-extra`"), "{told}");
+    h.wait_idle(&[1]).await;
+    assert!(
+        !audit(&h)
+            .iter()
+            .any(|e| e["action"] == "apply" && e["result"] == "success"),
+        "nothing was applied"
+    );
+}
+
+/// A harness whose terraform sleeps `secs` before `plan` and `apply` (the `plain` runner
+/// profile, as the durability tests), so a merge or a kill lands while a job runs.
+async fn slow(config: &str, secs: u32) -> (Harness, tempfile::TempDir) {
+    let a = null_project("a", "1");
+    let mut h = Harness::new(&[("sluice.yaml", config), ("envs/a/main.tf", &a)]).await;
+    let bin = tempfile::tempdir().expect("temp dir");
+    let wrapper = crate::durability::slow_terraform(bin.path(), secs);
+    h.set_env("SLUICE_TERRAFORM_BIN", &wrapper.display().to_string());
+    h.set_env("SLUICE_RUNNER__PROFILE", "plain");
+    h.start();
+    (h, bin)
+}
+
+fn job_started(h: &Harness, kind: &str) -> bool {
+    h.server()
+        .logs()
+        .lines()
+        .any(|l| l.contains("job started") && l.contains(kind))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_merge_while_the_pr_is_still_being_planned_is_not_applied() {
+    let (h, _bin) = slow(ON_MERGE, 4).await;
+    h.open_pr(
+        1,
+        "change-a",
+        &[("envs/a/main.tf", &null_project("a", "2"))],
+    );
+    h.deliver(&h.pr_event("opened", 1)).await;
+    h.wait("the PR's plan to start", || {
+        job_started(&h, "plan").then_some(())
+    })
+    .await;
+    let merge_sha = merge(&h, 1);
+    h.deliver(&merged_event(&h, 1, &merge_sha)).await;
+    let told = h
+        .wait_comment(1, "the refusal", |c| c.contains("Not applied after merge"))
+        .await;
+    assert!(told.contains("without a reviewed plan"), "{told}");
+    h.wait_status(&merge_sha, "sluice/apply", "failure").await;
+    h.wait_idle(&[1]).await;
+    assert!(
+        !audit(&h)
+            .iter()
+            .any(|e| e["action"] == "apply" && e["result"] == "success"),
+        "nothing was applied"
+    );
+    assert!(h.locks().await.is_empty(), "no lock is left behind");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_server_killed_between_merge_and_apply_reports_the_apply_interrupted_never_runs_it_twice()
+ {
+    let (mut h, _bin) = slow(ON_MERGE, 4).await;
+    let head = h.open_pr(
+        1,
+        "change-a",
+        &[("envs/a/main.tf", &null_project("a", "2"))],
+    );
+    h.deliver(&h.pr_event("opened", 1)).await;
+    h.wait_status(&head, "sluice/plan", "success").await;
+    h.deliver(&approve(&h, 1, "bob")).await;
+    h.wait_status(&head, "sluice/apply-gate", "success").await;
+    let merge_sha = merge(&h, 1);
+    h.deliver(&merged_event(&h, 1, &merge_sha)).await;
+    h.wait("the merge commit's apply to start", || {
+        job_started(&h, "apply").then_some(())
+    })
+    .await;
+    // The slow engine keeps the apply running for seconds: the kill lands mid-apply.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    h.server.as_mut().expect("server").kill();
+
+    h.start();
+    let told = h
+        .wait_comment(1, "the interrupted delivery", |c| {
+            c.contains("Not applied after merge")
+        })
+        .await;
+    assert!(told.contains("interrupted"), "{told}");
+    h.wait_status(&merge_sha, "sluice/apply", "failure").await;
+    h.wait_idle(&[1]).await;
+    assert!(
+        !job_started(&h, "apply"),
+        "the apply was not started again after the restart"
+    );
+    let entries = audit(&h);
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["action"] == "apply" && e["result"] == "interrupted"),
+        "{entries:#?}"
+    );
+    assert!(
+        !entries
+            .iter()
+            .any(|e| e["action"] == "apply" && e["result"] == "success"),
+        "never applied twice (nor once as a success)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_delivery_preparation_is_loud_on_the_pr_and_the_merge_commit() {
+    let h = harness(ON_MERGE, &[("envs/a/main.tf", null_project("a", "1"))]).await;
+    let head = h.open_pr(
+        1,
+        "change-a",
+        &[("envs/a/main.tf", &null_project("a", "2"))],
+    );
+    h.deliver(&h.pr_event("opened", 1)).await;
+    h.wait_status(&head, "sluice/plan", "success").await;
+    let merge_sha = merge(&h, 1);
+    // The repository cannot be fetched when the merge arrives.
+    let unreachable = merged_event(&h, 1, &merge_sha).repo(REPO, "file:///nonexistent/origin.git");
+    h.deliver(&unreachable).await;
+    let told = h
+        .wait_comment(1, "the failure", |c| c.contains("did not apply this merge"))
+        .await;
+    assert!(told.contains("out of sync"), "{told}");
+    assert_eq!(
+        h.wait_status(&merge_sha, "sluice/apply", "failure").await,
+        "not applied after merge: see the pull request"
+    );
+    h.wait_idle(&[1]).await;
+    assert!(h.locks().await.is_empty(), "the locks were released anyway");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_merge_in_a_repository_that_applies_nothing_after_merge_prepares_no_delivery() {
+    let h = harness(
+        "version: 1\n",
+        &[("envs/a/main.tf", null_project("a", "1"))],
+    )
+    .await;
+    let head = h.open_pr(
+        1,
+        "change-a",
+        &[("envs/a/main.tf", &null_project("a", "2"))],
+    );
+    h.deliver(&h.pr_event("opened", 1)).await;
+    h.wait_status(&head, "sluice/plan", "success").await;
+    let merge_sha = merge(&h, 1);
+    // Even a fetch failure is no failed delivery here: nothing applies after merge.
+    let unreachable = merged_event(&h, 1, &merge_sha).repo(REPO, "file:///nonexistent/origin.git");
+    h.deliver(&unreachable).await;
+    h.wait_comment(1, "the close notice", |c| c.contains("discarded"))
+        .await;
+    h.wait_idle(&[1]).await;
+    assert!(
+        h.count_comments(1, |c| c.contains("Not applied after merge")) == 0,
+        "{:?}",
+        h.fake.bot_comments(REPO, 1)
+    );
+    assert!(
+        h.fake.statuses(&merge_sha).is_empty(),
+        "no sluice/apply on the merge commit"
+    );
+    assert!(h.locks().await.is_empty());
+}

@@ -66,6 +66,22 @@ impl Bot {
             .await
     }
 
+    /// The base configuration at `base` as the mirror already holds it (no fetch); `None` when
+    /// the mirror lacks the commit or it cannot be read.
+    async fn known_base_config(
+        &self,
+        repo: &crate::core::event::RepoRef,
+        base: &CommitSha,
+    ) -> Option<Option<RepoConfig>> {
+        let git = crate::adapters::git::GitRepo::mirror(&self.mirrors.path(&repo.name))
+            .ok()?
+            .with_limits(self.settings.limits);
+        if !git.has_commit(base) {
+            return None;
+        }
+        self.base_config(&git, base).await.ok()
+    }
+
     /// A review changed: the `sluice/apply-gate` check of the pull request is evaluated again.
     pub(super) async fn on_review(&self, repo: &RepoName, pr: PrNumber) -> Result<(), EventError> {
         match self.apply_gate_status(repo, pr).await {
@@ -123,14 +139,7 @@ impl Bot {
             .base_config(&git, &base)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let uses_merge = config.as_ref().is_some_and(|c| {
-            c.apply_mode != ApplyMode::Comment
-                || c.projects
-                    .iter()
-                    .flatten()
-                    .any(|p| p.apply_mode.is_some_and(|m| m != ApplyMode::Comment))
-        });
-        if !uses_merge {
+        if !delivery::uses_merge(config.as_ref()) {
             return Ok(None);
         }
         let plans: Vec<PlanRow> = self
@@ -239,7 +248,18 @@ impl Bot {
         pr: &PullRequestInfo,
     ) -> Result<Option<Prepared>, EventError> {
         let pull = super::pull_request::pull_from_event(pr, ask.repo);
-        let git = self.fetch(ask.repo, &pull).await?;
+        let git = match self.fetch(ask.repo, &pull).await {
+            Ok(git) => git,
+            // A repository whose base configuration (as the mirror last saw it) applies nothing
+            // after merge has nothing to prepare: a failed fetch is no failed delivery there.
+            Err(e) => match self.known_base_config(ask.repo, &pr.base_sha).await {
+                Some(config) if !delivery::uses_merge(config.as_ref()) => {
+                    tracing::info!(repo = %ask.repo.name, pr = pr.number.get(), error = %e, "merged; fetch failed, but nothing applies after merge");
+                    return Ok(None);
+                }
+                _ => return Err(e),
+            },
+        };
         let Some(merge) = pr.merge_commit_sha.clone() else {
             tracing::warn!(repo = %ask.repo.name, pr = pr.number.get(), "merged without a merge commit SHA");
             return Ok(None);
@@ -253,6 +273,10 @@ impl Bot {
             self.read_bounded(move || Ok(load_config_at(&git, &base)?.0))
                 .await?
         };
+        // Nothing applies after merge: no project state, reviews or policies to read.
+        if !delivery::uses_merge(config.as_ref()) {
+            return Ok(None);
+        }
         let state = self.repo_state(&git, &base, &merge).await?;
         let plans = self
             .store
