@@ -66,6 +66,27 @@ impl Bot {
             .await
     }
 
+    /// The mirror with the merged pull request fetched. A repository whose base configuration
+    /// (as the mirror last saw it) applies nothing after merge has nothing to prepare, so a
+    /// failed fetch there is no failed delivery: `None`.
+    async fn fetch_merged(
+        &self,
+        ask: &Ask<'_>,
+        pr: &PullRequestInfo,
+        pull: &crate::app::ports::PullDetails,
+    ) -> Result<Option<crate::adapters::git::GitRepo>, EventError> {
+        match self.fetch(ask.repo, pull).await {
+            Ok(git) => Ok(Some(git)),
+            Err(e) => match self.known_base_config(ask.repo, &pr.base_sha).await {
+                Some(config) if !delivery::uses_merge(config.as_ref()) => {
+                    tracing::info!(repo = %ask.repo.name, pr = pr.number.get(), error = %e, "merged; fetch failed, but nothing applies after merge");
+                    Ok(None)
+                }
+                _ => Err(e),
+            },
+        }
+    }
+
     /// The base configuration at `base` as the mirror already holds it (no fetch); `None` when
     /// the mirror lacks the commit or it cannot be read.
     async fn known_base_config(
@@ -248,17 +269,8 @@ impl Bot {
         pr: &PullRequestInfo,
     ) -> Result<Option<Prepared>, EventError> {
         let pull = super::pull_request::pull_from_event(pr, ask.repo);
-        let git = match self.fetch(ask.repo, &pull).await {
-            Ok(git) => git,
-            // A repository whose base configuration (as the mirror last saw it) applies nothing
-            // after merge has nothing to prepare: a failed fetch is no failed delivery there.
-            Err(e) => match self.known_base_config(ask.repo, &pr.base_sha).await {
-                Some(config) if !delivery::uses_merge(config.as_ref()) => {
-                    tracing::info!(repo = %ask.repo.name, pr = pr.number.get(), error = %e, "merged; fetch failed, but nothing applies after merge");
-                    return Ok(None);
-                }
-                _ => return Err(e),
-            },
+        let Some(git) = self.fetch_merged(ask, pr, &pull).await? else {
+            return Ok(None);
         };
         let Some(merge) = pr.merge_commit_sha.clone() else {
             tracing::warn!(repo = %ask.repo.name, pr = pr.number.get(), "merged without a merge commit SHA");
@@ -308,15 +320,7 @@ impl Bot {
         let overrides = self.overrides(&ask.repo.name, &pull).await?;
         let teams = self.teams.resolve(&*self.github, &policies.policies).await;
         let in_force = apply_gate::approvals(&reviews, &pr.author);
-        let approvals: Vec<AuditApproval> = in_force
-            .iter()
-            .map(|a| AuditApproval {
-                login: a.login.clone(),
-                user_id: a.user_id,
-                review_id: a.review_id,
-                submitted_at: a.submitted_at.clone(),
-            })
-            .collect();
+        let approvals = audit_approvals(&in_force);
         let facts = PrFacts {
             open: true,
             head_sha: &pr.head_sha,
@@ -828,6 +832,19 @@ impl Bot {
         self.wake(!started.is_empty());
         Ok(())
     }
+}
+
+/// The approvals in force, as the audit log records them.
+fn audit_approvals(in_force: &[apply_gate::Approval]) -> Vec<AuditApproval> {
+    in_force
+        .iter()
+        .map(|a| AuditApproval {
+            login: a.login.clone(),
+            user_id: a.user_id,
+            review_id: a.review_id,
+            submitted_at: a.submitted_at.clone(),
+        })
+        .collect()
 }
 
 /// The event id of a delivery's merge plan run.
