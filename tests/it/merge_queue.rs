@@ -207,3 +207,20 @@ async fn an_unfetchable_queue_commit_is_judged_by_githubs_compare_and_fails_clos
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_queue_ref_naming_a_pull_request_github_does_not_know_fails_the_gate_closed() {
+    let h = harness(ON_MERGE, &[("envs/a/main.tf", null_project("a", "1"))]).await;
+    h.open_pr(
+        1,
+        "change-a",
+        &[("envs/a/main.tf", &null_project("a", "2"))],
+    );
+    let (queue, base, _) = queue_commit(&h, 1);
+    // The ref names #99, which GitHub answers 404 for.
+    let queue_ref = format!("gh-readonly-queue/main/pr-99-{queue}");
+    h.deliver(&merge_group(&h, &queue, &base, &queue_ref)).await;
+    h.wait_status(&queue, "sluice/plan", "success").await;
+    let gate = h.wait_status(&queue, "sluice/apply-gate", "failure").await;
+    assert!(gate.contains("could not be evaluated"), "{gate}");
+}

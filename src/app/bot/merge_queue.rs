@@ -329,7 +329,18 @@ impl Bot {
             .map(|j| j.project_name.to_string())
             .collect();
         let plan = merge_queue::plan_verdict(jobs.len(), &failed);
-        let gate = self.queue_gate(run, jobs).await?;
+        // Fail closed: a gate that cannot be evaluated (the pull request unreadable, GitHub or
+        // the mirror failing) fails, so GitHub ejects the group instead of waiting for ever.
+        let gate = match self.queue_gate(run, jobs).await {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(repo = %run.repo, pr = run.pr.get(), error = %format!("{e:#}"), "merge queue gate not evaluated: failing it");
+                Verdict {
+                    passed: false,
+                    description: say::GATE_NOT_EVALUATED.to_string(),
+                }
+            }
+        };
         let mut outbox = Vec::new();
         for (context, v) in [
             (StatusContext::Plan, &plan),

@@ -76,6 +76,11 @@ pub const UNFETCHABLE: &str =
 /// Both checks when the queue's ref names no pull request (`gh-readonly-queue/<base>/pr-<N>-…`).
 pub const NO_PULL_REQUEST: &str = "not checked: the merge queue ref names no pull request (expected gh-readonly-queue/<base>/pr-<N>-<sha>)";
 
+/// `sluice/apply-gate` when the queued pull request's gate could not be evaluated (it cannot
+/// be read, GitHub or git failed): failed, so the queue does not wait for ever.
+pub const GATE_NOT_EVALUATED: &str =
+    "not checked: the pull request's gate could not be evaluated (see the server log); re-queue";
+
 /// Both checks when the queue commit's configuration has errors.
 pub const CONFIG_ERRORS: &str = "queue commit: the configuration has errors";
 
@@ -96,6 +101,7 @@ mod tests {
             UNFETCHABLE.to_string(),
             NO_PULL_REQUEST.to_string(),
             CONFIG_ERRORS.to_string(),
+            GATE_NOT_EVALUATED.to_string(),
             compare_truncated(300),
             planning(12),
             too_many_projects(120, 100),
