@@ -251,6 +251,23 @@ impl GitHubApi for NoGitHub {
     ) -> Result<Vec<(u64, String)>, crate::app::ports::GitHubError> {
         Err(missing())
     }
+    async fn compare_files(
+        &self,
+        _: &crate::core::types::RepoName,
+        _: &crate::core::types::CommitSha,
+        _: &crate::core::types::CommitSha,
+    ) -> Result<Vec<PrFile>, crate::app::ports::GitHubError> {
+        Err(missing())
+    }
+    async fn merge_pull(
+        &self,
+        _: &crate::core::types::RepoName,
+        _: PrNumber,
+        _: crate::app::ports::github::MergeMethod,
+        _: &crate::core::types::CommitSha,
+    ) -> Result<crate::core::types::CommitSha, crate::app::ports::GitHubError> {
+        Err(missing())
+    }
 }
 
 fn missing() -> crate::app::ports::GitHubError {

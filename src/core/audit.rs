@@ -61,6 +61,10 @@ pub enum AuditAction {
     DriftCheckRecovered,
     /// `sluice drift remediate`: a pull request re-applying Git's state was asked for.
     DriftRemediate,
+    /// The required checks of a GitHub merge queue commit were set (`merge_group`).
+    MergeQueueCheck,
+    /// Sluice merged a pull request after applying all of it (`automerge`), or GitHub refused.
+    Automerge,
 }
 
 impl AuditAction {
@@ -93,6 +97,8 @@ impl AuditAction {
             AuditAction::DriftCheckFailed => "drift_check_failed",
             AuditAction::DriftCheckRecovered => "drift_check_recovered",
             AuditAction::DriftRemediate => "drift_remediate",
+            AuditAction::MergeQueueCheck => "merge_queue_check",
+            AuditAction::Automerge => "automerge",
         }
     }
 }

@@ -11,7 +11,7 @@ use crate::server::{Harness, REPO};
 use crate::support::{null_project, tools};
 
 /// A terraform that takes `secs` seconds longer for `plan` and `apply`.
-fn slow_terraform(dir: &std::path::Path, secs: u32) -> std::path::PathBuf {
+pub(crate) fn slow_terraform(dir: &std::path::Path, secs: u32) -> std::path::PathBuf {
     let real = tools().terraform;
     let path = dir.join("slow-terraform");
     std::fs::write(

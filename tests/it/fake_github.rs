@@ -42,6 +42,11 @@ mod review {
 
 pub use review::{FakeCheckRun, FakeFile, FakeReviewComment, PostedReview};
 
+/// Compare and merge (delivery after merge, the merge queue, automerge).
+mod delivery {
+    include!("fake_github_delivery.rs");
+}
+
 /// The personal token the fake accepts.
 pub const TOKEN: &str = "ghp_fakeTokenForSluiceTests0000000000";
 /// `GET /user` login for [`TOKEN`].
@@ -276,6 +281,7 @@ struct FakeState {
     user_tokens: HashMap<String, String>,
     /// `(repo, login)` (lowercase) → GitHub's `permission` for it.
     permissions: HashMap<(String, String), String>,
+    delivery: delivery::DeliveryState,
 }
 
 impl FakeState {
@@ -629,6 +635,14 @@ fn router(state: Shared) -> Router {
         )
         .route("/orgs/{org}/installation", get(get_org_installation))
         .route("/repos/{owner}/{repo}/pulls/{number}", get(get_pull))
+        .route(
+            "/repos/{owner}/{repo}/pulls/{number}/merge",
+            axum::routing::put(delivery::merge_pull),
+        )
+        .route(
+            "/repos/{owner}/{repo}/compare/{basehead}",
+            get(delivery::compare),
+        )
         .route(
             "/repos/{owner}/{repo}/pulls/{number}/reviews",
             get(list_reviews).post(review::create_review),

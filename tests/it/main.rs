@@ -20,6 +20,7 @@ mod fake_github;
 mod flows;
 mod github_client;
 mod intake;
+mod merge_queue;
 mod odd_names;
 mod policy;
 mod preview;

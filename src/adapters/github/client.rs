@@ -1090,6 +1090,53 @@ impl GitHubApi for OctocrabGitHub {
             (Auth::App { .. }, None) => Ok(None),
         }
     }
+
+    async fn compare_files(
+        &self,
+        repo: &RepoName,
+        base: &CommitSha,
+        head: &CommitSha,
+    ) -> Result<Vec<PrFile>, GitHubError> {
+        #[derive(serde::Deserialize)]
+        struct CompareDto {
+            #[serde(default)]
+            files: Vec<PrFile>,
+        }
+        let cred = self.repo_cred(repo).await?;
+        // The files are listed on the first page only; one commit per page keeps it small.
+        let path = format!(
+            "/repos/{}/{}/compare/{base}...{head}?per_page=1",
+            repo.owner(),
+            repo.name()
+        );
+        let reply = self.send(Method::GET, &path, None, cred).await?;
+        Ok(reply.json::<CompareDto>(&format!("GET {path}"))?.files)
+    }
+
+    async fn merge_pull(
+        &self,
+        repo: &RepoName,
+        pr: PrNumber,
+        method: crate::app::ports::github::MergeMethod,
+        sha: &CommitSha,
+    ) -> Result<CommitSha, GitHubError> {
+        #[derive(serde::Deserialize)]
+        struct MergedDto {
+            sha: String,
+        }
+        let cred = self.repo_cred(repo).await?;
+        let path = format!(
+            "/repos/{}/{}/pulls/{}/merge",
+            repo.owner(),
+            repo.name(),
+            pr.get()
+        );
+        let body = json!({ "merge_method": method.as_str(), "sha": sha.as_str() });
+        let reply = self.send(Method::PUT, &path, Some(&body), cred).await?;
+        let what = format!("PUT {path}");
+        let dto: MergedDto = reply.json(&what)?;
+        CommitSha::new(&dto.sha).map_err(|e| invalid_value(&what, e))
+    }
 }
 
 /// Counts a call in `/metrics` (`sluice_github_requests_total` by result) and keeps the

@@ -10,10 +10,12 @@
 
 mod apply;
 mod approve_policies;
+mod automerge;
 mod check_action;
 mod comment;
 mod drift;
 mod merge;
+mod merge_queue;
 mod plan;
 mod pull_request;
 mod repo;
@@ -218,6 +220,15 @@ impl Bot {
             // nothing is cached that could go stale.
             // A review can open the `sluice/apply-gate` of projects applied after merge.
             Event::Review { repo, pr, .. } => self.on_review(&repo.name, pr).await,
+            Event::MergeGroup {
+                action,
+                repo,
+                group,
+                sender,
+            } => {
+                self.on_merge_group(delivery_id, &repo, action, &group, &sender)
+                    .await
+            }
             Event::Ping | Event::Ignored { .. } => Ok(()),
         }
     }

@@ -506,7 +506,7 @@ fn nothing_to_plan(ask: &Ask<'_>, origin: Origin<'_>, head: &CommitSha) -> Effec
 
 /// A PR that changes no Terraform project, as a GitHub App: `sluice/plan` and
 /// `sluice/apply-gate` succeed at once, so requiring them never holds up the merge button.
-fn no_changes_checks(ask: &Ask<'_>, head: &CommitSha, bot_name: &str) -> Effects {
+pub(super) fn no_changes_checks(ask: &Ask<'_>, head: &CommitSha, bot_name: &str) -> Effects {
     let ctx = CheckContext {
         head_sha: head,
         bot_name,

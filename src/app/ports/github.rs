@@ -156,7 +156,31 @@ pub trait GitHubApi: Send + Sync {
         repo: &RepoName,
         label: &str,
     ) -> Result<Vec<(u64, String)>, GitHubError>;
+
+    /// The files changed between two commits (`GET /repos/{o}/{r}/compare/{base}...{head}`,
+    /// first page: GitHub lists the files there only, at most
+    /// [`MAX_COMPARE_FILES`](crate::core::merge_queue::MAX_COMPARE_FILES)).
+    async fn compare_files(
+        &self,
+        repo: &RepoName,
+        base: &CommitSha,
+        head: &CommitSha,
+    ) -> Result<Vec<PrFile>, GitHubError>;
+
+    /// Merges a pull request (`PUT /repos/{o}/{r}/pulls/{n}/merge`) with `method`, only if its
+    /// head is still `sha` (GitHub answers 409 otherwise); returns the merge commit's SHA.
+    /// Branch protection refusing the merge is 405 (or 422): a non-retryable error whose
+    /// message carries GitHub's reason.
+    async fn merge_pull(
+        &self,
+        repo: &RepoName,
+        pr: PrNumber,
+        method: MergeMethod,
+        sha: &CommitSha,
+    ) -> Result<CommitSha, GitHubError>;
 }
+
+pub use crate::core::repo_config::MergeMethod;
 
 /// What an issue says: its title, body (markdown) and labels.
 #[derive(Debug, Clone, PartialEq, Eq)]

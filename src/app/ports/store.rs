@@ -511,6 +511,10 @@ pub enum Trigger {
     Comment,
     /// A pull request merged: the merge commit is planned and applied (`apply_mode: on_merge`).
     Merge,
+    /// GitHub's merge queue asked for checks: the queue commit is planned, never applied, and
+    /// the run's report is the queue commit's `sluice/plan` and `sluice/apply-gate` (no
+    /// comment; the plans are not kept and never replace the pull request's own).
+    MergeQueue,
 }
 
 impl Trigger {
@@ -519,6 +523,7 @@ impl Trigger {
             Trigger::Autoplan => "autoplan",
             Trigger::Comment => "comment",
             Trigger::Merge => "merge",
+            Trigger::MergeQueue => "merge_queue",
         }
     }
 
@@ -527,6 +532,7 @@ impl Trigger {
             "autoplan" => Some(Trigger::Autoplan),
             "comment" => Some(Trigger::Comment),
             "merge" => Some(Trigger::Merge),
+            "merge_queue" => Some(Trigger::MergeQueue),
             _ => None,
         }
     }

@@ -11,9 +11,11 @@
 
 pub mod apply;
 pub mod approve_policies;
+pub mod automerge;
 pub mod comment;
 pub mod delivery;
 pub mod job;
+pub mod merge_queue;
 pub mod plan;
 pub mod pull_request;
 pub mod removed;

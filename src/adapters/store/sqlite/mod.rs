@@ -657,6 +657,11 @@ async fn record_plan(
     entries: &[AuditEntry],
     now: UnixMs,
 ) -> anyhow::Result<()> {
+    // A merge queue commit's plan is a check, not a plan of the pull request: it neither
+    // replaces the reviewed plan nor is ever applied.
+    if run.trigger == Trigger::MergeQueue {
+        return Ok(());
+    }
     sqlx::query(
         "UPDATE plans SET discarded_at = ? WHERE repo = ? COLLATE NOCASE AND pr = ? AND project_name = ? \
          AND job_id < ? AND discarded_at IS NULL AND applied_at IS NULL",
@@ -696,45 +701,23 @@ async fn record_plan(
     Ok(())
 }
 
-/// After an apply job ended: a success marks its plan applied; a failure skips the later
-/// projects of the same apply.
+/// After an apply job ended: a success marks its plan applied. A failure stops nothing here:
+/// only the projects that depend on it stop (the apply job checks `depends_on` when it starts).
 async fn record_apply(
     conn: &mut SqliteConnection,
     job: &JobRow,
     state: JobState,
     now: UnixMs,
 ) -> anyhow::Result<()> {
-    if state == JobState::Succeeded {
-        if let Some(plan_id) = job.plan_id {
-            sqlx::query("UPDATE plans SET applied_at = ? WHERE id = ?")
-                .bind(now.get())
-                .bind(plan_id)
-                .execute(&mut *conn)
-                .await?;
-        }
-        return Ok(());
+    if state == JobState::Succeeded
+        && let Some(plan_id) = job.plan_id
+    {
+        sqlx::query("UPDATE plans SET applied_at = ? WHERE id = ?")
+            .bind(now.get())
+            .bind(plan_id)
+            .execute(&mut *conn)
+            .await?;
     }
-    // After merge, only the projects that depend on this one stop (the apply job checks).
-    let trigger: String = sqlx::query_scalar("SELECT trigger FROM runs WHERE id = ?")
-        .bind(job.run_id)
-        .fetch_one(&mut *conn)
-        .await?;
-    if trigger == Trigger::Merge.as_str() {
-        return Ok(());
-    }
-    let skipped = report_json(&JobReport::Skipped(
-        "not applied: an earlier project of this apply did not succeed".into(),
-    ))?;
-    sqlx::query(
-        "UPDATE jobs SET state = 'cancelled', report_json = ?, finished_at = ? \
-         WHERE run_id = ? AND position > ? AND state IN ('queued', 'waiting')",
-    )
-    .bind(skipped)
-    .bind(now.get())
-    .bind(job.run_id)
-    .bind(job.position)
-    .execute(&mut *conn)
-    .await?;
     Ok(())
 }
 
