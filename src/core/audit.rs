@@ -61,6 +61,9 @@ pub enum AuditAction {
     DriftCheckRecovered,
     /// `sluice drift remediate`: a pull request re-applying Git's state was asked for.
     DriftRemediate,
+    /// `sluice rollback`: a revert pull request of a merged pull request was asked for; the
+    /// result says whether it was opened (or already open), refused, or failed (a conflict).
+    Rollback,
 }
 
 impl AuditAction {
@@ -93,6 +96,7 @@ impl AuditAction {
             AuditAction::DriftCheckFailed => "drift_check_failed",
             AuditAction::DriftCheckRecovered => "drift_check_recovered",
             AuditAction::DriftRemediate => "drift_remediate",
+            AuditAction::Rollback => "rollback",
         }
     }
 }

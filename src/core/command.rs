@@ -45,15 +45,18 @@ pub enum CommandKind {
     ApprovePolicies,
     Help,
     Version,
+    /// On a merged pull request: open a pull request reverting it (PRODUCT.md §15).
+    Rollback,
 }
 
 impl CommandKind {
     /// Every command, in the order usage lists them.
-    pub const ALL: [CommandKind; 6] = [
+    pub const ALL: [CommandKind; 7] = [
         CommandKind::Plan,
         CommandKind::Apply,
         CommandKind::Unlock,
         CommandKind::ApprovePolicies,
+        CommandKind::Rollback,
         CommandKind::Version,
         CommandKind::Help,
     ];
@@ -67,6 +70,7 @@ impl CommandKind {
             CommandKind::ApprovePolicies => "approve_policies",
             CommandKind::Help => "help",
             CommandKind::Version => "version",
+            CommandKind::Rollback => "rollback",
         }
     }
 
@@ -101,6 +105,9 @@ impl CommandKind {
             CommandKind::Unlock => "Release this PR's locks and discard its plans",
             CommandKind::ApprovePolicies => "Override failing policies (policy owners only)",
             CommandKind::Version => "Show the terraform/tofu version of each project",
+            CommandKind::Rollback => {
+                "On a merged pull request: open a pull request that reverts it"
+            }
             CommandKind::Help => "Show this message",
         }
     }
@@ -117,7 +124,10 @@ impl CommandKind {
             CommandKind::ApprovePolicies => {
                 format!("{bot_name} {name} {targets} [--policy-set NAME]... [--verbose]")
             }
-            CommandKind::Unlock | CommandKind::Version | CommandKind::Help => {
+            CommandKind::Unlock
+            | CommandKind::Version
+            | CommandKind::Help
+            | CommandKind::Rollback => {
                 format!("{bot_name} {name}")
             }
         }
@@ -675,12 +685,13 @@ fn parse_command(ctx: &ParseContext, rest: &str) -> Result<Command, Answer> {
     match kind {
         CommandKind::Help if args.is_empty() => Err(Answer::Usage),
         // `sluice unlock -h` asks how to use unlock; usage is the answer.
-        CommandKind::Unlock | CommandKind::Version | CommandKind::Help
+        CommandKind::Unlock | CommandKind::Version | CommandKind::Help | CommandKind::Rollback
             if args.iter().any(|a| is_help_flag(a)) =>
         {
             Err(Answer::Usage)
         }
-        CommandKind::Unlock | CommandKind::Version | CommandKind::Help => match args.first() {
+        CommandKind::Unlock | CommandKind::Version | CommandKind::Help | CommandKind::Rollback => {
+            match args.first() {
             None => Ok(Command::new(kind)),
             Some(arg) => Err(Answer::misuse(
                 kind,
@@ -689,7 +700,8 @@ fn parse_command(ctx: &ParseContext, rest: &str) -> Result<Command, Answer> {
                     echo(arg)
                 ),
             )),
-        },
+            }
+        }
         CommandKind::Plan | CommandKind::Apply | CommandKind::ApprovePolicies => {
             parse_targeted(kind, args)
         }

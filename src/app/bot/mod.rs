@@ -17,6 +17,7 @@ mod merge;
 mod plan;
 mod pull_request;
 mod repo;
+mod rollback;
 mod unlock;
 mod version;
 
@@ -230,6 +231,7 @@ impl Bot {
             CommandKind::Unlock => self.unlock(run).await,
             CommandKind::ApprovePolicies => self.approve_policies(run).await,
             CommandKind::Version => self.version(run).await,
+            CommandKind::Rollback => self.rollback(run).await,
             // Answered before the pull request was read (and outsiders get no usage).
             CommandKind::Help => Ok(()),
         }

@@ -17,6 +17,7 @@ pub mod job;
 pub mod plan;
 pub mod pull_request;
 pub mod removed;
+pub mod rollback;
 pub mod status;
 pub mod unlock;
 pub mod version;
