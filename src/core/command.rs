@@ -1388,6 +1388,8 @@ mod tests {
             ("sluice apply", "apply p=- d=- w=- v=false extra=[]"),
             ("sluice unlock", "unlock"),
             ("sluice version", "version"),
+            ("sluice rollback", "rollback"),
+            ("Sluice Rollback", "rollback"),
             (
                 "sluice approve_policies",
                 "approve_policies p=- d=- w=- v=false sets=[]",
@@ -1400,6 +1402,7 @@ mod tests {
             ("sluice plan -h", "usage"),
             ("sluice plan -p net --help", "usage"),
             ("sluice unlock --help", "usage"),
+            ("sluice rollback -h", "usage"),
             (
                 "sluice help plan",
                 "reply: **Error:** `help` takes no flags or arguments, but got `plan`.",
@@ -1921,6 +1924,16 @@ mod tests {
             (
                 "sluice unlock now",
                 "reply: **Error:** `unlock` takes no flags or arguments, but got `now`.",
+            ),
+            // `rollback` reverts the pull request it is commented on: no number, no flags
+            // (`--pr N` is the command line's).
+            (
+                "sluice rollback --pr 3",
+                "reply: **Error:** `rollback` takes no flags or arguments, but got `--pr`.",
+            ),
+            (
+                "sluice rollback 3",
+                "reply: **Error:** `rollback` takes no flags or arguments, but got `3`.",
             ),
             // Name forms: case, @login, back-ticks, whitespace.
             ("Sluice Plan", &plain_plan),
@@ -2512,6 +2525,7 @@ mod tests {
         | `sluice apply` | Apply the saved plans not applied yet, or only the targeted ones |
         | `sluice unlock` | Release this PR's locks and discard its plans |
         | `sluice approve_policies` | Override failing policies (policy owners only) |
+        | `sluice rollback` | On a merged pull request: open a pull request that reverts it |
         | `sluice version` | Show the terraform/tofu version of each project |
         | `sluice help` | Show this message |
 
@@ -2545,7 +2559,7 @@ mod tests {
 
         Examples: `sluice plan -p network`, `sluice plan -d envs/prod -w blue`, `sluice plan -d 'envs/*' -- -target=module.db`
 
-        Disabled on this server: `apply`, `approve_policies`, `version`.
+        Disabled on this server: `apply`, `approve_policies`, `rollback`, `version`.
         ");
         insta::assert_snapshot!(reply(&ctx(), "sluice plan --projet net"), @"
         **Error:** unknown flag `--projet` for `plan`. Did you mean `-p`/`--project`?
@@ -2573,11 +2587,11 @@ mod tests {
 
         Enabled commands: `plan`, `unlock`, `help`. Run `sluice help` for usage.
         "#);
-        insta::assert_snapshot!(reply(&ctx(), "sluice pln"), @r#"
+        insta::assert_snapshot!(reply(&ctx(), "sluice pln"), @"
         **Error:** unknown command `pln`. Did you mean `sluice plan`?
 
-        Enabled commands: `plan`, `apply`, `unlock`, `approve_policies`, `version`, `help`. Run `sluice help` for usage.
-        "#);
+        Enabled commands: `plan`, `apply`, `unlock`, `approve_policies`, `rollback`, `version`, `help`. Run `sluice help` for usage.
+        ");
         insta::assert_snapshot!(reply(&ctx(), "terraform plan"), @r#"
         Did you mean `sluice plan`? Sluice only reads comments that start with `sluice` or `@sluice`, not `terraform`.
 

@@ -81,9 +81,12 @@ impl GitRepo {
         // A rebase merge: walk back along first parents while each commit's patch is one of
         // the pull request's own commits. A squash (or a one-commit rebase) stops after one.
         let own = self.patch_ids_of_pr(pr_head, merge_sha)?;
+        let rebased = self
+            .patch_id(merge_sha)?
+            .is_some_and(|id| own.contains(&id));
         let mut bottom = first;
         let mut commits = 1;
-        while commits < own.len() {
+        while rebased && commits < own.len() {
             let Some(id) = self.patch_id(&bottom)? else {
                 break;
             };
@@ -178,7 +181,7 @@ impl GitRepo {
 
     fn parents(&self, commit: &CommitSha) -> anyhow::Result<Vec<CommitSha>> {
         let spec = format!("{commit}^@");
-        let out = self.git(&["rev-parse", "--end-of-options", &spec])?;
+        let out = self.git(&["rev-parse", &spec])?;
         String::from_utf8_lossy(&out)
             .lines()
             .map(|l| CommitSha::new(l.trim()).map_err(|e| anyhow::anyhow!("{e}")))
@@ -187,7 +190,7 @@ impl GitRepo {
 
     fn tree_of(&self, commit: &CommitSha) -> anyhow::Result<String> {
         let spec = format!("{commit}^{{tree}}");
-        let out = self.git(&["rev-parse", "--end-of-options", &spec])?;
+        let out = self.git(&["rev-parse", &spec])?;
         Ok(String::from_utf8_lossy(&out).trim().to_string())
     }
 

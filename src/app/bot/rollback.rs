@@ -57,7 +57,7 @@ impl Bot {
             pr_head: pull.head_sha.clone(),
             base_tip,
             message: format!(
-                "{}\n\nThis reverts {merge_sha}, the merge of #{} ({}).\nAsked for by @{} with `rollback`.",
+                "{}\n\nThis reverts {merge_sha}, the merge of {} ({}).\nAsked for by @{} with `rollback`.",
                 text::title(ask.pr, &pull.title),
                 ask.pr,
                 pull.html_url,

@@ -11,13 +11,13 @@ use crate::core::types::PrNumber;
 /// The branch a revert of pull request `pr` is pushed to. One name per reverted pull request,
 /// so a second `rollback` finds the first one's pull request instead of opening another.
 pub fn branch(pr: PrNumber) -> String {
-    format!("sluice/revert-pr-{pr}")
+    format!("sluice/revert-pr-{}", pr.get())
 }
 
 /// The revert pull request's title: `Revert #N: <title>` (GitHub's own revert button says
 /// `Revert "<title>"`; the number makes the link in GitHub's lists).
 pub fn title(pr: PrNumber, original_title: &str) -> String {
-    format!("Revert #{pr}: {original_title}")
+    format!("Revert {pr}: {original_title}")
 }
 
 /// What a merge was reverted as: which commit, and how GitHub merged it.
@@ -35,15 +35,15 @@ pub struct Reverted<'a> {
 pub fn body(pr: PrNumber, original_url: &str, asked_by: &str, reverted: Reverted<'_>) -> String {
     let what = if reverted.commits > 1 {
         format!(
-            "the {} commits that merged #{pr} (rebase merge, up to `{}`)",
+            "the {} commits that merged {pr} (rebase merge, up to `{}`)",
             reverted.commits,
             short(reverted.merge_sha)
         )
     } else {
-        format!("`{}`, the merge commit of #{pr}", short(reverted.merge_sha))
+        format!("`{}`, the merge commit of {pr}", short(reverted.merge_sha))
     };
     format!(
-        "Reverts #{pr} ({original_url}): this branch undoes {what} on top of the base \
+        "Reverts {pr} ({original_url}): this branch undoes {what} on top of the base \
 branch as it is now.\n\nAsked for by @{asked_by} with `rollback`. This pull request is \
 planned, reviewed, policy-checked and applied like any other: nothing is applied until it is \
 approved and applied (or merged, for projects applied after merge)."
@@ -53,7 +53,7 @@ approved and applied (or merged, for projects applied after merge)."
 /// On the original pull request: the revert pull request was opened.
 pub fn opened(revert: PrNumber, revert_url: &str) -> String {
     format!(
-        "↩️ Opened #{revert} ({revert_url}) to revert this pull request. It is planned like \
+        "↩️ Opened {revert} ({revert_url}) to revert this pull request. It is planned like \
 any pull request: review its plan, and apply it as usual once approved. Nothing has been \
 applied yet."
     )
@@ -62,7 +62,7 @@ applied yet."
 /// On the original pull request: a revert pull request is already open for it.
 pub fn already_open(revert: PrNumber, revert_url: &str) -> String {
     format!(
-        "↩️ A revert of this pull request is already open: #{revert} ({revert_url}). Review \
+        "↩️ A revert of this pull request is already open: {revert} ({revert_url}). Review \
 and apply it there, or close it before asking for another rollback."
     )
 }
@@ -159,11 +159,12 @@ changes made since this pull request merged, in:\n\n",
         s.push_str(&format!("* … and {more} more\n"));
     }
     let m = if mainline { " -m 1" } else { "" };
+    let n = pr.get();
     s.push_str(&format!(
         "\nNothing was pushed or applied. To revert by hand:\n\n```\ngit fetch origin\n\
-git switch -c revert-pr-{pr} origin/{base}\ngit revert{m} {merge_sha}\n\
+git switch -c revert-pr-{n} origin/{base}\ngit revert{m} {merge_sha}\n\
 # resolve the conflicts, then: git add … && git revert --continue\n\
-git push origin revert-pr-{pr}\n```\n\nand open a pull request from that branch: it is \
+git push origin revert-pr-{n}\n```\n\nand open a pull request from that branch: it is \
 planned, reviewed and applied like any other."
     ));
     s
@@ -250,6 +251,20 @@ mod tests {
             },
         ];
         let text: Vec<String> = all.iter().map(Refusal::reply).collect();
-        insta::assert_snapshot!(text.join("\n\n"), @"");
+        insta::assert_snapshot!(text.join("\n\n"), @"
+        🚫 `rollback` was not run: the pull request is not merged (still open). There is nothing to revert: to undo changes it applied, push a commit that undoes them to this pull request, or comment `unlock` to discard its plans.
+
+        🚫 `rollback` was not run: the pull request was closed without being merged. There is nothing on the base branch to revert.
+
+        🚫 `rollback` was not run: GitHub reports no merge commit for the pull request. There is nothing on the base branch to revert.
+
+        🚫 `rollback` was not run: no apply of this pull request by Sluice is in the audit log. Sluice did not change the infrastructure for it, so a revert would be planned against state that this pull request never touched through Sluice. If you still want to undo its code, revert it with GitHub's Revert button or `git revert`: that pull request is planned and gated like any other.
+
+        🚫 `rollback` was not run: @mallory has `read` permission on the repository; rollback needs `write`. A rollback pushes a branch and opens a pull request on the repository.
+
+        🚫 `rollback` was not run: the merge commit is no longer on `main`. The base branch was rewritten; revert the change by hand if it is still there.
+
+        🚫 `rollback` was not run: `main` already undoes every change of the pull request.
+        ");
     }
 }
