@@ -98,6 +98,20 @@ pub enum Command {
     /// Moving from Atlantis: what Sluice does with an atlantis.yaml.
     #[command(subcommand)]
     Migrate(MigrateCommand),
+    /// Open a pull request reverting merged pull request N (as `sluice rollback` commented on
+    /// it does), with the server's settings and GitHub credentials. The revert is planned and
+    /// gated like any pull request. Exit 0: opened or already open; 1: refused or conflicting.
+    Rollback {
+        /// The repository, OWNER/NAME.
+        #[arg(long)]
+        repo: String,
+        /// The merged pull request.
+        #[arg(long)]
+        pr: u64,
+        /// Who asks (audited; needs write permission on the repository); defaults to $USER.
+        #[arg(long)]
+        by: Option<String>,
+    },
     /// Sync status per project: synced, drifted, out_of_sync, check_failed, unknown, stale;
     /// drift and its acceptance, last applied commit, next check.
     Status {
@@ -436,6 +450,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Migrate(cmd) => migrate(cmd),
+        Command::Rollback { repo, pr, by } => {
+            let settings = Settings::load(&overrides)?;
+            let opts = crate::app::rollback_cli::RollbackOptions { repo, pr, by };
+            runtime()?.block_on(crate::app::rollback_cli::run(&settings, opts))
+        }
         Command::Audit(cmd) => {
             let settings = Settings::load(&overrides)?;
             runtime()?.block_on(crate::app::audit::run(&settings, cmd.lower()))

@@ -69,6 +69,11 @@ fn rollback_entries(h: &Harness) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// `sluice rollback …` with the server's settings (its data dir and GitHub credentials).
+fn rollback_cli(h: &Harness, args: &[&str]) -> std::process::Output {
+    crate::support::sluice(args, &h.env, std::path::Path::new("."))
+}
+
 fn trigger_in_state(backend: &StateBackend) -> String {
     let state = backend.state("app").expect("a remote state");
     state["resources"][0]["instances"][0]["attributes"]["triggers"]["v"]
@@ -125,6 +130,11 @@ async fn rollback_opens_a_revert_pull_request_whose_plan_undoes_the_change_and_a
         .wait_comment(1, "the second reply", |c| c.contains("already open"))
         .await;
     assert!(again.contains("#2"), "{again}");
+    // The command line says the same, as the operator `bob` (exit 0: a revert is open).
+    let cli = rollback_cli(&h, &["rollback", "--repo", REPO, "--pr", "1", "--by", "bob"]);
+    let said = String::from_utf8_lossy(&cli.stdout);
+    assert!(cli.status.success(), "{said}{}", String::from_utf8_lossy(&cli.stderr));
+    assert!(said.contains("already open: #2"), "{said}");
     assert!(h.fake.pull(REPO, 3).is_none(), "no second revert pull request");
 
     // The revert PR is planned like any other: its plan undoes the change (web back to 1)...
@@ -137,7 +147,7 @@ async fn rollback_opens_a_revert_pull_request_whose_plan_undoes_the_change_and_a
     assert_eq!(trigger_in_state(&backend), "1");
 
     let entries = rollback_entries(&h);
-    assert_eq!(entries.len(), 2, "{entries:#?}");
+    assert_eq!(entries.len(), 3, "{entries:#?}");
     assert_eq!(entries[0]["result"], "success");
     assert_eq!(entries[0]["pr"], 1);
     assert_eq!(entries[0]["actor"]["login"], "bob");
@@ -170,6 +180,19 @@ async fn rollback_refuses_unmerged_unapplied_unpermitted_and_conflicting_reverts
         .await;
     assert!(unapplied.contains("no apply of this pull request by Sluice"), "{unapplied}");
     assert!(unapplied.contains("GitHub's Revert button"), "{unapplied}");
+    // The command line refuses alike (exit 1), and a repository the server never heard of
+    // is an error naming it.
+    let cli = rollback_cli(&h, &["rollback", "--repo", REPO, "--pr", "1", "--by", "bob"]);
+    let said = String::from_utf8_lossy(&cli.stdout);
+    assert_eq!(cli.status.code(), Some(1), "{said}{}", String::from_utf8_lossy(&cli.stderr));
+    assert!(said.contains("no apply of this pull request by Sluice"), "{said}");
+    let cli = rollback_cli(&h, &["rollback", "--repo", "acme/elsewhere", "--pr", "1", "--by", "bob"]);
+    assert!(!cli.status.success());
+    assert!(
+        String::from_utf8_lossy(&cli.stderr).contains("acme/elsewhere is not known"),
+        "{}",
+        String::from_utf8_lossy(&cli.stderr)
+    );
 
     // PR 2 applied through Sluice and merged, then main changes the same line.
     let v2 = backend_project(&backend, "app", &[("web", "2")]);
@@ -219,6 +242,7 @@ async fn rollback_refuses_unmerged_unapplied_unpermitted_and_conflicting_reverts
     let expected: Vec<(String, String)> = [
         ("refused", "bob"),
         ("refused", "bob"),
+        ("refused", "bob"),
         ("refused", "carol"),
         ("failure", "bob"),
     ]
@@ -226,6 +250,7 @@ async fn rollback_refuses_unmerged_unapplied_unpermitted_and_conflicting_reverts
     .map(|(r, a)| (r.to_string(), a.to_string()))
     .collect();
     assert_eq!(outcomes, expected, "{entries:#?}");
-    assert_eq!(entries[3]["details"]["conflict_000"], "app/main.tf", "{entries:#?}");
+    assert_eq!(entries[2]["actor"]["kind"], "admin", "the command line's entry");
+    assert_eq!(entries[4]["details"]["conflict_000"], "app/main.tf", "{entries:#?}");
     h.wait_idle(&[1, 2]).await;
 }

@@ -38,6 +38,7 @@ use crate::core::policy::Policy;
 use crate::core::types::{CommitSha, PrNumber, UnixMs};
 
 pub use comment::Comment;
+pub use rollback::Said as RollbackSaid;
 
 /// Why handling an event stopped.
 #[derive(Debug, thiserror::Error)]

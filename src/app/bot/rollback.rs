@@ -23,15 +23,67 @@ use crate::adapters::git::{RevertOutcome, RevertPlan, RevertRequest};
 use crate::app::ports::store::{AuditQuery, Effects};
 use crate::app::ports::{GitHubError, NewPull, PullDetails, PullLink, PullState};
 use crate::core::audit::{AuditAction, AuditRecord, AuditResult};
+use crate::core::event::{Actor, ActorKind, RepoRef};
 use crate::core::reply::rollback::{self as text, Refusal, Reverted};
-use crate::core::types::CommitSha;
+use crate::core::types::{CommitSha, PrNumber};
+
+/// What a rollback said on the pull request, and whether a revert pull request is open now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Said {
+    pub revert_open: bool,
+    /// The reply posted on the pull request (markdown).
+    pub text: String,
+}
 
 /// GitHub permissions that may push a branch.
 const WRITERS: [&str; 3] = ["admin", "maintain", "write"];
 
 impl Bot {
     pub(super) async fn rollback(&self, run: &CommandRun<'_>) -> Result<(), EventError> {
-        let (ask, pull) = (&run.ask, run.pull);
+        self.rollback_pull(&run.ask, run.pull).await.map(drop)
+    }
+
+    /// `sluice rollback --pr N` on the command line: the same flow for `by` (an operator, who
+    /// must have `write` on the repository too), on a repository the server has had events
+    /// from. Returns what was said on the pull request.
+    pub async fn rollback_from_cli(
+        &self,
+        repo: &RepoRef,
+        pr: PrNumber,
+        by: &str,
+        delivery: &str,
+    ) -> Result<Said, EventError> {
+        let actor = Actor {
+            login: by.to_string(),
+            id: 0,
+            kind: ActorKind::Admin,
+        };
+        let ask = Ask {
+            delivery,
+            repo,
+            pr,
+            actor: &actor,
+        };
+        let pull = self.github.get_pull(&repo.name, pr).await?;
+        if pull.from_fork && !self.settings.allow_fork_prs {
+            let text = crate::core::reply::pull_request::fork_refusal();
+            return Err(EventError::Permanent(anyhow::anyhow!("{text}")));
+        }
+        if !self
+            .settings
+            .base_branch_trusted(&pull.base_ref, &repo.default_branch)
+        {
+            let text = crate::core::reply::pull_request::untrusted_base(
+                &pull.base_ref,
+                &repo.default_branch,
+            );
+            return Err(EventError::Permanent(anyhow::anyhow!("{text}")));
+        }
+        self.rollback_pull(&ask, &pull).await
+    }
+
+    /// The rollback of `pull` for `ask`; returns what was said on the pull request.
+    async fn rollback_pull(&self, ask: &Ask<'_>, pull: &PullDetails) -> Result<Said, EventError> {
         let merge_sha = match self.rollback_refusal(ask, pull).await? {
             Ok(sha) => sha,
             Err(refusal) => return self.refuse_rollback(ask, pull, &refusal).await,
@@ -122,11 +174,13 @@ impl Bot {
             .detail("revert_commit", sha.as_str())
             .detail("reverted_commits", plan.commits.to_string());
         let record = revert_details(record, &merge_sha, &branch, &opened, false);
-        self.say(Effects::new(
-            vec![ask.comment(text::opened(opened.number, &opened.html_url))],
-            vec![record],
-        ))
-        .await
+        let body = text::opened(opened.number, &opened.html_url);
+        self.say(Effects::new(vec![ask.comment(body.clone())], vec![record]))
+            .await?;
+        Ok(Said {
+            revert_open: true,
+            text: body,
+        })
     }
 
     /// The merge commit to revert, or why there is none to revert for this asker.
@@ -197,14 +251,16 @@ impl Bot {
         merge_sha: &CommitSha,
         open: &PullLink,
         already: bool,
-    ) -> Result<(), EventError> {
+    ) -> Result<Said, EventError> {
         let record = ask.record(AuditAction::Rollback, AuditResult::Success);
         let record = revert_details(record, merge_sha, &text::branch(ask.pr), open, already);
-        self.say(Effects::new(
-            vec![ask.comment(text::already_open(open.number, &open.html_url))],
-            vec![record],
-        ))
-        .await
+        let body = text::already_open(open.number, &open.html_url);
+        self.say(Effects::new(vec![ask.comment(body.clone())], vec![record]))
+            .await?;
+        Ok(Said {
+            revert_open: true,
+            text: body,
+        })
     }
 
     async fn revert_conflicts(
@@ -214,7 +270,7 @@ impl Bot {
         merge_sha: &CommitSha,
         plan: &RevertPlan,
         files: Vec<String>,
-    ) -> Result<(), EventError> {
+    ) -> Result<Said, EventError> {
         let more = files.len().saturating_sub(text::MAX_LISTED_CONFLICTS);
         let listed = &files[..files.len().min(text::MAX_LISTED_CONFLICTS)];
         let body = text::conflict(
@@ -230,8 +286,12 @@ impl Bot {
             .detail("merge_commit", merge_sha.as_str())
             .detail("reason", "the revert conflicts with the base branch")
             .numbered("conflict", listed);
-        self.say(Effects::new(vec![ask.comment(body)], vec![record]))
-            .await
+        self.say(Effects::new(vec![ask.comment(body.clone())], vec![record]))
+            .await?;
+        Ok(Said {
+            revert_open: false,
+            text: body,
+        })
     }
 
     async fn refuse_rollback(
@@ -239,13 +299,18 @@ impl Bot {
         ask: &Ask<'_>,
         pull: &PullDetails,
         refusal: &Refusal,
-    ) -> Result<(), EventError> {
+    ) -> Result<Said, EventError> {
         tracing::info!(repo = %ask.repo.name, pr = ask.pr.get(), reason = %refusal.reason(), "rollback refused");
         let record = self
             .rollback_record(ask, pull, AuditResult::Refused)
             .detail("reason", refusal.reason());
-        self.say(Effects::new(vec![ask.comment(refusal.reply())], vec![record]))
-            .await
+        let body = refusal.reply();
+        self.say(Effects::new(vec![ask.comment(body.clone())], vec![record]))
+            .await?;
+        Ok(Said {
+            revert_open: false,
+            text: body,
+        })
     }
 
     fn rollback_record(&self, ask: &Ask<'_>, pull: &PullDetails, result: AuditResult) -> AuditRecord {
