@@ -26,6 +26,7 @@ mod preview;
 mod real_dirs;
 mod redaction;
 mod rego;
+mod remediate;
 mod rollback;
 mod removed;
 mod review_flow;

@@ -125,8 +125,34 @@ impl GitRepo {
         if tree == base_tree {
             return Ok(RevertOutcome::Empty { plan });
         }
-        let (name, email) = &req.identity;
-        let identity = [
+        let sha = self
+            .commit_tree(&tree, &req.base_tip, &req.message, &req.identity)
+            .context("writing the revert commit")?;
+        Ok(RevertOutcome::Commit { sha, plan })
+    }
+
+    /// A commit on `parent` with `parent`'s tree (no change): what a pull request that only
+    /// asks for a plan of the branch as it is starts from (`drift remediate`).
+    pub fn empty_commit(
+        &self,
+        parent: &CommitSha,
+        message: &str,
+        identity: &(String, String),
+    ) -> anyhow::Result<CommitSha> {
+        let tree = self.tree_of(parent)?;
+        self.commit_tree(&tree, parent, message, identity)
+    }
+
+    /// `git commit-tree`: a commit of `tree` on `parent`, by `identity` (name, email).
+    fn commit_tree(
+        &self,
+        tree: &str,
+        parent: &CommitSha,
+        message: &str,
+        identity: &(String, String),
+    ) -> anyhow::Result<CommitSha> {
+        let (name, email) = identity;
+        let env = [
             ("GIT_AUTHOR_NAME", name),
             ("GIT_AUTHOR_EMAIL", email),
             ("GIT_COMMITTER_NAME", name),
@@ -135,23 +161,13 @@ impl GitRepo {
         .map(|(k, v)| (k.to_string(), v.clone()));
         let out = git_output(
             Some(&self.git_dir),
-            &[
-                "commit-tree",
-                &tree,
-                "-p",
-                req.base_tip.as_str(),
-                "-m",
-                &req.message,
-            ],
-            &identity,
+            &["commit-tree", tree, "-p", parent.as_str(), "-m", message],
+            &env,
             None,
             self.limits.git_memory_bytes,
             self.read_timeout(),
-        )
-        .context("writing the revert commit")?;
-        let sha = CommitSha::new(String::from_utf8_lossy(&out).trim())
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        Ok(RevertOutcome::Commit { sha, plan })
+        )?;
+        CommitSha::new(String::from_utf8_lossy(&out).trim()).map_err(|e| anyhow::anyhow!("{e}"))
     }
 
     /// Pushes `commit` to `refs/heads/<branch>` of `url`, replacing what the branch held (a

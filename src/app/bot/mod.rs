@@ -16,6 +16,7 @@ mod drift;
 mod merge;
 mod plan;
 mod pull_request;
+mod remediate;
 mod repo;
 mod rollback;
 mod unlock;

@@ -16,6 +16,7 @@ pub mod delivery;
 pub mod job;
 pub mod plan;
 pub mod pull_request;
+pub mod remediate;
 pub mod removed;
 pub mod rollback;
 pub mod status;
