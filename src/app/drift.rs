@@ -165,7 +165,10 @@ impl DriftService {
     }
 
     /// Fetches the default branch into the mirror; its head.
-    pub(crate) async fn fetch_default(&self, repo: &RepoRef) -> anyhow::Result<(GitRepo, CommitSha)> {
+    pub(crate) async fn fetch_default(
+        &self,
+        repo: &RepoRef,
+    ) -> anyhow::Result<(GitRepo, CommitSha)> {
         let token = self.github.clone_token(repo.installation_id).await?;
         let (refspec, local) = default_ref(&repo.default_branch);
         let git = self

@@ -53,7 +53,9 @@ pub async fn run(settings: &Settings, opts: RollbackOptions) -> anyhow::Result<E
         jobs_ready: Arc::new(Notify::new()),
         outbox_ready: Arc::new(Notify::new()),
         server_policies: Arc::new(Vec::new()),
-        teams: Arc::new(super::policy::TeamCache::new(std::time::Duration::from_secs(60))),
+        teams: Arc::new(super::policy::TeamCache::new(
+            std::time::Duration::from_secs(60),
+        )),
         drift: None,
     };
     let delivery = format!("cli-rollback-{}", crate::adapters::clock::now().get());

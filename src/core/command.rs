@@ -692,14 +692,14 @@ fn parse_command(ctx: &ParseContext, rest: &str) -> Result<Command, Answer> {
         }
         CommandKind::Unlock | CommandKind::Version | CommandKind::Help | CommandKind::Rollback => {
             match args.first() {
-            None => Ok(Command::new(kind)),
-            Some(arg) => Err(Answer::misuse(
-                kind,
-                format!(
-                    "`{kind}` takes no flags or arguments, but got {}.",
-                    echo(arg)
-                ),
-            )),
+                None => Ok(Command::new(kind)),
+                Some(arg) => Err(Answer::misuse(
+                    kind,
+                    format!(
+                        "`{kind}` takes no flags or arguments, but got {}.",
+                        echo(arg)
+                    ),
+                )),
             }
         }
         CommandKind::Plan | CommandKind::Apply | CommandKind::ApprovePolicies => {

@@ -341,7 +341,13 @@ pub(crate) fn push_event(h: &Harness) -> Webhook {
 static ISSUE_COMMENTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(900_000);
 
 /// A comment on plain issue `issue`.
-pub(crate) fn issue_comment(h: &Harness, issue: u64, user: &str, association: &str, body: &str) -> Webhook {
+pub(crate) fn issue_comment(
+    h: &Harness,
+    issue: u64,
+    user: &str,
+    association: &str,
+    body: &str,
+) -> Webhook {
     let id = ISSUE_COMMENTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     Webhook::load("issue_comment.created.json")
         .repo(REPO, &h.origin.url())

@@ -148,7 +148,7 @@ pub(super) async fn list_pulls(
         })
         .collect();
     // Newest first, as GitHub's default `sort=created&direction=desc`.
-    pulls.sort_by(|a, b| b.number.cmp(&a.number));
+    pulls.sort_by_key(|p| std::cmp::Reverse(p.number));
     let items: Vec<Value> = pulls.iter().map(|p| pull_json(&s.base_url, p)).collect();
     let page = super::PageQuery {
         per_page: q.per_page,

@@ -45,8 +45,14 @@ async fn drift_remediate_opens_a_pull_request_whose_plan_is_the_fix_and_refuses_
         .number;
 
     // A non-collaborator is refused (and nothing is opened).
-    h.deliver(&issue_comment(&h, issue, "mallory", "NONE", "sluice drift remediate"))
-        .await;
+    h.deliver(&issue_comment(
+        &h,
+        issue,
+        "mallory",
+        "NONE",
+        "sluice drift remediate",
+    ))
+    .await;
     let refused = h
         .wait_comment(issue, "the refusal", |c| c.contains("@mallory"))
         .await;
@@ -55,10 +61,18 @@ async fn drift_remediate_opens_a_pull_request_whose_plan_is_the_fix_and_refuses_
 
     // A collaborator: PR #2 from main's head, planned for `app`; its plan puts web back.
     let main_head = h.origin.git(&["rev-parse", "main"]);
-    h.deliver(&issue_comment(&h, issue, "alice", "OWNER", "sluice drift remediate"))
-        .await;
+    h.deliver(&issue_comment(
+        &h,
+        issue,
+        "alice",
+        "OWNER",
+        "sluice drift remediate",
+    ))
+    .await;
     let told = h
-        .wait_comment(issue, "the remediation reply", |c| c.contains("to remediate"))
+        .wait_comment(issue, "the remediation reply", |c| {
+            c.contains("to remediate")
+        })
         .await;
     assert!(told.contains("Opened #2"), "{told}");
     let pull = h.fake_pull(2);
@@ -76,9 +90,12 @@ async fn drift_remediate_opens_a_pull_request_whose_plan_is_the_fix_and_refuses_
             .is_empty(),
         "no file changed"
     );
-    h.wait_status(&pull.head_sha, "sluice/plan", "success").await;
+    h.wait_status(&pull.head_sha, "sluice/plan", "success")
+        .await;
     let plan = h
-        .wait_comment(2, "the remediation plan", |c| c.contains("null_resource.web"))
+        .wait_comment(2, "the remediation plan", |c| {
+            c.contains("null_resource.web")
+        })
         .await;
     assert!(plan.contains("must be replaced"), "{plan}");
     assert!(!plan.contains("null_resource.db"), "{plan}");
@@ -87,8 +104,14 @@ async fn drift_remediate_opens_a_pull_request_whose_plan_is_the_fix_and_refuses_
     assert!(live.to_string().contains("resized-by-hand"));
 
     // Asked again while #2 is open: pointed to it.
-    h.deliver(&issue_comment(&h, issue, "alice", "OWNER", "sluice drift remediate"))
-        .await;
+    h.deliver(&issue_comment(
+        &h,
+        issue,
+        "alice",
+        "OWNER",
+        "sluice drift remediate",
+    ))
+    .await;
     let again = h
         .wait_comment(issue, "the second reply", |c| c.contains("already open"))
         .await;
@@ -108,8 +131,14 @@ async fn drift_remediate_opens_a_pull_request_whose_plan_is_the_fix_and_refuses_
     ))
     .await;
     wait_status(&h, "accepted", |p| p["drift"]["phase"] == "accepted").await;
-    h.deliver(&issue_comment(&h, issue, "alice", "OWNER", "sluice drift remediate"))
-        .await;
+    h.deliver(&issue_comment(
+        &h,
+        issue,
+        "alice",
+        "OWNER",
+        "sluice drift remediate",
+    ))
+    .await;
     let accepted = h
         .wait_comment(issue, "the accepted refusal", |c| c.contains("is accepted"))
         .await;

@@ -61,7 +61,11 @@ async fn merge(h: &Harness, n: u64) -> String {
 /// The audit log's `rollback` entries, as JSON.
 fn rollback_entries(h: &Harness) -> Vec<serde_json::Value> {
     let out = h.cli(&["audit", "export", "--format", "jsonl"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("a JSON line"))
@@ -100,18 +104,26 @@ async fn rollback_opens_a_revert_pull_request_whose_plan_undoes_the_change_and_a
     h.deliver(&h.comment_event(1, "bob", "sluice rollback"))
         .await;
     let told = h
-        .wait_comment(1, "the rollback reply", |c| c.contains("to revert this pull request"))
+        .wait_comment(1, "the rollback reply", |c| {
+            c.contains("to revert this pull request")
+        })
         .await;
     assert!(told.contains("Opened #2"), "{told}");
     let revert = h.fake_pull(2);
     assert_eq!(revert.title, "Revert #1: Change #1");
     assert_eq!(revert.head_ref, "sluice/revert-pr-1");
     assert_eq!(revert.base_ref, "main");
-    assert_eq!(revert.author, crate::fake_github::USER_LOGIN, "opened by Sluice");
+    assert_eq!(
+        revert.author,
+        crate::fake_github::USER_LOGIN,
+        "opened by Sluice"
+    );
     assert!(revert.body.contains("Reverts #1"), "{}", revert.body);
     assert!(revert.body.contains("like any other"), "{}", revert.body);
     // The branch holds main with PR 1 undone, on top of main.
-    let branch_tip = h.origin.git(&["rev-parse", "refs/heads/sluice/revert-pr-1"]);
+    let branch_tip = h
+        .origin
+        .git(&["rev-parse", "refs/heads/sluice/revert-pr-1"]);
     assert_eq!(revert.head_sha, branch_tip);
     assert_eq!(
         h.origin.git(&["rev-parse", "sluice/revert-pr-1^"]),
@@ -131,11 +143,21 @@ async fn rollback_opens_a_revert_pull_request_whose_plan_undoes_the_change_and_a
         .await;
     assert!(again.contains("#2"), "{again}");
     // The command line says the same, as the operator `bob` (exit 0: a revert is open).
-    let cli = rollback_cli(&h, &["rollback", "--repo", REPO, "--pr", "1", "--by", "bob"]);
+    let cli = rollback_cli(
+        &h,
+        &["rollback", "--repo", REPO, "--pr", "1", "--by", "bob"],
+    );
     let said = String::from_utf8_lossy(&cli.stdout);
-    assert!(cli.status.success(), "{said}{}", String::from_utf8_lossy(&cli.stderr));
+    assert!(
+        cli.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&cli.stderr)
+    );
     assert!(said.contains("already open: #2"), "{said}");
-    assert!(h.fake.pull(REPO, 3).is_none(), "no second revert pull request");
+    assert!(
+        h.fake.pull(REPO, 3).is_none(),
+        "no second revert pull request"
+    );
 
     // The revert PR is planned like any other: its plan undoes the change (web back to 1)...
     plan_approve_apply(&h, 2).await;
@@ -178,15 +200,40 @@ async fn rollback_refuses_unmerged_unapplied_unpermitted_and_conflicting_reverts
     let unapplied = h
         .wait_comment(1, "the unapplied refusal", |c| c.contains("audit log"))
         .await;
-    assert!(unapplied.contains("no apply of this pull request by Sluice"), "{unapplied}");
+    assert!(
+        unapplied.contains("no apply of this pull request by Sluice"),
+        "{unapplied}"
+    );
     assert!(unapplied.contains("GitHub's Revert button"), "{unapplied}");
     // The command line refuses alike (exit 1), and a repository the server never heard of
     // is an error naming it.
-    let cli = rollback_cli(&h, &["rollback", "--repo", REPO, "--pr", "1", "--by", "bob"]);
+    let cli = rollback_cli(
+        &h,
+        &["rollback", "--repo", REPO, "--pr", "1", "--by", "bob"],
+    );
     let said = String::from_utf8_lossy(&cli.stdout);
-    assert_eq!(cli.status.code(), Some(1), "{said}{}", String::from_utf8_lossy(&cli.stderr));
-    assert!(said.contains("no apply of this pull request by Sluice"), "{said}");
-    let cli = rollback_cli(&h, &["rollback", "--repo", "acme/elsewhere", "--pr", "1", "--by", "bob"]);
+    assert_eq!(
+        cli.status.code(),
+        Some(1),
+        "{said}{}",
+        String::from_utf8_lossy(&cli.stderr)
+    );
+    assert!(
+        said.contains("no apply of this pull request by Sluice"),
+        "{said}"
+    );
+    let cli = rollback_cli(
+        &h,
+        &[
+            "rollback",
+            "--repo",
+            "acme/elsewhere",
+            "--pr",
+            "1",
+            "--by",
+            "bob",
+        ],
+    );
     assert!(!cli.status.success());
     assert!(
         String::from_utf8_lossy(&cli.stderr).contains("acme/elsewhere is not known"),
@@ -214,7 +261,9 @@ async fn rollback_refuses_unmerged_unapplied_unpermitted_and_conflicting_reverts
     h.deliver(&h.comment_event(2, "bob", "sluice rollback"))
         .await;
     let conflict = h
-        .wait_comment(2, "the conflict report", |c| c.contains("could not be prepared"))
+        .wait_comment(2, "the conflict report", |c| {
+            c.contains("could not be prepared")
+        })
         .await;
     assert!(conflict.contains("* `app/main.tf`"), "{conflict}");
     assert!(
@@ -250,7 +299,13 @@ async fn rollback_refuses_unmerged_unapplied_unpermitted_and_conflicting_reverts
     .map(|(r, a)| (r.to_string(), a.to_string()))
     .collect();
     assert_eq!(outcomes, expected, "{entries:#?}");
-    assert_eq!(entries[2]["actor"]["kind"], "admin", "the command line's entry");
-    assert_eq!(entries[4]["details"]["conflict_000"], "app/main.tf", "{entries:#?}");
+    assert_eq!(
+        entries[2]["actor"]["kind"], "admin",
+        "the command line's entry"
+    );
+    assert_eq!(
+        entries[4]["details"]["conflict_000"], "app/main.tf",
+        "{entries:#?}"
+    );
     h.wait_idle(&[1, 2]).await;
 }

@@ -43,7 +43,10 @@ pub enum RevertOutcome {
     /// The revert commit, on `base_tip`, reverting `commits` commits (see [`RevertPlan`]).
     Commit { sha: CommitSha, plan: RevertPlan },
     /// The revert conflicts with what the base branch did since; the conflicting paths, sorted.
-    Conflict { files: Vec<String>, plan: RevertPlan },
+    Conflict {
+        files: Vec<String>,
+        plan: RevertPlan,
+    },
     /// The revert changes nothing: the base branch already undoes the change.
     Empty { plan: RevertPlan },
     /// The merge commit is not on the base branch (it was rewritten).
@@ -65,10 +68,17 @@ pub struct RevertPlan {
 
 impl GitRepo {
     /// The commits `merge_sha` brought onto its branch (see the module docs).
-    pub fn merge_range(&self, merge_sha: &CommitSha, pr_head: &CommitSha) -> anyhow::Result<RevertPlan> {
+    pub fn merge_range(
+        &self,
+        merge_sha: &CommitSha,
+        pr_head: &CommitSha,
+    ) -> anyhow::Result<RevertPlan> {
         let parents = self.parents(merge_sha)?;
         let Some(first) = parents.first().cloned() else {
-            bail!("{} has no parent: a root commit cannot be reverted", merge_sha.short());
+            bail!(
+                "{} has no parent: a root commit cannot be reverted",
+                merge_sha.short()
+            );
         };
         if parents.len() > 1 {
             return Ok(RevertPlan {
@@ -213,20 +223,29 @@ impl GitRepo {
     /// `git patch-id --stable` of one commit's change against its first parent; `None` for a
     /// commit that changes nothing.
     fn patch_id(&self, commit: &CommitSha) -> anyhow::Result<Option<String>> {
-        let diff = self.git(&["diff-tree", "-p", "--first-parent", "--no-renames", commit.as_str()])?;
+        let diff = self.git(&[
+            "diff-tree",
+            "-p",
+            "--first-parent",
+            "--no-renames",
+            commit.as_str(),
+        ])?;
         Ok(self.patch_ids(diff)?.into_iter().next())
     }
 
     /// The patch ids of the pull request's own commits: those of `head` not on `merged`'s
     /// first parent.
-    fn patch_ids_of_pr(
-        &self,
-        head: &CommitSha,
-        merged: &CommitSha,
-    ) -> anyhow::Result<Vec<String>> {
+    fn patch_ids_of_pr(&self, head: &CommitSha, merged: &CommitSha) -> anyhow::Result<Vec<String>> {
         let base = self.merge_base(head, merged)?;
         let range = format!("{base}..{head}");
-        let log = self.git(&["log", "-p", "--no-merges", "--no-renames", "--format=commit %H", &range])?;
+        let log = self.git(&[
+            "log",
+            "-p",
+            "--no-merges",
+            "--no-renames",
+            "--format=commit %H",
+            &range,
+        ])?;
         self.patch_ids(log)
     }
 
@@ -321,7 +340,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         sh(
             dir.path(),
-            &format!("git init -q -b main . && git config user.email t@e && git config user.name t && {script}"),
+            &format!(
+                "git init -q -b main . && git config user.email t@e && git config user.name t && {script}"
+            ),
         );
         let git = GitRepo::open(dir.path()).expect("a repository");
         (dir, git)
@@ -374,20 +395,30 @@ mod tests {
             "{BASE} && git switch -qc pr && echo a2 > a && git commit -qam a2 && echo new > c && git add c && git commit -qm c \
              && git switch -q main && echo b2 > b && git commit -qam b2 && git merge -q --squash pr && git commit -qm squash"
         ));
-        let RevertOutcome::Commit { sha, plan } = git.revert_onto(&request(&git, "main", "pr")).expect("reverted") else {
+        let RevertOutcome::Commit { sha, plan } = git
+            .revert_onto(&request(&git, "main", "pr"))
+            .expect("reverted")
+        else {
             panic!("a clean revert")
         };
         assert_eq!((plan.commits, plan.mainline), (1, false));
         assert_eq!(file_at(&git, &sha, "a"), "a1\n");
         assert_eq!(file_at(&git, &sha, "c"), "<none>");
-        assert_eq!(file_at(&git, &sha, "b"), "b2\n", "the commit before the squash stays");
+        assert_eq!(
+            file_at(&git, &sha, "b"),
+            "b2\n",
+            "the commit before the squash stays"
+        );
 
         // Rebase: the PR's two commits replayed on main (new SHAs, same patches).
         let (_d, git) = repo(&format!(
             "{BASE} && git switch -qc pr && echo a2 > a && git commit -qam a2 && echo new > c && git add c && git commit -qm c \
              && git switch -q main && echo b2 > b && git commit -qam b2 && git cherry-pick pr~1 pr >/dev/null"
         ));
-        let RevertOutcome::Commit { sha, plan } = git.revert_onto(&request(&git, "main", "pr")).expect("reverted") else {
+        let RevertOutcome::Commit { sha, plan } = git
+            .revert_onto(&request(&git, "main", "pr"))
+            .expect("reverted")
+        else {
             panic!("a clean revert")
         };
         assert_eq!((plan.commits, plan.mainline), (2, false));
@@ -402,7 +433,10 @@ mod tests {
             "{BASE} && git switch -qc pr && echo a2 > a && git commit -qam a2 \
              && git switch -q main && git merge -q --no-ff -m merge pr && echo a3 > a && git commit -qam a3"
         ));
-        match git.revert_onto(&request(&git, "main~1", "pr")).expect("computed") {
+        match git
+            .revert_onto(&request(&git, "main~1", "pr"))
+            .expect("computed")
+        {
             RevertOutcome::Conflict { files, plan } => {
                 assert_eq!(files, vec!["a".to_string()]);
                 assert!(plan.mainline);
@@ -415,7 +449,8 @@ mod tests {
              && git switch -q main && git merge -q --no-ff -m merge pr && echo a1 > a && git commit -qam undo"
         ));
         assert!(matches!(
-            git.revert_onto(&request(&git, "main~1", "pr")).expect("computed"),
+            git.revert_onto(&request(&git, "main~1", "pr"))
+                .expect("computed"),
             RevertOutcome::Empty { .. }
         ));
 
@@ -423,7 +458,8 @@ mod tests {
             "{BASE} && git switch -qc pr && echo a2 > a && git commit -qam a2 && git switch -q main"
         ));
         assert_eq!(
-            git.revert_onto(&request(&git, "pr", "pr")).expect("computed"),
+            git.revert_onto(&request(&git, "pr", "pr"))
+                .expect("computed"),
             RevertOutcome::NotOnBase
         );
     }
@@ -433,17 +469,26 @@ mod tests {
         let (d, git) = repo(&format!(
             "{BASE} && git switch -qc pr && echo a2 > a && git commit -qam a2 && git switch -q main && git merge -q --no-ff -m merge pr"
         ));
-        let RevertOutcome::Commit { sha, .. } = git.revert_onto(&request(&git, "main", "pr")).expect("reverted") else {
+        let RevertOutcome::Commit { sha, .. } = git
+            .revert_onto(&request(&git, "main", "pr"))
+            .expect("reverted")
+        else {
             panic!("a clean revert")
         };
         let remote = tempfile::tempdir().expect("temp dir");
         sh(remote.path(), "git init -q --bare .");
         let url = remote.path().to_string_lossy().to_string();
-        git.push_branch(&url, &sha, "sluice/revert-pr-1", None).expect("pushed");
+        git.push_branch(&url, &sha, "sluice/revert-pr-1", None)
+            .expect("pushed");
         // Pushed again (a stale branch of a closed revert PR) it is replaced.
-        git.push_branch(&url, &sha, "sluice/revert-pr-1", None).expect("pushed again");
+        git.push_branch(&url, &sha, "sluice/revert-pr-1", None)
+            .expect("pushed again");
         let bare = GitRepo::open(remote.path()).expect("bare");
-        assert_eq!(bare.resolve("refs/heads/sluice/revert-pr-1").expect("the branch"), sha);
+        assert_eq!(
+            bare.resolve("refs/heads/sluice/revert-pr-1")
+                .expect("the branch"),
+            sha
+        );
         assert!(git.push_branch(&url, &sha, "--force", None).is_err());
         drop(d);
     }

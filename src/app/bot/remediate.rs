@@ -49,10 +49,7 @@ impl Bot {
                 reply: text::already_open(&row.name, open.number, &open.html_url),
             });
         }
-        let (git, head) = drift
-            .fetch_default(repo)
-            .await
-            .map_err(EventError::Retry)?;
+        let (git, head) = drift.fetch_default(repo).await.map_err(EventError::Retry)?;
         let login = self
             .bot_login()
             .await

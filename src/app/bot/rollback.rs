@@ -124,7 +124,9 @@ impl Bot {
         let (sha, plan) = match outcome {
             RevertOutcome::Commit { sha, plan } => (sha, plan),
             RevertOutcome::Conflict { files, plan } => {
-                return self.revert_conflicts(ask, pull, &merge_sha, &plan, files).await;
+                return self
+                    .revert_conflicts(ask, pull, &merge_sha, &plan, files)
+                    .await;
             }
             RevertOutcome::Empty { .. } => {
                 let refusal = Refusal::NothingToRevert {
@@ -313,8 +315,14 @@ impl Bot {
         })
     }
 
-    fn rollback_record(&self, ask: &Ask<'_>, pull: &PullDetails, result: AuditResult) -> AuditRecord {
-        ask.record(AuditAction::Rollback, result).head(&pull.head_sha)
+    fn rollback_record(
+        &self,
+        ask: &Ask<'_>,
+        pull: &PullDetails,
+        result: AuditResult,
+    ) -> AuditRecord {
+        ask.record(AuditAction::Rollback, result)
+            .head(&pull.head_sha)
     }
 }
 

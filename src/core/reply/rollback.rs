@@ -88,7 +88,9 @@ impl Refusal {
     /// The reason recorded in the audit log.
     pub fn reason(&self) -> String {
         match self {
-            Refusal::NotMerged { open: true } => "the pull request is not merged (still open)".into(),
+            Refusal::NotMerged { open: true } => {
+                "the pull request is not merged (still open)".into()
+            }
             Refusal::NotMerged { open: false } => {
                 "the pull request was closed without being merged".into()
             }
@@ -198,7 +200,10 @@ mod tests {
 
         Asked for by @bob with `rollback`. This pull request is planned, reviewed, policy-checked and applied like any other: nothing is applied until it is approved and applied (or merged, for projects applied after merge).
         ");
-        let rebase = Reverted { commits: 3, ..merge };
+        let rebase = Reverted {
+            commits: 3,
+            ..merge
+        };
         insta::assert_snapshot!(body(pr(7), "https://github.com/o/r/pull/7", "bob", rebase), @"
         Reverts #7 (https://github.com/o/r/pull/7): this branch undoes the 3 commits that merged #7 (rebase merge, up to `0123456789ab`) on top of the base branch as it is now.
 
