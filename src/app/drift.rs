@@ -1060,7 +1060,10 @@ pub async fn project_statuses(
             .as_ref()
             .zip(offset)
             .map(|(schedule, offset)| core_drift::ScheduleView { schedule, offset });
-        let mut sync = core_drift::project_sync(&row.record, last.as_ref(), view, false, now);
+        // A Sluice apply of the project running now (a comment's, a check run button's):
+        // `applying`, whatever the last check said.
+        let applying = drift.apply_running(&row.key).await?;
+        let mut sync = core_drift::project_sync(&row.record, last.as_ref(), view, applying, now);
         // A delivery after merge under way, or one that did not apply (newer than the last
         // successful apply): `applying` / `out_of_sync`.
         if let Some(d) = drift
