@@ -143,4 +143,32 @@ async fn drift_remediate_opens_a_pull_request_whose_plan_is_the_fix_and_refuses_
         .wait_comment(issue, "the accepted refusal", |c| c.contains("is accepted"))
         .await;
     assert!(accepted.contains("only open or acknowledged"), "{accepted}");
+
+    // Every request is audited: the outsider's refusal, the two answers and the refusal.
+    let out = h.cli(&["audit", "export", "--format", "jsonl"]);
+    let entries: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    let remediations: Vec<(&str, &str)> = entries
+        .iter()
+        .filter(|e| e["action"] == "drift_remediate")
+        .map(|e| {
+            (
+                e["result"].as_str().unwrap_or_default(),
+                e["details"]["already_open"].as_str().unwrap_or("-"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        remediations,
+        vec![("success", "false"), ("success", "true"), ("refused", "-")],
+        "{entries:#?}"
+    );
+    assert!(
+        entries.iter().any(|e| e["action"] == "command_rejected"
+            && e["actor"]["login"] == "mallory"
+            && e["details"]["command"] == "drift remediate"),
+        "{entries:#?}"
+    );
 }
