@@ -99,6 +99,23 @@ async fn drift_remediate_opens_a_pull_request_whose_plan_is_the_fix_and_refuses_
         .await;
     assert!(plan.contains("must be replaced"), "{plan}");
     assert!(!plan.contains("null_resource.db"), "{plan}");
+    // GitHub's `opened` delivery of the PR autoplans nothing (no file changed) and leaves the
+    // project's plan as its `sluice/plan`.
+    h.deliver(&h.pr_event("opened", 2)).await;
+    h.wait_idle(&[2]).await;
+    let plan_statuses: Vec<(String, String)> = h
+        .fake
+        .statuses(&pull.head_sha)
+        .into_iter()
+        .filter(|(context, _, _)| context == "sluice/plan")
+        .map(|(_, state, description)| (state, description))
+        .collect();
+    assert!(
+        plan_statuses
+            .last()
+            .is_some_and(|(state, d)| state == "success" && !d.contains("0 projects")),
+        "{plan_statuses:?}"
+    );
     // Planned, not applied: the drifted value is still live.
     let live = backend.state("app").expect("state");
     assert!(live.to_string().contains("resized-by-hand"));

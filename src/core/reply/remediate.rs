@@ -5,6 +5,9 @@
 
 use crate::core::types::{PrNumber, ProjectName};
 
+/// What every remediation branch starts with.
+pub const BRANCH_PREFIX: &str = "sluice/remediate-";
+
 /// The branch a project's remediation pull request comes from: one per project, so a second
 /// `remediate` finds the first one's pull request. Characters git refuses in a ref (and any
 /// other than letters, digits, `.`, `_`, `-`) become `-`.
@@ -20,7 +23,7 @@ pub fn branch(project: &ProjectName) -> String {
             }
         })
         .collect();
-    format!("sluice/remediate-{name}")
+    format!("{BRANCH_PREFIX}{name}")
 }
 
 /// The remediation pull request's title.
