@@ -165,7 +165,10 @@ impl DriftService {
     }
 
     /// Fetches the default branch into the mirror; its head.
-    async fn fetch_default(&self, repo: &RepoRef) -> anyhow::Result<(GitRepo, CommitSha)> {
+    pub(crate) async fn fetch_default(
+        &self,
+        repo: &RepoRef,
+    ) -> anyhow::Result<(GitRepo, CommitSha)> {
         let token = self.github.clone_token(repo.installation_id).await?;
         let (refspec, local) = default_ref(&repo.default_branch);
         let git = self
@@ -1125,7 +1128,10 @@ pub async fn project_statuses(
             .as_ref()
             .zip(offset)
             .map(|(schedule, offset)| core_drift::ScheduleView { schedule, offset });
-        let mut sync = core_drift::project_sync(&row.record, last.as_ref(), view, false, now);
+        // A Sluice apply of the project running now (a comment's, a check run button's):
+        // `applying`, whatever the last check said.
+        let applying = drift.apply_running(&row.key).await?;
+        let mut sync = core_drift::project_sync(&row.record, last.as_ref(), view, applying, now);
         // A delivery after merge under way, or one that did not apply (newer than the last
         // successful apply): `applying` / `out_of_sync`.
         if let Some(d) = drift

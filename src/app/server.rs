@@ -268,6 +268,20 @@ impl GitHubApi for NoGitHub {
     ) -> Result<crate::core::types::CommitSha, crate::app::ports::GitHubError> {
         Err(missing())
     }
+    async fn create_pull(
+        &self,
+        _: &RepoName,
+        _: &crate::app::ports::NewPull,
+    ) -> Result<crate::app::ports::PullLink, GitHubError> {
+        Err(missing())
+    }
+    async fn open_pulls_from(
+        &self,
+        _: &RepoName,
+        _: &str,
+    ) -> Result<Vec<crate::app::ports::PullLink>, GitHubError> {
+        Err(missing())
+    }
 }
 
 fn missing() -> crate::app::ports::GitHubError {
@@ -288,7 +302,7 @@ pub fn enabled_commands(settings: &Settings) -> anyhow::Result<Vec<CommandKind>>
         .iter()
         .map(|name| {
             CommandKind::from_name(name).with_context(|| {
-                format!("enabled_commands: unknown command {name:?} (known: plan, apply, unlock, approve_policies, help, version)")
+                format!("enabled_commands: unknown command {name:?} (known: plan, apply, unlock, approve_policies, help, version, rollback)")
             })
         })
         .collect()

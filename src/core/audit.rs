@@ -65,6 +65,9 @@ pub enum AuditAction {
     MergeQueueCheck,
     /// Sluice merged a pull request after applying all of it (`automerge`), or GitHub refused.
     Automerge,
+    /// `sluice rollback`: a revert pull request of a merged pull request was asked for; the
+    /// result says whether it was opened (or already open), refused, or failed (a conflict).
+    Rollback,
 }
 
 impl AuditAction {
@@ -99,6 +102,7 @@ impl AuditAction {
             AuditAction::DriftRemediate => "drift_remediate",
             AuditAction::MergeQueueCheck => "merge_queue_check",
             AuditAction::Automerge => "automerge",
+            AuditAction::Rollback => "rollback",
         }
     }
 }

@@ -1017,6 +1017,48 @@ mod sqlite {
         audit_chain_appends_and_scans,
     );
 
+    /// A running apply job makes its project `applying` (`DriftStore::apply_running`); queued
+    /// and finished ones do not, nor other projects.
+    #[tokio::test]
+    async fn a_running_apply_is_seen_by_the_drift_store() {
+        use crate::app::ports::drift::{DriftKey, DriftStore};
+        let (_dir, store) = fresh().await;
+        store
+            .create_run(new_run(1, JobKind::Plan, &["a"], None), &silent, t(1))
+            .await
+            .unwrap();
+        run_job_to_end(&store, JobState::Succeeded, Some(saved_plan())).await;
+        let plans = store.current_plans(&repo(), pr(1)).await.unwrap();
+        let mut run = new_run(1, JobKind::Apply, &[], None);
+        run.jobs = plans
+            .iter()
+            .map(|p| job(JobKind::Apply, p.project_dir.as_str(), Some(p.id)))
+            .collect();
+        store.create_run(run, &silent, t(2)).await.unwrap();
+        let of = |dir: &str| DriftKey {
+            repo: repo(),
+            dir: ProjectDir::new(dir).unwrap(),
+            workspace: Workspace::default(),
+        };
+        assert!(!store.apply_running(&of("a")).await.unwrap(), "queued");
+        let claimed = store.claim_job("w1", t(3), t(100)).await.unwrap().unwrap();
+        assert!(store.apply_running(&of("a")).await.unwrap(), "running");
+        assert!(
+            !store.apply_running(&of("b")).await.unwrap(),
+            "another project"
+        );
+        store
+            .finish_job(
+                claimed.job.id,
+                "w1",
+                finish(JobState::Succeeded, None),
+                t(4),
+            )
+            .await
+            .unwrap();
+        assert!(!store.apply_running(&of("a")).await.unwrap(), "finished");
+    }
+
     #[tokio::test]
     async fn the_database_refuses_audit_updates_and_deletes() {
         let (_dir, store) = fresh().await;

@@ -18,7 +18,9 @@ mod merge;
 mod merge_queue;
 mod plan;
 mod pull_request;
+mod remediate;
 mod repo;
+mod rollback;
 mod unlock;
 mod version;
 
@@ -39,6 +41,7 @@ use crate::core::policy::Policy;
 use crate::core::types::{CommitSha, PrNumber, UnixMs};
 
 pub use comment::Comment;
+pub use rollback::Said as RollbackSaid;
 
 /// Why handling an event stopped.
 #[derive(Debug, thiserror::Error)]
@@ -241,6 +244,7 @@ impl Bot {
             CommandKind::Unlock => self.unlock(run).await,
             CommandKind::ApprovePolicies => self.approve_policies(run).await,
             CommandKind::Version => self.version(run).await,
+            CommandKind::Rollback => self.rollback(run).await,
             // Answered before the pull request was read (and outsiders get no usage).
             CommandKind::Help => Ok(()),
         }

@@ -193,5 +193,7 @@ pub(super) fn pull_from_event(pr: &PullRequestInfo, repo: &RepoRef) -> PullDetai
         base_ref: pr.base_ref.clone(),
         base_sha: pr.base_sha.clone(),
         from_fork: pr.from_fork,
+        title: String::new(),
+        merge_commit_sha: pr.merge_commit_sha.clone(),
     }
 }
