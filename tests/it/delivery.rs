@@ -593,7 +593,7 @@ async fn a_merge_while_the_pr_is_still_being_planned_is_not_applied() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_server_killed_between_merge_and_apply_reports_the_apply_interrupted_never_runs_it_twice()
  {
-    let (mut h, _bin) = slow(ON_MERGE, 4).await;
+    let (mut h, bin) = slow(ON_MERGE, 4).await;
     let head = h.open_pr(
         1,
         "change-a",
@@ -610,7 +610,7 @@ async fn the_server_killed_between_merge_and_apply_reports_the_apply_interrupted
     })
     .await;
     // The slow engine keeps the apply running for seconds: the kill lands mid-apply.
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    crate::durability::engine_running(&h, &bin, "apply").await;
     h.server.as_mut().expect("server").kill();
 
     h.start();
