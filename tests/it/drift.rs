@@ -369,7 +369,7 @@ pub(crate) fn merge(h: &Harness, branch: &str) {
 }
 
 /// `GET /api/projects` → the one project's JSON.
-async fn project_status(h: &Harness) -> serde_json::Value {
+pub(crate) async fn project_status(h: &Harness) -> serde_json::Value {
     let v: serde_json::Value = h
         .http
         .get(format!("{}/api/projects", h.url()))

@@ -135,6 +135,36 @@ async fn an_apply_killed_mid_run_is_reported_interrupted_never_rerun() {
     assert!(audit.contains("\"result\":\"interrupted\""), "{audit}");
 }
 
+/// While a Sluice apply of a project runs, its sync status is `applying` — in `GET /api/projects`
+/// and in `sluice status` — and it stops being `applying` when the apply has finished.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_running_apply_shows_applying_in_the_api_and_the_status_command() {
+    let (h, bin) = slow_harness(5).await;
+    let head = h.open_pr(1, "change", &[("envs/a/main.tf", &null_project("a", "2"))]);
+    h.deliver(&h.pr_event("opened", 1)).await;
+    h.wait_status(&head, "sluice/plan", "success").await;
+    let before = crate::drift::project_status(&h).await;
+    assert_ne!(before["status"], "applying", "{before:#}");
+    h.fake.add_review(REPO, 1, "bob", "APPROVED");
+    h.deliver(&h.comment_event(1, "alice", "sluice apply"))
+        .await;
+    engine_running(&h, &bin, "apply").await;
+    // The engine sleeps for seconds before applying: the status is read while it runs.
+    let during = crate::drift::project_status(&h).await;
+    assert_eq!(during["status"], "applying", "{during:#}");
+    let status = h.cli(&["status"]);
+    let out = String::from_utf8_lossy(&status.stdout).into_owned();
+    assert!(
+        out.lines()
+            .any(|l| l.contains("envs/a") && l.contains("applying")),
+        "{out}"
+    );
+    h.wait_status(&head, "sluice/apply", "success").await;
+    let after =
+        crate::drift::wait_status(&h, "the apply to end", |p| p["status"] != "applying").await;
+    assert_ne!(after["status"], "applying", "{after:#}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn shutdown_waits_then_interrupts_and_tells_the_pr() {
     let (mut h, bin) = slow_harness(60).await;
