@@ -1742,22 +1742,14 @@ async fn audit_selection(
     let repos = match (viewer.role, repo) {
         (Role::Admin, _) => None,
         (_, Some(r)) => Some(BTreeSet::from([r.to_ascii_lowercase()])),
-        // Not an admin and no repository chosen: the repositories the entries name, of which
-        // the ones the viewer may read (a first pass over the log; permissions are cached).
+        // Not an admin and no repository chosen: the repositories the entries name (read from
+        // the store's index, not the entries), of which the ones the viewer may read
+        // (permissions are cached).
         (_, None) => {
-            let mut named = BTreeSet::new();
-            let scanned = state
-                .store
-                .scan_audit(&query, &mut |e| {
-                    if let Some(r) = &e.record.repo {
-                        named.insert(r.to_ascii_lowercase());
-                    }
-                    Ok(true)
-                })
-                .await;
-            if let Err(e) = scanned {
-                return Err(internal(&e, "reading the audit log failed"));
-            }
+            let named = match state.store.audit_repos(&query).await {
+                Ok(r) => r.into_iter().map(|r| r.to_ascii_lowercase()).collect(),
+                Err(e) => return Err(internal(&e, "reading the audit log failed")),
+            };
             Some(state.ui.readable(viewer, named).await)
         }
     };
@@ -1901,32 +1893,13 @@ async fn chain_status(state: &AppState) -> pages::ChainStatus {
     status
 }
 
-/// A `Write` that hands what is written to the response body in chunks.
-struct ChannelWriter {
-    buf: Vec<u8>,
-    tx: tokio::sync::mpsc::UnboundedSender<Result<Vec<u8>, std::io::Error>>,
-}
+/// Entries read from the store per page of a web UI export: the store is read a page at a time
+/// and released while the page is sent.
+const EXPORT_PAGE_ENTRIES: u64 = 2_000;
 
-impl std::io::Write for ChannelWriter {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.buf.extend_from_slice(b);
-        if self.buf.len() >= 64 * 1024 {
-            self.flush()?;
-        }
-        Ok(b.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        if !self.buf.is_empty() {
-            self.tx
-                .send(Ok(std::mem::take(&mut self.buf)))
-                .map_err(|_| {
-                    std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client left")
-                })?;
-        }
-        Ok(())
-    }
-}
+/// Pages of an export waiting for the client: a client that reads slowly holds back the
+/// export, so at most this many pages (plus the one being rendered) are in memory.
+const EXPORT_PAGES_BUFFERED: usize = 2;
 
 /// `GET /audit/export?format=jsonl|csv&…filters`: the entries the audit page would list, oldest
 /// first, as `sluice audit export` writes them (the same streaming export).
@@ -1950,26 +1923,43 @@ pub async fn audit_export(
         Ok(s) => s,
         Err(r) => return r,
     };
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let (tx, rx) = tokio::sync::mpsc::channel(EXPORT_PAGES_BUFFERED);
     let store = state.store.clone();
     tokio::spawn(async move {
-        let mut w = ChannelWriter {
-            buf: Vec::new(),
-            tx: tx.clone(),
-        };
-        if sel.repos.as_ref().is_some_and(BTreeSet::is_empty) {
-            // Nothing this viewer may read: a valid, empty export.
-            let _ =
-                crate::app::audit::export_matching(&*store, &sel.query, format, &mut w, &|_| false)
-                    .await;
-            return;
-        }
-        let keep = |e: &crate::core::audit::AuditEntry| sel.keeps(e);
-        if let Err(e) =
-            crate::app::audit::export_matching(&*store, &sel.query, format, &mut w, &keep).await
-        {
-            tracing::warn!(error = %format!("{e:#}"), "an audit export from the web UI stopped");
-            let _ = tx.send(Err(std::io::Error::other("the export failed")));
+        // Nothing this viewer may read: a valid, empty export (the CSV header alone).
+        let nobody = sel.repos.as_ref().is_some_and(BTreeSet::is_empty);
+        let keep = |e: &crate::core::audit::AuditEntry| !nobody && sel.keeps(e);
+        let mut query = sel.query.clone();
+        let mut first = true;
+        loop {
+            let page = crate::app::audit::export_page(
+                &*store,
+                &query,
+                format,
+                first,
+                if nobody { 1 } else { EXPORT_PAGE_ENTRIES },
+                &keep,
+            )
+            .await;
+            let (bytes, next) = match page {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "an audit export from the web UI stopped");
+                    let _ = tx
+                        .send(Err(std::io::Error::other("the export failed")))
+                        .await;
+                    return;
+                }
+            };
+            // `send` waits while the client is behind; an error means the client left.
+            if !bytes.is_empty() && tx.send(Ok(bytes)).await.is_err() {
+                return;
+            }
+            match next {
+                Some(seq) if !nobody => query.after_seq = Some(seq),
+                _ => return,
+            }
+            first = false;
         }
     });
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {

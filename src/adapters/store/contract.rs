@@ -922,6 +922,50 @@ pub async fn audit_chain_appends_and_scans(store: &dyn Store) {
         .await
         .unwrap();
     assert_eq!(after, vec![2]);
+    store
+        .append_audit(
+            vec![
+                AuditRecord {
+                    action: Some(AuditAction::Plan),
+                    repo: Some("Acme/Other".into()),
+                    ..AuditRecord::default()
+                },
+                AuditRecord {
+                    action: Some(AuditAction::Plan),
+                    ..AuditRecord::default()
+                },
+            ],
+            t(1_700_000_002_000),
+        )
+        .await
+        .unwrap();
+    let mut repos = store.audit_repos(&AuditQuery::default()).await.unwrap();
+    repos.sort();
+    assert_eq!(
+        repos,
+        vec!["Acme/Other", "acme/infra"],
+        "distinct, none for None"
+    );
+    let later = store
+        .audit_repos(&AuditQuery {
+            after_seq: Some(3),
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(later, vec!["Acme/Other"]);
+    let one = store
+        .audit_repos(&AuditQuery {
+            repo: Some("acme/other".into()),
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        one,
+        vec!["Acme/Other"],
+        "the repository filter is case-insensitive"
+    );
 }
 
 /// What a run says when it starts is decided by how it opens, inside the transaction that

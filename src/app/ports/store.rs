@@ -993,4 +993,9 @@ pub trait Store: super::delivery::DeliveryStore + Send + Sync {
         q: &AuditQuery,
         each: &mut (dyn FnMut(AuditEntry) -> anyhow::Result<bool> + Send),
     ) -> StoreResult<()>;
+    /// The distinct repositories (`owner/name` as the entries wrote them) that entries matching
+    /// `q` name, in no set order (`q.limit` and `q.after_seq` are honoured); entries without
+    /// one are left out. Read from the indexed column alone, so asking which of them a viewer
+    /// may read costs no pass over the entries themselves.
+    async fn audit_repos(&self, q: &AuditQuery) -> StoreResult<Vec<String>>;
 }

@@ -1620,41 +1620,13 @@ impl Store for SqliteStore {
         each: &mut (dyn FnMut(AuditEntry) -> anyhow::Result<bool> + Send),
     ) -> StoreResult<()> {
         use futures_util::TryStreamExt;
-        let mut sql = String::from(
+        let sql = audit_select(
             "SELECT seq, time_text, repo, pr, head_sha, action, entry_json, prev_hash, hash \
              FROM audit_log WHERE 1 = 1",
+            q,
+            " ORDER BY seq",
         );
-        if q.since.is_some() {
-            sql.push_str(" AND time_text >= ?");
-        }
-        if q.until.is_some() {
-            sql.push_str(" AND time_text < ?");
-        }
-        if q.repo.is_some() {
-            sql.push_str(" AND repo = ? COLLATE NOCASE");
-        }
-        if q.head_sha.is_some() {
-            sql.push_str(" AND head_sha = ?");
-        }
-        if q.after_seq.is_some() {
-            sql.push_str(" AND seq > ?");
-        }
-        sql.push_str(" ORDER BY seq");
-        if q.limit.is_some() {
-            sql.push_str(" LIMIT ?");
-        }
-        let mut query = sqlx::query(&sql);
-        // `time_text` holds the canonical time, whose text order is time order.
-        let bounds = [q.since, q.until].map(|b| b.map(audit::format_time));
-        for v in bounds.iter().chain([&q.repo, &q.head_sha]).flatten() {
-            query = query.bind(v.clone());
-        }
-        if let Some(a) = q.after_seq {
-            query = query.bind(a as i64);
-        }
-        if let Some(l) = q.limit {
-            query = query.bind(l as i64);
-        }
+        let query = bind_audit_query(sqlx::query(&sql), q);
         let mut conn = self.reader.acquire().await?;
         let mut rows = query.fetch(&mut *conn);
         while let Some(row) = rows.try_next().await? {
@@ -1664,4 +1636,63 @@ impl Store for SqliteStore {
         }
         Ok(())
     }
+
+    async fn audit_repos(&self, q: &AuditQuery) -> StoreResult<Vec<String>> {
+        let sql = audit_select(
+            "SELECT DISTINCT repo FROM audit_log WHERE repo IS NOT NULL",
+            q,
+            "",
+        );
+        let rows = bind_audit_query(sqlx::query(&sql), q)
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter()
+            .map(|r| r.try_get::<String, _>("repo").map_err(Into::into))
+            .collect()
+    }
+}
+
+/// `head` followed by the conditions of `q` (each a `?` bound by [`bind_audit_query`] in the
+/// same order), `order`, and `LIMIT ?` when `q.limit` is set.
+fn audit_select(head: &str, q: &AuditQuery, order: &str) -> String {
+    let mut sql = String::from(head);
+    if q.since.is_some() {
+        sql.push_str(" AND time_text >= ?");
+    }
+    if q.until.is_some() {
+        sql.push_str(" AND time_text < ?");
+    }
+    if q.repo.is_some() {
+        sql.push_str(" AND repo = ? COLLATE NOCASE");
+    }
+    if q.head_sha.is_some() {
+        sql.push_str(" AND head_sha = ?");
+    }
+    if q.after_seq.is_some() {
+        sql.push_str(" AND seq > ?");
+    }
+    sql.push_str(order);
+    if q.limit.is_some() {
+        sql.push_str(" LIMIT ?");
+    }
+    sql
+}
+
+/// Binds `q`'s values to a query built by [`audit_select`].
+fn bind_audit_query<'q>(
+    mut query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+    q: &AuditQuery,
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+    // `time_text` holds the canonical time, whose text order is time order.
+    let bounds = [q.since, q.until].map(|b| b.map(audit::format_time));
+    for v in bounds.iter().chain([&q.repo, &q.head_sha]).flatten() {
+        query = query.bind(v.clone());
+    }
+    if let Some(a) = q.after_seq {
+        query = query.bind(a as i64);
+    }
+    if let Some(l) = q.limit {
+        query = query.bind(l as i64);
+    }
+    query
 }
