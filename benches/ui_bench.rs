@@ -128,6 +128,9 @@ impl JobLogStore for MemLog {
             .cloned()
             .collect())
     }
+    async fn step_ends(&self, _: i64) -> anyhow::Result<Vec<String>> {
+        Ok(Vec::new())
+    }
     async fn remove_logs_before(&self, _: UnixMs) -> anyhow::Result<u64> {
         Ok(0)
     }

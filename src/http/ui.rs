@@ -937,8 +937,8 @@ fn job_view(j: &crate::app::ports::store::JobRow) -> pages::JobView {
             queue_wait_ms: j
                 .started_at
                 .map(|s| u64::try_from(s.get() - j.created_at.get()).unwrap_or(0)),
-            ..Default::default()
         },
+        steps: Vec::new(),
         summary: None,
         policies: Vec::new(),
     }
@@ -1059,7 +1059,16 @@ pub async fn run(
         created_at: utc(run.created_at.get()),
         job_states: jobs.iter().map(|j| j.state).collect(),
     };
-    let jobs: Vec<pages::JobView> = jobs.iter().map(job_view).collect();
+    let mut views: Vec<pages::JobView> = jobs.iter().map(job_view).collect();
+    if let Some(logs) = &state.ui.job_logs {
+        for v in &mut views {
+            match logs.step_ends(v.id).await {
+                Ok(steps) => v.steps = steps,
+                Err(e) => return internal(&e, "reading a job's log failed"),
+            }
+        }
+    }
+    let jobs = views;
     page(
         StatusCode::OK,
         pages::run_page(&state.ui.chrome(&viewer), &view, &jobs),

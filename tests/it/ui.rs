@@ -756,6 +756,20 @@ async fn runs_drift_and_audit_pages_obey_visibility_and_drift_acts_are_audited()
     )
     .await;
     assert!(hit.contains("/runs/") && !hit.contains("No runs."), "{hit}");
+    // The run's page lists each job's steps with how long they took and how they ended.
+    let at = hit.find("href=\"/runs/").expect("a run link") + "href=\"".len();
+    let link: String = hit[at..].chars().take_while(|c| *c != '"').collect();
+    let (status, _, run) = get(&h, &link, Some(&ana)).await;
+    assert_eq!(status, StatusCode::OK, "{run}");
+    for step in ["init", "plan", "show"] {
+        let dt = format!("<dt>{step}</dt><dd>");
+        let at = run.find(&dt).unwrap_or_else(|| panic!("{step}: {run}")) + dt.len();
+        let dd: String = run[at..].chars().take_while(|c| *c != '<').collect();
+        assert!(
+            dd.ends_with(", ok") && dd.chars().next().is_some_and(|c| c.is_ascii_digit()),
+            "{step}: {dd}"
+        );
+    }
     for miss in ["/runs?state=failed", "/runs?pr=2"] {
         let (status, _, page) = get(&h, miss, Some(&ana)).await;
         assert_eq!(status, StatusCode::OK);

@@ -22,6 +22,11 @@ pub trait JobLogStore: Send + Sync {
     /// Up to `limit` chunks of job `job_id` after `after`, in `seq` order.
     async fn log_chunks(&self, job_id: i64, after: u64, limit: u32) -> StoreResult<Vec<LogChunk>>;
 
+    /// What each step of job `job_id` took, from its `StepEnd` chunks, in `seq` order: the
+    /// chunk's text without brackets and newline (`init: 2.3 s, ok`). Empty for a job whose
+    /// log was removed by retention or that ran no step yet.
+    async fn step_ends(&self, job_id: i64) -> StoreResult<Vec<String>>;
+
     /// Removes the chunks written before `before` (the log retention); returns how many.
     async fn remove_logs_before(&self, before: UnixMs) -> StoreResult<u64>;
 }

@@ -581,14 +581,10 @@ pub fn environments_page(
 // Runs
 
 /// How long each part of a job took, in milliseconds (`None`: did not happen or not yet).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StepDurations {
     /// From queued to started.
     pub queue_wait_ms: Option<u64>,
-    pub init_ms: Option<u64>,
-    pub plan_ms: Option<u64>,
-    pub show_ms: Option<u64>,
-    pub apply_ms: Option<u64>,
 }
 
 /// One policy's decision for a job.
@@ -609,6 +605,9 @@ pub struct JobView {
     pub workspace: String,
     pub state: JobState,
     pub durations: StepDurations,
+    /// What each step's process took and how it ended, as the log's step lines say it
+    /// (`init: 2.3 s, ok`), in order; empty on pages that do not show them.
+    pub steps: Vec<String>,
     /// The plan's summary line (`Plan: 1 to add, 0 to change, 0 to destroy.`), redacted.
     pub summary: Option<String>,
     pub policies: Vec<PolicyLine>,
@@ -778,11 +777,11 @@ pub fn run_page(chrome: &Chrome, run: &RunView, jobs: &[JobView]) -> String {
                 p { span class=(job_class(j.state)) { (job_label(j.state)) } " · "
                     a href=(routes::job_log(j.id)) { "Full log" } }
                 @if let Some(s) = &j.summary { p.summary { (s) } }
-                @let d = j.durations;
-                @let parts = [("Queue wait", d.queue_wait_ms), ("init", d.init_ms), ("plan", d.plan_ms), ("show", d.show_ms), ("apply", d.apply_ms)];
                 dl.durations {
-                    @for (name, ms) in parts {
-                        @if let Some(ms) = ms { dt { (name) } dd { (duration(ms)) } }
+                    @if let Some(ms) = j.durations.queue_wait_ms { dt { "Queue wait" } dd { (duration(ms)) } }
+                    @for step in &j.steps {
+                        @let (name, how) = step.split_once(": ").unwrap_or((step.as_str(), ""));
+                        dt { (name) } dd { (how) }
                     }
                 }
                 @if !j.policies.is_empty() {

@@ -69,6 +69,24 @@ impl JobLogStore for SqliteStore {
             .collect()
     }
 
+    async fn step_ends(&self, job_id: i64) -> StoreResult<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT text FROM job_log_chunks WHERE job_id = ? AND kind = ? ORDER BY seq",
+        )
+        .bind(job_id)
+        .bind(ChunkKind::StepEnd.as_str())
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let text: String = r.try_get("text")?;
+                let t = text.trim_end();
+                let t = t.strip_prefix('[').unwrap_or(t);
+                Ok(t.strip_suffix(']').unwrap_or(t).to_string())
+            })
+            .collect()
+    }
+
     async fn remove_logs_before(&self, before: UnixMs) -> StoreResult<u64> {
         let r = sqlx::query("DELETE FROM job_log_chunks WHERE created_at < ?")
             .bind(before.get())

@@ -112,11 +112,12 @@ fn jobs(n: Namer) -> Vec<JobView> {
             state: JobState::Succeeded,
             durations: StepDurations {
                 queue_wait_ms: Some(850),
-                init_ms: Some(12_300),
-                plan_ms: Some(65_000),
-                show_ms: Some(900),
-                apply_ms: None,
             },
+            steps: vec![
+                n("init: 12.3 s, ok"),
+                n("plan: 1m 05s, ok"),
+                n("show: 900 ms, failed"),
+            ],
             summary: Some(n("Plan: 0 to add, 1 to change, 0 to destroy.")),
             policies: vec![PolicyLine {
                 policy: n("no-db-deletes"),
@@ -132,8 +133,8 @@ fn jobs(n: Namer) -> Vec<JobView> {
             state: JobState::Running,
             durations: StepDurations {
                 queue_wait_ms: Some(2_000),
-                ..StepDurations::default()
             },
+            steps: vec![],
             summary: None,
             policies: vec![],
         },
