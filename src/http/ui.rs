@@ -322,6 +322,26 @@ impl Ui {
         self.permissions.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// [`Ui::decide`] for a page that acts: `Ok` when allowed, else the answer — 403 with
+    /// `forbidden` (what the action needs) when the viewer may read the repository but not do
+    /// this, 404 when they may not even see it.
+    pub async fn require(
+        &self,
+        viewer: &Viewer,
+        repo: &str,
+        action: UiAction,
+        forbidden: &str,
+    ) -> Result<(), Response> {
+        match self.decide(viewer, repo, action).await {
+            Decision::Allow => Ok(()),
+            Decision::Forbidden => Err(page(
+                StatusCode::FORBIDDEN,
+                pages::error_page(403, forbidden),
+            )),
+            _ => Err(not_found()),
+        }
+    }
+
     /// Whether `viewer` may do `action` on `repo`: cached, re-asked of GitHub when the cached
     /// answer is too old for the action; a repository GitHub says nothing about is `NotFound`.
     pub async fn decide(&self, viewer: &Viewer, repo: &str, action: UiAction) -> Decision {
@@ -410,6 +430,19 @@ impl Ui {
 pub struct Viewer {
     pub principal: Principal,
     pub role: Role,
+}
+
+/// Every page's first check: the viewer a request authenticates as, or the answer to send
+/// instead (the login redirect, or 401 for API clients) — see [`Ui::viewer`].
+impl axum::extract::FromRequestParts<Arc<AppState>> for Viewer {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Response> {
+        state.ui.viewer(&parts.headers, &parts.uri).await
+    }
 }
 
 fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
@@ -628,13 +661,9 @@ pub struct CsrfOnly {
 pub async fn logout(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    uri: Uri,
+    viewer: Viewer,
     Form(f): Form<CsrfOnly>,
 ) -> Response {
-    let viewer = match state.ui.viewer(&headers, &uri).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
     if let Err(r) = state
         .ui
         .check_post(&viewer, &headers, routes::LOGOUT, f.csrf.as_deref())
@@ -684,14 +713,9 @@ pub struct EnvQuery {
 /// `GET /` and `GET /environments`.
 pub async fn environments(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    uri: Uri,
+    viewer: Viewer,
     Query(q): Query<EnvQuery>,
 ) -> Response {
-    let viewer = match state.ui.viewer(&headers, &uri).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
     match environment_rows(&state, &viewer).await {
         Ok(rows) => {
             let filter = pages::EnvironmentFilter {
@@ -793,11 +817,7 @@ async fn lock_views(state: &AppState, viewer: &Viewer) -> anyhow::Result<Vec<pag
 }
 
 /// `GET /locks`.
-pub async fn locks(State(state): State<Arc<AppState>>, headers: HeaderMap, uri: Uri) -> Response {
-    let viewer = match state.ui.viewer(&headers, &uri).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+pub async fn locks(State(state): State<Arc<AppState>>, viewer: Viewer) -> Response {
     match lock_views(&state, &viewer).await {
         Ok(locks) => page(
             StatusCode::OK,
@@ -828,30 +848,20 @@ fn lock_key(f: &LockForm) -> Option<(RepoName, LockKey)> {
 /// `GET /locks/release?repo=…&dir=…&workspace=…`: the confirmation page.
 pub async fn lock_release_confirm(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    uri: Uri,
+    viewer: Viewer,
     Query(f): Query<LockForm>,
 ) -> Response {
-    let viewer = match state.ui.viewer(&headers, &uri).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    match state
+    if let Err(r) = state
         .ui
-        .decide(&viewer, &f.repo, UiAction::ReleaseLock)
+        .require(
+            &viewer,
+            &f.repo,
+            UiAction::ReleaseLock,
+            "Releasing this lock needs write access to the repository.",
+        )
         .await
     {
-        Decision::Allow => {}
-        Decision::Forbidden => {
-            return page(
-                StatusCode::FORBIDDEN,
-                pages::error_page(
-                    403,
-                    "Releasing this lock needs write access to the repository.",
-                ),
-            );
-        }
-        _ => return not_found(),
+        return r;
     }
     let views = match lock_views(&state, &viewer).await {
         Ok(v) => v,
@@ -873,35 +883,26 @@ pub async fn lock_release_confirm(
 pub async fn lock_release(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    uri: Uri,
+    viewer: Viewer,
     Form(f): Form<LockForm>,
 ) -> Response {
-    let viewer = match state.ui.viewer(&headers, &uri).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
     if let Err(r) = state
         .ui
         .check_post(&viewer, &headers, routes::LOCK_RELEASE, f.csrf.as_deref())
     {
         return *r;
     }
-    match state
+    if let Err(r) = state
         .ui
-        .decide(&viewer, &f.repo, UiAction::ReleaseLock)
+        .require(
+            &viewer,
+            &f.repo,
+            UiAction::ReleaseLock,
+            "Releasing this lock needs write access to the repository.",
+        )
         .await
     {
-        Decision::Allow => {}
-        Decision::Forbidden => {
-            return page(
-                StatusCode::FORBIDDEN,
-                pages::error_page(
-                    403,
-                    "Releasing this lock needs write access to the repository.",
-                ),
-            );
-        }
-        _ => return not_found(),
+        return r;
     }
     let Some((repo, key)) = lock_key(&f) else {
         return not_found();
@@ -980,14 +981,9 @@ async fn readable_job(
 /// `GET /jobs/{id}/log`: the stored log; the script streams the rest while the job runs.
 pub async fn job_log(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    uri: Uri,
+    viewer: Viewer,
     axum::extract::Path(job_id): axum::extract::Path<i64>,
 ) -> Response {
-    let viewer = match state.ui.viewer(&headers, &uri).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
     let (job, run) = match readable_job(&state, &viewer, job_id).await {
         Ok(x) => x,
         Err(r) => return r,
@@ -1022,14 +1018,9 @@ pub async fn job_log(
 /// `GET /runs/{id}`: a run's jobs, each linking to its log.
 pub async fn run(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    uri: Uri,
+    viewer: Viewer,
     axum::extract::Path(run_id): axum::extract::Path<i64>,
 ) -> Response {
-    let viewer = match state.ui.viewer(&headers, &uri).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
     let run = match state.store.run(run_id).await {
         Ok(Some(r)) => r,
         Ok(None) => return not_found(),
@@ -1093,15 +1084,11 @@ const BATCH: u32 = 64;
 pub async fn job_log_events(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    uri: Uri,
+    viewer: Viewer,
     axum::extract::Path(job_id): axum::extract::Path<i64>,
     Query(q): Query<After>,
 ) -> Response {
     use crate::core::ui::live_log;
-    let viewer = match state.ui.viewer(&headers, &uri).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
     if let Err(r) = readable_job(&state, &viewer, job_id).await {
         return r;
     }
@@ -1284,14 +1271,9 @@ async fn run_views(
 /// `GET /runs?repo=&pr=&state=&before=`: pull requests' runs, newest first.
 pub async fn runs(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    uri: Uri,
+    viewer: Viewer,
     Query(q): Query<RunsQuery>,
 ) -> Response {
-    let viewer = match state.ui.viewer(&headers, &uri).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
     let filter = pages::RunFilter {
         repo: q.repo.unwrap_or_default().trim().to_string(),
         pr: q.pr.unwrap_or_default().trim().to_string(),
@@ -1352,14 +1334,9 @@ pub async fn runs(
 /// viewer may not read).
 pub async fn pull(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    uri: Uri,
+    viewer: Viewer,
     axum::extract::Path((owner, name, pr)): axum::extract::Path<(String, String, u64)>,
 ) -> Response {
-    let viewer = match state.ui.viewer(&headers, &uri).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
     let (Ok(repo), Ok(pr)) = (
         RepoName::parse(&format!("{owner}/{name}")),
         crate::core::types::PrNumber::new(pr),
@@ -1435,14 +1412,9 @@ async fn drift_rows(
 /// `GET /drift?repo=`: live drift with its lifecycle and history.
 pub async fn drift(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    uri: Uri,
+    viewer: Viewer,
     Query(q): Query<DriftQuery>,
 ) -> Response {
-    let viewer = match state.ui.viewer(&headers, &uri).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
     let repo = match q.repo.as_deref().map(str::trim) {
         None | Some("") => None,
         Some(r) => match RepoName::parse(r) {
@@ -1533,22 +1505,17 @@ async fn drift_command(
     {
         return *r;
     }
-    match state
+    if let Err(r) = state
         .ui
-        .decide(&viewer, &f.repo, UiAction::ActOnDrift)
+        .require(
+            &viewer,
+            &f.repo,
+            UiAction::ActOnDrift,
+            "Acknowledging or accepting drift needs write access to the repository.",
+        )
         .await
     {
-        Decision::Allow => {}
-        Decision::Forbidden => {
-            return page(
-                StatusCode::FORBIDDEN,
-                pages::error_page(
-                    403,
-                    "Acknowledging or accepting drift needs write access to the repository.",
-                ),
-            );
-        }
-        _ => return not_found(),
+        return r;
     }
     let (Ok(repo), Ok(dir), Ok(workspace)) = (
         RepoName::parse(&f.repo),
@@ -1777,14 +1744,9 @@ async fn audit_selection(
 /// matching the filter (older than `cursor`), and for admins the chain's verification.
 pub async fn audit(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    uri: Uri,
+    viewer: Viewer,
     Query(q): Query<AuditUiQuery>,
 ) -> Response {
-    let viewer = match state.ui.viewer(&headers, &uri).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
     let filter = q.filter();
     let sel = match audit_selection(&state, &viewer, &filter).await {
         Ok(s) => s,
@@ -1914,15 +1876,10 @@ const EXPORT_PAGES_BUFFERED: usize = 2;
 /// first, as `sluice audit export` writes them (the same streaming export).
 pub async fn audit_export(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    uri: Uri,
+    viewer: Viewer,
     Query(q): Query<AuditUiQuery>,
 ) -> Response {
     use crate::app::audit::ExportFormat;
-    let viewer = match state.ui.viewer(&headers, &uri).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
     let (format, content_type, ext) = match q.format.as_deref().unwrap_or("jsonl") {
         "jsonl" => (ExportFormat::Jsonl, "application/x-ndjson", "jsonl"),
         "csv" => (ExportFormat::Csv, "text/csv; charset=utf-8", "csv"),
