@@ -208,6 +208,33 @@ async fn an_unfetchable_queue_commit_is_judged_by_githubs_compare_and_fails_clos
     }
 }
 
+/// Neither fetched nor compared (GitHub answers 404 for a queue commit it no longer has): both
+/// checks fail at once, closed, and the audit log says so — the queue never waits for GitHub's
+/// timeout on an unanswered required check.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_queue_commit_neither_fetched_nor_compared_fails_both_checks_closed() {
+    let h = harness(ON_MERGE, &[("envs/a/main.tf", null_project("a", "1"))]).await;
+    h.origin.checkout("main");
+    let base = h.origin.head();
+    let sha = "1234567890abcdef1234567890abcdef12345678";
+    let queue_ref = format!("gh-readonly-queue/main/pr-7-{sha}");
+    h.deliver(&merge_group(&h, sha, &base, &queue_ref)).await;
+    for context in ["sluice/plan", "sluice/apply-gate"] {
+        let d = h.wait_status(sha, context, "failure").await;
+        assert!(
+            d.starts_with("not checked: Sluice could not read"),
+            "{context}: {d}"
+        );
+    }
+    let entries = audit(&h);
+    assert!(
+        entries.iter().any(|e| e["action"] == "merge_queue_check"
+            && e["result"] == "refused"
+            && e["head_sha"] == sha),
+        "{entries:#?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_queue_ref_naming_a_pull_request_github_does_not_know_fails_the_gate_closed() {
     let h = harness(ON_MERGE, &[("envs/a/main.tf", null_project("a", "1"))]).await;

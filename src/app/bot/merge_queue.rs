@@ -136,6 +136,21 @@ impl Bot {
             group,
             actor: sender,
         };
+        match self.check_queue_commit(&q).await {
+            // A failure retrying will not mend fails both checks, closed: a required check
+            // left unanswered would hold the queue until GitHub's timeout.
+            Err(EventError::Permanent(e)) => {
+                tracing::warn!(repo = %repo.name, queue_ref = %group.head_ref, error = %format!("{e:#}"), "merge queue commit not checked: checks fail");
+                self.say(q.answer(StatusState::Failure, say::NOT_CHECKED))
+                    .await
+            }
+            other => other,
+        }
+    }
+
+    /// [`Bot::on_merge_group`]'s `checks_requested`: answered at once or by a plan run.
+    async fn check_queue_commit(&self, q: &QueueCommit<'_>) -> Result<(), EventError> {
+        let (repo, group) = (q.repo, q.group);
         let Some(pr) = group.pr else {
             tracing::warn!(repo = %repo.name, queue_ref = %group.head_ref, "merge queue ref names no pull request: checks fail");
             return self
@@ -146,7 +161,7 @@ impl Bot {
             Ok(git) => git,
             Err(e) => {
                 tracing::warn!(repo = %repo.name, error = %format!("{e:#}"), "queue commit not fetched: judging GitHub's compare");
-                return self.queue_by_compare(&q).await;
+                return self.queue_by_compare(q).await;
             }
         };
         let state = self
@@ -159,7 +174,7 @@ impl Bot {
         }
         let affected = state.affected_projects().projects;
         if affected.is_empty() {
-            return self.no_terraform_changes(&q, pr).await;
+            return self.no_terraform_changes(q, pr).await;
         }
         let max = self.settings.limits.projects_per_run;
         if affected.len() > max {
@@ -177,9 +192,9 @@ impl Bot {
             base_ref: group.base_ref.clone(),
             clone_url: repo.clone_url.clone(),
             installation_id: repo.installation_id,
-            actor: sender.clone(),
+            actor: q.actor.clone(),
             comment_id: None,
-            event_id: Some(format!("{delivery}:merge-queue")),
+            event_id: Some(format!("{}:merge-queue", q.delivery)),
             extra_args: vec![],
             verbose: false,
             jobs: affected.iter().map(NewJob::plan).collect(),

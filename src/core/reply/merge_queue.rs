@@ -73,6 +73,11 @@ pub fn compare_truncated(n: usize) -> String {
 pub const UNFETCHABLE: &str =
     "not checked: the queue commit could not be fetched and it changes Terraform files; re-queue";
 
+/// Both checks when the queue commit could not be checked at all (neither fetched nor compared
+/// by GitHub, or another failure that retrying will not mend): failed, closed, so the queue
+/// does not wait for GitHub's timeout.
+pub const NOT_CHECKED: &str = "not checked: Sluice could not read the queue commit or its changes (see the server log); re-queue";
+
 /// Both checks when the queue's ref names no pull request (`gh-readonly-queue/<base>/pr-<N>-…`).
 pub const NO_PULL_REQUEST: &str = "not checked: the merge queue ref names no pull request (expected gh-readonly-queue/<base>/pr-<N>-<sha>)";
 
