@@ -151,7 +151,10 @@ impl Flow {
             .handle(&delivery, event.event.expect("the stored event reads back"))
             .await
             .expect("the event is handled");
-        self.store.finish_event(&delivery).await.expect("finish");
+        self.store
+            .finish_event(&delivery, None)
+            .await
+            .expect("finish");
     }
 
     /// What the flows wrote since the last call: outbox items (then marked sent) and audit

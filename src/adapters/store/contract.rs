@@ -231,8 +231,20 @@ pub async fn deliveries_are_deduplicated(store: &dyn Store) {
     );
     let ev = attempt(store.claim_event(t(100), 3).await.unwrap());
     assert_eq!((ev.attempts, ev.last_error.as_deref()), (2, Some("boom")));
-    store.finish_event("d1").await.unwrap();
+    store.finish_event("d1", None).await.unwrap();
     assert!(store.claim_event(t(1_000_000), 3).await.unwrap().is_none());
+    let done = store.list_events(Some(EventState::Done), 10).await.unwrap();
+    assert_eq!(
+        done[0].error, None,
+        "a handled event keeps no passing error"
+    );
+    // A failure retrying will not mend: done, with why kept for `sluice events list`.
+    store
+        .finish_event("d1", Some("the pull request is gone"))
+        .await
+        .unwrap();
+    let done = store.list_events(Some(EventState::Done), 10).await.unwrap();
+    assert_eq!(done[0].error.as_deref(), Some("the pull request is gone"));
 }
 
 fn attempt(c: Option<Claimed>) -> StoredEvent {
@@ -263,7 +275,7 @@ pub async fn attempts_count_when_claimed_and_poison_events_are_set_aside(store: 
             // While it waits its backoff, the next event is handled.
             let other = attempt(store.claim_event(now.plus_ms(1), 3).await.unwrap());
             assert_eq!(other.delivery_id, "other");
-            store.finish_event("other").await.unwrap();
+            store.finish_event("other", None).await.unwrap();
             assert!(
                 store
                     .claim_event(now.plus_ms(2), 3)
@@ -400,7 +412,7 @@ pub async fn events_are_deduplicated_by_what_they_are(store: &dyn Store) {
     // Nothing of the refused delivery was kept: neither the event nor its sighting.
     let pending = attempt(store.claim_event(t(100), 3).await.unwrap());
     assert_eq!(pending.delivery_id, "d1");
-    store.finish_event("d1").await.unwrap();
+    store.finish_event("d1", None).await.unwrap();
     assert_eq!(
         attempt(store.claim_event(t(100), 3).await.unwrap()).delivery_id,
         "d3"

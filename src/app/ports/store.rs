@@ -787,7 +787,9 @@ pub trait Store: super::delivery::DeliveryStore + Send + Sync {
     /// whose handling stops the process has used an attempt, and waits while other events go
     /// first. An exhausted one is returned as [`Claimed::Exhausted`], unchanged.
     async fn claim_event(&self, now: UnixMs, max_attempts: u32) -> StoreResult<Option<Claimed>>;
-    async fn finish_event(&self, delivery_id: &str) -> StoreResult<()>;
+    /// The event is handled for good: `done`, with `error` when handling failed for a reason
+    /// retrying would not mend (kept for `sluice events list`), else without one.
+    async fn finish_event(&self, delivery_id: &str, error: Option<&str>) -> StoreResult<()>;
     /// The attempt failed for a passing reason: record `error` and try again at `retry_at`
     /// (the attempt was counted when claimed).
     async fn retry_event(

@@ -67,14 +67,15 @@ impl Workers {
             Ok(e) => e.clone(),
             Err(e) => {
                 tracing::error!(error = %e, "stored event cannot be read; dropping it");
-                let _ = self.store.finish_event(&ev.delivery_id).await;
+                let why = format!("the stored event cannot be read: {e}");
+                let _ = self.store.finish_event(&ev.delivery_id, Some(&why)).await;
                 return;
             }
         };
         let pr_of = pr_target(&event);
         match self.bot.handle(&ev.delivery_id, event).await {
             Ok(()) => {
-                let _ = self.store.finish_event(&ev.delivery_id).await;
+                let _ = self.store.finish_event(&ev.delivery_id, None).await;
             }
             Err(EventError::Retry(e)) => {
                 let last = ev.attempts >= max_attempts;
@@ -92,7 +93,12 @@ impl Workers {
             }
             Err(EventError::Permanent(e)) => {
                 tracing::warn!(error = %format!("{e:#}"), "event could not be handled");
-                let _ = self.store.finish_event(&ev.delivery_id).await;
+                let why = self
+                    .runner
+                    .redactor()
+                    .redact(&self.hide_host_paths(&format!("{e:#}")))
+                    .into_owned();
+                let _ = self.store.finish_event(&ev.delivery_id, Some(&why)).await;
                 self.tell_failure(pr_of, &e).await;
             }
         }

@@ -826,13 +826,14 @@ impl Store for SqliteStore {
         Ok(Some(Claimed::Attempt(ev)))
     }
 
-    async fn finish_event(&self, delivery_id: &str) -> StoreResult<()> {
+    async fn finish_event(&self, delivery_id: &str, error: Option<&str>) -> StoreResult<()> {
         // Relaxed: if a power loss undoes this, the event is handled again, and handling is
         // idempotent (runs are keyed by the delivery).
         self.relaxed(
             sqlx::query(
-                "UPDATE webhook_events SET state = 'done', error = NULL WHERE delivery_id = ?",
+                "UPDATE webhook_events SET state = 'done', error = ? WHERE delivery_id = ?",
             )
+            .bind(error)
             .bind(delivery_id),
         )
         .await?;
