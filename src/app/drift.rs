@@ -55,6 +55,14 @@ const MAX_ERROR_CHARS: usize = 4_000;
 /// A drift outbox item is given up after this many attempts.
 const MAX_ATTEMPTS: u32 = 10;
 
+/// What a web UI drift form says the viewer saw: the drift's fingerprint (12 hex digits) and
+/// its phase (`open`, `acknowledged`, `accepted`; `None` from a form without one).
+#[derive(Debug, Clone, Copy)]
+pub struct ShownDrift<'a> {
+    pub fingerprint: &'a str,
+    pub phase: Option<&'a str>,
+}
+
 /// The drift side of the server.
 pub struct DriftService {
     pub settings: Arc<Settings>,
@@ -797,12 +805,13 @@ impl DriftService {
         key: &DriftKey,
         cmd: &core_drift::DriftCommand,
         actor: &Actor,
-        fingerprint: &str,
+        shown: &ShownDrift<'_>,
         event_id: &str,
     ) -> anyhow::Result<Result<Option<()>, String>> {
         let Some(row) = self.drift.project(key).await? else {
             return Ok(Ok(None));
         };
+        let fingerprint = shown.fingerprint;
         let now = Utc::now();
         let event = match cmd {
             core_drift::DriftCommand::Ack => DriftEvent::Ack {
@@ -817,29 +826,61 @@ impl DriftService {
             },
             other => anyhow::bail!("`drift {}` is not taken from the web UI", other.name()),
         };
-        let seen = row.record.live().is_some_and(|d| {
+        let live = row.record.live();
+        let seen = live.is_some_and(|d| {
             d.fingerprint
                 .short()
                 .eq_ignore_ascii_case(fingerprint.trim())
         });
-        let outcome = if seen {
-            self.command_event(&row, &event, actor, event_id).await?
-        } else {
-            Err("the drift changed since the page was shown (or was resolved); reload the page and look again".to_string())
+        // The same drift in another phase than the page showed (accepted by someone since):
+        // an old page's "Acknowledge" must not silently withdraw that exception.
+        let moved = live
+            .map(|d| d.state.phase().as_str())
+            .filter(|now| shown.phase.is_some_and(|p| !p.eq_ignore_ascii_case(now)));
+        let outcome = match (seen, moved) {
+            (true, None) => self.command_event(&row, &event, actor, event_id).await?,
+            (true, Some(now)) => Err(format!(
+                "the drift is {now} now, not {} as the page showed; reload the page and look again",
+                shown.phase.unwrap_or_default()
+            )),
+            (false, _) => Err("the drift changed since the page was shown (or was resolved); reload the page and look again".to_string()),
         };
         match outcome {
             Ok(()) => Ok(Ok(Some(()))),
             Err(why) => {
-                let audit = AuditRecord::new(
-                    AuditAction::CommandRejected,
-                    AuditActor::of(actor),
-                    AuditResult::Refused,
-                )
-                .event(event_id)
-                .repo(&row.key.repo)
-                .project(&row.name, &row.key.dir, &row.key.workspace)
-                .detail("reason", &why)
-                .detail("command", cmd.canonical(&self.settings.bot_name));
+                let command = cmd.canonical(&self.settings.bot_name);
+                self.refuse_from_ui(key, actor, &command, &why, event_id)
+                    .await?;
+                Ok(Err(why))
+            }
+        }
+    }
+
+    /// A drift command from the web UI that is refused — by the lifecycle, or before it (a
+    /// date the grammar refuses, a missing reason): audited as `command_rejected` with the
+    /// project, the command as written and why. A project Sluice does not know is audited
+    /// without a project.
+    pub async fn refuse_from_ui(
+        &self,
+        key: &DriftKey,
+        actor: &Actor,
+        command: &str,
+        why: &str,
+        event_id: &str,
+    ) -> anyhow::Result<()> {
+        let audit = AuditRecord::new(
+            AuditAction::CommandRejected,
+            AuditActor::of(actor),
+            AuditResult::Refused,
+        )
+        .event(event_id)
+        .repo(&key.repo)
+        .detail("reason", why)
+        .detail("command", command)
+        .detail("via", "web_ui");
+        match self.drift.project(key).await? {
+            Some(row) => {
+                let audit = audit.project(&row.name, &row.key.dir, &row.key.workspace);
                 self.drift
                     .record_event(
                         &row.key,
@@ -849,9 +890,12 @@ impl DriftService {
                         clock::now(),
                     )
                     .await?;
-                Ok(Err(why))
+            }
+            None => {
+                self.store.append_audit(vec![audit], clock::now()).await?;
             }
         }
+        Ok(())
     }
 
     /// Delivers the due drift outbox items; how many were handled.

@@ -1442,6 +1442,8 @@ pub struct DriftForm {
     dir: String,
     workspace: String,
     fingerprint: String,
+    /// The drift's phase as the page showed it.
+    phase: Option<String>,
     csrf: Option<String>,
     until: Option<String>,
     reason: Option<String>,
@@ -1533,6 +1535,7 @@ async fn drift_command(
             ),
         );
     };
+    let reason = f.reason.as_deref().map(str::trim).filter(|r| !r.is_empty());
     let words: Vec<String> = if action == routes::DRIFT_ACK {
         vec!["ack".into()]
     } else {
@@ -1541,16 +1544,11 @@ async fn drift_command(
             "--until".to_string(),
             f.until.clone().unwrap_or_default(),
         ];
-        if let Some(r) = f.reason.as_deref().map(str::trim).filter(|r| !r.is_empty()) {
+        if let Some(r) = reason {
             w.push("--reason".into());
             w.push(r.to_string());
         }
         w
-    };
-    let today = chrono::Utc::now().date_naive();
-    let cmd = match parse_drift_args(&service.settings.bot_name, &words, today) {
-        DriftParsed::Command(c) => c,
-        DriftParsed::Reply(text) => return bad_request(&plain_reply(&text)),
     };
     let key = crate::app::ports::drift::DriftKey {
         repo,
@@ -1559,8 +1557,35 @@ async fn drift_command(
     };
     let actor = actor_of(&viewer);
     let event_id = format!("web-ui:{}", hex::encode(random16()));
+    // Refused before the lifecycle (the grammar's date checks, the form's required reason):
+    // a 400 with what to write, audited like every refused drift command.
+    let today = chrono::Utc::now().date_naive();
+    let refused = match parse_drift_args(&service.settings.bot_name, &words, today) {
+        DriftParsed::Command(c) if action == routes::DRIFT_ACK || reason.is_some() => Ok(c),
+        DriftParsed::Command(_) => {
+            Err("An acceptance needs a reason: say why the drift may stay until then.".to_string())
+        }
+        DriftParsed::Reply(text) => Err(plain_reply(&text)),
+    };
+    let cmd = match refused {
+        Ok(c) => c,
+        Err(why) => {
+            let command = format!("{} drift {}", service.settings.bot_name, words.join(" "));
+            if let Err(e) = service
+                .refuse_from_ui(&key, &actor, &command, &why, &event_id)
+                .await
+            {
+                return internal(&e, "auditing a refused drift command failed");
+            }
+            return bad_request(&why);
+        }
+    };
+    let shown = crate::app::drift::ShownDrift {
+        fingerprint: &f.fingerprint,
+        phase: f.phase.as_deref(),
+    };
     match service
-        .command_from_ui(&key, &cmd, &actor, &f.fingerprint, &event_id)
+        .command_from_ui(&key, &cmd, &actor, &shown, &event_id)
         .await
     {
         Ok(Ok(Some(()))) => {

@@ -895,20 +895,22 @@ async fn runs_drift_and_audit_pages_obey_visibility_and_drift_acts_are_audited()
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    // Accept with a date in the past, or not a date: a clear error, nothing changes.
-    for (until, says) in [
-        ("2020-01-31", "past"),
-        ("next-friday", "not a date"),
-        ("", "until"),
+    // Accept with a date in the past, or not a date, or without a reason: a clear error,
+    // nothing changes, and each refusal is audited.
+    let rejected_before = audit_count("command_rejected");
+    let in_range = (chrono::Utc::now() + chrono::Duration::days(30))
+        .date_naive()
+        .to_string();
+    for (until, reason, says) in [
+        ("2020-01-31", "vendor fix", "past"),
+        ("next-friday", "vendor fix", "not a date"),
+        ("", "vendor fix", "until"),
+        (in_range.as_str(), "  ", "needs a reason"),
     ] {
         let r = post(
             "/drift/accept",
             &ana,
-            key(&[
-                ("csrf", &accept_csrf),
-                ("until", until),
-                ("reason", "vendor fix"),
-            ]),
+            key(&[("csrf", &accept_csrf), ("until", until), ("reason", reason)]),
         )
         .await
         .unwrap();
@@ -917,6 +919,7 @@ async fn runs_drift_and_audit_pages_obey_visibility_and_drift_acts_are_audited()
         assert!(body.contains(says), "{until}: {body}");
     }
     assert_eq!(project_json(&h).await["drift"]["phase"], "open");
+    assert_eq!(audit_count("command_rejected"), rejected_before + 4);
     assert_eq!(audit_count("drift_acknowledged"), 0);
     assert_eq!(audit_count("drift_accepted"), 0);
 
@@ -1065,4 +1068,28 @@ async fn runs_drift_and_audit_pages_obey_visibility_and_drift_acts_are_audited()
         until.as_str()
     );
     assert_eq!(audit_count("drift_accepted"), 1);
+    let accepted: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&h.cli(&["audit", "export"]).stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|e| e["action"] == "drift_accepted")
+            .collect();
+    assert_eq!(
+        accepted[0]["details"]["reason"], "vendor fix pending",
+        "{:#}",
+        accepted[0]
+    );
+    // A page from before the acceptance still shows "Acknowledge" (the drift was open):
+    // it must not silently withdraw the exception.
+    let r = post(
+        "/drift/ack",
+        &ana,
+        key(&[("csrf", &ack_csrf), ("phase", "open")]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("accepted now"), "{body}");
+    assert_eq!(project_json(&h).await["drift"]["phase"], "accepted");
 }

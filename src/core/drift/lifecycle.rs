@@ -365,6 +365,8 @@ impl Transition {
         };
         m.remove("at");
         m.remove("actor");
+        // What was not given (an acceptance without a reason) is left out, not written `null`.
+        m.retain(|_, v| !v.is_null());
         m
     }
 
@@ -1141,6 +1143,22 @@ mod tests {
         .unwrap();
         let d = step.transitions[0].audit_details();
         insta::assert_snapshot!(serde_json::to_string(&d).unwrap(), @r#"{"fingerprint":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa","from":"open","kind":"accepted","reason":"vendor fix pending","to":"accepted","until":"2027-03-01"}"#);
+        // Without a reason, the key is left out rather than written `null`.
+        let step = apply(
+            &apply(&DriftRecord::default(), &drifted(t(1, 0), 'a', '1'))
+                .unwrap()
+                .record,
+            &DriftEvent::Accept {
+                at: t(1, 1),
+                actor: actor("ana"),
+                until: NaiveDate::from_ymd_opt(2027, 3, 1).unwrap(),
+                reason: None,
+            },
+        )
+        .unwrap();
+        let d = step.transitions[0].audit_details();
+        assert!(!d.contains_key("reason"), "{d:?}");
+        assert!(d.values().all(|v| !v.is_null()), "{d:?}");
     }
 
     #[test]

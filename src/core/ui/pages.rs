@@ -1033,6 +1033,7 @@ fn drift_hidden(r: &DriftRow, token: &str) -> Markup {
         input type="hidden" name="dir" value=(r.dir);
         input type="hidden" name="workspace" value=(r.workspace);
         input type="hidden" name="fingerprint" value=(r.fingerprint);
+        input type="hidden" name="phase" value=(r.phase.as_str());
     }
 }
 
