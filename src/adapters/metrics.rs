@@ -73,10 +73,13 @@ impl Metrics {
                     Series::Histogram(Family::new_with_constructor(Buckets(m.buckets)))
                 }
             };
+            // prometheus-client ends each HELP line with a period of its own; the catalog's
+            // help is a sentence (the dashboard shows it), so its period is left to the encoder.
+            let help = m.help.strip_suffix('.').unwrap_or(m.help);
             match &s {
-                Series::Counter(f) => register(&mut registry, name, m.help, unit, f.clone()),
-                Series::Gauge(f) => register(&mut registry, name, m.help, unit, f.clone()),
-                Series::Histogram(f) => register(&mut registry, name, m.help, unit, f.clone()),
+                Series::Counter(f) => register(&mut registry, name, help, unit, f.clone()),
+                Series::Gauge(f) => register(&mut registry, name, help, unit, f.clone()),
+                Series::Histogram(f) => register(&mut registry, name, help, unit, f.clone()),
             }
             series.insert(m.name, (m, s));
         }

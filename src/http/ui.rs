@@ -1081,6 +1081,8 @@ const BATCH: u32 = 64;
 /// `GET /jobs/{id}/log/events`: the log as Server-Sent Events from the chunk after
 /// `Last-Event-ID` (or `?after=`), read from the store — so a viewer resumes where it was after
 /// a reconnect or a server restart — until the end chunk. Each viewer holds one batch at most.
+/// A finished job with no chunk after the viewer's answers 204 No Content (the EventSource
+/// stops).
 pub async fn job_log_events(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -1089,9 +1091,10 @@ pub async fn job_log_events(
     Query(q): Query<After>,
 ) -> Response {
     use crate::core::ui::live_log;
-    if let Err(r) = readable_job(&state, &viewer, job_id).await {
-        return r;
-    }
+    let job = match readable_job(&state, &viewer, job_id).await {
+        Ok((job, _)) => job,
+        Err(r) => return r,
+    };
     let Some(logs) = state.ui.job_logs.clone() else {
         return not_found();
     };
@@ -1107,6 +1110,15 @@ pub async fn job_log_events(
             );
         }
     };
+    // A finished job with nothing after `after` (the viewer saw the end, or resumes past it):
+    // 204, which tells an EventSource to stop reconnecting — not a stream that never ends.
+    if job.finished_at.is_some() {
+        match logs.log_chunks(job_id, after, 1).await {
+            Ok(c) if c.is_empty() => return StatusCode::NO_CONTENT.into_response(),
+            Ok(_) => {}
+            Err(e) => return internal(&e, "reading a job's log failed"),
+        }
+    }
     let stream = log_stream(logs, job_id, after);
     (
         [

@@ -51,7 +51,7 @@ async fn a_blocked_pr_is_overridden_by_an_owner_then_applied_and_audited() {
         "the override command is shown:\n{plan}"
     );
     let desc = h.wait_status(&head, "sluice/policy", "failure").await;
-    assert_eq!(desc, "1 of 1 projects fail a policy");
+    assert_eq!(desc, "1 of 1 project fails a policy");
 
     // Approved, but the policy blocks the apply.
     h.fake.add_review(REPO, 1, "bob", "APPROVED");

@@ -482,6 +482,14 @@ async fn metrics_parse_as_prometheus_text_and_count_the_real_intake() {
         .unwrap();
     let lines = text.lines().map(|l| Ok(l.to_string()));
     let scrape = prometheus_parse::Scrape::parse(lines).expect("Prometheus text");
+    let doubled: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("# HELP") && l.ends_with(".."))
+        .collect();
+    assert!(
+        doubled.is_empty(),
+        "HELP texts end with one period: {doubled:?}"
+    );
     let value = |name: &str, labels: &[(&str, &str)]| -> Option<f64> {
         scrape
             .samples
@@ -659,6 +667,17 @@ async fn the_log_stream_resumes_after_a_restart_from_the_last_event_id() {
         .map(|v| v.parse().unwrap())
         .collect();
     assert_eq!(resumed, ids[2..].to_vec(), "{rest}");
+    // Resuming at the end chunk, or past it: 204 at once (an EventSource stops), not a stream
+    // held open (the timeout turns a hang into a failure).
+    let last = *ids.last().unwrap();
+    for after in [last, last + 5] {
+        let r = events(Some(after))
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::NO_CONTENT, "after {after}");
+    }
     // A position that is not a number is refused.
     let bad = events(None)
         .header("last-event-id", "abc")

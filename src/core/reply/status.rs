@@ -60,26 +60,43 @@ pub fn policy(verdicts: &[PolicyVerdict]) -> Option<(PolicyVerdict, String)> {
     }
     let count = |v: PolicyVerdict| applicable.iter().filter(|x| **x == v).count();
     let n = applicable.len();
-    Some(if count(PolicyVerdict::Fail) > 0 {
+    let (failing, pending) = (count(PolicyVerdict::Fail), count(PolicyVerdict::Pending));
+    Some(if failing > 0 {
         (
             PolicyVerdict::Fail,
             format!(
-                "{} of {n} projects fail a policy",
-                count(PolicyVerdict::Fail)
+                "{k} of {n} project{} {}",
+                super::plural(n),
+                if failing == 1 {
+                    "fails a policy"
+                } else {
+                    "fail a policy"
+                },
+                k = failing
             ),
         )
-    } else if count(PolicyVerdict::Pending) > 0 {
+    } else if pending > 0 {
         (
             PolicyVerdict::Pending,
             format!(
-                "{} of {n} projects wait for approvals",
-                count(PolicyVerdict::Pending)
+                "{k} of {n} project{} {}",
+                super::plural(n),
+                if pending == 1 {
+                    "waits for approvals"
+                } else {
+                    "wait for approvals"
+                },
+                k = pending
             ),
         )
     } else {
         (
             PolicyVerdict::Pass,
-            format!("{n} projects pass their policies"),
+            if n == 1 {
+                "1 project passes its policies".to_string()
+            } else {
+                format!("{n} projects pass their policies")
+            },
         )
     })
 }
@@ -99,8 +116,11 @@ mod tests {
         insta::assert_snapshot!(removed_destroy_planned(1), @"apply the destroy plan of 1 removed project, then plan again");
         let show = |v: &[PolicyVerdict]| format!("{:?}", policy(v));
         insta::assert_snapshot!(show(&[None, None]), @"None");
-        insta::assert_snapshot!(show(&[Pass, Fail, Pending, None]), @r#"Some((Fail, "1 of 3 projects fail a policy"))"#);
-        insta::assert_snapshot!(show(&[Pass, Pending]), @r#"Some((Pending, "1 of 2 projects wait for approvals"))"#);
+        insta::assert_snapshot!(show(&[Pass, Fail, Pending, None]), @r#"Some((Fail, "1 of 3 projects fails a policy"))"#);
+        insta::assert_snapshot!(show(&[Fail, Fail, Pass]), @r#"Some((Fail, "2 of 3 projects fail a policy"))"#);
+        insta::assert_snapshot!(show(&[Fail]), @r#"Some((Fail, "1 of 1 project fails a policy"))"#);
+        insta::assert_snapshot!(show(&[Pass]), @r#"Some((Pass, "1 project passes its policies"))"#);
+        insta::assert_snapshot!(show(&[Pass, Pending]), @r#"Some((Pending, "1 of 2 projects waits for approvals"))"#);
         insta::assert_snapshot!(show(&[Pass, Warn]), @r#"Some((Pass, "2 projects pass their policies"))"#);
     }
 }

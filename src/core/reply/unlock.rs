@@ -43,10 +43,13 @@ pub fn refused_by_policy(login: &str, sections: &str) -> String {
     format!("🚫 **Unlock refused by policy** for @{login}:\n\n{sections}")
 }
 
-/// An administrator released one of the pull request's locks (`sluice locks release`).
-pub fn admin_released(admin: &str, key: &LockKey) -> String {
+/// Someone released one of the pull request's locks from outside it: an operator with
+/// `sluice locks release`, or a writer of the repository on the web UI's locks page. `by` is
+/// their login (or the operator's name).
+pub fn admin_released(by: &str, key: &LockKey) -> String {
     format!(
-        "🔓 An administrator ({admin}) released this pull request's lock on `{key}`. \
+        "🔓 {by} released this pull request's lock on `{key}` (outside this pull request: \
+         `sluice locks release` or the web UI's locks page). \
          Plans of that project must be made again before they can be applied."
     )
 }
@@ -85,7 +88,7 @@ mod tests {
 
         **Policies** for `a`: 1 failed
         ");
-        insta::assert_snapshot!(admin_released("root", &key("envs/a")), @"🔓 An administrator (root) released this pull request's lock on `envs/a (workspace default)`. Plans of that project must be made again before they can be applied.");
+        insta::assert_snapshot!(admin_released("root", &key("envs/a")), @"🔓 root released this pull request's lock on `envs/a (workspace default)` (outside this pull request: `sluice locks release` or the web UI's locks page). Plans of that project must be made again before they can be applied.");
         assert_eq!(cancel_reason("alice"), "cancelled by `unlock` from @alice");
     }
 }
