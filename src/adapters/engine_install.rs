@@ -83,8 +83,11 @@ pub struct EngineInstaller {
     opentofu: Option<Mirror>,
     /// One lock per `(engine, version)`, so concurrent jobs of this process wait without
     /// holding a blocking thread each.
-    inflight: Mutex<HashMap<(Engine, String), Arc<tokio::sync::Mutex<()>>>>,
+    inflight: Mutex<Gates>,
 }
+
+/// One async lock per `(engine, version)` being installed.
+type Gates = HashMap<(Engine, String), Arc<tokio::sync::Mutex<()>>>;
 
 impl std::fmt::Debug for EngineInstaller {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -141,16 +144,31 @@ pub fn verify_detached(key: &SignedPublicKey, signature: &[u8], data: &[u8]) -> 
             Err(e) => last = Some(e.to_string()),
         }
     }
-    Err(match sig.signature.issuer_fingerprint().first() {
-        Some(f) => format!(
-            "it was made by key {f}, which is not the configured key {} or one of its signing subkeys{}",
-            key.primary_key.fingerprint(),
-            last.map(|e| format!(" ({e})")).unwrap_or_default()
-        ),
-        None => format!(
-            "it is not a valid signature by {} or one of its signing subkeys",
-            key.primary_key.fingerprint()
-        ),
+    let ours_fpr = |f: &pgp::types::Fingerprint| {
+        *f == key.primary_key.fingerprint()
+            || key.public_subkeys.iter().any(|s| *f == s.key.fingerprint())
+    };
+    let ours_id = |id: &pgp::types::KeyId| {
+        *id == key.primary_key.key_id() || key.public_subkeys.iter().any(|s| *id == s.key.key_id())
+    };
+    let by_ours = sig.signature.issuer_fingerprint().into_iter().any(ours_fpr)
+        || sig.signature.issuer().into_iter().any(ours_id);
+    let configured = key.primary_key.fingerprint();
+    Err(if by_ours {
+        format!(
+            "the signature is by the configured key {configured} but does not match the file's content \
+             (the file was changed after it was signed){}",
+            last.map(|e| format!(": {e}")).unwrap_or_default()
+        )
+    } else {
+        match sig.signature.issuer_fingerprint().first() {
+            Some(f) => format!(
+                "it was made by key {f}, which is not the configured key {configured} or one of its signing subkeys"
+            ),
+            None => format!(
+                "it was not made by the configured key {configured} or one of its signing subkeys"
+            ),
+        }
     })
 }
 
@@ -521,4 +539,31 @@ fn unpack(archive: &Path, binary: &str, dir: &Path) -> Result<(), String> {
         .and_then(|()| File::open(dir)?.sync_all())
         .map_err(|e| format!("finishing {}: {e}", dir.display()))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_version_is_read_from_either_engines_version_line() {
+        let v = |s: &str| reported_version(s).map(|v| v.to_string());
+        assert_eq!(v("Terraform v1.6.2").as_deref(), Some("1.6.2"));
+        assert_eq!(v("OpenTofu v1.7.0-beta1").as_deref(), Some("1.7.0-beta1"));
+        assert_eq!(
+            v("Terraform v1.0.3 on linux_amd64").as_deref(),
+            Some("1.0.3")
+        );
+        assert_eq!(v("version unknown"), None);
+        assert_eq!(v(""), None);
+    }
+
+    #[test]
+    fn release_archives_name_the_platform_as_go_does() {
+        let (os, arch) = release_platform();
+        assert!(!os.is_empty() && !arch.is_empty());
+        if cfg!(all(target_os = "linux", target_arch = "x86_64")) {
+            assert_eq!((os, arch), ("linux", "amd64"));
+        }
+    }
 }
