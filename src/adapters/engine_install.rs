@@ -377,7 +377,6 @@ impl EngineInstaller {
                 detail: format!("its `{binary} version` failed: {e:#}"),
             })?;
         if !reported_version(&reported).is_some_and(|r| r.cmp(version).is_eq()) {
-            let _ = std::fs::set_permissions(&version_dir, std::fs::Permissions::from_mode(0o755));
             return Err(InstallError::Release {
                 file: archive_name,
                 detail: format!(
@@ -385,6 +384,11 @@ impl EngineInstaller {
                 ),
             });
         }
+        // Read-only from here on; until now the staging dir stayed removable by its drop (a
+        // cancelled job, a refused release) even when Sluice does not run as root.
+        std::fs::set_permissions(&version_dir, std::fs::Permissions::from_mode(0o555))
+            .and_then(|()| File::open(&version_dir)?.sync_all())
+            .map_err(|e| io(format!("finishing {}: {e}", version_dir.display())))?;
         let final_dir = engine_dir.join(version.to_string());
         if let Err(e) = std::fs::rename(&version_dir, &final_dir) {
             // Writable again, so the staging directory can be removed.
@@ -504,7 +508,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 /// Unpacks the top-level file `binary` of the zip at `archive` into a new directory `dir` as
-/// `dir/binary`, mode 0555, fsynced; `dir` is made read-only (0555) too.
+/// `dir/binary`, mode 0555, fsynced.
 fn unpack(archive: &Path, binary: &str, dir: &Path) -> Result<(), String> {
     let file = File::open(archive).map_err(|e| format!("cannot be opened: {e}"))?;
     let mut zip = zip::ZipArchive::new(file).map_err(|e| format!("is not a zip archive: {e}"))?;
@@ -535,9 +539,6 @@ fn unpack(archive: &Path, binary: &str, dir: &Path) -> Result<(), String> {
     out.set_permissions(std::fs::Permissions::from_mode(0o555))
         .and_then(|()| out.sync_all())
         .map_err(|e| format!("writing {}: {e}", out_path.display()))?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o555))
-        .and_then(|()| File::open(dir)?.sync_all())
-        .map_err(|e| format!("finishing {}: {e}", dir.display()))?;
     Ok(())
 }
 
