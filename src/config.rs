@@ -89,6 +89,11 @@ pub struct Settings {
     /// `<dir>/opentofu/<version>/tofu`.
     #[serde(default)]
     pub engine_versions_dir: Option<PathBuf>,
+    /// Release mirrors a pinned engine version missing from `engine_versions_dir` is downloaded
+    /// from (`[engine_mirrors.terraform]`, `[engine_mirrors.opentofu]`). Unset: pinned versions
+    /// must be installed by hand.
+    #[serde(default)]
+    pub engine_mirrors: EngineMirrors,
     /// A filesystem provider mirror given read-only to every run. When set, providers are
     /// installed from it only (offline, trusted); unset, terraform downloads from registries.
     #[serde(default)]
@@ -184,6 +189,48 @@ pub struct Settings {
     /// `base_branches`, compiled when the settings are loaded.
     #[serde(skip)]
     trusted_bases: globset::GlobSet,
+}
+
+/// One release mirror per engine (PRODUCT.md §19).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct EngineMirrors {
+    /// HashiCorp's layout: `{url}/terraform/{v}/terraform_{v}_{os}_{arch}.zip`,
+    /// `terraform_{v}_SHA256SUMS`, `terraform_{v}_SHA256SUMS.sig`.
+    #[serde(default)]
+    pub terraform: Option<EngineMirror>,
+    /// OpenTofu's layout: `{url}/v{v}/tofu_{v}_{os}_{arch}.zip`, `tofu_{v}_SHA256SUMS`,
+    /// `tofu_{v}_SHA256SUMS.gpgsig`.
+    #[serde(default)]
+    pub opentofu: Option<EngineMirror>,
+}
+
+/// Where an engine's releases are downloaded from and whose key signs them.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct EngineMirror {
+    /// Base URL (`https://releases.hashicorp.com`,
+    /// `https://github.com/opentofu/opentofu/releases/download`, or an internal copy laid out
+    /// the same way). `http://` is accepted (integrity rests on the signature), `https://` advised.
+    pub url: String,
+    /// The release signing key, an ASCII-armored OpenPGP public key (HashiCorp's is published at
+    /// `https://www.hashicorp.com/security`, OpenTofu's at `https://get.opentofu.org/opentofu.asc`).
+    /// Every release's `SHA256SUMS` must carry a valid detached signature by it (or by one of
+    /// its signing subkeys).
+    pub public_key_file: PathBuf,
+    /// Largest release archive downloaded, in bytes (terraform's are about 30 MB).
+    #[serde(default = "default_engine_archive_bytes")]
+    pub max_archive_bytes: u64,
+    /// Wall-clock limit of one file's download, in seconds.
+    #[serde(default = "default_engine_download_timeout")]
+    pub timeout_secs: u64,
+}
+
+fn default_engine_archive_bytes() -> u64 {
+    512 * 1024 * 1024
+}
+fn default_engine_download_timeout() -> u64 {
+    600
 }
 
 /// How and where terraform runs.
@@ -720,7 +767,8 @@ impl Settings {
                 || key.starts_with("limits__")
                 || key.starts_with("http__")
                 || key.starts_with("drift__")
-                || key.starts_with("ui__");
+                || key.starts_with("ui__")
+                || key.starts_with("engine_mirrors__");
             if known && !v.is_empty() {
                 vars.insert(k.clone(), v.clone());
             }
@@ -779,6 +827,26 @@ impl Settings {
         }
         self.drift.validate()?;
         self.ui.validate()?;
+        for (name, m) in [
+            ("terraform", &self.engine_mirrors.terraform),
+            ("opentofu", &self.engine_mirrors.opentofu),
+        ] {
+            let Some(m) = m else { continue };
+            if !(m.url.starts_with("https://") || m.url.starts_with("http://")) {
+                bail!(
+                    "engine_mirrors.{name}.url must be an http(s) URL, got {:?}",
+                    m.url
+                );
+            }
+            if self.engine_versions_dir.is_none() {
+                bail!(
+                    "engine_mirrors.{name} needs engine_versions_dir: downloaded versions are kept there"
+                );
+            }
+            if m.max_archive_bytes == 0 || m.timeout_secs == 0 {
+                bail!("engine_mirrors.{name}: max_archive_bytes and timeout_secs must be positive");
+            }
+        }
         if self.github_app_id.is_some() != self.github_app_key_file.is_some() {
             bail!("SLUICE_GITHUB_APP_ID and SLUICE_GITHUB_APP_KEY_FILE must be set together");
         }

@@ -3,6 +3,7 @@
 //! about *what* to do live in `core`, sequencing lives in `app`.
 
 pub mod clock;
+pub mod engine_install;
 pub mod git;
 pub mod github;
 pub mod known_secrets;

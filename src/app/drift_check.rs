@@ -92,7 +92,12 @@ impl Runner {
         let redactor = self.redactor();
         let binary = self
             .engines
-            .resolve(job.project.engine, job.project.terraform_version.as_deref())
+            .resolve_or_install(
+                job.project.engine,
+                job.project.terraform_version.as_deref(),
+                self.engine_installer.as_deref(),
+            )
+            .await
             .map_err(|e| fail(FailedStage::Config, format!("{e:#}")))?;
         let env = self
             .project_env(job)

@@ -34,6 +34,8 @@ use super::repo_state::base_rules_at;
 pub struct Runner {
     pub sandbox: Sandbox,
     pub engines: EngineResolver,
+    /// Downloads pinned engine versions from `engine_mirrors` (`None`: none configured).
+    pub engine_installer: Option<Arc<crate::adapters::engine_install::EngineInstaller>>,
     pub mirror: Option<PathBuf>,
     pub limits: Limits,
     /// Where job dirs are created (`runner.jobs_dir`, outside the data dir).
@@ -110,6 +112,10 @@ impl Runner {
                 tofu_bin: settings.tofu_bin.clone(),
                 versions_dir: settings.engine_versions_dir.clone(),
             },
+            engine_installer: crate::adapters::engine_install::EngineInstaller::from_settings(
+                settings,
+            )?
+            .map(Arc::new),
             mirror,
             limits: Limits {
                 timeout: Duration::from_secs(settings.runner.timeout_secs),
@@ -552,7 +558,12 @@ impl Runner {
         let redactor = self.redactor();
         let binary = self
             .engines
-            .resolve(job.project.engine, job.project.terraform_version.as_deref())
+            .resolve_or_install(
+                job.project.engine,
+                job.project.terraform_version.as_deref(),
+                self.engine_installer.as_deref(),
+            )
+            .await
             .map_err(|e| fail(FailedStage::Config, format!("{e:#}")))?;
         let env = self
             .project_env(job)
@@ -720,7 +731,12 @@ impl Runner {
         check_hash(plan_file)?;
         let binary = self
             .engines
-            .resolve(job.project.engine, job.project.terraform_version.as_deref())
+            .resolve_or_install(
+                job.project.engine,
+                job.project.terraform_version.as_deref(),
+                self.engine_installer.as_deref(),
+            )
+            .await
             .map_err(|e| fail(FailedStage::Config, format!("{e:#}")))?;
         let env = self
             .project_env(job)

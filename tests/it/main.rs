@@ -14,6 +14,7 @@ mod delivery;
 mod detection;
 mod drift;
 mod durability;
+mod engine_download;
 mod engine_steering;
 mod engine_version;
 mod fake_github;
