@@ -98,6 +98,10 @@ pub enum Command {
     /// Moving from Atlantis: what Sluice does with an atlantis.yaml.
     #[command(subcommand)]
     Migrate(MigrateCommand),
+    /// Open a pull request reverting merged pull request N (as `sluice rollback` commented on
+    /// it does), with the server's settings and GitHub credentials. The revert is planned and
+    /// gated like any pull request. Exit 0: opened or already open; 1: refused or conflicting.
+    Rollback(RollbackArgs),
     /// Sync status per project: synced, drifted, out_of_sync, check_failed, unknown, stale;
     /// drift and its acceptance, last applied commit, next check.
     Status {
@@ -107,6 +111,20 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `sluice rollback`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct RollbackArgs {
+    /// The repository, OWNER/NAME.
+    #[arg(long)]
+    repo: String,
+    /// The merged pull request.
+    #[arg(long)]
+    pr: u64,
+    /// Who asks (audited; needs write permission on the repository); defaults to $USER.
+    #[arg(long)]
+    by: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -436,6 +454,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Migrate(cmd) => migrate(cmd),
+        Command::Rollback(args) => rollback(&overrides, args),
         Command::Audit(cmd) => {
             let settings = Settings::load(&overrides)?;
             runtime()?.block_on(crate::app::audit::run(&settings, cmd.lower()))
@@ -462,6 +481,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime()?.block_on(crate::app::events_cli::list(&settings, opts))
         }
     }
+}
+
+/// `sluice rollback`: the revert pull request's outcome on stdout.
+fn rollback(overrides: &Overrides, args: RollbackArgs) -> anyhow::Result<ExitCode> {
+    let RollbackArgs { repo, pr, by } = args;
+    let opts = crate::app::rollback_cli::RollbackOptions { repo, pr, by };
+    let settings = Settings::load(overrides)?;
+    runtime()?.block_on(crate::app::rollback_cli::run(&settings, opts))
 }
 
 /// `sluice migrate atlantis`: the explanation on stdout; exit 1 when Sluice would refuse the file.

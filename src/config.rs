@@ -578,6 +578,7 @@ fn default_enabled_commands() -> Vec<String> {
         "approve_policies",
         "help",
         "version",
+        "rollback",
     ]
     .map(String::from)
     .to_vec()

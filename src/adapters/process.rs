@@ -32,6 +32,12 @@ use tokio_util::sync::CancellationToken;
 /// displays and live logs. Lines longer than [`MAX_SINK_LINE`] are cut.
 pub trait LineSink: Send + Sync {
     fn line(&self, line: &str);
+
+    /// The lines that follow are the output of `step` (a live log keeps steps apart).
+    fn begin_step(&self, _step: crate::core::ui::job_log::LogStep) {}
+
+    /// `step`'s process ended after `duration`, successfully or not.
+    fn end_step(&self, _step: crate::core::ui::job_log::LogStep, _duration: Duration, _ok: bool) {}
 }
 
 /// Longest line handed to a [`LineSink`].

@@ -170,11 +170,26 @@ pub async fn export(
     format: ExportFormat,
     out: &mut (dyn Write + Send),
 ) -> anyhow::Result<u64> {
+    export_matching(store, q, format, out, &|_| true).await
+}
+
+/// [`export`] of the entries matching `q` that `keep` also keeps (the web UI's filters the
+/// store does not index: PR, actor, action, an abbreviated commit, the viewer's repositories).
+pub async fn export_matching(
+    store: &dyn Store,
+    q: &AuditQuery,
+    format: ExportFormat,
+    out: &mut (dyn Write + Send),
+    keep: &(dyn Fn(&AuditEntry) -> bool + Sync),
+) -> anyhow::Result<u64> {
     let mut count = 0u64;
     match format {
         ExportFormat::Jsonl => {
             store
                 .scan_audit(q, &mut |e| {
+                    if !keep(&e) {
+                        return Ok(true);
+                    }
                     serde_json::to_writer(&mut *out, &e)?;
                     out.write_all(b"\n")?;
                     count += 1;
@@ -187,6 +202,9 @@ pub async fn export(
             w.write_record(CSV_HEADER)?;
             store
                 .scan_audit(q, &mut |e| {
+                    if !keep(&e) {
+                        return Ok(true);
+                    }
                     w.write_record(csv_row(&e))?;
                     count += 1;
                     Ok(true)

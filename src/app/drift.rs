@@ -165,7 +165,10 @@ impl DriftService {
     }
 
     /// Fetches the default branch into the mirror; its head.
-    async fn fetch_default(&self, repo: &RepoRef) -> anyhow::Result<(GitRepo, CommitSha)> {
+    pub(crate) async fn fetch_default(
+        &self,
+        repo: &RepoRef,
+    ) -> anyhow::Result<(GitRepo, CommitSha)> {
         let token = self.github.clone_token(repo.installation_id).await?;
         let (refspec, local) = default_ref(&repo.default_branch);
         let git = self
@@ -783,6 +786,74 @@ impl DriftService {
         }
     }
 
+    /// `ack` or `accept` of the drift of `key` by `actor` from outside an issue comment (the
+    /// web UI): the same lifecycle step, audit entries and issue update as the comment
+    /// commands, with `event_id` on the audit entries. `fingerprint` is the drift the person
+    /// saw (its 12-hex-digit short form): a drift that changed since is refused, not acted on
+    /// blind. `Ok(Err(why))`: refused and nothing changed (the refusal is audited);
+    /// `Ok(Ok(None))`: no such project. Only `Ack` and `Accept` are taken.
+    pub async fn command_from_ui(
+        &self,
+        key: &DriftKey,
+        cmd: &core_drift::DriftCommand,
+        actor: &Actor,
+        fingerprint: &str,
+        event_id: &str,
+    ) -> anyhow::Result<Result<Option<()>, String>> {
+        let Some(row) = self.drift.project(key).await? else {
+            return Ok(Ok(None));
+        };
+        let now = Utc::now();
+        let event = match cmd {
+            core_drift::DriftCommand::Ack => DriftEvent::Ack {
+                at: now,
+                actor: actor.clone(),
+            },
+            core_drift::DriftCommand::Accept { until, reason } => DriftEvent::Accept {
+                at: now,
+                actor: actor.clone(),
+                until: *until,
+                reason: reason.clone(),
+            },
+            other => anyhow::bail!("`drift {}` is not taken from the web UI", other.name()),
+        };
+        let seen = row.record.live().is_some_and(|d| {
+            d.fingerprint
+                .short()
+                .eq_ignore_ascii_case(fingerprint.trim())
+        });
+        let outcome = if seen {
+            self.command_event(&row, &event, actor, event_id).await?
+        } else {
+            Err("the drift changed since the page was shown (or was resolved); reload the page and look again".to_string())
+        };
+        match outcome {
+            Ok(()) => Ok(Ok(Some(()))),
+            Err(why) => {
+                let audit = AuditRecord::new(
+                    AuditAction::CommandRejected,
+                    AuditActor::of(actor),
+                    AuditResult::Refused,
+                )
+                .event(event_id)
+                .repo(&row.key.repo)
+                .project(&row.name, &row.key.dir, &row.key.workspace)
+                .detail("reason", &why)
+                .detail("command", cmd.canonical(&self.settings.bot_name));
+                self.drift
+                    .record_event(
+                        &row.key,
+                        row.record.clone(),
+                        vec![audit],
+                        vec![],
+                        clock::now(),
+                    )
+                    .await?;
+                Ok(Err(why))
+            }
+        }
+    }
+
     /// Delivers the due drift outbox items; how many were handled.
     pub async fn deliver_due(&self) -> usize {
         let rows = match self.drift.due_drift_outbox(clock::now(), 20).await {
@@ -1057,7 +1128,10 @@ pub async fn project_statuses(
             .as_ref()
             .zip(offset)
             .map(|(schedule, offset)| core_drift::ScheduleView { schedule, offset });
-        let mut sync = core_drift::project_sync(&row.record, last.as_ref(), view, false, now);
+        // A Sluice apply of the project running now (a comment's, a check run button's):
+        // `applying`, whatever the last check said.
+        let applying = drift.apply_running(&row.key).await?;
+        let mut sync = core_drift::project_sync(&row.record, last.as_ref(), view, applying, now);
         // A delivery after merge under way, or one that did not apply (newer than the last
         // successful apply): `applying` / `out_of_sync`.
         if let Some(d) = drift

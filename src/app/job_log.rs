@@ -23,18 +23,24 @@ use crate::core::ui::job_log::{LogChunk, LogChunker, LogLimits, LogStep, LogStre
 pub const TICK: Duration = Duration::from_millis(500);
 
 enum Msg {
-    Line(LogStep, String),
+    Line(String),
+    /// What follows is this step's output.
+    Begin(LogStep),
+    /// The step's process ended after this many ms, ok or not.
+    End(LogStep, u64, bool),
 }
 
 /// The log of one running job: a [`LineSink`] for the runner, and [`JobLog::finish`] at the end.
+/// Each terraform command's output is stored under its own step (`begin_step`), ended by a
+/// chunk with its duration (`end_step`).
 pub struct JobLog {
     tx: mpsc::UnboundedSender<Msg>,
-    step: LogStep,
     task: JoinHandle<()>,
 }
 
 impl JobLog {
-    /// Starts the writer of job `job_id`'s log.
+    /// Starts the writer of job `job_id`'s log; output before the first `begin_step` is
+    /// `step`'s.
     pub fn start(
         store: Arc<dyn JobLogStore>,
         job_id: i64,
@@ -43,8 +49,14 @@ impl JobLog {
         limits: LogLimits,
     ) -> Arc<JobLog> {
         let (tx, rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(write(store, job_id, LogChunker::new(redactor, limits), rx));
-        Arc::new(JobLog { tx, step, task })
+        let task = tokio::spawn(write(
+            store,
+            job_id,
+            step,
+            LogChunker::new(redactor, limits),
+            rx,
+        ));
+        Arc::new(JobLog { tx, task })
     }
 
     /// Ends the log (the last chunks and the end marker are stored) once every sender is gone;
@@ -64,13 +76,23 @@ impl JobLog {
 
 impl LineSink for JobLog {
     fn line(&self, line: &str) {
-        let _ = self.tx.send(Msg::Line(self.step, format!("{line}\n")));
+        let _ = self.tx.send(Msg::Line(format!("{line}\n")));
+    }
+
+    fn begin_step(&self, step: LogStep) {
+        let _ = self.tx.send(Msg::Begin(step));
+    }
+
+    fn end_step(&self, step: LogStep, duration: Duration, ok: bool) {
+        let ms = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
+        let _ = self.tx.send(Msg::End(step, ms, ok));
     }
 }
 
 async fn write(
     store: Arc<dyn JobLogStore>,
     job_id: i64,
+    mut step: LogStep,
     mut chunker: LogChunker,
     mut rx: mpsc::UnboundedReceiver<Msg>,
 ) {
@@ -79,7 +101,12 @@ async fn write(
     loop {
         let chunks = tokio::select! {
             msg = rx.recv() => match msg {
-                Some(Msg::Line(step, text)) => chunker.push(step, LogStream::Stdout, text.as_bytes()),
+                Some(Msg::Line(text)) => chunker.push(step, LogStream::Stdout, text.as_bytes()),
+                Some(Msg::Begin(s)) => {
+                    step = s;
+                    Vec::new()
+                }
+                Some(Msg::End(s, ms, ok)) => chunker.end_step(s, ms, ok),
                 None => break,
             },
             _ = tick.tick() => chunker.tick(),

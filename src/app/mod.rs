@@ -19,5 +19,6 @@ pub mod ports;
 pub mod preview;
 pub mod project_run;
 pub mod repo_state;
+pub mod rollback_cli;
 pub mod server;
 pub mod worker;

@@ -26,6 +26,7 @@ use crate::core::plan::{FailedStage, PlanSummary, Redactor, parse_plan_json, ren
 use crate::core::projects::{Project, opentofu_only_files};
 use crate::core::repo_config::env_name_refusal;
 use crate::core::types::{CommitSha, Engine, ProjectDir, RepoName};
+use crate::core::ui::job_log::LogStep;
 
 use super::repo_state::base_rules_at;
 
@@ -455,6 +456,49 @@ impl LineSink for RedactingSink {
     fn line(&self, line: &str) {
         self.inner.line(&self.redactor.redact(line));
     }
+
+    fn begin_step(&self, step: LogStep) {
+        self.inner.begin_step(step);
+    }
+
+    fn end_step(&self, step: LogStep, duration: Duration, ok: bool) {
+        self.inner.end_step(step, duration, ok);
+    }
+}
+
+/// Before a terraform command of `job`: its output is `step`'s in the job's log.
+fn begin_step(job: &ProjectJob<'_>, step: LogStep) {
+    if let Some(s) = &job.sink {
+        s.begin_step(step);
+    }
+}
+
+/// After a terraform command of `job`: its duration goes to the job's log and to
+/// `sluice_terraform_step_duration_seconds` (result `ok`, `error`, `timeout` or `cancelled`;
+/// `error` too when the command could not be run at all).
+fn end_step<E>(job: &ProjectJob<'_>, step: LogStep, started: Instant, result: &Result<Step, E>) {
+    use crate::adapters::process::Termination;
+    let (duration, ok, label) = match result {
+        Ok(s) => (
+            s.output.duration,
+            s.ok,
+            match s.output.termination {
+                Termination::TimedOut => "timeout",
+                Termination::Cancelled => "cancelled",
+                _ if s.ok => "ok",
+                _ => "error",
+            },
+        ),
+        Err(_) => (started.elapsed(), false, "error"),
+    };
+    crate::adapters::metrics::observe(
+        "sluice_terraform_step_duration_seconds",
+        &[("step", step.as_str()), ("result", label)],
+        duration.as_secs_f64(),
+    );
+    if let Some(s) = &job.sink {
+        s.end_step(step, duration, ok);
+    }
 }
 
 /// A failure report: what happened, then the end of the engine's output (where its errors are).
@@ -524,10 +568,11 @@ impl Runner {
         let tf = self.engines(job, &binary, &cli_config, &job_dir, cwd, env);
         let engine = job.project.engine.default_binary();
 
-        let step = tf
-            .init(&[])
-            .await
-            .map_err(|e| fail(FailedStage::Init, format!("{e:#}")))?;
+        begin_step(job, LogStep::Init);
+        let at = Instant::now();
+        let step = tf.init(&[]).await;
+        end_step(job, LogStep::Init, at, &step);
+        let step = step.map_err(|e| fail(FailedStage::Init, format!("{e:#}")))?;
         tracing::debug!(ms = step.output.duration.as_millis() as u64, "init");
         if !step.ok {
             return Err(fail(
@@ -559,10 +604,11 @@ impl Runner {
             .await
             .map_err(|e| fail(FailedStage::Init, format!("{e:#}")))?;
         let guest_plan = tf.guest_work().join("plan.tfplan");
-        let step = tf
-            .plan(&guest_plan, &job.extra_args)
-            .await
-            .map_err(|e| fail(FailedStage::Plan, format!("{e:#}")))?;
+        begin_step(job, LogStep::Plan);
+        let at = Instant::now();
+        let step = tf.plan(&guest_plan, &job.extra_args).await;
+        end_step(job, LogStep::Plan, at, &step);
+        let step = step.map_err(|e| fail(FailedStage::Plan, format!("{e:#}")))?;
         tracing::debug!(ms = step.output.duration.as_millis() as u64, "plan");
         if !step.ok {
             return Err(fail(
@@ -593,10 +639,11 @@ impl Runner {
             tf.inputs = vec![(plan_file.clone(), "plan.tfplan".to_string())];
             let guest_plan = self.sandbox.input_path(&plan_file, "plan.tfplan");
             let json_path = out_dir.join("plan.json");
-            let step = tf
-                .show_json(&guest_plan, &json_path)
-                .await
-                .map_err(|e| fail(FailedStage::Show, format!("{e:#}")))?;
+            begin_step(job, LogStep::Show);
+            let at = Instant::now();
+            let step = tf.show_json(&guest_plan, &json_path).await;
+            end_step(job, LogStep::Show, at, &step);
+            let step = step.map_err(|e| fail(FailedStage::Show, format!("{e:#}")))?;
             tracing::debug!(ms = step.output.duration.as_millis() as u64, "show -json");
             if step.output.stdout_file_overflow {
                 return Err(fail(
@@ -689,10 +736,11 @@ impl Runner {
             .map_err(|(s, e)| fail(s, e))?;
         let tf = self.engines(job, &binary, &cli_config, &job_dir, cwd, env);
         let engine = job.project.engine.default_binary();
-        let step = tf
-            .init(&[])
-            .await
-            .map_err(|e| fail(FailedStage::Init, format!("{e:#}")))?;
+        begin_step(job, LogStep::Init);
+        let at = Instant::now();
+        let step = tf.init(&[]).await;
+        end_step(job, LogStep::Init, at, &step);
+        let step = step.map_err(|e| fail(FailedStage::Init, format!("{e:#}")))?;
         if !step.ok {
             return Err(fail(
                 FailedStage::Init,
@@ -725,10 +773,11 @@ impl Runner {
             .map_err(|e| fail(FailedStage::Init, format!("{e:#}")))?;
         tf.inputs = vec![(plan_file.to_path_buf(), "plan.tfplan".to_string())];
         let guest_plan = self.sandbox.input_path(plan_file, "plan.tfplan");
-        let step = tf
-            .apply(&guest_plan)
-            .await
-            .map_err(|e| fail(FailedStage::Apply, format!("{e:#}")))?;
+        begin_step(job, LogStep::Apply);
+        let at = Instant::now();
+        let step = tf.apply(&guest_plan).await;
+        end_step(job, LogStep::Apply, at, &step);
+        let step = step.map_err(|e| fail(FailedStage::Apply, format!("{e:#}")))?;
         let output = redactor.redact(step.output.output.trim_end()).into_owned();
         if !step.ok {
             return Err(fail(

@@ -251,6 +251,37 @@ impl GitHubApi for NoGitHub {
     ) -> Result<Vec<(u64, String)>, crate::app::ports::GitHubError> {
         Err(missing())
     }
+    async fn compare_files(
+        &self,
+        _: &crate::core::types::RepoName,
+        _: &crate::core::types::CommitSha,
+        _: &crate::core::types::CommitSha,
+    ) -> Result<Vec<PrFile>, crate::app::ports::GitHubError> {
+        Err(missing())
+    }
+    async fn merge_pull(
+        &self,
+        _: &crate::core::types::RepoName,
+        _: PrNumber,
+        _: crate::app::ports::github::MergeMethod,
+        _: &crate::core::types::CommitSha,
+    ) -> Result<crate::core::types::CommitSha, crate::app::ports::GitHubError> {
+        Err(missing())
+    }
+    async fn create_pull(
+        &self,
+        _: &RepoName,
+        _: &crate::app::ports::NewPull,
+    ) -> Result<crate::app::ports::PullLink, GitHubError> {
+        Err(missing())
+    }
+    async fn open_pulls_from(
+        &self,
+        _: &RepoName,
+        _: &str,
+    ) -> Result<Vec<crate::app::ports::PullLink>, GitHubError> {
+        Err(missing())
+    }
 }
 
 fn missing() -> crate::app::ports::GitHubError {
@@ -271,7 +302,7 @@ pub fn enabled_commands(settings: &Settings) -> anyhow::Result<Vec<CommandKind>>
         .iter()
         .map(|name| {
             CommandKind::from_name(name).with_context(|| {
-                format!("enabled_commands: unknown command {name:?} (known: plan, apply, unlock, approve_policies, help, version)")
+                format!("enabled_commands: unknown command {name:?} (known: plan, apply, unlock, approve_policies, help, version, rollback)")
             })
         })
         .collect()
@@ -430,6 +461,7 @@ async fn wire(settings: &Arc<Settings>) -> anyhow::Result<(Arc<Workers>, Arc<App
     let mut ui = crate::http::ui::Ui::from_settings(settings, Some(github.clone()))?;
     ui.outbox_ready = Some(outbox_ready.clone());
     ui.job_logs = Some(job_logs.clone());
+    ui.drift_service = bot.drift.clone();
     let workers = Arc::new(Workers {
         settings: settings.clone(),
         store: store.clone(),

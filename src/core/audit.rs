@@ -61,6 +61,13 @@ pub enum AuditAction {
     DriftCheckRecovered,
     /// `sluice drift remediate`: a pull request re-applying Git's state was asked for.
     DriftRemediate,
+    /// The required checks of a GitHub merge queue commit were set (`merge_group`).
+    MergeQueueCheck,
+    /// Sluice merged a pull request after applying all of it (`automerge`), or GitHub refused.
+    Automerge,
+    /// `sluice rollback`: a revert pull request of a merged pull request was asked for; the
+    /// result says whether it was opened (or already open), refused, or failed (a conflict).
+    Rollback,
 }
 
 impl AuditAction {
@@ -93,6 +100,9 @@ impl AuditAction {
             AuditAction::DriftCheckFailed => "drift_check_failed",
             AuditAction::DriftCheckRecovered => "drift_check_recovered",
             AuditAction::DriftRemediate => "drift_remediate",
+            AuditAction::MergeQueueCheck => "merge_queue_check",
+            AuditAction::Automerge => "automerge",
+            AuditAction::Rollback => "rollback",
         }
     }
 }

@@ -45,15 +45,18 @@ pub enum CommandKind {
     ApprovePolicies,
     Help,
     Version,
+    /// On a merged pull request: open a pull request reverting it (PRODUCT.md §15).
+    Rollback,
 }
 
 impl CommandKind {
     /// Every command, in the order usage lists them.
-    pub const ALL: [CommandKind; 6] = [
+    pub const ALL: [CommandKind; 7] = [
         CommandKind::Plan,
         CommandKind::Apply,
         CommandKind::Unlock,
         CommandKind::ApprovePolicies,
+        CommandKind::Rollback,
         CommandKind::Version,
         CommandKind::Help,
     ];
@@ -67,6 +70,7 @@ impl CommandKind {
             CommandKind::ApprovePolicies => "approve_policies",
             CommandKind::Help => "help",
             CommandKind::Version => "version",
+            CommandKind::Rollback => "rollback",
         }
     }
 
@@ -101,6 +105,9 @@ impl CommandKind {
             CommandKind::Unlock => "Release this PR's locks and discard its plans",
             CommandKind::ApprovePolicies => "Override failing policies (policy owners only)",
             CommandKind::Version => "Show the terraform/tofu version of each project",
+            CommandKind::Rollback => {
+                "On a merged pull request: open a pull request that reverts it"
+            }
             CommandKind::Help => "Show this message",
         }
     }
@@ -117,7 +124,10 @@ impl CommandKind {
             CommandKind::ApprovePolicies => {
                 format!("{bot_name} {name} {targets} [--policy-set NAME]... [--verbose]")
             }
-            CommandKind::Unlock | CommandKind::Version | CommandKind::Help => {
+            CommandKind::Unlock
+            | CommandKind::Version
+            | CommandKind::Help
+            | CommandKind::Rollback => {
                 format!("{bot_name} {name}")
             }
         }
@@ -675,21 +685,23 @@ fn parse_command(ctx: &ParseContext, rest: &str) -> Result<Command, Answer> {
     match kind {
         CommandKind::Help if args.is_empty() => Err(Answer::Usage),
         // `sluice unlock -h` asks how to use unlock; usage is the answer.
-        CommandKind::Unlock | CommandKind::Version | CommandKind::Help
+        CommandKind::Unlock | CommandKind::Version | CommandKind::Help | CommandKind::Rollback
             if args.iter().any(|a| is_help_flag(a)) =>
         {
             Err(Answer::Usage)
         }
-        CommandKind::Unlock | CommandKind::Version | CommandKind::Help => match args.first() {
-            None => Ok(Command::new(kind)),
-            Some(arg) => Err(Answer::misuse(
-                kind,
-                format!(
-                    "`{kind}` takes no flags or arguments, but got {}.",
-                    echo(arg)
-                ),
-            )),
-        },
+        CommandKind::Unlock | CommandKind::Version | CommandKind::Help | CommandKind::Rollback => {
+            match args.first() {
+                None => Ok(Command::new(kind)),
+                Some(arg) => Err(Answer::misuse(
+                    kind,
+                    format!(
+                        "`{kind}` takes no flags or arguments, but got {}.",
+                        echo(arg)
+                    ),
+                )),
+            }
+        }
         CommandKind::Plan | CommandKind::Apply | CommandKind::ApprovePolicies => {
             parse_targeted(kind, args)
         }
@@ -1376,6 +1388,8 @@ mod tests {
             ("sluice apply", "apply p=- d=- w=- v=false extra=[]"),
             ("sluice unlock", "unlock"),
             ("sluice version", "version"),
+            ("sluice rollback", "rollback"),
+            ("Sluice Rollback", "rollback"),
             (
                 "sluice approve_policies",
                 "approve_policies p=- d=- w=- v=false sets=[]",
@@ -1388,6 +1402,7 @@ mod tests {
             ("sluice plan -h", "usage"),
             ("sluice plan -p net --help", "usage"),
             ("sluice unlock --help", "usage"),
+            ("sluice rollback -h", "usage"),
             (
                 "sluice help plan",
                 "reply: **Error:** `help` takes no flags or arguments, but got `plan`.",
@@ -1909,6 +1924,16 @@ mod tests {
             (
                 "sluice unlock now",
                 "reply: **Error:** `unlock` takes no flags or arguments, but got `now`.",
+            ),
+            // `rollback` reverts the pull request it is commented on: no number, no flags
+            // (`--pr N` is the command line's).
+            (
+                "sluice rollback --pr 3",
+                "reply: **Error:** `rollback` takes no flags or arguments, but got `--pr`.",
+            ),
+            (
+                "sluice rollback 3",
+                "reply: **Error:** `rollback` takes no flags or arguments, but got `3`.",
             ),
             // Name forms: case, @login, back-ticks, whitespace.
             ("Sluice Plan", &plain_plan),
@@ -2500,6 +2525,7 @@ mod tests {
         | `sluice apply` | Apply the saved plans not applied yet, or only the targeted ones |
         | `sluice unlock` | Release this PR's locks and discard its plans |
         | `sluice approve_policies` | Override failing policies (policy owners only) |
+        | `sluice rollback` | On a merged pull request: open a pull request that reverts it |
         | `sluice version` | Show the terraform/tofu version of each project |
         | `sluice help` | Show this message |
 
@@ -2533,7 +2559,7 @@ mod tests {
 
         Examples: `sluice plan -p network`, `sluice plan -d envs/prod -w blue`, `sluice plan -d 'envs/*' -- -target=module.db`
 
-        Disabled on this server: `apply`, `approve_policies`, `version`.
+        Disabled on this server: `apply`, `approve_policies`, `rollback`, `version`.
         ");
         insta::assert_snapshot!(reply(&ctx(), "sluice plan --projet net"), @"
         **Error:** unknown flag `--projet` for `plan`. Did you mean `-p`/`--project`?
@@ -2561,11 +2587,11 @@ mod tests {
 
         Enabled commands: `plan`, `unlock`, `help`. Run `sluice help` for usage.
         "#);
-        insta::assert_snapshot!(reply(&ctx(), "sluice pln"), @r#"
+        insta::assert_snapshot!(reply(&ctx(), "sluice pln"), @"
         **Error:** unknown command `pln`. Did you mean `sluice plan`?
 
-        Enabled commands: `plan`, `apply`, `unlock`, `approve_policies`, `version`, `help`. Run `sluice help` for usage.
-        "#);
+        Enabled commands: `plan`, `apply`, `unlock`, `approve_policies`, `rollback`, `version`, `help`. Run `sluice help` for usage.
+        ");
         insta::assert_snapshot!(reply(&ctx(), "terraform plan"), @r#"
         Did you mean `sluice plan`? Sluice only reads comments that start with `sluice` or `@sluice`, not `terraform`.
 

@@ -99,21 +99,57 @@ pub fn mode_of(config: Option<&RepoConfig>, dir: &ProjectDir, workspace: &Worksp
     let Some(config) = config else {
         return ApplyMode::default();
     };
+    entry_of(config, dir, workspace)
+        .and_then(|p| p.apply_mode)
+        .unwrap_or(config.apply_mode)
+}
+
+/// Whether the configuration applies any project after merge (its top-level `apply_mode`, or
+/// one project's). When not, a merge needs no delivery at all.
+pub fn uses_merge(config: Option<&RepoConfig>) -> bool {
+    config.is_some_and(|c| {
+        c.apply_mode.on_merge()
+            || c.projects
+                .iter()
+                .flatten()
+                .any(|p| p.apply_mode.is_some_and(ApplyMode::on_merge))
+    })
+}
+
+/// Atlantis's `execution_order_group` the base configuration gives a project, looked up like
+/// [`mode_of`]; 0 when unlisted.
+pub fn group_of(config: Option<&RepoConfig>, dir: &ProjectDir, workspace: &Workspace) -> i64 {
+    config
+        .and_then(|c| entry_of(c, dir, workspace))
+        .map_or(0, |p| p.execution_order_group)
+}
+
+/// The `execution_order_group` of each of `projects` (by name, for [`apply_order`]).
+pub fn groups_of(config: Option<&RepoConfig>, projects: &[Project]) -> HashMap<ProjectName, i64> {
+    projects
+        .iter()
+        .map(|p| (p.name.clone(), group_of(config, &p.dir, &p.workspace)))
+        .collect()
+}
+
+/// The configured project entry of a dir and workspace: the first listed exact entry, else the
+/// first glob entry that matches.
+fn entry_of<'c>(
+    config: &'c RepoConfig,
+    dir: &ProjectDir,
+    workspace: &Workspace,
+) -> Option<&'c super::repo_config::ProjectConfig> {
     let entries = config.projects.as_deref().unwrap_or_default();
     let exact = entries.iter().find(|p| {
         &p.workspace == workspace && matches!(&p.dir.value, DirSpec::Exact(d) if d == dir)
     });
-    let glob = || {
+    exact.or_else(|| {
         entries.iter().find(|p| {
             &p.workspace == workspace
                 && matches!(&p.dir.value, DirSpec::Glob(g)
                     if build_glob(g).is_ok_and(|g| g.compile_matcher().is_match(dir.as_str())))
         })
-    };
-    exact
-        .or_else(glob)
-        .and_then(|p| p.apply_mode)
-        .unwrap_or(config.apply_mode)
+    })
 }
 
 /// One planned change, as the comparison sees it: the resource address and the action
@@ -266,6 +302,15 @@ mod tests {
         assert_eq!(mode(&c, "envs/prod"), ApplyMode::OnMerge);
         assert_eq!(mode(&c, "other"), ApplyMode::CommentOrMerge);
         assert_eq!(mode(&c, "unlisted"), ApplyMode::CommentOrMerge);
+        assert!(uses_merge(Some(&c)));
+        assert!(!uses_merge(None));
+        assert!(!uses_merge(Some(&config("version: 1\n"))));
+        assert!(uses_merge(Some(&config(
+            "version: 1\nprojects:\n  - dir: a\n    apply_mode: comment_or_merge\n"
+        ))));
+        assert!(!uses_merge(Some(&config(
+            "version: 1\nprojects:\n  - dir: a\n    apply_mode: comment\n"
+        ))));
         assert_eq!(
             mode_of(
                 None,
@@ -274,6 +319,49 @@ mod tests {
             ),
             ApplyMode::Comment
         );
+    }
+
+    fn project(name: &str, depends_on: &[&str]) -> Project {
+        let mut p = Project::detected(ProjectDir::new(name).expect("dir"), Workspace::default());
+        p.name = ProjectName::new(name).expect("name");
+        p.depends_on = depends_on
+            .iter()
+            .map(|d| ProjectName::new(d).expect("name"))
+            .collect();
+        p
+    }
+
+    #[test]
+    fn applies_follow_depends_on_then_execution_order_group_then_the_given_order() {
+        let (c, d) = crate::core::repo_config::parse_atlantis_config(
+            "atlantis.yaml",
+            "version: 3\nprojects:\n  - name: other\n    dir: other\n    execution_order_group: 2\n  - name: app\n    dir: app\n    execution_order_group: 1\n    depends_on: [network]\n  - name: network\n    dir: network\n    execution_order_group: 1\n  - name: tail\n    dir: tail\n",
+        );
+        let c = c.unwrap_or_else(|| panic!("config parses: {d:?}"));
+        let ps = vec![
+            project("other", &[]),
+            project("app", &["network"]),
+            project("network", &[]),
+            project("tail", &[]),
+        ];
+        let groups = groups_of(Some(&c), &ps);
+        assert_eq!(groups[&ps[0].name], 2);
+        assert_eq!(groups[&ps[3].name], 0, "unset is group 0");
+        let (order, deps) = apply_order(&ps, &groups);
+        let names: Vec<&str> = order.iter().map(|&i| ps[i].name.as_str()).collect();
+        assert_eq!(names, ["tail", "network", "app", "other"]);
+        // Without groups: the given order, each project after what it depends on.
+        let (order, _) = apply_order(&ps, &HashMap::new());
+        let names: Vec<&str> = order.iter().map(|&i| ps[i].name.as_str()).collect();
+        assert_eq!(names, ["other", "network", "app", "tail"]);
+        // Only the dependents of what did not apply are blocked, transitively by the caller.
+        let failed: BTreeSet<ProjectName> = [ProjectName::new("network").expect("name")].into();
+        assert_eq!(
+            blocked_by(&ps[1].name, &deps, &failed).map(ProjectName::as_str),
+            Some("network")
+        );
+        assert_eq!(blocked_by(&ps[0].name, &deps, &failed), None);
+        assert_eq!(blocked_by(&ps[3].name, &deps, &failed), None);
     }
 
     fn ch(action: &str, address: &str) -> Change {

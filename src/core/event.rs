@@ -123,6 +123,44 @@ pub struct Review {
     pub submitted_at: Option<String>,
 }
 
+/// What GitHub's merge queue did with a group (`merge_group.action`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MergeGroupAction {
+    /// The queue built a temporary commit and waits for its required checks.
+    ChecksRequested,
+    /// The group left the queue (merged, ejected, or the queue was rebuilt); GitHub's `reason`
+    /// says why. Nothing is to be done: nothing is ever applied from a queue commit.
+    Destroyed,
+}
+
+/// The queue's temporary commit, as a `merge_group` payload describes it (GitHub's webhook
+/// reference, "merge_group": `merge_group.head_sha`, `head_ref`, `base_sha`, `base_ref`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MergeGroupInfo {
+    /// The queue commit: the base branch with every pull request of the group (and of the
+    /// groups ahead of it) merged in.
+    pub head_sha: CommitSha,
+    /// `refs/heads/gh-readonly-queue/<base>/pr-<N>-<sha>`.
+    pub head_ref: String,
+    /// The base branch commit the queue commit was built on.
+    pub base_sha: CommitSha,
+    /// The base branch, without `refs/heads/` (`main`).
+    pub base_ref: String,
+    /// The pull request the group was made for, read from `head_ref` (`pr-<N>-`); `None` when
+    /// the ref does not say.
+    pub pr: Option<PrNumber>,
+}
+
+/// The pull request a merge queue ref is for: GitHub names queue branches
+/// `gh-readonly-queue/<base branch>/pr-<number>-<head sha>`.
+pub fn queue_ref_pr(head_ref: &str) -> Option<PrNumber> {
+    let last = head_ref.rsplit('/').next()?;
+    let rest = last.strip_prefix("pr-")?;
+    let (n, _) = rest.split_once('-')?;
+    PrNumber::new(n.parse().ok()?).ok()
+}
+
 /// A verified, parsed webhook.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -190,6 +228,14 @@ pub enum Event {
         identifier: String,
         sender: Actor,
     },
+    /// GitHub's merge queue asks for checks on a queue commit (`merge_group`, action
+    /// `checks_requested`), or dropped one (`destroyed`: recorded, nothing to do).
+    MergeGroup {
+        action: MergeGroupAction,
+        repo: RepoRef,
+        group: MergeGroupInfo,
+        sender: Actor,
+    },
     Ping,
     /// Anything else GitHub sends (installation, check_suite, …): acknowledged, no work.
     Ignored {
@@ -241,6 +287,7 @@ impl Event {
             | Event::PullRequest { .. }
             | Event::Push { .. }
             | Event::CheckRunAction { .. }
+            | Event::MergeGroup { .. }
             | Event::Ping
             | Event::Ignored { .. } => vec![],
         }
@@ -262,8 +309,31 @@ impl Event {
             | Event::IssueComment { repo, .. }
             | Event::Review { repo, .. }
             | Event::Push { repo, .. }
-            | Event::CheckRunAction { repo, .. } => Some(repo),
+            | Event::CheckRunAction { repo, .. }
+            | Event::MergeGroup { repo, .. } => Some(repo),
             Event::Ping | Event::Ignored { .. } => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_queue_ref_names_its_pull_request() {
+        let pr = |r: &str| queue_ref_pr(r).map(PrNumber::get);
+        assert_eq!(
+            pr("refs/heads/gh-readonly-queue/main/pr-104-929f8209d40f77f4abc622a499c93a83babdbe64"),
+            Some(104)
+        );
+        assert_eq!(
+            pr("refs/heads/gh-readonly-queue/release/v2/pr-7-abc"),
+            Some(7)
+        );
+        assert_eq!(pr("refs/heads/gh-readonly-queue/main/pr-0-abc"), None);
+        assert_eq!(pr("refs/heads/gh-readonly-queue/main/pr-x-abc"), None);
+        assert_eq!(pr("refs/heads/main"), None);
+        assert_eq!(pr(""), None);
     }
 }

@@ -8,6 +8,7 @@
 pub mod allowlist;
 pub mod apply_gate;
 pub mod audit;
+pub mod automerge;
 pub mod base_rules;
 pub mod checkout;
 pub mod command;
@@ -25,6 +26,7 @@ pub mod hcl_scan;
 pub mod host_paths;
 pub mod job;
 pub mod lock;
+pub mod merge_queue;
 pub mod migrate;
 pub mod plan;
 pub mod policy;

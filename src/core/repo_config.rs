@@ -17,7 +17,8 @@
 //!   enabled: true            #   plan automatically when a PR changes the project (default true)
 //!   when_modified: ["**/*.tf", "../modules/**"]  # default for projects that set none
 //! plan_drafts: false         # autoplan draft PRs too (default false; read by the PR intake)
-//! automerge: false           # only `false`: Sluice does not merge pull requests (`true` is an error)
+//! automerge: { enabled: true, method: squash }  # merge the PR once every project is applied
+//!                            #   (method: merge (default), squash, rebase; `true` = merge)
 //! review_comments: destroy_and_replace  # PR review line comments: or all_changes, off (read from the base branch)
 //! projects:                  # optional; without it Sluice detects projects itself (§5)
 //!   - name: network-prod     # optional, unique; default derived from dir and workspace
@@ -47,7 +48,7 @@ use std::collections::BTreeMap;
 
 use marked_yaml::Node;
 use marked_yaml::types::MarkedMappingNode;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::delivery::{ApplyMode, MergePlanCheck};
 use super::diag::{Diagnostic, has_errors};
@@ -294,6 +295,39 @@ pub struct RepoConfig {
     /// `merge_plan_check`: what happens when the merge commit's plan differs from the reviewed
     /// one (`strict` refuses, `replan` re-checks policies).
     pub merge_plan_check: MergePlanCheck,
+    /// `automerge`: merge the pull request once Sluice has applied every project of it (`None`:
+    /// off, the default). Read from the base branch.
+    pub automerge: Option<MergeMethod>,
+}
+
+/// How a pull request is merged: GitHub's `merge_method` of "Merge a pull request"
+/// (`PUT /repos/{owner}/{repo}/pulls/{n}/merge`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MergeMethod {
+    /// A merge commit (GitHub's default, and what Atlantis's `automerge: true` does).
+    #[default]
+    Merge,
+    Squash,
+    Rebase,
+}
+
+impl MergeMethod {
+    pub const ALL: [MergeMethod; 3] =
+        [MergeMethod::Merge, MergeMethod::Squash, MergeMethod::Rebase];
+
+    /// GitHub's spelling (`merge`, `squash`, `rebase`), also the `sluice.yaml` one.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MergeMethod::Merge => "merge",
+            MergeMethod::Squash => "squash",
+            MergeMethod::Rebase => "rebase",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<MergeMethod> {
+        Self::ALL.into_iter().find(|m| m.as_str() == s)
+    }
 }
 
 /// A project's `dir`: one directory, or a glob expanded against the directories that hold
@@ -439,8 +473,8 @@ pub fn parse_repo_config(file: &str, text: &str) -> (Option<RepoConfig>, Vec<Dia
 /// `workflow`, `branch`, `plan_requirements`, `import_requirements`, `policy_check`,
 /// `execution_order_group` and the `policies` block (Rego policy sets). Refused as Atlantis
 /// refuses: a project without `dir`, duplicate keys, an unknown step (`- init -upgrade`),
-/// unnamed projects sharing dir and workspace. Keys Sluice does not act on (`automerge`,
-/// `parallel_*`, …) are warnings. Without `apply_requirements`, Sluice still requires an
+/// unnamed projects sharing dir and workspace. Keys Sluice does not act on (`parallel_*`, …)
+/// are warnings. Without `apply_requirements`, Sluice still requires an
 /// approval (its default, PRODUCT.md §10), stricter than Atlantis' server-side default.
 ///
 /// Parsing is not running: what the runner does not carry out yet is refused by the app with
@@ -535,10 +569,7 @@ const WHY_ORDER: &str = "Sluice runs each project as its own job, ordered by `de
 const ATLANTIS_TOP_KEYS: &[(&str, Key)] = &[
     ("version", Known),
     ("projects", Known),
-    (
-        "automerge",
-        Ignored("Sluice does not merge pull requests; merge after `apply`"),
-    ),
+    ("automerge", Known),
     ("autodiscover", Known),
     ("workflows", Known),
     ("policies", Known),
@@ -811,7 +842,7 @@ fn sluice_top(r: &mut Reader, map: &MarkedMappingNode) -> Option<RepoConfig> {
         .get_node("plan_drafts")
         .and_then(|n| r.boolean(n, "plan_drafts"))
         .unwrap_or(false);
-    refuse_automerge(r, map);
+    let automerge = map.get_node("automerge").and_then(|n| automerge(r, n));
     let review_comments = review_comments(r, map);
     let top_apply_mode = map.get_node("apply_mode").and_then(|n| apply_mode(r, n));
     let merge_plan_check = map
@@ -854,6 +885,7 @@ fn sluice_top(r: &mut Reader, map: &MarkedMappingNode) -> Option<RepoConfig> {
         review_comments,
         apply_mode: top_apply_mode.unwrap_or_default(),
         merge_plan_check,
+        automerge,
     })
 }
 
@@ -882,19 +914,53 @@ fn review_comments(r: &mut Reader, map: &MarkedMappingNode) -> ReviewComments {
     }
 }
 
-/// `automerge` in `sluice.yaml`: Sluice never merges a pull request, so `true` is an error
-/// rather than a promise silently not kept; `false` says the same as leaving it out.
-fn refuse_automerge(r: &mut Reader, map: &MarkedMappingNode) {
-    let Some(node) = map.get_node("automerge") else {
-        return;
-    };
-    if r.boolean(node, "automerge") == Some(true) {
-        r.error(
-            pos(node),
-            "`automerge: true` is not supported: Sluice does not merge pull requests",
-            Some("remove `automerge` (or set it to false) and merge after `apply`".to_string()),
-        );
+const AUTOMERGE_KEYS: &[(&str, Key)] = &[("enabled", Known), ("method", Known)];
+
+/// `automerge`: `false` (the default), `true` (method `merge`, as Atlantis), or
+/// `{ enabled: true, method: merge | squash | rebase }` (`enabled` defaults to true when the
+/// mapping is written). An unknown method is an error at its position.
+fn automerge(r: &mut Reader, node: &Node) -> Option<MergeMethod> {
+    if let Node::Scalar(v) = node {
+        if let Some(m) = MergeMethod::parse(v.as_str()) {
+            r.error(
+                pos(node),
+                format!("`automerge: {}` is not a setting", m.as_str()),
+                Some(format!(
+                    "write `automerge: {{ enabled: true, method: {} }}`",
+                    m.as_str()
+                )),
+            );
+            return None;
+        }
+        return r
+            .boolean(node, "automerge")
+            .and_then(|on| on.then_some(MergeMethod::Merge));
     }
+    let map = r.mapping(node, "`automerge`")?;
+    r.check_keys(map, "in `automerge`", AUTOMERGE_KEYS);
+    let enabled = map
+        .get_node("enabled")
+        .and_then(|n| r.boolean(n, "enabled"))
+        .unwrap_or(true);
+    let method = match map.get_node("method").and_then(|n| r.string(n, "method")) {
+        None => Some(MergeMethod::default()),
+        Some(v) => {
+            let m = MergeMethod::parse(&v.value);
+            if m.is_none() {
+                r.error(
+                    v.pos,
+                    format!("unknown automerge method `{}`", v.value),
+                    Some(
+                        "valid values: merge (a merge commit, the default), squash, rebase — \
+                         the ones the repository allows in its GitHub settings"
+                            .to_string(),
+                    ),
+                );
+            }
+            m
+        }
+    };
+    method.filter(|_| enabled)
 }
 
 /// `apply_mode: comment | on_merge | comment_or_merge`.
@@ -989,6 +1055,10 @@ fn atlantis_top(r: &mut Reader, map: &MarkedMappingNode) -> Option<RepoConfig> {
         review_comments: ReviewComments::default(),
         apply_mode: ApplyMode::default(),
         merge_plan_check: MergePlanCheck::default(),
+        automerge: map
+            .get_node("automerge")
+            .and_then(|n| r.boolean(n, "automerge"))
+            .and_then(|on| on.then_some(MergeMethod::Merge)),
     })
 }
 
@@ -2132,16 +2202,65 @@ projects:
             "#);
     }
 
-    /// Sluice does not merge pull requests: a `sluice.yaml` asking it to is refused rather than
-    /// silently not obeyed (in `atlantis.yaml` the key is ignored with a warning, like Atlantis'
-    /// other settings about what happens after the merge).
+    /// `automerge`: off by default; `true` (and Atlantis's `automerge: true`) is a merge
+    /// commit; the mapping names the method; a bad method or key is an error at its position.
     #[test]
-    fn automerge_true_is_refused() {
-        insta::assert_snapshot!(check("sluice.yaml", "version: 1\nautomerge: true\n"), @r#"
-            sluice.yaml:2:12: error: `automerge: true` is not supported: Sluice does not merge pull requests
-              hint: remove `automerge` (or set it to false) and merge after `apply`
-            => no config
-            "#);
+    fn automerge_shapes_and_bad_methods() {
+        let method = |file: &str, text: &str| {
+            let (c, d) = parse_config(file, text);
+            assert!(d.is_empty(), "{text}: {d:?}");
+            c.expect("parses").automerge
+        };
+        assert_eq!(method("sluice.yaml", "version: 1\n"), None);
+        assert_eq!(
+            method("sluice.yaml", "version: 1\nautomerge: false\n"),
+            None
+        );
+        assert_eq!(
+            method("sluice.yaml", "version: 1\nautomerge: true\n"),
+            Some(MergeMethod::Merge)
+        );
+        assert_eq!(
+            method(
+                "sluice.yaml",
+                "version: 1\nautomerge: { enabled: true, method: squash }\n"
+            ),
+            Some(MergeMethod::Squash)
+        );
+        assert_eq!(
+            method("sluice.yaml", "version: 1\nautomerge:\n  method: rebase\n"),
+            Some(MergeMethod::Rebase)
+        );
+        assert_eq!(
+            method(
+                "sluice.yaml",
+                "version: 1\nautomerge: { enabled: false, method: squash }\n"
+            ),
+            None
+        );
+        assert_eq!(
+            method("atlantis.yaml", "version: 3\nautomerge: true\n"),
+            Some(MergeMethod::Merge)
+        );
+        insta::assert_snapshot!(check("sluice.yaml", "version: 1\nautomerge: { enabled: true, method: fast-forward }\n"), @"
+        sluice.yaml:2:37: error: unknown automerge method `fast-forward`
+          hint: valid values: merge (a merge commit, the default), squash, rebase — the ones the repository allows in its GitHub settings
+        => no config
+        ");
+        insta::assert_snapshot!(check("sluice.yaml", "version: 1\nautomerge: { enable: true }\n"), @"
+        sluice.yaml:2:14: error: unknown key `enable` in `automerge`
+          hint: did you mean `enabled`? valid keys here: enabled, method
+        => no config
+        ");
+        insta::assert_snapshot!(check("sluice.yaml", "version: 1\nautomerge: squash\n"), @"
+        sluice.yaml:2:12: error: `automerge: squash` is not a setting
+          hint: write `automerge: { enabled: true, method: squash }`
+        => no config
+        ");
+        insta::assert_snapshot!(check("sluice.yaml", "version: 1\nautomerge: yes-please\n"), @"
+        sluice.yaml:2:12: error: `automerge` should be `true` or `false`, found `yes-please`
+        => no config
+        ");
     }
 
     #[test]
@@ -2622,8 +2741,6 @@ projects:
   - name: staging
     dir: envs/staging
 "#), @"
-        atlantis.yaml:3:1: warning: `automerge` is ignored: Sluice does not merge pull requests; merge after `apply`
-          hint: remove it to silence this warning
         atlantis.yaml:4:1: warning: `parallel_plan` is ignored: Sluice runs each project as its own job, ordered by `depends_on`
           hint: remove it to silence this warning
         atlantis.yaml:5:1: warning: `delete_source_branch_on_merge` is ignored: Sluice does not delete branches

@@ -1,6 +1,8 @@
 //! `GET /metrics` (Prometheus text format) from the process's registry (`adapters::metrics`,
-//! where the series are recorded). Values that live in the store — the outbox backlog and drift
-//! projects by status and age — are read at scrape time, so they are right after a restart.
+//! where the series are recorded). Values that live in the store — the outbox backlog, drift
+//! projects by status and age, jobs by kind and state, the queue, audit entries written — are
+//! read at scrape time, so they are right after a restart; the GitHub write budget is the one
+//! the write scheduler last published.
 //!
 //! `/metrics` is open by default, like most exporters (it shows counts, never names);
 //! `ui.metrics_require_token` puts it behind the API token.
@@ -44,7 +46,103 @@ async fn refresh(state: &AppState) -> anyhow::Result<()> {
         set("sluice_drift_projects", &[("status", status)], n as f64);
     }
     set("sluice_drift_oldest_age_seconds", &[], oldest as f64);
+    refresh_jobs(state).await?;
+    refresh_audit(state).await?;
+    refresh_write_budget();
     Ok(())
+}
+
+/// The label values of `label` of catalog metric `name`, `other` included.
+fn label_values(name: &str, label: &str) -> Vec<&'static str> {
+    find(name)
+        .into_iter()
+        .flat_map(|d| d.labels.iter().filter(|l| l.name == label))
+        .flat_map(|l| l.values.iter().copied())
+        .collect()
+}
+
+/// Jobs by kind and state (`sluice_jobs`) and the queue (`sluice_queue_depth`: queued or
+/// waiting for locks), from the store; every combination is set, 0 when none.
+async fn refresh_jobs(state: &AppState) -> anyhow::Result<()> {
+    let counts = state.store.job_counts().await?;
+    let kinds = label_values("sluice_jobs", "kind");
+    let states = label_values("sluice_jobs", "state");
+    let mut jobs: HashMap<(&'static str, &'static str), u64> = HashMap::new();
+    let mut depth: HashMap<&'static str, u64> = HashMap::new();
+    for k in &kinds {
+        depth.insert(k, 0);
+        for s in &states {
+            jobs.insert((k, s), 0);
+        }
+    }
+    let (Some(jobs_def), Some(depth_def)) = (find("sluice_jobs"), find("sluice_queue_depth"))
+    else {
+        return Ok(());
+    };
+    for (kind, st, n) in counts {
+        let k = label_value(jobs_def, "kind", &kind);
+        let s = label_value(jobs_def, "state", &st);
+        *jobs.entry((k, s)).or_default() += n;
+        if st == "queued" || st == "waiting" {
+            *depth
+                .entry(label_value(depth_def, "kind", &kind))
+                .or_default() += n;
+        }
+    }
+    for ((k, s), n) in jobs {
+        set("sluice_jobs", &[("kind", k), ("state", s)], n as f64);
+    }
+    for (k, n) in depth {
+        set("sluice_queue_depth", &[("kind", k)], n as f64);
+    }
+    Ok(())
+}
+
+/// The last audit `seq` counted into `sluice_audit_entries_total`: each scrape adds the
+/// entries written since (by this server, the CLI or anything else), so the counter counts
+/// what the log holds, once, and rises only.
+static AUDIT_COUNTED: tokio::sync::Mutex<u64> = tokio::sync::Mutex::const_new(0);
+
+async fn refresh_audit(state: &AppState) -> anyhow::Result<()> {
+    let mut counted = AUDIT_COUNTED.lock().await;
+    let (counts, last) = state.store.audit_counts(*counted).await?;
+    for (action, n) in counts {
+        let label = crate::core::ui::metrics::audit_action_label(&action);
+        inc_by("sluice_audit_entries_total", &[("action", label)], n);
+    }
+    *counted = last;
+    Ok(())
+}
+
+/// The GitHub write budget the outbox's write scheduler last published.
+fn refresh_write_budget() {
+    let Some(b) = crate::app::worker::published_budget() else {
+        // No write scheduled yet: nothing pending, nothing paused.
+        set("sluice_github_writes_pending", &[], 0.0);
+        set("sluice_github_writes_paused", &[], 0.0);
+        return;
+    };
+    set(
+        "sluice_github_writes_pending",
+        &[],
+        (b.queued + b.in_flight) as f64,
+    );
+    let paused = b.paused_until.is_some_and(|t| t > chrono::Utc::now());
+    set(
+        "sluice_github_writes_paused",
+        &[],
+        if paused { 1.0 } else { 0.0 },
+    );
+    set(
+        "sluice_github_write_budget_remaining",
+        &[("window", "minute")],
+        f64::from(b.remaining_minute),
+    );
+    set(
+        "sluice_github_write_budget_remaining",
+        &[("window", "hour")],
+        f64::from(b.remaining_hour),
+    );
 }
 
 /// `GET /metrics`.

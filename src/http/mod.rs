@@ -77,7 +77,14 @@ pub fn router(state: Arc<AppState>) -> Router {
             routes::LOCK_RELEASE,
             get(ui::lock_release_confirm).post(ui::lock_release),
         )
+        .route(routes::RUNS, get(ui::runs))
         .route("/runs/{id}", get(ui::run))
+        .route("/repos/{owner}/{name}/pulls/{pr}", get(ui::pull))
+        .route(routes::DRIFT, get(ui::drift))
+        .route(routes::DRIFT_ACK, post(ui::drift_ack))
+        .route(routes::DRIFT_ACCEPT, post(ui::drift_accept))
+        .route(routes::AUDIT, get(ui::audit))
+        .route(routes::AUDIT_EXPORT, get(ui::audit_export))
         .route("/jobs/{id}/log", get(ui::job_log))
         .route("/jobs/{id}/log/events", get(ui::job_log_events))
         .route(routes::CSS, get(ui::css))

@@ -69,6 +69,9 @@ pub struct Ui {
     pub job_logs: Option<Arc<dyn crate::app::ports::job_log::JobLogStore>>,
     /// `ui.log_retention_days` in ms (0: forever).
     log_retention_ms: i64,
+    /// Takes drift `ack` and `accept` from the drift page; `None` (drift detection off): the
+    /// forms answer 409.
+    pub drift_service: Option<Arc<crate::app::drift::DriftService>>,
 }
 
 impl std::fmt::Debug for Ui {
@@ -165,6 +168,7 @@ impl Ui {
             job_logs: None,
             log_retention_ms: i64::try_from(ui.log_retention_days.saturating_mul(86_400_000))
                 .unwrap_or(i64::MAX),
+            drift_service: None,
         })
     }
 
@@ -1177,4 +1181,810 @@ pub fn log_stream(
             tokio::time::sleep(POLL).await;
         }
     })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Runs list and a pull request's runs
+
+/// Runs shown on one page of the runs list.
+const RUNS_PER_PAGE: u32 = 50;
+/// Runs read from the store per batch while filling a page (the viewer may not read all).
+const RUNS_BATCH: u32 = 200;
+/// Batches read at most for one page: a viewer who may read little of a busy server gets a
+/// shorter page with an "Older runs" link instead of a scan of the whole table.
+const RUNS_MAX_BATCHES: u32 = 10;
+
+#[derive(Debug, Deserialize, Default)]
+pub struct RunsQuery {
+    repo: Option<String>,
+    pr: Option<String>,
+    state: Option<String>,
+    before: Option<String>,
+}
+
+fn run_view(
+    run: &crate::app::ports::store::RunRow,
+    jobs: &[crate::app::ports::store::JobRow],
+) -> pages::RunView {
+    pages::RunView {
+        id: run.id,
+        repo: run.repo.full(),
+        pr: run.pr.get(),
+        kind: run.kind.as_str().to_string(),
+        actor: run.actor.login.clone(),
+        trigger: run.trigger.as_str().to_string(),
+        head_sha: run.head_sha.to_string(),
+        branch: run.base_ref.clone(),
+        created_at: utc(run.created_at.get()),
+        job_states: jobs.iter().map(|j| j.state).collect(),
+    }
+}
+
+fn bad_request(message: &str) -> Response {
+    page(StatusCode::BAD_REQUEST, pages::error_page(400, message))
+}
+
+/// Runs of `repo`/`pr` newest first that the viewer may read and `filter` keeps, from id
+/// `before` down; with the id to continue from when there may be more.
+async fn run_views(
+    state: &AppState,
+    viewer: &Viewer,
+    repo: Option<&RepoName>,
+    pr: Option<crate::core::types::PrNumber>,
+    filter: &pages::RunFilter,
+    mut before: Option<i64>,
+) -> anyhow::Result<(Vec<pages::RunView>, Option<i64>)> {
+    let mut out = Vec::new();
+    let mut readable: HashMap<String, bool> = HashMap::new();
+    for _ in 0..RUNS_MAX_BATCHES {
+        let batch = state
+            .store
+            .recent_runs(repo, pr, before, RUNS_BATCH)
+            .await?;
+        let exhausted = (batch.len() as u32) < RUNS_BATCH;
+        for run in batch {
+            before = Some(run.id);
+            let name = run.repo.full().to_ascii_lowercase();
+            let may = match readable.get(&name) {
+                Some(m) => *m,
+                None => {
+                    let m = state.ui.decide(viewer, &name, UiAction::Read).await == Decision::Allow;
+                    readable.insert(name, m);
+                    m
+                }
+            };
+            if !may {
+                continue;
+            }
+            let jobs = state.store.jobs_of_run(run.id).await?;
+            let view = run_view(&run, &jobs);
+            if filter.state_matches(&view) {
+                out.push(view);
+                if out.len() as u32 >= RUNS_PER_PAGE {
+                    return Ok((out, before));
+                }
+            }
+        }
+        if exhausted {
+            return Ok((out, None));
+        }
+    }
+    Ok((out, before))
+}
+
+/// `GET /runs?repo=&pr=&state=&before=`: pull requests' runs, newest first.
+pub async fn runs(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    uri: Uri,
+    Query(q): Query<RunsQuery>,
+) -> Response {
+    let viewer = match state.ui.viewer(&headers, &uri).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let filter = pages::RunFilter {
+        repo: q.repo.unwrap_or_default().trim().to_string(),
+        pr: q.pr.unwrap_or_default().trim().to_string(),
+        state: q.state.unwrap_or_default().trim().to_string(),
+    };
+    let repo = match filter.repo.as_str() {
+        "" => None,
+        r => match RepoName::parse(r) {
+            Ok(r) => Some(r),
+            Err(_) => return bad_request("The repository is written owner/name."),
+        },
+    };
+    // A repository the viewer may not read is not named back (the same page as an empty one
+    // would leak nothing, but the URL of another's repository is 404 like its pages).
+    if let Some(r) = &repo
+        && state.ui.decide(&viewer, &r.full(), UiAction::Read).await != Decision::Allow
+    {
+        return not_found();
+    }
+    let pr = match filter.pr.as_str() {
+        "" => None,
+        p => match p
+            .trim_start_matches('#')
+            .parse::<u64>()
+            .ok()
+            .and_then(|n| crate::core::types::PrNumber::new(n).ok())
+        {
+            Some(n) => Some(n),
+            None => return bad_request("The pull request is a number, e.g. 31."),
+        },
+    };
+    if !filter.state.is_empty()
+        && !crate::core::job::JobState::ALL
+            .iter()
+            .any(|s| s.as_str() == filter.state)
+    {
+        return bad_request(
+            "The state is one of waiting, queued, running, succeeded, failed, cancelled, interrupted.",
+        );
+    }
+    let before = match q.before.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(b) => match b.parse::<i64>() {
+            Ok(b) => Some(b),
+            Err(_) => return bad_request("`before` is a run number."),
+        },
+    };
+    match run_views(&state, &viewer, repo.as_ref(), pr, &filter, before).await {
+        Ok((runs, older)) => page(
+            StatusCode::OK,
+            pages::runs_page(&state.ui.chrome(&viewer), None, &filter, &runs, older),
+        ),
+        Err(e) => internal(&e, "listing runs failed"),
+    }
+}
+
+/// `GET /repos/{owner}/{name}/pulls/{pr}`: one pull request's runs (404 for a repository the
+/// viewer may not read).
+pub async fn pull(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    uri: Uri,
+    axum::extract::Path((owner, name, pr)): axum::extract::Path<(String, String, u64)>,
+) -> Response {
+    let viewer = match state.ui.viewer(&headers, &uri).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let (Ok(repo), Ok(pr)) = (
+        RepoName::parse(&format!("{owner}/{name}")),
+        crate::core::types::PrNumber::new(pr),
+    ) else {
+        return not_found();
+    };
+    if state.ui.decide(&viewer, &repo.full(), UiAction::Read).await != Decision::Allow {
+        return not_found();
+    }
+    let filter = pages::RunFilter::default();
+    match run_views(&state, &viewer, Some(&repo), Some(pr), &filter, None).await {
+        Ok((runs, older)) => page(
+            StatusCode::OK,
+            pages::runs_page(
+                &state.ui.chrome(&viewer),
+                Some((&repo.full(), pr.get())),
+                &filter,
+                &runs,
+                older,
+            ),
+        ),
+        Err(e) => internal(&e, "listing a pull request's runs failed"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Drift
+
+#[derive(Debug, Deserialize, Default)]
+pub struct DriftQuery {
+    repo: Option<String>,
+}
+
+/// The live drift objects the viewer may read (of `repo` when given), oldest first.
+async fn drift_rows(
+    state: &AppState,
+    viewer: &Viewer,
+    repo: Option<&RepoName>,
+) -> anyhow::Result<Vec<pages::DriftRow>> {
+    let rows = state.drift.projects(repo).await?;
+    let repos: BTreeSet<String> = rows.iter().map(|r| r.key.repo.full()).collect();
+    let readable = state.ui.readable(viewer, repos).await;
+    let now = chrono::Utc::now();
+    let mut out = Vec::new();
+    for r in rows {
+        let name = r.key.repo.full();
+        if !readable.contains(&name) || !r.active {
+            continue;
+        }
+        let Some(d) = r.record.live() else { continue };
+        let can_act = state.ui.decide(viewer, &name, UiAction::ActOnDrift).await == Decision::Allow;
+        out.push(pages::DriftRow {
+            repo: name,
+            project: r.name.to_string(),
+            dir: r.key.dir.to_string(),
+            workspace: r.key.workspace.to_string(),
+            phase: d.state.phase(),
+            fingerprint: d.fingerprint.short().to_string(),
+            changed_outside: u32::try_from(d.counts.changed_outside).unwrap_or(u32::MAX),
+            unapplied: u32::try_from(d.counts.unapplied + d.counts.engine_or_provider_upgrade)
+                .unwrap_or(u32::MAX),
+            opened_at: d.opened_at,
+            age_seconds: (now - d.opened_at).num_seconds(),
+            issue: r.drift_issue,
+            history: d.history.iter().map(pages::drift_history_line).collect(),
+            can_act,
+        });
+    }
+    out.sort_by_key(|a| a.opened_at);
+    Ok(out)
+}
+
+/// `GET /drift?repo=`: live drift with its lifecycle and history.
+pub async fn drift(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    uri: Uri,
+    Query(q): Query<DriftQuery>,
+) -> Response {
+    let viewer = match state.ui.viewer(&headers, &uri).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let repo = match q.repo.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(r) => match RepoName::parse(r) {
+            Ok(r) => Some(r),
+            Err(_) => return bad_request("The repository is written owner/name."),
+        },
+    };
+    if let Some(r) = &repo
+        && state.ui.decide(&viewer, &r.full(), UiAction::Read).await != Decision::Allow
+    {
+        return not_found();
+    }
+    match drift_rows(&state, &viewer, repo.as_ref()).await {
+        Ok(rows) => page(
+            StatusCode::OK,
+            pages::drift_page(&state.ui.chrome(&viewer), &rows),
+        ),
+        Err(e) => internal(&e, "listing drift failed"),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DriftForm {
+    repo: String,
+    dir: String,
+    workspace: String,
+    fingerprint: String,
+    csrf: Option<String>,
+    until: Option<String>,
+    reason: Option<String>,
+}
+
+/// Who a viewer acts as in the drift lifecycle and the audit log.
+fn actor_of(viewer: &Viewer) -> crate::core::event::Actor {
+    use crate::core::event::{Actor, ActorKind};
+    match &viewer.principal {
+        Principal::User(s) => Actor {
+            login: s.login.clone(),
+            id: s.user_id,
+            kind: ActorKind::Human,
+        },
+        p => Actor {
+            login: p.display_login().to_string(),
+            id: 0,
+            kind: ActorKind::Admin,
+        },
+    }
+}
+
+/// `POST /drift/ack`: `sluice drift ack` from the web UI.
+pub async fn drift_ack(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    uri: Uri,
+    Form(f): Form<DriftForm>,
+) -> Response {
+    drift_command(&state, &headers, &uri, routes::DRIFT_ACK, &f).await
+}
+
+/// `POST /drift/accept`: `sluice drift accept --until DATE --reason …` from the web UI.
+pub async fn drift_accept(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    uri: Uri,
+    Form(f): Form<DriftForm>,
+) -> Response {
+    drift_command(&state, &headers, &uri, routes::DRIFT_ACCEPT, &f).await
+}
+
+/// The checks of a drift form (session, same origin and CSRF, write permission), then the
+/// command parsed by the comment grammar (so a date in the past or not a date is refused with
+/// the same words) and taken by the drift service like the comment.
+async fn drift_command(
+    state: &AppState,
+    headers: &HeaderMap,
+    uri: &Uri,
+    action: &str,
+    f: &DriftForm,
+) -> Response {
+    use crate::core::drift::{DriftParsed, parse_drift_args};
+    let viewer = match state.ui.viewer(headers, uri).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    if let Err(r) = state
+        .ui
+        .check_post(&viewer, headers, action, f.csrf.as_deref())
+    {
+        return *r;
+    }
+    match state
+        .ui
+        .decide(&viewer, &f.repo, UiAction::ActOnDrift)
+        .await
+    {
+        Decision::Allow => {}
+        Decision::Forbidden => {
+            return page(
+                StatusCode::FORBIDDEN,
+                pages::error_page(
+                    403,
+                    "Acknowledging or accepting drift needs write access to the repository.",
+                ),
+            );
+        }
+        _ => return not_found(),
+    }
+    let (Ok(repo), Ok(dir), Ok(workspace)) = (
+        RepoName::parse(&f.repo),
+        ProjectDir::new(&f.dir),
+        Workspace::new(&f.workspace),
+    ) else {
+        return not_found();
+    };
+    let Some(service) = &state.ui.drift_service else {
+        return page(
+            StatusCode::CONFLICT,
+            pages::error_page(
+                409,
+                "Drift detection is off on this server (drift.enabled).",
+            ),
+        );
+    };
+    let words: Vec<String> = if action == routes::DRIFT_ACK {
+        vec!["ack".into()]
+    } else {
+        let mut w = vec![
+            "accept".to_string(),
+            "--until".to_string(),
+            f.until.clone().unwrap_or_default(),
+        ];
+        if let Some(r) = f.reason.as_deref().map(str::trim).filter(|r| !r.is_empty()) {
+            w.push("--reason".into());
+            w.push(r.to_string());
+        }
+        w
+    };
+    let today = chrono::Utc::now().date_naive();
+    let cmd = match parse_drift_args(&service.settings.bot_name, &words, today) {
+        DriftParsed::Command(c) => c,
+        DriftParsed::Reply(text) => return bad_request(&plain_reply(&text)),
+    };
+    let key = crate::app::ports::drift::DriftKey {
+        repo,
+        dir,
+        workspace,
+    };
+    let actor = actor_of(&viewer);
+    let event_id = format!("web-ui:{}", hex::encode(random16()));
+    match service
+        .command_from_ui(&key, &cmd, &actor, &f.fingerprint, &event_id)
+        .await
+    {
+        Ok(Ok(Some(()))) => {
+            tracing::info!(repo = %key.repo, dir = %key.dir, by = %actor.login, command = cmd.name(), "drift command from the web UI");
+            redirect(&format!(
+                "{}?repo={}",
+                routes::DRIFT,
+                pages::seg(&key.repo.full())
+            ))
+        }
+        Ok(Ok(None)) => not_found(),
+        Ok(Err(why)) => page(
+            StatusCode::CONFLICT,
+            pages::error_page(409, &format!("Not done: {why}.")),
+        ),
+        Err(e) => internal(&e, "a drift command from the web UI failed"),
+    }
+}
+
+/// A grammar reply (Markdown for a comment) as plain text for a page: its first error line
+/// without the Markdown marks.
+fn plain_reply(md: &str) -> String {
+    let text: Vec<&str> = md
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('|') && !l.starts_with('#'))
+        .collect();
+    text.join(" ").replace('`', "").replace("**", "")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Audit
+
+/// Entries shown on one page of the audit list.
+const AUDIT_PER_PAGE: usize = 100;
+
+#[derive(Debug, Deserialize, Default)]
+pub struct AuditUiQuery {
+    repo: Option<String>,
+    pr: Option<String>,
+    commit: Option<String>,
+    actor: Option<String>,
+    action: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    cursor: Option<String>,
+    format: Option<String>,
+}
+
+impl AuditUiQuery {
+    fn filter(&self) -> pages::AuditFilter {
+        let t = |v: &Option<String>| v.as_deref().unwrap_or("").trim().to_string();
+        pages::AuditFilter {
+            repo: t(&self.repo),
+            pr: t(&self.pr),
+            commit: t(&self.commit),
+            actor: t(&self.actor),
+            action: t(&self.action),
+            since: t(&self.since),
+            until: t(&self.until),
+        }
+    }
+}
+
+/// An audit filter checked and lowered: the store's query and the rest, matched per entry.
+struct AuditSelection {
+    query: crate::app::ports::store::AuditQuery,
+    pr: Option<u64>,
+    /// Lowercase; a prefix of the entry's head commit.
+    commit: Option<String>,
+    actor: Option<String>,
+    action: Option<String>,
+    /// `None`: every entry (admins); else entries of these repositories (lowercase) only.
+    repos: Option<BTreeSet<String>>,
+}
+
+impl AuditSelection {
+    fn keeps(&self, e: &crate::core::audit::AuditEntry) -> bool {
+        let r = &e.record;
+        self.pr.is_none_or(|p| r.pr == Some(p))
+            && self.commit.as_ref().is_none_or(|c| {
+                r.head_sha
+                    .as_ref()
+                    .is_some_and(|h| h.to_ascii_lowercase().starts_with(c.as_str()))
+            })
+            && self
+                .actor
+                .as_ref()
+                .is_none_or(|a| r.actor.login.eq_ignore_ascii_case(a))
+            && self
+                .action
+                .as_ref()
+                .is_none_or(|a| r.action.is_some_and(|x| x.as_str() == a))
+            && self.repos.as_ref().is_none_or(|set| {
+                r.repo
+                    .as_ref()
+                    .is_some_and(|n| set.contains(&n.to_ascii_lowercase()))
+            })
+    }
+}
+
+/// The checks of an audit filter: a bad value is a 400 with what to write, a repository the
+/// viewer may not read a 404. A viewer who is not an admin sees only entries of repositories
+/// they may read (an entry without a repository, or of another, is never shown to them).
+async fn audit_selection(
+    state: &AppState,
+    viewer: &Viewer,
+    f: &pages::AuditFilter,
+) -> Result<AuditSelection, Response> {
+    use crate::core::audit::parse_time_bound;
+    let bound = |s: &str| -> Result<Option<crate::core::types::UnixMs>, String> {
+        match s {
+            "" => Ok(None),
+            s => parse_time_bound(s).map(Some),
+        }
+    };
+    let since = bound(&f.since).map_err(|e| bad_request(&e))?;
+    let until = bound(&f.until).map_err(|e| bad_request(&e))?;
+    let repo = match f.repo.as_str() {
+        "" => None,
+        r => match RepoName::parse(r) {
+            Ok(r) => Some(r.full()),
+            Err(_) => return Err(bad_request("The repository is written owner/name.")),
+        },
+    };
+    if let Some(r) = &repo
+        && state.ui.decide(viewer, r, UiAction::Read).await != Decision::Allow
+    {
+        return Err(not_found());
+    }
+    let pr = match f.pr.trim_start_matches('#') {
+        "" => None,
+        p => match p.parse::<u64>() {
+            Ok(n) => Some(n),
+            Err(_) => return Err(bad_request("The pull request is a number, e.g. 31.")),
+        },
+    };
+    let commit = match f.commit.to_ascii_lowercase() {
+        c if c.is_empty() => None,
+        c if c.len() >= 4 && c.len() <= 64 && c.chars().all(|x| x.is_ascii_hexdigit()) => Some(c),
+        _ => {
+            return Err(bad_request(
+                "The commit is a SHA (at least 4 hex digits, e.g. 3f2a9c1).",
+            ));
+        }
+    };
+    let query = crate::app::ports::store::AuditQuery {
+        since,
+        until,
+        repo: repo.clone(),
+        head_sha: commit.clone().filter(|c| c.len() == 40 || c.len() == 64),
+        after_seq: None,
+        limit: None,
+    };
+    let repos = match (viewer.role, repo) {
+        (Role::Admin, _) => None,
+        (_, Some(r)) => Some(BTreeSet::from([r.to_ascii_lowercase()])),
+        // Not an admin and no repository chosen: the repositories the entries name, of which
+        // the ones the viewer may read (a first pass over the log; permissions are cached).
+        (_, None) => {
+            let mut named = BTreeSet::new();
+            let scanned = state
+                .store
+                .scan_audit(&query, &mut |e| {
+                    if let Some(r) = &e.record.repo {
+                        named.insert(r.to_ascii_lowercase());
+                    }
+                    Ok(true)
+                })
+                .await;
+            if let Err(e) = scanned {
+                return Err(internal(&e, "reading the audit log failed"));
+            }
+            Some(state.ui.readable(viewer, named).await)
+        }
+    };
+    let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_string());
+    Ok(AuditSelection {
+        query,
+        pr,
+        commit,
+        actor: non_empty(&f.actor),
+        action: non_empty(&f.action),
+        repos,
+    })
+}
+
+/// `GET /audit?repo=&pr=&commit=&actor=&action=&since=&until=&cursor=`: the newest entries
+/// matching the filter (older than `cursor`), and for admins the chain's verification.
+pub async fn audit(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    uri: Uri,
+    Query(q): Query<AuditUiQuery>,
+) -> Response {
+    let viewer = match state.ui.viewer(&headers, &uri).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let filter = q.filter();
+    let sel = match audit_selection(&state, &viewer, &filter).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let cursor = match q.cursor.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(c) => match c.parse::<u64>() {
+            Ok(c) => Some(c),
+            Err(_) => return bad_request("`cursor` is an entry number."),
+        },
+    };
+    // The newest matching entries below the cursor: the scan runs oldest first, so keep the
+    // last page's worth (and one more, to know whether older ones exist).
+    let mut kept: std::collections::VecDeque<crate::core::audit::AuditEntry> =
+        std::collections::VecDeque::new();
+    let nobody = sel.repos.as_ref().is_some_and(BTreeSet::is_empty);
+    if !nobody {
+        let res = state
+            .store
+            .scan_audit(&sel.query, &mut |e| {
+                if cursor.is_some_and(|c| e.seq >= c) {
+                    return Ok(false);
+                }
+                if sel.keeps(&e) {
+                    kept.push_back(e);
+                    if kept.len() > AUDIT_PER_PAGE + 1 {
+                        kept.pop_front();
+                    }
+                }
+                Ok(true)
+            })
+            .await;
+        if let Err(e) = res {
+            return internal(&e, "reading the audit log failed");
+        }
+    }
+    let more = kept.len() > AUDIT_PER_PAGE;
+    if more {
+        kept.pop_front();
+    }
+    let rows: Vec<pages::AuditRow> = kept
+        .iter()
+        .rev()
+        .map(|e| pages::AuditRow {
+            seq: e.seq,
+            time: chrono::DateTime::parse_from_rfc3339(&e.time)
+                .map(|t| t.with_timezone(&chrono::Utc))
+                .unwrap_or_default(),
+            actor: e.record.actor.login.clone(),
+            action: e.record.action.map_or("", |a| a.as_str()).to_string(),
+            result: e.record.result.map_or("", |r| r.as_str()).to_string(),
+            repo: e.record.repo.clone(),
+            pr: e.record.pr,
+            head_sha: e.record.head_sha.clone(),
+            project: e.record.project.clone(),
+        })
+        .collect();
+    let next_cursor = more.then(|| rows.last().map(|r| r.seq)).flatten();
+    let chain = match viewer.role {
+        Role::Admin => Some(chain_status(&state).await),
+        _ => None,
+    };
+    page(
+        StatusCode::OK,
+        pages::audit_page(
+            &state.ui.chrome(&viewer),
+            &filter,
+            &rows,
+            chain.as_ref(),
+            next_cursor,
+        ),
+    )
+}
+
+/// How long a verification of the whole audit chain is shown before the page runs it again
+/// (it reads every entry: seconds for a million).
+const CHAIN_CHECK_TTL: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// The last verification of the audit chain and when it ran; one runs at a time.
+static CHAIN_CHECKED: tokio::sync::Mutex<Option<(pages::ChainStatus, std::time::Instant)>> =
+    tokio::sync::Mutex::const_new(None);
+
+/// The chain's status for the audit page: `sluice audit verify`'s verdict, run again when the
+/// last one is older than [`CHAIN_CHECK_TTL`] (the page shows when it ran).
+async fn chain_status(state: &AppState) -> pages::ChainStatus {
+    let mut last = CHAIN_CHECKED.lock().await;
+    if let Some((status, at)) = last.as_ref()
+        && at.elapsed() < CHAIN_CHECK_TTL
+    {
+        return status.clone();
+    }
+    let status = match crate::app::audit::verify(&*state.store, None).await {
+        Ok(crate::app::audit::Verdict::Ok {
+            count,
+            last_seq,
+            last_hash,
+        }) => pages::ChainStatus::Verified {
+            entries: count,
+            last_seq,
+            last_hash,
+            at: chrono::Utc::now(),
+        },
+        Ok(crate::app::audit::Verdict::Broken { seq, why, .. }) => pages::ChainStatus::Broken {
+            seq,
+            reason: why,
+            at: chrono::Utc::now(),
+        },
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "verifying the audit chain failed");
+            return pages::ChainStatus::NotChecked;
+        }
+    };
+    *last = Some((status.clone(), std::time::Instant::now()));
+    status
+}
+
+/// A `Write` that hands what is written to the response body in chunks.
+struct ChannelWriter {
+    buf: Vec<u8>,
+    tx: tokio::sync::mpsc::UnboundedSender<Result<Vec<u8>, std::io::Error>>,
+}
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(b);
+        if self.buf.len() >= 64 * 1024 {
+            self.flush()?;
+        }
+        Ok(b.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if !self.buf.is_empty() {
+            self.tx
+                .send(Ok(std::mem::take(&mut self.buf)))
+                .map_err(|_| {
+                    std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client left")
+                })?;
+        }
+        Ok(())
+    }
+}
+
+/// `GET /audit/export?format=jsonl|csv&…filters`: the entries the audit page would list, oldest
+/// first, as `sluice audit export` writes them (the same streaming export).
+pub async fn audit_export(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    uri: Uri,
+    Query(q): Query<AuditUiQuery>,
+) -> Response {
+    use crate::app::audit::ExportFormat;
+    let viewer = match state.ui.viewer(&headers, &uri).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let (format, content_type, ext) = match q.format.as_deref().unwrap_or("jsonl") {
+        "jsonl" => (ExportFormat::Jsonl, "application/x-ndjson", "jsonl"),
+        "csv" => (ExportFormat::Csv, "text/csv; charset=utf-8", "csv"),
+        _ => return bad_request("The export format is jsonl or csv."),
+    };
+    let sel = match audit_selection(&state, &viewer, &q.filter()).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let store = state.store.clone();
+    tokio::spawn(async move {
+        let mut w = ChannelWriter {
+            buf: Vec::new(),
+            tx: tx.clone(),
+        };
+        if sel.repos.as_ref().is_some_and(BTreeSet::is_empty) {
+            // Nothing this viewer may read: a valid, empty export.
+            let _ =
+                crate::app::audit::export_matching(&*store, &sel.query, format, &mut w, &|_| false)
+                    .await;
+            return;
+        }
+        let keep = |e: &crate::core::audit::AuditEntry| sel.keeps(e);
+        if let Err(e) =
+            crate::app::audit::export_matching(&*store, &sel.query, format, &mut w, &keep).await
+        {
+            tracing::warn!(error = %format!("{e:#}"), "an audit export from the web UI stopped");
+            let _ = tx.send(Err(std::io::Error::other("the export failed")));
+        }
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    (
+        [
+            (header::CONTENT_TYPE, content_type.to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"sluice-audit.{ext}\""),
+            ),
+            (header::CACHE_CONTROL, "no-store".to_string()),
+        ],
+        axum::body::Body::from_stream(stream),
+    )
+        .into_response()
 }

@@ -245,13 +245,13 @@ use crate::webhooks::{Webhook, github_now};
 type Received = (String, Option<String>, String);
 
 /// Records every POST it receives: a notification endpoint.
-struct Receiver {
+pub(crate) struct Receiver {
     url: String,
     got: Arc<Mutex<Vec<Received>>>,
 }
 
 impl Receiver {
-    fn start() -> Receiver {
+    pub(crate) fn start() -> Receiver {
         use std::io::{BufRead, BufReader, Read, Write};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind receiver");
         let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
@@ -300,7 +300,7 @@ impl Receiver {
         Receiver { url, got }
     }
 
-    fn events(&self) -> Vec<serde_json::Value> {
+    pub(crate) fn events(&self) -> Vec<serde_json::Value> {
         self.got
             .lock()
             .expect("lock")
@@ -313,7 +313,7 @@ impl Receiver {
 const HOOK_SECRET: &str = "drift-hook-secret-0123";
 
 /// The server harness with a remote state for `app/` and notifications to `receiver`.
-async fn drift_harness(backend: &StateBackend, receiver: &Receiver) -> Harness {
+pub(crate) async fn drift_harness(backend: &StateBackend, receiver: &Receiver) -> Harness {
     let main = backend_project(backend, "app", &[("web", "1"), ("db", "1")]);
     let mut h = Harness::new(&[("app/main.tf", &main)]).await;
     h.set_env("SLUICE_RUNNER__EGRESS_ALLOW", &backend.addr.to_string());
@@ -326,7 +326,7 @@ async fn drift_harness(backend: &StateBackend, receiver: &Receiver) -> Harness {
 static PUSHES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// A push of the origin's `main` as it is now.
-fn push_event(h: &Harness) -> Webhook {
+pub(crate) fn push_event(h: &Harness) -> Webhook {
     let n = PUSHES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     h.origin.checkout("main");
     Webhook::load("push.json")
@@ -341,7 +341,13 @@ fn push_event(h: &Harness) -> Webhook {
 static ISSUE_COMMENTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(900_000);
 
 /// A comment on plain issue `issue`.
-fn issue_comment(h: &Harness, issue: u64, user: &str, association: &str, body: &str) -> Webhook {
+pub(crate) fn issue_comment(
+    h: &Harness,
+    issue: u64,
+    user: &str,
+    association: &str,
+    body: &str,
+) -> Webhook {
     let id = ISSUE_COMMENTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     Webhook::load("issue_comment.created.json")
         .repo(REPO, &h.origin.url())
@@ -357,7 +363,7 @@ fn issue_comment(h: &Harness, issue: u64, user: &str, association: &str, body: &
 }
 
 /// Merges `branch` into the origin's `main`.
-fn merge(h: &Harness, branch: &str) {
+pub(crate) fn merge(h: &Harness, branch: &str) {
     h.origin.checkout("main");
     h.origin.git(&["merge", "--no-edit", "--no-ff", branch]);
 }
@@ -377,7 +383,7 @@ async fn project_status(h: &Harness) -> serde_json::Value {
     v["projects"][0].clone()
 }
 
-async fn wait_status(
+pub(crate) async fn wait_status(
     h: &Harness,
     what: &str,
     pred: impl Fn(&serde_json::Value) -> bool,
@@ -399,7 +405,7 @@ async fn wait_status(
 }
 
 /// Plans, approves and applies PR `n` through Sluice.
-async fn apply_through_sluice(h: &Harness, n: u64, branch: &str, main_tf: &str) {
+pub(crate) async fn apply_through_sluice(h: &Harness, n: u64, branch: &str, main_tf: &str) {
     let head = h.open_pr(n, branch, &[("app/main.tf", main_tf)]);
     h.deliver(&h.pr_event("opened", n)).await;
     h.wait_status(&head, "sluice/plan", "success").await;

@@ -11,13 +11,14 @@ use crate::server::{Harness, REPO};
 use crate::support::{null_project, tools};
 
 /// A terraform that takes `secs` seconds longer for `plan` and `apply`.
-fn slow_terraform(dir: &std::path::Path, secs: u32) -> std::path::PathBuf {
+pub(crate) fn slow_terraform(dir: &std::path::Path, secs: u32) -> std::path::PathBuf {
     let real = tools().terraform;
     let path = dir.join("slow-terraform");
     std::fs::write(
         &path,
         format!(
-            "#!/bin/sh\ncase \"$1\" in plan|apply) sleep {secs} ;; esac\nexec {} \"$@\"\n",
+            "#!/bin/sh\ncase \"$1\" in plan|apply) : > \"{}/started-$1\"; sleep {secs} ;; esac\nexec {} \"$@\"\n",
+            dir.display(),
             real.display()
         ),
     )
@@ -25,6 +26,16 @@ fn slow_terraform(dir: &std::path::Path, secs: u32) -> std::path::PathBuf {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
     path
+}
+
+/// Waits until the slow engine of [`slow_terraform`] in `bin` runs `command` (`plan` or `apply`):
+/// a kill from then on lands while the engine runs.
+pub(crate) async fn engine_running(h: &Harness, bin: &tempfile::TempDir, command: &str) {
+    let marker = bin.path().join(format!("started-{command}"));
+    h.wait(&format!("the engine to run {command}"), || {
+        marker.exists().then_some(())
+    })
+    .await;
 }
 
 async fn slow_harness(secs: u32) -> (Harness, tempfile::TempDir) {
@@ -87,7 +98,7 @@ async fn a_plan_killed_mid_run_is_run_again_after_restart() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_apply_killed_mid_run_is_reported_interrupted_never_rerun() {
-    let (mut h, _bin) = slow_harness(4).await;
+    let (mut h, bin) = slow_harness(4).await;
     let head = h.open_pr(1, "change", &[("envs/a/main.tf", &null_project("a", "2"))]);
     h.deliver(&h.pr_event("opened", 1)).await;
     h.wait_status(&head, "sluice/plan", "success").await;
@@ -102,7 +113,7 @@ async fn an_apply_killed_mid_run_is_reported_interrupted_never_rerun() {
             .then_some(())
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    engine_running(&h, &bin, "apply").await;
     h.server.as_mut().unwrap().kill();
 
     h.start();
@@ -134,7 +145,7 @@ async fn shutdown_waits_then_interrupts_and_tells_the_pr() {
     let head = h.open_pr(1, "change", &[("envs/a/main.tf", &null_project("a", "2"))]);
     h.deliver(&h.pr_event("opened", 1)).await;
     wait_log(&h, "job started").await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    engine_running(&h, &bin, "plan").await;
     let status = h
         .server
         .as_mut()

@@ -42,6 +42,16 @@ mod review {
 
 pub use review::{FakeCheckRun, FakeFile, FakeReviewComment, PostedReview};
 
+/// Compare and merge (delivery after merge, the merge queue, automerge).
+mod delivery {
+    include!("fake_github_delivery.rs");
+}
+
+/// Opening and listing pull requests (included for the same reason).
+mod pulls {
+    include!("fake_github_pulls.rs");
+}
+
 /// The personal token the fake accepts.
 pub const TOKEN: &str = "ghp_fakeTokenForSluiceTests0000000000";
 /// `GET /user` login for [`TOKEN`].
@@ -121,6 +131,10 @@ pub struct FakePull {
     pub merged: bool,
     pub mergeable: Option<bool>,
     pub mergeable_state: Option<String>,
+    /// Markdown.
+    pub body: String,
+    /// GitHub's `merge_commit_sha` (set when the test merges it).
+    pub merge_commit_sha: Option<String>,
 }
 
 impl FakePull {
@@ -142,6 +156,8 @@ impl FakePull {
             merged: false,
             mergeable: Some(true),
             mergeable_state: Some("clean".to_string()),
+            body: "Terraform change".to_string(),
+            merge_commit_sha: None,
         }
     }
 }
@@ -276,6 +292,9 @@ struct FakeState {
     user_tokens: HashMap<String, String>,
     /// `(repo, login)` (lowercase) → GitHub's `permission` for it.
     permissions: HashMap<(String, String), String>,
+    delivery: delivery::DeliveryState,
+    /// `owner/name` (lowercase) → the git repository its branches are read from.
+    repo_dirs: HashMap<String, std::path::PathBuf>,
 }
 
 impl FakeState {
@@ -351,6 +370,13 @@ impl FakeGitHub {
     }
 
     // ---- test control -------------------------------------------------------------------
+
+    /// The git repository `repo`'s branches live in (pull requests open from its branches).
+    pub fn set_repo_dir(&self, repo: &str, dir: &std::path::Path) {
+        self.state()
+            .repo_dirs
+            .insert(repo.to_ascii_lowercase(), dir.to_path_buf());
+    }
 
     pub fn add_pull(&self, pull: FakePull) {
         let key = (pull.repo.to_ascii_lowercase(), pull.number);
@@ -629,6 +655,18 @@ fn router(state: Shared) -> Router {
         )
         .route("/orgs/{org}/installation", get(get_org_installation))
         .route("/repos/{owner}/{repo}/pulls/{number}", get(get_pull))
+        .route(
+            "/repos/{owner}/{repo}/pulls/{number}/merge",
+            axum::routing::put(delivery::merge_pull),
+        )
+        .route(
+            "/repos/{owner}/{repo}/compare/{basehead}",
+            get(delivery::compare),
+        )
+        .route(
+            "/repos/{owner}/{repo}/pulls",
+            get(pulls::list_pulls).post(pulls::create_pull),
+        )
         .route(
             "/repos/{owner}/{repo}/pulls/{number}/reviews",
             get(list_reviews).post(review::create_review),
@@ -1041,7 +1079,7 @@ fn pull_json(base: &str, p: &FakePull) -> Value {
         "locked": false,
         "title": p.title,
         "user": user_json(base, &p.author, p.author_id, &p.author_type),
-        "body": "Terraform change",
+        "body": p.body,
         "labels": [],
         "milestone": null,
         "active_lock_reason": null,
@@ -1049,7 +1087,7 @@ fn pull_json(base: &str, p: &FakePull) -> Value {
         "updated_at": "2026-01-01T00:00:00Z",
         "closed_at": if p.state == "closed" { json!("2026-01-02T00:00:00Z") } else { Value::Null },
         "merged_at": if p.merged { json!("2026-01-02T00:00:00Z") } else { Value::Null },
-        "merge_commit_sha": null,
+        "merge_commit_sha": p.merge_commit_sha,
     });
     // Two literals: one would exceed serde_json's macro recursion limit.
     let rest = json!({

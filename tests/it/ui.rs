@@ -467,6 +467,11 @@ async fn metrics_parse_as_prometheus_text_and_count_the_real_intake() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 
+    // A real plan: through the queue, the locks and terraform's steps, into the audit log.
+    let head = h.open_pr(1, "change-1", &[("app/main.tf", &null_project("web", "2"))]);
+    h.deliver(&h.pr_event("opened", 1)).await;
+    h.wait_status(&head, "sluice/plan", "success").await;
+
     let ready = reqwest::get(format!("{}/readyz", h.url())).await.unwrap();
     assert_eq!(ready.status(), StatusCode::OK);
     let text = reqwest::get(format!("{}/metrics", h.url()))
@@ -511,6 +516,99 @@ async fn metrics_parse_as_prometheus_text_and_count_the_real_intake() {
         .filter_map(|s| value("sluice_drift_projects", &[("status", s)]))
         .sum();
     assert_eq!(projects, 1.0, "one project, counted once: {text}");
+
+    // What the plan went through: every value here must be positive.
+    let count = |name: &str, labels: &[(&str, &str)]| -> f64 {
+        scrape
+            .samples
+            .iter()
+            .filter(|s| {
+                (s.metric == name || s.metric == format!("{name}_count"))
+                    && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v))
+            })
+            .map(|s| match &s.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => *v,
+                prometheus_parse::Value::Histogram(b) => b
+                    .iter()
+                    .find(|b| b.less_than.is_infinite())
+                    .map_or(0.0, |b| b.count),
+                _ => 0.0,
+            })
+            .fold(0.0, f64::max)
+    };
+    for (name, labels) in [
+        (
+            "sluice_jobs",
+            &[("kind", "plan"), ("state", "succeeded")][..],
+        ),
+        ("sluice_queue_wait_seconds", &[("kind", "plan")][..]),
+        (
+            "sluice_terraform_step_duration_seconds",
+            &[("step", "init"), ("result", "ok")][..],
+        ),
+        (
+            "sluice_terraform_step_duration_seconds",
+            &[("step", "plan"), ("result", "ok")][..],
+        ),
+        (
+            "sluice_terraform_step_duration_seconds",
+            &[("step", "show"), ("result", "ok")][..],
+        ),
+        ("sluice_lock_wait_seconds", &[][..]),
+        ("sluice_audit_entries_total", &[("action", "plan")][..]),
+        (
+            "sluice_audit_entries_total",
+            &[("action", "lock_taken")][..],
+        ),
+    ] {
+        assert!(count(name, labels) >= 1.0, "{name} {labels:?}: {text}");
+    }
+    // Nothing is left in the queue; the write budget is published and not paused.
+    assert_eq!(
+        value("sluice_queue_depth", &[("kind", "plan")]),
+        Some(0.0),
+        "{text}"
+    );
+    assert_eq!(
+        value("sluice_github_writes_paused", &[]),
+        Some(0.0),
+        "{text}"
+    );
+    assert_eq!(
+        value("sluice_github_writes_pending", &[]),
+        Some(0.0),
+        "{text}"
+    );
+    assert!(
+        value(
+            "sluice_github_write_budget_remaining",
+            &[("window", "hour")]
+        )
+        .is_none_or(|v| v > 0.0),
+        "a published budget has writes left: {text}"
+    );
+    // Audit entries are counted once: a second scrape adds only what was written since.
+    let audit_plan = count("sluice_audit_entries_total", &[("action", "plan")]);
+    let again = reqwest::get(format!("{}/metrics", h.url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let again = prometheus_parse::Scrape::parse(again.lines().map(|l| Ok(l.to_string()))).unwrap();
+    let plan_again = again
+        .samples
+        .iter()
+        .find(|s| {
+            s.metric == "sluice_audit_entries_total" && s.labels.get("action") == Some("plan")
+        })
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v) => v,
+            _ => f64::NAN,
+        });
+    assert_eq!(plan_again, Some(audit_plan));
 }
 
 /// The live log's event stream resumes after `Last-Event-ID`, from the store, across a
@@ -568,4 +666,389 @@ async fn the_log_stream_resumes_after_a_restart_from_the_last_event_id() {
         .await
         .unwrap();
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+}
+
+/// `GET /api/projects` → the one project's JSON.
+async fn project_json(h: &Harness) -> serde_json::Value {
+    let v: serde_json::Value = h
+        .http
+        .get(format!("{}/api/projects", h.url()))
+        .bearer_auth(API_TOKEN)
+        .send()
+        .await
+        .expect("api")
+        .json()
+        .await
+        .expect("json");
+    v["projects"][0].clone()
+}
+
+/// Waits until the project's drift is in `phase`.
+async fn wait_drift_phase(h: &Harness, phase: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let p = project_json(h).await;
+        if p["drift"]["phase"] == phase {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the drift never became {phase}: {p:#}\n{}",
+            h.server().logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The CSRF token the server gives `cookie`'s session for the form posted to `action`
+/// (computed as the server does, for a viewer whose page shows no such form).
+fn csrf_for(cookie: &str, action: &str) -> String {
+    use sluice::core::ui::session::{SessionCheck, UiKeys, csrf_token, open_session};
+    let keys = UiKeys::derive(SESSION_SECRET.as_bytes()).unwrap();
+    let value = cookie.split_once('=').unwrap().1;
+    match open_session(&keys, value, chrono::Utc::now().timestamp_millis()) {
+        SessionCheck::Valid(s) => csrf_token(&keys, &s.id, action),
+        other => panic!("not a valid session: {other:?}"),
+    }
+}
+
+/// The part of `page` from the form posted to `action` on.
+fn form_of<'p>(page: &'p str, action: &str) -> &'p str {
+    let at = page
+        .find(&format!("action=\"{action}\""))
+        .unwrap_or_else(|| panic!("no form for {action}: {page}"));
+    &page[at..]
+}
+
+/// The runs list, a PR's runs, the drift page (acknowledge and accept through the UI: CSRF,
+/// write permission, the comment grammar's date checks, audited with the viewer) and the audit
+/// page (filters, the story of a commit, export), each hiding what the viewer may not read.
+#[tokio::test(flavor = "multi_thread")]
+async fn runs_drift_and_audit_pages_obey_visibility_and_drift_acts_are_audited() {
+    let h = ui_harness().await;
+    with_project_and_lock(&h).await;
+    h.fake.set_permission(REPO, "ana", "write");
+    h.fake.set_permission(REPO, "rita", "read");
+    // The default branch was checked: the project is not applied, so its drift is open.
+    wait_drift_phase(&h, "open").await;
+    let ana = log_in(&h, "ana").await;
+    let rita = log_in(&h, "rita").await;
+    let eve = log_in(&h, "eve").await;
+
+    // Every page is linked from `/`.
+    let (_, _, root) = get(&h, "/", Some(&ana)).await;
+    for href in ["/environments", "/runs", "/locks", "/drift", "/audit"] {
+        assert!(root.contains(&format!("href=\"{href}\"")), "{href}: {root}");
+    }
+
+    // Runs: PR 1's plan, newest first, filtered by repository, PR and state.
+    let (status, _, runs) = get(&h, "/runs", Some(&ana)).await;
+    assert_eq!(status, StatusCode::OK, "{runs}");
+    assert!(
+        runs.contains(REPO) && runs.contains("/repos/acme/infra/pulls/1"),
+        "{runs}"
+    );
+    assert!(runs.contains("Succeeded"), "{runs}");
+    let (_, _, hit) = get(
+        &h,
+        "/runs?repo=acme%2Finfra&pr=1&state=succeeded",
+        Some(&ana),
+    )
+    .await;
+    assert!(hit.contains("/runs/") && !hit.contains("No runs."), "{hit}");
+    for miss in ["/runs?state=failed", "/runs?pr=2"] {
+        let (status, _, page) = get(&h, miss, Some(&ana)).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            page.contains("No runs.") && !page.contains("/runs/1\""),
+            "{miss}: {page}"
+        );
+    }
+    for bad in [
+        "/runs?pr=abc",
+        "/runs?state=exploded",
+        "/runs?repo=no-slash",
+    ] {
+        let (status, _, _) = get(&h, bad, Some(&ana)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+    }
+    let (status, _, pull) = get(&h, "/repos/acme/infra/pulls/1", Some(&ana)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        pull.contains("acme/infra #1") && pull.contains("/runs/"),
+        "{pull}"
+    );
+    // Eve cannot read the repository: the list hides it; its URLs are 404.
+    let (status, _, runs) = get(&h, "/runs", Some(&eve)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!runs.contains(REPO) && runs.contains("No runs."), "{runs}");
+    for path in [
+        "/repos/acme/infra/pulls/1",
+        "/runs?repo=acme%2Finfra",
+        "/drift?repo=acme%2Finfra",
+        "/audit?repo=acme%2Finfra",
+        "/audit/export?repo=acme%2Finfra",
+    ] {
+        let (status, _, body) = get(&h, path, Some(&eve)).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+        assert!(!body.contains("envs/prod/app"), "{body}");
+    }
+
+    // The job's log keeps terraform's steps apart, each with its duration.
+    let job = full_log_job(&h).await;
+    let (_, _, log) = get(&h, &format!("/jobs/{job}/log"), Some(&ana)).await;
+    for step in ["init", "plan", "show"] {
+        assert!(log.contains(&format!("── {step} ──")), "{step}: {log}");
+        assert!(
+            log.contains(&format!("[{step}: ")),
+            "{step}'s duration: {log}"
+        );
+    }
+    let init = log.find("── init ──").unwrap();
+    let plan = log.find("── plan ──").unwrap();
+    assert!(
+        init < plan && log[init..plan].contains("Initializing"),
+        "{log}"
+    );
+
+    // Drift: the open drift, with its history; forms only for writers.
+    let (status, _, drift) = get(&h, "/drift", Some(&ana)).await;
+    assert_eq!(status, StatusCode::OK, "{drift}");
+    assert!(
+        drift.contains("envs/prod/app") && drift.contains(">open<"),
+        "{drift}"
+    );
+    assert!(drift.contains("opened"), "the history: {drift}");
+    let ack_form = form_of(&drift, "/drift/ack").to_string();
+    let accept_form = form_of(&drift, "/drift/accept").to_string();
+    let fingerprint = hidden(&ack_form, "fingerprint").expect("fingerprint");
+    let ack_csrf = hidden(&ack_form, "csrf").expect("csrf");
+    let accept_csrf = hidden(&accept_form, "csrf").expect("csrf");
+    let (_, _, rita_drift) = get(&h, "/drift", Some(&rita)).await;
+    assert!(rita_drift.contains("envs/prod/app"), "{rita_drift}");
+    assert!(
+        !rita_drift.contains("/drift/ack"),
+        "no form for a reader: {rita_drift}"
+    );
+    let (_, _, eve_drift) = get(&h, "/drift", Some(&eve)).await;
+    assert!(!eve_drift.contains("envs/prod/app") && eve_drift.contains("No open drift."));
+
+    let c = no_redirects();
+    let post = |path: &str, cookie: &str, fields: Vec<(&str, String)>| {
+        c.post(format!("{}{path}", h.url()))
+            .header(COOKIE, cookie)
+            .form(&fields)
+            .send()
+    };
+    let key = |extra: &[(&'static str, &str)]| {
+        let mut f = vec![
+            ("repo", REPO.to_string()),
+            ("dir", "envs/prod/app".to_string()),
+            ("workspace", "default".to_string()),
+            ("fingerprint", fingerprint.clone()),
+        ];
+        f.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
+        f
+    };
+    let audit_count = |what: &str| {
+        let out = h.cli(&["audit", "export"]);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.contains(what))
+            .count()
+    };
+    // Without its CSRF token, or cross-site: refused.
+    let r = post("/drift/ack", &ana, key(&[])).await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = c
+        .post(format!("{}/drift/ack", h.url()))
+        .header(COOKIE, &ana)
+        .header("origin", "https://evil.example")
+        .form(&key(&[("csrf", &ack_csrf)]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    // A reader with a valid token of her own: refused for want of write access.
+    let rita_csrf = csrf_for(&rita, "/drift/ack");
+    let r = post("/drift/ack", &rita, key(&[("csrf", &rita_csrf)]))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    // Eve: as if there were no such repository.
+    let eve_csrf = csrf_for(&eve, "/drift/ack");
+    let r = post("/drift/ack", &eve, key(&[("csrf", &eve_csrf)]))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    // Accept with a date in the past, or not a date: a clear error, nothing changes.
+    for (until, says) in [
+        ("2020-01-31", "past"),
+        ("next-friday", "not a date"),
+        ("", "until"),
+    ] {
+        let r = post(
+            "/drift/accept",
+            &ana,
+            key(&[
+                ("csrf", &accept_csrf),
+                ("until", until),
+                ("reason", "vendor fix"),
+            ]),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{until}");
+        let body = r.text().await.unwrap();
+        assert!(body.contains(says), "{until}: {body}");
+    }
+    assert_eq!(project_json(&h).await["drift"]["phase"], "open");
+    assert_eq!(audit_count("drift_acknowledged"), 0);
+    assert_eq!(audit_count("drift_accepted"), 0);
+
+    // The real acknowledgement: the state changes, audited with Ana as the actor.
+    let r = post("/drift/ack", &ana, key(&[("csrf", &ack_csrf)]))
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        r.text().await.unwrap_or_default()
+    );
+    wait_drift_phase(&h, "acknowledged").await;
+    let audit = h.cli(&["audit", "export"]);
+    let audit = String::from_utf8_lossy(&audit.stdout);
+    let acked: Vec<serde_json::Value> = audit
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["action"] == "drift_acknowledged")
+        .collect();
+    assert_eq!(acked.len(), 1, "{audit}");
+    assert_eq!(acked[0]["actor"]["login"], "ana", "{:#}", acked[0]);
+    assert_eq!(acked[0]["repo"], REPO);
+    assert!(
+        acked[0]["event_id"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("web-ui:")),
+        "{:#}",
+        acked[0]
+    );
+    let (_, _, drift) = get(&h, "/drift", Some(&ana)).await;
+    assert!(
+        drift.contains(">acknowledged<") && drift.contains("by ana"),
+        "{drift}"
+    );
+    // Acknowledging twice is refused with the lifecycle's reason, and audited as refused.
+    let r = post("/drift/ack", &ana, key(&[("csrf", &ack_csrf)]))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    assert!(r.text().await.unwrap().contains("already acknowledged"));
+
+    // Audit: filtered by actor and action, the story of a commit, export.
+    let (status, _, page) = get(&h, "/audit?actor=ana", Some(&ana)).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(
+        page.contains("drift_acknowledged") && !page.contains(">plan<"),
+        "{page}"
+    );
+    assert!(
+        !page.contains("Chain verified"),
+        "the chain is for admins: {page}"
+    );
+    let plan_entry = audit
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|e| e["action"] == "plan" && e["pr"] == 1)
+        .expect("the plan's audit entry");
+    let head = plan_entry["head_sha"].as_str().unwrap().to_string();
+    let (_, _, story) = get(&h, &format!("/audit?commit={}", &head[..7]), Some(&ana)).await;
+    assert!(
+        story.contains(">plan<") && story.contains(&head[..7]),
+        "{story}"
+    );
+    assert!(!story.contains("drift_acknowledged"), "{story}");
+    let (_, _, plans) = get(&h, "/audit?action=plan&pr=1&repo=acme%2Finfra", Some(&ana)).await;
+    assert!(
+        plans.contains(">plan<") && !plans.contains("lock_acquired"),
+        "{plans}"
+    );
+    for bad in ["/audit?since=yesterday", "/audit?pr=x", "/audit?commit=zz"] {
+        let (status, _, _) = get(&h, bad, Some(&ana)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+    }
+    let (_, _, eve_audit) = get(&h, "/audit", Some(&eve)).await;
+    assert!(
+        !eve_audit.contains(REPO) && eve_audit.contains("No entries."),
+        "{eve_audit}"
+    );
+    let admin = c
+        .get(format!("{}/audit", h.url()))
+        .bearer_auth(API_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(admin.contains("Chain verified"), "{admin}");
+    // The export link of the page, and what it streams.
+    assert!(
+        page.contains("/audit/export?format=csv&amp;actor=ana"),
+        "{page}"
+    );
+    let r = c
+        .get(format!("{}/audit/export?format=csv&actor=ana", h.url()))
+        .header(COOKIE, &ana)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    let csv = r.text().await.unwrap();
+    let rows: Vec<&str> = csv.lines().skip(1).collect();
+    assert!(
+        !rows.is_empty() && rows.iter().all(|l| l.contains("ana")),
+        "{csv}"
+    );
+    assert!(csv.contains("drift_acknowledged"), "{csv}");
+    let r = c
+        .get(format!("{}/audit/export?format=jsonl", h.url()))
+        .header(COOKIE, &eve)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.text().await.unwrap(), "", "nothing Eve may read");
+    let (status, _, _) = get(&h, "/audit/export?format=xml", Some(&ana)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // Accept until a date in range: accepted, audited.
+    let until = (chrono::Utc::now() + chrono::Duration::days(30))
+        .date_naive()
+        .to_string();
+    let r = post(
+        "/drift/accept",
+        &ana,
+        key(&[
+            ("csrf", &accept_csrf),
+            ("until", &until),
+            ("reason", "vendor fix pending"),
+        ]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    wait_drift_phase(&h, "accepted").await;
+    assert_eq!(
+        project_json(&h).await["drift"]["accepted_until"],
+        until.as_str()
+    );
+    assert_eq!(audit_count("drift_accepted"), 1);
 }

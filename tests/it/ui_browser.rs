@@ -1,7 +1,8 @@
 //! The web UI in a real browser: Debian's headless Chromium, driven over WebDriver
 //! (`chromedriver`, installed by `scripts/install-test-tools`), against the real `sluice serve`
 //! and the fake GitHub's OAuth pages. A user logs in, sees the environments with the real
-//! project, watches a running apply's lines arrive in its log page, releases a lock through the
+//! project, follows the navigation to the drift (and acknowledges it), runs and audit pages,
+//! watches a running apply's lines arrive in its log page, releases a lock through the
 //! confirmation page, and another user is refused. Screenshots of each page go to
 //! `target/ui-screenshots/`.
 //!
@@ -239,6 +240,52 @@ async fn a_browser_logs_in_watches_a_live_log_and_releases_a_lock() {
         "{envs}"
     );
     shot(&c, "environments").await;
+
+    // Every section through the navigation from `/`: drift (acknowledged with its form, in the
+    // browser: same origin, CSRF token), runs and a PR's runs, audit and a commit's story.
+    c.goto(&format!("{}/", h.url())).await;
+    c.click(Locator::LinkText("Drift")).await;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !c.source().await.contains("Acknowledge") {
+        // The default branch's check opens the drift; the page is read again until it shows.
+        assert!(
+            Instant::now() < deadline,
+            "no open drift: {}",
+            c.source().await
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        c.goto(&format!("{}/drift", h.url())).await;
+    }
+    assert!(c.source().await.contains("envs/prod/app"));
+    shot(&c, "drift").await;
+    c.click(Locator::Css("form[action='/drift/ack'] button"))
+        .await;
+    wait_source(&c, "the acknowledged drift", |s| {
+        s.contains(">acknowledged<") && s.contains("by ana")
+    })
+    .await;
+    shot(&c, "drift-acknowledged").await;
+    c.click(Locator::LinkText("Runs")).await;
+    let runs = wait_source(&c, "the runs list", |s| s.contains("<h1>Runs</h1>")).await;
+    assert!(
+        runs.contains(REPO) && runs.contains("status ok\">Succeeded"),
+        "{runs}"
+    );
+    shot(&c, "runs").await;
+    c.click(Locator::LinkText("#1")).await;
+    wait_source(&c, "the PR's runs", |s| s.contains("acme/infra #1")).await;
+    shot(&c, "pull-runs").await;
+    c.click(Locator::LinkText("Audit")).await;
+    let audit = wait_source(&c, "the audit page", |s| s.contains("<h1>Audit</h1>")).await;
+    assert!(audit.contains("drift_acknowledged"), "{audit}");
+    shot(&c, "audit").await;
+    c.click(Locator::Css("a[title='The story of this commit']"))
+        .await;
+    wait_source(&c, "a commit's story", |s| {
+        s.contains("name=\"commit\" value=\"") && !s.contains("name=\"commit\" value=\"\"")
+    })
+    .await;
+    shot(&c, "audit-commit").await;
 
     // The plan's log page (through the comment's link target).
     let plan_job = full_log_job(&h).await;

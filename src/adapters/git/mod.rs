@@ -34,8 +34,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 
 mod mirrors;
+mod revert;
 
 pub use mirrors::Mirrors;
+pub use revert::{RevertOutcome, RevertPlan, RevertRequest};
 
 use crate::config::{Limits, Secret};
 use crate::core::diag::Diagnostic;

@@ -32,7 +32,7 @@ use crate::core::types::{CommitSha, PrNumber, RepoName};
 
 use crate::app::ports::github::{
     CommitStatus, GitHubApi, GitHubError, IssueText, MAX_STATUS_DESCRIPTION, MergeableState,
-    PostedReviewIds, PullDetails, PullState,
+    NewPull, PostedReviewIds, PullDetails, PullLink, PullState,
 };
 use crate::core::review::checks::{CreateCheckRun, UpdateCheckRun};
 use crate::core::review::patch::PrFile;
@@ -569,6 +569,22 @@ struct IdDto {
     id: u64,
 }
 
+/// A pull request's number and page, as `POST …/pulls` and `GET …/pulls` return them.
+#[derive(Deserialize)]
+struct PullLinkDto {
+    number: u64,
+    html_url: String,
+}
+
+impl PullLinkDto {
+    fn link(self, what: &str) -> Result<PullLink, GitHubError> {
+        Ok(PullLink {
+            number: PrNumber::new(self.number).map_err(|e| invalid_value(what, e))?,
+            html_url: self.html_url,
+        })
+    }
+}
+
 #[derive(Deserialize)]
 struct NumberDto {
     number: u64,
@@ -633,6 +649,9 @@ struct PullDto {
     user: Option<UserDto>,
     head: BranchDto,
     base: BranchDto,
+    #[serde(default)]
+    title: String,
+    merge_commit_sha: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -750,6 +769,38 @@ impl GitHubApi for OctocrabGitHub {
             .collect())
     }
 
+    async fn create_pull(&self, repo: &RepoName, pull: &NewPull) -> Result<PullLink, GitHubError> {
+        let cred = self.repo_cred(repo).await?;
+        let path = format!("/repos/{}/{}/pulls", repo.owner(), repo.name());
+        let body = json!({
+            "title": pull.title,
+            "body": pull.body,
+            "head": pull.head,
+            "base": pull.base,
+            "maintainer_can_modify": false,
+        });
+        let reply = self.post_json(&path, body, cred).await?;
+        let what = format!("POST {path}");
+        reply.json::<PullLinkDto>(&what)?.link(&what)
+    }
+
+    async fn open_pulls_from(
+        &self,
+        repo: &RepoName,
+        branch: &str,
+    ) -> Result<Vec<PullLink>, GitHubError> {
+        let cred = self.repo_cred(repo).await?;
+        let path = format!(
+            "/repos/{}/{}/pulls?state=open&head={}:{branch}&per_page={PER_PAGE}",
+            repo.owner(),
+            repo.name(),
+            repo.owner()
+        );
+        let what = format!("GET {path}");
+        let dtos: Vec<PullLinkDto> = self.get_all(path, cred).await?;
+        dtos.into_iter().map(|d| d.link(&what)).collect()
+    }
+
     async fn update_comment(
         &self,
         repo: &RepoName,
@@ -853,6 +904,13 @@ impl GitHubApi for OctocrabGitHub {
             base_ref: dto.base.git_ref,
             base_sha: CommitSha::new(&dto.base.sha).map_err(|e| invalid_value(&what, e))?,
             from_fork,
+            title: dto.title,
+            merge_commit_sha: dto
+                .merge_commit_sha
+                .as_deref()
+                .map(CommitSha::new)
+                .transpose()
+                .map_err(|e| invalid_value(&what, e))?,
         })
     }
 
@@ -1089,6 +1147,53 @@ impl GitHubApi for OctocrabGitHub {
             (Auth::App { .. }, Some(id)) => Ok(Some(self.installation_token(id).await?)),
             (Auth::App { .. }, None) => Ok(None),
         }
+    }
+
+    async fn compare_files(
+        &self,
+        repo: &RepoName,
+        base: &CommitSha,
+        head: &CommitSha,
+    ) -> Result<Vec<PrFile>, GitHubError> {
+        #[derive(serde::Deserialize)]
+        struct CompareDto {
+            #[serde(default)]
+            files: Vec<PrFile>,
+        }
+        let cred = self.repo_cred(repo).await?;
+        // The files are listed on the first page only; one commit per page keeps it small.
+        let path = format!(
+            "/repos/{}/{}/compare/{base}...{head}?per_page=1",
+            repo.owner(),
+            repo.name()
+        );
+        let reply = self.send(Method::GET, &path, None, cred).await?;
+        Ok(reply.json::<CompareDto>(&format!("GET {path}"))?.files)
+    }
+
+    async fn merge_pull(
+        &self,
+        repo: &RepoName,
+        pr: PrNumber,
+        method: crate::app::ports::github::MergeMethod,
+        sha: &CommitSha,
+    ) -> Result<CommitSha, GitHubError> {
+        #[derive(serde::Deserialize)]
+        struct MergedDto {
+            sha: String,
+        }
+        let cred = self.repo_cred(repo).await?;
+        let path = format!(
+            "/repos/{}/{}/pulls/{}/merge",
+            repo.owner(),
+            repo.name(),
+            pr.get()
+        );
+        let body = json!({ "merge_method": method.as_str(), "sha": sha.as_str() });
+        let reply = self.send(Method::PUT, &path, Some(&body), cred).await?;
+        let what = format!("PUT {path}");
+        let dto: MergedDto = reply.json(&what)?;
+        CommitSha::new(&dto.sha).map_err(|e| invalid_value(&what, e))
     }
 }
 

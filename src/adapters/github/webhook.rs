@@ -19,8 +19,8 @@ use serde::Deserialize;
 use sha2::Sha256;
 
 use crate::core::event::{
-    Actor, ActorKind, Event, PullRequestAction, PullRequestInfo, RepoRef, Review, ReviewAction,
-    ReviewState,
+    Actor, ActorKind, Event, MergeGroupAction, MergeGroupInfo, PullRequestAction, PullRequestInfo,
+    RepoRef, Review, ReviewAction, ReviewState, queue_ref_pr,
 };
 use crate::core::types::{CommitSha, PrNumber, RepoName, UnixMs};
 
@@ -153,6 +153,14 @@ pub fn parse_event(event_header: &str, body: &[u8]) -> Result<Event, ParseError>
             return Ok(ignored());
         }
         return Cx { event: kind }.check_run_action(body, installation_id);
+    }
+    if kind == "merge_group" {
+        let action = match action.as_deref() {
+            Some("checks_requested") => MergeGroupAction::ChecksRequested,
+            Some("destroyed") => MergeGroupAction::Destroyed,
+            _ => return Ok(ignored()),
+        };
+        return Cx { event: kind }.merge_group(action, body, installation_id);
     }
     let wanted = match kind {
         "ping" => return Ok(Event::Ping),
@@ -361,6 +369,60 @@ impl Cx<'_> {
             repo,
             git_ref: p.r#ref.clone(),
             after,
+        })
+    }
+}
+
+/// The fields of a `merge_group` payload Sluice reads (GitHub's webhook reference,
+/// "merge_group"; octocrab has no model of it).
+#[derive(Deserialize)]
+struct MergeGroupPayload {
+    merge_group: MergeGroupFields,
+    repository: Option<Repository>,
+    sender: Option<Author>,
+}
+
+#[derive(Deserialize)]
+struct MergeGroupFields {
+    head_sha: String,
+    head_ref: String,
+    base_sha: String,
+    base_ref: String,
+}
+
+impl Cx<'_> {
+    fn merge_group(
+        &self,
+        action: MergeGroupAction,
+        body: &[u8],
+        installation_id: Option<u64>,
+    ) -> Result<Event, ParseError> {
+        let p: MergeGroupPayload = serde_json::from_slice(body).map_err(|e| ParseError::Shape {
+            event: self.event.to_string(),
+            message: e.to_string(),
+        })?;
+        let repo = self.repo(p.repository.as_ref(), installation_id)?;
+        let sender = p
+            .sender
+            .as_ref()
+            .ok_or_else(|| self.invalid("the payload has no `sender`"))?;
+        let g = p.merge_group;
+        let base_ref = g
+            .base_ref
+            .strip_prefix("refs/heads/")
+            .unwrap_or(&g.base_ref)
+            .to_string();
+        Ok(Event::MergeGroup {
+            action,
+            repo,
+            group: MergeGroupInfo {
+                head_sha: self.sha(&g.head_sha, "merge_group.head_sha")?,
+                pr: queue_ref_pr(&g.head_ref),
+                head_ref: g.head_ref,
+                base_sha: self.sha(&g.base_sha, "merge_group.base_sha")?,
+                base_ref,
+            },
+            sender: actor(sender),
         })
     }
 }
@@ -592,6 +654,55 @@ mod tests {
     }
 
     #[test]
+    fn merge_group_payloads_become_merge_group_events() {
+        let e = parse_event("merge_group", &fixture("merge_group.checks_requested.json")).unwrap();
+        let Event::MergeGroup {
+            action,
+            repo,
+            group,
+            sender,
+        } = e
+        else {
+            panic!("a merge group event: {e:?}");
+        };
+        assert_eq!(action, MergeGroupAction::ChecksRequested);
+        assert_eq!(repo.name.full(), "octo-org/octo-repo");
+        assert_eq!(
+            group.head_sha.as_str(),
+            "2ffea6db159f6b6c47a24e778fb9ef40cf6b1c7d"
+        );
+        assert_eq!(
+            group.base_sha.as_str(),
+            "380387fbc80638b734a49e1be1c4dfec1c01b33c"
+        );
+        assert_eq!(group.base_ref, "main");
+        assert_eq!(group.pr.map(PrNumber::get), Some(104));
+        assert!(!sender.login.is_empty());
+        let destroyed = parse_event("merge_group", &fixture("merge_group.destroyed.json")).unwrap();
+        assert!(matches!(
+            destroyed,
+            Event::MergeGroup {
+                action: MergeGroupAction::Destroyed,
+                ..
+            }
+        ));
+        // Actions GitHub may add later are acknowledged, not errors.
+        let other = edited("merge_group.checks_requested.json", |v| {
+            v["action"] = "something_new".into();
+        });
+        assert!(matches!(
+            parse_event("merge_group", &other).unwrap(),
+            Event::Ignored { .. }
+        ));
+        // A malformed queue commit is a clear error.
+        let bad = edited("merge_group.checks_requested.json", |v| {
+            v["merge_group"]["head_sha"] = "not-a-sha".into();
+        });
+        let err = parse_event("merge_group", &bad).unwrap_err().to_string();
+        assert!(err.contains("merge_group.head_sha"), "{err}");
+    }
+
+    #[test]
     fn comments_and_reviews_are_keyed_by_their_github_ids() {
         let comment =
             parse_event("issue_comment", &fixture("issue_comment.created.pr.json")).unwrap();
@@ -744,6 +855,18 @@ mod tests {
                 identifier,
                 ..
             } => format!("check run button {} {pr:?} {identifier:?}", repo.name),
+            Event::MergeGroup {
+                action,
+                repo,
+                group,
+                ..
+            } => format!(
+                "merge group {action:?} {} {:?} head={} base={}",
+                repo.name,
+                group.pr,
+                group.head_sha.short(),
+                group.base_ref
+            ),
             Event::Ping => "ping".to_string(),
             Event::Ignored { kind, action } => format!("ignored {kind} {action:?}"),
         }
@@ -771,6 +894,14 @@ mod tests {
             (
                 "issue_comment.edited.json",
                 "ignored issue_comment Some(\"edited\")",
+            ),
+            (
+                "merge_group.checks_requested.json",
+                "merge group ChecksRequested octo-org/octo-repo Some(PrNumber(104)) head=2ffea6d base=main",
+            ),
+            (
+                "merge_group.destroyed.json",
+                "merge group Destroyed octo-org/octo-repo Some(PrNumber(104)) head=2ffea6d base=main",
             ),
             ("ping.json", "ping"),
             (

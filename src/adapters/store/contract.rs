@@ -616,7 +616,7 @@ pub async fn plans_supersede_older_ones(store: &dyn Store) {
     );
 }
 
-pub async fn applies_run_in_order_and_stop_at_a_failure(store: &dyn Store) {
+pub async fn applies_run_in_order_one_at_a_time_and_a_failure_stops_no_other(store: &dyn Store) {
     store
         .create_run(
             new_run(1, JobKind::Plan, &["a", "b", "c"], None),
@@ -670,7 +670,16 @@ pub async fn applies_run_in_order_and_stop_at_a_failure(store: &dyn Store) {
         .finish_job(second.job.id, "w1", finish(JobState::Failed, None), t(6))
         .await
         .unwrap();
-    assert!(done, "the third apply is cancelled, so the run is finished");
+    // Only the projects that depend on a failed one stop, and the worker decides that (it
+    // knows `depends_on`): the store cancels nothing, the next apply is claimed as usual.
+    assert!(!done, "the third apply is still to run");
+    let third = store.claim_job("w1", t(6), t(100)).await.unwrap().unwrap();
+    assert_eq!(third.job.position, 2);
+    let done = store
+        .finish_job(third.job.id, "w1", finish(JobState::Succeeded, None), t(6))
+        .await
+        .unwrap();
+    assert!(done, "every apply ended: the run is finished");
     let states: Vec<JobState> = store
         .jobs_of_run(run_id)
         .await
@@ -680,7 +689,7 @@ pub async fn applies_run_in_order_and_stop_at_a_failure(store: &dyn Store) {
         .collect();
     assert_eq!(
         states,
-        vec![JobState::Succeeded, JobState::Failed, JobState::Cancelled]
+        vec![JobState::Succeeded, JobState::Failed, JobState::Succeeded]
     );
     let left: Vec<String> = store
         .current_plans(&repo(), pr(1))
@@ -689,11 +698,7 @@ pub async fn applies_run_in_order_and_stop_at_a_failure(store: &dyn Store) {
         .into_iter()
         .map(|p| p.project_dir.to_string())
         .collect();
-    assert_eq!(
-        left,
-        vec!["b", "c"],
-        "the applied plan is no longer current"
-    );
+    assert_eq!(left, vec!["b"], "the applied plans are no longer current");
     // The applied plan cannot be applied again; the failed one can be retried.
     let again = store
         .create_run(apply_of(&["a"]), &silent, t(7))
@@ -1004,13 +1009,55 @@ mod sqlite {
         runs_are_created_once_per_event,
         finishing_the_last_job_finishes_the_run_once,
         plans_supersede_older_ones,
-        applies_run_in_order_and_stop_at_a_failure,
+        applies_run_in_order_one_at_a_time_and_a_failure_stops_no_other,
         expired_leases_requeue_plans_and_interrupt_applies,
         closing_cancels_pending_work,
         outbox_keeps_each_prs_order,
         policy_overrides_are_per_head_commit,
         audit_chain_appends_and_scans,
     );
+
+    /// A running apply job makes its project `applying` (`DriftStore::apply_running`); queued
+    /// and finished ones do not, nor other projects.
+    #[tokio::test]
+    async fn a_running_apply_is_seen_by_the_drift_store() {
+        use crate::app::ports::drift::{DriftKey, DriftStore};
+        let (_dir, store) = fresh().await;
+        store
+            .create_run(new_run(1, JobKind::Plan, &["a"], None), &silent, t(1))
+            .await
+            .unwrap();
+        run_job_to_end(&store, JobState::Succeeded, Some(saved_plan())).await;
+        let plans = store.current_plans(&repo(), pr(1)).await.unwrap();
+        let mut run = new_run(1, JobKind::Apply, &[], None);
+        run.jobs = plans
+            .iter()
+            .map(|p| job(JobKind::Apply, p.project_dir.as_str(), Some(p.id)))
+            .collect();
+        store.create_run(run, &silent, t(2)).await.unwrap();
+        let of = |dir: &str| DriftKey {
+            repo: repo(),
+            dir: ProjectDir::new(dir).unwrap(),
+            workspace: Workspace::default(),
+        };
+        assert!(!store.apply_running(&of("a")).await.unwrap(), "queued");
+        let claimed = store.claim_job("w1", t(3), t(100)).await.unwrap().unwrap();
+        assert!(store.apply_running(&of("a")).await.unwrap(), "running");
+        assert!(
+            !store.apply_running(&of("b")).await.unwrap(),
+            "another project"
+        );
+        store
+            .finish_job(
+                claimed.job.id,
+                "w1",
+                finish(JobState::Succeeded, None),
+                t(4),
+            )
+            .await
+            .unwrap();
+        assert!(!store.apply_running(&of("a")).await.unwrap(), "finished");
+    }
 
     #[tokio::test]
     async fn the_database_refuses_audit_updates_and_deletes() {

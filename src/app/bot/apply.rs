@@ -50,6 +50,8 @@ struct Gate<'a> {
     policy: HashMap<String, Vec<AuditPolicyDecision>>,
     /// The policy sections of projects refused by policy.
     policy_sections: Vec<String>,
+    /// The base branch's configuration, for the apply order (`execution_order_group`).
+    base_config: Option<crate::core::repo_config::RepoConfig>,
 }
 
 impl Gate<'_> {
@@ -136,6 +138,7 @@ impl Bot {
             refusals: Vec::new(),
             policy: HashMap::new(),
             policy_sections: Vec::new(),
+            base_config: base_config.clone(),
         };
         for plan in targeted {
             let job = self.plan_job_of(plan).await;
@@ -267,14 +270,14 @@ impl Bot {
     /// Everything passed: one apply job per plan, in order, holding what the gate relied on.
     async fn queue_applies(&self, run: &CommandRun<'_>, gate: Gate<'_>) -> Result<(), EventError> {
         let (ask, pull) = (&run.ask, run.pull);
-        // In `depends_on` order, then plan order (no `execution_order_group` here: every
-        // project is in one group).
+        // In `depends_on` order, then the base branch's `execution_order_group`, then plan
+        // order. A project whose dependency does not apply is not attempted (the worker checks).
         let projects: Vec<_> = gate
             .targeted
             .iter()
             .filter_map(|t| t.project.clone())
             .collect();
-        let groups: HashMap<crate::core::types::ProjectName, i64> = HashMap::new();
+        let groups = delivery::groups_of(gate.base_config.as_ref(), &projects);
         let (order, _) = delivery::apply_order(&projects, &groups);
         let ordered: Vec<&Targeted<'_>> = order
             .iter()

@@ -131,7 +131,10 @@ impl Bot {
         pull: &PullDetails,
     ) -> Option<(String, Option<String>)> {
         let settings = &self.settings;
-        if pull.state != PullState::Open && kind != CommandKind::Unlock {
+        // `rollback` is for merged (so closed) pull requests; it answers an open one itself.
+        if pull.state != PullState::Open
+            && !matches!(kind, CommandKind::Unlock | CommandKind::Rollback)
+        {
             return Some((reply::comment::closed_pull_request(kind), None));
         }
         if !settings.may_comment_commands(comment.association) {

@@ -131,11 +131,23 @@ impl Bot {
                 .await;
             }
             DriftCommand::Remediate => {
-                let why = "opening a remediation pull request is not available on this server yet; \
-                           re-apply the default branch through a pull request (`sluice plan`, review, `sluice apply`)";
-                let audit =
-                    record(AuditAction::DriftRemediate, AuditResult::Refused).detail("reason", why);
-                return say(vec![audit], vec![reply(format!("Not done: {why}."))]).await;
+                let done = self
+                    .remediate(drift, c.repo, &row, c.issue, c.author, c.delivery)
+                    .await?;
+                let (audit, body) = match done {
+                    super::remediate::Remediation::Open { pr, already, reply } => {
+                        let audit = record(AuditAction::DriftRemediate, AuditResult::Success)
+                            .detail("remediation_pr", pr.to_string())
+                            .detail("already_open", already.to_string());
+                        (audit, reply)
+                    }
+                    super::remediate::Remediation::Refused(why) => {
+                        let audit = record(AuditAction::DriftRemediate, AuditResult::Refused)
+                            .detail("reason", &why);
+                        (audit, format!("Not done: {why}."))
+                    }
+                };
+                return say(vec![audit], vec![reply(body)]).await;
             }
         };
         match drift

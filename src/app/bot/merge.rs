@@ -13,7 +13,7 @@
 //! Nothing is applied before the merge, nothing that was not reviewed (strict) or that the
 //! policies refuse (replan), and an apply interrupted by a crash is reported, never re-run.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use super::{Ask, Bot, EventError};
 use crate::adapters::{clock, plan_files};
@@ -38,6 +38,15 @@ use crate::core::reply::delivery::{self as say, NotApplied};
 use crate::core::repo_config::RepoConfig;
 use crate::core::types::{CommitSha, PrNumber, ProjectName, RepoName};
 
+/// The gate of an open pull request ([`Bot::apply_gate`]).
+pub(super) struct PrGate {
+    pub pull: crate::app::ports::PullDetails,
+    /// Why it does not pass, each prefixed with its project; empty when it passes.
+    pub reasons: Vec<String>,
+    /// How many plans of projects applied after merge it judged.
+    pub plans: usize,
+}
+
 /// A merged pull request's delivery, prepared before its plans are discarded.
 pub(super) struct Prepared {
     delivery: NewDelivery,
@@ -55,6 +64,43 @@ impl Bot {
         let (git, base) = (git.clone(), base.clone());
         self.read_bounded(move || Ok(load_config_at(&git, &base)?.0))
             .await
+    }
+
+    /// The mirror with the merged pull request fetched. A repository whose base configuration
+    /// (as the mirror last saw it) applies nothing after merge has nothing to prepare, so a
+    /// failed fetch there is no failed delivery: `None`.
+    async fn fetch_merged(
+        &self,
+        ask: &Ask<'_>,
+        pr: &PullRequestInfo,
+        pull: &crate::app::ports::PullDetails,
+    ) -> Result<Option<crate::adapters::git::GitRepo>, EventError> {
+        match self.fetch(ask.repo, pull).await {
+            Ok(git) => Ok(Some(git)),
+            Err(e) => match self.known_base_config(ask.repo, &pr.base_sha).await {
+                Some(config) if !delivery::uses_merge(config.as_ref()) => {
+                    tracing::info!(repo = %ask.repo.name, pr = pr.number.get(), error = %e, "merged; fetch failed, but nothing applies after merge");
+                    Ok(None)
+                }
+                _ => Err(e),
+            },
+        }
+    }
+
+    /// The base configuration at `base` as the mirror already holds it (no fetch); `None` when
+    /// the mirror lacks the commit or it cannot be read.
+    async fn known_base_config(
+        &self,
+        repo: &crate::core::event::RepoRef,
+        base: &CommitSha,
+    ) -> Option<Option<RepoConfig>> {
+        let git = crate::adapters::git::GitRepo::mirror(&self.mirrors.path(&repo.name))
+            .ok()?
+            .with_limits(self.settings.limits);
+        if !git.has_commit(base) {
+            return None;
+        }
+        self.base_config(&git, base).await.ok()
     }
 
     /// A review changed: the `sluice/apply-gate` check of the pull request is evaluated again.
@@ -78,6 +124,31 @@ impl Bot {
         repo: &RepoName,
         pr: PrNumber,
     ) -> anyhow::Result<Option<OutboxItem>> {
+        let Some(gate) = self.apply_gate(repo, pr).await? else {
+            return Ok(None);
+        };
+        let (state, description) = match gate.reasons.first() {
+            Some(first) => (StatusState::Failure, say::gate_failed(first)),
+            None => (StatusState::Success, say::gate_passed(gate.plans)),
+        };
+        Ok(Some(OutboxItem::status(
+            repo,
+            pr,
+            &gate.pull.head_sha,
+            StatusContext::ApplyGate,
+            state,
+            description,
+        )))
+    }
+
+    /// The gate of an open pull request for the projects applied after merge: why it does not
+    /// pass (empty: it passes), each reason prefixed with its project. `None` when the pull
+    /// request is not open or the base branch applies no project after merge.
+    pub(super) async fn apply_gate(
+        &self,
+        repo: &RepoName,
+        pr: PrNumber,
+    ) -> anyhow::Result<Option<PrGate>> {
         let pull = self.github.get_pull(repo, pr).await?;
         if pull.state != PullState::Open {
             return Ok(None);
@@ -89,14 +160,7 @@ impl Bot {
             .base_config(&git, &base)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let uses_merge = config.as_ref().is_some_and(|c| {
-            c.apply_mode != ApplyMode::Comment
-                || c.projects
-                    .iter()
-                    .flatten()
-                    .any(|p| p.apply_mode.is_some_and(|m| m != ApplyMode::Comment))
-        });
-        if !uses_merge {
+        if !delivery::uses_merge(config.as_ref()) {
             return Ok(None);
         }
         let plans: Vec<PlanRow> = self
@@ -189,18 +253,12 @@ impl Bot {
                 );
             }
         }
-        let (state, description) = match reasons.first() {
-            Some(first) => (StatusState::Failure, say::gate_failed(first)),
-            None => (StatusState::Success, say::gate_passed(plans.len())),
-        };
-        Ok(Some(OutboxItem::status(
-            repo,
-            pr,
-            &pull.head_sha,
-            StatusContext::ApplyGate,
-            state,
-            description,
-        )))
+        let plans = plans.len();
+        Ok(Some(PrGate {
+            pull,
+            reasons,
+            plans,
+        }))
     }
 
     /// What of a merged pull request applies after merge, and what was reviewed of it; `None`
@@ -211,7 +269,9 @@ impl Bot {
         pr: &PullRequestInfo,
     ) -> Result<Option<Prepared>, EventError> {
         let pull = super::pull_request::pull_from_event(pr, ask.repo);
-        let git = self.fetch(ask.repo, &pull).await?;
+        let Some(git) = self.fetch_merged(ask, pr, &pull).await? else {
+            return Ok(None);
+        };
         let Some(merge) = pr.merge_commit_sha.clone() else {
             tracing::warn!(repo = %ask.repo.name, pr = pr.number.get(), "merged without a merge commit SHA");
             return Ok(None);
@@ -225,6 +285,10 @@ impl Bot {
             self.read_bounded(move || Ok(load_config_at(&git, &base)?.0))
                 .await?
         };
+        // Nothing applies after merge: no project state, reviews or policies to read.
+        if !delivery::uses_merge(config.as_ref()) {
+            return Ok(None);
+        }
         let state = self.repo_state(&git, &base, &merge).await?;
         let plans = self
             .store
@@ -256,15 +320,7 @@ impl Bot {
         let overrides = self.overrides(&ask.repo.name, &pull).await?;
         let teams = self.teams.resolve(&*self.github, &policies.policies).await;
         let in_force = apply_gate::approvals(&reviews, &pr.author);
-        let approvals: Vec<AuditApproval> = in_force
-            .iter()
-            .map(|a| AuditApproval {
-                login: a.login.clone(),
-                user_id: a.user_id,
-                review_id: a.review_id,
-                submitted_at: a.submitted_at.clone(),
-            })
-            .collect();
+        let approvals = audit_approvals(&in_force);
         let facts = PrFacts {
             open: true,
             head_sha: &pr.head_sha,
@@ -500,7 +556,15 @@ impl Bot {
         }
         // Projects that depend on a refused one are blocked; the others apply in order.
         let projects: Vec<Project> = to_apply.iter().map(|(p, _, _)| p.clone()).collect();
-        let (order, deps) = delivery::apply_order(&projects, &HashMap::new());
+        let config = match crate::adapters::git::GitRepo::mirror(&self.mirrors.path(&run.repo)) {
+            Ok(git) => self
+                .base_config(&git.with_limits(self.settings.limits), &run.base_sha)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
+            Err(e) => return Err(e),
+        };
+        let groups = delivery::groups_of(config.as_ref(), &projects);
+        let (order, deps) = delivery::apply_order(&projects, &groups);
         let mut failed: BTreeSet<ProjectName> = not_applied
             .iter()
             .filter_map(|n| ProjectName::new(&n.project).ok())
@@ -768,6 +832,19 @@ impl Bot {
         self.wake(!started.is_empty());
         Ok(())
     }
+}
+
+/// The approvals in force, as the audit log records them.
+fn audit_approvals(in_force: &[apply_gate::Approval]) -> Vec<AuditApproval> {
+    in_force
+        .iter()
+        .map(|a| AuditApproval {
+            login: a.login.clone(),
+            user_id: a.user_id,
+            review_id: a.review_id,
+            submitted_at: a.submitted_at.clone(),
+        })
+        .collect()
 }
 
 /// The event id of a delivery's merge plan run.

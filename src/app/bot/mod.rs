@@ -10,13 +10,17 @@
 
 mod apply;
 mod approve_policies;
+mod automerge;
 mod check_action;
 mod comment;
 mod drift;
 mod merge;
+mod merge_queue;
 mod plan;
 mod pull_request;
+mod remediate;
 mod repo;
+mod rollback;
 mod unlock;
 mod version;
 
@@ -37,6 +41,7 @@ use crate::core::policy::Policy;
 use crate::core::types::{CommitSha, PrNumber, UnixMs};
 
 pub use comment::Comment;
+pub use rollback::Said as RollbackSaid;
 
 /// Why handling an event stopped.
 #[derive(Debug, thiserror::Error)]
@@ -218,6 +223,15 @@ impl Bot {
             // nothing is cached that could go stale.
             // A review can open the `sluice/apply-gate` of projects applied after merge.
             Event::Review { repo, pr, .. } => self.on_review(&repo.name, pr).await,
+            Event::MergeGroup {
+                action,
+                repo,
+                group,
+                sender,
+            } => {
+                self.on_merge_group(delivery_id, &repo, action, &group, &sender)
+                    .await
+            }
             Event::Ping | Event::Ignored { .. } => Ok(()),
         }
     }
@@ -230,6 +244,7 @@ impl Bot {
             CommandKind::Unlock => self.unlock(run).await,
             CommandKind::ApprovePolicies => self.approve_policies(run).await,
             CommandKind::Version => self.version(run).await,
+            CommandKind::Rollback => self.rollback(run).await,
             // Answered before the pull request was read (and outsiders get no usage).
             CommandKind::Help => Ok(()),
         }

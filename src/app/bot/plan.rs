@@ -107,6 +107,11 @@ impl Bot {
             })
             .collect();
         selected.extend(removals);
+        if selected.is_empty() && is_remediation(origin, pull) {
+            // A drift remediation PR changes no file: its project is planned by `remediate`
+            // itself (`plan -p NAME`), and that plan, not "0 projects", is its `sluice/plan`.
+            return Ok(());
+        }
         if selected.is_empty() {
             let mut effects = nothing_to_plan(ask, origin, &commits.head);
             if self.github.is_app() {
@@ -491,6 +496,13 @@ fn config_rejected(ask: &Ask<'_>, commits: &Commits, state: &RepoState) -> Effec
 }
 
 /// No project is affected: a success status, and a reply to a `plan` comment.
+/// An autoplan of a drift remediation pull request: Sluice's own branch in the repository.
+fn is_remediation(origin: Origin<'_>, pull: &PullDetails) -> bool {
+    matches!(origin, Origin::Autoplan)
+        && !pull.from_fork
+        && pull.head_ref.starts_with(reply::remediate::BRANCH_PREFIX)
+}
+
 fn nothing_to_plan(ask: &Ask<'_>, origin: Origin<'_>, head: &CommitSha) -> Effects {
     let mut out = vec![ask.status(
         head,
@@ -506,7 +518,7 @@ fn nothing_to_plan(ask: &Ask<'_>, origin: Origin<'_>, head: &CommitSha) -> Effec
 
 /// A PR that changes no Terraform project, as a GitHub App: `sluice/plan` and
 /// `sluice/apply-gate` succeed at once, so requiring them never holds up the merge button.
-fn no_changes_checks(ask: &Ask<'_>, head: &CommitSha, bot_name: &str) -> Effects {
+pub(super) fn no_changes_checks(ask: &Ask<'_>, head: &CommitSha, bot_name: &str) -> Effects {
     let ctx = CheckContext {
         head_sha: head,
         bot_name,

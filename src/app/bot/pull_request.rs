@@ -4,12 +4,14 @@
 
 use super::{Ask, Bot, EventError};
 use crate::adapters::{clock, plan_files};
-use crate::app::ports::store::{Effects, PlanRow};
+use crate::app::ports::StatusState;
+use crate::app::ports::store::{Effects, PlanRow, StatusContext};
 use crate::app::ports::{MergeableState, PullDetails, PullState};
 use crate::core::audit::{AuditAction, AuditResult};
 use crate::core::event::{Actor, PullRequestAction, PullRequestInfo, RepoRef};
 use crate::core::lock::Lock;
 use crate::core::reply;
+use crate::core::types::CommitSha;
 
 impl Bot {
     pub(super) async fn on_pull_request(
@@ -41,7 +43,8 @@ impl Bot {
                 },
                 false => (None, None),
             };
-            self.on_closed(&ask, merged, failure.as_deref()).await?;
+            let failure = failure.map(|error| (error, pr.merge_commit_sha.clone()));
+            self.on_closed(&ask, merged, failure).await?;
             return match delivery {
                 Some(d) => self.start_delivery(&ask, pr, d).await,
                 None => Ok(()),
@@ -77,13 +80,14 @@ impl Bot {
 
     /// Closed or merged: pending jobs cancelled, plans discarded, locks released — each step on
     /// its own, so the locks go even when the other cleanup fails.
-    /// `delivery_failure` is why what applies after merge could not be prepared: told on the
-    /// pull request and audited as a refused apply with the release.
+    /// `delivery_failure` is why what applies after merge could not be prepared (and the merge
+    /// commit): told on the pull request, failed as `sluice/apply` on the merge commit, and
+    /// audited as a refused apply with the release.
     async fn on_closed(
         &self,
         ask: &Ask<'_>,
         merged: bool,
-        delivery_failure: Option<&str>,
+        delivery_failure: Option<(String, Option<CommitSha>)>,
     ) -> Result<(), EventError> {
         let (repo, pr) = (&ask.repo.name, ask.pr);
         let now = clock::now();
@@ -111,17 +115,24 @@ impl Bot {
             ask.record(AuditAction::PullRequestClosed, AuditResult::Success)
                 .detail("merged", merged.to_string()),
         );
-        if let Some(error) = delivery_failure {
-            effects.outbox.push(ask.comment(format!(
-                "**Sluice did not apply this merge.** Preparing the apply after merge failed, so \
-                 nothing was applied; the locks were released. Apply by hand or re-plan.\n\n\
-                 ```\n{error}\n```"
-            )));
-            effects.audit.push(
-                ask.record(AuditAction::ApplyRefused, AuditResult::Failure)
-                    .detail("reason", "delivery_preparation_failed")
-                    .detail("error", error.to_string()),
-            );
+        if let Some((error, merge_sha)) = delivery_failure {
+            effects
+                .outbox
+                .push(ask.comment(reply::delivery::preparation_failed(&error)));
+            let mut record = ask
+                .record(AuditAction::ApplyRefused, AuditResult::Failure)
+                .detail("reason", "delivery_preparation_failed")
+                .detail("error", error.as_str());
+            if let Some(sha) = &merge_sha {
+                effects.outbox.push(ask.status(
+                    sha,
+                    StatusContext::Apply,
+                    StatusState::Failure,
+                    reply::delivery::NOT_APPLIED,
+                ));
+                record = record.head(sha);
+            }
+            effects.audit.push(record);
         }
         for l in &held {
             effects.audit.push(
@@ -182,5 +193,7 @@ pub(super) fn pull_from_event(pr: &PullRequestInfo, repo: &RepoRef) -> PullDetai
         base_ref: pr.base_ref.clone(),
         base_sha: pr.base_sha.clone(),
         from_fork: pr.from_fork,
+        title: String::new(),
+        merge_commit_sha: pr.merge_commit_sha.clone(),
     }
 }

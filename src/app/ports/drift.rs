@@ -253,6 +253,9 @@ pub trait DriftStore: super::delivery::DeliveryStore + Send + Sync {
         applied: &LastApplied,
         versions: &VersionSnapshot,
     ) -> StoreResult<()>;
+    /// Whether an apply job of the project (any pull request, any trigger) is running now:
+    /// its sync status is then `applying`.
+    async fn apply_running(&self, key: &DriftKey) -> StoreResult<bool>;
     /// The last commit Sluice applied for the project, with the versions then.
     async fn last_applied(
         &self,

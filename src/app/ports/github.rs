@@ -156,7 +156,60 @@ pub trait GitHubApi: Send + Sync {
         repo: &RepoName,
         label: &str,
     ) -> Result<Vec<(u64, String)>, GitHubError>;
+
+    /// The files changed between two commits (`GET /repos/{o}/{r}/compare/{base}...{head}`,
+    /// first page: GitHub lists the files there only, at most
+    /// [`MAX_COMPARE_FILES`](crate::core::merge_queue::MAX_COMPARE_FILES)).
+    async fn compare_files(
+        &self,
+        repo: &RepoName,
+        base: &CommitSha,
+        head: &CommitSha,
+    ) -> Result<Vec<PrFile>, GitHubError>;
+
+    /// Merges a pull request (`PUT /repos/{o}/{r}/pulls/{n}/merge`) with `method`, only if its
+    /// head is still `sha` (GitHub answers 409 otherwise); returns the merge commit's SHA.
+    /// Branch protection refusing the merge is 405 (or 422): a non-retryable error whose
+    /// message carries GitHub's reason.
+    async fn merge_pull(
+        &self,
+        repo: &RepoName,
+        pr: PrNumber,
+        method: MergeMethod,
+        sha: &CommitSha,
+    ) -> Result<CommitSha, GitHubError>;
+    /// Opens a pull request (`POST /repos/{o}/{r}/pulls`), authored by Sluice's identity (the
+    /// App). A head branch that already has an open pull request into that base is
+    /// [`GitHubError::Unprocessable`].
+    async fn create_pull(&self, repo: &RepoName, pull: &NewPull) -> Result<PullLink, GitHubError>;
+
+    /// The open pull requests whose head is `branch` of `repo` itself
+    /// (`GET /repos/{o}/{r}/pulls?state=open&head={owner}:{branch}`), all pages.
+    async fn open_pulls_from(
+        &self,
+        repo: &RepoName,
+        branch: &str,
+    ) -> Result<Vec<PullLink>, GitHubError>;
 }
+
+/// A pull request to open: from branch `head` of the repository into `base`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewPull {
+    pub title: String,
+    /// Markdown.
+    pub body: String,
+    pub head: String,
+    pub base: String,
+}
+
+/// A pull request's number and page (`html_url`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullLink {
+    pub number: PrNumber,
+    pub html_url: String,
+}
+
+pub use crate::core::repo_config::MergeMethod;
 
 /// What an issue says: its title, body (markdown) and labels.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -331,4 +384,10 @@ pub struct PullDetails {
     pub base_sha: CommitSha,
     /// True when the head branch lives in another repository than the base.
     pub from_fork: bool,
+    /// The pull request's title (empty when the source did not say).
+    pub title: String,
+    /// GitHub's `merge_commit_sha` of a merged pull request: the commit on the base branch that
+    /// holds the merge (the merge commit, the squashed commit, or the last rebased commit).
+    /// `None` before the merge, or when the source did not say.
+    pub merge_commit_sha: Option<CommitSha>,
 }

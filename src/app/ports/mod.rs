@@ -15,4 +15,5 @@ pub use github::{
     CommitStatus, GitHubApi, GitHubError, MAX_STATUS_DESCRIPTION, MergeableState, PostedReviewIds,
     PullDetails, PullState, StatusState,
 };
+pub use github::{NewPull, PullLink};
 pub use store::Store;

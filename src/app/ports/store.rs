@@ -511,6 +511,10 @@ pub enum Trigger {
     Comment,
     /// A pull request merged: the merge commit is planned and applied (`apply_mode: on_merge`).
     Merge,
+    /// GitHub's merge queue asked for checks: the queue commit is planned, never applied, and
+    /// the run's report is the queue commit's `sluice/plan` and `sluice/apply-gate` (no
+    /// comment; the plans are not kept and never replace the pull request's own).
+    MergeQueue,
 }
 
 impl Trigger {
@@ -519,6 +523,7 @@ impl Trigger {
             Trigger::Autoplan => "autoplan",
             Trigger::Comment => "comment",
             Trigger::Merge => "merge",
+            Trigger::MergeQueue => "merge_queue",
         }
     }
 
@@ -527,6 +532,7 @@ impl Trigger {
             "autoplan" => Some(Trigger::Autoplan),
             "comment" => Some(Trigger::Comment),
             "merge" => Some(Trigger::Merge),
+            "merge_queue" => Some(Trigger::MergeQueue),
             _ => None,
         }
     }
@@ -865,6 +871,21 @@ pub trait Store: super::delivery::DeliveryStore + Send + Sync {
     ) -> StoreResult<Vec<i64>>;
     /// Active (not yet reported) runs of a PR.
     async fn open_runs(&self, repo: &RepoName, pr: PrNumber) -> StoreResult<Vec<RunRow>>;
+    /// Jobs counted by kind and state (`JobKind`/`JobState` as stored: `plan`, `queued`…),
+    /// for `/metrics`.
+    async fn job_counts(&self) -> StoreResult<Vec<(String, String, u64)>>;
+    /// Audit entries with `seq > after_seq` counted by action (`AuditAction::as_str`), and the
+    /// highest `seq` (`after_seq` when there are none), for `/metrics`.
+    async fn audit_counts(&self, after_seq: u64) -> StoreResult<(Vec<(String, u64)>, u64)>;
+    /// Runs newest first (by id), of `repo` (case-insensitively) and `pr` when given, with
+    /// `id < before` when given; at most `limit`. The web UI's runs list.
+    async fn recent_runs(
+        &self,
+        repo: Option<&RepoName>,
+        pr: Option<PrNumber>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<RunRow>>;
 
     // ---- plans -------------------------------------------------------------------------------
     /// The PR's current plans (neither discarded nor applied), one per project, oldest first.

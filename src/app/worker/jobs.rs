@@ -49,6 +49,11 @@ impl Workers {
                 .await
             {
                 Ok(Some(claimed)) => {
+                    crate::adapters::metrics::observe(
+                        "sluice_queue_wait_seconds",
+                        &[("kind", claimed.job.kind.as_str())],
+                        (now.get() - claimed.job.created_at.get()).max(0) as f64 / 1000.0,
+                    );
                     // There may be more queued work: pass the wake-up on to an idle worker. (A
                     // `notify_one` keeps its permit until someone waits, so none is lost.)
                     self.jobs_ready.notify_one();
@@ -353,18 +358,29 @@ impl Workers {
                 PolicyVerdict::Pending
             }
         };
-        let review = self.review_material(c, &git, project, &planned.plan).await;
+        // A merge queue commit's plan is only a check: no PR review, and no plan kept.
+        let queue = c.run.trigger == Trigger::MergeQueue;
+        let review = match queue {
+            true => None,
+            false => self.review_material(c, &git, project, &planned.plan).await,
+        };
         record.engine_version = Some(planned.engine_version.clone());
         record.duration_ms = Some(planned.duration.as_millis() as u64);
         record.plan_sha256 = Some(planned.plan_sha256.clone());
         record.changes = Some(counts(&planned.summary));
         record.destroyed = planned.summary.destroyed.clone();
         record.replaced = planned.summary.replaced.clone();
-        let plan = NewPlan {
-            head_sha: c.run.head_sha.clone(),
-            plan_file: planned.plan_file.clone(),
-            plan_sha256: planned.plan_sha256.clone(),
-            summary: planned.summary.clone(),
+        let plan = match queue {
+            true => {
+                plan_files::remove(&planned.plan_file);
+                None
+            }
+            false => Some(NewPlan {
+                head_sha: c.run.head_sha.clone(),
+                plan_file: planned.plan_file.clone(),
+                plan_sha256: planned.plan_sha256.clone(),
+                summary: planned.summary.clone(),
+            }),
         };
         let outcome = ProjectOutcome::Planned {
             summary: planned.summary,
@@ -381,8 +397,11 @@ impl Workers {
                 policy: verdict,
                 review,
             },
-            plan: Some(plan),
-            audit: vec![record],
+            plan,
+            audit: vec![match queue {
+                true => record.detail("merge_queue", "true"),
+                false => record,
+            }],
         }
     }
 
@@ -517,15 +536,16 @@ impl Workers {
             if let Ok(Some(d)) = self.store.delivery_of_run(c.run.id).await {
                 record = record.detail("reviewed_head", d.reviewed_head.as_str());
             }
-            if let Some(by) = self.blocked_by(c, &ctx.project).await {
-                let why = crate::core::reply::delivery::blocked_by(by.as_str());
-                return JobFinish {
-                    state: JobState::Cancelled,
-                    report: JobReport::Skipped(why.clone()),
-                    plan: None,
-                    audit: vec![record.result(AuditResult::Refused).detail("reason", &why)],
-                };
-            }
+        }
+        // Only the projects that depend on one that did not apply stop (`depends_on`).
+        if let Some(by) = self.blocked_by(c, &ctx.project).await {
+            let why = crate::core::reply::delivery::blocked_by(by.as_str());
+            return JobFinish {
+                state: JobState::Cancelled,
+                report: JobReport::Skipped(why.clone()),
+                plan: None,
+                audit: vec![record.result(AuditResult::Refused).detail("reason", &why)],
+            };
         }
         let plan = match c.job.plan_id {
             Some(id) => self.store.plan(id).await.ok().flatten(),

@@ -31,9 +31,16 @@ impl Workers {
                 return Ok(());
             };
             let jobs = self.store.jobs_of_run(run_id).await?;
+            // A merge queue commit's report is its two checks, nothing on the pull request.
+            if run.trigger == Trigger::MergeQueue {
+                let effects = self.bot.after_queue_run(&run, &jobs).await?;
+                return self.store.report_run(run_id, effects, clock::now()).await;
+            }
             let mut effects = self.render_run(&run, &jobs).await;
             if run.trigger == Trigger::Merge {
                 effects.extend(self.bot.after_merge_run(&run, &jobs).await?);
+            } else if run.kind == JobKind::Apply {
+                effects.extend(self.bot.automerge_after_apply(&run, &jobs).await);
             } else if run.kind == JobKind::Plan {
                 match self.bot.apply_gate_status(&run.repo, run.pr).await {
                     Ok(gate) => effects.outbox.extend(gate),

@@ -74,7 +74,9 @@ impl Stage {
             CommandKind::Apply => Some(Stage::Apply),
             CommandKind::Unlock => Some(Stage::Unlock),
             CommandKind::ApprovePolicies => Some(Stage::ApprovePolicies),
-            CommandKind::Help | CommandKind::Version => None,
+            // `rollback` only opens a pull request, which is then gated like any other; who may
+            // ask is GitHub's write permission on the repository.
+            CommandKind::Help | CommandKind::Version | CommandKind::Rollback => None,
         }
     }
 

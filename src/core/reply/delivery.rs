@@ -111,6 +111,19 @@ pub fn not_applied(merge_sha: &CommitSha, items: &[NotApplied]) -> String {
     out
 }
 
+/// The comment on a merged pull request when what applies after merge could not even be
+/// prepared (the base configuration, the mirror or GitHub failed): nothing was applied, the
+/// locks were released, and `error` says why.
+pub fn preparation_failed(error: &str) -> String {
+    format!(
+        "### ❌ Not applied after merge\n\n**Sluice did not apply this merge.** Preparing the \
+         apply after merge failed, so nothing was applied; the locks were released.\n\n\
+         ```\n{error}\n```\n\nThe projects applied after merge are now **out of sync**. Fix \
+         the cause, then fix forward with a new pull request (it is planned, reviewed and \
+         applied like any other), or apply by hand.\n"
+    )
+}
+
 /// The text of the notification (Slack and signed JSON webhook) of a failed delivery.
 pub fn notification_text(
     repo: &str,
@@ -132,6 +145,21 @@ mod tests {
 
     fn sha() -> CommitSha {
         CommitSha::new("0123456789abcdef0123456789abcdef01234567").expect("sha")
+    }
+
+    #[test]
+    fn preparation_failure_says_nothing_was_applied_and_why() {
+        insta::assert_snapshot!(preparation_failed("reading the base configuration: timed out"), @"
+        ### ❌ Not applied after merge
+
+        **Sluice did not apply this merge.** Preparing the apply after merge failed, so nothing was applied; the locks were released.
+
+        ```
+        reading the base configuration: timed out
+        ```
+
+        The projects applied after merge are now **out of sync**. Fix the cause, then fix forward with a new pull request (it is planned, reviewed and applied like any other), or apply by hand.
+        ");
     }
 
     #[test]

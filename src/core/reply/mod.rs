@@ -11,12 +11,16 @@
 
 pub mod apply;
 pub mod approve_policies;
+pub mod automerge;
 pub mod comment;
 pub mod delivery;
 pub mod job;
+pub mod merge_queue;
 pub mod plan;
 pub mod pull_request;
+pub mod remediate;
 pub mod removed;
+pub mod rollback;
 pub mod status;
 pub mod unlock;
 pub mod version;

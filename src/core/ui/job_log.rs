@@ -107,6 +107,10 @@ pub enum ChunkKind {
     CapReached,
     /// Output left out between the capped head and the kept tail; the text says how much.
     Omitted,
+    /// A step's process ended: the text says which, after how long and how (e.g.
+    /// `[init: 2.3 s, ok]`). Written even past the cap (it is short), so every step's duration
+    /// is in the log.
+    StepEnd,
     /// The last chunk of the job (empty text).
     End,
 }
@@ -117,6 +121,7 @@ impl ChunkKind {
             ChunkKind::Output => "output",
             ChunkKind::CapReached => "cap_reached",
             ChunkKind::Omitted => "omitted",
+            ChunkKind::StepEnd => "step_end",
             ChunkKind::End => "end",
         }
     }
@@ -126,6 +131,7 @@ impl ChunkKind {
             ChunkKind::Output,
             ChunkKind::CapReached,
             ChunkKind::Omitted,
+            ChunkKind::StepEnd,
             ChunkKind::End,
         ]
         .into_iter()
@@ -282,6 +288,21 @@ impl LogChunker {
         let mut out = Vec::new();
         self.flush_stream(LogStream::Stdout, &mut out);
         self.flush_stream(LogStream::Stderr, &mut out);
+        out
+    }
+
+    /// Ends step `step` (its process exited after `duration_ms`, `ok` or not): flushes what
+    /// it left pending and emits its [`ChunkKind::StepEnd`] chunk.
+    pub fn end_step(&mut self, step: LogStep, duration_ms: u64, ok: bool) -> Vec<LogChunk> {
+        let mut out = self.flush();
+        let text = format!(
+            "[{}: {}, {}]\n",
+            step.as_str(),
+            super::pages::duration(duration_ms),
+            if ok { "ok" } else { "failed" }
+        );
+        self.last_step = step;
+        self.chunk(step, LogStream::Stdout, ChunkKind::StepEnd, text, &mut out);
         out
     }
 
@@ -582,6 +603,57 @@ mod tests {
                 assert_eq!(output_text(&chunks), whole, "split at {i}, {j}");
             }
         }
+    }
+
+    /// Each step's output is its own, flushed (held-back bytes included) when the step ends,
+    /// and followed by its duration; past the cap the step ends are still written.
+    #[test]
+    fn each_step_ends_with_its_duration_even_past_the_cap() {
+        let mut c = LogChunker::new(redactor(), big());
+        let mut out = c.push(LogStep::Init, LogStream::Stdout, b"Initializing...\nheld");
+        out.extend(c.end_step(LogStep::Init, 2300, true));
+        out.extend(c.push(LogStep::Plan, LogStream::Stdout, b"Plan: 1 to add\n"));
+        out.extend(c.end_step(LogStep::Plan, 850, false));
+        let (rest, _) = c.finish();
+        out.extend(rest);
+        check_numbering(&out);
+        let seen: Vec<(LogStep, ChunkKind, &str)> = out
+            .iter()
+            .map(|c| (c.step, c.kind, c.text.as_str()))
+            .collect();
+        assert_eq!(
+            seen,
+            vec![
+                (LogStep::Init, ChunkKind::Output, "Initializing...\nheld"),
+                (LogStep::Init, ChunkKind::StepEnd, "[init: 2.3 s, ok]\n"),
+                (LogStep::Plan, ChunkKind::Output, "Plan: 1 to add\n"),
+                (
+                    LogStep::Plan,
+                    ChunkKind::StepEnd,
+                    "[plan: 850 ms, failed]\n"
+                ),
+                (LogStep::Plan, ChunkKind::End, ""),
+            ]
+        );
+        // Over the cap: the step's end is still there.
+        let small = LogLimits {
+            max_bytes: 256,
+            tail_bytes: 64,
+            chunk_bytes: 64,
+        };
+        let mut c = LogChunker::new(redactor(), small);
+        let mut out = c.push(
+            LogStep::Apply,
+            LogStream::Stdout,
+            "y".repeat(2000).as_bytes(),
+        );
+        out.extend(c.end_step(LogStep::Apply, 61_000, true));
+        assert!(out.iter().any(|c| c.kind == ChunkKind::CapReached));
+        assert_eq!(
+            out.last().map(|c| (c.kind, c.text.as_str())),
+            Some((ChunkKind::StepEnd, "[apply: 1m 01s, ok]\n"))
+        );
+        assert_eq!(ChunkKind::parse("step_end"), Some(ChunkKind::StepEnd));
     }
 
     /// Byte by byte, chunks still carry the text as soon as nothing can complete a secret.

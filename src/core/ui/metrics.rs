@@ -206,6 +206,30 @@ const AUDIT_ACTION: Label = Label {
     ],
 };
 
+const WRITE_WINDOW: Label = Label {
+    name: "window",
+    values: &["minute", "hour", OTHER],
+};
+
+/// The `action` label of `sluice_audit_entries_total` for an audit action
+/// (`AuditAction::as_str`): related actions share one value (every `drift_*` is `drift`), so
+/// the series stay few.
+pub fn audit_action_label(action: &str) -> &'static str {
+    match action {
+        "plan" | "plan_refused" => "plan",
+        "apply" | "apply_refused" => "apply",
+        "policy_check" => "policy",
+        "policy_override" => "override",
+        "lock_acquired" => "lock_taken",
+        "lock_released" | "admin_lock_release" => "lock_released",
+        "unlock" => "unlock",
+        "config_rejected" => "config_rejected",
+        "webhook_rejected" => "webhook_rejected",
+        a if a.starts_with("drift_") => "drift",
+        _ => OTHER,
+    }
+}
+
 /// Every metric Sluice exports.
 pub const CATALOG: &[MetricDef] = &[
     MetricDef {
@@ -278,6 +302,30 @@ pub const CATALOG: &[MetricDef] = &[
         unit: Unit::None,
         help: "Requests left in GitHub's current rate-limit window (X-RateLimit-Remaining), by resource.",
         labels: &[GITHUB_RESOURCE],
+        buckets: &[],
+    },
+    MetricDef {
+        name: "sluice_github_writes_pending",
+        kind: Kind::Gauge,
+        unit: Unit::None,
+        help: "GitHub writes (reviews, summaries, check runs) the write scheduler holds or sends now.",
+        labels: &[],
+        buckets: &[],
+    },
+    MetricDef {
+        name: "sluice_github_writes_paused",
+        kind: Kind::Gauge,
+        unit: Unit::None,
+        help: "1 while the write scheduler pauses writes after a GitHub rate limit, else 0.",
+        labels: &[],
+        buckets: &[],
+    },
+    MetricDef {
+        name: "sluice_github_write_budget_remaining",
+        kind: Kind::Gauge,
+        unit: Unit::None,
+        help: "Writes the scheduler may still send in the rolling minute and hour, by window.",
+        labels: &[WRITE_WINDOW],
         buckets: &[],
     },
     MetricDef {
@@ -757,6 +805,30 @@ mod tests {
                 text.contains(&format!("# TYPE {family} {ty}\n")),
                 "{family}\n{text}"
             );
+        }
+    }
+
+    /// Every audit action has a label value of the catalog; related ones share one.
+    #[test]
+    fn audit_actions_map_to_few_catalog_labels() {
+        let def = find("sluice_audit_entries_total").unwrap();
+        let values = def.labels[0].values;
+        for (action, label) in [
+            ("plan", "plan"),
+            ("plan_refused", "plan"),
+            ("apply_refused", "apply"),
+            ("policy_check", "policy"),
+            ("policy_override", "override"),
+            ("lock_acquired", "lock_taken"),
+            ("admin_lock_release", "lock_released"),
+            ("unlock", "unlock"),
+            ("drift_acknowledged", "drift"),
+            ("drift_check_failed", "drift"),
+            ("command_rejected", "other"),
+            ("", "other"),
+        ] {
+            assert_eq!(audit_action_label(action), label, "{action}");
+            assert!(values.contains(&label), "{label}");
         }
     }
 

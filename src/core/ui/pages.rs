@@ -148,12 +148,13 @@ pub enum Section {
     Audit,
 }
 
-/// The sections the server serves a list page for. Runs, Drift and Audit join the navigation
-/// when theirs are served (a run is reached from its comment's link and from the environments
-/// page meanwhile): a link that answers 404 would look like a missing permission.
-const SECTIONS: [(Section, &str, &str); 2] = [
+/// The top navigation: every list page, so each page is reachable from `/`.
+const SECTIONS: [(Section, &str, &str); 5] = [
     (Section::Environments, "Environments", routes::ENVIRONMENTS),
+    (Section::Runs, "Runs", routes::RUNS),
     (Section::Locks, "Locks", routes::LOCKS),
+    (Section::Drift, "Drift", routes::DRIFT),
+    (Section::Audit, "Audit", routes::AUDIT),
 ];
 
 fn head(title: &str) -> Markup {
@@ -682,9 +683,49 @@ fn runs_table(chrome: &Chrome, runs: &[RunView]) -> Markup {
     }
 }
 
-/// `/runs` (the latest runs the viewer may read) and `/repos/{owner}/{name}/pulls/{n}` (one
-/// PR's runs: pass `pr`).
-pub fn runs_page(chrome: &Chrome, pr: Option<(&str, u64)>, runs: &[RunView]) -> String {
+/// The runs list's filter (query `repo`, `pr`, `state`); empty values filter nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunFilter {
+    /// `owner/name`, case-insensitively.
+    pub repo: String,
+    /// A pull request number.
+    pub pr: String,
+    /// A run's state ([`run_state`]) as `JobState::as_str`.
+    pub state: String,
+}
+
+impl RunFilter {
+    /// Whether a run passes the state filter (repository and PR are the store's query).
+    pub fn state_matches(&self, r: &RunView) -> bool {
+        self.state.is_empty() || run_state(&r.job_states).as_str() == self.state
+    }
+
+    /// The link to the next (older) page of runs: runs with an id below `before`.
+    pub fn older_href(&self, before: i64) -> String {
+        let b = before.to_string();
+        format!(
+            "{}{}",
+            routes::RUNS,
+            query(&[
+                ("repo", &self.repo),
+                ("pr", &self.pr),
+                ("state", &self.state),
+                ("before", &b)
+            ])
+        )
+    }
+}
+
+/// `/runs` (the latest runs the viewer may read, newest first, `filter` shown as a form) and
+/// `/repos/{owner}/{name}/pulls/{n}` (one PR's runs: pass `pr`). `older`: the id to pass as
+/// `before` for the next page, when there are more.
+pub fn runs_page(
+    chrome: &Chrome,
+    pr: Option<(&str, u64)>,
+    filter: &RunFilter,
+    runs: &[RunView],
+    older: Option<i64>,
+) -> String {
     let title = match pr {
         Some((repo, n)) => format!("{repo} #{n}"),
         None => "Runs".to_string(),
@@ -692,8 +733,25 @@ pub fn runs_page(chrome: &Chrome, pr: Option<(&str, u64)>, runs: &[RunView]) -> 
     let body = html! {
         @if let Some((repo, n)) = pr {
             p { a href=(github_pr(chrome, repo, n)) { "Open the pull request on GitHub" } }
+        } @else {
+            form.filters method="get" action=(routes::RUNS) role="search" {
+                label { "Repository " input type="text" name="repo" value=(filter.repo) placeholder="owner/name"; }
+                label { "PR " input type="text" name="pr" value=(filter.pr) inputmode="numeric" size="6"; }
+                label { "State "
+                    select name="state" {
+                        option value="" selected[filter.state.is_empty()] { "Any" }
+                        @for s in JobState::ALL {
+                            option value=(s.as_str()) selected[filter.state == s.as_str()] { (job_label(s)) }
+                        }
+                    }
+                }
+                button type="submit" { "Filter" }
+            }
         }
         (runs_table(chrome, runs))
+        @if let Some(b) = older {
+            p { a href=(filter.older_href(b)) rel="next" { "Older runs" } }
+        }
     };
     page(chrome, Some(Section::Runs), &title, body).into_string()
 }
@@ -812,6 +870,7 @@ pub fn job_log_page(chrome: &Chrome, log: &JobLogView) -> String {
                         @if c.stream == LogStream::Stderr { span.stderr { (c.text) } } @else { (c.text) }
                     },
                     ChunkKind::CapReached | ChunkKind::Omitted => { span.notice { (c.text) } },
+                    ChunkKind::StepEnd => { span."step-end" { (c.text) } },
                     ChunkKind::End => { span.end { "── end of log ──\n" } },
                 }
             }
@@ -929,6 +988,43 @@ pub struct DriftRow {
     pub history: Vec<DriftHistoryLine>,
     /// Whether the viewer may acknowledge or accept it.
     pub can_act: bool,
+}
+
+/// A drift transition as the history shows it.
+pub fn drift_history_line(t: &crate::core::drift::Transition) -> DriftHistoryLine {
+    use crate::core::drift::{ReopenReason, Resolution, TransitionKind as K};
+    let what = match &t.kind {
+        K::Opened { .. } => "opened".to_string(),
+        K::Changed { .. } => "changed (other resources or attributes)".to_string(),
+        K::Reopened(ReopenReason::DifferentDrift { .. }) => {
+            "re-opened: a different drift".to_string()
+        }
+        K::Reopened(ReopenReason::ValuesChanged) => "re-opened: the values changed".to_string(),
+        K::Acknowledged => "acknowledged".to_string(),
+        K::Accepted { until, reason } => match reason {
+            Some(r) => format!("accepted until {until} ({r})"),
+            None => format!("accepted until {until}"),
+        },
+        K::AcceptanceExpired { until } => format!("acceptance until {until} ran out"),
+        K::Resolved(Resolution::CheckClean) => "resolved: a check found it in sync".to_string(),
+        K::Resolved(Resolution::Applied { pr, sha, .. }) => match pr {
+            Some(pr) => format!(
+                "resolved: #{} applied {}",
+                pr.get(),
+                short_sha(sha.as_str())
+            ),
+            None => format!("resolved: {} applied", short_sha(sha.as_str())),
+        },
+        K::CheckFailed { .. } => "a check failed".to_string(),
+        K::CheckRecovered { failures, .. } => {
+            format!("checks work again after {failures} failures")
+        }
+    };
+    DriftHistoryLine {
+        at: t.at,
+        what,
+        by: t.actor.as_ref().map(|a| a.login.clone()),
+    }
 }
 
 fn drift_hidden(r: &DriftRow, token: &str) -> Markup {

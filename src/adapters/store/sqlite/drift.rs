@@ -108,6 +108,20 @@ async fn write_record(
 
 #[async_trait]
 impl DriftStore for SqliteStore {
+    async fn apply_running(&self, key: &DriftKey) -> StoreResult<bool> {
+        let running: Option<i64> = sqlx::query_scalar(
+            "SELECT j.id FROM jobs j JOIN runs r ON r.id = j.run_id \
+             WHERE r.repo = ? AND j.kind = 'apply' AND j.state = 'running' \
+               AND j.project_dir = ? AND j.workspace = ? LIMIT 1",
+        )
+        .bind(key.repo.full())
+        .bind(key.dir.as_str())
+        .bind(key.workspace.as_str())
+        .fetch_optional(&self.reader)
+        .await?;
+        Ok(running.is_some())
+    }
+
     async fn remember_repo(&self, repo: &RepoRef, now: UnixMs) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO drift_repos (repo, clone_url, default_branch, installation_id, updated_at) VALUES (?, ?, ?, ?, ?) \

@@ -469,6 +469,11 @@ async fn wake_waiting(
                 .bind(run.id)
                 .execute(&mut *conn)
                 .await?;
+                crate::adapters::metrics::observe(
+                    "sluice_lock_wait_seconds",
+                    &[],
+                    (now.get() - run.created_at.get()).max(0) as f64 / 1000.0,
+                );
                 started.push(run.id);
             }
             LockDecision::Conflict { held } => {
@@ -652,6 +657,11 @@ async fn record_plan(
     entries: &[AuditEntry],
     now: UnixMs,
 ) -> anyhow::Result<()> {
+    // A merge queue commit's plan is a check, not a plan of the pull request: it neither
+    // replaces the reviewed plan nor is ever applied.
+    if run.trigger == Trigger::MergeQueue {
+        return Ok(());
+    }
     sqlx::query(
         "UPDATE plans SET discarded_at = ? WHERE repo = ? COLLATE NOCASE AND pr = ? AND project_name = ? \
          AND job_id < ? AND discarded_at IS NULL AND applied_at IS NULL",
@@ -691,45 +701,23 @@ async fn record_plan(
     Ok(())
 }
 
-/// After an apply job ended: a success marks its plan applied; a failure skips the later
-/// projects of the same apply.
+/// After an apply job ended: a success marks its plan applied. A failure stops nothing here:
+/// only the projects that depend on it stop (the apply job checks `depends_on` when it starts).
 async fn record_apply(
     conn: &mut SqliteConnection,
     job: &JobRow,
     state: JobState,
     now: UnixMs,
 ) -> anyhow::Result<()> {
-    if state == JobState::Succeeded {
-        if let Some(plan_id) = job.plan_id {
-            sqlx::query("UPDATE plans SET applied_at = ? WHERE id = ?")
-                .bind(now.get())
-                .bind(plan_id)
-                .execute(&mut *conn)
-                .await?;
-        }
-        return Ok(());
+    if state == JobState::Succeeded
+        && let Some(plan_id) = job.plan_id
+    {
+        sqlx::query("UPDATE plans SET applied_at = ? WHERE id = ?")
+            .bind(now.get())
+            .bind(plan_id)
+            .execute(&mut *conn)
+            .await?;
     }
-    // After merge, only the projects that depend on this one stop (the apply job checks).
-    let trigger: String = sqlx::query_scalar("SELECT trigger FROM runs WHERE id = ?")
-        .bind(job.run_id)
-        .fetch_one(&mut *conn)
-        .await?;
-    if trigger == Trigger::Merge.as_str() {
-        return Ok(());
-    }
-    let skipped = report_json(&JobReport::Skipped(
-        "not applied: an earlier project of this apply did not succeed".into(),
-    ))?;
-    sqlx::query(
-        "UPDATE jobs SET state = 'cancelled', report_json = ?, finished_at = ? \
-         WHERE run_id = ? AND position > ? AND state IN ('queued', 'waiting')",
-    )
-    .bind(skipped)
-    .bind(now.get())
-    .bind(job.run_id)
-    .bind(job.position)
-    .execute(&mut *conn)
-    .await?;
     Ok(())
 }
 
@@ -967,6 +955,10 @@ impl Store for SqliteStore {
             maybe_finish_run(&mut tx, run_id, now).await?;
         }
         tx.commit().await?;
+        if matches!(decision, LockDecision::Acquire(_)) && !run.jobs.is_empty() {
+            // The run got its locks at once.
+            crate::adapters::metrics::observe("sluice_lock_wait_seconds", &[], 0.0);
+        }
         Ok(match decision {
             LockDecision::Acquire(_) => RunStart::Queued { run_id },
             LockDecision::Conflict { held } => RunStart::Waiting { run_id, held },
@@ -1233,6 +1225,60 @@ impl Store for SqliteStore {
         )
         .bind(repo.full())
         .bind(pr.get() as i64)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(run_from_row).collect()
+    }
+
+    async fn job_counts(&self) -> StoreResult<Vec<(String, String, u64)>> {
+        let rows = sqlx::query("SELECT kind, state, COUNT(*) AS n FROM jobs GROUP BY kind, state")
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get::<String, _>("kind")?,
+                    r.try_get::<String, _>("state")?,
+                    u64::try_from(r.try_get::<i64, _>("n")?).unwrap_or(0),
+                ))
+            })
+            .collect()
+    }
+
+    async fn audit_counts(&self, after_seq: u64) -> StoreResult<(Vec<(String, u64)>, u64)> {
+        let after = i64::try_from(after_seq).unwrap_or(i64::MAX);
+        let rows = sqlx::query(
+            "SELECT COALESCE(action, '') AS action, COUNT(*) AS n, MAX(seq) AS last \
+             FROM audit_log WHERE seq > ? GROUP BY action",
+        )
+        .bind(after)
+        .fetch_all(&self.reader)
+        .await?;
+        let mut last = after_seq;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let n = u64::try_from(r.try_get::<i64, _>("n")?).unwrap_or(0);
+            last = last.max(u64::try_from(r.try_get::<i64, _>("last")?).unwrap_or(0));
+            out.push((r.try_get::<String, _>("action")?, n));
+        }
+        Ok((out, last))
+    }
+
+    async fn recent_runs(
+        &self,
+        repo: Option<&RepoName>,
+        pr: Option<PrNumber>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<RunRow>> {
+        let rows = sqlx::query(
+            "SELECT * FROM runs WHERE (?1 IS NULL OR repo = ?1 COLLATE NOCASE) \
+             AND (?2 IS NULL OR pr = ?2) AND (?3 IS NULL OR id < ?3) ORDER BY id DESC LIMIT ?4",
+        )
+        .bind(repo.map(RepoName::full))
+        .bind(pr.map(|p| p.get() as i64))
+        .bind(before)
+        .bind(i64::from(limit))
         .fetch_all(&self.reader)
         .await?;
         rows.iter().map(run_from_row).collect()

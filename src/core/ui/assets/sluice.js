@@ -26,6 +26,7 @@ document.addEventListener("DOMContentLoaded", function () {
     if (c.kind !== "end" && c.step !== step) { step = c.step; add("step", "── " + c.step + " ──\n"); }
     if (c.kind === "output") { add(c.stream === "stderr" ? "stderr" : "", c.text); }
     else if (c.kind === "end") { add("end", "── end of log ──\n"); es.close(); if (status) { status.textContent = "The job has ended."; } }
+    else if (c.kind === "step_end") { add("step-end", c.text); }
     else { add("notice", c.text); }
   });
   es.addEventListener("error", function () { if (status) { status.textContent = "Connection lost; reconnecting…"; } });

@@ -179,6 +179,13 @@ fn log(n: Namer, ended: bool) -> JobLogView {
             7,
             LogStep::Plan,
             LogStream::Stdout,
+            ChunkKind::StepEnd,
+            "[plan: 12.3 s, ok]\n".into(),
+        ));
+        chunks.push(c(
+            8,
+            LogStep::Plan,
+            LogStream::Stdout,
             ChunkKind::End,
             String::new(),
         ));
@@ -323,10 +330,29 @@ fn all_pages(n: Namer) -> Vec<(&'static str, String)> {
             "environments",
             environments_page(&ch, &rows, &EnvironmentFilter::default(), now),
         ),
-        ("runs", runs_page(&ch, None, &[run(n)])),
+        (
+            "runs",
+            runs_page(
+                &ch,
+                None,
+                &RunFilter {
+                    repo: n("acme/infra"),
+                    pr: "31".into(),
+                    state: "running".into(),
+                },
+                &[run(n)],
+                Some(40),
+            ),
+        ),
         (
             "pull_runs",
-            runs_page(&ch, Some((&n("acme/infra"), 31)), &[run(n)]),
+            runs_page(
+                &ch,
+                Some((&n("acme/infra"), 31)),
+                &RunFilter::default(),
+                &[run(n)],
+                None,
+            ),
         ),
         ("run", run_page(&ch, &run(n), &jobs(n))),
         ("job_log_running", job_log_page(&ch, &log(n, false))),
