@@ -13,7 +13,7 @@ use super::Workers;
 use crate::adapters::git::{FileRead, GitRepo};
 use crate::app::ports::store::{ClaimedJob, JobReport, JobRow, OutboxItem, RunRow};
 use crate::core::job::JobKind;
-use crate::core::plan::{CommandName, Plan, ProjectOutcome, ProjectReport};
+use crate::core::plan::{CommandName, Plan, ProjectOutcome, ProjectReport, RenderContext};
 use crate::core::policy::PolicyVerdict;
 use crate::core::projects::Project;
 use crate::core::review::locate::{LocateInput, locate, module_dirs};
@@ -26,7 +26,9 @@ use crate::core::review::sticky::{
     LockCell, PastRun, PolicyCell, StickyContext, StickyLimits, StickyRow, StickyRun, render_sticky,
 };
 use crate::core::review::surface::{PushOutput, push_writes};
-use crate::core::types::CommitSha;
+use crate::core::command::{CommandKind, project_hint};
+use crate::core::lock::LockKey;
+use crate::core::types::{CommitSha, PrNumber};
 
 /// Earlier runs the store keeps for the summary comment's history fold.
 const HISTORY: usize = 10;
@@ -94,6 +96,7 @@ impl Workers {
         run: &RunRow,
         jobs: &[JobRow],
         reports: &[ProjectReport],
+        render: &RenderContext,
     ) -> anyhow::Result<Vec<OutboxItem>> {
         if run.kind != JobKind::Plan {
             return Ok(Vec::new());
@@ -156,15 +159,23 @@ impl Workers {
             None
         };
 
+        // Who holds each project's lock now: this PR, another one (named), or nobody.
+        let holders: BTreeMap<LockKey, PrNumber> = self
+            .store
+            .locks(Some(&run.repo))
+            .await?
+            .into_iter()
+            .map(|l| (l.key, l.pr))
+            .collect();
         let sticky_run = StickyRun {
             head_sha: run.head_sha.clone(),
             command: CommandName::Plan,
             at: shown_time(crate::adapters::clock::now().get()),
-            log_url: None,
+            log_url: render.log_url.clone(),
             rows: jobs
                 .iter()
                 .zip(reports)
-                .map(|(j, r)| self.sticky_row(j, r))
+                .map(|(j, r)| self.sticky_row(run.pr, &holders, j, r))
                 .collect(),
         };
         let statuses_only = (!self.github.is_app()).then_some(
@@ -207,7 +218,28 @@ impl Workers {
         Ok(items)
     }
 
-    fn sticky_row(&self, job: &JobRow, report: &ProjectReport) -> StickyRow {
+    /// One project's row of the summary comment. Its lock cell is who holds the lock of its
+    /// dir and workspace now (`holders`): this PR, another PR (named: the one a queued or
+    /// refused project waits for), or nobody.
+    fn sticky_row(
+        &self,
+        pr: PrNumber,
+        holders: &BTreeMap<LockKey, PrNumber>,
+        job: &JobRow,
+        report: &ProjectReport,
+    ) -> StickyRow {
+        let key = LockKey {
+            dir: job.project_dir.clone(),
+            workspace: job.workspace.clone(),
+        };
+        let lock = match holders.get(&key) {
+            Some(holder) if *holder == pr => LockCell::ThisPr,
+            Some(holder) => LockCell::OtherPr { pr: holder.get() },
+            None => LockCell::None,
+        };
+        let log_url = self.settings.public_url.as_deref().map(|public| {
+            crate::core::ui::pages::routes::full_log_url(public.trim_end_matches('/'), job.id)
+        });
         let policy = match &job.report {
             Some(Ok(JobReport::Full { policy, .. })) => match policy {
                 PolicyVerdict::Fail => PolicyCell::Failed { policies: vec![] },
@@ -217,24 +249,21 @@ impl Workers {
             _ => PolicyCell::None,
         };
         let bot = &self.settings.bot_name;
-        let (lock, next) = match &report.outcome {
-            ProjectOutcome::Planned { summary, .. } if summary.has_changes() => (
-                LockCell::ThisPr,
-                Some(format!("{bot} apply -p {}", report.project)),
-            ),
-            ProjectOutcome::Planned { .. } => (LockCell::ThisPr, None),
-            ProjectOutcome::PlanFailed { .. } | ProjectOutcome::Skipped { .. } => (
-                LockCell::None,
-                Some(format!("{bot} plan -p {}", report.project)),
-            ),
-            _ => (LockCell::None, None),
+        let next = match &report.outcome {
+            ProjectOutcome::Planned { summary, .. } if summary.has_changes() => {
+                Some(project_hint(bot, CommandKind::Apply, &report.project))
+            }
+            ProjectOutcome::PlanFailed { .. } | ProjectOutcome::Skipped { .. } => {
+                Some(project_hint(bot, CommandKind::Plan, &report.project))
+            }
+            _ => None,
         };
         StickyRow {
             report: report.clone(),
             policy,
             lock,
             next,
-            log_url: None,
+            log_url,
         }
     }
 }

@@ -202,7 +202,7 @@ fn details_beyond_the_slots_are_cut_with_the_log_linked() {
     }
     assert!(
         all.contains(
-            "lines cut to fit the comment; full log: <https://sluice.example.com/runs/7>._"
+            "lines not shown; full log: <https://sluice.example.com/runs/7>"
         )
     );
     for f in &sticky.follow_ups {
