@@ -20,7 +20,7 @@ use crate::core::review::locate::{LocateInput, locate, module_dirs};
 use crate::core::review::material::ReviewMaterial;
 use crate::core::review::patch::PrDiff;
 use crate::core::review::pr_review::{
-    ReviewComments, ReviewContext, ReviewOptions, ReviewProject, build_review,
+    ReviewComments, ReviewContext, ReviewOptions, ReviewProject, build_review, is_late,
 };
 use crate::core::review::sticky::{
     LockCell, PastRun, PolicyCell, StickyContext, StickyLimits, StickyRow, StickyRun, render_sticky,
@@ -153,7 +153,14 @@ impl Workers {
             comments,
             ..ReviewOptions::default()
         };
-        let review = if wants_review {
+        // A plan of a head the PR has since left gets no review: its lines are about an
+        // older commit, and the newer head's review must stay current.
+        let late = (wants_review || known.review.is_some())
+            && is_late(
+                &run.head_sha,
+                self.latest_head(&run.repo, run.pr).await.as_ref(),
+            );
+        let review = if wants_review && !late {
             build_review(&ctx, &projects, &diff, &opts)
         } else {
             None
@@ -192,7 +199,7 @@ impl Workers {
         // The previous review is superseded when the new one is posted (the deliverer knows
         // which one was last posted then); with no new review, now.
         let mut against = known.clone();
-        if review.is_some() {
+        if review.is_some() || late {
             against.review = None;
         }
         let out = PushOutput {
@@ -216,6 +223,22 @@ impl Workers {
             )
             .await?;
         Ok(items)
+    }
+
+    /// The PR's head now, as GitHub tells it (a sighting would miss a force-push back to an
+    /// earlier commit); `None` when GitHub cannot be asked (the plan is then taken as current).
+    pub(super) async fn latest_head(
+        &self,
+        repo: &crate::core::types::RepoName,
+        pr: PrNumber,
+    ) -> Option<CommitSha> {
+        match self.github.get_pull(repo, pr).await {
+            Ok(pull) => Some(pull.head_sha),
+            Err(e) => {
+                tracing::warn!(error = %e, "review: reading the PR's head failed; the review is taken as current");
+                None
+            }
+        }
     }
 
     /// One project's row of the summary comment. Its lock cell is who holds the lock of its
