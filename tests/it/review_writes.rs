@@ -185,7 +185,8 @@ fn sticky(body: &str, slots: u32) -> Sticky {
 }
 
 #[tokio::test]
-async fn the_sticky_comment_is_edited_on_the_next_push_and_created_again_when_deleted() {
+async fn the_sticky_comment_is_edited_on_the_next_push_written_over_when_a_human_edits_it_and_created_again_when_deleted()
+ {
     let rig = rig(false, &[]).await;
     rig.push(
         &sha('a'),
@@ -223,6 +224,31 @@ async fn the_sticky_comment_is_edited_on_the_next_push_and_created_again_when_de
             .len(),
         2,
         "the second push edits; it creates nothing"
+    );
+
+    // A human edits the summary (its marker gone): the next push writes over it, in place.
+    rig.h.fake.edit_comment(sticky_id, "edited by a human");
+    rig.push(
+        &sha('d'),
+        PushOutput {
+            sticky: Some(sticky("push 2b", 1)),
+            ..Default::default()
+        },
+    )
+    .await;
+    rig.drain().await;
+    assert_eq!(
+        rig.h.fake.bot_comments(REPO, 1),
+        vec!["push 2b".to_string(), "push 2b detail 1".to_string()]
+    );
+    assert_eq!(
+        rig.store
+            .pr_objects(&repo(), pr())
+            .await
+            .unwrap()
+            .sticky_comment_id,
+        Some(sticky_id),
+        "the same comment, not a new one"
     );
 
     // A human deletes the summary: the next push posts it again and keeps the new id.

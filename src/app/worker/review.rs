@@ -12,7 +12,9 @@ use chrono::{DateTime, Utc};
 use super::Workers;
 use crate::adapters::git::{FileRead, GitRepo};
 use crate::app::ports::store::{ClaimedJob, JobReport, JobRow, OutboxItem, RunRow};
+use crate::core::command::{CommandKind, project_hint};
 use crate::core::job::JobKind;
+use crate::core::lock::LockKey;
 use crate::core::plan::{CommandName, Plan, ProjectOutcome, ProjectReport, RenderContext};
 use crate::core::policy::PolicyVerdict;
 use crate::core::projects::Project;
@@ -26,8 +28,6 @@ use crate::core::review::sticky::{
     LockCell, PastRun, PolicyCell, StickyContext, StickyLimits, StickyRow, StickyRun, render_sticky,
 };
 use crate::core::review::surface::{PushOutput, push_writes};
-use crate::core::command::{CommandKind, project_hint};
-use crate::core::lock::LockKey;
 use crate::core::types::{CommitSha, PrNumber};
 
 /// Earlier runs the store keeps for the summary comment's history fold.
@@ -255,11 +255,7 @@ impl Workers {
             dir: job.project_dir.clone(),
             workspace: job.workspace.clone(),
         };
-        let lock = match holders.get(&key) {
-            Some(holder) if *holder == pr => LockCell::ThisPr,
-            Some(holder) => LockCell::OtherPr { pr: holder.get() },
-            None => LockCell::None,
-        };
+        let lock = LockCell::of(holders.get(&key).copied(), pr);
         let log_url = self.settings.public_url.as_deref().map(|public| {
             crate::core::ui::pages::routes::full_log_url(public.trim_end_matches('/'), job.id)
         });

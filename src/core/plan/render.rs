@@ -324,7 +324,11 @@ struct Caps {
 /// sections itself (the PR's summary comment folds each one). With `cap`, the diff or apply log
 /// keeps its first `cap` bytes and an error its last (at least 1,500 bytes), with a note that
 /// links `ctx.log_url`.
-pub(crate) fn project_section(ctx: &RenderContext, r: &ProjectReport, cap: Option<usize>) -> String {
+pub(crate) fn project_section(
+    ctx: &RenderContext,
+    r: &ProjectReport,
+    cap: Option<usize>,
+) -> String {
     let mut s = String::new();
     let caps = Caps {
         output: cap,

@@ -41,10 +41,7 @@ impl PermissionCache {
     }
 
     fn key(repo: &RepoName, login: &str) -> (String, String) {
-        (
-            repo.full().to_ascii_lowercase(),
-            login.to_ascii_lowercase(),
-        )
+        (repo.full().to_ascii_lowercase(), login.to_ascii_lowercase())
     }
 
     /// The permission read less than the TTL before `now`, if any.
@@ -89,7 +86,11 @@ mod tests {
         cache.put(&infra, "ana", "write", t0);
         // The burst: every press within the TTL is answered without GitHub.
         for ms in [0, 1, 10_000, PERMISSION_TTL_MS - 1] {
-            assert_eq!(cache.get(&infra, "ana", t0.plus_ms(ms)), Some("write"), "{ms}");
+            assert_eq!(
+                cache.get(&infra, "ana", t0.plus_ms(ms)),
+                Some("write"),
+                "{ms}"
+            );
         }
         // Revoked on GitHub meanwhile: at the TTL the cache no longer answers; GitHub's new
         // answer is what counts from then on.

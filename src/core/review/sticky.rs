@@ -83,6 +83,18 @@ pub enum LockCell {
     OtherPr { pr: u64 },
 }
 
+impl LockCell {
+    /// The cell for a project whose lock `holder` has now (`None`: unlocked), seen from `pr`:
+    /// another PR is named, so a reader knows whom a queued or refused project waits for.
+    pub fn of(holder: Option<PrNumber>, pr: PrNumber) -> LockCell {
+        match holder {
+            Some(h) if h == pr => LockCell::ThisPr,
+            Some(h) => LockCell::OtherPr { pr: h.get() },
+            None => LockCell::None,
+        }
+    }
+}
+
 /// One project of the newest run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StickyRow {
