@@ -121,8 +121,9 @@ pub struct Settings {
     #[serde(default = "default_write_gap_ms")]
     pub github_write_gap_ms: u64,
     /// Report plan runs in one summary comment per PR, edited in place on every run
-    /// (`core::review::sticky`), instead of new comments per run.
-    #[serde(default)]
+    /// (`core::review::sticky`), instead of new comments per run. On by default; `false`
+    /// posts one comment (or more, split at GitHub's 65,536-character limit) per plan run.
+    #[serde(default = "default_true")]
     pub sticky_summary: bool,
     /// Plan draft PRs automatically (they are skipped by default).
     #[serde(default)]

@@ -56,6 +56,7 @@ pub async fn run(settings: &Settings, opts: RollbackOptions) -> anyhow::Result<E
         teams: Arc::new(super::policy::TeamCache::new(
             std::time::Duration::from_secs(60),
         )),
+        permissions: Default::default(),
         drift: None,
     };
     let delivery = format!("cli-rollback-{}", crate::adapters::clock::now().get());

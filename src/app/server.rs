@@ -451,6 +451,7 @@ async fn wire(settings: &Arc<Settings>) -> anyhow::Result<(Arc<Workers>, Arc<App
         outbox_ready: outbox_ready.clone(),
         server_policies: Arc::new(server_policies),
         teams: Arc::new(super::policy::TeamCache::new(Duration::from_secs(60))),
+        permissions: Default::default(),
     });
     let instance = format!(
         "{}-{}-{}",

@@ -269,10 +269,11 @@ async fn closing_and_unlocking_release_locks_and_plans() {
     // Plan again, then close: locks go.
     h.deliver(&h.comment_event(1, "alice", "sluice plan -p envs/b"))
         .await;
-    h.wait("the second plan", || {
-        (h.count_comments(1, is_plan) == 2).then_some(())
-    })
-    .await;
+    // The summary, edited in place, now reports a second run: of `envs/b` alone.
+    let second = h.wait_plan_runs(1, 2).await;
+    assert!(is_plan(&second), "{second}");
+    assert!(second.contains("### `envs/b`"), "{second}");
+    assert!(!second.contains("### `envs/a`"), "{second}");
     assert_eq!(
         h.locks().await,
         vec![("envs/b".to_string(), "default".to_string(), 1)]

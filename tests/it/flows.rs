@@ -77,6 +77,7 @@ impl Flow {
             outbox_ready: Arc::new(Notify::new()),
             server_policies: Arc::new(Vec::new()),
             teams: Arc::new(TeamCache::new(Duration::from_secs(60))),
+            permissions: Default::default(),
             drift: None,
         };
         let state = Arc::new(AppState {

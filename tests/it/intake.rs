@@ -623,16 +623,15 @@ async fn an_apply_written_before_a_re_plan_does_not_apply_the_new_plan() {
     let h = server(&[], &[("envs/a/main.tf", &a)]).await;
     let head = h.open_pr(1, "change", &[("envs/a/main.tf", &null_project("a", "2"))]);
     h.deliver(&h.pr_event("opened", 1)).await;
-    h.wait_comment(1, "the first plan", is_plan).await;
+    h.wait_plan(1, "the first plan", is_plan).await;
     h.fake.add_review(REPO, 1, "bob", "APPROVED");
     // `apply` is written on the first plan; the same commit is planned again before the
     // comment is delivered (a plan can differ on the same commit: state, data sources).
     let apply = h.comment_event(1, "alice", "sluice apply");
     h.deliver(&h.comment_event(1, "alice", "sluice plan")).await;
-    h.wait("the second plan", || {
-        (h.count_comments(1, is_plan) == 2).then_some(())
-    })
-    .await;
+    // The summary, edited in place, reports the second run.
+    let second = h.wait_plan_runs(1, 2).await;
+    assert!(is_plan(&second), "{second}");
     h.deliver(&apply).await;
     let refusal = h
         .wait_comment(1, "the refusal", |c| c.contains("Apply refused"))
@@ -727,7 +726,7 @@ async fn a_terraform_failure_names_the_job_dir_without_its_host_path() {
     h.open_pr(1, "change", &[("envs/a/main.tf", &broken)]);
     h.deliver(&h.pr_event("opened", 1)).await;
     let c = h
-        .wait_comment(1, "the failed plan", |c| c.contains("Plan failed"))
+        .wait_plan(1, "the failed plan", |c| c.contains("Plan failed"))
         .await;
     assert!(c.contains("<job>/repo/envs/a/nope.txt"), "{c}");
     let data = h.data_dir().display().to_string();

@@ -23,6 +23,7 @@ mod github_client;
 mod intake;
 mod merge_queue;
 mod odd_names;
+mod plan_view;
 mod policy;
 mod preview;
 mod real_dirs;

@@ -87,8 +87,8 @@ async fn projects_in_dirs_of_any_name_plan_and_apply_by_the_hints_sluice_prints(
     let head = h.open_pr(1, "odd", &changed);
     h.deliver(&h.pr_event("opened", 1)).await;
     let plan = h
-        .wait_comment(1, "the plan comment", |c| {
-            c.contains("**sluice plan**") && c.matches("Plan: 1 to add").count() == DIRS.len()
+        .wait_plan(1, "the plan", |c| {
+            c.contains("## sluice plan") && c.matches("**Plan: 1 to add").count() == DIRS.len()
         })
         .await;
     assert_eq!(

@@ -90,7 +90,7 @@ async fn a_symlinked_project_dir_cannot_plan_a_locked_dir_under_another_name() {
     // Its configuration no longer lists `envs/prod` (only the refused `sandbox-x`): a removed
     // project, told on the PR, failing the status, taking no lock.
     let removed = h
-        .wait_comment(2, "the removed project", |c| {
+        .wait_plan(2, "the removed project", |c| {
             c.contains("This pull request removes the project")
         })
         .await;
@@ -245,7 +245,7 @@ async fn a_new_project_inside_a_governed_dir_gets_its_rules() {
     h.fake
         .update_pull(REPO, 1, |p| p.mergeable_state = Some("blocked".to_string()));
     h.deliver(&h.pr_event("opened", 1)).await;
-    let plan = h.wait_comment(1, "the plan", |c| c.contains("Plan:")).await;
+    let plan = h.wait_plan(1, "the plan", |c| c.contains("Plan:")).await;
     assert!(
         plan.contains("### `cache`") && !plan.contains("### `prod`"),
         "{plan}"

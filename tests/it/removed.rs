@@ -45,7 +45,12 @@ fn removed_section(comment: &str) -> String {
         .find("> [!WARNING]\n> **This pull request removes")
         .expect("a removed-project section");
     let rest = &comment[start..];
-    let end = rest.find("\n\n---").unwrap_or(rest.len());
+    // The section ends where the next one starts, or where its fold in the summary closes.
+    let end = ["\n\n---", "\n</details>"]
+        .iter()
+        .filter_map(|e| rest.find(e))
+        .min()
+        .unwrap_or(rest.len());
     rest[..end].trim_end().to_string()
 }
 
@@ -97,7 +102,7 @@ async fn a_deleted_project_is_named_and_its_destroy_plan_from_the_base_destroys_
     let head = open_pr_removing(&h, 1, "drop-app", &[], &["app"]);
     h.deliver(&h.pr_event("opened", 1)).await;
     let comment = h
-        .wait_comment(1, "the removed project", |c| {
+        .wait_plan(1, "the removed project", |c| {
             c.contains("This pull request removes the project")
         })
         .await;
@@ -132,7 +137,7 @@ async fn a_deleted_project_is_named_and_its_destroy_plan_from_the_base_destroys_
     h.deliver(&h.comment_event(1, "alice", "sluice plan -p app --destroy"))
         .await;
     let plan = h
-        .wait_comment(1, "the destroy plan", |c| c.contains("Destroy plan"))
+        .wait_plan(1, "the destroy plan", |c| c.contains("Destroy plan"))
         .await;
     assert!(
         plan.contains("Plan: 0 to add, 0 to change, 2 to destroy."),
@@ -247,7 +252,7 @@ async fn a_project_dropped_from_the_config_and_config_warnings_reach_the_pr() {
         "{warning}"
     );
     let comment = h
-        .wait_comment(1, "the removed project", |c| {
+        .wait_plan(1, "the removed project", |c| {
             c.contains("This pull request removes the project")
         })
         .await;
@@ -276,7 +281,7 @@ async fn a_project_dropped_from_the_config_and_config_warnings_reach_the_pr() {
     h.deliver(&h.comment_event(1, "alice", "sluice plan -p keep"))
         .await;
     let run = h
-        .wait_comment(1, "the targeted run", |c| {
+        .wait_plan(1, "the targeted run", |c| {
             c.contains("Plan:") && c.contains("This pull request removes the project")
         })
         .await;
@@ -303,7 +308,7 @@ async fn a_moved_project_directory_is_named_with_where_it_went() {
     let head = open_pr_removing(&h, 1, "move", &[("network/main.tf", &net)], &["net"]);
     h.deliver(&h.pr_event("opened", 1)).await;
     let comment = h
-        .wait_comment(1, "the run", |c| {
+        .wait_plan(1, "the run", |c| {
             c.contains("This pull request removes the project") && c.contains("Plan:")
         })
         .await;

@@ -221,6 +221,7 @@ async fn the_apply_button_passes_the_comment_gate_refused_unapproved_and_accepte
     let serial = backend.state("app").map(|s| s["serial"].clone());
 
     // Unapproved: the apply gate refuses, as it does for the comment.
+    let first_press = std::time::Instant::now();
     h.deliver(&pressed(&h, "apply", &head, "bob")).await;
     let refusal = h
         .wait_comment(1, "the apply refusal", |b| {
@@ -272,6 +273,18 @@ async fn the_apply_button_passes_the_comment_gate_refused_unapproved_and_accepte
     h.deliver(&pressed(&h, "apply", &head, "bob")).await;
     h.wait_status(&head, "sluice/apply", "success").await;
     h.wait_idle(&[1]).await;
+    // bob's two presses that reached the gate asked GitHub for his permission once: it is
+    // cached per (repository, login) for 30 s (`core::review::permission`, where expiry is
+    // tested against the clock). Only checked when the presses were that close together.
+    let asked = h
+        .fake
+        .requests_to("GET", "/repos/acme/infra/collaborators/bob/permission")
+        .len();
+    if first_press.elapsed() < std::time::Duration::from_secs(25) {
+        assert_eq!(asked, 1, "bob's permission was read {asked} times");
+    } else {
+        assert!(asked >= 1, "bob's permission was never read");
+    }
     let audit = String::from_utf8_lossy(&h.cli(&["audit", "export"]).stdout).into_owned();
     assert!(
         audit

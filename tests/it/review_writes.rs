@@ -28,7 +28,9 @@ use sluice::core::review::pr_review::{
     CreateReview, DraftReviewComment, ReviewContext, ReviewDraft, ReviewEvent,
 };
 use sluice::core::review::sticky::{FollowUp, Sticky};
-use sluice::core::review::surface::{CommitStatus, PushOutput, StatusState, push_writes};
+use sluice::core::review::surface::{
+    CommitStatus, PrObjects, PushOutput, StatusState, push_writes,
+};
 use sluice::core::types::{CommitSha, PrNumber, RepoName};
 use tokio::sync::Notify;
 
@@ -91,6 +93,7 @@ async fn rig(app: bool, env: &[(&str, &str)]) -> Rig {
         outbox_ready: Arc::new(Notify::new()),
         server_policies: Arc::new(Vec::new()),
         teams: Arc::new(TeamCache::new(Duration::from_secs(60))),
+        permissions: Default::default(),
         drift: None,
     };
     let workers = Arc::new(Workers {
@@ -113,16 +116,25 @@ async fn rig(app: bool, env: &[(&str, &str)]) -> Rig {
 }
 
 impl Rig {
-    /// Queues the writes of one push, as the report does.
+    /// Moves the PR's head to `head` (as a push does) and queues that push's writes, as the
+    /// report does.
     async fn push(&self, head: &CommitSha, out: PushOutput) -> usize {
+        self.h
+            .fake
+            .update_pull(REPO, 1, |p| p.head_sha = head.as_str().to_string());
         let known = self.store.pr_objects(&repo(), pr()).await.unwrap();
+        self.queue(head, &known, out).await
+    }
+
+    /// Queues writes for `head` rendered against `known` (what the store knew then).
+    async fn queue(&self, head: &CommitSha, known: &PrObjects, out: PushOutput) -> usize {
         let ctx = ReviewContext {
             pr: pr(),
             head_sha: head,
             summary_url: None,
             log_url: None,
         };
-        let items: Vec<OutboxItem> = push_writes(&ctx, &known, out)
+        let items: Vec<OutboxItem> = push_writes(&ctx, known, out)
             .into_iter()
             .map(|w| OutboxItem::write(&repo(), pr(), w))
             .collect();
@@ -173,7 +185,8 @@ fn sticky(body: &str, slots: u32) -> Sticky {
 }
 
 #[tokio::test]
-async fn the_sticky_comment_is_edited_on_the_next_push_and_created_again_when_deleted() {
+async fn the_sticky_comment_is_edited_on_the_next_push_written_over_when_a_human_edits_it_and_created_again_when_deleted()
+ {
     let rig = rig(false, &[]).await;
     rig.push(
         &sha('a'),
@@ -211,6 +224,31 @@ async fn the_sticky_comment_is_edited_on_the_next_push_and_created_again_when_de
             .len(),
         2,
         "the second push edits; it creates nothing"
+    );
+
+    // A human edits the summary (its marker gone): the next push writes over it, in place.
+    rig.h.fake.edit_comment(sticky_id, "edited by a human");
+    rig.push(
+        &sha('d'),
+        PushOutput {
+            sticky: Some(sticky("push 2b", 1)),
+            ..Default::default()
+        },
+    )
+    .await;
+    rig.drain().await;
+    assert_eq!(
+        rig.h.fake.bot_comments(REPO, 1),
+        vec!["push 2b".to_string(), "push 2b detail 1".to_string()]
+    );
+    assert_eq!(
+        rig.store
+            .pr_objects(&repo(), pr())
+            .await
+            .unwrap()
+            .sticky_comment_id,
+        Some(sticky_id),
+        "the same comment, not a new one"
     );
 
     // A human deletes the summary: the next push posts it again and keeps the new id.
@@ -317,6 +355,47 @@ async fn a_line_outside_the_diff_becomes_a_file_comment_and_the_next_push_supers
         (comments[1].line, comments[1].subject_type.as_str()),
         (Some(3), "line")
     );
+}
+
+/// A review whose write reaches GitHub after a newer push was reviewed (its plan finished
+/// late, or its write waited) is edited into a pointer to the newer head at once: the newer
+/// review stays current and is never superseded by the older one.
+#[tokio::test]
+async fn a_late_review_is_superseded_at_once_and_the_newer_one_stays_current() {
+    let rig = rig(false, &[]).await;
+    // `a`'s review was rendered when nothing was posted yet; `b` is pushed and reviewed first.
+    let late = PushOutput {
+        review: Some(review(&sha('a'), &[2])),
+        ..Default::default()
+    };
+    rig.push(
+        &sha('b'),
+        PushOutput {
+            review: Some(review(&sha('b'), &[3])),
+            ..Default::default()
+        },
+    )
+    .await;
+    rig.drain().await;
+    rig.queue(&sha('a'), &PrObjects::default(), late).await;
+    rig.drain().await;
+
+    let reviews = rig.h.fake.posted_reviews();
+    assert_eq!(reviews.len(), 2, "{reviews:#?}");
+    let (newer, older) = (&reviews[0], &reviews[1]);
+    assert_eq!(older.commit_id, sha('a').as_str());
+    assert!(
+        older.body.contains("superseded by the plan for `bbbbbbb`"),
+        "{}",
+        older.body
+    );
+    assert!(!newer.body.contains("superseded"), "{}", newer.body);
+    let comments = rig.h.fake.review_comments();
+    let on = |line: u32| comments.iter().find(|c| c.line == Some(line)).unwrap();
+    assert!(on(2).body.contains("Superseded"), "{}", on(2).body);
+    assert!(!on(3).body.contains("Superseded"), "{}", on(3).body);
+    let current = rig.store.pr_objects(&repo(), pr()).await.unwrap().review;
+    assert_eq!(current.map(|r| r.review_id), Some(newer.id));
 }
 
 fn annotations(from: usize, n: usize) -> Vec<Annotation> {

@@ -175,11 +175,9 @@ fn chatty_project() -> String {
     )
 }
 
-/// The job id in the "Full log" link of PR 1's plan comment, which points at the UI.
+/// The job id in the "Full log" link of PR 1's plan summary, which points at the UI.
 pub async fn full_log_job(h: &Harness) -> i64 {
-    let comment = h
-        .wait_comment(1, "the plan comment", |c| c.contains("Full log"))
-        .await;
+    let comment = h.wait_plan(1, "the plan", |c| c.contains("Full log")).await;
     let at = comment.find("/jobs/").expect("a job log link");
     let rest = &comment[at + 6..];
     let link_base = format!("{}/jobs/", h.url());

@@ -8,7 +8,8 @@
 //! asked from GitHub instead: `admin`, `maintain` and `write` count as a `COLLABORATOR`
 //! (so `command_author_associations` must list it), anything else as `NONE`. A press on a
 //! check run of an older head, of a check run that is not Sluice's, or without a pull request
-//! is refused and recorded.
+//! is refused and recorded. The permission is cached per (repository, presser) for 30 seconds
+//! (`core::review::permission`), so a burst of presses asks GitHub once.
 
 use super::comment::Comment;
 use super::{Ask, Bot, CommandRun, EventError};
@@ -97,10 +98,7 @@ impl Bot {
             );
             return self.refuse(&ask, &pull.head_sha, body, &why).await;
         }
-        let permission = self
-            .github
-            .repo_permission(&a.repo.name, &a.sender.login)
-            .await?;
+        let permission = self.presser_permission(a).await?;
         let now = clock::now();
         let comment = Comment {
             repo: a.repo,
@@ -128,6 +126,29 @@ impl Bot {
             written_at: Some(now),
         };
         self.run_command(&run).await
+    }
+}
+
+impl Bot {
+    /// The presser's permission on the repository: from the cache when read less than
+    /// `PERMISSION_TTL_MS` ago, else from GitHub (and remembered).
+    async fn presser_permission(&self, a: &CheckAction<'_>) -> Result<String, EventError> {
+        let (repo, login) = (&a.repo.name, a.sender.login.as_str());
+        let cached = self
+            .permissions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(repo, login, clock::now())
+            .map(str::to_string);
+        if let Some(permission) = cached {
+            return Ok(permission);
+        }
+        let permission = self.github.repo_permission(repo, login).await?;
+        self.permissions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .put(repo, login, &permission, clock::now());
+        Ok(permission)
     }
 }
 

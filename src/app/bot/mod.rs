@@ -80,6 +80,9 @@ pub struct Bot {
     /// The server's mandatory policies (loaded at start-up).
     pub server_policies: Arc<Vec<Policy>>,
     pub teams: Arc<TeamCache>,
+    /// Check run button pressers' repository permissions, cached briefly
+    /// (`core::review::permission`).
+    pub permissions: Arc<std::sync::Mutex<crate::core::review::permission::PermissionCache>>,
     /// Drift detection (`None` when off): pushes and drift-issue comments go there.
     pub drift: Option<Arc<super::drift::DriftService>>,
 }

@@ -80,7 +80,7 @@ impl Workers {
         };
         let tally = RunTally::of(&states);
         // A plan run: the PR review, and the summary comment when it is sticky.
-        let surface = match self.review_writes(run, jobs, &reports).await {
+        let surface = match self.review_writes(run, jobs, &reports, &ctx).await {
             Ok(items) => items,
             Err(e) => {
                 tracing::warn!(error = %format!("{e:#}"), "review: building the review failed; the run is reported in comments");

@@ -12,21 +12,23 @@ use chrono::{DateTime, Utc};
 use super::Workers;
 use crate::adapters::git::{FileRead, GitRepo};
 use crate::app::ports::store::{ClaimedJob, JobReport, JobRow, OutboxItem, RunRow};
+use crate::core::command::{CommandKind, project_hint};
 use crate::core::job::JobKind;
-use crate::core::plan::{CommandName, Plan, ProjectOutcome, ProjectReport};
+use crate::core::lock::LockKey;
+use crate::core::plan::{CommandName, Plan, ProjectOutcome, ProjectReport, RenderContext};
 use crate::core::policy::PolicyVerdict;
 use crate::core::projects::Project;
 use crate::core::review::locate::{LocateInput, locate, module_dirs};
 use crate::core::review::material::ReviewMaterial;
 use crate::core::review::patch::PrDiff;
 use crate::core::review::pr_review::{
-    ReviewComments, ReviewContext, ReviewOptions, ReviewProject, build_review,
+    ReviewComments, ReviewContext, ReviewOptions, ReviewProject, build_review, is_late,
 };
 use crate::core::review::sticky::{
     LockCell, PastRun, PolicyCell, StickyContext, StickyLimits, StickyRow, StickyRun, render_sticky,
 };
 use crate::core::review::surface::{PushOutput, push_writes};
-use crate::core::types::CommitSha;
+use crate::core::types::{CommitSha, PrNumber};
 
 /// Earlier runs the store keeps for the summary comment's history fold.
 const HISTORY: usize = 10;
@@ -94,6 +96,7 @@ impl Workers {
         run: &RunRow,
         jobs: &[JobRow],
         reports: &[ProjectReport],
+        render: &RenderContext,
     ) -> anyhow::Result<Vec<OutboxItem>> {
         if run.kind != JobKind::Plan {
             return Ok(Vec::new());
@@ -150,21 +153,36 @@ impl Workers {
             comments,
             ..ReviewOptions::default()
         };
-        let review = if wants_review {
+        // A plan of a head the PR has since left gets no review: its lines are about an
+        // older commit, and the newer head's review must stay current.
+        let late = (wants_review || known.review.is_some())
+            && is_late(
+                &run.head_sha,
+                self.latest_head(&run.repo, run.pr).await.as_ref(),
+            );
+        let review = if wants_review && !late {
             build_review(&ctx, &projects, &diff, &opts)
         } else {
             None
         };
 
+        // Who holds each project's lock now: this PR, another one (named), or nobody.
+        let holders: BTreeMap<LockKey, PrNumber> = self
+            .store
+            .locks(Some(&run.repo))
+            .await?
+            .into_iter()
+            .map(|l| (l.key, l.pr))
+            .collect();
         let sticky_run = StickyRun {
             head_sha: run.head_sha.clone(),
             command: CommandName::Plan,
             at: shown_time(crate::adapters::clock::now().get()),
-            log_url: None,
+            log_url: render.log_url.clone(),
             rows: jobs
                 .iter()
                 .zip(reports)
-                .map(|(j, r)| self.sticky_row(j, r))
+                .map(|(j, r)| self.sticky_row(run.pr, &holders, j, r))
                 .collect(),
         };
         let statuses_only = (!self.github.is_app()).then_some(
@@ -181,7 +199,7 @@ impl Workers {
         // The previous review is superseded when the new one is posted (the deliverer knows
         // which one was last posted then); with no new review, now.
         let mut against = known.clone();
-        if review.is_some() {
+        if review.is_some() || late {
             against.review = None;
         }
         let out = PushOutput {
@@ -207,7 +225,40 @@ impl Workers {
         Ok(items)
     }
 
-    fn sticky_row(&self, job: &JobRow, report: &ProjectReport) -> StickyRow {
+    /// The PR's head now, as GitHub tells it (a sighting would miss a force-push back to an
+    /// earlier commit); `None` when GitHub cannot be asked (the plan is then taken as current).
+    pub(super) async fn latest_head(
+        &self,
+        repo: &crate::core::types::RepoName,
+        pr: PrNumber,
+    ) -> Option<CommitSha> {
+        match self.github.get_pull(repo, pr).await {
+            Ok(pull) => Some(pull.head_sha),
+            Err(e) => {
+                tracing::warn!(error = %e, "review: reading the PR's head failed; the review is taken as current");
+                None
+            }
+        }
+    }
+
+    /// One project's row of the summary comment. Its lock cell is who holds the lock of its
+    /// dir and workspace now (`holders`): this PR, another PR (named: the one a queued or
+    /// refused project waits for), or nobody.
+    fn sticky_row(
+        &self,
+        pr: PrNumber,
+        holders: &BTreeMap<LockKey, PrNumber>,
+        job: &JobRow,
+        report: &ProjectReport,
+    ) -> StickyRow {
+        let key = LockKey {
+            dir: job.project_dir.clone(),
+            workspace: job.workspace.clone(),
+        };
+        let lock = LockCell::of(holders.get(&key).copied(), pr);
+        let log_url = self.settings.public_url.as_deref().map(|public| {
+            crate::core::ui::pages::routes::full_log_url(public.trim_end_matches('/'), job.id)
+        });
         let policy = match &job.report {
             Some(Ok(JobReport::Full { policy, .. })) => match policy {
                 PolicyVerdict::Fail => PolicyCell::Failed { policies: vec![] },
@@ -217,24 +268,21 @@ impl Workers {
             _ => PolicyCell::None,
         };
         let bot = &self.settings.bot_name;
-        let (lock, next) = match &report.outcome {
-            ProjectOutcome::Planned { summary, .. } if summary.has_changes() => (
-                LockCell::ThisPr,
-                Some(format!("{bot} apply -p {}", report.project)),
-            ),
-            ProjectOutcome::Planned { .. } => (LockCell::ThisPr, None),
-            ProjectOutcome::PlanFailed { .. } | ProjectOutcome::Skipped { .. } => (
-                LockCell::None,
-                Some(format!("{bot} plan -p {}", report.project)),
-            ),
-            _ => (LockCell::None, None),
+        let next = match &report.outcome {
+            ProjectOutcome::Planned { summary, .. } if summary.has_changes() => {
+                Some(project_hint(bot, CommandKind::Apply, &report.project))
+            }
+            ProjectOutcome::PlanFailed { .. } | ProjectOutcome::Skipped { .. } => {
+                Some(project_hint(bot, CommandKind::Plan, &report.project))
+            }
+            _ => None,
         };
         StickyRow {
             report: report.clone(),
             policy,
             lock,
             next,
-            log_url: None,
+            log_url,
         }
     }
 }

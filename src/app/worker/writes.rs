@@ -25,7 +25,7 @@ use crate::core::review::budget::{
 use crate::core::review::checks::MAX_OUTPUT;
 use crate::core::review::pr_review::{
     MAX_BODY, PostedReview, ReviewContext, ReviewDraft, ReviewOptions, file_level_retry,
-    is_line_not_in_diff,
+    is_line_not_in_diff, settle_posted,
 };
 use crate::core::review::sticky::{Upsert, after_edit_failed};
 use crate::core::review::surface::{self, GitHubWrite};
@@ -359,8 +359,11 @@ impl Workers {
             .map_err(store_error)
     }
 
-    /// Remembers the review just posted as the PR's current one; the one it replaces (posted
-    /// for an earlier head) is edited into a pointer to it, through the budget.
+    /// Remembers the review just posted and retires what it replaces, through the budget
+    /// (`pr_review::settle_posted`): on time, it becomes the PR's current review and the
+    /// previous one (for an earlier head) is edited into a pointer to it; late (the PR moved to
+    /// a newer head meanwhile), it is itself edited into a pointer to the newest head at once,
+    /// and the newest head's review, if posted, stays current.
     async fn remember_review(
         &self,
         repo: &RepoName,
@@ -370,30 +373,37 @@ impl Workers {
         comment_ids: Vec<u64>,
     ) -> Result<(), GitHubError> {
         let head_sha = CommitSha::new(head).map_err(|e| GitHubError::Invalid(e.to_string()))?;
+        let latest = self.latest_head(repo, pr).await;
         let mut objects = self.store.pr_objects(repo, pr).await.map_err(store_error)?;
-        let previous = objects.review.replace(PostedReview {
+        let posted = PostedReview {
             review_id,
-            head_sha: head_sha.clone(),
+            head_sha,
             comment_ids,
-        });
-        self.save_objects(repo, pr, &objects).await?;
-        let Some(previous) = previous.filter(|p| p.review_id != review_id) else {
-            return Ok(());
         };
+        let settled = settle_posted(posted, objects.review.take(), latest.as_ref());
+        objects.review = settled.current;
+        self.save_objects(repo, pr, &objects).await?;
         let ctx = ReviewContext {
             pr,
-            head_sha: &head_sha,
+            head_sha: &settled.newer,
             summary_url: None,
             log_url: None,
         };
-        let known = surface::PrObjects {
-            review: Some(previous),
-            ..Default::default()
-        };
-        let items = surface::push_writes(&ctx, &known, surface::PushOutput::default())
+        let items: Vec<OutboxItem> = settled
+            .retire
             .into_iter()
+            .flat_map(|retired| {
+                let known = surface::PrObjects {
+                    review: Some(retired),
+                    ..Default::default()
+                };
+                surface::push_writes(&ctx, &known, surface::PushOutput::default())
+            })
             .map(|w| OutboxItem::write(repo, pr, w))
             .collect();
+        if items.is_empty() {
+            return Ok(());
+        }
         self.store
             .enqueue(Effects::new(items, vec![]), clock::now())
             .await

@@ -218,7 +218,7 @@ pub fn render_comments(ctx: &RenderContext, reports: &[ProjectReport]) -> Vec<St
         .iter()
         .map(|_| Caps {
             output: Some(0),
-            error: None,
+            ..Caps::default()
         })
         .collect();
     let fixed: usize = blocks(ctx, reports, &no_outputs)
@@ -230,7 +230,7 @@ pub fn render_comments(ctx: &RenderContext, reports: &[ProjectReport]) -> Vec<St
             .into_iter()
             .map(|output| Caps {
                 output,
-                error: None,
+                ..Caps::default()
             })
             .collect();
         split(&caps)
@@ -250,6 +250,7 @@ pub fn render_comments(ctx: &RenderContext, reports: &[ProjectReport]) -> Vec<St
         .map(|_| Caps {
             output: Some(0),
             error: Some(0),
+            ..Caps::default()
         })
         .collect();
     let fixed: usize = blocks(ctx, reports, &minimal).iter().map(String::len).sum();
@@ -259,6 +260,7 @@ pub fn render_comments(ctx: &RenderContext, reports: &[ProjectReport]) -> Vec<St
             .map(|error| Caps {
                 output: Some(0),
                 error,
+                ..Caps::default()
             })
             .collect();
         split(&caps)
@@ -312,6 +314,29 @@ fn water_fill(sizes: &[usize], budget: usize) -> Vec<Option<usize>> {
 struct Caps {
     output: Option<usize>,
     error: Option<usize>,
+    /// Outputs are fenced in the open, not in a "Show output" fold (the caller folds the
+    /// whole section).
+    unfolded: bool,
+}
+
+/// One project's section exactly as the run's comment shows it (heading, destroy warnings,
+/// summary, notes, diff or error, the commands to type next), for a caller that lays out the
+/// sections itself (the PR's summary comment folds each one). With `cap`, the diff or apply log
+/// keeps its first `cap` bytes and an error its last (at least 1,500 bytes), with a note that
+/// links `ctx.log_url`.
+pub(crate) fn project_section(
+    ctx: &RenderContext,
+    r: &ProjectReport,
+    cap: Option<usize>,
+) -> String {
+    let mut s = String::new();
+    let caps = Caps {
+        output: cap,
+        error: cap,
+        unfolded: true,
+    };
+    project_markdown(&mut s, ctx, r, caps);
+    s
 }
 
 fn folded(r: &ProjectReport) -> Option<&str> {
@@ -509,7 +534,7 @@ fn project_markdown(s: &mut String, ctx: &RenderContext, r: &ProjectReport, caps
             destroy_callout(s, summary);
             notes(s, &r.notes);
             if summary.has_changes() {
-                folded_output(s, ctx, "diff", diff, caps.output);
+                folded_output(s, ctx, "diff", diff, caps);
                 let _ = writeln!(
                     s,
                     "* :arrow_forward: To **apply** this plan, comment: {}",
@@ -543,7 +568,7 @@ fn project_markdown(s: &mut String, ctx: &RenderContext, r: &ProjectReport, caps
             let _ = writeln!(s, "**{line}**\n");
             notes(s, &r.notes);
             if !output.trim().is_empty() {
-                folded_output(s, ctx, "", output, caps.output);
+                folded_output(s, ctx, "", output, caps);
             }
         }
         ProjectOutcome::ApplyFailed { error } => {
@@ -639,14 +664,17 @@ fn notes(s: &mut String, notes: &[String]) {
     }
 }
 
-/// A diff or apply log in a folded block, cut to `cap` bytes (keeping whole lines from the
-/// start) with a visible note saying so.
-fn folded_output(s: &mut String, ctx: &RenderContext, lang: &str, text: &str, cap: Option<usize>) {
-    let (kept, dropped) = match cap {
+/// A diff or apply log in a folded block (or in the open with `caps.unfolded`), cut to
+/// `caps.output` bytes (keeping whole lines from the start) with a visible note saying so.
+fn folded_output(s: &mut String, ctx: &RenderContext, lang: &str, text: &str, caps: Caps) {
+    let (kept, dropped) = match caps.output {
         Some(cap) => keep_head(text, cap),
         None => (text, 0),
     };
-    if !kept.is_empty() {
+    if !kept.is_empty() && caps.unfolded {
+        fenced(s, lang, kept);
+        s.push('\n');
+    } else if !kept.is_empty() {
         s.push_str("<details><summary>Show output</summary>\n\n");
         fenced(s, lang, kept);
         s.push_str("\n</details>\n\n");

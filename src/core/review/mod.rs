@@ -21,6 +21,7 @@ pub mod locate;
 pub mod marker;
 pub mod material;
 pub mod patch;
+pub mod permission;
 pub mod pr_review;
 pub mod sticky;
 pub mod surface;

@@ -720,5 +720,55 @@ pub fn supersede(ctx: &ReviewContext<'_>, previous: &PostedReview) -> Supersede 
     }
 }
 
+/// Which reviews stand once a review was posted, and which must be edited into pointers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settled {
+    /// The PR's current review (the one a later push supersedes).
+    pub current: Option<PostedReview>,
+    /// Reviews to supersede, each pointing at `newer`.
+    pub retire: Vec<PostedReview>,
+    /// The head the retired reviews point at.
+    pub newer: CommitSha,
+}
+
+/// Settles the PR's reviews after `posted` was created. `latest_head` is the newest head
+/// Sluice has seen for the PR (`None`: unknown, `posted` is taken as current).
+///
+/// A review is late when the PR moved to another head before it was posted (its plan
+/// finished, or its write was delivered, after a newer push): it is retired at once in favour
+/// of the newest head, and never displaces the review of that head. Otherwise it becomes
+/// current and the previous one is retired.
+pub fn settle_posted(
+    posted: PostedReview,
+    previous: Option<PostedReview>,
+    latest_head: Option<&CommitSha>,
+) -> Settled {
+    let previous = previous.filter(|p| p.review_id != posted.review_id);
+    match latest_head {
+        Some(latest) if *latest != posted.head_sha => {
+            let (current, mut retire) = match previous {
+                Some(p) if p.head_sha == *latest => (Some(p), Vec::new()),
+                other => (None, other.into_iter().collect()),
+            };
+            retire.push(posted);
+            Settled {
+                current,
+                retire,
+                newer: latest.clone(),
+            }
+        }
+        _ => Settled {
+            newer: posted.head_sha.clone(),
+            current: Some(posted),
+            retire: previous.into_iter().collect(),
+        },
+    }
+}
+
+/// Whether a plan of `head` is late: the PR's newest head is another commit.
+pub fn is_late(head: &CommitSha, latest_head: Option<&CommitSha>) -> bool {
+    latest_head.is_some_and(|latest| latest != head)
+}
+
 #[cfg(test)]
 mod tests;

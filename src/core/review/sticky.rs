@@ -15,9 +15,11 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 use super::marker::{Marker, MarkerKind};
-use crate::core::plan::render::{cell, code, fenced, keep_head, keep_tail, link};
+use crate::core::plan::render::{cell, code, link, project_section, result_text};
 use crate::core::plan::split::{Frame, split_markdown};
-use crate::core::plan::{CommandName, PlanSummary, ProjectOutcome, ProjectReport};
+use crate::core::plan::{
+    CommandName, CommentLimits, PlanSummary, ProjectOutcome, ProjectReport, RenderContext,
+};
 use crate::core::types::{CommitSha, PrNumber};
 
 /// GitHub's limit for an issue comment body.
@@ -79,6 +81,18 @@ pub enum LockCell {
     None,
     ThisPr,
     OtherPr { pr: u64 },
+}
+
+impl LockCell {
+    /// The cell for a project whose lock `holder` has now (`None`: unlocked), seen from `pr`:
+    /// another PR is named, so a reader knows whom a queued or refused project waits for.
+    pub fn of(holder: Option<PrNumber>, pr: PrNumber) -> LockCell {
+        match holder {
+            Some(h) if h == pr => LockCell::ThisPr,
+            Some(h) => LockCell::OtherPr { pr: h.get() },
+            None => LockCell::None,
+        }
+    }
 }
 
 /// One project of the newest run.
@@ -162,10 +176,20 @@ pub fn render_sticky(
         .limits
         .max_chars
         .max(crate::core::plan::render::MIN_COMMENT_CHARS);
+    let render = RenderContext {
+        bot_name: ctx.bot_name.to_string(),
+        command: run.command,
+        head_sha: Some(run.head_sha.clone()),
+        log_url: run.log_url.clone(),
+        limits: CommentLimits {
+            max_chars: max,
+            max_comments: ctx.limits.max_follow_ups as usize,
+        },
+    };
     let details: Vec<String> = run
         .rows
         .iter()
-        .map(|r| detail_block(r, run.log_url.as_deref(), None))
+        .map(|r| detail_block(&render, r, None))
         .collect();
     let detail_len: usize = details.iter().map(String::len).sum();
 
@@ -211,7 +235,7 @@ pub fn render_sticky(
         let capped: Vec<String> = run
             .rows
             .iter()
-            .map(|r| detail_block(r, run.log_url.as_deref(), Some(cap)))
+            .map(|r| detail_block(&render, r, Some(cap)))
             .collect();
         parts = split_markdown(&capped, max, frame);
     }
@@ -507,61 +531,28 @@ fn history_fold(history: &[PastRun], max: usize) -> String {
     s
 }
 
-/// One project's detailed output in a fold; with `cap`, its text is cut to that many bytes
-/// (the beginning of a diff, the end of an error) and the full log is linked.
-fn detail_block(r: &StickyRow, log_url: Option<&str>, cap: Option<usize>) -> String {
-    let (lang, text, from_end) = match &r.report.outcome {
-        ProjectOutcome::Planned { summary, diff, .. } if summary.has_changes() => {
-            ("diff", diff.as_str(), false)
-        }
-        ProjectOutcome::PlanFailed { error, .. } | ProjectOutcome::ApplyFailed { error } => {
-            ("", error.as_str(), true)
-        }
-        ProjectOutcome::Applied { output, .. } if !output.trim().is_empty() => {
-            ("", output.as_str(), true)
-        }
-        _ => return String::new(),
-    };
-    let (shown, cut) = match cap {
-        Some(c) if from_end => keep_tail(text, c),
-        Some(c) => keep_head(text, c),
-        None => (text, 0),
-    };
-    let (status, _) = status(&r.report.outcome);
+/// One project's detailed output in a fold: the same section the per-run comment shows
+/// (`core::plan::render::project_section`: destroy warnings, summary, notes, diff or error,
+/// removal explanation, the commands to type next). With `cap`, its diff keeps its first `cap`
+/// bytes and its error its end, with the full log linked. Empty for a project without changes,
+/// notes or warnings: its table row says all there is.
+fn detail_block(render: &RenderContext, r: &StickyRow, cap: Option<usize>) -> String {
+    let report = &r.report;
+    let quiet = matches!(&report.outcome, ProjectOutcome::Planned { summary, .. } if !summary.has_changes())
+        && report.notes.is_empty()
+        && !report.destroy_plan;
+    if quiet {
+        return String::new();
+    }
     // HTML inside `<summary>`: markdown there is not rendered everywhere.
     let mut s = format!(
         "<details><summary><code>{}</code> · {}</summary>\n\n",
-        html(r.report.project.as_str()),
-        html(&one_line_summary(&r.report.outcome).unwrap_or(status))
+        html(report.project.as_str()),
+        html(&result_text(&report.outcome, true))
     );
-    for note in &r.report.notes {
-        let _ = writeln!(s, "{note}");
-    }
-    if !r.report.notes.is_empty() {
-        s.push('\n');
-    }
-    fenced(&mut s, lang, shown);
-    if cut > 0 {
-        let _ = write!(s, "\n_{cut} lines cut to fit the comment");
-        match log_url {
-            Some(url) => {
-                let _ = writeln!(s, "; full log: {}._", link(url));
-            }
-            None => s.push_str("._\n"),
-        }
-    }
-    s.push_str("\n</details>\n\n");
+    s.push_str(&project_section(render, report, cap));
+    s.push_str("</details>\n\n");
     s
-}
-
-fn one_line_summary(o: &ProjectOutcome) -> Option<String> {
-    match o {
-        ProjectOutcome::Planned { summary, .. } => Some(summary.line()),
-        ProjectOutcome::Applied {
-            summary: Some(s), ..
-        } => Some(s.apply_line()),
-        _ => None,
-    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -445,6 +445,44 @@ fn a_new_push_supersedes_the_previous_review() {
     ");
 }
 
+/// A review posted after a newer push (its plan, or its write, was late) is retired at once
+/// and never displaces the review of the newer head; on time, it retires the previous one.
+#[test]
+fn a_late_review_is_retired_and_the_newer_one_stays_current() {
+    const NEWEST: &str = "89abcdef0123456789abcdef0123456789abcdef";
+    let posted = |id: u64, head: &str| PostedReview {
+        review_id: id,
+        head_sha: CommitSha::new(head).unwrap(),
+        comment_ids: vec![id + 1],
+    };
+    let newest = CommitSha::new(NEWEST).unwrap();
+    let ids = |v: &[PostedReview]| v.iter().map(|r| r.review_id).collect::<Vec<_>>();
+
+    // On time: current, the previous one retired in its favour.
+    let s = settle_posted(posted(20, NEWEST), Some(posted(10, OLD_SHA)), Some(&newest));
+    assert_eq!(s.current.map(|r| r.review_id), Some(20));
+    assert_eq!((ids(&s.retire), s.newer.as_str()), (vec![10], NEWEST));
+
+    // Late, after the newest head's review: that one stays current, the late one is retired.
+    let s = settle_posted(posted(30, OLD_SHA), Some(posted(20, NEWEST)), Some(&newest));
+    assert_eq!(s.current.map(|r| r.review_id), Some(20));
+    assert_eq!((ids(&s.retire), s.newer.as_str()), (vec![30], NEWEST));
+
+    // Late, before the newest head has a review: neither older review is left current.
+    let s = settle_posted(posted(30, SHA), Some(posted(10, OLD_SHA)), Some(&newest));
+    assert_eq!(s.current, None);
+    assert_eq!((ids(&s.retire), s.newer.as_str()), (vec![10, 30], NEWEST));
+
+    // The head unknown: taken as current (the next push supersedes it).
+    let s = settle_posted(posted(30, SHA), None, None);
+    assert_eq!(s.current.map(|r| r.review_id), Some(30));
+    assert!(s.retire.is_empty());
+
+    assert!(is_late(&CommitSha::new(SHA).unwrap(), Some(&newest)));
+    assert!(!is_late(&newest, Some(&newest)));
+    assert!(!is_late(&newest, None));
+}
+
 #[test]
 fn review_comments_setting_reads_its_words() {
     for (word, want) in [

@@ -200,11 +200,7 @@ fn details_beyond_the_slots_are_cut_with_the_log_linked() {
             "p{i:03}"
         );
     }
-    assert!(
-        all.contains(
-            "lines cut to fit the comment; full log: <https://sluice.example.com/runs/7>._"
-        )
-    );
+    assert!(all.contains("lines not shown; full log: <https://sluice.example.com/runs/7>"));
     for f in &sticky.follow_ups {
         assert!(f.body.len() <= MAX_COMMENT);
         // Fences and folds are balanced in every part.
@@ -328,4 +324,73 @@ fn the_comment_is_found_again_or_recreated() {
     assert_eq!(after_edit_failed(404), Some(Upsert::Create));
     assert_eq!(after_edit_failed(410), Some(Upsert::Create));
     assert_eq!(after_edit_failed(502), None);
+}
+
+/// The lock column names the holder: this PR, another PR (as `#n`), or nobody.
+#[test]
+fn the_lock_column_names_whoever_holds_the_lock() {
+    let this = PrNumber::new(12).unwrap();
+    let other = PrNumber::new(9).unwrap();
+    assert_eq!(LockCell::of(Some(this), this), LockCell::ThisPr);
+    assert_eq!(LockCell::of(Some(other), this), LockCell::OtherPr { pr: 9 });
+    assert_eq!(LockCell::of(None, this), LockCell::None);
+    let mut r = row("net", planned(1, 0, 0, 0, "+ x\n".into()));
+    r.lock = LockCell::of(Some(other), this);
+    let body = render_sticky(&ctx(), &run(SHA, vec![r]), &[], 0).body;
+    assert!(body.contains("| ⏳ #9 |"), "{body}");
+}
+
+/// Whatever a per-run comment said of a project, the summary says too (in its fold): a removed
+/// project's explanation and destroy hint, a destroy plan's warning, notes (policy results),
+/// a skipped project's reason, the end of an error, the commands to type next.
+#[test]
+fn the_summary_carries_everything_the_per_run_comment_did() {
+    let mut removed = row(
+        "app",
+        ProjectOutcome::Removed {
+            removal: crate::core::removed::Removal::FilesDeleted,
+        },
+    );
+    removed.next = None;
+    let mut destroy = row("db", planned(0, 0, 2, 0, "- null_resource.a\n".into()));
+    destroy.report.destroy_plan = true;
+    destroy.report.notes = vec!["❌ Policy `no-destroys` failed.".into()];
+    let skipped = row(
+        "net",
+        ProjectOutcome::Skipped {
+            reason: "not applied: an earlier project failed".into(),
+        },
+    );
+    let mut quiet = row("quiet", planned(0, 0, 0, 0, String::new()));
+    quiet.report.notes = vec!["⚠️ a warning about `quiet`".into()];
+    let failed = row(
+        "web",
+        ProjectOutcome::PlanFailed {
+            stage: FailedStage::Plan,
+            error: "Error: Invalid reference\n  on main.tf line 3\n".into(),
+        },
+    );
+    let all = run(SHA, vec![removed, destroy, skipped, quiet, failed]);
+    let body = render_sticky(&ctx(), &all, &[], 0).body;
+    for needle in [
+        "This pull request removes the project",
+        "`sluice plan -p app --destroy`",
+        "**Destroy plan**",
+        "❌ Policy `no-destroys` failed.",
+        "not applied: an earlier project failed",
+        "⚠️ a warning about `quiet`",
+        "**Plan failed** during `plan`",
+        "Error: Invalid reference\n  on main.tf line 3",
+        "To **plan** this project again, comment: `sluice plan -p db`",
+        "Fix the problem, then plan again: `sluice plan -p web`",
+    ] {
+        assert!(body.contains(needle), "{needle:?} missing:\n{body}");
+    }
+    // The destroy warning comes before the summary line inside the fold.
+    let caution = body.find("**Destroy plan**").unwrap();
+    let summary = body
+        .find("**Plan: 0 to add, 0 to change, 2 to destroy.**")
+        .unwrap();
+    assert!(caution < summary, "{body}");
+    crate::core::plan::split::tests::assert_balanced(&body);
 }
