@@ -855,7 +855,8 @@ pub struct RegoEvaluation {
 }
 
 impl RegoEvaluation {
-    fn failed(set: &str, why: String) -> Self {
+    /// A result that did not come: the set fails, saying `why`.
+    pub fn failed(set: &str, why: String) -> Self {
         RegoEvaluation {
             set: set.to_string(),
             failures: Vec::new(),
