@@ -22,7 +22,7 @@ use crate::app::ports::{GitHubApi, GitHubError};
 use crate::core::audit::AuditPolicyDecision;
 use crate::core::base_rules::BaseRules;
 use crate::core::diag::{Diagnostic, has_errors};
-use crate::core::policy::rego::{self, Namespaces, RegoEvaluation, RegoLimits, SetOrigin};
+use crate::core::policy::rego::{self, RegoEvaluation, RegoLimits, SetOrigin};
 use crate::core::policy::{self, Decision, Outcome, Policy, TeamMembership};
 use crate::core::projects::Project;
 use crate::core::repo_config::RepoConfig;
@@ -247,7 +247,11 @@ fn rego_sets_at(
             }
         }
         if let Some(c) = compiled {
-            out.push(rego::to_policy(&c, org));
+            let mut policy = rego::to_policy(&c, org);
+            if let Some(r) = &mut policy.rego {
+                r.namespaces = rego::namespaces_of(config);
+            }
+            out.push(policy);
         }
     }
     Ok(out)
@@ -286,10 +290,10 @@ pub async fn rego_on_plan(policies: &[Policy], plan_file: &Path, budget: Duratio
                     .to_string(),
             ),
             Some(json) => {
-                let (set, json) = (r.set.clone(), json.clone());
+                let (set, json, ns) = (r.set.clone(), json.clone(), r.namespaces.clone());
                 let hard = budget * 2 + Duration::from_secs(1);
                 match bounded::run("evaluating a Rego policy set", hard, move || {
-                    rego::evaluate_set(&set, &json, &Namespaces::default(), &limits)
+                    rego::evaluate_set(&set, &json, &ns, &limits)
                 })
                 .await
                 {

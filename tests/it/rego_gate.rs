@@ -44,8 +44,10 @@ warn contains msg if {
 
 async fn harness(files: &[(&str, &str)], env: &[(&str, &str)]) -> Harness {
     let a = null_project("a", "1");
-    let mut all: Vec<(&str, &str)> =
-        vec![("envs/a/main.tf", a.as_str()), ("atlantis.yaml", ATLANTIS)];
+    let mut all: Vec<(&str, &str)> = vec![("envs/a/main.tf", a.as_str())];
+    if !files.iter().any(|(p, _)| *p == "atlantis.yaml") {
+        all.push(("atlantis.yaml", ATLANTIS));
+    }
     all.extend_from_slice(files);
     let mut h = Harness::new(&all).await;
     for (k, v) in env {
@@ -251,4 +253,42 @@ deny[msg] {
         .wait_comment(1, "refusal", |c| c.contains("Apply refused"))
         .await;
     assert!(refusal.contains("policy `guardrails` failed"), "{refusal}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_workflows_policy_check_namespaces_are_queried() {
+    // Only `--all-namespaces` in the workflow's policy_check step reaches `terraform.null`.
+    let config = r#"version: 3
+projects:
+  - dir: envs/a
+    workflow: checked
+workflows:
+  checked:
+    policy_check:
+      steps:
+        - show
+        - policy_check:
+            extra_args: ["--all-namespaces"]
+policies:
+  owners:
+    users: [carol]
+  policy_sets:
+    - name: guardrails
+      path: policy
+      source: local
+"#;
+    let scoped = DENY_V0.replace("package main", "package terraform.null");
+    let h = harness(
+        &[("policy/deny.rego", &scoped), ("atlantis.yaml", config)],
+        &[],
+    )
+    .await;
+    let head = h.open_pr(1, "change", &[("envs/a/main.tf", &null_project("a", "2"))]);
+    h.deliver(&h.pr_event("opened", 1)).await;
+    let plan = h.wait_comment(1, "the plan", |c| c.contains("Plan:")).await;
+    assert!(
+        plan.contains("new null resources need an owner's sign-off"),
+        "the rule in terraform.null ran:\n{plan}"
+    );
+    h.wait_status(&head, "sluice/policy", "failure").await;
 }
