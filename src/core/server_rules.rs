@@ -537,7 +537,8 @@ pub fn effective_config(
 ///
 /// * a project whose `plan` or `apply` stage differs from Atlantis' default steps (a workflow
 ///   that only changes `import`, `state_rm` or `policy_check` stages is accepted: Sluice has no
-///   such commands yet, and without policy sets no policy check runs);
+///   `import` / `state rm` commands yet, and policy sets are evaluated in-process, in the
+///   namespaces the `policy_check` steps name — `core::policy::rego::namespaces_of`);
 /// * a workflow a project names that is not defined (`default` always is);
 /// * `plan_requirements` that are not empty, and `branch`.
 pub fn not_yet_enforced(config: &RepoConfig) -> Vec<Diagnostic> {
