@@ -373,13 +373,7 @@ impl Bot {
                     teams: &teams,
                     overrides: &overrides,
                 };
-                let on_plan = match plan {
-                    Some(r) => {
-                        self.policies_on_plan(&policies.policies, &r.plan_file)
-                            .await
-                    }
-                    None => policies.policies.clone(),
-                };
+                let on_plan = self.policies_on_row(&policies.policies, plan).await;
                 let ds = policy::evaluate(&on_plan, &input);
                 refusals.extend(
                     ds.iter()

@@ -96,6 +96,19 @@ impl Bot {
         crate::app::policy::rego_on_plan(policies, plan_file, budget).await
     }
 
+    /// [`Bot::policies_on_plan`] for a saved plan, if there is one (without, Rego sets have no
+    /// result and fail at apply).
+    pub(super) async fn policies_on_row(
+        &self,
+        policies: &[crate::core::policy::Policy],
+        plan: Option<&PlanRow>,
+    ) -> Vec<crate::core::policy::Policy> {
+        match plan {
+            Some(r) => self.policies_on_plan(policies, &r.plan_file).await,
+            None => policies.to_vec(),
+        }
+    }
+
     /// Runs blocking work that reads a PR's commits on a reading thread of its own, within
     /// `limits.detection_timeout_secs` (see `app::bounded`).
     pub(super) async fn read_bounded<T: Send + 'static>(
