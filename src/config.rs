@@ -391,6 +391,10 @@ pub struct Limits {
     /// Projects one plan may run; a change that affects more is refused with a hint to target
     /// some with `-p`/`-d`.
     pub projects_per_run: usize,
+    /// Wall-clock budget of one Rego policy set's evaluation on one plan, in milliseconds: the
+    /// interpreter stops itself past it (its cooperative timer), and Sluice stops waiting at
+    /// twice that plus a second. A set stopped either way fails (closed), saying so.
+    pub rego_eval_ms: u64,
 }
 
 /// The most `limits.hcl_depth` may be: module detection parses on a thread whose stack holds
@@ -414,6 +418,7 @@ impl Default for Limits {
             export_file_bytes: 100 * MIB,
             event_attempts: 3,
             projects_per_run: 500,
+            rego_eval_ms: 10_000,
         }
     }
 }
@@ -517,6 +522,7 @@ impl Limits {
             ("path_bytes", self.path_bytes as u64),
             ("export_files", self.export_files as u64),
             ("projects_per_run", self.projects_per_run as u64),
+            ("rego_eval_ms", self.rego_eval_ms),
         ] {
             if v == 0 {
                 bail!("limits.{name} must be at least 1");

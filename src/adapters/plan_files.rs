@@ -25,6 +25,12 @@ pub fn read_json(plan_file: &Path) -> Option<Plan> {
     parse_plan_json(&bytes).ok()
 }
 
+/// The `show -json` text saved beside `plan_file` (what Rego policies read as `input`); `None`
+/// when it is missing or not UTF-8.
+pub fn read_json_text(plan_file: &Path) -> Option<String> {
+    std::fs::read_to_string(plan_file.with_file_name("plan.json")).ok()
+}
+
 /// Deletes the directory holding `plan_file` (best effort: a plan that can no longer be applied
 /// is useless, and a leftover is removed with the jobs dir).
 pub fn remove(plan_file: &Path) {

@@ -2,21 +2,30 @@
 //! judged by the policy it wants to change — plus the server's mandatory policies), team
 //! membership from GitHub (briefly cached; failures fail closed), and the facts evaluation needs.
 //! The rules themselves are `core::policy`.
+//!
+//! Rego policy sets (`policy_sets:`) are compiled here from the base commit's `.rego` files (a
+//! syntax error breaks the set at `file:line:col`, failing closed) and evaluated on a plan's
+//! `plan.json` by [`rego_on_plan`], on a thread of its own with a hard deadline on top of the
+//! interpreter's own time budget (`limits.rego_eval_ms`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
 use crate::adapters::git::{FileRead, GitRepo};
+use crate::adapters::plan_files;
+use crate::app::bounded::{self, BoundedError};
 use crate::app::ports::{GitHubApi, GitHubError};
 use crate::core::audit::AuditPolicyDecision;
 use crate::core::base_rules::BaseRules;
 use crate::core::diag::{Diagnostic, has_errors};
+use crate::core::policy::rego::{self, RegoEvaluation, RegoLimits, SetOrigin};
 use crate::core::policy::{self, Decision, Outcome, Policy, TeamMembership};
 use crate::core::projects::Project;
+use crate::core::repo_config::RepoConfig;
 use crate::core::types::{CommitSha, ProjectName};
 
 /// The policies that govern one PR, with where each file came from.
@@ -117,11 +126,16 @@ pub fn load_server_policies(dir: &Path) -> anyhow::Result<Vec<Policy>> {
 /// The policies in force for a PR whose base is `base`: the repository's `policies/*.yaml` and
 /// the `policies:` of its `sluice.yaml` at that commit (unless `repo_policies` is off), plus the
 /// server's mandatory ones (which repository files cannot remove: all policies must pass).
+///
+/// The Rego policy sets the base configuration declares are compiled from the base commit too
+/// (paths relative to the repository root); `org` (the repository's owner) places the bare team
+/// slugs of their `owners`.
 pub fn policies_at(
     git: &GitRepo,
     base: &CommitSha,
     server: &[Policy],
     repo_policies: bool,
+    org: &str,
 ) -> anyhow::Result<PolicySet> {
     let mut set = PolicySet::default();
     let mut files = Vec::new();
@@ -163,8 +177,15 @@ pub fn policies_at(
     }
     let (policies, diags) = policy::load_policies(&files, &inline);
     set.diagnostics.extend(diags);
+    let mut rego = Vec::new();
+    if repo_policies {
+        if let Some(cfg) = config.as_ref().filter(|c| !c.policy_sets.is_empty()) {
+            rego = rego_sets_at(git, base, cfg, org, &mut set)?;
+        }
+    }
     match policies {
         Some(mut p) if !has_errors(&set.diagnostics) => {
+            p.extend(rego);
             p.extend(server.iter().cloned());
             set.policies = p;
         }
@@ -179,6 +200,118 @@ pub fn policies_at(
         set.base = BaseRules::new(config.as_ref(), &git.snapshot(base)?);
     }
     Ok(set)
+}
+
+/// Compiles the repository's Rego policy sets from the `.rego` files at `base` (never the PR's
+/// head). Unreadable or broken files are error diagnostics in `set` (the whole set then fails
+/// closed); blob ids of the files and of the config that declares them go to `set.blobs`.
+fn rego_sets_at(
+    git: &GitRepo,
+    base: &CommitSha,
+    config: &RepoConfig,
+    org: &str,
+    set: &mut PolicySet,
+) -> anyhow::Result<Vec<Policy>> {
+    let tree = git.snapshot(base)?;
+    let mut out = Vec::new();
+    for cfg in config
+        .policy_sets
+        .iter()
+        .filter(|s| s.origin == SetOrigin::Repo)
+    {
+        let paths: Vec<&str> = tree
+            .files
+            .iter()
+            .filter(|p| rego::set_includes(cfg, p))
+            .map(String::as_str)
+            .collect();
+        let mut files = Vec::new();
+        for (path, read) in paths.iter().zip(git.read_files_bounded(base, &paths)?) {
+            match read {
+                FileRead::Text(text) => files.push((path.to_string(), text)),
+                FileRead::TooLarge { bytes } => set.diagnostics.push(super::repo_state::too_large(
+                    path,
+                    bytes,
+                    git.limits().file_bytes,
+                )),
+                FileRead::Missing => {}
+            }
+        }
+        let (compiled, diags) = rego::compile_set(cfg, &files);
+        set.diagnostics.extend(diags);
+        let mut sources: Vec<String> = files.iter().map(|(p, _)| p.clone()).collect();
+        sources.push(cfg.file.clone());
+        for (path, blob) in sources.iter().zip(git.blob_ids(base, &sources)?) {
+            if let Some(blob) = blob {
+                set.blobs.insert(path.clone(), blob);
+            }
+        }
+        if let Some(c) = compiled {
+            let mut policy = rego::to_policy(&c, org);
+            if let Some(r) = &mut policy.rego {
+                r.namespaces = rego::namespaces_of(config);
+            }
+            out.push(policy);
+        }
+    }
+    Ok(out)
+}
+
+/// Whether any policy is a Rego policy set (which needs [`rego_on_plan`] before evaluation).
+pub fn has_rego(policies: &[Policy]) -> bool {
+    policies.iter().any(|p| p.rego.is_some())
+}
+
+/// `policies` with every Rego set's result on the plan saved beside `plan_file` attached
+/// (`plan.json`). Each set runs on a thread of its own: the interpreter stops itself after
+/// `budget` (its cooperative timer), and Sluice stops waiting at twice that plus a second — a
+/// set that has no result by then, whose plan JSON cannot be read, or that could not start,
+/// fails (closed) with a reason saying why. Policies without Rego are returned as they are.
+pub async fn rego_on_plan(policies: &[Policy], plan_file: &Path, budget: Duration) -> Vec<Policy> {
+    if !has_rego(policies) {
+        return policies.to_vec();
+    }
+    let json = plan_files::read_json_text(plan_file).map(Arc::new);
+    let limits = RegoLimits {
+        time_budget: budget,
+        ..RegoLimits::default()
+    };
+    let mut out = Vec::with_capacity(policies.len());
+    for p in policies {
+        let Some(r) = &p.rego else {
+            out.push(p.clone());
+            continue;
+        };
+        let name = r.set.config.name.clone();
+        let evaluation = match &json {
+            None => RegoEvaluation::failed(
+                &name,
+                "the plan's JSON (`terraform show -json`) could not be read; run plan again"
+                    .to_string(),
+            ),
+            Some(json) => {
+                let (set, json, ns) = (r.set.clone(), json.clone(), r.namespaces.clone());
+                let hard = budget * 2 + Duration::from_secs(1);
+                match bounded::run("evaluating a Rego policy set", hard, move || {
+                    rego::evaluate_set(&set, &json, &ns, &limits)
+                })
+                .await
+                {
+                    Ok(ev) => ev,
+                    Err(BoundedError::TimedOut { .. }) => RegoEvaluation::failed(
+                        &name,
+                        format!(
+                            "evaluation did not finish within {} ms (limits.rego_eval_ms) and was abandoned",
+                            hard.as_millis()
+                        ),
+                    ),
+                    Err(e) => RegoEvaluation::failed(&name, format!("not evaluated: {e}")),
+                }
+            }
+        };
+        out.push(p.with_rego_evaluation(evaluation));
+    }
+    out
 }
 
 /// Team members from GitHub, cached for a short while (policies are evaluated several times per

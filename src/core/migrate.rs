@@ -363,7 +363,7 @@ fn policies_section(out: &mut String, repo: &[PolicySetConfig], server: &[Policy
         };
         let _ = writeln!(
             out,
-            "  * {} — Rego files at {} (from {whence}), evaluated in-process on the plan's JSON with conftest's rules (deny/violation fail, warn warns; namespace main unless the workflow says otherwise); a failure blocks apply until {} of its owners ({}) run `approve_policies --policy-set {}`",
+            "  * {} — Rego files at {} (from {whence}), evaluated in-process on the plan's JSON with conftest's rules (deny/violation fail, warn warns; namespace main plus those the workflows' policy_check steps name); a failure blocks apply until {} of its owners ({}) run `approve_policies --policy-set {}`",
             s.name,
             s.path.value,
             s.approve_count,

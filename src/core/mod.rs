@@ -36,6 +36,7 @@ pub mod reply;
 pub mod repo_config;
 pub mod review;
 pub mod server_rules;
+pub mod state_command;
 pub mod target;
 pub mod types;
 pub mod ui;

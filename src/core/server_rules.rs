@@ -530,16 +530,17 @@ pub fn effective_config(
 /// What this server does not carry out yet, although the file may say it: refused (errors at the
 /// place it is written) rather than silently ignored, because running the default steps instead
 /// of a project's workflow, planning before a `plan_requirements` approval, planning a project
-/// on PRs into a branch its `branch` excludes, or skipping a policy set would each do something
+/// on PRs into a branch its `branch` excludes would each do something
 /// other than what the team configured. The parsers accept all of these (so `sluice migrate
 /// atlantis` and `sluice config check` can explain the file); the app refuses a config with any
 /// of them until the runner executes it.
 ///
 /// * a project whose `plan` or `apply` stage differs from Atlantis' default steps (a workflow
 ///   that only changes `import`, `state_rm` or `policy_check` stages is accepted: Sluice has no
-///   such commands yet, and without policy sets no policy check runs);
+///   `import` / `state rm` commands yet, and policy sets are evaluated in-process, in the
+///   namespaces the `policy_check` steps name — `core::policy::rego::namespaces_of`);
 /// * a workflow a project names that is not defined (`default` always is);
-/// * `plan_requirements` that are not empty, `branch`, and `policy_sets`.
+/// * `plan_requirements` that are not empty, and `branch`.
 pub fn not_yet_enforced(config: &RepoConfig) -> Vec<Diagnostic> {
     let file = config.file.as_str();
     let mut diags = Vec::new();
@@ -612,13 +613,6 @@ pub fn not_yet_enforced(config: &RepoConfig) -> Vec<Diagnostic> {
                 "remove it, or keep the project in a config on the branches it is for",
             ));
         }
-    }
-    for set in &config.policy_sets {
-        diags.push(refuse(
-            set.pos,
-            format!("policy set `{}`", set.name),
-            "remove it, or write the rules as Sluice policies (policies/*.yaml)",
-        ));
     }
     diags
 }

@@ -876,7 +876,7 @@ fn migrated_sluice_yaml_of_every_corpus_file_loads() {
 }
 
 /// What the runner does not carry out yet is refused where the file says it, never ignored:
-/// custom plan/apply steps, an undefined workflow, plan_requirements, branch, policy sets.
+/// custom plan/apply steps, an undefined workflow, plan_requirements, branch.
 #[test]
 fn settings_the_runner_does_not_carry_out_are_refused_not_ignored() {
     use sluice::core::server_rules::not_yet_enforced;
@@ -897,6 +897,7 @@ fn settings_the_runner_does_not_carry_out_are_refused_not_ignored() {
         [
             "01-simple-projects",
             "07-execution-order",
+            "09-policy-check",
             "14-atlantis-leniency",
             "15-opentofu"
         ],
@@ -934,11 +935,6 @@ fn settings_the_runner_does_not_carry_out_are_refused_not_ignored() {
       hint: remove `workflow:` to run the default steps (init, plan / apply); `sluice migrate atlantis` shows what each workflow would run
     atlantis.yaml:15:15: error: project `edge-prod`: workflow `per-workspace` runs custom plan or apply steps: this Sluice server does not carry it out yet, and ignoring it would run something other than what the file says
       hint: remove `workflow:` to run the default steps (init, plan / apply); `sluice migrate atlantis` shows what each workflow would run
-    ## 09-policy-check
-    atlantis.yaml:22:7: error: policy set `deny-public-buckets`: this Sluice server does not carry it out yet, and ignoring it would run something other than what the file says
-      hint: remove it, or write the rules as Sluice policies (policies/*.yaml)
-    atlantis.yaml:25:7: error: policy set `cost-guardrails`: this Sluice server does not carry it out yet, and ignoring it would run something other than what the file says
-      hint: remove it, or write the rules as Sluice policies (policies/*.yaml)
     ## 10-anchors-merge-keys
     atlantis.yaml:8:15: error: project `us-east-1`: workflow `tagged` runs custom plan or apply steps: this Sluice server does not carry it out yet, and ignoring it would run something other than what the file says
       hint: remove `workflow:` to run the default steps (init, plan / apply); `sluice migrate atlantis` shows what each workflow would run

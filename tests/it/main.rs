@@ -29,6 +29,7 @@ mod preview;
 mod real_dirs;
 mod redaction;
 mod rego;
+mod rego_gate;
 mod remediate;
 mod removed;
 mod review_flow;

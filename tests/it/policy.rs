@@ -3,7 +3,7 @@
 //! audit log; a PR that edits the policy to let itself through is still judged by the base
 //! branch's policy; team-based access fails closed for a team that does not exist.
 
-use sluice::core::audit::{AuditAction, AuditEntry};
+use sluice::core::audit::{AuditAction, AuditEntry, AuditResult};
 
 use crate::server::{Harness, REPO};
 use crate::support::null_project;
@@ -109,12 +109,19 @@ async fn a_blocked_pr_is_overridden_by_an_owner_then_applied_and_audited() {
         .find(|e| e.record.action == Some(AuditAction::ApplyRefused))
         .unwrap();
     assert_eq!(refused.record.policy[0].outcome, "fail");
+    // bob's attempt is recorded as refused; carol's override as granted.
     let overrides: Vec<_> = log
         .iter()
         .filter(|e| e.record.action == Some(AuditAction::PolicyOverride))
+        .map(|e| (e.record.actor.login.as_str(), e.record.result))
         .collect();
-    assert_eq!(overrides.len(), 1, "only carol's override is recorded");
-    assert_eq!(overrides[0].record.actor.login, "carol");
+    assert_eq!(
+        overrides,
+        [
+            ("bob", Some(AuditResult::Refused)),
+            ("carol", Some(AuditResult::Success))
+        ]
+    );
     let apply = log
         .iter()
         .find(|e| e.record.action == Some(AuditAction::Apply))

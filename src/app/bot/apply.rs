@@ -83,7 +83,9 @@ impl Bot {
         }
         let git = self.fetch(ask.repo, pull).await?;
         let mut gate = self.gate(run, &git, targeted).await?;
-        let policies = self.policy_set(&git, &gate.base_tip).await?;
+        let policies = self
+            .policy_set(&ask.repo.name, &git, &gate.base_tip)
+            .await?;
         self.check_policies(run, &policies, &mut gate).await?;
         if !gate.refusals.is_empty() {
             return self.say(refused(run, &gate)).await;
@@ -245,7 +247,10 @@ impl Bot {
                 teams: &teams,
                 overrides: &overrides,
             };
-            let decisions = policy::evaluate(&policies.policies, &input);
+            let on_plan = self
+                .policies_on_plan(&policies.policies, &t.plan.plan_file)
+                .await;
+            let decisions = policy::evaluate(&on_plan, &input);
             let name = t.plan.project_name.to_string();
             gate.policy.insert(name.clone(), policies.audit(&decisions));
             if policy::blocks(&decisions) {

@@ -46,7 +46,7 @@ impl Bot {
         }
         let git = self.fetch(ask.repo, pull).await?;
         let base_tip = Self::base_tip(&git, pull);
-        let policies = self.policy_set(&git, &base_tip).await?;
+        let policies = self.policy_set(&ask.repo.name, &git, &base_tip).await?;
         if policies.broken {
             let body = reply::approve_policies::policies_broken(&policies.broken_message());
             return self.reply(ask, body).await;
@@ -80,7 +80,10 @@ impl Bot {
                 teams: &teams,
                 overrides: &existing,
             };
-            let decided = policy::plan_overrides(&policies.policies, &input, &run.cmd.policy_sets);
+            let on_plan = self
+                .policies_on_plan(&policies.policies, &plan.plan_file)
+                .await;
+            let decided = policy::plan_overrides(&on_plan, &input, &run.cmd.policy_sets);
             for o in &decided.granted {
                 lines.push(Line::Granted {
                     policy: o.policy.clone(),
@@ -116,6 +119,16 @@ impl Bot {
                 records.push(record);
             }
             for (policy, why) in decided.refused {
+                // A refused override is recorded too: who tried to let which policy pass.
+                let mut record: AuditRecord = ask
+                    .record(AuditAction::PolicyOverride, AuditResult::Refused)
+                    .base(&base_tip)
+                    .head(&pull.head_sha)
+                    .project(&project.name, &project.dir, &project.workspace)
+                    .detail("policy", &policy)
+                    .detail("reason", &why);
+                record.plan_sha256 = Some(plan.plan_sha256.clone());
+                records.push(record);
                 lines.push(Line::Refused {
                     policy,
                     project: project.name.to_string(),

@@ -175,7 +175,7 @@ impl Bot {
             })
             .collect();
         let policies = self
-            .policy_set(&git, &base)
+            .policy_set(repo, &git, &base)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let reviews = self.github.list_reviews(repo, pr).await?;
@@ -239,8 +239,11 @@ impl Bot {
                     teams: &teams,
                     overrides: &overrides,
                 };
+                let in_force_policies = self
+                    .policies_on_plan(&policies.policies, &plan.plan_file)
+                    .await;
                 reasons.extend(
-                    policy::evaluate(&policies.policies, &input)
+                    policy::evaluate(&in_force_policies, &input)
                         .iter()
                         .filter(|d| d.is_blocking())
                         .map(|d| {
@@ -315,7 +318,7 @@ impl Bot {
         if projects.is_empty() {
             return Ok(None);
         }
-        let policies = self.policy_set(&git, &base).await?;
+        let policies = self.policy_set(&ask.repo.name, &git, &base).await?;
         let reviews = self.github.list_reviews(&ask.repo.name, pr.number).await?;
         let overrides = self.overrides(&ask.repo.name, &pull).await?;
         let teams = self.teams.resolve(&*self.github, &policies.policies).await;
@@ -370,7 +373,8 @@ impl Bot {
                     teams: &teams,
                     overrides: &overrides,
                 };
-                let ds = policy::evaluate(&policies.policies, &input);
+                let on_plan = self.policies_on_row(&policies.policies, plan).await;
+                let ds = policy::evaluate(&on_plan, &input);
                 refusals.extend(
                     ds.iter()
                         .filter(|d| d.is_blocking())
@@ -675,7 +679,7 @@ impl Bot {
         let git = crate::adapters::git::GitRepo::mirror(&self.mirrors.path(&run.repo))?
             .with_limits(self.settings.limits);
         let set = self
-            .policy_set(&git, &run.base_sha)
+            .policy_set(&run.repo, &git, &run.base_sha)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         if set.broken {
@@ -697,7 +701,8 @@ impl Bot {
             teams: &teams,
             overrides: &[],
         };
-        Ok(policy::evaluate(&set.policies, &input)
+        let on_plan = self.policies_on_plan(&set.policies, &plan.plan_file).await;
+        Ok(policy::evaluate(&on_plan, &input)
             .iter()
             .filter(|d| d.is_blocking())
             .map(|d| d.policy.clone())

@@ -286,7 +286,7 @@ impl Bot {
         commits: &Commits,
         selected: &[PlanJob],
     ) -> Result<Option<Effects>, EventError> {
-        let policies = self.policy_set(git, &commits.base).await?;
+        let policies = self.policy_set(&ask.repo.name, git, &commits.base).await?;
         if policies.policies.is_empty() {
             return Ok(None);
         }

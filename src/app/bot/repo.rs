@@ -66,20 +66,47 @@ impl Bot {
             .await
     }
 
-    /// The policies in force for a PR whose base is `base` (from that commit, never the head).
+    /// The policies in force for a PR of `repo` whose base is `base` (from that commit, never
+    /// the head).
     pub async fn policy_set(
         &self,
+        repo: &RepoName,
         git: &GitRepo,
         base: &CommitSha,
     ) -> Result<PolicySet, EventError> {
-        let (git, base, server, repo) = (
+        let (git, base, server, repo_policies, org) = (
             git.clone(),
             base.clone(),
             self.server_policies.clone(),
             self.settings.repo_policies,
+            repo.owner().to_string(),
         );
-        self.read_bounded(move || policies_at(&git, &base, &server, repo))
+        self.read_bounded(move || policies_at(&git, &base, &server, repo_policies, &org))
             .await
+    }
+
+    /// `policies` with each Rego policy set's result on the plan saved at `plan_file` attached
+    /// (see `app::policy::rego_on_plan`).
+    pub async fn policies_on_plan(
+        &self,
+        policies: &[crate::core::policy::Policy],
+        plan_file: &std::path::Path,
+    ) -> Vec<crate::core::policy::Policy> {
+        let budget = std::time::Duration::from_millis(self.settings.limits.rego_eval_ms);
+        crate::app::policy::rego_on_plan(policies, plan_file, budget).await
+    }
+
+    /// [`Bot::policies_on_plan`] for a saved plan, if there is one (without, Rego sets have no
+    /// result and fail at apply).
+    pub(super) async fn policies_on_row(
+        &self,
+        policies: &[crate::core::policy::Policy],
+        plan: Option<&PlanRow>,
+    ) -> Vec<crate::core::policy::Policy> {
+        match plan {
+            Some(r) => self.policies_on_plan(policies, &r.plan_file).await,
+            None => policies.to_vec(),
+        }
     }
 
     /// Runs blocking work that reads a PR's commits on a reading thread of its own, within

@@ -81,7 +81,7 @@ impl Bot {
         }
         let git = self.fetch(ask.repo, pull).await?;
         let base_tip = Self::base_tip(&git, pull);
-        let policies = self.policy_set(&git, &base_tip).await?;
+        let policies = self.policy_set(&ask.repo.name, &git, &base_tip).await?;
         if policies.policies.is_empty() {
             return Ok(None);
         }

@@ -344,7 +344,10 @@ impl Workers {
         // Policies predict the apply: shown on the PR, recorded, not acted upon here.
         let mut notes = self.job_notes();
         let mut record = record.result(AuditResult::Success);
-        let verdict = match self.plan_policies(c, &git, project, &planned.plan).await {
+        let verdict = match self
+            .plan_policies(c, &git, project, &planned.plan, &planned.plan_file)
+            .await
+        {
             Ok(Some((section, decisions, verdict))) => {
                 if !section.is_empty() {
                     notes.push(section);
@@ -413,10 +416,11 @@ impl Workers {
         git: &GitRepo,
         project: &Project,
         plan: &Plan,
+        plan_file: &std::path::Path,
     ) -> anyhow::Result<Option<(String, Vec<AuditPolicyDecision>, PolicyVerdict)>> {
         let set = self
             .bot
-            .policy_set(git, &c.run.base_sha)
+            .policy_set(&c.run.repo, git, &c.run.base_sha)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         if set.is_empty() {
@@ -444,7 +448,10 @@ impl Workers {
             teams: &teams,
             overrides: &[],
         };
-        let decisions = policy::evaluate(&set.policies, &input);
+        let decisions = policy::evaluate(
+            &self.bot.policies_on_plan(&set.policies, plan_file).await,
+            &input,
+        );
         let section = policy::render_section(&decisions, &self.settings.bot_name, &project.name);
         Ok(Some((
             section,

@@ -855,7 +855,8 @@ pub struct RegoEvaluation {
 }
 
 impl RegoEvaluation {
-    fn failed(set: &str, why: String) -> Self {
+    /// A result that did not come: the set fails, saying `why`.
+    pub fn failed(set: &str, why: String) -> Self {
         RegoEvaluation {
             set: set.to_string(),
             failures: Vec::new(),
@@ -1010,6 +1011,43 @@ pub struct RegoPolicy {
     pub set: Arc<RegoPolicySet>,
     /// The result on the plan being decided on; `None` until the app attaches it.
     pub evaluation: Option<Arc<RegoEvaluation>>,
+    /// The namespaces queried ([`namespaces_of`] the base configuration).
+    pub namespaces: Namespaces,
+}
+
+/// The namespaces a repository's policy sets are queried in: `main`, plus every namespace the
+/// `policy_check` steps of the configuration's workflows name (`--all-namespaces`: all). The
+/// union over every workflow, not the project's own: querying more namespaces can only add
+/// failures, so a project never escapes a rule another workflow asks for (fail closed).
+pub fn namespaces_of(config: &crate::core::repo_config::RepoConfig) -> Namespaces {
+    use crate::core::workflow::{BuiltinStep, Step};
+    let mut only = vec!["main".to_string()];
+    for w in &config.workflows {
+        for step in &w.policy_check.steps {
+            let Step::Builtin {
+                step: BuiltinStep::PolicyCheck,
+                extra_args,
+                ..
+            } = step
+            else {
+                continue;
+            };
+            let args: Vec<&str> = extra_args.iter().map(|a| a.value.as_str()).collect();
+            match Namespaces::from_conftest_args(&args) {
+                Ok(Namespaces::All) => return Namespaces::All,
+                Ok(Namespaces::Only(ns)) => {
+                    for n in ns {
+                        if !only.contains(&n) {
+                            only.push(n);
+                        }
+                    }
+                }
+                // The parser refused these; should one get here, query everything.
+                Err(_) => return Namespaces::All,
+            }
+        }
+    }
+    Namespaces::Only(only)
 }
 
 /// The set as a [`Policy`]: every project and branch in scope (Atlantis applies policy sets to
@@ -1030,6 +1068,7 @@ pub fn to_policy(set: &RegoPolicySet, org: &str) -> Policy {
         rego: Some(RegoPolicy {
             set: Arc::new(set.clone()),
             evaluation: None,
+            namespaces: Namespaces::default(),
         }),
     }
 }

@@ -119,11 +119,16 @@ fn policy_block(s: &mut String, d: &Decision, bot: &str, project: &ProjectName) 
         } else {
             ""
         };
+        // A Rego rule lives in its own file, not the config that declares the set.
+        let at = if r.file == d.file {
+            format!("line {}", r.line)
+        } else {
+            code(&format!("{}:{}", r.file, r.line))
+        };
         let _ = writeln!(
             s,
-            "  * {note}{} (line {}): {}",
+            "  * {note}{} ({at}): {}",
             code(&r.rule),
-            r.line,
             one_line(&r.message)
         );
     }
