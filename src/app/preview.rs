@@ -152,9 +152,10 @@ pub async fn preview(
     let state = {
         let git = git.clone();
         let (base, head) = (base.clone(), head.clone());
+        let rules = super::repo_state::RepoRules::new(&runner.rules, None);
         let budget = std::time::Duration::from_secs(opts.limits.detection_timeout_secs);
         super::bounded::run("reading the repository", budget, move || {
-            RepoState::load(&git, &base, &head)
+            RepoState::load(&git, &base, &head, &rules)
         })
         .await??
     };

@@ -28,7 +28,8 @@ use crate::core::repo_config::env_name_refusal;
 use crate::core::types::{CommitSha, Engine, ProjectDir, RepoName};
 use crate::core::ui::job_log::LogStep;
 
-use super::repo_state::base_rules_at;
+use super::repo_state::{RepoRules, base_rules_at};
+use crate::core::server_rules::ServerRules;
 
 /// Shared, long-lived state for running projects, built once from the settings.
 pub struct Runner {
@@ -41,6 +42,8 @@ pub struct Runner {
     pub credentials: Vec<ResolvedCredential>,
     /// Every secret value known to the server; redacted from all output.
     pub secrets: Vec<String>,
+    /// The server's repo rules (`repo_rules`): which workflow each project runs.
+    pub rules: Arc<ServerRules>,
 }
 
 /// A credential rule with its values read (at start-up, from literal config values or the
@@ -120,6 +123,7 @@ impl Runner {
             },
             jobs_dir,
             credentials,
+            rules: settings.server_rules().clone(),
             // The server's log, audit log and outbox are redacted of the same values as
             // everything it posts.
             secrets: {
@@ -157,7 +161,8 @@ impl Runner {
             return Ok(env);
         }
         let (git, base) = (job.git.clone(), job.base.clone());
-        let rules = tokio::task::spawn_blocking(move || base_rules_at(&git, &base))
+        let repo_rules = RepoRules::new(&self.rules, job.repo);
+        let rules = tokio::task::spawn_blocking(move || base_rules_at(&git, &base, &repo_rules))
             .await
             .map_err(|e| format!("reading the base branch's projects: {e}"))?
             .map_err(|e| format!("reading the base branch's projects: {e:#}"))?;
