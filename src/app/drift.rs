@@ -490,6 +490,8 @@ impl DriftService {
         };
         let applied = self.applied_facts(&git, &row.key, &project, &head).await;
         let job = ProjectJob {
+            pull: None,
+            user: String::new(),
             git: &git,
             repo: Some(&row.key.repo),
             commit: &head,

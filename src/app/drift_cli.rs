@@ -97,6 +97,8 @@ pub async fn check(
                 let job_id = format!("{run_id}-{i}");
                 async move {
                     let job = ProjectJob {
+                        pull: None,
+                        user: String::new(),
                         git: &git,
                         repo: None,
                         commit: &commit,

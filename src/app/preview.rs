@@ -327,6 +327,8 @@ async fn plan_all(
                 )
             } else {
                 let job = ProjectJob {
+                    pull: None,
+                    user: String::new(),
                     git: &git,
                     repo: None,
                     commit: &head,
@@ -364,8 +366,12 @@ async fn plan_all(
 async fn plan_one(runner: &Runner, progress: &Progress, mut job: ProjectJob<'_>) -> ProjectReport {
     let p = progress.start(job.project);
     job.sink = Some(p.clone() as Arc<dyn LineSink>);
+    let mut notes = Vec::new();
     let outcome = match runner.plan(&job).await {
         Ok(planned) => {
+            if !planned.workflow_output.is_empty() {
+                notes.push(planned.workflow_output.clone());
+            }
             let line = format!(
                 "{} ({:.1}s)",
                 planned.summary.line(),
@@ -391,7 +397,6 @@ async fn plan_one(runner: &Runner, progress: &Progress, mut job: ProjectJob<'_>)
             }
         }
     };
-    let mut notes = Vec::new();
     if !runner.sandbox.is_isolated() {
         notes.push(
             "> [!CAUTION]\n> Planned **without a sandbox** (runner profile `plain`): not isolated."

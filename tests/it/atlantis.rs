@@ -40,7 +40,7 @@ fn pull() -> PullInfo {
         base_branch: "main".to_string(),
         head_branch: "feature/x".to_string(),
         head_commit: CommitSha::new("0123456789abcdef0123456789abcdef01234567").unwrap(),
-        number: PrNumber::new(7).unwrap(),
+        number: Some(PrNumber::new(7).unwrap()),
         url: "https://github.com/acme/infra/pull/7".to_string(),
         author: "octocat".to_string(),
     }
