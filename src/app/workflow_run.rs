@@ -87,8 +87,17 @@ pub(super) async fn run_stage(
         text
     };
     tf.sink = live(&out.secrets);
-    for (i, step) in run.plan.steps.iter().enumerate() {
-        let n = i + 1;
+    // Steps are numbered as the workflow lists them: the implicit `init` and the workspace
+    // selection Sluice adds do not count.
+    let mut n = 0usize;
+    for step in &run.plan.steps {
+        let written = !matches!(
+            step,
+            PlannedStep::SelectWorkspace { .. } | PlannedStep::Engine { implicit: true, .. }
+        );
+        if written {
+            n += 1;
+        }
         match step {
             PlannedStep::Engine { step, args, .. } => {
                 if *step == run.seal_before && tf.sealed.is_none() {
@@ -108,11 +117,18 @@ pub(super) async fn run_stage(
                     .map_err(|e| fail(&posted, format!("step {n} (`{step}`): {e:#}")))?;
                 if !result.ok {
                     let what = format!("{} {}", run.engine, args.first().map_or("", String::as_str));
+                    let which = if written {
+                        format!("Step {n} of workflow `{}`", run.plan.workflow)
+                    } else {
+                        format!(
+                            "The `{step}` Sluice runs before the steps of workflow `{}`",
+                            run.plan.workflow
+                        )
+                    };
                     return Err(fail(
                         &posted,
                         format!(
-                            "Step {n} of workflow `{}` failed: {}",
-                            run.plan.workflow,
+                            "{which} failed: {}",
                             step_failure(&what, &result, &redactor(&out.secrets))
                         ),
                     ));
@@ -161,7 +177,10 @@ pub(super) async fn run_stage(
                     Some(run.engine_version),
                     failed,
                 );
-                let label = format!("`run` step {n}: {}", code(command_text(argv)));
+                // The command text is the repository's, but may hold a value an `env` step set.
+                let label = redactor(&out.secrets)
+                    .redact(&format!("`run` step {n}: {}", code(command_text(argv))))
+                    .into_owned();
                 if failed {
                     let text = redactor(&out.secrets)
                         .redact(shown.unwrap_or_default().trim_end())

@@ -43,3 +43,4 @@ mod tidy;
 mod ui;
 mod ui_browser;
 mod webhooks;
+mod workflows;
