@@ -171,10 +171,17 @@ fn main() {
                     // What the server does per check: read the default branch's projects and
                     // find this one, then check it.
                     let (g, h) = (git_repo.clone(), head.clone());
-                    let state = tokio::task::spawn_blocking(move || RepoState::load(&g, &h, &h, &sluice::app::repo_state::RepoRules::unconfigured()))
-                        .await
-                        .expect("join")
-                        .expect("repo state");
+                    let state = tokio::task::spawn_blocking(move || {
+                        RepoState::load(
+                            &g,
+                            &h,
+                            &h,
+                            &sluice::app::repo_state::RepoRules::unconfigured(),
+                        )
+                    })
+                    .await
+                    .expect("join")
+                    .expect("repo state");
                     let dir = format!("envs/p{i:03}");
                     let project = state
                         .all_projects()
@@ -222,7 +229,13 @@ fn main() {
         raw.push(raw_check(&terraform, &mirror, &dir, scratch.path()).as_secs_f64());
         let t0 = Instant::now();
         rt.block_on(async {
-            let state = RepoState::load(&git_repo, &head, &head, &sluice::app::repo_state::RepoRules::unconfigured()).expect("state");
+            let state = RepoState::load(
+                &git_repo,
+                &head,
+                &head,
+                &sluice::app::repo_state::RepoRules::unconfigured(),
+            )
+            .expect("state");
             let project = state
                 .all_projects()
                 .projects

@@ -225,8 +225,8 @@ pub fn load_repo_rules(path: &Path, max_bytes: u64) -> anyhow::Result<ServerRule
     let name = path.display().to_string();
     let toml_format = path.extension().is_some_and(|e| e == "toml");
     let (rules, mut diags) = if toml_format {
-        let cfg: ServerRulesConfig = toml::from_str(&text)
-            .with_context(|| format!("repo_rules: {name} is not valid"))?;
+        let cfg: ServerRulesConfig =
+            toml::from_str(&text).with_context(|| format!("repo_rules: {name} is not valid"))?;
         rules_from_config(&name, &cfg)
     } else {
         parse_repos_yaml(&name, &text)

@@ -408,8 +408,15 @@ impl Engines<'_> {
         ok_codes: &[i32],
         work_read_only: bool,
     ) -> anyhow::Result<Step> {
-        self.run_program(None, args, BTreeMap::new(), stdout, ok_codes, work_read_only)
-            .await
+        self.run_program(
+            None,
+            args,
+            BTreeMap::new(),
+            stdout,
+            ok_codes,
+            work_read_only,
+        )
+        .await
     }
 
     /// [`Engines::run_in`] for `program` (`None`: the engine), with `extra_env` added.

@@ -591,7 +591,10 @@ impl Runner {
         let mut tf = tf;
         let mut stage = StageOutput::default();
         match &workflow {
-            None => self.default_plan_steps(job, &mut tf, &left_out).await.map_err(|(s, e)| fail(s, e))?,
+            None => self
+                .default_plan_steps(job, &mut tf, &left_out)
+                .await
+                .map_err(|(s, e)| fail(s, e))?,
             Some(wf) => {
                 let work = tf.guest_work();
                 let paths = RunPaths {
@@ -601,7 +604,14 @@ impl Runner {
                     policycheckfile: work.join("policycheck.json").to_string_lossy().into_owned(),
                 };
                 stage = self
-                    .custom_stage(job, &mut tf, wf, WorkflowCommand::Plan, &paths, &job_dir.join("plan.json"))
+                    .custom_stage(
+                        job,
+                        &mut tf,
+                        wf,
+                        WorkflowCommand::Plan,
+                        &paths,
+                        &job_dir.join("plan.json"),
+                    )
                     .await
                     .map_err(|e| fail(FailedStage::Plan, with_left_out(e, &left_out)))?;
                 if tf.sealed.is_none() {
@@ -733,7 +743,10 @@ impl Runner {
     ) -> Result<StageOutput, String> {
         let engine = job.project.engine.default_binary();
         // `ATLANTIS_TERRAFORM_VERSION`: the version that really runs.
-        let version = tf.version().await.map_err(|e| format!("{engine} version: {e:#}"))?;
+        let version = tf
+            .version()
+            .await
+            .map_err(|e| format!("{engine} version: {e:#}"))?;
         let version = version
             .rsplit_once(" v")
             .map_or(version.as_str(), |(_, v)| v)

@@ -177,10 +177,7 @@ pub fn project_workflow(
                 errors.join("\n")
             )));
         }
-        return Ok(Ok(rules
-            .rules
-            .settings_for(&rules.repo_id)
-            .workflow));
+        return Ok(Ok(rules.rules.settings_for(&rules.repo_id).workflow));
     };
     let (effective, diags) = server_rules::effective_config(&rules.repo_id, &config, &rules.rules);
     match effective {

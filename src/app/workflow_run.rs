@@ -116,7 +116,8 @@ pub(super) async fn run_stage(
                     .await
                     .map_err(|e| fail(&posted, format!("step {n} (`{step}`): {e:#}")))?;
                 if !result.ok {
-                    let what = format!("{} {}", run.engine, args.first().map_or("", String::as_str));
+                    let what =
+                        format!("{} {}", run.engine, args.first().map_or("", String::as_str));
                     let which = if written {
                         format!("Step {n} of workflow `{}`", run.plan.workflow)
                     } else {
@@ -165,7 +166,9 @@ pub(super) async fn run_stage(
                 // The parser keeps `policy_check` steps in the `policy_check` stage.
                 return Err(fail(
                     &posted,
-                    format!("step {n}: a `policy_check` step runs only in the `policy_check` stage"),
+                    format!(
+                        "step {n}: a `policy_check` step runs only in the `policy_check` stage"
+                    ),
                 ));
             }
             PlannedStep::Run { argv, output } => {
@@ -246,7 +249,11 @@ pub(super) async fn run_stage(
                     let text = redactor(&out.secrets)
                         .redact(result.output.output.trim_end())
                         .into_owned();
-                    return Err(refused(format!("{}.\n\n{}", result.ending(), fenced(&text))));
+                    return Err(refused(format!(
+                        "{}.\n\n{}",
+                        result.ending(),
+                        fenced(&text)
+                    )));
                 }
                 let pairs = parse_multienv(&result.output.output)
                     .map_err(|e| refused(format!("{} ({})", e.message, e.hint)))?;
@@ -330,7 +337,10 @@ mod tests {
     fn posted_text_cannot_break_out_of_its_code() {
         assert_eq!(fenced("a"), "```text\na\n```");
         let f = fenced("x\n````\ny");
-        assert!(f.starts_with("`````text\n") && f.ends_with("\n`````"), "{f}");
+        assert!(
+            f.starts_with("`````text\n") && f.ends_with("\n`````"),
+            "{f}"
+        );
         assert_eq!(code("echo `id`"), "`` echo `id` ``");
         assert!(code("a\nb").starts_with("` a…"), "{}", code("a\nb"));
     }

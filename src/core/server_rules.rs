@@ -636,7 +636,11 @@ pub fn server_not_yet_enforced(rules: &ServerRules) -> Vec<Diagnostic> {
                 "remove it; Sluice reads sluice.yaml or atlantis.yaml at the repository root",
             );
         }
-        if rule.plan_requirements.as_ref().is_some_and(|r| !r.is_empty()) {
+        if rule
+            .plan_requirements
+            .as_ref()
+            .is_some_and(|r| !r.is_empty())
+        {
             refuse(
                 rule.pos,
                 format!("rule `{id}`: `plan_requirements`"),

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use crate::server::Harness;
 use crate::support::{
-    NULL_PROVIDER, Run, TestRepo, processes_matching, scratch_dir, sluice, tool_env, tools,
-    unique, wait_until,
+    NULL_PROVIDER, Run, TestRepo, processes_matching, scratch_dir, sluice, tool_env, tools, unique,
+    wait_until,
 };
 
 /// A project whose plan shows `var.flavour` (set by a `-var-file`, so `extra_args` is seen).
@@ -168,7 +168,8 @@ fn a_step_that_never_ends_is_stopped_with_its_whole_sandbox_at_the_timeout() {
     // Its background child died with the sandbox.
     let pattern = format!("sleep {}", forever + 1);
     assert!(
-        wait_until(Duration::from_secs(10), || processes_matching(&pattern).is_empty()),
+        wait_until(Duration::from_secs(10), || processes_matching(&pattern)
+            .is_empty()),
         "left running: {:?}",
         processes_matching(&pattern)
     );
@@ -184,7 +185,8 @@ fn a_workflow_that_exists_nowhere_is_refused() {
     run.expect_code(1);
     let all = format!("{}\n{}", run.stdout, run.stderr);
     assert!(
-        all.contains("atlantis.yaml:4:13") && all.contains("workflow `nosuch` is not defined anywhere"),
+        all.contains("atlantis.yaml:4:13")
+            && all.contains("workflow `nosuch` is not defined anywhere"),
         "{all}"
     );
 }
@@ -256,7 +258,10 @@ fn a_server_workflow_picked_by_name_runs_and_a_bad_rules_file_stops_the_server()
     );
 
     // A rules file with an unknown key: a clear start-up error, nothing planned.
-    let bad = repos_yaml(data.path(), "repos:\n- id: /.*/\n  allow_everything: true\n");
+    let bad = repos_yaml(
+        data.path(),
+        "repos:\n- id: /.*/\n  allow_everything: true\n",
+    );
     let run = preview(&repo, data.path(), &[("SLUICE_REPO_RULES", &bad)]);
     assert_ne!(run.code, Some(0));
     assert!(
@@ -269,7 +274,11 @@ fn a_server_workflow_picked_by_name_runs_and_a_bad_rules_file_stops_the_server()
 #[test]
 fn env_and_multienv_values_reach_later_steps_and_are_redacted() {
     let data = scratch_dir("wf-env");
-    let (a, b, c) = (unique("static-val"), unique("command-val"), unique("multi-val"));
+    let (a, b, c) = (
+        unique("static-val"),
+        unique("command-val"),
+        unique("multi-val"),
+    );
     let config = format!(
         r#"version: 3
 projects:
@@ -312,4 +321,50 @@ workflows:
         "{out}"
     );
     assert!(!out.contains("never-reached"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_custom_apply_stage_runs_in_a_fresh_checkout_with_the_reviewed_plan() {
+    let mut h = Harness::new(&[("README.md", "infrastructure\n")]).await;
+    h.start();
+    let config = r#"version: 3
+projects:
+- dir: envs/a
+  workflow: announced
+workflows:
+  announced:
+    apply:
+      steps:
+      - run: 'echo "applying in $WORKSPACE"; test -r "$PLANFILE" && echo reviewed-plan-readable; test -e leftover-from-plan || echo fresh-checkout'
+      - apply
+    plan:
+      steps:
+      - init
+      - run: touch leftover-from-plan
+      - plan
+"#;
+    let main_tf = flavoured_project();
+    let head = h.open_pr(
+        1,
+        "custom-apply",
+        &[("atlantis.yaml", config), ("envs/a/main.tf", &main_tf)],
+    );
+    h.deliver(&h.pr_event("opened", 1)).await;
+    h.wait_status(&head, "sluice/plan", "success").await;
+    h.fake.add_review(crate::server::REPO, 1, "bob", "APPROVED");
+    h.deliver(&h.comment_event(1, "alice", "sluice apply"))
+        .await;
+    let applied = h
+        .wait_comment(1, "the apply comment", |c| {
+            c.contains("sluice apply") && (c.contains("Apply complete") || c.contains("failed"))
+        })
+        .await;
+    for expected in [
+        "applying in default",
+        "reviewed-plan-readable",
+        "fresh-checkout",
+        "Apply complete",
+    ] {
+        assert!(applied.contains(expected), "no {expected:?} in:\n{applied}");
+    }
 }

@@ -252,8 +252,7 @@ impl Bot {
                 let rules = self.repo_rules(&q.repo.name);
                 self.read_bounded(move || {
                     let snapshot = git.snapshot(&at)?;
-                    let (config, _, _) =
-                        crate::app::repo_state::load_config_at(&git, &at, &rules)?;
+                    let (config, _, _) = crate::app::repo_state::load_config_at(&git, &at, &rules)?;
                     let d = projects::affected_projects_with(
                         &snapshot,
                         config.as_ref(),
