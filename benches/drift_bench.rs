@@ -191,6 +191,8 @@ fn main() {
                         .expect("project");
                     let scheduling = t0.elapsed();
                     let job = ProjectJob {
+                        pull: None,
+                        user: String::new(),
                         git: &git_repo,
                         repo: None,
                         commit: &head,
@@ -243,6 +245,8 @@ fn main() {
                 .find(|p| p.dir.as_str() == format!("envs/p{i:03}"))
                 .expect("project");
             let job = ProjectJob {
+                pull: None,
+                user: String::new(),
                 git: &git_repo,
                 repo: None,
                 commit: &head,

@@ -15,7 +15,6 @@
 //! * What `init` installed is sealed ([`Engines::seal`]) before the stage's main engine step
 //!   (`plan`, `apply`), so nothing a step runs afterwards can swap a provider under it.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -23,8 +22,8 @@ use crate::adapters::process::LineSink;
 use crate::adapters::terraform::{Engines, Step};
 use crate::core::plan::Redactor;
 use crate::core::workflow::{
-    BuiltinStep, PlannedEnvValue, PlannedStep, StepPlan, env_value_from_output, parse_multienv,
-    posted_output,
+    BuiltinStep, PlannedEnvValue, PlannedStep, RunOutput, StepPlan, env_value_from_output,
+    parse_multienv, posted_output,
 };
 
 use super::project_run::{RedactingSink, step_failure};
@@ -65,28 +64,12 @@ pub(super) async fn run_stage(
     tf: &mut Engines<'_>,
     run: StageRun<'_>,
 ) -> Result<StageOutput, String> {
-    let mut out = StageOutput::default();
-    let mut posted: Vec<String> = Vec::new();
-    let redactor = |secrets: &[String]| {
-        Redactor::new(run.secrets.iter().cloned().chain(secrets.iter().cloned()))
+    let mut st = State {
+        run: &run,
+        out: StageOutput::default(),
+        posted: Vec::new(),
     };
-    let live = |secrets: &[String]| {
-        run.sink.clone().map(|inner| {
-            Arc::new(RedactingSink {
-                inner,
-                redactor: redactor(secrets),
-            }) as Arc<dyn LineSink>
-        })
-    };
-    let fail = |posted: &[String], why: String| {
-        let mut text = posted.join("\n\n");
-        if !text.is_empty() {
-            text.push_str("\n\n");
-        }
-        text.push_str(&why);
-        text
-    };
-    tf.sink = live(&out.secrets);
+    tf.sink = st.live();
     // Steps are numbered as the workflow lists them: the implicit `init` and the workspace
     // selection Sluice adds do not count.
     let mut n = 0usize;
@@ -100,198 +83,235 @@ pub(super) async fn run_stage(
         }
         match step {
             PlannedStep::Engine { step, args, .. } => {
-                if *step == run.seal_before && tf.sealed.is_none() {
-                    tf.seal()
-                        .await
-                        .map_err(|e| fail(&posted, format!("{e:#}")))?;
-                }
-                let ok: &[i32] = if *step == BuiltinStep::Plan {
-                    &[0, 2]
-                } else {
-                    &[0]
-                };
-                let to = (*step == BuiltinStep::Show).then_some(run.showfile_host);
-                let result = tf
-                    .engine_step(args.clone(), ok, to)
-                    .await
-                    .map_err(|e| fail(&posted, format!("step {n} (`{step}`): {e:#}")))?;
-                if !result.ok {
-                    let what =
-                        format!("{} {}", run.engine, args.first().map_or("", String::as_str));
-                    let which = if written {
-                        format!("Step {n} of workflow `{}`", run.plan.workflow)
-                    } else {
-                        format!(
-                            "The `{step}` Sluice runs before the steps of workflow `{}`",
-                            run.plan.workflow
-                        )
-                    };
-                    return Err(fail(
-                        &posted,
-                        format!(
-                            "{which} failed: {}",
-                            step_failure(&what, &result, &redactor(&out.secrets))
-                        ),
-                    ));
-                }
-                if *step == run.seal_before {
-                    out.main_output = redactor(&out.secrets)
-                        .redact(result.output.output.trim_end())
-                        .into_owned();
-                }
-                if result.output.stdout_file_overflow {
-                    return Err(fail(
-                        &posted,
-                        format!(
-                            "step {n} (`show`): the plan's JSON is larger than the configured cap \
-                             (runner.plan_json_cap_bytes)"
-                        ),
-                    ));
-                }
+                st.engine(tf, *step, args, n, written).await?;
             }
             PlannedStep::SelectWorkspace { workspace } => {
                 let result = tf
                     .select_workspace(workspace.as_str())
                     .await
-                    .map_err(|e| fail(&posted, format!("{e:#}")))?;
+                    .map_err(|e| st.fail(format!("{e:#}")))?;
                 if !result.ok {
                     let what = format!("{} workspace select", run.engine);
-                    return Err(fail(
-                        &posted,
-                        step_failure(&what, &result, &redactor(&out.secrets)),
-                    ));
+                    return Err(st.fail(step_failure(&what, &result, &st.redactor())));
                 }
             }
             PlannedStep::PolicyCheck { .. } => {
                 // The parser keeps `policy_check` steps in the `policy_check` stage.
-                return Err(fail(
-                    &posted,
-                    format!(
-                        "step {n}: a `policy_check` step runs only in the `policy_check` stage"
-                    ),
-                ));
+                return Err(st.fail(format!(
+                    "step {n}: a `policy_check` step runs only in the `policy_check` stage"
+                )));
             }
-            PlannedStep::Run { argv, output } => {
-                let result = command(tf, argv, &run.plan.env, n, &posted, fail).await?;
-                let failed = !result.ok;
-                let shown = posted_output(
-                    &result.output.output,
-                    output,
-                    Some(run.engine_version),
-                    failed,
-                );
-                // The command text is the repository's, but may hold a value an `env` step set.
-                let label = redactor(&out.secrets)
-                    .redact(&format!("`run` step {n}: {}", code(command_text(argv))))
-                    .into_owned();
-                if failed {
-                    let text = redactor(&out.secrets)
-                        .redact(shown.unwrap_or_default().trim_end())
-                        .into_owned();
-                    return Err(fail(
-                        &posted,
-                        format!(
-                            "Step {n} of workflow `{}` failed: {label} {}.\n\n{}",
-                            run.plan.workflow,
-                            result.ending(),
-                            fenced(&text)
-                        ),
-                    ));
-                }
-                if let Some(text) = shown {
-                    let text = redactor(&out.secrets).redact(text.trim_end()).into_owned();
-                    posted.push(format!("{label}\n\n{}", fenced(&text)));
-                }
-            }
+            PlannedStep::Run { argv, output } => st.run_step(tf, argv, output, n).await?,
             PlannedStep::Env { name, value } => {
                 let value = match value {
                     PlannedEnvValue::Static(v) => v.clone(),
                     PlannedEnvValue::Command { argv } => {
                         // Its output is the value: never streamed to the log.
                         tf.sink = None;
-                        let result = command(tf, argv, &run.plan.env, n, &posted, fail).await?;
+                        let result = st.command(tf, argv, n).await?;
                         if !result.ok {
-                            let text = redactor(&out.secrets)
-                                .redact(result.output.output.trim_end())
-                                .into_owned();
-                            return Err(fail(
-                                &posted,
-                                format!(
-                                    "Step {n} of workflow `{}` failed: the command of `env` step \
-                                     `{name}` {}.\n\n{}",
-                                    run.plan.workflow,
-                                    result.ending(),
-                                    fenced(&text)
-                                ),
-                            ));
+                            let why = format!(
+                                "the command of `env` step `{name}` {}.\n\n{}",
+                                result.ending(),
+                                fenced(&st.redact(&result.output.output))
+                            );
+                            return Err(st.step_failed(n, &why));
                         }
                         env_value_from_output(&result.output.output)
                     }
                 };
-                out.secrets.push(value.clone());
+                st.out.secrets.push(value.clone());
                 tf.env.insert(name.clone(), value);
-                tf.sink = live(&out.secrets);
+                tf.sink = st.live();
             }
-            PlannedStep::MultiEnv { argv, hide } => {
-                tf.sink = None;
-                let result = command(tf, argv, &run.plan.env, n, &posted, fail).await?;
-                let refused = |why: String| {
-                    fail(
-                        &posted,
-                        format!(
-                            "Step {n} of workflow `{}` failed: `multienv` step {}: {why}",
-                            run.plan.workflow,
-                            code(command_text(argv))
-                        ),
-                    )
-                };
-                if !result.ok {
-                    let text = redactor(&out.secrets)
-                        .redact(result.output.output.trim_end())
-                        .into_owned();
-                    return Err(refused(format!(
-                        "{}.\n\n{}",
-                        result.ending(),
-                        fenced(&text)
-                    )));
-                }
-                let pairs = parse_multienv(&result.output.output)
-                    .map_err(|e| refused(format!("{} ({})", e.message, e.hint)))?;
-                let names: Vec<String> = pairs.iter().map(|(k, _)| code(k)).collect();
-                for (k, v) in pairs {
-                    out.secrets.push(v.clone());
-                    tf.env.insert(k, v);
-                }
-                tf.sink = live(&out.secrets);
-                if !hide && !names.is_empty() {
-                    posted.push(format!("`multienv` step {n} set {}", names.join(", ")));
-                }
-            }
+            PlannedStep::MultiEnv { argv, hide } => st.multienv(tf, argv, *hide, n).await?,
         }
     }
-    if !posted.is_empty() {
+    let mut out = st.out;
+    if !st.posted.is_empty() {
         out.section = format!(
             "**Workflow `{}`** ({}):\n\n{}",
             run.plan.workflow,
             run.plan.command,
-            posted.join("\n\n")
+            st.posted.join("\n\n")
         );
     }
     Ok(out)
 }
 
-/// Runs a step's command; a failure to start it at all is the stage's failure.
-async fn command(
-    tf: &Engines<'_>,
-    argv: &[String],
-    vars: &BTreeMap<String, String>,
-    n: usize,
-    posted: &[String],
-    fail: impl Fn(&[String], String) -> String,
-) -> Result<Step, String> {
-    tf.command_step(argv, vars.clone())
-        .await
-        .map_err(|e| fail(posted, format!("step {n}: {e:#}")))
+/// A stage in progress: what its steps set and posted so far.
+struct State<'a, 'r> {
+    run: &'a StageRun<'r>,
+    out: StageOutput,
+    posted: Vec<String>,
+}
+
+impl State<'_, '_> {
+    /// The server's secrets and the values steps set so far.
+    fn redactor(&self) -> Redactor {
+        Redactor::new(
+            self.run
+                .secrets
+                .iter()
+                .cloned()
+                .chain(self.out.secrets.iter().cloned()),
+        )
+    }
+
+    fn redact(&self, text: &str) -> String {
+        self.redactor().redact(text.trim_end()).into_owned()
+    }
+
+    /// The job's live log, redacted of everything known so far.
+    fn live(&self) -> Option<Arc<dyn LineSink>> {
+        self.run.sink.clone().map(|inner| {
+            Arc::new(RedactingSink {
+                inner,
+                redactor: self.redactor(),
+            }) as Arc<dyn LineSink>
+        })
+    }
+
+    /// The stage's failure report: what earlier steps posted, then `why`.
+    fn fail(&self, why: String) -> String {
+        let mut text = self.posted.join("\n\n");
+        if !text.is_empty() {
+            text.push_str("\n\n");
+        }
+        text.push_str(&why);
+        text
+    }
+
+    fn step_failed(&self, n: usize, why: &str) -> String {
+        self.fail(format!(
+            "Step {n} of workflow `{}` failed: {why}",
+            self.run.plan.workflow
+        ))
+    }
+
+    /// Runs a step's command; a failure to start it at all is the stage's failure.
+    async fn command(&self, tf: &Engines<'_>, argv: &[String], n: usize) -> Result<Step, String> {
+        tf.command_step(argv, self.run.plan.env.clone())
+            .await
+            .map_err(|e| self.fail(format!("step {n}: {e:#}")))
+    }
+
+    /// A built-in step: the engine with its arguments; what `init` installed is sealed first
+    /// when this is the stage's main step.
+    async fn engine(
+        &mut self,
+        tf: &mut Engines<'_>,
+        step: BuiltinStep,
+        args: &[String],
+        n: usize,
+        written: bool,
+    ) -> Result<(), String> {
+        if step == self.run.seal_before && tf.sealed.is_none() {
+            tf.seal().await.map_err(|e| self.fail(format!("{e:#}")))?;
+        }
+        let ok: &[i32] = if step == BuiltinStep::Plan {
+            &[0, 2]
+        } else {
+            &[0]
+        };
+        let to = (step == BuiltinStep::Show).then_some(self.run.showfile_host);
+        let result = tf
+            .engine_step(args.to_vec(), ok, to)
+            .await
+            .map_err(|e| self.fail(format!("step {n} (`{step}`): {e:#}")))?;
+        if !result.ok {
+            let what = format!(
+                "{} {}",
+                self.run.engine,
+                args.first().map_or("", String::as_str)
+            );
+            let report = step_failure(&what, &result, &self.redactor());
+            if written {
+                return Err(self.step_failed(n, &report));
+            }
+            return Err(self.fail(format!(
+                "The `{step}` Sluice runs before the steps of workflow `{}` failed: {report}",
+                self.run.plan.workflow
+            )));
+        }
+        if step == self.run.seal_before {
+            self.out.main_output = self.redact(&result.output.output);
+        }
+        if result.output.stdout_file_overflow {
+            return Err(self.fail(format!(
+                "step {n} (`show`): the plan's JSON is larger than the configured cap \
+                 (runner.plan_json_cap_bytes)"
+            )));
+        }
+        Ok(())
+    }
+
+    /// A `run` step: its posted output, or the failure with its output.
+    async fn run_step(
+        &mut self,
+        tf: &Engines<'_>,
+        argv: &[String],
+        output: &RunOutput,
+        n: usize,
+    ) -> Result<(), String> {
+        let result = self.command(tf, argv, n).await?;
+        let failed = !result.ok;
+        let shown = posted_output(
+            &result.output.output,
+            output,
+            Some(self.run.engine_version),
+            failed,
+        );
+        // The command text is the repository's, but may hold a value an `env` step set.
+        let label = self
+            .redactor()
+            .redact(&format!("`run` step {n}: {}", code(command_text(argv))))
+            .into_owned();
+        if failed {
+            let text = self.redact(&shown.unwrap_or_default());
+            let why = format!("{label} {}.\n\n{}", result.ending(), fenced(&text));
+            return Err(self.step_failed(n, &why));
+        }
+        if let Some(text) = shown {
+            let text = self.redact(&text);
+            self.posted.push(format!("{label}\n\n{}", fenced(&text)));
+        }
+        Ok(())
+    }
+
+    /// A `multienv` step: the variables its command's output sets, for every later step.
+    async fn multienv(
+        &mut self,
+        tf: &mut Engines<'_>,
+        argv: &[String],
+        hide: bool,
+        n: usize,
+    ) -> Result<(), String> {
+        tf.sink = None;
+        let result = self.command(tf, argv, n).await?;
+        let label = format!("`multienv` step {}", code(command_text(argv)));
+        if !result.ok {
+            let why = format!(
+                "{label}: {}.\n\n{}",
+                result.ending(),
+                fenced(&self.redact(&result.output.output))
+            );
+            return Err(self.step_failed(n, &why));
+        }
+        let pairs = parse_multienv(&result.output.output)
+            .map_err(|e| self.step_failed(n, &format!("{label}: {} ({})", e.message, e.hint)))?;
+        let names: Vec<String> = pairs.iter().map(|(k, _)| code(k)).collect();
+        for (k, v) in pairs {
+            self.out.secrets.push(v.clone());
+            tf.env.insert(k, v);
+        }
+        tf.sink = self.live();
+        if !hide && !names.is_empty() {
+            self.posted
+                .push(format!("`multienv` step {n} set {}", names.join(", ")));
+        }
+        Ok(())
+    }
 }
 
 /// The command text of a step's argv (its last argument; the shell and its flags come first).
