@@ -171,10 +171,17 @@ fn main() {
                     // What the server does per check: read the default branch's projects and
                     // find this one, then check it.
                     let (g, h) = (git_repo.clone(), head.clone());
-                    let state = tokio::task::spawn_blocking(move || RepoState::load(&g, &h, &h))
-                        .await
-                        .expect("join")
-                        .expect("repo state");
+                    let state = tokio::task::spawn_blocking(move || {
+                        RepoState::load(
+                            &g,
+                            &h,
+                            &h,
+                            &sluice::app::repo_state::RepoRules::unconfigured(),
+                        )
+                    })
+                    .await
+                    .expect("join")
+                    .expect("repo state");
                     let dir = format!("envs/p{i:03}");
                     let project = state
                         .all_projects()
@@ -184,6 +191,8 @@ fn main() {
                         .expect("project");
                     let scheduling = t0.elapsed();
                     let job = ProjectJob {
+                        pull: None,
+                        user: String::new(),
                         git: &git_repo,
                         repo: None,
                         commit: &head,
@@ -222,7 +231,13 @@ fn main() {
         raw.push(raw_check(&terraform, &mirror, &dir, scratch.path()).as_secs_f64());
         let t0 = Instant::now();
         rt.block_on(async {
-            let state = RepoState::load(&git_repo, &head, &head).expect("state");
+            let state = RepoState::load(
+                &git_repo,
+                &head,
+                &head,
+                &sluice::app::repo_state::RepoRules::unconfigured(),
+            )
+            .expect("state");
             let project = state
                 .all_projects()
                 .projects
@@ -230,6 +245,8 @@ fn main() {
                 .find(|p| p.dir.as_str() == format!("envs/p{i:03}"))
                 .expect("project");
             let job = ProjectJob {
+                pull: None,
+                user: String::new(),
                 git: &git_repo,
                 repo: None,
                 commit: &head,

@@ -586,6 +586,7 @@ impl Rig<'_> {
             inputs: vec![],
             read_only: vec![],
             work_read_only: false,
+            program: None,
             args: args.iter().map(|a| a.to_string()).collect(),
             env: BTreeMap::new(),
             network: matches!(
@@ -840,6 +841,7 @@ fn hardening(tools: &Tools, scratch: &Path, rounds: usize) -> Vec<Outcome> {
             inputs: vec![],
             read_only: vec![],
             work_read_only: false,
+            program: None,
             args: vec!["version".into()],
             env: BTreeMap::new(),
             network,

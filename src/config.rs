@@ -14,6 +14,10 @@ use anyhow::{Context, bail};
 use serde::Deserialize;
 
 use crate::core::allowlist::Allowlist;
+use crate::core::diag::has_errors;
+use crate::core::server_rules::{
+    ServerRules, ServerRulesConfig, parse_repos_yaml, rules_from_config, server_not_yet_enforced,
+};
 
 /// A secret value (webhook secret, token, key). `Debug` and `Display` redact it, so a settings
 /// struct can be logged whole without leaking anything.
@@ -162,6 +166,17 @@ pub struct Settings {
     /// the PR's base branch). `false` leaves only the server's.
     #[serde(default = "default_true")]
     pub repo_policies: bool,
+    /// Server-side repo rules (Atlantis' `repos.yaml`): which repository-config keys each
+    /// repository may set (`allowed_overrides`), whether it may define workflows
+    /// (`allow_custom_workflows`), the server's workflows it may pick. A `.yaml`/`.yml` file is
+    /// read as an Atlantis `repos.yaml`, as-is; a `.toml` file holds the same keys in Sluice's
+    /// TOML (`[[repos]]`, `[workflows.NAME.plan]`). Read and checked at start-up: a bad file stops
+    /// the server. Unset: every repository may set every key and define its own workflows.
+    #[serde(default)]
+    pub repo_rules: Option<PathBuf>,
+    /// `repo_rules`, read when the settings are loaded ([`Settings::server_rules`]).
+    #[serde(skip, default = "unconfigured_rules")]
+    server_rules: std::sync::Arc<ServerRules>,
     /// A worker renews its job's lease this often (a third of it); a job whose lease ran out
     /// (its worker died) is retried (plans) or marked interrupted (applies).
     #[serde(default = "default_lease")]
@@ -232,6 +247,58 @@ fn default_engine_archive_bytes() -> u64 {
 }
 fn default_engine_download_timeout() -> u64 {
     600
+}
+
+fn unconfigured_rules() -> std::sync::Arc<ServerRules> {
+    std::sync::Arc::new(ServerRules::unconfigured())
+}
+
+/// Reads the `repo_rules` file (at most `max_bytes`): an Atlantis `repos.yaml` as-is, or
+/// Sluice's TOML with the same keys (by extension). Every problem — a parse error, a key Sluice
+/// refuses, a rule this server does not carry out ([`server_not_yet_enforced`]) — is listed in
+/// the error, at `file:line:col` where known.
+pub fn load_repo_rules(path: &Path, max_bytes: u64) -> anyhow::Result<ServerRules> {
+    let meta = std::fs::metadata(path)
+        .with_context(|| format!("repo_rules: reading {}", path.display()))?;
+    if meta.len() > max_bytes {
+        bail!(
+            "repo_rules: {} is {} bytes; Sluice reads configuration files of at most {max_bytes} \
+             bytes (limits.file_bytes)",
+            path.display(),
+            meta.len()
+        );
+    }
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("repo_rules: reading {}", path.display()))?;
+    let name = path.display().to_string();
+    let toml_format = path.extension().is_some_and(|e| e == "toml");
+    let (rules, mut diags) = if toml_format {
+        let cfg: ServerRulesConfig =
+            toml::from_str(&text).with_context(|| format!("repo_rules: {name} is not valid"))?;
+        rules_from_config(&name, &cfg)
+    } else {
+        parse_repos_yaml(&name, &text)
+    };
+    if let Some(r) = &rules {
+        diags.extend(server_not_yet_enforced(r));
+    }
+    match rules {
+        Some(r) if !has_errors(&diags) => {
+            for d in &diags {
+                tracing::warn!("repo_rules: {d}");
+            }
+            Ok(r)
+        }
+        _ => bail!(
+            "repo_rules: {name} is refused:\n{}",
+            diags
+                .iter()
+                .filter(|d| d.is_error())
+                .map(|d| format!("  {d}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        ),
+    }
 }
 
 /// How and where terraform runs.
@@ -713,6 +780,7 @@ const ENV_KEYS: &[&str] = &[
     "job_lease_secs",
     "policy_dir",
     "repo_policies",
+    "repo_rules",
     "shutdown_grace_secs",
 ];
 /// GitHub's `author_association` values.
@@ -897,6 +965,9 @@ impl Settings {
         }
         self.limits.validate()?;
         self.http.validate()?;
+        if let Some(path) = &self.repo_rules {
+            self.server_rules = std::sync::Arc::new(load_repo_rules(path, self.limits.file_bytes)?);
+        }
         if self.runner.sandbox_uid == 0 || self.runner.sandbox_gid == 0 {
             bail!(
                 "runner.sandbox_uid and runner.sandbox_gid must not be 0: runs never run as root"
@@ -932,6 +1003,12 @@ impl Settings {
             return true;
         }
         self.trusted_bases.is_match(base)
+    }
+
+    /// The server's repo rules (`repo_rules`), read when the settings were loaded;
+    /// [`ServerRules::unconfigured`] without the setting.
+    pub fn server_rules(&self) -> &std::sync::Arc<ServerRules> {
+        &self.server_rules
     }
 
     /// The repository allowlist (`repo_allowlist`), compiled when the settings were loaded.

@@ -144,6 +144,10 @@ pub struct Invocation<'a> {
     pub read_only: Vec<String>,
     /// The whole job dir read-only (for commands that only read, like `show -json`).
     pub work_read_only: bool,
+    /// The program to run instead of the engine: a name looked up on the run's `PATH` (a
+    /// workflow's `run` step shell, `sh`) — with the engine's directory first on that `PATH`, so
+    /// a script finds `terraform` — or `None` for the engine itself. Same sandbox either way.
+    pub program: Option<String>,
     /// Arguments after the program name.
     pub args: Vec<String>,
     /// Variables for this run on top of the profile's (project env, credentials, TF_* wiring).
@@ -277,6 +281,15 @@ impl Sandbox {
             env.insert("TMPDIR".into(), tmp.to_string_lossy().into_owned());
         }
         env.extend(inv.env.clone());
+        if inv.program.is_some() {
+            let engine_dir = paths
+                .engine
+                .parent()
+                .map(|d| d.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let path = env.get("PATH").cloned().unwrap_or_default();
+            env.insert("PATH".into(), format!("{engine_dir}:{path}"));
+        }
         if let Some(cfg) = &paths.cli_config {
             env.insert(
                 "TF_CLI_CONFIG_FILE".into(),
@@ -474,7 +487,10 @@ impl Sandbox {
             "--chdir".into(),
             guest_cwd.to_string_lossy().into_owned(),
             "--".into(),
-            paths.engine.to_string_lossy().into_owned(),
+            match &inv.program {
+                Some(p) => p.clone(),
+                None => paths.engine.to_string_lossy().into_owned(),
+            },
         ]);
         a.extend(inv.args.iter().cloned());
         Ok((a, fds))
@@ -494,7 +510,10 @@ fn plain_spec(
         std::fs::create_dir_all(tmp).with_context(|| format!("creating {tmp}"))?;
     }
     Ok(ProcessSpec {
-        program: inv.engine.to_path_buf(),
+        program: match &inv.program {
+            Some(p) => PathBuf::from(p),
+            None => inv.engine.to_path_buf(),
+        },
         args: inv.args.iter().map(Into::into).collect(),
         env,
         cwd: guest_cwd,
@@ -949,6 +968,7 @@ mod tests {
             inputs: vec![],
             read_only: vec![],
             work_read_only: false,
+            program: None,
             args: vec!["plan".into()],
             env: BTreeMap::new(),
             network,

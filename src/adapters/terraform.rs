@@ -382,6 +382,50 @@ impl Engines<'_> {
         self.run_in(args, stdout, ok_codes, false).await
     }
 
+    /// Runs the engine with `args` as a workflow's built-in step wrote them (Sluice's flags
+    /// included, see `core::workflow::step_plan`); `ok_codes` are the exit statuses that count
+    /// as success (`plan -detailed-exitcode`: 0 and 2). With `stdout_to`, standard output goes to
+    /// that host file (capped at `runner.plan_json_cap_bytes`) instead of the output.
+    pub async fn engine_step(
+        &self,
+        args: Vec<String>,
+        ok_codes: &[i32],
+        stdout_to: Option<&Path>,
+    ) -> anyhow::Result<Step> {
+        let stdout = match stdout_to {
+            Some(path) => Stdout::File {
+                path: path.to_path_buf(),
+                cap: self.limits.plan_json_cap,
+            },
+            None => Stdout::Captured,
+        };
+        self.run_program(None, args, BTreeMap::new(), stdout, ok_codes, false)
+            .await
+    }
+
+    /// Runs `argv` (a workflow's `run`, `env` or `multienv` command: the shell, its flags, the
+    /// command text) in the project dir, in the same sandbox as the engine — same job dir, same
+    /// environment rules, same limits and timeout — with `env` (the step variables) added.
+    /// Succeeds on exit status 0.
+    pub async fn command_step(
+        &self,
+        argv: &[String],
+        env: BTreeMap<String, String>,
+    ) -> anyhow::Result<Step> {
+        let Some((program, args)) = argv.split_first() else {
+            bail!("a step without a command");
+        };
+        self.run_program(
+            Some(program.clone()),
+            args.to_vec(),
+            env,
+            Stdout::Captured,
+            &[0],
+            false,
+        )
+        .await
+    }
+
     /// Runs one command; `work_read_only` binds the whole job dir read-only. After
     /// [`Engines::seal`], the sealed paths are checked first and bound read-only.
     async fn run_in(
@@ -391,8 +435,30 @@ impl Engines<'_> {
         ok_codes: &[i32],
         work_read_only: bool,
     ) -> anyhow::Result<Step> {
+        self.run_program(
+            None,
+            args,
+            BTreeMap::new(),
+            stdout,
+            ok_codes,
+            work_read_only,
+        )
+        .await
+    }
+
+    /// [`Engines::run_in`] for `program` (`None`: the engine), with `extra_env` added.
+    async fn run_program(
+        &self,
+        program: Option<String>,
+        args: Vec<String>,
+        extra_env: BTreeMap<String, String>,
+        stdout: Stdout,
+        ok_codes: &[i32],
+        work_read_only: bool,
+    ) -> anyhow::Result<Step> {
         self.check_seal().await?;
         let mut env = self.env.clone();
+        env.extend(extra_env);
         env.insert(
             "TF_DATA_DIR".into(),
             self.guest_work()
@@ -413,6 +479,7 @@ impl Engines<'_> {
                 .map(|s| s.paths.clone())
                 .unwrap_or_default(),
             work_read_only,
+            program,
             args,
             env,
             network: self.limits.network,

@@ -101,7 +101,8 @@ pub fn check(root: &Path) -> anyhow::Result<CheckReport> {
             Err(e) => Err(e).with_context(|| format!("reading {}", p.display())),
         }
     };
-    let (config, file, mut diags) = load_config_files(read)?;
+    let (config, file, mut diags) =
+        load_config_files(read, &super::repo_state::RepoRules::unconfigured())?;
     let (snapshot, unread) = snapshot_from_disk(root)?;
     diags.extend(unread);
     // A config file that did not parse defines no projects: listing the ones detection would

@@ -197,11 +197,17 @@ impl DriftService {
     }
 
     /// The projects of the default branch at `head`, read within the detection deadline.
-    async fn projects_at(&self, git: &GitRepo, head: &CommitSha) -> anyhow::Result<Vec<Project>> {
+    async fn projects_at(
+        &self,
+        repo: &RepoRef,
+        git: &GitRepo,
+        head: &CommitSha,
+    ) -> anyhow::Result<Vec<Project>> {
         let (git, head) = (git.clone(), head.clone());
+        let rules = super::repo_state::RepoRules::new(&self.runner.rules, Some(&repo.name));
         let budget = Duration::from_secs(self.settings.limits.detection_timeout_secs);
         let state = super::bounded::run("reading the default branch", budget, move || {
-            RepoState::load(&git, &head, &head)
+            RepoState::load(&git, &head, &head, &rules)
         })
         .await??;
         anyhow::ensure!(
@@ -215,7 +221,7 @@ impl DriftService {
     /// schedules and first due times.
     pub async fn sync_repo(&self, repo: &RepoRef) -> anyhow::Result<()> {
         let (git, head) = self.fetch_default(repo).await?;
-        let projects = self.projects_at(&git, &head).await?;
+        let projects = self.projects_at(repo, &git, &head).await?;
         let default = self.settings.drift.schedule();
         let now = Utc::now();
         let rows: Vec<DriftProject> = projects
@@ -474,7 +480,7 @@ impl DriftService {
             Ok(x) => x,
             Err(e) => return CheckRun::failed(None, format!("fetching the default branch: {e:#}")),
         };
-        let projects = match self.projects_at(&git, &head).await {
+        let projects = match self.projects_at(&repo, &git, &head).await {
             Ok(p) => p,
             Err(e) => return CheckRun::failed(Some(head), format!("{e:#}")),
         };
@@ -492,6 +498,8 @@ impl DriftService {
         };
         let applied = self.applied_facts(&git, &row.key, &project, &head).await;
         let job = ProjectJob {
+            pull: None,
+            user: String::new(),
             git: &git,
             repo: Some(&row.key.repo),
             commit: &head,

@@ -57,9 +57,10 @@ pub async fn check(
     let commit = git.resolve(opts.git_ref.as_deref().unwrap_or("HEAD"))?;
     let state = {
         let (git, commit) = (git.clone(), commit.clone());
+        let rules = super::repo_state::RepoRules::new(&runner.rules, None);
         let budget = std::time::Duration::from_secs(opts.limits.detection_timeout_secs);
         super::bounded::run("reading the repository", budget, move || {
-            RepoState::load(&git, &commit, &commit)
+            RepoState::load(&git, &commit, &commit, &rules)
         })
         .await??
     };
@@ -96,6 +97,8 @@ pub async fn check(
                 let job_id = format!("{run_id}-{i}");
                 async move {
                     let job = ProjectJob {
+                        pull: None,
+                        user: String::new(),
                         git: &git,
                         repo: None,
                         commit: &commit,

@@ -22,3 +22,4 @@ pub mod repo_state;
 pub mod rollback_cli;
 pub mod server;
 pub mod worker;
+pub mod workflow_run;

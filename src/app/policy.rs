@@ -140,7 +140,10 @@ pub fn policies_at(
     let mut set = PolicySet::default();
     let mut files = Vec::new();
     let mut inline = Vec::new();
-    let (config, file, diags) = super::repo_state::load_config_at(git, base)?;
+    // The base's own policies count whatever the server's repo rules say of the rest of its
+    // configuration: those rules refuse runs, never a policy.
+    let rules = super::repo_state::RepoRules::unconfigured();
+    let (config, file, diags) = super::repo_state::load_config_at(git, base, &rules)?;
     if repo_policies {
         // Only `policies/` is listed (not the whole tree), and every file is read in one call.
         let paths: Vec<String> = git

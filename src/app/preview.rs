@@ -152,9 +152,10 @@ pub async fn preview(
     let state = {
         let git = git.clone();
         let (base, head) = (base.clone(), head.clone());
+        let rules = super::repo_state::RepoRules::new(&runner.rules, None);
         let budget = std::time::Duration::from_secs(opts.limits.detection_timeout_secs);
         super::bounded::run("reading the repository", budget, move || {
-            RepoState::load(&git, &base, &head)
+            RepoState::load(&git, &base, &head, &rules)
         })
         .await??
     };
@@ -326,6 +327,8 @@ async fn plan_all(
                 )
             } else {
                 let job = ProjectJob {
+                    pull: None,
+                    user: String::new(),
                     git: &git,
                     repo: None,
                     commit: &head,
@@ -363,8 +366,12 @@ async fn plan_all(
 async fn plan_one(runner: &Runner, progress: &Progress, mut job: ProjectJob<'_>) -> ProjectReport {
     let p = progress.start(job.project);
     job.sink = Some(p.clone() as Arc<dyn LineSink>);
+    let mut notes = Vec::new();
     let outcome = match runner.plan(&job).await {
         Ok(planned) => {
+            if !planned.workflow_output.is_empty() {
+                notes.push(planned.workflow_output.clone());
+            }
             let line = format!(
                 "{} ({:.1}s)",
                 planned.summary.line(),
@@ -390,7 +397,6 @@ async fn plan_one(runner: &Runner, progress: &Progress, mut job: ProjectJob<'_>)
             }
         }
     };
-    let mut notes = Vec::new();
     if !runner.sandbox.is_isolated() {
         notes.push(
             "> [!CAUTION]\n> Planned **without a sandbox** (runner profile `plain`): not isolated."

@@ -26,9 +26,15 @@ use crate::core::plan::{FailedStage, PlanSummary, Redactor, parse_plan_json, ren
 use crate::core::projects::{Project, opentofu_only_files};
 use crate::core::repo_config::env_name_refusal;
 use crate::core::types::{CommitSha, Engine, ProjectDir, RepoName};
+use crate::core::workflow::{
+    BuiltinStep, PullInfo, RunPaths, StepContext, Workflow, WorkflowCommand, step_plan,
+};
+
+use super::workflow_run::{StageOutput, StageRun, run_stage};
 use crate::core::ui::job_log::LogStep;
 
-use super::repo_state::base_rules_at;
+use super::repo_state::{RepoRules, base_rules_at};
+use crate::core::server_rules::ServerRules;
 
 /// Shared, long-lived state for running projects, built once from the settings.
 pub struct Runner {
@@ -43,6 +49,8 @@ pub struct Runner {
     pub credentials: Vec<ResolvedCredential>,
     /// Every secret value known to the server; redacted from all output.
     pub secrets: Vec<String>,
+    /// The server's repo rules (`repo_rules`): which workflow each project runs.
+    pub rules: Arc<ServerRules>,
 }
 
 /// A credential rule with its values read (at start-up, from literal config values or the
@@ -126,6 +134,7 @@ impl Runner {
             },
             jobs_dir,
             credentials,
+            rules: settings.server_rules().clone(),
             // The server's log, audit log and outbox are redacted of the same values as
             // everything it posts.
             secrets: {
@@ -163,7 +172,8 @@ impl Runner {
             return Ok(env);
         }
         let (git, base) = (job.git.clone(), job.base.clone());
-        let rules = tokio::task::spawn_blocking(move || base_rules_at(&git, &base))
+        let repo_rules = RepoRules::new(&self.rules, job.repo);
+        let rules = tokio::task::spawn_blocking(move || base_rules_at(&git, &base, &repo_rules))
             .await
             .map_err(|e| format!("reading the base branch's projects: {e}"))?
             .map_err(|e| format!("reading the base branch's projects: {e:#}"))?;
@@ -218,6 +228,11 @@ pub struct ProjectJob<'a> {
     pub job_id: String,
     /// Extra arguments after `--` in the comment (already validated by the comment parser).
     pub extra_args: Vec<String>,
+    /// The pull request, for a custom workflow's step variables (`None`: a drift check or a
+    /// local preview; the variables then describe the commit alone).
+    pub pull: Option<PullInfo>,
+    /// Who asked (`$USER_NAME` of custom workflow steps); empty when nobody did.
+    pub user: String,
     pub sink: Option<Arc<dyn LineSink>>,
     pub cancel: CancellationToken,
 }
@@ -235,6 +250,9 @@ pub struct Planned {
     pub job_dir: PathBuf,
     pub engine_version: String,
     pub duration: Duration,
+    /// A custom workflow's posted step output (markdown, redacted); empty for the default
+    /// steps, or when no step posts anything.
+    pub workflow_output: String,
 }
 
 #[derive(Debug, Clone)]
@@ -453,9 +471,9 @@ fn take_plan_file(from: &Path, out_dir: &Path) -> anyhow::Result<PathBuf> {
 }
 
 /// Hands each line of live output to `inner` with the known secrets redacted.
-struct RedactingSink {
-    inner: Arc<dyn LineSink>,
-    redactor: Redactor,
+pub(super) struct RedactingSink {
+    pub(super) inner: Arc<dyn LineSink>,
+    pub(super) redactor: Redactor,
 }
 
 impl LineSink for RedactingSink {
@@ -555,7 +573,6 @@ impl Runner {
             error,
             duration: started.elapsed(),
         };
-        let redactor = self.redactor();
         let binary = self
             .engines
             .resolve_or_install(
@@ -576,60 +593,47 @@ impl Runner {
             left_out,
         } = prepare(self, job, "").await.map_err(|(s, e)| fail(s, e))?;
         tracing::debug!(ms = started.elapsed().as_millis() as u64, "checked out");
-        let tf = self.engines(job, &binary, &cli_config, &job_dir, cwd, env);
+        let workflow = self
+            .workflow_for(job, WorkflowCommand::Plan)
+            .await
+            .map_err(|e| fail(FailedStage::Config, e))?;
+        let tf = self.engines(job, &binary, &cli_config, &job_dir, cwd.clone(), env);
         let engine = job.project.engine.default_binary();
-
-        begin_step(job, LogStep::Init);
-        let at = Instant::now();
-        let step = tf.init(&[]).await;
-        end_step(job, LogStep::Init, at, &step);
-        let step = step.map_err(|e| fail(FailedStage::Init, format!("{e:#}")))?;
-        tracing::debug!(ms = step.output.duration.as_millis() as u64, "init");
-        if !step.ok {
-            return Err(fail(
-                FailedStage::Init,
-                with_left_out(
-                    step_failure(&format!("{engine} init"), &step, &redactor),
-                    &left_out,
-                ),
-            ));
-        }
-        if !job.project.workspace.is_default() {
-            let step = tf
-                .select_workspace(job.project.workspace.as_str())
+        let mut tf = tf;
+        let mut stage = StageOutput::default();
+        match &workflow {
+            None => self
+                .default_plan_steps(job, &mut tf, &left_out)
                 .await
-                .map_err(|e| fail(FailedStage::Init, format!("{e:#}")))?;
-            if !step.ok {
-                return Err(fail(
-                    FailedStage::Init,
-                    with_left_out(
-                        step_failure(&format!("{engine} workspace select"), &step, &redactor),
-                        &left_out,
-                    ),
-                ));
+                .map_err(|(s, e)| fail(s, e))?,
+            Some(wf) => {
+                let work = tf.guest_work();
+                let paths = RunPaths {
+                    dir: work.join(&cwd).to_string_lossy().into_owned(),
+                    planfile: work.join("plan.tfplan").to_string_lossy().into_owned(),
+                    showfile: work.join("plan.json").to_string_lossy().into_owned(),
+                    policycheckfile: work.join("policycheck.json").to_string_lossy().into_owned(),
+                };
+                stage = self
+                    .custom_stage(
+                        job,
+                        &mut tf,
+                        wf,
+                        WorkflowCommand::Plan,
+                        &paths,
+                        &job_dir.join("plan.json"),
+                    )
+                    .await
+                    .map_err(|e| fail(FailedStage::Plan, with_left_out(e, &left_out)))?;
+                if tf.sealed.is_none() {
+                    tf.seal()
+                        .await
+                        .map_err(|e| fail(FailedStage::Plan, format!("{e:#}")))?;
+                }
             }
         }
-        // What init installed is what plan, show and apply load.
-        let mut tf = tf;
-        tf.seal()
-            .await
-            .map_err(|e| fail(FailedStage::Init, format!("{e:#}")))?;
-        let guest_plan = tf.guest_work().join("plan.tfplan");
-        begin_step(job, LogStep::Plan);
-        let at = Instant::now();
-        let step = tf.plan(&guest_plan, &job.extra_args).await;
-        end_step(job, LogStep::Plan, at, &step);
-        let step = step.map_err(|e| fail(FailedStage::Plan, format!("{e:#}")))?;
-        tracing::debug!(ms = step.output.duration.as_millis() as u64, "plan");
-        if !step.ok {
-            return Err(fail(
-                FailedStage::Plan,
-                with_left_out(
-                    step_failure(&format!("{engine} plan"), &step, &redactor),
-                    &left_out,
-                ),
-            ));
-        }
+        // What `env`/`multienv` steps set is as secret as the server's own values.
+        let redactor = Redactor::new(self.secrets.iter().cloned().chain(stage.secrets.clone()));
         // The run is over (its PID namespace died with it): nothing of the PR runs now. Take the
         // plan file out of the writable job dir before anything reads it, so what is hashed,
         // shown, reviewed and applied is the file terraform wrote — not a substitute planted by
@@ -678,7 +682,13 @@ impl Runner {
             let plan = parse_plan_json(&json).map_err(|e| fail(FailedStage::Show, e.to_string()))?;
             let summary = PlanSummary::from_plan(&plan);
             // Values the plan marks sensitive are redacted wherever they might surface in text.
-            let redactor = Redactor::new(self.secrets.iter().cloned().chain(plan.sensitive_values()));
+            let redactor = Redactor::new(
+                self.secrets
+                    .iter()
+                    .cloned()
+                    .chain(stage.secrets.iter().cloned())
+                    .chain(plan.sensitive_values()),
+            );
             let diff = redactor.redact(&render_diff(&plan)).into_owned();
             let engine_version = plan.terraform_version.clone();
             Ok(Planned {
@@ -690,6 +700,7 @@ impl Runner {
                 job_dir: job_dir.clone(),
                 engine_version,
                 duration: started.elapsed(),
+                workflow_output: stage.section.clone(),
             })
         }
         .await;
@@ -697,6 +708,172 @@ impl Runner {
             let _ = std::fs::remove_dir_all(&out_dir);
         }
         shown
+    }
+
+    /// The workflow `job`'s project runs, when its `command` stage is not Atlantis' default
+    /// steps (`None`: the default steps, which [`Runner::plan`] and [`Runner::apply`] run
+    /// themselves). Read from the configuration at the job's commit, with the server's repo
+    /// rules ([`super::repo_state::project_workflow`]).
+    async fn workflow_for(
+        &self,
+        job: &ProjectJob<'_>,
+        command: WorkflowCommand,
+    ) -> Result<Option<Workflow>, String> {
+        let (git, commit, project) = (job.git.clone(), job.commit.clone(), job.project.clone());
+        let rules = RepoRules::new(&self.rules, job.repo);
+        let workflow = tokio::task::spawn_blocking(move || {
+            super::repo_state::project_workflow(&git, &commit, &rules, &project)
+        })
+        .await
+        .map_err(|e| format!("reading the project's workflow: {e}"))?
+        .map_err(|e| format!("reading the project's workflow: {e:#}"))??;
+        let only_this = match command {
+            WorkflowCommand::Plan => Workflow {
+                plan: workflow.plan.clone(),
+                ..Workflow::default_workflow()
+            },
+            WorkflowCommand::Apply => Workflow {
+                apply: workflow.apply.clone(),
+                ..Workflow::default_workflow()
+            },
+            _ => return Ok(None),
+        };
+        Ok((!only_this.is_equivalent_to_default()).then_some(workflow))
+    }
+
+    /// Runs the `command` stage of `workflow` for `job` with `tf` ([`run_stage`]). `paths` are
+    /// the step variables' paths; `showfile_host` is where a `show` step writes.
+    async fn custom_stage(
+        &self,
+        job: &ProjectJob<'_>,
+        tf: &mut Engines<'_>,
+        workflow: &Workflow,
+        command: WorkflowCommand,
+        paths: &RunPaths,
+        showfile_host: &Path,
+    ) -> Result<StageOutput, String> {
+        let engine = job.project.engine.default_binary();
+        // `ATLANTIS_TERRAFORM_VERSION`: the version that really runs.
+        let version = tf
+            .version()
+            .await
+            .map_err(|e| format!("{engine} version: {e:#}"))?;
+        let version = version
+            .rsplit_once(" v")
+            .map_or(version.as_str(), |(_, v)| v)
+            .to_string();
+        let pull = job.pull.clone().unwrap_or_else(|| {
+            let repo = job
+                .repo
+                .cloned()
+                .unwrap_or_else(|| RepoName::new("local", "preview").expect("a valid name"));
+            PullInfo {
+                base_repo: repo.clone(),
+                head_repo: repo,
+                base_branch: String::new(),
+                head_branch: String::new(),
+                head_commit: job.commit.clone(),
+                number: None,
+                url: String::new(),
+                author: String::new(),
+            }
+        });
+        let name = job.project.name.to_string();
+        let ctx = StepContext {
+            command,
+            project_name: job.project.config_pos.is_some().then_some(name.as_str()),
+            dir: &job.project.dir,
+            workspace: &job.project.workspace,
+            engine: job.project.engine,
+            engine_version: &version,
+            paths,
+            pull: &pull,
+            user: &job.user,
+            comment_args: &job.extra_args,
+            approved: None,
+            mergeable: None,
+        };
+        let plan = step_plan(workflow, &ctx);
+        let seal_before = match command {
+            WorkflowCommand::Apply => BuiltinStep::Apply,
+            _ => BuiltinStep::Plan,
+        };
+        run_stage(
+            tf,
+            StageRun {
+                plan: &plan,
+                secrets: &self.secrets,
+                sink: job.sink.clone(),
+                engine_version: &version,
+                showfile_host,
+                seal_before,
+                engine,
+            },
+        )
+        .await
+    }
+
+    /// The default plan steps: init → workspace → seal → plan, writing `plan.tfplan` in the job
+    /// dir. The error is the failed stage and its report.
+    async fn default_plan_steps(
+        &self,
+        job: &ProjectJob<'_>,
+        tf: &mut Engines<'_>,
+        left_out: &[String],
+    ) -> Result<(), (FailedStage, String)> {
+        let redactor = self.redactor();
+        let engine = job.project.engine.default_binary();
+        begin_step(job, LogStep::Init);
+        let at = Instant::now();
+        let step = tf.init(&[]).await;
+        end_step(job, LogStep::Init, at, &step);
+        let step = step.map_err(|e| (FailedStage::Init, format!("{e:#}")))?;
+        tracing::debug!(ms = step.output.duration.as_millis() as u64, "init");
+        if !step.ok {
+            return Err((
+                FailedStage::Init,
+                with_left_out(
+                    step_failure(&format!("{engine} init"), &step, &redactor),
+                    left_out,
+                ),
+            ));
+        }
+        if !job.project.workspace.is_default() {
+            let step = tf
+                .select_workspace(job.project.workspace.as_str())
+                .await
+                .map_err(|e| (FailedStage::Init, format!("{e:#}")))?;
+            if !step.ok {
+                return Err((
+                    FailedStage::Init,
+                    with_left_out(
+                        step_failure(&format!("{engine} workspace select"), &step, &redactor),
+                        left_out,
+                    ),
+                ));
+            }
+        }
+        // What init installed is what plan, show and apply load.
+        tf.seal()
+            .await
+            .map_err(|e| (FailedStage::Init, format!("{e:#}")))?;
+        let guest_plan = tf.guest_work().join("plan.tfplan");
+        begin_step(job, LogStep::Plan);
+        let at = Instant::now();
+        let step = tf.plan(&guest_plan, &job.extra_args).await;
+        end_step(job, LogStep::Plan, at, &step);
+        let step = step.map_err(|e| (FailedStage::Plan, format!("{e:#}")))?;
+        tracing::debug!(ms = step.output.duration.as_millis() as u64, "plan");
+        if !step.ok {
+            return Err((
+                FailedStage::Plan,
+                with_left_out(
+                    step_failure(&format!("{engine} plan"), &step, &redactor),
+                    left_out,
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Applies the saved plan `plan_file` after checking it still hashes to `expected_sha256`.
@@ -750,7 +927,50 @@ impl Runner {
         } = prepare(self, job, "-apply")
             .await
             .map_err(|(s, e)| fail(s, e))?;
-        let tf = self.engines(job, &binary, &cli_config, &job_dir, cwd, env);
+        let workflow = self
+            .workflow_for(job, WorkflowCommand::Apply)
+            .await
+            .map_err(|e| fail(FailedStage::Config, e))?;
+        let tf = self.engines(job, &binary, &cli_config, &job_dir, cwd.clone(), env);
+        if let Some(wf) = workflow {
+            // The custom apply stage, in this fresh checkout: the reviewed plan file read-only
+            // at `$PLANFILE`, an implicit `init` unless the stage initialises itself.
+            let mut tf = tf;
+            tf.inputs = vec![(plan_file.to_path_buf(), "plan.tfplan".to_string())];
+            let work = tf.guest_work();
+            let paths = RunPaths {
+                dir: work.join(&cwd).to_string_lossy().into_owned(),
+                planfile: self
+                    .sandbox
+                    .input_path(plan_file, "plan.tfplan")
+                    .to_string_lossy()
+                    .into_owned(),
+                showfile: work.join("plan.json").to_string_lossy().into_owned(),
+                policycheckfile: work.join("policycheck.json").to_string_lossy().into_owned(),
+            };
+            let stage = self
+                .custom_stage(
+                    job,
+                    &mut tf,
+                    &wf,
+                    WorkflowCommand::Apply,
+                    &paths,
+                    &job_dir.join("plan.json"),
+                )
+                .await
+                .map_err(|e| fail(FailedStage::Apply, with_left_out(e, &left_out)))?;
+            let output = [stage.section, stage.main_output]
+                .into_iter()
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>()
+                .join("\n\n");
+            return Ok(Applied {
+                output,
+                summary: None,
+                engine_version: saved_plan_engine_version(plan_file).unwrap_or_default(),
+                duration: started.elapsed(),
+            });
+        }
         let engine = job.project.engine.default_binary();
         begin_step(job, LogStep::Init);
         let at = Instant::now();

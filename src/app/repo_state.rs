@@ -8,6 +8,7 @@
 //! are not planned — Sluice does not run what it could not read.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use crate::adapters::git::{FileRead, GitRepo, human_bytes};
 use crate::core::base_rules::BaseRules;
@@ -15,7 +16,37 @@ use crate::core::diag::{Diagnostic, has_errors};
 use crate::core::projects::{self, ChangedFile, DetectOptions, Detection, Project, RepoSnapshot};
 use crate::core::removed::{self, RemovedProject};
 use crate::core::repo_config::{self, RepoConfig};
-use crate::core::types::{CommitSha, ProjectName};
+use crate::core::server_rules::{self, ServerRules};
+use crate::core::types::{CommitSha, ProjectName, RepoName};
+use crate::core::workflow::Workflow;
+
+/// The server's repo rules (`repo_rules`) and the repository they are applied for.
+#[derive(Debug, Clone)]
+pub struct RepoRules {
+    pub rules: Arc<ServerRules>,
+    /// Atlantis' repository id, `github.com/owner/name` ([`server_rules::repo_id`]); for a local
+    /// preview of no repository, `local/preview`, which only `/regex/` rules can match.
+    pub repo_id: String,
+}
+
+impl RepoRules {
+    /// `rules` applied for `repo` (`None`: a local preview).
+    pub fn new(rules: &Arc<ServerRules>, repo: Option<&RepoName>) -> RepoRules {
+        RepoRules {
+            rules: rules.clone(),
+            repo_id: match repo {
+                Some(r) => server_rules::repo_id("github.com", r),
+                None => "local/preview".to_string(),
+            },
+        }
+    }
+
+    /// No rules: every key may be set, workflows may be defined (`sluice config check`
+    /// without a server).
+    pub fn unconfigured() -> RepoRules {
+        RepoRules::new(&Arc::new(ServerRules::unconfigured()), None)
+    }
+}
 
 pub struct RepoState {
     pub base: CommitSha,
@@ -38,9 +69,13 @@ pub struct RepoState {
 }
 
 /// Reads and parses the repository's configuration file with `read(path)`, which returns the
-/// file's text at some commit (or `None`). Returns the config, its file name, and diagnostics.
+/// file's text at some commit (or `None`), and applies the server's repo `rules` to it
+/// ([`server_rules::effective_config`]): a key the repository may not set, a workflow it may not
+/// define or that does not exist, is an error naming the rule. Returns the config (`None` when
+/// anything refuses it), its file name, and diagnostics.
 pub fn load_config_files(
     read: impl Fn(&str) -> anyhow::Result<Option<String>>,
+    rules: &RepoRules,
 ) -> anyhow::Result<(Option<RepoConfig>, Option<String>, Vec<Diagnostic>)> {
     let mut present = Vec::new();
     for name in repo_config::CONFIG_FILE_NAMES {
@@ -66,10 +101,13 @@ pub fn load_config_files(
     };
     diags.extend(more);
     // Settings the file may hold but the runner does not carry out yet are refused, never
-    // silently ignored.
+    // silently ignored; so is what the server's rules forbid.
     let config = match config {
         Some(c) => {
-            let refused = crate::core::server_rules::not_yet_enforced(&c);
+            let mut refused = server_rules::not_yet_enforced(&c);
+            refused.extend(server_rules::effective_config(&rules.repo_id, &c, &rules.rules).1);
+            refused.sort_by_key(|d| (d.line, d.column));
+            refused.dedup();
             let ok = !has_errors(&refused);
             diags.extend(refused);
             ok.then_some(c)
@@ -85,6 +123,7 @@ pub fn load_config_files(
 pub fn load_config_at(
     git: &GitRepo,
     commit: &CommitSha,
+    rules: &RepoRules,
 ) -> anyhow::Result<(Option<RepoConfig>, Option<String>, Vec<Diagnostic>)> {
     let names = repo_config::CONFIG_FILE_NAMES;
     let read = git.read_files_bounded(commit, &names)?;
@@ -102,12 +141,54 @@ pub fn load_config_at(
             _ => None,
         })
         .collect();
-    load_config_files(|path| {
-        Ok(names
+    load_config_files(
+        |path| {
+            Ok(names
+                .iter()
+                .position(|n| *n == path)
+                .and_then(|i| contents[i].clone()))
+        },
+        rules,
+    )
+}
+
+/// The workflow `project` runs, as the configuration at `commit` and the server's `rules` decide
+/// ([`server_rules::effective_config`]): its own `workflow:` (the repository's definition or the
+/// server's), else the server rule's `workflow`, else `default`. Fails with the configuration's
+/// errors when it is refused (the PR changed since its projects were found).
+pub fn project_workflow(
+    git: &GitRepo,
+    commit: &CommitSha,
+    rules: &RepoRules,
+    project: &Project,
+) -> anyhow::Result<Result<Workflow, String>> {
+    let (config, file, diags) = load_config_at(git, commit, rules)?;
+    let Some(config) = config else {
+        if has_errors(&diags) {
+            let errors: Vec<String> = diags
+                .iter()
+                .filter(|d| d.is_error())
+                .map(|d| d.to_string())
+                .collect();
+            return Ok(Err(format!(
+                "the configuration ({}) at {} is refused:\n{}",
+                file.unwrap_or_default(),
+                commit.short(),
+                errors.join("\n")
+            )));
+        }
+        return Ok(Ok(rules.rules.settings_for(&rules.repo_id).workflow));
+    };
+    let (effective, diags) = server_rules::effective_config(&rules.repo_id, &config, &rules.rules);
+    match effective {
+        Some(e) => Ok(Ok(e.project_at(&config, project.config_pos).workflow)),
+        None => Ok(Err(diags
             .iter()
-            .position(|n| *n == path)
-            .and_then(|i| contents[i].clone()))
-    })
+            .filter(|d| d.is_error())
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join("\n"))),
+    }
 }
 
 /// The error for a configuration or policy file over `limits.file_bytes`.
@@ -128,10 +209,15 @@ pub fn too_large(file: &str, bytes: u64, max: u64) -> Diagnostic {
 
 impl RepoState {
     /// Reads everything at `head` (and the diff against `base`) from `git`.
-    pub fn load(git: &GitRepo, base: &CommitSha, head: &CommitSha) -> anyhow::Result<RepoState> {
+    pub fn load(
+        git: &GitRepo,
+        base: &CommitSha,
+        head: &CommitSha,
+        rules: &RepoRules,
+    ) -> anyhow::Result<RepoState> {
         let changed = git.changed_files(base, head)?;
         let (snapshot, unread) = git.read_tree(head)?;
-        let (config, config_file, diagnostics) = load_config_at(git, head)?;
+        let (config, config_file, diagnostics) = load_config_at(git, head, rules)?;
         let mut state = RepoState {
             base: base.clone(),
             head: head.clone(),
@@ -144,7 +230,7 @@ impl RepoState {
             removed: Vec::new(),
         };
         if removed::may_remove(&state.changed, &repo_config::CONFIG_FILE_NAMES) {
-            state.removed = state.removed_projects(git)?;
+            state.removed = state.removed_projects(git, rules)?;
         }
         Ok(state)
     }
@@ -152,9 +238,13 @@ impl RepoState {
     /// The projects at the base tip that the head does not have — and that the merge base
     /// has, so a project added to the base branch after the pull request branched off is not
     /// one it removes.
-    fn removed_projects(&self, git: &GitRepo) -> anyhow::Result<Vec<RemovedProject>> {
+    fn removed_projects(
+        &self,
+        git: &GitRepo,
+        rules: &RepoRules,
+    ) -> anyhow::Result<Vec<RemovedProject>> {
         let projects_at = |commit: &CommitSha| -> anyhow::Result<Option<Vec<Project>>> {
-            let (config, _, diags) = load_config_at(git, commit)?;
+            let (config, _, diags) = load_config_at(git, commit, rules)?;
             if has_errors(&diags) {
                 return Ok(None);
             }
@@ -291,8 +381,12 @@ impl RepoState {
 /// never by the name the PR gives it ([`BaseRules`]). A PR that edits `apply_requirements` is
 /// still judged by the requirements it wants to change. A configuration that does not parse
 /// counts as none: projects are detected.
-pub fn base_rules_at(git: &GitRepo, commit: &CommitSha) -> anyhow::Result<BaseRules> {
-    let (config, _, _) = load_config_at(git, commit)?;
+pub fn base_rules_at(
+    git: &GitRepo,
+    commit: &CommitSha,
+    rules: &RepoRules,
+) -> anyhow::Result<BaseRules> {
+    let (config, _, _) = load_config_at(git, commit, rules)?;
     let snapshot = git.snapshot(commit)?;
     Ok(BaseRules::new(config.as_ref(), &snapshot))
 }

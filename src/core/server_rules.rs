@@ -376,6 +376,19 @@ impl EffectiveConfig {
     }
 }
 
+impl EffectiveConfig {
+    /// The settings of the project made from `config`'s entry written at `entry`
+    /// (`Project::config_pos`); a detected project (`None`, or an entry no longer there) gets
+    /// [`EffectiveConfig::detected_project`]'s.
+    pub fn project_at(&self, config: &RepoConfig, entry: Option<Pos>) -> ProjectSettings {
+        let found = entry.and_then(|at| {
+            let i = config.projects.as_ref()?.iter().position(|p| p.pos == at)?;
+            self.projects.as_ref()?.get(i).cloned()
+        });
+        found.unwrap_or_else(|| self.detected_project())
+    }
+}
+
 /// Applies `rules` to `config` for the repository `repo_id` (`github.com/owner/name`): the
 /// settings of every project, or every refusal as a diagnostic at the place in the repository's
 /// config that the rules forbid, naming the rule (file:line:col and id) that decides it.
@@ -528,19 +541,18 @@ pub fn effective_config(
 }
 
 /// What this server does not carry out yet, although the file may say it: refused (errors at the
-/// place it is written) rather than silently ignored, because running the default steps instead
-/// of a project's workflow, planning before a `plan_requirements` approval, planning a project
-/// on PRs into a branch its `branch` excludes would each do something
-/// other than what the team configured. The parsers accept all of these (so `sluice migrate
-/// atlantis` and `sluice config check` can explain the file); the app refuses a config with any
-/// of them until the runner executes it.
+/// place it is written) rather than silently ignored, because planning before a
+/// `plan_requirements` approval, or planning a project on PRs into a branch its `branch`
+/// excludes, would each do something other than what the team configured. The parsers accept
+/// these (so `sluice migrate atlantis` and `sluice config check` can explain the file); the app
+/// refuses a config with any of them until the runner executes it.
 ///
-/// * a project whose `plan` or `apply` stage differs from Atlantis' default steps (a workflow
-///   that only changes `import`, `state_rm` or `policy_check` stages is accepted: Sluice has no
-///   `import` / `state rm` commands yet, and policy sets are evaluated in-process, in the
-///   namespaces the `policy_check` steps name — `core::policy::rego::namespaces_of`);
-/// * a workflow a project names that is not defined (`default` always is);
 /// * `plan_requirements` that are not empty, and `branch`.
+///
+/// Workflows are carried out (the runner executes their steps in the sandbox); which workflow a
+/// project runs, and whether it exists, is [`effective_config`]'s call. Policy sets are
+/// evaluated in-process, in the namespaces the `policy_check` steps name
+/// (`core::policy::rego::namespaces_of`).
 pub fn not_yet_enforced(config: &RepoConfig) -> Vec<Diagnostic> {
     let file = config.file.as_str();
     let mut diags = Vec::new();
@@ -556,44 +568,7 @@ pub fn not_yet_enforced(config: &RepoConfig) -> Vec<Diagnostic> {
         )
         .with_hint(hint.to_string())
     };
-    let runs_default = |w: &Workflow| {
-        Workflow {
-            plan: w.plan.clone(),
-            apply: w.apply.clone(),
-            ..Workflow::default_workflow()
-        }
-        .is_equivalent_to_default()
-    };
     for p in config.projects.iter().flatten() {
-        if let Some(w) = &p.workflow {
-            match config.workflow(&w.value) {
-                Some(wf) if !runs_default(wf) => diags.push(refuse(
-                    w.pos,
-                    format!(
-                        "project {}: workflow `{}` runs custom plan or apply steps",
-                        project_label(p),
-                        w.value
-                    ),
-                    "remove `workflow:` to run the default steps (init, plan / apply); \
-                     `sluice migrate atlantis` shows what each workflow would run",
-                )),
-                Some(_) => {}
-                None if w.value == DEFAULT_WORKFLOW => {}
-                None => diags.push(
-                    Diagnostic::error(
-                        file,
-                        w.pos.line,
-                        w.pos.column,
-                        format!(
-                            "project {}: workflow `{}` is not defined in `{file}`",
-                            project_label(p),
-                            w.value
-                        ),
-                    )
-                    .with_hint("define it under `workflows:`, or remove `workflow:`"),
-                ),
-            }
-        }
         if p.plan_requirements.as_ref().is_some_and(|r| !r.is_empty()) {
             let at = p
                 .keys_set
@@ -613,6 +588,86 @@ pub fn not_yet_enforced(config: &RepoConfig) -> Vec<Diagnostic> {
                 "remove it, or keep the project in a config on the branches it is for",
             ));
         }
+    }
+    diags
+}
+
+/// What the server's own rules say that this server does not carry out yet — refused when the
+/// server starts (each at `file:line:col`), never silently ignored: a rule's `branch`,
+/// `repo_config_file`, non-empty `plan_requirements`, `apply_requirements` other than Sluice's
+/// default `[approved]`, `policy_check: false`, and server policy sets. Everything else the
+/// rules say (`allowed_overrides`, `allow_custom_workflows`, `allowed_workflows`, `workflow`,
+/// server `workflows`) is carried out through [`effective_config`].
+pub fn server_not_yet_enforced(rules: &ServerRules) -> Vec<Diagnostic> {
+    let file = rules.file.as_str();
+    let mut diags = Vec::new();
+    let mut refuse = |at: Pos, what: String, hint: &str| {
+        diags.push(
+            Diagnostic::error(
+                file,
+                at.line,
+                at.column,
+                format!(
+                    "{what}: this Sluice server does not carry it out yet, and ignoring it would \
+                     run something other than what the rules say"
+                ),
+            )
+            .with_hint(hint.to_string()),
+        );
+    };
+    for rule in &rules.repos {
+        let id = rule.id.as_str();
+        if let Some(b) = &rule.branch {
+            refuse(
+                rule.pos,
+                format!("rule `{id}`: `branch: {}`", b.text),
+                "remove it; `base_branches` in the server config says which base branches Sluice acts on",
+            );
+        }
+        if let Some(f) = &rule.repo_config_file {
+            refuse(
+                rule.pos,
+                format!("rule `{id}`: `repo_config_file: {f}`"),
+                "remove it; Sluice reads sluice.yaml or atlantis.yaml at the repository root",
+            );
+        }
+        if rule
+            .plan_requirements
+            .as_ref()
+            .is_some_and(|r| !r.is_empty())
+        {
+            refuse(
+                rule.pos,
+                format!("rule `{id}`: `plan_requirements`"),
+                "remove it; apply requirements still gate every apply",
+            );
+        }
+        if rule
+            .apply_requirements
+            .as_ref()
+            .is_some_and(|r| r.as_slice() != [ApplyRequirement::Approved])
+        {
+            refuse(
+                rule.pos,
+                format!("rule `{id}`: `apply_requirements` other than `[approved]`"),
+                "set them in the repositories' config (allow `apply_requirements` in \
+                 `allowed_overrides`), or use Sluice policies",
+            );
+        }
+        if rule.policy_check == Some(false) {
+            refuse(
+                rule.pos,
+                format!("rule `{id}`: `policy_check: false`"),
+                "remove it; Sluice checks the policies in force for every project",
+            );
+        }
+    }
+    for set in &rules.policy_sets {
+        refuse(
+            set.pos,
+            format!("policy set `{}`", set.name),
+            "remove it, or write the rules as Sluice policies (policy_dir)",
+        );
     }
     diags
 }

@@ -40,7 +40,7 @@ fn pull() -> PullInfo {
         base_branch: "main".to_string(),
         head_branch: "feature/x".to_string(),
         head_commit: CommitSha::new("0123456789abcdef0123456789abcdef01234567").unwrap(),
-        number: PrNumber::new(7).unwrap(),
+        number: Some(PrNumber::new(7).unwrap()),
         url: "https://github.com/acme/infra/pull/7".to_string(),
         author: "octocat".to_string(),
     }
@@ -876,7 +876,7 @@ fn migrated_sluice_yaml_of_every_corpus_file_loads() {
 }
 
 /// What the runner does not carry out yet is refused where the file says it, never ignored:
-/// custom plan/apply steps, an undefined workflow, plan_requirements, branch.
+/// plan_requirements, branch. Custom workflows and Rego policy sets are carried out.
 #[test]
 fn settings_the_runner_does_not_carry_out_are_refused_not_ignored() {
     use sluice::core::server_rules::not_yet_enforced;
@@ -891,63 +891,32 @@ fn settings_the_runner_does_not_carry_out_are_refused_not_ignored() {
             refused.push(format!("## {name}\n{}", render_diags(&diags)));
         }
     }
-    // Default steps only, or custom stages Sluice has no command for: accepted as they are.
+    // Default steps or custom workflows: accepted as they are.
     assert_eq!(
         accepted,
         [
             "01-simple-projects",
+            "02-tfvars-per-env",
+            "03-backend-config",
+            "04-terragrunt",
+            "05-infracost",
+            "06-tflint-checkov",
             "07-execution-order",
+            "08-workspaces",
             "09-policy-check",
+            "10-anchors-merge-keys",
+            "11-multienv",
+            "12-version2",
             "14-atlantis-leniency",
-            "15-opentofu"
+            "15-opentofu",
+            "16-terragrunt-atlantis-config",
+            "17-custom-commands",
+            "18-post-apply-script"
         ],
         "{}",
         refused.join("")
     );
     insta::assert_snapshot!(refused.join(""), @r"
-    ## 02-tfvars-per-env
-    atlantis.yaml:6:15: error: project `project1-staging`: workflow `staging` runs custom plan or apply steps: this Sluice server does not carry it out yet, and ignoring it would run something other than what the file says
-      hint: remove `workflow:` to run the default steps (init, plan / apply); `sluice migrate atlantis` shows what each workflow would run
-    atlantis.yaml:9:15: error: project `project1-production`: workflow `production` runs custom plan or apply steps: this Sluice server does not carry it out yet, and ignoring it would run something other than what the file says
-      hint: remove `workflow:` to run the default steps (init, plan / apply); `sluice migrate atlantis` shows what each workflow would run
-    ## 03-backend-config
-    atlantis.yaml:6:15: error: project `staging`: workflow `staging` runs custom plan or apply steps: this Sluice server does not carry it out yet, and ignoring it would run something other than what the file says
-      hint: remove `workflow:` to run the default steps (init, plan / apply); `sluice migrate atlantis` shows what each workflow would run
-    atlantis.yaml:9:15: error: project `production`: workflow `production` runs custom plan or apply steps: this Sluice server does not carry it out yet, and ignoring it would run something other than what the file says
-      hint: remove `workflow:` to run the default steps (init, plan / apply); `sluice migrate atlantis` shows what each workflow would run
-    ## 04-terragrunt
-    atlantis.yaml:5:15: error: project `live/staging`: workflow `terragrunt` runs custom plan or apply steps: this Sluice server does not carry it out yet, and ignoring it would run something other than what the file says
-      hint: remove `workflow:` to run the default steps (init, plan / apply); `sluice migrate atlantis` shows what each workflow would run
-    atlantis.yaml:7:15: error: project `live/prod`: workflow `terragrunt` runs custom plan or apply steps: this Sluice server does not carry it out yet, and ignoring it would run something other than what the file says
-      hint: remove `workflow:` to run the default steps (init, plan / apply); `sluice migrate atlantis` shows what each workflow would run
-    ## 05-infracost
-    atlantis.yaml:6:15: error: project `services`: workflow `infracost` runs custom plan or apply steps: this Sluice server does not carry it out yet, and ignoring it would run something other than what the file says
-      hint: remove `workflow:` to run the default steps (init, plan / apply); `sluice migrate atlantis` shows what each workflow would run
-    ## 06-tflint-checkov
-    atlantis.yaml:6:15: error: project `payments`: workflow `lint-then-plan` runs custom plan or apply steps: this Sluice server does not carry it out yet, and ignoring it would run something other than what the file says
-      hint: remove `workflow:` to run the default steps (init, plan / apply); `sluice migrate atlantis` shows what each workflow would run
-    atlantis.yaml:9:15: error: project `identity`: workflow `lint-then-plan` runs custom plan or apply steps: this Sluice server does not carry it out yet, and ignoring it would run something other than what the file says
-      hint: remove `workflow:` to run the default steps (init, plan / apply); `sluice migrate atlantis` shows what each workflow would run
-    ## 08-workspaces
-    atlantis.yaml:7:15: error: project `edge-dev`: workflow `per-workspace` runs custom plan or apply steps: this Sluice server does not carry it out yet, and ignoring it would run something other than what the file says
-      hint: remove `workflow:` to run the default steps (init, plan / apply); `sluice migrate atlantis` shows what each workflow would run
-    atlantis.yaml:11:15: error: project `edge-staging`: workflow `per-workspace` runs custom plan or apply steps: this Sluice server does not carry it out yet, and ignoring it would run something other than what the file says
-      hint: remove `workflow:` to run the default steps (init, plan / apply); `sluice migrate atlantis` shows what each workflow would run
-    atlantis.yaml:15:15: error: project `edge-prod`: workflow `per-workspace` runs custom plan or apply steps: this Sluice server does not carry it out yet, and ignoring it would run something other than what the file says
-      hint: remove `workflow:` to run the default steps (init, plan / apply); `sluice migrate atlantis` shows what each workflow would run
-    ## 10-anchors-merge-keys
-    atlantis.yaml:8:15: error: project `us-east-1`: workflow `tagged` runs custom plan or apply steps: this Sluice server does not carry it out yet, and ignoring it would run something other than what the file says
-      hint: remove `workflow:` to run the default steps (init, plan / apply); `sluice migrate atlantis` shows what each workflow would run
-    atlantis.yaml:8:15: error: project `eu-west-1`: workflow `tagged` runs custom plan or apply steps: this Sluice server does not carry it out yet, and ignoring it would run something other than what the file says
-      hint: remove `workflow:` to run the default steps (init, plan / apply); `sluice migrate atlantis` shows what each workflow would run
-    atlantis.yaml:8:15: error: project `ap-south-1`: workflow `tagged` runs custom plan or apply steps: this Sluice server does not carry it out yet, and ignoring it would run something other than what the file says
-      hint: remove `workflow:` to run the default steps (init, plan / apply); `sluice migrate atlantis` shows what each workflow would run
-    ## 11-multienv
-    atlantis.yaml:7:15: error: project `vault-backed`: workflow `dynamic-env` runs custom plan or apply steps: this Sluice server does not carry it out yet, and ignoring it would run something other than what the file says
-      hint: remove `workflow:` to run the default steps (init, plan / apply); `sluice migrate atlantis` shows what each workflow would run
-    ## 12-version2
-    atlantis.yaml:5:15: error: project `legacy`: workflow `legacy` runs custom plan or apply steps: this Sluice server does not carry it out yet, and ignoring it would run something other than what the file says
-      hint: remove `workflow:` to run the default steps (init, plan / apply); `sluice migrate atlantis` shows what each workflow would run
     ## 13-branch-and-requirements
     atlantis.yaml:7:5: error: project `main-stack`: `plan_requirements`: this Sluice server does not carry it out yet, and ignoring it would run something other than what the file says
       hint: remove it; `apply_requirements` still gate every apply
@@ -955,17 +924,6 @@ fn settings_the_runner_does_not_carry_out_are_refused_not_ignored() {
       hint: remove it, or keep the project in a config on the branches it is for
     atlantis.yaml:10:5: error: project `release-stack`: `branch: /^release\/.*/`: this Sluice server does not carry it out yet, and ignoring it would run something other than what the file says
       hint: remove it, or keep the project in a config on the branches it is for
-    ## 16-terragrunt-atlantis-config
-    atlantis.yaml:17:13: error: project `live_prod_vpc`: workflow `terragrunt` runs custom plan or apply steps: this Sluice server does not carry it out yet, and ignoring it would run something other than what the file says
-      hint: remove `workflow:` to run the default steps (init, plan / apply); `sluice migrate atlantis` shows what each workflow would run
-    atlantis.yaml:28:13: error: project `live_prod_eks`: workflow `terragrunt` runs custom plan or apply steps: this Sluice server does not carry it out yet, and ignoring it would run something other than what the file says
-      hint: remove `workflow:` to run the default steps (init, plan / apply); `sluice migrate atlantis` shows what each workflow would run
-    ## 17-custom-commands
-    atlantis.yaml:6:15: error: project `workspaces-app:blue`: workflow `myworkflow` runs custom plan or apply steps: this Sluice server does not carry it out yet, and ignoring it would run something other than what the file says
-      hint: remove `workflow:` to run the default steps (init, plan / apply); `sluice migrate atlantis` shows what each workflow would run
-    ## 18-post-apply-script
-    atlantis.yaml:5:15: error: project `dns`: workflow `myworkflow` runs custom plan or apply steps: this Sluice server does not carry it out yet, and ignoring it would run something other than what the file says
-      hint: remove `workflow:` to run the default steps (init, plan / apply); `sluice migrate atlantis` shows what each workflow would run
     ");
 }
 
@@ -999,16 +957,22 @@ fn migrate_atlantis_command_prints_the_explanation_and_exits_by_the_verdict() {
     assert!(out.contains("Projects (3)"), "{out}");
     assert!(out.contains("Equivalent sluice.yaml"), "{out}");
 
-    // Custom steps: explained, with what the server would refuse, exit 1.
-    let file = dir.path().join("atlantis.yml");
-    std::fs::copy(format!("{CORPUS}/02-tfvars-per-env.yaml"), &file).unwrap();
-    let (code, out, _) = run(&[file.to_str().unwrap()]);
+    // Settings not carried out yet: explained, with what the server would refuse, exit 1.
+    let later = dir.path().join("later.yaml");
+    std::fs::copy(format!("{CORPUS}/13-branch-and-requirements.yaml"), &later).unwrap();
+    let (code, out, _) = run(&[later.to_str().unwrap()]);
     assert_eq!(code, Some(1), "{out}");
     assert!(
         out.contains("Not carried out by this Sluice version yet"),
         "{out}"
     );
-    assert!(out.contains("atlantis.yml:6:15"), "{out}");
+    assert!(out.contains("later.yaml:4:5"), "{out}");
+
+    // Custom steps: carried out, so without server rules the file runs as it is.
+    let file = dir.path().join("atlantis.yml");
+    std::fs::copy(format!("{CORPUS}/02-tfvars-per-env.yaml"), &file).unwrap();
+    let (code, out, _) = run(&[file.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{out}");
 
     // Against a repos.yaml, for one repository.
     let repos = dir.path().join("repos.yaml");

@@ -46,3 +46,4 @@ mod tidy;
 mod ui;
 mod ui_browser;
 mod webhooks;
+mod workflows;

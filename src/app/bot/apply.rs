@@ -104,9 +104,11 @@ impl Bot {
         let base_tip = Self::base_tip(git, pull);
         let base_rules = {
             let (git, tip) = (git.clone(), base_tip.clone());
-            self.read_bounded(move || base_rules_at(&git, &tip)).await?
+            let rules = self.repo_rules(&ask.repo.name);
+            self.read_bounded(move || base_rules_at(&git, &tip, &rules))
+                .await?
         };
-        let base_config = self.base_config(git, &base_tip).await?;
+        let base_config = self.base_config(&ask.repo.name, git, &base_tip).await?;
         let reviews: Vec<Review> = self
             .github
             .list_reviews(&ask.repo.name, pull.number)

@@ -58,11 +58,12 @@ impl Bot {
     /// The base branch's configuration at `base` (`None`: none, or none that parses).
     pub(super) async fn base_config(
         &self,
+        repo: &RepoName,
         git: &crate::adapters::git::GitRepo,
         base: &CommitSha,
     ) -> Result<Option<RepoConfig>, EventError> {
-        let (git, base) = (git.clone(), base.clone());
-        self.read_bounded(move || Ok(load_config_at(&git, &base)?.0))
+        let (git, base, rules) = (git.clone(), base.clone(), self.repo_rules(repo));
+        self.read_bounded(move || Ok(load_config_at(&git, &base, &rules)?.0))
             .await
     }
 
@@ -100,7 +101,7 @@ impl Bot {
         if !git.has_commit(base) {
             return None;
         }
-        self.base_config(&git, base).await.ok()
+        self.base_config(&repo.name, &git, base).await.ok()
     }
 
     /// A review changed: the `sluice/apply-gate` check of the pull request is evaluated again.
@@ -157,7 +158,7 @@ impl Bot {
             .with_limits(self.settings.limits);
         let base = Self::base_tip(&git, &pull);
         let config = self
-            .base_config(&git, &base)
+            .base_config(repo, &git, &base)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         if !delivery::uses_merge(config.as_ref()) {
@@ -284,15 +285,15 @@ impl Bot {
             .resolve(&format!("{merge}^1"))
             .unwrap_or_else(|_| pr.base_sha.clone());
         let config = {
-            let (git, base) = (git.clone(), base.clone());
-            self.read_bounded(move || Ok(load_config_at(&git, &base)?.0))
+            let (git, base, rules) = (git.clone(), base.clone(), self.repo_rules(&ask.repo.name));
+            self.read_bounded(move || Ok(load_config_at(&git, &base, &rules)?.0))
                 .await?
         };
         // Nothing applies after merge: no project state, reviews or policies to read.
         if !delivery::uses_merge(config.as_ref()) {
             return Ok(None);
         }
-        let state = self.repo_state(&git, &base, &merge).await?;
+        let state = self.repo_state(&ask.repo.name, &git, &base, &merge).await?;
         let plans = self
             .store
             .current_plans(&ask.repo.name, pr.number)
@@ -562,7 +563,11 @@ impl Bot {
         let projects: Vec<Project> = to_apply.iter().map(|(p, _, _)| p.clone()).collect();
         let config = match crate::adapters::git::GitRepo::mirror(&self.mirrors.path(&run.repo)) {
             Ok(git) => self
-                .base_config(&git.with_limits(self.settings.limits), &run.base_sha)
+                .base_config(
+                    &run.repo,
+                    &git.with_limits(self.settings.limits),
+                    &run.base_sha,
+                )
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?,
             Err(e) => return Err(e),

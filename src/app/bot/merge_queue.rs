@@ -165,7 +165,7 @@ impl Bot {
             }
         };
         let state = self
-            .repo_state(&git, &group.base_sha, &group.head_sha)
+            .repo_state(&repo.name, &git, &group.base_sha, &group.head_sha)
             .await?;
         if state.rejected() {
             return self
@@ -264,9 +264,10 @@ impl Bot {
             Some(git) => {
                 let changed = merge_queue::changed_from_compare(&files);
                 let at = q.group.base_sha.clone();
+                let rules = self.repo_rules(&q.repo.name);
                 self.read_bounded(move || {
                     let snapshot = git.snapshot(&at)?;
-                    let (config, _, _) = crate::app::repo_state::load_config_at(&git, &at)?;
+                    let (config, _, _) = crate::app::repo_state::load_config_at(&git, &at, &rules)?;
                     let d = projects::affected_projects_with(
                         &snapshot,
                         config.as_ref(),
@@ -402,12 +403,12 @@ impl Bot {
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let config = self
-            .base_config(&git, &run.base_sha)
+            .base_config(&run.repo, &git, &run.base_sha)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let base = Self::base_tip(&git, &pull);
         let own = self
-            .repo_state(&git, &base, &pull.head_sha)
+            .repo_state(&run.repo, &git, &base, &pull.head_sha)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?
             .affected_projects()

@@ -74,7 +74,9 @@ impl Bot {
             base: Self::base_tip(&git, pull),
             head: pull.head_sha.clone(),
         };
-        let state = self.repo_state(&git, &commits.base, &commits.head).await?;
+        let state = self
+            .repo_state(&ask.repo.name, &git, &commits.base, &commits.head)
+            .await?;
         if matches!(origin, Origin::Autoplan) && pull.draft && !self.plans_drafts(&state) {
             tracing::info!(repo = %ask.repo.name, pr = ask.pr.get(), "draft pull request: not planned");
             return Ok(());
@@ -143,7 +145,9 @@ impl Bot {
         }
         tracing::debug!(ms = t0.elapsed().as_millis() as u64, "policies checked");
         // Projects applied only after merge take no lock on the PR: the merge's delivery does.
-        let base_config = self.base_config(&git, &commits.base).await?;
+        let base_config = self
+            .base_config(&ask.repo.name, &git, &commits.base)
+            .await?;
         // A removed project's job runs nothing, so it takes no lock either: its warning is not
         // held up behind another PR (its destroy plan takes the lock like any plan).
         let locked: Vec<&Project> = selected

@@ -9,7 +9,7 @@ use crate::app::bounded::{self, BoundedError};
 use crate::app::policy::{PolicySet, policies_at};
 use crate::app::ports::PullDetails;
 use crate::app::ports::store::{JobPayload, PlanJob, PlanRow};
-use crate::app::repo_state::RepoState;
+use crate::app::repo_state::{RepoRules, RepoState};
 use crate::core::event::RepoRef;
 use crate::core::policy::PolicyOverride;
 use crate::core::projects::Project;
@@ -57,13 +57,20 @@ impl Bot {
     /// The configuration, tree and changes of `head` against `base`, read within the deadline.
     pub(super) async fn repo_state(
         &self,
+        repo: &RepoName,
         git: &GitRepo,
         base: &CommitSha,
         head: &CommitSha,
     ) -> Result<RepoState, EventError> {
         let (git, base, head) = (git.clone(), base.clone(), head.clone());
-        self.read_bounded(move || RepoState::load(&git, &base, &head))
+        let rules = self.repo_rules(repo);
+        self.read_bounded(move || RepoState::load(&git, &base, &head, &rules))
             .await
+    }
+
+    /// The server's repo rules (`repo_rules`), applied for `repo`.
+    pub fn repo_rules(&self, repo: &RepoName) -> RepoRules {
+        RepoRules::new(self.settings.server_rules(), Some(repo))
     }
 
     /// The policies in force for a PR of `repo` whose base is `base` (from that commit, never

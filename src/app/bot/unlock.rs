@@ -88,7 +88,8 @@ impl Bot {
         let teams = self.teams.resolve(&*self.github, &policies.policies).await;
         let ((config, _, _), snapshot) = {
             let (g, h) = (git.clone(), pull.head_sha.clone());
-            self.read_bounded(move || Ok((load_config_at(&g, &h)?, g.snapshot(&h)?)))
+            let rules = self.repo_rules(&ask.repo.name);
+            self.read_bounded(move || Ok((load_config_at(&g, &h, &rules)?, g.snapshot(&h)?)))
                 .await?
         };
         let (known, _) = projects::all_projects(&snapshot, config.as_ref());

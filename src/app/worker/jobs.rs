@@ -314,6 +314,8 @@ impl Workers {
         }
         let log = self.start_log(c.job.id, crate::core::ui::job_log::LogStep::Plan);
         let job = ProjectJob {
+            pull: Some(pull_info(c)),
+            user: c.run.actor.login.clone(),
             git: &git,
             repo: Some(&c.run.repo),
             commit: plan_job.config_commit.as_ref().unwrap_or(&c.run.head_sha),
@@ -343,6 +345,9 @@ impl Workers {
         };
         // Policies predict the apply: shown on the PR, recorded, not acted upon here.
         let mut notes = self.job_notes();
+        if !planned.workflow_output.is_empty() {
+            notes.push(planned.workflow_output.clone());
+        }
         let mut record = record.result(AuditResult::Success);
         let verdict = match self
             .plan_policies(c, &git, project, &planned.plan, &planned.plan_file)
@@ -589,6 +594,8 @@ impl Workers {
         };
         let log = self.start_log(c.job.id, crate::core::ui::job_log::LogStep::Apply);
         let job = ProjectJob {
+            pull: Some(pull_info(c)),
+            user: c.run.actor.login.clone(),
             git: &git,
             repo: Some(&c.run.repo),
             commit: ctx.config_commit.as_ref().unwrap_or(&c.run.head_sha),
@@ -672,5 +679,20 @@ fn counts(s: &PlanSummary) -> ChangeCounts {
         destroy: s.destroy as u64,
         replace: s.replace as u64,
         import: s.import as u64,
+    }
+}
+
+/// The pull request of a claimed job, as far as the run records it, for a custom workflow's step
+/// variables: the head branch, URL and author are not recorded with the run and stay empty.
+fn pull_info(c: &ClaimedJob) -> crate::core::workflow::PullInfo {
+    crate::core::workflow::PullInfo {
+        base_repo: c.run.repo.clone(),
+        head_repo: c.run.repo.clone(),
+        base_branch: c.run.base_ref.clone(),
+        head_branch: String::new(),
+        head_commit: c.run.head_sha.clone(),
+        number: Some(c.run.pr),
+        url: String::new(),
+        author: String::new(),
     }
 }

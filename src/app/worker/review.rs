@@ -46,11 +46,13 @@ impl Workers {
         plan: &Plan,
     ) -> Option<Box<ReviewMaterial>> {
         let (git, head, base) = (git.clone(), c.run.head_sha.clone(), c.run.base_sha.clone());
+        let rules =
+            crate::app::repo_state::RepoRules::new(self.settings.server_rules(), Some(&c.run.repo));
         let (dir, plan) = (project.dir.clone(), plan.clone());
         let bounds = self.settings.limits.hcl();
         let budget = std::time::Duration::from_secs(self.settings.limits.detection_timeout_secs);
         let work = move || -> anyhow::Result<ReviewMaterial> {
-            let comments = super::super::repo_state::load_config_at(&git, &base)?
+            let comments = super::super::repo_state::load_config_at(&git, &base, &rules)?
                 .0
                 .map(|c| c.review_comments)
                 .unwrap_or_default();

@@ -37,7 +37,9 @@ pub struct PullInfo {
     pub base_branch: String,
     pub head_branch: String,
     pub head_commit: CommitSha,
-    pub number: PrNumber,
+    /// `None` for a run of no pull request (a drift check, a local preview): `PULL_NUM` is
+    /// empty then.
+    pub number: Option<PrNumber>,
     pub url: String,
     pub author: String,
 }
@@ -403,7 +405,13 @@ pub fn step_env(ctx: &StepContext) -> BTreeMap<String, String> {
         ctx.project_name.unwrap_or_default().to_string(),
     );
     set("PULL_AUTHOR", ctx.pull.author.clone());
-    set("PULL_NUM", ctx.pull.number.get().to_string());
+    set(
+        "PULL_NUM",
+        ctx.pull
+            .number
+            .map(|n| n.get().to_string())
+            .unwrap_or_default(),
+    );
     set("PULL_URL", ctx.pull.url.clone());
     set("REPO_REL_DIR", ctx.dir.as_str().to_string());
     set("SHOWFILE", ctx.paths.showfile.clone());
