@@ -92,7 +92,7 @@ async fn a_conftest_deny_blocks_apply_until_an_owner_overrides_it() {
         "each rule's file:line:\n{plan}"
     );
     let desc = h.wait_status(&head, "sluice/policy", "failure").await;
-    assert_eq!(desc, "1 of 1 projects fail a policy");
+    assert_eq!(desc, "1 of 1 project fails a policy");
 
     // Approved, but the policy set blocks the apply.
     h.fake.add_review(REPO, 1, "bob", "APPROVED");
