@@ -890,22 +890,7 @@ impl Runner {
             duration: started.elapsed(),
         };
         let redactor = self.redactor();
-        let check_hash = |path: &Path| -> Result<(), Failed> {
-            match crate::adapters::plan_files::sha256(path) {
-                Ok(h) if h == expected_sha256 => Ok(()),
-                Ok(h) => Err(fail(
-                    FailedStage::Apply,
-                    format!(
-                        "the saved plan changed since it was reviewed (sha256 {h}, expected {expected_sha256}); refusing to apply. Run plan again."
-                    ),
-                )),
-                Err(e) => Err(fail(
-                    FailedStage::Apply,
-                    format!("the saved plan cannot be read ({e:#}); run plan again"),
-                )),
-            }
-        };
-        check_hash(plan_file)?;
+        check_plan_hash(plan_file, expected_sha256).map_err(|e| fail(FailedStage::Apply, e))?;
         let binary = self
             .engines
             .resolve_or_install(
@@ -1030,6 +1015,20 @@ impl Runner {
             engine_version: saved_plan_engine_version(plan_file).unwrap_or_default(),
             duration: started.elapsed(),
         })
+    }
+}
+
+/// Whether the saved plan at `path` still hashes (SHA-256, hex) to `expected`, the hash of the
+/// reviewed plan; the error is what the PR is told.
+fn check_plan_hash(path: &Path, expected: &str) -> Result<(), String> {
+    match crate::adapters::plan_files::sha256(path) {
+        Ok(h) if h == expected => Ok(()),
+        Ok(h) => Err(format!(
+            "the saved plan changed since it was reviewed (sha256 {h}, expected {expected}); refusing to apply. Run plan again."
+        )),
+        Err(e) => Err(format!(
+            "the saved plan cannot be read ({e:#}); run plan again"
+        )),
     }
 }
 
