@@ -96,6 +96,14 @@ async fn an_on_merge_project_is_planned_gated_applied_after_merge_and_audited_wi
     let gate = h.wait_status(&head, "sluice/apply-gate", "failure").await;
     assert!(gate.contains("approved"), "{gate}");
     assert!(h.locks().await.is_empty(), "an on_merge plan takes no lock");
+    let planned = h
+        .wait_comment(1, "the plan", |c| c.contains("null_resource.a"))
+        .await;
+    assert!(planned.contains("applied after merge"), "{planned}");
+    assert!(
+        !planned.contains("sluice apply") && !planned.contains("unlock"),
+        "neither apply nor unlock is offered: {planned}"
+    );
 
     // Nothing is applied before the merge, not even by comment.
     h.deliver(&h.comment_event(1, "bob", "sluice apply")).await;

@@ -115,6 +115,30 @@ impl Bot {
         self.base_config(&git, base).await.ok()
     }
 
+    /// The projects of a pull request's plan run applied only after merge (`on_merge` in the
+    /// base configuration at the run's base): their plan comments point to the merge. Empty
+    /// when the configuration cannot be read (the comment then offers `apply`, which the gate
+    /// refuses for an `on_merge` project anyway).
+    pub async fn on_merge_projects(&self, run: &RunRow, jobs: &[JobRow]) -> BTreeSet<ProjectName> {
+        let config = match crate::adapters::git::GitRepo::mirror(&self.mirrors.path(&run.repo)) {
+            Ok(git) => {
+                let git = git.with_limits(self.settings.limits);
+                self.base_config(&git, &run.base_sha).await.ok().flatten()
+            }
+            Err(_) => None,
+        };
+        if !delivery::uses_merge(config.as_ref()) {
+            return BTreeSet::new();
+        }
+        jobs.iter()
+            .filter(|j| {
+                delivery::mode_of(config.as_ref(), &j.project_dir, &j.workspace)
+                    == delivery::ApplyMode::OnMerge
+            })
+            .map(|j| j.project_name.clone())
+            .collect()
+    }
+
     /// A review changed: the `sluice/apply-gate` check of the pull request is evaluated again.
     pub(super) async fn on_review(&self, repo: &RepoName, pr: PrNumber) -> Result<(), EventError> {
         match self.apply_gate_status(repo, pr).await {
