@@ -802,7 +802,7 @@ async fn a_comment_or_merge_project_merged_never_planned_is_reported_not_silentl
     assert!(
         entries
             .iter()
-            .any(|e| e["action"] == "apply" && e["result"] == "refused"),
+            .any(|e| e["action"] == "apply_refused" && e["project"] == "envs/a"),
         "the refusal is audited: {entries:#?}"
     );
     assert!(h.locks().await.is_empty());
