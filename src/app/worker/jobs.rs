@@ -568,13 +568,7 @@ impl Workers {
         // `merge_plan_check: replan` applies a merge commit's plan that differs from the
         // reviewed one: the differences are recorded and said with the apply, never silent.
         let mut differs_note = None;
-        if let Some(reviewed) = &reviewed_changes
-            && let Some(parsed) = plan_files::read_json(&plan.plan_file)
-            && let delivery::Comparison::Differs {
-                reviewed_only,
-                merged_only,
-            } = delivery::compare(reviewed, &delivery::changes(&parsed))
-        {
+        if let Some((reviewed_only, merged_only)) = replan_difference(reviewed_changes, &plan) {
             record = record
                 .detail("plan_differs_from_reviewed", "true")
                 .numbered("reviewed_only", &reviewed_only)
@@ -668,6 +662,23 @@ impl Workers {
                 fail(f.error, record, ErrorClass::Stage(f.stage))
             }
         }
+    }
+}
+
+/// How the merge commit's plan differs from the reviewed one (`reviewed`, recorded at merge):
+/// what only the reviewed plan had and what only the merge commit's plan has; `None` when they
+/// are the same, or either is unknown.
+fn replan_difference(
+    reviewed: Option<Vec<delivery::Change>>,
+    plan: &PlanRow,
+) -> Option<(Vec<delivery::Change>, Vec<delivery::Change>)> {
+    let parsed = plan_files::read_json(&plan.plan_file)?;
+    match delivery::compare(&reviewed?, &delivery::changes(&parsed)) {
+        delivery::Comparison::Same => None,
+        delivery::Comparison::Differs {
+            reviewed_only,
+            merged_only,
+        } => Some((reviewed_only, merged_only)),
     }
 }
 
