@@ -1065,6 +1065,7 @@ fn render_child(plan_json: &Path) {
         head_sha: Some(CommitSha::new(&"a".repeat(40)).expect("valid")),
         log_url: Some("https://sluice.example.com/runs/1".into()),
         limits: CommentLimits::default(),
+        after_merge: Default::default(),
     };
     let comments = render_comments(&ctx, &[report]);
     let took = t.elapsed();

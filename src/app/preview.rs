@@ -430,6 +430,7 @@ fn write_comments(
         head_sha: Some(head.clone()),
         log_url: None,
         limits: CommentLimits::default(),
+        after_merge: Default::default(),
     };
     match opts.format {
         Format::Markdown => {

@@ -116,6 +116,20 @@ pub fn uses_merge(config: Option<&RepoConfig>) -> bool {
     })
 }
 
+/// Whether a project a pull request changes is applied after it merges (and so gated by
+/// `sluice/apply-gate` before): every `on_merge` project; a `comment_or_merge` project unless it
+/// was applied by comment and holds no newer plan for the head (`planned_at_head`: a current
+/// plan for the pull request's head; `applied_by_comment`: a plan of it was applied on the pull
+/// request). A project neither applied nor planned is delivered — and refused for having no
+/// reviewed plan, never skipped.
+pub fn delivered(mode: ApplyMode, planned_at_head: bool, applied_by_comment: bool) -> bool {
+    match mode {
+        ApplyMode::Comment => false,
+        ApplyMode::OnMerge => true,
+        ApplyMode::CommentOrMerge => planned_at_head || !applied_by_comment,
+    }
+}
+
 /// Atlantis's `execution_order_group` the base configuration gives a project, looked up like
 /// [`mode_of`]; 0 when unlisted.
 pub fn group_of(config: Option<&RepoConfig>, dir: &ProjectDir, workspace: &Workspace) -> i64 {
@@ -318,6 +332,27 @@ mod tests {
                 &Workspace::default()
             ),
             ApplyMode::Comment
+        );
+    }
+
+    #[test]
+    fn comment_or_merge_is_delivered_unless_applied_by_comment_and_not_planned_again() {
+        use ApplyMode::*;
+        assert!(!delivered(Comment, true, false));
+        assert!(delivered(OnMerge, false, false));
+        assert!(delivered(OnMerge, false, true));
+        assert!(delivered(CommentOrMerge, true, false), "a reviewed plan");
+        assert!(
+            delivered(CommentOrMerge, false, false),
+            "never planned: refused loudly"
+        );
+        assert!(
+            !delivered(CommentOrMerge, false, true),
+            "applied by comment"
+        );
+        assert!(
+            delivered(CommentOrMerge, true, true),
+            "planned again after an apply"
         );
     }
 

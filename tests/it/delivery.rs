@@ -96,6 +96,14 @@ async fn an_on_merge_project_is_planned_gated_applied_after_merge_and_audited_wi
     let gate = h.wait_status(&head, "sluice/apply-gate", "failure").await;
     assert!(gate.contains("approved"), "{gate}");
     assert!(h.locks().await.is_empty(), "an on_merge plan takes no lock");
+    let planned = h
+        .wait_comment(1, "the plan", |c| c.contains("null_resource.a"))
+        .await;
+    assert!(planned.contains("applied after merge"), "{planned}");
+    assert!(
+        !planned.contains("sluice apply") && !planned.contains("unlock"),
+        "neither apply nor unlock is offered: {planned}"
+    );
 
     // Nothing is applied before the merge, not even by comment.
     h.deliver(&h.comment_event(1, "bob", "sluice apply")).await;
@@ -103,6 +111,10 @@ async fn an_on_merge_project_is_planned_gated_applied_after_merge_and_audited_wi
         .wait_comment(1, "the refusal", |c| c.contains("Apply refused"))
         .await;
     assert!(refusal.contains("applied after merge"), "{refusal}");
+    assert!(
+        !refusal.contains("lock") && !refusal.contains("approved"),
+        "the one reason, nothing about a lock it never takes: {refusal}"
+    );
 
     h.deliver(&approve(&h, 1, "bob")).await;
     assert_eq!(
@@ -224,6 +236,10 @@ async fn network_applies_before_the_app_that_depends_on_it_and_a_failure_blocks_
     assert!(
         told.contains("- `app`: blocked by `network`"),
         "app was not attempted: {told}"
+    );
+    assert!(
+        !told.contains("rollback"),
+        "nothing of it was applied: rollback would refuse it: {told}"
     );
     h.wait_status(&merge_sha, "sluice/apply", "failure").await;
     h.wait_idle(&[1]).await;
@@ -508,6 +524,12 @@ async fn replan_mode_applies_a_differing_merge_commit_when_the_policies_still_pa
         .wait_comment(1, "the apply", |c| c.contains("Apply complete"))
         .await;
     assert!(applied.contains("null_resource.extra"), "{applied}");
+    // Applied, but not silently: the comment says what nobody reviewed.
+    assert!(
+        applied.contains("Not the reviewed plan")
+            && applied.contains("only at merge: `create null_resource.extra`"),
+        "{applied}"
+    );
     h.wait_idle(&[1]).await;
     let entries = audit(&h);
     let apply = entries
@@ -515,6 +537,50 @@ async fn replan_mode_applies_a_differing_merge_commit_when_the_policies_still_pa
         .find(|e| e["action"] == "apply" && e["result"] == "success")
         .unwrap_or_else(|| panic!("applied: {entries:#?}"));
     assert_eq!(apply["head_sha"], merge_sha.as_str());
+    let details = apply["details"].to_string();
+    assert!(
+        details.contains("merge_only") && details.contains("create null_resource.extra"),
+        "the audit entry records the difference: {apply:#}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_apply_after_merge_of_the_reviewed_plan_records_no_difference() {
+    let h = harness(ON_MERGE, &[("envs/a/main.tf", null_project("a", "1"))]).await;
+    let head = h.open_pr(
+        1,
+        "change-a",
+        &[("envs/a/main.tf", &null_project("a", "2"))],
+    );
+    h.deliver(&h.pr_event("opened", 1)).await;
+    h.wait_status(&head, "sluice/plan", "success").await;
+    h.deliver(&approve(&h, 1, "bob")).await;
+    h.wait_status(&head, "sluice/apply-gate", "success").await;
+    let merge_sha = merge(&h, 1);
+    h.deliver(&merged_event(&h, 1, &merge_sha)).await;
+    let closed = h
+        .wait_comment(1, "the close notice", |c| c.contains("Pull request merged"))
+        .await;
+    assert!(
+        !closed.contains("discarded 1 plan")
+            && closed.contains("1 reviewed plan is applied after merge"),
+        "the reviewed plan is not called discarded: {closed}"
+    );
+    h.wait_status(&merge_sha, "sluice/apply", "success").await;
+    let applied = h
+        .wait_comment(1, "the apply", |c| c.contains("Apply complete"))
+        .await;
+    assert!(!applied.contains("Not the reviewed plan"), "{applied}");
+    h.wait_idle(&[1]).await;
+    let entries = audit(&h);
+    let apply = entries
+        .iter()
+        .find(|e| e["action"] == "apply" && e["result"] == "success")
+        .unwrap_or_else(|| panic!("applied: {entries:#?}"));
+    assert!(
+        !apply["details"].to_string().contains("merge_only"),
+        "{apply:#}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -698,4 +764,221 @@ async fn a_merge_in_a_repository_that_applies_nothing_after_merge_prepares_no_de
         "no sluice/apply on the merge commit"
     );
     assert!(h.locks().await.is_empty());
+}
+
+const COMMENT_OR_MERGE: &str = "version: 1\napply_mode: comment_or_merge\n";
+
+/// The refusal comment on PR `n` and the failed `sluice/apply` on its merge commit.
+async fn not_applied(h: &Harness, n: u64, merge_sha: &str) -> String {
+    let told = h
+        .wait_comment(n, "the refusal", |c| c.contains("Not applied after merge"))
+        .await;
+    assert_eq!(
+        h.wait_status(merge_sha, "sluice/apply", "failure").await,
+        "not applied after merge: see the pull request"
+    );
+    told
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_comment_or_merge_project_merged_never_planned_is_reported_not_silently_skipped() {
+    let h = harness(
+        COMMENT_OR_MERGE,
+        &[("envs/a/main.tf", null_project("a", "1"))],
+    )
+    .await;
+    h.open_pr(
+        1,
+        "change-a",
+        &[("envs/a/main.tf", &null_project("a", "2"))],
+    );
+    let merge_sha = merge(&h, 1);
+    h.deliver(&merged_event(&h, 1, &merge_sha)).await;
+    let told = not_applied(&h, 1, &merge_sha).await;
+    assert!(told.contains("- `envs/a`: "), "{told}");
+    assert!(told.contains("without a reviewed plan"), "{told}");
+    h.wait_idle(&[1]).await;
+    let entries = audit(&h);
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["action"] == "apply_refused" && e["project"] == "envs/a"),
+        "the refusal is audited: {entries:#?}"
+    );
+    assert!(h.locks().await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_comment_or_merge_plan_queued_behind_another_prs_lock_fails_the_gate_and_is_reported_at_merge()
+ {
+    let h = harness(
+        COMMENT_OR_MERGE,
+        &[("envs/a/main.tf", null_project("a", "1"))],
+    )
+    .await;
+    // PR 2 plans first and holds the project's lock (comment_or_merge plans take it).
+    let two = h.open_pr(
+        2,
+        "two",
+        &[("envs/a/b.tf", "resource \"null_resource\" \"b\" {}\n")],
+    );
+    h.deliver(&h.pr_event("opened", 2)).await;
+    h.wait_status(&two, "sluice/plan", "success").await;
+    let one = h.open_pr(
+        1,
+        "change-a",
+        &[("envs/a/main.tf", &null_project("a", "2"))],
+    );
+    h.deliver(&h.pr_event("opened", 1)).await;
+    h.wait_comment(1, "the queued notice", |c| c.contains("#2"))
+        .await;
+    // Approved, but nothing of PR 1 was reviewed: its gate does not pass.
+    h.deliver(&approve(&h, 1, "bob")).await;
+    let gate = h.wait_status(&one, "sluice/apply-gate", "failure").await;
+    assert!(gate.contains("no reviewed plan"), "{gate}");
+
+    let merge_sha = merge(&h, 1);
+    h.deliver(&merged_event(&h, 1, &merge_sha)).await;
+    // The delivery waits for PR 2's lock like PR 1's plan did; PR 2 is closed.
+    h.fake.update_pull(REPO, 2, |p| p.state = "closed".into());
+    h.deliver(&h.pr_event("closed", 2)).await;
+    let told = not_applied(&h, 1, &merge_sha).await;
+    assert!(told.contains("without a reviewed plan"), "{told}");
+    h.wait_idle(&[1, 2]).await;
+    assert!(
+        !audit(&h)
+            .iter()
+            .any(|e| e["action"] == "apply" && e["result"] == "success"),
+        "nothing was applied"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_comment_or_merge_project_applied_by_comment_needs_nothing_at_merge() {
+    let h = harness(
+        COMMENT_OR_MERGE,
+        &[("envs/a/main.tf", null_project("a", "1"))],
+    )
+    .await;
+    let head = h.open_pr(
+        1,
+        "change-a",
+        &[("envs/a/main.tf", &null_project("a", "2"))],
+    );
+    h.deliver(&h.pr_event("opened", 1)).await;
+    h.wait_status(&head, "sluice/plan", "success").await;
+    h.fake.add_review(REPO, 1, "bob", "APPROVED");
+    h.deliver(&h.comment_event(1, "alice", "sluice apply"))
+        .await;
+    h.wait_comment(1, "the apply", |c| c.contains("Apply complete"))
+        .await;
+    h.wait_idle(&[1]).await;
+    let merge_sha = merge(&h, 1);
+    h.deliver(&merged_event(&h, 1, &merge_sha)).await;
+    h.wait_comment(1, "the close notice", |c| c.contains("Pull request merged"))
+        .await;
+    h.wait_idle(&[1]).await;
+    assert_eq!(
+        h.count_comments(1, |c| c.contains("Not applied after merge")),
+        0,
+        "{:?}",
+        h.fake.bot_comments(REPO, 1)
+    );
+    assert!(
+        h.fake.statuses(&merge_sha).is_empty(),
+        "no delivery: nothing left to apply"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_gate_of_a_comment_or_merge_pr_requires_what_its_delivery_will_require() {
+    let h = harness(
+        COMMENT_OR_MERGE,
+        &[("envs/a/main.tf", null_project("a", "1"))],
+    )
+    .await;
+    let head = h.open_pr(
+        1,
+        "change-a",
+        &[("envs/a/main.tf", &null_project("a", "2"))],
+    );
+    h.deliver(&h.pr_event("opened", 1)).await;
+    h.wait_status(&head, "sluice/plan", "success").await;
+    let gate = h.wait_status(&head, "sluice/apply-gate", "failure").await;
+    assert!(
+        gate.contains("`envs/a`") && gate.contains("approved"),
+        "{gate}"
+    );
+    h.deliver(&approve(&h, 1, "bob")).await;
+    assert_eq!(
+        h.wait_status(&head, "sluice/apply-gate", "success").await,
+        "ready: 1 project apply after merge"
+    );
+    let merge_sha = merge(&h, 1);
+    h.deliver(&merged_event(&h, 1, &merge_sha)).await;
+    h.wait_status(&merge_sha, "sluice/apply", "success").await;
+    h.wait_comment(1, "the apply", |c| c.contains("Apply complete"))
+        .await;
+    h.wait_idle(&[1]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pr_without_terraform_changes_gets_a_passing_apply_gate_in_token_mode() {
+    for config in [ON_MERGE, "version: 1\n"] {
+        let h = harness(config, &[("envs/a/main.tf", null_project("a", "1"))]).await;
+        let head = h.open_pr(1, "docs", &[("README.md", "# docs\n")]);
+        h.deliver(&h.pr_event("opened", 1)).await;
+        assert_eq!(
+            h.wait_status(&head, "sluice/apply-gate", "success").await,
+            "no Terraform changes",
+            "{config}"
+        );
+        h.wait_status(&head, "sluice/plan", "success").await;
+    }
+}
+
+/// `on_merge` with a policy: what a refusal for a missing plan must not be blamed on.
+const ON_MERGE_POLICY: &str = "version: 1\napply_mode: on_merge\npolicies:\n  - name: no-prod-db\n    rules:\n      - deny: [create]\n        resource_types: [aws_db_instance]\nprojects:\n  - dir: envs/a\n    autoplan:\n      enabled: false\n";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_never_planned_on_merge_pr_is_refused_for_no_reviewed_plan_not_by_a_policy() {
+    let h = harness(
+        ON_MERGE_POLICY,
+        &[("envs/a/main.tf", null_project("a", "1"))],
+    )
+    .await;
+    let head = h.open_pr(
+        1,
+        "change-a",
+        &[("envs/a/main.tf", &null_project("a", "2"))],
+    );
+    // Autoplan is off: nothing is planned, and the gate says why it does not pass.
+    h.deliver(&h.pr_event("opened", 1)).await;
+    h.deliver(&approve(&h, 1, "bob")).await;
+    let gate = h.wait_status(&head, "sluice/apply-gate", "failure").await;
+    assert!(gate.contains("no reviewed plan"), "{gate}");
+    assert!(!gate.contains("policy"), "{gate}");
+
+    let merge_sha = merge(&h, 1);
+    h.deliver(&merged_event(&h, 1, &merge_sha)).await;
+    let told = not_applied(&h, 1, &merge_sha).await;
+    assert!(told.contains("without a reviewed plan"), "{told}");
+    assert!(!told.contains("policy"), "{told}");
+    h.wait_idle(&[1]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_on_merge_pr_whose_plan_failed_does_not_pass_the_gate() {
+    let h = harness(ON_MERGE, &[("envs/a/main.tf", null_project("a", "1"))]).await;
+    let head = h.open_pr(
+        1,
+        "broken",
+        &[("envs/a/main.tf", "resource \"null_resource\" {\n")],
+    );
+    h.deliver(&h.pr_event("opened", 1)).await;
+    h.wait_status(&head, "sluice/plan", "failure").await;
+    h.deliver(&approve(&h, 1, "bob")).await;
+    let gate = h.wait_status(&head, "sluice/apply-gate", "failure").await;
+    assert!(gate.contains("no reviewed plan"), "{gate}");
+    h.wait_idle(&[1]).await;
 }

@@ -173,19 +173,24 @@ impl Bot {
                 dir: p.dir.clone(),
                 workspace: p.workspace.clone(),
             };
-            let mut reasons = apply_gate::refusals(
-                &facts,
-                &ProjectFacts {
-                    requirements: &requirements,
-                    plan: Some(&plan_facts),
-                    holds_locks: holds_all(pull.number, &[key], &locks),
-                },
-            );
-            if delivery::mode_of(base_config.as_ref(), &p.dir, &p.workspace) == ApplyMode::OnMerge {
-                reasons.push(reply::delivery::applies_after_merge(
+            let mut reasons = if delivery::mode_of(base_config.as_ref(), &p.dir, &p.workspace)
+                == ApplyMode::OnMerge
+            {
+                // The one reason: no comment applies it, whatever else holds (an `on_merge`
+                // plan takes no lock, so "no longer holds the lock" would only mislead).
+                vec![reply::delivery::applies_after_merge(
                     &self.settings.bot_name,
-                ));
-            }
+                )]
+            } else {
+                apply_gate::refusals(
+                    &facts,
+                    &ProjectFacts {
+                        requirements: &requirements,
+                        plan: Some(&plan_facts),
+                        holds_locks: holds_all(pull.number, &[key], &locks),
+                    },
+                )
+            };
             if freshness::plan_after_comment(run.written_at, plan.created_at) {
                 reasons.push(freshness::plan_after_comment_reason(
                     "apply",

@@ -27,7 +27,6 @@ use crate::app::ports::store::{
 use crate::app::repo_state::load_config_at;
 use crate::core::apply_gate::{self, PlanFacts, PrFacts, ProjectFacts};
 use crate::core::audit::{AuditAction, AuditActor, AuditApproval, AuditRecord, AuditResult};
-use crate::core::delivery::ApplyMode;
 use crate::core::delivery::{self, Comparison, MergePlanCheck};
 use crate::core::event::PullRequestInfo;
 use crate::core::job::{JobKind, JobState};
@@ -36,14 +35,14 @@ use crate::core::policy::{self, PolicyInput, Stage};
 use crate::core::projects::Project;
 use crate::core::reply::delivery::{self as say, NotApplied};
 use crate::core::repo_config::RepoConfig;
-use crate::core::types::{CommitSha, PrNumber, ProjectName, RepoName};
+use crate::core::types::{CommitSha, PrNumber, ProjectDir, ProjectName, RepoName, Workspace};
 
 /// The gate of an open pull request ([`Bot::apply_gate`]).
 pub(super) struct PrGate {
     pub pull: crate::app::ports::PullDetails,
     /// Why it does not pass, each prefixed with its project; empty when it passes.
     pub reasons: Vec<String>,
-    /// How many plans of projects applied after merge it judged.
+    /// How many projects it judged: those the merge would apply ([`delivery::delivered`]).
     pub plans: usize,
 }
 
@@ -52,6 +51,19 @@ pub(super) struct Prepared {
     delivery: NewDelivery,
     projects: Vec<Project>,
     base: CommitSha,
+}
+
+impl Prepared {
+    /// The projects whose reviewed plan (for the pull request's head) the delivery compares
+    /// the merge commit's plan with.
+    pub(super) fn reviewed_plans(&self) -> Vec<(ProjectDir, Workspace)> {
+        self.delivery
+            .reviewed
+            .iter()
+            .filter(|r| r.plan_sha256.is_some())
+            .map(|r| (r.dir.clone(), r.workspace.clone()))
+            .collect()
+    }
 }
 
 impl Bot {
@@ -104,6 +116,33 @@ impl Bot {
         self.base_config(&repo.name, &git, base).await.ok()
     }
 
+    /// The projects of a pull request's plan run applied only after merge (`on_merge` in the
+    /// base configuration at the run's base): their plan comments point to the merge. Empty
+    /// when the configuration cannot be read (the comment then offers `apply`, which the gate
+    /// refuses for an `on_merge` project anyway).
+    pub async fn on_merge_projects(&self, run: &RunRow, jobs: &[JobRow]) -> BTreeSet<ProjectName> {
+        let config = match crate::adapters::git::GitRepo::mirror(&self.mirrors.path(&run.repo)) {
+            Ok(git) => {
+                let git = git.with_limits(self.settings.limits);
+                self.base_config(&run.repo, &git, &run.base_sha)
+                    .await
+                    .ok()
+                    .flatten()
+            }
+            Err(_) => None,
+        };
+        if !delivery::uses_merge(config.as_ref()) {
+            return BTreeSet::new();
+        }
+        jobs.iter()
+            .filter(|j| {
+                delivery::mode_of(config.as_ref(), &j.project_dir, &j.workspace)
+                    == delivery::ApplyMode::OnMerge
+            })
+            .map(|j| j.project_name.clone())
+            .collect()
+    }
+
     /// A review changed: the `sluice/apply-gate` check of the pull request is evaluated again.
     pub(super) async fn on_review(&self, repo: &RepoName, pr: PrNumber) -> Result<(), EventError> {
         match self.apply_gate_status(repo, pr).await {
@@ -117,9 +156,11 @@ impl Bot {
     }
 
     /// The `sluice/apply-gate` status of an open pull request on its head, when the base
-    /// branch applies some project after merge: every such project's plan for the head must
-    /// pass the gate as `apply` would (the base branch's requirements and policies; no lock is
-    /// needed, the merge takes it). `None` when no project is applied after merge.
+    /// branch applies some project after merge: every project its merge would apply
+    /// ([`delivery::delivered`]: `on_merge`, and `comment_or_merge` not applied by comment) must
+    /// have a plan for the head that passes the gate as `apply` would (the base branch's
+    /// requirements and policies; no lock is needed, the merge takes it). `None` when no
+    /// project is applied after merge.
     pub async fn apply_gate_status(
         &self,
         repo: &RepoName,
@@ -164,17 +205,23 @@ impl Bot {
         if !delivery::uses_merge(config.as_ref()) {
             return Ok(None);
         }
-        let plans: Vec<PlanRow> = self
-            .store
-            .current_plans(repo, pr)
-            .await?
-            .into_iter()
-            .filter(|p| {
-                p.head_sha == pull.head_sha
-                    && delivery::mode_of(config.as_ref(), &p.project_dir, &p.workspace)
-                        == ApplyMode::OnMerge
-            })
-            .collect();
+        let affected = self
+            .repo_state(repo, &git, &base, &pull.head_sha)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .affected_projects()
+            .projects;
+        let current = self.store.current_plans(repo, pr).await?;
+        let delivered = self
+            .delivered_projects(
+                repo,
+                pr,
+                config.as_ref(),
+                affected,
+                &pull.head_sha,
+                &current,
+            )
+            .await?;
         let policies = self
             .policy_set(repo, &git, &base)
             .await
@@ -195,7 +242,12 @@ impl Bot {
             undiverged: git.is_ancestor(&base, &pull.head_sha).ok(),
         };
         let mut reasons: Vec<String> = Vec::new();
-        for plan in &plans {
+        for (affected, plan) in &delivered {
+            // Nothing reviewed: the merge would not be applied.
+            let Some(plan) = plan else {
+                reasons.push(format!("`{}`: {}", affected.name, say::NO_PLAN_AT_HEAD));
+                continue;
+            };
             let Some(project) = self.project_of_plan(plan).await else {
                 reasons.push(format!("`{}`: its plan cannot be read", plan.project_name));
                 continue;
@@ -257,7 +309,7 @@ impl Bot {
                 );
             }
         }
-        let plans = plans.len();
+        let plans = delivered.len();
         Ok(Some(PrGate {
             pull,
             reasons,
@@ -299,24 +351,18 @@ impl Bot {
             .current_plans(&ask.repo.name, pr.number)
             .await
             .map_err(EventError::Retry)?;
-        let plan_of = |p: &Project| {
-            plans.iter().find(|r| {
-                r.project_dir == p.dir && r.workspace == p.workspace && r.head_sha == pr.head_sha
-            })
-        };
-        let projects: Vec<Project> = state
-            .affected_projects()
-            .projects
-            .into_iter()
-            .filter(|p| {
-                let mode = delivery::mode_of(config.as_ref(), &p.dir, &p.workspace);
-                // A `comment_or_merge` project without a current plan was applied by comment
-                // (or has nothing to apply); an `on_merge` one is delivered, and refused if
-                // nothing was reviewed.
-                mode == delivery::ApplyMode::OnMerge || (mode.on_merge() && plan_of(p).is_some())
-            })
-            .collect();
-        if projects.is_empty() {
+        let delivered = self
+            .delivered_projects(
+                &ask.repo.name,
+                pr.number,
+                config.as_ref(),
+                state.affected_projects().projects,
+                &pr.head_sha,
+                &plans,
+            )
+            .await
+            .map_err(EventError::Retry)?;
+        if delivered.is_empty() {
             return Ok(None);
         }
         let policies = self.policy_set(&ask.repo.name, &git, &base).await?;
@@ -335,8 +381,8 @@ impl Bot {
             undiverged: git.is_ancestor(&base, &pr.head_sha).ok(),
         };
         let mut reviewed = Vec::new();
-        for p in &projects {
-            let plan = plan_of(p);
+        for (p, plan) in &delivered {
+            let plan = *plan;
             let requirements = policies.base.identity(&p.dir, &p.workspace).requirements;
             let plan_facts = plan.map(|r| PlanFacts {
                 head_sha: r.head_sha.clone(),
@@ -357,7 +403,10 @@ impl Bot {
                 Vec::new()
             };
             let mut decisions = Vec::new();
-            if policies.broken {
+            if plan.is_none() {
+                // Nothing reviewed: that is the reason (`merge_verdict`), not what the policies
+                // say of a plan that does not exist.
+            } else if policies.broken {
                 refusals.push(policies.broken_message());
             } else if !policies.policies.is_empty() {
                 let base_names = policies.base_names_of(p);
@@ -408,9 +457,34 @@ impl Bot {
                 check,
                 reviewed,
             },
-            projects,
+            projects: delivered.into_iter().map(|(p, _)| p).collect(),
             base,
         }))
+    }
+
+    /// The projects of `affected` (changed by a pull request) that its merge applies
+    /// ([`delivery::delivered`]), each with its current plan for `head` (`None`: nothing was
+    /// reviewed).
+    async fn delivered_projects<'p>(
+        &self,
+        repo: &RepoName,
+        pr: PrNumber,
+        config: Option<&RepoConfig>,
+        affected: Vec<Project>,
+        head: &CommitSha,
+        plans: &'p [PlanRow],
+    ) -> anyhow::Result<Vec<(Project, Option<&'p PlanRow>)>> {
+        let applied = self.store.applied_plans(repo, pr).await?;
+        let same = |r: &PlanRow, p: &Project| r.project_dir == p.dir && r.workspace == p.workspace;
+        Ok(affected
+            .into_iter()
+            .filter_map(|p| {
+                let plan = plans.iter().find(|r| same(r, &p) && &r.head_sha == head);
+                let by_comment = applied.iter().any(|r| same(r, &p));
+                let mode = delivery::mode_of(config, &p.dir, &p.workspace);
+                delivery::delivered(mode, plan.is_some(), by_comment).then_some((p, plan))
+            })
+            .collect())
     }
 
     /// Records the delivery and queues the plan of the merge commit (which waits behind the
@@ -646,12 +720,13 @@ impl Bot {
         plan: &PlanRow,
         merged: Option<&[delivery::Change]>,
     ) -> Result<(), Vec<String>> {
-        if !r.refusals.is_empty() {
-            return Err(r.refusals.clone());
-        }
+        // No reviewed plan is the reason, whatever else would refuse it.
         let Some(reviewed) = &r.changes else {
             return Err(vec![say::NO_REVIEWED_PLAN.into()]);
         };
+        if !r.refusals.is_empty() {
+            return Err(r.refusals.clone());
+        }
         let merged = merged.unwrap_or_default();
         let Comparison::Differs {
             reviewed_only,
@@ -764,8 +839,20 @@ impl Bot {
         if items.is_empty() {
             return Effects::default();
         }
+        // `rollback` is offered only for what it would accept: a PR Sluice applied some of.
+        let revertable = self
+            .pr_applied_by_sluice(&run.repo, run.pr)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %format!("{e:#}"), "delivery: the audit log could not be read");
+                false
+            });
         let outbox = vec![
-            OutboxItem::comment(&run.repo, run.pr, say::not_applied(&d.merge_sha, items)),
+            OutboxItem::comment(
+                &run.repo,
+                run.pr,
+                say::not_applied(&d.merge_sha, items, revertable),
+            ),
             OutboxItem::status(
                 &run.repo,
                 run.pr,

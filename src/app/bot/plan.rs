@@ -116,12 +116,32 @@ impl Bot {
         }
         if selected.is_empty() {
             let mut effects = nothing_to_plan(ask, origin, &commits.head);
-            if self.github.is_app() {
-                effects.extend(no_changes_checks(
-                    ask,
-                    &commits.head,
-                    &self.settings.bot_name,
-                ));
+            if state.affected_projects().projects.is_empty() {
+                // No Terraform changes: `sluice/apply-gate` succeeds at once (as the App's
+                // check runs do), so requiring it never holds up the merge button.
+                if self.github.is_app() {
+                    effects.extend(no_changes_checks(
+                        ask,
+                        &commits.head,
+                        &self.settings.bot_name,
+                    ));
+                } else {
+                    effects.outbox.push(ask.status(
+                        &commits.head,
+                        StatusContext::ApplyGate,
+                        StatusState::Success,
+                        reply::status::NO_TERRAFORM_CHANGES,
+                    ));
+                }
+            } else {
+                // Projects changed but none planned (autoplan off): the gate says what the
+                // merge would apply without a reviewed plan.
+                match self.apply_gate_status(&ask.repo.name, ask.pr).await {
+                    Ok(gate) => effects.outbox.extend(gate),
+                    Err(e) => {
+                        tracing::warn!(error = %format!("{e:#}"), "apply gate: not evaluated")
+                    }
+                }
             }
             return self.say(effects).await;
         }

@@ -11,7 +11,7 @@ use crate::core::audit::{AuditAction, AuditResult};
 use crate::core::event::{Actor, PullRequestAction, PullRequestInfo, RepoRef};
 use crate::core::lock::Lock;
 use crate::core::reply;
-use crate::core::types::CommitSha;
+use crate::core::types::{CommitSha, ProjectDir, Workspace};
 
 impl Bot {
     pub(super) async fn on_pull_request(
@@ -44,7 +44,11 @@ impl Bot {
                 false => (None, None),
             };
             let failure = failure.map(|error| (error, pr.merge_commit_sha.clone()));
-            self.on_closed(&ask, merged, failure).await?;
+            let delivered = delivery
+                .as_ref()
+                .map(super::merge::Prepared::reviewed_plans)
+                .unwrap_or_default();
+            self.on_closed(&ask, merged, failure, &delivered).await?;
             return match delivery {
                 Some(d) => self.start_delivery(&ask, pr, d).await,
                 None => Ok(()),
@@ -82,12 +86,14 @@ impl Bot {
     /// its own, so the locks go even when the other cleanup fails.
     /// `delivery_failure` is why what applies after merge could not be prepared (and the merge
     /// commit): told on the pull request, failed as `sluice/apply` on the merge commit, and
-    /// audited as a refused apply with the release.
+    /// audited as a refused apply with the release. `delivered`: the projects whose reviewed
+    /// plans the apply after merge compares with (their plans are not "discarded" to the user).
     async fn on_closed(
         &self,
         ask: &Ask<'_>,
         merged: bool,
         delivery_failure: Option<(String, Option<CommitSha>)>,
+        delivered: &[(ProjectDir, Workspace)],
     ) -> Result<(), EventError> {
         let (repo, pr) = (&ask.repo.name, ask.pr);
         let now = clock::now();
@@ -105,10 +111,19 @@ impl Bot {
         let held = self.locks_of(ask).await?;
         let mut effects = Effects::default();
         if !held.is_empty() || !discarded.is_empty() {
+            let kept = discarded
+                .iter()
+                .filter(|p| {
+                    delivered
+                        .iter()
+                        .any(|(d, w)| *d == p.project_dir && *w == p.workspace)
+                })
+                .count();
             effects.outbox.push(ask.comment(reply::pull_request::closed(
                 merged,
                 held.len(),
-                discarded.len(),
+                discarded.len() - kept,
+                kept,
             )));
         }
         effects.audit.push(

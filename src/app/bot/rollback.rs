@@ -25,7 +25,7 @@ use crate::app::ports::{GitHubError, NewPull, PullDetails, PullLink, PullState};
 use crate::core::audit::{AuditAction, AuditRecord, AuditResult};
 use crate::core::event::{Actor, ActorKind, RepoRef};
 use crate::core::reply::rollback::{self as text, Refusal, Reverted};
-use crate::core::types::{CommitSha, PrNumber};
+use crate::core::types::{CommitSha, PrNumber, RepoName};
 
 /// What a rollback said on the pull request, and whether a revert pull request is open now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -217,12 +217,25 @@ impl Bot {
 
     /// Whether the audit log holds a successful apply of this pull request.
     async fn applied_by_sluice(&self, ask: &Ask<'_>) -> Result<bool, EventError> {
+        self.pr_applied_by_sluice(&ask.repo.name, ask.pr)
+            .await
+            .map_err(EventError::Retry)
+    }
+
+    /// Whether the audit log holds a successful apply of `pr` (of any of its projects, by
+    /// comment or after merge): the rule that makes a merged pull request revertable by
+    /// `rollback`, so only then is `rollback` suggested for it.
+    pub(super) async fn pr_applied_by_sluice(
+        &self,
+        repo: &RepoName,
+        pr: PrNumber,
+    ) -> anyhow::Result<bool> {
         let q = AuditQuery {
-            repo: Some(ask.repo.name.full()),
+            repo: Some(repo.full()),
             ..AuditQuery::default()
         };
         let mut applied = false;
-        let pr = ask.pr.get();
+        let pr = pr.get();
         self.store
             .scan_audit(&q, &mut |e| {
                 let r = &e.record;
@@ -231,8 +244,7 @@ impl Bot {
                     && r.result == Some(AuditResult::Success);
                 Ok(!applied)
             })
-            .await
-            .map_err(EventError::Retry)?;
+            .await?;
         Ok(applied)
     }
 

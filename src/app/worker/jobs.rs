@@ -22,6 +22,7 @@ use crate::core::audit::{
     AuditAction, AuditActor, AuditPolicyDecision, AuditRecord, AuditResult, ChangeCounts,
     ErrorClass,
 };
+use crate::core::delivery;
 use crate::core::job::{JobKind, JobState};
 use crate::core::plan::{FailedStage, Plan, PlanSummary, ProjectOutcome, ProjectReport};
 use crate::core::policy::{self, PolicyInput, PolicyVerdict, Stage};
@@ -543,10 +544,17 @@ impl Workers {
         };
         record.approvals = ctx.approvals.clone();
         record.policy = ctx.policy.clone();
+        // After merge: what was reviewed of the project, to say how the applied plan differs.
+        let mut reviewed_changes = None;
         if c.run.trigger == Trigger::Merge {
             record = record.detail("merge_commit", c.run.head_sha.as_str());
             if let Ok(Some(d)) = self.store.delivery_of_run(c.run.id).await {
                 record = record.detail("reviewed_head", d.reviewed_head.as_str());
+                reviewed_changes = d
+                    .reviewed
+                    .into_iter()
+                    .find(|r| r.dir == ctx.project.dir && r.workspace == ctx.project.workspace)
+                    .and_then(|r| r.changes);
             }
         }
         // Only the projects that depend on one that did not apply stop (`depends_on`).
@@ -569,6 +577,23 @@ impl Workers {
         };
         record.plan_sha256 = Some(plan.plan_sha256.clone());
         record.plan_entry_seq = plan.audit_seq;
+        // `merge_plan_check: replan` applies a merge commit's plan that differs from the
+        // reviewed one: the differences are recorded and said with the apply, never silent.
+        let mut differs_note = None;
+        if let Some((reviewed_only, merged_only)) = replan_difference(reviewed_changes, &plan) {
+            record = record
+                .detail("plan_differs_from_reviewed", "true")
+                .numbered("reviewed_only", &reviewed_only)
+                .numbered("merge_only", &merged_only);
+            differs_note = Some(reply::delivery::replanned(&reviewed_only, &merged_only));
+        }
+        let fail = |error: String, record: AuditRecord, class: ErrorClass| {
+            let mut report = self.report_of(c, ProjectOutcome::ApplyFailed { error });
+            if let (JobReport::Full { report, .. }, Some(note)) = (&mut report, &differs_note) {
+                report.notes.insert(0, note.clone());
+            }
+            failed(report, record.error(class))
+        };
         // The gate was checked when `apply` was commented; the job may have queued since.
         // What can change meanwhile is checked again, right before terraform starts.
         let check = if plan.head_sha != c.run.head_sha {
@@ -635,9 +660,13 @@ impl Workers {
                     output: applied.output,
                     summary: plan.summary.clone(),
                 };
+                let mut report = self.report_of(c, outcome);
+                if let (JobReport::Full { report, .. }, Some(note)) = (&mut report, differs_note) {
+                    report.notes.insert(0, note);
+                }
                 JobFinish {
                     state: JobState::Succeeded,
-                    report: self.report_of(c, outcome),
+                    report,
                     plan: None,
                     audit: vec![record],
                 }
@@ -647,6 +676,23 @@ impl Workers {
                 fail(f.error, record, ErrorClass::Stage(f.stage))
             }
         }
+    }
+}
+
+/// How the merge commit's plan differs from the reviewed one (`reviewed`, recorded at merge):
+/// what only the reviewed plan had and what only the merge commit's plan has; `None` when they
+/// are the same, or either is unknown.
+fn replan_difference(
+    reviewed: Option<Vec<delivery::Change>>,
+    plan: &PlanRow,
+) -> Option<(Vec<delivery::Change>, Vec<delivery::Change>)> {
+    let parsed = plan_files::read_json(&plan.plan_file)?;
+    match delivery::compare(&reviewed?, &delivery::changes(&parsed)) {
+        delivery::Comparison::Same => None,
+        delivery::Comparison::Differs {
+            reviewed_only,
+            merged_only,
+        } => Some((reviewed_only, merged_only)),
     }
 }
 

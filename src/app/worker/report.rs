@@ -77,6 +77,11 @@ impl Workers {
             head_sha: Some(run.head_sha.clone()),
             log_url: full_log_url(self.settings.public_url.as_deref(), run.id, jobs),
             limits: CommentLimits::default(),
+            after_merge: match (run.kind, run.trigger) {
+                (JobKind::Plan, Trigger::Merge | Trigger::MergeQueue) => Default::default(),
+                (JobKind::Plan, _) => self.bot.on_merge_projects(run, jobs).await,
+                (JobKind::Apply, _) => Default::default(),
+            },
         };
         let tally = RunTally::of(&states);
         // A plan run: the PR review, and the summary comment when it is sticky.

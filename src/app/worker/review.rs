@@ -184,7 +184,7 @@ impl Workers {
             rows: jobs
                 .iter()
                 .zip(reports)
-                .map(|(j, r)| self.sticky_row(run.pr, &holders, j, r))
+                .map(|(j, r)| self.sticky_row(run.pr, &holders, &render.after_merge, j, r))
                 .collect(),
         };
         let statuses_only = (!self.github.is_app()).then_some(
@@ -195,6 +195,7 @@ impl Workers {
             bot_name: &self.settings.bot_name,
             statuses_only,
             limits: StickyLimits::default(),
+            after_merge: &render.after_merge,
         };
         let sticky = render_sticky(&sticky_ctx, &sticky_run, &known.history, known.live_slots);
 
@@ -250,6 +251,7 @@ impl Workers {
         &self,
         pr: PrNumber,
         holders: &BTreeMap<LockKey, PrNumber>,
+        after_merge: &std::collections::BTreeSet<crate::core::types::ProjectName>,
         job: &JobRow,
         report: &ProjectReport,
     ) -> StickyRow {
@@ -271,6 +273,8 @@ impl Workers {
         };
         let bot = &self.settings.bot_name;
         let next = match &report.outcome {
+            // Applied by the merge, not by a comment: the fold says so.
+            ProjectOutcome::Planned { .. } if after_merge.contains(&report.project) => None,
             ProjectOutcome::Planned { summary, .. } if summary.has_changes() => {
                 Some(project_hint(bot, CommandKind::Apply, &report.project))
             }

@@ -74,6 +74,10 @@ pub struct RenderContext {
     /// Where the full, untruncated output can be read (Sluice's UI).
     pub log_url: Option<String>,
     pub limits: CommentLimits,
+    /// The projects applied only after merge (`apply_mode: on_merge` in the base branch's
+    /// configuration): their plans point to the merge, never to `apply` or `unlock` (an
+    /// `on_merge` plan takes no lock).
+    pub after_merge: std::collections::BTreeSet<ProjectName>,
 }
 
 /// The outcome of one project in a run. Texts are already redacted. Serializable because the
@@ -535,11 +539,18 @@ fn project_markdown(s: &mut String, ctx: &RenderContext, r: &ProjectReport, caps
             notes(s, &r.notes);
             if summary.has_changes() {
                 folded_output(s, ctx, "diff", diff, caps);
-                let _ = writeln!(
-                    s,
-                    "* :arrow_forward: To **apply** this plan, comment: {}",
-                    code(&project_hint(bot, CommandKind::Apply, &r.project))
-                );
+                if ctx.after_merge.contains(&r.project) {
+                    let _ = writeln!(
+                        s,
+                        "* :arrow_forward: This plan is **applied after merge** (`apply_mode: on_merge`): merge the pull request once `sluice/apply-gate` passes"
+                    );
+                } else {
+                    let _ = writeln!(
+                        s,
+                        "* :arrow_forward: To **apply** this plan, comment: {}",
+                        code(&project_hint(bot, CommandKind::Apply, &r.project))
+                    );
+                }
             }
             let _ = writeln!(
                 s,
@@ -766,8 +777,11 @@ fn footer(ctx: &RenderContext, reports: &[ProjectReport]) -> String {
     let mut s = String::new();
     let bot = &ctx.bot_name;
     if ctx.command == CommandName::Plan {
+        // `on_merge` projects are neither applied by comment nor locked.
+        let by_comment = |r: &&ProjectReport| !ctx.after_merge.contains(&r.project);
         let with_changes = reports
             .iter()
+            .filter(by_comment)
             .filter(|r| matches!(&r.outcome, ProjectOutcome::Planned { summary, .. } if summary.has_changes()))
             .count();
         if with_changes > 1 {
@@ -776,10 +790,12 @@ fn footer(ctx: &RenderContext, reports: &[ProjectReport]) -> String {
                 "* :fast_forward: To **apply** all unapplied plans from this pull request, comment: `{bot} apply`"
             );
         }
-        let _ = writeln!(
-            s,
-            "* :put_litter_in_its_place: To **delete** all plans and locks from this pull request, comment: `{bot} unlock`"
-        );
+        if reports.is_empty() || reports.iter().any(|r| by_comment(&r)) {
+            let _ = writeln!(
+                s,
+                "* :put_litter_in_its_place: To **delete** all plans and locks from this pull request, comment: `{bot} unlock`"
+            );
+        }
     }
     if let Some(url) = &ctx.log_url {
         if !s.is_empty() {

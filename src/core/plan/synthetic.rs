@@ -297,6 +297,7 @@ mod tests {
             head_sha: None,
             log_url: Some("https://sluice.example.com/runs/1".into()),
             limits: CommentLimits::default(),
+            after_merge: Default::default(),
         };
         let report = ProjectReport {
             project: ProjectName::new("big").unwrap(),

@@ -41,20 +41,17 @@ pub fn applies_after_merge(bot_name: &str) -> String {
 
 /// Why a project was not applied: its reviewed plan is missing.
 pub const NO_REVIEWED_PLAN: &str = "the pull request merged without a reviewed plan of this \
-     project for its head commit (merged while the plan was running, or never planned)";
+     project for its head commit (merged while the plan was running or waiting for a lock, \
+     after it failed, or never planned)";
+
+/// Why `sluice/apply-gate` does not pass for a project the merge would apply: it has no plan
+/// for the pull request's head.
+pub const NO_PLAN_AT_HEAD: &str = "no reviewed plan for the head commit (not planned, its plan \
+     failed, or it waits for a lock)";
 
 /// Why a project was not applied: the merge commit's plan differs from the reviewed one.
 pub fn plan_differs(reviewed_only: &[Change], merged_only: &[Change], replan: bool) -> String {
-    let list = |cs: &[Change]| {
-        if cs.is_empty() {
-            "nothing".to_string()
-        } else {
-            cs.iter()
-                .map(|c| format!("`{c}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        }
-    };
+    let list = changes_list;
     let then = if replan {
         "and the base branch's policies refuse the new plan"
     } else {
@@ -66,6 +63,29 @@ pub fn plan_differs(reviewed_only: &[Change], merged_only: &[Change], replan: bo
         list(reviewed_only),
         list(merged_only)
     )
+}
+
+/// The note on an apply after merge whose plan differs from the reviewed one and was applied
+/// (`merge_plan_check: replan`, the policies passed): what differs, by address and action.
+pub fn replanned(reviewed_only: &[Change], merged_only: &[Change]) -> String {
+    format!(
+        "⚠️ **Not the reviewed plan:** the merge commit's plan differs from the reviewed plan \
+         (only reviewed: {}; only at merge: {}); `merge_plan_check: replan` applied it because \
+         the base branch's policies pass on it.",
+        changes_list(reviewed_only),
+        changes_list(merged_only)
+    )
+}
+
+fn changes_list(cs: &[Change]) -> String {
+    if cs.is_empty() {
+        "nothing".to_string()
+    } else {
+        cs.iter()
+            .map(|c| format!("`{c}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 /// Why a project was not applied: the base branch's policies refuse the merge commit's plan.
@@ -89,7 +109,9 @@ pub struct NotApplied {
 }
 
 /// The comment on a merged pull request when projects of its merge commit were not applied.
-pub fn not_applied(merge_sha: &CommitSha, items: &[NotApplied]) -> String {
+/// `revertable`: Sluice applied something of the pull request (`rollback`'s own rule), so
+/// `rollback` is offered; otherwise it would be refused, and is not suggested.
+pub fn not_applied(merge_sha: &CommitSha, items: &[NotApplied], revertable: bool) -> String {
     let mut out = format!(
         "### ❌ Not applied after merge\n\nThe merge commit {} was not applied for {} project{}:\n\n",
         merge_sha.short(),
@@ -106,8 +128,13 @@ pub fn not_applied(merge_sha: &CommitSha, items: &[NotApplied]) -> String {
     out.push_str(
         "\nThese projects are now **out of sync**: the default branch holds changes that are \
          not applied. Nothing is retried by itself. Fix forward with a new pull request (it is \
-         planned, reviewed and applied like any other), or `sluice rollback` to revert this one.\n",
+         planned, reviewed and applied like any other)",
     );
+    out.push_str(if revertable {
+        ", or `sluice rollback` to revert what of this one was applied.\n"
+    } else {
+        ".\n"
+    });
     out
 }
 
@@ -174,7 +201,9 @@ mod tests {
                 reasons: vec![blocked_by("network")],
             },
         ];
-        insta::assert_snapshot!(not_applied(&sha(), &items), @r"
+        let never = not_applied(&sha(), &items, false);
+        assert!(!never.contains("rollback"), "{never}");
+        insta::assert_snapshot!(not_applied(&sha(), &items, true), @r"
         ### ❌ Not applied after merge
 
         The merge commit 0123456 was not applied for 2 projects:
@@ -182,7 +211,7 @@ mod tests {
         - `network`: terraform apply failed
         - `app`: blocked by `network`: it did not apply
 
-        These projects are now **out of sync**: the default branch holds changes that are not applied. Nothing is retried by itself. Fix forward with a new pull request (it is planned, reviewed and applied like any other), or `sluice rollback` to revert this one.
+        These projects are now **out of sync**: the default branch holds changes that are not applied. Nothing is retried by itself. Fix forward with a new pull request (it is planned, reviewed and applied like any other), or `sluice rollback` to revert what of this one was applied.
         ");
         insta::assert_snapshot!(notification_text("o/r", 7, &sha(), &items), @"o/r#7: merge commit 0123456 not applied for `network`, `app` — now out of sync");
     }

@@ -21,14 +21,28 @@ the base branch, so only trusted base branches are run: `{default}` (the default
     )
 }
 
-/// The notice of a closed (or merged) pull request that held locks or plans.
-pub fn closed(merged: bool, locks: usize, plans: usize) -> String {
-    format!(
-        "Pull request {}: released {locks} lock{} and discarded {plans} plan{}.",
+/// The notice of a closed (or merged) pull request that held locks or plans: `plans` discarded,
+/// and `delivered` reviewed plans kept for the apply after merge (never called discarded).
+pub fn closed(merged: bool, locks: usize, plans: usize, delivered: usize) -> String {
+    let mut out = format!(
+        "Pull request {}: released {locks} lock{}",
         if merged { "merged" } else { "closed" },
         plural(locks),
-        plural(plans),
-    )
+    );
+    if plans > 0 || delivered == 0 {
+        out.push_str(&format!(" and discarded {plans} plan{}", plural(plans)));
+    }
+    if delivered > 0 {
+        out.push_str(&format!(
+            "; {delivered} reviewed plan{} {} applied after merge (the merge commit is planned \
+             and compared with {})",
+            plural(delivered),
+            if delivered == 1 { "is" } else { "are" },
+            if delivered == 1 { "it" } else { "them" },
+        ));
+    }
+    out.push('.');
+    out
 }
 
 /// What the jobs of a closed pull request say when they are cancelled.
@@ -58,8 +72,10 @@ mod tests {
 
     #[test]
     fn close_notices() {
-        insta::assert_snapshot!(closed(false, 1, 1), @"Pull request closed: released 1 lock and discarded 1 plan.");
-        insta::assert_snapshot!(closed(true, 2, 0), @"Pull request merged: released 2 locks and discarded 0 plans.");
+        insta::assert_snapshot!(closed(false, 1, 1, 0), @"Pull request closed: released 1 lock and discarded 1 plan.");
+        insta::assert_snapshot!(closed(true, 2, 0, 0), @"Pull request merged: released 2 locks and discarded 0 plans.");
+        insta::assert_snapshot!(closed(true, 0, 0, 2), @"Pull request merged: released 0 locks; 2 reviewed plans are applied after merge (the merge commit is planned and compared with them).");
+        insta::assert_snapshot!(closed(true, 1, 1, 1), @"Pull request merged: released 1 lock and discarded 1 plan; 1 reviewed plan is applied after merge (the merge commit is planned and compared with it).");
         assert_eq!(closed_cancel_reason(true), "the pull request was merged");
     }
 }

@@ -25,6 +25,9 @@ pub const CONFIG_ERRORS: &str = "configuration has errors";
 /// `sluice/plan` when the pull request affects no project.
 pub const NO_PROJECTS: &str = "0 projects affected";
 
+/// `sluice/apply-gate` on a pull request that changes no Terraform project.
+pub const NO_TERRAFORM_CHANGES: &str = "no Terraform changes";
+
 /// `sluice/plan` pending after a run that planned the destroy of `n` projects the pull request
 /// removes: settled once applied (and the PR planned again).
 pub fn removed_destroy_planned(n: usize) -> String {

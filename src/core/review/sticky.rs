@@ -56,6 +56,9 @@ pub struct StickyContext<'a> {
     /// the summary says so once, with this reason, and commit statuses carry the results.
     pub statuses_only: Option<&'a str>,
     pub limits: StickyLimits,
+    /// Projects of this run applied only after merge (`apply_mode: on_merge`): their folds
+    /// point to the merge, not to an `apply` comment.
+    pub after_merge: &'a std::collections::BTreeSet<crate::core::types::ProjectName>,
 }
 
 /// A policy result for one project.
@@ -185,6 +188,7 @@ pub fn render_sticky(
             max_chars: max,
             max_comments: ctx.limits.max_follow_ups as usize,
         },
+        after_merge: ctx.after_merge.clone(),
     };
     let details: Vec<String> = run
         .rows

@@ -14,6 +14,7 @@ fn ctx(command: CommandName) -> RenderContext {
         head_sha: Some(CommitSha::new(SHA).unwrap()),
         log_url: Some("https://sluice.example.com/runs/42".into()),
         limits: CommentLimits::default(),
+        after_merge: Default::default(),
     }
 }
 
@@ -73,6 +74,38 @@ fn single_project_create() {
         &[report("network", "envs/prod/network", planned(CREATE))],
     );
     insta::assert_snapshot!(body);
+}
+
+#[test]
+fn on_merge_plans_point_to_the_merge_not_to_apply_or_unlock() {
+    let mut c = ctx(CommandName::Plan);
+    c.after_merge.insert(ProjectName::new("network").unwrap());
+    let only = one_comment(
+        &c,
+        &[report("network", "envs/prod/network", planned(CREATE))],
+    );
+    assert!(only.contains("applied after merge"), "{only}");
+    assert!(!only.contains("apply -p"), "{only}");
+    assert!(
+        !only.contains("unlock"),
+        "an on_merge plan takes no lock: {only}"
+    );
+    // With a project applied by comment, its hints stay.
+    let both = render_comments(
+        &c,
+        &[
+            report("network", "envs/prod/network", planned(CREATE)),
+            report("app", "envs/prod/app", planned(CREATE)),
+        ],
+    )
+    .join("\n");
+    assert!(both.contains("`sluice apply -p app`"), "{both}");
+    assert!(!both.contains("`sluice apply -p network`"), "{both}");
+    assert!(both.contains("`sluice unlock`"), "{both}");
+    assert!(
+        !both.contains("all unapplied plans"),
+        "one plan applies by comment: {both}"
+    );
 }
 
 #[test]

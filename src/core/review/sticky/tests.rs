@@ -13,6 +13,7 @@ fn ctx() -> StickyContext<'static> {
         bot_name: "sluice",
         statuses_only: None,
         limits: StickyLimits::default(),
+        after_merge: Box::leak(Box::default()),
     }
 }
 

@@ -132,6 +132,7 @@ fn render(
         bot_name: "sluice",
         statuses_only: None,
         limits: StickyLimits::default(),
+        after_merge: Box::leak(Box::default()),
     };
     let sticky = render_sticky(&sticky_ctx, &run, &[], known.live_slots);
     let review_projects: Vec<ReviewProject<'_>> = projects
