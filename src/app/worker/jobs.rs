@@ -282,19 +282,7 @@ impl Workers {
         let project = &plan_job.project;
         let mut record = record;
         if let Some(removal) = &plan_job.removed {
-            // Nothing to run: the project is gone at the head. The run fails with the advice.
-            let outcome = ProjectOutcome::Removed {
-                removal: removal.clone(),
-            };
-            let record = record
-                .error(ErrorClass::Stage(FailedStage::Config))
-                .detail("removed", reply::removed::removal_word(removal));
-            let report = JobReport::Full {
-                report: project_report(c, outcome, self.job_notes()),
-                policy: PolicyVerdict::None,
-                review: None,
-            };
-            return failed(report, record);
+            return self.removed_project(c, removal, record);
         }
         if plan_job.destroy {
             record = record.detail("destroy_plan", "true");
@@ -521,6 +509,53 @@ impl Workers {
             .find(|name| project.depends_on.contains(name))
     }
 
+    /// A plan job of a project gone at the head: nothing runs, and the run fails with the
+    /// advice (plan with `--destroy`, or keep the project).
+    fn removed_project(
+        &self,
+        c: &ClaimedJob,
+        removal: &crate::core::removed::Removal,
+        record: AuditRecord,
+    ) -> JobFinish {
+        let outcome = ProjectOutcome::Removed {
+            removal: removal.clone(),
+        };
+        let record = record
+            .error(ErrorClass::Stage(FailedStage::Config))
+            .detail("removed", reply::removed::removal_word(removal));
+        let report = JobReport::Full {
+            report: project_report(c, outcome, self.job_notes()),
+            policy: PolicyVerdict::None,
+            review: None,
+        };
+        failed(report, record)
+    }
+
+    /// An apply after merge records the merge commit and the reviewed head, and returns what
+    /// was reviewed of `project` (to say how the applied plan differs); other applies are left
+    /// as they are.
+    async fn after_merge(
+        &self,
+        c: &ClaimedJob,
+        project: &Project,
+        mut record: AuditRecord,
+    ) -> (AuditRecord, Option<Vec<delivery::Change>>) {
+        if c.run.trigger != Trigger::Merge {
+            return (record, None);
+        }
+        record = record.detail("merge_commit", c.run.head_sha.as_str());
+        let mut reviewed = None;
+        if let Ok(Some(d)) = self.store.delivery_of_run(c.run.id).await {
+            record = record.detail("reviewed_head", d.reviewed_head.as_str());
+            reviewed = d
+                .reviewed
+                .into_iter()
+                .find(|r| r.dir == project.dir && r.workspace == project.workspace)
+                .and_then(|r| r.changes);
+        }
+        (record, reviewed)
+    }
+
     async fn apply_job(&self, c: &ClaimedJob, cancel: CancellationToken) -> JobFinish {
         let ctx: Option<&ApplyContext> = match &c.job.payload {
             Ok(JobPayload::Apply(ctx)) => Some(ctx),
@@ -544,19 +579,8 @@ impl Workers {
         };
         record.approvals = ctx.approvals.clone();
         record.policy = ctx.policy.clone();
-        // After merge: what was reviewed of the project, to say how the applied plan differs.
-        let mut reviewed_changes = None;
-        if c.run.trigger == Trigger::Merge {
-            record = record.detail("merge_commit", c.run.head_sha.as_str());
-            if let Ok(Some(d)) = self.store.delivery_of_run(c.run.id).await {
-                record = record.detail("reviewed_head", d.reviewed_head.as_str());
-                reviewed_changes = d
-                    .reviewed
-                    .into_iter()
-                    .find(|r| r.dir == ctx.project.dir && r.workspace == ctx.project.workspace)
-                    .and_then(|r| r.changes);
-            }
-        }
+        let (record, reviewed_changes) = self.after_merge(c, &ctx.project, record).await;
+        let mut record = record;
         // Only the projects that depend on one that did not apply stop (`depends_on`).
         if let Some(by) = self.blocked_by(c, &ctx.project).await {
             let why = crate::core::reply::delivery::blocked_by(by.as_str());
