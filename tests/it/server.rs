@@ -178,7 +178,14 @@ impl Harness {
             data,
             env,
             server: None,
-            http: reqwest::Client::new(),
+            // A pooled connection idle longer than the server's header-read timeout is closed by
+            // the server (it waits for the next request's head); reusing one as it closes fails
+            // the request. Connections idle for a second are not reused: no server here has a
+            // shorter timeout.
+            http: reqwest::Client::builder()
+                .pool_idle_timeout(Duration::from_secs(1))
+                .build()
+                .expect("http client"),
         }
     }
 
