@@ -830,7 +830,6 @@ fn ctrl_c_stops_the_preview_and_every_process_it_started() {
             .is_empty()),
         "the provider never started"
     );
-    std::thread::sleep(Duration::from_secs(1));
     nix::sys::signal::kill(spawned.pid(), nix::sys::signal::Signal::SIGINT).expect("SIGINT");
     let (run, took) = spawned.wait(Duration::from_secs(60));
     assert!(took < Duration::from_secs(20), "took {took:?} to stop");
