@@ -713,7 +713,7 @@ async fn the_pr_cannot_relax_its_own_apply_requirements() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn serve_refuses_to_start_without_a_webhook_secret() {
-    let data = tempfile::tempdir().unwrap();
+    let data = crate::support::DataDir::temp();
     let env = std::collections::BTreeMap::from([
         ("SLUICE_LISTEN".to_string(), "127.0.0.1:0".to_string()),
         (

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::support::{
-    NULL_PROVIDER, Run, TestRepo, null_project, scratch_dir, sluice, tool_env, tools,
+    DataDir, NULL_PROVIDER, Run, TestRepo, null_project, scratch_dir, sluice, tool_env, tools,
 };
 
 /// `sluice preview --base HEAD~1 REPO` with the tools' settings plus `env`.
@@ -68,7 +68,7 @@ fn nested_repo(config_file: &str, config: &str, changed: &str) -> TestRepo {
 /// rule, under which the root's default `**/*.tf*` claims `dev/main.tf` too.
 #[test]
 fn a_change_in_a_nested_project_plans_that_project_only() {
-    let data = scratch_dir("nested");
+    let data = DataDir::scratch("nested");
     let sluice_yaml = "version: 1\nprojects:\n  - dir: .\n  - dir: dev\n";
     for (changed, expect) in [("dev/main.tf", vec!["dev"]), ("main.tf", vec!["root"])] {
         let repo = nested_repo("sluice.yaml", sluice_yaml, changed);
@@ -201,7 +201,7 @@ fn tofu_repo(config: Option<&str>) -> TestRepo {
 /// dir and the plain dir run with terraform.
 #[test]
 fn directories_with_files_only_opentofu_reads_run_with_opentofu() {
-    let data = scratch_dir("tofu");
+    let data = DataDir::scratch("tofu");
     let tofu = FakeTofu::new();
     let run = preview(
         &tofu_repo(None),
@@ -241,7 +241,7 @@ fn directories_with_files_only_opentofu_reads_run_with_opentofu() {
 /// binary, a project that needs it fails saying why it needs it.
 #[test]
 fn a_terraform_pin_on_opentofu_files_is_refused_naming_them() {
-    let data = scratch_dir("tofu-pin");
+    let data = DataDir::scratch("tofu-pin");
     let config = "version: 1\nprojects:\n  - dir: mixed\n    engine: terraform\n  - dir: twins\n    engine: terraform\n  - dir: plain\n  - dir: only-tofu\n";
     let run = preview(
         &tofu_repo(Some(config)),

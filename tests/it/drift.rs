@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::state_backend::StateBackend;
-use crate::support::{Run, TestRepo, Tools, scratch_dir, sluice, tool_env, tools};
+use crate::support::{DataDir, Run, TestRepo, Tools, scratch_dir, sluice, tool_env, tools};
 
 /// A project on the http backend with `null_resource`s named `resources`, each with trigger
 /// `v = value`.
@@ -72,7 +72,7 @@ fn drift_check(env: &BTreeMap<String, String>, repo: &TestRepo, args: &[&str]) -
 fn drift_check_tells_changed_outside_from_unapplied_and_never_takes_the_lock() {
     let tools = tools();
     let backend = StateBackend::start();
-    let data = scratch_dir("drift-data");
+    let data = DataDir::scratch("drift-data");
     let env = drift_env(&tools, data.path(), &backend);
     let repo = TestRepo::new();
     repo.write(
@@ -153,7 +153,7 @@ fn drift_check_tells_changed_outside_from_unapplied_and_never_takes_the_lock() {
 fn drift_check_of_an_unreachable_backend_or_an_oversized_plan_fails_clearly() {
     let tools = tools();
     let backend = StateBackend::start();
-    let data = scratch_dir("drift-data");
+    let data = DataDir::scratch("drift-data");
     let mut env = drift_env(&tools, data.path(), &backend);
     let repo = TestRepo::new();
     let many: Vec<(String, String)> = (0..30).map(|i| (format!("r{i}"), "1".into())).collect();
@@ -194,7 +194,7 @@ fn drift_check_of_an_unreachable_backend_or_an_oversized_plan_fails_clearly() {
 fn a_drifted_sensitive_attribute_is_reported_without_its_values() {
     let tools = tools();
     let backend = StateBackend::start();
-    let data = scratch_dir("drift-data");
+    let data = DataDir::scratch("drift-data");
     let env = drift_env(&tools, data.path(), &backend);
     let repo = TestRepo::new();
     let mut tf = backend_project(&backend, "app", &[("web", "1")]);

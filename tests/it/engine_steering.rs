@@ -13,7 +13,8 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 
 use crate::support::{
-    NULL_PROVIDER, Run, TestRepo, Tools, null_project, scratch_dir, sluice, tool_env, tools, unique,
+    DataDir, NULL_PROVIDER, Run, TestRepo, Tools, null_project, scratch_dir, sluice, tool_env,
+    tools, unique,
 };
 
 /// Where the null provider's binary sits in a provider directory (mirror or data dir layout).
@@ -23,7 +24,7 @@ const NULL_BINARY: &str = "terraform-provider-null_v2.1.2_x4";
 /// `sluice preview` of `repo` (head vs. its parent) under the default `bwrap` runner, with the
 /// tools' provider mirror (`mirror = true`) or none.
 fn preview(tools: &Tools, repo: &TestRepo, mirror: bool) -> Run {
-    let data = scratch_dir("steer-data");
+    let data = DataDir::scratch("steer-data");
     let mut env: BTreeMap<String, String> = tool_env(tools, data.path());
     if !mirror {
         env.remove("SLUICE_PROVIDER_MIRROR");
@@ -301,7 +302,7 @@ fn env_names_that_steer_the_run_are_refused_with_their_position() {
     ];
     let env: Vec<String> = refused.iter().map(|k| format!("{k}: x")).collect();
     let repo = repo_with_env(&env.join(", "), &null_project("a", "1"));
-    let data = scratch_dir("steer-data");
+    let data = DataDir::scratch("steer-data");
     let settings = tool_env(&tools, data.path());
     let path = repo.path().display().to_string();
     let check = Run::from_output(&sluice(&["config", "check", &path], &settings, repo.path()));

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::support::{
-    KillOnDrop, Mirror, Run, Spawned, TestRepo, Tools, example, fake_provider_project,
+    DataDir, KillOnDrop, Mirror, Run, Spawned, TestRepo, Tools, example, fake_provider_project,
     null_project, output_filters, processes_matching, scratch_dir, sluice, sluice_command,
     tool_env, tools, unique, wait_until,
 };
@@ -17,14 +17,14 @@ use crate::support::{
 /// One preview set-up: the tools, a data dir of its own, and the settings environment.
 struct Preview {
     tools: Tools,
-    data: tempfile::TempDir,
+    data: DataDir,
     env: BTreeMap<String, String>,
 }
 
 impl Preview {
     fn new() -> Preview {
         let tools = tools();
-        let data = scratch_dir("data");
+        let data = DataDir::scratch("data");
         let env = tool_env(&tools, data.path());
         Preview { tools, data, env }
     }

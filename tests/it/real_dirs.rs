@@ -273,12 +273,10 @@ async fn a_new_project_inside_a_governed_dir_gets_its_rules() {
 /// like a production one does not. (Through `sluice preview`, which runs the same job code.)
 #[test]
 fn credentials_follow_the_base_branchs_names_not_the_prs() {
-    use crate::support::{
-        NULL_PROVIDER, Run, TestRepo, scratch_dir, sluice, tool_env, tools, unique,
-    };
+    use crate::support::{DataDir, NULL_PROVIDER, Run, TestRepo, sluice, tool_env, tools, unique};
     let tools = tools();
     let secret = unique("cred");
-    let data = scratch_dir("cred-data");
+    let data = DataDir::scratch("cred-data");
     let config = data.path().join("sluice.toml");
     std::fs::write(
         &config,

@@ -7,14 +7,14 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use sha2::Digest as _;
 
-use crate::support::{NULL_PROVIDER, Run, TestRepo, scratch_dir, sluice, tool_env, tools, unique};
+use crate::support::{DataDir, NULL_PROVIDER, Run, TestRepo, sluice, tool_env, tools, unique};
 
 #[test]
 fn encoded_forms_of_a_credential_are_redacted_from_the_plan_comment() {
     let tools = tools();
     // Characters that base64's alphabets, URLs and JSON all treat differently.
     let token = format!("{}/a+b&c<d> e?", unique("tok"));
-    let data = scratch_dir("redact-data");
+    let data = DataDir::scratch("redact-data");
     let config = data.path().join("sluice.toml");
     std::fs::write(
         &config,

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::fake_github::{FakeGitHub, FakePull, TOKEN};
-use crate::support::{TestRepo, tools};
+use crate::support::{DataDir, TestRepo, tools};
 use crate::webhooks::{Webhook, github_now};
 
 pub const SECRET: &str = "test-webhook-secret-0123456789";
@@ -134,7 +134,7 @@ impl Drop for Server {
 pub struct Harness {
     pub fake: FakeGitHub,
     pub origin: TestRepo,
-    pub data: tempfile::TempDir,
+    pub data: DataDir,
     pub env: BTreeMap<String, String>,
     pub server: Option<Server>,
     pub http: reqwest::Client,
@@ -150,7 +150,7 @@ impl Harness {
             origin.write(p, c);
         }
         origin.commit("initial infrastructure");
-        let data = tempfile::tempdir().expect("temp dir");
+        let data = DataDir::temp();
         let env = BTreeMap::from([
             ("SLUICE_LISTEN".to_string(), "127.0.0.1:0".to_string()),
             (

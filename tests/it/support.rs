@@ -260,6 +260,44 @@ pub fn scratch_dir(prefix: &str) -> tempfile::TempDir {
         .expect("scratch dir")
 }
 
+/// A data dir for one test's `sluice`: a temp dir whose default jobs dir — beside it, outside
+/// it (`config::default_jobs_dir`), holding job dirs and an engine copy of about 75 MB — is
+/// removed with it, so a whole suite run does not pile up one jobs dir per test.
+pub struct DataDir(tempfile::TempDir);
+
+impl DataDir {
+    /// Under [`scratch_dir`]'s base, named `PREFIX-…`.
+    pub fn scratch(prefix: &str) -> DataDir {
+        DataDir(scratch_dir(prefix))
+    }
+
+    /// Under the temp dir (`TMPDIR`).
+    pub fn temp() -> DataDir {
+        DataDir(tempfile::tempdir().expect("temp dir"))
+    }
+
+    pub fn path(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl Drop for DataDir {
+    fn drop(&mut self) {
+        let jobs = sluice::config::default_jobs_dir(self.0.path());
+        if let Err(e) = std::fs::remove_dir_all(&jobs)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            // Job dirs a sandboxed run left read-only: make them writable, then try again.
+            let _ = Command::new("chmod")
+                .arg("-R")
+                .arg("u+rwx")
+                .arg(&jobs)
+                .status();
+            let _ = std::fs::remove_dir_all(&jobs);
+        }
+    }
+}
+
 /// `chmod 0755`: a scratch dir (0700 when made) that the sandbox user must read.
 pub fn world_readable(dir: &Path) {
     use std::os::unix::fs::PermissionsExt;

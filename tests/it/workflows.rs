@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::server::Harness;
 use crate::support::{
-    NULL_PROVIDER, Run, TestRepo, processes_matching, scratch_dir, sluice, tool_env, tools, unique,
+    DataDir, NULL_PROVIDER, Run, TestRepo, processes_matching, sluice, tool_env, tools, unique,
     wait_until,
 };
 
@@ -97,7 +97,7 @@ async fn a_run_step_of_a_custom_workflow_is_posted_on_the_pr_plan_comment() {
 
 #[test]
 fn run_steps_cannot_read_the_servers_files_or_environment() {
-    let data = scratch_dir("wf-server-data");
+    let data = DataDir::scratch("wf-server-data");
     let secret = unique("s3cr3t");
     std::fs::write(data.path().join("secret.txt"), &secret).expect("write the secret");
     let steal = format!(
@@ -142,7 +142,7 @@ fn run_steps_cannot_read_the_servers_files_or_environment() {
 
 #[test]
 fn a_step_that_never_ends_is_stopped_with_its_whole_sandbox_at_the_timeout() {
-    let data = scratch_dir("wf-timeout");
+    let data = DataDir::scratch("wf-timeout");
     // Unique durations name the step's processes on this host.
     let forever = 900_000 + u64::from(std::process::id() % 90_000);
     let hang = format!(
@@ -177,7 +177,7 @@ fn a_step_that_never_ends_is_stopped_with_its_whole_sandbox_at_the_timeout() {
 
 #[test]
 fn a_workflow_that_exists_nowhere_is_refused() {
-    let data = scratch_dir("wf-unknown");
+    let data = DataDir::scratch("wf-unknown");
     let config = "version: 3\nprojects:\n- dir: envs/a\n  workflow: nosuch\n";
     let main_tf = flavoured_project();
     let repo = pr_with(&[("atlantis.yaml", config), ("envs/a/main.tf", &main_tf)]);
@@ -200,7 +200,7 @@ fn repos_yaml(dir: &std::path::Path, text: &str) -> String {
 
 #[test]
 fn server_rules_refuse_a_repository_defining_a_workflow_and_a_key_not_allowed() {
-    let data = scratch_dir("wf-rules");
+    let data = DataDir::scratch("wf-rules");
     let rules = repos_yaml(
         data.path(),
         "repos:\n- id: /.*/\n  allowed_overrides: [workflow]\n  allow_custom_workflows: false\n",
@@ -239,7 +239,7 @@ fn server_rules_refuse_a_repository_defining_a_workflow_and_a_key_not_allowed() 
 
 #[test]
 fn a_server_workflow_picked_by_name_runs_and_a_bad_rules_file_stops_the_server() {
-    let data = scratch_dir("wf-server-workflow");
+    let data = DataDir::scratch("wf-server-workflow");
     let rules = repos_yaml(
         data.path(),
         "repos:\n- id: /.*/\n  allowed_overrides: [workflow]\nworkflows:\n  linted:\n    plan:\n      steps:\n      \
@@ -273,7 +273,7 @@ fn a_server_workflow_picked_by_name_runs_and_a_bad_rules_file_stops_the_server()
 
 #[test]
 fn env_and_multienv_values_reach_later_steps_and_are_redacted() {
-    let data = scratch_dir("wf-env");
+    let data = DataDir::scratch("wf-env");
     let (a, b, c) = (
         unique("static-val"),
         unique("command-val"),
