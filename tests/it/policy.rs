@@ -47,6 +47,10 @@ async fn a_blocked_pr_is_overridden_by_an_owner_then_applied_and_audited() {
     let plan = h.wait_comment(1, "the plan", |c| c.contains("Plan:")).await;
     assert!(plan.contains("guard-null"), "{plan}");
     assert!(
+        plan.contains("| ❌ failed: `guard-null` |"),
+        "the summary's policy column names the failing policy:\n{plan}"
+    );
+    assert!(
         plan.contains("approve_policies"),
         "the override command is shown:\n{plan}"
     );
@@ -213,6 +217,10 @@ async fn broken_policy_files_on_the_base_branch_block_apply() {
     assert!(
         plan.contains("policies/broken.yaml:5:"),
         "the error is shown with its position:\n{plan}"
+    );
+    assert!(
+        plan.contains("| ❌ failed |"),
+        "the summary's policy column says the unreadable policies fail:\n{plan}"
     );
     h.wait_status(&head, "sluice/policy", "failure").await;
     h.fake.add_review(REPO, 1, "bob", "APPROVED");

@@ -129,6 +129,7 @@ fn finish(state: JobState, plan: Option<NewPlan>) -> JobFinish {
                 destroy_plan: false,
             },
             policy: PolicyVerdict::Pass,
+            policy_names: vec![],
             review: None,
         },
         plan,

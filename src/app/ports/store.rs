@@ -448,6 +448,9 @@ pub enum JobReport {
     Full {
         report: ProjectReport,
         policy: PolicyVerdict,
+        /// The policies behind `policy` (`PolicyVerdict::names_in`): the failing ones, those
+        /// waiting for approvals, or the warning ones; empty when none is named.
+        policy_names: Vec<String>,
         /// A plan's input to the PR review (`None` for applies and failed plans).
         review: Option<Box<crate::core::review::material::ReviewMaterial>>,
     },

@@ -211,6 +211,7 @@ impl Workers {
         JobReport::Full {
             report: project_report(c, outcome, self.job_notes()),
             policy: PolicyVerdict::None,
+            policy_names: vec![],
             review: None,
         }
     }
@@ -338,21 +339,26 @@ impl Workers {
             notes.push(planned.workflow_output.clone());
         }
         let mut record = record.result(AuditResult::Success);
-        let verdict = match self
+        let (verdict, policy_names) = match self
             .plan_policies(c, &git, project, &planned.plan, &planned.plan_file)
             .await
         {
-            Ok(Some((section, decisions, verdict))) => {
+            Ok(Some(PlanPolicies {
+                section,
+                audit,
+                verdict,
+                names,
+            })) => {
                 if !section.is_empty() {
                     notes.push(section);
                 }
-                record.policy = decisions;
-                verdict
+                record.policy = audit;
+                (verdict, names)
             }
-            Ok(None) => PolicyVerdict::None,
+            Ok(None) => (PolicyVerdict::None, vec![]),
             Err(e) => {
                 notes.push(reply::job::policies_not_evaluated_note(&e.to_string()));
-                PolicyVerdict::Pending
+                (PolicyVerdict::Pending, vec![])
             }
         };
         // A merge queue commit's plan is only a check: no PR review, and no plan kept.
@@ -392,6 +398,7 @@ impl Workers {
                     ..project_report(c, outcome, notes)
                 },
                 policy: verdict,
+                policy_names,
                 review,
             },
             plan,
@@ -402,8 +409,8 @@ impl Workers {
         }
     }
 
-    /// Evaluates the base branch's policies on a fresh plan: the markdown section, the audit
-    /// decisions and the verdict. `None` when no policy is configured.
+    /// Evaluates the base branch's policies on a fresh plan. `None` when no policy is
+    /// configured.
     async fn plan_policies(
         &self,
         c: &ClaimedJob,
@@ -411,7 +418,7 @@ impl Workers {
         project: &Project,
         plan: &Plan,
         plan_file: &std::path::Path,
-    ) -> anyhow::Result<Option<(String, Vec<AuditPolicyDecision>, PolicyVerdict)>> {
+    ) -> anyhow::Result<Option<PlanPolicies>> {
         let set = self
             .bot
             .policy_set(&c.run.repo, git, &c.run.base_sha)
@@ -422,7 +429,12 @@ impl Workers {
         }
         if set.broken {
             let note = reply::job::policies_broken_note(&set.broken_message());
-            return Ok(Some((note, vec![], PolicyVerdict::Fail)));
+            return Ok(Some(PlanPolicies {
+                section: note,
+                audit: vec![],
+                verdict: PolicyVerdict::Fail,
+                names: vec![],
+            }));
         }
         let pull = self.github.get_pull(&c.run.repo, c.run.pr).await?;
         let reviews = self.github.list_reviews(&c.run.repo, c.run.pr).await?;
@@ -447,11 +459,13 @@ impl Workers {
             &input,
         );
         let section = policy::render_section(&decisions, &self.settings.bot_name, &project.name);
-        Ok(Some((
+        let verdict = PolicyVerdict::of(&decisions);
+        Ok(Some(PlanPolicies {
             section,
-            set.audit(&decisions),
-            PolicyVerdict::of(&decisions),
-        )))
+            audit: set.audit(&decisions),
+            verdict,
+            names: verdict.names_in(&decisions),
+        }))
     }
 
     /// Whether the plan may still be applied now: current (neither discarded by `unlock` or a
@@ -526,6 +540,7 @@ impl Workers {
         let report = JobReport::Full {
             report: project_report(c, outcome, self.job_notes()),
             policy: PolicyVerdict::None,
+            policy_names: vec![],
             review: None,
         };
         failed(report, record)
@@ -765,4 +780,15 @@ fn pull_info(c: &ClaimedJob) -> crate::core::workflow::PullInfo {
         url: String::new(),
         author: String::new(),
     }
+}
+
+/// The base branch's policies on a fresh plan.
+struct PlanPolicies {
+    /// The comment's Policies section (markdown).
+    section: String,
+    /// The decisions as the audit entry records them.
+    audit: Vec<AuditPolicyDecision>,
+    verdict: PolicyVerdict,
+    /// The policies behind `verdict` (`PolicyVerdict::names_in`).
+    names: Vec<String>,
 }

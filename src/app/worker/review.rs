@@ -264,11 +264,20 @@ impl Workers {
             crate::core::ui::pages::routes::full_log_url(public.trim_end_matches('/'), job.id)
         });
         let policy = match &job.report {
-            Some(Ok(JobReport::Full { policy, .. })) => match policy {
-                PolicyVerdict::Fail => PolicyCell::Failed { policies: vec![] },
-                PolicyVerdict::Pass | PolicyVerdict::Warn => PolicyCell::Passed,
-                _ => PolicyCell::None,
-            },
+            Some(Ok(JobReport::Full {
+                policy,
+                policy_names,
+                ..
+            })) => {
+                let policies = policy_names.clone();
+                match policy {
+                    PolicyVerdict::Fail => PolicyCell::Failed { policies },
+                    PolicyVerdict::Pending => PolicyCell::Pending { policies },
+                    PolicyVerdict::Warn => PolicyCell::Warned { policies },
+                    PolicyVerdict::Pass => PolicyCell::Passed,
+                    PolicyVerdict::None => PolicyCell::None,
+                }
+            }
             _ => PolicyCell::None,
         };
         let bot = &self.settings.bot_name;

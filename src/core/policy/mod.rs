@@ -121,6 +121,25 @@ impl PolicyVerdict {
             PolicyVerdict::Pass
         }
     }
+
+    /// The names of the policies behind this verdict among `decisions`, in their order, each
+    /// once: the failing ones for `Fail`, those waiting for approvals for `Pending`, the
+    /// warning ones for `Warn`; none for `Pass` and `None`.
+    pub fn names_in(self, decisions: &[Decision]) -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        for d in decisions {
+            let behind = match self {
+                PolicyVerdict::Fail => d.is_blocking(),
+                PolicyVerdict::Pending => d.outcome == Outcome::Pending,
+                PolicyVerdict::Warn => d.outcome == Outcome::Warn,
+                PolicyVerdict::Pass | PolicyVerdict::None => false,
+            };
+            if behind && !names.contains(&d.policy) {
+                names.push(d.policy.clone());
+            }
+        }
+        names
+    }
 }
 
 /// An inline code span for text that may contain anything (addresses come from the PR's own

@@ -68,6 +68,15 @@ pub enum PolicyCell {
     /// No policy applies (or it was not evaluated, e.g. the plan failed).
     None,
     Passed,
+    /// Passes, with warnings from these policies (`on_failure: warn`).
+    Warned {
+        policies: Vec<String>,
+    },
+    /// Waits for approvals these policies require (the apply will need them).
+    Pending {
+        policies: Vec<String>,
+    },
+    /// Fails: these policies block the apply (empty when the policies could not be read).
     Failed {
         policies: Vec<String>,
     },
@@ -387,6 +396,15 @@ fn attention(r: &StickyRow) -> u8 {
     }
 }
 
+/// `❌ failed: `a`, `b``, or the word alone when no policy is named.
+fn named(word: &str, policies: &[String]) -> String {
+    if policies.is_empty() {
+        return word.to_string();
+    }
+    let names: Vec<String> = policies.iter().map(|p| code(p)).collect();
+    format!("{word}: {}", names.join(", "))
+}
+
 fn row(r: &StickyRow) -> String {
     let (status, counts) = status(&r.report.outcome);
     let n = |v: usize| {
@@ -403,14 +421,9 @@ fn row(r: &StickyRow) -> String {
     let policy = match &r.policy {
         PolicyCell::None => "—".to_string(),
         PolicyCell::Passed => "✅ passed".to_string(),
-        PolicyCell::Failed { policies } => format!(
-            "❌ {}",
-            policies
-                .iter()
-                .map(|p| code(p))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+        PolicyCell::Warned { policies } => named("⚠️ warned", policies),
+        PolicyCell::Pending { policies } => named("⏳ needs approvals", policies),
+        PolicyCell::Failed { policies } => named("❌ failed", policies),
         PolicyCell::Overridden { by } => format!("☑️ overridden by {}", code(by)),
     };
     let lock = match &r.lock {

@@ -165,6 +165,9 @@ struct StoredFull {
     /// Absent in reports of jobs whose policies were never evaluated.
     #[serde(default = "no_policy")]
     policy: String,
+    /// The policies behind `policy`; absent when none is named and in older reports.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    policy_names: Vec<String>,
     /// A plan's review input; absent for applies, failures and older reports.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     review: Option<Box<crate::core::review::material::ReviewMaterial>>,
@@ -179,10 +182,12 @@ pub(super) fn report_json(report: &JobReport) -> anyhow::Result<String> {
         JobReport::Full {
             report,
             policy,
+            policy_names,
             review,
         } => StoredReport::Full(Box::new(StoredFull {
             report: report.clone(),
             policy: policy.as_str().to_string(),
+            policy_names: policy_names.clone(),
             review: review.clone(),
         })),
         JobReport::Interrupted(why) => StoredReport::Interrupted {
@@ -204,6 +209,7 @@ fn report_from_json(json: &str) -> Result<JobReport, Unreadable> {
             report: f.report,
             policy: PolicyVerdict::parse(&f.policy)
                 .ok_or_else(|| Unreadable(format!("unknown policy verdict {:?}", f.policy)))?,
+            policy_names: f.policy_names,
             review: f.review,
         }),
         Ok(StoredReport::Interrupted { interrupted }) => Ok(JobReport::Interrupted(interrupted)),
@@ -506,6 +512,49 @@ pub(super) fn audit_from_row(r: &SqliteRow) -> anyhow::Result<AuditEntry> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A report keeps the names of the policies behind its verdict; one stored before they were
+    /// kept reads with none.
+    #[test]
+    fn policy_names_round_trip_and_older_reports_have_none() {
+        let older = r#"{"project":"net","dir":"net","workspace":"default","outcome":{"outcome":"skipped","reason":"x"},"notes":[],"policy":"fail"}"#;
+        match report_from_json(older) {
+            Ok(JobReport::Full {
+                policy,
+                policy_names,
+                ..
+            }) => {
+                assert_eq!(policy, PolicyVerdict::Fail);
+                assert!(policy_names.is_empty());
+            }
+            other => panic!("{other:?}"),
+        }
+        let Ok(JobReport::Full { report, .. }) = report_from_json(older) else {
+            unreachable!()
+        };
+        let named = JobReport::Full {
+            report,
+            policy: PolicyVerdict::Pending,
+            policy_names: vec!["two-approvals".into(), "prod-owners".into()],
+            review: None,
+        };
+        let json = report_json(&named).unwrap();
+        assert!(
+            json.contains(r#""policy_names":["two-approvals","prod-owners"]"#),
+            "{json}"
+        );
+        match report_from_json(&json) {
+            Ok(JobReport::Full {
+                policy,
+                policy_names,
+                ..
+            }) => {
+                assert_eq!(policy, PolicyVerdict::Pending);
+                assert_eq!(policy_names, ["two-approvals", "prod-owners"]);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 
     /// What earlier versions stored still reads: the stored forms are the schema's contract.
     #[test]

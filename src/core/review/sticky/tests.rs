@@ -341,6 +341,39 @@ fn the_lock_column_names_whoever_holds_the_lock() {
     assert!(body.contains("| ⏳ #9 |"), "{body}");
 }
 
+/// The policy column names the policies behind a project's verdict: failing, waiting for
+/// approvals, or warning; a failure without names (the policies could not be read) still says
+/// it failed.
+#[test]
+fn the_policy_column_names_the_policies_behind_the_verdict() {
+    let cell = |policy: PolicyCell| {
+        let mut r = row("net", planned(1, 0, 0, 0, "+ x\n".into()));
+        r.policy = policy;
+        render_sticky(&ctx(), &run(SHA, vec![r]), &[], 0).body
+    };
+    let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let failed = cell(PolicyCell::Failed {
+        policies: names(&["no-db-destroy", "cost`cap"]),
+    });
+    assert!(
+        failed.contains("| ❌ failed: `no-db-destroy`, `` cost`cap `` |"),
+        "{failed}"
+    );
+    let pending = cell(PolicyCell::Pending {
+        policies: names(&["two-approvals"]),
+    });
+    assert!(
+        pending.contains("| ⏳ needs approvals: `two-approvals` |"),
+        "{pending}"
+    );
+    let warned = cell(PolicyCell::Warned {
+        policies: names(&["tags"]),
+    });
+    assert!(warned.contains("| ⚠️ warned: `tags` |"), "{warned}");
+    let unread = cell(PolicyCell::Failed { policies: vec![] });
+    assert!(unread.contains("| ❌ failed |"), "{unread}");
+}
+
 /// Whatever a per-run comment said of a project, the summary says too (in its fold): a removed
 /// project's explanation and destroy hint, a destroy plan's warning, notes (policy results),
 /// a skipped project's reason, the end of an error, the commands to type next.
