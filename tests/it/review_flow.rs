@@ -293,3 +293,51 @@ async fn the_apply_button_passes_the_comment_gate_refused_unapproved_and_accepte
         "{audit}"
     );
 }
+
+/// A plan run of a head the PR has since left — its run finishes after the push — never tops
+/// the summary comment nor posts a review: its commit still gets its status, the newer head's
+/// run writes the summary, and the late run is listed in that summary's history.
+#[tokio::test]
+async fn a_run_of_a_head_the_pr_has_left_never_tops_the_summary() {
+    use crate::support::null_project;
+    let mut h = Harness::new(&[("envs/a/main.tf", &null_project("a", "1"))]).await;
+    h.start();
+    let old = h.open_pr(1, "change", &[("envs/a/main.tf", &null_project("a", "2"))]);
+    let opened = h.pr_event("opened", 1);
+    // The push lands before the first head's plan finishes: GitHub already says the newer head.
+    let new = h.push(1, "change", &[("envs/a/main.tf", &null_project("a", "3"))]);
+    h.deliver(&opened).await;
+    h.wait_status(&old, "sluice/plan", "success").await;
+    h.deliver(&h.pr_event("synchronize", 1)).await;
+    let summary = h
+        .wait_plan(1, "the newer head's summary", |t| {
+            t.contains(&format!("sluice plan · `{}`", &new[..7]))
+        })
+        .await;
+    assert!(
+        summary.contains(&format!("`{}`", &old[..7])),
+        "the late run is in the history:\n{summary}"
+    );
+    let on_top = format!("sluice plan · `{}`", &old[..7]);
+    let written: Vec<String> = h
+        .fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.contains("/comments") && matches!(r.method.as_str(), "POST" | "PATCH"))
+        .filter_map(|r| r.body?.get("body")?.as_str().map(str::to_string))
+        .collect();
+    assert!(
+        written.iter().all(|b| !b.contains(&on_top)),
+        "no comment ever had the older head on top: {written:#?}"
+    );
+    let reviewed: Vec<String> = h
+        .fake
+        .posted_reviews()
+        .into_iter()
+        .map(|r| r.commit_id)
+        .collect();
+    assert!(
+        !reviewed.contains(&old),
+        "no review of the older head: {reviewed:?}"
+    );
+}

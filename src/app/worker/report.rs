@@ -89,10 +89,13 @@ impl Workers {
             Ok(items) => items,
             Err(e) => {
                 tracing::warn!(error = %format!("{e:#}"), "review: building the review failed; the run is reported in comments");
-                Vec::new()
+                None
             }
         };
-        let sticky = self.settings.sticky_summary && !surface.is_empty();
+        // The summary comment stands for this run's comments when it was handled (written, or
+        // left to the newer head's run when this one is late).
+        let sticky = self.settings.sticky_summary && surface.is_some();
+        let surface = surface.unwrap_or_default();
         let mut out: Vec<OutboxItem> = if sticky {
             Vec::new()
         } else {

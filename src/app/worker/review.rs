@@ -25,7 +25,8 @@ use crate::core::review::pr_review::{
     ReviewComments, ReviewContext, ReviewOptions, ReviewProject, build_review, is_late,
 };
 use crate::core::review::sticky::{
-    LockCell, PastRun, PolicyCell, StickyContext, StickyLimits, StickyRow, StickyRun, render_sticky,
+    LockCell, PastRun, PolicyCell, StickyContext, StickyLimits, StickyRow, StickyRun, record_run,
+    render_sticky,
 };
 use crate::core::review::surface::{PushOutput, push_writes};
 use crate::core::types::{CommitSha, PrNumber};
@@ -90,18 +91,20 @@ impl Workers {
     }
 
     /// The review and summary comment writes of a finished plan run, against what the store
-    /// knows of the PR's objects (so the summary is edited, the previous review superseded).
-    /// The PR's files come from GitHub; when they cannot be listed, every change is mentioned
-    /// in the review body instead of on a line.
+    /// knows of the PR's objects (so the summary is edited, the previous review superseded);
+    /// `None` for other runs. The PR's files come from GitHub; when they cannot be listed,
+    /// every change is mentioned in the review body instead of on a line. A run of a head the
+    /// PR has since left writes neither a review nor the summary (the newest head's run tops
+    /// it); it is only recorded in the summary's history, below the newest head's runs.
     pub(super) async fn review_writes(
         &self,
         run: &RunRow,
         jobs: &[JobRow],
         reports: &[ProjectReport],
         render: &RenderContext,
-    ) -> anyhow::Result<Vec<OutboxItem>> {
+    ) -> anyhow::Result<Option<Vec<OutboxItem>>> {
         if run.kind != JobKind::Plan {
-            return Ok(Vec::new());
+            return Ok(None);
         }
         let mut known = self.store.pr_objects(&run.repo, run.pr).await?;
         let materials: Vec<(&JobRow, &ReviewMaterial)> = jobs
@@ -157,11 +160,11 @@ impl Workers {
         };
         // A plan of a head the PR has since left gets no review: its lines are about an
         // older commit, and the newer head's review must stay current.
-        let late = (wants_review || known.review.is_some())
-            && is_late(
-                &run.head_sha,
-                self.latest_head(&run.repo, run.pr).await.as_ref(),
-            );
+        let latest = match wants_review || known.review.is_some() || self.settings.sticky_summary {
+            true => self.latest_head(&run.repo, run.pr).await,
+            false => None,
+        };
+        let late = is_late(&run.head_sha, latest.as_ref());
         let review = if wants_review && !late {
             build_review(&ctx, &projects, &diff, &opts)
         } else {
@@ -197,7 +200,8 @@ impl Workers {
             limits: StickyLimits::default(),
             after_merge: &render.after_merge,
         };
-        let sticky = render_sticky(&sticky_ctx, &sticky_run, &known.history, known.live_slots);
+        let sticky = (!late)
+            .then(|| render_sticky(&sticky_ctx, &sticky_run, &known.history, known.live_slots));
 
         // The previous review is superseded when the new one is posted (the deliverer knows
         // which one was last posted then); with no new review, now.
@@ -206,7 +210,7 @@ impl Workers {
             against.review = None;
         }
         let out = PushOutput {
-            sticky: Some(sticky),
+            sticky,
             review,
             ..PushOutput::default()
         };
@@ -215,8 +219,12 @@ impl Workers {
             .map(|w| OutboxItem::write(&run.repo, run.pr, w))
             .collect();
 
-        known.history.insert(0, PastRun::of(&sticky_run));
-        known.history.truncate(HISTORY);
+        record_run(
+            &mut known.history,
+            PastRun::of(&sticky_run),
+            latest.as_ref(),
+            HISTORY,
+        );
         self.store
             .update_pr_history(
                 &run.repo,
@@ -225,7 +233,7 @@ impl Workers {
                 crate::adapters::clock::now(),
             )
             .await?;
-        Ok(items)
+        Ok(Some(items))
     }
 
     /// The PR's head now, as GitHub tells it (a sighting would miss a force-push back to an

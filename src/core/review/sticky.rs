@@ -157,6 +157,25 @@ impl PastRun {
     }
 }
 
+/// Adds `run` to `history` (newest first), keeping at most `max`: on top, unless `run` is
+/// late — a run of a head the PR has since left (`latest`: the PR's head now, `None` when
+/// unknown) — then below the runs of the latest head, which stay on top.
+pub fn record_run(
+    history: &mut Vec<PastRun>,
+    run: PastRun,
+    latest: Option<&CommitSha>,
+    max: usize,
+) {
+    let at = match latest {
+        Some(latest) if *latest != run.head_sha => {
+            history.iter().take_while(|h| h.head_sha == *latest).count()
+        }
+        _ => 0,
+    };
+    history.insert(at, run);
+    history.truncate(max);
+}
+
 /// A follow-up comment's body, by slot (1-based, stable across runs).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FollowUp {

@@ -428,3 +428,25 @@ fn the_summary_carries_everything_the_per_run_comment_did() {
     assert!(caution < summary, "{body}");
     crate::core::plan::split::tests::assert_balanced(&body);
 }
+
+/// A run of a head the PR has since left goes below the latest head's runs, never on top; an
+/// up-to-date run (or one whose latest head is unknown) goes on top; the history stays bounded.
+#[test]
+fn a_late_run_is_recorded_below_the_latest_heads_runs() {
+    let past = |sha: &str, tally: &str| PastRun {
+        head_sha: CommitSha::new(sha).unwrap(),
+        command: CommandName::Plan,
+        at: "2026-11-22 15:03 UTC".into(),
+        tally: tally.into(),
+        log_url: None,
+    };
+    let new = CommitSha::new(SHA).unwrap();
+    let tallies = |h: &[PastRun]| h.iter().map(|p| p.tally.clone()).collect::<Vec<_>>();
+    let mut history = vec![past(SHA, "new b"), past(SHA, "new a"), past(OLD, "old 1")];
+    record_run(&mut history, past(OLD, "old late"), Some(&new), 10);
+    assert_eq!(tallies(&history), ["new b", "new a", "old late", "old 1"]);
+    record_run(&mut history, past(SHA, "new c"), Some(&new), 10);
+    assert_eq!(tallies(&history)[0], "new c");
+    record_run(&mut history, past(OLD, "unknown head"), None, 3);
+    assert_eq!(tallies(&history), ["unknown head", "new c", "new b"]);
+}
