@@ -468,7 +468,7 @@ impl OctocrabGitHub {
     /// The credential for calls about `repo`: the token, or the token of the App installation
     /// that covers the repository (looked up once, then remembered).
     async fn repo_cred(&self, repo: &RepoName) -> Result<Cred, GitHubError> {
-        let path = format!("/repos/{}/{}/installation", repo.owner(), repo.name());
+        let path = Self::repo_path(repo, "/installation");
         self.cred_for(repo.full().to_ascii_lowercase(), &path, || {
             format!("the GitHub App is not installed on {repo}")
         })
@@ -554,13 +554,46 @@ impl OctocrabGitHub {
         }
     }
 
-    async fn post_json(
+    /// `/repos/{owner}/{name}` followed by `rest` (which starts with `/`).
+    fn repo_path(repo: &RepoName, rest: &str) -> String {
+        format!("/repos/{}/{}{rest}", repo.owner(), repo.name())
+    }
+
+    /// One call about `repo` (`rest` is the path below the repository, e.g.
+    /// `/issues/1/comments`), sent with the repository's credential ([`Self::repo_cred`]).
+    async fn repo_call(
         &self,
-        path: &str,
-        body: serde_json::Value,
-        cred: Cred,
+        repo: &RepoName,
+        method: Method,
+        rest: &str,
+        body: Option<serde_json::Value>,
     ) -> Result<Reply, GitHubError> {
-        self.send(Method::POST, path, Some(&body), cred).await
+        let cred = self.repo_cred(repo).await?;
+        self.send(method, &Self::repo_path(repo, rest), body.as_ref(), cred)
+            .await
+    }
+
+    /// POSTs `body` (serialised with serde) below `repo`; the `id` of the object GitHub made.
+    async fn repo_create(
+        &self,
+        repo: &RepoName,
+        rest: &str,
+        body: &impl serde::Serialize,
+    ) -> Result<u64, GitHubError> {
+        let path = Self::repo_path(repo, rest);
+        let body = serde_json::to_value(body).map_err(|e| invalid_value(&path, e))?;
+        let reply = self.repo_call(repo, Method::POST, rest, Some(body)).await?;
+        Ok(reply.json::<IdDto>(&format!("POST {path}"))?.id)
+    }
+
+    /// Every page of a list below `repo` (`rest` carries the query, e.g. `per_page`).
+    async fn repo_list<T: DeserializeOwned>(
+        &self,
+        repo: &RepoName,
+        rest: &str,
+    ) -> Result<Vec<T>, GitHubError> {
+        let cred = self.repo_cred(repo).await?;
+        self.get_all(Self::repo_path(repo, rest), cred).await
     }
 }
 
@@ -710,25 +743,20 @@ impl GitHubApi for OctocrabGitHub {
         pr: PrNumber,
         body: &str,
     ) -> Result<u64, GitHubError> {
-        let cred = self.repo_cred(repo).await?;
-        let path = format!(
-            "/repos/{}/{}/issues/{}/comments",
-            repo.owner(),
-            repo.name(),
-            pr.get()
-        );
         // A POST retried after a 5xx may post twice if GitHub did the work before failing; a
         // duplicate comment is a nuisance, a lost plan result is worse.
-        let reply = self.post_json(&path, json!({ "body": body }), cred).await?;
-        Ok(reply.json::<IdDto>(&format!("POST {path}"))?.id)
+        let rest = format!("/issues/{}/comments", pr.get());
+        self.repo_create(repo, &rest, &json!({ "body": body }))
+            .await
     }
 
     async fn create_issue(&self, repo: &RepoName, issue: &IssueText) -> Result<u64, GitHubError> {
-        let cred = self.repo_cred(repo).await?;
-        let path = format!("/repos/{}/{}/issues", repo.owner(), repo.name());
         let body = json!({ "title": issue.title, "body": issue.body, "labels": issue.labels });
-        let reply = self.post_json(&path, body, cred).await?;
-        Ok(reply.json::<NumberDto>(&format!("POST {path}"))?.number)
+        let reply = self
+            .repo_call(repo, Method::POST, "/issues", Some(body))
+            .await?;
+        let what = format!("POST {}", Self::repo_path(repo, "/issues"));
+        Ok(reply.json::<NumberDto>(&what)?.number)
     }
 
     async fn update_issue(
@@ -738,15 +766,19 @@ impl GitHubApi for OctocrabGitHub {
         issue: &IssueText,
         open: bool,
     ) -> Result<(), GitHubError> {
-        let cred = self.repo_cred(repo).await?;
-        let path = format!("/repos/{}/{}/issues/{number}", repo.owner(), repo.name());
         let body = json!({
             "title": issue.title,
             "body": issue.body,
             "labels": issue.labels,
             "state": if open { "open" } else { "closed" },
         });
-        self.send(Method::PATCH, &path, Some(&body), cred).await?;
+        self.repo_call(
+            repo,
+            Method::PATCH,
+            &format!("/issues/{number}"),
+            Some(body),
+        )
+        .await?;
         Ok(())
     }
 
@@ -755,13 +787,8 @@ impl GitHubApi for OctocrabGitHub {
         repo: &RepoName,
         label: &str,
     ) -> Result<Vec<(u64, String)>, GitHubError> {
-        let cred = self.repo_cred(repo).await?;
-        let path = format!(
-            "/repos/{}/{}/issues?state=open&labels={label}&per_page={PER_PAGE}",
-            repo.owner(),
-            repo.name()
-        );
-        let dtos: Vec<IssueDto> = self.get_all(path, cred).await?;
+        let rest = format!("/issues?state=open&labels={label}&per_page={PER_PAGE}");
+        let dtos: Vec<IssueDto> = self.repo_list(repo, &rest).await?;
         Ok(dtos
             .into_iter()
             .filter(|i| i.pull_request.is_none())
@@ -770,8 +797,6 @@ impl GitHubApi for OctocrabGitHub {
     }
 
     async fn create_pull(&self, repo: &RepoName, pull: &NewPull) -> Result<PullLink, GitHubError> {
-        let cred = self.repo_cred(repo).await?;
-        let path = format!("/repos/{}/{}/pulls", repo.owner(), repo.name());
         let body = json!({
             "title": pull.title,
             "body": pull.body,
@@ -779,8 +804,10 @@ impl GitHubApi for OctocrabGitHub {
             "base": pull.base,
             "maintainer_can_modify": false,
         });
-        let reply = self.post_json(&path, body, cred).await?;
-        let what = format!("POST {path}");
+        let reply = self
+            .repo_call(repo, Method::POST, "/pulls", Some(body))
+            .await?;
+        let what = format!("POST {}", Self::repo_path(repo, "/pulls"));
         reply.json::<PullLinkDto>(&what)?.link(&what)
     }
 
@@ -789,15 +816,12 @@ impl GitHubApi for OctocrabGitHub {
         repo: &RepoName,
         branch: &str,
     ) -> Result<Vec<PullLink>, GitHubError> {
-        let cred = self.repo_cred(repo).await?;
-        let path = format!(
-            "/repos/{}/{}/pulls?state=open&head={}:{branch}&per_page={PER_PAGE}",
-            repo.owner(),
-            repo.name(),
+        let rest = format!(
+            "/pulls?state=open&head={}:{branch}&per_page={PER_PAGE}",
             repo.owner()
         );
-        let what = format!("GET {path}");
-        let dtos: Vec<PullLinkDto> = self.get_all(path, cred).await?;
+        let what = format!("GET {}", Self::repo_path(repo, &rest));
+        let dtos: Vec<PullLinkDto> = self.repo_list(repo, &rest).await?;
         dtos.into_iter().map(|d| d.link(&what)).collect()
     }
 
@@ -807,13 +831,8 @@ impl GitHubApi for OctocrabGitHub {
         comment_id: u64,
         body: &str,
     ) -> Result<(), GitHubError> {
-        let cred = self.repo_cred(repo).await?;
-        let path = format!(
-            "/repos/{}/{}/issues/comments/{comment_id}",
-            repo.owner(),
-            repo.name()
-        );
-        self.send(Method::PATCH, &path, Some(&json!({ "body": body })), cred)
+        let rest = format!("/issues/comments/{comment_id}");
+        self.repo_call(repo, Method::PATCH, &rest, Some(json!({ "body": body })))
             .await?;
         Ok(())
     }
@@ -824,8 +843,6 @@ impl GitHubApi for OctocrabGitHub {
         sha: &CommitSha,
         status: &CommitStatus,
     ) -> Result<(), GitHubError> {
-        let cred = self.repo_cred(repo).await?;
-        let path = format!("/repos/{}/{}/statuses/{sha}", repo.owner(), repo.name());
         let mut body = json!({
             "state": status.state.as_str(),
             "context": status.context,
@@ -834,7 +851,8 @@ impl GitHubApi for OctocrabGitHub {
         if let Some(url) = &status.target_url {
             body["target_url"] = json!(url);
         }
-        self.post_json(&path, body, cred).await?;
+        self.repo_call(repo, Method::POST, &format!("/statuses/{sha}"), Some(body))
+            .await?;
         Ok(())
     }
 
@@ -850,23 +868,22 @@ impl GitHubApi for OctocrabGitHub {
                 REACTIONS.join(", ")
             )));
         }
-        let cred = self.repo_cred(repo).await?;
-        let path = format!(
-            "/repos/{}/{}/issues/comments/{comment_id}/reactions",
-            repo.owner(),
-            repo.name()
-        );
+        let rest = format!("/issues/comments/{comment_id}/reactions");
         // 200 (already there) and 201 (added) are both fine.
-        self.post_json(&path, json!({ "content": content }), cred)
-            .await?;
+        self.repo_call(
+            repo,
+            Method::POST,
+            &rest,
+            Some(json!({ "content": content })),
+        )
+        .await?;
         Ok(())
     }
 
     async fn get_pull(&self, repo: &RepoName, pr: PrNumber) -> Result<PullDetails, GitHubError> {
-        let cred = self.repo_cred(repo).await?;
-        let path = format!("/repos/{}/{}/pulls/{}", repo.owner(), repo.name(), pr.get());
-        let what = format!("GET {path}");
-        let reply = self.send(Method::GET, &path, None, cred).await?;
+        let rest = format!("/pulls/{}", pr.get());
+        let what = format!("GET {}", Self::repo_path(repo, &rest));
+        let reply = self.repo_call(repo, Method::GET, &rest, None).await?;
         let dto: PullDto = reply.json(&what)?;
         let author = dto
             .user
@@ -919,14 +936,8 @@ impl GitHubApi for OctocrabGitHub {
         repo: &RepoName,
         pr: PrNumber,
     ) -> Result<Vec<Review>, GitHubError> {
-        let cred = self.repo_cred(repo).await?;
-        let path = format!(
-            "/repos/{}/{}/pulls/{}/reviews?per_page={PER_PAGE}",
-            repo.owner(),
-            repo.name(),
-            pr.get()
-        );
-        let dtos: Vec<ReviewDto> = self.get_all(path, cred).await?;
+        let rest = format!("/pulls/{}/reviews?per_page={PER_PAGE}", pr.get());
+        let dtos: Vec<ReviewDto> = self.repo_list(repo, &rest).await?;
         let mut reviews = Vec::with_capacity(dtos.len());
         for dto in dtos {
             // A review by a deleted account, or in a state this version does not know, can
@@ -993,13 +1004,8 @@ impl GitHubApi for OctocrabGitHub {
         struct PermissionDto {
             permission: String,
         }
-        let cred = self.repo_cred(repo).await?;
-        let path = format!(
-            "/repos/{}/{}/collaborators/{login}/permission",
-            repo.owner(),
-            repo.name()
-        );
-        match self.send(Method::GET, &path, None, cred).await {
+        let rest = format!("/collaborators/{login}/permission");
+        match self.repo_call(repo, Method::GET, &rest, None).await {
             Ok(reply) => Ok(reply
                 .json::<PermissionDto>("GET …/collaborators/{login}/permission")?
                 .permission),
@@ -1013,14 +1019,11 @@ impl GitHubApi for OctocrabGitHub {
         repo: &RepoName,
         pr: PrNumber,
     ) -> Result<Vec<PrFile>, GitHubError> {
-        let cred = self.repo_cred(repo).await?;
-        let path = format!(
-            "/repos/{}/{}/pulls/{}/files?per_page={PER_PAGE}",
-            repo.owner(),
-            repo.name(),
-            pr.get()
-        );
-        self.get_all(path, cred).await
+        self.repo_list(
+            repo,
+            &format!("/pulls/{}/files?per_page={PER_PAGE}", pr.get()),
+        )
+        .await
     }
 
     async fn create_review(
@@ -1029,20 +1032,12 @@ impl GitHubApi for OctocrabGitHub {
         pr: PrNumber,
         review: &CreateReview,
     ) -> Result<PostedReviewIds, GitHubError> {
-        let cred = self.repo_cred(repo).await?;
-        let base = format!(
-            "/repos/{}/{}/pulls/{}/reviews",
-            repo.owner(),
-            repo.name(),
-            pr.get()
-        );
-        let body = serde_json::to_value(review).map_err(|e| invalid_value(&base, e))?;
-        let reply = self.post_json(&base, body, cred).await?;
-        let review_id = reply.json::<IdDto>(&format!("POST {base}"))?.id;
+        let rest = format!("/pulls/{}/reviews", pr.get());
+        let review_id = self.repo_create(repo, &rest, review).await?;
         let comments: Vec<IdDto> = self
-            .get_all(
-                format!("{base}/{review_id}/comments?per_page={PER_PAGE}"),
-                cred,
+            .repo_list(
+                repo,
+                &format!("{rest}/{review_id}/comments?per_page={PER_PAGE}"),
             )
             .await?;
         Ok(PostedReviewIds {
@@ -1058,14 +1053,8 @@ impl GitHubApi for OctocrabGitHub {
         review_id: u64,
         body: &str,
     ) -> Result<(), GitHubError> {
-        let cred = self.repo_cred(repo).await?;
-        let path = format!(
-            "/repos/{}/{}/pulls/{}/reviews/{review_id}",
-            repo.owner(),
-            repo.name(),
-            pr.get()
-        );
-        self.send(Method::PUT, &path, Some(&json!({ "body": body })), cred)
+        let rest = format!("/pulls/{}/reviews/{review_id}", pr.get());
+        self.repo_call(repo, Method::PUT, &rest, Some(json!({ "body": body })))
             .await?;
         Ok(())
     }
@@ -1076,16 +1065,8 @@ impl GitHubApi for OctocrabGitHub {
         pr: PrNumber,
         comment: &CreateReviewComment,
     ) -> Result<u64, GitHubError> {
-        let cred = self.repo_cred(repo).await?;
-        let path = format!(
-            "/repos/{}/{}/pulls/{}/comments",
-            repo.owner(),
-            repo.name(),
-            pr.get()
-        );
-        let body = serde_json::to_value(comment).map_err(|e| invalid_value(&path, e))?;
-        let reply = self.post_json(&path, body, cred).await?;
-        Ok(reply.json::<IdDto>(&format!("POST {path}"))?.id)
+        self.repo_create(repo, &format!("/pulls/{}/comments", pr.get()), comment)
+            .await
     }
 
     async fn update_review_comment(
@@ -1094,13 +1075,8 @@ impl GitHubApi for OctocrabGitHub {
         comment_id: u64,
         body: &str,
     ) -> Result<(), GitHubError> {
-        let cred = self.repo_cred(repo).await?;
-        let path = format!(
-            "/repos/{}/{}/pulls/comments/{comment_id}",
-            repo.owner(),
-            repo.name()
-        );
-        self.send(Method::PATCH, &path, Some(&json!({ "body": body })), cred)
+        let rest = format!("/pulls/comments/{comment_id}");
+        self.repo_call(repo, Method::PATCH, &rest, Some(json!({ "body": body })))
             .await?;
         Ok(())
     }
@@ -1110,11 +1086,7 @@ impl GitHubApi for OctocrabGitHub {
         repo: &RepoName,
         check: &CreateCheckRun,
     ) -> Result<u64, GitHubError> {
-        let cred = self.repo_cred(repo).await?;
-        let path = format!("/repos/{}/{}/check-runs", repo.owner(), repo.name());
-        let body = serde_json::to_value(check).map_err(|e| invalid_value(&path, e))?;
-        let reply = self.post_json(&path, body, cred).await?;
-        Ok(reply.json::<IdDto>(&format!("POST {path}"))?.id)
+        self.repo_create(repo, "/check-runs", check).await
     }
 
     async fn update_check_run(
@@ -1123,14 +1095,15 @@ impl GitHubApi for OctocrabGitHub {
         check_run_id: u64,
         update: &UpdateCheckRun,
     ) -> Result<(), GitHubError> {
-        let cred = self.repo_cred(repo).await?;
-        let path = format!(
-            "/repos/{}/{}/check-runs/{check_run_id}",
-            repo.owner(),
-            repo.name()
-        );
+        let path = Self::repo_path(repo, &format!("/check-runs/{check_run_id}"));
         let body = serde_json::to_value(update).map_err(|e| invalid_value(&path, e))?;
-        self.send(Method::PATCH, &path, Some(&body), cred).await?;
+        self.repo_call(
+            repo,
+            Method::PATCH,
+            &format!("/check-runs/{check_run_id}"),
+            Some(body),
+        )
+        .await?;
         Ok(())
     }
 
@@ -1160,15 +1133,11 @@ impl GitHubApi for OctocrabGitHub {
             #[serde(default)]
             files: Vec<PrFile>,
         }
-        let cred = self.repo_cred(repo).await?;
         // The files are listed on the first page only; one commit per page keeps it small.
-        let path = format!(
-            "/repos/{}/{}/compare/{base}...{head}?per_page=1",
-            repo.owner(),
-            repo.name()
-        );
-        let reply = self.send(Method::GET, &path, None, cred).await?;
-        Ok(reply.json::<CompareDto>(&format!("GET {path}"))?.files)
+        let rest = format!("/compare/{base}...{head}?per_page=1");
+        let reply = self.repo_call(repo, Method::GET, &rest, None).await?;
+        let what = format!("GET {}", Self::repo_path(repo, &rest));
+        Ok(reply.json::<CompareDto>(&what)?.files)
     }
 
     async fn merge_pull(
@@ -1182,16 +1151,10 @@ impl GitHubApi for OctocrabGitHub {
         struct MergedDto {
             sha: String,
         }
-        let cred = self.repo_cred(repo).await?;
-        let path = format!(
-            "/repos/{}/{}/pulls/{}/merge",
-            repo.owner(),
-            repo.name(),
-            pr.get()
-        );
+        let rest = format!("/pulls/{}/merge", pr.get());
         let body = json!({ "merge_method": method.as_str(), "sha": sha.as_str() });
-        let reply = self.send(Method::PUT, &path, Some(&body), cred).await?;
-        let what = format!("PUT {path}");
+        let reply = self.repo_call(repo, Method::PUT, &rest, Some(body)).await?;
+        let what = format!("PUT {}", Self::repo_path(repo, &rest));
         let dto: MergedDto = reply.json(&what)?;
         CommitSha::new(&dto.sha).map_err(|e| invalid_value(&what, e))
     }
