@@ -154,13 +154,7 @@ async fn a_pr_that_weakens_the_policy_is_judged_by_the_base_branch_policy() {
         ],
     );
     h.deliver(&h.pr_event("opened", 1)).await;
-    h.wait_status(&head, "sluice/policy", "failure").await;
-    h.fake.add_review(REPO, 1, "bob", "APPROVED");
-    h.deliver(&h.comment_event(1, "alice", "sluice apply"))
-        .await;
-    let refusal = h
-        .wait_comment(1, "refusal", |c| c.contains("Apply refused"))
-        .await;
+    let refusal = h.approved_apply_refused_by_policy(1, &head).await;
     assert!(refusal.contains("policy `guard-null` failed"), "{refusal}");
 }
 
@@ -222,12 +216,6 @@ async fn broken_policy_files_on_the_base_branch_block_apply() {
         plan.contains("| ❌ failed |"),
         "the summary's policy column says the unreadable policies fail:\n{plan}"
     );
-    h.wait_status(&head, "sluice/policy", "failure").await;
-    h.fake.add_review(REPO, 1, "bob", "APPROVED");
-    h.deliver(&h.comment_event(1, "alice", "sluice apply"))
-        .await;
-    let refusal = h
-        .wait_comment(1, "refusal", |c| c.contains("Apply refused"))
-        .await;
+    let refusal = h.approved_apply_refused_by_policy(1, &head).await;
     assert!(refusal.contains("fail closed"), "{refusal}");
 }

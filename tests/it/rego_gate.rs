@@ -181,13 +181,7 @@ async fn a_rego_file_changed_in_the_pr_is_not_what_runs() {
         plan.contains("new null resources need an owner's sign-off"),
         "the base branch's rule ran:\n{plan}"
     );
-    h.wait_status(&head, "sluice/policy", "failure").await;
-    h.fake.add_review(REPO, 1, "bob", "APPROVED");
-    h.deliver(&h.comment_event(1, "alice", "sluice apply"))
-        .await;
-    let refusal = h
-        .wait_comment(1, "refusal", |c| c.contains("Apply refused"))
-        .await;
+    let refusal = h.approved_apply_refused_by_policy(1, &head).await;
     assert!(refusal.contains("policy `guardrails` failed"), "{refusal}");
 }
 
@@ -203,13 +197,7 @@ async fn a_rego_syntax_error_on_the_base_branch_is_shown_at_its_position_and_blo
         plan.contains("policy/deny.rego:3:11: error: Rego: expecting }"),
         "the error is shown with its position:\n{plan}"
     );
-    h.wait_status(&head, "sluice/policy", "failure").await;
-    h.fake.add_review(REPO, 1, "bob", "APPROVED");
-    h.deliver(&h.comment_event(1, "alice", "sluice apply"))
-        .await;
-    let refusal = h
-        .wait_comment(1, "refusal", |c| c.contains("Apply refused"))
-        .await;
+    let refusal = h.approved_apply_refused_by_policy(1, &head).await;
     assert!(refusal.contains("fail closed"), "{refusal}");
     assert!(refusal.contains("policy/deny.rego:3:11"), "{refusal}");
 }

@@ -210,6 +210,17 @@ impl Harness {
         self.data.path().to_path_buf()
     }
 
+    /// Waits for `sluice/policy` to fail at `head` of PR `n`, then bob approves and alice
+    /// comments `sluice apply`; returns the refusal comment.
+    pub async fn approved_apply_refused_by_policy(&self, n: u64, head: &str) -> String {
+        self.wait_status(head, "sluice/policy", "failure").await;
+        self.fake.add_review(REPO, n, "bob", "APPROVED");
+        self.deliver(&self.comment_event(n, "alice", "sluice apply"))
+            .await;
+        self.wait_comment(n, "refusal", |c| c.contains("Apply refused"))
+            .await
+    }
+
     /// Creates branch `branch` from `main` with `files` changed, registers PR `n` on the fake and
     /// in the origin's `refs/pull/n/head`. Returns the head SHA.
     pub fn open_pr(&self, n: u64, branch: &str, files: &[(&str, &str)]) -> String {
