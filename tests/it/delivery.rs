@@ -83,16 +83,20 @@ pub(crate) fn audit(h: &Harness) -> Vec<serde_json::Value> {
 
 const ON_MERGE: &str = "version: 1\napply_mode: on_merge\n";
 
-#[tokio::test(flavor = "multi_thread")]
-async fn an_on_merge_project_is_planned_gated_applied_after_merge_and_audited_with_both_shas() {
-    let h = harness(ON_MERGE, &[("envs/a/main.tf", null_project("a", "1"))]).await;
-    let head = h.open_pr(
+/// PR #1 changes `envs/a` (`null_project("a", "2")`), planned; its head.
+async fn plan_change_a(h: &Harness) -> String {
+    h.open_and_plan(
         1,
         "change-a",
         &[("envs/a/main.tf", &null_project("a", "2"))],
-    );
-    h.deliver(&h.pr_event("opened", 1)).await;
-    h.wait_status(&head, "sluice/plan", "success").await;
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_on_merge_project_is_planned_gated_applied_after_merge_and_audited_with_both_shas() {
+    let h = harness(ON_MERGE, &[("envs/a/main.tf", null_project("a", "1"))]).await;
+    let head = plan_change_a(&h).await;
     let gate = h.wait_status(&head, "sluice/apply-gate", "failure").await;
     assert!(gate.contains("approved"), "{gate}");
     assert!(h.locks().await.is_empty(), "an on_merge plan takes no lock");
@@ -152,13 +156,7 @@ async fn an_on_merge_project_is_planned_gated_applied_after_merge_and_audited_wi
 async fn a_merge_commit_whose_plan_differs_from_the_reviewed_one_is_refused_loudly_in_strict_mode()
 {
     let h = harness(ON_MERGE, &[("envs/a/main.tf", null_project("a", "1"))]).await;
-    let head = h.open_pr(
-        1,
-        "change-a",
-        &[("envs/a/main.tf", &null_project("a", "2"))],
-    );
-    h.deliver(&h.pr_event("opened", 1)).await;
-    h.wait_status(&head, "sluice/plan", "success").await;
+    let head = plan_change_a(&h).await;
     h.deliver(&approve(&h, 1, "bob")).await;
     h.wait_status(&head, "sluice/apply-gate", "success").await;
 
@@ -209,16 +207,16 @@ async fn network_applies_before_the_app_that_depends_on_it_and_a_failure_blocks_
         ],
     )
     .await;
-    let head = h.open_pr(
-        1,
-        "both",
-        &[
-            ("network/main.tf", &failing_project("net")),
-            ("app/main.tf", &null_project("app", "2")),
-        ],
-    );
-    h.deliver(&h.pr_event("opened", 1)).await;
-    h.wait_status(&head, "sluice/plan", "success").await;
+    let head = h
+        .open_and_plan(
+            1,
+            "both",
+            &[
+                ("network/main.tf", &failing_project("net")),
+                ("app/main.tf", &null_project("app", "2")),
+            ],
+        )
+        .await;
     h.deliver(&approve(&h, 1, "bob")).await;
     assert_eq!(
         h.wait_status(&head, "sluice/apply-gate", "success").await,
@@ -337,16 +335,16 @@ async fn automerge_merges_a_fully_applied_pr_with_the_configured_method_at_its_h
         ],
     )
     .await;
-    let head = h.open_pr(
-        1,
-        "both",
-        &[
-            ("a/main.tf", &null_project("a", "2")),
-            ("b/main.tf", &null_project("b", "2")),
-        ],
-    );
-    h.deliver(&h.pr_event("opened", 1)).await;
-    h.wait_status(&head, "sluice/plan", "success").await;
+    let head = h
+        .open_and_plan(
+            1,
+            "both",
+            &[
+                ("a/main.tf", &null_project("a", "2")),
+                ("b/main.tf", &null_project("b", "2")),
+            ],
+        )
+        .await;
     h.fake.add_review(REPO, 1, "bob", "APPROVED");
 
     // One project applied: the pull request is not complete, it is not merged.
@@ -383,9 +381,9 @@ async fn automerge_merges_a_fully_applied_pr_with_the_configured_method_at_its_h
 #[tokio::test(flavor = "multi_thread")]
 async fn automerge_refused_by_branch_protection_is_reported_and_nothing_is_lost() {
     let h = harness(AUTOMERGE, &[("a/main.tf", null_project("a", "1"))]).await;
-    let head = h.open_pr(1, "a", &[("a/main.tf", &null_project("a", "2"))]);
-    h.deliver(&h.pr_event("opened", 1)).await;
-    h.wait_status(&head, "sluice/plan", "success").await;
+    let head = h
+        .open_and_plan(1, "a", &[("a/main.tf", &null_project("a", "2"))])
+        .await;
     h.fake.add_review(REPO, 1, "bob", "APPROVED");
     let rule = "At least 2 approving reviews are required by reviewers with write access.";
     h.fake.protect_pull(REPO, 1, rule);
@@ -442,17 +440,17 @@ async fn an_apply_comment_follows_execution_order_groups_and_a_failure_blocks_on
     ])
     .await;
     h.start();
-    let head = h.open_pr(
-        1,
-        "all",
-        &[
-            ("network/main.tf", &failing_project("net")),
-            ("app/main.tf", &null_project("app", "2")),
-            ("other/main.tf", &null_project("other", "2")),
-        ],
-    );
-    h.deliver(&h.pr_event("opened", 1)).await;
-    h.wait_status(&head, "sluice/plan", "success").await;
+    let head = h
+        .open_and_plan(
+            1,
+            "all",
+            &[
+                ("network/main.tf", &failing_project("net")),
+                ("app/main.tf", &null_project("app", "2")),
+                ("other/main.tf", &null_project("other", "2")),
+            ],
+        )
+        .await;
     h.fake.add_review(REPO, 1, "bob", "APPROVED");
     h.deliver(&h.comment_event(1, "alice", "sluice apply"))
         .await;
@@ -499,13 +497,7 @@ fn gain_extra(h: &Harness) {
 /// Plans, approves and merges PR 1 (changing `envs/a`) after `main` gained a resource; returns
 /// the merge commit.
 async fn merge_with_extra(h: &Harness) -> String {
-    let head = h.open_pr(
-        1,
-        "change-a",
-        &[("envs/a/main.tf", &null_project("a", "2"))],
-    );
-    h.deliver(&h.pr_event("opened", 1)).await;
-    h.wait_status(&head, "sluice/plan", "success").await;
+    let head = plan_change_a(&h).await;
     h.deliver(&approve(h, 1, "bob")).await;
     h.wait_status(&head, "sluice/apply-gate", "success").await;
     gain_extra(h);
@@ -547,13 +539,7 @@ async fn replan_mode_applies_a_differing_merge_commit_when_the_policies_still_pa
 #[tokio::test(flavor = "multi_thread")]
 async fn an_apply_after_merge_of_the_reviewed_plan_records_no_difference() {
     let h = harness(ON_MERGE, &[("envs/a/main.tf", null_project("a", "1"))]).await;
-    let head = h.open_pr(
-        1,
-        "change-a",
-        &[("envs/a/main.tf", &null_project("a", "2"))],
-    );
-    h.deliver(&h.pr_event("opened", 1)).await;
-    h.wait_status(&head, "sluice/plan", "success").await;
+    let head = plan_change_a(&h).await;
     h.deliver(&approve(&h, 1, "bob")).await;
     h.wait_status(&head, "sluice/apply-gate", "success").await;
     let merge_sha = merge(&h, 1);
@@ -660,13 +646,7 @@ async fn a_merge_while_the_pr_is_still_being_planned_is_not_applied() {
 async fn the_server_killed_between_merge_and_apply_reports_the_apply_interrupted_never_runs_it_twice()
  {
     let (mut h, bin) = slow(ON_MERGE, 4).await;
-    let head = h.open_pr(
-        1,
-        "change-a",
-        &[("envs/a/main.tf", &null_project("a", "2"))],
-    );
-    h.deliver(&h.pr_event("opened", 1)).await;
-    h.wait_status(&head, "sluice/plan", "success").await;
+    let head = plan_change_a(&h).await;
     h.deliver(&approve(&h, 1, "bob")).await;
     h.wait_status(&head, "sluice/apply-gate", "success").await;
     let merge_sha = merge(&h, 1);
@@ -710,13 +690,7 @@ async fn the_server_killed_between_merge_and_apply_reports_the_apply_interrupted
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_delivery_preparation_is_loud_on_the_pr_and_the_merge_commit() {
     let h = harness(ON_MERGE, &[("envs/a/main.tf", null_project("a", "1"))]).await;
-    let head = h.open_pr(
-        1,
-        "change-a",
-        &[("envs/a/main.tf", &null_project("a", "2"))],
-    );
-    h.deliver(&h.pr_event("opened", 1)).await;
-    h.wait_status(&head, "sluice/plan", "success").await;
+    let _ = plan_change_a(&h).await;
     let merge_sha = merge(&h, 1);
     // The repository cannot be fetched when the merge arrives.
     let unreachable = merged_event(&h, 1, &merge_sha).repo(REPO, "file:///nonexistent/origin.git");
@@ -740,13 +714,7 @@ async fn a_merge_in_a_repository_that_applies_nothing_after_merge_prepares_no_de
         &[("envs/a/main.tf", null_project("a", "1"))],
     )
     .await;
-    let head = h.open_pr(
-        1,
-        "change-a",
-        &[("envs/a/main.tf", &null_project("a", "2"))],
-    );
-    h.deliver(&h.pr_event("opened", 1)).await;
-    h.wait_status(&head, "sluice/plan", "success").await;
+    let _ = plan_change_a(&h).await;
     let merge_sha = merge(&h, 1);
     // Even a fetch failure is no failed delivery here: nothing applies after merge.
     let unreachable = merged_event(&h, 1, &merge_sha).repo(REPO, "file:///nonexistent/origin.git");
@@ -860,13 +828,7 @@ async fn a_comment_or_merge_project_applied_by_comment_needs_nothing_at_merge() 
         &[("envs/a/main.tf", null_project("a", "1"))],
     )
     .await;
-    let head = h.open_pr(
-        1,
-        "change-a",
-        &[("envs/a/main.tf", &null_project("a", "2"))],
-    );
-    h.deliver(&h.pr_event("opened", 1)).await;
-    h.wait_status(&head, "sluice/plan", "success").await;
+    let _ = plan_change_a(&h).await;
     h.fake.add_review(REPO, 1, "bob", "APPROVED");
     h.deliver(&h.comment_event(1, "alice", "sluice apply"))
         .await;
@@ -897,13 +859,7 @@ async fn the_gate_of_a_comment_or_merge_pr_requires_what_its_delivery_will_requi
         &[("envs/a/main.tf", null_project("a", "1"))],
     )
     .await;
-    let head = h.open_pr(
-        1,
-        "change-a",
-        &[("envs/a/main.tf", &null_project("a", "2"))],
-    );
-    h.deliver(&h.pr_event("opened", 1)).await;
-    h.wait_status(&head, "sluice/plan", "success").await;
+    let head = plan_change_a(&h).await;
     let gate = h.wait_status(&head, "sluice/apply-gate", "failure").await;
     assert!(
         gate.contains("`envs/a`") && gate.contains("approved"),

@@ -242,6 +242,15 @@ impl Harness {
         head
     }
 
+    /// [`Harness::open_pr`], then the `opened` webhook; waits until the plan succeeded at the
+    /// head, which it returns.
+    pub async fn open_and_plan(&self, n: u64, branch: &str, files: &[(&str, &str)]) -> String {
+        let head = self.open_pr(n, branch, files);
+        self.deliver(&self.pr_event("opened", n)).await;
+        self.wait_status(&head, "sluice/plan", "success").await;
+        head
+    }
+
     /// Adds a commit to the PR's branch; returns the new head SHA (the fake and the pull ref
     /// follow).
     pub fn push(&self, n: u64, branch: &str, files: &[(&str, &str)]) -> String {
