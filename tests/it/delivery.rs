@@ -938,3 +938,54 @@ async fn an_on_merge_pr_whose_plan_failed_does_not_pass_the_gate() {
     assert!(gate.contains("no reviewed plan"), "{gate}");
     h.wait_idle(&[1]).await;
 }
+
+/// A project applied by comment: `sluice/apply-gate` says it is not applied yet after its plan
+/// (so requiring the check means "apply before merge", never a check that never comes), passes
+/// once it is applied at the head, and fails again when a push changes it once more.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_gate_of_a_comment_applied_pr_waits_for_the_apply_at_the_head() {
+    let h = harness(
+        "version: 1\nprojects:\n  - dir: envs/a\n",
+        &[("envs/a/main.tf", null_project("a", "1"))],
+    )
+    .await;
+    let head = plan_change_a(&h).await;
+    let gate = h.wait_status(&head, "sluice/apply-gate", "failure").await;
+    assert!(
+        gate.contains("`envs/a`") && gate.contains("not applied yet"),
+        "{gate}"
+    );
+    h.deliver(&approve(&h, 1, "bob")).await;
+    h.deliver(&h.comment_event(1, "alice", "sluice apply"))
+        .await;
+    let gate = h.wait_status(&head, "sluice/apply-gate", "success").await;
+    assert_eq!(gate, "ready: nothing left to apply (1 project)");
+    let next = h.push(
+        1,
+        "change-a",
+        &[("envs/a/main.tf", &null_project("a", "3"))],
+    );
+    h.deliver(&h.pr_event("synchronize", 1)).await;
+    h.wait_status(&next, "sluice/plan", "success").await;
+    let gate = h.wait_status(&next, "sluice/apply-gate", "failure").await;
+    assert!(gate.contains("not applied yet"), "{gate}");
+}
+
+/// A comment-applied PR whose plan has no changes passes the gate at once: nothing to apply.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_gate_of_a_comment_applied_pr_without_changes_passes() {
+    let h = harness(
+        "version: 1\nprojects:\n  - dir: envs/a\n",
+        &[("envs/a/main.tf", "locals {\n  a = 1\n}\n".to_string())],
+    )
+    .await;
+    let head = h
+        .open_and_plan(
+            1,
+            "refactor",
+            &[("envs/a/main.tf", "locals {\n  a = 2\n}\n")],
+        )
+        .await;
+    let gate = h.wait_status(&head, "sluice/apply-gate", "success").await;
+    assert_eq!(gate, "ready: nothing left to apply (1 project)");
+}

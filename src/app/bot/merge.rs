@@ -44,6 +44,12 @@ pub(super) struct PrGate {
     pub reasons: Vec<String>,
     /// How many projects it judged: those the merge would apply ([`delivery::delivered`]).
     pub plans: usize,
+    /// Why the projects applied by comment are not done yet, each prefixed with its project:
+    /// planned at the head with changes but not applied, or not planned at the head. Empty
+    /// when each is applied at the head or its head plan has no changes.
+    pub to_apply: Vec<String>,
+    /// How many projects are applied by comment.
+    pub by_comment: usize,
 }
 
 /// A merged pull request's delivery, prepared before its plans are discarded.
@@ -169,9 +175,15 @@ impl Bot {
         let Some(gate) = self.apply_gate(repo, pr).await? else {
             return Ok(None);
         };
-        let (state, description) = match gate.reasons.first() {
+        if gate.plans + gate.by_comment == 0 {
+            return Ok(None);
+        }
+        let (state, description) = match gate.reasons.iter().chain(&gate.to_apply).next() {
             Some(first) => (StatusState::Failure, say::gate_failed(first)),
-            None => (StatusState::Success, say::gate_passed(gate.plans)),
+            None => (
+                StatusState::Success,
+                say::gate_passed_all(gate.plans, gate.by_comment),
+            ),
         };
         Ok(Some(OutboxItem::status(
             repo,
@@ -202,9 +214,6 @@ impl Bot {
             .base_config(repo, &git, &base)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        if !delivery::uses_merge(config.as_ref()) {
-            return Ok(None);
-        }
         let affected = self
             .repo_state(repo, &git, &base, &pull.head_sha)
             .await
@@ -212,16 +221,30 @@ impl Bot {
             .affected_projects()
             .projects;
         let current = self.store.current_plans(repo, pr).await?;
-        let delivered = self
-            .delivered_projects(
+        let (to_apply, by_comment) = self
+            .comment_applied(
                 repo,
                 pr,
                 config.as_ref(),
-                affected,
+                &affected,
                 &pull.head_sha,
                 &current,
             )
             .await?;
+        let delivered = match delivery::uses_merge(config.as_ref()) {
+            true => {
+                self.delivered_projects(
+                    repo,
+                    pr,
+                    config.as_ref(),
+                    affected,
+                    &pull.head_sha,
+                    &current,
+                )
+                .await?
+            }
+            false => Vec::new(),
+        };
         let policies = self
             .policy_set(repo, &git, &base)
             .await
@@ -314,7 +337,48 @@ impl Bot {
             pull,
             reasons,
             plans,
+            to_apply,
+            by_comment,
         }))
+    }
+
+    /// The projects of `affected` applied by comment (not [`delivery::delivered`]) that are not
+    /// done at `head`: why each is not (`` `name`: … ``), and how many are applied by comment.
+    /// Done: applied at the head, or its plan for the head has no changes.
+    async fn comment_applied(
+        &self,
+        repo: &RepoName,
+        pr: PrNumber,
+        config: Option<&RepoConfig>,
+        affected: &[Project],
+        head: &CommitSha,
+        current: &[PlanRow],
+    ) -> anyhow::Result<(Vec<String>, usize)> {
+        let applied = self.store.applied_plans(repo, pr).await?;
+        let same = |r: &PlanRow, p: &Project| r.project_dir == p.dir && r.workspace == p.workspace;
+        let mut reasons = Vec::new();
+        let mut count = 0;
+        for p in affected {
+            let at_head = current.iter().find(|r| same(r, p) && &r.head_sha == head);
+            let by_comment = applied.iter().any(|r| same(r, p));
+            let mode = delivery::mode_of(config, &p.dir, &p.workspace);
+            if delivery::delivered(mode, at_head.is_some(), by_comment) {
+                continue;
+            }
+            count += 1;
+            if applied.iter().any(|r| same(r, p) && &r.head_sha == head) {
+                continue;
+            }
+            match at_head {
+                Some(plan) if plan.summary.as_ref().is_some_and(|s| !s.has_changes()) => {}
+                Some(_) => reasons.push(format!("`{}`: {}", p.name, say::NOT_APPLIED_YET)),
+                None if by_comment => {
+                    reasons.push(format!("`{}`: {}", p.name, say::NOT_PLANNED_SINCE_APPLY))
+                }
+                None => reasons.push(format!("`{}`: {}", p.name, say::NOT_PLANNED_AT_HEAD)),
+            }
+        }
+        Ok((reasons, count))
     }
 
     /// What of a merged pull request applies after merge, and what was reviewed of it; `None`

@@ -39,9 +39,11 @@ impl Workers {
             let mut effects = self.render_run(&run, &jobs).await;
             if run.trigger == Trigger::Merge {
                 effects.extend(self.bot.after_merge_run(&run, &jobs).await?);
-            } else if run.kind == JobKind::Apply {
-                effects.extend(self.bot.automerge_after_apply(&run, &jobs).await);
-            } else if run.kind == JobKind::Plan {
+            } else {
+                if run.kind == JobKind::Apply {
+                    effects.extend(self.bot.automerge_after_apply(&run, &jobs).await);
+                }
+                // After a plan or an apply by comment, the gate says what is left to do.
                 match self.bot.apply_gate_status(&run.repo, run.pr).await {
                     Ok(gate) => effects.outbox.extend(gate),
                     Err(e) => {

@@ -12,6 +12,32 @@ pub fn gate_passed(n: usize) -> String {
     format!("ready: {n} project{} apply after merge", plural(n))
 }
 
+/// `sluice/apply-gate` when every project passes: `n` projects apply after merge and the
+/// `by_comment` others are applied at the head (or have nothing to apply there).
+pub fn gate_passed_all(n: usize, by_comment: usize) -> String {
+    match (n, by_comment) {
+        (_, 0) => gate_passed(n),
+        (0, m) => format!("ready: nothing left to apply ({m} project{})", plural(m)),
+        (n, m) => format!(
+            "ready: nothing left to apply by comment ({m} project{}), {n} apply after merge",
+            plural(m)
+        ),
+    }
+}
+
+/// Why `sluice/apply-gate` does not pass for a project applied by comment: its plan for the
+/// head has changes nobody applied yet.
+pub const NOT_APPLIED_YET: &str = "planned at the head, not applied yet (comment `apply`)";
+
+/// Why `sluice/apply-gate` does not pass for a project applied by comment: no plan for the
+/// head yet.
+pub const NOT_PLANNED_AT_HEAD: &str = "not planned at the head commit yet";
+
+/// Why `sluice/apply-gate` does not pass for a project applied by comment at an earlier commit:
+/// the head has not been planned since.
+pub const NOT_PLANNED_SINCE_APPLY: &str =
+    "applied at an earlier commit; the head commit is not planned yet";
+
 /// `sluice/apply-gate` when some project fails the gate: the first reason.
 pub fn gate_failed(first_reason: &str) -> String {
     format!("not ready: {first_reason}")
