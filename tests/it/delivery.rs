@@ -497,7 +497,7 @@ fn gain_extra(h: &Harness) {
 /// Plans, approves and merges PR 1 (changing `envs/a`) after `main` gained a resource; returns
 /// the merge commit.
 async fn merge_with_extra(h: &Harness) -> String {
-    let head = plan_change_a(&h).await;
+    let head = plan_change_a(h).await;
     h.deliver(&approve(h, 1, "bob")).await;
     h.wait_status(&head, "sluice/apply-gate", "success").await;
     gain_extra(h);
