@@ -219,3 +219,43 @@ async fn broken_policy_files_on_the_base_branch_block_apply() {
     let refusal = h.approved_apply_refused_by_policy(1, &head).await;
     assert!(refusal.contains("fail closed"), "{refusal}");
 }
+
+/// As a GitHub App: the `sluice/plan` check run fails when a policy blocks the apply (as the
+/// `sluice/policy` status does), names the policy, and links the run's full log.
+#[tokio::test(flavor = "multi_thread")]
+async fn as_an_app_a_blocking_policy_fails_the_plan_check_run_which_links_the_log() {
+    let a = null_project("a", "1");
+    let mut h = Harness::new(&[
+        ("envs/a/main.tf", a.as_str()),
+        ("policies/guard.yaml", GUARD),
+    ])
+    .await;
+    h.as_app();
+    h.set_env("SLUICE_PUBLIC_URL", "https://sluice.example.com");
+    h.start();
+    let head = h.open_pr(1, "change", &[("envs/a/main.tf", &null_project("a", "2"))]);
+    h.deliver(&h.pr_event("opened", 1)).await;
+    let check = h
+        .wait("the sluice/plan check run", || {
+            h.fake
+                .check_runs()
+                .into_iter()
+                .find(|c| c.name == "sluice/plan" && c.head_sha == head && c.conclusion.is_some())
+        })
+        .await;
+    assert_eq!(check.conclusion.as_deref(), Some("failure"), "{check:?}");
+    assert!(
+        check.output.to_string().contains("guard-null"),
+        "{:?}",
+        check.output
+    );
+    let posted = h.fake.requests_to("POST", "/repos/acme/infra/check-runs");
+    assert!(
+        posted.iter().any(|r| r
+            .body
+            .as_ref()
+            .and_then(|b| b["details_url"].as_str())
+            .is_some_and(|u| u.starts_with("https://sluice.example.com/"))),
+        "the check runs link the full log"
+    );
+}

@@ -189,6 +189,19 @@ impl Harness {
         }
     }
 
+    /// Sluice will authenticate as the fake's GitHub App (installed on [`REPO`]), not a token.
+    pub fn as_app(&mut self) {
+        let key = self.data.path().join("app.pem");
+        std::fs::write(&key, crate::fake_github::app_private_key()).expect("write the App key");
+        self.env.remove("SLUICE_GITHUB_TOKEN");
+        self.set_env(
+            "SLUICE_GITHUB_APP_ID",
+            &crate::fake_github::APP_ID.to_string(),
+        );
+        self.set_env("SLUICE_GITHUB_APP_KEY_FILE", &key.display().to_string());
+        self.fake.install_on_repo(REPO, 77);
+    }
+
     pub fn set_env(&mut self, key: &str, value: &str) {
         self.env.insert(key.to_string(), value.to_string());
     }

@@ -22,6 +22,7 @@ use crate::core::review::locate::Locations;
 use crate::core::review::material::ReviewMaterial;
 use crate::core::review::pr_review::ReviewContext;
 use crate::core::review::surface::{PrObjects, PushOutput, push_writes};
+use crate::core::types::ProjectName;
 
 impl Workers {
     /// Writes a finished run's comment(s) and final status.
@@ -140,7 +141,7 @@ impl Workers {
         };
         out.push(status(context, state, description));
         if run.kind == JobKind::Plan && self.github.is_app() {
-            out.extend(self.plan_check_runs(run, jobs, &reports));
+            out.extend(self.plan_check_runs(run, jobs, &reports, ctx.log_url.as_deref()));
         }
         let verdicts: Vec<PolicyVerdict> = jobs.iter().map(job_verdict).collect();
         if run.kind == JobKind::Plan
@@ -185,7 +186,32 @@ impl Workers {
         run: &RunRow,
         jobs: &[JobRow],
         reports: &[ProjectReport],
+        log_url: Option<&str>,
     ) -> Vec<OutboxItem> {
+        // Policies that block each project's apply, by name (a broken policy set has none).
+        let failed: Vec<(ProjectName, Vec<String>)> = jobs
+            .iter()
+            .filter_map(|j| match &j.report {
+                Some(Ok(JobReport::Full {
+                    policy: PolicyVerdict::Fail,
+                    policy_names,
+                    ..
+                })) => Some((
+                    j.project_name.clone(),
+                    match policy_names.is_empty() {
+                        true => vec!["the policies could not be read".to_string()],
+                        false => policy_names.clone(),
+                    },
+                )),
+                _ => None,
+            })
+            .collect();
+        let failed_of = |project: &ProjectName| {
+            failed
+                .iter()
+                .find(|(p, _)| p == project)
+                .map_or(&[][..], |(_, names)| names.as_slice())
+        };
         // Annotations on the `.tf` lines, from what the worker located (as the review's).
         let materials: Vec<Option<&ReviewMaterial>> = jobs
             .iter()
@@ -210,7 +236,7 @@ impl Workers {
             head_sha: &run.head_sha,
             bot_name: &self.settings.bot_name,
             command: CommandName::Plan,
-            log_url: None,
+            log_url,
             started_at: None,
             completed_at: None,
             annotate,
@@ -225,13 +251,13 @@ impl Workers {
                         report: &reports[i],
                         plan: materials.get(i).copied().flatten().map(|m| &m.plan),
                         locations: locations.get(i).and_then(Option::as_ref),
-                        failed_policies: &[],
+                        failed_policies: failed_of(&reports[i].project),
                     },
                 )
             })
             .collect();
         let out = PushOutput {
-            head_checks: vec![summary_check(&ctx, reports, &[])],
+            head_checks: vec![summary_check(&ctx, reports, &failed)],
             project_checks,
             ..PushOutput::default()
         };
@@ -239,7 +265,7 @@ impl Workers {
             pr: run.pr,
             head_sha: &run.head_sha,
             summary_url: None,
-            log_url: None,
+            log_url,
         };
         push_writes(&review, &PrObjects::default(), out)
             .into_iter()

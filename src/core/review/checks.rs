@@ -712,8 +712,9 @@ pub fn projects_with_own_check(reports: &[ProjectReport], max: usize) -> Vec<usi
     order
 }
 
-/// The `sluice/plan` check: `success` unless a project failed (or `failed_policies` names
-/// one). With no reports at all — a PR that changes no Terraform project — it is `success` at
+/// The `sluice/plan` check: `success` unless a project failed, was removed with resources
+/// left to destroy (as the `sluice/plan` status: fail closed), or `failed_policies` names it.
+/// With no reports at all — a PR that changes no Terraform project — it is `success` at
 /// once.
 pub fn summary_check(
     ctx: &CheckContext<'_>,
@@ -725,11 +726,12 @@ pub fn summary_check(
         .filter(|r| {
             matches!(
                 r.outcome,
-                ProjectOutcome::PlanFailed { .. } | ProjectOutcome::ApplyFailed { .. }
-            )
+                ProjectOutcome::PlanFailed { .. }
+                    | ProjectOutcome::ApplyFailed { .. }
+                    | ProjectOutcome::Removed { .. }
+            ) || failed_policies.iter().any(|(p, _)| *p == r.project)
         })
-        .count()
-        + failed_policies.len();
+        .count();
     let with_changes = reports
         .iter()
         .filter(|r| matches!(&r.outcome, ProjectOutcome::Planned { summary, .. } if summary.has_changes()))

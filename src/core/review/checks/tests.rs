@@ -570,6 +570,16 @@ fn the_summary_check_lists_every_project() {
             .summary
             .contains("| `a` | ⚠️ 1 to add, 0 to change, 1 to destroy · ❌ policy caps |")
     );
+    // A project the PR removes (resources left to destroy) fails it, as the status does.
+    let removed = [report(
+        "gone",
+        ProjectOutcome::Removed {
+            removal: crate::core::removed::Removal::FilesDeleted,
+        },
+    )];
+    let c = summary_check(&ctx(&sha), &removed, &[]);
+    assert_eq!(c.conclusion, Some(Conclusion::Failure));
+    assert_eq!(c.output.title, "1 project: 0 with changes, 1 failed");
     // Thousands of projects: the table stops before the limit.
     let many: Vec<ProjectReport> = (0..5_000)
         .map(|i| {
