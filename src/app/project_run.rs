@@ -774,6 +774,8 @@ impl Runner {
                 number: None,
                 url: String::new(),
                 author: String::new(),
+                approved: None,
+                mergeable: None,
             }
         });
         let name = job.project.name.to_string();
@@ -788,8 +790,8 @@ impl Runner {
             pull: &pull,
             user: &job.user,
             comment_args: &job.extra_args,
-            approved: None,
-            mergeable: None,
+            approved: pull.approved,
+            mergeable: pull.mergeable,
         };
         let plan = step_plan(workflow, &ctx);
         let seal_before = match command {

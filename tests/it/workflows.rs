@@ -96,7 +96,7 @@ async fn a_run_step_of_a_custom_workflow_is_posted_on_the_pr_plan_comment() {
 }
 
 /// Every one of Atlantis' documented step variables, one per line, as a `run` step echoes them.
-const ECHO_ALL: &str = r#"for v in BASE_BRANCH_NAME BASE_REPO_NAME BASE_REPO_OWNER COMMENT_ARGS DIR HEAD_BRANCH_NAME HEAD_COMMIT HEAD_REPO_NAME HEAD_REPO_OWNER PLANFILE POLICYCHECKFILE PROJECT_NAME PULL_AUTHOR PULL_NUM PULL_URL REPO_REL_DIR SHOWFILE USER_NAME WORKSPACE ATLANTIS_TERRAFORM_VERSION; do eval "printf '%s=[%s]\n' $v \"\$$v\""; done
+const ECHO_ALL: &str = r#"for v in BASE_BRANCH_NAME BASE_REPO_NAME BASE_REPO_OWNER COMMENT_ARGS DIR HEAD_BRANCH_NAME HEAD_COMMIT HEAD_REPO_NAME HEAD_REPO_OWNER PLANFILE POLICYCHECKFILE PROJECT_NAME PULL_AUTHOR PULL_NUM PULL_URL REPO_REL_DIR SHOWFILE USER_NAME WORKSPACE ATLANTIS_TERRAFORM_VERSION ATLANTIS_TERRAFORM_DISTRIBUTION ATLANTIS_PR_APPROVED ATLANTIS_PR_MERGEABLE; do eval "printf '%s=[%s]\n' $v \"\$$v\""; done
 test -e /tmp/injected && echo INJECTED || echo no-injection
 "#;
 
@@ -145,6 +145,10 @@ async fn run_steps_get_every_step_variable_from_the_pull_request_as_data() {
         "REPO_REL_DIR=[envs/a]".to_string(),
         "WORKSPACE=[default]".to_string(),
         "ATLANTIS_TERRAFORM_VERSION=[1.0.3]".to_string(),
+        "ATLANTIS_TERRAFORM_DISTRIBUTION=[terraform]".to_string(),
+        // Nobody approved it yet; the fake says GitHub can merge it.
+        "ATLANTIS_PR_APPROVED=[false]".to_string(),
+        "ATLANTIS_PR_MERGEABLE=[true]".to_string(),
         "no-injection".to_string(),
     ];
     for e in &expected {

@@ -764,6 +764,8 @@ fn recorded_pull(c: &ClaimedJob) -> crate::core::workflow::PullInfo {
         number: Some(c.run.pr),
         url: String::new(),
         author: String::new(),
+        approved: None,
+        mergeable: None,
     }
 }
 
@@ -778,7 +780,8 @@ fn repo_of_clone_url(url: &str) -> Option<crate::core::types::RepoName> {
 
 impl Workers {
     /// The pull request of a claimed job, for a custom workflow's step variables
-    /// (`HEAD_BRANCH_NAME`, `PULL_URL`, `PULL_AUTHOR`, `HEAD_REPO_OWNER`/`NAME`): the run's record
+    /// (`HEAD_BRANCH_NAME`, `PULL_URL`, `PULL_AUTHOR`, `HEAD_REPO_OWNER`/`NAME`,
+    /// `ATLANTIS_PR_APPROVED`, `ATLANTIS_PR_MERGEABLE`): the run's record
     /// completed with what GitHub says of the pull request now. The values are the PR's own
     /// (untrusted): the steps get them as environment variables, never in a command line. When
     /// GitHub cannot be asked, those variables stay empty and the job runs anyway.
@@ -786,6 +789,17 @@ impl Workers {
         let mut pull = recorded_pull(c);
         match self.github.get_pull(&c.run.repo, c.run.pr).await {
             Ok(details) => {
+                match self.github.list_reviews(&c.run.repo, c.run.pr).await {
+                    Ok(reviews) => {
+                        let approvals =
+                            crate::core::apply_gate::approvals(&reviews, &details.author);
+                        pull.approved = Some(!approvals.is_empty());
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reviews unread: ATLANTIS_PR_APPROVED unset")
+                    }
+                }
+                pull.mergeable = details.mergeable;
                 pull.head_branch = details.head_ref;
                 pull.url = details.html_url;
                 pull.author = details.author.login;
