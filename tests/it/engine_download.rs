@@ -712,8 +712,9 @@ fn bad_mirror_settings_are_refused_at_start_up() {
 // End to end
 
 /// A project pinning `terraform_version: 1.0.3`, an empty versions dir and a mirror: the PR is
-/// planned with the downloaded, verified binary; a second project pinning a version whose
-/// archive does not match its checksum fails closed with the reason in the PR comment.
+/// planned with the downloaded, verified binary; a second project requiring exactly a version
+/// (`required_version = "= 1.0.2"`) whose archive does not match its checksum fails closed with
+/// the reason in the PR comment. Both downloads are audit entries.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_pr_is_planned_with_a_version_fetched_from_the_mirror() {
     let key = Gpg::new("Test Releases <releases@example.test>");
@@ -728,7 +729,8 @@ async fn a_pr_is_planned_with_a_version_fetched_from_the_mirror() {
         zip_binary("terraform", b"#!/bin/sh\necho pwned\n"),
     );
     let cache = Cache::new();
-    let config = "version: 1\nprojects:\n  - name: app\n    dir: app\n    terraform_version: 1.0.3\n  - name: old\n    dir: old\n    terraform_version: 1.0.2\n";
+    // `old` asks for 1.0.2 through an exact `required_version` instead of a pin: fetched alike.
+    let config = "version: 1\nprojects:\n  - name: app\n    dir: app\n    terraform_version: 1.0.3\n  - name: old\n    dir: old\n";
     let mut h = Harness::new(&[
         ("sluice.yaml", config),
         ("app/main.tf", &null_project("app", "1")),
@@ -746,6 +748,7 @@ async fn a_pr_is_planned_with_a_version_fetched_from_the_mirror() {
         &[
             ("app/main.tf", &null_project("app", "2")),
             ("old/main.tf", &null_project("old", "2")),
+            ("old/versions.tf", &requiring("= 1.0.2")),
         ],
     );
     h.deliver(&h.pr_event("opened", 1)).await;
@@ -860,6 +863,12 @@ async fn required_version_runs_the_newest_available_version_that_satisfies_it() 
         ("newer/main.tf", &null_project("newer", "1")),
         ("older/main.tf", &null_project("older", "1")),
         ("never/main.tf", &null_project("never", "1")),
+        ("pinned/main.tf", &null_project("pinned", "1")),
+        (
+            "sluice.yaml",
+            "version: 1\nprojects:\n  - dir: newer\n  - dir: older\n  - dir: never\n\
+             \x20 - dir: pinned\n    terraform_version: 1.0.3\n",
+        ),
     ])
     .await;
     h.set_env(
@@ -878,12 +887,16 @@ async fn required_version_runs_the_newest_available_version_that_satisfies_it() 
             ("older/versions.tf", &requiring(">= 1.0.0, < 1.0.5")),
             ("never/main.tf", &null_project("never", "2")),
             ("never/versions.tf", &requiring("~> 2.1")),
+            ("pinned/main.tf", &null_project("pinned", "2")),
+            ("pinned/versions.tf", &requiring(">= 1.0.5")),
         ],
     );
     h.deliver(&h.pr_event("opened", 1)).await;
     let comment = h
         .wait_comment(1, "the plan comment", |c| {
-            c.contains("`newer`") && c.contains("`older`") && c.contains("`never`")
+            ["newer", "older", "never", "pinned"]
+                .iter()
+                .all(|p| c.contains(&format!("`{p}`")))
         })
         .await;
     let section = |name: &str| {
@@ -904,6 +917,13 @@ async fn required_version_runs_the_newest_available_version_that_satisfies_it() 
     assert!(
         never.contains("no available terraform version satisfies `~> 2.1`")
             && never.contains("available: 1.0.9, 1.0.3"),
+        "{comment}"
+    );
+
+    // A pin must satisfy the module's constraint: terraform would refuse to run.
+    let pinned = section("pinned");
+    assert!(
+        pinned.contains("`terraform_version` 1.0.3 does not satisfy the configuration's `required_version` `>= 1.0.5`"),
         "{comment}"
     );
 
