@@ -6,7 +6,8 @@
 //! either holds a verified binary or does not exist. Files are read-only (0555) and shared by every
 //! job. Two jobs wanting the same version wait on one lock (an in-process mutex per version, then
 //! an exclusive `flock` on `<engine>/.<version>.lock` for other processes sharing the directory):
-//! one downloads, the other finds it installed. Any mismatch is refused, nothing is kept.
+//! one downloads, the other finds it installed. Any mismatch is refused, nothing is kept. Each
+//! download (installed or refused) is reported to the caller ([`Download`]), which audits it.
 //!
 //! The URL layouts and the `SHA256SUMS` format are the core's (`core::engine_version`).
 

@@ -33,8 +33,8 @@ use crate::core::engine_version::{
 use crate::core::projects::Project;
 use crate::core::types::{CommitSha, Engine};
 
-/// How long reading a project's `required_version` may take (git and the HCL parser).
-const READ_BUDGET: Duration = Duration::from_secs(30);
+/// How long a job waits before asking again when every reading thread is busy.
+const BUSY_RETRY: Duration = Duration::from_millis(200);
 
 /// The engine a project runs, and why.
 #[derive(Debug, Clone)]
@@ -312,6 +312,7 @@ async fn read_required(
     project: &Project,
 ) -> Result<Vec<String>, String> {
     let (git, commit) = (git.clone(), commit.clone());
+    let budget_git = git.clone();
     let dir = if project.dir.is_root() {
         String::new()
     } else {
@@ -337,9 +338,19 @@ async fn read_required(
             .flat_map(|text| required_versions(&text, &limits))
             .collect())
     };
-    match super::bounded::run("reading required_version", READ_BUDGET, read).await {
-        Ok(Ok(found)) => Ok(found),
-        Ok(Err(e)) => Err(format!("reading the project's required_version: {e:#}")),
-        Err(e) => Err(format!("reading the project's required_version: {e}")),
+    let budget = Duration::from_secs(budget_git.limits().detection_timeout_secs);
+    let started = std::time::Instant::now();
+    loop {
+        // Reading threads are shared with webhook intake: when all are busy, the job waits its
+        // turn (within the budget) instead of failing.
+        let read = read.clone();
+        match super::bounded::run("reading required_version", budget, read).await {
+            Ok(Ok(found)) => return Ok(found),
+            Ok(Err(e)) => return Err(format!("reading the project's required_version: {e:#}")),
+            Err(super::bounded::BoundedError::Busy { .. }) if started.elapsed() < budget => {
+                tokio::time::sleep(BUSY_RETRY).await;
+            }
+            Err(e) => return Err(format!("reading the project's required_version: {e}")),
+        }
     }
 }
