@@ -6,7 +6,8 @@
 //! either holds a verified binary or does not exist. Files are read-only (0555) and shared by every
 //! job. Two jobs wanting the same version wait on one lock (an in-process mutex per version, then
 //! an exclusive `flock` on `<engine>/.<version>.lock` for other processes sharing the directory):
-//! one downloads, the other finds it installed. Any mismatch is refused, nothing is kept.
+//! one downloads, the other finds it installed. Any mismatch is refused, nothing is kept. Each
+//! download (installed or refused) is reported to the caller ([`Download`]), which audits it.
 //!
 //! The URL layouts and the `SHA256SUMS` format are the core's (`core::engine_version`).
 
@@ -64,6 +65,44 @@ pub enum InstallError {
     Release { file: String, detail: String },
     #[error("installing into {dir}: {detail}")]
     Io { dir: String, detail: String },
+}
+
+impl InstallError {
+    /// Whether the mirror's release itself was refused (`release`: signature, checksum, a file
+    /// filed under another name or version, too large) or the download did not complete
+    /// (`download`: the mirror unreachable, the disk).
+    pub fn class(&self) -> DownloadFailure {
+        match self {
+            InstallError::Fetch { .. } | InstallError::Io { .. } => DownloadFailure::Download,
+            InstallError::TooLarge { .. }
+            | InstallError::Signature { .. }
+            | InstallError::Checksum { .. }
+            | InstallError::Release { .. } => DownloadFailure::Release,
+        }
+    }
+}
+
+/// Why a download did not install anything, in the two kinds the audit log tells apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DownloadFailure {
+    /// The release was refused: it does not verify or is not what it claims to be.
+    Release,
+    /// The download did not complete (the mirror, the network or the disk).
+    Download,
+}
+
+/// One download from a release mirror, installed or refused: what the audit log records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Download {
+    pub engine: Engine,
+    pub version: Version,
+    /// The archive's URL (credentials in it removed).
+    pub archive_url: String,
+    /// The archive's SHA-256 (hex): the verified one when installed, the mismatching one when
+    /// its checksum was refused; `None` when it was not read.
+    pub sha256: Option<String>,
+    /// Why nothing was installed (`None`: installed).
+    pub refused: Option<(DownloadFailure, String)>,
 }
 
 /// A configured mirror with its key read and checked.
@@ -250,14 +289,26 @@ impl EngineInstaller {
     /// The installed binary of `engine` `version`, downloading and verifying it first when it is
     /// not installed yet. Concurrent calls for one version download it once.
     pub async fn ensure(&self, engine: Engine, version: &Version) -> anyhow::Result<PathBuf> {
+        self.install(engine, version).await.0
+    }
+
+    /// [`EngineInstaller::ensure`], with the download this call made (installed or refused) for
+    /// the audit log: `None` when the version was already installed (or this call waited for
+    /// another one's download) or the mirror was never asked.
+    pub async fn install(
+        &self,
+        engine: Engine,
+        version: &Version,
+    ) -> (anyhow::Result<PathBuf>, Option<Download>) {
         let target = self.binary_path(engine, version);
         if target.is_file() {
-            return Ok(target);
+            return (Ok(target), None);
         }
         let Some(mirror) = self.mirror(engine) else {
-            anyhow::bail!(
+            let e = anyhow::anyhow!(
                 "no engine_mirrors.{engine} is configured to download {engine} {version} from"
             );
+            return (Err(e), None);
         };
         let gate = {
             let mut map = self
@@ -270,11 +321,13 @@ impl EngineInstaller {
         };
         let _held = gate.lock().await;
         let engine_dir = self.versions_dir.join(engine.as_str());
-        std::fs::create_dir_all(&engine_dir)
-            .with_context(|| format!("creating {}", engine_dir.display()))?;
+        if let Err(e) = std::fs::create_dir_all(&engine_dir) {
+            let e = anyhow::anyhow!(e).context(format!("creating {}", engine_dir.display()));
+            return (Err(e), None);
+        }
         // Other processes sharing the directory: an exclusive flock, taken on a blocking thread.
         let lock_path = engine_dir.join(format!(".{version}.lock"));
-        let _flock = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let flock = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
             let file = std::fs::OpenOptions::new()
                 .create(true)
                 .truncate(false)
@@ -285,13 +338,41 @@ impl EngineInstaller {
                 .map_err(|(_, e)| anyhow::anyhow!("locking {}: {e}", lock_path.display()))
         })
         .await
-        .context("the lock task panicked")??;
+        .context("the lock task panicked");
+        let _flock = match flock {
+            Ok(Ok(f)) => f,
+            Ok(Err(e)) | Err(e) => return (Err(e), None),
+        };
         if target.is_file() {
-            return Ok(target);
+            return (Ok(target), None);
         }
-        self.download(engine, version, mirror, &engine_dir).await?;
-        tracing::info!(%engine, %version, path = %target.display(), "engine version installed");
-        Ok(target)
+        let (os, arch) = release_platform();
+        let mut report = Download {
+            engine,
+            version: version.clone(),
+            archive_url: super::git::redact_url(&mirror.layout.archive_url(
+                &mirror.base,
+                version,
+                os,
+                arch,
+            )),
+            sha256: None,
+            refused: None,
+        };
+        match self.download(engine, version, mirror, &engine_dir).await {
+            Ok(sha256) => {
+                tracing::info!(%engine, %version, path = %target.display(), "engine version installed");
+                report.sha256 = Some(sha256);
+                (Ok(target), Some(report))
+            }
+            Err(e) => {
+                if let InstallError::Checksum { actual, .. } = &e {
+                    report.sha256 = Some(actual.clone());
+                }
+                report.refused = Some((e.class(), e.to_string()));
+                (Err(e.into()), Some(report))
+            }
+        }
     }
 
     async fn download(
@@ -300,7 +381,7 @@ impl EngineInstaller {
         version: &Version,
         mirror: &Mirror,
         engine_dir: &Path,
-    ) -> Result<(), InstallError> {
+    ) -> Result<String, InstallError> {
         let layout = mirror.layout;
         let (os, arch) = release_platform();
         let sums_name = layout.sums_name(version);
@@ -401,7 +482,7 @@ impl EngineInstaller {
         File::open(engine_dir)
             .and_then(|d| d.sync_all())
             .map_err(|e| io(format!("syncing: {e}")))?;
-        Ok(())
+        Ok(actual)
     }
 }
 

@@ -59,33 +59,6 @@ impl EngineResolver {
     }
 }
 
-impl EngineResolver {
-    /// [`EngineResolver::resolve`], but a pinned version that is not installed is first
-    /// downloaded and verified by `installer` when it has a mirror for the engine
-    /// (`engine_mirrors`). The pin is read as a version (`v1.6.2`, `1.6.2`); a refused download
-    /// (signature, checksum, mirror down) is the error, and nothing is installed.
-    pub async fn resolve_or_install(
-        &self,
-        engine: Engine,
-        version: Option<&str>,
-        installer: Option<&super::engine_install::EngineInstaller>,
-    ) -> anyhow::Result<PathBuf> {
-        match (version, installer) {
-            (Some(pin), Some(installer)) if installer.has_mirror(engine) => {
-                let v = crate::core::engine_version::Version::parse(pin)
-                    .map_err(|e| anyhow::anyhow!("terraform_version: {e}"))?;
-                let path = installer
-                    .ensure(engine, &v)
-                    .await
-                    .with_context(|| format!("installing {engine} {v}"))?;
-                crate::config::resolve_binary(&path)
-                    .with_context(|| format!("{engine} {v} is not installed"))
-            }
-            _ => self.resolve(engine, version),
-        }
-    }
-}
-
 /// Why a project needs the engine, for the error when it is not installed: a project runs with
 /// OpenTofu when it says so or when its files are ones only OpenTofu reads.
 fn unavailable_hint(engine: Engine) -> &'static str {

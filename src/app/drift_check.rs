@@ -91,14 +91,9 @@ impl Runner {
         };
         let redactor = self.redactor();
         let binary = self
-            .engines
-            .resolve_or_install(
-                job.project.engine,
-                job.project.terraform_version.as_deref(),
-                self.engine_installer.as_deref(),
-            )
+            .engine_binary(job)
             .await
-            .map_err(|e| fail(FailedStage::Config, format!("{e:#}")))?;
+            .map_err(|e| fail(FailedStage::Config, e))?;
         let env = self
             .project_env(job)
             .await

@@ -9,6 +9,7 @@ pub mod config_check;
 pub mod drift;
 pub mod drift_check;
 pub mod drift_cli;
+pub mod engine_choice;
 pub mod events_cli;
 pub mod job_log;
 pub mod layout;

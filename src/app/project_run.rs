@@ -51,6 +51,8 @@ pub struct Runner {
     pub secrets: Vec<String>,
     /// The server's repo rules (`repo_rules`): which workflow each project runs.
     pub rules: Arc<ServerRules>,
+    /// Where engine downloads are audited (the server's store; `None` in local runs).
+    pub download_audit: Option<super::engine_choice::DownloadAudit>,
 }
 
 /// A credential rule with its values read (at start-up, from literal config values or the
@@ -135,6 +137,7 @@ impl Runner {
             jobs_dir,
             credentials,
             rules: settings.server_rules().clone(),
+            download_audit: None,
             // The server's log, audit log and outbox are redacted of the same values as
             // everything it posts.
             secrets: {
@@ -574,14 +577,9 @@ impl Runner {
             duration: started.elapsed(),
         };
         let binary = self
-            .engines
-            .resolve_or_install(
-                job.project.engine,
-                job.project.terraform_version.as_deref(),
-                self.engine_installer.as_deref(),
-            )
+            .engine_binary(job)
             .await
-            .map_err(|e| fail(FailedStage::Config, format!("{e:#}")))?;
+            .map_err(|e| fail(FailedStage::Config, e))?;
         let env = self
             .project_env(job)
             .await
@@ -776,6 +774,8 @@ impl Runner {
                 number: None,
                 url: String::new(),
                 author: String::new(),
+                approved: None,
+                mergeable: None,
             }
         });
         let name = job.project.name.to_string();
@@ -790,8 +790,8 @@ impl Runner {
             pull: &pull,
             user: &job.user,
             comment_args: &job.extra_args,
-            approved: None,
-            mergeable: None,
+            approved: pull.approved,
+            mergeable: pull.mergeable,
         };
         let plan = step_plan(workflow, &ctx);
         let seal_before = match command {
@@ -892,14 +892,9 @@ impl Runner {
         let redactor = self.redactor();
         check_plan_hash(plan_file, expected_sha256).map_err(|e| fail(FailedStage::Apply, e))?;
         let binary = self
-            .engines
-            .resolve_or_install(
-                job.project.engine,
-                job.project.terraform_version.as_deref(),
-                self.engine_installer.as_deref(),
-            )
+            .engine_binary(job)
             .await
-            .map_err(|e| fail(FailedStage::Config, format!("{e:#}")))?;
+            .map_err(|e| fail(FailedStage::Config, e))?;
         let env = self
             .project_env(job)
             .await

@@ -405,7 +405,11 @@ async fn wire(settings: &Arc<Settings>) -> anyhow::Result<(Arc<Workers>, Arc<App
     let store: Arc<dyn Store> = sqlite.clone();
     let job_logs: Arc<dyn crate::app::ports::job_log::JobLogStore> = sqlite.clone();
     let drift_store: Arc<dyn crate::app::ports::drift::DriftStore> = sqlite;
-    let runner = Arc::new(Runner::from_settings(settings)?);
+    let mut runner = Runner::from_settings(settings)?;
+    runner.download_audit = Some(super::engine_choice::DownloadAudit {
+        store: store.clone(),
+    });
+    let runner = Arc::new(runner);
     let github = github_client(settings)?;
     let allowlist = settings.allowlist().clone();
     let enabled = enabled_commands(settings)?;

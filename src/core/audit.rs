@@ -68,6 +68,9 @@ pub enum AuditAction {
     /// `sluice rollback`: a revert pull request of a merged pull request was asked for; the
     /// result says whether it was opened (or already open), refused, or failed (a conflict).
     Rollback,
+    /// An engine version downloaded from a release mirror (`engine_mirrors`): installed after
+    /// its signature and checksum verified, or refused. Recorded on the job that asked for it.
+    EngineDownload,
 }
 
 impl AuditAction {
@@ -103,6 +106,7 @@ impl AuditAction {
             AuditAction::MergeQueueCheck => "merge_queue_check",
             AuditAction::Automerge => "automerge",
             AuditAction::Rollback => "rollback",
+            AuditAction::EngineDownload => "engine_download",
         }
     }
 }
@@ -178,6 +182,10 @@ pub enum ErrorClass {
     Unfinished,
     /// An event whose attempts all failed.
     RetriesExhausted,
+    /// A downloaded engine release that does not verify (signature, checksum, version).
+    EngineRelease,
+    /// An engine download that did not complete (the mirror, the network, the disk).
+    EngineDownload,
     /// A class written by another version, kept verbatim so its entry still verifies.
     Other(String),
 }
@@ -195,12 +203,14 @@ impl ErrorClass {
             ErrorClass::PrClosed => "pr_closed",
             ErrorClass::Unfinished => "unfinished",
             ErrorClass::RetriesExhausted => "retries_exhausted",
+            ErrorClass::EngineRelease => "engine_release",
+            ErrorClass::EngineDownload => "engine_download",
             ErrorClass::Other(s) => s,
         }
     }
 
     pub fn parse(s: &str) -> ErrorClass {
-        const NAMED: [ErrorClass; 9] = [
+        const NAMED: [ErrorClass; 11] = [
             ErrorClass::Limit,
             ErrorClass::Internal,
             ErrorClass::PlanMissing,
@@ -210,6 +220,8 @@ impl ErrorClass {
             ErrorClass::PrClosed,
             ErrorClass::Unfinished,
             ErrorClass::RetriesExhausted,
+            ErrorClass::EngineRelease,
+            ErrorClass::EngineDownload,
         ];
         if let Some(c) = NAMED.into_iter().find(|c| c.as_str() == s) {
             return c;

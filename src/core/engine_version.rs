@@ -307,6 +307,31 @@ pub fn resolve_version(
         })
 }
 
+/// The `required_version` constraints of one configuration file of a module: the string value of
+/// `required_version` in each top-level `terraform` block (`terraform { required_version =
+/// ">= 1.5" }`). Only `.tf` and `.tofu` files count (the caller picks them); a computed value is
+/// skipped, as terraform itself refuses it.
+///
+/// The text comes from a pull request: it is checked against `limits` first
+/// ([`crate::core::hcl_scan`]) and only parsed within them. A file over the limits, or with a
+/// syntax error, yields nothing — terraform reports its own error when it runs.
+pub fn required_versions(hcl_text: &str, limits: &crate::core::hcl_scan::HclLimits) -> Vec<String> {
+    if !hcl_text.contains("required_version")
+        || crate::core::hcl_scan::check(hcl_text, limits).is_err()
+    {
+        return Vec::new();
+    }
+    let Ok(body) = hcl::edit::parser::parse_body(hcl_text) else {
+        return Vec::new();
+    };
+    body.get_blocks("terraform")
+        .filter_map(|b| match &b.body.get_attribute("required_version")?.value {
+            hcl::edit::expr::Expression::String(s) => Some(s.value().trim().to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
 /// How a release mirror lays out a version's files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MirrorLayout {

@@ -43,6 +43,8 @@ fn pull() -> PullInfo {
         number: Some(PrNumber::new(7).unwrap()),
         url: "https://github.com/acme/infra/pull/7".to_string(),
         author: "octocat".to_string(),
+        approved: None,
+        mergeable: None,
     }
 }
 

@@ -712,13 +712,15 @@ fn bad_mirror_settings_are_refused_at_start_up() {
 // End to end
 
 /// A project pinning `terraform_version: 1.0.3`, an empty versions dir and a mirror: the PR is
-/// planned with the downloaded, verified binary; a second project pinning a version whose
-/// archive does not match its checksum fails closed with the reason in the PR comment.
+/// planned with the downloaded, verified binary; a second project requiring exactly a version
+/// (`required_version = "= 1.0.2"`) whose archive does not match its checksum fails closed with
+/// the reason in the PR comment. Both downloads are audit entries.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_pr_is_planned_with_a_version_fetched_from_the_mirror() {
     let key = Gpg::new("Test Releases <releases@example.test>");
     let mirror = MirrorServer::start().await;
-    Release::build(Engine::Terraform, "1.0.3", &key).serve(&mirror);
+    let good = Release::build(Engine::Terraform, "1.0.3", &key);
+    good.serve(&mirror);
     // 1.0.2's archive is not the one its (signed) SHA256SUMS lists.
     let bad = Release::build(Engine::Terraform, "1.0.2", &key);
     bad.serve(&mirror);
@@ -727,7 +729,8 @@ async fn a_pr_is_planned_with_a_version_fetched_from_the_mirror() {
         zip_binary("terraform", b"#!/bin/sh\necho pwned\n"),
     );
     let cache = Cache::new();
-    let config = "version: 1\nprojects:\n  - name: app\n    dir: app\n    terraform_version: 1.0.3\n  - name: old\n    dir: old\n    terraform_version: 1.0.2\n";
+    // `old` asks for 1.0.2 through an exact `required_version` instead of a pin: fetched alike.
+    let config = "version: 1\nprojects:\n  - name: app\n    dir: app\n    terraform_version: 1.0.3\n  - name: old\n    dir: old\n";
     let mut h = Harness::new(&[
         ("sluice.yaml", config),
         ("app/main.tf", &null_project("app", "1")),
@@ -739,12 +742,13 @@ async fn a_pr_is_planned_with_a_version_fetched_from_the_mirror() {
     }
     h.start();
 
-    h.open_pr(
+    let head = h.open_pr(
         1,
         "change",
         &[
             ("app/main.tf", &null_project("app", "2")),
             ("old/main.tf", &null_project("old", "2")),
+            ("old/versions.tf", &requiring("= 1.0.2")),
         ],
     );
     h.deliver(&h.pr_event("opened", 1)).await;
@@ -771,4 +775,183 @@ async fn a_pr_is_planned_with_a_version_fetched_from_the_mirror() {
     let installed = cache.versions().join("terraform/1.0.3/terraform");
     assert_eq!(version_of(&installed), "Terraform v1.0.3");
     assert!(!cache.versions().join("terraform/1.0.2").exists());
+
+    // Both downloads are in the audit log, on the job's pull request, commit and project: the
+    // installed one with the archive's verified SHA-256, the refused one with the reason.
+    let downloads = engine_downloads(&h);
+    assert_eq!(downloads.len(), 2, "{downloads:#?}");
+    let entry = |project: &str| {
+        downloads
+            .iter()
+            .find(|e| e["project"] == project)
+            .unwrap_or_else(|| panic!("no download of {project}: {downloads:#?}"))
+    };
+    let (app, old) = (entry("app"), entry("old"));
+    for (e, version) in [(app, "1.0.3"), (old, "1.0.2")] {
+        assert_eq!(e["repo"], "acme/infra", "{e:#}");
+        assert_eq!(e["pr"], 1, "{e:#}");
+        assert_eq!(e["head_sha"], head.as_str(), "{e:#}");
+        assert_eq!(e["engine"], "terraform", "{e:#}");
+        assert_eq!(e["engine_version"], version, "{e:#}");
+        let url = e["details"]["archive_url"].as_str().unwrap_or_default();
+        assert!(
+            url.starts_with(&mirror.url) && url.contains(&format!("terraform_{version}_")),
+            "{e:#}"
+        );
+    }
+    assert_eq!(app["result"], "success", "{app:#}");
+    assert_eq!(
+        app["details"]["archive_sha256"],
+        hex::encode(Sha256::digest(&good.archive)).as_str(),
+        "{app:#}"
+    );
+    assert_eq!(old["result"], "refused", "{old:#}");
+    assert_eq!(old["error_class"], "engine_release", "{old:#}");
+    let reason = old["details"]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("has SHA-256"), "{old:#}");
+
+    // A second plan finds 1.0.3 installed: no new download, no new entry.
+    h.deliver(&h.comment_event(1, "alice", "sluice plan -p app"))
+        .await;
+    h.wait_comment(1, "the second plan", |c| {
+        c.contains("`app`") && !c.contains("`old`")
+    })
+    .await;
+    let again = engine_downloads(&h);
+    assert_eq!(
+        again.iter().filter(|e| e["project"] == "app").count(),
+        1,
+        "{again:#?}"
+    );
+}
+
+/// The `engine_download` entries of the harness's audit log.
+fn engine_downloads(h: &Harness) -> Vec<serde_json::Value> {
+    let out = h.cli(&["audit", "export"]);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["action"] == "engine_download")
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// `required_version` without a pin
+
+/// `versions.tf` with a `terraform` block requiring `constraint`.
+fn requiring(constraint: &str) -> String {
+    format!("terraform {{\n  required_version = \"{constraint}\"\n}}\n")
+}
+
+/// Projects without a pin but with a `required_version`: each runs the newest version that
+/// satisfies it among the installed ones (`engine_versions_dir`, no mirror) and the default
+/// binary's own (1.0.3). The installed "1.0.9" is `false`, so the comment shows which binary
+/// each plan used (terraform 1.0.3 would have refused `>= 1.0.5` in words). A constraint nothing satisfies fails the plan
+/// naming the constraint and the versions there are; the `version` command reports the same
+/// choices, one row per project.
+#[tokio::test(flavor = "multi_thread")]
+async fn required_version_runs_the_newest_available_version_that_satisfies_it() {
+    let cache = Cache::new();
+    let fake = cache.versions().join("terraform/1.0.9");
+    std::fs::create_dir_all(&fake).unwrap();
+    // Not terraform: `false`, whose silent exit status 1 no terraform gives for `init`.
+    std::fs::copy("/bin/false", fake.join("terraform")).unwrap();
+    for d in [cache.versions(), cache.versions().join("terraform")] {
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let mut h = Harness::new(&[
+        ("newer/main.tf", &null_project("newer", "1")),
+        ("older/main.tf", &null_project("older", "1")),
+        ("never/main.tf", &null_project("never", "1")),
+        ("pinned/main.tf", &null_project("pinned", "1")),
+        (
+            "sluice.yaml",
+            "version: 1\nprojects:\n  - dir: newer\n  - dir: older\n  - dir: never\n\
+             \x20 - dir: pinned\n    terraform_version: 1.0.3\n",
+        ),
+    ])
+    .await;
+    h.set_env(
+        "SLUICE_ENGINE_VERSIONS_DIR",
+        &cache.versions().display().to_string(),
+    );
+    h.start();
+
+    h.open_pr(
+        1,
+        "constraints",
+        &[
+            ("newer/main.tf", &null_project("newer", "2")),
+            ("newer/versions.tf", &requiring(">= 1.0.5")),
+            ("older/main.tf", &null_project("older", "2")),
+            ("older/versions.tf", &requiring(">= 1.0.0, < 1.0.5")),
+            ("never/main.tf", &null_project("never", "2")),
+            ("never/versions.tf", &requiring("~> 2.1")),
+            ("pinned/main.tf", &null_project("pinned", "2")),
+            ("pinned/versions.tf", &requiring(">= 1.0.5")),
+        ],
+    );
+    h.deliver(&h.pr_event("opened", 1)).await;
+    let comment = h
+        .wait_comment(1, "the plan comment", |c| {
+            ["newer", "older", "never", "pinned"]
+                .iter()
+                .all(|p| c.contains(&format!("`{p}`")))
+        })
+        .await;
+    let section = |name: &str| {
+        comment
+            .split("### ")
+            .find(|s| s.starts_with(&format!("`{name}`")))
+            .unwrap_or_else(|| panic!("no {name} in {comment}"))
+            .to_string()
+    };
+    let newer = section("newer");
+    assert!(
+        newer.contains("`terraform init` exited with status 1.") && !newer.contains("Unsupported"),
+        "{comment}"
+    );
+    let older = section("older");
+    assert!(older.contains("null_resource.older"), "{comment}");
+    let never = section("never");
+    assert!(
+        never.contains("no available terraform version satisfies `~> 2.1`")
+            && never.contains("available: 1.0.9, 1.0.3"),
+        "{comment}"
+    );
+
+    // A pin must satisfy the module's constraint: terraform would refuse to run.
+    let pinned = section("pinned");
+    assert!(
+        pinned.contains("`terraform_version` 1.0.3 does not satisfy the configuration's `required_version` `>= 1.0.5`"),
+        "{comment}"
+    );
+
+    h.deliver(&h.comment_event(1, "alice", "sluice version"))
+        .await;
+    let reply = h
+        .wait_comment(1, "the version reply", |c| c.contains("| project |"))
+        .await;
+    let row = |name: &str| {
+        reply
+            .lines()
+            .find(|l| l.starts_with(&format!("| {name} |")))
+            .unwrap_or_else(|| panic!("no row {name} in {reply}"))
+            .to_string()
+    };
+    assert!(
+        row("newer").contains(
+            "1.0.9 (newest satisfying `required_version` `>= 1.0.5`, from engine_versions_dir)"
+        ),
+        "{reply}"
+    );
+    assert!(
+        row("older").contains("1.0.3 (newest satisfying")
+            && row("older").contains("from the default binary"),
+        "{reply}"
+    );
+    assert!(
+        row("never").contains("unavailable: no available terraform version satisfies `~> 2.1`"),
+        "{reply}"
+    );
 }

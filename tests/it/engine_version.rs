@@ -3,7 +3,7 @@
 //! `SHA256SUMS` parsing and verification.
 
 use sluice::core::engine_version::{
-    Constraint, MirrorLayout, ResolveError, Sha256Sums, Version, resolve_version,
+    Constraint, MirrorLayout, ResolveError, Sha256Sums, Version, required_versions, resolve_version,
 };
 use sluice::core::types::Engine;
 
@@ -171,4 +171,31 @@ fn sha256sums_are_parsed_and_verified() {
         let e = Sha256Sums::parse(&bad).unwrap_err();
         assert!(e.contains(why), "{bad:?}: {e}");
     }
+}
+
+#[test]
+fn required_version_is_read_from_terraform_blocks_only() {
+    let limits = sluice::core::hcl_scan::HclLimits {
+        max_bytes: 1 << 20,
+        max_depth: 100,
+    };
+    let text = "terraform {\n  required_version = \">= 1.0, < 2.0\"\n  required_providers {}\n}\n\
+                terraform {\n  required_version = \"~> 1.0.0\"\n}\n\
+                locals {\n  required_version = \"9\"\n}\n\
+                resource \"x\" \"y\" {\n  required_version = \"8\"\n}\n";
+    assert_eq!(
+        required_versions(text, &limits),
+        vec![">= 1.0, < 2.0".to_string(), "~> 1.0.0".to_string()]
+    );
+    // Computed, broken or over the limits: nothing (terraform reports its own error).
+    let computed = "terraform {\n  required_version = var.v\n}\n";
+    assert!(required_versions(computed, &limits).is_empty());
+    let broken = "terraform {\n  required_version = \"1\"\n";
+    assert!(required_versions(broken, &limits).is_empty());
+    let deep = format!(
+        "terraform {{\n  required_version = \"1\"\n}}\nlocals {{\n  x = {}{}\n}}\n",
+        "[".repeat(500),
+        "]".repeat(500)
+    );
+    assert!(required_versions(&deep, &limits).is_empty());
 }

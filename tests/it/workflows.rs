@@ -95,6 +95,81 @@ async fn a_run_step_of_a_custom_workflow_is_posted_on_the_pr_plan_comment() {
     }
 }
 
+/// Every one of Atlantis' documented step variables, one per line, as a `run` step echoes them.
+const ECHO_ALL: &str = r#"for v in BASE_BRANCH_NAME BASE_REPO_NAME BASE_REPO_OWNER COMMENT_ARGS DIR HEAD_BRANCH_NAME HEAD_COMMIT HEAD_REPO_NAME HEAD_REPO_OWNER PLANFILE POLICYCHECKFILE PROJECT_NAME PULL_AUTHOR PULL_NUM PULL_URL REPO_REL_DIR SHOWFILE USER_NAME WORKSPACE ATLANTIS_TERRAFORM_VERSION ATLANTIS_TERRAFORM_DISTRIBUTION ATLANTIS_PR_APPROVED ATLANTIS_PR_MERGEABLE; do eval "printf '%s=[%s]\n' $v \"\$$v\""; done
+test -e /tmp/injected && echo INJECTED || echo no-injection
+"#;
+
+/// A `run` step sees every variable Atlantis documents, filled from the pull request (head
+/// branch, URL and author as GitHub reports them). The head branch is the PR author's text: named
+/// `$(touch${IFS}/tmp/injected)`, it reaches the step as data — printed literally, never run.
+#[tokio::test(flavor = "multi_thread")]
+async fn run_steps_get_every_step_variable_from_the_pull_request_as_data() {
+    let mut h = Harness::new(&[("README.md", "infrastructure\n")]).await;
+    h.start();
+    let config = "version: 3\nprojects:\n- name: app\n  dir: envs/a\n  workflow: vars\n\
+                  workflows:\n  vars:\n    plan:\n      steps:\n      - run: sh ../../scripts/vars.sh\n      \
+                  - init\n      - plan\n";
+    let main_tf = flavoured_project();
+    let head = h.open_pr(
+        1,
+        "feature",
+        &[
+            ("atlantis.yaml", config),
+            ("scripts/vars.sh", ECHO_ALL),
+            ("envs/a/main.tf", &main_tf),
+        ],
+    );
+    let branch = "$(touch${IFS}/tmp/injected)";
+    h.fake.update_pull("acme/infra", 1, |p| {
+        p.head_ref = branch.to_string();
+        p.author = "octo-author".to_string();
+    });
+    h.deliver(&h.pr_event("opened", 1)).await;
+    let comment = h
+        .wait_comment(1, "the plan comment", |c| c.contains("Plan:"))
+        .await;
+    let expected = [
+        "BASE_BRANCH_NAME=[main]".to_string(),
+        "BASE_REPO_NAME=[infra]".to_string(),
+        "BASE_REPO_OWNER=[acme]".to_string(),
+        "COMMENT_ARGS=[]".to_string(),
+        format!("HEAD_BRANCH_NAME=[{branch}]"),
+        format!("HEAD_COMMIT=[{head}]"),
+        "HEAD_REPO_NAME=[infra]".to_string(),
+        "HEAD_REPO_OWNER=[acme]".to_string(),
+        "PROJECT_NAME=[app]".to_string(),
+        "PULL_AUTHOR=[octo-author]".to_string(),
+        "PULL_NUM=[1]".to_string(),
+        "PULL_URL=[https://github.com/acme/infra/pull/1]".to_string(),
+        "REPO_REL_DIR=[envs/a]".to_string(),
+        "WORKSPACE=[default]".to_string(),
+        "ATLANTIS_TERRAFORM_VERSION=[1.0.3]".to_string(),
+        "ATLANTIS_TERRAFORM_DISTRIBUTION=[terraform]".to_string(),
+        // Nobody approved it yet; the fake says GitHub can merge it.
+        "ATLANTIS_PR_APPROVED=[false]".to_string(),
+        "ATLANTIS_PR_MERGEABLE=[true]".to_string(),
+        "no-injection".to_string(),
+    ];
+    for e in &expected {
+        assert!(comment.contains(e.as_str()), "no {e:?} in:\n{comment}");
+    }
+    // Paths inside the sandbox, and who asked (autoplan: the bot itself, as in Atlantis).
+    for name in [
+        "DIR",
+        "PLANFILE",
+        "SHOWFILE",
+        "POLICYCHECKFILE",
+        "USER_NAME",
+    ] {
+        let line = comment
+            .lines()
+            .find(|l| l.starts_with(&format!("{name}=[")))
+            .unwrap_or_else(|| panic!("no {name} in:\n{comment}"));
+        assert!(!line.ends_with("=[]"), "{name} is empty in:\n{comment}");
+    }
+}
+
 #[test]
 fn run_steps_cannot_read_the_servers_files_or_environment() {
     let data = DataDir::scratch("wf-server-data");

@@ -304,7 +304,7 @@ impl Workers {
         }
         let log = self.start_log(c.job.id, crate::core::ui::job_log::LogStep::Plan);
         let job = ProjectJob {
-            pull: Some(pull_info(c)),
+            pull: Some(self.pull_info(c).await),
             user: c.run.actor.login.clone(),
             git: &git,
             repo: Some(&c.run.repo),
@@ -658,7 +658,7 @@ impl Workers {
         };
         let log = self.start_log(c.job.id, crate::core::ui::job_log::LogStep::Apply);
         let job = ProjectJob {
-            pull: Some(pull_info(c)),
+            pull: Some(self.pull_info(c).await),
             user: c.run.actor.login.clone(),
             git: &git,
             repo: Some(&c.run.repo),
@@ -767,9 +767,9 @@ fn counts(s: &PlanSummary) -> ChangeCounts {
     }
 }
 
-/// The pull request of a claimed job, as far as the run records it, for a custom workflow's step
-/// variables: the head branch, URL and author are not recorded with the run and stay empty.
-fn pull_info(c: &ClaimedJob) -> crate::core::workflow::PullInfo {
+/// The pull request of a claimed job as the run records it: the head branch, URL and author are
+/// not recorded with the run (GitHub is asked for them, [`Workers::pull_info`]).
+fn recorded_pull(c: &ClaimedJob) -> crate::core::workflow::PullInfo {
     crate::core::workflow::PullInfo {
         base_repo: c.run.repo.clone(),
         head_repo: c.run.repo.clone(),
@@ -779,6 +779,60 @@ fn pull_info(c: &ClaimedJob) -> crate::core::workflow::PullInfo {
         number: Some(c.run.pr),
         url: String::new(),
         author: String::new(),
+        approved: None,
+        mergeable: None,
+    }
+}
+
+/// `owner/name` of a clone URL (`https://github.com/acme/infra.git` → `acme/infra`).
+fn repo_of_clone_url(url: &str) -> Option<crate::core::types::RepoName> {
+    let path = url.trim_end_matches('/').trim_end_matches(".git");
+    let mut parts = path.rsplit('/');
+    let name = parts.next()?;
+    let owner = parts.next()?;
+    crate::core::types::RepoName::new(owner, name).ok()
+}
+
+impl Workers {
+    /// The pull request of a claimed job, for a custom workflow's step variables
+    /// (`HEAD_BRANCH_NAME`, `PULL_URL`, `PULL_AUTHOR`, `HEAD_REPO_OWNER`/`NAME`,
+    /// `ATLANTIS_PR_APPROVED`, `ATLANTIS_PR_MERGEABLE`): the run's record
+    /// completed with what GitHub says of the pull request now. The values are the PR's own
+    /// (untrusted): the steps get them as environment variables, never in a command line. When
+    /// GitHub cannot be asked, those variables stay empty and the job runs anyway.
+    async fn pull_info(&self, c: &ClaimedJob) -> crate::core::workflow::PullInfo {
+        let mut pull = recorded_pull(c);
+        match self.github.get_pull(&c.run.repo, c.run.pr).await {
+            Ok(details) => {
+                match self.github.list_reviews(&c.run.repo, c.run.pr).await {
+                    Ok(reviews) => {
+                        let approvals =
+                            crate::core::apply_gate::approvals(&reviews, &details.author);
+                        pull.approved = Some(!approvals.is_empty());
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reviews unread: ATLANTIS_PR_APPROVED unset")
+                    }
+                }
+                pull.mergeable = details.mergeable;
+                pull.head_branch = details.head_ref;
+                pull.url = details.html_url;
+                pull.author = details.author.login;
+                if let Some(head) = details
+                    .head_clone_url
+                    .as_deref()
+                    .and_then(repo_of_clone_url)
+                {
+                    pull.head_repo = head;
+                }
+            }
+            Err(e) => tracing::warn!(
+                repo = %c.run.repo, pr = c.run.pr.get(), error = %e,
+                "the pull request could not be read: its head branch, URL and author are empty \
+                 in workflow steps"
+            ),
+        }
+        pull
     }
 }
 

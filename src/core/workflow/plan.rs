@@ -42,6 +42,11 @@ pub struct PullInfo {
     pub number: Option<PrNumber>,
     pub url: String,
     pub author: String,
+    /// Whether someone other than the author approved it (`ATLANTIS_PR_APPROVED`) and whether
+    /// GitHub says it can merge (`ATLANTIS_PR_MERGEABLE`); `None` when not known (GitHub not
+    /// asked, or still computing), and the variable is then unset.
+    pub approved: Option<bool>,
+    pub mergeable: Option<bool>,
 }
 
 /// Everything the step plan depends on besides the workflow.
