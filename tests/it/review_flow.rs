@@ -341,3 +341,42 @@ async fn a_run_of_a_head_the_pr_has_left_never_tops_the_summary() {
         "no review of the older head: {reviewed:?}"
     );
 }
+
+/// A plan of one project (`plan -p`) keeps the other projects' current plans of the same head
+/// in the summary: it still lists every project the PR would apply.
+#[tokio::test]
+async fn a_plan_of_one_project_keeps_the_others_in_the_summary() {
+    use crate::support::null_project;
+    let mut h = Harness::new(&[
+        ("envs/a/main.tf", &null_project("a", "1")),
+        ("envs/b/main.tf", &null_project("b", "1")),
+    ])
+    .await;
+    h.start();
+    h.open_and_plan(
+        1,
+        "both",
+        &[
+            ("envs/a/main.tf", &null_project("a", "2")),
+            ("envs/b/main.tf", &null_project("b", "2")),
+        ],
+    )
+    .await;
+    h.wait_plan(1, "the first summary", |t| t.contains("**2 projects"))
+        .await;
+    h.deliver(&h.comment_event(1, "alice", "sluice plan -p envs/a"))
+        .await;
+    let summary = h
+        .wait_plan(1, "the summary after `plan -p envs/a`", |t| {
+            t.contains("Earlier runs (1)")
+        })
+        .await;
+    assert!(
+        summary.contains("**2 projects: 2 with changes**"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("| `envs/a` |") && summary.contains("| `envs/b` |"),
+        "{summary}"
+    );
+}

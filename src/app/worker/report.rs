@@ -295,7 +295,7 @@ fn job_verdict(job: &JobRow) -> PolicyVerdict {
 }
 
 /// What a job's part of the run's comment shows: its full report, or why there is none.
-fn job_report(job: &JobRow) -> ProjectReport {
+pub(super) fn job_report(job: &JobRow) -> ProjectReport {
     let skipped = |reason: String| ProjectReport {
         project: job.project_name.clone(),
         dir: job.project_dir.clone(),

@@ -106,6 +106,21 @@ impl Workers {
         if run.kind != JobKind::Plan {
             return Ok(None);
         }
+        // A plan of some projects (`plan -p x`, a button) leaves the others' plans of the same
+        // head current: the review and the summary keep them, so they still show every
+        // project the PR would apply.
+        let carried = self.carried_jobs(run, jobs).await?;
+        let jobs: Vec<JobRow> = jobs
+            .iter()
+            .cloned()
+            .chain(carried.iter().cloned())
+            .collect();
+        let reports: Vec<ProjectReport> = reports
+            .iter()
+            .cloned()
+            .chain(carried.iter().map(super::report::job_report))
+            .collect();
+        let (jobs, reports) = (jobs.as_slice(), reports.as_slice());
         let mut known = self.store.pr_objects(&run.repo, run.pr).await?;
         let materials: Vec<(&JobRow, &ReviewMaterial)> = jobs
             .iter()
@@ -234,6 +249,24 @@ impl Workers {
             )
             .await?;
         Ok(Some(items))
+    }
+
+    /// The jobs of the PR's other current plans of `run`'s head: plans of projects `run` did
+    /// not plan (none of `jobs`), neither discarded nor applied, oldest first.
+    async fn carried_jobs(&self, run: &RunRow, jobs: &[JobRow]) -> anyhow::Result<Vec<JobRow>> {
+        let mut carried = Vec::new();
+        for plan in self.store.current_plans(&run.repo, run.pr).await? {
+            let planned_now = jobs
+                .iter()
+                .any(|j| j.project_dir == plan.project_dir && j.workspace == plan.workspace);
+            if plan.head_sha != run.head_sha || planned_now {
+                continue;
+            }
+            if let Some(job) = self.store.job(plan.job_id).await? {
+                carried.push(job);
+            }
+        }
+        Ok(carried)
     }
 
     /// The PR's head now, as GitHub tells it (a sighting would miss a force-push back to an
