@@ -104,11 +104,13 @@ impl Bot {
         let base_tip = Self::base_tip(git, pull);
         let base_rules = {
             let (git, tip) = (git.clone(), base_tip.clone());
-            let rules = self.repo_rules(&ask.repo.name);
+            let rules = self.repo_rules(&ask.repo.name, &pull.base_ref);
             self.read_bounded(move || base_rules_at(&git, &tip, &rules))
                 .await?
         };
-        let base_config = self.base_config(&ask.repo.name, git, &base_tip).await?;
+        let base_config = self
+            .base_config(&ask.repo.name, &pull.base_ref, git, &base_tip)
+            .await?;
         let reviews: Vec<Review> = self
             .github
             .list_reviews(&ask.repo.name, pull.number)

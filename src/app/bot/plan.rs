@@ -13,7 +13,8 @@ use crate::app::ports::StatusState;
 use crate::app::ports::store::{
     Effects, NewJob, NewRun, Opening, OutboxItem, PlanJob, RunStart, StatusContext, Trigger,
 };
-use crate::app::repo_state::RepoState;
+use crate::app::repo_state::{RepoState, base_rules_at};
+use crate::core::apply_gate::{self, PrFacts};
 use crate::core::audit::{AuditAction, AuditRecord, AuditResult, ErrorClass};
 use crate::core::command::Command;
 use crate::core::lock::LockKey;
@@ -24,7 +25,7 @@ use crate::core::reply;
 use crate::core::review::checks::{CheckContext, no_terraform_changes};
 use crate::core::review::pr_review::{ReviewComments, ReviewContext};
 use crate::core::review::surface::{PrObjects, PushOutput, push_writes};
-use crate::core::types::CommitSha;
+use crate::core::types::{ApplyRequirement, CommitSha};
 
 /// What asks for the plan.
 #[derive(Clone, Copy)]
@@ -75,7 +76,13 @@ impl Bot {
             head: pull.head_sha.clone(),
         };
         let state = self
-            .repo_state(&ask.repo.name, &git, &commits.base, &commits.head)
+            .repo_state(
+                &ask.repo.name,
+                &pull.base_ref,
+                &git,
+                &commits.base,
+                &commits.head,
+            )
             .await?;
         if matches!(origin, Origin::Autoplan) && pull.draft && !self.plans_drafts(&state) {
             tracing::info!(repo = %ask.repo.name, pr = ask.pr.get(), "draft pull request: not planned");
@@ -157,6 +164,12 @@ impl Bot {
             return self.say(effects).await;
         }
         tracing::debug!(ms = t0.elapsed().as_millis() as u64, "projects selected");
+        if let Some(held) = self
+            .plan_requirements_unmet(ask, pull, origin, &git, &commits, &selected)
+            .await?
+        {
+            return self.say(held).await;
+        }
         if let Some(refused) = self
             .policy_refusal(ask, pull, &git, &commits, &selected)
             .await?
@@ -166,7 +179,7 @@ impl Bot {
         tracing::debug!(ms = t0.elapsed().as_millis() as u64, "policies checked");
         // Projects applied only after merge take no lock on the PR: the merge's delivery does.
         let base_config = self
-            .base_config(&ask.repo.name, &git, &commits.base)
+            .base_config(&ask.repo.name, &pull.base_ref, &git, &commits.base)
             .await?;
         // A removed project's job runs nothing, so it takes no lock either: its warning is not
         // held up behind another PR (its destroy plan takes the lock like any plan).
@@ -246,6 +259,9 @@ impl Bot {
             }
             Err(why) => why,
         };
+        if let Some(body) = outside_branch(state, cmd, &pull_base(state)) {
+            return self.reply(ask, body).await.map(|()| None);
+        }
         let removed: Vec<Project> = state.removed.iter().map(|r| r.project.clone()).collect();
         if let Ok(found) = projects::select_projects(&removed, &cmd.targets)
             && !found.is_empty()
@@ -298,6 +314,88 @@ impl Bot {
                 ..PlanJob::of(r.project.clone())
             })
             .collect())
+    }
+
+    /// Atlantis `plan_requirements` of the selected projects (by their dir and workspace, from
+    /// the base branch's configuration and the server's repo rules): `None` when every one
+    /// holds; else the refusal naming each unmet requirement — and nothing is planned, so an
+    /// autoplan is skipped and a `plan` comment refused. Judged by the apply gate's own
+    /// evaluation ([`apply_gate::requirement_failures`]).
+    async fn plan_requirements_unmet(
+        &self,
+        ask: &Ask<'_>,
+        pull: &PullDetails,
+        origin: Origin<'_>,
+        git: &GitRepo,
+        commits: &Commits,
+        selected: &[PlanJob],
+    ) -> Result<Option<Effects>, EventError> {
+        let base_rules = {
+            let (git, base) = (git.clone(), commits.base.clone());
+            let rules = self.repo_rules(&ask.repo.name, &pull.base_ref);
+            self.read_bounded(move || base_rules_at(&git, &base, &rules))
+                .await?
+        };
+        // A removed project runs nothing: there is nothing its plan requirements guard.
+        let required: Vec<(&Project, Vec<ApplyRequirement>)> = selected
+            .iter()
+            .filter(|j| j.removed.is_none())
+            .map(|j| {
+                let id = base_rules.identity(&j.project.dir, &j.project.workspace);
+                (&j.project, id.plan_requirements)
+            })
+            .filter(|(_, r)| !r.is_empty())
+            .collect();
+        if required.is_empty() {
+            return Ok(None);
+        }
+        let reviews = self
+            .github
+            .list_reviews(&ask.repo.name, pull.number)
+            .await?;
+        let facts = PrFacts {
+            open: true,
+            head_sha: &pull.head_sha,
+            author: &pull.author,
+            reviews: &reviews,
+            mergeable_state: Some(pull.mergeable_state.as_str()),
+            undiverged: git.is_ancestor(&commits.base, &pull.head_sha).ok(),
+        };
+        let held: Vec<(&Project, Vec<String>)> = required
+            .into_iter()
+            .map(|(p, reqs)| (p, apply_gate::requirement_failures(&facts, &reqs)))
+            .filter(|(_, failed)| !failed.is_empty())
+            .collect();
+        if held.is_empty() {
+            return Ok(None);
+        }
+        tracing::info!(repo = %ask.repo.name, pr = ask.pr.get(), projects = held.len(), "plan requirements not met: nothing planned");
+        let records = held
+            .iter()
+            .map(|(p, failed)| {
+                ask.record(AuditAction::PlanRefused, AuditResult::Refused)
+                    .base(&commits.base)
+                    .head(&commits.head)
+                    .project(&p.name, &p.dir, &p.workspace)
+                    .numbered("reason", failed)
+            })
+            .collect();
+        let listed: Vec<(String, Vec<String>)> = held
+            .into_iter()
+            .map(|(p, failed)| (p.name.to_string(), failed))
+            .collect();
+        let body = reply::plan::requirements_unmet(
+            matches!(origin, Origin::Autoplan),
+            &self.settings.bot_name,
+            &listed,
+        );
+        let status = ask.status(
+            &commits.head,
+            StatusContext::Plan,
+            StatusState::Failure,
+            reply::status::PLAN_REQUIREMENTS_UNMET,
+        );
+        Ok(Some(Effects::new(vec![ask.comment(body), status], records)))
     }
 
     /// Who may plan, by the base branch's policies: the refusal of every blocked project, or
@@ -491,6 +589,46 @@ fn announce(
                 ),
         ],
     )
+}
+
+/// The base branch a state was read for (the name its Atlantis `branch` patterns were matched
+/// against); empty when it was read for no branch.
+fn pull_base(state: &RepoState) -> String {
+    state.base_branch.clone().unwrap_or_default()
+}
+
+/// The reply to `plan` targets that pick nothing at the head when they name projects the
+/// configuration has only for other base branches (Atlantis `branch`); `None` otherwise.
+fn outside_branch(state: &RepoState, cmd: &Command, base: &str) -> Option<String> {
+    let config = state.config.as_ref()?;
+    // Each left-out entry with an exact dir, as the project it would be, and its pattern.
+    let (left_out, patterns): (Vec<Project>, Vec<String>) = config
+        .left_out_by_branch
+        .iter()
+        .filter_map(|pc| {
+            let crate::core::repo_config::DirSpec::Exact(dir) = &pc.dir.value else {
+                return None;
+            };
+            let mut p = Project::detected(dir.clone(), pc.workspace.clone());
+            if let Some(n) = &pc.name {
+                p.name = n.value.clone();
+            }
+            Some((p, pc.branch.as_ref()?.text.clone()))
+        })
+        .unzip();
+    let found = projects::select_projects(&left_out, &cmd.targets).ok()?;
+    let named: Vec<(String, String)> = found
+        .iter()
+        .filter_map(|f| {
+            let i = left_out.iter().position(|p| std::ptr::eq(p, *f))?;
+            Some((f.name.to_string(), patterns[i].clone()))
+        })
+        .collect();
+    if named.is_empty() {
+        return None;
+    }
+    let file = state.config_file.as_deref().unwrap_or("atlantis.yaml");
+    Some(reply::plan::target_outside_branch(base, file, &named))
 }
 
 /// The configuration has errors: nothing is planned.
