@@ -973,7 +973,11 @@ fn migrate_atlantis_command_prints_the_explanation_and_exits_by_the_verdict() {
         "repos:\n- id: /.*/\n  branch: /^main$/\n  apply_requirements: [approved, mergeable]\n  repo_config_file: infra/atlantis.yaml\n",
     )
     .unwrap();
-    let (code, out, _) = run(&["--repos-yaml", pending.to_str().unwrap(), later.to_str().unwrap()]);
+    let (code, out, _) = run(&[
+        "--repos-yaml",
+        pending.to_str().unwrap(),
+        later.to_str().unwrap(),
+    ]);
     assert_eq!(code, Some(1), "{out}");
     assert!(
         out.contains("Not carried out by this Sluice version yet")

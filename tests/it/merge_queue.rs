@@ -258,7 +258,7 @@ async fn a_queue_ref_naming_a_pull_request_github_does_not_know_fails_the_gate_c
 /// approval (it used to pass: only `on_merge` projects were judged).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_comment_or_merge_project_without_reviewed_plan_or_approval_is_ejected_by_the_queue_gate()
- {
+{
     let h = harness(
         "version: 1\napply_mode: comment_or_merge\n",
         &[

@@ -87,7 +87,9 @@ async fn a_project_with_a_branch_pattern_exists_only_on_pull_requests_into_match
     h.deliver(&h.pr_event("opened", 3)).await;
     h.wait_status(&head, "sluice/plan", "failure").await;
     let rejected = h
-        .wait_comment(3, "the configuration error", |c| c.contains("atlantis.yaml:4:11"))
+        .wait_comment(3, "the configuration error", |c| {
+            c.contains("atlantis.yaml:4:11")
+        })
         .await;
     assert!(
         rejected.contains("is not a valid regular expression"),
@@ -100,10 +102,16 @@ async fn a_project_with_a_branch_pattern_exists_only_on_pull_requests_into_match
 async fn plan_requirements_skip_autoplan_until_they_hold_then_plan_runs() {
     let config = "version: 3\nprojects:\n- dir: envs/a\n  plan_requirements: [approved]\n";
     let h = harness(config, &[]).await;
-    let head = h.open_pr(1, "change-a", &[("envs/a/main.tf", &null_project("a", "2"))]);
+    let head = h.open_pr(
+        1,
+        "change-a",
+        &[("envs/a/main.tf", &null_project("a", "2"))],
+    );
     h.deliver(&h.pr_event("opened", 1)).await;
     let skipped = h
-        .wait_comment(1, "the skipped autoplan", |c| c.contains("Autoplan skipped"))
+        .wait_comment(1, "the skipped autoplan", |c| {
+            c.contains("Autoplan skipped")
+        })
         .await;
     assert!(
         skipped.contains("`envs/a`") && skipped.contains("requirement `approved` failed"),
@@ -113,18 +121,19 @@ async fn plan_requirements_skip_autoplan_until_they_hold_then_plan_runs() {
         h.wait_status(&head, "sluice/plan", "failure").await,
         "plan requirements not met"
     );
-    assert!(h.locks().await.is_empty(), "nothing planned, nothing locked");
+    assert!(
+        h.locks().await.is_empty(),
+        "nothing planned, nothing locked"
+    );
 
     // A `plan` comment is refused the same way while nobody has approved.
-    h.deliver(&h.comment_event(1, "alice", "sluice plan"))
-        .await;
+    h.deliver(&h.comment_event(1, "alice", "sluice plan")).await;
     h.wait_comment(1, "the refused plan", |c| c.contains("Plan refused"))
         .await;
 
     // Approved by someone else: the plan runs.
     h.fake.add_review(REPO, 1, "bob", "APPROVED");
-    h.deliver(&h.comment_event(1, "alice", "sluice plan"))
-        .await;
+    h.deliver(&h.comment_event(1, "alice", "sluice plan")).await;
     let plan = h.wait_comment(1, "the plan", is_plan).await;
     assert!(plan.contains("envs/a"), "{plan}");
     h.wait_status(&head, "sluice/plan", "success").await;
@@ -141,8 +150,16 @@ async fn server_rule_requirements_and_branch_are_carried_out() {
     .unwrap();
     // No `apply_requirements` in the repository: the server rule's are the project's.
     let config = "version: 3\nprojects:\n- dir: envs/a\n";
-    let h = harness(config, &[("SLUICE_REPO_RULES", &rules.display().to_string())]).await;
-    let head = h.open_pr(1, "change-a", &[("envs/a/main.tf", &null_project("a", "2"))]);
+    let h = harness(
+        config,
+        &[("SLUICE_REPO_RULES", &rules.display().to_string())],
+    )
+    .await;
+    let head = h.open_pr(
+        1,
+        "change-a",
+        &[("envs/a/main.tf", &null_project("a", "2"))],
+    );
     h.deliver(&h.pr_event("opened", 1)).await;
     h.wait_status(&head, "sluice/plan", "success").await;
     h.fake.add_review(REPO, 1, "bob", "APPROVED");
@@ -174,7 +191,9 @@ async fn server_rule_requirements_and_branch_are_carried_out() {
     );
     h.deliver(&h.pr_event("opened", 2)).await;
     let refused = h
-        .wait_comment(2, "the refusal", |c| c.contains("does not run pull requests"))
+        .wait_comment(2, "the refusal", |c| {
+            c.contains("does not run pull requests")
+        })
         .await;
     assert!(
         refused.contains("`release/1`")
@@ -183,4 +202,44 @@ async fn server_rule_requirements_and_branch_are_carried_out() {
         "{refused}"
     );
     assert_eq!(h.count_comments(2, is_plan), 0, "nothing planned on #2");
+}
+
+/// `sluice config check` loads per-branch projects and plan requirements (no longer refused)
+/// and shows them; a bad pattern is an error at its position.
+#[test]
+fn config_check_shows_branch_patterns_and_plan_requirements() {
+    use crate::support::{Run, scratch_dir, sluice};
+    let dir = scratch_dir("rules-check");
+    let write = |path: &str, text: &str| {
+        let p = dir.path().join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    write("envs/a/main.tf", &null_project("a", "1"));
+    write("envs/rel/main.tf", &null_project("rel", "1"));
+    write(
+        "atlantis.yaml",
+        &format!("{PER_BRANCH}  plan_requirements: [approved, mergeable]\n"),
+    );
+    let path = dir.path().display().to_string();
+    let env = std::collections::BTreeMap::new();
+    let run = Run::from_output(&sluice(&["config", "check", &path], &env, dir.path()));
+    run.expect_code(0);
+    let all = format!("{}{}", run.stdout, run.stderr);
+    assert!(
+        all.contains("rel                            dir=envs/rel workspace=default engine=terraform branch=/^release\\/.*$/")
+            && all.contains("plan_requirements=[approved,mergeable]"),
+        "{all}"
+    );
+    write(
+        "atlantis.yaml",
+        "version: 3\nprojects:\n- dir: envs/a\n  branch: /(/\n",
+    );
+    let run = Run::from_output(&sluice(&["config", "check", &path], &env, dir.path()));
+    run.expect_code(1);
+    let all = format!("{}{}", run.stdout, run.stderr);
+    assert!(
+        all.contains("atlantis.yaml:4:11: error: `/(/` is not a valid regular expression"),
+        "{all}"
+    );
 }
