@@ -22,6 +22,7 @@ use crate::core::plan::CommandName;
 use crate::core::policy::{self, PolicyInput, Stage};
 use crate::core::projects::{self, Project};
 use crate::core::reply;
+use crate::core::repo_config::RepoConfig;
 use crate::core::review::checks::{CheckContext, no_terraform_changes};
 use crate::core::review::pr_review::{ReviewComments, ReviewContext};
 use crate::core::review::surface::{PrObjects, PushOutput, push_writes};
@@ -164,11 +165,14 @@ impl Bot {
             return self.say(effects).await;
         }
         tracing::debug!(ms = t0.elapsed().as_millis() as u64, "projects selected");
-        if let Some(held) = self
-            .plan_requirements_unmet(ask, pull, origin, &git, &commits, &selected)
-            .await?
-        {
-            return self.say(held).await;
+        let base_config = self
+            .base_config(&ask.repo.name, &pull.base_ref, &git, &commits.base)
+            .await?;
+        let held = self
+            .plan_requirements_unmet(ask, pull, &git, &commits, base_config.as_ref(), &selected)
+            .await?;
+        if !held.is_empty() {
+            return self.say(self.plan_held(ask, origin, &commits, held)).await;
         }
         if let Some(refused) = self
             .policy_refusal(ask, pull, &git, &commits, &selected)
@@ -178,9 +182,6 @@ impl Bot {
         }
         tracing::debug!(ms = t0.elapsed().as_millis() as u64, "policies checked");
         // Projects applied only after merge take no lock on the PR: the merge's delivery does.
-        let base_config = self
-            .base_config(&ask.repo.name, &pull.base_ref, &git, &commits.base)
-            .await?;
         // A removed project's job runs nothing, so it takes no lock either: its warning is not
         // held up behind another PR (its destroy plan takes the lock like any plan).
         let locked: Vec<&Project> = selected
@@ -317,22 +318,31 @@ impl Bot {
     }
 
     /// Atlantis `plan_requirements` of the selected projects (by their dir and workspace, from
-    /// the base branch's configuration and the server's repo rules): `None` when every one
-    /// holds; else the refusal naming each unmet requirement — and nothing is planned, so an
-    /// autoplan is skipped and a `plan` comment refused. Judged by the apply gate's own
-    /// evaluation ([`apply_gate::requirement_failures`]).
-    async fn plan_requirements_unmet(
+    /// the base branch's configuration and the server's repo rules), judged by the apply gate's
+    /// own evaluation ([`apply_gate::requirement_failures`]): each project with an unmet one
+    /// and what fails (empty: every one holds). `base_config`: the base branch's configuration,
+    /// which tells at once when nothing requires anything.
+    async fn plan_requirements_unmet<'s>(
         &self,
         ask: &Ask<'_>,
         pull: &PullDetails,
-        origin: Origin<'_>,
         git: &GitRepo,
         commits: &Commits,
-        selected: &[PlanJob],
-    ) -> Result<Option<Effects>, EventError> {
+        base_config: Option<&RepoConfig>,
+        selected: &'s [PlanJob],
+    ) -> Result<Vec<(&'s Project, Vec<String>)>, EventError> {
+        let rules = self.repo_rules(&ask.repo.name, &pull.base_ref);
+        let listed = base_config
+            .and_then(|c| c.projects.as_ref())
+            .is_some_and(|l| {
+                l.iter()
+                    .any(|p| p.plan_requirements.as_ref().is_some_and(|r| !r.is_empty()))
+            });
+        if !listed && rules.settings().plan_requirements.is_empty() {
+            return Ok(Vec::new());
+        }
         let base_rules = {
             let (git, base) = (git.clone(), commits.base.clone());
-            let rules = self.repo_rules(&ask.repo.name, &pull.base_ref);
             self.read_bounded(move || base_rules_at(&git, &base, &rules))
                 .await?
         };
@@ -347,7 +357,7 @@ impl Bot {
             .filter(|(_, r)| !r.is_empty())
             .collect();
         if required.is_empty() {
-            return Ok(None);
+            return Ok(Vec::new());
         }
         let reviews = self
             .github
@@ -361,14 +371,24 @@ impl Bot {
             mergeable_state: Some(pull.mergeable_state.as_str()),
             undiverged: git.is_ancestor(&commits.base, &pull.head_sha).ok(),
         };
-        let held: Vec<(&Project, Vec<String>)> = required
+        Ok(required
             .into_iter()
             .map(|(p, reqs)| (p, apply_gate::requirement_failures(&facts, &reqs)))
             .filter(|(_, failed)| !failed.is_empty())
-            .collect();
-        if held.is_empty() {
-            return Ok(None);
-        }
+            .collect())
+    }
+
+    /// The refusal of a plan whose projects' plan requirements do not hold (`held`, from
+    /// [`Bot::plan_requirements_unmet`]): nothing is planned, so an autoplan is skipped and a
+    /// `plan` comment refused — the comment naming each unmet requirement, `sluice/plan`
+    /// failed, a `plan_refused` audit entry per project.
+    fn plan_held(
+        &self,
+        ask: &Ask<'_>,
+        origin: Origin<'_>,
+        commits: &Commits,
+        held: Vec<(&Project, Vec<String>)>,
+    ) -> Effects {
         tracing::info!(repo = %ask.repo.name, pr = ask.pr.get(), projects = held.len(), "plan requirements not met: nothing planned");
         let records = held
             .iter()
@@ -395,7 +415,7 @@ impl Bot {
             StatusState::Failure,
             reply::status::PLAN_REQUIREMENTS_UNMET,
         );
-        Ok(Some(Effects::new(vec![ask.comment(body), status], records)))
+        Effects::new(vec![ask.comment(body), status], records)
     }
 
     /// Who may plan, by the base branch's policies: the refusal of every blocked project, or
