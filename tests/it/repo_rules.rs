@@ -243,3 +243,48 @@ fn config_check_shows_branch_patterns_and_plan_requirements() {
         "{all}"
     );
 }
+
+/// A server rule's apply requirements gate an `on_merge` project's `sluice/apply-gate` too (the
+/// requirements the delivery after merge enforces), whether or not any policy is in force.
+#[tokio::test(flavor = "multi_thread")]
+async fn server_rule_requirements_gate_projects_applied_after_merge() {
+    use crate::delivery::approve;
+    let data = tempfile::tempdir().unwrap();
+    let rules = data.path().join("repos.yaml");
+    std::fs::write(
+        &rules,
+        "repos:\n- id: /.*/\n  apply_requirements: [approved, mergeable]\n",
+    )
+    .unwrap();
+    let a = null_project("a", "1");
+    let mut h = Harness::new(&[
+        ("sluice.yaml", "version: 1\napply_mode: on_merge\n"),
+        ("envs/a/main.tf", &a),
+    ])
+    .await;
+    h.set_env("SLUICE_REPO_RULES", &rules.display().to_string());
+    h.start();
+    let head = h.open_pr(
+        1,
+        "change-a",
+        &[("envs/a/main.tf", &null_project("a", "2"))],
+    );
+    h.deliver(&h.pr_event("opened", 1)).await;
+    h.wait_status(&head, "sluice/plan", "success").await;
+    h.fake
+        .update_pull(REPO, 1, |p| p.mergeable_state = Some("dirty".into()));
+    h.deliver(&approve(&h, 1, "bob")).await;
+    // The latest `sluice/apply-gate` fails, naming the server rule's requirement.
+    let gate = h
+        .wait("sluice/apply-gate failing on `mergeable`", || {
+            h.fake
+                .statuses(&head)
+                .into_iter()
+                .rev()
+                .find(|(c, _, _)| c == "sluice/apply-gate")
+                .filter(|(_, s, d)| s == "failure" && d.contains("mergeable"))
+                .map(|(_, _, d)| d)
+        })
+        .await;
+    assert!(!gate.contains("`approved`"), "approved by bob: {gate}");
+}

@@ -234,6 +234,10 @@ impl Bot {
             .policy_set(repo, &git, &base)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let base_rules = self
+            .base_rules(repo, &pull.base_ref, &git, &base)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         let reviews = self.github.list_reviews(repo, pr).await?;
         let overrides = self
             .overrides(repo, &pull)
@@ -260,8 +264,7 @@ impl Bot {
                 reasons.push(format!("`{}`: its plan cannot be read", plan.project_name));
                 continue;
             };
-            let requirements = policies
-                .base
+            let requirements = base_rules
                 .identity(&project.dir, &project.workspace)
                 .requirements;
             let plan_facts = PlanFacts {
@@ -344,15 +347,9 @@ impl Bot {
         let base = git
             .resolve(&format!("{merge}^1"))
             .unwrap_or_else(|_| pr.base_sha.clone());
-        let config = {
-            let (git, base, rules) = (
-                git.clone(),
-                base.clone(),
-                self.repo_rules(&ask.repo.name, &pr.base_ref),
-            );
-            self.read_bounded(move || Ok(load_config_at(&git, &base, &rules)?.0))
-                .await?
-        };
+        let config = self
+            .base_config(&ask.repo.name, &pr.base_ref, &git, &base)
+            .await?;
         // Nothing applies after merge: no project state, reviews or policies to read.
         if !delivery::uses_merge(config.as_ref()) {
             return Ok(None);
@@ -380,6 +377,9 @@ impl Bot {
             return Ok(None);
         }
         let policies = self.policy_set(&ask.repo.name, &git, &base).await?;
+        let base_rules = self
+            .base_rules(&ask.repo.name, &pr.base_ref, &git, &base)
+            .await?;
         let reviews = self.github.list_reviews(&ask.repo.name, pr.number).await?;
         let overrides = self.overrides(&ask.repo.name, &pull).await?;
         let teams = self.teams.resolve(&*self.github, &policies.policies).await;
@@ -397,7 +397,7 @@ impl Bot {
         let mut reviewed = Vec::new();
         for (p, plan) in &delivered {
             let plan = *plan;
-            let requirements = policies.base.identity(&p.dir, &p.workspace).requirements;
+            let requirements = base_rules.identity(&p.dir, &p.workspace).requirements;
             let plan_facts = plan.map(|r| PlanFacts {
                 head_sha: r.head_sha.clone(),
                 recorded_sha256: r.plan_sha256.clone(),

@@ -13,7 +13,7 @@ use crate::app::ports::StatusState;
 use crate::app::ports::store::{
     Effects, NewJob, NewRun, Opening, OutboxItem, PlanJob, RunStart, StatusContext, Trigger,
 };
-use crate::app::repo_state::{RepoState, base_rules_at};
+use crate::app::repo_state::RepoState;
 use crate::core::apply_gate::{self, PrFacts};
 use crate::core::audit::{AuditAction, AuditRecord, AuditResult, ErrorClass};
 use crate::core::command::Command;
@@ -341,11 +341,9 @@ impl Bot {
         if !listed && rules.settings().plan_requirements.is_empty() {
             return Ok(Vec::new());
         }
-        let base_rules = {
-            let (git, base) = (git.clone(), commits.base.clone());
-            self.read_bounded(move || base_rules_at(&git, &base, &rules))
-                .await?
-        };
+        let base_rules = self
+            .base_rules(&ask.repo.name, &pull.base_ref, git, &commits.base)
+            .await?;
         // A removed project runs nothing: there is nothing its plan requirements guard.
         let required: Vec<(&Project, Vec<ApplyRequirement>)> = selected
             .iter()

@@ -9,7 +9,8 @@ use crate::app::bounded::{self, BoundedError};
 use crate::app::policy::{PolicySet, policies_at};
 use crate::app::ports::PullDetails;
 use crate::app::ports::store::{JobPayload, PlanJob, PlanRow};
-use crate::app::repo_state::{RepoRules, RepoState};
+use crate::app::repo_state::{RepoRules, RepoState, base_rules_at};
+use crate::core::base_rules::BaseRules;
 use crate::core::event::RepoRef;
 use crate::core::policy::PolicyOverride;
 use crate::core::projects::Project;
@@ -68,6 +69,22 @@ impl Bot {
         let (git, base, head) = (git.clone(), base.clone(), head.clone());
         let rules = self.repo_rules(repo, base_ref);
         self.read_bounded(move || RepoState::load(&git, &base, &head, &rules))
+            .await
+    }
+
+    /// The base branch's rules at `base`, the tip of `base_ref` (`app::repo_state::base_rules_at`:
+    /// apply and plan requirements by dir and workspace, the server's repo rules' defaults
+    /// included), read within the deadline.
+    pub(super) async fn base_rules(
+        &self,
+        repo: &RepoName,
+        base_ref: &str,
+        git: &GitRepo,
+        base: &CommitSha,
+    ) -> Result<BaseRules, EventError> {
+        let (git, base) = (git.clone(), base.clone());
+        let rules = self.repo_rules(repo, base_ref);
+        self.read_bounded(move || base_rules_at(&git, &base, &rules))
             .await
     }
 
