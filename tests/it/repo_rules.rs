@@ -288,3 +288,37 @@ async fn server_rule_requirements_gate_projects_applied_after_merge() {
         .await;
     assert!(!gate.contains("`approved`"), "approved by bob: {gate}");
 }
+
+/// `sluice preview --base BRANCH` picks the projects of that base branch.
+#[test]
+fn preview_picks_the_projects_of_the_branch_base_names() {
+    use crate::support::{Run, TestRepo, scratch_dir, sluice, tool_env, tools};
+    let repo = TestRepo::new();
+    repo.write("README.md", "infrastructure\n");
+    repo.commit("base");
+    repo.checkout_new("release/1");
+    repo.checkout("main");
+    repo.checkout_new("feature");
+    repo.write("atlantis.yaml", PER_BRANCH);
+    repo.write("envs/a/main.tf", &null_project("a", "1"));
+    repo.write("envs/rel/main.tf", &null_project("rel", "1"));
+    repo.commit("the pull request");
+    let data = scratch_dir("rules-preview");
+    let env = tool_env(&tools(), data.path());
+    let path = repo.path().display().to_string();
+    let run = |base: &str| {
+        Run::from_output(&sluice(
+            &["preview", "--base", base, "--head", "feature", &path],
+            &env,
+            repo.path(),
+        ))
+    };
+    let into_main = run("main");
+    into_main.expect_code(0);
+    let all = format!("{}{}", into_main.stdout, into_main.stderr);
+    assert!(all.contains("envs/a") && !all.contains("envs/rel"), "{all}");
+    let into_release = run("release/1");
+    into_release.expect_code(0);
+    let all = format!("{}{}", into_release.stdout, into_release.stderr);
+    assert!(all.contains("envs/rel"), "{all}");
+}
