@@ -1,6 +1,9 @@
 //! `sluice config check [PATH]`: validates a repository's configuration as it is on disk (the
 //! working tree, uncommitted edits included): the config file, the projects it defines against
-//! the tree, and policy files. Prints every diagnostic with file:line:col.
+//! the tree, and policy files. Prints every diagnostic with file:line:col, and every project
+//! (with its Atlantis `branch` pattern and `plan_requirements` when it has them: the project
+//! exists only on pull requests into matching base branches, and is planned only once its
+//! requirements hold).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -150,7 +153,7 @@ pub fn check(root: &Path) -> anyhow::Result<CheckReport> {
         )?,
     }
     for p in &found {
-        writeln!(
+        write!(
             text,
             "  {:<30} dir={} workspace={} engine={}",
             p.name.as_str(),
@@ -158,6 +161,22 @@ pub fn check(root: &Path) -> anyhow::Result<CheckReport> {
             p.workspace,
             p.engine
         )?;
+        // What only some pull requests see: Atlantis `branch` and `plan_requirements`.
+        let entry = config
+            .as_ref()
+            .and_then(|c| c.projects.as_ref())
+            .and_then(|list| list.iter().find(|e| Some(e.pos) == p.config_pos));
+        if let Some(b) = entry.and_then(|e| e.branch.as_ref()) {
+            write!(text, " branch={}", b.text)?;
+        }
+        if let Some(r) = entry
+            .and_then(|e| e.plan_requirements.as_ref())
+            .filter(|r| !r.is_empty())
+        {
+            let r: Vec<&str> = r.iter().map(|r| r.as_str()).collect();
+            write!(text, " plan_requirements=[{}]", r.join(","))?;
+        }
+        writeln!(text)?;
     }
     if !policy_files.is_empty() || !inline.is_empty() {
         writeln!(

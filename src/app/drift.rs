@@ -196,7 +196,8 @@ impl DriftService {
         Ok((git, head))
     }
 
-    /// The projects of the default branch at `head`, read within the detection deadline.
+    /// The projects of the default branch at `head`, read within the detection deadline: those
+    /// whose Atlantis `branch` pattern matches the default branch's name.
     async fn projects_at(
         &self,
         repo: &RepoRef,
@@ -204,7 +205,8 @@ impl DriftService {
         head: &CommitSha,
     ) -> anyhow::Result<Vec<Project>> {
         let (git, head) = (git.clone(), head.clone());
-        let rules = super::repo_state::RepoRules::new(&self.runner.rules, Some(&repo.name));
+        let rules = super::repo_state::RepoRules::new(&self.runner.rules, Some(&repo.name))
+            .into_branch(&repo.default_branch);
         let budget = Duration::from_secs(self.settings.limits.detection_timeout_secs);
         let state = super::bounded::run("reading the default branch", budget, move || {
             RepoState::load(&git, &head, &head, &rules)

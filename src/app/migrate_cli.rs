@@ -12,7 +12,7 @@ use crate::core::diag::has_errors;
 use crate::core::migrate::{MigrationInput, explain_migration};
 use crate::core::repo_config::parse_atlantis_config;
 use crate::core::server_rules::{
-    ServerRules, effective_config, not_yet_enforced, parse_repos_yaml, repo_id,
+    ServerRules, effective_config, parse_repos_yaml, repo_id, server_not_yet_enforced,
 };
 use crate::core::types::RepoName;
 
@@ -79,11 +79,10 @@ pub fn migrate_atlantis(opts: &MigrateOptions) -> anyhow::Result<MigrateReport> 
             Some(rules) => {
                 let (_, d) =
                     effective_config(id.as_deref().unwrap_or("<any repository>"), &config, &rules);
-                !has_errors(&d)
+                !has_errors(&d) && !has_errors(&server_not_yet_enforced(&rules))
             }
             None => false,
         };
-        ok &= !has_errors(&not_yet_enforced(&config));
     }
     Ok(MigrateReport { text: text_out, ok })
 }

@@ -148,11 +148,16 @@ pub async fn preview(
         bail!("--jobs must be at least 1");
     }
     let git = GitRepo::open(&opts.path)?.with_limits(opts.limits);
-    let (base, head) = commits(&git, opts)?;
+    let (base, head, base_rev) = commits(&git, opts)?;
     let state = {
         let git = git.clone();
         let (base, head) = (base.clone(), head.clone());
         let rules = super::repo_state::RepoRules::new(&runner.rules, None);
+        // Atlantis `branch` patterns pick the projects of the base branch `--base` names.
+        let rules = match base_branch_name(&git, &base_rev) {
+            Some(b) => rules.into_branch(&b),
+            None => rules,
+        };
         let budget = std::time::Duration::from_secs(opts.limits.detection_timeout_secs);
         super::bounded::run("reading the repository", budget, move || {
             RepoState::load(&git, &base, &head, &rules)
@@ -220,15 +225,15 @@ pub async fn preview(
 }
 
 /// The commits to compare: `--base` (or the first of [`BASE_CANDIDATES`] that exists) and
-/// `--head` (or `HEAD`).
-fn commits(git: &GitRepo, opts: &PreviewOptions) -> anyhow::Result<(CommitSha, CommitSha)> {
+/// `--head` (or `HEAD`), and the base as it was named.
+fn commits(git: &GitRepo, opts: &PreviewOptions) -> anyhow::Result<(CommitSha, CommitSha, String)> {
     let head_ref = opts.head.clone().unwrap_or_else(|| "HEAD".to_string());
     let head = git.resolve(&head_ref)?;
-    let base = match &opts.base {
-        Some(b) => git.resolve(b)?,
+    let (base, base_rev) = match &opts.base {
+        Some(b) => (git.resolve(b)?, b.clone()),
         None => BASE_CANDIDATES
             .iter()
-            .find_map(|c| git.resolve(c).ok())
+            .find_map(|c| git.resolve(c).ok().map(|sha| (sha, c.to_string())))
             .with_context(|| {
                 format!(
                     "no base ref found (tried {}); pass --base REF",
@@ -242,7 +247,24 @@ fn commits(git: &GitRepo, opts: &PreviewOptions) -> anyhow::Result<(CommitSha, C
             head.short()
         );
     }
-    Ok((base, head))
+    Ok((base, head, base_rev))
+}
+
+/// The branch a base revision names (`main`, `origin/main`, `refs/heads/main`), when it names
+/// one of the repository's branches; `None` for a commit, `HEAD` or `origin/HEAD`.
+fn base_branch_name(git: &GitRepo, rev: &str) -> Option<String> {
+    let name = rev
+        .strip_prefix("refs/heads/")
+        .or_else(|| rev.strip_prefix("refs/remotes/origin/"))
+        .or_else(|| rev.strip_prefix("origin/"))
+        .unwrap_or(rev);
+    if name == "HEAD" {
+        return None;
+    }
+    ["refs/heads/", "refs/remotes/origin/"]
+        .iter()
+        .any(|p| git.resolve(&format!("{p}{name}")).is_ok())
+        .then(|| name.to_string())
 }
 
 /// The repository and the two commits a preview compares.

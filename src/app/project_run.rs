@@ -175,7 +175,7 @@ impl Runner {
             return Ok(env);
         }
         let (git, base) = (job.git.clone(), job.base.clone());
-        let repo_rules = RepoRules::new(&self.rules, job.repo);
+        let repo_rules = job_rules(&self.rules, job);
         let rules = tokio::task::spawn_blocking(move || base_rules_at(&git, &base, &repo_rules))
             .await
             .map_err(|e| format!("reading the base branch's projects: {e}"))?
@@ -189,6 +189,16 @@ impl Runner {
             }
         }
         Ok(env)
+    }
+}
+
+/// The server's repo rules for `job`: for its repository and, on a pull request, its base
+/// branch (whose name picks the projects of Atlantis `branch` patterns).
+fn job_rules(rules: &Arc<ServerRules>, job: &ProjectJob<'_>) -> RepoRules {
+    let r = RepoRules::new(rules, job.repo);
+    match &job.pull {
+        Some(p) => r.into_branch(&p.base_branch),
+        None => r,
     }
 }
 
@@ -718,7 +728,7 @@ impl Runner {
         command: WorkflowCommand,
     ) -> Result<Option<Workflow>, String> {
         let (git, commit, project) = (job.git.clone(), job.commit.clone(), job.project.clone());
-        let rules = RepoRules::new(&self.rules, job.repo);
+        let rules = job_rules(&self.rules, job);
         let workflow = tokio::task::spawn_blocking(move || {
             super::repo_state::project_workflow(&git, &commit, &rules, &project)
         })

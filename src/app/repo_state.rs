@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use crate::adapters::git::{FileRead, GitRepo, human_bytes};
-use crate::core::base_rules::BaseRules;
+use crate::core::base_rules::{BaseRules, Requirements};
 use crate::core::diag::{Diagnostic, has_errors};
 use crate::core::projects::{self, ChangedFile, DetectOptions, Detection, Project, RepoSnapshot};
 use crate::core::removed::{self, RemovedProject};
@@ -27,6 +27,10 @@ pub struct RepoRules {
     /// Atlantis' repository id, `github.com/owner/name` ([`server_rules::repo_id`]); for a local
     /// preview of no repository, `local/preview`, which only `/regex/` rules can match.
     pub repo_id: String,
+    /// The base branch of the pull request (or the branch) the configuration is read for:
+    /// projects whose Atlantis `branch` does not match it are left out
+    /// ([`RepoConfig::for_base_branch`]). `None`: every project (a local preview).
+    pub base_branch: Option<String>,
 }
 
 impl RepoRules {
@@ -38,7 +42,19 @@ impl RepoRules {
                 Some(r) => server_rules::repo_id("github.com", r),
                 None => "local/preview".to_string(),
             },
+            base_branch: None,
         }
+    }
+
+    /// The same rules, for pull requests into `base_branch`.
+    pub fn into_branch(mut self, base_branch: &str) -> RepoRules {
+        self.base_branch = Some(base_branch.to_string());
+        self
+    }
+
+    /// The server's settings for this repository (its matching rules merged).
+    pub fn settings(&self) -> server_rules::RepoSettings {
+        self.rules.settings_for(&self.repo_id)
     }
 
     /// No rules: every key may be set, workflows may be defined (`sluice config check`
@@ -57,6 +73,8 @@ pub struct RepoState {
     pub config: Option<RepoConfig>,
     /// The file it came from (`sluice.yaml`, `atlantis.yaml`, …).
     pub config_file: Option<String>,
+    /// The base branch the configuration was read for ([`RepoRules::base_branch`]).
+    pub base_branch: Option<String>,
     /// Problems found in the configuration at head. Errors stop every run.
     pub diagnostics: Vec<Diagnostic>,
     /// `.tf`/`.tofu` files at head that Sluice did not read because they are over a limit (error
@@ -71,8 +89,10 @@ pub struct RepoState {
 /// Reads and parses the repository's configuration file with `read(path)`, which returns the
 /// file's text at some commit (or `None`), and applies the server's repo `rules` to it
 /// ([`server_rules::effective_config`]): a key the repository may not set, a workflow it may not
-/// define or that does not exist, is an error naming the rule. Returns the config (`None` when
-/// anything refuses it), its file name, and diagnostics.
+/// define or that does not exist, is an error naming the rule. The config returned holds the
+/// requirements each project really runs with ([`server_rules::apply_effective`]) and, when
+/// `rules.base_branch` is set, only the projects for that base branch. Returns the config
+/// (`None` when anything refuses it), its file name, and diagnostics.
 pub fn load_config_files(
     read: impl Fn(&str) -> anyhow::Result<Option<String>>,
     rules: &RepoRules,
@@ -100,17 +120,21 @@ pub fn load_config_files(
         repo_config::parse_repo_config(chosen, text)
     };
     diags.extend(more);
-    // Settings the file may hold but the runner does not carry out yet are refused, never
-    // silently ignored; so is what the server's rules forbid.
+    // What the server's rules forbid is refused, never silently ignored.
     let config = match config {
-        Some(c) => {
-            let mut refused = server_rules::not_yet_enforced(&c);
-            refused.extend(server_rules::effective_config(&rules.repo_id, &c, &rules.rules).1);
+        Some(mut c) => {
+            let (effective, mut refused) =
+                server_rules::effective_config(&rules.repo_id, &c, &rules.rules);
             refused.sort_by_key(|d| (d.line, d.column));
             refused.dedup();
-            let ok = !has_errors(&refused);
             diags.extend(refused);
-            ok.then_some(c)
+            effective.map(|e| {
+                server_rules::apply_effective(&mut c, &e);
+                match &rules.base_branch {
+                    Some(b) => c.for_base_branch(b),
+                    None => c,
+                }
+            })
         }
         None => None,
     };
@@ -225,6 +249,7 @@ impl RepoState {
             snapshot,
             config,
             config_file,
+            base_branch: rules.base_branch.clone(),
             diagnostics,
             unread,
             removed: Vec::new(),
@@ -388,7 +413,15 @@ pub fn base_rules_at(
 ) -> anyhow::Result<BaseRules> {
     let (config, _, _) = load_config_at(git, commit, rules)?;
     let snapshot = git.snapshot(commit)?;
-    Ok(BaseRules::new(config.as_ref(), &snapshot))
+    let settings = rules.settings();
+    Ok(BaseRules::with_defaults(
+        config.as_ref(),
+        &snapshot,
+        Requirements {
+            apply: settings.apply_requirements,
+            plan: settings.plan_requirements,
+        },
+    ))
 }
 
 /// Finds a project by name among `projects`.

@@ -126,7 +126,15 @@ pub fn refusals(pr: &PrFacts<'_>, project: &ProjectFacts<'_>) -> Vec<String> {
             "this pull request no longer holds the project's lock; run plan again".to_string(),
         );
     }
-    for req in project.requirements {
+    out.extend(requirement_failures(pr, project.requirements));
+    out
+}
+
+/// Every requirement of `requirements` (`apply_requirements`, or Atlantis `plan_requirements`)
+/// that does not hold for the pull request, each as a sentence naming it and what to do.
+pub fn requirement_failures(pr: &PrFacts<'_>, requirements: &[ApplyRequirement]) -> Vec<String> {
+    let mut out = Vec::new();
+    for req in requirements {
         match req {
             ApplyRequirement::Approved => {
                 if approvals(pr.reviews, pr.author).is_empty() {

@@ -13,12 +13,16 @@
 //!   link still binds the real dir) or — when no exact entry does — the first glob entry
 //!   matching it, whether or not that dir exists at the base. This is how the configuration
 //!   itself resolves entries: explicit dirs win over globs.
-//! * A project no base entry governs is *new*: it gets the default requirement (`approved`)
-//!   plus the requirements and names of the entries for its own dir in other workspaces or,
+//! * A project no base entry governs is *new*: it gets the default requirements (the server's
+//!   repo rules', `approved` to apply and nothing to plan unless they say otherwise) plus the
+//!   requirements and names of the entries for its own dir in other workspaces or,
 //!   when there are none, for the nearest directory above it that has any (in any workspace).
 //!   A new `envs/prod/cache` is held to what `envs/prod` is held to.
 //! * Without a `projects` list at the base, its entries are the projects detection finds there
 //!   (default requirements, derived names).
+//!
+//! The same lookup gives the plan requirements (Atlantis `plan_requirements`): a pull request
+//! cannot drop the approval its plans need by editing the configuration it plans.
 //!
 //! Names gathered here only ever add restrictions to policy scopes; for credentials they are
 //! the *only* names that count (with the dir), so naming a project cannot obtain them.
@@ -34,6 +38,8 @@ use super::types::{ApplyRequirement, ProjectDir, ProjectName, Workspace};
 #[derive(Debug, Clone, Default)]
 pub struct BaseRules {
     entries: Vec<BaseEntry>,
+    /// What a project no entry governs starts from.
+    defaults: Requirements,
     /// Real dir → its exact entries (indexes into `entries`): a lookup walks a project's
     /// ancestors, so it must not scan thousands of entries at each step.
     exact: HashMap<String, Vec<usize>>,
@@ -47,7 +53,24 @@ struct BaseEntry {
     workspace: Workspace,
     /// The entry's explicit name; without one, the name is derived from the dir it matches.
     name: Option<ProjectName>,
-    requirements: Vec<ApplyRequirement>,
+    requirements: Requirements,
+}
+
+/// Requirements before `apply` and before `plan` (the values of `apply_requirements`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Requirements {
+    pub apply: Vec<ApplyRequirement>,
+    pub plan: Vec<ApplyRequirement>,
+}
+
+impl Default for Requirements {
+    /// Sluice's defaults without server rules: `approved` to apply, nothing to plan.
+    fn default() -> Self {
+        Requirements {
+            apply: vec![ApplyRequirement::Approved],
+            plan: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -70,12 +93,25 @@ pub struct BaseIdentity {
     pub names: Vec<ProjectName>,
     /// The apply requirements the base imposes, sorted, without duplicates.
     pub requirements: Vec<ApplyRequirement>,
+    /// The plan requirements the base imposes, sorted, without duplicates.
+    pub plan_requirements: Vec<ApplyRequirement>,
 }
 
 impl BaseRules {
     /// The rules of a base commit: its configuration (`None` when it has none, or none that
-    /// parsed) and its tree.
+    /// parsed) and its tree, with Sluice's default requirements.
     pub fn new(config: Option<&RepoConfig>, snapshot: &RepoSnapshot) -> BaseRules {
+        Self::with_defaults(config, snapshot, Requirements::default())
+    }
+
+    /// [`BaseRules::new`] where projects without their own requirements (detected, new, or
+    /// listed before the server's rules were applied to them) get `defaults` — the server's
+    /// repo rules for the repository.
+    pub fn with_defaults(
+        config: Option<&RepoConfig>,
+        snapshot: &RepoSnapshot,
+        defaults: Requirements,
+    ) -> BaseRules {
         let listed = config.and_then(|c| c.projects.as_ref());
         let entries: Vec<BaseEntry> = match listed {
             Some(list) => list
@@ -93,7 +129,13 @@ impl BaseRules {
                         dir,
                         workspace: pc.workspace.clone(),
                         name: pc.name.as_ref().map(|n| n.value.clone()),
-                        requirements: pc.apply_requirements.clone(),
+                        requirements: Requirements {
+                            apply: pc.apply_requirements.clone(),
+                            plan: pc
+                                .plan_requirements
+                                .clone()
+                                .unwrap_or_else(|| defaults.plan.clone()),
+                        },
                     })
                 })
                 .collect(),
@@ -104,7 +146,7 @@ impl BaseRules {
                     dir: DirMatch::Exact(p.dir.as_str().to_string()),
                     workspace: p.workspace,
                     name: None,
-                    requirements: p.apply_requirements,
+                    requirements: defaults.clone(),
                 })
                 .collect(),
         };
@@ -118,6 +160,7 @@ impl BaseRules {
         }
         BaseRules {
             entries,
+            defaults,
             exact,
             globs,
         }
@@ -160,8 +203,10 @@ impl BaseRules {
         let known = !own.is_empty();
         let mut names = vec![ProjectName::derived(dir, workspace)];
         let mut requirements: Vec<ApplyRequirement> = Vec::new();
+        let mut plan_requirements: Vec<ApplyRequirement> = Vec::new();
         if !known {
-            requirements.push(ApplyRequirement::Approved);
+            requirements.extend(self.defaults.apply.iter().copied());
+            plan_requirements.extend(self.defaults.plan.iter().copied());
         }
         let mut add = |entries: &[&BaseEntry], at: &ProjectDir| {
             for e in entries {
@@ -170,7 +215,8 @@ impl BaseRules {
                         .clone()
                         .unwrap_or_else(|| ProjectName::derived(at, &e.workspace)),
                 );
-                requirements.extend(e.requirements.iter().copied());
+                requirements.extend(e.requirements.apply.iter().copied());
+                plan_requirements.extend(e.requirements.plan.iter().copied());
             }
         };
         let mut inherited_from = None;
@@ -197,11 +243,14 @@ impl BaseRules {
         names.dedup();
         requirements.sort();
         requirements.dedup();
+        plan_requirements.sort();
+        plan_requirements.dedup();
         BaseIdentity {
             known,
             inherited_from,
             names,
             requirements,
+            plan_requirements,
         }
     }
 }
@@ -271,6 +320,61 @@ projects:
     dir: sandbox
     apply_requirements: []
 "#;
+
+    /// Plan requirements are looked up like apply requirements; projects without an entry of
+    /// their own start from the server's defaults.
+    #[test]
+    fn plan_requirements_and_server_defaults_follow_the_same_lookup() {
+        let (c, d) = crate::core::repo_config::parse_atlantis_config(
+            "atlantis.yaml",
+            "version: 3\nprojects:\n- dir: envs/prod\n  plan_requirements: [approved]\n- dir: envs/dev\n",
+        );
+        let c = c.unwrap_or_else(|| panic!("{d:#?}"));
+        let snap = snapshot(&["envs/prod/main.tf", "envs/dev/main.tf"], &[]);
+        let strict = Requirements {
+            apply: vec![ApplyRequirement::Approved, ApplyRequirement::Mergeable],
+            plan: vec![ApplyRequirement::Mergeable],
+        };
+        let show = |rules: &BaseRules, dir: &str| {
+            let id = rules.identity(
+                &ProjectDir::new(dir).unwrap(),
+                &Workspace::new("default").unwrap(),
+            );
+            let s =
+                |r: &[ApplyRequirement]| r.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(",");
+            format!(
+                "{dir}: plan [{}] apply [{}]",
+                s(&id.plan_requirements),
+                s(&id.requirements)
+            )
+        };
+        let rules = BaseRules::with_defaults(Some(&c), &snap, strict.clone());
+        // Listed: its own (a listed entry without `plan_requirements` gets the server's).
+        assert_eq!(
+            show(&rules, "envs/prod"),
+            "envs/prod: plan [approved] apply [approved]"
+        );
+        assert_eq!(
+            show(&rules, "envs/dev"),
+            "envs/dev: plan [mergeable] apply [approved]"
+        );
+        // New below a listed dir: the defaults plus what it inherits.
+        assert_eq!(
+            show(&rules, "envs/prod/cache"),
+            "envs/prod/cache: plan [approved,mergeable] apply [approved,mergeable]"
+        );
+        // No configuration: detected projects get the defaults.
+        let detected = BaseRules::with_defaults(None, &snap, strict);
+        assert_eq!(
+            show(&detected, "envs/dev"),
+            "envs/dev: plan [mergeable] apply [approved,mergeable]"
+        );
+        // Sluice's defaults without server rules: approved to apply, nothing to plan.
+        assert_eq!(
+            show(&BaseRules::new(None, &snap), "envs/dev"),
+            "envs/dev: plan [] apply [approved]"
+        );
+    }
 
     #[test]
     fn base_rules_follow_the_real_dir_never_the_prs_names() {

@@ -63,6 +63,21 @@ pub fn explain_migration(input: &MigrationInput) -> String {
     );
     if rules.configured {
         let _ = writeln!(out, "Server rules: {} (rules for {repo_id}).", rules.file);
+        let settings = rules.settings_for(repo_id);
+        if let Some(b) = &settings.branch {
+            let _ = writeln!(
+                out,
+                "  Pull requests are run only into base branches matching {} (the rule's `branch`); \
+                 Sluice answers others with a refusal.",
+                b.text
+            );
+        }
+        let _ = writeln!(
+            out,
+            "  Default requirements: plan {}; apply {}.",
+            reqs(&settings.plan_requirements),
+            reqs(&settings.apply_requirements)
+        );
     } else {
         let _ = writeln!(
             out,
@@ -93,10 +108,14 @@ pub fn explain_migration(input: &MigrationInput) -> String {
         out.push('\n');
     }
 
-    let pending = super::server_rules::not_yet_enforced(&config);
+    let pending = if rules.configured {
+        super::server_rules::server_not_yet_enforced(&rules)
+    } else {
+        Vec::new()
+    };
     if !pending.is_empty() {
         out.push_str(
-            "Not carried out by this Sluice version yet (the server refuses the file until they \
+            "Not carried out by this Sluice version yet (the server refuses its rules until they \
              are removed):\n",
         );
         for d in &pending {
@@ -222,7 +241,11 @@ fn projects_section(
             );
         }
         if let Some(b) = &p.branch {
-            let _ = writeln!(out, "      only on PRs into branches matching {}", b.text);
+            let _ = writeln!(
+                out,
+                "      only on PRs into base branches matching {} (elsewhere the project does not exist)",
+                b.text
+            );
         }
     }
     out.push_str(
@@ -543,7 +566,10 @@ fn sluice_yaml(config: &RepoConfig) -> SluiceYaml {
                 let _ = writeln!(t, "    workflow: {}", scalar(&w.value));
             }
             if let Some(b) = &p.branch {
-                left_out.push(format!("{label}: `branch: {}`", b.text));
+                left_out.push(format!(
+                    "{label}: `branch: {}` (sluice.yaml has no per-branch projects)",
+                    b.text
+                ));
             }
             if let Some(r) = &p.plan_requirements {
                 let r: Vec<&str> = r.iter().map(|x| x.as_str()).collect();

@@ -298,6 +298,9 @@ pub struct RepoConfig {
     /// `automerge`: merge the pull request once Sluice has applied every project of it (`None`:
     /// off, the default). Read from the base branch.
     pub automerge: Option<MergeMethod>,
+    /// The entries [`RepoConfig::for_base_branch`] left out because their Atlantis `branch`
+    /// does not match the base branch (empty in a config as parsed).
+    pub left_out_by_branch: Vec<ProjectConfig>,
 }
 
 /// How a pull request is merged: GitHub's `merge_method` of "Merge a pull request"
@@ -477,9 +480,9 @@ pub fn parse_repo_config(file: &str, text: &str) -> (Option<RepoConfig>, Vec<Dia
 /// are warnings. Without `apply_requirements`, Sluice still requires an
 /// approval (its default, PRODUCT.md §10), stricter than Atlantis' server-side default.
 ///
-/// Parsing is not running: what the runner does not carry out yet is refused by the app with
-/// [`super::server_rules::not_yet_enforced`], and the server's repo rules apply through
-/// [`super::server_rules::effective_config`].
+/// Parsing is not running: the server's repo rules apply through
+/// [`super::server_rules::effective_config`], and `branch` through
+/// [`RepoConfig::for_base_branch`].
 pub fn parse_atlantis_config(file: &str, text: &str) -> (Option<RepoConfig>, Vec<Diagnostic>) {
     parse(file, text, ConfigFormat::Atlantis)
 }
@@ -886,6 +889,7 @@ fn sluice_top(r: &mut Reader, map: &MarkedMappingNode) -> Option<RepoConfig> {
         apply_mode: top_apply_mode.unwrap_or_default(),
         merge_plan_check,
         automerge,
+        left_out_by_branch: Vec::new(),
     })
 }
 
@@ -1059,6 +1063,7 @@ fn atlantis_top(r: &mut Reader, map: &MarkedMappingNode) -> Option<RepoConfig> {
             .get_node("automerge")
             .and_then(|n| r.boolean(n, "automerge"))
             .and_then(|on| on.then_some(MergeMethod::Merge)),
+        left_out_by_branch: Vec::new(),
     })
 }
 
@@ -2016,11 +2021,11 @@ impl RepoConfig {
         let Some(projects) = &self.projects else {
             return out;
         };
-        let kept: Vec<ProjectConfig> = projects
+        let (kept, left_out): (Vec<ProjectConfig>, Vec<ProjectConfig>) = projects
             .iter()
-            .filter(|p| p.branch.as_ref().is_none_or(|b| b.is_match(base_branch)))
             .cloned()
-            .collect();
+            .partition(|p| p.branch.as_ref().is_none_or(|b| b.is_match(base_branch)));
+        out.left_out_by_branch = left_out;
         let names: Vec<ProjectName> = kept.iter().filter_map(ProjectConfig::known_name).collect();
         let has_globs = kept.iter().any(|p| matches!(p.dir.value, DirSpec::Glob(_)));
         let kept: Vec<ProjectConfig> = kept
@@ -2782,6 +2787,63 @@ projects:
               hint: remove it, or keep using Atlantis for this repository
             => no config
             "#);
+    }
+
+    /// Atlantis `branch`: a project exists only for pull requests into matching base branches
+    /// (unanchored Go regex); the others are kept aside for the reply that names the pattern;
+    /// when none is left, projects are detected. A bad pattern is an error at its position.
+    #[test]
+    fn branch_patterns_pick_the_projects_of_a_base_branch() {
+        let text = "version: 3\nprojects:\n- name: main-stack\n  dir: stack\n  branch: /^main$/\n  depends_on: [release-stack]\n- name: release-stack\n  dir: stack\n  workspace: release\n  branch: /^release\\/.*$/\n- name: always\n  dir: net\n";
+        let (config, d) = parse_atlantis_config("atlantis.yaml", text);
+        let config = config.unwrap_or_else(|| panic!("{d:#?}"));
+        let names = |c: &RepoConfig| -> String {
+            let kept: Vec<String> = c
+                .projects
+                .iter()
+                .flatten()
+                .map(|p| {
+                    let deps: Vec<&str> = p.depends_on.iter().map(|d| d.value.as_str()).collect();
+                    format!("{}{deps:?}", p.known_name().unwrap())
+                })
+                .collect();
+            let out: Vec<String> = c
+                .left_out_by_branch
+                .iter()
+                .map(|p| p.known_name().unwrap().to_string())
+                .collect();
+            format!("kept {kept:?}, left out {out:?}")
+        };
+        assert_eq!(
+            names(&config.for_base_branch("main")),
+            r#"kept ["main-stack[]", "always[]"], left out ["release-stack"]"#
+        );
+        assert_eq!(
+            names(&config.for_base_branch("release/1")),
+            r#"kept ["release-stack[]", "always[]"], left out ["main-stack"]"#
+        );
+        assert_eq!(
+            names(&config.for_base_branch("mainline")),
+            r#"kept ["always[]"], left out ["main-stack", "release-stack"]"#
+        );
+        // Unanchored, as Go's MatchString: `/release/` matches `old-release`.
+        let loose = "version: 3\nprojects:\n- dir: a\n  branch: /release/\n";
+        let (c, _) = parse_atlantis_config("atlantis.yaml", loose);
+        let c = c.unwrap().for_base_branch("old-release");
+        assert!(c.projects.is_some() && c.left_out_by_branch.is_empty());
+        // Nothing left: detection, as Atlantis.
+        let c = parse_atlantis_config("atlantis.yaml", loose).0.unwrap();
+        assert!(c.for_base_branch("main").projects.is_none());
+
+        insta::assert_snapshot!(check("atlantis.yaml", "version: 3\nprojects:\n- dir: a\n  branch: /^release/(/\n- dir: b\n  branch: main\n"), @"
+        atlantis.yaml:4:11: error: `/^release/(/` is not a valid regular expression: regex parse error:
+            ^release/(
+                     ^
+        error: unclosed group
+        atlantis.yaml:6:11: error: `branch` `main` must be a regular expression between slashes
+          hint: write `/^main$/` to match that branch only
+        => no config
+        ");
     }
 
     #[test]

@@ -276,8 +276,9 @@ impl ServerRules {
             let mut note = |k: &'static str| {
                 s.decided_by.insert(k, by.clone());
             };
-            if let Some(b) = &rule.branch {
-                s.branch = Some(b.clone());
+            // As Atlantis' `MatchingRepo`: the last matching rule's `branch` decides, set or not.
+            s.branch = rule.branch.clone();
+            if s.branch.is_some() {
                 note("branch");
             }
             if let Some(f) = &rule.repo_config_file {
@@ -324,9 +325,16 @@ impl ServerRules {
 }
 
 impl RepoSettings {
-    /// Whether Sluice acts on PRs into `base_branch` (the matching rules' `branch`).
+    /// Whether Sluice acts on PRs into `base_branch`: the last matching rule's `branch` (a Go
+    /// regular expression, matched unanchored) matches it, or that rule sets none — as Atlantis,
+    /// which ignores every event of a pull request into another branch.
     pub fn base_branch_allowed(&self, base_branch: &str) -> bool {
         self.branch.as_ref().is_none_or(|b| b.is_match(base_branch))
+    }
+
+    /// The rule (`repos.yaml:4:5 (id /.*/)`) that decided `key`, when one did.
+    pub fn decided_by(&self, key: &str) -> Option<&str> {
+        self.decided_by.get(key).map(String::as_str)
     }
 
     fn who(&self, key: &str) -> String {
@@ -540,64 +548,14 @@ pub fn effective_config(
     )
 }
 
-/// What this server does not carry out yet, although the file may say it: refused (errors at the
-/// place it is written) rather than silently ignored, because planning before a
-/// `plan_requirements` approval, or planning a project on PRs into a branch its `branch`
-/// excludes, would each do something other than what the team configured. The parsers accept
-/// these (so `sluice migrate atlantis` and `sluice config check` can explain the file); the app
-/// refuses a config with any of them until the runner executes it.
-///
-/// * `plan_requirements` that are not empty, and `branch`.
-///
-/// Workflows are carried out (the runner executes their steps in the sandbox); which workflow a
-/// project runs, and whether it exists, is [`effective_config`]'s call. Policy sets are
-/// evaluated in-process, in the namespaces the `policy_check` steps name
-/// (`core::policy::rego::namespaces_of`).
-pub fn not_yet_enforced(config: &RepoConfig) -> Vec<Diagnostic> {
-    let file = config.file.as_str();
-    let mut diags = Vec::new();
-    let refuse = |at: Pos, what: String, hint: &str| {
-        Diagnostic::error(
-            file,
-            at.line,
-            at.column,
-            format!(
-                "{what}: this Sluice server does not carry it out yet, and ignoring it would run \
-                 something other than what the file says"
-            ),
-        )
-        .with_hint(hint.to_string())
-    };
-    for p in config.projects.iter().flatten() {
-        if p.plan_requirements.as_ref().is_some_and(|r| !r.is_empty()) {
-            let at = p
-                .keys_set
-                .get(&OverrideKey::PlanRequirements)
-                .copied()
-                .unwrap_or(p.pos);
-            diags.push(refuse(
-                at,
-                format!("project {}: `plan_requirements`", project_label(p)),
-                "remove it; `apply_requirements` still gate every apply",
-            ));
-        }
-        if let Some(b) = &p.branch {
-            diags.push(refuse(
-                p.pos,
-                format!("project {}: `branch: {}`", project_label(p), b.text),
-                "remove it, or keep the project in a config on the branches it is for",
-            ));
-        }
-    }
-    diags
-}
-
 /// What the server's own rules say that this server does not carry out yet — refused when the
-/// server starts (each at `file:line:col`), never silently ignored: a rule's `branch`,
-/// `repo_config_file`, non-empty `plan_requirements`, `apply_requirements` other than Sluice's
-/// default `[approved]`, `policy_check: false`, and server policy sets. Everything else the
-/// rules say (`allowed_overrides`, `allow_custom_workflows`, `allowed_workflows`, `workflow`,
-/// server `workflows`) is carried out through [`effective_config`].
+/// server starts (each at `file:line:col`), never silently ignored: a rule's
+/// `repo_config_file`, `policy_check: false`, and server policy sets. Everything else the rules
+/// say is carried out: `allowed_overrides`, `allow_custom_workflows`, `allowed_workflows`,
+/// `workflow` and server `workflows` through [`effective_config`]; `plan_requirements` and
+/// `apply_requirements` as the defaults of matching repositories' projects
+/// ([`apply_effective`]); `branch` by not running pull requests into other branches
+/// ([`RepoSettings::base_branch_allowed`]).
 pub fn server_not_yet_enforced(rules: &ServerRules) -> Vec<Diagnostic> {
     let file = rules.file.as_str();
     let mut diags = Vec::new();
@@ -617,41 +575,11 @@ pub fn server_not_yet_enforced(rules: &ServerRules) -> Vec<Diagnostic> {
     };
     for rule in &rules.repos {
         let id = rule.id.as_str();
-        if let Some(b) = &rule.branch {
-            refuse(
-                rule.pos,
-                format!("rule `{id}`: `branch: {}`", b.text),
-                "remove it; `base_branches` in the server config says which base branches Sluice acts on",
-            );
-        }
         if let Some(f) = &rule.repo_config_file {
             refuse(
                 rule.pos,
                 format!("rule `{id}`: `repo_config_file: {f}`"),
                 "remove it; Sluice reads sluice.yaml or atlantis.yaml at the repository root",
-            );
-        }
-        if rule
-            .plan_requirements
-            .as_ref()
-            .is_some_and(|r| !r.is_empty())
-        {
-            refuse(
-                rule.pos,
-                format!("rule `{id}`: `plan_requirements`"),
-                "remove it; apply requirements still gate every apply",
-            );
-        }
-        if rule
-            .apply_requirements
-            .as_ref()
-            .is_some_and(|r| r.as_slice() != [ApplyRequirement::Approved])
-        {
-            refuse(
-                rule.pos,
-                format!("rule `{id}`: `apply_requirements` other than `[approved]`"),
-                "set them in the repositories' config (allow `apply_requirements` in \
-                 `allowed_overrides`), or use Sluice policies",
             );
         }
         if rule.policy_check == Some(false) {
@@ -670,6 +598,20 @@ pub fn server_not_yet_enforced(rules: &ServerRules) -> Vec<Diagnostic> {
         );
     }
     diags
+}
+
+/// Writes what `effective` decided into `config` (the one it was computed from): each listed
+/// project's `apply_requirements` and `plan_requirements` become the ones it really runs with —
+/// its own when the rules allow it to set them, else the server's — so everything that reads
+/// the configuration (the base branch's rules, the apply and plan gates) sees them.
+pub fn apply_effective(config: &mut RepoConfig, effective: &EffectiveConfig) {
+    let (Some(projects), Some(settings)) = (config.projects.as_mut(), &effective.projects) else {
+        return;
+    };
+    for (p, s) in projects.iter_mut().zip(settings) {
+        p.apply_requirements = s.apply_requirements.clone();
+        p.plan_requirements = Some(s.plan_requirements.clone());
+    }
 }
 
 fn project_label(p: &ProjectConfig) -> String {
@@ -1170,4 +1112,118 @@ fn repo_rule(
         allow_custom_workflows,
         policy_check,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::repo_config::parse_atlantis_config;
+
+    const REPO: &str = "github.com/acme/infra";
+
+    fn rules(text: &str) -> ServerRules {
+        let (r, d) = parse_repos_yaml("repos.yaml", text);
+        r.unwrap_or_else(|| panic!("{d:#?}"))
+    }
+
+    /// `name: plan [..] apply [..]` for each project of `atlantis` once `rules` apply, as the
+    /// app loads it ([`effective_config`] then [`apply_effective`]); or the errors.
+    fn check(rules_text: Option<&str>, atlantis: &str) -> String {
+        let rules = rules_text.map_or_else(ServerRules::unconfigured, rules);
+        let (config, d) = parse_atlantis_config("atlantis.yaml", atlantis);
+        let mut config = config.unwrap_or_else(|| panic!("{d:#?}"));
+        let (effective, d) = effective_config(REPO, &config, &rules);
+        let Some(effective) = effective else {
+            return d.iter().map(|d| format!("{d}\n")).collect();
+        };
+        apply_effective(&mut config, &effective);
+        let show =
+            |r: &[ApplyRequirement]| r.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(",");
+        let mut out = String::new();
+        for p in config.projects.iter().flatten() {
+            out.push_str(&format!(
+                "{}: plan [{}] apply [{}]\n",
+                p.dir.value.as_str(),
+                show(p.plan_requirements.as_deref().unwrap_or_default()),
+                show(&p.apply_requirements)
+            ));
+        }
+        out
+    }
+
+    const TWO: &str = "version: 3\nprojects:\n- dir: a\n- dir: b\n  plan_requirements: [mergeable]\n  apply_requirements: [undiverged]\n";
+
+    #[test]
+    fn server_requirements_are_the_default_and_a_repository_overrides_them_only_when_allowed() {
+        // Without rules: Sluice's defaults, and the repository's own values.
+        insta::assert_snapshot!(check(None, TWO), @"
+        a: plan [] apply [approved]
+        b: plan [mergeable] apply [undiverged]
+        ");
+        // A rule's requirements are every project's default…
+        let strict = "repos:\n- id: /.*/\n  plan_requirements: [approved]\n  apply_requirements: [approved, mergeable]\n";
+        let one = "version: 3\nprojects:\n- dir: a\n";
+        insta::assert_snapshot!(check(Some(strict), one), @"a: plan [approved] apply [approved,mergeable]");
+        // …the repository may replace them when `allowed_overrides` says so…
+        let allowing =
+            format!("{strict}  allowed_overrides: [plan_requirements, apply_requirements]\n");
+        insta::assert_snapshot!(check(Some(&allowing), TWO), @"
+        a: plan [approved] apply [approved,mergeable]
+        b: plan [mergeable] apply [undiverged]
+        ");
+        // …and is refused, naming the rule, when it does not.
+        insta::assert_snapshot!(check(Some(strict), TWO), @"
+        atlantis.yaml:5:3: error: project `b`: this repository may not set `plan_requirements`: the server's repo rules (no matching rule sets it) do not allow it
+          hint: the server's rule for this repository needs `allowed_overrides: [plan_requirements]`
+        atlantis.yaml:6:3: error: project `b`: this repository may not set `apply_requirements`: the server's repo rules (no matching rule sets it) do not allow it
+          hint: the server's rule for this repository needs `allowed_overrides: [apply_requirements]`
+        ");
+        // `apply_requirements: []` on the server: nothing required, unlike Sluice's default.
+        let none = "repos:\n- id: /.*/\n  apply_requirements: []\n";
+        insta::assert_snapshot!(check(Some(none), one), @"a: plan [] apply []");
+    }
+
+    #[test]
+    fn the_last_matching_rule_decides_the_branch_as_in_atlantis() {
+        let r = rules(
+            "repos:\n- id: /.*/\n  branch: /^main$/\n- id: github.com/acme/infra\n- id: github.com/acme/legacy\n  branch: /^(main|master)$/\n",
+        );
+        let infra = r.settings_for(REPO);
+        assert!(
+            infra.base_branch_allowed("develop"),
+            "the exact rule sets no branch"
+        );
+        let other = r.settings_for("github.com/acme/other");
+        assert!(other.base_branch_allowed("main") && !other.base_branch_allowed("develop"));
+        assert_eq!(other.decided_by("branch"), Some("repos.yaml:2:3 (id /.*/)"));
+        let legacy = r.settings_for("github.com/acme/legacy");
+        assert!(legacy.base_branch_allowed("master") && !legacy.base_branch_allowed("main2"));
+        // Unanchored, as Go's MatchString.
+        assert!(
+            rules("repos:\n- id: /.*/\n  branch: /release/\n")
+                .settings_for(REPO)
+                .base_branch_allowed("old-release-1")
+        );
+    }
+
+    #[test]
+    fn rules_carried_out_are_no_longer_refused_and_the_others_still_are() {
+        let carried = rules(
+            "repos:\n- id: /.*/\n  branch: /^main$/\n  plan_requirements: [approved]\n  apply_requirements: [approved, mergeable]\n- id: /x/\n  apply_requirements: []\n",
+        );
+        assert!(server_not_yet_enforced(&carried).is_empty());
+        let pending = rules(
+            "repos:\n- id: /.*/\n  repo_config_file: infra/atlantis.yaml\n  policy_check: false\n",
+        );
+        let shown: Vec<String> = server_not_yet_enforced(&pending)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        insta::assert_snapshot!(shown.join("\n"), @"
+        repos.yaml:2:3: error: rule `/.*/`: `repo_config_file: infra/atlantis.yaml`: this Sluice server does not carry it out yet, and ignoring it would run something other than what the rules say
+          hint: remove it; Sluice reads sluice.yaml or atlantis.yaml at the repository root
+        repos.yaml:2:3: error: rule `/.*/`: `policy_check: false`: this Sluice server does not carry it out yet, and ignoring it would run something other than what the rules say
+          hint: remove it; Sluice checks the policies in force for every project
+        ");
+    }
 }

@@ -877,56 +877,53 @@ fn migrated_sluice_yaml_of_every_corpus_file_loads() {
     }
 }
 
-/// What the runner does not carry out yet is refused where the file says it, never ignored:
-/// plan_requirements, branch. Custom workflows and Rego policy sets are carried out.
+/// Every corpus file loads as the server loads a repository's configuration (no key refused,
+/// nothing left "not carried out"), and per-branch projects are those of the base branch.
 #[test]
-fn settings_the_runner_does_not_carry_out_are_refused_not_ignored() {
-    use sluice::core::server_rules::not_yet_enforced;
-    let mut refused = Vec::new();
-    let mut accepted = Vec::new();
+fn every_corpus_file_loads_as_the_server_reads_it_and_branch_picks_the_projects() {
+    use sluice::app::repo_state::{RepoRules, load_config_files};
+    let load = |text: &str, base: Option<&str>| {
+        let rules = match base {
+            Some(b) => RepoRules::unconfigured().into_branch(b),
+            None => RepoRules::unconfigured(),
+        };
+        load_config_files(
+            |path| Ok((path == "atlantis.yaml").then(|| text.to_string())),
+            &rules,
+        )
+        .unwrap()
+    };
     for (name, text) in corpus() {
-        let (config, _) = parse_atlantis_config("atlantis.yaml", &text);
-        let diags = not_yet_enforced(&config.unwrap());
-        if diags.is_empty() {
-            accepted.push(name);
-        } else {
-            refused.push(format!("## {name}\n{}", render_diags(&diags)));
-        }
+        let (config, _, diags) = load(&text, Some("main"));
+        assert!(
+            config.is_some() && !diags.iter().any(|d| d.is_error()),
+            "{name}:\n{}",
+            render_diags(&diags)
+        );
     }
-    // Default steps or custom workflows: accepted as they are.
+    let text = corpus()
+        .into_iter()
+        .find(|(n, _)| n == "13-branch-and-requirements")
+        .expect("the per-branch corpus file")
+        .1;
+    let names = |base: &str| -> Vec<String> {
+        let config = load(&text, Some(base)).0.unwrap();
+        config
+            .projects
+            .iter()
+            .flatten()
+            .map(|p| p.known_name().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(names("main"), ["main-stack"]);
+    assert_eq!(names("release/2"), ["release-stack"]);
+    // The requirements each project runs with are written into the loaded configuration.
+    let main = load(&text, Some("main")).0.unwrap();
+    let stack = &main.projects.as_ref().unwrap()[0];
     assert_eq!(
-        accepted,
-        [
-            "01-simple-projects",
-            "02-tfvars-per-env",
-            "03-backend-config",
-            "04-terragrunt",
-            "05-infracost",
-            "06-tflint-checkov",
-            "07-execution-order",
-            "08-workspaces",
-            "09-policy-check",
-            "10-anchors-merge-keys",
-            "11-multienv",
-            "12-version2",
-            "14-atlantis-leniency",
-            "15-opentofu",
-            "16-terragrunt-atlantis-config",
-            "17-custom-commands",
-            "18-post-apply-script"
-        ],
-        "{}",
-        refused.join("")
+        stack.plan_requirements.as_deref(),
+        Some(&[sluice::core::types::ApplyRequirement::Approved][..])
     );
-    insta::assert_snapshot!(refused.join(""), @r"
-    ## 13-branch-and-requirements
-    atlantis.yaml:7:5: error: project `main-stack`: `plan_requirements`: this Sluice server does not carry it out yet, and ignoring it would run something other than what the file says
-      hint: remove it; `apply_requirements` still gate every apply
-    atlantis.yaml:4:5: error: project `main-stack`: `branch: /^main$/`: this Sluice server does not carry it out yet, and ignoring it would run something other than what the file says
-      hint: remove it, or keep the project in a config on the branches it is for
-    atlantis.yaml:10:5: error: project `release-stack`: `branch: /^release\/.*/`: this Sluice server does not carry it out yet, and ignoring it would run something other than what the file says
-      hint: remove it, or keep the project in a config on the branches it is for
-    ");
 }
 
 /// `sluice migrate atlantis` with the real binary: a directory or a file, a repos.yaml, the exit
@@ -959,16 +956,38 @@ fn migrate_atlantis_command_prints_the_explanation_and_exits_by_the_verdict() {
     assert!(out.contains("Projects (3)"), "{out}");
     assert!(out.contains("Equivalent sluice.yaml"), "{out}");
 
-    // Settings not carried out yet: explained, with what the server would refuse, exit 1.
+    // Per-branch projects and plan requirements: carried out, explained, exit 0.
     let later = dir.path().join("later.yaml");
     std::fs::copy(format!("{CORPUS}/13-branch-and-requirements.yaml"), &later).unwrap();
     let (code, out, _) = run(&[later.to_str().unwrap()]);
-    assert_eq!(code, Some(1), "{out}");
+    assert_eq!(code, Some(0), "{out}");
     assert!(
-        out.contains("Not carried out by this Sluice version yet"),
+        out.contains("only on PRs into base branches matching /^main$/")
+            && out.contains("requirements: plan approved; apply approved, mergeable"),
         "{out}"
     );
-    assert!(out.contains("later.yaml:4:5"), "{out}");
+    assert!(!out.contains("Not carried out"), "{out}");
+
+    // A server rule this version does not carry out: explained, exit 1.
+    let pending = dir.path().join("pending-repos.yaml");
+    std::fs::write(
+        &pending,
+        "repos:\n- id: /.*/\n  branch: /^main$/\n  apply_requirements: [approved, mergeable]\n  repo_config_file: infra/atlantis.yaml\n",
+    )
+    .unwrap();
+    let (code, out, _) = run(&[
+        "--repos-yaml",
+        pending.to_str().unwrap(),
+        later.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("Not carried out by this Sluice version yet")
+            && out.contains("pending-repos.yaml:2:3: error: rule `/.*/`: `repo_config_file")
+            && out.contains("Pull requests are run only into base branches matching /^main$/")
+            && out.contains("Default requirements: plan none; apply approved, mergeable."),
+        "{out}"
+    );
 
     // Custom steps: carried out, so without server rules the file runs as it is.
     let file = dir.path().join("atlantis.yml");

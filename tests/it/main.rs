@@ -32,6 +32,7 @@ mod rego;
 mod rego_gate;
 mod remediate;
 mod removed;
+mod repo_rules;
 mod review_flow;
 mod review_github;
 mod review_writes;

@@ -251,3 +251,41 @@ async fn a_queue_ref_naming_a_pull_request_github_does_not_know_fails_the_gate_c
     let gate = h.wait_status(&queue, "sluice/apply-gate", "failure").await;
     assert!(gate.contains("could not be evaluated"), "{gate}");
 }
+
+/// The queue gate judges every project the merge would deliver, by the pull request's own
+/// gate's rule — a `comment_or_merge` project not applied by comment is delivered too, so a
+/// queued pull request whose only project is one is ejected without a reviewed plan and
+/// approval (it used to pass: only `on_merge` projects were judged).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_comment_or_merge_project_without_reviewed_plan_or_approval_is_ejected_by_the_queue_gate()
+{
+    let h = harness(
+        "version: 1\napply_mode: comment_or_merge\n",
+        &[
+            ("envs/a/main.tf", null_project("a", "1")),
+            ("envs/b/main.tf", null_project("b", "1")),
+        ],
+    )
+    .await;
+    // Opened on GitHub, never delivered to Sluice: nothing reviewed.
+    h.open_pr(7, "unseen", &[("envs/a/main.tf", &null_project("a", "2"))]);
+    let (queue, base, queue_ref) = queue_commit(&h, 7);
+    h.deliver(&merge_group(&h, &queue, &base, &queue_ref)).await;
+    h.wait_status(&queue, "sluice/plan", "success").await;
+    let gate = h.wait_status(&queue, "sluice/apply-gate", "failure").await;
+    assert!(gate.contains("no reviewed plan"), "{gate}");
+
+    // Planned on the pull request, but nobody approved it.
+    let head = h.open_pr(
+        8,
+        "change-b",
+        &[("envs/b/main.tf", &null_project("b", "2"))],
+    );
+    h.deliver(&h.pr_event("opened", 8)).await;
+    h.wait_status(&head, "sluice/plan", "success").await;
+    let (queue, base, queue_ref) = queue_commit(&h, 8);
+    h.deliver(&merge_group(&h, &queue, &base, &queue_ref)).await;
+    h.wait_status(&queue, "sluice/plan", "success").await;
+    let gate = h.wait_status(&queue, "sluice/apply-gate", "failure").await;
+    assert!(gate.contains("approved"), "{gate}");
+}

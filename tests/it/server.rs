@@ -237,7 +237,18 @@ impl Harness {
     /// Creates branch `branch` from `main` with `files` changed, registers PR `n` on the fake and
     /// in the origin's `refs/pull/n/head`. Returns the head SHA.
     pub fn open_pr(&self, n: u64, branch: &str, files: &[(&str, &str)]) -> String {
-        self.origin.checkout("main");
+        self.open_pr_into(n, "main", branch, files)
+    }
+
+    /// [`Harness::open_pr`] into `base_branch` (a branch of the origin) instead of `main`.
+    pub fn open_pr_into(
+        &self,
+        n: u64,
+        base_branch: &str,
+        branch: &str,
+        files: &[(&str, &str)],
+    ) -> String {
+        self.origin.checkout(base_branch);
         let base = self.origin.head();
         self.origin.checkout_new(branch);
         for (p, c) in files {
@@ -249,6 +260,7 @@ impl Harness {
         self.fake.add_pull(FakePull {
             head_sha: head.clone(),
             head_ref: branch.to_string(),
+            base_ref: base_branch.to_string(),
             base_sha: base,
             ..FakePull::new(REPO, n)
         });

@@ -13,7 +13,6 @@ use crate::app::ports::StatusState;
 use crate::app::ports::store::{
     ApplyContext, Effects, NewJob, NewRun, Opening, PlanRow, RunStart, StatusContext, Trigger,
 };
-use crate::app::repo_state::base_rules_at;
 use crate::core::apply_gate::{self, PlanFacts, PrFacts, ProjectFacts};
 use crate::core::audit::{AuditAction, AuditApproval, AuditPolicyDecision, AuditResult};
 use crate::core::delivery::{self, ApplyMode};
@@ -102,13 +101,12 @@ impl Bot {
     ) -> Result<Gate<'p>, EventError> {
         let (ask, pull) = (&run.ask, run.pull);
         let base_tip = Self::base_tip(git, pull);
-        let base_rules = {
-            let (git, tip) = (git.clone(), base_tip.clone());
-            let rules = self.repo_rules(&ask.repo.name);
-            self.read_bounded(move || base_rules_at(&git, &tip, &rules))
-                .await?
-        };
-        let base_config = self.base_config(&ask.repo.name, git, &base_tip).await?;
+        let base_rules = self
+            .base_rules(&ask.repo.name, &pull.base_ref, git, &base_tip)
+            .await?;
+        let base_config = self
+            .base_config(&ask.repo.name, &pull.base_ref, git, &base_tip)
+            .await?;
         let reviews: Vec<Review> = self
             .github
             .list_reviews(&ask.repo.name, pull.number)

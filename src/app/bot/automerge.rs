@@ -54,14 +54,14 @@ impl Bot {
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let base = Self::base_tip(&git, &pull);
         let config = self
-            .base_config(&run.repo, &git, &base)
+            .base_config(&run.repo, &pull.base_ref, &git, &base)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let Some(method) = config.as_ref().and_then(|c| c.automerge) else {
             return Ok(Effects::default());
         };
         let projects = self
-            .repo_state(&run.repo, &git, &base, &pull.head_sha)
+            .repo_state(&run.repo, &pull.base_ref, &git, &base, &pull.head_sha)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?
             .affected_projects()

@@ -149,10 +149,8 @@ impl Bot {
             return Some((reply::pull_request::fork_refusal(), None));
         }
         if kind != CommandKind::Unlock
-            && !settings.base_branch_trusted(&pull.base_ref, &ask.repo.default_branch)
+            && let Some((body, _)) = self.base_refusal(ask.repo, &pull.base_ref)
         {
-            let body =
-                reply::pull_request::untrusted_base(&pull.base_ref, &ask.repo.default_branch);
             return Some((body, None));
         }
         None

@@ -73,14 +73,16 @@ impl Prepared {
 }
 
 impl Bot {
-    /// The base branch's configuration at `base` (`None`: none, or none that parses).
+    /// The base branch's configuration at `base`, the tip of `base_ref` (`None`: none, or none
+    /// that parses).
     pub(super) async fn base_config(
         &self,
         repo: &RepoName,
+        base_ref: &str,
         git: &crate::adapters::git::GitRepo,
         base: &CommitSha,
     ) -> Result<Option<RepoConfig>, EventError> {
-        let (git, base, rules) = (git.clone(), base.clone(), self.repo_rules(repo));
+        let (git, base, rules) = (git.clone(), base.clone(), self.repo_rules(repo, base_ref));
         self.read_bounded(move || Ok(load_config_at(&git, &base, &rules)?.0))
             .await
     }
@@ -96,7 +98,10 @@ impl Bot {
     ) -> Result<Option<crate::adapters::git::GitRepo>, EventError> {
         match self.fetch(ask.repo, pull).await {
             Ok(git) => Ok(Some(git)),
-            Err(e) => match self.known_base_config(ask.repo, &pr.base_sha).await {
+            Err(e) => match self
+                .known_base_config(ask.repo, &pr.base_ref, &pr.base_sha)
+                .await
+            {
                 Some(config) if !delivery::uses_merge(config.as_ref()) => {
                     tracing::info!(repo = %ask.repo.name, pr = pr.number.get(), error = %e, "merged; fetch failed, but nothing applies after merge");
                     Ok(None)
@@ -111,6 +116,7 @@ impl Bot {
     async fn known_base_config(
         &self,
         repo: &crate::core::event::RepoRef,
+        base_ref: &str,
         base: &CommitSha,
     ) -> Option<Option<RepoConfig>> {
         let git = crate::adapters::git::GitRepo::mirror(&self.mirrors.path(&repo.name))
@@ -119,7 +125,9 @@ impl Bot {
         if !git.has_commit(base) {
             return None;
         }
-        self.base_config(&repo.name, &git, base).await.ok()
+        self.base_config(&repo.name, base_ref, &git, base)
+            .await
+            .ok()
     }
 
     /// The projects of a pull request's plan run applied only after merge (`on_merge` in the
@@ -130,7 +138,7 @@ impl Bot {
         let config = match crate::adapters::git::GitRepo::mirror(&self.mirrors.path(&run.repo)) {
             Ok(git) => {
                 let git = git.with_limits(self.settings.limits);
-                self.base_config(&run.repo, &git, &run.base_sha)
+                self.base_config(&run.repo, &run.base_ref, &git, &run.base_sha)
                     .await
                     .ok()
                     .flatten()
@@ -211,11 +219,11 @@ impl Bot {
             .with_limits(self.settings.limits);
         let base = Self::base_tip(&git, &pull);
         let config = self
-            .base_config(repo, &git, &base)
+            .base_config(repo, &pull.base_ref, &git, &base)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let affected = self
-            .repo_state(repo, &git, &base, &pull.head_sha)
+            .repo_state(repo, &pull.base_ref, &git, &base, &pull.head_sha)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?
             .affected_projects()
@@ -249,6 +257,10 @@ impl Bot {
             .policy_set(repo, &git, &base)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let base_rules = self
+            .base_rules(repo, &pull.base_ref, &git, &base)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         let reviews = self.github.list_reviews(repo, pr).await?;
         let overrides = self
             .overrides(repo, &pull)
@@ -275,8 +287,7 @@ impl Bot {
                 reasons.push(format!("`{}`: its plan cannot be read", plan.project_name));
                 continue;
             };
-            let requirements = policies
-                .base
+            let requirements = base_rules
                 .identity(&project.dir, &project.workspace)
                 .requirements;
             let plan_facts = PlanFacts {
@@ -400,16 +411,16 @@ impl Bot {
         let base = git
             .resolve(&format!("{merge}^1"))
             .unwrap_or_else(|_| pr.base_sha.clone());
-        let config = {
-            let (git, base, rules) = (git.clone(), base.clone(), self.repo_rules(&ask.repo.name));
-            self.read_bounded(move || Ok(load_config_at(&git, &base, &rules)?.0))
-                .await?
-        };
+        let config = self
+            .base_config(&ask.repo.name, &pr.base_ref, &git, &base)
+            .await?;
         // Nothing applies after merge: no project state, reviews or policies to read.
         if !delivery::uses_merge(config.as_ref()) {
             return Ok(None);
         }
-        let state = self.repo_state(&ask.repo.name, &git, &base, &merge).await?;
+        let state = self
+            .repo_state(&ask.repo.name, &pr.base_ref, &git, &base, &merge)
+            .await?;
         let plans = self
             .store
             .current_plans(&ask.repo.name, pr.number)
@@ -430,6 +441,9 @@ impl Bot {
             return Ok(None);
         }
         let policies = self.policy_set(&ask.repo.name, &git, &base).await?;
+        let base_rules = self
+            .base_rules(&ask.repo.name, &pr.base_ref, &git, &base)
+            .await?;
         let reviews = self.github.list_reviews(&ask.repo.name, pr.number).await?;
         let overrides = self.overrides(&ask.repo.name, &pull).await?;
         let teams = self.teams.resolve(&*self.github, &policies.policies).await;
@@ -447,7 +461,7 @@ impl Bot {
         let mut reviewed = Vec::new();
         for (p, plan) in &delivered {
             let plan = *plan;
-            let requirements = policies.base.identity(&p.dir, &p.workspace).requirements;
+            let requirements = base_rules.identity(&p.dir, &p.workspace).requirements;
             let plan_facts = plan.map(|r| PlanFacts {
                 head_sha: r.head_sha.clone(),
                 recorded_sha256: r.plan_sha256.clone(),
@@ -529,7 +543,7 @@ impl Bot {
     /// The projects of `affected` (changed by a pull request) that its merge applies
     /// ([`delivery::delivered`]), each with its current plan for `head` (`None`: nothing was
     /// reviewed).
-    async fn delivered_projects<'p>(
+    pub(super) async fn delivered_projects<'p>(
         &self,
         repo: &RepoName,
         pr: PrNumber,
@@ -703,6 +717,7 @@ impl Bot {
             Ok(git) => self
                 .base_config(
                     &run.repo,
+                    &run.base_ref,
                     &git.with_limits(self.settings.limits),
                     &run.base_sha,
                 )

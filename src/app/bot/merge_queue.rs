@@ -25,7 +25,6 @@ use crate::app::ports::store::{
     StatusContext, Trigger,
 };
 use crate::core::audit::{AuditAction, AuditActor, AuditRecord, AuditResult};
-use crate::core::delivery::{self, ApplyMode};
 use crate::core::event::{Actor, MergeGroupAction, MergeGroupInfo, RepoRef};
 use crate::core::job::{JobKind, JobState};
 use crate::core::merge_queue::{self, CompareVerdict, GatedProject, QueuePlan, Verdict};
@@ -165,7 +164,13 @@ impl Bot {
             }
         };
         let state = self
-            .repo_state(&repo.name, &git, &group.base_sha, &group.head_sha)
+            .repo_state(
+                &repo.name,
+                &group.base_ref,
+                &git,
+                &group.base_sha,
+                &group.head_sha,
+            )
             .await?;
         if state.rejected() {
             return self
@@ -264,7 +269,7 @@ impl Bot {
             Some(git) => {
                 let changed = merge_queue::changed_from_compare(&files);
                 let at = q.group.base_sha.clone();
-                let rules = self.repo_rules(&q.repo.name);
+                let rules = self.repo_rules(&q.repo.name, &q.group.base_ref);
                 self.read_bounded(move || {
                     let snapshot = git.snapshot(&at)?;
                     let (config, _, _) = crate::app::repo_state::load_config_at(&git, &at, &rules)?;
@@ -393,9 +398,11 @@ impl Bot {
         Ok(Effects::new(outbox, vec![record]))
     }
 
-    /// `sluice/apply-gate` on a queue commit: the queued pull request's projects applied after
-    /// merge (those its own change affects), their reviewed plans and gate, and their plans on
-    /// the queue commit.
+    /// `sluice/apply-gate` on a queue commit: every project of the queued pull request that its
+    /// merge would deliver (those its own change affects, picked by
+    /// `core::delivery::delivered` as the pull request's own gate picks them: `on_merge`, and
+    /// `comment_or_merge` unless applied by comment), their reviewed plans and gate, and their
+    /// plans on the queue commit.
     async fn queue_gate(&self, run: &RunRow, jobs: &[JobRow]) -> anyhow::Result<Verdict> {
         let pull = self.github.get_pull(&run.repo, run.pr).await?;
         let git = self
@@ -403,31 +410,37 @@ impl Bot {
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let config = self
-            .base_config(&run.repo, &git, &run.base_sha)
+            .base_config(&run.repo, &run.base_ref, &git, &run.base_sha)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let base = Self::base_tip(&git, &pull);
         let own = self
-            .repo_state(&run.repo, &git, &base, &pull.head_sha)
+            .repo_state(&run.repo, &pull.base_ref, &git, &base, &pull.head_sha)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?
             .affected_projects()
             .projects;
-        let on_merge: Vec<_> = own
-            .into_iter()
-            .filter(|p| {
-                delivery::mode_of(config.as_ref(), &p.dir, &p.workspace) == ApplyMode::OnMerge
-            })
-            .collect();
-        if on_merge.is_empty() {
+        // Every project the merge would deliver — `on_merge`, and `comment_or_merge` unless
+        // applied by comment — by the rule the pull request's own `sluice/apply-gate` uses.
+        let current = self.store.current_plans(&run.repo, run.pr).await?;
+        let delivered = self
+            .delivered_projects(
+                &run.repo,
+                run.pr,
+                config.as_ref(),
+                own,
+                &pull.head_sha,
+                &current,
+            )
+            .await?;
+        if delivered.is_empty() {
             return Ok(merge_queue::gate_verdict(&[], &[]));
         }
-        let reviewed = self.store.current_plans(&run.repo, run.pr).await?;
         let pr_gate = self.apply_gate(&run.repo, run.pr).await?;
         let refusals = pr_gate.map(|g| g.reasons).unwrap_or_default();
-        let projects: Vec<GatedProject> = on_merge
+        let projects: Vec<GatedProject> = delivered
             .iter()
-            .map(|p| {
+            .map(|(p, reviewed)| {
                 let job = jobs
                     .iter()
                     .find(|j| j.project_dir == p.dir && j.workspace == p.workspace);
@@ -446,11 +459,7 @@ impl Bot {
                 };
                 GatedProject {
                     name: p.name.to_string(),
-                    reviewed: reviewed.iter().any(|r| {
-                        r.project_dir == p.dir
-                            && r.workspace == p.workspace
-                            && r.head_sha == pull.head_sha
-                    }),
+                    reviewed: reviewed.is_some(),
                     queue_plan,
                 }
             })

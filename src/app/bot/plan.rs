@@ -14,6 +14,7 @@ use crate::app::ports::store::{
     Effects, NewJob, NewRun, Opening, OutboxItem, PlanJob, RunStart, StatusContext, Trigger,
 };
 use crate::app::repo_state::RepoState;
+use crate::core::apply_gate::{self, PrFacts};
 use crate::core::audit::{AuditAction, AuditRecord, AuditResult, ErrorClass};
 use crate::core::command::Command;
 use crate::core::lock::LockKey;
@@ -21,10 +22,11 @@ use crate::core::plan::CommandName;
 use crate::core::policy::{self, PolicyInput, Stage};
 use crate::core::projects::{self, Project};
 use crate::core::reply;
+use crate::core::repo_config::RepoConfig;
 use crate::core::review::checks::{CheckContext, no_terraform_changes};
 use crate::core::review::pr_review::{ReviewComments, ReviewContext};
 use crate::core::review::surface::{PrObjects, PushOutput, push_writes};
-use crate::core::types::CommitSha;
+use crate::core::types::{ApplyRequirement, CommitSha};
 
 /// What asks for the plan.
 #[derive(Clone, Copy)]
@@ -75,7 +77,13 @@ impl Bot {
             head: pull.head_sha.clone(),
         };
         let state = self
-            .repo_state(&ask.repo.name, &git, &commits.base, &commits.head)
+            .repo_state(
+                &ask.repo.name,
+                &pull.base_ref,
+                &git,
+                &commits.base,
+                &commits.head,
+            )
             .await?;
         if matches!(origin, Origin::Autoplan) && pull.draft && !self.plans_drafts(&state) {
             tracing::info!(repo = %ask.repo.name, pr = ask.pr.get(), "draft pull request: not planned");
@@ -157,6 +165,15 @@ impl Bot {
             return self.say(effects).await;
         }
         tracing::debug!(ms = t0.elapsed().as_millis() as u64, "projects selected");
+        let base_config = self
+            .base_config(&ask.repo.name, &pull.base_ref, &git, &commits.base)
+            .await?;
+        let held = self
+            .plan_requirements_unmet(ask, pull, &git, &commits, base_config.as_ref(), &selected)
+            .await?;
+        if !held.is_empty() {
+            return self.say(self.plan_held(ask, origin, &commits, held)).await;
+        }
         if let Some(refused) = self
             .policy_refusal(ask, pull, &git, &commits, &selected)
             .await?
@@ -165,9 +182,6 @@ impl Bot {
         }
         tracing::debug!(ms = t0.elapsed().as_millis() as u64, "policies checked");
         // Projects applied only after merge take no lock on the PR: the merge's delivery does.
-        let base_config = self
-            .base_config(&ask.repo.name, &git, &commits.base)
-            .await?;
         // A removed project's job runs nothing, so it takes no lock either: its warning is not
         // held up behind another PR (its destroy plan takes the lock like any plan).
         let locked: Vec<&Project> = selected
@@ -246,6 +260,9 @@ impl Bot {
             }
             Err(why) => why,
         };
+        if let Some(body) = outside_branch(state, cmd, &pull_base(state)) {
+            return self.reply(ask, body).await.map(|()| None);
+        }
         let removed: Vec<Project> = state.removed.iter().map(|r| r.project.clone()).collect();
         if let Ok(found) = projects::select_projects(&removed, &cmd.targets)
             && !found.is_empty()
@@ -298,6 +315,105 @@ impl Bot {
                 ..PlanJob::of(r.project.clone())
             })
             .collect())
+    }
+
+    /// Atlantis `plan_requirements` of the selected projects (by their dir and workspace, from
+    /// the base branch's configuration and the server's repo rules), judged by the apply gate's
+    /// own evaluation ([`apply_gate::requirement_failures`]): each project with an unmet one
+    /// and what fails (empty: every one holds). `base_config`: the base branch's configuration,
+    /// which tells at once when nothing requires anything.
+    async fn plan_requirements_unmet<'s>(
+        &self,
+        ask: &Ask<'_>,
+        pull: &PullDetails,
+        git: &GitRepo,
+        commits: &Commits,
+        base_config: Option<&RepoConfig>,
+        selected: &'s [PlanJob],
+    ) -> Result<Vec<(&'s Project, Vec<String>)>, EventError> {
+        let rules = self.repo_rules(&ask.repo.name, &pull.base_ref);
+        let listed = base_config
+            .and_then(|c| c.projects.as_ref())
+            .is_some_and(|l| {
+                l.iter()
+                    .any(|p| p.plan_requirements.as_ref().is_some_and(|r| !r.is_empty()))
+            });
+        if !listed && rules.settings().plan_requirements.is_empty() {
+            return Ok(Vec::new());
+        }
+        let base_rules = self
+            .base_rules(&ask.repo.name, &pull.base_ref, git, &commits.base)
+            .await?;
+        // A removed project runs nothing: there is nothing its plan requirements guard.
+        let required: Vec<(&Project, Vec<ApplyRequirement>)> = selected
+            .iter()
+            .filter(|j| j.removed.is_none())
+            .map(|j| {
+                let id = base_rules.identity(&j.project.dir, &j.project.workspace);
+                (&j.project, id.plan_requirements)
+            })
+            .filter(|(_, r)| !r.is_empty())
+            .collect();
+        if required.is_empty() {
+            return Ok(Vec::new());
+        }
+        let reviews = self
+            .github
+            .list_reviews(&ask.repo.name, pull.number)
+            .await?;
+        let facts = PrFacts {
+            open: true,
+            head_sha: &pull.head_sha,
+            author: &pull.author,
+            reviews: &reviews,
+            mergeable_state: Some(pull.mergeable_state.as_str()),
+            undiverged: git.is_ancestor(&commits.base, &pull.head_sha).ok(),
+        };
+        Ok(required
+            .into_iter()
+            .map(|(p, reqs)| (p, apply_gate::requirement_failures(&facts, &reqs)))
+            .filter(|(_, failed)| !failed.is_empty())
+            .collect())
+    }
+
+    /// The refusal of a plan whose projects' plan requirements do not hold (`held`, from
+    /// [`Bot::plan_requirements_unmet`]): nothing is planned, so an autoplan is skipped and a
+    /// `plan` comment refused — the comment naming each unmet requirement, `sluice/plan`
+    /// failed, a `plan_refused` audit entry per project.
+    fn plan_held(
+        &self,
+        ask: &Ask<'_>,
+        origin: Origin<'_>,
+        commits: &Commits,
+        held: Vec<(&Project, Vec<String>)>,
+    ) -> Effects {
+        tracing::info!(repo = %ask.repo.name, pr = ask.pr.get(), projects = held.len(), "plan requirements not met: nothing planned");
+        let records = held
+            .iter()
+            .map(|(p, failed)| {
+                ask.record(AuditAction::PlanRefused, AuditResult::Refused)
+                    .base(&commits.base)
+                    .head(&commits.head)
+                    .project(&p.name, &p.dir, &p.workspace)
+                    .numbered("reason", failed)
+            })
+            .collect();
+        let listed: Vec<(String, Vec<String>)> = held
+            .into_iter()
+            .map(|(p, failed)| (p.name.to_string(), failed))
+            .collect();
+        let body = reply::plan::requirements_unmet(
+            matches!(origin, Origin::Autoplan),
+            &self.settings.bot_name,
+            &listed,
+        );
+        let status = ask.status(
+            &commits.head,
+            StatusContext::Plan,
+            StatusState::Failure,
+            reply::status::PLAN_REQUIREMENTS_UNMET,
+        );
+        Effects::new(vec![ask.comment(body), status], records)
     }
 
     /// Who may plan, by the base branch's policies: the refusal of every blocked project, or
@@ -491,6 +607,46 @@ fn announce(
                 ),
         ],
     )
+}
+
+/// The base branch a state was read for (the name its Atlantis `branch` patterns were matched
+/// against); empty when it was read for no branch.
+fn pull_base(state: &RepoState) -> String {
+    state.base_branch.clone().unwrap_or_default()
+}
+
+/// The reply to `plan` targets that pick nothing at the head when they name projects the
+/// configuration has only for other base branches (Atlantis `branch`); `None` otherwise.
+fn outside_branch(state: &RepoState, cmd: &Command, base: &str) -> Option<String> {
+    let config = state.config.as_ref()?;
+    // Each left-out entry with an exact dir, as the project it would be, and its pattern.
+    let (left_out, patterns): (Vec<Project>, Vec<String>) = config
+        .left_out_by_branch
+        .iter()
+        .filter_map(|pc| {
+            let crate::core::repo_config::DirSpec::Exact(dir) = &pc.dir.value else {
+                return None;
+            };
+            let mut p = Project::detected(dir.clone(), pc.workspace.clone());
+            if let Some(n) = &pc.name {
+                p.name = n.value.clone();
+            }
+            Some((p, pc.branch.as_ref()?.text.clone()))
+        })
+        .unzip();
+    let found = projects::select_projects(&left_out, &cmd.targets).ok()?;
+    let named: Vec<(String, String)> = found
+        .iter()
+        .filter_map(|f| {
+            let i = left_out.iter().position(|p| std::ptr::eq(p, *f))?;
+            Some((f.name.to_string(), patterns[i].clone()))
+        })
+        .collect();
+    if named.is_empty() {
+        return None;
+    }
+    let file = state.config_file.as_deref().unwrap_or("atlantis.yaml");
+    Some(reply::plan::target_outside_branch(base, file, &named))
 }
 
 /// The configuration has errors: nothing is planned.

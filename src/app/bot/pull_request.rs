@@ -59,16 +59,8 @@ impl Bot {
                 reply::pull_request::fork_refusal(),
                 reply::pull_request::FORK_REASON,
             ))
-        } else if !self
-            .settings
-            .base_branch_trusted(&pr.base_ref, &repo.default_branch)
-        {
-            Some((
-                reply::pull_request::untrusted_base(&pr.base_ref, &repo.default_branch),
-                reply::pull_request::UNTRUSTED_BASE_REASON,
-            ))
         } else {
-            None
+            self.base_refusal(repo, &pr.base_ref)
         };
         if let Some((body, reason)) = refusal {
             tracing::info!(repo = %repo.name, pr = pr.number.get(), reason, "pull request not planned");

@@ -9,7 +9,8 @@ use crate::app::bounded::{self, BoundedError};
 use crate::app::policy::{PolicySet, policies_at};
 use crate::app::ports::PullDetails;
 use crate::app::ports::store::{JobPayload, PlanJob, PlanRow};
-use crate::app::repo_state::{RepoRules, RepoState};
+use crate::app::repo_state::{RepoRules, RepoState, base_rules_at};
+use crate::core::base_rules::BaseRules;
 use crate::core::event::RepoRef;
 use crate::core::policy::PolicyOverride;
 use crate::core::projects::Project;
@@ -54,23 +55,73 @@ impl Bot {
             .unwrap_or_else(|_| pr.base_sha.clone())
     }
 
-    /// The configuration, tree and changes of `head` against `base`, read within the deadline.
+    /// The configuration, tree and changes of `head` against `base` (the tip of the branch
+    /// `base_ref`, whose name picks the projects of Atlantis `branch` patterns), read within the
+    /// deadline.
     pub(super) async fn repo_state(
         &self,
         repo: &RepoName,
+        base_ref: &str,
         git: &GitRepo,
         base: &CommitSha,
         head: &CommitSha,
     ) -> Result<RepoState, EventError> {
         let (git, base, head) = (git.clone(), base.clone(), head.clone());
-        let rules = self.repo_rules(repo);
+        let rules = self.repo_rules(repo, base_ref);
         self.read_bounded(move || RepoState::load(&git, &base, &head, &rules))
             .await
     }
 
-    /// The server's repo rules (`repo_rules`), applied for `repo`.
-    pub fn repo_rules(&self, repo: &RepoName) -> RepoRules {
-        RepoRules::new(self.settings.server_rules(), Some(repo))
+    /// The base branch's rules at `base`, the tip of `base_ref` (`app::repo_state::base_rules_at`:
+    /// apply and plan requirements by dir and workspace, the server's repo rules' defaults
+    /// included), read within the deadline.
+    pub(super) async fn base_rules(
+        &self,
+        repo: &RepoName,
+        base_ref: &str,
+        git: &GitRepo,
+        base: &CommitSha,
+    ) -> Result<BaseRules, EventError> {
+        let (git, base) = (git.clone(), base.clone());
+        let rules = self.repo_rules(repo, base_ref);
+        self.read_bounded(move || base_rules_at(&git, &base, &rules))
+            .await
+    }
+
+    /// The server's repo rules (`repo_rules`), applied for `repo` and pull requests into
+    /// `base_ref`.
+    pub fn repo_rules(&self, repo: &RepoName, base_ref: &str) -> RepoRules {
+        RepoRules::new(self.settings.server_rules(), Some(repo)).into_branch(base_ref)
+    }
+
+    /// Why pull requests of `repo` into `base` are not run, with the audit reason: the base is
+    /// not trusted (the default branch or `base_branches`), or the server's repo rule for the
+    /// repository limits it to other base branches (Atlantis `branch`). `None`: they are run.
+    pub(super) fn base_refusal(
+        &self,
+        repo: &RepoRef,
+        base: &str,
+    ) -> Option<(String, &'static str)> {
+        use crate::core::reply::pull_request as say;
+        if !self
+            .settings
+            .base_branch_trusted(base, &repo.default_branch)
+        {
+            return Some((
+                say::untrusted_base(base, &repo.default_branch),
+                say::UNTRUSTED_BASE_REASON,
+            ));
+        }
+        let settings = self.repo_rules(&repo.name, base).settings();
+        if settings.base_branch_allowed(base) {
+            return None;
+        }
+        let pattern = settings.branch.as_ref().map_or("", |b| b.text.as_str());
+        let by = settings.decided_by("branch").unwrap_or("");
+        Some((
+            say::base_outside_rule(base, pattern, by),
+            say::RULE_BRANCH_REASON,
+        ))
     }
 
     /// The policies in force for a PR of `repo` whose base is `base` (from that commit, never

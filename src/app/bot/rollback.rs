@@ -69,14 +69,7 @@ impl Bot {
             let text = crate::core::reply::pull_request::fork_refusal();
             return Err(EventError::Permanent(anyhow::anyhow!("{text}")));
         }
-        if !self
-            .settings
-            .base_branch_trusted(&pull.base_ref, &repo.default_branch)
-        {
-            let text = crate::core::reply::pull_request::untrusted_base(
-                &pull.base_ref,
-                &repo.default_branch,
-            );
+        if let Some((text, _)) = self.base_refusal(repo, &pull.base_ref) {
             return Err(EventError::Permanent(anyhow::anyhow!("{text}")));
         }
         self.rollback_pull(&ask, &pull).await

@@ -88,7 +88,7 @@ impl Bot {
         let teams = self.teams.resolve(&*self.github, &policies.policies).await;
         let ((config, _, _), snapshot) = {
             let (g, h) = (git.clone(), pull.head_sha.clone());
-            let rules = self.repo_rules(&ask.repo.name);
+            let rules = self.repo_rules(&ask.repo.name, &pull.base_ref);
             self.read_bounded(move || Ok((load_config_at(&g, &h, &rules)?, g.snapshot(&h)?)))
                 .await?
         };

@@ -20,7 +20,13 @@ impl Bot {
         let (ask, pull) = (&run.ask, run.pull);
         let git = self.fetch(ask.repo, pull).await?;
         let state = self
-            .repo_state(&ask.repo.name, &git, &pull.base_sha, &pull.head_sha)
+            .repo_state(
+                &ask.repo.name,
+                &pull.base_ref,
+                &git,
+                &pull.base_sha,
+                &pull.head_sha,
+            )
             .await?;
         let resolver = EngineResolver {
             terraform_bin: self.settings.terraform_bin.clone(),

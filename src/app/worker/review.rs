@@ -48,7 +48,8 @@ impl Workers {
     ) -> Option<Box<ReviewMaterial>> {
         let (git, head, base) = (git.clone(), c.run.head_sha.clone(), c.run.base_sha.clone());
         let rules =
-            crate::app::repo_state::RepoRules::new(self.settings.server_rules(), Some(&c.run.repo));
+            crate::app::repo_state::RepoRules::new(self.settings.server_rules(), Some(&c.run.repo))
+                .into_branch(&c.run.base_ref);
         let (dir, plan) = (project.dir.clone(), plan.clone());
         let bounds = self.settings.limits.hcl();
         let budget = std::time::Duration::from_secs(self.settings.limits.detection_timeout_secs);

@@ -52,6 +52,52 @@ pub fn target_not_found(why: &str, diagnostics: &[Diagnostic]) -> String {
     )
 }
 
+/// Projects not planned because their plan requirements (Atlantis `plan_requirements`, from
+/// the base branch's configuration or the server's repo rules) do not hold: `held` is each
+/// project's name and the failed requirements. `autoplan`: the push's automatic plan was
+/// skipped (else a `plan` comment was refused). Nothing is planned until every one holds.
+pub fn requirements_unmet(
+    autoplan: bool,
+    bot_name: &str,
+    held: &[(String, Vec<String>)],
+) -> String {
+    let what = if autoplan {
+        "Autoplan skipped"
+    } else {
+        "Plan refused"
+    };
+    let mut s = format!("🚫 **{what}: plan requirements are not met.**\n\n");
+    for (project, reasons) in held {
+        for r in reasons {
+            s.push_str(&format!("* `{project}`: {r}\n"));
+        }
+    }
+    s.push_str(&format!(
+        "\nThe requirements come from the base branch's configuration (`plan_requirements`) or \
+         the server's repo rules. Nothing was planned; once they hold, comment `{bot_name} plan`."
+    ));
+    s
+}
+
+/// A `plan` target that names only projects whose Atlantis `branch` excludes the pull
+/// request's base branch: `left_out` is each such project's name and its pattern, as written in
+/// `config_file`.
+pub fn target_outside_branch(
+    base: &str,
+    config_file: &str,
+    left_out: &[(String, String)],
+) -> String {
+    let mut s = String::new();
+    for (name, pattern) in left_out {
+        s.push_str(&format!(
+            "❌ Project `{name}` exists only for pull requests into base branches matching \
+             `{pattern}` (its `branch` in {config_file}); this pull request is into `{base}`, so \
+             it is not planned here.\n"
+        ));
+    }
+    s.trim_end().to_string()
+}
+
 /// A `plan` comment on a pull request that affects no project.
 pub fn no_projects() -> String {
     "Ran plan for **0 projects**: no Terraform project is affected by the files this pull request changes."

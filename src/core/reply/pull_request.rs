@@ -21,6 +21,16 @@ the base branch, so only trusted base branches are run: `{default}` (the default
     )
 }
 
+/// Why a pull request into `base` is not run: the server's repo rule `by` (`repos.yaml:4:5 (id
+/// /.*/)`) limits the repository to base branches matching `pattern` (Atlantis' `branch`).
+pub fn base_outside_rule(base: &str, pattern: &str, by: &str) -> String {
+    format!(
+        "🚫 **Sluice does not run pull requests into `{base}` in this repository.** The server's repo \
+rule {by} limits it to base branches matching `{pattern}`. Target a matching branch, or ask an \
+administrator to change the rule's `branch`."
+    )
+}
+
 /// The notice of a closed (or merged) pull request that held locks or plans: `plans` discarded,
 /// and `delivered` reviewed plans kept for the apply after merge (never called discarded).
 pub fn closed(merged: bool, locks: usize, plans: usize, delivered: usize) -> String {
@@ -57,6 +67,9 @@ pub fn closed_cancel_reason(merged: bool) -> &'static str {
 /// The audit reason of a fork refusal.
 pub const FORK_REASON: &str = "fork pull requests are not run";
 
+/// The audit reason of a refusal by a repo rule's `branch`.
+pub const RULE_BRANCH_REASON: &str = "base branch outside the repo rule's branch";
+
 /// The audit reason of an untrusted-base refusal.
 pub const UNTRUSTED_BASE_REASON: &str = "base branch not trusted";
 
@@ -67,6 +80,7 @@ mod tests {
     #[test]
     fn refusals() {
         insta::assert_snapshot!(fork_refusal(), @"🚫 **Sluice does not run on pull requests from forks.** The code of a fork would run with this repository's credentials at plan time. A maintainer can push the branch to this repository instead, or the server can allow fork pull requests (`allow_fork_prs`).");
+        insta::assert_snapshot!(base_outside_rule("dev", "/^main$/", "repos.yaml:2:3 (id /.*/)"), @"🚫 **Sluice does not run pull requests into `dev` in this repository.** The server's repo rule repos.yaml:2:3 (id /.*/) limits it to base branches matching `/^main$/`. Target a matching branch, or ask an administrator to change the rule's `branch`.");
         insta::assert_snapshot!(untrusted_base("weak", "main"), @"🚫 **Sluice does not run pull requests into `weak`.** Policies and apply requirements are read from the base branch, so only trusted base branches are run: `main` (the default branch) and those the server's `base_branches` setting lists. Target `main`, or ask an administrator to add `weak` (and protect it like `main`).");
     }
 

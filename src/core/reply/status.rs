@@ -41,6 +41,9 @@ pub fn removed_destroy_planned(n: usize) -> String {
 /// `sluice/plan` when policy refuses the plan.
 pub const PLAN_REFUSED_BY_POLICY: &str = "refused by policy";
 
+/// `sluice/plan` when plan requirements (`plan_requirements`) do not hold.
+pub const PLAN_REQUIREMENTS_UNMET: &str = "plan requirements not met";
+
 /// `sluice/apply` when the gate refuses.
 pub const APPLY_REFUSED: &str = "apply refused: requirements not met";
 
