@@ -126,7 +126,24 @@ pub fn refusals(pr: &PrFacts<'_>, project: &ProjectFacts<'_>) -> Vec<String> {
             "this pull request no longer holds the project's lock; run plan again".to_string(),
         );
     }
-    for req in project.requirements {
+    out.extend(requirement_refusals(pr, project.requirements));
+    out
+}
+
+/// What the gate refuses of a change that has no saved plan (`import`, `state rm`:
+/// `core::state_command`): the pull request must be open and meet the project's apply
+/// requirements, exactly as for `apply`. Empty means allowed.
+pub fn refusals_without_plan(pr: &PrFacts<'_>, requirements: &[ApplyRequirement]) -> Vec<String> {
+    if !pr.open {
+        return vec!["the pull request is closed".to_string()];
+    }
+    requirement_refusals(pr, requirements)
+}
+
+/// The apply requirements `requirements` that `pr` does not meet, each as a sentence.
+fn requirement_refusals(pr: &PrFacts<'_>, requirements: &[ApplyRequirement]) -> Vec<String> {
+    let mut out = Vec::new();
+    for req in requirements {
         match req {
             ApplyRequirement::Approved => {
                 if approvals(pr.reviews, pr.author).is_empty() {

@@ -68,6 +68,12 @@ pub enum AuditAction {
     /// `sluice rollback`: a revert pull request of a merged pull request was asked for; the
     /// result says whether it was opened (or already open), refused, or failed (a conflict).
     Rollback,
+    /// `import` / `state rm` ran (detail `command`, the addresses, the import ID); the result
+    /// says whether the engine succeeded.
+    StateCommand,
+    /// `import` / `state rm` was not run: another PR's lock, an unapplied plan, the apply gate,
+    /// or its arguments.
+    StateCommandRefused,
 }
 
 impl AuditAction {
@@ -103,6 +109,8 @@ impl AuditAction {
             AuditAction::MergeQueueCheck => "merge_queue_check",
             AuditAction::Automerge => "automerge",
             AuditAction::Rollback => "rollback",
+            AuditAction::StateCommand => "state_command",
+            AuditAction::StateCommandRefused => "state_command_refused",
         }
     }
 }

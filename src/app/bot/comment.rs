@@ -77,7 +77,13 @@ impl Bot {
             };
         }
         let written_on = self.comment_head(&ask, &pull, comment.written_at).await?;
-        if matches!(cmd.kind, CommandKind::Apply | CommandKind::ApprovePolicies)
+        if matches!(
+            cmd.kind,
+            CommandKind::Apply
+                | CommandKind::ApprovePolicies
+                | CommandKind::Import
+                | CommandKind::StateRm
+        )
             && let (Some(body), Some(why)) = (
                 written_on.refusal(cmd.kind.name(), &self.settings.bot_name),
                 written_on.audit_reason(),
