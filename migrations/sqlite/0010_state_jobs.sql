@@ -1,14 +1,16 @@
--- no-transaction
 -- `import` and `state rm` runs (`kind = 'state'`, core::state_command). SQLite cannot change a
--- CHECK constraint in place: `runs` and `jobs` are rebuilt with the same columns, rows and
--- indexes (SQLite's documented procedure: foreign keys off, then one transaction). `plans`,
--- `deliveries` and `job_logs` refer to them by name, so their references hold once the new
--- tables take the old names; every row is copied with its id.
-PRAGMA foreign_keys = OFF;
+-- CHECK constraint in place: `runs` and `jobs` are rebuilt with the same columns, rows, ids and
+-- indexes. Migrations run in one transaction with foreign keys on, so the checks are deferred
+-- to the commit: dropping the old tables leaves `plans`, `deliveries` and the new `jobs`
+-- pointing at ids that the copies put back under the same table names before the commit.
+PRAGMA defer_foreign_keys = ON;
 
-BEGIN;
+CREATE TEMP TABLE runs_copy AS SELECT * FROM runs;
+CREATE TEMP TABLE jobs_copy AS SELECT * FROM jobs;
+DROP TABLE jobs;
+DROP TABLE runs;
 
-CREATE TABLE runs_new (
+CREATE TABLE runs (
     id              INTEGER PRIMARY KEY AUTOINCREMENT,
     repo            TEXT NOT NULL,
     pr              INTEGER NOT NULL,
@@ -29,11 +31,11 @@ CREATE TABLE runs_new (
     created_at      INTEGER NOT NULL,
     finished_at     INTEGER
 );
-INSERT INTO runs_new SELECT id, repo, pr, kind, trigger, head_sha, base_sha, base_ref, clone_url,
+INSERT INTO runs SELECT id, repo, pr, kind, trigger, head_sha, base_sha, base_ref, clone_url,
     installation_id, actor_json, comment_id, event_id, extra_args_json, verbose, state,
-    waiting_on_pr, created_at, finished_at FROM runs;
+    waiting_on_pr, created_at, finished_at FROM runs_copy;
 
-CREATE TABLE jobs_new (
+CREATE TABLE jobs (
     id           INTEGER PRIMARY KEY AUTOINCREMENT,
     run_id       INTEGER NOT NULL REFERENCES runs (id),
     position     INTEGER NOT NULL,
@@ -52,19 +54,13 @@ CREATE TABLE jobs_new (
     started_at   INTEGER,
     finished_at  INTEGER
 );
-INSERT INTO jobs_new SELECT id, run_id, position, kind, project_name, project_dir, workspace,
+INSERT INTO jobs SELECT id, run_id, position, kind, project_name, project_dir, workspace,
     project_json, plan_id, state, attempts, lease_owner, lease_until, report_json, created_at,
-    started_at, finished_at FROM jobs;
+    started_at, finished_at FROM jobs_copy;
 
-DROP TABLE jobs;
-DROP TABLE runs;
-ALTER TABLE runs_new RENAME TO runs;
-ALTER TABLE jobs_new RENAME TO jobs;
+DROP TABLE jobs_copy;
+DROP TABLE runs_copy;
 CREATE INDEX runs_pr ON runs (repo, pr);
 CREATE INDEX runs_state ON runs (state);
 CREATE INDEX jobs_state ON jobs (state, id);
 CREATE INDEX jobs_run ON jobs (run_id);
-
-COMMIT;
-
-PRAGMA foreign_keys = ON;

@@ -1425,6 +1425,73 @@ mod tests {
         }
     }
 
+    /// `import` and `state rm`: Atlantis' flags anywhere among the positional words, terraform
+    /// options after `--` by each command's own list, `state` only with `rm`; the positional
+    /// words are kept as typed (checked where the command runs, so refusals are audited) and
+    /// written back by `canonical` so they parse to the same command.
+    #[test]
+    fn state_commands_grammar() {
+        let ctx = ctx();
+        let lines = [
+            "sluice import null_resource.x 1234",
+            "sluice import -p envs/a null_resource.x 1234 -- -lock=false -var region=eu",
+            "sluice import null_resource.x -d envs/a -w blue 'id with space'",
+            "sluice STATE RM module.net null_resource.a[0] -- -dry-run",
+            "sluice state rm -p a 'aws_instance.web[\"eu\"]'",
+            "sluice state",
+            "sluice state list",
+            "sluice import a.b c -- -state=other.tfstate",
+            "sluice import a.b c -- -target=x",
+            "sluice state rm a.b -- -var x=1",
+            "sluice import a.b c --destroy",
+        ];
+        let out: Vec<String> = lines
+            .iter()
+            .map(|l| {
+                let parsed = parse_comment(&ctx, l);
+                let args = match &parsed {
+                    Parsed::Command(c) => format!(" args={:?}", c.state_args),
+                    _ => String::new(),
+                };
+                format!("{l}\n  => {}{args}", show(&ctx, &parsed))
+            })
+            .collect();
+        insta::assert_snapshot!(out.join("\n"), @r#"
+        sluice import null_resource.x 1234
+          => import p=- d=- w=- v=false extra=[] args=["null_resource.x", "1234"]
+        sluice import -p envs/a null_resource.x 1234 -- -lock=false -var region=eu
+          => import p=envs/a d=- w=- v=false extra=["-lock=false", "-var", "region=eu"] args=["null_resource.x", "1234"]
+        sluice import null_resource.x -d envs/a -w blue 'id with space'
+          => import p=- d=envs/a w=blue v=false extra=[] args=["null_resource.x", "id with space"]
+        sluice STATE RM module.net null_resource.a[0] -- -dry-run
+          => state rm p=- d=- w=- v=false extra=["-dry-run"] args=["module.net", "null_resource.a[0]"]
+        sluice state rm -p a 'aws_instance.web["eu"]'
+          => state rm p=a d=- w=- v=false extra=[] args=["aws_instance.web[\"eu\"]"]
+        sluice state
+          => reply: **Error:** `state` is followed by `rm` (the one state command), but got nothing.
+        sluice state list
+          => reply: **Error:** `state` is followed by `rm` (the one state command), but got `list`.
+        sluice import a.b c -- -state=other.tfstate
+          => reply: **Error:** the terraform argument `-state=other.tfstate` is not allowed: it reads or writes state files outside the project's configured backend.
+        sluice import a.b c -- -target=x
+          => reply: **Error:** the terraform argument `-target=x` is not one `import` takes; it takes `-var`, `-var-file`, `-lock`, `-lock-timeout` and `-ignore-remote-version`.
+        sluice state rm a.b -- -var x=1
+          => reply: **Error:** the terraform argument `-var` is not one `state rm` takes; it takes `-dry-run`, `-lock`, `-lock-timeout` and `-ignore-remote-version`.
+        sluice import a.b c --destroy
+          => reply: **Error:** unknown flag `--destroy` for `import`. `--destroy` is only for `plan`: plan the destroy, then apply that plan.
+        "#);
+        for l in &lines[..5] {
+            let Parsed::Command(c) = parse_comment(&ctx, l) else {
+                panic!("{l} parses");
+            };
+            let again = parse_comment(&ctx, &c.canonical("sluice"));
+            assert_eq!(again, Parsed::Command(c.clone()), "{l} round-trips");
+        }
+        assert_eq!(CommandKind::from_name("state_rm"), Some(CommandKind::StateRm));
+        assert_eq!(CommandKind::from_name("state rm"), None);
+        assert_eq!(CommandKind::from_name("Import"), Some(CommandKind::Import));
+    }
+
     /// Compact, readable form of a parse result: `ignore`, `usage`, `reply: <first line>`, or
     /// the command with every field.
     fn show(ctx: &ParseContext, parsed: &Parsed) -> String {
@@ -2648,22 +2715,24 @@ mod tests {
         |---|---|
         | `sluice plan` | Plan every project this PR changes, or only the targeted ones |
         | `sluice apply` | Apply the saved plans not applied yet, or only the targeted ones |
+        | `sluice import` | Import an existing resource into one project's state (needs what `apply` needs) |
+        | `sluice state rm` | Remove resources from one project's state (needs what `apply` needs) |
         | `sluice unlock` | Release this PR's locks and discard its plans |
         | `sluice approve_policies` | Override failing policies (policy owners only) |
         | `sluice rollback` | On a merged pull request: open a pull request that reverts it |
         | `sluice version` | Show the terraform/tofu version of each project |
         | `sluice help` | Show this message |
 
-        Flags for `plan`, `apply` and `approve_policies`:
+        Flags for `plan`, `apply`, `import`, `state rm` and `approve_policies`:
         * `-p`, `--project NAME` — only this project (not with `-d` or `-w`)
         * `-d`, `--dir DIR` — only projects in this directory, relative to the repository root; may be a glob such as `envs/*`
         * `-w`, `--workspace NAME` — only this workspace
         * `--verbose` — include the full terraform output
         * `--destroy` — `plan` only, with `-p` (or an exact `-d`): a destroy plan of that project; for a project this PR removes, from the base branch's configuration
         * `--policy-set NAME` — `approve_policies` only: override just this policy set (repeatable)
-        * `-- ARGS` — `plan` only: terraform arguments, each once after one `--`: `-target`, `-replace`, `-var`, `-var-file`, `-destroy`, `-refresh-only`, `-refresh`, `-lock`, `-lock-timeout`, `-parallelism` and `-compact-warnings`
+        * `-- ARGS` — `plan`, `import` and `state rm` only: terraform arguments, each once after one `--` (`plan`: `-target`, `-replace`, `-var`, `-var-file`, `-destroy`, `-refresh-only`, `-refresh`, `-lock`, `-lock-timeout`, `-parallelism` and `-compact-warnings`; `import`: `-var`, `-var-file`, `-lock`, `-lock-timeout` and `-ignore-remote-version`; `state rm`: `-dry-run`, `-lock`, `-lock-timeout` and `-ignore-remote-version`)
 
-        Examples: `sluice plan -p network`, `sluice plan -d envs/prod -w blue`, `sluice plan -d 'envs/*' -- -target=module.db`, `sluice apply`
+        Examples: `sluice plan -p network`, `sluice plan -d envs/prod -w blue`, `sluice plan -d 'envs/*' -- -target=module.db`, `sluice apply`, `sluice import -p network aws_vpc.main vpc-0a1b2c`, `sluice state rm -p network aws_vpc.old`
         ");
         insta::assert_snapshot!(usage(&restricted), @"
         **Sluice commands.** Comment one command on a line by itself, starting with `sluice`:

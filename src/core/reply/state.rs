@@ -130,7 +130,7 @@ mod tests {
             Ok("null_resource.x: Importing...\nImport successful!\n```\nnot a fence end"),
         );
         let failed = result("state rm", "sluice", &p, Err("Error: Invalid target address"));
-        insta::assert_snapshot!(format!("{ok}\n---\n{failed}"), @r"
+        insta::assert_snapshot!(format!("{ok}\n---\n{failed}"), @"
         ### :white_check_mark: `import` succeeded for project `envs/a`
 
         ````
@@ -140,7 +140,7 @@ mod tests {
         not a fence end
         ````
 
-        The state changed, so this pull request's plan of the project was discarded: plan again (`sluice plan -p envs/a`) before `apply`.
+        The state changed, so any plan of this project on this pull request was made against the old state and is discarded: plan again (`sluice plan -p envs/a`) before `apply`.
         ---
         ### :x: `state rm` failed for project `envs/a`
 
@@ -161,7 +161,22 @@ mod tests {
             several_projects(CommandKind::StateRm, "sluice", &[a, b]),
             bad_arguments(CommandKind::Import, "sluice", &bad),
         ];
-        insta::assert_snapshot!(out.join("\n---\n"), @"");
+        insta::assert_snapshot!(out.join("\n---\n"), @r#"
+        **Error:** `import` was not run: no project of this pull request matches it. Name one project with `-p PROJECT` (or `-d DIR -w WORKSPACE`).
+
+        Projects: `a`, `b c`.
+        ---
+        **Error:** `state rm` was not run: it changes the state of one project, and 2 match. Name one with `-p`, followed by the arguments:
+
+        * `sluice state rm -p a`
+        * `sluice state rm -p 'b c'`
+        ---
+        **Error:** `module.net` names a module; `import` needs a resource
+
+        Hint: write a resource address as terraform does: `TYPE.NAME`, `TYPE.NAME[0]`, `TYPE.NAME["key"]`, `module.NAME.TYPE.NAME`
+
+        Usage: `sluice import [-p PROJECT | [-d DIR] [-w WORKSPACE]] ADDRESS ID [-- TERRAFORM_ARGS]`
+        "#);
     }
 
     #[test]

@@ -32,7 +32,7 @@ use crate::core::lock::{Lock, LockDecision, LockKey, decide};
 use crate::core::plan::Redactor;
 use crate::core::types::{CommitSha, PrNumber, RepoName, UnixMs};
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
