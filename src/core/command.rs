@@ -2749,11 +2749,11 @@ mod tests {
         * `-w`, `--workspace NAME` — only this workspace
         * `--verbose` — include the full terraform output
         * `--destroy` — `plan` only, with `-p` (or an exact `-d`): a destroy plan of that project; for a project this PR removes, from the base branch's configuration
-        * `-- ARGS` — `plan` only: terraform arguments, each once after one `--`: `-target`, `-replace`, `-var`, `-var-file`, `-destroy`, `-refresh-only`, `-refresh`, `-lock`, `-lock-timeout`, `-parallelism` and `-compact-warnings`
+        * `-- ARGS` — `plan` only: terraform arguments, each once after one `--` (`plan`: `-target`, `-replace`, `-var`, `-var-file`, `-destroy`, `-refresh-only`, `-refresh`, `-lock`, `-lock-timeout`, `-parallelism` and `-compact-warnings`)
 
         Examples: `sluice plan -p network`, `sluice plan -d envs/prod -w blue`, `sluice plan -d 'envs/*' -- -target=module.db`
 
-        Disabled on this server: `apply`, `approve_policies`, `rollback`, `version`.
+        Disabled on this server: `apply`, `import`, `state rm`, `approve_policies`, `rollback`, `version`.
         ");
         insta::assert_snapshot!(reply(&ctx(), "sluice plan --projet net"), @"
         **Error:** unknown flag `--projet` for `plan`. Did you mean `-p`/`--project`?
