@@ -2784,7 +2784,7 @@ mod tests {
         insta::assert_snapshot!(reply(&ctx(), "sluice pln"), @"
         **Error:** unknown command `pln`. Did you mean `sluice plan`?
 
-        Enabled commands: `plan`, `apply`, `unlock`, `approve_policies`, `rollback`, `version`, `help`. Run `sluice help` for usage.
+        Enabled commands: `plan`, `apply`, `import`, `state rm`, `unlock`, `approve_policies`, `rollback`, `version`, `help`. Run `sluice help` for usage.
         ");
         insta::assert_snapshot!(reply(&ctx(), "terraform plan"), @r#"
         Did you mean `sluice plan`? Sluice only reads comments that start with `sluice` or `@sluice`, not `terraform`.
