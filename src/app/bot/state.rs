@@ -95,9 +95,15 @@ impl Bot {
             .current_plans(&ask.repo.name, pull.number)
             .await
             .map_err(EventError::Retry)?;
+        // A plan that changes nothing has nothing to apply (and is discarded after the change);
+        // one whose summary cannot be read counts as changing something (fail closed).
         let unapplied: Option<CommitSha> = plans
             .iter()
-            .find(|p| p.project_dir == project.dir && p.workspace == project.workspace)
+            .find(|p| {
+                p.project_dir == project.dir
+                    && p.workspace == project.workspace
+                    && p.summary.as_ref().is_none_or(|s| s.has_changes())
+            })
             .map(|p| p.head_sha.clone());
         let gate = self.state_gate(run, &git, &base_tip, &project).await?;
         let facts = StateFacts {
