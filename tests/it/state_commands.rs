@@ -3,10 +3,10 @@
 //! ([`StateBackend`]), a fake GitHub. What the state holds after each command is read from the
 //! backend, what the next plan says from the pull request, and every attempt from the audit log.
 
-use crate::drift::backend_project;
+use crate::drift::{apply_by_hand, backend_project};
 use crate::server::{Harness, REPO};
 use crate::state_backend::StateBackend;
-use crate::support::null_project;
+use crate::support::{null_project, tools};
 
 /// The audit log's entries (`sluice audit export`, JSON lines) whose action is `action`.
 fn audit_entries(h: &Harness, action: &str) -> Vec<serde_json::Value> {
@@ -39,24 +39,31 @@ fn resources(backend: &StateBackend, name: &str) -> Vec<String> {
         .collect()
 }
 
+/// Atlantis users' break-glass: stop managing a resource without destroying it. The PR drops
+/// `null_resource.x` from the configuration (its plan would destroy it); `state rm` behind the
+/// apply gate forgets it in the remote state, and the next plan changes nothing. `import` runs
+/// the engine against the same backend; the mirror's null provider (2.1) imports nothing, so
+/// terraform's own refusal is what the pull request and the audit log get.
 #[tokio::test(flavor = "multi_thread")]
-async fn import_and_state_rm_change_the_remote_state_behind_the_apply_gate() {
+async fn state_rm_and_import_change_the_remote_state_behind_the_apply_gate() {
     let backend = StateBackend::start();
-    let base = backend_project(&backend, "app", &[]);
+    let base = backend_project(&backend, "app", &[("x", "1")]);
     let mut h = Harness::new(&[("envs/a/main.tf", &base)]).await;
+    apply_by_hand(&tools(), &h.origin, "envs/a");
+    assert_eq!(resources(&backend, "app").len(), 1);
     h.set_env("SLUICE_RUNNER__EGRESS_ALLOW", &backend.addr.to_string());
     h.start();
-    let with_x = format!("{base}resource \"null_resource\" \"x\" {{}}\n");
-    let head = h.open_pr(1, "adopt-x", &[("envs/a/main.tf", &with_x)]);
+    let without_x = backend_project(&backend, "app", &[]);
+    let head = h.open_pr(1, "forget-x", &[("envs/a/main.tf", &without_x)]);
     h.deliver(&h.pr_event("opened", 1)).await;
     h.wait_status(&head, "sluice/plan", "success").await;
 
-    // The plan would create `x`: changing the state under it is refused.
-    h.deliver(&h.comment_event(1, "alice", "sluice import null_resource.x 4242"))
+    // The plan would destroy `x`: changing the state under it is refused.
+    h.deliver(&h.comment_event(1, "alice", "sluice state rm null_resource.x"))
         .await;
     let refusal = h
         .wait_comment(1, "the unapplied-plan refusal", |c| {
-            c.contains("`import` was not run") && c.contains("not applied")
+            c.contains("`state rm` was not run") && c.contains("not applied")
         })
         .await;
     assert!(refusal.contains("sluice unlock"), "{refusal}");
@@ -66,7 +73,8 @@ async fn import_and_state_rm_change_the_remote_state_behind_the_apply_gate() {
         .await;
 
     // The author alone: the apply gate's `approved` requirement refuses.
-    h.deliver(&h.comment_event(1, "alice", "sluice import null_resource.x 4242"))
+    h.fake.add_review(REPO, 1, "alice", "APPROVED");
+    h.deliver(&h.comment_event(1, "alice", "sluice state rm null_resource.x"))
         .await;
     let gate = h
         .wait_comment(1, "the gate refusal", |c| {
@@ -74,33 +82,10 @@ async fn import_and_state_rm_change_the_remote_state_behind_the_apply_gate() {
         })
         .await;
     assert!(gate.contains("requirement `approved` failed"), "{gate}");
-    h.fake.add_review(REPO, 1, "alice", "APPROVED");
-    assert!(resources(&backend, "app").is_empty());
+    assert_eq!(resources(&backend, "app").len(), 1, "nothing ran");
 
-    // Someone else approves: the import runs in the sandbox against the backend.
+    // Someone else approves: `state rm` runs in the sandbox against the backend.
     h.fake.add_review(REPO, 1, "bob", "APPROVED");
-    h.deliver(&h.comment_event(1, "alice", "sluice import null_resource.x 4242"))
-        .await;
-    let imported = h
-        .wait_comment(1, "the import result", |c| c.contains("`import` succeeded"))
-        .await;
-    assert!(imported.contains("Import successful"), "{imported}");
-    assert!(imported.contains("sluice plan -p envs/a"), "{imported}");
-    assert_eq!(resources(&backend, "app"), ["null_resource.x id=4242"]);
-    assert_eq!(
-        h.locks().await,
-        vec![("envs/a".to_string(), "default".to_string(), 1)],
-        "the state run took the project's lock"
-    );
-
-    // The next plan creates nothing: `x` is in the state.
-    h.deliver(&h.comment_event(1, "alice", "sluice plan")).await;
-    h.wait("the plan after the import", || {
-        h.plan_text(1).filter(|t| t.contains("✅ no changes"))
-    })
-    .await;
-
-    // A plan without changes does not stand in the way; `state rm` forgets `x` again.
     h.deliver(&h.comment_event(1, "alice", "sluice state rm null_resource.x"))
         .await;
     let removed = h
@@ -109,28 +94,44 @@ async fn import_and_state_rm_change_the_remote_state_behind_the_apply_gate() {
         })
         .await;
     assert!(removed.contains("Removed null_resource.x"), "{removed}");
+    assert!(removed.contains("sluice plan -p envs/a"), "{removed}");
     assert!(resources(&backend, "app").is_empty(), "{:?}", backend.state("app"));
+    assert_eq!(
+        h.locks().await,
+        vec![("envs/a".to_string(), "default".to_string(), 1)],
+        "the state run holds the project's lock"
+    );
+
+    // The next plan destroys nothing: `x` is no longer in the state.
     h.deliver(&h.comment_event(1, "alice", "sluice plan")).await;
-    let again = h
-        .wait("a plan that creates x again", || {
-            h.plan_text(1).filter(|t| t.contains("🟡 changes"))
-        })
+    h.wait("the plan after state rm", || {
+        h.plan_text(1).filter(|t| t.contains("✅ no changes"))
+    })
+    .await;
+
+    // `import` runs the engine against the backend (a plan without changes does not stand in
+    // the way); terraform refuses, and says why.
+    let gets = backend.gets("app");
+    h.deliver(&h.comment_event(1, "alice", "sluice import null_resource.x 4242"))
         .await;
-    assert!(again.contains("1 to add"), "{again}");
+    let failed = h
+        .wait_comment(1, "the import result", |c| c.contains("`import` failed"))
+        .await;
+    assert!(failed.contains("Error:"), "{failed}");
+    assert!(backend.gets("app") > gets, "the import read the remote state");
+    assert!(resources(&backend, "app").is_empty());
 
     let refused = audit_entries(&h, "state_command_refused");
-    let reasons: Vec<String> = refused
-        .iter()
-        .map(|e| e["details"].to_string())
-        .collect();
+    let reasons: Vec<String> = refused.iter().map(|e| e["details"].to_string()).collect();
     assert_eq!(refused.len(), 2, "{refused:#?}");
     assert!(reasons[0].contains("not applied"), "{reasons:?}");
     assert!(reasons[1].contains("requirement `approved` failed"), "{reasons:?}");
     let ran = audit_entries(&h, "state_command");
-    assert_eq!(ran.len(), 2, "{ran:#?}");
-    assert!(ran.iter().all(|e| e["result"] == "success"), "{ran:#?}");
-    assert!(ran[0]["details"].to_string().contains("4242"), "{ran:#?}");
+    let results: Vec<&str> = ran.iter().map(|e| e["result"].as_str().unwrap_or("")).collect();
+    assert_eq!(results, ["success", "failure"], "{ran:#?}");
     assert_eq!(ran[0]["approvals"][0]["login"], "bob", "{ran:#?}");
+    assert!(ran[0]["details"].to_string().contains("null_resource.x"), "{ran:#?}");
+    assert!(ran[1]["details"].to_string().contains("4242"), "{ran:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
