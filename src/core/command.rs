@@ -501,7 +501,10 @@ pub fn usage(ctx: &ParseContext) -> String {
             (CommandKind::Plan, "plan -d envs/prod -w blue"),
             (CommandKind::Plan, "plan -d 'envs/*' -- -target=module.db"),
             (CommandKind::Apply, "apply"),
-            (CommandKind::Import, "import -p network aws_vpc.main vpc-0a1b2c"),
+            (
+                CommandKind::Import,
+                "import -p network aws_vpc.main vpc-0a1b2c",
+            ),
             (CommandKind::StateRm, "state rm -p network aws_vpc.old"),
         ]
         .into_iter()
@@ -1487,7 +1490,10 @@ mod tests {
             let again = parse_comment(&ctx, &c.canonical("sluice"));
             assert_eq!(again, Parsed::Command(c.clone()), "{l} round-trips");
         }
-        assert_eq!(CommandKind::from_name("state_rm"), Some(CommandKind::StateRm));
+        assert_eq!(
+            CommandKind::from_name("state_rm"),
+            Some(CommandKind::StateRm)
+        );
         assert_eq!(CommandKind::from_name("state rm"), None);
         assert_eq!(CommandKind::from_name("Import"), Some(CommandKind::Import));
     }

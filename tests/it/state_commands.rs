@@ -95,7 +95,11 @@ async fn state_rm_and_import_change_the_remote_state_behind_the_apply_gate() {
         .await;
     assert!(removed.contains("Removed null_resource.x"), "{removed}");
     assert!(removed.contains("sluice plan -p envs/a"), "{removed}");
-    assert!(resources(&backend, "app").is_empty(), "{:?}", backend.state("app"));
+    assert!(
+        resources(&backend, "app").is_empty(),
+        "{:?}",
+        backend.state("app")
+    );
     assert_eq!(
         h.locks().await,
         vec![("envs/a".to_string(), "default".to_string(), 1)],
@@ -118,19 +122,31 @@ async fn state_rm_and_import_change_the_remote_state_behind_the_apply_gate() {
         .wait_comment(1, "the import result", |c| c.contains("`import` failed"))
         .await;
     assert!(failed.contains("Error:"), "{failed}");
-    assert!(backend.gets("app") > gets, "the import read the remote state");
+    assert!(
+        backend.gets("app") > gets,
+        "the import read the remote state"
+    );
     assert!(resources(&backend, "app").is_empty());
 
     let refused = audit_entries(&h, "state_command_refused");
     let reasons: Vec<String> = refused.iter().map(|e| e["details"].to_string()).collect();
     assert_eq!(refused.len(), 2, "{refused:#?}");
     assert!(reasons[0].contains("not applied"), "{reasons:?}");
-    assert!(reasons[1].contains("requirement `approved` failed"), "{reasons:?}");
+    assert!(
+        reasons[1].contains("requirement `approved` failed"),
+        "{reasons:?}"
+    );
     let ran = audit_entries(&h, "state_command");
-    let results: Vec<&str> = ran.iter().map(|e| e["result"].as_str().unwrap_or("")).collect();
+    let results: Vec<&str> = ran
+        .iter()
+        .map(|e| e["result"].as_str().unwrap_or(""))
+        .collect();
     assert_eq!(results, ["success", "failure"], "{ran:#?}");
     assert_eq!(ran[0]["approvals"][0]["login"], "bob", "{ran:#?}");
-    assert!(ran[0]["details"].to_string().contains("null_resource.x"), "{ran:#?}");
+    assert!(
+        ran[0]["details"].to_string().contains("null_resource.x"),
+        "{ran:#?}"
+    );
     assert!(ran[1]["details"].to_string().contains("4242"), "{ran:#?}");
 }
 
@@ -139,7 +155,11 @@ async fn state_commands_are_refused_under_another_prs_lock_and_with_bad_addresse
     let mut h = Harness::new(&[("envs/a/main.tf", &null_project("a", "1"))]).await;
     h.start();
     // PR 2 plans envs/a and holds its lock.
-    let other = h.open_pr(2, "change-a", &[("envs/a/main.tf", &null_project("a", "2"))]);
+    let other = h.open_pr(
+        2,
+        "change-a",
+        &[("envs/a/main.tf", &null_project("a", "2"))],
+    );
     h.deliver(&h.pr_event("opened", 2)).await;
     h.wait_status(&other, "sluice/plan", "success").await;
     let head = h.open_pr(1, "docs", &[("README.md", "docs\n")]);

@@ -65,11 +65,8 @@ fn job(kind: JobKind, dir: &str, plan_id: Option<i64>) -> NewJob {
         }
         JobKind::State => NewJob::state(StateJob {
             project: project(dir),
-            command: crate::core::state_command::StateCommand::import(&[
-                "null_resource.x",
-                "id-1",
-            ])
-            .unwrap(),
+            command: crate::core::state_command::StateCommand::import(&["null_resource.x", "id-1"])
+                .unwrap(),
             extra_args: vec!["-lock=false".into()],
             approvals: vec![],
             policy: vec![],
@@ -670,7 +667,10 @@ pub async fn a_state_run_locks_and_its_success_discards_the_projects_plans(store
     assert_eq!(claimed.run.kind, JobKind::State);
     match claimed.job.payload {
         Ok(JobPayload::State(job)) => {
-            assert_eq!(job.comment_args(), ["-lock=false", "null_resource.x", "id-1"]);
+            assert_eq!(
+                job.comment_args(),
+                ["-lock=false", "null_resource.x", "id-1"]
+            );
             assert_eq!(job.project.dir.as_str(), "b");
         }
         other => panic!("a state payload, got {other:?}"),
@@ -1177,7 +1177,11 @@ mod sqlite {
                  9, '/tmp/p', 'ab', '{}', 1)",
             ] {
                 let q = sqlx::query(sql);
-                let q = if sql.contains('?') { q.bind(&project) } else { q };
+                let q = if sql.contains('?') {
+                    q.bind(&project)
+                } else {
+                    q
+                };
                 q.execute(&pool).await.unwrap();
             }
             pool.close().await;
@@ -1195,7 +1199,10 @@ mod sqlite {
             .create_run(new_run(1, JobKind::State, &["a"], None), &silent, t(2))
             .await
             .unwrap();
-        assert!(matches!(started, RunStart::Queued { run_id } if run_id > 7), "{started:?}");
+        assert!(
+            matches!(started, RunStart::Queued { run_id } if run_id > 7),
+            "{started:?}"
+        );
         let fk: Vec<(String,)> = sqlx::query_as("SELECT \"table\" FROM pragma_foreign_key_check")
             .fetch_all(store.pool())
             .await

@@ -83,12 +83,10 @@ impl Bot {
                 | CommandKind::ApprovePolicies
                 | CommandKind::Import
                 | CommandKind::StateRm
-        )
-            && let (Some(body), Some(why)) = (
-                written_on.refusal(cmd.kind.name(), &self.settings.bot_name),
-                written_on.audit_reason(),
-            )
-        {
+        ) && let (Some(body), Some(why)) = (
+            written_on.refusal(cmd.kind.name(), &self.settings.bot_name),
+            written_on.audit_reason(),
+        ) {
             tracing::info!(repo = %comment.repo.name, pr = comment.pr.get(), why, "stale command refused");
             return self.refuse(&ask, &pull.head_sha, body, &why).await;
         }

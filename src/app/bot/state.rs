@@ -11,7 +11,9 @@ use crate::adapters::clock;
 use crate::app::ports::store::{Effects, NewJob, NewRun, Opening, RunStart, StateJob, Trigger};
 use crate::app::repo_state::base_rules_at;
 use crate::core::apply_gate::{self, PrFacts};
-use crate::core::audit::{AuditAction, AuditApproval, AuditPolicyDecision, AuditRecord, AuditResult};
+use crate::core::audit::{
+    AuditAction, AuditApproval, AuditPolicyDecision, AuditRecord, AuditResult,
+};
 use crate::core::event::Review;
 use crate::core::job::JobKind;
 use crate::core::lock::LockKey;
@@ -165,10 +167,7 @@ impl Bot {
         let announce = |opening: Opening<'_>| match opening {
             Opening::Starts => Effects::default(),
             Opening::Waits { held } => Effects::new(
-                vec![ask.comment(reply::state::waiting(
-                    kind,
-                    held.first().map(|l| l.pr),
-                ))],
+                vec![ask.comment(reply::state::waiting(kind, held.first().map(|l| l.pr)))],
                 vec![],
             ),
         };

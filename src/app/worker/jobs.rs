@@ -239,7 +239,11 @@ impl Workers {
 
     /// The run's commit (and `also`, a plan's configuration commit), in the repository's
     /// mirror.
-    pub(super) async fn git_for(&self, c: &ClaimedJob, also: Option<&CommitSha>) -> anyhow::Result<GitRepo> {
+    pub(super) async fn git_for(
+        &self,
+        c: &ClaimedJob,
+        also: Option<&CommitSha>,
+    ) -> anyhow::Result<GitRepo> {
         let token = self.github.clone_token(c.run.installation_id).await?;
         let n = c.run.pr.get();
         // A merge commit is on the base branch, not on the PR's ref.
@@ -273,7 +277,8 @@ impl Workers {
         let plan_job = match &c.job.payload {
             Ok(JobPayload::Plan(p)) => p,
             Ok(JobPayload::Apply(_) | JobPayload::State(_)) => {
-                let why = reply::job::project_unreadable("another kind of job's payload on a plan job");
+                let why =
+                    reply::job::project_unreadable("another kind of job's payload on a plan job");
                 return fail(FailedStage::Config, why, record.error(ErrorClass::Internal));
             }
             Err(e) => {
@@ -723,7 +728,11 @@ fn replan_difference(
 }
 
 /// The claimed job's project's report with `outcome` and `notes`.
-pub(super) fn project_report(c: &ClaimedJob, outcome: ProjectOutcome, notes: Vec<String>) -> ProjectReport {
+pub(super) fn project_report(
+    c: &ClaimedJob,
+    outcome: ProjectOutcome,
+    notes: Vec<String>,
+) -> ProjectReport {
     ProjectReport {
         project: c.job.project_name.clone(),
         dir: c.job.project_dir.clone(),

@@ -71,12 +71,7 @@ pub fn refused(message: &str) -> String {
 /// What a finished run of `cmd` (`import`, `state rm`) says: the command and project, then the
 /// output or the error. After a change, the store has discarded the pull request's plans of the
 /// project: they were made against the old state.
-pub fn result(
-    cmd: &str,
-    bot: &str,
-    project: &ProjectName,
-    outcome: Result<&str, &str>,
-) -> String {
+pub fn result(cmd: &str, bot: &str, project: &ProjectName, outcome: Result<&str, &str>) -> String {
     let mut s = match outcome {
         Ok(_) => format!(
             "### :white_check_mark: `{cmd}` succeeded for project {}\n\n",
@@ -129,7 +124,12 @@ mod tests {
             &p,
             Ok("null_resource.x: Importing...\nImport successful!\n```\nnot a fence end"),
         );
-        let failed = result("state rm", "sluice", &p, Err("Error: Invalid target address"));
+        let failed = result(
+            "state rm",
+            "sluice",
+            &p,
+            Err("Error: Invalid target address"),
+        );
         insta::assert_snapshot!(format!("{ok}\n---\n{failed}"), @"
         ### :white_check_mark: `import` succeeded for project `envs/a`
 
@@ -154,8 +154,8 @@ mod tests {
     fn project_choice_texts() {
         let a = ProjectName::new("a").unwrap();
         let b = ProjectName::new("b c").unwrap();
-        let bad = crate::core::state_command::StateCommand::import(&["module.net", "x"])
-            .unwrap_err();
+        let bad =
+            crate::core::state_command::StateCommand::import(&["module.net", "x"]).unwrap_err();
         let out = [
             no_project(CommandKind::Import, &[a.clone(), b.clone()]),
             several_projects(CommandKind::StateRm, "sluice", &[a, b]),

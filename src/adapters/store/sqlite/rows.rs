@@ -28,13 +28,13 @@ use crate::app::ports::StatusState;
 use crate::app::ports::store::*;
 use crate::core::audit::{self, AuditApproval, AuditEntry, AuditPolicyDecision};
 use crate::core::event::{Actor, Event};
-use crate::core::state_command::StateCommand;
 use crate::core::job::{JobKind, JobState};
 use crate::core::lock::{Lock, LockKey};
 use crate::core::plan::{PlanSummary, ProjectReport};
 use crate::core::policy::PolicyVerdict;
 use crate::core::projects::Project;
 use crate::core::removed::Removal;
+use crate::core::state_command::StateCommand;
 use crate::core::types::{
     CommitSha, PrNumber, ProjectDir, ProjectName, RepoName, UnixMs, Workspace,
 };
