@@ -53,34 +53,8 @@ impl Bot {
         };
         let git = self.fetch(ask.repo, pull).await?;
         let base_tip = Self::base_tip(&git, pull);
-        let state = self
-            .repo_state(&ask.repo.name, &git, &base_tip, &pull.head_sha)
-            .await?;
-        let detection = if run.cmd.targets.is_all() {
-            state.affected_projects()
-        } else {
-            state.all_projects()
-        };
-        let found = match projects::select_projects(&detection.projects, &run.cmd.targets) {
-            Ok(found) => found,
-            Err(why) => {
-                let body = reply::plan::target_not_found(&why, &detection.diagnostics);
-                return self.reply(ask, body).await;
-            }
-        };
-        let project: Project = match found.as_slice() {
-            [one] => (*one).clone(),
-            [] => {
-                let names: Vec<_> = detection.projects.iter().map(|p| p.name.clone()).collect();
-                return self
-                    .reply(ask, reply::state::no_project(kind, &names))
-                    .await;
-            }
-            more => {
-                let names: Vec<_> = more.iter().map(|p| p.name.clone()).collect();
-                let body = reply::state::several_projects(kind, bot, &names);
-                return self.reply(ask, body).await;
-            }
+        let Some(project) = self.state_project(run, &git, &base_tip).await? else {
+            return Ok(());
         };
         let key = LockKey {
             dir: project.dir.clone(),
@@ -186,6 +160,46 @@ impl Bot {
         }
         self.wake(true);
         Ok(())
+    }
+
+    /// The one project a state command acts on: its `-p`/`-d`/`-w` among every project of the
+    /// head, or without them the one project the pull request affects. `None`: the pull request
+    /// was told why there is none (or several).
+    async fn state_project(
+        &self,
+        run: &CommandRun<'_>,
+        git: &crate::adapters::git::GitRepo,
+        base_tip: &CommitSha,
+    ) -> Result<Option<Project>, EventError> {
+        let (ask, pull) = (&run.ask, run.pull);
+        let (bot, kind) = (&self.settings.bot_name, run.cmd.kind);
+        let state = self
+            .repo_state(&ask.repo.name, git, base_tip, &pull.head_sha)
+            .await?;
+        let detection = if run.cmd.targets.is_all() {
+            state.affected_projects()
+        } else {
+            state.all_projects()
+        };
+        let found = match projects::select_projects(&detection.projects, &run.cmd.targets) {
+            Ok(found) => found,
+            Err(why) => {
+                let body = reply::plan::target_not_found(&why, &detection.diagnostics);
+                return self.reply(ask, body).await.map(|()| None);
+            }
+        };
+        let body = match found.as_slice() {
+            [one] => return Ok(Some((*one).clone())),
+            [] => {
+                let names: Vec<_> = detection.projects.iter().map(|p| p.name.clone()).collect();
+                reply::state::no_project(kind, &names)
+            }
+            more => {
+                let names: Vec<_> = more.iter().map(|p| p.name.clone()).collect();
+                reply::state::several_projects(kind, bot, &names)
+            }
+        };
+        self.reply(ask, body).await.map(|()| None)
     }
 
     /// The apply gate of `project` without a saved plan: the pull request open, the base
