@@ -338,4 +338,44 @@ mod tests {
         let closed = PrFacts { open: false, ..pr };
         assert_eq!(refusals(&closed, &facts), ["the pull request is closed"]);
     }
+
+    /// `import` / `state rm` have no plan: only the PR's state and the requirements count, the
+    /// same requirement sentences as `apply`.
+    #[test]
+    fn the_gate_without_a_plan_checks_the_requirements_only() {
+        let author = actor("alice", 1);
+        let bob = actor("bob", 2);
+        let head = sha('a');
+        let own = [review(8, &author, ReviewState::Approved)];
+        let pr = PrFacts {
+            open: true,
+            head_sha: &head,
+            author: &author,
+            reviews: &own,
+            mergeable_state: Some("clean"),
+            undiverged: Some(true),
+        };
+        let approved = [ApplyRequirement::Approved];
+        assert_eq!(
+            refusals_without_plan(&pr, &approved),
+            [
+                "requirement `approved` failed: the pull request needs an approving review from someone other than its author (@alice)"
+            ]
+        );
+        assert!(
+            refusals_without_plan(&pr, &[]).is_empty(),
+            "no requirement, no plan needed"
+        );
+        let by_bob = [review(9, &bob, ReviewState::Approved)];
+        let ok = PrFacts {
+            reviews: &by_bob,
+            ..pr
+        };
+        assert!(refusals_without_plan(&ok, &approved).is_empty());
+        let closed = PrFacts { open: false, ..ok };
+        assert_eq!(
+            refusals_without_plan(&closed, &approved),
+            ["the pull request is closed"]
+        );
+    }
 }
