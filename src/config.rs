@@ -694,6 +694,8 @@ fn default_enabled_commands() -> Vec<String> {
     [
         "plan",
         "apply",
+        "import",
+        "state_rm",
         "unlock",
         "approve_policies",
         "help",

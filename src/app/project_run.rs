@@ -744,7 +744,9 @@ impl Runner {
                 apply: workflow.apply.clone(),
                 ..Workflow::default_workflow()
             },
-            _ => return Ok(None),
+            // `import` / `state_rm` always run through their stage (its implicit `init` takes
+            // the plan stage's `init` arguments, so the backend is the one plans use).
+            _ => return Ok(Some(workflow)),
         };
         Ok((!only_this.is_equivalent_to_default()).then_some(workflow))
     }
@@ -806,6 +808,8 @@ impl Runner {
         let plan = step_plan(workflow, &ctx);
         let seal_before = match command {
             WorkflowCommand::Apply => BuiltinStep::Apply,
+            WorkflowCommand::Import => BuiltinStep::Import,
+            WorkflowCommand::StateRm => BuiltinStep::StateRm,
             _ => BuiltinStep::Plan,
         };
         run_stage(
@@ -1020,6 +1024,71 @@ impl Runner {
             engine_version: saved_plan_engine_version(plan_file).unwrap_or_default(),
             duration: started.elapsed(),
         })
+    }
+}
+
+impl Runner {
+    /// `import` / `state rm` (`command`) on `job`'s project: a fresh export of the commit, then
+    /// the workflow's `import` / `state_rm` stage in the sandbox with the project's credentials
+    /// rules — by default `init` (with the plan stage's `init` arguments), the workspace, then
+    /// the engine's `import ADDRESS ID` / `state rm ADDRESS...` with `job.extra_args` (the
+    /// terraform options, then the positional arguments). The result is the redacted output.
+    pub async fn state_command(
+        &self,
+        job: &ProjectJob<'_>,
+        command: WorkflowCommand,
+    ) -> Result<String, Failed> {
+        let started = Instant::now();
+        let fail = |stage: FailedStage, error: String| Failed {
+            stage,
+            error,
+            duration: started.elapsed(),
+        };
+        let binary = self
+            .engine_binary(job)
+            .await
+            .map_err(|e| fail(FailedStage::Config, e))?;
+        let env = self
+            .project_env(job)
+            .await
+            .map_err(|e| fail(FailedStage::Config, e))?;
+        let Prepared {
+            job_dir,
+            cli_config,
+            cwd,
+            left_out,
+        } = prepare(self, job, "-state")
+            .await
+            .map_err(|(s, e)| fail(s, e))?;
+        let workflow = self
+            .workflow_for(job, command)
+            .await
+            .map_err(|e| fail(FailedStage::Config, e))?
+            .unwrap_or_else(Workflow::default_workflow);
+        let mut tf = self.engines(job, &binary, &cli_config, &job_dir, cwd.clone(), env);
+        let work = tf.guest_work();
+        let paths = RunPaths {
+            dir: work.join(&cwd).to_string_lossy().into_owned(),
+            planfile: work.join("plan.tfplan").to_string_lossy().into_owned(),
+            showfile: work.join("plan.json").to_string_lossy().into_owned(),
+            policycheckfile: work.join("policycheck.json").to_string_lossy().into_owned(),
+        };
+        let stage = self
+            .custom_stage(
+                job,
+                &mut tf,
+                &workflow,
+                command,
+                &paths,
+                &job_dir.join("plan.json"),
+            )
+            .await
+            .map_err(|e| fail(FailedStage::Apply, with_left_out(e, &left_out)))?;
+        Ok([stage.section, stage.main_output]
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join("\n\n"))
     }
 }
 

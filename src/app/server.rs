@@ -302,7 +302,7 @@ pub fn enabled_commands(settings: &Settings) -> anyhow::Result<Vec<CommandKind>>
         .iter()
         .map(|name| {
             CommandKind::from_name(name).with_context(|| {
-                format!("enabled_commands: unknown command {name:?} (known: plan, apply, unlock, approve_policies, help, version, rollback)")
+                format!("enabled_commands: unknown command {name:?} (known: plan, apply, import, state_rm, unlock, approve_policies, help, version, rollback)")
             })
         })
         .collect()

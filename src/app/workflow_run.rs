@@ -85,6 +85,9 @@ pub(super) async fn run_stage(
             PlannedStep::Engine { step, args, .. } => {
                 st.engine(tf, *step, args, n, written).await?;
             }
+            // The default workspace needs no selection, and backends without workspaces
+            // (`http`, …) refuse `workspace select default`: the default steps skip it too.
+            PlannedStep::SelectWorkspace { workspace } if workspace.is_default() => {}
             PlannedStep::SelectWorkspace { workspace } => {
                 let result = tf
                     .select_workspace(workspace.as_str())

@@ -130,6 +130,16 @@ pub fn refusals(pr: &PrFacts<'_>, project: &ProjectFacts<'_>) -> Vec<String> {
     out
 }
 
+/// What the gate refuses of a change that has no saved plan (`import`, `state rm`:
+/// `core::state_command`): the pull request must be open and meet the project's apply
+/// requirements, exactly as for `apply`. Empty means allowed.
+pub fn refusals_without_plan(pr: &PrFacts<'_>, requirements: &[ApplyRequirement]) -> Vec<String> {
+    if !pr.open {
+        return vec!["the pull request is closed".to_string()];
+    }
+    requirement_failures(pr, requirements)
+}
+
 /// Every requirement of `requirements` (`apply_requirements`, or Atlantis `plan_requirements`)
 /// that does not hold for the pull request, each as a sentence naming it and what to do.
 pub fn requirement_failures(pr: &PrFacts<'_>, requirements: &[ApplyRequirement]) -> Vec<String> {
@@ -328,5 +338,45 @@ mod tests {
         );
         let closed = PrFacts { open: false, ..pr };
         assert_eq!(refusals(&closed, &facts), ["the pull request is closed"]);
+    }
+
+    /// `import` / `state rm` have no plan: only the PR's state and the requirements count, the
+    /// same requirement sentences as `apply`.
+    #[test]
+    fn the_gate_without_a_plan_checks_the_requirements_only() {
+        let author = actor("alice", 1);
+        let bob = actor("bob", 2);
+        let head = sha('a');
+        let own = [review(8, &author, ReviewState::Approved)];
+        let pr = PrFacts {
+            open: true,
+            head_sha: &head,
+            author: &author,
+            reviews: &own,
+            mergeable_state: Some("clean"),
+            undiverged: Some(true),
+        };
+        let approved = [ApplyRequirement::Approved];
+        assert_eq!(
+            refusals_without_plan(&pr, &approved),
+            [
+                "requirement `approved` failed: the pull request needs an approving review from someone other than its author (@alice)"
+            ]
+        );
+        assert!(
+            refusals_without_plan(&pr, &[]).is_empty(),
+            "no requirement, no plan needed"
+        );
+        let by_bob = [review(9, &bob, ReviewState::Approved)];
+        let ok = PrFacts {
+            reviews: &by_bob,
+            ..pr
+        };
+        assert!(refusals_without_plan(&ok, &approved).is_empty());
+        let closed = PrFacts { open: false, ..ok };
+        assert_eq!(
+            refusals_without_plan(&closed, &approved),
+            ["the pull request is closed"]
+        );
     }
 }

@@ -71,6 +71,12 @@ pub enum AuditAction {
     /// An engine version downloaded from a release mirror (`engine_mirrors`): installed after
     /// its signature and checksum verified, or refused. Recorded on the job that asked for it.
     EngineDownload,
+    /// `import` / `state rm` ran (detail `command`, the addresses, the import ID); the result
+    /// says whether the engine succeeded.
+    StateCommand,
+    /// `import` / `state rm` was not run: another PR's lock, an unapplied plan, the apply gate,
+    /// or its arguments.
+    StateCommandRefused,
 }
 
 impl AuditAction {
@@ -107,6 +113,8 @@ impl AuditAction {
             AuditAction::Automerge => "automerge",
             AuditAction::Rollback => "rollback",
             AuditAction::EngineDownload => "engine_download",
+            AuditAction::StateCommand => "state_command",
+            AuditAction::StateCommandRefused => "state_command_refused",
         }
     }
 }

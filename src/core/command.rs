@@ -17,6 +17,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::core::displayed;
+use crate::core::state_command::{ArgError, StateCommand};
 pub use crate::core::target::Targets;
 use crate::core::target::{DirTarget, DirTargetError};
 use crate::core::types::{InvalidValue, ProjectName, Workspace};
@@ -47,13 +48,20 @@ pub enum CommandKind {
     Version,
     /// On a merged pull request: open a pull request reverting it (PRODUCT.md §15).
     Rollback,
+    /// Atlantis' `import ADDRESS ID` (`core::state_command`).
+    Import,
+    /// Atlantis' `state rm ADDRESS...`: two words in a comment, `state_rm` in the server's
+    /// `enabled_commands`.
+    StateRm,
 }
 
 impl CommandKind {
     /// Every command, in the order usage lists them.
-    pub const ALL: [CommandKind; 7] = [
+    pub const ALL: [CommandKind; 9] = [
         CommandKind::Plan,
         CommandKind::Apply,
+        CommandKind::Import,
+        CommandKind::StateRm,
         CommandKind::Unlock,
         CommandKind::ApprovePolicies,
         CommandKind::Rollback,
@@ -71,29 +79,48 @@ impl CommandKind {
             CommandKind::Help => "help",
             CommandKind::Version => "version",
             CommandKind::Rollback => "rollback",
+            CommandKind::Import => "import",
+            CommandKind::StateRm => "state rm",
         }
     }
 
     /// The command named `word`, case-insensitively (phones capitalise the first letter).
+    /// `state rm` is two words in a comment and `state_rm` in configuration: this takes the
+    /// latter (the comment parser reads `state` and `rm` itself).
     pub fn from_name(word: &str) -> Option<CommandKind> {
+        if word.eq_ignore_ascii_case("state_rm") {
+            return Some(CommandKind::StateRm);
+        }
         CommandKind::ALL
             .into_iter()
+            .filter(|k| *k != CommandKind::StateRm)
             .find(|k| word.eq_ignore_ascii_case(k.name()))
+    }
+
+    /// Whether the command changes a project's state without a plan (`import`, `state rm`):
+    /// it takes positional arguments ([`Command::state_args`]) and names one project.
+    pub fn is_state_command(self) -> bool {
+        matches!(self, CommandKind::Import | CommandKind::StateRm)
     }
 
     /// Whether the command accepts `-p` / `-d` / `-w` / `--verbose`.
     fn takes_targets(self) -> bool {
         matches!(
             self,
-            CommandKind::Plan | CommandKind::Apply | CommandKind::ApprovePolicies
+            CommandKind::Plan
+                | CommandKind::Apply
+                | CommandKind::ApprovePolicies
+                | CommandKind::Import
+                | CommandKind::StateRm
         )
     }
 
-    /// Whether the command takes terraform arguments after `--` ([`PLAN_ARGS`]): only `plan`.
-    /// `apply` applies the saved plan as it was reviewed, and `approve_policies` only records an
-    /// override, so arguments to either would be silently lost.
+    /// Whether the command takes terraform arguments after `--` ([`extra_args_of`]): `plan`,
+    /// `import` and `state rm`. `apply` applies the saved plan as it was reviewed, and
+    /// `approve_policies` only records an override, so arguments to either would be silently
+    /// lost.
     fn takes_extra_args(self) -> bool {
-        self == CommandKind::Plan
+        !extra_args_of(self).is_empty()
     }
 
     fn summary(self) -> &'static str {
@@ -109,11 +136,17 @@ impl CommandKind {
                 "On a merged pull request: open a pull request that reverts it"
             }
             CommandKind::Help => "Show this message",
+            CommandKind::Import => {
+                "Import an existing resource into one project's state (needs what `apply` needs)"
+            }
+            CommandKind::StateRm => {
+                "Remove resources from one project's state (needs what `apply` needs)"
+            }
         }
     }
 
     /// One-line synopsis, used by usage and by error replies about this command.
-    fn synopsis(self, bot_name: &str) -> String {
+    pub(crate) fn synopsis(self, bot_name: &str) -> String {
         let targets = "[-p PROJECT | [-d DIR] [-w WORKSPACE]]";
         let name = self.name();
         match self {
@@ -121,6 +154,12 @@ impl CommandKind {
                 format!("{bot_name} {name} {targets} [--destroy] [--verbose] [-- TERRAFORM_ARGS]")
             }
             CommandKind::Apply => format!("{bot_name} {name} {targets} [--verbose]"),
+            CommandKind::Import => {
+                format!("{bot_name} {name} {targets} ADDRESS ID [-- TERRAFORM_ARGS]")
+            }
+            CommandKind::StateRm => {
+                format!("{bot_name} {name} {targets} ADDRESS... [-- TERRAFORM_ARGS]")
+            }
             CommandKind::ApprovePolicies => {
                 format!("{bot_name} {name} {targets} [--policy-set NAME]... [--verbose]")
             }
@@ -200,6 +239,10 @@ pub struct Command {
     /// A project the pull request removes is planned from the base commit's configuration.
     #[serde(default)]
     pub destroy: bool,
+    /// `import` / `state rm`: the words that are neither flags nor after `--` — `ADDRESS ID`,
+    /// or the addresses — as typed; [`Command::state_command`] checks them.
+    #[serde(default)]
+    pub state_args: Vec<String>,
 }
 
 impl Command {
@@ -211,6 +254,18 @@ impl Command {
             extra_args: Vec::new(),
             policy_sets: Vec::new(),
             destroy: false,
+            state_args: Vec::new(),
+        }
+    }
+
+    /// The checked arguments of `import` / `state rm`; `None` for other commands. Checked where
+    /// the command runs (`app::bot::state`), so that a refusal is audited like the others.
+    pub fn state_command(&self) -> Option<Result<StateCommand, ArgError>> {
+        let args: Vec<&str> = self.state_args.iter().map(String::as_str).collect();
+        match self.kind {
+            CommandKind::Import => Some(StateCommand::import(&args)),
+            CommandKind::StateRm => Some(StateCommand::state_rm(&args)),
+            _ => None,
         }
     }
 
@@ -246,6 +301,11 @@ impl Command {
         if self.verbose {
             words.push("--verbose".to_string());
         }
+        words.extend(
+            self.state_args
+                .iter()
+                .map(|a| shell_words::quote(a).into_owned()),
+        );
         if !self.extra_args.is_empty() {
             words.push("--".to_string());
             words.extend(
@@ -278,6 +338,10 @@ pub fn approve_policies_hint(bot_name: &str, project: &ProjectName, policy_set: 
 }
 
 /// What to do with a comment.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one per comment, matched once where it is read: boxing buys nothing"
+)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Parsed {
     /// Not addressed to the bot (or a multi-line comment): say nothing.
@@ -419,11 +483,21 @@ pub fn usage(ctx: &ParseContext) -> String {
             .map(|k| format!("`{k}`"))
             .collect();
         if !with_extra.is_empty() {
-            let names: Vec<String> = PLAN_ARGS.iter().map(|(n, _)| format!("`-{n}`")).collect();
+            let lists: Vec<String> = ctx
+                .enabled_kinds()
+                .filter(|k| k.takes_extra_args())
+                .map(|k| {
+                    let names: Vec<String> = extra_args_of(k)
+                        .iter()
+                        .map(|(n, _)| format!("`-{n}`"))
+                        .collect();
+                    format!("`{k}`: {}", join_words(&names))
+                })
+                .collect();
             out.push_str(&format!(
-                "* `-- ARGS` — {} only: terraform arguments, each once after one `--`: {}\n",
+                "* `-- ARGS` — {} only: terraform arguments, each once after one `--` ({})\n",
                 join_words(&with_extra),
-                join_words(&names)
+                lists.join("; ")
             ));
         }
         let examples: Vec<String> = [
@@ -431,6 +505,11 @@ pub fn usage(ctx: &ParseContext) -> String {
             (CommandKind::Plan, "plan -d envs/prod -w blue"),
             (CommandKind::Plan, "plan -d 'envs/*' -- -target=module.db"),
             (CommandKind::Apply, "apply"),
+            (
+                CommandKind::Import,
+                "import -p network aws_vpc.main vpc-0a1b2c",
+            ),
+            (CommandKind::StateRm, "state rm -p network aws_vpc.old"),
         ]
         .into_iter()
         .filter(|(k, _)| ctx.is_enabled(*k))
@@ -673,6 +752,23 @@ fn parse_command(ctx: &ParseContext, rest: &str) -> Result<Command, Answer> {
             flag: first.clone(),
         });
     }
+    // `state rm`: Terraform's two words (Atlantis supports only `rm` of `state`).
+    let state_rm = "state_rm".to_string();
+    let (first, args) = if eq_ci(first, "state") {
+        match args.split_first() {
+            Some((sub, rest)) if eq_ci(sub, "rm") => (&state_rm, rest),
+            Some((sub, _)) if is_help_flag(sub) => return Err(Answer::Usage),
+            other => {
+                let got = other.map_or_else(|| "nothing".to_string(), |(w, _)| echo(w));
+                return Err(Answer::misuse(
+                    CommandKind::StateRm,
+                    format!("`state` is followed by `rm` (the one state command), but got {got}."),
+                ));
+            }
+        }
+    } else {
+        (first, args)
+    };
     let Some(kind) = CommandKind::from_name(first) else {
         return Err(Answer::UnknownCommand {
             given: first.clone(),
@@ -702,9 +798,11 @@ fn parse_command(ctx: &ParseContext, rest: &str) -> Result<Command, Answer> {
                 )),
             }
         }
-        CommandKind::Plan | CommandKind::Apply | CommandKind::ApprovePolicies => {
-            parse_targeted(kind, args)
-        }
+        CommandKind::Plan
+        | CommandKind::Apply
+        | CommandKind::ApprovePolicies
+        | CommandKind::Import
+        | CommandKind::StateRm => parse_targeted(kind, args),
     }
 }
 
@@ -874,6 +972,10 @@ fn parse_targeted(kind: CommandKind, args: &[String]) -> Result<Command, Answer>
         i += 1;
         if is_help_flag(arg) {
             return Err(Answer::Usage);
+        }
+        if kind.is_state_command() && (!arg.starts_with('-') || arg == "-") {
+            command.state_args.push(arg.clone());
+            continue;
         }
         if !arg.starts_with('-') || arg == "-" {
             return Err(Answer::misuse(
@@ -1078,13 +1180,43 @@ const PLAN_ARGS: [(&str, ArgValue); 11] = [
     ("compact-warnings", ArgValue::None),
 ];
 
-/// The words after `--`, by the command's grammar: `plan` takes the [`PLAN_ARGS`] only, each
-/// with its value; `apply` and `approve_policies` take none. The first word that does not fit
-/// is named in the refusal.
+/// The terraform arguments `import` takes after `--`: the variables its configuration reads and
+/// how it locks the state (`terraform import -help`, 1.0–1.9). Never `-config` (the project is
+/// the configuration) nor `-state`/`-backup` ([`blocked_extra_arg`]).
+const IMPORT_ARGS: [(&str, ArgValue); 5] = [
+    ("var", ArgValue::Required),
+    ("var-file", ArgValue::Required),
+    ("lock", ArgValue::Bool),
+    ("lock-timeout", ArgValue::Required),
+    ("ignore-remote-version", ArgValue::None),
+];
+
+/// The terraform arguments `state rm` takes after `--` (`terraform state rm -help`).
+const STATE_RM_ARGS: [(&str, ArgValue); 4] = [
+    ("dry-run", ArgValue::None),
+    ("lock", ArgValue::Bool),
+    ("lock-timeout", ArgValue::Required),
+    ("ignore-remote-version", ArgValue::None),
+];
+
+/// The terraform arguments `kind` takes after `--`; empty for commands that take none.
+fn extra_args_of(kind: CommandKind) -> &'static [(&'static str, ArgValue)] {
+    match kind {
+        CommandKind::Plan => &PLAN_ARGS,
+        CommandKind::Import => &IMPORT_ARGS,
+        CommandKind::StateRm => &STATE_RM_ARGS,
+        _ => &[],
+    }
+}
+
+/// The words after `--`, by the command's grammar: `plan`, `import` and `state rm` take their
+/// own list ([`extra_args_of`]), each with its value; `apply` and `approve_policies` take none.
+/// The first word that does not fit is named in the refusal.
 fn check_extra_args(kind: CommandKind, extra: &[String]) -> Result<(), Answer> {
     let refuse = |message: String| Err(Answer::misuse(kind, message));
+    let allowed = extra_args_of(kind);
     match kind {
-        CommandKind::Plan => {}
+        CommandKind::Plan | CommandKind::Import | CommandKind::StateRm => {}
         CommandKind::Apply => {
             let got = extra
                 .first()
@@ -1135,10 +1267,10 @@ fn check_extra_args(kind: CommandKind, extra: &[String]) -> Result<(), Answer> {
             Some((n, v)) => (n, Some(v)),
             None => (flag, None),
         };
-        let Some((_, value)) = PLAN_ARGS.iter().find(|(n, _)| *n == name) else {
-            let names: Vec<String> = PLAN_ARGS.iter().map(|(n, _)| format!("`-{n}`")).collect();
+        let Some((_, value)) = allowed.iter().find(|(n, _)| *n == name) else {
+            let names: Vec<String> = allowed.iter().map(|(n, _)| format!("`-{n}`")).collect();
             return refuse(format!(
-                "the terraform argument {} is not one `plan` takes; it takes {}.",
+                "the terraform argument {} is not one `{kind}` takes; it takes {}.",
                 echo(arg),
                 join_words(&names)
             ));
@@ -1298,6 +1430,76 @@ mod tests {
             bot_login: Some("sluice[bot]"),
             enabled: ALL,
         }
+    }
+
+    /// `import` and `state rm`: Atlantis' flags anywhere among the positional words, terraform
+    /// options after `--` by each command's own list, `state` only with `rm`; the positional
+    /// words are kept as typed (checked where the command runs, so refusals are audited) and
+    /// written back by `canonical` so they parse to the same command.
+    #[test]
+    fn state_commands_grammar() {
+        let ctx = ctx();
+        let lines = [
+            "sluice import null_resource.x 1234",
+            "sluice import -p envs/a null_resource.x 1234 -- -lock=false -var region=eu",
+            "sluice import null_resource.x -d envs/a -w blue 'id with space'",
+            "sluice STATE RM module.net null_resource.a[0] -- -dry-run",
+            "sluice state rm -p a 'aws_instance.web[\"eu\"]'",
+            "sluice state",
+            "sluice state list",
+            "sluice import a.b c -- -state=other.tfstate",
+            "sluice import a.b c -- -target=x",
+            "sluice state rm a.b -- -var x=1",
+            "sluice import a.b c --destroy",
+        ];
+        let out: Vec<String> = lines
+            .iter()
+            .map(|l| {
+                let parsed = parse_comment(&ctx, l);
+                let args = match &parsed {
+                    Parsed::Command(c) => format!(" args={:?}", c.state_args),
+                    _ => String::new(),
+                };
+                format!("{l}\n  => {}{args}", show(&ctx, &parsed))
+            })
+            .collect();
+        insta::assert_snapshot!(out.join("\n"), @r#"
+        sluice import null_resource.x 1234
+          => import p=- d=- w=- v=false extra=[] args=["null_resource.x", "1234"]
+        sluice import -p envs/a null_resource.x 1234 -- -lock=false -var region=eu
+          => import p=envs/a d=- w=- v=false extra=["-lock=false", "-var", "region=eu"] args=["null_resource.x", "1234"]
+        sluice import null_resource.x -d envs/a -w blue 'id with space'
+          => import p=- d=envs/a w=blue v=false extra=[] args=["null_resource.x", "id with space"]
+        sluice STATE RM module.net null_resource.a[0] -- -dry-run
+          => state rm p=- d=- w=- v=false extra=["-dry-run"] args=["module.net", "null_resource.a[0]"]
+        sluice state rm -p a 'aws_instance.web["eu"]'
+          => state rm p=a d=- w=- v=false extra=[] args=["aws_instance.web[\"eu\"]"]
+        sluice state
+          => reply: **Error:** `state` is followed by `rm` (the one state command), but got nothing.
+        sluice state list
+          => reply: **Error:** `state` is followed by `rm` (the one state command), but got `list`.
+        sluice import a.b c -- -state=other.tfstate
+          => reply: **Error:** the terraform argument `-state=other.tfstate` is not allowed: it reads or writes state files outside the project's configured backend.
+        sluice import a.b c -- -target=x
+          => reply: **Error:** the terraform argument `-target=x` is not one `import` takes; it takes `-var`, `-var-file`, `-lock`, `-lock-timeout` and `-ignore-remote-version`.
+        sluice state rm a.b -- -var x=1
+          => reply: **Error:** the terraform argument `-var` is not one `state rm` takes; it takes `-dry-run`, `-lock`, `-lock-timeout` and `-ignore-remote-version`.
+        sluice import a.b c --destroy
+          => reply: **Error:** unknown flag `--destroy` for `import`. `--destroy` is only for `plan`: plan the destroy, then apply that plan.
+        "#);
+        for l in &lines[..5] {
+            let Parsed::Command(c) = parse_comment(&ctx, l) else {
+                panic!("{l} parses");
+            };
+            let again = parse_comment(&ctx, &c.canonical("sluice"));
+            assert_eq!(again, Parsed::Command(c.clone()), "{l} round-trips");
+        }
+        assert_eq!(
+            CommandKind::from_name("state_rm"),
+            Some(CommandKind::StateRm)
+        );
+        assert_eq!(CommandKind::from_name("state rm"), None);
+        assert_eq!(CommandKind::from_name("Import"), Some(CommandKind::Import));
     }
 
     /// Compact, readable form of a parse result: `ignore`, `usage`, `reply: <first line>`, or
@@ -2523,22 +2725,24 @@ mod tests {
         |---|---|
         | `sluice plan` | Plan every project this PR changes, or only the targeted ones |
         | `sluice apply` | Apply the saved plans not applied yet, or only the targeted ones |
+        | `sluice import` | Import an existing resource into one project's state (needs what `apply` needs) |
+        | `sluice state rm` | Remove resources from one project's state (needs what `apply` needs) |
         | `sluice unlock` | Release this PR's locks and discard its plans |
         | `sluice approve_policies` | Override failing policies (policy owners only) |
         | `sluice rollback` | On a merged pull request: open a pull request that reverts it |
         | `sluice version` | Show the terraform/tofu version of each project |
         | `sluice help` | Show this message |
 
-        Flags for `plan`, `apply` and `approve_policies`:
+        Flags for `plan`, `apply`, `import`, `state rm` and `approve_policies`:
         * `-p`, `--project NAME` — only this project (not with `-d` or `-w`)
         * `-d`, `--dir DIR` — only projects in this directory, relative to the repository root; may be a glob such as `envs/*`
         * `-w`, `--workspace NAME` — only this workspace
         * `--verbose` — include the full terraform output
         * `--destroy` — `plan` only, with `-p` (or an exact `-d`): a destroy plan of that project; for a project this PR removes, from the base branch's configuration
         * `--policy-set NAME` — `approve_policies` only: override just this policy set (repeatable)
-        * `-- ARGS` — `plan` only: terraform arguments, each once after one `--`: `-target`, `-replace`, `-var`, `-var-file`, `-destroy`, `-refresh-only`, `-refresh`, `-lock`, `-lock-timeout`, `-parallelism` and `-compact-warnings`
+        * `-- ARGS` — `plan`, `import` and `state rm` only: terraform arguments, each once after one `--` (`plan`: `-target`, `-replace`, `-var`, `-var-file`, `-destroy`, `-refresh-only`, `-refresh`, `-lock`, `-lock-timeout`, `-parallelism` and `-compact-warnings`; `import`: `-var`, `-var-file`, `-lock`, `-lock-timeout` and `-ignore-remote-version`; `state rm`: `-dry-run`, `-lock`, `-lock-timeout` and `-ignore-remote-version`)
 
-        Examples: `sluice plan -p network`, `sluice plan -d envs/prod -w blue`, `sluice plan -d 'envs/*' -- -target=module.db`, `sluice apply`
+        Examples: `sluice plan -p network`, `sluice plan -d envs/prod -w blue`, `sluice plan -d 'envs/*' -- -target=module.db`, `sluice apply`, `sluice import -p network aws_vpc.main vpc-0a1b2c`, `sluice state rm -p network aws_vpc.old`
         ");
         insta::assert_snapshot!(usage(&restricted), @"
         **Sluice commands.** Comment one command on a line by itself, starting with `sluice`:
@@ -2555,11 +2759,11 @@ mod tests {
         * `-w`, `--workspace NAME` — only this workspace
         * `--verbose` — include the full terraform output
         * `--destroy` — `plan` only, with `-p` (or an exact `-d`): a destroy plan of that project; for a project this PR removes, from the base branch's configuration
-        * `-- ARGS` — `plan` only: terraform arguments, each once after one `--`: `-target`, `-replace`, `-var`, `-var-file`, `-destroy`, `-refresh-only`, `-refresh`, `-lock`, `-lock-timeout`, `-parallelism` and `-compact-warnings`
+        * `-- ARGS` — `plan` only: terraform arguments, each once after one `--` (`plan`: `-target`, `-replace`, `-var`, `-var-file`, `-destroy`, `-refresh-only`, `-refresh`, `-lock`, `-lock-timeout`, `-parallelism` and `-compact-warnings`)
 
         Examples: `sluice plan -p network`, `sluice plan -d envs/prod -w blue`, `sluice plan -d 'envs/*' -- -target=module.db`
 
-        Disabled on this server: `apply`, `approve_policies`, `rollback`, `version`.
+        Disabled on this server: `apply`, `import`, `state rm`, `approve_policies`, `rollback`, `version`.
         ");
         insta::assert_snapshot!(reply(&ctx(), "sluice plan --projet net"), @"
         **Error:** unknown flag `--projet` for `plan`. Did you mean `-p`/`--project`?
@@ -2590,7 +2794,7 @@ mod tests {
         insta::assert_snapshot!(reply(&ctx(), "sluice pln"), @"
         **Error:** unknown command `pln`. Did you mean `sluice plan`?
 
-        Enabled commands: `plan`, `apply`, `unlock`, `approve_policies`, `rollback`, `version`, `help`. Run `sluice help` for usage.
+        Enabled commands: `plan`, `apply`, `import`, `state rm`, `unlock`, `approve_policies`, `rollback`, `version`, `help`. Run `sluice help` for usage.
         ");
         insta::assert_snapshot!(reply(&ctx(), "terraform plan"), @r#"
         Did you mean `sluice plan`? Sluice only reads comments that start with `sluice` or `@sluice`, not `terraform`.

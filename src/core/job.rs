@@ -13,6 +13,9 @@ use serde::{Deserialize, Serialize};
 pub enum JobKind {
     Plan,
     Apply,
+    /// `import ADDRESS ID` or `state rm ADDRESS...` (`core::state_command`): changes the
+    /// project's state, never re-run automatically, like an apply.
+    State,
 }
 
 impl JobKind {
@@ -20,6 +23,7 @@ impl JobKind {
         match self {
             JobKind::Plan => "plan",
             JobKind::Apply => "apply",
+            JobKind::State => "state",
         }
     }
 }
@@ -36,6 +40,7 @@ impl FromStr for JobKind {
         match s {
             "plan" => Ok(JobKind::Plan),
             "apply" => Ok(JobKind::Apply),
+            "state" => Ok(JobKind::State),
             other => Err(format!("unknown job kind {other:?}")),
         }
     }
@@ -129,7 +134,7 @@ pub const MAX_PLAN_ATTEMPTS: u32 = 3;
 pub fn after_lost_lease(kind: JobKind, attempts: u32) -> JobState {
     match kind {
         JobKind::Plan if attempts < MAX_PLAN_ATTEMPTS => JobState::Queued,
-        JobKind::Plan | JobKind::Apply => JobState::Interrupted,
+        JobKind::Plan | JobKind::Apply | JobKind::State => JobState::Interrupted,
     }
 }
 
@@ -168,6 +173,7 @@ impl RunTally {
         let verb = match kind {
             JobKind::Plan => "planned",
             JobKind::Apply => "applied",
+            JobKind::State => "done",
         };
         let noun = if self.total == 1 {
             "project"

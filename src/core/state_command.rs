@@ -7,8 +7,8 @@
 //! apply gate refuses.
 //!
 //! Pure: the caller gathers the plans, locks and gate refusals. Nothing here runs terraform.
-//! The comment grammar does not route `import` / `state rm` to a run yet; this is the part of
-//! those commands that does not depend on the runner.
+//! The comment grammar (`core::command`) reads the words; `app::bot::state` asks [`refusal`]
+//! and queues the run; the reply texts are `core::reply::state`.
 
 use std::fmt;
 
@@ -307,9 +307,18 @@ impl StateCommand {
                 "remove them in several comments",
             ));
         }
+        // With several addresses, the error says which one (1-based, as typed).
         let addresses = args
             .iter()
-            .map(|a| parse_address(a, false))
+            .enumerate()
+            .map(|(i, a)| {
+                parse_address(a, false).map_err(|mut e| {
+                    if args.len() > 1 {
+                        e.message = format!("address {} of {}: {}", i + 1, args.len(), e.message);
+                    }
+                    e
+                })
+            })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(StateCommand::StateRm { addresses })
     }
@@ -517,7 +526,7 @@ mod tests {
         the import ID must be 1 to 1024 bytes without control characters
         `null_resource` is not a resource address: the resource type `null_resource` must be followed by `.NAME`
         `state rm` needs at least one address
-        `not ok` is not a resource address: the resource type `not` must be followed by `.NAME`
+        address 2 of 2: `not ok` is not a resource address: the resource type `not` must be followed by `.NAME`
         ");
     }
 

@@ -42,6 +42,7 @@ mod sandbox_network;
 mod sandbox_probe;
 mod server;
 mod state_backend;
+mod state_commands;
 mod support;
 mod tidy;
 mod ui;

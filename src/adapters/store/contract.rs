@@ -63,6 +63,14 @@ fn job(kind: JobKind, dir: &str, plan_id: Option<i64>) -> NewJob {
             j.plan_id = plan_id;
             j
         }
+        JobKind::State => NewJob::state(StateJob {
+            project: project(dir),
+            command: crate::core::state_command::StateCommand::import(&["null_resource.x", "id-1"])
+                .unwrap(),
+            extra_args: vec!["-lock=false".into()],
+            approvals: vec![],
+            policy: vec![],
+        }),
     }
 }
 
@@ -98,7 +106,7 @@ fn new_run(n: u64, kind: JobKind, dirs: &[&str], event: Option<&str>) -> NewRun 
         extra_args: vec![],
         verbose: false,
         jobs: dirs.iter().map(|d| job(kind, d, None)).collect(),
-        locks: if kind == JobKind::Plan {
+        locks: if kind != JobKind::Apply {
             dirs.iter().map(|d| key(d)).collect()
         } else {
             vec![]
@@ -629,6 +637,55 @@ pub async fn plans_supersede_older_ones(store: &dyn Store) {
     );
 }
 
+/// A state run (`import` / `state rm`) takes its project's lock like a plan (waiting behind
+/// another PR's), keeps its command through the store, and once it succeeds the PR's plans of
+/// that project — made against the old state — are discarded, no other project's.
+pub async fn a_state_run_locks_and_its_success_discards_the_projects_plans(store: &dyn Store) {
+    store
+        .create_run(new_run(1, JobKind::Plan, &["a", "b"], None), &silent, t(1))
+        .await
+        .unwrap();
+    run_job_to_end(store, JobState::Succeeded, Some(saved_plan())).await;
+    run_job_to_end(store, JobState::Succeeded, Some(saved_plan())).await;
+    assert_eq!(store.current_plans(&repo(), pr(1)).await.unwrap().len(), 2);
+
+    let other = store
+        .create_run(new_run(2, JobKind::State, &["a"], None), &silent, t(2))
+        .await
+        .unwrap();
+    assert!(
+        matches!(other, RunStart::Waiting { .. }),
+        "PR 1 holds the lock of a: {other:?}"
+    );
+    let own = store
+        .create_run(new_run(1, JobKind::State, &["b"], None), &silent, t(3))
+        .await
+        .unwrap();
+    assert!(matches!(own, RunStart::Queued { .. }), "{own:?}");
+    let (claimed, done) = run_job_to_end(store, JobState::Succeeded, None).await;
+    assert!(done);
+    assert_eq!(claimed.job.kind, JobKind::State);
+    assert_eq!(claimed.run.kind, JobKind::State);
+    match claimed.job.payload {
+        Ok(JobPayload::State(job)) => {
+            assert_eq!(
+                job.comment_args(),
+                ["-lock=false", "null_resource.x", "id-1"]
+            );
+            assert_eq!(job.project.dir.as_str(), "b");
+        }
+        other => panic!("a state payload, got {other:?}"),
+    }
+    let left: Vec<String> = store
+        .current_plans(&repo(), pr(1))
+        .await
+        .unwrap()
+        .iter()
+        .map(|p| p.project_dir.to_string())
+        .collect();
+    assert_eq!(left, ["a"]);
+}
+
 pub async fn applies_run_in_order_one_at_a_time_and_a_failure_stops_no_other(store: &dyn Store) {
     store
         .create_run(
@@ -1066,6 +1123,7 @@ mod sqlite {
         runs_are_created_once_per_event,
         finishing_the_last_job_finishes_the_run_once,
         plans_supersede_older_ones,
+        a_state_run_locks_and_its_success_discards_the_projects_plans,
         applies_run_in_order_one_at_a_time_and_a_failure_stops_no_other,
         expired_leases_requeue_plans_and_interrupt_applies,
         closing_cancels_pending_work,
@@ -1073,6 +1131,85 @@ mod sqlite {
         policy_overrides_are_per_head_commit,
         audit_chain_appends_and_scans,
     );
+
+    /// Migration 0010 rebuilds `runs` and `jobs` (their CHECK constraints) with every row and
+    /// id: a store written before it opens with its runs, jobs and plans intact.
+    #[tokio::test]
+    async fn rows_written_before_state_jobs_survive_the_migration() {
+        use sqlx::migrate::Migrator;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sluice.db");
+        {
+            let opts = sqlx::sqlite::SqliteConnectOptions::new()
+                .filename(&path)
+                .create_if_missing(true)
+                .foreign_keys(true);
+            let pool = sqlx::sqlite::SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(opts)
+                .await
+                .unwrap();
+            let sqlite = &crate::adapters::store::sqlite::MIGRATOR;
+            let before = Migrator {
+                migrations: std::borrow::Cow::Owned(
+                    sqlite
+                        .migrations
+                        .iter()
+                        .filter(|m| m.version < 10)
+                        .cloned()
+                        .collect(),
+                ),
+                ..Migrator::DEFAULT
+            };
+            before.run(&pool).await.unwrap();
+            let project = serde_json::to_string(&project("a")).unwrap();
+            for sql in [
+                "INSERT INTO runs (id, repo, pr, kind, trigger, head_sha, base_sha, base_ref, \
+                 clone_url, actor_json, state, created_at) VALUES (7, 'acme/infra', 1, 'plan', \
+                 'comment', 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', \
+                 'bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb', 'main', 'file:///x', \
+                 '{\"login\":\"u\",\"id\":1,\"kind\":\"human\"}', 'reported', 1)",
+                "INSERT INTO jobs (id, run_id, position, kind, project_name, project_dir, \
+                 workspace, project_json, state, created_at) VALUES (9, 7, 0, 'plan', 'a', 'a', \
+                 'default', ?, 'succeeded', 1)",
+                "INSERT INTO plans (id, repo, pr, project_name, project_dir, workspace, head_sha, \
+                 job_id, plan_file, plan_sha256, summary_json, created_at) VALUES (3, \
+                 'acme/infra', 1, 'a', 'a', 'default', 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', \
+                 9, '/tmp/p', 'ab', '{}', 1)",
+            ] {
+                let q = sqlx::query(sql);
+                let q = if sql.contains('?') {
+                    q.bind(&project)
+                } else {
+                    q
+                };
+                q.execute(&pool).await.unwrap();
+            }
+            pool.close().await;
+        }
+        let store = SqliteStore::open(&path).await.unwrap();
+        let run = store.run(7).await.unwrap().expect("the run survives");
+        assert_eq!(run.kind, JobKind::Plan);
+        let jobs = store.jobs_of_run(7).await.unwrap();
+        assert_eq!(jobs.iter().map(|j| j.id).collect::<Vec<_>>(), [9]);
+        assert!(jobs[0].payload.is_ok(), "{:?}", jobs[0].payload);
+        let plans = store.current_plans(&repo(), pr(1)).await.unwrap();
+        assert_eq!(plans.iter().map(|p| p.job_id).collect::<Vec<_>>(), [9]);
+        // The new kind is accepted, and ids continue after the copied rows.
+        let started = store
+            .create_run(new_run(1, JobKind::State, &["a"], None), &silent, t(2))
+            .await
+            .unwrap();
+        assert!(
+            matches!(started, RunStart::Queued { run_id } if run_id > 7),
+            "{started:?}"
+        );
+        let fk: Vec<(String,)> = sqlx::query_as("SELECT \"table\" FROM pragma_foreign_key_check")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+        assert!(fk.is_empty(), "foreign keys hold: {fk:?}");
+    }
 
     /// A running apply job makes its project `applying` (`DriftStore::apply_running`); queued
     /// and finished ones do not, nor other projects.

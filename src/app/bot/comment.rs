@@ -77,12 +77,16 @@ impl Bot {
             };
         }
         let written_on = self.comment_head(&ask, &pull, comment.written_at).await?;
-        if matches!(cmd.kind, CommandKind::Apply | CommandKind::ApprovePolicies)
-            && let (Some(body), Some(why)) = (
-                written_on.refusal(cmd.kind.name(), &self.settings.bot_name),
-                written_on.audit_reason(),
-            )
-        {
+        if matches!(
+            cmd.kind,
+            CommandKind::Apply
+                | CommandKind::ApprovePolicies
+                | CommandKind::Import
+                | CommandKind::StateRm
+        ) && let (Some(body), Some(why)) = (
+            written_on.refusal(cmd.kind.name(), &self.settings.bot_name),
+            written_on.audit_reason(),
+        ) {
             tracing::info!(repo = %comment.repo.name, pr = comment.pr.get(), why, "stale command refused");
             return self.refuse(&ask, &pull.head_sha, body, &why).await;
         }

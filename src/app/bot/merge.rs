@@ -663,6 +663,7 @@ impl Bot {
         match run.kind {
             JobKind::Plan => self.after_merge_plan(run, jobs, &d).await,
             JobKind::Apply => self.after_merge_apply(run, jobs, &d).await,
+            JobKind::State => anyhow::bail!("run {} of a merge is a state run", run.id),
         }
     }
 

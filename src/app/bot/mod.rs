@@ -21,6 +21,7 @@ mod pull_request;
 mod remediate;
 mod repo;
 mod rollback;
+mod state;
 mod unlock;
 mod version;
 
@@ -42,6 +43,7 @@ use crate::core::types::{CommitSha, PrNumber, UnixMs};
 
 pub use comment::Comment;
 pub use rollback::Said as RollbackSaid;
+pub(crate) use state::state_record;
 
 /// Why handling an event stopped.
 #[derive(Debug, thiserror::Error)]
@@ -248,6 +250,7 @@ impl Bot {
             CommandKind::ApprovePolicies => self.approve_policies(run).await,
             CommandKind::Version => self.version(run).await,
             CommandKind::Rollback => self.rollback(run).await,
+            CommandKind::Import | CommandKind::StateRm => self.state_command(run).await,
             // Answered before the pull request was read (and outsiders get no usage).
             CommandKind::Help => Ok(()),
         }

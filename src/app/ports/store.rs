@@ -240,7 +240,8 @@ impl StatusContext {
     pub fn of(kind: JobKind) -> StatusContext {
         match kind {
             JobKind::Plan => StatusContext::Plan,
-            JobKind::Apply => StatusContext::Apply,
+            // A state run sets no status of its own; what it changes shows in the next plan.
+            JobKind::Apply | JobKind::State => StatusContext::Apply,
         }
     }
 }
@@ -412,6 +413,28 @@ impl PlanJob {
     }
 }
 
+/// What a state job carries (`import` / `state rm`): the project, the checked command, the
+/// terraform arguments after `--` (checked by the comment grammar), and what the gate relied on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateJob {
+    pub project: Project,
+    pub command: crate::core::state_command::StateCommand,
+    pub extra_args: Vec<String>,
+    pub approvals: Vec<AuditApproval>,
+    pub policy: Vec<AuditPolicyDecision>,
+}
+
+impl StateJob {
+    /// The arguments the workflow's `import` / `state_rm` stage appends: the terraform options
+    /// first (terraform reads options only before positional arguments), then `ADDRESS ID` or
+    /// the addresses.
+    pub fn comment_args(&self) -> Vec<String> {
+        let mut args = self.extra_args.clone();
+        args.extend(self.command.comment_args());
+        args
+    }
+}
+
 /// What a job carries to the worker that runs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobPayload {
@@ -419,6 +442,8 @@ pub enum JobPayload {
     Plan(PlanJob),
     /// Apply the job's saved plan of this project.
     Apply(ApplyContext),
+    /// Run `import` / `state rm` on this project.
+    State(StateJob),
 }
 
 impl JobPayload {
@@ -426,6 +451,7 @@ impl JobPayload {
         match self {
             JobPayload::Plan(_) => JobKind::Plan,
             JobPayload::Apply(_) => JobKind::Apply,
+            JobPayload::State(_) => JobKind::State,
         }
     }
 
@@ -433,6 +459,7 @@ impl JobPayload {
         match self {
             JobPayload::Plan(p) => &p.project,
             JobPayload::Apply(a) => &a.project,
+            JobPayload::State(s) => &s.project,
         }
     }
 }
@@ -497,6 +524,17 @@ impl NewJob {
             workspace: context.project.workspace.clone(),
             payload: JobPayload::Apply(context),
             plan_id: Some(plan_id),
+        }
+    }
+
+    /// A job running `import` / `state rm` on `job.project`.
+    pub fn state(job: StateJob) -> NewJob {
+        NewJob {
+            project_name: job.project.name.clone(),
+            project_dir: job.project.dir.clone(),
+            workspace: job.project.workspace.clone(),
+            payload: JobPayload::State(job),
+            plan_id: None,
         }
     }
 

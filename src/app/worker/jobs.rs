@@ -94,6 +94,7 @@ impl Workers {
                 match c.job.kind {
                     JobKind::Plan => self.plan_job(&c, cancel.clone()).await,
                     JobKind::Apply => self.apply_job(&c, cancel.clone()).await,
+                    JobKind::State => self.state_job(&c, cancel.clone()).await,
                 }
             };
             // A bug that panics ends this job as failed, never as a job that runs forever (the
@@ -192,13 +193,13 @@ impl Workers {
                 stage: FailedStage::Plan,
                 error,
             },
-            JobKind::Apply => ProjectOutcome::ApplyFailed { error },
+            JobKind::Apply | JobKind::State => ProjectOutcome::ApplyFailed { error },
         };
         failed(self.report_of(c, outcome), record)
     }
 
     /// Notes every project's report carries (a run without a sandbox says so).
-    fn job_notes(&self) -> Vec<String> {
+    pub(super) fn job_notes(&self) -> Vec<String> {
         if self.runner.sandbox.is_isolated() {
             vec![]
         } else {
@@ -217,10 +218,11 @@ impl Workers {
     }
 
     /// The audit record of the job's action, with what every such record carries.
-    fn audit_base(&self, c: &ClaimedJob, project: Option<&Project>) -> AuditRecord {
+    pub(super) fn audit_base(&self, c: &ClaimedJob, project: Option<&Project>) -> AuditRecord {
         let action = match c.job.kind {
             JobKind::Plan => AuditAction::Plan,
             JobKind::Apply => AuditAction::Apply,
+            JobKind::State => AuditAction::StateCommand,
         };
         // Failed until the job says otherwise.
         let mut record =
@@ -238,7 +240,11 @@ impl Workers {
 
     /// The run's commit (and `also`, a plan's configuration commit), in the repository's
     /// mirror.
-    async fn git_for(&self, c: &ClaimedJob, also: Option<&CommitSha>) -> anyhow::Result<GitRepo> {
+    pub(super) async fn git_for(
+        &self,
+        c: &ClaimedJob,
+        also: Option<&CommitSha>,
+    ) -> anyhow::Result<GitRepo> {
         let token = self.github.clone_token(c.run.installation_id).await?;
         let n = c.run.pr.get();
         // A merge commit is on the base branch, not on the PR's ref.
@@ -271,8 +277,9 @@ impl Workers {
         };
         let plan_job = match &c.job.payload {
             Ok(JobPayload::Plan(p)) => p,
-            Ok(JobPayload::Apply(_)) => {
-                let why = reply::job::project_unreadable("an apply job's payload on a plan job");
+            Ok(JobPayload::Apply(_) | JobPayload::State(_)) => {
+                let why =
+                    reply::job::project_unreadable("another kind of job's payload on a plan job");
                 return fail(FailedStage::Config, why, record.error(ErrorClass::Internal));
             }
             Err(e) => {
@@ -736,7 +743,11 @@ fn replan_difference(
 }
 
 /// The claimed job's project's report with `outcome` and `notes`.
-fn project_report(c: &ClaimedJob, outcome: ProjectOutcome, notes: Vec<String>) -> ProjectReport {
+pub(super) fn project_report(
+    c: &ClaimedJob,
+    outcome: ProjectOutcome,
+    notes: Vec<String>,
+) -> ProjectReport {
     ProjectReport {
         project: c.job.project_name.clone(),
         dir: c.job.project_dir.clone(),
@@ -748,7 +759,7 @@ fn project_report(c: &ClaimedJob, outcome: ProjectOutcome, notes: Vec<String>) -
 }
 
 /// A failed job: its report, and its audit record marked failed.
-fn failed(report: JobReport, record: AuditRecord) -> JobFinish {
+pub(super) fn failed(report: JobReport, record: AuditRecord) -> JobFinish {
     JobFinish {
         state: JobState::Failed,
         report,
@@ -769,7 +780,7 @@ fn counts(s: &PlanSummary) -> ChangeCounts {
 
 /// The pull request of a claimed job as the run records it: the head branch, URL and author are
 /// not recorded with the run (GitHub is asked for them, [`Workers::pull_info`]).
-fn recorded_pull(c: &ClaimedJob) -> crate::core::workflow::PullInfo {
+pub(super) fn recorded_pull(c: &ClaimedJob) -> crate::core::workflow::PullInfo {
     crate::core::workflow::PullInfo {
         base_repo: c.run.repo.clone(),
         head_repo: c.run.repo.clone(),
@@ -800,7 +811,7 @@ impl Workers {
     /// completed with what GitHub says of the pull request now. The values are the PR's own
     /// (untrusted): the steps get them as environment variables, never in a command line. When
     /// GitHub cannot be asked, those variables stay empty and the job runs anyway.
-    async fn pull_info(&self, c: &ClaimedJob) -> crate::core::workflow::PullInfo {
+    pub(super) async fn pull_info(&self, c: &ClaimedJob) -> crate::core::workflow::PullInfo {
         let mut pull = recorded_pull(c);
         match self.github.get_pull(&c.run.repo, c.run.pr).await {
             Ok(details) => {

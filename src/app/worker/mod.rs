@@ -11,6 +11,7 @@ mod jobs;
 mod outbox;
 mod report;
 mod review;
+mod state;
 mod writes;
 
 pub use report::MAX_PROJECT_CHECKS;

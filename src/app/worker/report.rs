@@ -64,6 +64,9 @@ impl Workers {
     }
 
     async fn render_run(&self, run: &RunRow, jobs: &[JobRow]) -> Effects {
+        if run.kind == JobKind::State {
+            return self.render_state_run(run, jobs);
+        }
         let states: Vec<JobState> = jobs.iter().map(|j| j.state).collect();
         // Runs cancelled wholesale (PR closed, unlock) were already explained when cancelled.
         if !jobs.is_empty() && states.iter().all(|s| *s == JobState::Cancelled) {
@@ -72,7 +75,7 @@ impl Workers {
         let reports: Vec<ProjectReport> = jobs.iter().map(job_report).collect();
         let (command, context) = match run.kind {
             JobKind::Plan => (CommandName::Plan, StatusContext::Plan),
-            JobKind::Apply => (CommandName::Apply, StatusContext::Apply),
+            JobKind::Apply | JobKind::State => (CommandName::Apply, StatusContext::Apply),
         };
         let ctx = RenderContext {
             bot_name: self.settings.bot_name.clone(),
@@ -83,7 +86,7 @@ impl Workers {
             after_merge: match (run.kind, run.trigger) {
                 (JobKind::Plan, Trigger::Merge | Trigger::MergeQueue) => Default::default(),
                 (JobKind::Plan, _) => self.bot.on_merge_projects(run, jobs).await,
-                (JobKind::Apply, _) => Default::default(),
+                (JobKind::Apply | JobKind::State, _) => Default::default(),
             },
         };
         let tally = RunTally::of(&states);
@@ -161,6 +164,7 @@ impl Workers {
                 let action = match run.kind {
                     JobKind::Plan => AuditAction::Plan,
                     JobKind::Apply => AuditAction::Apply,
+                    JobKind::State => AuditAction::StateCommand,
                 };
                 let mut record =
                     AuditRecord::new(action, AuditActor::of(&run.actor), AuditResult::Interrupted)
@@ -177,6 +181,58 @@ impl Workers {
 }
 
 impl Workers {
+    /// A state run's report (`import` / `state rm`): one comment per job with the engine's
+    /// output (redacted by the runner) or why it did not run; no commit status (what changed
+    /// shows in the next plan); an audit entry for a job that was interrupted.
+    fn render_state_run(&self, run: &RunRow, jobs: &[JobRow]) -> Effects {
+        // Cancelled wholesale (PR closed, unlock): already explained when cancelled.
+        if !jobs.is_empty() && jobs.iter().all(|j| j.state == JobState::Cancelled) {
+            return Effects::default();
+        }
+        let bot = &self.settings.bot_name;
+        let mut out = Vec::new();
+        let mut audit = Vec::new();
+        for job in jobs {
+            let cmd = match &job.payload {
+                Ok(JobPayload::State(s)) => s.command.name(),
+                _ => "state command",
+            };
+            let text = match &job.report {
+                Some(Ok(JobReport::Full { report, .. })) => match &report.outcome {
+                    ProjectOutcome::Applied { output, .. } => Ok(output.clone()),
+                    ProjectOutcome::ApplyFailed { error } => Err(error.clone()),
+                    other => Err(format!("{other:?}")),
+                },
+                Some(Ok(JobReport::Interrupted(why)))
+                | Some(Ok(JobReport::Cancelled(why)))
+                | Some(Ok(JobReport::Skipped(why))) => Err(why.clone()),
+                Some(Err(e)) => Err(e.0.clone()),
+                None => Err("the job left no report".to_string()),
+            };
+            let body = reply::state::result(
+                cmd,
+                bot,
+                &job.project_name,
+                text.as_deref().map_err(String::as_str),
+            );
+            out.push(OutboxItem::comment(&run.repo, run.pr, body));
+            if job.state == JobState::Interrupted {
+                let mut record = AuditRecord::new(
+                    AuditAction::StateCommand,
+                    AuditActor::of(&run.actor),
+                    AuditResult::Interrupted,
+                )
+                .pr(&run.repo, run.pr)
+                .head(&run.head_sha)
+                .project(&job.project_name, &job.project_dir, &job.workspace);
+                record.event_id = run.event_id.clone();
+                record.job_id = Some(job.id);
+                audit.push(record);
+            }
+        }
+        Effects::new(out, audit)
+    }
+
     /// The check runs of a finished plan (GitHub App only): `sluice/plan` over every project
     /// and one `sluice/plan: <project>` for each of the projects that need attention most (at
     /// most [`MAX_PROJECT_CHECKS`], so a push creates a bounded number of check runs). Their

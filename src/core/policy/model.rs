@@ -71,7 +71,9 @@ impl Stage {
     pub fn for_command(kind: CommandKind) -> Option<Stage> {
         match kind {
             CommandKind::Plan => Some(Stage::Plan),
-            CommandKind::Apply => Some(Stage::Apply),
+            // `import` / `state rm` change the state as an apply does: whoever may not apply may
+            // not run them either.
+            CommandKind::Apply | CommandKind::Import | CommandKind::StateRm => Some(Stage::Apply),
             CommandKind::Unlock => Some(Stage::Unlock),
             CommandKind::ApprovePolicies => Some(Stage::ApprovePolicies),
             // `rollback` only opens a pull request, which is then gated like any other; who may

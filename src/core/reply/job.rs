@@ -15,6 +15,8 @@ pub fn interrupted(kind: JobKind, why: &str) -> String {
             JobKind::Plan => "Comment `plan` to run it again.",
             JobKind::Apply =>
                 "The apply may have changed infrastructure partly: check the state before applying again.",
+            JobKind::State =>
+                "The state may have changed: plan the project to see it before running the command again.",
         }
     )
 }

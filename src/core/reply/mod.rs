@@ -21,6 +21,7 @@ pub mod pull_request;
 pub mod remediate;
 pub mod removed;
 pub mod rollback;
+pub mod state;
 pub mod status;
 pub mod unlock;
 pub mod version;

@@ -303,6 +303,7 @@ pub fn command_for_action(a: &RequestedAction<'_>) -> Result<Command, RequestedA
         },
         verbose: false,
         extra_args: Vec::new(),
+        state_args: Vec::new(),
         policy_sets: Vec::new(),
         destroy: false,
     })

@@ -84,6 +84,7 @@ impl DeliveryStore for SqliteStore {
         let sql = match kind {
             JobKind::Plan => "UPDATE deliveries SET plan_run_id = ? WHERE id = ?",
             JobKind::Apply => "UPDATE deliveries SET apply_run_id = ? WHERE id = ?",
+            JobKind::State => anyhow::bail!("a delivery has no state run"),
         };
         sqlx::query(sql)
             .bind(run_id)

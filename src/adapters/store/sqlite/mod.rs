@@ -32,7 +32,7 @@ use crate::core::lock::{Lock, LockDecision, LockKey, decide};
 use crate::core::plan::Redactor;
 use crate::core::types::{CommitSha, PrNumber, RepoName, UnixMs};
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
@@ -721,6 +721,32 @@ async fn record_apply(
     Ok(())
 }
 
+/// After a successful `import` / `state rm`, the pull request's plans of the project were made
+/// against the old state: they are discarded, in the transaction that records the change.
+async fn record_state_change(
+    conn: &mut SqliteConnection,
+    run: &RunRow,
+    job: &JobRow,
+    state: JobState,
+    now: UnixMs,
+) -> anyhow::Result<()> {
+    if state != JobState::Succeeded {
+        return Ok(());
+    }
+    sqlx::query(
+        "UPDATE plans SET discarded_at = ? WHERE repo = ? COLLATE NOCASE AND pr = ? \
+         AND project_dir = ? AND workspace = ? AND discarded_at IS NULL AND applied_at IS NULL",
+    )
+    .bind(now.get())
+    .bind(run.repo.full())
+    .bind(run.pr.get() as i64)
+    .bind(job.project_dir.as_str())
+    .bind(job.workspace.as_str())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
 async fn run_by_id(conn: &mut SqliteConnection, run_id: i64) -> anyhow::Result<RunRow> {
     run_from_row(
         &sqlx::query("SELECT * FROM runs WHERE id = ?")
@@ -1060,6 +1086,7 @@ impl Store for SqliteStore {
                 record_plan(&mut tx, &run, &job, finish.plan.as_ref(), &entries, now).await?
             }
             JobKind::Apply => record_apply(&mut tx, &job, finish.state, now).await?,
+            JobKind::State => record_state_change(&mut tx, &run, &job, finish.state, now).await?,
         }
         let finished = maybe_finish_run(&mut tx, job.run_id, now).await?;
         tx.commit().await?;

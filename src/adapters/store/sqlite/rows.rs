@@ -34,6 +34,7 @@ use crate::core::plan::{PlanSummary, ProjectReport};
 use crate::core::policy::PolicyVerdict;
 use crate::core::projects::Project;
 use crate::core::removed::Removal;
+use crate::core::state_command::StateCommand;
 use crate::core::types::{
     CommitSha, PrNumber, ProjectDir, ProjectName, RepoName, UnixMs, Workspace,
 };
@@ -111,6 +112,17 @@ pub(super) fn payload_json(payload: &JobPayload) -> anyhow::Result<String> {
             config_commit: job.config_commit.clone(),
             removed: job.removed.clone(),
         })?,
+        JobPayload::State(job) => serde_json::to_string(&StoredState {
+            project: job.project.clone(),
+            command: match &job.command {
+                StateCommand::Import { .. } => "import".to_string(),
+                StateCommand::StateRm { .. } => "state_rm".to_string(),
+            },
+            args: job.command.comment_args(),
+            extra_args: job.extra_args.clone(),
+            approvals: job.approvals.clone(),
+            policy: job.policy.clone(),
+        })?,
         JobPayload::Apply(ctx) => serde_json::to_string(&StoredApply {
             project: ctx.project.clone(),
             approvals: ctx.approvals.clone(),
@@ -145,7 +157,43 @@ fn payload_from_json(kind: JobKind, json: &str) -> Result<JobPayload, Unreadable
                 })
             })
             .map_err(unreadable),
+        JobKind::State => {
+            let s = serde_json::from_str::<StoredState>(json).map_err(unreadable)?;
+            let args: Vec<&str> = s.args.iter().map(String::as_str).collect();
+            // Checked again: what was stored is what the grammar accepted, or it is refused.
+            let command = match s.command.as_str() {
+                "import" => StateCommand::import(&args),
+                "state_rm" => StateCommand::state_rm(&args),
+                other => {
+                    return Err(Unreadable(format!("unknown state command {other:?}")));
+                }
+            }
+            .map_err(|e| Unreadable(format!("the state command's arguments: {e}")))?;
+            Ok(JobPayload::State(StateJob {
+                project: s.project,
+                command,
+                extra_args: s.extra_args,
+                approvals: s.approvals,
+                policy: s.policy,
+            }))
+        }
     }
+}
+
+/// `jobs.project_json` of a state job (`import` / `state rm`).
+#[derive(Serialize, Deserialize)]
+struct StoredState {
+    project: Project,
+    /// `import` or `state_rm`.
+    command: String,
+    /// `ADDRESS ID`, or the addresses.
+    args: Vec<String>,
+    #[serde(default)]
+    extra_args: Vec<String>,
+    #[serde(default)]
+    approvals: Vec<AuditApproval>,
+    #[serde(default)]
+    policy: Vec<AuditPolicyDecision>,
 }
 
 /// `jobs.report_json`.
