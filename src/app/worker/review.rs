@@ -187,28 +187,9 @@ impl Workers {
             None
         };
 
-        // Who holds each project's lock now: this PR, another one (named), or nobody.
-        let holders: BTreeMap<LockKey, PrNumber> = self
-            .store
-            .locks(Some(&run.repo))
-            .await?
-            .into_iter()
-            .map(|l| (l.key, l.pr))
-            .collect();
-        let sticky_run = StickyRun {
-            head_sha: run.head_sha.clone(),
-            command: CommandName::Plan,
-            at: shown_time(crate::adapters::clock::now().get()),
-            log_url: render.log_url.clone(),
-            rows: jobs
-                .iter()
-                .zip(reports)
-                .map(|(j, r)| self.sticky_row(run.pr, &holders, &render.after_merge, j, r))
-                .collect(),
-        };
-        let statuses_only = (!self.github.is_app()).then_some(
-            "Sluice posts as a token, which cannot create check runs: commit statuses carry the results",
-        );
+        let sticky_run = self.sticky_run(run, jobs, reports, render).await?;
+        let statuses_only = (!self.github.is_app())
+            .then_some("Sluice posts as a token, and only a GitHub App can create check runs.");
         let sticky_ctx = StickyContext {
             pr: run.pr,
             bot_name: &self.settings.bot_name,
@@ -250,6 +231,35 @@ impl Workers {
             )
             .await?;
         Ok(Some(items))
+    }
+
+    /// The summary's newest run: one row per project of `jobs`, with who holds its lock now
+    /// (this PR, another one, or nobody).
+    async fn sticky_run(
+        &self,
+        run: &RunRow,
+        jobs: &[JobRow],
+        reports: &[ProjectReport],
+        render: &RenderContext,
+    ) -> anyhow::Result<StickyRun> {
+        let holders: BTreeMap<LockKey, PrNumber> = self
+            .store
+            .locks(Some(&run.repo))
+            .await?
+            .into_iter()
+            .map(|l| (l.key, l.pr))
+            .collect();
+        Ok(StickyRun {
+            head_sha: run.head_sha.clone(),
+            command: CommandName::Plan,
+            at: shown_time(crate::adapters::clock::now().get()),
+            log_url: render.log_url.clone(),
+            rows: jobs
+                .iter()
+                .zip(reports)
+                .map(|(j, r)| self.sticky_row(run.pr, &holders, &render.after_merge, j, r))
+                .collect(),
+        })
     }
 
     /// The jobs of the PR's other current plans of `run`'s head: plans of projects `run` did
