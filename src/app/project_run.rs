@@ -1082,14 +1082,51 @@ impl Runner {
                 &paths,
                 &job_dir.join("plan.json"),
             )
-            .await
-            .map_err(|e| fail(FailedStage::Apply, with_left_out(e, &left_out)))?;
+            .await;
+        let remote = remote_backend(
+            &job_dir
+                .join(crate::adapters::terraform::DATA_DIR)
+                .join("terraform.tfstate"),
+        );
+        let stage = match (stage, remote) {
+            (Ok(_), false) => return Err(fail(FailedStage::Config, LOCAL_STATE.to_string())),
+            (Ok(stage), true) => stage,
+            (Err(e), remote) => {
+                let e = with_left_out(e, &left_out);
+                let e = match remote {
+                    true => e,
+                    false => format!("{LOCAL_STATE_MAYBE}\n\n{e}"),
+                };
+                return Err(fail(FailedStage::Apply, e));
+            }
+        };
         Ok([stage.section, stage.main_output]
             .into_iter()
             .filter(|s| !s.is_empty())
             .collect::<Vec<_>>()
             .join("\n\n"))
     }
+}
+
+/// Why a state command on a project without a remote backend changed nothing.
+const LOCAL_STATE: &str = "this project keeps its state in a local file (no `backend` block, or \
+     `backend \"local\"`): the command changed a copy in the job's directory, which is thrown \
+     away, so nothing lasting changed. State commands need a remote backend.";
+
+/// Said before the engine's error when a state command failed and no remote backend was found.
+const LOCAL_STATE_MAYBE: &str = "No remote backend was found after `init`: if this project keeps \
+     its state in a local file, state commands cannot change it (the job's directory is thrown \
+     away). The engine said:";
+
+/// Whether terraform's backend settings file (`<TF_DATA_DIR>/terraform.tfstate`, written by
+/// `init`: `{"backend": {"type": "s3", …}}`) names a backend other than `local`. Missing or
+/// unreadable: no remote backend.
+fn remote_backend(settings: &Path) -> bool {
+    std::fs::read(settings)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v["backend"]["type"].as_str().map(|t| t != "local"))
+        .unwrap_or(false)
 }
 
 /// Whether the saved plan at `path` still hashes (SHA-256, hex) to `expected`, the hash of the

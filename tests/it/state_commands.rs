@@ -206,3 +206,33 @@ async fn state_commands_are_refused_under_another_prs_lock_and_with_bad_addresse
         vec![("envs/a".to_string(), "default".to_string(), 2)]
     );
 }
+
+/// A project whose state is a local file in the job's directory: the command would change a copy
+/// that is thrown away. It fails and says so; nothing claims success.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_state_command_on_a_project_with_local_state_fails_saying_nothing_lasting_changed() {
+    let mut h = Harness::new(&[("envs/a/main.tf", &null_project("a", "1"))]).await;
+    h.start();
+    let head = h.open_pr(1, "docs", &[("envs/a/notes.tf", "# notes\n")]);
+    h.deliver(&h.pr_event("opened", 1)).await;
+    h.wait_status(&head, "sluice/plan", "success").await;
+    h.deliver(&h.comment_event(1, "alice", "sluice unlock"))
+        .await;
+    h.wait_comment(1, "the unlock", |c| c.contains("discarded"))
+        .await;
+    h.fake.add_review(REPO, 1, "bob", "APPROVED");
+    h.deliver(&h.comment_event(1, "alice", "sluice state rm null_resource.a"))
+        .await;
+    let failed = h
+        .wait_comment(1, "the state rm result", |c| {
+            c.contains("`state rm` failed")
+        })
+        .await;
+    assert!(
+        failed.contains("keeps its state in a local file"),
+        "{failed}"
+    );
+    let ran = audit_entries(&h, "state_command");
+    assert_eq!(ran.len(), 1, "{ran:#?}");
+    assert_eq!(ran[0]["result"], "failure", "{ran:#?}");
+}

@@ -363,7 +363,12 @@ fn engine_args(step: BuiltinStep, extra: &[String], ctx: &StepContext) -> Option
             a
         }
         BuiltinStep::StateRm => {
-            let mut a = vec!["state".to_string(), "rm".to_string()];
+            // Terraform reads `-no-color` in every command (its `Meta.process`).
+            let mut a = vec![
+                "state".to_string(),
+                "rm".to_string(),
+                "-no-color".to_string(),
+            ];
             a.extend(extra.iter().cloned());
             a.extend(ctx.comment_args.iter().cloned());
             a
