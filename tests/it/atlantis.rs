@@ -771,7 +771,7 @@ fn comment_args_reach_plan_import_and_state_rm_as_atlantis_passes_them() {
           engine import: import -input=false -no-color aws_s3_bucket.b my-bucket
           engine init: init -input=false -no-color
           workspace w
-          engine state_rm: state rm aws_s3_bucket.b my-bucket
+          engine state_rm: state rm -no-color aws_s3_bucket.b my-bucket
           engine init: init -input=false -no-color
           workspace w
           engine plan: plan -input=false -no-color -detailed-exitcode -out=/job/out/plan.tfplan aws_s3_bucket.b my-bucket
