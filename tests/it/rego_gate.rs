@@ -280,3 +280,29 @@ policies:
     );
     h.wait_status(&head, "sluice/policy", "failure").await;
 }
+
+/// A state command has no plan for a Rego set to judge: the set does not hold it back (as
+/// Atlantis runs no policy check for `import` / `state rm`), while the apply gate's approval
+/// still does. The command runs — here it fails for the project's local state, which is its
+/// own answer, not a policy refusal.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rego_set_does_not_block_a_state_command_forever() {
+    let h = harness(&[("policy/deny.rego", DENY_V0)], &[]).await;
+    let head = h.open_pr(1, "docs", &[("envs/a/notes.tf", "# notes\n")]);
+    h.deliver(&h.pr_event("opened", 1)).await;
+    h.wait_status(&head, "sluice/plan", "success").await;
+    h.deliver(&h.comment_event(1, "alice", "sluice unlock"))
+        .await;
+    h.wait_comment(1, "the unlock", |c| c.contains("discarded"))
+        .await;
+    h.fake.add_review(REPO, 1, "bob", "APPROVED");
+    h.deliver(&h.comment_event(1, "alice", "sluice state rm null_resource.a"))
+        .await;
+    let answer = h
+        .wait_comment(1, "the state rm answer", |c| c.contains("`state rm`"))
+        .await;
+    assert!(
+        answer.contains("`state rm` failed") && answer.contains("local file"),
+        "it ran, not refused by the Rego set: {answer}"
+    );
+}

@@ -17,7 +17,7 @@ use crate::core::audit::{
 use crate::core::event::Review;
 use crate::core::job::JobKind;
 use crate::core::lock::LockKey;
-use crate::core::policy::{self, PolicyInput, Stage};
+use crate::core::policy::{self, PolicyInput, ReasonKind, Stage};
 use crate::core::projects::{self, Project};
 use crate::core::reply;
 use crate::core::state_command::{self, StateCommand, StateFacts};
@@ -275,10 +275,18 @@ impl Bot {
             };
             let decisions = policy::evaluate(&policies.policies, &input);
             audited = policies.audit(&decisions);
+            // There is no plan: rules that read one (YAML plan rules, Rego sets) have nothing to
+            // judge and do not hold a state command back — as Atlantis runs no policy check
+            // for `import` / `state rm`. Access and approval rules do.
             refusals.extend(
                 decisions
                     .iter()
-                    .filter(|d| d.is_blocking())
+                    .filter(|d| {
+                        d.is_blocking()
+                            && d.reasons.iter().any(|r| {
+                                matches!(r.kind, ReasonKind::Access | ReasonKind::Approvals)
+                            })
+                    })
                     .map(|d| reply::apply::policy_failed(&d.policy)),
             );
         }
