@@ -517,6 +517,13 @@ fn step_yaml(s: &Step) -> String {
 fn sluice_yaml(config: &RepoConfig) -> SluiceYaml {
     let mut t = String::from("version: 1\n");
     let mut left_out = Vec::new();
+    if let Some(method) = config.automerge {
+        let _ = writeln!(
+            t,
+            "automerge: {{ enabled: true, method: {} }}",
+            method.as_str()
+        );
+    }
     if let Some(projects) = &config.projects {
         t.push_str("projects:\n");
         for p in projects {

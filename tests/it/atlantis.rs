@@ -874,6 +874,7 @@ fn migrated_sluice_yaml_of_every_corpus_file_loads() {
             c.workflows.iter().map(|w| w.name.clone()).collect()
         };
         assert_eq!(wf(&migrated), wf(&original), "{name}:\n{yaml}");
+        assert_eq!(migrated.automerge, original.automerge, "{name}:\n{yaml}");
     }
 }
 
