@@ -236,3 +236,30 @@ async fn a_state_command_on_a_project_with_local_state_fails_saying_nothing_last
     assert_eq!(ran.len(), 1, "{ran:#?}");
     assert_eq!(ran[0]["result"], "failure", "{ran:#?}");
 }
+
+/// A command refused for its words — here a refused argument after `--` — is audited like every
+/// other attempt, with why, besides the reply.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_command_refused_for_its_arguments_is_audited() {
+    let mut h = Harness::new(&[("envs/a/main.tf", &null_project("a", "1"))]).await;
+    h.start();
+    h.open_pr(1, "docs", &[("envs/a/notes.tf", "# notes\n")]);
+    h.deliver(&h.comment_event(
+        1,
+        "alice",
+        "sluice import null_resource.x abc -- -state=/tmp/x",
+    ))
+    .await;
+    let reply = h
+        .wait_comment(1, "the refusal", |c| c.contains("-state"))
+        .await;
+    let rejected = h
+        .wait("the audit entry", || {
+            Some(audit_entries(&h, "command_rejected")).filter(|e| !e.is_empty())
+        })
+        .await;
+    assert!(
+        rejected[0]["details"].to_string().contains("-state"),
+        "{rejected:#?}\n{reply}"
+    );
+}

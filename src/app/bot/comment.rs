@@ -54,7 +54,25 @@ impl Bot {
         let cmd = match command::parse_comment(&ctx, comment.body) {
             Parsed::Ignore => return Ok(()),
             // Usage hints only for those who may run commands: no one else makes the bot talk.
-            Parsed::Reply(text) if member => return self.reply(&ask, text).await,
+            Parsed::Reply(text) if member => {
+                // A command refused for its words (an unknown flag, a refused argument, a bad
+                // address) is an attempt like any other: recorded with the first line of why.
+                let why: String = text
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .chars()
+                    .take(300)
+                    .collect();
+                let record = ask
+                    .record(AuditAction::CommandRejected, AuditResult::Refused)
+                    .detail("reason", &why);
+                self.store
+                    .append_audit(vec![record], clock::now())
+                    .await
+                    .map_err(EventError::Retry)?;
+                return self.reply(&ask, text).await;
+            }
             Parsed::Reply(_) => return Ok(()),
             Parsed::Command(cmd) => cmd,
         };
