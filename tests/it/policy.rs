@@ -87,6 +87,9 @@ async fn a_blocked_pr_is_overridden_by_an_owner_then_applied_and_audited() {
         })
         .await;
     assert!(yes.contains("@carol"), "{yes}");
+    // The override turns `sluice/policy` green: a required policy check no longer blocks.
+    let desc = h.wait_status(&head, "sluice/policy", "success").await;
+    assert!(desc.contains("pass"), "{desc}");
 
     h.deliver(&h.comment_event(1, "alice", "sluice apply"))
         .await;

@@ -4,12 +4,13 @@
 
 use super::{Bot, CommandRun, EventError};
 use crate::adapters::{clock, plan_files};
-use crate::app::ports::store::{Effects, PlanRow, PolicyOverrideRow};
+use crate::app::ports::StatusState;
+use crate::app::ports::store::{Effects, OutboxItem, PlanRow, PolicyOverrideRow, StatusContext};
 use crate::core::apply_gate;
 use crate::core::audit::{AuditAction, AuditPolicyDecision, AuditRecord, AuditResult};
 use crate::core::command::CommandKind;
 use crate::core::freshness;
-use crate::core::policy::{self, PolicyInput, Stage};
+use crate::core::policy::{self, PolicyInput, PolicyVerdict, Stage};
 use crate::core::reply;
 use crate::core::reply::approve_policies::Line;
 use crate::core::target;
@@ -139,13 +140,79 @@ impl Bot {
                 lines.push(Line::Unknown { policy });
             }
         }
+        let granted = !rows.is_empty();
         let body = reply::approve_policies::answer(&ask.actor.login, &pull.head_sha, &lines, bot);
         let effects = Effects::new(vec![ask.comment(body)], records);
         self.store
             .add_policy_overrides(rows, effects, clock::now())
             .await
             .map_err(EventError::Retry)?;
+        if granted {
+            // `sluice/policy` says again what fails, now that some failures are overridden.
+            let ctx = PolicyContext {
+                policies: &policies,
+                teams: &teams,
+                approvals: &in_force,
+            };
+            let status = self.policy_status(run, &plans, &ctx).await?;
+            self.say(Effects::new(status.into_iter().collect(), vec![]))
+                .await?;
+        }
         self.wake(false);
         Ok(())
     }
+
+    /// `sluice/policy` for the head's current `plans` as the policies judge them now, with the
+    /// overrides in force; `None` when no policy applies to any of them.
+    async fn policy_status(
+        &self,
+        run: &CommandRun<'_>,
+        plans: &[PlanRow],
+        ctx: &PolicyContext<'_>,
+    ) -> Result<Option<OutboxItem>, EventError> {
+        let (ask, pull) = (&run.ask, run.pull);
+        let overrides = self.overrides(&ask.repo.name, pull).await?;
+        let mut verdicts = Vec::new();
+        for plan in plans {
+            let Some(project) = self.project_of_plan(plan).await else {
+                continue;
+            };
+            let parsed = plan_files::read_json(&plan.plan_file);
+            let base_names = ctx.policies.base_names_of(&project);
+            let input = PolicyInput {
+                stage: Stage::Plan,
+                actor: &ask.actor.login,
+                author: &pull.author.login,
+                target_branch: &pull.base_ref,
+                head_sha: &pull.head_sha,
+                project: &project,
+                base_names: &base_names,
+                plan: parsed.as_ref(),
+                approvals: ctx.approvals,
+                teams: ctx.teams,
+                overrides: &overrides,
+            };
+            let on_plan = self
+                .policies_on_plan(&ctx.policies.policies, &plan.plan_file)
+                .await;
+            verdicts.push(PolicyVerdict::of(&policy::evaluate(&on_plan, &input)));
+        }
+        Ok(
+            reply::status::policy(&verdicts).map(|(verdict, description)| {
+                let state = match verdict {
+                    PolicyVerdict::Fail => StatusState::Failure,
+                    PolicyVerdict::Pending => StatusState::Pending,
+                    _ => StatusState::Success,
+                };
+                ask.status(&pull.head_sha, StatusContext::Policy, state, description)
+            }),
+        )
+    }
+}
+
+/// What judging the policies again needs besides the plans.
+struct PolicyContext<'a> {
+    policies: &'a crate::app::policy::PolicySet,
+    teams: &'a policy::TeamMembership,
+    approvals: &'a [apply_gate::Approval],
 }
