@@ -56,12 +56,27 @@ pub fn explain_migration(input: &MigrationInput) -> String {
     let (effective, ediags) = effective_config(repo_id, &config, &rules);
     diags.extend(ediags);
 
-    let _ = writeln!(
-        out,
-        "Sluice reads {file} (atlantis.yaml version {}) as it is; no change is needed to switch.",
-        config.version
-    );
-    if rules.configured {
+    if diags.iter().any(Diagnostic::is_error) {
+        let _ = writeln!(
+            out,
+            "Sluice reads {file} (atlantis.yaml version {}), but refuses what is listed under \
+             \"Refused\" below: fix that before switching.",
+            config.version
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "Sluice reads {file} (atlantis.yaml version {}) as it is; no change is needed to switch.",
+            config.version
+        );
+    }
+    if let (Some((rfile, _)), false) = (input.repos_yaml, rules.configured) {
+        let _ = writeln!(
+            out,
+            "Server rules: {rfile} could not be read (see the errors below); the rest is judged \
+             as if there were none."
+        );
+    } else if rules.configured {
         let _ = writeln!(out, "Server rules: {} (rules for {repo_id}).", rules.file);
         let settings = rules.settings_for(repo_id);
         if let Some(b) = &settings.branch {
@@ -101,7 +116,7 @@ pub fn explain_migration(input: &MigrationInput) -> String {
         out.push('\n');
     }
     if !errors.is_empty() {
-        out.push_str("Refused by the server rules (fix before Sluice runs these projects):\n");
+        out.push_str("Refused (fix before Sluice runs these projects):\n");
         for d in &errors {
             let _ = writeln!(out, "  {}", indent(&d.to_string()));
         }
