@@ -586,20 +586,17 @@ impl Runner {
             error,
             duration: started.elapsed(),
         };
-        let binary = self
-            .engine_binary(job)
-            .await
-            .map_err(|e| fail(FailedStage::Config, e))?;
-        let env = self
-            .project_env(job)
-            .await
-            .map_err(|e| fail(FailedStage::Config, e))?;
-        let Prepared {
-            job_dir,
-            cli_config,
-            cwd,
-            left_out,
-        } = prepare(self, job, "").await.map_err(|(s, e)| fail(s, e))?;
+        let SetUp {
+            binary,
+            env,
+            prepared:
+                Prepared {
+                    job_dir,
+                    cli_config,
+                    cwd,
+                    left_out,
+                },
+        } = self.set_up(job, "").await.map_err(|(s, e)| fail(s, e))?;
         tracing::debug!(ms = started.elapsed().as_millis() as u64, "checked out");
         let workflow = self
             .workflow_for(job, WorkflowCommand::Plan)
@@ -905,20 +902,18 @@ impl Runner {
         };
         let redactor = self.redactor();
         check_plan_hash(plan_file, expected_sha256).map_err(|e| fail(FailedStage::Apply, e))?;
-        let binary = self
-            .engine_binary(job)
-            .await
-            .map_err(|e| fail(FailedStage::Config, e))?;
-        let env = self
-            .project_env(job)
-            .await
-            .map_err(|e| fail(FailedStage::Config, e))?;
-        let Prepared {
-            job_dir,
-            cli_config,
-            cwd,
-            left_out,
-        } = prepare(self, job, "-apply")
+        let SetUp {
+            binary,
+            env,
+            prepared:
+                Prepared {
+                    job_dir,
+                    cli_config,
+                    cwd,
+                    left_out,
+                },
+        } = self
+            .set_up(job, "-apply")
             .await
             .map_err(|(s, e)| fail(s, e))?;
         let workflow = self
@@ -1044,20 +1039,18 @@ impl Runner {
             error,
             duration: started.elapsed(),
         };
-        let binary = self
-            .engine_binary(job)
-            .await
-            .map_err(|e| fail(FailedStage::Config, e))?;
-        let env = self
-            .project_env(job)
-            .await
-            .map_err(|e| fail(FailedStage::Config, e))?;
-        let Prepared {
-            job_dir,
-            cli_config,
-            cwd,
-            left_out,
-        } = prepare(self, job, "-state")
+        let SetUp {
+            binary,
+            env,
+            prepared:
+                Prepared {
+                    job_dir,
+                    cli_config,
+                    cwd,
+                    left_out,
+                },
+        } = self
+            .set_up(job, "-state")
             .await
             .map_err(|(s, e)| fail(s, e))?;
         let workflow = self
@@ -1127,6 +1120,41 @@ fn remote_backend(settings: &Path) -> bool {
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
         .and_then(|v| v["backend"]["type"].as_str().map(|t| t != "local"))
         .unwrap_or(false)
+}
+
+/// What every run of a project starts with.
+struct SetUp {
+    /// The engine binary the project runs ([`Runner::engine_binary`]).
+    binary: PathBuf,
+    /// The project's environment ([`Runner::project_env`]).
+    env: BTreeMap<String, String>,
+    /// Its job dir, checked out ([`prepare`]).
+    prepared: Prepared,
+}
+
+impl Runner {
+    /// The engine, the environment and a fresh job dir (`<job id><suffix>`) of a plan, apply
+    /// or state run; the error names the stage that failed.
+    async fn set_up(
+        &self,
+        job: &ProjectJob<'_>,
+        suffix: &str,
+    ) -> Result<SetUp, (FailedStage, String)> {
+        let binary = self
+            .engine_binary(job)
+            .await
+            .map_err(|e| (FailedStage::Config, e))?;
+        let env = self
+            .project_env(job)
+            .await
+            .map_err(|e| (FailedStage::Config, e))?;
+        let prepared = prepare(self, job, suffix).await?;
+        Ok(SetUp {
+            binary,
+            env,
+            prepared,
+        })
+    }
 }
 
 /// Whether the saved plan at `path` still hashes (SHA-256, hex) to `expected`, the hash of the

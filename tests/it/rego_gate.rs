@@ -288,19 +288,7 @@ policies:
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rego_set_does_not_block_a_state_command_forever() {
     let h = harness(&[("policy/deny.rego", DENY_V0)], &[]).await;
-    let head = h.open_pr(1, "docs", &[("envs/a/notes.tf", "# notes\n")]);
-    h.deliver(&h.pr_event("opened", 1)).await;
-    h.wait_status(&head, "sluice/plan", "success").await;
-    h.deliver(&h.comment_event(1, "alice", "sluice unlock"))
-        .await;
-    h.wait_comment(1, "the unlock", |c| c.contains("discarded"))
-        .await;
-    h.fake.add_review(REPO, 1, "bob", "APPROVED");
-    h.deliver(&h.comment_event(1, "alice", "sluice state rm null_resource.a"))
-        .await;
-    let answer = h
-        .wait_comment(1, "the state rm answer", |c| c.contains("`state rm`"))
-        .await;
+    let answer = crate::state_commands::approved_state_rm(&h).await;
     assert!(
         answer.contains("`state rm` failed") && answer.contains("local file"),
         "it ran, not refused by the Rego set: {answer}"

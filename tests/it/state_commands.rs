@@ -207,12 +207,10 @@ async fn state_commands_are_refused_under_another_prs_lock_and_with_bad_addresse
     );
 }
 
-/// A project whose state is a local file in the job's directory: the command would change a copy
-/// that is thrown away. It fails and says so; nothing claims success.
-#[tokio::test(flavor = "multi_thread")]
-async fn a_state_command_on_a_project_with_local_state_fails_saying_nothing_lasting_changed() {
-    let mut h = Harness::new(&[("envs/a/main.tf", &null_project("a", "1"))]).await;
-    h.start();
+/// On a started harness whose `envs/a` keeps local state: PR #1 (no change to resources) is
+/// planned, unlocked, approved by bob; alice comments `sluice state rm null_resource.a`. Returns
+/// the answer to it.
+pub(crate) async fn approved_state_rm(h: &Harness) -> String {
     let head = h.open_pr(1, "docs", &[("envs/a/notes.tf", "# notes\n")]);
     h.deliver(&h.pr_event("opened", 1)).await;
     h.wait_status(&head, "sluice/plan", "success").await;
@@ -223,11 +221,18 @@ async fn a_state_command_on_a_project_with_local_state_fails_saying_nothing_last
     h.fake.add_review(REPO, 1, "bob", "APPROVED");
     h.deliver(&h.comment_event(1, "alice", "sluice state rm null_resource.a"))
         .await;
-    let failed = h
-        .wait_comment(1, "the state rm result", |c| {
-            c.contains("`state rm` failed")
-        })
-        .await;
+    h.wait_comment(1, "the state rm answer", |c| c.contains("`state rm`"))
+        .await
+}
+
+/// A project whose state is a local file in the job's directory: the command would change a copy
+/// that is thrown away. It fails and says so; nothing claims success.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_state_command_on_a_project_with_local_state_fails_saying_nothing_lasting_changed() {
+    let mut h = Harness::new(&[("envs/a/main.tf", &null_project("a", "1"))]).await;
+    h.start();
+    let failed = approved_state_rm(&h).await;
+    assert!(failed.contains("`state rm` failed"), "{failed}");
     assert!(
         failed.contains("keeps its state in a local file"),
         "{failed}"
