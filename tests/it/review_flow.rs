@@ -176,6 +176,9 @@ async fn a_module_replace_and_a_destroy_get_one_review_on_their_lines_and_one_st
     );
     h.deliver(&h.pr_event("synchronize", 1)).await;
     h.wait_idle(&[1]).await;
+    // The summary's edit is written after the run ends: wait for it, not for the run alone.
+    h.wait_plan(1, "the second push's summary", |t| t.contains(&head2[..7]))
+        .await;
     let summaries = h.fake.bot_comments(REPO, 1);
     assert_eq!(summaries.len(), 1, "{summaries:#?}");
     assert!(summaries[0].contains(&head2[..7]), "{}", summaries[0]);
@@ -185,6 +188,10 @@ async fn a_module_replace_and_a_destroy_get_one_review_on_their_lines_and_one_st
         summaries[0]
     );
     assert_eq!(posts(&h), 1, "the summary was edited, not posted again");
+    h.wait("the second review", || {
+        (h.fake.posted_reviews().len() >= 2).then_some(())
+    })
+    .await;
     let reviews = h.fake.posted_reviews();
     assert_eq!(reviews.len(), 2, "{reviews:#?}");
     assert!(
